@@ -1,0 +1,102 @@
+//! Start-up wiring: environment → paths → `.env` → config → shell env → resolver →
+//! engine → sessions. Every entry point (gateway, chat, agent) builds one `App`.
+
+use crate::auth::{BasicResolver, Resolver};
+use crate::clock::{Clock, SystemClock};
+use crate::config::env::{EnvMap, import_shell_env, load_env_file};
+use crate::config::paths::Paths;
+use crate::config::{self, Config, LoadedConfig};
+use crate::engine::Engine;
+use crate::metrics::Metrics;
+use crate::session::Sessions;
+use std::sync::Arc;
+use std::time::Duration;
+
+#[derive(Debug)]
+pub struct App {
+    pub paths: Paths,
+    pub config_path: std::path::PathBuf,
+    pub config_exists: bool,
+    pub config: Arc<Config>,
+    pub env: Arc<EnvMap>,
+    pub agent_id: String,
+    pub engine: Engine,
+    pub sessions: Sessions,
+    pub metrics: Arc<Metrics>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    #[error(transparent)]
+    NoHome(#[from] config::paths::NoHome),
+    #[error(transparent)]
+    EnvFile(#[from] config::env::EnvFileError),
+    #[error(transparent)]
+    Config(#[from] config::ConfigError),
+    #[error("agent id \"{0}\" is not a plain name: use letters, digits, '_' or '-'")]
+    BadAgent(String),
+}
+
+impl App {
+    /// Build from a process environment. `agent` overrides `agents.defaultId`.
+    pub async fn load(mut env: EnvMap, agent: Option<&str>) -> Result<App, StartupError> {
+        let paths = Paths::from_env(&env)?;
+        if let Err(e) = crate::config::paths::ensure_private_dir(&paths.state_dir) {
+            tracing::warn!(
+                "cannot create state directory {}: {e}",
+                paths.state_dir.display()
+            );
+        }
+        let added = load_env_file(&paths.env_file(), &mut env)?;
+        let paths = paths.refresh_config_path(&env);
+        let LoadedConfig {
+            config,
+            path,
+            exists,
+        } = config::load(&paths.config_path, paths.config_explicit)?;
+        if added > 0 {
+            tracing::debug!(count = added, file = %paths.env_file().display(), "loaded variables from .env");
+        }
+        if config.env.shell_env.enabled {
+            match import_shell_env(
+                &mut env,
+                Duration::from_millis(config.env.shell_env.timeout_ms),
+            )
+            .await
+            {
+                Ok(n) => tracing::info!(count = n, "imported variables from the login shell"),
+                Err(e) => tracing::warn!("shell environment import skipped: {e}"),
+            }
+        }
+        let agent_id = agent.unwrap_or(&config.agents.default_id).to_string();
+        if agent_id.is_empty()
+            || !agent_id
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "_-".contains(c))
+        {
+            return Err(StartupError::BadAgent(agent_id));
+        }
+        let config = Arc::new(config);
+        let env = Arc::new(env);
+        let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+        let resolver: Arc<dyn Resolver> = Arc::new(BasicResolver {
+            config: config.clone(),
+            env: env.clone(),
+            profiles_path: paths.auth_profiles(&agent_id),
+            clock,
+        });
+        let metrics = Arc::new(Metrics::new());
+        let engine = Engine::new(config.clone(), resolver, metrics.clone());
+        Ok(App {
+            paths,
+            config_path: path,
+            config_exists: exists,
+            config,
+            env,
+            agent_id,
+            engine,
+            sessions: Sessions::default(),
+            metrics,
+        })
+    }
+}

@@ -1,0 +1,228 @@
+//! Reading `auth-profiles.json` (schema version 1, DESIGN §2). Entries with an unknown
+//! `type` or no `provider` are dropped with a warning naming them; a file that is not
+//! valid JSON is reported with its path and line and never touched.
+
+use crate::config::SecretRef;
+use crate::secret::Secret;
+use serde::Deserialize;
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ProfileCredential {
+    ApiKey {
+        key: Option<Secret>,
+        key_ref: Option<SecretRef>,
+    },
+    Token {
+        token: Option<Secret>,
+        token_ref: Option<SecretRef>,
+        expires_ms: Option<i64>,
+    },
+    Oauth {
+        access: Option<Secret>,
+        refresh: Option<Secret>,
+        expires_ms: Option<i64>,
+    },
+}
+
+/// A stored profile. Secret fields are `Secret`, so `Debug` never shows them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Profile {
+    pub id: String,
+    pub provider: String,
+    pub credential: ProfileCredential,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ProfileStore {
+    pub profiles: BTreeMap<String, Profile>,
+    pub order: BTreeMap<String, Vec<String>>,
+    /// Human-readable notes about dropped or repaired entries (no secret values).
+    pub warnings: Vec<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ProfileStoreError {
+    #[error("cannot read {}: {source}. Check its permissions.", path.display())]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{}:{line}: not valid JSON ({message}). The file was left untouched; fix it by hand or restore a backup.", path.display())]
+    Corrupt {
+        path: PathBuf,
+        line: usize,
+        message: String,
+    },
+}
+
+#[derive(Deserialize)]
+struct RawFile {
+    #[serde(default)]
+    profiles: BTreeMap<String, Value>,
+    #[serde(default)]
+    order: BTreeMap<String, Value>,
+}
+
+/// `expires` in epoch ms; absent, 0 or not a number = no expiry.
+fn expires(v: &Value) -> Option<i64> {
+    v.get("expires").and_then(Value::as_i64).filter(|&e| e > 0)
+}
+
+fn opt_str(v: &Value, k: &str) -> Option<String> {
+    v.get(k).and_then(Value::as_str).map(str::to_string)
+}
+
+fn opt_secret(v: &Value, k: &str) -> Option<Secret> {
+    v.get(k).and_then(Value::as_str).map(Secret::new)
+}
+
+fn opt_ref(v: &Value, k: &str) -> Option<SecretRef> {
+    v.get(k)
+        .and_then(|r| serde_json::from_value(r.clone()).ok())
+}
+
+impl ProfileStore {
+    /// Load the store; a missing file is an empty store.
+    pub fn load(path: &Path) -> Result<ProfileStore, ProfileStoreError> {
+        match std::fs::read_to_string(path) {
+            Ok(text) => Self::parse(path, &text),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(ProfileStore::default()),
+            Err(source) => Err(ProfileStoreError::Read {
+                path: path.to_path_buf(),
+                source,
+            }),
+        }
+    }
+
+    pub fn parse(path: &Path, text: &str) -> Result<ProfileStore, ProfileStoreError> {
+        let raw: RawFile = serde_json::from_str(text).map_err(|e| ProfileStoreError::Corrupt {
+            path: path.to_path_buf(),
+            line: e.line(),
+            message: e
+                .to_string()
+                .split(" at line")
+                .next()
+                .unwrap_or_default()
+                .to_string(),
+        })?;
+        let mut store = ProfileStore::default();
+        for (id, v) in raw.profiles {
+            let Some(provider) = opt_str(&v, "provider").filter(|p| !p.trim().is_empty()) else {
+                store
+                    .warnings
+                    .push(format!("profile \"{id}\" has no provider and was ignored"));
+                continue;
+            };
+            let credential = match v.get("type").and_then(Value::as_str) {
+                Some("api_key") => ProfileCredential::ApiKey {
+                    key: opt_secret(&v, "key"),
+                    key_ref: opt_ref(&v, "keyRef"),
+                },
+                Some("token") => ProfileCredential::Token {
+                    token: opt_secret(&v, "token"),
+                    token_ref: opt_ref(&v, "tokenRef"),
+                    expires_ms: expires(&v),
+                },
+                Some("oauth") => ProfileCredential::Oauth {
+                    access: opt_secret(&v, "access"),
+                    refresh: opt_secret(&v, "refresh"),
+                    expires_ms: expires(&v),
+                },
+                other => {
+                    store.warnings.push(format!(
+                        "profile \"{id}\" has unknown type {} and was ignored",
+                        other.map_or("(none)".into(), |t| format!("\"{t}\""))
+                    ));
+                    continue;
+                }
+            };
+            store.profiles.insert(
+                id.clone(),
+                Profile {
+                    id,
+                    provider: crate::catalog::normalize_provider(&provider),
+                    credential,
+                },
+            );
+        }
+        for (provider, v) in raw.order {
+            let ids: Vec<String> = v
+                .as_array()
+                .map(|a| {
+                    a.iter()
+                        .filter_map(Value::as_str)
+                        .map(|s| s.trim().to_string())
+                        .filter(|s| !s.is_empty())
+                        .collect()
+                })
+                .unwrap_or_default();
+            store
+                .order
+                .insert(crate::catalog::normalize_provider(&provider), ids);
+        }
+        Ok(store)
+    }
+
+    pub fn for_provider<'a>(&'a self, provider: &'a str) -> impl Iterator<Item = &'a Profile> + 'a {
+        self.profiles
+            .values()
+            .filter(move |p| p.provider == provider)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_reference_file_and_coerces() {
+        let text = r#"{ "version": 1,
+          "profiles": {
+            "anthropic:work": { "type": "api_key", "provider": "anthropic", "key": "sk-ant-api03-x" },
+            "anthropic:manual": { "type": "token", "provider": "anthropic", "token": "sk-ant-oat01-y", "expires": 0 },
+            "openrouter:team": { "type": "api_key", "provider": "openrouter", "keyRef": { "source": "env", "provider": "default", "id": "TEAM_OR_KEY" } },
+            "bad:type": { "type": "password", "provider": "x" },
+            "bad:noprov": { "type": "api_key", "key": "k" } },
+          "order": { "anthropic": [" anthropic:work ", "", "anthropic:manual"] },
+          "usageStats": {} }"#;
+        let s = ProfileStore::parse(Path::new("a.json"), text).expect("parse");
+        assert_eq!(s.profiles.len(), 3);
+        assert_eq!(s.order["anthropic"], ["anthropic:work", "anthropic:manual"]);
+        assert_eq!(s.warnings.len(), 2);
+        assert!(matches!(
+            s.profiles["anthropic:manual"].credential,
+            ProfileCredential::Token {
+                expires_ms: None,
+                ..
+            }
+        ));
+        assert!(
+            matches!(&s.profiles["openrouter:team"].credential, ProfileCredential::ApiKey { key: None, key_ref: Some(r) } if r.id == "TEAM_OR_KEY")
+        );
+    }
+
+    #[test]
+    fn corrupt_file_names_path_and_line() {
+        let err = ProfileStore::parse(
+            Path::new("/x/auth-profiles.json"),
+            "{\n \"profiles\": {,\n}",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("/x/auth-profiles.json:2"), "{err}");
+        assert!(err.contains("left untouched"), "{err}");
+    }
+
+    #[test]
+    fn debug_hides_keys() {
+        let s = ProfileStore::parse(
+            Path::new("a"),
+            r#"{"profiles":{"a:b":{"type":"api_key","provider":"a","key":"sk-canary"}}}"#,
+        )
+        .expect("parse");
+        assert!(!format!("{s:?}").contains("canary"));
+    }
+}

@@ -1,0 +1,290 @@
+//! The model catalog: `provider/model` references, the configured default model and
+//! fallbacks, the allowlist and aliases (DESIGN §3–4). Pure: no I/O.
+
+use crate::config::Config;
+use std::collections::BTreeMap;
+use std::fmt;
+
+/// Used when the config names no default model.
+pub const DEFAULT_MODEL: &str = "anthropic/claude-sonnet-4-5";
+
+/// A model on a provider, e.g. `anthropic/claude-sonnet-4-5`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ModelRef {
+    pub provider: String,
+    pub model: String,
+}
+
+impl fmt::Display for ModelRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.provider, self.model)
+    }
+}
+
+/// Canonical provider id: lower-cased, with well-known spellings folded (`z.ai` → `zai`).
+pub fn normalize_provider(raw: &str) -> String {
+    let p = raw.trim().to_ascii_lowercase();
+    match p.as_str() {
+        "z.ai" | "z-ai" => "zai".into(),
+        "gemini" => "google".into(),
+        _ => p,
+    }
+}
+
+impl ModelRef {
+    /// Parse `provider/model`; a bare id gets `default_provider`. The provider is the text
+    /// before the first `/`, so `openrouter/meta-llama/llama-3` keeps its slashes.
+    pub fn parse(raw: &str, default_provider: &str) -> Result<ModelRef, String> {
+        let raw = raw.trim();
+        if raw.is_empty() {
+            return Err("a model reference is empty".into());
+        }
+        match raw.split_once('/') {
+            Some((p, m)) => {
+                let provider = normalize_provider(p);
+                if provider.is_empty() || m.trim().is_empty() {
+                    return Err(format!(
+                        "model reference \"{raw}\" needs the form provider/model, e.g. anthropic/claude-sonnet-4-5"
+                    ));
+                }
+                Ok(ModelRef {
+                    provider,
+                    model: m.trim().to_string(),
+                })
+            }
+            None => Ok(ModelRef {
+                provider: default_provider.to_string(),
+                model: raw.to_string(),
+            }),
+        }
+    }
+}
+
+/// What a session may choose from, built from config.
+#[derive(Debug, Clone)]
+pub struct Catalog {
+    pub default: ModelRef,
+    pub fallbacks: Vec<ModelRef>,
+    /// Allowlisted models with their alias (empty = every model allowed).
+    pub allowed: BTreeMap<ModelRef, Option<String>>,
+    /// Lower-cased alias → model.
+    pub aliases: BTreeMap<String, ModelRef>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CatalogError {
+    #[error("Model \"{input}\" is not valid: {reason}")]
+    Invalid { input: String, reason: String },
+    #[error("Model \"{input}\" is not allowed here. Allowed: {}.", allowed.join(", "))]
+    NotAllowed { input: String, allowed: Vec<String> },
+}
+
+impl Catalog {
+    /// Build from a validated config (validation guarantees the refs parse).
+    pub fn from_config(config: &Config) -> Catalog {
+        let defaults = &config.agents.defaults;
+        let mut aliases = BTreeMap::new();
+        let mut allowed = BTreeMap::new();
+        let fallback_provider = ModelRef::parse(DEFAULT_MODEL, "anthropic")
+            .map(|m| m.provider)
+            .unwrap_or_else(|_| "anthropic".into());
+        for (key, entry) in &defaults.models {
+            if let Ok(m) = ModelRef::parse(key, &fallback_provider) {
+                if let Some(alias) = &entry.alias {
+                    aliases.insert(alias.to_lowercase(), m.clone());
+                }
+                allowed.insert(m, entry.alias.clone());
+            }
+        }
+        let resolve = |raw: &str| -> Option<ModelRef> {
+            aliases
+                .get(&raw.trim().to_lowercase())
+                .cloned()
+                .or_else(|| ModelRef::parse(raw, &fallback_provider).ok())
+        };
+        let default = resolve(&defaults.model.primary).unwrap_or_else(|| ModelRef {
+            provider: "anthropic".into(),
+            model: "claude-sonnet-4-5".into(),
+        });
+        let fallbacks = defaults
+            .model
+            .fallbacks
+            .iter()
+            .filter_map(|f| resolve(f))
+            .collect();
+        Catalog {
+            default,
+            fallbacks,
+            allowed,
+            aliases,
+        }
+    }
+
+    /// The provider a bare model id belongs to.
+    pub fn default_provider(&self) -> &str {
+        &self.default.provider
+    }
+
+    /// Resolve an alias or model id to a model the session may use.
+    pub fn resolve(&self, input: &str) -> Result<ModelRef, CatalogError> {
+        let trimmed = input.trim();
+        let model = match self.aliases.get(&trimmed.to_lowercase()) {
+            Some(m) => m.clone(),
+            None => ModelRef::parse(trimmed, self.default_provider()).map_err(|reason| {
+                CatalogError::Invalid {
+                    input: trimmed.to_string(),
+                    reason,
+                }
+            })?,
+        };
+        if self.is_allowed(&model) {
+            Ok(model)
+        } else {
+            Err(CatalogError::NotAllowed {
+                input: trimmed.to_string(),
+                allowed: self.allowed_list(),
+            })
+        }
+    }
+
+    /// Allowed when there is no allowlist, or the model is on it, or it is the default or
+    /// a fallback (configured models are always usable).
+    pub fn is_allowed(&self, model: &ModelRef) -> bool {
+        self.allowed.is_empty()
+            || self.allowed.contains_key(model)
+            || &self.default == model
+            || self.fallbacks.contains(model)
+    }
+
+    /// Allowlisted models as display strings (`ref (alias)`), plus default and fallbacks.
+    pub fn allowed_list(&self) -> Vec<String> {
+        let mut out: Vec<String> = Vec::new();
+        let mut push = |m: &ModelRef, alias: Option<&String>| {
+            let s = match alias {
+                Some(a) => format!("{m} ({a})"),
+                None => m.to_string(),
+            };
+            if !out.contains(&s) {
+                out.push(s);
+            }
+        };
+        for (m, alias) in &self.allowed {
+            push(m, alias.as_ref());
+        }
+        if !self.allowed.contains_key(&self.default) {
+            push(&self.default, None);
+        }
+        for f in &self.fallbacks {
+            if !self.allowed.contains_key(f) {
+                push(f, None);
+            }
+        }
+        out
+    }
+
+    /// Models in the order a failing turn tries them: the chosen one, then fallbacks
+    /// (only when the session uses the default model).
+    pub fn chain(&self, chosen: Option<&ModelRef>) -> Vec<ModelRef> {
+        match chosen {
+            Some(m) if m != &self.default => vec![m.clone()],
+            _ => {
+                let mut v = vec![self.default.clone()];
+                v.extend(
+                    self.fallbacks
+                        .iter()
+                        .filter(|f| **f != self.default)
+                        .cloned(),
+                );
+                v
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cfg(text: &str) -> Config {
+        crate::config::parse(std::path::Path::new("t.toml"), text).expect("valid config")
+    }
+
+    #[test]
+    fn parse_refs() {
+        let cases = [
+            (
+                "anthropic/claude-sonnet-4-5",
+                "anthropic",
+                "claude-sonnet-4-5",
+            ),
+            ("OpenAI/gpt-4o", "openai", "gpt-4o"),
+            (
+                "openrouter/meta-llama/llama-3-70b",
+                "openrouter",
+                "meta-llama/llama-3-70b",
+            ),
+            ("z.ai/glm-4.6", "zai", "glm-4.6"),
+            ("gpt-4o", "anthropic", "gpt-4o"),
+        ];
+        for (input, p, m) in cases {
+            let r = ModelRef::parse(input, "anthropic").expect(input);
+            assert_eq!((r.provider.as_str(), r.model.as_str()), (p, m), "{input}");
+        }
+        for bad in ["", "/x", "anthropic/", "  "] {
+            assert!(ModelRef::parse(bad, "anthropic").is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn defaults_without_config() {
+        let c = Catalog::from_config(&Config::default());
+        assert_eq!(c.default.to_string(), DEFAULT_MODEL);
+        assert!(c.resolve("openai/gpt-4o").is_ok());
+        assert_eq!(
+            c.resolve("claude-opus-4-5").map(|m| m.to_string()),
+            Ok("anthropic/claude-opus-4-5".into())
+        );
+    }
+
+    #[test]
+    fn aliases_and_allowlist() {
+        let c = Catalog::from_config(&cfg(r#"
+[agents.defaults.model]
+primary = "anthropic/claude-sonnet-4-5"
+fallbacks = ["openai/gpt-4o-mini"]
+[agents.defaults.models."anthropic/claude-opus-4-5"]
+alias = "Opus"
+[agents.defaults.models."google/gemini-2.5-flash"]
+"#));
+        assert_eq!(
+            c.resolve("opus").map(|m| m.to_string()),
+            Ok("anthropic/claude-opus-4-5".into())
+        );
+        assert_eq!(
+            c.resolve("OPUS").map(|m| m.to_string()),
+            Ok("anthropic/claude-opus-4-5".into())
+        );
+        assert!(c.resolve("google/gemini-2.5-flash").is_ok());
+        assert!(
+            c.resolve("openai/gpt-4o-mini").is_ok(),
+            "fallback is allowed"
+        );
+        assert!(
+            c.resolve("anthropic/claude-sonnet-4-5").is_ok(),
+            "default is allowed"
+        );
+        let err = c.resolve("openai/gpt-5").unwrap_err();
+        assert!(matches!(err, CatalogError::NotAllowed { .. }));
+        assert!(
+            err.to_string().contains("anthropic/claude-opus-4-5 (Opus)"),
+            "{err}"
+        );
+        assert_eq!(
+            c.chain(None)
+                .iter()
+                .map(|m| m.to_string())
+                .collect::<Vec<_>>(),
+            ["anthropic/claude-sonnet-4-5", "openai/gpt-4o-mini"]
+        );
+    }
+}

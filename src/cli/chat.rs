@@ -1,0 +1,83 @@
+//! `remoteclaw chat`: the terminal channel. Reads lines, streams replies, and exits
+//! cleanly on Ctrl-D (end of input), Ctrl-C, `/exit` or `/quit`.
+
+use crate::app::App;
+use crate::config::env::EnvMap;
+use crate::conversation::converse;
+use clap::Args;
+use std::io::{IsTerminal, Write};
+use std::process::ExitCode;
+use tokio::io::{AsyncBufReadExt, BufReader};
+
+#[derive(Debug, Args)]
+pub struct ChatArgs {
+    /// Session key (history is per session).
+    #[arg(long, default_value = "local:default")]
+    pub session: String,
+    /// Agent whose credentials to use (default: agents.defaultId).
+    #[arg(long)]
+    pub agent: Option<String>,
+}
+
+fn prompt(interactive: bool) {
+    if interactive {
+        let mut err = std::io::stderr();
+        let _ = write!(err, "you> ");
+        let _ = err.flush();
+    }
+}
+
+pub async fn run(args: ChatArgs) -> anyhow::Result<ExitCode> {
+    super::check_session_key(&args.session)?;
+    let app = App::load(EnvMap::from_process(), args.agent.as_deref()).await?;
+    let interactive = std::io::stdin().is_terminal();
+    if interactive {
+        eprintln!(
+            "RemoteClaw chat — session {}, model {}. Ctrl-D or /exit to leave.",
+            args.session, app.engine.catalog.default
+        );
+    }
+    let mut lines = BufReader::new(tokio::io::stdin()).lines();
+    let ctrl_c = tokio::signal::ctrl_c();
+    tokio::pin!(ctrl_c);
+    loop {
+        prompt(interactive);
+        let line = tokio::select! {
+            line = lines.next_line() => line?,
+            _ = &mut ctrl_c => { eprintln!(); break; }
+        };
+        let Some(line) = line else {
+            if interactive {
+                eprintln!();
+            }
+            break;
+        };
+        let text = line.trim();
+        if text.is_empty() {
+            continue;
+        }
+        if matches!(text, "/exit" | "/quit") {
+            break;
+        }
+        let mut stdout = std::io::stdout();
+        let mut sink = |d: &str| {
+            let _ = stdout.write_all(d.as_bytes());
+            let _ = stdout.flush();
+        };
+        let turn = converse(&app, &args.session, text, Some(&mut sink));
+        let result = tokio::select! {
+            r = turn => r,
+            _ = &mut ctrl_c => { eprintln!("\n(interrupted)"); break; }
+        };
+        match &result.error {
+            None => println!(),
+            Some(e) => {
+                if !result.reply.is_empty() {
+                    println!();
+                }
+                eprintln!("error: {e}");
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

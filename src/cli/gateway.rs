@@ -1,0 +1,116 @@
+//! `remoteclaw gateway [--bind ADDR] [--port N]`: serve the HTTP API and web chat until
+//! SIGINT/SIGTERM, then let in-flight turns finish.
+
+use crate::app::App;
+use crate::auth::env_keys::primary_env_var;
+use crate::config::env::EnvMap;
+use crate::config::{SecretInput, SecretSource};
+use crate::gateway::{GatewayState, check_bind, serve};
+use crate::secret::Secret;
+use anyhow::Context;
+use clap::Args;
+use std::net::SocketAddr;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+#[derive(Debug, Args)]
+pub struct GatewayArgs {
+    /// Address to listen on (default: gateway.bind, 127.0.0.1).
+    #[arg(long)]
+    pub bind: Option<String>,
+    /// Port to listen on; 0 picks a free one (default: gateway.port, 18789).
+    #[arg(long)]
+    pub port: Option<u16>,
+}
+
+fn gateway_token(app: &App) -> anyhow::Result<Option<Secret>> {
+    Ok(match &app.config.gateway.auth.token {
+        None => None,
+        Some(SecretInput::Plain(t)) if t.trim().is_empty() => anyhow::bail!(
+            "gateway.auth.token is empty in {}: set a long random token or remove the key",
+            app.config_path.display()
+        ),
+        Some(SecretInput::Plain(t)) => Some(Secret::new(t.trim())),
+        Some(SecretInput::Ref(r)) if r.source == SecretSource::Env => Some(Secret::new(
+            app.env
+                .get_nonblank(&r.id)
+                .with_context(|| {
+                    format!(
+                        "gateway.auth.token refers to environment variable {} which is not set",
+                        r.id
+                    )
+                })?
+                .trim(),
+        )),
+        Some(SecretInput::Ref(r)) => anyhow::bail!(
+            "gateway.auth.token: {:?} SecretRefs are not supported yet; use a plain token or {{ source = \"env\", id = \"VAR\" }}",
+            r.source
+        ),
+    })
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+    tracing::info!("shutting down: no new connections; waiting for in-flight replies to finish");
+}
+
+pub async fn run(args: GatewayArgs) -> anyhow::Result<ExitCode> {
+    let app = App::load(EnvMap::from_process(), None).await?;
+    let token = gateway_token(&app)?;
+    let bind = args
+        .bind
+        .clone()
+        .unwrap_or_else(|| app.config.gateway.bind.clone());
+    let port = args.port.unwrap_or(app.config.gateway.port);
+    let ip = check_bind(
+        &bind,
+        token.is_some(),
+        &app.config_path.display().to_string(),
+    )?;
+    let addr = SocketAddr::new(ip, port);
+    let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| {
+        format!(
+            "cannot listen on {addr}; is another gateway running? Pick another port with --port"
+        )
+    })?;
+    let local = listener.local_addr()?;
+    tracing::info!(
+        config = %app.config_path.display(),
+        config_found = app.config_exists,
+        default_model = %app.engine.catalog.default,
+        "RemoteClaw gateway listening on http://{local} (web chat at http://{local}/)"
+    );
+    let provider = app.engine.catalog.default.provider.clone();
+    if let Err(e) = app.engine.resolver.candidates(&provider, None) {
+        tracing::warn!(
+            "{e} (turns will answer with this message until {} or a profile is set)",
+            primary_env_var(&provider)
+        );
+    }
+    let state = GatewayState {
+        app: Arc::new(app),
+        token,
+    };
+    serve(listener, state, shutdown_signal())
+        .await
+        .context("the gateway stopped with an error")?;
+    tracing::info!("gateway stopped");
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,89 @@
+//! The `remoteclaw` command line (clap): one file per subcommand, each a function that
+//! takes its arguments and returns an exit code. `anyhow` lives only here and in main.
+
+mod agent;
+mod chat;
+mod gateway;
+
+use clap::{Parser, Subcommand};
+use std::process::ExitCode;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "remoteclaw",
+    version,
+    about = "Chat with LLMs from Discord, Telegram, a web chat and the terminal",
+    propagate_version = true
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the gateway: HTTP API, web chat and every enabled channel.
+    Gateway(gateway::GatewayArgs),
+    /// Chat in the terminal (same pipeline as the channels).
+    Chat(chat::ChatArgs),
+    /// Run one turn and print the reply (scriptable with --json).
+    Agent(agent::AgentArgs),
+}
+
+/// Parse arguments, run, map to an exit code.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let default_level = match cli.command {
+        Command::Gateway(_) => "info",
+        _ => "warn",
+    };
+    init_logging(default_level);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async move {
+        match cli.command {
+            Command::Gateway(args) => gateway::run(args).await,
+            Command::Chat(args) => chat::run(args).await,
+            Command::Agent(args) => agent::run(args).await,
+        }
+    });
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e}");
+            for cause in e.chain().skip(1) {
+                eprintln!("  caused by: {cause}");
+            }
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_logging(default_level: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .try_init();
+}
+
+/// A session key given on the command line: non-empty, no whitespace or control characters.
+fn check_session_key(key: &str) -> anyhow::Result<()> {
+    if key.is_empty() || key.len() > 200 || key.chars().any(|c| c.is_whitespace() || c.is_control())
+    {
+        anyhow::bail!(
+            "session key \"{key}\" is not valid: use a short name without spaces, e.g. local:default or local:work"
+        );
+    }
+    Ok(())
+}

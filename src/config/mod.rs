@@ -1,0 +1,147 @@
+//! Configuration: where files live (`paths`), the process environment as seen by
+//! RemoteClaw (`env`), the typed `remoteclaw.toml` (`types`) and loading with strict,
+//! located error messages (this file and `validate`).
+//!
+//! Loading never touches the network; the only I/O is reading the file.
+
+pub mod env;
+pub mod paths;
+pub mod types;
+mod validate;
+
+pub use types::*;
+
+use std::path::{Path, PathBuf};
+
+/// Where an example of every key lives; named in every config error.
+pub const EXAMPLE_HINT: &str =
+    "config/remoteclaw.example.toml in the RemoteClaw sources documents every key";
+
+/// A config problem, located in the file, with what to do about it.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {}: {source}. Check the path (REMOTECLAW_CONFIG_PATH) and its permissions.", path.display())]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{}{}: {message}{}\n  fix: {hint}", path.display(), line.map(|l| format!(":{l}")).unwrap_or_default(), if key.is_empty() { String::new() } else { format!(" (key `{key}`)") })]
+    Invalid {
+        path: PathBuf,
+        line: Option<usize>,
+        /// Dotted key path, e.g. `agents.defaults.model.primary`; empty for a syntax error.
+        key: String,
+        message: String,
+        hint: String,
+    },
+}
+
+impl ConfigError {
+    pub fn key(&self) -> Option<&str> {
+        match self {
+            ConfigError::Invalid { key, .. } => Some(key),
+            ConfigError::Read { .. } => None,
+        }
+    }
+}
+
+/// A loaded, validated config and the file it came from (if any).
+#[derive(Debug, Clone)]
+pub struct LoadedConfig {
+    pub config: Config,
+    /// The config path that was looked at (it may not exist).
+    pub path: PathBuf,
+    pub exists: bool,
+}
+
+/// Load the config at `path`. A missing file is the empty config when `required` is
+/// false (the default location), and an error when the operator named the file.
+pub fn load(path: &Path, required: bool) -> Result<LoadedConfig, ConfigError> {
+    match std::fs::read_to_string(path) {
+        Ok(text) => Ok(LoadedConfig {
+            config: parse(path, &text)?,
+            path: path.to_path_buf(),
+            exists: true,
+        }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && !required => Ok(LoadedConfig {
+            config: Config::default(),
+            path: path.to_path_buf(),
+            exists: false,
+        }),
+        Err(source) => Err(ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        }),
+    }
+}
+
+/// Parse and validate config text. `path` is used only in messages.
+pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
+    let de = toml::Deserializer::new(text);
+    let config: Config = serde_path_to_error::deserialize(de).map_err(|e| {
+        let key = e.path().to_string();
+        let key = if key == "." { String::new() } else { key };
+        let inner = e.into_inner();
+        let line = inner
+            .span()
+            .map(|s| line_of_offset(text, s.start))
+            .or_else(|| validate::line_of_key(text, &key));
+        let message = inner.message().trim().to_string();
+        let hint = hint_for(&message, &key);
+        ConfigError::Invalid {
+            path: path.to_path_buf(),
+            line,
+            key: key.clone(),
+            message,
+            hint,
+        }
+    })?;
+    validate::validate(&config).map_err(|v| ConfigError::Invalid {
+        path: path.to_path_buf(),
+        line: validate::line_of_key(text, &v.key),
+        key: v.key,
+        message: v.message,
+        hint: v.hint,
+    })?;
+    Ok(config)
+}
+
+fn hint_for(message: &str, key: &str) -> String {
+    if let Some(rest) = message.strip_prefix("unknown field `") {
+        let unknown = rest.split('`').next().unwrap_or_default();
+        let expected: Vec<&str> = message
+            .split("expected ")
+            .nth(1)
+            .unwrap_or_default()
+            .split(['`', ',', ' '])
+            .filter(|s| !s.is_empty() && *s != "one" && *s != "of" && *s != "or")
+            .collect();
+        let best = expected
+            .iter()
+            .map(|cand| (strsim::jaro_winkler(unknown, cand), *cand))
+            .filter(|(score, _)| *score > 0.8)
+            .max_by(|a, b| a.0.total_cmp(&b.0));
+        return match best {
+            Some((_, cand)) => {
+                format!("did you mean `{cand}`? Rename or remove `{unknown}`; {EXAMPLE_HINT}")
+            }
+            None => format!(
+                "remove `{unknown}` or check its spelling (keys are camelCase); {EXAMPLE_HINT}"
+            ),
+        };
+    }
+    if key.is_empty() {
+        return format!("fix the TOML syntax at the marked position; {EXAMPLE_HINT}");
+    }
+    format!("give `{key}` a value of the expected type; {EXAMPLE_HINT}")
+}
+
+/// 1-based line number of a byte offset.
+pub fn line_of_offset(text: &str, offset: usize) -> usize {
+    let offset = offset.min(text.len());
+    text.as_bytes()[..offset]
+        .iter()
+        .filter(|&&b| b == b'\n')
+        .count()
+        + 1
+}

@@ -1,0 +1,127 @@
+//! Where RemoteClaw keeps its files (DESIGN §2): the state dir, the config file, the
+//! `.env` file, per-agent credential stores and the runtime database.
+
+use super::env::EnvMap;
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Paths {
+    pub state_dir: PathBuf,
+    pub config_path: PathBuf,
+    /// True when `REMOTECLAW_CONFIG_PATH` named the file (then it must exist).
+    pub config_explicit: bool,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "cannot find the RemoteClaw state directory: HOME is not set. Set REMOTECLAW_STATE_DIR (or HOME)."
+)]
+pub struct NoHome;
+
+impl Paths {
+    /// `REMOTECLAW_STATE_DIR` or `~/.remoteclaw`; `REMOTECLAW_CONFIG_PATH` or
+    /// `<state>/remoteclaw.toml`. Blank variables count as unset.
+    pub fn from_env(env: &EnvMap) -> Result<Paths, NoHome> {
+        let state_dir = match env.get_nonblank("REMOTECLAW_STATE_DIR") {
+            Some(d) => expand_home(d, env),
+            None => PathBuf::from(env.get_nonblank("HOME").ok_or(NoHome)?).join(".remoteclaw"),
+        };
+        Ok(Self::with_state_dir(state_dir, env))
+    }
+
+    fn with_state_dir(state_dir: PathBuf, env: &EnvMap) -> Paths {
+        match env.get_nonblank("REMOTECLAW_CONFIG_PATH") {
+            Some(p) => Paths {
+                config_path: expand_home(p, env),
+                state_dir,
+                config_explicit: true,
+            },
+            None => Paths {
+                config_path: state_dir.join("remoteclaw.toml"),
+                state_dir,
+                config_explicit: false,
+            },
+        }
+    }
+
+    /// The same paths after `.env` was loaded (it may set `REMOTECLAW_CONFIG_PATH`).
+    pub fn refresh_config_path(&self, env: &EnvMap) -> Paths {
+        Self::with_state_dir(self.state_dir.clone(), env)
+    }
+
+    pub fn env_file(&self) -> PathBuf {
+        self.state_dir.join(".env")
+    }
+
+    pub fn agent_dir(&self, agent_id: &str) -> PathBuf {
+        self.state_dir.join("agents").join(agent_id).join("agent")
+    }
+
+    pub fn auth_profiles(&self, agent_id: &str) -> PathBuf {
+        self.agent_dir(agent_id).join("auth-profiles.json")
+    }
+
+    pub fn state_db(&self) -> PathBuf {
+        self.state_dir.join("state.db")
+    }
+}
+
+fn expand_home(p: &str, env: &EnvMap) -> PathBuf {
+    match (p.strip_prefix("~/"), env.get_nonblank("HOME")) {
+        (Some(rest), Some(home)) => Path::new(home).join(rest),
+        _ => PathBuf::from(p),
+    }
+}
+
+/// Create a directory (and parents) with mode 0700 if it does not exist.
+pub fn ensure_private_dir(dir: &Path) -> std::io::Result<()> {
+    if dir.is_dir() {
+        return Ok(());
+    }
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        builder.mode(0o700);
+    }
+    builder.create(dir)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_and_overrides() {
+        let env = EnvMap::from_pairs([("HOME", "/home/u")]);
+        let p = Paths::from_env(&env).expect("home");
+        assert_eq!(p.state_dir, PathBuf::from("/home/u/.remoteclaw"));
+        assert_eq!(
+            p.config_path,
+            PathBuf::from("/home/u/.remoteclaw/remoteclaw.toml")
+        );
+        assert!(!p.config_explicit);
+        assert_eq!(
+            p.auth_profiles("main"),
+            PathBuf::from("/home/u/.remoteclaw/agents/main/agent/auth-profiles.json")
+        );
+
+        let env = EnvMap::from_pairs([
+            ("HOME", "/home/u"),
+            ("REMOTECLAW_STATE_DIR", "/srv/rc"),
+            ("REMOTECLAW_CONFIG_PATH", "~/rc.toml"),
+        ]);
+        let p = Paths::from_env(&env).expect("paths");
+        assert_eq!(p.state_dir, PathBuf::from("/srv/rc"));
+        assert_eq!(p.config_path, PathBuf::from("/home/u/rc.toml"));
+        assert!(p.config_explicit);
+        assert_eq!(p.state_db(), PathBuf::from("/srv/rc/state.db"));
+    }
+
+    #[test]
+    fn no_home_is_a_clear_error() {
+        let err = Paths::from_env(&EnvMap::default()).unwrap_err();
+        assert!(err.to_string().contains("REMOTECLAW_STATE_DIR"));
+    }
+}

@@ -1,0 +1,323 @@
+//! Cross-field checks that serde cannot express (DESIGN §3): model refs parse, aliases
+//! are unique, custom providers say where they live, paths are absolute, and so on.
+//! Also finds the line of a key path, so every error can point into the file.
+
+use super::types::{Config, SecretProviderConfig, SessionStoreKind};
+use crate::catalog::{ModelRef, normalize_provider};
+use crate::providers::registry;
+use std::collections::BTreeMap;
+
+/// A failed check: which key, what is wrong, what to do.
+#[derive(Debug)]
+pub struct Violation {
+    pub key: String,
+    pub message: String,
+    pub hint: String,
+}
+
+fn violation(
+    key: impl Into<String>,
+    message: impl Into<String>,
+    hint: impl Into<String>,
+) -> Violation {
+    Violation {
+        key: key.into(),
+        message: message.into(),
+        hint: hint.into(),
+    }
+}
+
+/// Words that are chat commands or `/model` keywords and so cannot be aliases.
+const RESERVED_ALIASES: [&str; 7] = ["list", "status", "default", "new", "reset", "model", "help"];
+
+pub fn validate(config: &Config) -> Result<(), Violation> {
+    let defaults = &config.agents.defaults;
+    let known_provider = |p: &str| {
+        registry::builtin(p).is_some()
+            || config
+                .models
+                .providers
+                .get(p)
+                .is_some_and(|o| o.base_url.is_some() && o.api.is_some())
+    };
+
+    // Custom providers must say where they live and which API they speak.
+    for (id, p) in &config.models.providers {
+        let key = format!("models.providers.{id}");
+        if id != &normalize_provider(id) {
+            return Err(violation(
+                key,
+                format!("provider id \"{id}\" is not in canonical form"),
+                format!("use \"{}\"", normalize_provider(id)),
+            ));
+        }
+        if registry::builtin(id).is_none() && (p.base_url.is_none() || p.api.is_none()) {
+            return Err(violation(
+                key,
+                format!("provider \"{id}\" is not built in, so it needs both baseUrl and api"),
+                "add baseUrl = \"https://…\" and api = \"openai-completions\" (or anthropic-messages, google-generative)",
+            ));
+        }
+        if let Some(url) = &p.base_url {
+            if !(url.starts_with("http://") || url.starts_with("https://"))
+                || reqwest::Url::parse(url).is_err()
+            {
+                return Err(violation(
+                    format!("{key}.baseUrl"),
+                    format!("\"{url}\" is not an http(s) URL"),
+                    "write the full URL, e.g. https://api.anthropic.com",
+                ));
+            }
+        }
+        for (field, v) in [
+            ("connectTimeoutSecs", p.connect_timeout_secs),
+            ("idleTimeoutSecs", p.idle_timeout_secs),
+        ] {
+            if v == Some(0) {
+                return Err(violation(
+                    format!("{key}.{field}"),
+                    "a timeout of 0 seconds would fail every request",
+                    "use a positive number of seconds",
+                ));
+            }
+        }
+    }
+
+    // Model refs parse, name a known provider; aliases unique and not reserved.
+    let mut aliases: BTreeMap<String, String> = BTreeMap::new();
+    for (model_key, entry) in &defaults.models {
+        let key = format!("agents.defaults.models.\"{model_key}\"");
+        let m = ModelRef::parse(model_key, "anthropic")
+            .map_err(|e| violation(&key, e, "write the key as \"provider/model\""))?;
+        if !model_key.contains('/') {
+            return Err(violation(
+                &key,
+                format!("\"{model_key}\" has no provider"),
+                format!("write it as \"{}\"", m),
+            ));
+        }
+        if !known_provider(&m.provider) {
+            return Err(unknown_provider(&key, &m.provider));
+        }
+        if let Some(alias) = &entry.alias {
+            let lower = alias.to_lowercase();
+            if lower.is_empty()
+                || !lower
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c))
+            {
+                return Err(violation(
+                    format!("{key}.alias"),
+                    format!("alias \"{alias}\" must be letters, digits, '_', '.' or '-'"),
+                    "pick a short word like \"opus\"",
+                ));
+            }
+            if RESERVED_ALIASES.contains(&lower.as_str()) {
+                return Err(violation(
+                    format!("{key}.alias"),
+                    format!("alias \"{alias}\" is a chat command word"),
+                    "pick another alias",
+                ));
+            }
+            if let Some(prev) = aliases.insert(lower, model_key.clone()) {
+                return Err(violation(
+                    format!("{key}.alias"),
+                    format!("alias \"{alias}\" is used twice (also for \"{prev}\")"),
+                    "give each model its own alias",
+                ));
+            }
+        }
+    }
+    let check_ref = |key: &str, raw: &str| -> Result<(), Violation> {
+        if aliases.contains_key(&raw.trim().to_lowercase()) {
+            return Ok(());
+        }
+        let m = ModelRef::parse(raw, "anthropic")
+            .map_err(|e| violation(key, e, "write \"provider/model\" or an alias"))?;
+        if !known_provider(&m.provider) {
+            return Err(unknown_provider(key, &m.provider));
+        }
+        Ok(())
+    };
+    check_ref("agents.defaults.model.primary", &defaults.model.primary)?;
+    for (i, f) in defaults.model.fallbacks.iter().enumerate() {
+        check_ref(&format!("agents.defaults.model.fallbacks[{i}]"), f)?;
+    }
+    if defaults.max_tokens == Some(0) {
+        return Err(violation(
+            "agents.defaults.maxTokens",
+            "maxTokens = 0 would ask for an empty reply",
+            "use a positive number, e.g. 4096",
+        ));
+    }
+
+    if config.agents.default_id.trim().is_empty()
+        || !config
+            .agents
+            .default_id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "_-".contains(c))
+    {
+        return Err(violation(
+            "agents.defaultId",
+            format!(
+                "agent id \"{}\" is not a plain name",
+                config.agents.default_id
+            ),
+            "use letters, digits, '_' or '-', e.g. \"main\"",
+        ));
+    }
+
+    for (id, decl) in &config.auth.profiles {
+        if normalize_provider(&decl.provider) != decl.provider {
+            return Err(violation(
+                format!("auth.profiles.\"{id}\".provider"),
+                format!("provider \"{}\" is not in canonical form", decl.provider),
+                format!("use \"{}\"", normalize_provider(&decl.provider)),
+            ));
+        }
+    }
+    if config.auth.cooldowns.rate_limit_backoff_secs.is_empty() {
+        return Err(violation(
+            "auth.cooldowns.rateLimitBackoffSecs",
+            "the backoff list is empty",
+            "give at least one duration in seconds, e.g. [60, 300, 1500, 3600]",
+        ));
+    }
+    if config.auth.cooldowns.billing_max_hours < config.auth.cooldowns.billing_backoff_hours {
+        return Err(violation(
+            "auth.cooldowns.billingMaxHours",
+            "billingMaxHours is smaller than billingBackoffHours",
+            "make billingMaxHours at least billingBackoffHours",
+        ));
+    }
+
+    for (alias, p) in &config.secrets.providers {
+        let key = format!("secrets.providers.{alias}");
+        match p {
+            SecretProviderConfig::File(f) if !std::path::Path::new(&f.path).is_absolute() => {
+                return Err(violation(
+                    format!("{key}.path"),
+                    format!("\"{}\" is not an absolute path", f.path),
+                    "write the full path, e.g. /etc/remoteclaw/secrets.json",
+                ));
+            }
+            SecretProviderConfig::Exec(e) if !std::path::Path::new(&e.command).is_absolute() => {
+                return Err(violation(
+                    format!("{key}.command"),
+                    format!(
+                        "\"{}\" is not an absolute path (commands run without a shell)",
+                        e.command
+                    ),
+                    "write the full path, e.g. /usr/local/bin/resolve-secret",
+                ));
+            }
+            _ => {}
+        }
+    }
+
+    if config.gateway.bind.parse::<std::net::IpAddr>().is_err()
+        && config.gateway.bind != "localhost"
+    {
+        return Err(violation(
+            "gateway.bind",
+            format!("\"{}\" is not an IP address", config.gateway.bind),
+            "use an address such as \"127.0.0.1\" or \"0.0.0.0\"",
+        ));
+    }
+    if config.session.store == SessionStoreKind::Redis && config.session.redis_url.is_none() {
+        return Err(violation(
+            "session.redisUrl",
+            "session.store = \"redis\" needs redisUrl",
+            "add redisUrl = \"redis://127.0.0.1:6379\"",
+        ));
+    }
+    if config.session.history_turns == 0 {
+        return Err(violation(
+            "session.historyTurns",
+            "historyTurns = 0 would forget every message",
+            "use a positive number, e.g. 20",
+        ));
+    }
+    Ok(())
+}
+
+fn unknown_provider(key: &str, provider: &str) -> Violation {
+    violation(
+        key,
+        format!("unknown provider \"{provider}\""),
+        format!(
+            "use one of {} or declare [models.providers.{provider}] with baseUrl and api",
+            registry::BUILTIN_PROVIDERS.join(", ")
+        ),
+    )
+}
+
+/// 1-based line of a dotted key path (as printed by serde_path_to_error or by
+/// `validate`), found by walking the document with spans. Falls back to the deepest
+/// table that exists.
+pub fn line_of_key(text: &str, key: &str) -> Option<usize> {
+    let doc = toml_edit::ImDocument::parse(text).ok()?;
+    let mut table: &dyn toml_edit::TableLike = doc.as_table();
+    let mut line = None;
+    for seg in split_key_path(key) {
+        let Some((k, item)) = table.get_key_value(&seg) else {
+            break;
+        };
+        if let Some(span) = k.span().or_else(|| item.span()) {
+            line = Some(super::line_of_offset(text, span.start));
+        }
+        match item.as_table_like() {
+            Some(t) => table = t,
+            None => break,
+        }
+    }
+    line
+}
+
+/// Split `a.b."c/d".e[0]` into `a`, `b`, `c/d`, `e`.
+fn split_key_path(key: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut cur = String::new();
+    let mut quoted = false;
+    for c in key.chars() {
+        match c {
+            '"' => quoted = !quoted,
+            '.' if !quoted => out.push(std::mem::take(&mut cur)),
+            '[' if !quoted => {
+                out.push(std::mem::take(&mut cur));
+                break;
+            }
+            _ => cur.push(c),
+        }
+    }
+    if !cur.is_empty() {
+        out.push(cur);
+    }
+    out.retain(|s| !s.is_empty());
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn key_paths_split() {
+        assert_eq!(
+            split_key_path("a.b.\"c/d\".alias"),
+            ["a", "b", "c/d", "alias"]
+        );
+        assert_eq!(
+            split_key_path("agents.defaults.model.fallbacks[1]"),
+            ["agents", "defaults", "model", "fallbacks"]
+        );
+    }
+
+    #[test]
+    fn line_lookup() {
+        let t = "[gateway]\nport = 1\n\n[agents.defaults.model]\nprimary = \"x\"\n";
+        assert_eq!(line_of_key(t, "gateway.port"), Some(2));
+        assert_eq!(line_of_key(t, "agents.defaults.model.primary"), Some(5));
+    }
+}

@@ -1,0 +1,62 @@
+//! The turn engine: one chat turn from messages to reply. It picks the model chain
+//! (chosen model, or default then fallbacks), asks the `Resolver` for candidate
+//! credentials, and tries them in order — moving to the next credential only on a
+//! rate-limit class error — recording every attempt for the decision trace.
+//!
+//! It does not parse chat commands or keep history: callers (session manager, HTTP
+//! API, CLI) hand it the full message list.
+
+mod turn;
+
+pub use turn::{Attempt, TurnError, TurnInput, TurnResult};
+
+use crate::auth::Resolver;
+use crate::catalog::Catalog;
+use crate::config::Config;
+use crate::metrics::Metrics;
+use crate::providers::{ProviderClient, ProviderError, ProviderSettings};
+use dashmap::DashMap;
+use std::sync::Arc;
+
+/// Default reply-token budget when the config sets none.
+pub const DEFAULT_MAX_TOKENS: u32 = 4096;
+
+#[derive(Debug)]
+pub struct Engine {
+    pub config: Arc<Config>,
+    pub catalog: Catalog,
+    pub resolver: Arc<dyn Resolver>,
+    pub metrics: Arc<Metrics>,
+    clients: DashMap<String, ProviderClient>,
+}
+
+impl Engine {
+    pub fn new(config: Arc<Config>, resolver: Arc<dyn Resolver>, metrics: Arc<Metrics>) -> Engine {
+        Engine {
+            catalog: Catalog::from_config(&config),
+            config,
+            resolver,
+            metrics,
+            clients: DashMap::new(),
+        }
+    }
+
+    /// The (cached) client for a provider; `None` when the provider is unknown.
+    pub fn client(&self, provider: &str) -> Option<Result<ProviderClient, ProviderError>> {
+        if let Some(c) = self.clients.get(provider) {
+            return Some(Ok(c.clone()));
+        }
+        let settings = ProviderSettings::resolve(&self.config, provider)?;
+        Some(ProviderClient::new(settings).inspect(|c| {
+            self.clients.insert(provider.to_string(), c.clone());
+        }))
+    }
+
+    pub fn max_tokens(&self) -> u32 {
+        self.config
+            .agents
+            .defaults
+            .max_tokens
+            .unwrap_or(DEFAULT_MAX_TOKENS)
+    }
+}

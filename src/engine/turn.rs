@@ -1,0 +1,243 @@
+//! Running one turn: model chain × candidate credentials, with the attempts trace.
+
+use super::Engine;
+use crate::auth::ResolveError;
+use crate::catalog::ModelRef;
+use crate::providers::{
+    ChatMessage, ChatRequest, DeltaSink, ErrorKind, ProviderError, Role, Usage,
+};
+use serde::Serialize;
+use std::time::Instant;
+
+#[derive(Debug, Clone)]
+pub struct TurnInput {
+    /// The session's chosen model; `None` = configured default (with fallbacks).
+    pub model: Option<ModelRef>,
+    /// A pinned auth profile id: the only credential tried.
+    pub pin: Option<String>,
+    /// The whole conversation to send (history + the new user message).
+    pub messages: Vec<ChatMessage>,
+}
+
+/// One credential tried for a turn (the `attempts` entries of `agent --json`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Attempt {
+    pub credential: String,
+    pub outcome: String,
+    pub retry_after_ms: Option<u64>,
+}
+
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum TurnError {
+    #[error("{0}")]
+    Resolve(String),
+    #[error("{0}")]
+    Provider(#[from] ProviderError),
+    #[error(
+        "unknown provider \"{provider}\" for model {model}: declare [models.providers.{provider}] with baseUrl and api in remoteclaw.toml"
+    )]
+    UnknownProvider { provider: String, model: String },
+}
+
+impl TurnError {
+    pub fn kind(&self) -> Option<ErrorKind> {
+        match self {
+            TurnError::Provider(e) => Some(e.kind),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct TurnResult {
+    pub reply: String,
+    /// The model that answered (or the last one tried).
+    pub model: ModelRef,
+    /// The credential that answered.
+    pub credential: Option<String>,
+    pub attempts: Vec<Attempt>,
+    pub usage: Option<Usage>,
+    pub error: Option<TurnError>,
+}
+
+/// Errors after which the next model in the chain may do better.
+fn worth_falling_back(kind: ErrorKind) -> bool {
+    matches!(
+        kind,
+        ErrorKind::RateLimit
+            | ErrorKind::Billing
+            | ErrorKind::Auth
+            | ErrorKind::Overloaded
+            | ErrorKind::Timeout
+    )
+}
+
+impl Engine {
+    /// Run one turn. With `sink`, the reply streams into it as it arrives.
+    pub async fn run_turn(&self, input: TurnInput, mut sink: Option<DeltaSink<'_>>) -> TurnResult {
+        let started = Instant::now();
+        self.metrics.in_flight.inc();
+        let chain = self.catalog.chain(input.model.as_ref());
+        let mut messages = input.messages;
+        if let Some(system) = &self.config.agents.defaults.system_prompt {
+            if !messages.iter().any(|m| m.role == Role::System) {
+                messages.insert(
+                    0,
+                    ChatMessage {
+                        role: Role::System,
+                        content: system.clone(),
+                    },
+                );
+            }
+        }
+        let mut attempts: Vec<Attempt> = Vec::new();
+        let mut first_error: Option<TurnError> = None;
+        let mut last_error: Option<TurnError> = None;
+        let mut last_model = chain
+            .first()
+            .cloned()
+            .unwrap_or_else(|| self.catalog.default.clone());
+        let mut emitted = false;
+
+        'models: for model in &chain {
+            last_model = model.clone();
+            let client = match self.client(&model.provider) {
+                None => {
+                    let e = TurnError::UnknownProvider {
+                        provider: model.provider.clone(),
+                        model: model.to_string(),
+                    };
+                    first_error.get_or_insert(e.clone());
+                    last_error = Some(e);
+                    continue;
+                }
+                Some(Err(e)) => {
+                    last_error = Some(e.into());
+                    continue;
+                }
+                Some(Ok(c)) => c,
+            };
+            let candidates = match self
+                .resolver
+                .candidates(&model.provider, input.pin.as_deref())
+            {
+                Ok(c) => c,
+                Err(e) => {
+                    let fatal = !matches!(e, ResolveError::NoCredentials { .. });
+                    let e = TurnError::Resolve(e.to_string());
+                    first_error.get_or_insert(e.clone());
+                    if fatal {
+                        last_error = Some(e);
+                        break 'models;
+                    }
+                    continue;
+                }
+            };
+            let request = ChatRequest {
+                model: model.model.clone(),
+                messages: messages.clone(),
+                max_tokens: self.max_tokens(),
+            };
+            for cred in &candidates {
+                let result = match sink.as_deref_mut() {
+                    Some(s) => {
+                        let mut wrapped = |d: &str| {
+                            emitted = true;
+                            s(d)
+                        };
+                        client.stream(cred, &request, &mut wrapped).await
+                    }
+                    None => client.complete(cred, &request).await,
+                };
+                let outcome = match &result {
+                    Ok(_) => "ok",
+                    Err(e) => e.kind.as_str(),
+                };
+                self.metrics
+                    .attempts
+                    .get_or_create(&crate::metrics::AttemptLabels {
+                        provider: model.provider.clone(),
+                        outcome: outcome.to_string(),
+                    })
+                    .inc();
+                match result {
+                    Ok(c) => {
+                        attempts.push(Attempt {
+                            credential: cred.id.clone(),
+                            outcome: "ok".into(),
+                            retry_after_ms: None,
+                        });
+                        tracing::info!(model = %model, credential = %cred.id, attempts = attempts.len(), "turn answered");
+                        return self.finish(
+                            started,
+                            TurnResult {
+                                reply: c.text,
+                                model: model.clone(),
+                                credential: Some(cred.id.clone()),
+                                attempts,
+                                usage: c.usage,
+                                error: None,
+                            },
+                        );
+                    }
+                    Err(e) => {
+                        let retry_after_ms = e
+                            .retry_after
+                            .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+                        attempts.push(Attempt {
+                            credential: cred.id.clone(),
+                            outcome: e.kind.as_str().into(),
+                            retry_after_ms,
+                        });
+                        tracing::warn!(model = %model, credential = %cred.id, kind = e.kind.as_str(), error = %e.message, "provider call failed");
+                        let kind = e.kind;
+                        last_error = Some(e.into());
+                        if emitted {
+                            break 'models; // part of a reply went out: never mix in another answer
+                        }
+                        if kind != ErrorKind::RateLimit {
+                            if worth_falling_back(kind) && input.pin.is_none() {
+                                continue 'models;
+                            }
+                            break 'models;
+                        }
+                    }
+                }
+            }
+            if input.pin.is_some() {
+                break;
+            }
+        }
+        let error = last_error
+            .or(first_error)
+            .unwrap_or_else(|| TurnError::Resolve("no model to try".into()));
+        let result = TurnResult {
+            reply: String::new(),
+            model: last_model,
+            credential: None,
+            attempts,
+            usage: None,
+            error: Some(error),
+        };
+        self.finish(started, result)
+    }
+
+    fn finish(&self, started: Instant, result: TurnResult) -> TurnResult {
+        self.metrics.in_flight.dec();
+        self.metrics
+            .turn_seconds
+            .observe(started.elapsed().as_secs_f64());
+        let outcome = match &result.error {
+            None => "ok".to_string(),
+            Some(TurnError::Provider(e)) => e.kind.as_str().to_string(),
+            Some(TurnError::Resolve(_)) => "no_credentials".to_string(),
+            Some(TurnError::UnknownProvider { .. }) => "unknown_provider".to_string(),
+        };
+        self.metrics
+            .turns
+            .get_or_create(&crate::metrics::OutcomeLabels { outcome })
+            .inc();
+        result
+    }
+}

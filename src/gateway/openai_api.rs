@@ -1,0 +1,283 @@
+//! `POST /v1/chat/completions` (OpenAI-compatible, streaming and not) and
+//! `GET /v1/models`. The request's `messages` are the whole conversation: nothing is
+//! added from or written to session history.
+
+use super::GatewayState;
+use super::stream::{TurnEvent, sink_for, spawn_streaming};
+use crate::engine::{TurnError, TurnInput, TurnResult};
+use crate::providers::{ChatMessage, ErrorKind, Role};
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::sse::{Event, Sse};
+use axum::response::{IntoResponse, Response};
+use futures_util::stream;
+use serde::Deserialize;
+use serde_json::{Value, json};
+use std::convert::Infallible;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// Model name meaning "whatever this session uses".
+pub const SESSION_MODEL: &str = "remoteclaw";
+
+#[derive(Deserialize)]
+struct CompletionRequest {
+    #[serde(default)]
+    model: String,
+    messages: Vec<InMessage>,
+    #[serde(default)]
+    stream: bool,
+}
+
+#[derive(Deserialize)]
+struct InMessage {
+    role: String,
+    #[serde(default)]
+    content: Value,
+}
+
+/// `content` is a string or an array of parts; only text parts are kept.
+fn content_text(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        Value::Array(parts) => parts
+            .iter()
+            .filter(|p| {
+                p.get("type")
+                    .and_then(Value::as_str)
+                    .is_none_or(|t| t == "text")
+            })
+            .filter_map(|p| p.get("text").and_then(Value::as_str))
+            .collect::<Vec<_>>()
+            .join("\n"),
+        _ => String::new(),
+    }
+}
+
+fn api_error(status: StatusCode, kind: &str, code: &str, message: &str) -> Response {
+    (
+        status,
+        axum::Json(
+            json!({"error": {"message": message, "type": kind, "param": null, "code": code}}),
+        ),
+    )
+        .into_response()
+}
+
+/// HTTP status and OpenAI error type for a failed turn.
+fn error_status(e: &TurnError) -> (StatusCode, &'static str) {
+    match e {
+        TurnError::Resolve(_) => (StatusCode::FAILED_DEPENDENCY, "no_credentials"),
+        TurnError::UnknownProvider { .. } => (StatusCode::INTERNAL_SERVER_ERROR, "config_error"),
+        TurnError::Provider(p) => match p.kind {
+            ErrorKind::RateLimit => (StatusCode::TOO_MANY_REQUESTS, "rate_limit"),
+            ErrorKind::Billing => (StatusCode::PAYMENT_REQUIRED, "billing"),
+            ErrorKind::Auth => (StatusCode::FAILED_DEPENDENCY, "upstream_auth"),
+            ErrorKind::Overloaded => (StatusCode::SERVICE_UNAVAILABLE, "overloaded"),
+            ErrorKind::Timeout => (StatusCode::GATEWAY_TIMEOUT, "timeout"),
+            ErrorKind::Format | ErrorKind::Unknown => (StatusCode::BAD_GATEWAY, "upstream_error"),
+        },
+    }
+}
+
+fn turn_error_response(e: &TurnError) -> Response {
+    let (status, code) = error_status(e);
+    let mut resp = api_error(status, "remoteclaw_error", code, &e.to_string());
+    if let TurnError::Provider(p) = e {
+        if let Some(d) = p.retry_after {
+            if let Ok(v) = HeaderValue::from_str(&d.as_secs().max(1).to_string()) {
+                resp.headers_mut().insert(header::RETRY_AFTER, v);
+            }
+        }
+    }
+    resp
+}
+
+fn completion_id() -> String {
+    static NEXT: AtomicU64 = AtomicU64::new(1);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0);
+    format!(
+        "chatcmpl-rc{nanos:x}{:x}",
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+pub async fn chat_completions(
+    State(state): State<GatewayState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let req: CompletionRequest = match serde_json::from_slice(&body) {
+        Ok(r) => r,
+        Err(e) => {
+            return api_error(
+                StatusCode::BAD_REQUEST,
+                "invalid_request_error",
+                "invalid_json",
+                &format!("request body is not a valid chat completion request: {e}"),
+            );
+        }
+    };
+    let _session = headers
+        .get("x-remoteclaw-session")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("web:default");
+    let catalog = &state.app.engine.catalog;
+    let model = match req.model.trim() {
+        "" | SESSION_MODEL => None,
+        m => match catalog.resolve(m) {
+            Ok(m) => Some(m),
+            Err(e) => {
+                return api_error(
+                    StatusCode::BAD_REQUEST,
+                    "invalid_request_error",
+                    "model_not_found",
+                    &e.to_string(),
+                );
+            }
+        },
+    };
+    let mut messages = Vec::with_capacity(req.messages.len());
+    for m in &req.messages {
+        let role = match m.role.as_str() {
+            "system" | "developer" => Role::System,
+            "user" => Role::User,
+            "assistant" => Role::Assistant,
+            _ => continue, // tool/function messages have no place in a plain chat
+        };
+        messages.push(ChatMessage {
+            role,
+            content: content_text(&m.content),
+        });
+    }
+    if !messages.iter().any(|m| m.role == Role::User) {
+        return api_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_request_error",
+            "no_user_message",
+            "messages must contain at least one user message",
+        );
+    }
+    let shown_model = model
+        .clone()
+        .unwrap_or_else(|| catalog.default.clone())
+        .to_string();
+    let input = TurnInput {
+        model,
+        pin: None,
+        messages,
+    };
+    let id = completion_id();
+    let created = unix_now();
+
+    if !req.stream {
+        let result = state.app.engine.run_turn(input, None).await;
+        return match &result.error {
+            Some(e) => turn_error_response(e),
+            None => axum::Json(completion_body(&id, created, &result)).into_response(),
+        };
+    }
+
+    let app = state.app.clone();
+    let mut rx = spawn_streaming(move |tx| async move {
+        let mut sink = sink_for(&tx);
+        app.engine.run_turn(input, Some(&mut sink)).await
+    });
+    // Wait for the first event: a turn that fails before any text gets a proper HTTP error.
+    let first = match rx.recv().await {
+        Some(TurnEvent::Done(result)) if result.error.is_some() => {
+            return result
+                .error
+                .as_ref()
+                .map(turn_error_response)
+                .unwrap_or_else(|| StatusCode::INTERNAL_SERVER_ERROR.into_response());
+        }
+        other => other,
+    };
+    let chunk = move |delta: Value, finish: Option<&str>| {
+        json!({"id": id, "object": "chat.completion.chunk", "created": created, "model": shown_model,
+               "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]})
+    };
+    let head = chunk(json!({"role": "assistant", "content": ""}), None);
+    let events = stream::unfold(
+        (Some(head), first, rx, chunk, false),
+        |(head, pending, mut rx, chunk, finished)| async move {
+            if let Some(h) = head {
+                return Some((
+                    vec![Event::default().data(h.to_string())],
+                    (None, pending, rx, chunk, finished),
+                ));
+            }
+            if finished {
+                return None;
+            }
+            let ev = match pending {
+                Some(ev) => ev,
+                None => rx.recv().await?,
+            };
+            let out = match ev {
+                TurnEvent::Delta(text) => (
+                    vec![Event::default().data(chunk(json!({"content": text}), None).to_string())],
+                    false,
+                ),
+                TurnEvent::Done(result) => {
+                    let mut evs = Vec::new();
+                    match &result.error {
+                        None => evs.push(
+                            Event::default().data(chunk(json!({}), Some("stop")).to_string()),
+                        ),
+                        Some(e) => {
+                            let (_, code) = error_status(e);
+                            evs.push(Event::default().data(json!({"error": {"message": e.to_string(), "type": "remoteclaw_error", "param": null, "code": code}}).to_string()));
+                        }
+                    }
+                    evs.push(Event::default().data("[DONE]"));
+                    (evs, true)
+                }
+            };
+            Some((out.0, (None, None, rx, chunk, out.1)))
+        },
+    );
+    let flat = futures_util::StreamExt::flat_map(events, |evs| {
+        stream::iter(evs.into_iter().map(Ok::<_, Infallible>))
+    });
+    Sse::new(flat).into_response()
+}
+
+fn completion_body(id: &str, created: u64, result: &TurnResult) -> Value {
+    let u = result.usage.unwrap_or_default();
+    let usage = json!({"prompt_tokens": u.input_tokens, "completion_tokens": u.output_tokens, "total_tokens": u.input_tokens + u.output_tokens});
+    json!({
+        "id": id,
+        "object": "chat.completion",
+        "created": created,
+        "model": result.model.to_string(),
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": result.reply}, "finish_reason": "stop"}],
+        "usage": usage,
+    })
+}
+
+pub async fn list_models(State(state): State<GatewayState>) -> impl IntoResponse {
+    let catalog = &state.app.engine.catalog;
+    let mut ids: Vec<String> = vec![SESSION_MODEL.to_string(), catalog.default.to_string()];
+    ids.extend(catalog.fallbacks.iter().map(ToString::to_string));
+    ids.extend(catalog.allowed.keys().map(ToString::to_string));
+    ids.extend(catalog.aliases.keys().cloned());
+    let mut seen = std::collections::HashSet::new();
+    ids.retain(|i| seen.insert(i.clone()));
+    let data: Vec<Value> = ids
+        .iter()
+        .map(|id| json!({"id": id, "object": "model", "created": 0, "owned_by": "remoteclaw"}))
+        .collect();
+    axum::Json(json!({"object": "list", "data": data}))
+}

@@ -1,0 +1,20 @@
+//! RemoteClaw: a chat-bot runtime that lets people talk to LLMs from Discord, Telegram,
+//! a web chat and the terminal, with per-session model choice and credential pinning.
+//!
+//! Layers (see README "Architecture"): `config` → `catalog` → `auth` (credentials) →
+//! `providers` (wire APIs) → `engine` (one turn, rotation) → `session` /
+//! `conversation` → `gateway` (HTTP, web chat) and `cli`.
+
+pub mod app;
+pub mod auth;
+pub mod catalog;
+pub mod cli;
+pub mod clock;
+pub mod config;
+pub mod conversation;
+pub mod engine;
+pub mod gateway;
+pub mod metrics;
+pub mod providers;
+pub mod secret;
+pub mod session;

@@ -1,0 +1,161 @@
+//! The `anthropic-messages` wire API: `POST {baseUrl}/v1/messages`, JSON or SSE.
+//! API keys go in `x-api-key`; setup/OAuth tokens (`sk-ant-oat01-…`) go in
+//! `Authorization: Bearer` with the OAuth beta header.
+
+use super::http::{ApiCall, StreamState, malformed};
+use super::{ChatRequest, Completion, ProviderError, ProviderSettings, Role, Usage};
+use crate::auth::credential::Credential;
+use crate::config::ApiKind;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+pub const API_VERSION: &str = "2023-06-01";
+pub const OAUTH_BETA: &str = "oauth-2025-04-20";
+
+pub fn build(
+    http: &reqwest::Client,
+    settings: &ProviderSettings,
+    cred: &Credential,
+    req: &ChatRequest,
+    stream: bool,
+) -> ApiCall {
+    let mut body = json!({
+        "model": req.model,
+        "max_tokens": req.max_tokens,
+        "messages": merged_turns(req),
+    });
+    if let Some(system) = req.system_text() {
+        body["system"] = json!(system);
+    }
+    if stream {
+        body["stream"] = json!(true);
+    }
+    let mut rb = http
+        .post(format!("{}/v1/messages", settings.base_url))
+        .header("anthropic-version", API_VERSION)
+        .header(
+            reqwest::header::ACCEPT,
+            if stream {
+                "text/event-stream"
+            } else {
+                "application/json"
+            },
+        )
+        .json(&body);
+    rb = if cred.is_anthropic_oauth() {
+        rb.bearer_auth(cred.secret.expose())
+            .header("anthropic-beta", OAUTH_BETA)
+    } else {
+        rb.header("x-api-key", cred.secret.expose())
+    };
+    ApiCall {
+        request: rb,
+        api: ApiKind::AnthropicMessages,
+    }
+}
+
+/// Anthropic wants alternating user/assistant turns: merge neighbours with the same role.
+fn merged_turns(req: &ChatRequest) -> Vec<Value> {
+    let mut out: Vec<(Role, String)> = Vec::new();
+    for m in req.turns().filter(|m| !m.content.is_empty()) {
+        match out.last_mut() {
+            Some((role, text)) if *role == m.role => {
+                text.push_str("\n\n");
+                text.push_str(&m.content);
+            }
+            _ => out.push((m.role, m.content.clone())),
+        }
+    }
+    out.into_iter()
+        .map(|(role, content)| json!({"role": if role == Role::Assistant { "assistant" } else { "user" }, "content": content}))
+        .collect()
+}
+
+#[derive(Deserialize)]
+struct Reply {
+    #[serde(default)]
+    content: Vec<Block>,
+    stop_reason: Option<String>,
+    usage: Option<ApiUsage>,
+}
+
+#[derive(Deserialize)]
+struct Block {
+    #[serde(rename = "type")]
+    kind: String,
+    #[serde(default)]
+    text: String,
+}
+
+#[derive(Deserialize, Default)]
+struct ApiUsage {
+    #[serde(default)]
+    input_tokens: u64,
+    #[serde(default)]
+    output_tokens: u64,
+}
+
+pub fn parse_reply(provider: &str, body: &[u8]) -> Result<Completion, ProviderError> {
+    let reply: Reply = serde_json::from_slice(body).map_err(|e| malformed(provider, e))?;
+    Ok(Completion {
+        text: reply
+            .content
+            .iter()
+            .filter(|b| b.kind == "text")
+            .map(|b| b.text.as_str())
+            .collect(),
+        usage: reply.usage.map(|u| Usage {
+            input_tokens: u.input_tokens,
+            output_tokens: u.output_tokens,
+        }),
+        stop_reason: reply.stop_reason,
+    })
+}
+
+/// One SSE event; returns the text delta it carries, if any.
+pub fn on_event(
+    provider: &str,
+    event: &str,
+    data: &str,
+    state: &mut StreamState,
+) -> Result<Option<String>, ProviderError> {
+    if event == "error" {
+        return Err(super::error::classify(provider, None, None, data));
+    }
+    if event == "ping" || data.trim().is_empty() {
+        return Ok(None);
+    }
+    let v: Value = serde_json::from_str(data)
+        .map_err(|e| malformed(provider, format!("stream event {event}: {e}")))?;
+    let kind = v.get("type").and_then(Value::as_str).unwrap_or(event);
+    match kind {
+        "message_start" => {
+            if let Some(n) = v
+                .pointer("/message/usage/input_tokens")
+                .and_then(Value::as_u64)
+            {
+                state.usage_mut().input_tokens = n;
+            }
+        }
+        "content_block_delta"
+            if v.pointer("/delta/type").and_then(Value::as_str) == Some("text_delta") =>
+        {
+            return Ok(v
+                .pointer("/delta/text")
+                .and_then(Value::as_str)
+                .map(str::to_string));
+        }
+        "message_delta" => {
+            if let Some(r) = v.pointer("/delta/stop_reason").and_then(Value::as_str) {
+                state.stop_reason = Some(r.to_string());
+            }
+            if let Some(n) = v.pointer("/usage/output_tokens").and_then(Value::as_u64) {
+                state.usage_mut().output_tokens = n;
+            }
+        }
+        "message_stop" => state.done = true,
+        "error" => return Err(super::error::classify(provider, None, None, data)),
+        _ => {}
+    }
+    Ok(None)
+}

@@ -1,0 +1,126 @@
+//! The `openai-completions` wire API: `POST {baseUrl}/chat/completions` with a bearer
+//! token, JSON or SSE (`data: {...}` chunks ending in `data: [DONE]`). Serves OpenAI,
+//! OpenRouter and any compatible server (Ollama, vLLM, …).
+
+use super::http::{ApiCall, StreamState, malformed};
+use super::{ChatRequest, Completion, ProviderError, ProviderSettings, Role, Usage};
+use crate::auth::credential::Credential;
+use crate::config::ApiKind;
+use serde_json::{Value, json};
+
+pub fn build(
+    http: &reqwest::Client,
+    settings: &ProviderSettings,
+    cred: &Credential,
+    req: &ChatRequest,
+    stream: bool,
+) -> ApiCall {
+    let messages: Vec<Value> = req
+        .messages
+        .iter()
+        .map(|m| {
+            let role = match m.role {
+                Role::System => "system",
+                Role::User => "user",
+                Role::Assistant => "assistant",
+            };
+            json!({"role": role, "content": m.content})
+        })
+        .collect();
+    let mut body = json!({"model": req.model, "messages": messages});
+    // OpenAI's newer models accept only max_completion_tokens; compatible servers expect max_tokens.
+    let limit_field = if settings.id == "openai" {
+        "max_completion_tokens"
+    } else {
+        "max_tokens"
+    };
+    body[limit_field] = json!(req.max_tokens);
+    if stream {
+        body["stream"] = json!(true);
+        body["stream_options"] = json!({"include_usage": true});
+    }
+    let rb = http
+        .post(format!("{}/chat/completions", settings.base_url))
+        .bearer_auth(cred.secret.expose())
+        .header(
+            reqwest::header::ACCEPT,
+            if stream {
+                "text/event-stream"
+            } else {
+                "application/json"
+            },
+        )
+        .json(&body);
+    ApiCall {
+        request: rb,
+        api: ApiKind::OpenaiCompletions,
+    }
+}
+
+fn usage_of(v: &Value) -> Option<Usage> {
+    let u = v.get("usage").filter(|u| u.is_object())?;
+    Some(Usage {
+        input_tokens: u.get("prompt_tokens").and_then(Value::as_u64).unwrap_or(0),
+        output_tokens: u
+            .get("completion_tokens")
+            .and_then(Value::as_u64)
+            .unwrap_or(0),
+    })
+}
+
+pub fn parse_reply(provider: &str, body: &[u8]) -> Result<Completion, ProviderError> {
+    let v: Value = serde_json::from_slice(body).map_err(|e| malformed(provider, e))?;
+    if v.get("error").is_some_and(|e| !e.is_null()) {
+        return Err(super::error::classify(provider, None, None, &v.to_string()));
+    }
+    let choice = v
+        .pointer("/choices/0")
+        .ok_or_else(|| malformed(provider, "no choices in the reply"))?;
+    let text = match choice.pointer("/message/content") {
+        Some(Value::String(s)) => s.clone(),
+        Some(Value::Null) | None => String::new(),
+        Some(other) => return Err(malformed(provider, format!("message.content is {other}"))),
+    };
+    Ok(Completion {
+        text,
+        usage: usage_of(&v),
+        stop_reason: choice
+            .get("finish_reason")
+            .and_then(Value::as_str)
+            .map(str::to_string),
+    })
+}
+
+/// One SSE `data:` payload; returns the text delta it carries, if any.
+pub fn on_event(
+    provider: &str,
+    data: &str,
+    state: &mut StreamState,
+) -> Result<Option<String>, ProviderError> {
+    let data = data.trim();
+    if data == "[DONE]" {
+        state.done = true;
+        return Ok(None);
+    }
+    if data.is_empty() {
+        return Ok(None);
+    }
+    let v: Value = serde_json::from_str(data)
+        .map_err(|e| malformed(provider, format!("stream chunk: {e}")))?;
+    if v.get("error").is_some_and(|e| !e.is_null()) {
+        return Err(super::error::classify(provider, None, None, data));
+    }
+    if let Some(u) = usage_of(&v) {
+        state.usage = Some(u);
+    }
+    let Some(choice) = v.pointer("/choices/0") else {
+        return Ok(None);
+    };
+    if let Some(r) = choice.get("finish_reason").and_then(Value::as_str) {
+        state.stop_reason = Some(r.to_string());
+    }
+    Ok(choice
+        .pointer("/delta/content")
+        .and_then(Value::as_str)
+        .map(str::to_string))
+}

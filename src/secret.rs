@@ -1,0 +1,64 @@
+//! The `Secret` newtype: the only way a credential value travels through RemoteClaw.
+//!
+//! `Debug` and `Display` never print the value; `expose` is the one explicit door, used
+//! only where a value goes onto the wire (an HTTP header). Status output identifies a
+//! secret by its `fingerprint` (first 8 hex digits of SHA-256), never by its text.
+
+use sha2::{Digest, Sha256};
+use std::fmt;
+
+/// A secret value (API key, token). Redacted in every formatting path.
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct Secret(Box<str>);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Secret(value.into().into_boxed_str())
+    }
+
+    /// The raw value. Call only where the value must go on the wire.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    /// First 8 hex digits of the SHA-256 of the value: safe to show and log.
+    pub fn fingerprint(&self) -> String {
+        let digest = Sha256::digest(self.0.as_bytes());
+        digest[..4].iter().map(|b| format!("{b:02x}")).collect()
+    }
+
+    pub fn is_blank(&self) -> bool {
+        self.0.trim().is_empty()
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Secret(<redacted {}>)", self.fingerprint())
+    }
+}
+
+impl fmt::Display for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_and_display_never_show_the_value() {
+        let s = Secret::new("sk-ant-api03-CANARY-VALUE");
+        assert!(!format!("{s:?}").contains("CANARY"));
+        assert!(!format!("{s}").contains("CANARY"));
+        assert!(!format!("{:?}", Some(&s)).contains("CANARY"));
+    }
+
+    #[test]
+    fn fingerprint_is_first_8_hex_of_sha256() {
+        // sha256("abc") = ba7816bf...
+        assert_eq!(Secret::new("abc").fingerprint(), "ba7816bf");
+    }
+}
