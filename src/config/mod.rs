@@ -79,19 +79,31 @@ pub fn load(path: &Path, required: bool) -> Result<LoadedConfig, ConfigError> {
 pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
     let de = toml::Deserializer::new(text);
     let config: Config = serde_path_to_error::deserialize(de).map_err(|e| {
-        let key = e.path().to_string();
-        let key = if key == "." { String::new() } else { key };
+        let mut key = e.path().to_string();
+        if key == "." {
+            key.clear();
+        }
         let inner = e.into_inner();
-        let line = inner
-            .span()
-            .map(|s| line_of_offset(text, s.start))
-            .or_else(|| validate::line_of_key(text, &key));
-        let message = inner.message().trim().to_string();
+        let mut message = inner.message().trim().to_string();
+        if message.contains("untagged enum SecretInput") {
+            message = "expected a secret string or a SecretRef table { source = \"env\" | \"file\" | \"exec\", provider = \"…\", id = \"…\" }".into();
+        }
+        // Inside internally tagged tables serde loses the unknown key's position:
+        // add it to the path and find its line ourselves.
+        let unknown = message.strip_prefix("unknown field `").and_then(|r| r.split('`').next()).map(str::to_string);
+        let mut span_line = inner.span().map(|s| line_of_offset(text, s.start));
+        if let Some(u) = unknown {
+            if !key.is_empty() && key.rsplit('.').next() != Some(u.as_str()) {
+                key = format!("{key}.{u}");
+                span_line = None;
+            }
+        }
+        let line = span_line.or_else(|| validate::line_of_key(text, &key));
         let hint = hint_for(&message, &key);
         ConfigError::Invalid {
             path: path.to_path_buf(),
             line,
-            key: key.clone(),
+            key,
             message,
             hint,
         }

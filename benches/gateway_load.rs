@@ -1,0 +1,770 @@
+//! Gateway load benchmark: what does the gateway add on top of the provider?
+//!
+//! Drives `POST /v1/chat/completions` (non-streaming) open-loop at fixed rates against
+//! the fake provider (`tests/support/fake_provider`, fixed 20 ms latency, echo replies)
+//! twice per rate: once straight to the fake, once through a real `remoteclaw gateway`
+//! child process that forwards to the same fake. It prints p50/p90/p99/max latency of
+//! each, the difference (the gateway's overhead) and the gateway's RSS.
+//!
+//! Open loop: request `i` is due at `t0 + i / rate` whatever happened to earlier ones,
+//! and its latency runs from that due time to the last byte of the reply body, so
+//! queueing anywhere (load generator included) is counted (no coordinated omission).
+//! Everything stays on 127.0.0.1.
+//!
+//! Run (the gateway is the release binary, build it first):
+//!
+//! ```text
+//! scripts/load.sh
+//! # or
+//! cargo build --release --bin remoteclaw && cargo bench --bench gateway_load
+//! ```
+//!
+//! Environment knobs (all optional):
+//! - `LOAD_RATES`      requests/s to test, comma-separated (default `500,1000`)
+//! - `LOAD_SECS`       measured seconds per run; count = rate × secs (default 6)
+//! - `LOAD_WARMUP`     discarded requests before each measured run (default 200)
+//! - `LOAD_THREADS`    load-generator runtime workers (default 2)
+//! - `FAKE_LATENCY_MS` fake provider latency (default 20)
+//! - `REMOTECLAW_BIN`  gateway binary (default `<crate>/target/release/remoteclaw`,
+//!   honouring `CARGO_TARGET_DIR`)
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+#[allow(dead_code)]
+#[path = "../tests/support/fake_provider/mod.rs"]
+mod fake_provider;
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex, mpsc};
+use std::time::{Duration, Instant, SystemTime};
+
+use fake_provider::FakeProvider;
+use tokio::runtime::Runtime;
+
+/// The request every run sends (the gateway maps model `remoteclaw` to its default).
+const BODY: &str = r#"{"model":"remoteclaw","messages":[{"role":"user","content":"ping"}]}"#;
+/// What a correct reply (fake's echo, passed through by the gateway) contains.
+const EXPECTED_REPLY: &[u8] = b"fake reply to: ping";
+/// API key configured in the gateway and sent to the fake directly.
+const API_KEY: &str = "sk-bench";
+/// Targets from the issue: p99 overhead at 1000 req/s, idle RSS.
+const P99_OVERHEAD_TARGET_MS: f64 = 1.0;
+const IDLE_RSS_TARGET_MB: f64 = 30.0;
+/// Linux `USER_HZ`: the unit of utime/stime in `/proc/<pid>/stat`.
+const CLOCK_TICKS_PER_SEC: f64 = 100.0;
+
+fn main() {
+    let cfg = Config::from_env();
+    let bin = gateway_binary();
+    warn_if_stale(&bin);
+    println!(
+        "gateway_load: rates {:?} req/s, {} s each (+{} warm-up), fake latency {} ms, \
+         load-generator workers {}, {} CPUs",
+        cfg.rates,
+        cfg.secs,
+        cfg.warmup,
+        cfg.fake_latency.as_millis(),
+        cfg.threads,
+        std::thread::available_parallelism().map_or(0, |n| n.get()),
+    );
+    println!("gateway binary: {}", bin.display());
+
+    let fake = FakeServer::start();
+    fake.provider().set_latency(cfg.fake_latency);
+    let gateway = Gateway::start(&bin, &fake.provider().openai_base());
+    std::thread::sleep(Duration::from_millis(300));
+    let idle = MemStats::read(gateway.pid());
+
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(cfg.threads)
+        .enable_all()
+        .build()
+        .expect("load generator: tokio runtime");
+    let client = http_client();
+    let fake_target = Target {
+        name: "fake",
+        url: format!("{}/chat/completions", fake.provider().openai_base()),
+        bearer: Some(API_KEY),
+    };
+    let gateway_target = Target {
+        name: "gateway",
+        url: format!("{}/v1/chat/completions", gateway.base_url),
+        bearer: None,
+    };
+
+    println!();
+    println!(
+        "{:<7} {:<8} {:>6} {:>6} {:>5} {:>8} {:>8} {:>8} {:>8} {:>9} {:>10}",
+        "rate",
+        "target",
+        "n",
+        "ok",
+        "err",
+        "p50_ms",
+        "p90_ms",
+        "p99_ms",
+        "max_ms",
+        "lag_ms",
+        "cpu_us/req"
+    );
+    let mut summaries = Vec::new();
+    for &rate in &cfg.rates {
+        let n = cfg.count(rate);
+        let direct = measure(&rt, &client, &fake_target, rate, n, cfg.warmup, &fake, None);
+        direct.print_row();
+        let via = measure(
+            &rt,
+            &client,
+            &gateway_target,
+            rate,
+            n,
+            cfg.warmup,
+            &fake,
+            Some(gateway.pid()),
+        );
+        via.print_row();
+        summaries.push((direct, via));
+    }
+    println!(
+        "(lag_ms: worst lateness of the pacer; cpu_us/req: CPU time per request of the \
+         gateway process on gateway rows, of this process = fake + load generator on fake rows)"
+    );
+
+    println!();
+    let mut failed = false;
+    for (direct, via) in &summaries {
+        failed |= print_overhead(direct, via);
+    }
+    failed |= print_memory(&idle, &MemStats::read(gateway.pid()));
+    let problems: Vec<&String> = summaries
+        .iter()
+        .flat_map(|(d, v)| d.problems.iter().chain(v.problems.iter()))
+        .collect();
+    if !problems.is_empty() {
+        println!();
+        println!("!!!!! ERRORS: some requests failed; the figures above are NOT trustworthy !!!!!");
+        for p in problems {
+            println!("!!!!! {p}");
+        }
+    }
+    gateway.print_log_tail();
+    println!();
+    println!(
+        "result: {}",
+        if failed || summaries.iter().any(|(d, v)| d.errors + v.errors > 0) {
+            "TARGETS MISSED (see above)"
+        } else {
+            "all targets met"
+        }
+    );
+}
+
+// ---------------------------------------------------------------------------
+// Configuration
+
+struct Config {
+    rates: Vec<u32>,
+    secs: f64,
+    warmup: usize,
+    threads: usize,
+    fake_latency: Duration,
+}
+
+impl Config {
+    fn from_env() -> Config {
+        let rates = std::env::var("LOAD_RATES").unwrap_or_else(|_| "500,1000".into());
+        let rates: Vec<u32> = rates
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(|s| {
+                s.parse()
+                    .ok()
+                    .filter(|&r| r > 0)
+                    .unwrap_or_else(|| panic!("LOAD_RATES: {s:?} is not a positive integer"))
+            })
+            .collect();
+        assert!(!rates.is_empty(), "LOAD_RATES is empty");
+        Config {
+            rates,
+            secs: env_num("LOAD_SECS", 6.0),
+            warmup: env_num("LOAD_WARMUP", 200.0) as usize,
+            threads: (env_num("LOAD_THREADS", 2.0) as usize).max(1),
+            fake_latency: Duration::from_secs_f64(env_num("FAKE_LATENCY_MS", 20.0) / 1000.0),
+        }
+    }
+
+    fn count(&self, rate: u32) -> usize {
+        ((f64::from(rate) * self.secs).round() as usize).max(1)
+    }
+}
+
+fn env_num(name: &str, default: f64) -> f64 {
+    match std::env::var(name) {
+        Err(_) => default,
+        Ok(v) => v
+            .trim()
+            .parse::<f64>()
+            .ok()
+            .filter(|x| x.is_finite() && *x >= 0.0)
+            .unwrap_or_else(|| panic!("{name}: {v:?} is not a non-negative number")),
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Fake provider on its own single-threaded runtime and thread
+
+struct FakeServer {
+    provider: Option<FakeProvider>,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl FakeServer {
+    fn start() -> FakeServer {
+        let (ready_tx, ready_rx) = mpsc::channel();
+        let (stop, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let thread = std::thread::Builder::new()
+            .name("fake-provider".into())
+            .spawn(move || {
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .expect("fake provider: tokio runtime");
+                rt.block_on(async move {
+                    let provider = FakeProvider::start().await;
+                    ready_tx
+                        .send(provider)
+                        .expect("fake provider: main thread gone");
+                    let _ = stop_rx.await;
+                });
+            })
+            .expect("fake provider: spawn thread");
+        let provider = ready_rx.recv().expect("fake provider did not start");
+        FakeServer {
+            provider: Some(provider),
+            stop: Some(stop),
+            thread: Some(thread),
+        }
+    }
+
+    fn provider(&self) -> &FakeProvider {
+        self.provider
+            .as_ref()
+            .expect("fake provider already stopped")
+    }
+}
+
+impl Drop for FakeServer {
+    fn drop(&mut self) {
+        drop(self.provider.take());
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// The real gateway as a child process
+
+fn gateway_binary() -> PathBuf {
+    if let Some(bin) = std::env::var_os("REMOTECLAW_BIN") {
+        return PathBuf::from(bin);
+    }
+    let target_dir = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("target"));
+    let bin = target_dir.join("release").join("remoteclaw");
+    assert!(
+        bin.is_file(),
+        "gateway binary {} not found: run `cargo build --release --bin remoteclaw` first \
+         (or scripts/load.sh), or set REMOTECLAW_BIN",
+        bin.display()
+    );
+    bin
+}
+
+/// Warns when a file under `src/` is newer than the binary (it would measure old code).
+fn warn_if_stale(bin: &Path) {
+    let Some(built) = mtime(bin) else { return };
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    if let Some(newer) = newest_file(&src).filter(|(t, _)| *t > built) {
+        println!(
+            "WARNING: {} is newer than {}; rebuild (scripts/load.sh does) to measure current code",
+            newer.1.display(),
+            bin.display()
+        );
+    }
+}
+
+fn mtime(p: &Path) -> Option<SystemTime> {
+    std::fs::metadata(p).and_then(|m| m.modified()).ok()
+}
+
+fn newest_file(dir: &Path) -> Option<(SystemTime, PathBuf)> {
+    let mut newest: Option<(SystemTime, PathBuf)> = None;
+    for entry in std::fs::read_dir(dir).ok()?.flatten() {
+        let path = entry.path();
+        let candidate = if path.is_dir() {
+            newest_file(&path)
+        } else {
+            mtime(&path).map(|t| (t, path))
+        };
+        if let Some(c) = candidate {
+            if newest.as_ref().is_none_or(|n| c.0 > n.0) {
+                newest = Some(c);
+            }
+        }
+    }
+    newest
+}
+
+struct Gateway {
+    child: Child,
+    /// `http://127.0.0.1:PORT`
+    base_url: String,
+    /// Every stderr line after the "listening" line.
+    log: Arc<Mutex<Vec<String>>>,
+    _state_dir: tempfile::TempDir,
+}
+
+impl Gateway {
+    fn start(bin: &Path, fake_openai_base: &str) -> Gateway {
+        let state_dir = tempfile::tempdir().expect("gateway state tempdir");
+        let config = format!(
+            "[agents.defaults.model]\nprimary = \"openai/gpt-4o-mini\"\n\n\
+             [models.providers.openai]\nbaseUrl = \"{fake_openai_base}\"\n"
+        );
+        std::fs::write(state_dir.path().join("remoteclaw.toml"), config)
+            .expect("write remoteclaw.toml");
+        let mut child = Command::new(bin)
+            .args(["gateway", "--port", "0"])
+            .env("HOME", state_dir.path())
+            .env("REMOTECLAW_STATE_DIR", state_dir.path())
+            .env("OPENAI_API_KEY", API_KEY)
+            .env("RUST_LOG", "warn,remoteclaw::cli::gateway=info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {}: {e}", bin.display()));
+        let stderr = child.stderr.take().expect("gateway stderr is piped");
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let (addr_tx, addr_rx) = mpsc::channel();
+        let log_in = log.clone();
+        std::thread::Builder::new()
+            .name("gateway-stderr".into())
+            .spawn(move || drain_stderr(stderr, addr_tx, log_in))
+            .expect("spawn gateway stderr reader");
+        let mut gateway = Gateway {
+            child,
+            base_url: String::new(),
+            log,
+            _state_dir: state_dir,
+        };
+        match addr_rx.recv_timeout(Duration::from_secs(30)) {
+            Ok(Ok(url)) => gateway.base_url = url,
+            Ok(Err(startup_log)) => panic!("the gateway exited during start-up:\n{startup_log}"),
+            Err(_) => panic!("the gateway did not report `listening on http://` within 30 s"),
+        }
+        gateway
+    }
+
+    fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    fn print_log_tail(&self) {
+        let log = self.log.lock().unwrap_or_else(|p| p.into_inner());
+        if log.is_empty() {
+            return;
+        }
+        println!();
+        println!(
+            "gateway logged {} line(s) under load; last ones:",
+            log.len()
+        );
+        for line in log.iter().rev().take(5).rev() {
+            println!("  {line}");
+        }
+    }
+}
+
+impl Drop for Gateway {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Reads the gateway's stderr until EOF: sends the listening URL once (or the start-up
+/// log if the process ends first), then keeps draining so the pipe never fills up.
+fn drain_stderr(
+    stderr: impl std::io::Read,
+    addr_tx: mpsc::Sender<Result<String, String>>,
+    log: Arc<Mutex<Vec<String>>>,
+) {
+    let mut startup = Vec::new();
+    let mut found = false;
+    for line in BufReader::new(stderr).lines() {
+        let Ok(line) = line else { break };
+        if found {
+            log.lock().unwrap_or_else(|p| p.into_inner()).push(line);
+        } else if let Some(url) = listening_url(&line) {
+            found = true;
+            let _ = addr_tx.send(Ok(url));
+        } else {
+            startup.push(line);
+        }
+    }
+    if !found {
+        let _ = addr_tx.send(Err(startup.join("\n")));
+    }
+}
+
+/// `... listening on http://127.0.0.1:PORT (web chat ...` → `http://127.0.0.1:PORT`.
+fn listening_url(line: &str) -> Option<String> {
+    let rest = &line[line.find("listening on http://")? + "listening on ".len()..];
+    let url = rest.split_whitespace().next()?;
+    Some(url.trim_end_matches('/').to_string())
+}
+
+// ---------------------------------------------------------------------------
+// Process statistics from /proc
+
+struct MemStats {
+    rss_kb: Option<u64>,
+    hwm_kb: Option<u64>,
+}
+
+impl MemStats {
+    fn read(pid: u32) -> MemStats {
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+        let field = |name: &str| {
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix(name))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        };
+        MemStats {
+            rss_kb: field("VmRSS:"),
+            hwm_kb: field("VmHWM:"),
+        }
+    }
+}
+
+fn mb(kb: Option<u64>) -> String {
+    kb.map_or_else(
+        || "n/a".into(),
+        |kb| format!("{:.1} MB", kb as f64 / 1024.0),
+    )
+}
+
+/// user + system CPU time of `pid` (`self` for this process).
+fn cpu_time(pid: &str) -> Option<Duration> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the `(comm)`, which may contain spaces: state is field 3, utime 14.
+    let after = &stat[stat.rfind(')')? + 2..];
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    let ticks: f64 = fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?;
+    Some(Duration::from_secs_f64(ticks / CLOCK_TICKS_PER_SEC))
+}
+
+// ---------------------------------------------------------------------------
+// Open-loop load generation
+
+struct Target {
+    name: &'static str,
+    url: String,
+    bearer: Option<&'static str>,
+}
+
+fn http_client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .http1_only()
+        .tcp_nodelay(true)
+        .pool_max_idle_per_host(1024)
+        .pool_idle_timeout(Duration::from_secs(60))
+        .timeout(Duration::from_secs(10))
+        .build()
+        .expect("load generator: HTTP client")
+}
+
+enum Outcome {
+    Ok,
+    Status(u16, String),
+    UnexpectedBody(String),
+    Failed(String),
+}
+
+struct Sample {
+    latency: Duration,
+    outcome: Outcome,
+}
+
+async fn one_request(
+    client: reqwest::Client,
+    url: Arc<str>,
+    bearer: Option<&'static str>,
+    due: Instant,
+) -> Sample {
+    let mut req = client
+        .post(&*url)
+        .header(reqwest::header::CONTENT_TYPE, "application/json")
+        .body(BODY);
+    if let Some(key) = bearer {
+        req = req.bearer_auth(key);
+    }
+    let outcome = match req.send().await {
+        Err(e) => Outcome::Failed(e.to_string()),
+        Ok(resp) => {
+            let status = resp.status();
+            match resp.bytes().await {
+                Err(e) => Outcome::Failed(format!("reading the body: {e}")),
+                Ok(body) if !status.is_success() => {
+                    Outcome::Status(status.as_u16(), snippet(&body))
+                }
+                Ok(body) if !contains(&body, EXPECTED_REPLY) => {
+                    Outcome::UnexpectedBody(snippet(&body))
+                }
+                Ok(_) => Outcome::Ok,
+            }
+        }
+    };
+    Sample {
+        latency: due.elapsed(),
+        outcome,
+    }
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+fn snippet(body: &[u8]) -> String {
+    String::from_utf8_lossy(&body[..body.len().min(200)]).into_owned()
+}
+
+/// Sends `n` requests due every `1/rate` s from now; returns the samples and how late
+/// the pacer was at worst (a large lag means the generator itself could not keep up).
+fn run_open_loop(
+    rt: &Runtime,
+    client: &reqwest::Client,
+    target: &Target,
+    rate: u32,
+    n: usize,
+) -> (Vec<Sample>, Duration) {
+    let url: Arc<str> = target.url.as_str().into();
+    let t0 = Instant::now() + Duration::from_millis(2);
+    let mut tasks = Vec::with_capacity(n);
+    let mut max_lag = Duration::ZERO;
+    for i in 0..n {
+        let due = t0 + Duration::from_secs_f64(i as f64 / f64::from(rate));
+        // A plain thread sleep is far more precise than tokio's 1 ms timer wheel.
+        if let Some(wait) = due.checked_duration_since(Instant::now()) {
+            std::thread::sleep(wait);
+        }
+        max_lag = max_lag.max(Instant::now().saturating_duration_since(due));
+        tasks.push(rt.spawn(one_request(client.clone(), url.clone(), target.bearer, due)));
+    }
+    let samples = rt.block_on(async {
+        let mut out = Vec::with_capacity(tasks.len());
+        for t in tasks {
+            out.push(t.await.expect("request task panicked"));
+        }
+        out
+    });
+    (samples, max_lag)
+}
+
+// ---------------------------------------------------------------------------
+// Measurement and reporting
+
+struct RunSummary {
+    rate: u32,
+    target: &'static str,
+    n: usize,
+    ok: usize,
+    errors: usize,
+    /// Latencies of successful requests, sorted ascending.
+    sorted: Vec<Duration>,
+    max_lag: Duration,
+    /// CPU time per request of the measured process (gateway, or this process for the fake).
+    cpu_per_request: Option<Duration>,
+    problems: Vec<String>,
+}
+
+#[allow(clippy::too_many_arguments)]
+fn measure(
+    rt: &Runtime,
+    client: &reqwest::Client,
+    target: &Target,
+    rate: u32,
+    n: usize,
+    warmup: usize,
+    fake: &FakeServer,
+    gateway_pid: Option<u32>,
+) -> RunSummary {
+    if warmup > 0 {
+        let (samples, _) = run_open_loop(rt, client, target, rate, warmup);
+        let bad = samples
+            .iter()
+            .filter(|s| !matches!(s.outcome, Outcome::Ok))
+            .count();
+        if bad > 0 {
+            println!(
+                "  ({} @{rate}/s: {bad} of {warmup} warm-up requests failed)",
+                target.name
+            );
+        }
+    }
+    fake.provider().clear_requests();
+    std::thread::sleep(Duration::from_millis(200));
+
+    let cpu_pid = gateway_pid.map_or_else(|| "self".to_string(), |p| p.to_string());
+    let cpu_before = cpu_time(&cpu_pid);
+    let (samples, max_lag) = run_open_loop(rt, client, target, rate, n);
+    let cpu_after = cpu_time(&cpu_pid);
+    let upstream = fake.provider().request_count();
+    fake.provider().clear_requests();
+
+    let mut summary = summarize(rate, target.name, samples, max_lag);
+    summary.cpu_per_request = match (cpu_before, cpu_after) {
+        (Some(b), Some(a)) => Some(a.saturating_sub(b) / n as u32),
+        _ => None,
+    };
+    if upstream != n {
+        summary.problems.push(format!(
+            "{} @{rate}/s: the fake saw {upstream} requests for {n} sent",
+            target.name
+        ));
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    summary
+}
+
+fn summarize(
+    rate: u32,
+    target: &'static str,
+    samples: Vec<Sample>,
+    max_lag: Duration,
+) -> RunSummary {
+    let n = samples.len();
+    let mut sorted = Vec::with_capacity(n);
+    let mut first_problem: std::collections::BTreeMap<String, (usize, String)> =
+        std::collections::BTreeMap::new();
+    for s in samples {
+        let (kind, detail) = match s.outcome {
+            Outcome::Ok => {
+                sorted.push(s.latency);
+                continue;
+            }
+            Outcome::Status(code, body) => (format!("HTTP {code}"), body),
+            Outcome::UnexpectedBody(body) => ("unexpected body".to_string(), body),
+            Outcome::Failed(e) => ("request failed".to_string(), e),
+        };
+        first_problem.entry(kind).or_insert((0, detail)).0 += 1;
+    }
+    sorted.sort_unstable();
+    let problems = first_problem
+        .into_iter()
+        .map(|(kind, (count, detail))| {
+            format!("{target} @{rate}/s: {count} × {kind}, e.g. {detail}")
+        })
+        .collect();
+    RunSummary {
+        rate,
+        target,
+        n,
+        ok: sorted.len(),
+        errors: n - sorted.len(),
+        sorted,
+        max_lag,
+        cpu_per_request: None,
+        problems,
+    }
+}
+
+impl RunSummary {
+    /// Nearest-rank percentile in milliseconds (`NaN` when nothing succeeded).
+    fn percentile_ms(&self, p: f64) -> f64 {
+        if self.sorted.is_empty() {
+            return f64::NAN;
+        }
+        let rank = ((p / 100.0) * self.sorted.len() as f64).ceil() as usize;
+        let idx = rank.clamp(1, self.sorted.len()) - 1;
+        ms(self.sorted[idx])
+    }
+
+    fn print_row(&self) {
+        println!(
+            "{:<7} {:<8} {:>6} {:>6} {:>5} {:>8.2} {:>8.2} {:>8.2} {:>8.2} {:>9.2} {:>10}",
+            format!("{}/s", self.rate),
+            self.target,
+            self.n,
+            self.ok,
+            self.errors,
+            self.percentile_ms(50.0),
+            self.percentile_ms(90.0),
+            self.percentile_ms(99.0),
+            self.percentile_ms(100.0),
+            ms(self.max_lag),
+            self.cpu_per_request
+                .map_or_else(|| "n/a".into(), |d| d.as_micros().to_string()),
+        );
+        if self.errors > 0 {
+            println!(
+                "!!!!! {} of {} requests FAILED ({} @{}/s) !!!!!",
+                self.errors, self.n, self.target, self.rate
+            );
+        }
+    }
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+/// Prints the gateway's overhead at one rate; true when the p99 target is missed.
+fn print_overhead(direct: &RunSummary, via: &RunSummary) -> bool {
+    let diff = |p: f64| via.percentile_ms(p) - direct.percentile_ms(p);
+    let p99 = diff(99.0);
+    // The target is stated for 1000 req/s; NaN (nothing succeeded) counts as missed.
+    let checked = via.rate >= 1000;
+    let missed = checked && (p99.is_nan() || p99 >= P99_OVERHEAD_TARGET_MS);
+    let verdict = match (checked, missed) {
+        (false, _) => String::new(),
+        (true, false) => format!("  [target < {P99_OVERHEAD_TARGET_MS} ms: ok]"),
+        (true, true) => format!("  [target < {P99_OVERHEAD_TARGET_MS} ms: MISSED]"),
+    };
+    println!(
+        "overhead @{}/s: p50 {:+.2} ms, p90 {:+.2} ms, p99 {:+.2} ms, max {:+.2} ms{verdict}",
+        via.rate,
+        diff(50.0),
+        diff(90.0),
+        p99,
+        diff(100.0),
+    );
+    missed
+}
+
+/// Prints the gateway's memory; true when the idle RSS target is missed.
+fn print_memory(idle: &MemStats, after: &MemStats) -> bool {
+    let idle_mb = idle.rss_kb.map(|kb| kb as f64 / 1024.0);
+    let verdict = match idle_mb {
+        Some(m) if m < IDLE_RSS_TARGET_MB => format!("[target < {IDLE_RSS_TARGET_MB} MB: ok]"),
+        Some(_) => format!("[target < {IDLE_RSS_TARGET_MB} MB: MISSED]"),
+        None => "[not measured]".into(),
+    };
+    println!(
+        "gateway RSS: idle {} {verdict}; after load {}, peak (VmHWM) {}",
+        mb(idle.rss_kb),
+        mb(after.rss_kb),
+        mb(after.hwm_kb),
+    );
+    idle_mb.is_some_and(|m| m >= IDLE_RSS_TARGET_MB)
+}
