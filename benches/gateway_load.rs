@@ -25,6 +25,8 @@
 //! - `LOAD_WARMUP`     discarded requests before each measured run (default 200)
 //! - `LOAD_THREADS`    load-generator runtime workers (default 2)
 //! - `FAKE_LATENCY_MS` fake provider latency (default 20)
+//! - `LOAD_JITTER`     `0` sends exactly on the `i / rate` grid (default: jittered, see
+//!   [`LoadGenerator::run`])
 //! - `REMOTECLAW_BIN`  gateway binary (default `<crate>/target/release/remoteclaw`,
 //!   honouring `CARGO_TARGET_DIR`)
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -60,11 +62,12 @@ fn main() {
     warn_if_stale(&bin);
     println!(
         "gateway_load: rates {:?} req/s, {} s each (+{} warm-up), fake latency {} ms, \
-         load-generator workers {}, {} CPUs",
+         schedule jitter {}, load-generator workers {}, {} CPUs",
         cfg.rates,
         cfg.secs,
         cfg.warmup,
         cfg.fake_latency.as_millis(),
+        if cfg.jitter { "on" } else { "off" },
         cfg.threads,
         std::thread::available_parallelism().map_or(0, |n| n.get()),
     );
@@ -76,21 +79,18 @@ fn main() {
     std::thread::sleep(Duration::from_millis(300));
     let idle = MemStats::read(gateway.pid());
 
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(cfg.threads)
-        .enable_all()
-        .build()
-        .expect("load generator: tokio runtime");
-    let client = http_client();
+    let load = LoadGenerator::new(cfg.threads, cfg.jitter);
     let fake_target = Target {
         name: "fake",
         url: format!("{}/chat/completions", fake.provider().openai_base()),
         bearer: Some(API_KEY),
+        cpu_of: "self".into(),
     };
     let gateway_target = Target {
         name: "gateway",
         url: format!("{}/v1/chat/completions", gateway.base_url),
         bearer: None,
+        cpu_of: gateway.pid().to_string(),
     };
 
     println!();
@@ -111,18 +111,9 @@ fn main() {
     let mut summaries = Vec::new();
     for &rate in &cfg.rates {
         let n = cfg.count(rate);
-        let direct = measure(&rt, &client, &fake_target, rate, n, cfg.warmup, &fake, None);
+        let direct = measure(&load, &fake_target, rate, n, cfg.warmup, &fake);
         direct.print_row();
-        let via = measure(
-            &rt,
-            &client,
-            &gateway_target,
-            rate,
-            n,
-            cfg.warmup,
-            &fake,
-            Some(gateway.pid()),
-        );
+        let via = measure(&load, &gateway_target, rate, n, cfg.warmup, &fake);
         via.print_row();
         summaries.push((direct, via));
     }
@@ -169,6 +160,7 @@ struct Config {
     warmup: usize,
     threads: usize,
     fake_latency: Duration,
+    jitter: bool,
 }
 
 impl Config {
@@ -192,6 +184,7 @@ impl Config {
             warmup: env_num("LOAD_WARMUP", 200.0) as usize,
             threads: (env_num("LOAD_THREADS", 2.0) as usize).max(1),
             fake_latency: Duration::from_secs_f64(env_num("FAKE_LATENCY_MS", 20.0) / 1000.0),
+            jitter: env_num("LOAD_JITTER", 1.0) != 0.0,
         }
     }
 
@@ -481,17 +474,14 @@ struct Target {
     name: &'static str,
     url: String,
     bearer: Option<&'static str>,
+    /// `/proc/<cpu_of>/stat` is the process whose CPU time is reported for this target.
+    cpu_of: String,
 }
 
-fn http_client() -> reqwest::Client {
-    reqwest::Client::builder()
-        .http1_only()
-        .tcp_nodelay(true)
-        .pool_max_idle_per_host(1024)
-        .pool_idle_timeout(Duration::from_secs(60))
-        .timeout(Duration::from_secs(10))
-        .build()
-        .expect("load generator: HTTP client")
+struct LoadGenerator {
+    rt: Runtime,
+    client: reqwest::Client,
+    jitter: bool,
 }
 
 enum Outcome {
@@ -549,36 +539,75 @@ fn snippet(body: &[u8]) -> String {
     String::from_utf8_lossy(&body[..body.len().min(200)]).into_owned()
 }
 
-/// Sends `n` requests due every `1/rate` s from now; returns the samples and how late
-/// the pacer was at worst (a large lag means the generator itself could not keep up).
-fn run_open_loop(
-    rt: &Runtime,
-    client: &reqwest::Client,
-    target: &Target,
-    rate: u32,
-    n: usize,
-) -> (Vec<Sample>, Duration) {
-    let url: Arc<str> = target.url.as_str().into();
-    let t0 = Instant::now() + Duration::from_millis(2);
-    let mut tasks = Vec::with_capacity(n);
-    let mut max_lag = Duration::ZERO;
-    for i in 0..n {
-        let due = t0 + Duration::from_secs_f64(i as f64 / f64::from(rate));
-        // A plain thread sleep is far more precise than tokio's 1 ms timer wheel.
-        if let Some(wait) = due.checked_duration_since(Instant::now()) {
-            std::thread::sleep(wait);
-        }
-        max_lag = max_lag.max(Instant::now().saturating_duration_since(due));
-        tasks.push(rt.spawn(one_request(client.clone(), url.clone(), target.bearer, due)));
+impl LoadGenerator {
+    fn new(workers: usize, jitter: bool) -> LoadGenerator {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(workers)
+            .enable_all()
+            .build()
+            .expect("load generator: tokio runtime");
+        let client = reqwest::Client::builder()
+            .http1_only()
+            .tcp_nodelay(true)
+            .pool_max_idle_per_host(1024)
+            .pool_idle_timeout(Duration::from_secs(60))
+            .timeout(Duration::from_secs(10))
+            .build()
+            .expect("load generator: HTTP client");
+        LoadGenerator { rt, client, jitter }
     }
-    let samples = rt.block_on(async {
-        let mut out = Vec::with_capacity(tasks.len());
-        for t in tasks {
-            out.push(t.await.expect("request task panicked"));
+
+    /// Sends `n` requests, request `i` due at `t0 + (i + u_i) / rate`; returns the
+    /// samples and how late the pacer was at worst (a large lag means the generator
+    /// itself could not keep up).
+    ///
+    /// `u_i` is uniform in [0, 1) with jitter on, else 0. The jitter matters: the fake
+    /// sleeps on tokio's 1 ms timer wheel, which rounds every deadline up to the next
+    /// tick. On an exact grid (a whole number of ms apart) every request reaches the
+    /// fake at the same phase of that tick, so a delay added in front of the fake (the
+    /// gateway's inbound work) is largely eaten by the rounding and the overhead reads
+    /// too low. With a random phase the rounding is independent of that delay.
+    fn run(&self, target: &Target, rate: u32, n: usize) -> (Vec<Sample>, Duration) {
+        let url: Arc<str> = target.url.as_str().into();
+        let mut rng = SplitMix64(0x5eed_1234_abcd_0042);
+        let t0 = Instant::now() + Duration::from_millis(2);
+        let mut tasks = Vec::with_capacity(n);
+        let mut max_lag = Duration::ZERO;
+        for i in 0..n {
+            let u = if self.jitter { rng.unit() } else { 0.0 };
+            let due = t0 + Duration::from_secs_f64((i as f64 + u) / f64::from(rate));
+            // A plain thread sleep is far more precise than tokio's 1 ms timer wheel.
+            if let Some(wait) = due.checked_duration_since(Instant::now()) {
+                std::thread::sleep(wait);
+            }
+            max_lag = max_lag.max(Instant::now().saturating_duration_since(due));
+            let request = one_request(self.client.clone(), url.clone(), target.bearer, due);
+            tasks.push(self.rt.spawn(request));
         }
-        out
-    });
-    (samples, max_lag)
+        let samples = self.rt.block_on(async {
+            let mut out = Vec::with_capacity(tasks.len());
+            for t in tasks {
+                out.push(t.await.expect("request task panicked"));
+            }
+            out
+        });
+        (samples, max_lag)
+    }
+}
+
+/// Tiny deterministic PRNG for the schedule jitter.
+struct SplitMix64(u64);
+
+impl SplitMix64 {
+    /// Uniform in [0, 1).
+    fn unit(&mut self) -> f64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^= z >> 31;
+        (z >> 11) as f64 / (1u64 << 53) as f64
+    }
 }
 
 // ---------------------------------------------------------------------------
@@ -598,19 +627,17 @@ struct RunSummary {
     problems: Vec<String>,
 }
 
-#[allow(clippy::too_many_arguments)]
+/// A warm-up run (discarded), then `n` measured requests at `rate`.
 fn measure(
-    rt: &Runtime,
-    client: &reqwest::Client,
+    load: &LoadGenerator,
     target: &Target,
     rate: u32,
     n: usize,
     warmup: usize,
     fake: &FakeServer,
-    gateway_pid: Option<u32>,
 ) -> RunSummary {
     if warmup > 0 {
-        let (samples, _) = run_open_loop(rt, client, target, rate, warmup);
+        let (samples, _) = load.run(target, rate, warmup);
         let bad = samples
             .iter()
             .filter(|s| !matches!(s.outcome, Outcome::Ok))
@@ -625,10 +652,9 @@ fn measure(
     fake.provider().clear_requests();
     std::thread::sleep(Duration::from_millis(200));
 
-    let cpu_pid = gateway_pid.map_or_else(|| "self".to_string(), |p| p.to_string());
-    let cpu_before = cpu_time(&cpu_pid);
-    let (samples, max_lag) = run_open_loop(rt, client, target, rate, n);
-    let cpu_after = cpu_time(&cpu_pid);
+    let cpu_before = cpu_time(&target.cpu_of);
+    let (samples, max_lag) = load.run(target, rate, n);
+    let cpu_after = cpu_time(&target.cpu_of);
     let upstream = fake.provider().request_count();
     fake.provider().clear_requests();
 

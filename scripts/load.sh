@@ -4,7 +4,7 @@
 # (20 ms latency) at fixed open-loop rates, the overhead, and the gateway's RSS.
 #
 # Knobs (environment, passed through): LOAD_RATES (default 500,1000), LOAD_SECS (6),
-# LOAD_WARMUP (200), LOAD_THREADS (2), FAKE_LATENCY_MS (20), REMOTECLAW_BIN.
+# LOAD_WARMUP (200), LOAD_THREADS (2), FAKE_LATENCY_MS (20), LOAD_JITTER (1), REMOTECLAW_BIN.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -13,7 +13,7 @@ run() {
     "$@"
 }
 
-for var in LOAD_RATES LOAD_SECS LOAD_WARMUP LOAD_THREADS FAKE_LATENCY_MS REMOTECLAW_BIN; do
+for var in LOAD_RATES LOAD_SECS LOAD_WARMUP LOAD_THREADS FAKE_LATENCY_MS LOAD_JITTER REMOTECLAW_BIN; do
     if [[ -n "${!var:-}" ]]; then
         printf '  %s=%s\n' "$var" "${!var}" >&2
     fi

@@ -69,12 +69,20 @@ pub struct Catalog {
     pub allowed: BTreeMap<ModelRef, Option<String>>,
     /// Lower-cased alias → model.
     pub aliases: BTreeMap<String, ModelRef>,
+    /// Providers a model may name: the built-in ones and those configured with an endpoint.
+    pub providers: std::collections::BTreeSet<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum CatalogError {
     #[error("Model \"{input}\" is not valid: {reason}")]
     Invalid { input: String, reason: String },
+    #[error("Model \"{input}\": unknown provider \"{provider}\". Known providers: {}.", known.join(", "))]
+    UnknownProvider {
+        input: String,
+        provider: String,
+        known: Vec<String>,
+    },
     #[error("Model \"{input}\" is not allowed here. Allowed: {}.", allowed.join(", "))]
     NotAllowed { input: String, allowed: Vec<String> },
 }
@@ -112,11 +120,25 @@ impl Catalog {
             .iter()
             .filter_map(|f| resolve(f))
             .collect();
+        let mut providers: std::collections::BTreeSet<String> =
+            crate::providers::registry::BUILTIN_PROVIDERS
+                .iter()
+                .map(|p| p.to_string())
+                .collect();
+        providers.extend(
+            config
+                .models
+                .providers
+                .iter()
+                .filter(|(_, p)| p.base_url.is_some() && p.api.is_some())
+                .map(|(id, _)| id.clone()),
+        );
         Catalog {
             default,
             fallbacks,
             allowed,
             aliases,
+            providers,
         }
     }
 
@@ -137,6 +159,13 @@ impl Catalog {
                 }
             })?,
         };
+        if !self.providers.contains(&model.provider) {
+            return Err(CatalogError::UnknownProvider {
+                input: trimmed.to_string(),
+                provider: model.provider,
+                known: self.providers.iter().cloned().collect(),
+            });
+        }
         if self.is_allowed(&model) {
             Ok(model)
         } else {
@@ -240,6 +269,10 @@ mod tests {
         let c = Catalog::from_config(&Config::default());
         assert_eq!(c.default.to_string(), DEFAULT_MODEL);
         assert!(c.resolve("openai/gpt-4o").is_ok());
+        assert!(matches!(
+            c.resolve("nosuch/x"),
+            Err(CatalogError::UnknownProvider { .. })
+        ));
         assert_eq!(
             c.resolve("claude-opus-4-5").map(|m| m.to_string()),
             Ok("anthropic/claude-opus-4-5".into())
