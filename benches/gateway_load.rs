@@ -562,11 +562,12 @@ impl LoadGenerator {
     /// itself could not keep up).
     ///
     /// `u_i` is uniform in [0, 1) with jitter on, else 0. The jitter matters: the fake
-    /// sleeps on tokio's 1 ms timer wheel, which rounds every deadline up to the next
-    /// tick. On an exact grid (a whole number of ms apart) every request reaches the
-    /// fake at the same phase of that tick, so a delay added in front of the fake (the
-    /// gateway's inbound work) is largely eaten by the rounding and the overhead reads
-    /// too low. With a random phase the rounding is independent of that delay.
+    /// sleeps on tokio's 1 ms timer wheel, which rounds every deadline up to a tick.
+    /// On an exact grid (a whole number of ms apart) every request reaches the fake at
+    /// the same phase of that tick, so the gateway's inbound delay is either absorbed
+    /// by the rounding or pushes requests past a tick (+1 ms), depending on an
+    /// arbitrary phase: measured overheads then swing between ~0 and ~1 ms. With a
+    /// random phase the rounding no longer depends on that delay.
     fn run(&self, target: &Target, rate: u32, n: usize) -> (Vec<Sample>, Duration) {
         let url: Arc<str> = target.url.as_str().into();
         let mut rng = SplitMix64(0x5eed_1234_abcd_0042);

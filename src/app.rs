@@ -8,7 +8,8 @@ use crate::config::paths::Paths;
 use crate::config::{self, Config, LoadedConfig};
 use crate::engine::Engine;
 use crate::metrics::Metrics;
-use crate::session::Sessions;
+use crate::session::SessionManager;
+use crate::session::sqlite::SqliteStore;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -21,7 +22,8 @@ pub struct App {
     pub env: Arc<EnvMap>,
     pub agent_id: String,
     pub engine: Engine,
-    pub sessions: Sessions,
+    pub sessions: SessionManager,
+    pub clock: Arc<dyn Clock>,
     pub metrics: Arc<Metrics>,
 }
 
@@ -33,6 +35,8 @@ pub enum StartupError {
     EnvFile(#[from] config::env::EnvFileError),
     #[error(transparent)]
     Config(#[from] config::ConfigError),
+    #[error(transparent)]
+    Store(#[from] crate::session::StoreError),
     #[error("agent id \"{0}\" is not a plain name: use letters, digits, '_' or '-'")]
     BadAgent(String),
 }
@@ -83,8 +87,10 @@ impl App {
             config: config.clone(),
             env: env.clone(),
             profiles_path: paths.auth_profiles(&agent_id),
-            clock,
+            clock: clock.clone(),
         });
+        let store = Arc::new(SqliteStore::open(&paths.state_db())?);
+        let sessions = SessionManager::new(store, config.session.history_turns, clock.clone());
         let metrics = Arc::new(Metrics::new());
         let engine = Engine::new(config.clone(), resolver, metrics.clone());
         Ok(App {
@@ -95,7 +101,8 @@ impl App {
             env,
             agent_id,
             engine,
-            sessions: Sessions::default(),
+            sessions,
+            clock,
             metrics,
         })
     }

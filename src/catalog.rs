@@ -71,20 +71,44 @@ pub struct Catalog {
     pub aliases: BTreeMap<String, ModelRef>,
     /// Providers a model may name: the built-in ones and those configured with an endpoint.
     pub providers: std::collections::BTreeSet<String>,
+    /// Lower-cased aliases, for `/<alias>` shortcuts in the directive parser.
+    pub alias_words: std::collections::BTreeSet<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum CatalogError {
     #[error("Model \"{input}\" is not valid: {reason}")]
     Invalid { input: String, reason: String },
-    #[error("Model \"{input}\": unknown provider \"{provider}\". Known providers: {}.", known.join(", "))]
+    #[error("Model \"{input}\": unknown provider \"{provider}\".{} Known providers: {}.", did_you_mean(suggestion), known.join(", "))]
     UnknownProvider {
         input: String,
         provider: String,
         known: Vec<String>,
+        suggestion: Option<String>,
     },
-    #[error("Model \"{input}\" is not allowed here. Allowed: {}.", allowed.join(", "))]
-    NotAllowed { input: String, allowed: Vec<String> },
+    #[error("Model \"{input}\" is not allowed here.{} Allowed: {}.", did_you_mean(suggestion), allowed.join(", "))]
+    NotAllowed {
+        input: String,
+        allowed: Vec<String>,
+        suggestion: Option<String>,
+    },
+}
+
+fn did_you_mean(s: &Option<String>) -> String {
+    s.as_ref()
+        .map(|s| format!(" Did you mean \"{s}\"?"))
+        .unwrap_or_default()
+}
+
+/// The candidate most like `input` (Jaro-Winkler ≥ 0.8), if any.
+pub fn closest<'a>(input: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<String> {
+    let input = input.to_lowercase();
+    candidates
+        .into_iter()
+        .map(|c| (strsim::jaro_winkler(&input, &c.to_lowercase()), c))
+        .filter(|(score, _)| *score >= 0.8)
+        .max_by(|a, b| a.0.total_cmp(&b.0))
+        .map(|(_, c)| c.to_string())
 }
 
 impl Catalog {
@@ -133,12 +157,14 @@ impl Catalog {
                 .filter(|(_, p)| p.base_url.is_some() && p.api.is_some())
                 .map(|(id, _)| id.clone()),
         );
+        let alias_words = aliases.keys().cloned().collect();
         Catalog {
             default,
             fallbacks,
             allowed,
             aliases,
             providers,
+            alias_words,
         }
     }
 
@@ -160,18 +186,30 @@ impl Catalog {
             })?,
         };
         if !self.providers.contains(&model.provider) {
+            let suggestion = closest(&model.provider, self.providers.iter().map(String::as_str))
+                .map(|p| format!("{p}/{}", model.model));
             return Err(CatalogError::UnknownProvider {
                 input: trimmed.to_string(),
                 provider: model.provider,
                 known: self.providers.iter().cloned().collect(),
+                suggestion,
             });
         }
         if self.is_allowed(&model) {
             Ok(model)
         } else {
+            let refs: Vec<String> = self
+                .allowed
+                .keys()
+                .map(ToString::to_string)
+                .chain(self.aliases.keys().cloned())
+                .collect();
+            let suggestion = closest(trimmed, refs.iter().map(String::as_str))
+                .or_else(|| closest(&model.model, self.allowed.keys().map(|m| m.model.as_str())));
             Err(CatalogError::NotAllowed {
                 input: trimmed.to_string(),
                 allowed: self.allowed_list(),
+                suggestion,
             })
         }
     }
@@ -183,6 +221,11 @@ impl Catalog {
             || self.allowed.contains_key(model)
             || &self.default == model
             || self.fallbacks.contains(model)
+    }
+
+    /// The alias of a model, if it has one.
+    pub fn alias_of(&self, model: &ModelRef) -> Option<&str> {
+        self.allowed.get(model).and_then(|a| a.as_deref())
     }
 
     /// Allowlisted models as display strings (`ref (alias)`), plus default and fallbacks.
@@ -306,6 +349,8 @@ alias = "Opus"
             c.resolve("anthropic/claude-sonnet-4-5").is_ok(),
             "default is allowed"
         );
+        let err = c.resolve("opsu").unwrap_err();
+        assert!(err.to_string().contains("Did you mean \"opus\"?"), "{err}");
         let err = c.resolve("openai/gpt-5").unwrap_err();
         assert!(matches!(err, CatalogError::NotAllowed { .. }));
         assert!(

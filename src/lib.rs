@@ -2,16 +2,18 @@
 //! a web chat and the terminal, with per-session model choice and credential pinning.
 //!
 //! Layers (see README "Architecture"): `config` → `catalog` → `auth` (credentials) →
-//! `providers` (wire APIs) → `engine` (one turn, rotation) → `session` /
-//! `conversation` → `gateway` (HTTP, web chat) and `cli`.
+//! `providers` (wire APIs) → `engine` (one turn, rotation) → `session` (durable
+//! per-session state) → `directive` + `chat` (one message) → `gateway` (HTTP, web chat)
+//! and `cli`.
 
 pub mod app;
 pub mod auth;
 pub mod catalog;
+pub mod chat;
 pub mod cli;
 pub mod clock;
 pub mod config;
-pub mod conversation;
+pub mod directive;
 pub mod engine;
 pub mod gateway;
 pub mod metrics;

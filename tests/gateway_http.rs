@@ -5,53 +5,11 @@
 
 mod support;
 
-use remoteclaw::gateway::{GatewayState, serve};
-use remoteclaw::secret::Secret;
 use serde_json::{Value, json};
-use std::sync::Arc;
 use std::time::Duration;
 use support::fake_provider::{Behavior, FakeProvider};
+use support::gateway::{Gateway, spawn_binary, sse_events};
 use support::home::{TestHome, stderr};
-use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::sync::oneshot;
-
-struct Gateway {
-    url: String,
-    stop: Option<oneshot::Sender<()>>,
-    task: tokio::task::JoinHandle<std::io::Result<()>>,
-    _home: TestHome,
-}
-
-impl Gateway {
-    async fn start(home: TestHome, token: Option<&str>) -> Gateway {
-        let app = Arc::new(home.app().await);
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
-        let url = format!("http://{}", listener.local_addr().expect("addr"));
-        let (tx, rx) = oneshot::channel::<()>();
-        let state = GatewayState {
-            app,
-            token: token.map(Secret::new),
-        };
-        let task = tokio::spawn(serve(listener, state, async move {
-            let _ = rx.await;
-        }));
-        Gateway {
-            url,
-            stop: Some(tx),
-            task,
-            _home: home,
-        }
-    }
-
-    async fn shutdown(mut self) {
-        if let Some(s) = self.stop.take() {
-            let _ = s.send(());
-        }
-        (&mut self.task).await.expect("join").expect("serve");
-    }
-}
 
 fn home_for(fake: &FakeProvider, extra: &str) -> TestHome {
     let mut config = TestHome::config_for_fake(
@@ -69,25 +27,6 @@ fn home_for(fake: &FakeProvider, extra: &str) -> TestHome {
 
 fn http() -> reqwest::Client {
     reqwest::Client::new()
-}
-
-/// Split an SSE body into its `data:` payloads (and event names).
-fn sse_events(body: &str) -> Vec<(String, String)> {
-    body.split("\n\n")
-        .filter(|b| !b.trim().is_empty())
-        .map(|block| {
-            let mut event = String::from("message");
-            let mut data = Vec::new();
-            for line in block.lines() {
-                if let Some(e) = line.strip_prefix("event:") {
-                    event = e.trim().to_string();
-                } else if let Some(d) = line.strip_prefix("data:") {
-                    data.push(d.strip_prefix(' ').unwrap_or(d).to_string());
-                }
-            }
-            (event, data.join("\n"))
-        })
-        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -527,22 +466,7 @@ mod binary {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn starts_without_config_and_stops_on_sigterm() {
         let home = TestHome::new("");
-        let mut child = home
-            .command(&["gateway", "--port", "0"])
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .expect("spawn");
-        let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-        let addr = tokio::time::timeout(Duration::from_secs(20), async {
-            while let Some(line) = lines.next_line().await.unwrap() {
-                if let Some(rest) = line.split("listening on http://").nth(1) {
-                    return rest.split_whitespace().next().unwrap().to_string();
-                }
-            }
-            panic!("gateway exited before listening");
-        })
-        .await
-        .expect("gateway starts");
+        let (mut child, addr) = spawn_binary(&home).await;
         let r = http()
             .get(format!("http://{addr}/health"))
             .send()

@@ -6,10 +6,9 @@
 
 mod support;
 
-use std::time::Duration;
 use support::fake_provider::FakeProvider;
+use support::gateway::spawn_binary;
 use support::home::TestHome;
-use tokio::io::{AsyncBufReadExt, BufReader};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs Python with the openai package; .ci/run provides it"]
@@ -23,22 +22,7 @@ async fn official_openai_python_client_works_against_the_gateway() {
         &fake.google_base(),
     ));
     home.set("OPENAI_API_KEY", "sk-py");
-    let mut child = home
-        .command(&["gateway", "--port", "0"])
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("spawn gateway");
-    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-    let addr = tokio::time::timeout(Duration::from_secs(20), async {
-        while let Some(line) = lines.next_line().await.unwrap() {
-            if let Some(rest) = line.split("listening on http://").nth(1) {
-                return rest.split_whitespace().next().unwrap().to_string();
-            }
-        }
-        panic!("gateway exited before listening");
-    })
-    .await
-    .expect("gateway starts");
+    let (mut child, addr) = spawn_binary(&home).await;
     let script = concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/scripts/openai_client_check.py"

@@ -8,4 +8,4 @@ pub mod profiles;
 pub mod resolver;
 
 pub use credential::{Credential, CredentialKind, CredentialSource};
-pub use resolver::{BasicResolver, ResolveError, Resolver};
+pub use resolver::{BasicResolver, ProfileInfo, ResolveError, Resolver};

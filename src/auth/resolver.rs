@@ -33,7 +33,17 @@ pub enum ResolveError {
     Store(#[from] ProfileStoreError),
 }
 
+/// A stored profile as listings show it (no secret).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProfileInfo {
+    pub id: String,
+    pub provider: String,
+}
+
 pub trait Resolver: Send + Sync + std::fmt::Debug {
+    /// Every stored profile of this agent, by id.
+    fn profiles(&self) -> Result<Vec<ProfileInfo>, ResolveError>;
+
     /// Candidates for one turn on `provider`, in the order to try them. With `pinned`,
     /// only that profile.
     fn candidates(
@@ -111,6 +121,18 @@ impl BasicResolver {
 }
 
 impl Resolver for BasicResolver {
+    fn profiles(&self) -> Result<Vec<ProfileInfo>, ResolveError> {
+        let store = ProfileStore::load(&self.profiles_path)?;
+        Ok(store
+            .profiles
+            .values()
+            .map(|p| ProfileInfo {
+                id: p.id.clone(),
+                provider: p.provider.clone(),
+            })
+            .collect())
+    }
+
     fn candidates(
         &self,
         provider: &str,

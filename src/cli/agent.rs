@@ -2,9 +2,9 @@
 //! printed as text or as the stable JSON object of DESIGN §6.
 
 use crate::app::App;
+use crate::chat::{ChatResult, DirectiveInfo, Inbound, handle};
 use crate::config::env::EnvMap;
-use crate::conversation::converse;
-use crate::engine::{Attempt, TurnResult};
+use crate::engine::Attempt;
 use clap::Args;
 use serde::Serialize;
 use std::io::Write;
@@ -29,59 +29,86 @@ pub struct AgentArgs {
 /// `agent --json` output (field names are a stable contract).
 #[derive(Debug, Serialize)]
 pub struct AgentJson<'a> {
-    pub reply: &'a str,
+    pub reply: String,
     pub session: &'a str,
     pub model: String,
     pub credential: Option<&'a str>,
     pub attempts: &'a [Attempt],
-    pub directive: Option<serde_json::Value>,
+    pub directive: Option<&'a DirectiveInfo>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
 }
 
 impl<'a> AgentJson<'a> {
-    pub fn new(session: &'a str, r: &'a TurnResult) -> Self {
+    pub fn new(session: &'a str, r: &'a ChatResult) -> Self {
+        let turn = r.turn.as_ref();
         AgentJson {
-            reply: &r.reply,
+            // A directive-only message answers with the directive's reply.
+            reply: match turn {
+                Some(t) => t.reply.clone(),
+                None if r.error.is_none() => r.notice.clone().unwrap_or_default(),
+                None => String::new(),
+            },
             session,
-            model: r.model.to_string(),
-            credential: r.credential.as_deref(),
-            attempts: &r.attempts,
-            directive: None,
-            error: r.error.as_ref().map(ToString::to_string),
+            model: r
+                .model
+                .as_ref()
+                .map(ToString::to_string)
+                .unwrap_or_default(),
+            credential: turn.and_then(|t| t.credential.as_deref()),
+            attempts: turn.map(|t| t.attempts.as_slice()).unwrap_or_default(),
+            directive: r.directive.as_ref(),
+            error: turn
+                .and_then(|t| t.error.as_ref())
+                .map(ToString::to_string)
+                .or_else(|| r.error.clone()),
         }
     }
 }
 
 pub async fn run(args: AgentArgs) -> anyhow::Result<ExitCode> {
-    super::check_session_key(&args.session)?;
+    crate::session::key::validate(&args.session).map_err(anyhow::Error::msg)?;
     if args.message.trim().is_empty() {
         anyhow::bail!("--message is empty: give the text to send, e.g. --message \"hello\"");
     }
     let app = App::load(EnvMap::from_process(), args.agent.as_deref()).await?;
+    // The operator at the terminal is an owner.
+    let msg = Inbound {
+        session: &args.session,
+        text: &args.message,
+        owner: true,
+        bot_username: None,
+    };
     let result = if args.json {
-        converse(&app, &args.session, &args.message, None).await
+        handle(&app, msg, None).await
     } else {
         let mut stdout = std::io::stdout();
+        let mut streamed = false;
         let mut sink = |d: &str| {
+            streamed = true;
             let _ = stdout.write_all(d.as_bytes());
             let _ = stdout.flush();
         };
-        let r = converse(&app, &args.session, &args.message, Some(&mut sink)).await;
-        if r.error.is_none() {
+        let r = handle(&app, msg, Some(&mut sink)).await;
+        if r.turn.is_none() && !r.is_error() {
+            println!("{}", r.notice.as_deref().unwrap_or_default());
+        } else if streamed && r.turn.as_ref().is_some_and(|t| t.error.is_none()) {
             println!();
         }
         r
     };
+    if result.ignored {
+        return Ok(ExitCode::SUCCESS);
+    }
     if args.json {
         println!(
             "{}",
             serde_json::to_string(&AgentJson::new(&args.session, &result))?
         );
-    } else if let Some(e) = &result.error {
-        eprintln!("error: {e}");
+    } else if result.is_error() {
+        eprintln!("error: {}", result.reply_text());
     }
-    Ok(if result.error.is_some() {
+    Ok(if result.is_error() {
         ExitCode::FAILURE
     } else {
         ExitCode::SUCCESS

@@ -2,8 +2,8 @@
 //! cleanly on Ctrl-D (end of input), Ctrl-C, `/exit` or `/quit`.
 
 use crate::app::App;
+use crate::chat::{Inbound, handle};
 use crate::config::env::EnvMap;
-use crate::conversation::converse;
 use clap::Args;
 use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
@@ -28,7 +28,7 @@ fn prompt(interactive: bool) {
 }
 
 pub async fn run(args: ChatArgs) -> anyhow::Result<ExitCode> {
-    super::check_session_key(&args.session)?;
+    crate::session::key::validate(&args.session).map_err(anyhow::Error::msg)?;
     let app = App::load(EnvMap::from_process(), args.agent.as_deref()).await?;
     let interactive = std::io::stdin().is_terminal();
     if interactive {
@@ -64,19 +64,28 @@ pub async fn run(args: ChatArgs) -> anyhow::Result<ExitCode> {
             let _ = stdout.write_all(d.as_bytes());
             let _ = stdout.flush();
         };
-        let turn = converse(&app, &args.session, text, Some(&mut sink));
+        let msg = Inbound {
+            session: &args.session,
+            text,
+            owner: true,
+            bot_username: None,
+        };
+        let turn = handle(&app, msg, Some(&mut sink));
         let result = tokio::select! {
             r = turn => r,
             _ = &mut ctrl_c => { eprintln!("\n(interrupted)"); break; }
         };
-        match &result.error {
-            None => println!(),
-            Some(e) => {
-                if !result.reply.is_empty() {
+        let turn_failed = result.turn.as_ref().and_then(|t| t.error.as_ref());
+        match (&result.turn, turn_failed) {
+            (Some(_), None) => println!(),
+            (Some(t), Some(e)) => {
+                if !t.reply.is_empty() {
                     println!();
                 }
                 eprintln!("error: {e}");
             }
+            (None, _) if result.is_error() => eprintln!("{}", result.reply_text()),
+            (None, _) => println!("{}", result.notice.as_deref().unwrap_or_default()),
         }
     }
     Ok(ExitCode::SUCCESS)

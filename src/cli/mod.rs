@@ -4,6 +4,7 @@
 mod agent;
 mod chat;
 mod gateway;
+mod sessions;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -28,6 +29,8 @@ pub enum Command {
     Chat(chat::ChatArgs),
     /// Run one turn and print the reply (scriptable with --json).
     Agent(agent::AgentArgs),
+    /// Inspect and reset chat sessions.
+    Sessions(sessions::SessionsArgs),
 }
 
 /// Parse arguments, run, map to an exit code.
@@ -53,6 +56,7 @@ pub fn main() -> ExitCode {
             Command::Gateway(args) => gateway::run(args).await,
             Command::Chat(args) => chat::run(args).await,
             Command::Agent(args) => agent::run(args).await,
+            Command::Sessions(args) => sessions::run(args).await,
         }
     });
     match result {
@@ -75,15 +79,4 @@ fn init_logging(default_level: &str) {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .try_init();
-}
-
-/// A session key given on the command line: non-empty, no whitespace or control characters.
-fn check_session_key(key: &str) -> anyhow::Result<()> {
-    if key.is_empty() || key.len() > 200 || key.chars().any(|c| c.is_whitespace() || c.is_control())
-    {
-        anyhow::bail!(
-            "session key \"{key}\" is not valid: use a short name without spaces, e.g. local:default or local:work"
-        );
-    }
-    Ok(())
 }

@@ -3,9 +3,13 @@
 //! added from or written to session history.
 
 use super::GatewayState;
-use super::stream::{TurnEvent, sink_for, spawn_streaming};
+use super::stream::{StreamEvent, spawn_streaming};
+use crate::chat::views::effective_model;
+use crate::chat::{apply, select};
+use crate::directive::{self, ParseContext, Parsed, split_model_profile};
 use crate::engine::{TurnError, TurnInput, TurnResult};
 use crate::providers::{ChatMessage, ErrorKind, Role};
+use crate::session::key;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
@@ -112,6 +116,36 @@ fn unix_now() -> u64 {
         .unwrap_or(0)
 }
 
+/// A reply that is plain text from RemoteClaw itself (a directive's answer), in the
+/// shape the client asked for.
+fn text_response(id: String, created: u64, model: &str, text: &str, stream: bool) -> Response {
+    if !stream {
+        return axum::Json(json!({
+            "id": id, "object": "chat.completion", "created": created, "model": model,
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
+            "usage": {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0},
+        }))
+        .into_response();
+    }
+    let chunk = |delta: Value, finish: Option<&str>| {
+        json!({"id": id, "object": "chat.completion.chunk", "created": created, "model": model,
+               "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]})
+        .to_string()
+    };
+    let events = [
+        chunk(json!({"role": "assistant", "content": ""}), None),
+        chunk(json!({"content": text}), None),
+        chunk(json!({}), Some("stop")),
+        "[DONE]".to_string(),
+    ];
+    Sse::new(stream::iter(
+        events
+            .into_iter()
+            .map(|d| Ok::<_, Infallible>(Event::default().data(d))),
+    ))
+    .into_response()
+}
+
 pub async fn chat_completions(
     State(state): State<GatewayState>,
     headers: HeaderMap,
@@ -128,24 +162,38 @@ pub async fn chat_completions(
             );
         }
     };
-    let _session = headers
+    let session = headers
         .get("x-remoteclaw-session")
         .and_then(|v| v.to_str().ok())
-        .unwrap_or("web:default");
-    let catalog = &state.app.engine.catalog;
-    let model = match req.model.trim() {
+        .unwrap_or("web:default")
+        .to_string();
+    if let Err(e) = key::validate(&session) {
+        return api_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_request_error",
+            "invalid_session",
+            &format!("x-remoteclaw-session: {e}"),
+        );
+    }
+    let app = &state.app;
+    let catalog = &app.engine.catalog;
+    // The request may name a model (and pin a profile for this request only).
+    let explicit = match req.model.trim() {
         "" | SESSION_MODEL => None,
-        m => match catalog.resolve(m) {
-            Ok(m) => Some(m),
-            Err(e) => {
-                return api_error(
-                    StatusCode::BAD_REQUEST,
-                    "invalid_request_error",
-                    "model_not_found",
-                    &e.to_string(),
-                );
+        m => {
+            let (model, profile) = split_model_profile(m);
+            match select(app, model, profile, true) {
+                Ok(choice) => Some(choice),
+                Err(e) => {
+                    return api_error(
+                        StatusCode::BAD_REQUEST,
+                        "invalid_request_error",
+                        "model_not_found",
+                        &e,
+                    );
+                }
             }
-        },
+        }
     };
     let mut messages = Vec::with_capacity(req.messages.len());
     for m in &req.messages {
@@ -160,25 +208,74 @@ pub async fn chat_completions(
             content: content_text(&m.content),
         });
     }
-    if !messages.iter().any(|m| m.role == Role::User) {
+    let Some(last_user) = messages.iter().rposition(|m| m.role == Role::User) else {
         return api_error(
             StatusCode::BAD_REQUEST,
             "invalid_request_error",
             "no_user_message",
             "messages must contain at least one user message",
         );
+    };
+    let id = completion_id();
+    let created = unix_now();
+
+    // Chat commands in the last user message act on the session, as in any channel.
+    let ctx = ParseContext {
+        bot_username: None,
+        aliases: &catalog.alias_words,
+    };
+    match directive::parse(&messages[last_user].content, &ctx) {
+        Parsed::Plain | Parsed::NotForUs => {}
+        Parsed::Error { error, .. } => {
+            return text_response(id, created, SESSION_MODEL, &error.to_string(), req.stream);
+        }
+        Parsed::Directive {
+            directive, rest, ..
+        } => {
+            let mut turn = match app.sessions.begin(&session).await {
+                Ok(t) => t,
+                Err(e) => {
+                    return api_error(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "remoteclaw_error",
+                        "session_busy",
+                        &e.to_string(),
+                    );
+                }
+            };
+            let (text, _, ok) = apply(app, &mut turn, &directive, true).await;
+            if !ok || rest.is_empty() {
+                return text_response(id, created, SESSION_MODEL, &text, req.stream);
+            }
+            messages[last_user].content = rest;
+        }
     }
+    let (model, pin) = match explicit {
+        Some((m, p)) => (Some(m), p),
+        None => match app.sessions.choice(&session).await {
+            Ok(state) => {
+                let (m, chosen) = effective_model(app, &state);
+                (chosen.then_some(m), state.pin.map(|p| p.profile))
+            }
+            Err(e) => {
+                return api_error(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "remoteclaw_error",
+                    "store_error",
+                    &e.to_string(),
+                );
+            }
+        },
+    };
     let shown_model = model
         .clone()
         .unwrap_or_else(|| catalog.default.clone())
         .to_string();
     let input = TurnInput {
         model,
-        pin: None,
+        pin,
         messages,
     };
-    let id = completion_id();
-    let created = unix_now();
 
     if !req.stream {
         let result = state.app.engine.run_turn(input, None).await;
@@ -189,13 +286,13 @@ pub async fn chat_completions(
     }
 
     let app = state.app.clone();
-    let mut rx = spawn_streaming(move |tx| async move {
-        let mut sink = sink_for(&tx);
+    let mut rx = spawn_streaming(move |sink| async move {
+        let mut sink = |d: &str| sink.send(d);
         app.engine.run_turn(input, Some(&mut sink)).await
     });
     // Wait for the first event: a turn that fails before any text gets a proper HTTP error.
     let first = match rx.recv().await {
-        Some(TurnEvent::Done(result)) if result.error.is_some() => {
+        Some(StreamEvent::Done(result)) if result.error.is_some() => {
             return result
                 .error
                 .as_ref()
@@ -226,11 +323,11 @@ pub async fn chat_completions(
                 None => rx.recv().await?,
             };
             let out = match ev {
-                TurnEvent::Delta(text) => (
+                StreamEvent::Delta(text) => (
                     vec![Event::default().data(chunk(json!({"content": text}), None).to_string())],
                     false,
                 ),
-                TurnEvent::Done(result) => {
+                StreamEvent::Done(result) => {
                     let mut evs = Vec::new();
                     match &result.error {
                         None => evs.push(

@@ -1,10 +1,11 @@
 //! The web chat: `GET /` serves the page (embedded in the binary), `POST /api/chat`
-//! runs one message through the session (`web:<id>`) and streams the reply as SSE
-//! events `delta`, `done` and `error`.
+//! runs one message through the session (`web:<id>`) — chat commands included — and
+//! streams the reply as SSE events `delta`, `done` and `error`.
 
 use super::GatewayState;
-use super::stream::{TurnEvent, sink_for, spawn_streaming};
-use crate::conversation::converse;
+use super::stream::{StreamEvent, spawn_streaming};
+use crate::chat::{ChatResult, Inbound, handle};
+use crate::session::key;
 use axum::Json;
 use axum::extract::State;
 use axum::http::{StatusCode, header};
@@ -35,6 +36,36 @@ fn bad_request(message: String) -> Response {
         .into_response()
 }
 
+fn final_events(result: &ChatResult) -> Vec<Event> {
+    let mut out = Vec::new();
+    // A directive-only message streamed nothing: its notice is the reply.
+    if result.turn.is_none() && !result.is_error() {
+        if let Some(n) = &result.notice {
+            out.push(
+                Event::default()
+                    .event("delta")
+                    .data(json!({"text": n}).to_string()),
+            );
+        }
+    }
+    if result.is_error() {
+        out.push(
+            Event::default()
+                .event("error")
+                .data(json!({"message": result.reply_text()}).to_string()),
+        );
+    } else {
+        let credential = result.turn.as_ref().and_then(|t| t.credential.clone());
+        let model = result.model.as_ref().map(ToString::to_string);
+        out.push(
+            Event::default()
+                .event("done")
+                .data(json!({"model": model, "credential": credential}).to_string()),
+        );
+    }
+    out
+}
+
 pub async fn chat(State(state): State<GatewayState>, body: axum::body::Bytes) -> Response {
     let body: ChatBody = match serde_json::from_slice(&body) {
         Ok(b) => b,
@@ -59,39 +90,36 @@ pub async fn chat(State(state): State<GatewayState>, body: axum::body::Bytes) ->
     if body.message.trim().is_empty() {
         return bad_request("the message is empty".into());
     }
-    let key = format!("web:{id}");
+    let session = key::web(id);
     let app = state.app.clone();
     let message = body.message;
-    let rx = spawn_streaming(move |tx| async move {
-        let mut sink = sink_for(&tx);
-        converse(&app, &key, &message, Some(&mut sink)).await
+    let rx = spawn_streaming(move |sink| async move {
+        let mut sink = |d: &str| sink.send(d);
+        // The web chat is the operator's own page (loopback or token-protected): an owner.
+        let msg = Inbound {
+            session: &session,
+            text: &message,
+            owner: true,
+            bot_username: None,
+        };
+        handle(&app, msg, Some(&mut sink)).await
     });
     let events = stream::unfold(Some(rx), |rx| async move {
         let mut rx = rx?;
-        let ev = match rx.recv().await? {
-            TurnEvent::Delta(text) => (
-                Event::default()
-                    .event("delta")
-                    .data(json!({"text": text}).to_string()),
-                Some(rx),
-            ),
-            TurnEvent::Done(result) => match &result.error {
-                None => (
-                    Event::default().event("done").data(
-                        json!({"model": result.model.to_string(), "credential": result.credential})
-                            .to_string(),
-                    ),
-                    None,
-                ),
-                Some(e) => (
+        match rx.recv().await? {
+            StreamEvent::Delta(text) => Some((
+                vec![
                     Event::default()
-                        .event("error")
-                        .data(json!({"message": e.to_string()}).to_string()),
-                    None,
-                ),
-            },
-        };
-        Some((Ok::<_, Infallible>(ev.0), ev.1))
+                        .event("delta")
+                        .data(json!({"text": text}).to_string()),
+                ],
+                Some(rx),
+            )),
+            StreamEvent::Done(result) => Some((final_events(&result), None)),
+        }
     });
-    Sse::new(events).into_response()
+    let flat = futures_util::StreamExt::flat_map(events, |evs| {
+        stream::iter(evs.into_iter().map(Ok::<_, Infallible>))
+    });
+    Sse::new(flat).into_response()
 }

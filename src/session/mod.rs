@@ -1,83 +1,425 @@
-//! Live chat sessions: per-session conversation history, with turns of one session run
-//! one at a time (a per-session async lock) while sessions run concurrently.
+//! Sessions: keys (`key`), durable state behind the `SessionStore` trait (`store`, with the
+//! embedded `sqlite` backend), and the `SessionManager` that runs turns of one session
+//! one at a time, in arrival order, while sessions run concurrently.
 //!
-//! This is the in-memory core; durable state (model choice, pins) and the `/model`
-//! directives plug in on top of it.
+//! The store is the source of truth: a turn starts by checking the session's revision
+//! there, so changes made by another process (the CLI, another gateway) are seen.
+//! Idle sessions leave memory (`evict_idle`) but never the store.
 
+pub mod key;
+pub mod sqlite;
+pub mod store;
+
+pub use store::{Pin, PinSource, SessionRecord, SessionStore, SessionSummary, StoreError};
+
+use crate::clock::Clock;
 use crate::providers::ChatMessage;
 use dashmap::DashMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
 use tokio::sync::{Mutex, OwnedMutexGuard};
 
-#[derive(Debug, Default, Clone)]
+/// Messages waiting per session (including the one running) before new ones are refused.
+pub const DEFAULT_MAX_PENDING: usize = 8;
+
+/// Reply when a session's queue is full.
+pub const BUSY_REPLY: &str =
+    "Still working on your previous message — please wait for its reply before sending more.";
+
+#[derive(Debug, thiserror::Error)]
+pub enum SessionError {
+    #[error("{BUSY_REPLY}")]
+    Busy,
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// A session's state as a turn sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SessionState {
+    pub model: Option<String>,
+    pub pin: Option<Pin>,
     pub history: Vec<ChatMessage>,
+    /// Store revision this state reflects; `NOT_LOADED` before the first load.
+    rev: i64,
+}
+
+const NOT_LOADED: i64 = -1;
+
+impl Default for SessionState {
+    fn default() -> Self {
+        SessionState {
+            model: None,
+            pin: None,
+            history: Vec::new(),
+            rev: NOT_LOADED,
+        }
+    }
 }
 
 impl SessionState {
-    /// Append a finished exchange, keeping at most `max_turns` user/assistant pairs.
-    pub fn push_exchange(&mut self, user: ChatMessage, assistant: ChatMessage, max_turns: usize) {
-        self.history.push(user);
-        self.history.push(assistant);
-        let max_messages = max_turns.saturating_mul(2);
-        if self.history.len() > max_messages {
-            let excess = self.history.len() - max_messages;
-            self.history.drain(..excess);
+    /// A state holding only a model choice and pin (for views of stored sessions).
+    pub fn with_choice(model: Option<String>, pin: Option<Pin>) -> SessionState {
+        SessionState {
+            model,
+            pin,
+            ..SessionState::default()
+        }
+    }
+
+    fn from_record(rec: Option<SessionRecord>) -> SessionState {
+        match rec {
+            Some(r) => SessionState {
+                model: r.model,
+                pin: r.pin,
+                history: r.history,
+                rev: r.rev,
+            },
+            None => SessionState {
+                rev: 0,
+                ..SessionState::default()
+            },
         }
     }
 }
 
 #[derive(Debug, Default)]
-pub struct Sessions {
-    live: DashMap<String, Arc<Mutex<SessionState>>>,
+struct Slot {
+    state: Arc<Mutex<SessionState>>,
+    pending: AtomicUsize,
+    last_used: AtomicI64,
 }
 
-impl Sessions {
-    /// Lock a session for one turn (created on first use). Waiters are served in
-    /// arrival order (tokio's mutex is fair).
-    pub async fn lock(&self, key: &str) -> OwnedMutexGuard<SessionState> {
-        let slot = self.live.entry(key.to_string()).or_default().clone();
-        slot.lock_owned().await
+#[derive(Debug)]
+pub struct SessionManager {
+    store: Arc<dyn SessionStore>,
+    live: DashMap<String, Arc<Slot>>,
+    history_turns: usize,
+    max_pending: usize,
+    clock: Arc<dyn Clock>,
+}
+
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, StoreError> + Send + 'static,
+) -> Result<T, StoreError> {
+    tokio::task::spawn_blocking(f).await.unwrap_or_else(|e| {
+        Err(StoreError::Backend {
+            path: "state.db".into(),
+            message: format!("store task failed: {e}"),
+        })
+    })
+}
+
+impl SessionManager {
+    pub fn new(
+        store: Arc<dyn SessionStore>,
+        history_turns: usize,
+        clock: Arc<dyn Clock>,
+    ) -> SessionManager {
+        SessionManager {
+            store,
+            live: DashMap::new(),
+            history_turns,
+            max_pending: DEFAULT_MAX_PENDING,
+            clock,
+        }
     }
 
-    pub fn len(&self) -> usize {
+    pub fn with_max_pending(mut self, n: usize) -> Self {
+        self.max_pending = n.max(1);
+        self
+    }
+
+    pub fn store(&self) -> &Arc<dyn SessionStore> {
+        &self.store
+    }
+
+    fn history_limit(&self) -> usize {
+        self.history_turns.saturating_mul(2)
+    }
+
+    /// Start a turn: wait (in arrival order) until the session is free, then load its
+    /// current state. Refuses with `Busy` when too many messages are already waiting.
+    pub async fn begin(&self, key: &str) -> Result<SessionTurn, SessionError> {
+        let slot = self.live.entry(key.to_string()).or_default().clone();
+        if slot.pending.fetch_add(1, Ordering::SeqCst) >= self.max_pending {
+            slot.pending.fetch_sub(1, Ordering::SeqCst);
+            return Err(SessionError::Busy);
+        }
+        // From here on the slot counts us; `Pending` gives the place back even if this
+        // future is dropped while waiting.
+        let pending = Pending {
+            slot: slot.clone(),
+            clock: self.clock.clone(),
+        };
+        let mut turn = SessionTurn {
+            guard: slot.state.clone().lock_owned().await,
+            _pending: pending,
+            key: key.to_string(),
+            store: self.store.clone(),
+            keep: self.history_limit(),
+            clock: self.clock.clone(),
+        };
+        let (store, k, limit, cached_rev) = (
+            self.store.clone(),
+            key.to_string(),
+            self.history_limit(),
+            turn.guard.rev,
+        );
+        let fresh = blocking(move || {
+            if store.rev(&k)? == cached_rev {
+                return Ok(None);
+            }
+            Ok(Some(SessionState::from_record(store.load(&k, limit)?)))
+        })
+        .await?;
+        if let Some(state) = fresh {
+            *turn.guard = state;
+        }
+        Ok(turn)
+    }
+
+    /// The session's model choice and pin, without waiting for its turn (history empty).
+    pub async fn choice(&self, key: &str) -> Result<SessionState, StoreError> {
+        let (store, k) = (self.store.clone(), key.to_string());
+        blocking(move || Ok(SessionState::from_record(store.load(&k, 0)?))).await
+    }
+
+    /// Drop sessions idle for `max_idle_ms` with nothing queued. Returns how many left.
+    pub fn evict_idle(&self, max_idle_ms: i64) -> usize {
+        let cutoff = self.clock.now_ms() - max_idle_ms;
+        let before = self.live.len();
+        self.live.retain(|_, slot| {
+            Arc::strong_count(slot) > 1
+                || slot.pending.load(Ordering::SeqCst) > 0
+                || slot.last_used.load(Ordering::SeqCst) >= cutoff
+        });
+        before - self.live.len()
+    }
+
+    /// Sessions held in memory now.
+    pub fn live_count(&self) -> usize {
         self.live.len()
     }
+}
 
-    pub fn is_empty(&self) -> bool {
-        self.live.is_empty()
+/// Exclusive access to one session for one turn. Writes go to the store first, then to
+/// the cached state; dropping it lets the next message of the session in.
+#[derive(Debug)]
+pub struct SessionTurn {
+    guard: OwnedMutexGuard<SessionState>,
+    _pending: Pending,
+    key: String,
+    store: Arc<dyn SessionStore>,
+    keep: usize,
+    clock: Arc<dyn Clock>,
+}
+
+/// One place in a session's queue; released on drop.
+#[derive(Debug)]
+struct Pending {
+    slot: Arc<Slot>,
+    clock: Arc<dyn Clock>,
+}
+
+impl Drop for Pending {
+    fn drop(&mut self) {
+        self.slot
+            .last_used
+            .store(self.clock.now_ms(), Ordering::SeqCst);
+        self.slot.pending.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+impl SessionTurn {
+    pub fn key(&self) -> &str {
+        &self.key
+    }
+
+    fn state_mut(&mut self) -> &mut SessionState {
+        &mut self.guard
+    }
+
+    pub fn state(&self) -> &SessionState {
+        &self.guard
+    }
+
+    /// Set model and pin; committed to the store before this returns.
+    pub async fn set_choice(
+        &mut self,
+        model: Option<String>,
+        pin: Option<Pin>,
+    ) -> Result<(), StoreError> {
+        let (store, key, now) = (self.store.clone(), self.key.clone(), self.clock.now_ms());
+        let (m, p) = (model.clone(), pin.clone());
+        let rev = blocking(move || store.set_choice(&key, m.as_deref(), p.as_ref(), now)).await?;
+        let s = self.state_mut();
+        s.model = model;
+        s.pin = pin;
+        s.rev = rev;
+        Ok(())
+    }
+
+    /// Keep a finished exchange (bounded to `session.historyTurns`).
+    pub async fn append_exchange(
+        &mut self,
+        user: ChatMessage,
+        assistant: ChatMessage,
+    ) -> Result<(), StoreError> {
+        let (store, key, now, keep) = (
+            self.store.clone(),
+            self.key.clone(),
+            self.clock.now_ms(),
+            self.keep,
+        );
+        let msgs = vec![user, assistant];
+        let stored = msgs.clone();
+        let rev = blocking(move || store.append_history(&key, &stored, keep, now)).await?;
+        let s = self.state_mut();
+        s.history.extend(msgs);
+        let excess = s.history.len().saturating_sub(keep);
+        s.history.drain(..excess);
+        s.rev = rev;
+        Ok(())
+    }
+
+    /// Start a fresh conversation; keep model and pin.
+    pub async fn clear_history(&mut self) -> Result<(), StoreError> {
+        let (store, key, now) = (self.store.clone(), self.key.clone(), self.clock.now_ms());
+        let rev = blocking(move || store.clear_history(&key, now)).await?;
+        let s = self.state_mut();
+        s.history.clear();
+        s.rev = rev;
+        Ok(())
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::clock::ManualClock;
 
-    #[test]
-    fn history_is_bounded() {
-        let mut s = SessionState::default();
-        for i in 0..5 {
-            s.push_exchange(
-                ChatMessage::user(format!("u{i}")),
-                ChatMessage::assistant(format!("a{i}")),
-                2,
-            );
-        }
-        let texts: Vec<&str> = s.history.iter().map(|m| m.content.as_str()).collect();
-        assert_eq!(texts, ["u3", "a3", "u4", "a4"]);
+    fn manager() -> (Arc<SessionManager>, Arc<ManualClock>, tempfile::TempDir) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store =
+            Arc::new(sqlite::SqliteStore::open(&dir.path().join("state.db")).expect("open"));
+        let clock = ManualClock::new(1_000);
+        (
+            Arc::new(SessionManager::new(store, 2, clock.clone()).with_max_pending(3)),
+            clock,
+            dir,
+        )
     }
 
     #[tokio::test]
-    async fn same_session_turns_are_serialized() {
-        let sessions = Arc::new(Sessions::default());
-        let first = sessions.lock("web:a").await;
-        let s2 = sessions.clone();
-        let waiter = tokio::spawn(async move { s2.lock("web:a").await.history.len() });
-        let other = sessions.lock("web:b").await; // another session is not blocked
-        drop(other);
-        tokio::task::yield_now().await;
-        assert!(!waiter.is_finished());
+    async fn state_survives_in_the_store_and_history_is_bounded() {
+        let (m, _c, _d) = manager();
+        {
+            let mut t = m.begin("web:a").await.unwrap();
+            t.set_choice(
+                Some("openai/gpt-4o".into()),
+                Some(Pin {
+                    profile: "openai:x".into(),
+                    source: PinSource::User,
+                    since: 1,
+                }),
+            )
+            .await
+            .unwrap();
+            for i in 0..3 {
+                t.append_exchange(
+                    ChatMessage::user(format!("u{i}")),
+                    ChatMessage::assistant(format!("a{i}")),
+                )
+                .await
+                .unwrap();
+            }
+            assert_eq!(t.state().history.len(), 4);
+        }
+        let rec = m.store().load("web:a", 100).unwrap().unwrap();
+        assert_eq!(rec.history.len(), 4);
+        assert_eq!(rec.history[0].content, "u1");
+        assert_eq!(
+            m.choice("web:a").await.unwrap().pin.map(|p| p.profile),
+            Some("openai:x".into())
+        );
+    }
+
+    #[tokio::test]
+    async fn changes_by_another_process_are_seen_at_the_next_turn() {
+        let (m, _c, _d) = manager();
+        drop(m.begin("k").await.unwrap());
+        m.store()
+            .set_choice("k", Some("google/gemini-2.5-flash"), None, 5)
+            .unwrap();
+        let t = m.begin("k").await.unwrap();
+        assert_eq!(t.state().model.as_deref(), Some("google/gemini-2.5-flash"));
+    }
+
+    #[tokio::test]
+    async fn turns_of_one_session_run_in_arrival_order() {
+        let (m, _c, _d) = manager();
+        let m = Arc::new(
+            SessionManager::new(m.store().clone(), 2, ManualClock::new(0)).with_max_pending(100),
+        );
+        let first = m.begin("s").await.unwrap();
+        let order = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let mut tasks = Vec::new();
+        for i in 0..20 {
+            let (m2, order) = (m.clone(), order.clone());
+            tasks.push(tokio::spawn(async move {
+                let _t = m2.begin("s").await.unwrap();
+                order.lock().unwrap().push(i);
+            }));
+            // Let task i reach the queue before task i+1 is spawned.
+            while m.live.get("s").map(|s| s.pending.load(Ordering::SeqCst)) != Some(i + 2) {
+                tokio::task::yield_now().await;
+            }
+        }
+        // Another session is not held up by this one.
+        drop(m.begin("other").await.unwrap());
         drop(first);
-        assert_eq!(waiter.await.expect("join"), 0);
+        for t in tasks {
+            t.await.unwrap();
+        }
+        assert_eq!(*order.lock().unwrap(), (0..20).collect::<Vec<_>>());
+    }
+
+    #[tokio::test]
+    async fn a_full_queue_answers_busy() {
+        let (m, _c, _d) = manager();
+        let _a = m.begin("s").await.unwrap();
+        let m2 = m.clone();
+        let w1 = tokio::spawn(async move { m2.begin("s").await.map(|_| ()) });
+        let m3 = m.clone();
+        let w2 = tokio::spawn(async move { m3.begin("s").await.map(|_| ()) });
+        while m.live.get("s").map(|s| s.pending.load(Ordering::SeqCst)) != Some(3) {
+            tokio::task::yield_now().await;
+        }
+        assert!(matches!(m.begin("s").await, Err(SessionError::Busy)));
+        drop(_a);
+        w1.await.unwrap().unwrap();
+        w2.await.unwrap().unwrap();
+    }
+
+    #[tokio::test]
+    async fn idle_sessions_leave_memory_but_not_the_store() {
+        let (m, clock, _d) = manager();
+        let mut t = m.begin("idle").await.unwrap();
+        t.set_choice(Some("openai/gpt-4o".into()), None)
+            .await
+            .unwrap();
+        drop(t);
+        drop(m.begin("busy").await.unwrap());
+        assert_eq!(m.evict_idle(60_000), 0, "nothing idle long enough yet");
+        clock.advance_ms(61_000);
+        let held = m.begin("busy").await.unwrap();
+        assert_eq!(m.evict_idle(60_000), 1, "only the idle one goes");
+        assert_eq!(m.live_count(), 1);
+        drop(held);
+        assert_eq!(
+            m.begin("idle").await.unwrap().state().model.as_deref(),
+            Some("openai/gpt-4o")
+        );
     }
 }

@@ -1,0 +1,298 @@
+//! One inbound chat message, for every channel: parse the directive (if any), apply it
+//! to the session (stored before the reply), then run the rest of the message as a turn
+//! with the session's model, pin and history. Platform details stay in the channels;
+//! this module never sees a Telegram or Discord type.
+
+pub mod views;
+
+use crate::app::App;
+use crate::directive::{self, Directive, ParseContext, Parsed};
+use crate::engine::{TurnInput, TurnResult};
+use crate::providers::{ChatMessage, DeltaSink};
+use crate::session::{Pin, PinSource, SessionError, SessionTurn};
+use serde::Serialize;
+
+/// A message as a channel hands it over.
+#[derive(Debug, Clone, Copy)]
+pub struct Inbound<'a> {
+    pub session: &'a str,
+    pub text: &'a str,
+    /// May pin credential profiles (channel `owners`; the operator at the terminal).
+    pub owner: bool,
+    /// This bot's username, for `/model@Bot` (Telegram).
+    pub bot_username: Option<&'a str>,
+}
+
+/// The `directive` field of `agent --json`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DirectiveInfo {
+    pub kind: &'static str,
+    pub model: Option<String>,
+    pub profile: Option<String>,
+}
+
+/// What came of a message.
+#[derive(Debug, Clone, Default)]
+pub struct ChatResult {
+    /// The directive's answer (a view, an acknowledgement or an error), if there was one.
+    pub notice: Option<String>,
+    pub directive: Option<DirectiveInfo>,
+    pub turn: Option<TurnResult>,
+    /// Why nothing (more) was done: busy session, refused or malformed directive, store failure.
+    pub error: Option<String>,
+    /// The message was addressed to another bot: say nothing.
+    pub ignored: bool,
+    /// The session's model after this message (the one that answered, if a turn ran).
+    pub model: Option<crate::catalog::ModelRef>,
+}
+
+impl ChatResult {
+    fn failed(text: String) -> ChatResult {
+        ChatResult {
+            notice: Some(text.clone()),
+            error: Some(text),
+            ..ChatResult::default()
+        }
+    }
+
+    /// True when something went wrong (a refused directive or a failed turn).
+    pub fn is_error(&self) -> bool {
+        self.error.is_some() || self.turn.as_ref().is_some_and(|t| t.error.is_some())
+    }
+
+    /// The reply a channel shows: the turn's reply (or its error) if a turn ran, else
+    /// the notice.
+    pub fn reply_text(&self) -> String {
+        match &self.turn {
+            Some(t) => match &t.error {
+                None => t.reply.clone(),
+                Some(e) if t.reply.is_empty() => e.to_string(),
+                Some(e) => format!("{}\n\n{e}", t.reply),
+            },
+            None => self.notice.clone().unwrap_or_default(),
+        }
+    }
+}
+
+fn info(d: &Directive) -> DirectiveInfo {
+    let kind = match d {
+        Directive::ModelShow => "show",
+        Directive::ModelList => "list",
+        Directive::ModelStatus => "status",
+        Directive::ModelDefault => "default",
+        Directive::ModelSelect { .. } => "select",
+        Directive::New => "new",
+        Directive::Reset => "reset",
+        Directive::Help => "help",
+    };
+    DirectiveInfo {
+        kind,
+        model: None,
+        profile: None,
+    }
+}
+
+/// Handle one message of a session-keeping channel (web chat, terminal, Telegram,
+/// Discord). `sink` receives the reply as it streams (a directive's notice first when
+/// the message also carries text for the model).
+pub async fn handle(app: &App, msg: Inbound<'_>, mut sink: Option<DeltaSink<'_>>) -> ChatResult {
+    let ctx = ParseContext {
+        bot_username: msg.bot_username,
+        aliases: &app.engine.catalog.alias_words,
+    };
+    let (directive, rest) = match directive::parse(msg.text, &ctx) {
+        Parsed::NotForUs => {
+            return ChatResult {
+                ignored: true,
+                ..ChatResult::default()
+            };
+        }
+        Parsed::Error { error, .. } => return ChatResult::failed(error.to_string()),
+        Parsed::Plain => (None, msg.text.trim().to_string()),
+        Parsed::Directive {
+            directive, rest, ..
+        } => (Some(directive), rest),
+    };
+    let mut turn = match app.sessions.begin(msg.session).await {
+        Ok(t) => t,
+        Err(e @ SessionError::Busy) => return ChatResult::failed(e.to_string()),
+        Err(e) => return ChatResult::failed(e.to_string()),
+    };
+    let mut result = ChatResult::default();
+    if let Some(d) = directive {
+        let (text, info, ok) = apply(app, &mut turn, &d, msg.owner).await;
+        result.directive = Some(info);
+        result.model = Some(views::effective_model(app, turn.state()).0);
+        if !ok {
+            result.error = Some(text.clone());
+            result.notice = Some(text);
+            return result;
+        }
+        if rest.is_empty() {
+            result.notice = Some(text);
+            return result;
+        }
+        if let Some(s) = sink.as_deref_mut() {
+            s(&format!("{text}\n\n"));
+        }
+        result.notice = Some(text);
+    }
+    if rest.is_empty() {
+        return result;
+    }
+    let t = run_turn(app, &mut turn, &rest, sink).await;
+    result.model = Some(t.model.clone());
+    result.turn = Some(t);
+    result
+}
+
+/// Run `text` as the next user message of the session held by `turn`.
+async fn run_turn(
+    app: &App,
+    turn: &mut SessionTurn,
+    text: &str,
+    sink: Option<DeltaSink<'_>>,
+) -> TurnResult {
+    let state = turn.state();
+    let (model, chosen) = views::effective_model(app, state);
+    let user = ChatMessage::user(text);
+    let mut messages = state.history.clone();
+    messages.push(user.clone());
+    let input = TurnInput {
+        model: chosen.then_some(model),
+        pin: state.pin.as_ref().map(|p| p.profile.clone()),
+        messages,
+    };
+    let result = app.engine.run_turn(input, sink).await;
+    if result.error.is_none() {
+        if let Err(e) = turn
+            .append_exchange(user, ChatMessage::assistant(result.reply.clone()))
+            .await
+        {
+            tracing::warn!(session = turn.key(), "could not store the exchange: {e}");
+        }
+    }
+    result
+}
+
+/// Apply a directive to the session. Returns the reply, the `directive` info, and
+/// whether it succeeded (a refused directive stops the message there).
+pub async fn apply(
+    app: &App,
+    turn: &mut SessionTurn,
+    d: &Directive,
+    owner: bool,
+) -> (String, DirectiveInfo, bool) {
+    let now = app.clock.now_ms();
+    let mut info = info(d);
+    let stored = |r: Result<(), crate::session::StoreError>| {
+        r.map_err(|e| format!("Could not save the change: {e}"))
+    };
+    let (text, ok) = match d {
+        Directive::ModelShow => (views::compact(app, turn.state(), now), true),
+        Directive::ModelList => (views::list(app, turn.state()), true),
+        Directive::ModelStatus => (views::status(app, turn.state(), now), true),
+        Directive::Help => (directive::spec::help_text(), true),
+        Directive::ModelDefault => match stored(turn.set_choice(None, None).await) {
+            Ok(()) => (
+                format!(
+                    "Back to the default model, {}. No credential pinned.",
+                    app.engine.catalog.default
+                ),
+                true,
+            ),
+            Err(e) => (e, false),
+        },
+        Directive::New | Directive::Reset => match stored(turn.clear_history().await) {
+            Ok(()) => {
+                let (model, _) = views::effective_model(app, turn.state());
+                let pin = turn
+                    .state()
+                    .pin
+                    .as_ref()
+                    .map(|p| format!(", pinned to {}", p.profile))
+                    .unwrap_or_default();
+                (format!("Started a new conversation ({model}{pin})."), true)
+            }
+            Err(e) => (e, false),
+        },
+        Directive::ModelSelect { model, profile } => {
+            match select(app, model, profile.as_deref(), owner) {
+                Err(e) => (e, false),
+                Ok((model_ref, pin_id)) => {
+                    info.model = Some(model_ref.to_string());
+                    info.profile = pin_id.clone();
+                    let pin = pin_id.as_ref().map(|p| Pin {
+                        profile: p.clone(),
+                        source: PinSource::User,
+                        since: now,
+                    });
+                    match stored(turn.set_choice(Some(model_ref.to_string()), pin).await) {
+                        Err(e) => (e, false),
+                        Ok(()) => {
+                            let alias = app
+                                .engine
+                                .catalog
+                                .alias_of(&model_ref)
+                                .map(|a| format!(" ({a})"))
+                                .unwrap_or_default();
+                            let pin = match &pin_id {
+                                Some(p) => format!(
+                                    " Pinned to credential profile {p}; /model default unpins."
+                                ),
+                                None => String::new(),
+                            };
+                            (format!("Model set to {model_ref}{alias}.{pin}"), true)
+                        }
+                    }
+                }
+            }
+        }
+    };
+    (text, info, ok)
+}
+
+/// Check a `/model <model>[@profile]` request: model allowed, pin allowed for this
+/// sender, profile exists and belongs to the model's provider.
+pub fn select(
+    app: &App,
+    model: &str,
+    profile: Option<&str>,
+    owner: bool,
+) -> Result<(crate::catalog::ModelRef, Option<String>), String> {
+    let model_ref = app
+        .engine
+        .catalog
+        .resolve(model)
+        .map_err(|e| e.to_string())?;
+    let Some(profile) = profile else {
+        return Ok((model_ref, None));
+    };
+    if !owner {
+        return Err(format!(
+            "Only owners can pin a credential profile (@{profile}). Use /model {model} without @profile, or ask an owner to pin it."
+        ));
+    }
+    let profiles = app.engine.resolver.profiles().map_err(|e| e.to_string())?;
+    let of_provider: Vec<&str> = profiles
+        .iter()
+        .filter(|p| p.provider == model_ref.provider)
+        .map(|p| p.id.as_str())
+        .collect();
+    let listing = if of_provider.is_empty() {
+        "none".to_string()
+    } else {
+        of_provider.join(", ")
+    };
+    match profiles.iter().find(|p| p.id == profile) {
+        None => Err(format!(
+            "Auth profile \"{profile}\" not found. Profiles for {}: {listing}.",
+            model_ref.provider
+        )),
+        Some(p) if p.provider != model_ref.provider => Err(format!(
+            "Auth profile \"{profile}\" is for {}, not {} (model {model_ref}). Profiles for {}: {listing}.",
+            p.provider, model_ref.provider, model_ref.provider
+        )),
+        Some(_) => Ok((model_ref, Some(profile.to_string()))),
+    }
+}

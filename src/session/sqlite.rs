@@ -1,0 +1,415 @@
+//! The embedded session store: SQLite (bundled) at `<state>/state.db` in WAL mode.
+//! Every commit survives a process crash; a `/model` change is also synced to disk
+//! (`synchronous = FULL` for that transaction) so an acknowledged choice survives a
+//! power loss too, while history appends skip the fsync. Schema migrations are
+//! numbered and tracked in `PRAGMA user_version`.
+
+use super::store::{Pin, PinSource, SessionRecord, SessionStore, SessionSummary, StoreError};
+use crate::providers::{ChatMessage, Role};
+use rusqlite::{Connection, OptionalExtension, params};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::Duration;
+
+/// Migrations, in order; index + 1 is the schema version they produce.
+const MIGRATIONS: &[&str] = &[
+    // v1: sessions and their history.
+    "CREATE TABLE sessions (
+        key         TEXT PRIMARY KEY,
+        model       TEXT,
+        pin_profile TEXT,
+        pin_source  TEXT,
+        pin_since   INTEGER,
+        rev         INTEGER NOT NULL DEFAULT 1,
+        created_at  INTEGER NOT NULL,
+        updated_at  INTEGER NOT NULL
+    );
+    CREATE TABLE history (
+        session_key TEXT NOT NULL,
+        seq         INTEGER NOT NULL,
+        role        TEXT NOT NULL,
+        content     TEXT NOT NULL,
+        created_at  INTEGER NOT NULL,
+        PRIMARY KEY (session_key, seq)
+    ) WITHOUT ROWID;",
+];
+
+#[derive(Debug)]
+pub struct SqliteStore {
+    path: PathBuf,
+    conn: Mutex<Connection>,
+}
+
+fn role_str(r: Role) -> &'static str {
+    match r {
+        Role::System => "system",
+        Role::User => "user",
+        Role::Assistant => "assistant",
+    }
+}
+
+fn role_parse(s: &str) -> Role {
+    match s {
+        "system" => Role::System,
+        "assistant" => Role::Assistant,
+        _ => Role::User,
+    }
+}
+
+impl SqliteStore {
+    /// Open (creating if needed) and migrate. The file is created 0600.
+    pub fn open(path: &Path) -> Result<SqliteStore, StoreError> {
+        let err = |e: rusqlite::Error| StoreError::Backend {
+            path: path.display().to_string(),
+            message: e.to_string(),
+        };
+        if let Some(dir) = path.parent() {
+            crate::config::paths::ensure_private_dir(dir).map_err(|e| StoreError::Backend {
+                path: path.display().to_string(),
+                message: format!("cannot create {}: {e}", dir.display()),
+            })?;
+        }
+        let existed = path.exists();
+        let conn = Connection::open(path).map_err(err)?;
+        #[cfg(unix)]
+        if !existed {
+            use std::os::unix::fs::PermissionsExt;
+            let _ = std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600));
+        }
+        conn.busy_timeout(Duration::from_secs(5)).map_err(err)?;
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .map_err(err)?;
+        conn.pragma_update(None, "synchronous", "NORMAL")
+            .map_err(err)?;
+        let store = SqliteStore {
+            path: path.to_path_buf(),
+            conn: Mutex::new(conn),
+        };
+        store.migrate()?;
+        Ok(store)
+    }
+
+    fn err(&self, e: impl std::fmt::Display) -> StoreError {
+        StoreError::Backend {
+            path: self.path.display().to_string(),
+            message: e.to_string(),
+        }
+    }
+
+    fn with<T>(
+        &self,
+        f: impl FnOnce(&mut Connection) -> rusqlite::Result<T>,
+    ) -> Result<T, StoreError> {
+        let mut conn = self
+            .conn
+            .lock()
+            .map_err(|_| self.err("a previous operation panicked"))?;
+        f(&mut conn).map_err(|e| self.err(e))
+    }
+
+    fn migrate(&self) -> Result<(), StoreError> {
+        let path = self.path.display().to_string();
+        self.with(|conn| {
+            let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            let version: usize = tx.query_row("PRAGMA user_version", [], |r| r.get::<_, i64>(0)).map(|v| usize::try_from(v).unwrap_or(0))?;
+            if version > MIGRATIONS.len() {
+                return Err(rusqlite::Error::InvalidParameterName(format!(
+                    "{path} has schema version {version}, newer than this RemoteClaw understands ({}); upgrade RemoteClaw",
+                    MIGRATIONS.len()
+                )));
+            }
+            for (i, sql) in MIGRATIONS.iter().enumerate().skip(version) {
+                tx.execute_batch(sql)?;
+                tx.pragma_update(None, "user_version", (i + 1) as i64)?;
+            }
+            tx.commit()
+        })
+    }
+
+    /// Current schema version (for `doctor` and tests).
+    pub fn schema_version(&self) -> Result<i64, StoreError> {
+        self.with(|c| c.query_row("PRAGMA user_version", [], |r| r.get(0)))
+    }
+}
+
+/// The pin stored in columns `at`, `at+1`, `at+2` (profile, source, since).
+fn read_pin(r: &rusqlite::Row<'_>, at: usize) -> rusqlite::Result<Option<Pin>> {
+    Ok(match r.get::<_, Option<String>>(at)? {
+        Some(profile) => Some(Pin {
+            profile,
+            source: PinSource::parse(&r.get::<_, Option<String>>(at + 1)?.unwrap_or_default()),
+            since: r.get::<_, Option<i64>>(at + 2)?.unwrap_or(0),
+        }),
+        None => None,
+    })
+}
+
+fn upsert_bump(tx: &rusqlite::Transaction<'_>, key: &str, now: i64) -> rusqlite::Result<i64> {
+    tx.execute(
+        "INSERT INTO sessions (key, created_at, updated_at) VALUES (?1, ?2, ?2)
+         ON CONFLICT(key) DO UPDATE SET rev = rev + 1, updated_at = ?2",
+        params![key, now],
+    )?;
+    tx.query_row("SELECT rev FROM sessions WHERE key = ?1", [key], |r| {
+        r.get(0)
+    })
+}
+
+fn set_choice_tx(
+    c: &mut Connection,
+    key: &str,
+    model: Option<&str>,
+    pin: Option<&Pin>,
+    now: i64,
+) -> rusqlite::Result<i64> {
+    let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    let rev = upsert_bump(&tx, key, now)?;
+    tx.execute(
+        "UPDATE sessions SET model = ?2, pin_profile = ?3, pin_source = ?4, pin_since = ?5 WHERE key = ?1",
+        params![key, model, pin.map(|p| &p.profile), pin.map(|p| p.source.as_str()), pin.map(|p| p.since)],
+    )?;
+    tx.commit()?;
+    Ok(rev)
+}
+
+impl SessionStore for SqliteStore {
+    fn load(&self, key: &str, history_limit: usize) -> Result<Option<SessionRecord>, StoreError> {
+        self.with(|c| {
+            let row = c
+                .query_row(
+                    "SELECT model, pin_profile, pin_source, pin_since, rev, updated_at FROM sessions WHERE key = ?1",
+                    [key],
+                    |r| {
+                        let pin = read_pin(r, 1)?;
+                        Ok(SessionRecord { key: key.to_string(), model: r.get(0)?, pin, history: Vec::new(), rev: r.get(4)?, updated_at: r.get(5)? })
+                    },
+                )
+                .optional()?;
+            let Some(mut rec) = row else { return Ok(None) };
+            let mut stmt = c.prepare_cached("SELECT role, content FROM history WHERE session_key = ?1 ORDER BY seq DESC LIMIT ?2")?;
+            let limit = i64::try_from(history_limit).unwrap_or(i64::MAX);
+            let mut msgs: Vec<ChatMessage> = stmt
+                .query_map(params![key, limit], |r| Ok(ChatMessage { role: role_parse(&r.get::<_, String>(0)?), content: r.get(1)? }))?
+                .collect::<rusqlite::Result<_>>()?;
+            msgs.reverse();
+            rec.history = msgs;
+            Ok(Some(rec))
+        })
+    }
+
+    fn rev(&self, key: &str) -> Result<i64, StoreError> {
+        self.with(|c| {
+            c.prepare_cached("SELECT rev FROM sessions WHERE key = ?1")?
+                .query_row([key], |r| r.get(0))
+                .optional()
+                .map(|v| v.unwrap_or(0))
+        })
+    }
+
+    fn set_choice(
+        &self,
+        key: &str,
+        model: Option<&str>,
+        pin: Option<&Pin>,
+        now: i64,
+    ) -> Result<i64, StoreError> {
+        self.with(|c| {
+            c.pragma_update(None, "synchronous", "FULL")?;
+            let result = set_choice_tx(c, key, model, pin, now);
+            c.pragma_update(None, "synchronous", "NORMAL")?;
+            result
+        })
+    }
+
+    fn append_history(
+        &self,
+        key: &str,
+        messages: &[ChatMessage],
+        keep: usize,
+        now: i64,
+    ) -> Result<i64, StoreError> {
+        self.with(|c| {
+            let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            let rev = upsert_bump(&tx, key, now)?;
+            let next: i64 = tx.query_row("SELECT COALESCE(MAX(seq), 0) + 1 FROM history WHERE session_key = ?1", [key], |r| r.get(0))?;
+            for (i, m) in messages.iter().enumerate() {
+                tx.execute(
+                    "INSERT INTO history (session_key, seq, role, content, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+                    params![key, next + i as i64, role_str(m.role), m.content, now],
+                )?;
+            }
+            let keep = i64::try_from(keep).unwrap_or(i64::MAX);
+            tx.execute(
+                "DELETE FROM history WHERE session_key = ?1 AND seq <= (SELECT MAX(seq) FROM history WHERE session_key = ?1) - ?2",
+                params![key, keep],
+            )?;
+            tx.commit()?;
+            Ok(rev)
+        })
+    }
+
+    fn clear_history(&self, key: &str, now: i64) -> Result<i64, StoreError> {
+        self.with(|c| {
+            let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            let rev = upsert_bump(&tx, key, now)?;
+            tx.execute("DELETE FROM history WHERE session_key = ?1", [key])?;
+            tx.commit()?;
+            Ok(rev)
+        })
+    }
+
+    fn delete(&self, key: &str) -> Result<bool, StoreError> {
+        self.with(|c| {
+            let tx = c.transaction()?;
+            tx.execute("DELETE FROM history WHERE session_key = ?1", [key])?;
+            let n = tx.execute("DELETE FROM sessions WHERE key = ?1", [key])?;
+            tx.commit()?;
+            Ok(n > 0)
+        })
+    }
+
+    fn list(&self) -> Result<Vec<SessionSummary>, StoreError> {
+        self.summaries(None)
+    }
+
+    fn summary(&self, key: &str) -> Result<Option<SessionSummary>, StoreError> {
+        Ok(self.summaries(Some(key))?.pop())
+    }
+}
+
+impl SqliteStore {
+    /// Summaries of every session, or of the one named.
+    fn summaries(&self, only: Option<&str>) -> Result<Vec<SessionSummary>, StoreError> {
+        self.with(|c| {
+            let mut stmt = c.prepare_cached(
+                "SELECT s.key, s.model, s.pin_profile, s.pin_source, s.pin_since, s.updated_at,
+                        (SELECT COUNT(*) FROM history h WHERE h.session_key = s.key)
+                 FROM sessions s WHERE ?1 IS NULL OR s.key = ?1 ORDER BY s.updated_at DESC, s.key",
+            )?;
+            let rows = stmt.query_map([only], |r| {
+                let pin = read_pin(r, 2)?;
+                Ok(SessionSummary {
+                    key: r.get(0)?,
+                    model: r.get(1)?,
+                    pin,
+                    updated_at: r.get(5)?,
+                    history_len: usize::try_from(r.get::<_, i64>(6)?).unwrap_or(0),
+                })
+            })?;
+            rows.collect()
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn store() -> (SqliteStore, tempfile::TempDir) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        (
+            SqliteStore::open(&dir.path().join("state.db")).expect("open"),
+            dir,
+        )
+    }
+
+    #[test]
+    fn choice_history_and_revisions() {
+        let (s, _d) = store();
+        assert_eq!(s.rev("web:a").unwrap(), 0);
+        assert!(s.load("web:a", 10).unwrap().is_none());
+        let pin = Pin {
+            profile: "anthropic:work".into(),
+            source: PinSource::User,
+            since: 5,
+        };
+        let r1 = s
+            .set_choice("web:a", Some("anthropic/claude-opus-4-5"), Some(&pin), 10)
+            .unwrap();
+        let r2 = s
+            .append_history(
+                "web:a",
+                &[ChatMessage::user("q1"), ChatMessage::assistant("a1")],
+                100,
+                11,
+            )
+            .unwrap();
+        assert!(r2 > r1);
+        let rec = s.load("web:a", 100).unwrap().unwrap();
+        assert_eq!(rec.model.as_deref(), Some("anthropic/claude-opus-4-5"));
+        assert_eq!(rec.pin, Some(pin));
+        assert_eq!(
+            rec.history,
+            vec![ChatMessage::user("q1"), ChatMessage::assistant("a1")]
+        );
+        assert_eq!(s.rev("web:a").unwrap(), rec.rev);
+
+        s.clear_history("web:a", 12).unwrap();
+        let rec = s.load("web:a", 100).unwrap().unwrap();
+        assert!(rec.history.is_empty());
+        assert!(rec.pin.is_some(), "clearing history keeps the pin");
+        s.set_choice("web:a", None, None, 13).unwrap();
+        assert_eq!(s.load("web:a", 100).unwrap().unwrap().pin, None);
+        assert!(s.delete("web:a").unwrap());
+        assert!(!s.delete("web:a").unwrap());
+    }
+
+    #[test]
+    fn history_is_trimmed_to_keep() {
+        let (s, _d) = store();
+        for i in 0..6 {
+            s.append_history(
+                "k",
+                &[
+                    ChatMessage::user(format!("u{i}")),
+                    ChatMessage::assistant(format!("a{i}")),
+                ],
+                4,
+                i,
+            )
+            .unwrap();
+        }
+        let rec = s.load("k", 100).unwrap().unwrap();
+        let texts: Vec<&str> = rec.history.iter().map(|m| m.content.as_str()).collect();
+        assert_eq!(texts, ["u4", "a4", "u5", "a5"]);
+        assert_eq!(s.load("k", 2).unwrap().unwrap().history.len(), 2);
+        assert_eq!(s.list().unwrap()[0].history_len, 4);
+        assert_eq!(s.summary("k").unwrap().unwrap().history_len, 4);
+        assert!(s.summary("nope").unwrap().is_none());
+    }
+
+    #[test]
+    fn migrations_are_versioned_and_idempotent() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.db");
+        let s = SqliteStore::open(&path).unwrap();
+        assert_eq!(s.schema_version().unwrap(), MIGRATIONS.len() as i64);
+        s.set_choice("k", Some("m/x"), None, 1).unwrap();
+        drop(s);
+        let s = SqliteStore::open(&path).unwrap();
+        assert_eq!(
+            s.load("k", 1).unwrap().unwrap().model.as_deref(),
+            Some("m/x")
+        );
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            assert_eq!(
+                std::fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+                0o600
+            );
+        }
+    }
+
+    #[test]
+    fn newer_schema_is_refused_with_a_clear_message() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.db");
+        {
+            let c = Connection::open(&path).unwrap();
+            c.pragma_update(None, "user_version", 99).unwrap();
+        }
+        let e = SqliteStore::open(&path).unwrap_err().to_string();
+        assert!(e.contains("upgrade RemoteClaw"), "{e}");
+    }
+}
