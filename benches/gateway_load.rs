@@ -6,9 +6,10 @@
 //! child process that forwards to the same fake. It prints p50/p90/p99/max latency of
 //! each, the difference (the gateway's overhead) and the gateway's RSS.
 //!
-//! Open loop: request `i` is due at `t0 + i / rate` whatever happened to earlier ones,
-//! and its latency runs from that due time to the last byte of the reply body, so
-//! queueing anywhere (load generator included) is counted (no coordinated omission).
+//! Open loop: request `i` is due at `t0 + (i + u_i) / rate` (`u_i` a random phase in
+//! [0, 1), see [`LoadGenerator::run`]) whatever happened to earlier ones, and its
+//! latency runs from that due time to the last byte of the reply body, so queueing
+//! anywhere (load generator included) is counted (no coordinated omission).
 //! Everything stays on 127.0.0.1.
 //!
 //! Run (the gateway is the release binary, build it first):

@@ -13,6 +13,9 @@ use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::sync::Arc;
 
+/// A session untouched for this long leaves memory.
+const SESSION_IDLE_MS: i64 = 30 * 60 * 1000;
+
 #[derive(Debug, Args)]
 pub struct GatewayArgs {
     /// Address to listen on (default: gateway.bind, 127.0.0.1).
@@ -104,13 +107,30 @@ pub async fn run(args: GatewayArgs) -> anyhow::Result<ExitCode> {
             primary_env_var(&provider)
         );
     }
-    let state = GatewayState {
-        app: Arc::new(app),
-        token,
+    let app = Arc::new(app);
+    // Idle sessions leave memory (their state stays in the store).
+    let sweeper = {
+        let app = app.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(std::time::Duration::from_secs(60));
+            loop {
+                tick.tick().await;
+                let gone = app.sessions.evict_idle(SESSION_IDLE_MS);
+                if gone > 0 {
+                    tracing::debug!(
+                        evicted = gone,
+                        live = app.sessions.live_count(),
+                        "idle sessions left memory"
+                    );
+                }
+            }
+        })
     };
+    let state = GatewayState { app, token };
     serve(listener, state, shutdown_signal())
         .await
         .context("the gateway stopped with an error")?;
+    sweeper.abort();
     tracing::info!("gateway stopped");
     Ok(ExitCode::SUCCESS)
 }

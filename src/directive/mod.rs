@@ -138,10 +138,16 @@ impl DirectiveError {
 /// Never panics. A message without any `/` returns [`Parsed::Plain`] after one `memchr`.
 #[must_use]
 pub fn parse(text: &str, ctx: &ParseContext<'_>) -> Parsed {
-    if !text.as_bytes().contains(&b'/') {
+    let bytes = text.as_bytes();
+    // Fast path (memchr): most messages have no `/` at all.
+    if memchr::memchr(b'/', bytes).is_none() {
         return Parsed::Plain;
     }
-    for (start, _) in text.match_indices('/') {
+    let mut from = 0;
+    // `/` is ASCII, so every index found is a char boundary.
+    while let Some(found) = bytes[from..].iter().position(|&b| b == b'/') {
+        let start = from + found;
+        from = start + 1;
         // A command word stands at the start of the message or right after whitespace.
         let at_word_start = text[..start]
             .chars()
@@ -201,18 +207,21 @@ fn interpret(candidate: &Candidate<'_>, start: usize) -> Result<Directive, Direc
 /// Keywords and the numeric check look at the text before the first `@`, so `status@1234`
 /// and `12@20251001` are errors even though the split rules would not split them.
 fn model_argument(arg: &str, offset: usize) -> Result<Directive, DirectiveError> {
-    let head = arg.find('@').map_or(arg, |at| &arg[..at]);
-    let keyword = if head.eq_ignore_ascii_case("list") {
-        Some(Directive::ModelList)
-    } else if head.eq_ignore_ascii_case("status") {
-        Some(Directive::ModelStatus)
-    } else if head.eq_ignore_ascii_case("default") {
-        Some(Directive::ModelDefault)
-    } else {
-        None
-    };
-    if let Some(keyword) = keyword {
-        let profile = arg.get(head.len() + 1..).unwrap_or("");
+    const KEYWORDS: [(&str, Directive); 3] = [
+        ("list", Directive::ModelList),
+        ("status", Directive::ModelStatus),
+        ("default", Directive::ModelDefault),
+    ];
+    let bytes = arg.as_bytes();
+    // Only prefixes are inspected, so a long argument is not scanned here.
+    for (word, keyword) in KEYWORDS {
+        let head_is_word = bytes
+            .get(..word.len())
+            .is_some_and(|head| head.eq_ignore_ascii_case(word.as_bytes()));
+        if !head_is_word || !matches!(bytes.get(word.len()), None | Some(b'@')) {
+            continue;
+        }
+        let profile = arg.get(word.len() + 1..).unwrap_or("");
         if profile.is_empty() {
             // `status` or `status@` (an empty profile side is no profile).
             return Ok(keyword);
@@ -223,7 +232,8 @@ fn model_argument(arg: &str, offset: usize) -> Result<Directive, DirectiveError>
             offset,
         });
     }
-    if !head.is_empty() && head.bytes().all(|b| b.is_ascii_digit()) {
+    let digits = bytes.iter().take_while(|b| b.is_ascii_digit()).count();
+    if digits > 0 && matches!(bytes.get(digits), None | Some(b'@')) {
         return Err(DirectiveError::NumericModel {
             input: arg.to_owned(),
             offset,
@@ -243,6 +253,9 @@ fn model_argument(arg: &str, offset: usize) -> Result<Directive, DirectiveError>
 fn rest_of(text: &str, start: usize, end: usize) -> String {
     let (before, after) = (&text[..start], &text[end..]);
     let mut rest = String::new();
+    if before.is_empty() && after.is_empty() {
+        return rest;
+    }
     for word in before.split_whitespace().chain(after.split_whitespace()) {
         if rest.is_empty() {
             rest.reserve(before.len() + after.len());

@@ -22,12 +22,21 @@
 /// ```
 #[must_use]
 pub fn split_model_profile(arg: &str) -> (&str, Option<&str>) {
-    let mut from = arg.rfind('/').map_or(0, |slash| slash + 1);
-    while let Some(found) = arg[from..].find('@') {
-        let at = from + found;
+    // Byte searches: `/` and `@` are ASCII, so every index found is a char boundary.
+    let bytes = arg.as_bytes();
+    // One backward pass finds the first `@` after the last `/`.
+    let mut next_at = None;
+    for (i, &b) in bytes.iter().enumerate().rev() {
+        match b {
+            b'/' => break,
+            b'@' => next_at = Some(i),
+            _ => {}
+        }
+    }
+    while let Some(at) = next_at {
         let after = &arg[at + 1..];
         if at == 0 || is_date_then_end_or_at(after) {
-            from = at + 1;
+            next_at = after.bytes().position(|b| b == b'@').map(|i| at + 1 + i);
             continue;
         }
         if after.is_empty() || is_version_like(after) {
