@@ -182,7 +182,7 @@ pub enum SecretInput {
     Ref(SecretRef),
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct SecretRef {
     pub source: SecretSource,
@@ -195,7 +195,7 @@ fn default_secret_provider() -> String {
     "default".into()
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum SecretSource {
     Env,
@@ -230,8 +230,10 @@ pub struct FileSecretProvider {
     pub path: String,
     #[serde(default)]
     pub mode: FileSecretMode,
-    pub timeout_ms: Option<u64>,
     pub max_bytes: Option<u64>,
+    /// Accept a symlink at `path` (off by default).
+    #[serde(default)]
+    pub allow_symlink: bool,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
@@ -254,6 +256,9 @@ pub struct ExecSecretProvider {
     pub pass_env: Vec<String>,
     pub timeout_ms: Option<u64>,
     pub max_output_bytes: Option<u64>,
+    /// Accept a symlink at `command` (off by default; package managers often install links).
+    #[serde(default)]
+    pub allow_symlink: bool,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
