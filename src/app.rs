@@ -1,7 +1,8 @@
 //! Start-up wiring: environment → paths → `.env` → config → shell env → resolver →
 //! engine → sessions. Every entry point (gateway, chat, agent) builds one `App`.
 
-use crate::auth::{BasicResolver, Resolver};
+use crate::auth::CredentialResolver;
+use crate::auth::cooldown::CooldownBook;
 use crate::clock::{Clock, SystemClock};
 use crate::config::env::{EnvMap, import_shell_env, load_env_file};
 use crate::config::paths::Paths;
@@ -10,6 +11,7 @@ use crate::engine::Engine;
 use crate::metrics::Metrics;
 use crate::session::SessionManager;
 use crate::session::sqlite::SqliteStore;
+use crate::state::StateDb;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -83,13 +85,17 @@ impl App {
         let config = Arc::new(config);
         let env = Arc::new(env);
         let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-        let resolver: Arc<dyn Resolver> = Arc::new(BasicResolver {
-            config: config.clone(),
-            env: env.clone(),
-            profiles_path: paths.auth_profiles(&agent_id),
-            clock: clock.clone(),
-        });
-        let store = Arc::new(SqliteStore::open(&paths.state_db())?);
+        let db = StateDb::open(&paths.state_db())?;
+        let cooldowns = Arc::new(CooldownBook::new(db.clone(), config.auth.cooldowns.clone()));
+        let resolver = Arc::new(CredentialResolver::new(
+            config.clone(),
+            env.clone(),
+            paths.auth_profiles(&agent_id),
+            clock.clone(),
+            cooldowns,
+        ));
+        resolver.import_usage_stats();
+        let store = Arc::new(SqliteStore::new(db));
         let sessions = SessionManager::new(store, config.session.history_turns, clock.clone());
         let metrics = Arc::new(Metrics::new());
         let engine = Engine::new(config.clone(), resolver, metrics.clone());

@@ -20,3 +20,4 @@ pub mod metrics;
 pub mod providers;
 pub mod secret;
 pub mod session;
+pub mod state;

@@ -229,6 +229,18 @@ async fn chat_completions_errors_are_openai_shaped() {
     assert_eq!(r.status(), 429);
     assert_eq!(r.headers()["retry-after"], "9");
 
+    // Failing after some text: an error chunk inside the stream, then [DONE].
+    fake.script("gw-key", [Behavior::ErrorMidStream("partial".into())]);
+    let r = post(
+        json!({"model": "mini", "stream": true, "messages": [{"role": "user", "content": "x"}]}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status(), 200);
+    let events = sse_events(&r.text().await.unwrap());
+    assert_eq!(events.last().unwrap().1, "[DONE]");
+    let err: Value = serde_json::from_str(&events[events.len() - 2].1).unwrap();
+    assert!(err["error"]["message"].is_string(), "{err}");
     // Streaming request that fails before any text: a real HTTP error, not a 200 stream.
     fake.script("gw-key", [Behavior::Auth]);
     let r = post(
@@ -242,18 +254,20 @@ async fn chat_completions_errors_are_openai_shaped() {
         "upstream_auth"
     );
 
-    // Failing after some text: an error chunk inside the stream, then [DONE].
-    fake.script("gw-key", [Behavior::ErrorMidStream("partial".into())]);
-    let r = post(
-        json!({"model": "mini", "stream": true, "messages": [{"role": "user", "content": "x"}]}),
-    )
-    .await
-    .unwrap();
-    assert_eq!(r.status(), 200);
-    let events = sse_events(&r.text().await.unwrap());
-    assert_eq!(events.last().unwrap().1, "[DONE]");
-    let err: Value = serde_json::from_str(&events[events.len() - 2].1).unwrap();
-    assert!(err["error"]["message"].is_string(), "{err}");
+    // That auth failure set the only key aside: the next turn says so instead of retrying it.
+    let r = post(json!({"model": "mini", "messages": [{"role": "user", "content": "x"}]}))
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 424);
+    let msg = r.json::<Value>().await.unwrap()["error"]["message"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        msg.contains("no usable credentials for openai")
+            && msg.contains("env:OPENAI_API_KEY disabled (auth)"),
+        "{msg}"
+    );
     gw.shutdown().await;
 }
 

@@ -33,12 +33,16 @@ pub struct Profile {
     pub id: String,
     pub provider: String,
     pub credential: ProfileCredential,
+    /// `expires` was present but not epoch milliseconds (reason `invalid_expires`).
+    pub invalid_expires: bool,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ProfileStore {
     pub profiles: BTreeMap<String, Profile>,
     pub order: BTreeMap<String, Vec<String>>,
+    /// `usageStats` of a file imported from the reference system (read once into state.db).
+    pub usage_stats: BTreeMap<String, UsageStats>,
     /// Human-readable notes about dropped or repaired entries (no secret values).
     pub warnings: Vec<String>,
 }
@@ -62,6 +66,8 @@ pub enum ProfileStoreError {
 struct RawFile {
     #[serde(default)]
     profiles: BTreeMap<String, Value>,
+    #[serde(default, rename = "usageStats")]
+    usage_stats: BTreeMap<String, Value>,
     #[serde(default)]
     order: BTreeMap<String, Value>,
 }
@@ -69,6 +75,25 @@ struct RawFile {
 /// `expires` in epoch ms; absent, 0 or not a number = no expiry.
 fn expires(v: &Value) -> Option<i64> {
     v.get("expires").and_then(Value::as_i64).filter(|&e| e > 0)
+}
+
+/// `expires` present but neither null, 0 nor a non-negative integer.
+fn expires_invalid(v: &Value) -> bool {
+    match v.get("expires") {
+        None | Some(Value::Null) => false,
+        Some(e) => e.as_i64().is_none_or(|e| e < 0),
+    }
+}
+
+/// One entry of an imported file's `usageStats` (reference-system field names).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct UsageStats {
+    pub last_used: Option<i64>,
+    pub error_count: Option<u32>,
+    pub cooldown_until: Option<i64>,
+    pub disabled_until: Option<i64>,
+    pub disabled_reason: Option<String>,
 }
 
 fn opt_str(v: &Value, k: &str) -> Option<String> {
@@ -145,8 +170,19 @@ impl ProfileStore {
                     id,
                     provider: crate::catalog::normalize_provider(&provider),
                     credential,
+                    invalid_expires: expires_invalid(&v),
                 },
             );
+        }
+        for (id, v) in raw.usage_stats {
+            match serde_json::from_value::<UsageStats>(v) {
+                Ok(u) => {
+                    store.usage_stats.insert(id, u);
+                }
+                Err(_) => store.warnings.push(format!(
+                    "usageStats for \"{id}\" are not in the expected shape and were ignored"
+                )),
+            }
         }
         for (provider, v) in raw.order {
             let ids: Vec<String> = v

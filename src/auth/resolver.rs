@@ -1,36 +1,509 @@
-//! Candidate credentials for a turn on provider P: stored profiles in auth order, then
-//! environment keys, then `models.providers.P.apiKey`, deduplicated by value (DESIGN §5).
+//! Candidate credentials for a turn on provider P (DESIGN §5): the pinned profile, or
+//! the auth order (agent file, then config, then declared profiles, then every stored
+//! profile: oauth > token > api_key, least recently used first), then environment
+//! keys, then `models.providers.P.apiKey`; deduplicated by value. Ineligible profiles
+//! carry a reason code; credentials set aside by a cooldown move to the back, soonest
+//! usable first.
 //!
-//! `Resolver` is the seam the rotating turn loop depends on; `BasicResolver` reads the
-//! profile store on every call so CLI edits are seen without a restart.
+//! The ordering itself is pure (`order`); `CredentialResolver` gathers its inputs: the
+//! profile file (re-read when it changes on disk), SecretRefs, the environment and the
+//! cooldown book.
 
+use super::cooldown::{CooldownBook, FOREVER, ImportEntry, Reason, Standing};
 use super::credential::{Credential, CredentialKind, CredentialSource};
 use super::env_keys::{env_candidates, primary_env_var};
 use super::profiles::{Profile, ProfileCredential, ProfileStore, ProfileStoreError};
+use super::secrets::{SecretResolver, ref_label};
 use crate::clock::Clock;
 use crate::config::env::EnvMap;
-use crate::config::{Config, SecretInput, SecretRef, SecretSource};
+use crate::config::{Config, CredentialMode, PinPolicy, SecretInput, SecretRef};
 use crate::secret::Secret;
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::time::SystemTime;
+
+/// A day, in ms: tokens expiring within it are `expiring`.
+pub const EXPIRING_WINDOW_MS: i64 = 24 * 3600 * 1000;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ResolveError {
     #[error("no credentials for {provider} — set {env_var} or run `remoteclaw onboard`")]
     NoCredentials { provider: String, env_var: String },
+    #[error(
+        "no usable credentials for {provider}: {summary}. See `remoteclaw models status`, or set {env_var}."
+    )]
+    NothingUsable {
+        provider: String,
+        env_var: String,
+        summary: String,
+    },
     #[error("Auth profile \"{id}\" not found. Profiles for {provider}: {}.", if known.is_empty() { "none".to_string() } else { known.join(", ") })]
     ProfileNotFound {
         id: String,
         provider: String,
         known: Vec<String>,
     },
-    #[error(
-        "Auth profile \"{id}\" cannot be used: {reason}. Fix it with `remoteclaw models status`, or unpin with /model default."
-    )]
-    ProfileUnusable { id: String, reason: String },
+    #[error("{0}")]
+    PinUnusable(String),
     #[error(transparent)]
     Store(#[from] ProfileStoreError),
+}
+
+/// Health of a credential (DESIGN §6).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Health {
+    Ok,
+    Static,
+    Expiring,
+    Expired,
+    Missing,
+    Cooldown,
+    Disabled,
+}
+
+/// One credential in resolution order, usable or not, as status views show it.
+#[derive(Debug, Clone)]
+pub struct Candidate {
+    pub id: String,
+    pub kind: CredentialKind,
+    pub source: CredentialSource,
+    /// The usable credential; `None` when ineligible (see `reason`).
+    pub credential: Option<Credential>,
+    pub health: Health,
+    /// Reason code: eligibility (`expired`, `unresolved_ref`, …) or cooldown
+    /// (`rate_limit`, `quota`, `billing`, `auth`).
+    pub reason: Option<String>,
+    /// When a cooldown or disable ends (epoch ms; `FOREVER` = until cleared).
+    pub until: Option<i64>,
+    pub fingerprint: Option<String>,
+    /// Where the secret comes from, e.g. a SecretRef label; never the secret.
+    pub detail: Option<String>,
+    pub expires_ms: Option<i64>,
+}
+
+impl Candidate {
+    fn set_aside(&self) -> Option<Reason> {
+        match self.reason.as_deref() {
+            Some("rate_limit") if self.health == Health::Cooldown => Some(Reason::RateLimit),
+            Some("quota") => Some(Reason::Quota),
+            Some("billing") => Some(Reason::Billing),
+            Some("auth") if self.health == Health::Disabled => Some(Reason::Auth),
+            _ => None,
+        }
+    }
+}
+
+/// Every candidate for a provider, in order.
+#[derive(Debug, Clone)]
+pub struct Resolution {
+    pub provider: String,
+    pub pinned: Option<String>,
+    pub candidates: Vec<Candidate>,
+}
+
+impl Resolution {
+    /// The credentials a turn tries, in order: usable ones, then rate-limited ones
+    /// (soonest first). Disabled (quota, billing, auth) and ineligible ones are skipped.
+    pub fn attempt_order(&self) -> Vec<&Credential> {
+        self.candidates
+            .iter()
+            .filter(|c| matches!(c.set_aside(), None | Some(Reason::RateLimit)))
+            .filter_map(|c| c.credential.as_ref())
+            .collect()
+    }
+
+    /// The first usable credential (marked "next" in status views).
+    pub fn next(&self) -> Option<&Candidate> {
+        self.candidates
+            .iter()
+            .find(|c| c.credential.is_some() && c.set_aside().is_none())
+            .or_else(|| {
+                self.candidates
+                    .iter()
+                    .find(|c| c.credential.is_some() && c.set_aside() == Some(Reason::RateLimit))
+            })
+    }
+
+    /// One line per unusable candidate, for error messages.
+    pub fn summary(&self, now_ms: i64) -> String {
+        self.candidates
+            .iter()
+            .map(|c| {
+                let until = c
+                    .until
+                    .map(|u| format!(" {}", until_text(u, now_ms)))
+                    .unwrap_or_default();
+                format!(
+                    "{} {}{}{until}",
+                    c.id,
+                    health_str(c.health),
+                    c.reason
+                        .as_ref()
+                        .map(|r| format!(" ({r})"))
+                        .unwrap_or_default()
+                )
+            })
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
+}
+
+pub fn health_str(h: Health) -> &'static str {
+    match h {
+        Health::Ok => "ok",
+        Health::Static => "static",
+        Health::Expiring => "expiring",
+        Health::Expired => "expired",
+        Health::Missing => "missing",
+        Health::Cooldown => "cooldown",
+        Health::Disabled => "disabled",
+    }
+}
+
+/// "until 14:05 UTC (in 12m)" / "until cleared".
+pub fn until_text(until: i64, now_ms: i64) -> String {
+    if until == FOREVER {
+        return "until cleared (`remoteclaw models auth cooldown clear`)".into();
+    }
+    let left = (until - now_ms).max(0) / 1000;
+    let secs_of_day = (until / 1000).rem_euclid(86_400);
+    let rel = match left {
+        0..=59 => format!("{left}s"),
+        60..=3599 => format!("{}m", (left + 59) / 60),
+        _ => format!("{}h{:02}m", left / 3600, (left % 3600) / 60),
+    };
+    format!(
+        "until {:02}:{:02} UTC (in {rel})",
+        secs_of_day / 3600,
+        (secs_of_day % 3600) / 60
+    )
+}
+
+/// A profile's secret as resolved for this turn.
+#[derive(Debug, Clone)]
+pub enum SecretState {
+    Value(Secret),
+    Missing,
+    Failed(String),
+}
+
+/// Everything `order` needs, gathered by the resolver.
+pub struct OrderInputs<'a> {
+    pub provider: &'a str,
+    pub model: &'a str,
+    pub pinned: Option<&'a str>,
+    pub pin_policy: PinPolicy,
+    pub store: &'a ProfileStore,
+    pub config: &'a Config,
+    pub env: Vec<Credential>,
+    pub config_key: Option<(Secret, CredentialSource, Option<String>)>,
+    /// Resolved secrets of profiles, by profile id.
+    pub secrets: &'a HashMap<String, SecretState>,
+    pub standing: &'a dyn Fn(&str, &str) -> Option<Standing>,
+    pub last_used: &'a dyn Fn(&str) -> Option<i64>,
+    pub now_ms: i64,
+}
+
+fn kind_rank(p: &Profile) -> u8 {
+    match p.credential {
+        ProfileCredential::Oauth { .. } => 0,
+        ProfileCredential::Token { .. } => 1,
+        ProfileCredential::ApiKey { .. } => 2,
+    }
+}
+
+fn kind_of(p: &ProfileCredential) -> CredentialKind {
+    match p {
+        ProfileCredential::ApiKey { .. } => CredentialKind::ApiKey,
+        ProfileCredential::Token { .. } => CredentialKind::Token,
+        ProfileCredential::Oauth { .. } => CredentialKind::Oauth,
+    }
+}
+
+fn profile_ref(p: &ProfileCredential) -> Option<&SecretRef> {
+    match p {
+        ProfileCredential::ApiKey {
+            key: None, key_ref, ..
+        } => key_ref.as_ref(),
+        ProfileCredential::Token {
+            token: None,
+            token_ref,
+            ..
+        } => token_ref.as_ref(),
+        _ => None,
+    }
+}
+
+fn health_by_expiry(
+    kind: CredentialKind,
+    expires: Option<i64>,
+    has_refresh: bool,
+    now: i64,
+) -> Health {
+    match expires {
+        None if kind == CredentialKind::Oauth && has_refresh => Health::Ok,
+        None => Health::Static,
+        Some(e) if e <= now => Health::Expired,
+        Some(_) if kind == CredentialKind::Oauth && has_refresh => Health::Ok,
+        Some(e) if e - now <= EXPIRING_WINDOW_MS => Health::Expiring,
+        Some(_) => Health::Ok,
+    }
+}
+
+fn ineligible(
+    id: &str,
+    kind: CredentialKind,
+    source: CredentialSource,
+    health: Health,
+    reason: &str,
+    detail: Option<String>,
+) -> Candidate {
+    Candidate {
+        id: id.to_string(),
+        kind,
+        source,
+        credential: None,
+        health,
+        reason: Some(reason.to_string()),
+        until: None,
+        fingerprint: None,
+        detail,
+        expires_ms: None,
+    }
+}
+
+/// Evaluate one profile id for provider P.
+fn evaluate(id: &str, inp: &OrderInputs<'_>) -> Candidate {
+    let declared = inp.config.auth.profiles.get(id);
+    let declared_kind = declared.map(|d| match d.mode {
+        CredentialMode::ApiKey => CredentialKind::ApiKey,
+        CredentialMode::Token => CredentialKind::Token,
+        CredentialMode::Oauth => CredentialKind::Oauth,
+    });
+    let Some(p) = inp.store.profiles.get(id) else {
+        return ineligible(
+            id,
+            declared_kind.unwrap_or(CredentialKind::ApiKey),
+            CredentialSource::Profile,
+            Health::Missing,
+            "profile_missing",
+            None,
+        );
+    };
+    let kind = kind_of(&p.credential);
+    let source = if profile_ref(&p.credential).is_some() {
+        CredentialSource::Ref
+    } else {
+        CredentialSource::Profile
+    };
+    let detail = profile_ref(&p.credential).map(ref_label);
+    if p.provider != inp.provider {
+        return ineligible(
+            id,
+            kind,
+            source,
+            Health::Missing,
+            "provider_mismatch",
+            Some(format!("profile is for {}", p.provider)),
+        );
+    }
+    if let Some(d) = declared {
+        let ok = match d.mode {
+            CredentialMode::ApiKey => kind == CredentialKind::ApiKey,
+            CredentialMode::Token => kind == CredentialKind::Token,
+            CredentialMode::Oauth => matches!(kind, CredentialKind::Oauth | CredentialKind::Token),
+        };
+        if !ok {
+            return ineligible(id, kind, source, Health::Missing, "mode_mismatch", detail);
+        }
+    }
+    if p.invalid_expires {
+        return ineligible(id, kind, source, Health::Missing, "invalid_expires", detail);
+    }
+    let (expires, has_refresh) = match &p.credential {
+        ProfileCredential::ApiKey { .. } => (None, false),
+        ProfileCredential::Token { expires_ms, .. } => (*expires_ms, false),
+        ProfileCredential::Oauth {
+            expires_ms,
+            refresh,
+            ..
+        } => (*expires_ms, refresh.as_ref().is_some_and(|r| !r.is_blank())),
+    };
+    let secret = match inp.secrets.get(id) {
+        Some(SecretState::Value(s)) => s.clone(),
+        Some(SecretState::Failed(msg)) => {
+            return ineligible(
+                id,
+                kind,
+                source,
+                Health::Missing,
+                "unresolved_ref",
+                Some(msg.clone()),
+            );
+        }
+        Some(SecretState::Missing) | None => {
+            return ineligible(
+                id,
+                kind,
+                source,
+                Health::Missing,
+                "missing_credential",
+                detail,
+            );
+        }
+    };
+    let health = health_by_expiry(kind, expires, has_refresh, inp.now_ms);
+    if health == Health::Expired {
+        let mut c = ineligible(id, kind, source, Health::Expired, "expired", detail);
+        c.fingerprint = Some(secret.fingerprint());
+        c.expires_ms = expires;
+        return c;
+    }
+    let credential = Credential {
+        id: id.to_string(),
+        provider: inp.provider.to_string(),
+        kind,
+        source,
+        secret,
+        expires_ms: expires,
+    };
+    eligible(credential, health, detail, inp)
+}
+
+fn eligible(
+    credential: Credential,
+    health: Health,
+    detail: Option<String>,
+    inp: &OrderInputs<'_>,
+) -> Candidate {
+    let fingerprint = credential.secret.fingerprint();
+    let standing = (inp.standing)(&credential.id, &fingerprint);
+    let (health, reason, until) = match standing {
+        Some(s) if s.reason == Reason::RateLimit => (
+            Health::Cooldown,
+            Some(s.reason.as_str().to_string()),
+            Some(s.until),
+        ),
+        Some(s) => (
+            Health::Disabled,
+            Some(s.reason.as_str().to_string()),
+            Some(s.until),
+        ),
+        None => (health, None, None),
+    };
+    Candidate {
+        id: credential.id.clone(),
+        kind: credential.kind,
+        source: credential.source,
+        expires_ms: credential.expires_ms,
+        credential: Some(credential),
+        health,
+        reason,
+        until,
+        fingerprint: Some(fingerprint),
+        detail,
+    }
+}
+
+/// The profile ids to consider, in auth order (without a pin).
+pub fn profile_order(inp: &OrderInputs<'_>) -> Vec<String> {
+    if let Some(order) = inp.store.order.get(inp.provider) {
+        return order.clone();
+    }
+    if let Some(order) = inp.config.auth.order.get(inp.provider) {
+        return order.clone();
+    }
+    let declared: Vec<String> = inp
+        .config
+        .auth
+        .profiles
+        .iter()
+        .filter(|(_, d)| d.provider == inp.provider)
+        .map(|(id, _)| id.clone())
+        .collect();
+    if !declared.is_empty() {
+        return declared;
+    }
+    let mut stored: Vec<&Profile> = inp.store.for_provider(inp.provider).collect();
+    // oauth > token > api_key, then least recently used (never used first), then id.
+    stored.sort_by(|a, b| {
+        kind_rank(a)
+            .cmp(&kind_rank(b))
+            .then_with(|| {
+                (inp.last_used)(&a.id)
+                    .unwrap_or(i64::MIN)
+                    .cmp(&(inp.last_used)(&b.id).unwrap_or(i64::MIN))
+            })
+            .then_with(|| a.id.cmp(&b.id))
+    });
+    stored.into_iter().map(|p| p.id.clone()).collect()
+}
+
+/// Order every candidate for a turn (pure).
+pub fn order(inp: &OrderInputs<'_>) -> Vec<Candidate> {
+    let mut list: Vec<Candidate> = Vec::new();
+    let mut seen_ids = HashSet::new();
+    if let Some(pin) = inp.pinned {
+        seen_ids.insert(pin.to_string());
+        list.push(evaluate(pin, inp));
+        if inp.pin_policy == PinPolicy::Strict {
+            return list;
+        }
+    }
+    for id in profile_order(inp) {
+        if seen_ids.insert(id.clone()) {
+            list.push(evaluate(&id, inp));
+        }
+    }
+    for c in &inp.env {
+        list.push(eligible(c.clone(), Health::Static, None, inp));
+    }
+    if let Some((secret, source, detail)) = &inp.config_key {
+        let c = Credential {
+            id: format!("config:{}", inp.provider),
+            provider: inp.provider.to_string(),
+            kind: CredentialKind::ApiKey,
+            source: *source,
+            secret: secret.clone(),
+            expires_ms: None,
+        };
+        list.push(eligible(c, Health::Static, detail.clone(), inp));
+    }
+    // Dedupe by secret value: the first occurrence wins.
+    let mut values = HashSet::new();
+    list.retain(|c| {
+        c.credential
+            .as_ref()
+            .is_none_or(|cred| values.insert(cred.secret.expose().to_string()))
+    });
+    // Usable now, in order; then set-aside ones by when they recover; then ineligible.
+    let pinned_first = inp.pinned.is_some() && inp.pin_policy == PinPolicy::Fallback;
+    let rank = |c: &Candidate| -> (u8, i64) {
+        match (&c.credential, c.until) {
+            (Some(_), None) => (0, 0),
+            (Some(_), Some(u)) => (1, u),
+            (None, _) => (2, 0),
+        }
+    };
+    let start = usize::from(pinned_first && !list.is_empty());
+    list[start..].sort_by_key(rank);
+    list
+}
+
+/// File identity used to notice CLI edits of auth-profiles.json.
+type Stamp = Option<(SystemTime, u64)>;
+
+#[derive(Debug)]
+pub struct CredentialResolver {
+    pub config: Arc<Config>,
+    pub env: Arc<EnvMap>,
+    pub profiles_path: PathBuf,
+    pub clock: Arc<dyn Clock>,
+    pub secrets: SecretResolver,
+    pub cooldowns: Arc<CooldownBook>,
+    cache: Mutex<Option<(Stamp, Arc<ProfileStore>)>>,
 }
 
 /// A stored profile as listings show it (no secret).
@@ -40,90 +513,97 @@ pub struct ProfileInfo {
     pub provider: String,
 }
 
-pub trait Resolver: Send + Sync + std::fmt::Debug {
-    /// Every stored profile of this agent, by id.
-    fn profiles(&self) -> Result<Vec<ProfileInfo>, ResolveError>;
-
-    /// Candidates for one turn on `provider`, in the order to try them. With `pinned`,
-    /// only that profile.
-    fn candidates(
-        &self,
-        provider: &str,
-        pinned: Option<&str>,
-    ) -> Result<Vec<Credential>, ResolveError>;
-}
-
-#[derive(Debug)]
-pub struct BasicResolver {
-    pub config: Arc<Config>,
-    pub env: Arc<EnvMap>,
-    pub profiles_path: PathBuf,
-    pub clock: Arc<dyn Clock>,
-}
-
-fn rank(p: &Profile) -> u8 {
-    match p.credential {
-        ProfileCredential::Oauth { .. } => 0,
-        ProfileCredential::Token { .. } => 1,
-        ProfileCredential::ApiKey { .. } => 2,
-    }
-}
-
-impl BasicResolver {
-    fn resolve_ref(&self, r: &SecretRef) -> Option<Secret> {
-        match r.source {
-            SecretSource::Env => self.env.get_nonblank(&r.id).map(|v| Secret::new(v.trim())),
-            // file and exec SecretRefs are resolved by the full resolver (issue 4).
-            SecretSource::File | SecretSource::Exec => None,
+impl CredentialResolver {
+    pub fn new(
+        config: Arc<Config>,
+        env: Arc<EnvMap>,
+        profiles_path: PathBuf,
+        clock: Arc<dyn Clock>,
+        cooldowns: Arc<CooldownBook>,
+    ) -> CredentialResolver {
+        let secrets = SecretResolver::new(config.clone(), env.clone());
+        CredentialResolver {
+            config,
+            env,
+            profiles_path,
+            clock,
+            secrets,
+            cooldowns,
+            cache: Mutex::new(None),
         }
     }
 
-    /// The usable credential of a profile, or why not.
-    fn profile_credential(&self, p: &Profile) -> Result<Credential, String> {
-        let now = self.clock.now_ms();
-        let (kind, secret, expires_ms) = match &p.credential {
-            ProfileCredential::ApiKey { key, key_ref } => (
-                CredentialKind::ApiKey,
-                key.clone()
-                    .or_else(|| key_ref.as_ref().and_then(|r| self.resolve_ref(r))),
-                None,
-            ),
-            ProfileCredential::Token {
-                token,
-                token_ref,
-                expires_ms,
-            } => (
-                CredentialKind::Token,
-                token
-                    .clone()
-                    .or_else(|| token_ref.as_ref().and_then(|r| self.resolve_ref(r))),
-                *expires_ms,
-            ),
-            ProfileCredential::Oauth {
-                access, expires_ms, ..
-            } => (CredentialKind::Oauth, access.clone(), *expires_ms),
+    /// The profile store, re-read only when the file changed (size or mtime).
+    pub fn store(&self) -> Result<Arc<ProfileStore>, ResolveError> {
+        let stamp: Stamp = std::fs::metadata(&self.profiles_path)
+            .ok()
+            .and_then(|m| Some((m.modified().ok()?, m.len())));
+        if let Ok(cache) = self.cache.lock() {
+            if let Some((s, store)) = cache.as_ref() {
+                if *s == stamp && stamp.is_some() {
+                    return Ok(store.clone());
+                }
+            }
+        }
+        let store = Arc::new(ProfileStore::load(&self.profiles_path)?);
+        for w in &store.warnings {
+            tracing::warn!(file = %self.profiles_path.display(), "{w}");
+        }
+        if let Ok(mut cache) = self.cache.lock() {
+            *cache = Some((stamp, store.clone()));
+        }
+        Ok(store)
+    }
+
+    /// Move `usageStats` of an imported auth-profiles.json into the state store, once.
+    pub fn import_usage_stats(&self) {
+        let store = match self.store() {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!("{e}");
+                return;
+            }
         };
-        let secret = secret
-            .filter(|s| !s.is_blank())
-            .ok_or_else(|| "it holds no usable secret (missing_credential)".to_string())?;
-        if expires_ms.is_some_and(|e| e <= now) {
-            return Err("its token has expired (expired)".into());
+        if store.usage_stats.is_empty() {
+            return;
         }
-        Ok(Credential {
-            id: p.id.clone(),
-            provider: p.provider.clone(),
-            kind,
-            source: CredentialSource::Profile,
-            secret,
-            expires_ms,
-        })
+        let entries: Vec<ImportEntry> = store
+            .usage_stats
+            .iter()
+            .map(|(id, u)| ImportEntry {
+                credential: id.clone(),
+                fingerprint: store.profiles.get(id).and_then(|p| match &p.credential {
+                    ProfileCredential::ApiKey { key, .. } => key.as_ref().map(Secret::fingerprint),
+                    ProfileCredential::Token { token, .. } => {
+                        token.as_ref().map(Secret::fingerprint)
+                    }
+                    ProfileCredential::Oauth { access, .. } => {
+                        access.as_ref().map(Secret::fingerprint)
+                    }
+                }),
+                last_used: u.last_used,
+                error_count: u.error_count,
+                cooldown_until: u.cooldown_until,
+                disabled_until: u.disabled_until,
+                disabled_reason: u.disabled_reason.clone(),
+            })
+            .collect();
+        match self.cooldowns.import_once(
+            &self.profiles_path.display().to_string(),
+            &entries,
+            self.clock.now_ms(),
+        ) {
+            Ok(true) => {
+                tracing::info!(file = %self.profiles_path.display(), profiles = entries.len(), "imported usageStats into the state store")
+            }
+            Ok(false) => {}
+            Err(e) => tracing::warn!("could not import usageStats: {e}"),
+        }
     }
-}
 
-impl Resolver for BasicResolver {
-    fn profiles(&self) -> Result<Vec<ProfileInfo>, ResolveError> {
-        let store = ProfileStore::load(&self.profiles_path)?;
-        Ok(store
+    pub fn profiles(&self) -> Result<Vec<ProfileInfo>, ResolveError> {
+        Ok(self
+            .store()?
             .profiles
             .values()
             .map(|p| ProfileInfo {
@@ -133,205 +613,183 @@ impl Resolver for BasicResolver {
             .collect())
     }
 
-    fn candidates(
+    /// Every candidate for a turn on `provider` with `model` (`provider/model`).
+    pub async fn resolve(
         &self,
         provider: &str,
+        model: &str,
         pinned: Option<&str>,
-    ) -> Result<Vec<Credential>, ResolveError> {
-        let store = ProfileStore::load(&self.profiles_path)?;
-        if let Some(id) = pinned {
-            let profile = store
-                .profiles
-                .get(id)
-                .filter(|p| p.provider == provider)
-                .ok_or_else(|| ResolveError::ProfileNotFound {
-                    id: id.to_string(),
+    ) -> Result<Resolution, ResolveError> {
+        let store = self.store()?;
+        if let Some(pin) = pinned {
+            if !store.profiles.contains_key(pin) {
+                return Err(ResolveError::ProfileNotFound {
+                    id: pin.to_string(),
                     provider: provider.to_string(),
                     known: store.for_provider(provider).map(|p| p.id.clone()).collect(),
-                })?;
-            return self
-                .profile_credential(profile)
-                .map(|c| vec![c])
-                .map_err(|reason| ResolveError::ProfileUnusable {
-                    id: id.to_string(),
-                    reason,
                 });
-        }
-        let ids: Vec<String> = if let Some(order) = store.order.get(provider) {
-            order.clone()
-        } else if let Some(order) = self.config.auth.order.get(provider) {
-            order.clone()
-        } else {
-            let declared: Vec<String> = self
-                .config
-                .auth
-                .profiles
-                .iter()
-                .filter(|(_, d)| d.provider == provider)
-                .map(|(id, _)| id.clone())
-                .collect();
-            if declared.is_empty() {
-                let mut stored: Vec<&Profile> = store.for_provider(provider).collect();
-                stored.sort_by(|a, b| rank(a).cmp(&rank(b)).then_with(|| a.id.cmp(&b.id)));
-                stored.into_iter().map(|p| p.id.clone()).collect()
-            } else {
-                declared
             }
-        };
-        let mut out: Vec<Credential> = Vec::new();
-        for id in &ids {
-            match store.profiles.get(id) {
-                Some(p) if p.provider == provider => match self.profile_credential(p) {
-                    Ok(c) => out.push(c),
-                    Err(reason) => tracing::debug!(profile = %id, %reason, "skipping auth profile"),
-                },
-                Some(_) => {
-                    tracing::debug!(profile = %id, "skipping auth profile of another provider (provider_mismatch)")
+        }
+        // Secrets of the profiles that may be used: inline ones now, refs in one batch.
+        let mut secrets: HashMap<String, SecretState> = HashMap::new();
+        let mut refs: Vec<(String, SecretRef)> = Vec::new();
+        for p in store.profiles.values().filter(|p| p.provider == provider) {
+            let inline = match &p.credential {
+                ProfileCredential::ApiKey { key, .. } => key.clone(),
+                ProfileCredential::Token { token, .. } => token.clone(),
+                ProfileCredential::Oauth { access, .. } => access.clone(),
+            };
+            match (inline.filter(|s| !s.is_blank()), profile_ref(&p.credential)) {
+                (Some(s), _) => {
+                    secrets.insert(p.id.clone(), SecretState::Value(s));
                 }
-                None => {
-                    tracing::debug!(profile = %id, "auth order names a missing profile (profile_missing)")
+                (None, Some(r)) => refs.push((p.id.clone(), r.clone())),
+                (None, None) => {
+                    secrets.insert(p.id.clone(), SecretState::Missing);
                 }
             }
         }
-        out.extend(env_candidates(provider, &self.env));
-        if let Some(input) = self
+        let config_ref = match self
             .config
             .models
             .providers
             .get(provider)
             .and_then(|p| p.api_key.as_ref())
         {
-            let secret = match input {
-                SecretInput::Plain(v) => Some(Secret::new(v.trim())),
-                SecretInput::Ref(r) => self.resolve_ref(r),
+            Some(SecretInput::Ref(r)) => Some(r.clone()),
+            _ => None,
+        };
+        let mut wanted: Vec<SecretRef> = refs.iter().map(|(_, r)| r.clone()).collect();
+        wanted.extend(config_ref.clone());
+        let resolved = if wanted.iter().all(|r| self.secrets.cached(r).is_some()) {
+            wanted
+                .iter()
+                .filter_map(|r| self.secrets.cached(r).map(|s| (r.clone(), Ok(s))))
+                .collect()
+        } else {
+            self.secrets.resolve_many(&wanted).await
+        };
+        for (id, r) in &refs {
+            let state = match resolved.get(r) {
+                Some(Ok(s)) => SecretState::Value(s.clone()),
+                Some(Err(e)) => SecretState::Failed(e.to_string()),
+                None => SecretState::Missing,
             };
-            if let Some(secret) = secret.filter(|s| !s.is_blank()) {
-                let source = if matches!(input, SecretInput::Ref(_)) {
-                    CredentialSource::Ref
-                } else {
-                    CredentialSource::Config
+            secrets.insert(id.clone(), state);
+        }
+        let config_key = match self
+            .config
+            .models
+            .providers
+            .get(provider)
+            .and_then(|p| p.api_key.as_ref())
+        {
+            Some(SecretInput::Plain(v)) if !v.trim().is_empty() => {
+                Some((Secret::new(v.trim()), CredentialSource::Config, None))
+            }
+            Some(SecretInput::Ref(r)) => match resolved.get(r) {
+                Some(Ok(s)) => Some((s.clone(), CredentialSource::Ref, Some(ref_label(r)))),
+                Some(Err(e)) => {
+                    tracing::warn!("models.providers.{provider}.apiKey: {e}");
+                    None
+                }
+                None => None,
+            },
+            _ => None,
+        };
+        let now = self.clock.now_ms();
+        let cooldowns = self.cooldowns.clone();
+        let standing = move |id: &str, fp: &str| cooldowns.standing(id, fp, model, now);
+        let book = self.cooldowns.clone();
+        let last_used = move |id: &str| book.last_used(id);
+        let inputs = OrderInputs {
+            provider,
+            model,
+            pinned,
+            pin_policy: self.config.auth.pin_policy,
+            store: &store,
+            config: &self.config,
+            env: env_candidates(provider, &self.env),
+            config_key,
+            secrets: &secrets,
+            standing: &standing,
+            last_used: &last_used,
+            now_ms: now,
+        };
+        Ok(Resolution {
+            provider: provider.to_string(),
+            pinned: pinned.map(str::to_string),
+            candidates: order(&inputs),
+        })
+    }
+
+    /// The candidates a turn tries, or why there are none. A strictly pinned profile
+    /// that cannot be used now is an error naming it, why, until when and how to unpin.
+    pub async fn attempt_list(
+        &self,
+        provider: &str,
+        model: &str,
+        pinned: Option<&str>,
+    ) -> Result<(Resolution, Vec<Credential>), ResolveError> {
+        let res = self.resolve(provider, model, pinned).await?;
+        let now = self.clock.now_ms();
+        if let (Some(pin), PinPolicy::Strict) = (pinned, self.config.auth.pin_policy) {
+            if let Some(c) = res.candidates.first() {
+                let why = match (&c.credential, c.until) {
+                    (None, _) => Some(format!(
+                        "is {} ({})",
+                        health_str(c.health),
+                        c.reason.as_deref().unwrap_or("unusable")
+                    )),
+                    (Some(_), Some(u)) => Some(format!(
+                        "is {} after {} {}",
+                        if c.health == Health::Cooldown {
+                            "cooling down"
+                        } else {
+                            "disabled"
+                        },
+                        c.reason.as_deref().map(reason_words).unwrap_or("an error"),
+                        until_text(u, now)
+                    )),
+                    _ => None,
                 };
-                out.push(Credential {
-                    id: format!("config:{provider}"),
-                    provider: provider.to_string(),
-                    kind: CredentialKind::ApiKey,
-                    source,
-                    secret,
-                    expires_ms: None,
-                });
+                if let Some(why) = why {
+                    let detail = c
+                        .detail
+                        .as_ref()
+                        .map(|d| format!(" [{d}]"))
+                        .unwrap_or_default();
+                    return Err(ResolveError::PinUnusable(format!(
+                        "Pinned auth profile \"{pin}\" {why}{detail}. Wait, fix it (`remoteclaw models status`), or unpin with /model default."
+                    )));
+                }
             }
         }
-        let mut seen = HashSet::new();
-        out.retain(|c| seen.insert(c.secret.expose().to_string()));
-        if out.is_empty() {
-            return Err(ResolveError::NoCredentials {
+        let list: Vec<Credential> = res.attempt_order().into_iter().cloned().collect();
+        if list.is_empty() {
+            let env_var = primary_env_var(provider);
+            if res.candidates.is_empty() {
+                return Err(ResolveError::NoCredentials {
+                    provider: provider.to_string(),
+                    env_var,
+                });
+            }
+            return Err(ResolveError::NothingUsable {
                 provider: provider.to_string(),
-                env_var: primary_env_var(provider),
+                env_var,
+                summary: res.summary(now),
             });
         }
-        Ok(out)
+        Ok((res, list))
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::clock::ManualClock;
-
-    fn resolver(
-        env: &[(&str, &str)],
-        profiles: Option<&str>,
-        config: &str,
-    ) -> (BasicResolver, tempfile::TempDir) {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let path = dir.path().join("auth-profiles.json");
-        if let Some(p) = profiles {
-            std::fs::write(&path, p).expect("write");
-        }
-        let config = crate::config::parse(std::path::Path::new("t.toml"), config).expect("config");
-        (
-            BasicResolver {
-                config: Arc::new(config),
-                env: Arc::new(EnvMap::from_pairs(env.iter().copied())),
-                profiles_path: path,
-                clock: ManualClock::new(1_000_000),
-            },
-            dir,
-        )
-    }
-
-    fn ids(r: &BasicResolver, p: &str) -> Vec<String> {
-        r.candidates(p, None)
-            .expect("candidates")
-            .into_iter()
-            .map(|c| c.id)
-            .collect()
-    }
-
-    #[test]
-    fn no_credentials_message() {
-        let (r, _d) = resolver(&[], None, "");
-        let e = r.candidates("anthropic", None).unwrap_err();
-        assert_eq!(
-            e.to_string(),
-            "no credentials for anthropic — set ANTHROPIC_API_KEY or run `remoteclaw onboard`"
-        );
-    }
-
-    #[test]
-    fn profiles_then_env_then_config_deduped() {
-        let profiles = r#"{"version":1,"profiles":{
-            "anthropic:work":{"type":"api_key","provider":"anthropic","key":"k-work"},
-            "anthropic:tok":{"type":"token","provider":"anthropic","token":"sk-ant-oat01-t"},
-            "anthropic:old":{"type":"token","provider":"anthropic","token":"t-old","expires":5},
-            "anthropic:ref":{"type":"api_key","provider":"anthropic","keyRef":{"source":"env","provider":"default","id":"REF_VAR"}},
-            "openai:x":{"type":"api_key","provider":"openai","key":"o"}}}"#;
-        let (r, _d) = resolver(
-            &[
-                ("ANTHROPIC_API_KEY", "k-work"),
-                ("ANTHROPIC_API_KEY_2", "k2"),
-                ("REF_VAR", "k-ref"),
-            ],
-            Some(profiles),
-            "[models.providers.anthropic]\napiKey = \"k-config\"\n",
-        );
-        assert_eq!(
-            ids(&r, "anthropic"),
-            [
-                "anthropic:tok",
-                "anthropic:ref",
-                "anthropic:work",
-                "env:ANTHROPIC_API_KEY_2",
-                "config:anthropic"
-            ]
-        );
-    }
-
-    #[test]
-    fn explicit_order_and_pins() {
-        let profiles = r#"{"profiles":{
-            "anthropic:a":{"type":"api_key","provider":"anthropic","key":"a"},
-            "anthropic:b":{"type":"api_key","provider":"anthropic","key":"b"}},
-            "order":{"anthropic":["anthropic:b","anthropic:missing","anthropic:a"]}}"#;
-        let (r, _d) = resolver(&[], Some(profiles), "");
-        assert_eq!(ids(&r, "anthropic"), ["anthropic:b", "anthropic:a"]);
-        let pinned = r.candidates("anthropic", Some("anthropic:a")).expect("pin");
-        assert_eq!(pinned.len(), 1);
-        let e = r
-            .candidates("anthropic", Some("anthropic:wrk"))
-            .unwrap_err();
-        assert_eq!(
-            e.to_string(),
-            "Auth profile \"anthropic:wrk\" not found. Profiles for anthropic: anthropic:a, anthropic:b."
-        );
-    }
-
-    #[test]
-    fn corrupt_store_is_an_error() {
-        let (r, _d) = resolver(&[("ANTHROPIC_API_KEY", "k")], Some("{nope"), "");
-        assert!(matches!(
-            r.candidates("anthropic", None),
-            Err(ResolveError::Store(_))
-        ));
+fn reason_words(r: &str) -> &'static str {
+    match r {
+        "rate_limit" => "a rate limit",
+        "quota" => "running out of quota",
+        "billing" => "a billing error",
+        "auth" => "an authentication error",
+        _ => "an error",
     }
 }

@@ -191,7 +191,7 @@ pub async fn apply(
     let (text, ok) = match d {
         Directive::ModelShow => (views::compact(app, turn.state(), now), true),
         Directive::ModelList => (views::list(app, turn.state()), true),
-        Directive::ModelStatus => (views::status(app, turn.state(), now), true),
+        Directive::ModelStatus => (views::status(app, turn.state(), now).await, true),
         Directive::Help => (directive::spec::help_text(), true),
         Directive::ModelDefault => match stored(turn.set_choice(None, None).await) {
             Ok(()) => (

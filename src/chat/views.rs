@@ -2,7 +2,8 @@
 //! credentials by id and fingerprint, never by value.
 
 use crate::app::App;
-use crate::auth::{Credential, CredentialKind, CredentialSource};
+use crate::auth::resolver::{health_str, until_text};
+use crate::auth::{CredentialKind, CredentialSource};
 use crate::catalog::ModelRef;
 use crate::providers::ProviderSettings;
 use crate::session::{Pin, SessionState};
@@ -102,7 +103,7 @@ pub fn list(app: &App, state: &SessionState) -> String {
     out.trim_end().to_string()
 }
 
-fn kind_str(k: CredentialKind) -> &'static str {
+pub fn kind_str(k: CredentialKind) -> &'static str {
     match k {
         CredentialKind::ApiKey => "api_key",
         CredentialKind::Token => "token",
@@ -110,7 +111,7 @@ fn kind_str(k: CredentialKind) -> &'static str {
     }
 }
 
-fn source_str(s: CredentialSource) -> &'static str {
+pub fn source_str(s: CredentialSource) -> &'static str {
     match s {
         CredentialSource::Profile => "profile",
         CredentialSource::Env => "env",
@@ -119,18 +120,8 @@ fn source_str(s: CredentialSource) -> &'static str {
     }
 }
 
-/// Health of a credential by its expiry (DESIGN §6 wording).
-pub fn health(c: &Credential, now: i64) -> &'static str {
-    match c.expires_ms {
-        None => "static",
-        Some(e) if e <= now => "expired",
-        Some(e) if e - now <= 24 * 3600 * 1000 => "expiring",
-        Some(_) => "ok",
-    }
-}
-
 /// `/model status`: the full view.
-pub fn status(app: &App, state: &SessionState, now: i64) -> String {
+pub async fn status(app: &App, state: &SessionState, now: i64) -> String {
     let catalog = &app.engine.catalog;
     let (model, chosen) = effective_model(app, state);
     let mut out = String::new();
@@ -166,27 +157,53 @@ pub fn status(app: &App, state: &SessionState, now: i64) -> String {
             let _ = writeln!(out, "Provider {}: not configured", model.provider);
         }
     }
-    match app.engine.resolver.candidates(
-        &model.provider,
-        state.pin.as_ref().map(|p| p.profile.as_str()),
-    ) {
-        Ok(cands) => {
+    let pin = state.pin.as_ref().map(|p| p.profile.as_str());
+    match app
+        .engine
+        .resolver
+        .resolve(&model.provider, &model.to_string(), pin)
+        .await
+    {
+        Ok(res) if res.candidates.is_empty() => {
+            let _ = writeln!(
+                out,
+                "Credentials: none — set {} or run `remoteclaw onboard`",
+                crate::auth::env_keys::primary_env_var(&model.provider)
+            );
+        }
+        Ok(res) => {
+            let next = res.next().map(|c| c.id.clone());
             let _ = writeln!(out, "Credentials in order (→ next):");
-            for (i, c) in cands.iter().enumerate() {
-                let _ = writeln!(
-                    out,
-                    "  {} {}  {}  {}  {}  fp {}",
-                    if i == 0 { "→" } else { " " },
+            for c in &res.candidates {
+                let mut line = format!(
+                    "  {} {}  {}  {}  {}",
+                    if Some(&c.id) == next.as_ref() {
+                        "→"
+                    } else {
+                        " "
+                    },
                     c.id,
                     kind_str(c.kind),
                     source_str(c.source),
-                    health(c, now),
-                    c.secret.fingerprint()
+                    health_str(c.health)
                 );
+                if let Some(r) = &c.reason {
+                    let _ = write!(line, " ({r})");
+                }
+                if let Some(u) = c.until {
+                    let _ = write!(line, " {}", until_text(u, now));
+                }
+                if let Some(fp) = &c.fingerprint {
+                    let _ = write!(line, "  fp {fp}");
+                }
+                if let Some(d) = &c.detail {
+                    let _ = write!(line, "  [{d}]");
+                }
+                let _ = writeln!(out, "{line}");
             }
         }
         Err(e) => {
-            let _ = writeln!(out, "Credentials: none usable — {e}");
+            let _ = writeln!(out, "Credentials: {e}");
         }
     }
     out.trim_end().to_string()

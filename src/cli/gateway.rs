@@ -3,8 +3,8 @@
 
 use crate::app::App;
 use crate::auth::env_keys::primary_env_var;
+use crate::config::SecretInput;
 use crate::config::env::EnvMap;
-use crate::config::{SecretInput, SecretSource};
 use crate::gateway::{GatewayState, check_bind, serve};
 use crate::secret::Secret;
 use anyhow::Context;
@@ -26,30 +26,24 @@ pub struct GatewayArgs {
     pub port: Option<u16>,
 }
 
-fn gateway_token(app: &App) -> anyhow::Result<Option<Secret>> {
-    Ok(match &app.config.gateway.auth.token {
-        None => None,
-        Some(SecretInput::Plain(t)) if t.trim().is_empty() => anyhow::bail!(
-            "gateway.auth.token is empty in {}: set a long random token or remove the key",
-            app.config_path.display()
-        ),
-        Some(SecretInput::Plain(t)) => Some(Secret::new(t.trim())),
-        Some(SecretInput::Ref(r)) if r.source == SecretSource::Env => Some(Secret::new(
-            app.env
-                .get_nonblank(&r.id)
-                .with_context(|| {
-                    format!(
-                        "gateway.auth.token refers to environment variable {} which is not set",
-                        r.id
-                    )
-                })?
-                .trim(),
+async fn gateway_token(app: &App) -> anyhow::Result<Option<Secret>> {
+    match &app.config.gateway.auth.token {
+        None => Ok(None),
+        Some(SecretInput::Plain(t)) if t.trim().is_empty() => {
+            anyhow::bail!(
+                "gateway.auth.token is empty in {}: set a long random token or remove the key",
+                app.config_path.display()
+            )
+        }
+        Some(input) => Ok(Some(
+            app.engine
+                .resolver
+                .secrets
+                .resolve_input(input)
+                .await
+                .map_err(|e| anyhow::anyhow!("gateway.auth.token: {e}"))?,
         )),
-        Some(SecretInput::Ref(r)) => anyhow::bail!(
-            "gateway.auth.token: {:?} SecretRefs are not supported yet; use a plain token or {{ source = \"env\", id = \"VAR\" }}",
-            r.source
-        ),
-    })
+    }
 }
 
 async fn shutdown_signal() {
@@ -76,7 +70,7 @@ async fn shutdown_signal() {
 
 pub async fn run(args: GatewayArgs) -> anyhow::Result<ExitCode> {
     let app = App::load(EnvMap::from_process(), None).await?;
-    let token = gateway_token(&app)?;
+    let token = gateway_token(&app).await?;
     let bind = args
         .bind
         .clone()
@@ -100,11 +94,16 @@ pub async fn run(args: GatewayArgs) -> anyhow::Result<ExitCode> {
         default_model = %app.engine.catalog.default,
         "RemoteClaw gateway listening on http://{local} (web chat at http://{local}/)"
     );
-    let provider = app.engine.catalog.default.provider.clone();
-    if let Err(e) = app.engine.resolver.candidates(&provider, None) {
+    let default = app.engine.catalog.default.clone();
+    if let Err(e) = app
+        .engine
+        .resolver
+        .attempt_list(&default.provider, &default.to_string(), None)
+        .await
+    {
         tracing::warn!(
             "{e} (turns will answer with this message until {} or a profile is set)",
-            primary_env_var(&provider)
+            primary_env_var(&default.provider)
         );
     }
     let app = Arc::new(app);

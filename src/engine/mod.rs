@@ -10,7 +10,7 @@ mod turn;
 
 pub use turn::{Attempt, TurnError, TurnInput, TurnResult};
 
-use crate::auth::Resolver;
+use crate::auth::CredentialResolver;
 use crate::catalog::Catalog;
 use crate::config::Config;
 use crate::metrics::Metrics;
@@ -25,13 +25,17 @@ pub const DEFAULT_MAX_TOKENS: u32 = 4096;
 pub struct Engine {
     pub config: Arc<Config>,
     pub catalog: Catalog,
-    pub resolver: Arc<dyn Resolver>,
+    pub resolver: Arc<CredentialResolver>,
     pub metrics: Arc<Metrics>,
     clients: DashMap<String, ProviderClient>,
 }
 
 impl Engine {
-    pub fn new(config: Arc<Config>, resolver: Arc<dyn Resolver>, metrics: Arc<Metrics>) -> Engine {
+    pub fn new(
+        config: Arc<Config>,
+        resolver: Arc<CredentialResolver>,
+        metrics: Arc<Metrics>,
+    ) -> Engine {
         Engine {
             catalog: Catalog::from_config(&config),
             config,

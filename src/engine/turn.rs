@@ -1,7 +1,7 @@
 //! Running one turn: model chain × candidate credentials, with the attempts trace.
 
 use super::Engine;
-use crate::auth::ResolveError;
+use crate::auth::{CredentialSource, ResolveError};
 use crate::catalog::ModelRef;
 use crate::providers::{
     ChatMessage, ChatRequest, DeltaSink, ErrorKind, ProviderError, Role, Usage,
@@ -118,13 +118,18 @@ impl Engine {
                 }
                 Some(Ok(c)) => c,
             };
+            let model_key = model.to_string();
             let candidates = match self
                 .resolver
-                .candidates(&model.provider, input.pin.as_deref())
+                .attempt_list(&model.provider, &model_key, input.pin.as_deref())
+                .await
             {
-                Ok(c) => c,
+                Ok((_, c)) => c,
                 Err(e) => {
-                    let fatal = !matches!(e, ResolveError::NoCredentials { .. });
+                    let fatal = !matches!(
+                        e,
+                        ResolveError::NoCredentials { .. } | ResolveError::NothingUsable { .. }
+                    );
                     let e = TurnError::Resolve(e.to_string());
                     first_error.get_or_insert(e.clone());
                     if fatal {
@@ -161,6 +166,25 @@ impl Engine {
                         outcome: outcome.to_string(),
                     })
                     .inc();
+                let now = self.resolver.clock.now_ms();
+                let book = &self.resolver.cooldowns;
+                let recorded = match &result {
+                    Ok(_)
+                        if matches!(
+                            cred.source,
+                            CredentialSource::Profile | CredentialSource::Ref
+                        ) =>
+                    {
+                        book.record_success(&cred.id, &model_key, now)
+                    }
+                    Ok(_) => book.record_success_quiet(&cred.id, &model_key),
+                    Err(e) => book
+                        .record_failure(&cred.id, &cred.secret.fingerprint(), &model_key, e, now)
+                        .map(|_| ()),
+                };
+                if let Err(e) = recorded {
+                    tracing::warn!(credential = %cred.id, "could not record the outcome: {e}");
+                }
                 match result {
                     Ok(c) => {
                         attempts.push(Attempt {

@@ -65,12 +65,22 @@ impl ProviderError {
         }
     }
 
-    /// Quota exhaustion (as opposed to a short rate limit): cooled down for longer.
+    /// Quota exhaustion (as opposed to a short rate limit): the credential is disabled
+    /// for hours, not minutes. OpenAI says so with `insufficient_quota`; Gemini's daily
+    /// quota says "exceeded your current quota" without a retry hint (its per-minute
+    /// limit mentions quota too, but comes with a RetryInfo delay).
     pub fn is_quota(&self) -> bool {
-        self.code
+        if self
+            .code
             .as_deref()
             .is_some_and(|c| c.eq_ignore_ascii_case("insufficient_quota"))
-            || self.message.to_ascii_lowercase().contains("quota")
+        {
+            return true;
+        }
+        let m = self.message.to_ascii_lowercase();
+        self.retry_after.is_none()
+            && (m.contains("exceeded your current quota")
+                || m.contains("check your plan and billing"))
     }
 
     /// Remove every occurrence of `secret` from the message.

@@ -1,43 +1,19 @@
-//! The embedded session store: SQLite (bundled) at `<state>/state.db` in WAL mode.
-//! Every commit survives a process crash; a `/model` change is also synced to disk
+//! The embedded session store, in the state database (`crate::state`). Every commit
+//! survives a process crash; a `/model` change is also synced to disk
 //! (`synchronous = FULL` for that transaction) so an acknowledged choice survives a
-//! power loss too, while history appends skip the fsync. Schema migrations are
-//! numbered and tracked in `PRAGMA user_version`.
+//! power loss too, while history appends skip the fsync.
 
 use super::store::{Pin, PinSource, SessionRecord, SessionStore, SessionSummary, StoreError};
 use crate::providers::{ChatMessage, Role};
+use crate::state::StateDb;
 use rusqlite::{Connection, OptionalExtension, params};
-use std::path::{Path, PathBuf};
-use std::sync::Mutex;
-use std::time::Duration;
+use std::path::Path;
+use std::sync::Arc;
 
-/// Migrations, in order; index + 1 is the schema version they produce.
-const MIGRATIONS: &[&str] = &[
-    // v1: sessions and their history.
-    "CREATE TABLE sessions (
-        key         TEXT PRIMARY KEY,
-        model       TEXT,
-        pin_profile TEXT,
-        pin_source  TEXT,
-        pin_since   INTEGER,
-        rev         INTEGER NOT NULL DEFAULT 1,
-        created_at  INTEGER NOT NULL,
-        updated_at  INTEGER NOT NULL
-    );
-    CREATE TABLE history (
-        session_key TEXT NOT NULL,
-        seq         INTEGER NOT NULL,
-        role        TEXT NOT NULL,
-        content     TEXT NOT NULL,
-        created_at  INTEGER NOT NULL,
-        PRIMARY KEY (session_key, seq)
-    ) WITHOUT ROWID;",
-];
-
-#[derive(Debug)]
+/// Sessions in the state database.
+#[derive(Debug, Clone)]
 pub struct SqliteStore {
-    path: PathBuf,
-    conn: Mutex<Connection>,
+    db: Arc<StateDb>,
 }
 
 fn role_str(r: Role) -> &'static str {
@@ -57,78 +33,22 @@ fn role_parse(s: &str) -> Role {
 }
 
 impl SqliteStore {
-    /// Open (creating if needed) and migrate. The file is created 0600.
-    pub fn open(path: &Path) -> Result<SqliteStore, StoreError> {
-        let err = |e: rusqlite::Error| StoreError::Backend {
-            path: path.display().to_string(),
-            message: e.to_string(),
-        };
-        if let Some(dir) = path.parent() {
-            crate::config::paths::ensure_private_dir(dir).map_err(|e| StoreError::Backend {
-                path: path.display().to_string(),
-                message: format!("cannot create {}: {e}", dir.display()),
-            })?;
-        }
-        let existed = path.exists();
-        let conn = Connection::open(path).map_err(err)?;
-        #[cfg(unix)]
-        if !existed {
-            use std::os::unix::fs::PermissionsExt;
-            let _ = std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600));
-        }
-        conn.busy_timeout(Duration::from_secs(5)).map_err(err)?;
-        conn.pragma_update(None, "journal_mode", "WAL")
-            .map_err(err)?;
-        conn.pragma_update(None, "synchronous", "NORMAL")
-            .map_err(err)?;
-        let store = SqliteStore {
-            path: path.to_path_buf(),
-            conn: Mutex::new(conn),
-        };
-        store.migrate()?;
-        Ok(store)
+    pub fn new(db: Arc<StateDb>) -> SqliteStore {
+        SqliteStore { db }
     }
 
-    fn err(&self, e: impl std::fmt::Display) -> StoreError {
-        StoreError::Backend {
-            path: self.path.display().to_string(),
-            message: e.to_string(),
-        }
+    /// Open (creating and migrating) the state database at `path`.
+    pub fn open(path: &Path) -> Result<SqliteStore, StoreError> {
+        Ok(SqliteStore {
+            db: StateDb::open(path)?,
+        })
     }
 
     fn with<T>(
         &self,
         f: impl FnOnce(&mut Connection) -> rusqlite::Result<T>,
     ) -> Result<T, StoreError> {
-        let mut conn = self
-            .conn
-            .lock()
-            .map_err(|_| self.err("a previous operation panicked"))?;
-        f(&mut conn).map_err(|e| self.err(e))
-    }
-
-    fn migrate(&self) -> Result<(), StoreError> {
-        let path = self.path.display().to_string();
-        self.with(|conn| {
-            let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-            let version: usize = tx.query_row("PRAGMA user_version", [], |r| r.get::<_, i64>(0)).map(|v| usize::try_from(v).unwrap_or(0))?;
-            if version > MIGRATIONS.len() {
-                return Err(rusqlite::Error::InvalidParameterName(format!(
-                    "{path} has schema version {version}, newer than this RemoteClaw understands ({}); upgrade RemoteClaw",
-                    MIGRATIONS.len()
-                )));
-            }
-            for (i, sql) in MIGRATIONS.iter().enumerate().skip(version) {
-                tx.execute_batch(sql)?;
-                tx.pragma_update(None, "user_version", (i + 1) as i64)?;
-            }
-            tx.commit()
-        })
-    }
-
-    /// Current schema version (for `doctor` and tests).
-    pub fn schema_version(&self) -> Result<i64, StoreError> {
-        self.with(|c| c.query_row("PRAGMA user_version", [], |r| r.get(0)))
+        self.db.with(f)
     }
 }
 
@@ -383,7 +303,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("state.db");
         let s = SqliteStore::open(&path).unwrap();
-        assert_eq!(s.schema_version().unwrap(), MIGRATIONS.len() as i64);
+        assert_eq!(s.db.schema_version().unwrap(), crate::state::SCHEMA_VERSION);
         s.set_choice("k", Some("m/x"), None, 1).unwrap();
         drop(s);
         let s = SqliteStore::open(&path).unwrap();
@@ -399,17 +319,5 @@ mod tests {
                 0o600
             );
         }
-    }
-
-    #[test]
-    fn newer_schema_is_refused_with_a_clear_message() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("state.db");
-        {
-            let c = Connection::open(&path).unwrap();
-            c.pragma_update(None, "user_version", 99).unwrap();
-        }
-        let e = SqliteStore::open(&path).unwrap_err().to_string();
-        assert!(e.contains("upgrade RemoteClaw"), "{e}");
     }
 }

@@ -63,13 +63,7 @@ pub struct SessionSummary {
     pub updated_at: i64,
 }
 
-#[derive(Debug, thiserror::Error)]
-pub enum StoreError {
-    #[error(
-        "session store {path}: {message}. Check the file and its permissions; `remoteclaw doctor` can help."
-    )]
-    Backend { path: String, message: String },
-}
+pub use crate::state::StoreError;
 
 pub trait SessionStore: Send + Sync + std::fmt::Debug {
     /// The session with its newest `history_limit` messages, if it exists.

@@ -1,0 +1,606 @@
+//! Credential cooldowns and usage (DESIGN §5): rate limits cool a credential down per
+//! (credential, model) for the provider's retry-after or 1 min / 5 min / 25 min / 1 h;
+//! quota or billing exhaustion disables it for 5 h doubling to 24 h; an auth failure
+//! disables it until its secret changes or an operator clears it; success resets.
+//!
+//! The math is pure (`rate_limit_until`, `billing_until`); `CooldownBook` keeps the
+//! state in `state.db`, so it survives restarts and is shared by every process, with an
+//! in-memory copy refreshed whenever another process commits (`PRAGMA data_version`).
+
+use crate::config::CooldownConfig;
+use crate::providers::{ErrorKind, ProviderError};
+use crate::state::{StateDb, StoreError};
+use rusqlite::params;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// "Until cleared": an auth failure has no natural end.
+pub const FOREVER: i64 = i64::MAX;
+
+/// Why a credential is set aside.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Reason {
+    RateLimit,
+    Quota,
+    Billing,
+    Auth,
+}
+
+impl Reason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Reason::RateLimit => "rate_limit",
+            Reason::Quota => "quota",
+            Reason::Billing => "billing",
+            Reason::Auth => "auth",
+        }
+    }
+
+    fn parse(s: &str) -> Reason {
+        match s {
+            "quota" => Reason::Quota,
+            "billing" => Reason::Billing,
+            "auth" => Reason::Auth,
+            _ => Reason::RateLimit,
+        }
+    }
+
+    /// Rate limits cool down (the credential may still be tried last); the others
+    /// disable it.
+    pub fn disables(self) -> bool {
+        self != Reason::RateLimit
+    }
+}
+
+/// Next rate-limit cooldown: `(new error count, until)`.
+pub fn rate_limit_until(
+    prev_count: u32,
+    retry_after: Option<Duration>,
+    backoff_secs: &[u64],
+    now_ms: i64,
+) -> (u32, i64) {
+    let count = prev_count.saturating_add(1);
+    let wait_ms = match retry_after {
+        Some(d) => i64::try_from(d.as_millis()).unwrap_or(i64::MAX),
+        None => {
+            let i = (count as usize - 1).min(backoff_secs.len().saturating_sub(1));
+            let secs = backoff_secs.get(i).copied().unwrap_or(60);
+            i64::try_from(secs)
+                .unwrap_or(i64::MAX / 1000)
+                .saturating_mul(1000)
+        }
+    };
+    (count, now_ms.saturating_add(wait_ms))
+}
+
+/// Next quota/billing disable: base hours doubling per failure, capped.
+pub fn billing_until(prev_count: u32, base_hours: u64, max_hours: u64, now_ms: i64) -> (u32, i64) {
+    let count = prev_count.saturating_add(1);
+    let factor = 1u64
+        .checked_shl(count.saturating_sub(1).min(32))
+        .unwrap_or(u64::MAX);
+    let hours = base_hours.saturating_mul(factor).min(max_hours);
+    let ms = i64::try_from(hours)
+        .unwrap_or(i64::MAX)
+        .saturating_mul(3_600_000);
+    (count, now_ms.saturating_add(ms))
+}
+
+/// How a provider error affects the credential, if at all.
+pub fn reason_for(err: &ProviderError) -> Option<Reason> {
+    match err.kind {
+        ErrorKind::RateLimit if err.is_quota() => Some(Reason::Quota),
+        ErrorKind::RateLimit => Some(Reason::RateLimit),
+        ErrorKind::Billing => Some(Reason::Billing),
+        ErrorKind::Auth => Some(Reason::Auth),
+        _ => None,
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Row {
+    fingerprint: String,
+    reason: Reason,
+    until: i64,
+    count: u32,
+}
+
+/// A credential's standing for one model, now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Standing {
+    pub reason: Reason,
+    /// Usable again at this epoch-ms instant (`FOREVER` = until cleared).
+    pub until: i64,
+}
+
+/// One credential's runtime state found in an imported auth-profiles.json.
+#[derive(Debug, Clone, Default)]
+pub struct ImportEntry {
+    pub credential: String,
+    /// Fingerprint of the credential's current secret (cooldowns need it).
+    pub fingerprint: Option<String>,
+    pub last_used: Option<i64>,
+    pub error_count: Option<u32>,
+    pub cooldown_until: Option<i64>,
+    pub disabled_until: Option<i64>,
+    pub disabled_reason: Option<String>,
+}
+
+/// A row for listings (`models auth cooldown list`, status).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CooldownEntry {
+    pub credential: String,
+    /// Empty for credential-wide states (quota, billing, auth).
+    pub model: String,
+    pub reason: Reason,
+    pub until: i64,
+    pub error_count: u32,
+}
+
+#[derive(Debug, Default)]
+struct Cache {
+    version: Option<i64>,
+    rows: HashMap<(String, String), Row>,
+    last_used: HashMap<String, i64>,
+}
+
+#[derive(Debug)]
+pub struct CooldownBook {
+    db: Arc<StateDb>,
+    config: CooldownConfig,
+    cache: Mutex<Cache>,
+}
+
+impl CooldownBook {
+    pub fn new(db: Arc<StateDb>, config: CooldownConfig) -> CooldownBook {
+        CooldownBook {
+            db,
+            config,
+            cache: Mutex::new(Cache::default()),
+        }
+    }
+
+    /// Run `f` on a fresh view of the cache (reloaded if another process committed).
+    fn cached<T>(&self, f: impl FnOnce(&mut Cache) -> T) -> Result<T, StoreError> {
+        let version = self.db.data_version()?;
+        let mut cache = self
+            .cache
+            .lock()
+            .map_err(|_| self.db.err("cooldown cache poisoned"))?;
+        if cache.version != Some(version) {
+            let (rows, last_used) = self.db.with(|c| {
+                let mut rows = HashMap::new();
+                let mut stmt = c.prepare_cached("SELECT credential, model, fingerprint, reason, until_ms, error_count FROM credential_state")?;
+                let mut q = stmt.query([])?;
+                while let Some(r) = q.next()? {
+                    let reason: String = r.get(3)?;
+                    rows.insert(
+                        (r.get(0)?, r.get(1)?),
+                        Row { fingerprint: r.get(2)?, reason: Reason::parse(&reason), until: r.get(4)?, count: u32::try_from(r.get::<_, i64>(5)?).unwrap_or(u32::MAX) },
+                    );
+                }
+                let mut last_used = HashMap::new();
+                let mut stmt = c.prepare_cached("SELECT credential, last_used FROM credential_usage WHERE last_used IS NOT NULL")?;
+                let mut q = stmt.query([])?;
+                while let Some(r) = q.next()? {
+                    last_used.insert(r.get(0)?, r.get(1)?);
+                }
+                Ok((rows, last_used))
+            })?;
+            cache.rows = rows;
+            cache.last_used = last_used;
+            cache.version = Some(version);
+        }
+        Ok(f(&mut cache))
+    }
+
+    /// Whether `credential` (with this secret fingerprint) is set aside for `model` now.
+    /// The later of its model cooldown and its credential-wide disable wins.
+    pub fn standing(
+        &self,
+        credential: &str,
+        fingerprint: &str,
+        model: &str,
+        now_ms: i64,
+    ) -> Option<Standing> {
+        let found = self.cached(|c| {
+            let mut best: Option<Standing> = None;
+            for key in [
+                (credential.to_string(), model.to_string()),
+                (credential.to_string(), String::new()),
+            ] {
+                if let Some(row) = c.rows.get(&key) {
+                    if row.fingerprint == fingerprint
+                        && row.until > now_ms
+                        && best.is_none_or(|b| row.until > b.until)
+                    {
+                        best = Some(Standing {
+                            reason: row.reason,
+                            until: row.until,
+                        });
+                    }
+                }
+            }
+            best
+        });
+        found.unwrap_or_else(|e| {
+            tracing::warn!("cooldown state unavailable: {e}");
+            None
+        })
+    }
+
+    /// When the credential was last tried (for least-recently-used ordering).
+    pub fn last_used(&self, credential: &str) -> Option<i64> {
+        self.cached(|c| c.last_used.get(credential).copied())
+            .ok()
+            .flatten()
+    }
+
+    /// Record a failed attempt. Returns the new standing when the error sets the
+    /// credential aside.
+    pub fn record_failure(
+        &self,
+        credential: &str,
+        fingerprint: &str,
+        model: &str,
+        err: &ProviderError,
+        now_ms: i64,
+    ) -> Result<Option<Standing>, StoreError> {
+        let Some(reason) = reason_for(err) else {
+            self.touch(credential, now_ms, false)?;
+            return Ok(None);
+        };
+        let scope = if reason == Reason::RateLimit {
+            model
+        } else {
+            ""
+        };
+        let prev = self.cached(|c| {
+            c.rows
+                .get(&(credential.to_string(), scope.to_string()))
+                .filter(|r| r.fingerprint == fingerprint && r.reason == reason)
+                .map(|r| r.count)
+        })?;
+        let prev = prev.unwrap_or(0);
+        let (count, until) = match reason {
+            Reason::RateLimit => rate_limit_until(
+                prev,
+                err.retry_after,
+                &self.config.rate_limit_backoff_secs,
+                now_ms,
+            ),
+            Reason::Quota | Reason::Billing => billing_until(
+                prev,
+                self.config.billing_backoff_hours,
+                self.config.billing_max_hours,
+                now_ms,
+            ),
+            Reason::Auth => (prev.saturating_add(1), FOREVER),
+        };
+        self.db.with(|c| {
+            let tx = c.transaction()?;
+            tx.execute(
+                "INSERT INTO credential_state (credential, model, fingerprint, reason, until_ms, error_count, updated_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+                 ON CONFLICT(credential, model) DO UPDATE SET fingerprint = ?3, reason = ?4, until_ms = ?5, error_count = ?6, updated_at = ?7",
+                params![credential, scope, fingerprint, reason.as_str(), until, count, now_ms],
+            )?;
+            tx.execute(
+                "INSERT INTO credential_usage (credential, last_used) VALUES (?1, ?2) ON CONFLICT(credential) DO UPDATE SET last_used = ?2",
+                params![credential, now_ms],
+            )?;
+            tx.commit()
+        })?;
+        self.cached(|c| {
+            c.rows.insert(
+                (credential.to_string(), scope.to_string()),
+                Row {
+                    fingerprint: fingerprint.to_string(),
+                    reason,
+                    until,
+                    count,
+                },
+            );
+            c.last_used.insert(credential.to_string(), now_ms);
+        })?;
+        Ok(Some(Standing { reason, until }))
+    }
+
+    /// Record a success: the credential's cooldown for this model and any disable end.
+    pub fn record_success(
+        &self,
+        credential: &str,
+        model: &str,
+        now_ms: i64,
+    ) -> Result<(), StoreError> {
+        self.clear_standing(credential, model)?;
+        self.touch(credential, now_ms, true)
+    }
+
+    /// A success that needs no usage record (environment and config keys): clears a
+    /// cooldown if there was one, and writes nothing otherwise.
+    pub fn record_success_quiet(&self, credential: &str, model: &str) -> Result<(), StoreError> {
+        self.clear_standing(credential, model)
+    }
+
+    fn clear_standing(&self, credential: &str, model: &str) -> Result<(), StoreError> {
+        let had_state = self.cached(|c| {
+            c.rows
+                .contains_key(&(credential.to_string(), model.to_string()))
+                || c.rows
+                    .contains_key(&(credential.to_string(), String::new()))
+        })?;
+        if had_state {
+            self.db.with(|c| {
+                c.execute(
+                    "DELETE FROM credential_state WHERE credential = ?1 AND model IN (?2, '')",
+                    params![credential, model],
+                )
+            })?;
+            self.cached(|c| {
+                c.rows.remove(&(credential.to_string(), model.to_string()));
+                c.rows.remove(&(credential.to_string(), String::new()));
+            })?;
+        }
+        Ok(())
+    }
+
+    fn touch(&self, credential: &str, now_ms: i64, good: bool) -> Result<(), StoreError> {
+        self.db.with(|c| {
+            c.execute(
+                "INSERT INTO credential_usage (credential, last_used, last_good) VALUES (?1, ?2, CASE WHEN ?3 THEN ?2 END)
+                 ON CONFLICT(credential) DO UPDATE SET last_used = ?2, last_good = CASE WHEN ?3 THEN ?2 ELSE last_good END",
+                params![credential, now_ms, good],
+            )
+        })?;
+        self.cached(|c| {
+            c.last_used.insert(credential.to_string(), now_ms);
+        })
+    }
+
+    /// Read an imported file's `usageStats` into the book, once per `marker` (the file's
+    /// path). Returns whether anything was imported.
+    pub fn import_once(
+        &self,
+        marker: &str,
+        entries: &[ImportEntry],
+        now_ms: i64,
+    ) -> Result<bool, StoreError> {
+        let key = format!("usage_import:{marker}");
+        let imported = self.db.with(|c| {
+            let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            let done: bool = tx.query_row("SELECT EXISTS(SELECT 1 FROM meta WHERE key = ?1)", [&key], |r| r.get(0))?;
+            if done {
+                return Ok(false);
+            }
+            for e in entries {
+                if let Some(t) = e.last_used {
+                    tx.execute(
+                        "INSERT INTO credential_usage (credential, last_used) VALUES (?1, ?2) ON CONFLICT(credential) DO UPDATE SET last_used = MAX(COALESCE(last_used, 0), ?2)",
+                        params![e.credential, t],
+                    )?;
+                }
+                let Some(fp) = &e.fingerprint else { continue };
+                let disabled = e.disabled_until.filter(|u| *u > now_ms).map(|u| (Reason::parse(e.disabled_reason.as_deref().unwrap_or("billing")), u));
+                let cooling = e.cooldown_until.filter(|u| *u > now_ms).map(|u| (Reason::RateLimit, u));
+                for (reason, until) in [disabled, cooling].into_iter().flatten() {
+                    tx.execute(
+                        "INSERT OR IGNORE INTO credential_state (credential, model, fingerprint, reason, until_ms, error_count, updated_at) VALUES (?1, '', ?2, ?3, ?4, ?5, ?6)",
+                        params![e.credential, fp, reason.as_str(), until, e.error_count.unwrap_or(1), now_ms],
+                    )?;
+                }
+            }
+            tx.execute("INSERT INTO meta (key, value) VALUES (?1, ?2)", params![key, now_ms.to_string()])?;
+            tx.commit()?;
+            Ok(true)
+        })?;
+        if imported {
+            // Our own commit does not move data_version: force a reload.
+            self.cached(|c| c.version = None)?;
+        }
+        Ok(imported)
+    }
+
+    /// Active entries (not yet expired), soonest end first.
+    pub fn list(&self, now_ms: i64) -> Result<Vec<CooldownEntry>, StoreError> {
+        let mut out = self.cached(|c| {
+            c.rows
+                .iter()
+                .filter(|(_, r)| r.until > now_ms)
+                .map(|((cred, model), r)| CooldownEntry {
+                    credential: cred.clone(),
+                    model: model.clone(),
+                    reason: r.reason,
+                    until: r.until,
+                    error_count: r.count,
+                })
+                .collect::<Vec<_>>()
+        })?;
+        out.sort_by(|a, b| {
+            a.until
+                .cmp(&b.until)
+                .then_with(|| a.credential.cmp(&b.credential))
+        });
+        Ok(out)
+    }
+
+    /// Clear one credential's entries (or all). Returns how many were removed.
+    pub fn clear(&self, credential: Option<&str>) -> Result<usize, StoreError> {
+        let n = self.db.with(|c| match credential {
+            Some(id) => c.execute("DELETE FROM credential_state WHERE credential = ?1", [id]),
+            None => c.execute("DELETE FROM credential_state", []),
+        })?;
+        self.cached(|c| {
+            c.rows
+                .retain(|(cred, _), _| credential.is_some_and(|id| id != cred))
+        })?;
+        Ok(n)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::providers::error::classify;
+
+    const BACKOFF: [u64; 4] = [60, 300, 1500, 3600];
+
+    #[test]
+    fn rate_limit_math() {
+        assert_eq!(rate_limit_until(0, None, &BACKOFF, 1000), (1, 61_000));
+        assert_eq!(rate_limit_until(1, None, &BACKOFF, 0), (2, 300_000));
+        assert_eq!(rate_limit_until(2, None, &BACKOFF, 0), (3, 1_500_000));
+        assert_eq!(rate_limit_until(3, None, &BACKOFF, 0), (4, 3_600_000));
+        assert_eq!(
+            rate_limit_until(9, None, &BACKOFF, 0),
+            (10, 3_600_000),
+            "stays at the last step"
+        );
+        assert_eq!(
+            rate_limit_until(3, Some(Duration::from_millis(1500)), &BACKOFF, 10),
+            (4, 1510),
+            "retry-after wins"
+        );
+    }
+
+    #[test]
+    fn billing_math() {
+        let h = 3_600_000;
+        assert_eq!(billing_until(0, 5, 24, 0), (1, 5 * h));
+        assert_eq!(billing_until(1, 5, 24, 0), (2, 10 * h));
+        assert_eq!(billing_until(2, 5, 24, 0), (3, 20 * h));
+        assert_eq!(billing_until(3, 5, 24, 0), (4, 24 * h));
+        assert_eq!(billing_until(60, 5, 24, 0), (61, 24 * h));
+    }
+
+    fn book() -> (CooldownBook, tempfile::TempDir) {
+        let dir = tempfile::tempdir().unwrap();
+        let db = StateDb::open(&dir.path().join("state.db")).unwrap();
+        (CooldownBook::new(db, CooldownConfig::default()), dir)
+    }
+
+    fn err(status: u16, body: &str, retry: Option<u64>) -> ProviderError {
+        classify("p", Some(status), retry.map(Duration::from_secs), body)
+    }
+
+    #[test]
+    fn rate_limits_are_per_model_and_reset_on_success() {
+        let (b, _d) = book();
+        let rl = err(
+            429,
+            r#"{"type":"error","error":{"type":"rate_limit_error","message":"slow down"}}"#,
+            None,
+        );
+        b.record_failure("env:K", "fp1", "anthropic/a", &rl, 0)
+            .unwrap();
+        assert_eq!(
+            b.standing("env:K", "fp1", "anthropic/a", 1),
+            Some(Standing {
+                reason: Reason::RateLimit,
+                until: 60_000
+            })
+        );
+        assert_eq!(
+            b.standing("env:K", "fp1", "anthropic/b", 1),
+            None,
+            "other models are unaffected"
+        );
+        assert_eq!(
+            b.standing("env:K", "fp2", "anthropic/a", 1),
+            None,
+            "a new secret starts clean"
+        );
+        assert_eq!(
+            b.standing("env:K", "fp1", "anthropic/a", 60_000),
+            None,
+            "expires on its own"
+        );
+        b.record_failure("env:K", "fp1", "anthropic/a", &rl, 70_000)
+            .unwrap();
+        assert_eq!(
+            b.standing("env:K", "fp1", "anthropic/a", 70_001)
+                .map(|s| s.until),
+            Some(370_000),
+            "second step is 5 min"
+        );
+        b.record_success("env:K", "anthropic/a", 80_000).unwrap();
+        assert_eq!(b.standing("env:K", "fp1", "anthropic/a", 80_001), None);
+        b.record_failure("env:K", "fp1", "anthropic/a", &rl, 90_000)
+            .unwrap();
+        assert_eq!(
+            b.standing("env:K", "fp1", "anthropic/a", 90_001)
+                .map(|s| s.until),
+            Some(150_000),
+            "count was reset"
+        );
+        assert_eq!(b.last_used("env:K"), Some(90_000));
+    }
+
+    #[test]
+    fn quota_billing_and_auth_disable_the_credential() {
+        let (b, _d) = book();
+        let quota = err(
+            429,
+            r#"{"error":{"message":"You exceeded your current quota","type":"insufficient_quota","code":"insufficient_quota"}}"#,
+            None,
+        );
+        let s = b
+            .record_failure("openai:a", "f", "openai/x", &quota, 0)
+            .unwrap()
+            .unwrap();
+        assert_eq!((s.reason, s.until), (Reason::Quota, 5 * 3_600_000));
+        assert_eq!(
+            b.standing("openai:a", "f", "openai/other", 1)
+                .map(|s| s.reason),
+            Some(Reason::Quota),
+            "credential-wide"
+        );
+        let billing = err(402, r#"{"error":{"message":"Insufficient credits"}}"#, None);
+        assert_eq!(
+            b.record_failure("or:b", "f", "m", &billing, 0)
+                .unwrap()
+                .map(|s| s.reason),
+            Some(Reason::Billing)
+        );
+        let auth = err(
+            401,
+            r#"{"type":"error","error":{"type":"authentication_error","message":"invalid x-api-key"}}"#,
+            None,
+        );
+        assert_eq!(
+            b.record_failure("k", "f", "m", &auth, 0)
+                .unwrap()
+                .map(|s| s.until),
+            Some(FOREVER)
+        );
+        let fmt = err(
+            400,
+            r#"{"type":"error","error":{"type":"invalid_request_error","message":"bad"}}"#,
+            None,
+        );
+        assert_eq!(
+            b.record_failure("z", "f", "m", &fmt, 0).unwrap(),
+            None,
+            "format errors do not set a credential aside"
+        );
+        assert_eq!(b.list(1).unwrap().len(), 3);
+        assert_eq!(b.clear(Some("k")).unwrap(), 1);
+        assert_eq!(b.clear(None).unwrap(), 2);
+        assert!(b.list(1).unwrap().is_empty());
+    }
+
+    #[test]
+    fn another_process_sees_the_cooldown() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.db");
+        let a = CooldownBook::new(StateDb::open(&path).unwrap(), CooldownConfig::default());
+        let b = CooldownBook::new(StateDb::open(&path).unwrap(), CooldownConfig::default());
+        assert_eq!(b.standing("k", "f", "m", 1), None);
+        a.record_failure("k", "f", "m", &err(429, "{}", Some(30)), 0)
+            .unwrap();
+        assert_eq!(b.standing("k", "f", "m", 1).map(|s| s.until), Some(30_000));
+        b.clear(None).unwrap();
+        assert_eq!(a.standing("k", "f", "m", 1), None);
+    }
+}

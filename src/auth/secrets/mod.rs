@@ -1,0 +1,389 @@
+//! SecretRefs (DESIGN §5): `{ source, provider, id }` pointers to where a secret lives —
+//! an environment variable (`env`), a file (`file`: JSON pointer or single value) or an
+//! operator's resolver command (`exec`) — resolved through the providers configured
+//! under `[secrets.providers.*]`.
+//!
+//! Successful results are cached for a TTL (failures are not). Errors, logs and `Debug`
+//! name refs as `<source>:<provider>:<id>` and never carry a secret value, file content
+//! or command output.
+
+mod checks;
+mod exec;
+mod file;
+
+use crate::config::env::EnvMap;
+use crate::config::{
+    Config, EnvSecretProvider, ExecSecretProvider, FileSecretProvider, SecretInput,
+    SecretProviderConfig, SecretRef, SecretSource,
+};
+use crate::secret::Secret;
+use dashmap::DashMap;
+use std::collections::{BTreeMap, HashMap};
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::time::Instant;
+
+/// How long a resolved secret is reused before it is looked up again.
+pub const DEFAULT_TTL: Duration = Duration::from_secs(300);
+
+/// Why a ref could not be resolved. Display names the ref as `<source>:<provider>:<id>`
+/// and the reason, never a secret value (not even a partial one, not the file content,
+/// not the exec output).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("secret ref {reference} could not be resolved: {message}")]
+pub struct RefError {
+    pub reference: String,
+    pub message: String,
+}
+
+impl RefError {
+    fn new(r: &SecretRef, message: impl Into<String>) -> Self {
+        RefError {
+            reference: ref_label(r),
+            message: message.into(),
+        }
+    }
+}
+
+/// `env:default:OPENAI_KEY` style label of a ref (used in status output and logs).
+pub fn ref_label(r: &SecretRef) -> String {
+    format!("{}:{}:{}", source_name(r.source), r.provider, r.id)
+}
+
+fn source_name(s: SecretSource) -> &'static str {
+    match s {
+        SecretSource::Env => "env",
+        SecretSource::File => "file",
+        SecretSource::Exec => "exec",
+    }
+}
+
+fn with_article(s: SecretSource) -> &'static str {
+    match s {
+        SecretSource::Env => "an env",
+        SecretSource::File => "a file",
+        SecretSource::Exec => "an exec",
+    }
+}
+
+/// The provider a ref goes through.
+#[derive(Clone, Copy)]
+enum Provider<'a> {
+    /// `None`: the implicit `env:default` provider (no allowlist).
+    Env(Option<&'a EnvSecretProvider>),
+    File(&'a FileSecretProvider),
+    Exec(&'a ExecSecretProvider),
+}
+
+fn lookup<'a>(config: &'a Config, r: &SecretRef) -> Result<Provider<'a>, String> {
+    let name = &r.provider;
+    let Some(configured) = config.secrets.providers.get(name) else {
+        if r.source == SecretSource::Env && name == "default" {
+            return Ok(Provider::Env(None));
+        }
+        return Err(format!(
+            "no secret provider \"{name}\" is configured; add [secrets.providers.{name}] with source = \"{}\" to the config",
+            source_name(r.source)
+        ));
+    };
+    let (source, provider) = match configured {
+        SecretProviderConfig::Env(p) => (SecretSource::Env, Provider::Env(Some(p))),
+        SecretProviderConfig::File(p) => (SecretSource::File, Provider::File(p)),
+        SecretProviderConfig::Exec(p) => (SecretSource::Exec, Provider::Exec(p)),
+    };
+    if source != r.source {
+        return Err(format!(
+            "provider {name} is {} provider, but the ref says {}; fix the ref's source or provider",
+            with_article(source),
+            source_name(r.source)
+        ));
+    }
+    Ok(provider)
+}
+
+fn resolve_env(
+    alias: &str,
+    p: Option<&EnvSecretProvider>,
+    env: &EnvMap,
+    var: &str,
+) -> Result<Secret, String> {
+    if let Some(allowlist) = p.and_then(|p| p.allowlist.as_ref()) {
+        if !allowlist.iter().any(|a| a == var) {
+            return Err(format!(
+                "variable {var} is not in the allowlist of env provider \"{alias}\"; add it to [secrets.providers.{alias}].allowlist"
+            ));
+        }
+    }
+    match env.get(var).map(str::trim) {
+        None => Err(format!(
+            "environment variable {var} is not set; set it (or add it to <state>/.env)"
+        )),
+        Some("") => Err(format!(
+            "environment variable {var} is empty; give it the secret"
+        )),
+        Some(value) => Ok(Secret::new(value)),
+    }
+}
+
+/// Resolves SecretRefs against the configured providers, with a TTL cache.
+pub struct SecretResolver {
+    config: Arc<Config>,
+    env: Arc<EnvMap>,
+    ttl: Duration,
+    /// Successful lookups and when they were made.
+    cache: DashMap<SecretRef, (Secret, Instant)>,
+}
+
+impl fmt::Debug for SecretResolver {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SecretResolver")
+            .field("providers", &self.config.secrets.providers.keys())
+            .field("ttl", &self.ttl)
+            .field("cached", &self.cache.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl SecretResolver {
+    pub fn new(config: Arc<Config>, env: Arc<EnvMap>) -> Self {
+        SecretResolver {
+            config,
+            env,
+            ttl: DEFAULT_TTL,
+            cache: DashMap::new(),
+        }
+    }
+
+    /// Cache successes for `ttl` (`Duration::ZERO`: never reuse a value).
+    pub fn with_ttl(mut self, ttl: Duration) -> Self {
+        self.ttl = ttl;
+        self
+    }
+
+    /// Resolve one ref (cached for the TTL after a success; failures are not cached).
+    pub async fn resolve(&self, r: &SecretRef) -> Result<Secret, RefError> {
+        if let Some(hit) = self.cached(r) {
+            return Ok(hit);
+        }
+        self.fetch(vec![r])
+            .await
+            .into_iter()
+            .next()
+            .map(|(_, result)| result)
+            .unwrap_or_else(|| Err(RefError::new(r, "no result (internal error)")))
+    }
+
+    /// Resolve several refs; exec refs of the same provider are batched into ONE process
+    /// call with all their ids (and each file is read once). Each ref gets its own result.
+    pub async fn resolve_many(
+        &self,
+        refs: &[SecretRef],
+    ) -> HashMap<SecretRef, Result<Secret, RefError>> {
+        let mut out = HashMap::with_capacity(refs.len());
+        let mut todo = Vec::new();
+        for r in refs {
+            if out.contains_key(r) || todo.contains(&r) {
+                continue;
+            }
+            match self.cached(r) {
+                Some(hit) => {
+                    out.insert(r.clone(), Ok(hit));
+                }
+                None => todo.push(r),
+            }
+        }
+        out.extend(self.fetch(todo).await);
+        out
+    }
+
+    /// A plain string or a ref.
+    pub async fn resolve_input(&self, input: &SecretInput) -> Result<Secret, RefError> {
+        match input {
+            SecretInput::Plain(value) => Ok(Secret::new(value.as_str())),
+            SecretInput::Ref(r) => self.resolve(r).await,
+        }
+    }
+
+    /// Cached value only, no I/O (for hot paths).
+    pub fn cached(&self, r: &SecretRef) -> Option<Secret> {
+        let hit = self.cache.get(r).and_then(|entry| {
+            let (secret, at) = entry.value();
+            (at.elapsed() < self.ttl).then(|| secret.clone())
+        });
+        if hit.is_none() {
+            let ttl = self.ttl;
+            self.cache.remove_if(r, |_, (_, at)| at.elapsed() >= ttl);
+        }
+        hit
+    }
+
+    /// Look refs up (no cache read), grouping file refs by file and exec refs by
+    /// provider; store successes.
+    async fn fetch(&self, refs: Vec<&SecretRef>) -> Vec<(SecretRef, Result<Secret, RefError>)> {
+        let started = Instant::now();
+        let mut done: Vec<(&SecretRef, Result<Secret, String>)> = Vec::new();
+        let mut files: BTreeMap<&str, (&FileSecretProvider, Vec<&SecretRef>)> = BTreeMap::new();
+        let mut execs: BTreeMap<&str, (&ExecSecretProvider, Vec<&SecretRef>)> = BTreeMap::new();
+        for r in refs {
+            match lookup(&self.config, r) {
+                Err(message) => done.push((r, Err(message))),
+                Ok(Provider::Env(p)) => {
+                    done.push((r, resolve_env(&r.provider, p, &self.env, &r.id)));
+                }
+                Ok(Provider::File(p)) => files.entry(&r.provider).or_insert((p, vec![])).1.push(r),
+                Ok(Provider::Exec(p)) => execs.entry(&r.provider).or_insert((p, vec![])).1.push(r),
+            }
+        }
+
+        let file_jobs = files.into_iter().map(|(alias, (p, rs))| async move {
+            let loaded = file::load(alias, p).await;
+            rs.into_iter()
+                .map(|r| {
+                    let result = match &loaded {
+                        Ok(doc) => file::extract(alias, p, doc, &r.id),
+                        Err(message) => Err(message.clone()),
+                    };
+                    (
+                        r,
+                        result.map_err(|m| format!("file provider \"{alias}\": {m}")),
+                    )
+                })
+                .collect::<Vec<_>>()
+        });
+        let env = &self.env;
+        let exec_jobs = execs.into_iter().map(|(alias, (p, rs))| async move {
+            let ids: Vec<&str> = rs.iter().map(|r| r.id.as_str()).collect();
+            let mut batch = exec::resolve_batch(alias, p, env, &ids).await;
+            rs.into_iter()
+                .map(|r| {
+                    let result = match &mut batch {
+                        Err(message) => Err(message.clone()),
+                        Ok(by_id) => by_id
+                            .remove(&r.id)
+                            .unwrap_or_else(|| Err("returned no value for this id".into()))
+                            .map_err(|m| format!("exec provider \"{alias}\" {m}")),
+                    };
+                    (r, result)
+                })
+                .collect::<Vec<_>>()
+        });
+        let (file_results, exec_results) = futures_util::future::join(
+            futures_util::future::join_all(file_jobs),
+            futures_util::future::join_all(exec_jobs),
+        )
+        .await;
+        done.extend(file_results.into_iter().flatten());
+        done.extend(exec_results.into_iter().flatten());
+
+        let elapsed_ms = started.elapsed().as_millis() as u64;
+        let now = Instant::now();
+        done.into_iter()
+            .map(|(r, result)| {
+                let label = ref_label(r);
+                let result = match result {
+                    Ok(secret) => {
+                        tracing::debug!(reference = %label, elapsed_ms, "secret ref resolved");
+                        if !self.ttl.is_zero() {
+                            self.cache.insert(r.clone(), (secret.clone(), now));
+                        }
+                        Ok(secret)
+                    }
+                    Err(message) => {
+                        tracing::debug!(reference = %label, elapsed_ms, error = %message, "secret ref failed");
+                        Err(RefError {
+                            reference: label,
+                            message,
+                        })
+                    }
+                };
+                (r.clone(), result)
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env_ref(provider: &str, id: &str) -> SecretRef {
+        SecretRef {
+            source: SecretSource::Env,
+            provider: provider.into(),
+            id: id.into(),
+        }
+    }
+
+    fn resolver(toml: &str, env: &[(&str, &str)]) -> SecretResolver {
+        let config = crate::config::parse(std::path::Path::new("t.toml"), toml).unwrap();
+        SecretResolver::new(
+            Arc::new(config),
+            Arc::new(EnvMap::from_pairs(env.iter().copied())),
+        )
+    }
+
+    #[test]
+    fn labels() {
+        assert_eq!(
+            ref_label(&env_ref("default", "OPENAI_KEY")),
+            "env:default:OPENAI_KEY"
+        );
+        let r = SecretRef {
+            source: SecretSource::Exec,
+            provider: "vault".into(),
+            id: "openai/key".into(),
+        };
+        assert_eq!(ref_label(&r), "exec:vault:openai/key");
+        let e = RefError::new(&r, "did not answer");
+        assert_eq!(
+            e.to_string(),
+            "secret ref exec:vault:openai/key could not be resolved: did not answer"
+        );
+    }
+
+    #[tokio::test]
+    async fn provider_lookup_errors() {
+        let r = resolver(
+            "[secrets.providers.files]\nsource = \"file\"\npath = \"/nonexistent/s.json\"\n",
+            &[],
+        );
+        let e = r.resolve(&env_ref("files", "X")).await.unwrap_err();
+        assert!(
+            e.message
+                .contains("provider files is a file provider, but the ref says env"),
+            "{e}"
+        );
+        let e = r.resolve(&env_ref("team", "X")).await.unwrap_err();
+        assert!(e.message.contains("[secrets.providers.team]"), "{e}");
+        let exec = SecretRef {
+            source: SecretSource::Exec,
+            provider: "default".into(),
+            id: "x".into(),
+        };
+        let e = r.resolve(&exec).await.unwrap_err();
+        assert!(e.message.contains("[secrets.providers.default]"), "{e}");
+        assert!(e.message.contains("source = \"exec\""), "{e}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn cache_expires_after_ttl() {
+        let r = resolver("", &[("K", " CANARY-env ")]);
+        let k = env_ref("default", "K");
+        assert!(r.cached(&k).is_none());
+        assert_eq!(r.resolve(&k).await.unwrap().expose(), "CANARY-env");
+        tokio::time::advance(Duration::from_secs(299)).await;
+        assert_eq!(r.cached(&k).unwrap().expose(), "CANARY-env");
+        tokio::time::advance(Duration::from_secs(2)).await;
+        assert!(r.cached(&k).is_none());
+        assert!(!format!("{r:?}").contains("CANARY"));
+    }
+
+    #[tokio::test]
+    async fn zero_ttl_caches_nothing() {
+        let r = resolver("", &[("K", "v")]).with_ttl(Duration::ZERO);
+        let k = env_ref("default", "K");
+        assert!(r.resolve(&k).await.is_ok());
+        assert!(r.cached(&k).is_none());
+    }
+}
