@@ -26,6 +26,7 @@ fn child_writer() {
         return;
     };
     let path = Path::new(&path);
+    let start = epoch_ms();
     for n in 0..PER_CHILD {
         put_profile(
             path,
@@ -34,7 +35,28 @@ fn child_writer() {
         )
         .unwrap_or_else(|e| panic!("child {id}, update {n}: {e}"));
     }
-    println!("child {id} wrote {PER_CHILD} profiles");
+    println!(
+        "child {id} wrote {PER_CHILD} profiles from {start} to {}",
+        epoch_ms()
+    );
+}
+
+fn epoch_ms() -> u128 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis()
+}
+
+/// `(start, end)` in epoch ms from a child's report line.
+fn window(stdout: &str, id: &str) -> (u128, u128) {
+    let prefix = format!("child {id} wrote {PER_CHILD} profiles from ");
+    let line = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix(prefix.as_str()))
+        .unwrap_or_else(|| panic!("child {id} did not run the writer:\n{stdout}"));
+    let (start, end) = line.split_once(" to ").unwrap();
+    (start.parse().unwrap(), end.parse().unwrap())
 }
 
 #[test]
@@ -59,6 +81,7 @@ fn concurrent_writers() {
             (id, child)
         })
         .collect();
+    let mut windows = Vec::new();
     for (id, child) in children {
         let out = child.wait_with_output().unwrap();
         let stdout = String::from_utf8_lossy(&out.stdout);
@@ -68,12 +91,15 @@ fn concurrent_writers() {
             "child {id} failed: {}\n{stdout}\n{stderr}",
             out.status
         );
-        // Guards against a filter that matched no test (which would also exit 0).
-        assert!(
-            stdout.contains(&format!("child {id} wrote {PER_CHILD} profiles")),
-            "child {id} did not run the writer:\n{stdout}\n{stderr}"
-        );
+        // Also guards against a filter that matched no test (which would exit 0 too).
+        windows.push(window(&stdout, id));
     }
+    // The two writers really ran at the same time.
+    let (a, b) = (windows[0], windows[1]);
+    assert!(
+        a.0 < b.1 && b.0 < a.1,
+        "the children did not overlap: {a:?} {b:?}"
+    );
     let elapsed = started.elapsed();
     println!(
         "concurrent_writers: 2 processes x {PER_CHILD} updates in {:.2?}",

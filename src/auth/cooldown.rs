@@ -15,6 +15,9 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+/// Model wildcard for `standing`: a cooldown for any model counts (status views).
+pub const ANY_MODEL: &str = "*";
+
 /// "Until cleared": an auth failure has no natural end.
 pub const FOREVER: i64 = i64::MAX;
 
@@ -195,34 +198,17 @@ impl CooldownBook {
         Ok(f(&mut cache))
     }
 
-    /// Whether `credential` (with this secret fingerprint) is set aside for `model` now.
-    /// The later of its model cooldown and its credential-wide disable wins.
-    pub fn standing(
-        &self,
-        credential: &str,
-        fingerprint: &str,
-        model: &str,
-        now_ms: i64,
-    ) -> Option<Standing> {
+    /// Whether `credential` (with this secret fingerprint) is set aside for `model` now
+    /// (`ANY_MODEL`: for any model). The later of its model cooldown and its
+    /// credential-wide disable wins.
+    pub fn standing(&self, credential: &str, fingerprint: &str, model: &str, now_ms: i64) -> Option<Standing> {
         let found = self.cached(|c| {
-            let mut best: Option<Standing> = None;
-            for key in [
-                (credential.to_string(), model.to_string()),
-                (credential.to_string(), String::new()),
-            ] {
-                if let Some(row) = c.rows.get(&key) {
-                    if row.fingerprint == fingerprint
-                        && row.until > now_ms
-                        && best.is_none_or(|b| row.until > b.until)
-                    {
-                        best = Some(Standing {
-                            reason: row.reason,
-                            until: row.until,
-                        });
-                    }
-                }
-            }
-            best
+            let relevant = |(cred, m): &(String, String)| cred == credential && (m.is_empty() || model == ANY_MODEL || m == model);
+            c.rows
+                .iter()
+                .filter(|(k, row)| relevant(k) && row.fingerprint == fingerprint && row.until > now_ms)
+                .map(|(_, row)| Standing { reason: row.reason, until: row.until })
+                .max_by_key(|s| s.until)
         });
         found.unwrap_or_else(|e| {
             tracing::warn!("cooldown state unavailable: {e}");

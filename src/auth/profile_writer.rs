@@ -269,21 +269,16 @@ fn read_current(path: &Path) -> Result<Option<(Vec<u8>, Value)>, WriteError> {
         let what = full.split(" at line").next().unwrap_or_default();
         corrupt(e.line(), format!("not valid JSON ({what})"))
     })?;
-    // The reader's error gives the line of a structural problem; its message is not used
-    // because serde quotes the offending value (which could be a secret).
-    let parsed = ProfileStore::parse(path, text);
-    let line_of = |parsed: &Result<ProfileStore, ProfileStoreError>| match parsed {
-        Err(ProfileStoreError::Corrupt { line, .. }) => *line,
-        _ => 1,
-    };
     if let Some(problem) = shape_problem(&value) {
-        return Err(corrupt(line_of(&parsed), problem));
-    }
-    if parsed.is_err() {
-        return Err(corrupt(
-            line_of(&parsed),
-            "not a valid auth-profiles document".into(),
-        ));
+        // The reader's error gives the line of the problem; its message is not used because
+        // serde quotes the offending value (which could be a secret). A document that passes
+        // `shape_problem` always passes `ProfileStore::parse` (it needs exactly these
+        // objects), and the edited result is parsed again before anything is written.
+        let line = match ProfileStore::parse(path, text) {
+            Err(ProfileStoreError::Corrupt { line, .. }) => line,
+            _ => 1,
+        };
+        return Err(corrupt(line, problem));
     }
     Ok(Some((bytes, value)))
 }

@@ -793,3 +793,191 @@ fn reason_words(r: &str) -> &'static str {
         _ => "an error",
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    struct Fixture {
+        store: ProfileStore,
+        config: Config,
+        secrets: HashMap<String, SecretState>,
+        standings: HashMap<String, Standing>,
+        last_used: HashMap<String, i64>,
+        env: Vec<(&'static str, &'static str)>,
+    }
+
+    const NOW: i64 = 10_000_000_000;
+
+    fn fixture(profiles: &str, config: &str) -> Fixture {
+        let store = ProfileStore::parse(Path::new("a.json"), profiles).expect("profiles");
+        let mut secrets = HashMap::new();
+        for p in store.profiles.values() {
+            let s = match &p.credential {
+                ProfileCredential::ApiKey { key, .. } => key.clone(),
+                ProfileCredential::Token { token, .. } => token.clone(),
+                ProfileCredential::Oauth { access, .. } => access.clone(),
+            };
+            secrets.insert(p.id.clone(), s.map_or(SecretState::Missing, SecretState::Value));
+        }
+        Fixture {
+            store,
+            config: crate::config::parse(Path::new("t.toml"), config).expect("config"),
+            secrets,
+            standings: HashMap::new(),
+            last_used: HashMap::new(),
+            env: Vec::new(),
+        }
+    }
+
+    fn run(f: &Fixture, pinned: Option<&str>) -> Vec<(String, Health, Option<String>)> {
+        let standing = |id: &str, _fp: &str| f.standings.get(id).copied();
+        let last_used = |id: &str| f.last_used.get(id).copied();
+        let inputs = OrderInputs {
+            provider: "anthropic",
+            model: "anthropic/m",
+            pinned,
+            pin_policy: f.config.auth.pin_policy,
+            store: &f.store,
+            config: &f.config,
+            env: env_candidates("anthropic", &EnvMap::from_pairs(f.env.iter().copied())),
+            config_key: None,
+            secrets: &f.secrets,
+            standing: &standing,
+            last_used: &last_used,
+            now_ms: NOW,
+        };
+        order(&inputs).into_iter().map(|c| (c.id, c.health, c.reason)).collect()
+    }
+
+    fn ids(v: &[(String, Health, Option<String>)]) -> Vec<&str> {
+        v.iter().map(|(id, _, _)| id.as_str()).collect()
+    }
+
+    const PROFILES: &str = r#"{"profiles":{
+        "anthropic:key":   {"type":"api_key","provider":"anthropic","key":"k-key"},
+        "anthropic:tok":   {"type":"token","provider":"anthropic","token":"k-tok","expires":20000000000},
+        "anthropic:oauth": {"type":"oauth","provider":"anthropic","access":"k-oauth","refresh":"r"},
+        "anthropic:old":   {"type":"token","provider":"anthropic","token":"k-old","expires":5},
+        "anthropic:soon":  {"type":"token","provider":"anthropic","token":"k-soon","expires":10003600000},
+        "anthropic:bad":   {"type":"token","provider":"anthropic","token":"k-bad","expires":"tomorrow"},
+        "anthropic:empty": {"type":"api_key","provider":"anthropic"},
+        "openai:x":        {"type":"api_key","provider":"openai","key":"k-openai"}}}"#;
+
+    #[test]
+    fn stored_profiles_sort_by_kind_then_least_recently_used() {
+        let mut f = fixture(PROFILES, "");
+        f.last_used.insert("anthropic:soon".into(), 50);
+        f.last_used.insert("anthropic:tok".into(), 10);
+        let got = run(&f, None);
+        assert_eq!(
+            ids(&got),
+            ["anthropic:oauth", "anthropic:tok", "anthropic:soon", "anthropic:key", "anthropic:bad", "anthropic:old", "anthropic:empty"],
+            "oauth > token (never used first, then least recently used) > api_key; ineligible ones last, in order"
+        );
+        let by_id: HashMap<&str, (Health, Option<String>)> = got.iter().map(|(i, h, r)| (i.as_str(), (*h, r.clone()))).collect();
+        assert_eq!(by_id["anthropic:oauth"], (Health::Ok, None), "oauth with refresh renews itself");
+        assert_eq!(by_id["anthropic:tok"], (Health::Ok, None));
+        assert_eq!(by_id["anthropic:soon"], (Health::Expiring, None), "within 24 h");
+        assert_eq!(by_id["anthropic:key"], (Health::Static, None));
+        assert_eq!(by_id["anthropic:old"], (Health::Expired, Some("expired".into())));
+        assert_eq!(by_id["anthropic:bad"], (Health::Missing, Some("invalid_expires".into())));
+        assert_eq!(by_id["anthropic:empty"], (Health::Missing, Some("missing_credential".into())));
+    }
+
+    #[test]
+    fn explicit_order_reason_codes_and_env_after_profiles() {
+        let mut f = fixture(
+            r#"{"profiles":{"anthropic:key":{"type":"api_key","provider":"anthropic","key":"k-key"},"openai:x":{"type":"api_key","provider":"openai","key":"k-openai"}},
+                "order":{"anthropic":["anthropic:key","openai:x","anthropic:gone"]}}"#,
+            "",
+        );
+        f.env = vec![("ANTHROPIC_API_KEY", "k-env"), ("ANTHROPIC_API_KEYS", "k-key,k-list")];
+        let got = run(&f, None);
+        assert_eq!(ids(&got), ["anthropic:key", "env:ANTHROPIC_API_KEYS[1]", "env:ANTHROPIC_API_KEY", "openai:x", "anthropic:gone"], "deduped by value; ineligible last");
+        assert_eq!(got[3].2.as_deref(), Some("provider_mismatch"));
+        assert_eq!(got[4].2.as_deref(), Some("profile_missing"));
+    }
+
+    #[test]
+    fn config_order_then_declared_profiles_and_mode_checks() {
+        let f = fixture(PROFILES, "[auth.order]\nanthropic = [\"anthropic:tok\", \"anthropic:key\"]\n");
+        assert_eq!(ids(&run(&f, None)), ["anthropic:tok", "anthropic:key"]);
+        let f = fixture(
+            PROFILES,
+            "[auth.profiles.\"anthropic:key\"]\nprovider = \"anthropic\"\nmode = \"token\"\n[auth.profiles.\"anthropic:tok\"]\nprovider = \"anthropic\"\nmode = \"oauth\"\n",
+        );
+        let got = run(&f, None);
+        assert_eq!(ids(&got), ["anthropic:tok", "anthropic:key"], "declared profiles; oauth mode accepts a token");
+        assert_eq!(got[1].2.as_deref(), Some("mode_mismatch"));
+    }
+
+    #[test]
+    fn set_aside_credentials_move_back_soonest_first() {
+        let mut f = fixture(r#"{"profiles":{}}"#, "");
+        f.env = vec![("ANTHROPIC_API_KEYS", "k1,k2,k3,k4")];
+        f.standings.insert("env:ANTHROPIC_API_KEYS[0]".into(), Standing { reason: Reason::RateLimit, until: NOW + 300_000 });
+        f.standings.insert("env:ANTHROPIC_API_KEYS[1]".into(), Standing { reason: Reason::RateLimit, until: NOW + 60_000 });
+        f.standings.insert("env:ANTHROPIC_API_KEYS[3]".into(), Standing { reason: Reason::Billing, until: NOW + 3_600_000 });
+        let got = run(&f, None);
+        assert_eq!(ids(&got), ["env:ANTHROPIC_API_KEYS[2]", "env:ANTHROPIC_API_KEYS[1]", "env:ANTHROPIC_API_KEYS[0]", "env:ANTHROPIC_API_KEYS[3]"]);
+        assert_eq!(got[1].1, Health::Cooldown);
+        assert_eq!(got[3].1, Health::Disabled);
+    }
+
+    #[test]
+    fn pins_strict_and_fallback() {
+        let mut f = fixture(PROFILES, "");
+        f.env = vec![("ANTHROPIC_API_KEY", "k-env")];
+        assert_eq!(ids(&run(&f, Some("anthropic:key"))), ["anthropic:key"], "strict: the pin alone");
+        let mut f = fixture(PROFILES, "[auth]\npinPolicy = \"fallback\"\n");
+        f.env = vec![("ANTHROPIC_API_KEY", "k-env")];
+        f.standings.insert("anthropic:key".into(), Standing { reason: Reason::RateLimit, until: NOW + 1 });
+        let got = run(&f, Some("anthropic:key"));
+        assert_eq!(got[0].0, "anthropic:key", "fallback: the pin stays first even while cooling");
+        assert_eq!(got.len(), 8);
+        assert!(ids(&got).contains(&"env:ANTHROPIC_API_KEY"));
+    }
+
+    #[test]
+    fn attempt_order_skips_disabled_and_ineligible() {
+        let cand = |id: &str, usable: bool, health: Health, reason: Option<&str>, until: Option<i64>| Candidate {
+            id: id.into(),
+            kind: CredentialKind::ApiKey,
+            source: CredentialSource::Env,
+            credential: usable.then(|| Credential {
+                id: id.into(),
+                provider: "p".into(),
+                kind: CredentialKind::ApiKey,
+                source: CredentialSource::Env,
+                secret: Secret::new(id),
+                expires_ms: None,
+            }),
+            health,
+            reason: reason.map(str::to_string),
+            until,
+            fingerprint: None,
+            detail: None,
+            expires_ms: None,
+        };
+        let res = Resolution {
+            provider: "p".into(),
+            pinned: None,
+            candidates: vec![
+                cand("a", true, Health::Static, None, None),
+                cand("b", true, Health::Cooldown, Some("rate_limit"), Some(5)),
+                cand("c", true, Health::Disabled, Some("auth"), Some(FOREVER)),
+                cand("d", false, Health::Expired, Some("expired"), None),
+            ],
+        };
+        assert_eq!(res.attempt_order().iter().map(|c| c.id.as_str()).collect::<Vec<_>>(), ["a", "b"]);
+        assert_eq!(res.next().map(|c| c.id.as_str()), Some("a"));
+    }
+
+    #[test]
+    fn until_text_reads_well() {
+        assert_eq!(until_text(FOREVER, 0), "until cleared (`remoteclaw models auth cooldown clear`)");
+        assert_eq!(until_text(3_600_000 + 90_000, 3_600_000), "until 01:01 UTC (in 2m)");
+    }
+}

@@ -4,6 +4,7 @@
 mod agent;
 mod chat;
 mod gateway;
+mod models;
 mod sessions;
 
 use clap::{Parser, Subcommand};
@@ -29,6 +30,8 @@ pub enum Command {
     Chat(chat::ChatArgs),
     /// Run one turn and print the reply (scriptable with --json).
     Agent(agent::AgentArgs),
+    /// Model credentials: status and management.
+    Models(models::ModelsArgs),
     /// Inspect and reset chat sessions.
     Sessions(sessions::SessionsArgs),
 }
@@ -57,6 +60,7 @@ pub fn main() -> ExitCode {
             Command::Chat(args) => chat::run(args).await,
             Command::Agent(args) => agent::run(args).await,
             Command::Sessions(args) => sessions::run(args).await,
+            Command::Models(args) => models::run(args).await,
         }
     });
     match result {

@@ -261,18 +261,18 @@ pub(super) fn parse_reply(stdout: &[u8], ids: &[&str]) -> Result<IdResults, Stri
                     .or_else(|| err.as_str())
                     .map(sanitize_message);
                 Err(match message {
-                    Some(m) if !m.is_empty() => format!("reported: {m}"),
+                    Some(m) if !m.is_empty() => format!("reported an error: {m}"),
                     _ => "reported an error for this id (without a message)".into(),
                 })
             } else {
                 match values.get(id) {
-                    None => Err("returned no value for this id (no value returned)".into()),
+                    None => Err("no value returned for this id".into()),
                     Some(Value::String(s)) if s.trim().is_empty() => {
-                        Err("returned an empty value for this id".into())
+                        Err("an empty value was returned for this id".into())
                     }
                     Some(Value::String(s)) => Ok(Secret::new(s.as_str())),
                     Some(other) => Err(format!(
-                        "returned {} for this id, not a string",
+                        "{} was returned for this id, not a string",
                         super::file::json_kind(other)
                     )),
                 }
@@ -312,7 +312,10 @@ mod tests {
         .to_string();
         let r = parse_reply(reply.as_bytes(), &["a", "b", "c", "d", "n", "blank"]).unwrap();
         assert_eq!(r["a"].as_ref().unwrap().expose(), CANARY);
-        assert_eq!(r["b"].as_ref().unwrap_err(), "reported: not found in vault");
+        assert_eq!(
+            r["b"].as_ref().unwrap_err(),
+            "reported an error: not found in vault"
+        );
         assert!(r["c"].as_ref().unwrap_err().contains("without a message"));
         assert!(r["d"].as_ref().unwrap_err().contains("no value returned"));
         let n = r["n"].as_ref().unwrap_err();

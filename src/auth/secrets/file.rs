@@ -81,18 +81,13 @@ fn load_blocking(alias: &str, p: &FileSecretProvider) -> Result<FileDoc, String>
 }
 
 /// The secret for `id` in a loaded file.
-pub(super) fn extract(
-    alias: &str,
-    p: &FileSecretProvider,
-    doc: &FileDoc,
-    id: &str,
-) -> Result<Secret, String> {
+pub(super) fn extract(p: &FileSecretProvider, doc: &FileDoc, id: &str) -> Result<Secret, String> {
     let path = &p.path;
     match doc {
         FileDoc::Json(value) => {
             if !id.starts_with('/') {
                 return Err(format!(
-                    "id \"{id}\" is not a JSON pointer; file provider \"{alias}\" reads {path} as JSON, so ids look like \"/providers/openai/apiKey\""
+                    "id \"{id}\" is not a JSON pointer; this provider reads {path} as JSON, so ids look like \"/providers/openai/apiKey\""
                 ));
             }
             match value.pointer(id) {
@@ -112,7 +107,7 @@ pub(super) fn extract(
         FileDoc::Single(secret) => {
             if id != "value" {
                 return Err(format!(
-                    "file provider \"{alias}\" is in singleValue mode, so the ref's id must be \"value\" (got \"{id}\")"
+                    "this provider reads {path} as a single value (mode = \"singleValue\"), so the ref's id must be \"value\" (got \"{id}\")"
                 ));
             }
             if secret.is_blank() {
@@ -155,7 +150,7 @@ mod tests {
             "openai": { "key": "sk-CANARY-1", "blank": " ", "n": 424242, "o": { "k": "CANARY-2" } }
         }));
         assert_eq!(
-            extract("f", &p, &doc, "/openai/key").unwrap().expose(),
+            extract(&p, &doc, "/openai/key").unwrap().expose(),
             "sk-CANARY-1"
         );
         for (id, want) in [
@@ -169,7 +164,7 @@ mod tests {
             ("openai/key", "is not a JSON pointer"),
             ("value", "is not a JSON pointer"),
         ] {
-            let e = extract("f", &p, &doc, id).unwrap_err();
+            let e = extract(&p, &doc, id).unwrap_err();
             assert!(e.contains(want), "{id}: {e}");
             assert!(
                 e.contains("/etc/remoteclaw/secrets.json") || id == "value" || id == "openai/key"
@@ -183,13 +178,13 @@ mod tests {
         let p = provider(FileSecretMode::SingleValue);
         let doc = FileDoc::Single(Secret::new("CANARY-single"));
         assert_eq!(
-            extract("f", &p, &doc, "value").unwrap().expose(),
+            extract(&p, &doc, "value").unwrap().expose(),
             "CANARY-single"
         );
-        let e = extract("f", &p, &doc, "/x").unwrap_err();
+        let e = extract(&p, &doc, "/x").unwrap_err();
         assert!(e.contains("must be \"value\""), "{e}");
         assert!(!e.contains("CANARY"));
-        let e = extract("f", &p, &FileDoc::Single(Secret::new("")), "value").unwrap_err();
+        let e = extract(&p, &FileDoc::Single(Secret::new("")), "value").unwrap_err();
         assert!(e.contains("is empty"), "{e}");
     }
 }

@@ -18,7 +18,7 @@ use crate::config::{
 };
 use crate::secret::Secret;
 use dashmap::DashMap;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
@@ -108,12 +108,13 @@ fn resolve_env(
     env: &EnvMap,
     var: &str,
 ) -> Result<Secret, String> {
-    if let Some(allowlist) = p.and_then(|p| p.allowlist.as_ref()) {
-        if !allowlist.iter().any(|a| a == var) {
-            return Err(format!(
-                "variable {var} is not in the allowlist of env provider \"{alias}\"; add it to [secrets.providers.{alias}].allowlist"
-            ));
-        }
+    let allowed = p
+        .and_then(|p| p.allowlist.as_ref())
+        .is_none_or(|allowlist| allowlist.iter().any(|a| a == var));
+    if !allowed {
+        return Err(format!(
+            "variable {var} is not in the allowlist of env provider \"{alias}\"; add it to [secrets.providers.{alias}].allowlist"
+        ));
     }
     match env.get(var).map(str::trim) {
         None => Err(format!(
@@ -182,8 +183,9 @@ impl SecretResolver {
     ) -> HashMap<SecretRef, Result<Secret, RefError>> {
         let mut out = HashMap::with_capacity(refs.len());
         let mut todo = Vec::new();
+        let mut seen = HashSet::with_capacity(refs.len());
         for r in refs {
-            if out.contains_key(r) || todo.contains(&r) {
+            if !seen.insert(r) {
                 continue;
             }
             match self.cached(r) {
@@ -241,7 +243,7 @@ impl SecretResolver {
             rs.into_iter()
                 .map(|r| {
                     let result = match &loaded {
-                        Ok(doc) => file::extract(alias, p, doc, &r.id),
+                        Ok(doc) => file::extract(p, doc, &r.id),
                         Err(message) => Err(message.clone()),
                     };
                     (
@@ -261,8 +263,8 @@ impl SecretResolver {
                         Err(message) => Err(message.clone()),
                         Ok(by_id) => by_id
                             .remove(&r.id)
-                            .unwrap_or_else(|| Err("returned no value for this id".into()))
-                            .map_err(|m| format!("exec provider \"{alias}\" {m}")),
+                            .unwrap_or_else(|| Err("no value returned for this id".into()))
+                            .map_err(|m| format!("exec provider \"{alias}\": {m}")),
                     };
                     (r, result)
                 })

@@ -1,0 +1,65 @@
+//! `remoteclaw models auth cooldown list [--json] | clear [PROFILE_ID] [--agent ID]`.
+
+use crate::app::App;
+use crate::auth::resolver::until_text;
+use crate::config::env::EnvMap;
+use clap::{Args, Subcommand};
+use serde_json::json;
+use std::process::ExitCode;
+
+#[derive(Debug, Args)]
+pub struct CooldownArgs {
+    #[command(subcommand)]
+    pub command: CooldownCommand,
+    /// Agent whose state to use (default: agents.defaultId).
+    #[arg(long, global = true)]
+    pub agent: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CooldownCommand {
+    /// Credentials cooling down or disabled now.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Make a credential (or every credential) usable again.
+    Clear {
+        /// A profile id or credential id (`env:ANTHROPIC_API_KEY`); all when omitted.
+        id: Option<String>,
+    },
+}
+
+pub async fn run(args: CooldownArgs) -> anyhow::Result<ExitCode> {
+    let app = App::load(EnvMap::from_process(), args.agent.as_deref()).await?;
+    let book = &app.engine.resolver.cooldowns;
+    let now = app.clock.now_ms();
+    match args.command {
+        CooldownCommand::List { json } => {
+            let list = book.list(now)?;
+            if json {
+                let rows: Vec<_> = list
+                    .iter()
+                    .map(|e| json!({"id": e.credential, "model": if e.model.is_empty() { None } else { Some(&e.model) }, "reason": e.reason.as_str(), "until": e.until, "errorCount": e.error_count}))
+                    .collect();
+                println!("{}", serde_json::to_string_pretty(&rows)?);
+            } else if list.is_empty() {
+                println!("No credential is cooling down or disabled.");
+            } else {
+                for e in &list {
+                    let scope = if e.model.is_empty() { "all models".to_string() } else { e.model.clone() };
+                    println!("{}  {}  {}  {}  ({} errors)", e.credential, e.reason.as_str(), scope, until_text(e.until, now), e.error_count);
+                }
+            }
+        }
+        CooldownCommand::Clear { id } => {
+            let n = book.clear(id.as_deref())?;
+            match (id, n) {
+                (Some(id), 0) => println!("{id} had no cooldown."),
+                (Some(id), n) => println!("Cleared {n} cooldown entr{} of {id}.", if n == 1 { "y" } else { "ies" }),
+                (None, n) => println!("Cleared {n} cooldown entr{}.", if n == 1 { "y" } else { "ies" }),
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

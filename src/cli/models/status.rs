@@ -1,0 +1,231 @@
+//! `remoteclaw models status [--json] [--plain] [--check] [--agent ID]`: config path,
+//! agent, default model, and per provider its endpoint and every credential in
+//! resolution order with health, reason and fingerprint — never a secret.
+//! `--check` exits 0 (ok), 1 (a token/OAuth credential in use is expired or missing,
+//! or a provider in use has no credential) or 2 (one expires within 24 h).
+
+use crate::app::App;
+use crate::auth::cooldown::ANY_MODEL;
+use crate::auth::env_keys::env_candidates;
+use crate::auth::resolver::{health_str, until_text};
+use crate::auth::{CredentialKind, Health, Resolution};
+use crate::chat::views::{kind_str, source_str};
+use crate::config::env::EnvMap;
+use crate::providers::ProviderSettings;
+use clap::Args;
+use serde::Serialize;
+use std::process::ExitCode;
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// One JSON object (DESIGN §6 fields).
+    #[arg(long)]
+    pub json: bool,
+    /// Tab-separated lines, one per credential.
+    #[arg(long, conflicts_with = "json")]
+    pub plain: bool,
+    /// Exit 1 when a credential in use is expired/missing or a provider in use has none; 2 when one expires within 24 h.
+    #[arg(long)]
+    pub check: bool,
+    /// Agent whose credentials to show (default: agents.defaultId).
+    #[arg(long)]
+    pub agent: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct StatusJson {
+    config_path: String,
+    agent_id: String,
+    default_model: String,
+    fallbacks: Vec<String>,
+    providers: Vec<ProviderJson>,
+    missing_providers_in_use: Vec<String>,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ProviderJson {
+    provider: String,
+    base_url: Option<String>,
+    api: Option<&'static str>,
+    in_use: bool,
+    candidates: Vec<CandidateJson>,
+}
+
+#[derive(Debug, Serialize)]
+struct CandidateJson {
+    id: String,
+    kind: &'static str,
+    source: &'static str,
+    health: Health,
+    reason: Option<String>,
+    until: Option<i64>,
+    fingerprint: Option<String>,
+}
+
+/// Providers the default model chain and allowlist use, then any other provider that has
+/// credentials (stored profiles, environment keys, a config key).
+fn providers_to_show(app: &App) -> Vec<(String, bool)> {
+    let catalog = &app.engine.catalog;
+    let mut out: Vec<(String, bool)> = Vec::new();
+    let mut add = |p: &str, in_use: bool| {
+        if !out.iter().any(|(q, _)| q == p) {
+            out.push((p.to_string(), in_use));
+        }
+    };
+    for m in std::iter::once(&catalog.default).chain(&catalog.fallbacks).chain(catalog.allowed.keys()) {
+        add(&m.provider, true);
+    }
+    let mut others: Vec<String> = Vec::new();
+    if let Ok(profiles) = app.engine.resolver.profiles() {
+        others.extend(profiles.into_iter().map(|p| p.provider));
+    }
+    for p in &catalog.providers {
+        if !env_candidates(p, &app.env).is_empty() || app.config.models.providers.get(p).is_some_and(|c| c.api_key.is_some()) {
+            others.push(p.clone());
+        }
+    }
+    others.sort();
+    for p in others {
+        add(&p, false);
+    }
+    out
+}
+
+/// Exit code of `--check` for one resolution.
+fn check_level(res: &Resolution, in_use: bool) -> u8 {
+    let mut level = 0;
+    if in_use && res.attempt_order().is_empty() {
+        level = 1;
+    }
+    for c in &res.candidates {
+        if !matches!(c.kind, CredentialKind::Token | CredentialKind::Oauth) {
+            continue;
+        }
+        match c.health {
+            Health::Expired | Health::Missing => level = 1,
+            Health::Expiring if level == 0 => level = 2,
+            _ => {}
+        }
+    }
+    level
+}
+
+pub async fn run(args: StatusArgs) -> anyhow::Result<ExitCode> {
+    let app = App::load(EnvMap::from_process(), args.agent.as_deref()).await?;
+    let now = app.clock.now_ms();
+    let catalog = &app.engine.catalog;
+    let mut providers = Vec::new();
+    let mut missing = Vec::new();
+    let mut level = 0u8;
+    for (provider, in_use) in providers_to_show(&app) {
+        let res = app.engine.resolver.resolve(&provider, ANY_MODEL, None).await?;
+        let l = check_level(&res, in_use);
+        level = match (level, l) {
+            (1, _) | (_, 1) => 1,
+            (2, _) | (_, 2) => 2,
+            _ => 0,
+        };
+        if in_use && res.attempt_order().is_empty() {
+            missing.push(provider.clone());
+        }
+        let settings = ProviderSettings::resolve(&app.config, &provider);
+        providers.push((provider, in_use, settings, res));
+    }
+
+    if args.json {
+        let out = StatusJson {
+            config_path: app.config_path.display().to_string(),
+            agent_id: app.agent_id.clone(),
+            default_model: catalog.default.to_string(),
+            fallbacks: catalog.fallbacks.iter().map(ToString::to_string).collect(),
+            providers: providers
+                .iter()
+                .map(|(p, in_use, s, res)| ProviderJson {
+                    provider: p.clone(),
+                    base_url: s.as_ref().map(|s| s.base_url.clone()),
+                    api: s.as_ref().map(|s| s.api.as_str()),
+                    in_use: *in_use,
+                    candidates: res
+                        .candidates
+                        .iter()
+                        .map(|c| CandidateJson {
+                            id: c.id.clone(),
+                            kind: kind_str(c.kind),
+                            source: source_str(c.source),
+                            health: c.health,
+                            reason: c.reason.clone(),
+                            until: c.until,
+                            fingerprint: c.fingerprint.clone(),
+                        })
+                        .collect(),
+                })
+                .collect(),
+            missing_providers_in_use: missing.clone(),
+        };
+        println!("{}", serde_json::to_string_pretty(&out)?);
+    } else if args.plain {
+        for (p, _, _, res) in &providers {
+            for c in &res.candidates {
+                println!(
+                    "{p}\t{}\t{}\t{}\t{}\t{}\t{}\t{}",
+                    c.id,
+                    kind_str(c.kind),
+                    source_str(c.source),
+                    health_str(c.health),
+                    c.reason.as_deref().unwrap_or("-"),
+                    c.until.map(|u| u.to_string()).unwrap_or_else(|| "-".into()),
+                    c.fingerprint.as_deref().unwrap_or("-")
+                );
+            }
+        }
+    } else {
+        println!("Config:        {} ({})", app.config_path.display(), if app.config_exists { "found" } else { "not found: defaults" });
+        println!("Agent:         {}", app.agent_id);
+        let fallbacks: Vec<String> = catalog.fallbacks.iter().map(ToString::to_string).collect();
+        println!("Default model: {}{}", catalog.default, if fallbacks.is_empty() { String::new() } else { format!(" (fallbacks: {})", fallbacks.join(", ")) });
+        if !catalog.aliases.is_empty() {
+            let aliases: Vec<String> = catalog.aliases.iter().map(|(a, m)| format!("{a} → {m}")).collect();
+            println!("Aliases:       {}", aliases.join(", "));
+        }
+        println!("Shell env:     {}", if app.config.env.shell_env.enabled { "imported from the login shell" } else { "off" });
+        for (p, in_use, s, res) in &providers {
+            println!();
+            let endpoint = s.as_ref().map(|s| format!("{} ({})", s.base_url, s.api.as_str())).unwrap_or_else(|| "not configured".into());
+            println!("{p}{}  {endpoint}", if *in_use { "" } else { " (not in use)" });
+            if res.candidates.is_empty() {
+                println!("  no credentials — set {} or run `remoteclaw onboard`", crate::auth::env_keys::primary_env_var(p));
+            }
+            let next = res.next().map(|c| c.id.clone());
+            for c in &res.candidates {
+                let mut line = format!(
+                    "  {} {:<28} {:<8} {:<8} {}",
+                    if Some(&c.id) == next.as_ref() { "→" } else { " " },
+                    c.id,
+                    kind_str(c.kind),
+                    source_str(c.source),
+                    health_str(c.health)
+                );
+                if let Some(r) = &c.reason {
+                    line.push_str(&format!(" ({r})"));
+                }
+                if let Some(u) = c.until {
+                    line.push_str(&format!(" {}", until_text(u, now)));
+                }
+                if let Some(fp) = &c.fingerprint {
+                    line.push_str(&format!("  fp {fp}"));
+                }
+                if let Some(d) = &c.detail {
+                    line.push_str(&format!("  [{d}]"));
+                }
+                println!("{line}");
+            }
+        }
+        if !missing.is_empty() {
+            println!();
+            println!("Providers in use without a usable credential: {}", missing.join(", "));
+        }
+    }
+    Ok(if args.check { ExitCode::from(level) } else { ExitCode::SUCCESS })
+}
