@@ -308,10 +308,10 @@ fn newest_file(dir: &Path) -> Option<(SystemTime, PathBuf)> {
         } else {
             mtime(&path).map(|t| (t, path))
         };
-        if let Some(c) = candidate {
-            if newest.as_ref().is_none_or(|n| c.0 > n.0) {
-                newest = Some(c);
-            }
+        if let Some(c) = candidate
+            && newest.as_ref().is_none_or(|n| c.0 > n.0)
+        {
+            newest = Some(c);
         }
     }
     newest

@@ -11,7 +11,12 @@ use support::fake_provider::{Behavior, FakeProvider};
 use support::home::{TestHome, stderr, stdout};
 
 fn home(fake: &FakeProvider, extra: &str) -> TestHome {
-    let mut config = TestHome::config_for_fake("anthropic/claude-sonnet-4-5", &fake.anthropic_base(), &fake.openai_base(), &fake.google_base());
+    let mut config = TestHome::config_for_fake(
+        "anthropic/claude-sonnet-4-5",
+        &fake.anthropic_base(),
+        &fake.openai_base(),
+        &fake.google_base(),
+    );
     config.push_str(extra);
     TestHome::new(&config)
 }
@@ -20,12 +25,27 @@ async fn agent_json(h: &TestHome, args: &[&str]) -> (Option<i32>, Value, String)
     let mut all = vec!["agent", "--json"];
     all.extend_from_slice(args);
     let out = h.run(&all).await;
-    let v = serde_json::from_str(stdout(&out).trim()).unwrap_or_else(|e| panic!("{e}: {}\n{}", stdout(&out), stderr(&out)));
-    (out.status.code(), v, format!("{}{}", stdout(&out), stderr(&out)))
+    let v = serde_json::from_str(stdout(&out).trim())
+        .unwrap_or_else(|e| panic!("{e}: {}\n{}", stdout(&out), stderr(&out)));
+    (
+        out.status.code(),
+        v,
+        format!("{}{}", stdout(&out), stderr(&out)),
+    )
 }
 
 fn outcomes(v: &Value) -> Vec<(String, String)> {
-    v["attempts"].as_array().unwrap().iter().map(|a| (a["credential"].as_str().unwrap().to_string(), a["outcome"].as_str().unwrap().to_string())).collect()
+    v["attempts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| {
+            (
+                a["credential"].as_str().unwrap().to_string(),
+                a["outcome"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
 }
 
 fn pair(c: &str, o: &str) -> (String, String) {
@@ -36,16 +56,37 @@ fn pair(c: &str, o: &str) -> (String, String) {
 async fn rotation_acceptance_three_keys_two_rate_limited() {
     let fake = FakeProvider::start().await;
     let mut h = home(&fake, "");
-    h.set("ANTHROPIC_API_KEYS", "k1-CANARY-aaaa,k2-CANARY-bbbb").set("ANTHROPIC_API_KEY_B", "k3-CANARY-cccc");
-    fake.script("k1-CANARY-aaaa", vec![Behavior::RateLimit { retry_after_secs: None }; 5]);
-    fake.script("k2-CANARY-bbbb", vec![Behavior::RateLimit { retry_after_secs: Some(120) }; 5]);
+    h.set("ANTHROPIC_API_KEYS", "k1-CANARY-aaaa,k2-CANARY-bbbb")
+        .set("ANTHROPIC_API_KEY_B", "k3-CANARY-cccc");
+    fake.script(
+        "k1-CANARY-aaaa",
+        vec![
+            Behavior::RateLimit {
+                retry_after_secs: None
+            };
+            5
+        ],
+    );
+    fake.script(
+        "k2-CANARY-bbbb",
+        vec![
+            Behavior::RateLimit {
+                retry_after_secs: Some(120)
+            };
+            5
+        ],
+    );
 
     let (code, v, printed) = agent_json(&h, &["--message", "hi"]).await;
     assert_eq!(code, Some(0), "{v}");
     assert_eq!(v["credential"], "env:ANTHROPIC_API_KEY_B");
     assert_eq!(
         outcomes(&v),
-        [pair("env:ANTHROPIC_API_KEYS[0]", "rate_limit"), pair("env:ANTHROPIC_API_KEYS[1]", "rate_limit"), pair("env:ANTHROPIC_API_KEY_B", "ok")]
+        [
+            pair("env:ANTHROPIC_API_KEYS[0]", "rate_limit"),
+            pair("env:ANTHROPIC_API_KEYS[1]", "rate_limit"),
+            pair("env:ANTHROPIC_API_KEY_B", "ok")
+        ]
     );
     assert_eq!(v["attempts"][1]["retryAfterMs"], 120_000);
     assert!(!printed.contains("CANARY"), "{printed}");
@@ -60,13 +101,21 @@ async fn rotation_acceptance_three_keys_two_rate_limited() {
     let printed = format!("{}{}", stdout(&out), stderr(&out));
     assert!(!printed.contains("CANARY"), "{printed}");
     let status: Value = serde_json::from_str(&stdout(&out)).unwrap();
-    let anthropic = status["providers"].as_array().unwrap().iter().find(|p| p["provider"] == "anthropic").unwrap();
+    let anthropic = status["providers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["provider"] == "anthropic")
+        .unwrap();
     assert_eq!(anthropic["baseUrl"], fake.anthropic_base());
     assert_eq!(anthropic["api"], "anthropic-messages");
     let cands = anthropic["candidates"].as_array().unwrap();
     assert_eq!(cands[0]["id"], "env:ANTHROPIC_API_KEY_B");
     assert_eq!(cands[0]["health"], "static");
-    for (i, id) in [(1, "env:ANTHROPIC_API_KEYS[0]"), (2, "env:ANTHROPIC_API_KEYS[1]")] {
+    for (i, id) in [
+        (1, "env:ANTHROPIC_API_KEYS[0]"),
+        (2, "env:ANTHROPIC_API_KEYS[1]"),
+    ] {
         assert_eq!(cands[i]["id"], id);
         assert_eq!(cands[i]["health"], "cooldown");
         assert_eq!(cands[i]["reason"], "rate_limit");
@@ -94,25 +143,43 @@ async fn auth_error_returns_at_once_and_the_next_turn_starts_elsewhere() {
     let (code, v, _) = agent_json(&h, &["--message", "hi"]).await;
     assert_eq!(code, Some(1));
     assert_eq!(outcomes(&v), [pair("env:ANTHROPIC_API_KEYS[0]", "auth")]);
-    assert!(v["error"].as_str().unwrap().contains("credential rejected"), "{v}");
+    assert!(
+        v["error"].as_str().unwrap().contains("credential rejected"),
+        "{v}"
+    );
     let (code, v, _) = agent_json(&h, &["--message", "hi"]).await;
     assert_eq!(code, Some(0));
-    assert_eq!(outcomes(&v), [pair("env:ANTHROPIC_API_KEYS[1]", "ok")], "the rejected key is set aside");
+    assert_eq!(
+        outcomes(&v),
+        [pair("env:ANTHROPIC_API_KEYS[1]", "ok")],
+        "the rejected key is set aside"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn billing_disables_the_key_for_later_turns() {
     let fake = FakeProvider::start().await;
-    let mut h = home(&fake, "[models.providers.openrouter]\nbaseUrl = \"BASE\"\n".replace("BASE", &fake.openai_base()).as_str());
+    let mut h = home(
+        &fake,
+        "[models.providers.openrouter]\nbaseUrl = \"BASE\"\n"
+            .replace("BASE", &fake.openai_base())
+            .as_str(),
+    );
     h.set("OPENROUTER_API_KEYS", "or-1,or-2");
     fake.script("or-1", [Behavior::Billing]);
     let (code, v, _) = agent_json(&h, &["--message", "/model openrouter/meta/llama-3 hi"]).await;
     assert_eq!(code, Some(1));
-    assert_eq!(outcomes(&v), [pair("env:OPENROUTER_API_KEYS[0]", "billing")], "billing is not a rate limit: no rotation");
+    assert_eq!(
+        outcomes(&v),
+        [pair("env:OPENROUTER_API_KEYS[0]", "billing")],
+        "billing is not a rate limit: no rotation"
+    );
     let (code, v, _) = agent_json(&h, &["--message", "hi"]).await;
     assert_eq!(code, Some(0), "{v}");
     assert_eq!(outcomes(&v), [pair("env:OPENROUTER_API_KEYS[1]", "ok")]);
-    let out = h.run(&["models", "auth", "cooldown", "list", "--json"]).await;
+    let out = h
+        .run(&["models", "auth", "cooldown", "list", "--json"])
+        .await;
     let list: Value = serde_json::from_str(&stdout(&out)).unwrap();
     assert_eq!(list[0]["id"], "env:OPENROUTER_API_KEYS[0]");
     assert_eq!(list[0]["reason"], "billing");
@@ -121,20 +188,44 @@ async fn billing_disables_the_key_for_later_turns() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pinned_profile_cooling_down_is_reported_not_replaced() {
     let fake = FakeProvider::start().await;
-    let mut h = home(&fake, "[agents.defaults.models.\"anthropic/claude-opus-4-5\"]\nalias = \"opus\"\n");
+    let mut h = home(
+        &fake,
+        "[agents.defaults.models.\"anthropic/claude-opus-4-5\"]\nalias = \"opus\"\n",
+    );
     h.set("ANTHROPIC_API_KEY", "env-key");
     h.write("agents/main/agent/auth-profiles.json", r#"{"profiles":{"anthropic:work":{"type":"api_key","provider":"anthropic","key":"work-key"}}}"#);
-    agent_json(&h, &["--session", "p", "--message", "/model opus@anthropic:work"]).await;
-    fake.script("work-key", [Behavior::RateLimit { retry_after_secs: Some(600) }]);
+    agent_json(
+        &h,
+        &["--session", "p", "--message", "/model opus@anthropic:work"],
+    )
+    .await;
+    fake.script(
+        "work-key",
+        [Behavior::RateLimit {
+            retry_after_secs: Some(600),
+        }],
+    );
     let (code, v, _) = agent_json(&h, &["--session", "p", "--message", "hi"]).await;
     assert_eq!(code, Some(1));
-    assert_eq!(outcomes(&v), [pair("anthropic:work", "rate_limit")], "strict pin: no other key tried");
+    assert_eq!(
+        outcomes(&v),
+        [pair("anthropic:work", "rate_limit")],
+        "strict pin: no other key tried"
+    );
     let (code, v, _) = agent_json(&h, &["--session", "p", "--message", "hi again"]).await;
     assert_eq!(code, Some(1));
     assert_eq!(v["attempts"], json!([]));
     let err = v["error"].as_str().unwrap();
-    assert!(err.starts_with("Pinned auth profile \"anthropic:work\" is cooling down after a rate limit until "), "{err}");
-    assert!(err.contains("(in 10m)") && err.contains("unpin with /model default"), "{err}");
+    assert!(
+        err.starts_with(
+            "Pinned auth profile \"anthropic:work\" is cooling down after a rate limit until "
+        ),
+        "{err}"
+    );
+    assert!(
+        err.contains("(in 10m)") && err.contains("unpin with /model default"),
+        "{err}"
+    );
     assert_eq!(fake.requests_for_key("env-key").len(), 0);
 }
 
@@ -162,19 +253,48 @@ async fn secret_refs_from_env_file_and_exec_answer_and_never_leak() {
             "anthropic:file":{"type":"api_key","provider":"anthropic","keyRef":{"source":"file","provider":"files","id":"/anthropic/key"}},
             "anthropic:env":{"type":"api_key","provider":"anthropic","keyRef":{"source":"env","provider":"default","id":"REF_VAR"}}}}"#,
     );
-    fake.script("exec-CANARY-2222", [Behavior::RateLimit { retry_after_secs: Some(1) }]);
-    fake.script("file-CANARY-1111", [Behavior::RateLimit { retry_after_secs: Some(1) }]);
+    fake.script(
+        "exec-CANARY-2222",
+        [Behavior::RateLimit {
+            retry_after_secs: Some(1),
+        }],
+    );
+    fake.script(
+        "file-CANARY-1111",
+        [Behavior::RateLimit {
+            retry_after_secs: Some(1),
+        }],
+    );
     let (code, v, printed) = agent_json(&h, &["--message", "hi"]).await;
     assert_eq!(code, Some(0), "{printed}");
-    assert_eq!(outcomes(&v), [pair("anthropic:exec", "rate_limit"), pair("anthropic:file", "rate_limit"), pair("anthropic:env", "ok")]);
-    assert_eq!(fake.requests().last().unwrap().key.as_deref(), Some("env-CANARY-3333"));
+    assert_eq!(
+        outcomes(&v),
+        [
+            pair("anthropic:exec", "rate_limit"),
+            pair("anthropic:file", "rate_limit"),
+            pair("anthropic:env", "ok")
+        ]
+    );
+    assert_eq!(
+        fake.requests().last().unwrap().key.as_deref(),
+        Some("env-CANARY-3333")
+    );
     let status = h.run(&["models", "status"]).await;
     let status_json = h.run(&["models", "status", "--json"]).await;
     let chat_status = agent_json(&h, &["--message", "/model status"]).await.2;
-    for text in [printed, format!("{}{}", stdout(&status), stderr(&status)), format!("{}{}", stdout(&status_json), stderr(&status_json)), chat_status] {
+    for text in [
+        printed,
+        format!("{}{}", stdout(&status), stderr(&status)),
+        format!("{}{}", stdout(&status_json), stderr(&status_json)),
+        chat_status,
+    ] {
         assert!(!text.contains("CANARY"), "a secret leaked:\n{text}");
     }
-    assert!(stdout(&status).contains("exec:vault:exec-id"), "status names the ref: {}", stdout(&status));
+    assert!(
+        stdout(&status).contains("exec:vault:exec-id"),
+        "status names the ref: {}",
+        stdout(&status)
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -192,24 +312,52 @@ async fn a_failing_ref_makes_only_its_profile_unusable() {
     let out = h.run(&["models", "status", "--json"]).await;
     let s: Value = serde_json::from_str(&stdout(&out)).unwrap();
     let c = &s["providers"][0]["candidates"];
-    let broken = c.as_array().unwrap().iter().find(|c| c["id"] == "anthropic:broken").unwrap();
-    assert_eq!((broken["health"].clone(), broken["reason"].clone()), (json!("missing"), json!("unresolved_ref")));
+    let broken = c
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["id"] == "anthropic:broken")
+        .unwrap();
+    assert_eq!(
+        (broken["health"].clone(), broken["reason"].clone()),
+        (json!("missing"), json!("unresolved_ref"))
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn models_status_check_exit_codes() {
     let fake = FakeProvider::start().await;
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64;
-    let case = |expires: i64| format!(r#"{{"profiles":{{"anthropic:manual":{{"type":"token","provider":"anthropic","token":"sk-ant-oat01-x","expires":{expires}}}}}}}"#);
-    for (profiles, want) in [(case(now + 30 * 86_400_000), 0), (case(now + 3_600_000), 2), (case(now - 1000), 1)] {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    let case = |expires: i64| {
+        format!(
+            r#"{{"profiles":{{"anthropic:manual":{{"type":"token","provider":"anthropic","token":"sk-ant-oat01-x","expires":{expires}}}}}}}"#
+        )
+    };
+    for (profiles, want) in [
+        (case(now + 30 * 86_400_000), 0),
+        (case(now + 3_600_000), 2),
+        (case(now - 1000), 1),
+    ] {
         let h = home(&fake, "");
         h.write("agents/main/agent/auth-profiles.json", &profiles);
         let out = h.run(&["models", "status", "--check"]).await;
-        assert_eq!(out.status.code(), Some(want), "{profiles}\n{}", stdout(&out));
+        assert_eq!(
+            out.status.code(),
+            Some(want),
+            "{profiles}\n{}",
+            stdout(&out)
+        );
     }
     let h = home(&fake, "");
     let out = h.run(&["models", "status", "--check", "--json"]).await;
-    assert_eq!(out.status.code(), Some(1), "no credential for the provider in use");
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "no credential for the provider in use"
+    );
     let s: Value = serde_json::from_str(&stdout(&out)).unwrap();
     assert_eq!(s["missingProvidersInUse"], json!(["anthropic"]));
 }
@@ -218,15 +366,27 @@ async fn models_status_check_exit_codes() {
 async fn imported_usage_stats_are_read_once() {
     let fake = FakeProvider::start().await;
     let mut h = home(&fake, "");
-    let later = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64 + 3_600_000;
+    let later = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
+        + 3_600_000;
     h.write(
         "agents/main/agent/auth-profiles.json",
         &format!(r#"{{"version":1,"profiles":{{"anthropic:a":{{"type":"api_key","provider":"anthropic","key":"ka"}},"anthropic:b":{{"type":"api_key","provider":"anthropic","key":"kb"}}}},"usageStats":{{"anthropic:a":{{"lastUsed":5,"cooldownUntil":{later},"errorCount":2}}}}}}"#),
     );
     h.set("RUST_LOG", "info");
     let (_, v, _) = agent_json(&h, &["--message", "hi"]).await;
-    assert_eq!(v["credential"], "anthropic:b", "the imported cooldown applies: {v}");
-    h.run(&["models", "auth", "cooldown", "clear", "anthropic:a"]).await;
+    assert_eq!(
+        v["credential"], "anthropic:b",
+        "the imported cooldown applies: {v}"
+    );
+    h.run(&["models", "auth", "cooldown", "clear", "anthropic:a"])
+        .await;
     let (_, v, _) = agent_json(&h, &["--message", "hi"]).await;
-    assert_eq!(outcomes(&v)[0].0, "anthropic:a", "not imported a second time");
+    assert_eq!(
+        outcomes(&v)[0].0,
+        "anthropic:a",
+        "not imported a second time"
+    );
 }

@@ -201,13 +201,26 @@ impl CooldownBook {
     /// Whether `credential` (with this secret fingerprint) is set aside for `model` now
     /// (`ANY_MODEL`: for any model). The later of its model cooldown and its
     /// credential-wide disable wins.
-    pub fn standing(&self, credential: &str, fingerprint: &str, model: &str, now_ms: i64) -> Option<Standing> {
+    pub fn standing(
+        &self,
+        credential: &str,
+        fingerprint: &str,
+        model: &str,
+        now_ms: i64,
+    ) -> Option<Standing> {
         let found = self.cached(|c| {
-            let relevant = |(cred, m): &(String, String)| cred == credential && (m.is_empty() || model == ANY_MODEL || m == model);
+            let relevant = |(cred, m): &(String, String)| {
+                cred == credential && (m.is_empty() || model == ANY_MODEL || m == model)
+            };
             c.rows
                 .iter()
-                .filter(|(k, row)| relevant(k) && row.fingerprint == fingerprint && row.until > now_ms)
-                .map(|(_, row)| Standing { reason: row.reason, until: row.until })
+                .filter(|(k, row)| {
+                    relevant(k) && row.fingerprint == fingerprint && row.until > now_ms
+                })
+                .map(|(_, row)| Standing {
+                    reason: row.reason,
+                    until: row.until,
+                })
                 .max_by_key(|s| s.until)
         });
         found.unwrap_or_else(|e| {

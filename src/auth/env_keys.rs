@@ -58,10 +58,10 @@ pub fn env_candidates(provider: &str, env: &EnvMap) -> Vec<Credential> {
             out.push(cred(provider, format!("env:{name}"), v));
         }
     }
-    if provider == "google" {
-        if let Some(v) = env.get_nonblank("GOOGLE_API_KEY") {
-            out.push(cred(provider, "env:GOOGLE_API_KEY".into(), v));
-        }
+    if provider == "google"
+        && let Some(v) = env.get_nonblank("GOOGLE_API_KEY")
+    {
+        out.push(cred(provider, "env:GOOGLE_API_KEY".into(), v));
     }
     out
 }

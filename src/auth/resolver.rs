@@ -538,12 +538,12 @@ impl CredentialResolver {
         let stamp: Stamp = std::fs::metadata(&self.profiles_path)
             .ok()
             .and_then(|m| Some((m.modified().ok()?, m.len())));
-        if let Ok(cache) = self.cache.lock() {
-            if let Some((s, store)) = cache.as_ref() {
-                if *s == stamp && stamp.is_some() {
-                    return Ok(store.clone());
-                }
-            }
+        if let Ok(cache) = self.cache.lock()
+            && let Some((s, store)) = cache.as_ref()
+            && *s == stamp
+            && stamp.is_some()
+        {
+            return Ok(store.clone());
         }
         let store = Arc::new(ProfileStore::load(&self.profiles_path)?);
         for w in &store.warnings {
@@ -621,14 +621,14 @@ impl CredentialResolver {
         pinned: Option<&str>,
     ) -> Result<Resolution, ResolveError> {
         let store = self.store()?;
-        if let Some(pin) = pinned {
-            if !store.profiles.contains_key(pin) {
-                return Err(ResolveError::ProfileNotFound {
-                    id: pin.to_string(),
-                    provider: provider.to_string(),
-                    known: store.for_provider(provider).map(|p| p.id.clone()).collect(),
-                });
-            }
+        if let Some(pin) = pinned
+            && !store.profiles.contains_key(pin)
+        {
+            return Err(ResolveError::ProfileNotFound {
+                id: pin.to_string(),
+                provider: provider.to_string(),
+                known: store.for_provider(provider).map(|p| p.id.clone()).collect(),
+            });
         }
         // Secrets of the profiles that may be used: inline ones now, refs in one batch.
         let mut secrets: HashMap<String, SecretState> = HashMap::new();
@@ -733,36 +733,36 @@ impl CredentialResolver {
     ) -> Result<(Resolution, Vec<Credential>), ResolveError> {
         let res = self.resolve(provider, model, pinned).await?;
         let now = self.clock.now_ms();
-        if let (Some(pin), PinPolicy::Strict) = (pinned, self.config.auth.pin_policy) {
-            if let Some(c) = res.candidates.first() {
-                let why = match (&c.credential, c.until) {
-                    (None, _) => Some(format!(
-                        "is {} ({})",
-                        health_str(c.health),
-                        c.reason.as_deref().unwrap_or("unusable")
-                    )),
-                    (Some(_), Some(u)) => Some(format!(
-                        "is {} after {} {}",
-                        if c.health == Health::Cooldown {
-                            "cooling down"
-                        } else {
-                            "disabled"
-                        },
-                        c.reason.as_deref().map(reason_words).unwrap_or("an error"),
-                        until_text(u, now)
-                    )),
-                    _ => None,
-                };
-                if let Some(why) = why {
-                    let detail = c
-                        .detail
-                        .as_ref()
-                        .map(|d| format!(" [{d}]"))
-                        .unwrap_or_default();
-                    return Err(ResolveError::PinUnusable(format!(
-                        "Pinned auth profile \"{pin}\" {why}{detail}. Wait, fix it (`remoteclaw models status`), or unpin with /model default."
-                    )));
-                }
+        if let (Some(pin), PinPolicy::Strict) = (pinned, self.config.auth.pin_policy)
+            && let Some(c) = res.candidates.first()
+        {
+            let why = match (&c.credential, c.until) {
+                (None, _) => Some(format!(
+                    "is {} ({})",
+                    health_str(c.health),
+                    c.reason.as_deref().unwrap_or("unusable")
+                )),
+                (Some(_), Some(u)) => Some(format!(
+                    "is {} after {} {}",
+                    if c.health == Health::Cooldown {
+                        "cooling down"
+                    } else {
+                        "disabled"
+                    },
+                    c.reason.as_deref().map(reason_words).unwrap_or("an error"),
+                    until_text(u, now)
+                )),
+                _ => None,
+            };
+            if let Some(why) = why {
+                let detail = c
+                    .detail
+                    .as_ref()
+                    .map(|d| format!(" [{d}]"))
+                    .unwrap_or_default();
+                return Err(ResolveError::PinUnusable(format!(
+                    "Pinned auth profile \"{pin}\" {why}{detail}. Wait, fix it (`remoteclaw models status`), or unpin with /model default."
+                )));
             }
         }
         let list: Vec<Credential> = res.attempt_order().into_iter().cloned().collect();
@@ -819,7 +819,10 @@ mod tests {
                 ProfileCredential::Token { token, .. } => token.clone(),
                 ProfileCredential::Oauth { access, .. } => access.clone(),
             };
-            secrets.insert(p.id.clone(), s.map_or(SecretState::Missing, SecretState::Value));
+            secrets.insert(
+                p.id.clone(),
+                s.map_or(SecretState::Missing, SecretState::Value),
+            );
         }
         Fixture {
             store,
@@ -848,7 +851,10 @@ mod tests {
             last_used: &last_used,
             now_ms: NOW,
         };
-        order(&inputs).into_iter().map(|c| (c.id, c.health, c.reason)).collect()
+        order(&inputs)
+            .into_iter()
+            .map(|c| (c.id, c.health, c.reason))
+            .collect()
     }
 
     fn ids(v: &[(String, Health, Option<String>)]) -> Vec<&str> {
@@ -873,17 +879,45 @@ mod tests {
         let got = run(&f, None);
         assert_eq!(
             ids(&got),
-            ["anthropic:oauth", "anthropic:tok", "anthropic:soon", "anthropic:key", "anthropic:bad", "anthropic:old", "anthropic:empty"],
+            [
+                "anthropic:oauth",
+                "anthropic:tok",
+                "anthropic:soon",
+                "anthropic:key",
+                "anthropic:bad",
+                "anthropic:old",
+                "anthropic:empty"
+            ],
             "oauth > token (never used first, then least recently used) > api_key; ineligible ones last, in order"
         );
-        let by_id: HashMap<&str, (Health, Option<String>)> = got.iter().map(|(i, h, r)| (i.as_str(), (*h, r.clone()))).collect();
-        assert_eq!(by_id["anthropic:oauth"], (Health::Ok, None), "oauth with refresh renews itself");
+        let by_id: HashMap<&str, (Health, Option<String>)> = got
+            .iter()
+            .map(|(i, h, r)| (i.as_str(), (*h, r.clone())))
+            .collect();
+        assert_eq!(
+            by_id["anthropic:oauth"],
+            (Health::Ok, None),
+            "oauth with refresh renews itself"
+        );
         assert_eq!(by_id["anthropic:tok"], (Health::Ok, None));
-        assert_eq!(by_id["anthropic:soon"], (Health::Expiring, None), "within 24 h");
+        assert_eq!(
+            by_id["anthropic:soon"],
+            (Health::Expiring, None),
+            "within 24 h"
+        );
         assert_eq!(by_id["anthropic:key"], (Health::Static, None));
-        assert_eq!(by_id["anthropic:old"], (Health::Expired, Some("expired".into())));
-        assert_eq!(by_id["anthropic:bad"], (Health::Missing, Some("invalid_expires".into())));
-        assert_eq!(by_id["anthropic:empty"], (Health::Missing, Some("missing_credential".into())));
+        assert_eq!(
+            by_id["anthropic:old"],
+            (Health::Expired, Some("expired".into()))
+        );
+        assert_eq!(
+            by_id["anthropic:bad"],
+            (Health::Missing, Some("invalid_expires".into()))
+        );
+        assert_eq!(
+            by_id["anthropic:empty"],
+            (Health::Missing, Some("missing_credential".into()))
+        );
     }
 
     #[test]
@@ -893,23 +927,43 @@ mod tests {
                 "order":{"anthropic":["anthropic:key","openai:x","anthropic:gone"]}}"#,
             "",
         );
-        f.env = vec![("ANTHROPIC_API_KEY", "k-env"), ("ANTHROPIC_API_KEYS", "k-key,k-list")];
+        f.env = vec![
+            ("ANTHROPIC_API_KEY", "k-env"),
+            ("ANTHROPIC_API_KEYS", "k-key,k-list"),
+        ];
         let got = run(&f, None);
-        assert_eq!(ids(&got), ["anthropic:key", "env:ANTHROPIC_API_KEYS[1]", "env:ANTHROPIC_API_KEY", "openai:x", "anthropic:gone"], "deduped by value; ineligible last");
+        assert_eq!(
+            ids(&got),
+            [
+                "anthropic:key",
+                "env:ANTHROPIC_API_KEYS[1]",
+                "env:ANTHROPIC_API_KEY",
+                "openai:x",
+                "anthropic:gone"
+            ],
+            "deduped by value; ineligible last"
+        );
         assert_eq!(got[3].2.as_deref(), Some("provider_mismatch"));
         assert_eq!(got[4].2.as_deref(), Some("profile_missing"));
     }
 
     #[test]
     fn config_order_then_declared_profiles_and_mode_checks() {
-        let f = fixture(PROFILES, "[auth.order]\nanthropic = [\"anthropic:tok\", \"anthropic:key\"]\n");
+        let f = fixture(
+            PROFILES,
+            "[auth.order]\nanthropic = [\"anthropic:tok\", \"anthropic:key\"]\n",
+        );
         assert_eq!(ids(&run(&f, None)), ["anthropic:tok", "anthropic:key"]);
         let f = fixture(
             PROFILES,
             "[auth.profiles.\"anthropic:key\"]\nprovider = \"anthropic\"\nmode = \"token\"\n[auth.profiles.\"anthropic:tok\"]\nprovider = \"anthropic\"\nmode = \"oauth\"\n",
         );
         let got = run(&f, None);
-        assert_eq!(ids(&got), ["anthropic:tok", "anthropic:key"], "declared profiles; oauth mode accepts a token");
+        assert_eq!(
+            ids(&got),
+            ["anthropic:tok", "anthropic:key"],
+            "declared profiles; oauth mode accepts a token"
+        );
         assert_eq!(got[1].2.as_deref(), Some("mode_mismatch"));
     }
 
@@ -917,11 +971,37 @@ mod tests {
     fn set_aside_credentials_move_back_soonest_first() {
         let mut f = fixture(r#"{"profiles":{}}"#, "");
         f.env = vec![("ANTHROPIC_API_KEYS", "k1,k2,k3,k4")];
-        f.standings.insert("env:ANTHROPIC_API_KEYS[0]".into(), Standing { reason: Reason::RateLimit, until: NOW + 300_000 });
-        f.standings.insert("env:ANTHROPIC_API_KEYS[1]".into(), Standing { reason: Reason::RateLimit, until: NOW + 60_000 });
-        f.standings.insert("env:ANTHROPIC_API_KEYS[3]".into(), Standing { reason: Reason::Billing, until: NOW + 3_600_000 });
+        f.standings.insert(
+            "env:ANTHROPIC_API_KEYS[0]".into(),
+            Standing {
+                reason: Reason::RateLimit,
+                until: NOW + 300_000,
+            },
+        );
+        f.standings.insert(
+            "env:ANTHROPIC_API_KEYS[1]".into(),
+            Standing {
+                reason: Reason::RateLimit,
+                until: NOW + 60_000,
+            },
+        );
+        f.standings.insert(
+            "env:ANTHROPIC_API_KEYS[3]".into(),
+            Standing {
+                reason: Reason::Billing,
+                until: NOW + 3_600_000,
+            },
+        );
         let got = run(&f, None);
-        assert_eq!(ids(&got), ["env:ANTHROPIC_API_KEYS[2]", "env:ANTHROPIC_API_KEYS[1]", "env:ANTHROPIC_API_KEYS[0]", "env:ANTHROPIC_API_KEYS[3]"]);
+        assert_eq!(
+            ids(&got),
+            [
+                "env:ANTHROPIC_API_KEYS[2]",
+                "env:ANTHROPIC_API_KEYS[1]",
+                "env:ANTHROPIC_API_KEYS[0]",
+                "env:ANTHROPIC_API_KEYS[3]"
+            ]
+        );
         assert_eq!(got[1].1, Health::Cooldown);
         assert_eq!(got[3].1, Health::Disabled);
     }
@@ -930,37 +1010,53 @@ mod tests {
     fn pins_strict_and_fallback() {
         let mut f = fixture(PROFILES, "");
         f.env = vec![("ANTHROPIC_API_KEY", "k-env")];
-        assert_eq!(ids(&run(&f, Some("anthropic:key"))), ["anthropic:key"], "strict: the pin alone");
+        assert_eq!(
+            ids(&run(&f, Some("anthropic:key"))),
+            ["anthropic:key"],
+            "strict: the pin alone"
+        );
         let mut f = fixture(PROFILES, "[auth]\npinPolicy = \"fallback\"\n");
         f.env = vec![("ANTHROPIC_API_KEY", "k-env")];
-        f.standings.insert("anthropic:key".into(), Standing { reason: Reason::RateLimit, until: NOW + 1 });
+        f.standings.insert(
+            "anthropic:key".into(),
+            Standing {
+                reason: Reason::RateLimit,
+                until: NOW + 1,
+            },
+        );
         let got = run(&f, Some("anthropic:key"));
-        assert_eq!(got[0].0, "anthropic:key", "fallback: the pin stays first even while cooling");
+        assert_eq!(
+            got[0].0, "anthropic:key",
+            "fallback: the pin stays first even while cooling"
+        );
         assert_eq!(got.len(), 8);
         assert!(ids(&got).contains(&"env:ANTHROPIC_API_KEY"));
     }
 
     #[test]
     fn attempt_order_skips_disabled_and_ineligible() {
-        let cand = |id: &str, usable: bool, health: Health, reason: Option<&str>, until: Option<i64>| Candidate {
-            id: id.into(),
-            kind: CredentialKind::ApiKey,
-            source: CredentialSource::Env,
-            credential: usable.then(|| Credential {
-                id: id.into(),
-                provider: "p".into(),
-                kind: CredentialKind::ApiKey,
-                source: CredentialSource::Env,
-                secret: Secret::new(id),
-                expires_ms: None,
-            }),
-            health,
-            reason: reason.map(str::to_string),
-            until,
-            fingerprint: None,
-            detail: None,
-            expires_ms: None,
-        };
+        let cand =
+            |id: &str, usable: bool, health: Health, reason: Option<&str>, until: Option<i64>| {
+                Candidate {
+                    id: id.into(),
+                    kind: CredentialKind::ApiKey,
+                    source: CredentialSource::Env,
+                    credential: usable.then(|| Credential {
+                        id: id.into(),
+                        provider: "p".into(),
+                        kind: CredentialKind::ApiKey,
+                        source: CredentialSource::Env,
+                        secret: Secret::new(id),
+                        expires_ms: None,
+                    }),
+                    health,
+                    reason: reason.map(str::to_string),
+                    until,
+                    fingerprint: None,
+                    detail: None,
+                    expires_ms: None,
+                }
+            };
         let res = Resolution {
             provider: "p".into(),
             pinned: None,
@@ -971,13 +1067,25 @@ mod tests {
                 cand("d", false, Health::Expired, Some("expired"), None),
             ],
         };
-        assert_eq!(res.attempt_order().iter().map(|c| c.id.as_str()).collect::<Vec<_>>(), ["a", "b"]);
+        assert_eq!(
+            res.attempt_order()
+                .iter()
+                .map(|c| c.id.as_str())
+                .collect::<Vec<_>>(),
+            ["a", "b"]
+        );
         assert_eq!(res.next().map(|c| c.id.as_str()), Some("a"));
     }
 
     #[test]
     fn until_text_reads_well() {
-        assert_eq!(until_text(FOREVER, 0), "until cleared (`remoteclaw models auth cooldown clear`)");
-        assert_eq!(until_text(3_600_000 + 90_000, 3_600_000), "until 01:01 UTC (in 2m)");
+        assert_eq!(
+            until_text(FOREVER, 0),
+            "until cleared (`remoteclaw models auth cooldown clear`)"
+        );
+        assert_eq!(
+            until_text(3_600_000 + 90_000, 3_600_000),
+            "until 01:01 UTC (in 2m)"
+        );
     }
 }

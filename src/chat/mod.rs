@@ -164,13 +164,12 @@ async fn run_turn(
         messages,
     };
     let result = app.engine.run_turn(input, sink).await;
-    if result.error.is_none() {
-        if let Err(e) = turn
+    if result.error.is_none()
+        && let Err(e) = turn
             .append_exchange(user, ChatMessage::assistant(result.reply.clone()))
             .await
-        {
-            tracing::warn!(session = turn.key(), "could not store the exchange: {e}");
-        }
+    {
+        tracing::warn!(session = turn.key(), "could not store the exchange: {e}");
     }
     result
 }

@@ -92,12 +92,11 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
         // add it to the path and find its line ourselves.
         let unknown = message.strip_prefix("unknown field `").and_then(|r| r.split('`').next()).map(str::to_string);
         let mut span_line = inner.span().map(|s| line_of_offset(text, s.start));
-        if let Some(u) = unknown {
-            if !key.is_empty() && key.rsplit('.').next() != Some(u.as_str()) {
+        if let Some(u) = unknown
+            && !key.is_empty() && key.rsplit('.').next() != Some(u.as_str()) {
                 key = format!("{key}.{u}");
                 span_line = None;
             }
-        }
         let line = span_line.or_else(|| validate::line_of_key(text, &key));
         let hint = hint_for(&message, &key);
         ConfigError::Invalid {

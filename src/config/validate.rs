@@ -58,16 +58,15 @@ pub fn validate(config: &Config) -> Result<(), Violation> {
                 "add baseUrl = \"https://…\" and api = \"openai-completions\" (or anthropic-messages, google-generative)",
             ));
         }
-        if let Some(url) = &p.base_url {
-            if !(url.starts_with("http://") || url.starts_with("https://"))
-                || reqwest::Url::parse(url).is_err()
-            {
-                return Err(violation(
-                    format!("{key}.baseUrl"),
-                    format!("\"{url}\" is not an http(s) URL"),
-                    "write the full URL, e.g. https://api.anthropic.com",
-                ));
-            }
+        if let Some(url) = &p.base_url
+            && (!(url.starts_with("http://") || url.starts_with("https://"))
+                || reqwest::Url::parse(url).is_err())
+        {
+            return Err(violation(
+                format!("{key}.baseUrl"),
+                format!("\"{url}\" is not an http(s) URL"),
+                "write the full URL, e.g. https://api.anthropic.com",
+            ));
         }
         for (field, v) in [
             ("connectTimeoutSecs", p.connect_timeout_secs),

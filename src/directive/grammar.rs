@@ -64,11 +64,11 @@ pub(super) fn candidate<'a>(input: &'a str, aliases: &BTreeSet<String>) -> Optio
 
     let mut end = after_colon;
     let mut arg = None;
-    if word == Word::Model {
-        if let Ok((after_arg, token)) = argument(end) {
-            arg = Some((token, input.offset(token)));
-            end = after_arg;
-        }
+    if word == Word::Model
+        && let Ok((after_arg, token)) = argument(end)
+    {
+        arg = Some((token, input.offset(token)));
+        end = after_arg;
     }
     Some(Candidate {
         word,

@@ -80,16 +80,16 @@ impl Engine {
         self.metrics.in_flight.inc();
         let chain = self.catalog.chain(input.model.as_ref());
         let mut messages = input.messages;
-        if let Some(system) = &self.config.agents.defaults.system_prompt {
-            if !messages.iter().any(|m| m.role == Role::System) {
-                messages.insert(
-                    0,
-                    ChatMessage {
-                        role: Role::System,
-                        content: system.clone(),
-                    },
-                );
-            }
+        if let Some(system) = &self.config.agents.defaults.system_prompt
+            && !messages.iter().any(|m| m.role == Role::System)
+        {
+            messages.insert(
+                0,
+                ChatMessage {
+                    role: Role::System,
+                    content: system.clone(),
+                },
+            );
         }
         let mut attempts: Vec<Attempt> = Vec::new();
         let mut first_error: Option<TurnError> = None;

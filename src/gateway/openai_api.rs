@@ -87,12 +87,11 @@ fn error_status(e: &TurnError) -> (StatusCode, &'static str) {
 fn turn_error_response(e: &TurnError) -> Response {
     let (status, code) = error_status(e);
     let mut resp = api_error(status, "remoteclaw_error", code, &e.to_string());
-    if let TurnError::Provider(p) = e {
-        if let Some(d) = p.retry_after {
-            if let Ok(v) = HeaderValue::from_str(&d.as_secs().max(1).to_string()) {
-                resp.headers_mut().insert(header::RETRY_AFTER, v);
-            }
-        }
+    if let TurnError::Provider(p) = e
+        && let Some(d) = p.retry_after
+        && let Ok(v) = HeaderValue::from_str(&d.as_secs().max(1).to_string())
+    {
+        resp.headers_mut().insert(header::RETRY_AFTER, v);
     }
     resp
 }

@@ -39,14 +39,15 @@ fn bad_request(message: String) -> Response {
 fn final_events(result: &ChatResult) -> Vec<Event> {
     let mut out = Vec::new();
     // A directive-only message streamed nothing: its notice is the reply.
-    if result.turn.is_none() && !result.is_error() {
-        if let Some(n) = &result.notice {
-            out.push(
-                Event::default()
-                    .event("delta")
-                    .data(json!({"text": n}).to_string()),
-            );
-        }
+    if result.turn.is_none()
+        && !result.is_error()
+        && let Some(n) = &result.notice
+    {
+        out.push(
+            Event::default()
+                .event("delta")
+                .data(json!({"text": n}).to_string()),
+        );
     }
     if result.is_error() {
         out.push(

@@ -170,10 +170,10 @@ fn retry_from_text(message: &str) -> Option<Duration> {
 
 /// The `retry-after` header (seconds) or `retry-after-ms`.
 pub fn retry_after_header(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
-    if let Some(ms) = headers.get("retry-after-ms").and_then(|v| v.to_str().ok()) {
-        if let Some(d) = parse_duration_secs(&format!("{ms}ms")) {
-            return Some(d);
-        }
+    if let Some(ms) = headers.get("retry-after-ms").and_then(|v| v.to_str().ok())
+        && let Some(d) = parse_duration_secs(&format!("{ms}ms"))
+    {
+        return Some(d);
     }
     headers
         .get(reqwest::header::RETRY_AFTER)

@@ -68,10 +68,10 @@ pub async fn execute(
             // Non-streaming call, or a server that answered a stream request with JSON.
             let body = read_body(settings, resp).await?;
             let completion = parse_reply(call.api, &settings.id, &body)?;
-            if let Some(sink) = sink {
-                if !completion.text.is_empty() {
-                    sink(&completion.text);
-                }
+            if let Some(sink) = sink
+                && !completion.text.is_empty()
+            {
+                sink(&completion.text);
             }
             Ok(completion)
         }

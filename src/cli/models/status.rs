@@ -74,7 +74,10 @@ fn providers_to_show(app: &App) -> Vec<(String, bool)> {
             out.push((p.to_string(), in_use));
         }
     };
-    for m in std::iter::once(&catalog.default).chain(&catalog.fallbacks).chain(catalog.allowed.keys()) {
+    for m in std::iter::once(&catalog.default)
+        .chain(&catalog.fallbacks)
+        .chain(catalog.allowed.keys())
+    {
         add(&m.provider, true);
     }
     let mut others: Vec<String> = Vec::new();
@@ -82,7 +85,14 @@ fn providers_to_show(app: &App) -> Vec<(String, bool)> {
         others.extend(profiles.into_iter().map(|p| p.provider));
     }
     for p in &catalog.providers {
-        if !env_candidates(p, &app.env).is_empty() || app.config.models.providers.get(p).is_some_and(|c| c.api_key.is_some()) {
+        if !env_candidates(p, &app.env).is_empty()
+            || app
+                .config
+                .models
+                .providers
+                .get(p)
+                .is_some_and(|c| c.api_key.is_some())
+        {
             others.push(p.clone());
         }
     }
@@ -120,7 +130,11 @@ pub async fn run(args: StatusArgs) -> anyhow::Result<ExitCode> {
     let mut missing = Vec::new();
     let mut level = 0u8;
     for (provider, in_use) in providers_to_show(&app) {
-        let res = app.engine.resolver.resolve(&provider, ANY_MODEL, None).await?;
+        let res = app
+            .engine
+            .resolver
+            .resolve(&provider, ANY_MODEL, None)
+            .await?;
         let l = check_level(&res, in_use);
         level = match (level, l) {
             (1, _) | (_, 1) => 1,
@@ -181,27 +195,67 @@ pub async fn run(args: StatusArgs) -> anyhow::Result<ExitCode> {
             }
         }
     } else {
-        println!("Config:        {} ({})", app.config_path.display(), if app.config_exists { "found" } else { "not found: defaults" });
+        println!(
+            "Config:        {} ({})",
+            app.config_path.display(),
+            if app.config_exists {
+                "found"
+            } else {
+                "not found: defaults"
+            }
+        );
         println!("Agent:         {}", app.agent_id);
         let fallbacks: Vec<String> = catalog.fallbacks.iter().map(ToString::to_string).collect();
-        println!("Default model: {}{}", catalog.default, if fallbacks.is_empty() { String::new() } else { format!(" (fallbacks: {})", fallbacks.join(", ")) });
+        println!(
+            "Default model: {}{}",
+            catalog.default,
+            if fallbacks.is_empty() {
+                String::new()
+            } else {
+                format!(" (fallbacks: {})", fallbacks.join(", "))
+            }
+        );
         if !catalog.aliases.is_empty() {
-            let aliases: Vec<String> = catalog.aliases.iter().map(|(a, m)| format!("{a} → {m}")).collect();
+            let aliases: Vec<String> = catalog
+                .aliases
+                .iter()
+                .map(|(a, m)| format!("{a} → {m}"))
+                .collect();
             println!("Aliases:       {}", aliases.join(", "));
         }
-        println!("Shell env:     {}", if app.config.env.shell_env.enabled { "imported from the login shell" } else { "off" });
+        println!(
+            "Shell env:     {}",
+            if app.config.env.shell_env.enabled {
+                "imported from the login shell"
+            } else {
+                "off"
+            }
+        );
         for (p, in_use, s, res) in &providers {
             println!();
-            let endpoint = s.as_ref().map(|s| format!("{} ({})", s.base_url, s.api.as_str())).unwrap_or_else(|| "not configured".into());
-            println!("{p}{}  {endpoint}", if *in_use { "" } else { " (not in use)" });
+            let endpoint = s
+                .as_ref()
+                .map(|s| format!("{} ({})", s.base_url, s.api.as_str()))
+                .unwrap_or_else(|| "not configured".into());
+            println!(
+                "{p}{}  {endpoint}",
+                if *in_use { "" } else { " (not in use)" }
+            );
             if res.candidates.is_empty() {
-                println!("  no credentials — set {} or run `remoteclaw onboard`", crate::auth::env_keys::primary_env_var(p));
+                println!(
+                    "  no credentials — set {} or run `remoteclaw onboard`",
+                    crate::auth::env_keys::primary_env_var(p)
+                );
             }
             let next = res.next().map(|c| c.id.clone());
             for c in &res.candidates {
                 let mut line = format!(
                     "  {} {:<28} {:<8} {:<8} {}",
-                    if Some(&c.id) == next.as_ref() { "→" } else { " " },
+                    if Some(&c.id) == next.as_ref() {
+                        "→"
+                    } else {
+                        " "
+                    },
                     c.id,
                     kind_str(c.kind),
                     source_str(c.source),
@@ -224,8 +278,15 @@ pub async fn run(args: StatusArgs) -> anyhow::Result<ExitCode> {
         }
         if !missing.is_empty() {
             println!();
-            println!("Providers in use without a usable credential: {}", missing.join(", "));
+            println!(
+                "Providers in use without a usable credential: {}",
+                missing.join(", ")
+            );
         }
     }
-    Ok(if args.check { ExitCode::from(level) } else { ExitCode::SUCCESS })
+    Ok(if args.check {
+        ExitCode::from(level)
+    } else {
+        ExitCode::SUCCESS
+    })
 }

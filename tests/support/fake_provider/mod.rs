@@ -271,13 +271,12 @@ struct Inner {
 
 impl Inner {
     fn next_behavior(&self, key: Option<&str>) -> Behavior {
-        if let Some(key) = key {
-            if let Some(b) = lock(&self.scripts)
+        if let Some(key) = key
+            && let Some(b) = lock(&self.scripts)
                 .get_mut(key)
                 .and_then(VecDeque::pop_front)
-            {
-                return b;
-            }
+        {
+            return b;
         }
         lock(&self.default).clone()
     }

@@ -47,8 +47,19 @@ pub async fn run(args: CooldownArgs) -> anyhow::Result<ExitCode> {
                 println!("No credential is cooling down or disabled.");
             } else {
                 for e in &list {
-                    let scope = if e.model.is_empty() { "all models".to_string() } else { e.model.clone() };
-                    println!("{}  {}  {}  {}  ({} errors)", e.credential, e.reason.as_str(), scope, until_text(e.until, now), e.error_count);
+                    let scope = if e.model.is_empty() {
+                        "all models".to_string()
+                    } else {
+                        e.model.clone()
+                    };
+                    println!(
+                        "{}  {}  {}  {}  ({} errors)",
+                        e.credential,
+                        e.reason.as_str(),
+                        scope,
+                        until_text(e.until, now),
+                        e.error_count
+                    );
                 }
             }
         }
@@ -56,8 +67,14 @@ pub async fn run(args: CooldownArgs) -> anyhow::Result<ExitCode> {
             let n = book.clear(id.as_deref())?;
             match (id, n) {
                 (Some(id), 0) => println!("{id} had no cooldown."),
-                (Some(id), n) => println!("Cleared {n} cooldown entr{} of {id}.", if n == 1 { "y" } else { "ies" }),
-                (None, n) => println!("Cleared {n} cooldown entr{}.", if n == 1 { "y" } else { "ies" }),
+                (Some(id), n) => println!(
+                    "Cleared {n} cooldown entr{} of {id}.",
+                    if n == 1 { "y" } else { "ies" }
+                ),
+                (None, n) => println!(
+                    "Cleared {n} cooldown entr{}.",
+                    if n == 1 { "y" } else { "ies" }
+                ),
             }
         }
     }
