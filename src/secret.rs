@@ -6,29 +6,56 @@
 
 use sha2::{Digest, Sha256};
 use std::fmt;
+use std::hash::{Hash, Hasher};
+use std::sync::{Arc, OnceLock};
 
-/// A secret value (API key, token). Redacted in every formatting path.
-#[derive(Clone, PartialEq, Eq, Hash)]
-pub struct Secret(Box<str>);
+/// A secret value (API key, token). Redacted in every formatting path. Clones share
+/// the value and its fingerprint, which is computed at most once.
+#[derive(Clone)]
+pub struct Secret(Arc<Inner>);
+
+struct Inner {
+    value: Box<str>,
+    fingerprint: OnceLock<String>,
+}
+
+impl PartialEq for Secret {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.value == other.0.value
+    }
+}
+
+impl Eq for Secret {}
+
+impl Hash for Secret {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.0.value.hash(state);
+    }
+}
 
 impl Secret {
     pub fn new(value: impl Into<String>) -> Self {
-        Secret(value.into().into_boxed_str())
+        Secret(Arc::new(Inner {
+            value: value.into().into_boxed_str(),
+            fingerprint: OnceLock::new(),
+        }))
     }
 
     /// The raw value. Call only where the value must go on the wire.
     pub fn expose(&self) -> &str {
-        &self.0
+        &self.0.value
     }
 
     /// First 8 hex digits of the SHA-256 of the value: safe to show and log.
-    pub fn fingerprint(&self) -> String {
-        let digest = Sha256::digest(self.0.as_bytes());
-        digest[..4].iter().map(|b| format!("{b:02x}")).collect()
+    pub fn fingerprint(&self) -> &str {
+        self.0.fingerprint.get_or_init(|| {
+            let digest = Sha256::digest(self.0.value.as_bytes());
+            digest[..4].iter().map(|b| format!("{b:02x}")).collect()
+        })
     }
 
     pub fn is_blank(&self) -> bool {
-        self.0.trim().is_empty()
+        self.0.value.trim().is_empty()
     }
 }
 

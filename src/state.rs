@@ -149,7 +149,10 @@ impl StateDb {
     /// Changes whenever another connection (another process) commits: a cheap way to
     /// know cached state is stale.
     pub fn data_version(&self) -> Result<i64, StoreError> {
-        self.with(|c| c.query_row("PRAGMA data_version", [], |r| r.get(0)))
+        self.with(|c| {
+            c.prepare_cached("PRAGMA data_version")?
+                .query_row([], |r| r.get(0))
+        })
     }
 }
 

@@ -11,7 +11,7 @@ use crate::config::CooldownConfig;
 use crate::providers::{ErrorKind, ProviderError};
 use crate::state::{StateDb, StoreError};
 use rusqlite::params;
-use std::collections::HashMap;
+use rustc_hash::FxHashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -141,11 +141,60 @@ pub struct CooldownEntry {
     pub error_count: u32,
 }
 
+/// credential → model (`""` for credential-wide) → row; looked up by `&str`.
+type Rows = FxHashMap<String, FxHashMap<String, Row>>;
+
 #[derive(Debug, Default)]
 struct Cache {
     version: Option<i64>,
-    rows: HashMap<(String, String), Row>,
-    last_used: HashMap<String, i64>,
+    rows: Arc<Rows>,
+    last_used: Arc<FxHashMap<String, i64>>,
+}
+
+/// A consistent snapshot of the book, cheap to take (two `Arc` clones) and to query:
+/// one turn's ordering asks it about every candidate without touching the database.
+#[derive(Debug, Clone, Default)]
+pub struct CooldownView {
+    rows: Arc<Rows>,
+    last_used: Arc<FxHashMap<String, i64>>,
+}
+
+impl CooldownView {
+    /// Whether `credential` (with this secret fingerprint) is set aside for `model` now
+    /// (`ANY_MODEL`: for any model). The later of its model cooldown and its
+    /// credential-wide disable wins.
+    pub fn standing(
+        &self,
+        credential: &str,
+        fingerprint: &str,
+        model: &str,
+        now_ms: i64,
+    ) -> Option<Standing> {
+        let live = |row: &Row| row.fingerprint == fingerprint && row.until > now_ms;
+        let to_standing = |row: &Row| Standing {
+            reason: row.reason,
+            until: row.until,
+        };
+        let rows = self.rows.get(credential)?;
+        if model == ANY_MODEL {
+            return rows
+                .values()
+                .filter(|row| live(row))
+                .map(to_standing)
+                .max_by_key(|s| s.until);
+        }
+        [rows.get(model), rows.get("")]
+            .into_iter()
+            .flatten()
+            .filter(|row| live(row))
+            .map(to_standing)
+            .max_by_key(|s| s.until)
+    }
+
+    /// When the credential was last tried (for least-recently-used ordering).
+    pub fn last_used(&self, credential: &str) -> Option<i64> {
+        self.last_used.get(credential).copied()
+    }
 }
 
 #[derive(Debug)]
@@ -173,17 +222,17 @@ impl CooldownBook {
             .map_err(|_| self.db.err("cooldown cache poisoned"))?;
         if cache.version != Some(version) {
             let (rows, last_used) = self.db.with(|c| {
-                let mut rows = HashMap::new();
+                let mut rows: Rows = FxHashMap::default();
                 let mut stmt = c.prepare_cached("SELECT credential, model, fingerprint, reason, until_ms, error_count FROM credential_state")?;
                 let mut q = stmt.query([])?;
                 while let Some(r) = q.next()? {
                     let reason: String = r.get(3)?;
-                    rows.insert(
-                        (r.get(0)?, r.get(1)?),
+                    rows.entry(r.get::<_, String>(0)?).or_default().insert(
+                        r.get(1)?,
                         Row { fingerprint: r.get(2)?, reason: Reason::parse(&reason), until: r.get(4)?, count: u32::try_from(r.get::<_, i64>(5)?).unwrap_or(u32::MAX) },
                     );
                 }
-                let mut last_used = HashMap::new();
+                let mut last_used = FxHashMap::default();
                 let mut stmt = c.prepare_cached("SELECT credential, last_used FROM credential_usage WHERE last_used IS NOT NULL")?;
                 let mut q = stmt.query([])?;
                 while let Some(r) = q.next()? {
@@ -191,16 +240,26 @@ impl CooldownBook {
                 }
                 Ok((rows, last_used))
             })?;
-            cache.rows = rows;
-            cache.last_used = last_used;
+            cache.rows = Arc::new(rows);
+            cache.last_used = Arc::new(last_used);
             cache.version = Some(version);
         }
         Ok(f(&mut cache))
     }
 
-    /// Whether `credential` (with this secret fingerprint) is set aside for `model` now
-    /// (`ANY_MODEL`: for any model). The later of its model cooldown and its
-    /// credential-wide disable wins.
+    /// A snapshot of the current state (reloaded first if another process committed).
+    pub fn view(&self) -> CooldownView {
+        self.cached(|c| CooldownView {
+            rows: c.rows.clone(),
+            last_used: c.last_used.clone(),
+        })
+        .unwrap_or_else(|e| {
+            tracing::warn!("cooldown state unavailable: {e}");
+            CooldownView::default()
+        })
+    }
+
+    /// See `CooldownView::standing`.
     pub fn standing(
         &self,
         credential: &str,
@@ -208,32 +267,12 @@ impl CooldownBook {
         model: &str,
         now_ms: i64,
     ) -> Option<Standing> {
-        let found = self.cached(|c| {
-            let relevant = |(cred, m): &(String, String)| {
-                cred == credential && (m.is_empty() || model == ANY_MODEL || m == model)
-            };
-            c.rows
-                .iter()
-                .filter(|(k, row)| {
-                    relevant(k) && row.fingerprint == fingerprint && row.until > now_ms
-                })
-                .map(|(_, row)| Standing {
-                    reason: row.reason,
-                    until: row.until,
-                })
-                .max_by_key(|s| s.until)
-        });
-        found.unwrap_or_else(|e| {
-            tracing::warn!("cooldown state unavailable: {e}");
-            None
-        })
+        self.view().standing(credential, fingerprint, model, now_ms)
     }
 
-    /// When the credential was last tried (for least-recently-used ordering).
+    /// See `CooldownView::last_used`.
     pub fn last_used(&self, credential: &str) -> Option<i64> {
-        self.cached(|c| c.last_used.get(credential).copied())
-            .ok()
-            .flatten()
+        self.view().last_used(credential)
     }
 
     /// Record a failed attempt. Returns the new standing when the error sets the
@@ -257,7 +296,8 @@ impl CooldownBook {
         };
         let prev = self.cached(|c| {
             c.rows
-                .get(&(credential.to_string(), scope.to_string()))
+                .get(credential)
+                .and_then(|m| m.get(scope))
                 .filter(|r| r.fingerprint == fingerprint && r.reason == reason)
                 .map(|r| r.count)
         })?;
@@ -292,16 +332,19 @@ impl CooldownBook {
             tx.commit()
         })?;
         self.cached(|c| {
-            c.rows.insert(
-                (credential.to_string(), scope.to_string()),
-                Row {
-                    fingerprint: fingerprint.to_string(),
-                    reason,
-                    until,
-                    count,
-                },
-            );
-            c.last_used.insert(credential.to_string(), now_ms);
+            Arc::make_mut(&mut c.rows)
+                .entry(credential.to_string())
+                .or_default()
+                .insert(
+                    scope.to_string(),
+                    Row {
+                        fingerprint: fingerprint.to_string(),
+                        reason,
+                        until,
+                        count,
+                    },
+                );
+            Arc::make_mut(&mut c.last_used).insert(credential.to_string(), now_ms);
         })?;
         Ok(Some(Standing { reason, until }))
     }
@@ -326,9 +369,8 @@ impl CooldownBook {
     fn clear_standing(&self, credential: &str, model: &str) -> Result<(), StoreError> {
         let had_state = self.cached(|c| {
             c.rows
-                .contains_key(&(credential.to_string(), model.to_string()))
-                || c.rows
-                    .contains_key(&(credential.to_string(), String::new()))
+                .get(credential)
+                .is_some_and(|m| m.contains_key(model) || m.contains_key(""))
         })?;
         if had_state {
             self.db.with(|c| {
@@ -338,8 +380,10 @@ impl CooldownBook {
                 )
             })?;
             self.cached(|c| {
-                c.rows.remove(&(credential.to_string(), model.to_string()));
-                c.rows.remove(&(credential.to_string(), String::new()));
+                if let Some(m) = Arc::make_mut(&mut c.rows).get_mut(credential) {
+                    m.remove(model);
+                    m.remove("");
+                }
             })?;
         }
         Ok(())
@@ -354,7 +398,7 @@ impl CooldownBook {
             )
         })?;
         self.cached(|c| {
-            c.last_used.insert(credential.to_string(), now_ms);
+            Arc::make_mut(&mut c.last_used).insert(credential.to_string(), now_ms);
         })
     }
 
@@ -406,8 +450,9 @@ impl CooldownBook {
         let mut out = self.cached(|c| {
             c.rows
                 .iter()
-                .filter(|(_, r)| r.until > now_ms)
-                .map(|((cred, model), r)| CooldownEntry {
+                .flat_map(|(cred, models)| models.iter().map(move |(model, r)| (cred, model, r)))
+                .filter(|(_, _, r)| r.until > now_ms)
+                .map(|(cred, model, r)| CooldownEntry {
                     credential: cred.clone(),
                     model: model.clone(),
                     reason: r.reason,
@@ -431,8 +476,7 @@ impl CooldownBook {
             None => c.execute("DELETE FROM credential_state", []),
         })?;
         self.cached(|c| {
-            c.rows
-                .retain(|(cred, _), _| credential.is_some_and(|id| id != cred))
+            Arc::make_mut(&mut c.rows).retain(|cred, _| credential.is_some_and(|id| id != cred))
         })?;
         Ok(n)
     }

@@ -2,6 +2,7 @@
 
 use crate::secret::Secret;
 use serde::Serialize;
+use std::sync::Arc;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -24,8 +25,9 @@ pub enum CredentialSource {
 /// (`anthropic:work`, `env:ANTHROPIC_API_KEY`, `env:ANTHROPIC_API_KEYS[1]`, `config:anthropic`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Credential {
-    pub id: String,
-    pub provider: String,
+    /// Shared, cheap to clone: credentials are re-listed for every turn.
+    pub id: Arc<str>,
+    pub provider: Arc<str>,
     pub kind: CredentialKind,
     pub source: CredentialSource,
     pub secret: Secret,

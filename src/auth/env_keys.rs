@@ -21,8 +21,8 @@ pub fn primary_env_var(provider: &str) -> String {
 
 fn cred(provider: &str, id: String, value: &str) -> Credential {
     Credential {
-        id,
-        provider: provider.to_string(),
+        id: id.into(),
+        provider: provider.into(),
         kind: CredentialKind::ApiKey,
         source: CredentialSource::Env,
         secret: Secret::new(value.trim()),
@@ -73,7 +73,7 @@ mod tests {
     fn ids(provider: &str, pairs: &[(&str, &str)]) -> Vec<String> {
         env_candidates(provider, &EnvMap::from_pairs(pairs.iter().copied()))
             .into_iter()
-            .map(|c| c.id)
+            .map(|c| c.id.to_string())
             .collect()
     }
 

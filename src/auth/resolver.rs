@@ -18,7 +18,8 @@ use crate::clock::Clock;
 use crate::config::env::EnvMap;
 use crate::config::{Config, CredentialMode, PinPolicy, SecretInput, SecretRef};
 use crate::secret::Secret;
-use std::collections::{HashMap, HashSet};
+use rustc_hash::FxHashSet;
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
@@ -66,7 +67,7 @@ pub enum Health {
 /// One credential in resolution order, usable or not, as status views show it.
 #[derive(Debug, Clone)]
 pub struct Candidate {
-    pub id: String,
+    pub id: Arc<str>,
     pub kind: CredentialKind,
     pub source: CredentialSource,
     /// The usable credential; `None` when ineligible (see `reason`).
@@ -74,18 +75,28 @@ pub struct Candidate {
     pub health: Health,
     /// Reason code: eligibility (`expired`, `unresolved_ref`, …) or cooldown
     /// (`rate_limit`, `quota`, `billing`, `auth`).
-    pub reason: Option<String>,
+    pub reason: Option<&'static str>,
     /// When a cooldown or disable ends (epoch ms; `FOREVER` = until cleared).
     pub until: Option<i64>,
-    pub fingerprint: Option<String>,
+    /// The secret of an expired credential (no `credential`), for its fingerprint only.
+    secret: Option<Secret>,
     /// Where the secret comes from, e.g. a SecretRef label; never the secret.
     pub detail: Option<String>,
     pub expires_ms: Option<i64>,
 }
 
 impl Candidate {
+    /// First 8 hex of the secret's SHA-256, when there is a secret.
+    pub fn fingerprint(&self) -> Option<&str> {
+        self.credential
+            .as_ref()
+            .map(|c| &c.secret)
+            .or(self.secret.as_ref())
+            .map(Secret::fingerprint)
+    }
+
     fn set_aside(&self) -> Option<Reason> {
-        match self.reason.as_deref() {
+        match self.reason {
             Some("rate_limit") if self.health == Health::Cooldown => Some(Reason::RateLimit),
             Some("quota") => Some(Reason::Quota),
             Some("billing") => Some(Reason::Billing),
@@ -197,10 +208,10 @@ pub struct OrderInputs<'a> {
     pub pin_policy: PinPolicy,
     pub store: &'a ProfileStore,
     pub config: &'a Config,
-    pub env: Vec<Credential>,
+    pub env: Arc<Vec<Credential>>,
     pub config_key: Option<(Secret, CredentialSource, Option<String>)>,
-    /// Resolved secrets of profiles, by profile id.
-    pub secrets: &'a HashMap<String, SecretState>,
+    /// Resolved secrets of profiles whose secret is a SecretRef, by profile id.
+    pub ref_secrets: &'a HashMap<String, SecretState>,
     pub standing: &'a dyn Fn(&str, &str) -> Option<Standing>,
     pub last_used: &'a dyn Fn(&str) -> Option<i64>,
     pub now_ms: i64,
@@ -220,6 +231,16 @@ fn kind_of(p: &ProfileCredential) -> CredentialKind {
         ProfileCredential::Token { .. } => CredentialKind::Token,
         ProfileCredential::Oauth { .. } => CredentialKind::Oauth,
     }
+}
+
+/// The secret written in the profile itself (not a ref), if any.
+fn inline_secret(p: &ProfileCredential) -> Option<&Secret> {
+    match p {
+        ProfileCredential::ApiKey { key, .. } => key.as_ref(),
+        ProfileCredential::Token { token, .. } => token.as_ref(),
+        ProfileCredential::Oauth { access, .. } => access.as_ref(),
+    }
+    .filter(|s| !s.is_blank())
 }
 
 fn profile_ref(p: &ProfileCredential) -> Option<&SecretRef> {
@@ -257,25 +278,25 @@ fn ineligible(
     kind: CredentialKind,
     source: CredentialSource,
     health: Health,
-    reason: &str,
+    reason: &'static str,
     detail: Option<String>,
 ) -> Candidate {
     Candidate {
-        id: id.to_string(),
+        id: id.into(),
         kind,
         source,
         credential: None,
         health,
-        reason: Some(reason.to_string()),
+        reason: Some(reason),
         until: None,
-        fingerprint: None,
+        secret: None,
         detail,
         expires_ms: None,
     }
 }
 
 /// Evaluate one profile id for provider P.
-fn evaluate(id: &str, inp: &OrderInputs<'_>) -> Candidate {
+fn evaluate(id: &str, provider: &Arc<str>, inp: &OrderInputs<'_>) -> Candidate {
     let declared = inp.config.auth.profiles.get(id);
     let declared_kind = declared.map(|d| match d.mode {
         CredentialMode::ApiKey => CredentialKind::ApiKey,
@@ -331,19 +352,27 @@ fn evaluate(id: &str, inp: &OrderInputs<'_>) -> Candidate {
             ..
         } => (*expires_ms, refresh.as_ref().is_some_and(|r| !r.is_blank())),
     };
-    let secret = match inp.secrets.get(id) {
-        Some(SecretState::Value(s)) => s.clone(),
-        Some(SecretState::Failed(msg)) => {
+    let state = match inline_secret(&p.credential) {
+        Some(s) => SecretState::Value(s.clone()),
+        None => inp
+            .ref_secrets
+            .get(id)
+            .cloned()
+            .unwrap_or(SecretState::Missing),
+    };
+    let secret = match state {
+        SecretState::Value(s) => s,
+        SecretState::Failed(msg) => {
             return ineligible(
                 id,
                 kind,
                 source,
                 Health::Missing,
                 "unresolved_ref",
-                Some(msg.clone()),
+                Some(msg),
             );
         }
-        Some(SecretState::Missing) | None => {
+        SecretState::Missing => {
             return ineligible(
                 id,
                 kind,
@@ -357,13 +386,13 @@ fn evaluate(id: &str, inp: &OrderInputs<'_>) -> Candidate {
     let health = health_by_expiry(kind, expires, has_refresh, inp.now_ms);
     if health == Health::Expired {
         let mut c = ineligible(id, kind, source, Health::Expired, "expired", detail);
-        c.fingerprint = Some(secret.fingerprint());
+        c.secret = Some(secret);
         c.expires_ms = expires;
         return c;
     }
     let credential = Credential {
-        id: id.to_string(),
-        provider: inp.provider.to_string(),
+        id: id.into(),
+        provider: provider.clone(),
         kind,
         source,
         secret,
@@ -378,19 +407,12 @@ fn eligible(
     detail: Option<String>,
     inp: &OrderInputs<'_>,
 ) -> Candidate {
-    let fingerprint = credential.secret.fingerprint();
-    let standing = (inp.standing)(&credential.id, &fingerprint);
+    let standing = (inp.standing)(&credential.id, credential.secret.fingerprint());
     let (health, reason, until) = match standing {
-        Some(s) if s.reason == Reason::RateLimit => (
-            Health::Cooldown,
-            Some(s.reason.as_str().to_string()),
-            Some(s.until),
-        ),
-        Some(s) => (
-            Health::Disabled,
-            Some(s.reason.as_str().to_string()),
-            Some(s.until),
-        ),
+        Some(s) if s.reason == Reason::RateLimit => {
+            (Health::Cooldown, Some(s.reason.as_str()), Some(s.until))
+        }
+        Some(s) => (Health::Disabled, Some(s.reason.as_str()), Some(s.until)),
         None => (health, None, None),
     };
     Candidate {
@@ -398,72 +420,66 @@ fn eligible(
         kind: credential.kind,
         source: credential.source,
         expires_ms: credential.expires_ms,
+        secret: None,
         credential: Some(credential),
         health,
         reason,
         until,
-        fingerprint: Some(fingerprint),
         detail,
     }
 }
 
 /// The profile ids to consider, in auth order (without a pin).
-pub fn profile_order(inp: &OrderInputs<'_>) -> Vec<String> {
+pub fn profile_order<'a>(inp: &OrderInputs<'a>) -> Vec<&'a str> {
     if let Some(order) = inp.store.order.get(inp.provider) {
-        return order.clone();
+        return order.iter().map(String::as_str).collect();
     }
     if let Some(order) = inp.config.auth.order.get(inp.provider) {
-        return order.clone();
+        return order.iter().map(String::as_str).collect();
     }
-    let declared: Vec<String> = inp
+    let declared: Vec<&str> = inp
         .config
         .auth
         .profiles
         .iter()
         .filter(|(_, d)| d.provider == inp.provider)
-        .map(|(id, _)| id.clone())
+        .map(|(id, _)| id.as_str())
         .collect();
     if !declared.is_empty() {
         return declared;
     }
     let mut stored: Vec<&Profile> = inp.store.for_provider(inp.provider).collect();
-    // oauth > token > api_key, then least recently used (never used first), then id.
-    stored.sort_by(|a, b| {
-        kind_rank(a)
-            .cmp(&kind_rank(b))
-            .then_with(|| {
-                (inp.last_used)(&a.id)
-                    .unwrap_or(i64::MIN)
-                    .cmp(&(inp.last_used)(&b.id).unwrap_or(i64::MIN))
-            })
-            .then_with(|| a.id.cmp(&b.id))
-    });
-    stored.into_iter().map(|p| p.id.clone()).collect()
+    // oauth > token > api_key, then least recently used (never used first), then id
+    // (the store is sorted by id and the sort is stable).
+    stored.sort_by_cached_key(|p| (kind_rank(p), (inp.last_used)(&p.id).unwrap_or(i64::MIN)));
+    stored.into_iter().map(|p| p.id.as_str()).collect()
 }
 
 /// Order every candidate for a turn (pure).
 pub fn order(inp: &OrderInputs<'_>) -> Vec<Candidate> {
-    let mut list: Vec<Candidate> = Vec::new();
-    let mut seen_ids = HashSet::new();
+    let mut list: Vec<Candidate> = Vec::with_capacity(inp.store.profiles.len() + inp.env.len() + 2);
+    let provider: Arc<str> = inp.provider.into();
+    let mut seen_ids: FxHashSet<&str> = FxHashSet::default();
+    seen_ids.reserve(inp.store.profiles.len() + 1);
     if let Some(pin) = inp.pinned {
-        seen_ids.insert(pin.to_string());
-        list.push(evaluate(pin, inp));
+        seen_ids.insert(pin);
+        list.push(evaluate(pin, &provider, inp));
         if inp.pin_policy == PinPolicy::Strict {
             return list;
         }
     }
     for id in profile_order(inp) {
-        if seen_ids.insert(id.clone()) {
-            list.push(evaluate(&id, inp));
+        if seen_ids.insert(id) {
+            list.push(evaluate(id, &provider, inp));
         }
     }
-    for c in &inp.env {
+    for c in inp.env.iter() {
         list.push(eligible(c.clone(), Health::Static, None, inp));
     }
     if let Some((secret, source, detail)) = &inp.config_key {
         let c = Credential {
-            id: format!("config:{}", inp.provider),
-            provider: inp.provider.to_string(),
+            id: format!("config:{}", inp.provider).into(),
+            provider: provider.clone(),
             kind: CredentialKind::ApiKey,
             source: *source,
             secret: secret.clone(),
@@ -472,12 +488,19 @@ pub fn order(inp: &OrderInputs<'_>) -> Vec<Candidate> {
         list.push(eligible(c, Health::Static, detail.clone(), inp));
     }
     // Dedupe by secret value: the first occurrence wins.
-    let mut values = HashSet::new();
-    list.retain(|c| {
-        c.credential
-            .as_ref()
-            .is_none_or(|cred| values.insert(cred.secret.expose().to_string()))
-    });
+    let keep: Vec<bool> = {
+        let mut values: FxHashSet<&str> = FxHashSet::default();
+        values.reserve(list.len());
+        list.iter()
+            .map(|c| {
+                c.credential
+                    .as_ref()
+                    .is_none_or(|cred| values.insert(cred.secret.expose()))
+            })
+            .collect()
+    };
+    let mut keep = keep.into_iter();
+    list.retain(|_| keep.next().unwrap_or(true));
     // Usable now, in order; then set-aside ones by when they recover; then ineligible.
     let pinned_first = inp.pinned.is_some() && inp.pin_policy == PinPolicy::Fallback;
     let rank = |c: &Candidate| -> (u8, i64) {
@@ -504,6 +527,8 @@ pub struct CredentialResolver {
     pub secrets: SecretResolver,
     pub cooldowns: Arc<CooldownBook>,
     cache: Mutex<Option<(Stamp, Arc<ProfileStore>)>>,
+    /// Environment keys per provider: the environment does not change while we run.
+    env_keys: Mutex<HashMap<String, Arc<Vec<Credential>>>>,
 }
 
 /// A stored profile as listings show it (no secret).
@@ -530,7 +555,18 @@ impl CredentialResolver {
             secrets,
             cooldowns,
             cache: Mutex::new(None),
+            env_keys: Mutex::new(HashMap::new()),
         }
+    }
+
+    fn env_keys(&self, provider: &str) -> Arc<Vec<Credential>> {
+        let Ok(mut cache) = self.env_keys.lock() else {
+            return Arc::new(env_candidates(provider, &self.env));
+        };
+        cache
+            .entry(provider.to_string())
+            .or_insert_with(|| Arc::new(env_candidates(provider, &self.env)))
+            .clone()
     }
 
     /// The profile store, re-read only when the file changed (size or mtime).
@@ -573,12 +609,14 @@ impl CredentialResolver {
             .map(|(id, u)| ImportEntry {
                 credential: id.clone(),
                 fingerprint: store.profiles.get(id).and_then(|p| match &p.credential {
-                    ProfileCredential::ApiKey { key, .. } => key.as_ref().map(Secret::fingerprint),
+                    ProfileCredential::ApiKey { key, .. } => {
+                        key.as_ref().map(|s| s.fingerprint().to_string())
+                    }
                     ProfileCredential::Token { token, .. } => {
-                        token.as_ref().map(Secret::fingerprint)
+                        token.as_ref().map(|s| s.fingerprint().to_string())
                     }
                     ProfileCredential::Oauth { access, .. } => {
-                        access.as_ref().map(Secret::fingerprint)
+                        access.as_ref().map(|s| s.fingerprint().to_string())
                     }
                 }),
                 last_used: u.last_used,
@@ -630,25 +668,13 @@ impl CredentialResolver {
                 known: store.for_provider(provider).map(|p| p.id.clone()).collect(),
             });
         }
-        // Secrets of the profiles that may be used: inline ones now, refs in one batch.
-        let mut secrets: HashMap<String, SecretState> = HashMap::new();
-        let mut refs: Vec<(String, SecretRef)> = Vec::new();
-        for p in store.profiles.values().filter(|p| p.provider == provider) {
-            let inline = match &p.credential {
-                ProfileCredential::ApiKey { key, .. } => key.clone(),
-                ProfileCredential::Token { token, .. } => token.clone(),
-                ProfileCredential::Oauth { access, .. } => access.clone(),
-            };
-            match (inline.filter(|s| !s.is_blank()), profile_ref(&p.credential)) {
-                (Some(s), _) => {
-                    secrets.insert(p.id.clone(), SecretState::Value(s));
-                }
-                (None, Some(r)) => refs.push((p.id.clone(), r.clone())),
-                (None, None) => {
-                    secrets.insert(p.id.clone(), SecretState::Missing);
-                }
-            }
-        }
+        // Profiles whose secret is a SecretRef: resolved in one batch (cached for a while).
+        let refs: Vec<(String, SecretRef)> = store
+            .for_provider(provider)
+            .filter(|p| inline_secret(&p.credential).is_none())
+            .filter_map(|p| profile_ref(&p.credential).map(|r| (p.id.clone(), r.clone())))
+            .collect();
+        let mut secrets: HashMap<String, SecretState> = HashMap::with_capacity(refs.len());
         let config_ref = match self
             .config
             .models
@@ -698,10 +724,9 @@ impl CredentialResolver {
             _ => None,
         };
         let now = self.clock.now_ms();
-        let cooldowns = self.cooldowns.clone();
-        let standing = move |id: &str, fp: &str| cooldowns.standing(id, fp, model, now);
-        let book = self.cooldowns.clone();
-        let last_used = move |id: &str| book.last_used(id);
+        let view = self.cooldowns.view();
+        let standing = |id: &str, fp: &str| view.standing(id, fp, model, now);
+        let last_used = |id: &str| view.last_used(id);
         let inputs = OrderInputs {
             provider,
             model,
@@ -709,9 +734,9 @@ impl CredentialResolver {
             pin_policy: self.config.auth.pin_policy,
             store: &store,
             config: &self.config,
-            env: env_candidates(provider, &self.env),
+            env: self.env_keys(provider),
             config_key,
-            secrets: &secrets,
+            ref_secrets: &secrets,
             standing: &standing,
             last_used: &last_used,
             now_ms: now,
@@ -723,14 +748,15 @@ impl CredentialResolver {
         })
     }
 
-    /// The candidates a turn tries, or why there are none. A strictly pinned profile
+    /// The resolution for a turn (its `attempt_order` is non-empty), or why there is
+    /// nothing to try. A strictly pinned profile
     /// that cannot be used now is an error naming it, why, until when and how to unpin.
     pub async fn attempt_list(
         &self,
         provider: &str,
         model: &str,
         pinned: Option<&str>,
-    ) -> Result<(Resolution, Vec<Credential>), ResolveError> {
+    ) -> Result<Resolution, ResolveError> {
         let res = self.resolve(provider, model, pinned).await?;
         let now = self.clock.now_ms();
         if let (Some(pin), PinPolicy::Strict) = (pinned, self.config.auth.pin_policy)
@@ -740,7 +766,7 @@ impl CredentialResolver {
                 (None, _) => Some(format!(
                     "is {} ({})",
                     health_str(c.health),
-                    c.reason.as_deref().unwrap_or("unusable")
+                    c.reason.unwrap_or("unusable")
                 )),
                 (Some(_), Some(u)) => Some(format!(
                     "is {} after {} {}",
@@ -749,7 +775,7 @@ impl CredentialResolver {
                     } else {
                         "disabled"
                     },
-                    c.reason.as_deref().map(reason_words).unwrap_or("an error"),
+                    c.reason.map(reason_words).unwrap_or("an error"),
                     until_text(u, now)
                 )),
                 _ => None,
@@ -765,8 +791,7 @@ impl CredentialResolver {
                 )));
             }
         }
-        let list: Vec<Credential> = res.attempt_order().into_iter().cloned().collect();
-        if list.is_empty() {
+        if res.attempt_order().is_empty() {
             let env_var = primary_env_var(provider);
             if res.candidates.is_empty() {
                 return Err(ResolveError::NoCredentials {
@@ -780,7 +805,7 @@ impl CredentialResolver {
                 summary: res.summary(now),
             });
         }
-        Ok((res, list))
+        Ok(res)
     }
 }
 
@@ -834,7 +859,7 @@ mod tests {
         }
     }
 
-    fn run(f: &Fixture, pinned: Option<&str>) -> Vec<(String, Health, Option<String>)> {
+    fn run(f: &Fixture, pinned: Option<&str>) -> Vec<(String, Health, Option<&'static str>)> {
         let standing = |id: &str, _fp: &str| f.standings.get(id).copied();
         let last_used = |id: &str| f.last_used.get(id).copied();
         let inputs = OrderInputs {
@@ -844,20 +869,23 @@ mod tests {
             pin_policy: f.config.auth.pin_policy,
             store: &f.store,
             config: &f.config,
-            env: env_candidates("anthropic", &EnvMap::from_pairs(f.env.iter().copied())),
+            env: Arc::new(env_candidates(
+                "anthropic",
+                &EnvMap::from_pairs(f.env.iter().copied()),
+            )),
             config_key: None,
-            secrets: &f.secrets,
+            ref_secrets: &f.secrets,
             standing: &standing,
             last_used: &last_used,
             now_ms: NOW,
         };
         order(&inputs)
             .into_iter()
-            .map(|c| (c.id, c.health, c.reason))
+            .map(|c| (c.id.to_string(), c.health, c.reason))
             .collect()
     }
 
-    fn ids(v: &[(String, Health, Option<String>)]) -> Vec<&str> {
+    fn ids<'a>(v: &'a [(String, Health, Option<&'static str>)]) -> Vec<&'a str> {
         v.iter().map(|(id, _, _)| id.as_str()).collect()
     }
 
@@ -890,10 +918,8 @@ mod tests {
             ],
             "oauth > token (never used first, then least recently used) > api_key; ineligible ones last, in order"
         );
-        let by_id: HashMap<&str, (Health, Option<String>)> = got
-            .iter()
-            .map(|(i, h, r)| (i.as_str(), (*h, r.clone())))
-            .collect();
+        let by_id: HashMap<&str, (Health, Option<&str>)> =
+            got.iter().map(|(i, h, r)| (i.as_str(), (*h, *r))).collect();
         assert_eq!(
             by_id["anthropic:oauth"],
             (Health::Ok, None),
@@ -906,17 +932,14 @@ mod tests {
             "within 24 h"
         );
         assert_eq!(by_id["anthropic:key"], (Health::Static, None));
-        assert_eq!(
-            by_id["anthropic:old"],
-            (Health::Expired, Some("expired".into()))
-        );
+        assert_eq!(by_id["anthropic:old"], (Health::Expired, Some("expired")));
         assert_eq!(
             by_id["anthropic:bad"],
-            (Health::Missing, Some("invalid_expires".into()))
+            (Health::Missing, Some("invalid_expires"))
         );
         assert_eq!(
             by_id["anthropic:empty"],
-            (Health::Missing, Some("missing_credential".into()))
+            (Health::Missing, Some("missing_credential"))
         );
     }
 
@@ -943,8 +966,8 @@ mod tests {
             ],
             "deduped by value; ineligible last"
         );
-        assert_eq!(got[3].2.as_deref(), Some("provider_mismatch"));
-        assert_eq!(got[4].2.as_deref(), Some("profile_missing"));
+        assert_eq!(got[3].2, Some("provider_mismatch"));
+        assert_eq!(got[4].2, Some("profile_missing"));
     }
 
     #[test]
@@ -964,7 +987,7 @@ mod tests {
             ["anthropic:tok", "anthropic:key"],
             "declared profiles; oauth mode accepts a token"
         );
-        assert_eq!(got[1].2.as_deref(), Some("mode_mismatch"));
+        assert_eq!(got[1].2, Some("mode_mismatch"));
     }
 
     #[test]
@@ -1035,28 +1058,31 @@ mod tests {
 
     #[test]
     fn attempt_order_skips_disabled_and_ineligible() {
-        let cand =
-            |id: &str, usable: bool, health: Health, reason: Option<&str>, until: Option<i64>| {
-                Candidate {
+        let cand = |id: &str,
+                    usable: bool,
+                    health: Health,
+                    reason: Option<&'static str>,
+                    until: Option<i64>| {
+            Candidate {
+                id: id.into(),
+                kind: CredentialKind::ApiKey,
+                source: CredentialSource::Env,
+                credential: usable.then(|| Credential {
                     id: id.into(),
+                    provider: "p".into(),
                     kind: CredentialKind::ApiKey,
                     source: CredentialSource::Env,
-                    credential: usable.then(|| Credential {
-                        id: id.into(),
-                        provider: "p".into(),
-                        kind: CredentialKind::ApiKey,
-                        source: CredentialSource::Env,
-                        secret: Secret::new(id),
-                        expires_ms: None,
-                    }),
-                    health,
-                    reason: reason.map(str::to_string),
-                    until,
-                    fingerprint: None,
-                    detail: None,
+                    secret: Secret::new(id),
                     expires_ms: None,
-                }
-            };
+                }),
+                health,
+                reason,
+                until,
+                secret: None,
+                detail: None,
+                expires_ms: None,
+            }
+        };
         let res = Resolution {
             provider: "p".into(),
             pinned: None,
@@ -1070,11 +1096,11 @@ mod tests {
         assert_eq!(
             res.attempt_order()
                 .iter()
-                .map(|c| c.id.as_str())
+                .map(|c| &*c.id)
                 .collect::<Vec<_>>(),
             ["a", "b"]
         );
-        assert_eq!(res.next().map(|c| c.id.as_str()), Some("a"));
+        assert_eq!(res.next().map(|c| &*c.id), Some("a"));
     }
 
     #[test]

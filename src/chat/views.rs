@@ -193,7 +193,7 @@ pub async fn status(app: &App, state: &SessionState, now: i64) -> String {
                 if let Some(u) = c.until {
                     let _ = write!(line, " {}", until_text(u, now));
                 }
-                if let Some(fp) = &c.fingerprint {
+                if let Some(fp) = c.fingerprint() {
                     let _ = write!(line, "  fp {fp}");
                 }
                 if let Some(d) = &c.detail {

@@ -124,7 +124,7 @@ impl Engine {
                 .attempt_list(&model.provider, &model_key, input.pin.as_deref())
                 .await
             {
-                Ok((_, c)) => c,
+                Ok(res) => res,
                 Err(e) => {
                     let fatal = !matches!(
                         e,
@@ -144,7 +144,7 @@ impl Engine {
                 messages: messages.clone(),
                 max_tokens: self.max_tokens(),
             };
-            for cred in &candidates {
+            for cred in candidates.attempt_order() {
                 let result = match sink.as_deref_mut() {
                     Some(s) => {
                         let mut wrapped = |d: &str| {
@@ -179,7 +179,7 @@ impl Engine {
                     }
                     Ok(_) => book.record_success_quiet(&cred.id, &model_key),
                     Err(e) => book
-                        .record_failure(&cred.id, &cred.secret.fingerprint(), &model_key, e, now)
+                        .record_failure(&cred.id, cred.secret.fingerprint(), &model_key, e, now)
                         .map(|_| ()),
                 };
                 if let Err(e) = recorded {
@@ -188,7 +188,7 @@ impl Engine {
                 match result {
                     Ok(c) => {
                         attempts.push(Attempt {
-                            credential: cred.id.clone(),
+                            credential: cred.id.to_string(),
                             outcome: "ok".into(),
                             retry_after_ms: None,
                         });
@@ -198,7 +198,7 @@ impl Engine {
                             TurnResult {
                                 reply: c.text,
                                 model: model.clone(),
-                                credential: Some(cred.id.clone()),
+                                credential: Some(cred.id.to_string()),
                                 attempts,
                                 usage: c.usage,
                                 error: None,
@@ -210,7 +210,7 @@ impl Engine {
                             .retry_after
                             .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
                         attempts.push(Attempt {
-                            credential: cred.id.clone(),
+                            credential: cred.id.to_string(),
                             outcome: e.kind.as_str().into(),
                             retry_after_ms,
                         });

@@ -59,7 +59,7 @@ struct CandidateJson {
     kind: &'static str,
     source: &'static str,
     health: Health,
-    reason: Option<String>,
+    reason: Option<&'static str>,
     until: Option<i64>,
     fingerprint: Option<String>,
 }
@@ -165,13 +165,13 @@ pub async fn run(args: StatusArgs) -> anyhow::Result<ExitCode> {
                         .candidates
                         .iter()
                         .map(|c| CandidateJson {
-                            id: c.id.clone(),
+                            id: c.id.to_string(),
                             kind: kind_str(c.kind),
                             source: source_str(c.source),
                             health: c.health,
-                            reason: c.reason.clone(),
+                            reason: c.reason,
                             until: c.until,
-                            fingerprint: c.fingerprint.clone(),
+                            fingerprint: c.fingerprint().map(str::to_string),
                         })
                         .collect(),
                 })
@@ -188,9 +188,9 @@ pub async fn run(args: StatusArgs) -> anyhow::Result<ExitCode> {
                     kind_str(c.kind),
                     source_str(c.source),
                     health_str(c.health),
-                    c.reason.as_deref().unwrap_or("-"),
+                    c.reason.unwrap_or("-"),
                     c.until.map(|u| u.to_string()).unwrap_or_else(|| "-".into()),
-                    c.fingerprint.as_deref().unwrap_or("-")
+                    c.fingerprint().unwrap_or("-")
                 );
             }
         }
@@ -267,7 +267,7 @@ pub async fn run(args: StatusArgs) -> anyhow::Result<ExitCode> {
                 if let Some(u) = c.until {
                     line.push_str(&format!(" {}", until_text(u, now)));
                 }
-                if let Some(fp) = &c.fingerprint {
+                if let Some(fp) = c.fingerprint() {
                     line.push_str(&format!("  fp {fp}"));
                 }
                 if let Some(d) = &c.detail {
