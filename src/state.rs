@@ -57,6 +57,19 @@ const MIGRATIONS: &[&str] = &[
         key   TEXT PRIMARY KEY,
         value TEXT NOT NULL
     ) WITHOUT ROWID;",
+    // v3: pairing requests and approvals (who may talk to the bot).
+    "CREATE TABLE pairing (
+        channel     TEXT NOT NULL,
+        sender      TEXT NOT NULL,
+        code        TEXT NOT NULL,
+        label       TEXT,
+        status      TEXT NOT NULL,
+        created_at  INTEGER NOT NULL,
+        expires_at  INTEGER NOT NULL,
+        approved_at INTEGER,
+        PRIMARY KEY (channel, sender)
+    ) WITHOUT ROWID;
+    CREATE UNIQUE INDEX pairing_code ON pairing (channel, code);",
 ];
 
 /// The schema version this build writes.

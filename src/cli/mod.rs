@@ -3,8 +3,12 @@
 
 mod agent;
 mod chat;
+mod completions;
+mod doctor;
 mod gateway;
 mod models;
+mod onboard;
+mod pairing;
 mod sessions;
 
 use clap::{Parser, Subcommand};
@@ -34,6 +38,14 @@ pub enum Command {
     Models(models::ModelsArgs),
     /// Inspect and reset chat sessions.
     Sessions(sessions::SessionsArgs),
+    /// Check config, files, permissions and credentials; --fix repairs what it safely can.
+    Doctor(doctor::DoctorArgs),
+    /// Set up a provider key, chat channels and owners, step by step (or with flags).
+    Onboard(onboard::OnboardArgs),
+    /// List and approve pairing requests from chat users.
+    Pairing(pairing::PairingArgs),
+    /// Print shell completions (bash, zsh, fish).
+    Completions(completions::CompletionsArgs),
 }
 
 /// Parse arguments, run, map to an exit code.
@@ -61,6 +73,10 @@ pub fn main() -> ExitCode {
             Command::Agent(args) => agent::run(args).await,
             Command::Sessions(args) => sessions::run(args).await,
             Command::Models(args) => models::run(args).await,
+            Command::Doctor(args) => doctor::run(args).await,
+            Command::Onboard(args) => onboard::run(args).await,
+            Command::Pairing(args) => pairing::run(args).await,
+            Command::Completions(args) => completions::run(args).await,
         }
     });
     match result {

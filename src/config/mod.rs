@@ -4,6 +4,7 @@
 //!
 //! Loading never touches the network; the only I/O is reading the file.
 
+pub mod edit;
 pub mod env;
 pub mod paths;
 pub mod types;
