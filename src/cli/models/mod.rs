@@ -2,6 +2,7 @@
 
 mod auth;
 mod list;
+mod probe;
 mod status;
 
 use clap::{Args, Subcommand};

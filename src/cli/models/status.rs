@@ -27,6 +27,18 @@ pub struct StatusArgs {
     /// Exit 1 when a credential in use is expired/missing or a provider in use has none; 2 when one expires within 24 h.
     #[arg(long)]
     pub check: bool,
+    /// Send one cheap real request (1 output token) per provider and credential.
+    #[arg(long)]
+    pub probe: bool,
+    /// Probe only this provider.
+    #[arg(long, value_name = "P", requires = "probe")]
+    pub probe_provider: Option<String>,
+    /// Probe only this profile or credential id.
+    #[arg(long, value_name = "ID", requires = "probe")]
+    pub probe_profile: Option<String>,
+    /// Give each probe this long (milliseconds).
+    #[arg(long, value_name = "MS", default_value_t = 8000, requires = "probe")]
+    pub probe_timeout: u64,
     /// Agent whose credentials to show (default: agents.defaultId).
     #[arg(long)]
     pub agent: Option<String>,
@@ -41,6 +53,8 @@ struct StatusJson {
     fallbacks: Vec<String>,
     providers: Vec<ProviderJson>,
     missing_providers_in_use: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    probes: Option<Vec<super::probe::ProbeResult>>,
 }
 
 #[derive(Debug, Serialize)]
@@ -126,6 +140,18 @@ pub async fn run(args: StatusArgs) -> anyhow::Result<ExitCode> {
     let app = App::load(EnvMap::from_process(), args.agent.as_deref()).await?;
     let now = app.clock.now_ms();
     let catalog = &app.engine.catalog;
+    let probes = if args.probe {
+        let names: Vec<String> = providers_to_show(&app).into_iter().map(|(p, _)| p).collect();
+        let opts = super::probe::ProbeOptions {
+            providers: &names,
+            only_provider: args.probe_provider.as_deref(),
+            only_profile: args.probe_profile.as_deref(),
+            timeout: std::time::Duration::from_millis(args.probe_timeout.max(1)),
+        };
+        Some(super::probe::run_probes(&app, &opts).await?)
+    } else {
+        None
+    };
     let mut providers = Vec::new();
     let mut missing = Vec::new();
     let mut level = 0u8;
@@ -177,9 +203,13 @@ pub async fn run(args: StatusArgs) -> anyhow::Result<ExitCode> {
                 })
                 .collect(),
             missing_providers_in_use: missing.clone(),
+            probes: probes.clone(),
         };
         println!("{}", serde_json::to_string_pretty(&out)?);
     } else if args.plain {
+        for r in probes.iter().flatten() {
+            println!("probe\t{}\t{}\t{}\t{}", r.provider, r.id, r.outcome, r.latency_ms.map(|l| l.to_string()).unwrap_or_else(|| "-".into()));
+        }
         for (p, _, _, res) in &providers {
             for c in &res.candidates {
                 println!(
@@ -282,6 +312,14 @@ pub async fn run(args: StatusArgs) -> anyhow::Result<ExitCode> {
                 "Providers in use without a usable credential: {}",
                 missing.join(", ")
             );
+        }
+        if let Some(probes) = &probes {
+            println!();
+            println!("Probes (1 output token each):");
+            for r in probes {
+                let latency = r.latency_ms.map(|l| format!("{l} ms")).unwrap_or_else(|| "-".into());
+                println!("  {:<12} {:<28} {:<10} {:>8}  {}", r.provider, r.id, r.outcome, latency, r.error.as_deref().unwrap_or(""));
+            }
         }
     }
     Ok(if args.check {

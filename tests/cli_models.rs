@@ -1,0 +1,82 @@
+//! `remoteclaw models list|status` output (insta snapshots, paths filtered) and
+//! `models status --probe` against the loopback fake provider.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use serde_json::Value;
+use support::fake_provider::{Behavior, FakeProvider};
+use support::home::{TestHome, stderr, stdout};
+
+const CONFIG: &str = r#"
+[agents.defaults.model]
+primary = "anthropic/claude-sonnet-4-5"
+fallbacks = ["openai/gpt-4o-mini"]
+[agents.defaults.models."anthropic/claude-opus-4-5"]
+alias = "opus"
+[agents.defaults.models."anthropic/claude-sonnet-4-5"]
+alias = "sonnet"
+[models.providers.anthropic]
+baseUrl = "http://127.0.0.1:9"
+[models.providers.openai]
+baseUrl = "http://127.0.0.1:9/v1"
+"#;
+
+fn filtered(h: &TestHome, text: &str) -> String {
+    text.replace(&h.dir.path().display().to_string(), "[HOME]")
+}
+
+#[tokio::test]
+async fn models_list_text_and_json() {
+    let h = TestHome::new(CONFIG);
+    let out = h.run(&["models", "list"]).await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    insta::assert_snapshot!("models_list_text", stdout(&out));
+    let out = h.run(&["models", "list", "--json"]).await;
+    let v: Value = serde_json::from_str(&stdout(&out)).unwrap();
+    insta::assert_json_snapshot!("models_list_json", v);
+}
+
+#[tokio::test]
+async fn models_status_text() {
+    let mut h = TestHome::new(CONFIG);
+    h.set("ANTHROPIC_API_KEYS", "sk-ant-api03-one,sk-ant-api03-two").set("OPENAI_API_KEY", "sk-openai-fixed");
+    h.write(
+        "agents/main/agent/auth-profiles.json",
+        r#"{"version":1,"profiles":{"anthropic:work":{"type":"api_key","provider":"anthropic","key":"sk-ant-api03-work"},
+            "anthropic:ghost":{"type":"api_key","provider":"anthropic","keyRef":{"source":"env","provider":"default","id":"UNSET_VAR"}}}}"#,
+    );
+    let out = h.run(&["models", "status"]).await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    insta::assert_snapshot!("models_status_text", filtered(&h, &stdout(&out)));
+    let out = h.run(&["models", "status", "--plain"]).await;
+    insta::assert_snapshot!("models_status_plain", stdout(&out));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn probe_checks_each_credential_and_updates_cooldowns() {
+    let fake = FakeProvider::start().await;
+    let mut h = TestHome::new(&TestHome::config_for_fake("anthropic/claude-sonnet-4-5", &fake.anthropic_base(), &fake.openai_base(), &fake.google_base()));
+    h.set("ANTHROPIC_API_KEYS", "pk-good,pk-revoked,pk-slow");
+    fake.script("pk-revoked", [Behavior::Auth]);
+    fake.script("pk-slow", [Behavior::Stall]);
+    let out = h.run(&["models", "status", "--probe", "--probe-timeout", "300", "--json"]).await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    let v: Value = serde_json::from_str(&stdout(&out)).unwrap();
+    let outcome = |id: &str| v["probes"].as_array().unwrap().iter().find(|p| p["id"] == id).map(|p| p["outcome"].as_str().unwrap().to_string());
+    assert_eq!(outcome("env:ANTHROPIC_API_KEYS[0]").as_deref(), Some("ok"));
+    assert_eq!(outcome("env:ANTHROPIC_API_KEYS[1]").as_deref(), Some("auth"));
+    assert_eq!(outcome("env:ANTHROPIC_API_KEYS[2]").as_deref(), Some("timeout"));
+    let sent = fake.requests_for_key("pk-good");
+    assert_eq!(sent[0].body["max_tokens"], 1, "a probe asks for one token");
+    // The probe's auth failure set the key aside, as a turn would.
+    let cands = v["providers"][0]["candidates"].as_array().unwrap();
+    let revoked = cands.iter().find(|c| c["id"] == "env:ANTHROPIC_API_KEYS[1]").unwrap();
+    assert_eq!((revoked["health"].as_str(), revoked["reason"].as_str()), (Some("disabled"), Some("auth")));
+    assert!(!stdout(&out).contains("pk-"), "no secret in the output");
+
+    // Filters: one profile only.
+    let out = h.run(&["models", "status", "--probe", "--probe-profile", "env:ANTHROPIC_API_KEYS[0]", "--json"]).await;
+    let v: Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(v["probes"].as_array().unwrap().len(), 1);
+}
