@@ -3,7 +3,7 @@
 
 use crate::app::App;
 use crate::auth::resolver::{health_str, until_text};
-use crate::auth::{CredentialKind, CredentialSource};
+use crate::auth::{CredentialKind, CredentialSource, Resolution};
 use crate::catalog::ModelRef;
 use crate::providers::ProviderSettings;
 use crate::session::{Pin, SessionState};
@@ -120,6 +120,43 @@ pub fn source_str(s: CredentialSource) -> &'static str {
     }
 }
 
+/// One line per candidate, in resolution order, the next one marked `→`: id, kind,
+/// source, health (reason, until), fingerprint and where the secret comes from. Shared by
+/// `/model status` and `remoteclaw models status`.
+pub fn candidate_lines(res: &Resolution, now: i64) -> Vec<String> {
+    let next = res.next().map(|c| c.id.clone());
+    res.candidates
+        .iter()
+        .map(|c| {
+            let mut line = format!(
+                "  {} {:<28} {:<8} {:<8} {}",
+                if Some(&c.id) == next.as_ref() {
+                    "→"
+                } else {
+                    " "
+                },
+                c.id,
+                kind_str(c.kind),
+                source_str(c.source),
+                health_str(c.health)
+            );
+            if let Some(r) = c.reason {
+                let _ = write!(line, " ({r})");
+            }
+            if let Some(u) = c.until {
+                let _ = write!(line, " {}", until_text(u, now));
+            }
+            if let Some(fp) = c.fingerprint() {
+                let _ = write!(line, "  fp {fp}");
+            }
+            if let Some(d) = &c.detail {
+                let _ = write!(line, "  [{d}]");
+            }
+            line
+        })
+        .collect()
+}
+
 /// `/model status`: the full view.
 pub async fn status(app: &App, state: &SessionState, now: i64) -> String {
     let catalog = &app.engine.catalog;
@@ -172,33 +209,8 @@ pub async fn status(app: &App, state: &SessionState, now: i64) -> String {
             );
         }
         Ok(res) => {
-            let next = res.next().map(|c| c.id.clone());
             let _ = writeln!(out, "Credentials in order (→ next):");
-            for c in &res.candidates {
-                let mut line = format!(
-                    "  {} {}  {}  {}  {}",
-                    if Some(&c.id) == next.as_ref() {
-                        "→"
-                    } else {
-                        " "
-                    },
-                    c.id,
-                    kind_str(c.kind),
-                    source_str(c.source),
-                    health_str(c.health)
-                );
-                if let Some(r) = &c.reason {
-                    let _ = write!(line, " ({r})");
-                }
-                if let Some(u) = c.until {
-                    let _ = write!(line, " {}", until_text(u, now));
-                }
-                if let Some(fp) = c.fingerprint() {
-                    let _ = write!(line, "  fp {fp}");
-                }
-                if let Some(d) = &c.detail {
-                    let _ = write!(line, "  [{d}]");
-                }
+            for line in candidate_lines(&res, now) {
                 let _ = writeln!(out, "{line}");
             }
         }

@@ -7,9 +7,9 @@
 use crate::app::App;
 use crate::auth::cooldown::ANY_MODEL;
 use crate::auth::env_keys::env_candidates;
-use crate::auth::resolver::{health_str, until_text};
+use crate::auth::resolver::health_str;
 use crate::auth::{CredentialKind, Health, Resolution};
-use crate::chat::views::{kind_str, source_str};
+use crate::chat::views::{candidate_lines, kind_str, source_str};
 use crate::config::env::EnvMap;
 use crate::providers::ProviderSettings;
 use clap::Args;
@@ -141,7 +141,10 @@ pub async fn run(args: StatusArgs) -> anyhow::Result<ExitCode> {
     let now = app.clock.now_ms();
     let catalog = &app.engine.catalog;
     let probes = if args.probe {
-        let names: Vec<String> = providers_to_show(&app).into_iter().map(|(p, _)| p).collect();
+        let names: Vec<String> = providers_to_show(&app)
+            .into_iter()
+            .map(|(p, _)| p)
+            .collect();
         let opts = super::probe::ProbeOptions {
             providers: &names,
             only_provider: args.probe_provider.as_deref(),
@@ -208,7 +211,15 @@ pub async fn run(args: StatusArgs) -> anyhow::Result<ExitCode> {
         println!("{}", serde_json::to_string_pretty(&out)?);
     } else if args.plain {
         for r in probes.iter().flatten() {
-            println!("probe\t{}\t{}\t{}\t{}", r.provider, r.id, r.outcome, r.latency_ms.map(|l| l.to_string()).unwrap_or_else(|| "-".into()));
+            println!(
+                "probe\t{}\t{}\t{}\t{}",
+                r.provider,
+                r.id,
+                r.outcome,
+                r.latency_ms
+                    .map(|l| l.to_string())
+                    .unwrap_or_else(|| "-".into())
+            );
         }
         for (p, _, _, res) in &providers {
             for c in &res.candidates {
@@ -277,32 +288,7 @@ pub async fn run(args: StatusArgs) -> anyhow::Result<ExitCode> {
                     crate::auth::env_keys::primary_env_var(p)
                 );
             }
-            let next = res.next().map(|c| c.id.clone());
-            for c in &res.candidates {
-                let mut line = format!(
-                    "  {} {:<28} {:<8} {:<8} {}",
-                    if Some(&c.id) == next.as_ref() {
-                        "→"
-                    } else {
-                        " "
-                    },
-                    c.id,
-                    kind_str(c.kind),
-                    source_str(c.source),
-                    health_str(c.health)
-                );
-                if let Some(r) = &c.reason {
-                    line.push_str(&format!(" ({r})"));
-                }
-                if let Some(u) = c.until {
-                    line.push_str(&format!(" {}", until_text(u, now)));
-                }
-                if let Some(fp) = c.fingerprint() {
-                    line.push_str(&format!("  fp {fp}"));
-                }
-                if let Some(d) = &c.detail {
-                    line.push_str(&format!("  [{d}]"));
-                }
+            for line in candidate_lines(res, now) {
                 println!("{line}");
             }
         }
@@ -317,8 +303,18 @@ pub async fn run(args: StatusArgs) -> anyhow::Result<ExitCode> {
             println!();
             println!("Probes (1 output token each):");
             for r in probes {
-                let latency = r.latency_ms.map(|l| format!("{l} ms")).unwrap_or_else(|| "-".into());
-                println!("  {:<12} {:<28} {:<10} {:>8}  {}", r.provider, r.id, r.outcome, latency, r.error.as_deref().unwrap_or(""));
+                let latency = r
+                    .latency_ms
+                    .map(|l| format!("{l} ms"))
+                    .unwrap_or_else(|| "-".into());
+                println!(
+                    "  {:<12} {:<28} {:<10} {:>8}  {}",
+                    r.provider,
+                    r.id,
+                    r.outcome,
+                    latency,
+                    r.error.as_deref().unwrap_or("")
+                );
             }
         }
     }
