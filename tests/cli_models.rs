@@ -40,7 +40,8 @@ async fn models_list_text_and_json() {
 #[tokio::test]
 async fn models_status_text() {
     let mut h = TestHome::new(CONFIG);
-    h.set("ANTHROPIC_API_KEYS", "sk-ant-api03-one,sk-ant-api03-two").set("OPENAI_API_KEY", "sk-openai-fixed");
+    h.set("ANTHROPIC_API_KEYS", "sk-ant-api03-one,sk-ant-api03-two")
+        .set("OPENAI_API_KEY", "sk-openai-fixed");
     h.write(
         "agents/main/agent/auth-profiles.json",
         r#"{"version":1,"profiles":{"anthropic:work":{"type":"api_key","provider":"anthropic","key":"sk-ant-api03-work"},
@@ -56,27 +57,69 @@ async fn models_status_text() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn probe_checks_each_credential_and_updates_cooldowns() {
     let fake = FakeProvider::start().await;
-    let mut h = TestHome::new(&TestHome::config_for_fake("anthropic/claude-sonnet-4-5", &fake.anthropic_base(), &fake.openai_base(), &fake.google_base()));
+    let mut h = TestHome::new(&TestHome::config_for_fake(
+        "anthropic/claude-sonnet-4-5",
+        &fake.anthropic_base(),
+        &fake.openai_base(),
+        &fake.google_base(),
+    ));
     h.set("ANTHROPIC_API_KEYS", "pk-good,pk-revoked,pk-slow");
     fake.script("pk-revoked", [Behavior::Auth]);
     fake.script("pk-slow", [Behavior::Stall]);
-    let out = h.run(&["models", "status", "--probe", "--probe-timeout", "300", "--json"]).await;
+    let out = h
+        .run(&[
+            "models",
+            "status",
+            "--probe",
+            "--probe-timeout",
+            "300",
+            "--json",
+        ])
+        .await;
     assert!(out.status.success(), "{}", stderr(&out));
     let v: Value = serde_json::from_str(&stdout(&out)).unwrap();
-    let outcome = |id: &str| v["probes"].as_array().unwrap().iter().find(|p| p["id"] == id).map(|p| p["outcome"].as_str().unwrap().to_string());
+    let outcome = |id: &str| {
+        v["probes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["id"] == id)
+            .map(|p| p["outcome"].as_str().unwrap().to_string())
+    };
     assert_eq!(outcome("env:ANTHROPIC_API_KEYS[0]").as_deref(), Some("ok"));
-    assert_eq!(outcome("env:ANTHROPIC_API_KEYS[1]").as_deref(), Some("auth"));
-    assert_eq!(outcome("env:ANTHROPIC_API_KEYS[2]").as_deref(), Some("timeout"));
+    assert_eq!(
+        outcome("env:ANTHROPIC_API_KEYS[1]").as_deref(),
+        Some("auth")
+    );
+    assert_eq!(
+        outcome("env:ANTHROPIC_API_KEYS[2]").as_deref(),
+        Some("timeout")
+    );
     let sent = fake.requests_for_key("pk-good");
     assert_eq!(sent[0].body["max_tokens"], 1, "a probe asks for one token");
     // The probe's auth failure set the key aside, as a turn would.
     let cands = v["providers"][0]["candidates"].as_array().unwrap();
-    let revoked = cands.iter().find(|c| c["id"] == "env:ANTHROPIC_API_KEYS[1]").unwrap();
-    assert_eq!((revoked["health"].as_str(), revoked["reason"].as_str()), (Some("disabled"), Some("auth")));
+    let revoked = cands
+        .iter()
+        .find(|c| c["id"] == "env:ANTHROPIC_API_KEYS[1]")
+        .unwrap();
+    assert_eq!(
+        (revoked["health"].as_str(), revoked["reason"].as_str()),
+        (Some("disabled"), Some("auth"))
+    );
     assert!(!stdout(&out).contains("pk-"), "no secret in the output");
 
     // Filters: one profile only.
-    let out = h.run(&["models", "status", "--probe", "--probe-profile", "env:ANTHROPIC_API_KEYS[0]", "--json"]).await;
+    let out = h
+        .run(&[
+            "models",
+            "status",
+            "--probe",
+            "--probe-profile",
+            "env:ANTHROPIC_API_KEYS[0]",
+            "--json",
+        ])
+        .await;
     let v: Value = serde_json::from_str(&stdout(&out)).unwrap();
     assert_eq!(v["probes"].as_array().unwrap().len(), 1);
 }

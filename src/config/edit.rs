@@ -11,43 +11,73 @@ pub enum EditError {
     #[error("{}: not valid TOML ({message}). Fix it by hand before running this command; nothing was changed.", path.display())]
     Parse { path: PathBuf, message: String },
     #[error("the change would make {} invalid: {0}. Nothing was changed.", path.display())]
-    Invalid { path: PathBuf, source: Box<super::ConfigError> },
+    Invalid {
+        path: PathBuf,
+        source: Box<super::ConfigError>,
+    },
     #[error("cannot {action} {}: {source}", path.display())]
-    Io { path: PathBuf, action: &'static str, source: std::io::Error },
+    Io {
+        path: PathBuf,
+        action: &'static str,
+        source: std::io::Error,
+    },
     #[error("{0}")]
     Rejected(String),
 }
 
 /// Apply `edit` to the config document (an empty one when the file does not exist),
 /// check the result loads, back up the old file to `<path>.bak`, and write atomically.
-pub fn update_config(path: &Path, edit: impl FnOnce(&mut DocumentMut) -> Result<(), String>) -> Result<(), EditError> {
-    let io = |action: &'static str| move |source| EditError::Io { path: path.to_path_buf(), action, source };
+pub fn update_config(
+    path: &Path,
+    edit: impl FnOnce(&mut DocumentMut) -> Result<(), String>,
+) -> Result<(), EditError> {
+    let io = |action: &'static str| {
+        move |source| EditError::Io {
+            path: path.to_path_buf(),
+            action,
+            source,
+        }
+    };
     let old = match std::fs::read_to_string(path) {
         Ok(t) => Some(t),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
         Err(e) => return Err(io("read")(e)),
     };
-    let mut doc: DocumentMut = old.as_deref().unwrap_or("").parse().map_err(|e: toml_edit::TomlError| EditError::Parse {
-        path: path.to_path_buf(),
-        message: e.message().to_string(),
-    })?;
+    let mut doc: DocumentMut =
+        old.as_deref()
+            .unwrap_or("")
+            .parse()
+            .map_err(|e: toml_edit::TomlError| EditError::Parse {
+                path: path.to_path_buf(),
+                message: e.message().to_string(),
+            })?;
     edit(&mut doc).map_err(EditError::Rejected)?;
     let text = doc.to_string();
-    super::parse(path, &text).map_err(|e| EditError::Invalid { path: path.to_path_buf(), source: Box::new(e) })?;
+    super::parse(path, &text).map_err(|e| EditError::Invalid {
+        path: path.to_path_buf(),
+        source: Box::new(e),
+    })?;
     if old.as_deref() == Some(text.as_str()) {
         return Ok(());
     }
-    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
     super::paths::ensure_private_dir(dir).map_err(io("create directory"))?;
     if let Some(old) = &old {
-        write_atomic(&path.with_extension("toml.bak"), old.as_bytes()).map_err(io("write backup"))?;
+        write_atomic(&path.with_extension("toml.bak"), old.as_bytes())
+            .map_err(io("write backup"))?;
     }
     write_atomic(path, text.as_bytes()).map_err(io("write"))
 }
 
 /// Write `bytes` to a 0600 temp file next to `path`, fsync, rename over `path`.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
     let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("file");
     let tmp = dir.join(format!(".{name}.tmp.{}", std::process::id()));
     let mut opts = std::fs::OpenOptions::new();
@@ -83,13 +113,20 @@ pub fn table_mut<'a>(doc: &'a mut DocumentMut, path: &[&str]) -> Result<&'a mut 
             t.set_implicit(i + 1 < path.len());
             Item::Table(t)
         });
-        table = item.as_table_mut().ok_or_else(|| format!("`{}` is not a table", path[..=i].join(".")))?;
+        table = item
+            .as_table_mut()
+            .ok_or_else(|| format!("`{}` is not a table", path[..=i].join(".")))?;
     }
     Ok(table)
 }
 
 /// Declare an auth profile (`[auth.profiles."<id>"] provider = … mode = …`).
-pub fn declare_profile(doc: &mut DocumentMut, id: &str, provider: &str, mode: &str) -> Result<(), String> {
+pub fn declare_profile(
+    doc: &mut DocumentMut,
+    id: &str,
+    provider: &str,
+    mode: &str,
+) -> Result<(), String> {
     let t = table_mut(doc, &["auth", "profiles", id])?;
     t["provider"] = value(provider);
     t["mode"] = value(mode);
@@ -106,15 +143,32 @@ mod tests {
         let path = dir.path().join("remoteclaw.toml");
         let original = "# my gateway\n[gateway]\nport = 1234 # fixed port\n";
         std::fs::write(&path, original).unwrap();
-        update_config(&path, |doc| declare_profile(doc, "anthropic:manual", "anthropic", "token")).unwrap();
+        update_config(&path, |doc| {
+            declare_profile(doc, "anthropic:manual", "anthropic", "token")
+        })
+        .unwrap();
         let text = std::fs::read_to_string(&path).unwrap();
-        assert!(text.starts_with("# my gateway\n[gateway]\nport = 1234 # fixed port\n"), "{text}");
-        assert!(text.contains("[auth.profiles.\"anthropic:manual\"]\nprovider = \"anthropic\"\nmode = \"token\""), "{text}");
-        assert_eq!(std::fs::read_to_string(path.with_extension("toml.bak")).unwrap(), original);
+        assert!(
+            text.starts_with("# my gateway\n[gateway]\nport = 1234 # fixed port\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "[auth.profiles.\"anthropic:manual\"]\nprovider = \"anthropic\"\nmode = \"token\""
+            ),
+            "{text}"
+        );
+        assert_eq!(
+            std::fs::read_to_string(path.with_extension("toml.bak")).unwrap(),
+            original
+        );
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
-            assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
+            assert_eq!(
+                std::fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+                0o600
+            );
         }
     }
 
@@ -131,7 +185,10 @@ mod tests {
         assert!(e.to_string().contains("would make"), "{e}");
         assert!(!path.exists());
         std::fs::write(&path, "[gateway\n").unwrap();
-        assert!(matches!(update_config(&path, |_| Ok(())), Err(EditError::Parse { .. })));
+        assert!(matches!(
+            update_config(&path, |_| Ok(())),
+            Err(EditError::Parse { .. })
+        ));
         assert_eq!(std::fs::read_to_string(&path).unwrap(), "[gateway\n");
     }
 }

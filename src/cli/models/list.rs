@@ -67,7 +67,11 @@ pub async fn run(args: ListArgs) -> anyhow::Result<ExitCode> {
         .iter()
         .map(|p| {
             let s = ProviderSettings::resolve(&app.config, p);
-            ProviderJson { provider: p.clone(), base_url: s.as_ref().map(|s| s.base_url.clone()), api: s.as_ref().map(|s| s.api.as_str()) }
+            ProviderJson {
+                provider: p.clone(),
+                base_url: s.as_ref().map(|s| s.base_url.clone()),
+                api: s.as_ref().map(|s| s.api.as_str()),
+            }
         })
         .collect();
     let out = ListJson {
@@ -90,8 +94,16 @@ pub async fn run(args: ListArgs) -> anyhow::Result<ExitCode> {
         if m.fallback {
             tags.push("fallback");
         }
-        let alias = m.alias.as_ref().map(|a| format!(" ({a})")).unwrap_or_default();
-        let tags = if tags.is_empty() { String::new() } else { format!(" — {}", tags.join(", ")) };
+        let alias = m
+            .alias
+            .as_ref()
+            .map(|a| format!(" ({a})"))
+            .unwrap_or_default();
+        let tags = if tags.is_empty() {
+            String::new()
+        } else {
+            format!(" — {}", tags.join(", "))
+        };
         println!("  {}{alias}{tags}", m.model);
     }
     if !out.allowlist {

@@ -30,7 +30,11 @@ pub struct ProbeResult {
 /// The model to probe a provider with: the first configured model of that provider.
 fn probe_model(app: &App, provider: &str) -> Option<ModelRef> {
     let c = &app.engine.catalog;
-    std::iter::once(&c.default).chain(&c.fallbacks).chain(c.allowed.keys()).find(|m| m.provider == provider).cloned()
+    std::iter::once(&c.default)
+        .chain(&c.fallbacks)
+        .chain(c.allowed.keys())
+        .find(|m| m.provider == provider)
+        .cloned()
 }
 
 pub struct ProbeOptions<'a> {
@@ -43,13 +47,29 @@ pub struct ProbeOptions<'a> {
 pub async fn run_probes(app: &App, opts: &ProbeOptions<'_>) -> anyhow::Result<Vec<ProbeResult>> {
     let mut jobs: Vec<(Credential, Option<ModelRef>, Option<ProviderClient>)> = Vec::new();
     let mut results = Vec::new();
-    for provider in opts.providers.iter().filter(|p| opts.only_provider.is_none_or(|o| o == p.as_str())) {
-        let res = app.engine.resolver.resolve(provider, ANY_MODEL, None).await?;
+    for provider in opts
+        .providers
+        .iter()
+        .filter(|p| opts.only_provider.is_none_or(|o| o == p.as_str()))
+    {
+        let res = app
+            .engine
+            .resolver
+            .resolve(provider, ANY_MODEL, None)
+            .await?;
         let model = probe_model(app, provider);
         let client = ProviderSettings::resolve(&app.config, provider)
-            .map(|s| ProviderSettings { connect_timeout: opts.timeout, idle_timeout: opts.timeout, ..s })
+            .map(|s| ProviderSettings {
+                connect_timeout: opts.timeout,
+                idle_timeout: opts.timeout,
+                ..s
+            })
             .and_then(|s| ProviderClient::new(s).ok());
-        for c in res.candidates.iter().filter(|c| opts.only_profile.is_none_or(|p| p == &*c.id)) {
+        for c in res
+            .candidates
+            .iter()
+            .filter(|c| opts.only_profile.is_none_or(|p| p == &*c.id))
+        {
             match &c.credential {
                 Some(cred) => jobs.push((cred.clone(), model.clone(), client.clone())),
                 None => results.push(ProbeResult {
@@ -65,7 +85,10 @@ pub async fn run_probes(app: &App, opts: &ProbeOptions<'_>) -> anyhow::Result<Ve
     }
     let bar = if std::io::IsTerminal::is_terminal(&std::io::stderr()) {
         let bar = indicatif::ProgressBar::new(jobs.len() as u64);
-        bar.set_style(indicatif::ProgressStyle::with_template("{spinner} probing {pos}/{len} {msg}").unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()));
+        bar.set_style(
+            indicatif::ProgressStyle::with_template("{spinner} probing {pos}/{len} {msg}")
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
+        );
         bar.enable_steady_tick(Duration::from_millis(100));
         Some(bar)
     } else {
@@ -94,18 +117,45 @@ pub async fn run_probes(app: &App, opts: &ProbeOptions<'_>) -> anyhow::Result<Ve
     Ok(results)
 }
 
-async fn probe_one(app: &App, cred: &Credential, model: Option<ModelRef>, client: Option<ProviderClient>, timeout: Duration) -> ProbeResult {
-    let mut out = ProbeResult { provider: cred.provider.to_string(), id: cred.id.to_string(), model: model.as_ref().map(ToString::to_string), outcome: String::new(), latency_ms: None, error: None };
+async fn probe_one(
+    app: &App,
+    cred: &Credential,
+    model: Option<ModelRef>,
+    client: Option<ProviderClient>,
+    timeout: Duration,
+) -> ProbeResult {
+    let mut out = ProbeResult {
+        provider: cred.provider.to_string(),
+        id: cred.id.to_string(),
+        model: model.as_ref().map(ToString::to_string),
+        outcome: String::new(),
+        latency_ms: None,
+        error: None,
+    };
     let (Some(model), Some(client)) = (model, client) else {
         out.outcome = "no_model".into();
-        out.error = Some(format!("no model of {} is configured to probe with; add one to agents.defaults.models", cred.provider));
+        out.error = Some(format!(
+            "no model of {} is configured to probe with; add one to agents.defaults.models",
+            cred.provider
+        ));
         return out;
     };
-    let req = ChatRequest { model: model.model.clone(), messages: vec![ChatMessage::user("ping")], max_tokens: 1 };
+    let req = ChatRequest {
+        model: model.model.clone(),
+        messages: vec![ChatMessage::user("ping")],
+        max_tokens: 1,
+    };
     let started = Instant::now();
     let result = match tokio::time::timeout(timeout, client.complete(cred, &req)).await {
         Ok(r) => r,
-        Err(_) => Err(crate::providers::ProviderError::new(crate::providers::ErrorKind::Timeout, format!("{}: no answer within {} ms (--probe-timeout)", cred.provider, timeout.as_millis()))),
+        Err(_) => Err(crate::providers::ProviderError::new(
+            crate::providers::ErrorKind::Timeout,
+            format!(
+                "{}: no answer within {} ms (--probe-timeout)",
+                cred.provider,
+                timeout.as_millis()
+            ),
+        )),
     };
     out.latency_ms = Some(u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX));
     let now = app.clock.now_ms();
@@ -113,7 +163,9 @@ async fn probe_one(app: &App, cred: &Credential, model: Option<ModelRef>, client
     let key = model.to_string();
     let recorded = match &result {
         Ok(_) => book.record_success(&cred.id, &key, now),
-        Err(e) => book.record_failure(&cred.id, cred.secret.fingerprint(), &key, e, now).map(|_| ()),
+        Err(e) => book
+            .record_failure(&cred.id, cred.secret.fingerprint(), &key, e, now)
+            .map(|_| ()),
     };
     if let Err(e) = recorded {
         tracing::warn!("could not record the probe outcome: {e}");
