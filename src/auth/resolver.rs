@@ -296,14 +296,20 @@ fn ineligible(
 }
 
 /// Evaluate one profile id for provider P.
-fn evaluate(id: &str, provider: &Arc<str>, inp: &OrderInputs<'_>) -> Candidate {
+/// Evaluate one profile id for provider P (`known`: the profile when the caller has it).
+fn evaluate(
+    id: &str,
+    known: Option<&Profile>,
+    provider: &Arc<str>,
+    inp: &OrderInputs<'_>,
+) -> Candidate {
     let declared = inp.config.auth.profiles.get(id);
     let declared_kind = declared.map(|d| match d.mode {
         CredentialMode::ApiKey => CredentialKind::ApiKey,
         CredentialMode::Token => CredentialKind::Token,
         CredentialMode::Oauth => CredentialKind::Oauth,
     });
-    let Some(p) = inp.store.profiles.get(id) else {
+    let Some(p) = known.or_else(|| inp.store.profiles.get(id)) else {
         return ineligible(
             id,
             declared_kind.unwrap_or(CredentialKind::ApiKey),
@@ -430,20 +436,21 @@ fn eligible(
 }
 
 /// The profile ids to consider, in auth order (without a pin).
-pub fn profile_order<'a>(inp: &OrderInputs<'a>) -> Vec<&'a str> {
+/// With the profile itself when it is already at hand.
+pub fn profile_order<'a>(inp: &OrderInputs<'a>) -> Vec<(&'a str, Option<&'a Profile>)> {
     if let Some(order) = inp.store.order.get(inp.provider) {
-        return order.iter().map(String::as_str).collect();
+        return order.iter().map(|id| (id.as_str(), None)).collect();
     }
     if let Some(order) = inp.config.auth.order.get(inp.provider) {
-        return order.iter().map(String::as_str).collect();
+        return order.iter().map(|id| (id.as_str(), None)).collect();
     }
-    let declared: Vec<&str> = inp
+    let declared: Vec<(&str, Option<&Profile>)> = inp
         .config
         .auth
         .profiles
         .iter()
         .filter(|(_, d)| d.provider == inp.provider)
-        .map(|(id, _)| id.as_str())
+        .map(|(id, _)| (id.as_str(), None))
         .collect();
     if !declared.is_empty() {
         return declared;
@@ -452,7 +459,10 @@ pub fn profile_order<'a>(inp: &OrderInputs<'a>) -> Vec<&'a str> {
     // oauth > token > api_key, then least recently used (never used first), then id
     // (the store is sorted by id and the sort is stable).
     stored.sort_by_cached_key(|p| (kind_rank(p), (inp.last_used)(&p.id).unwrap_or(i64::MIN)));
-    stored.into_iter().map(|p| p.id.as_str()).collect()
+    stored
+        .into_iter()
+        .map(|p| (p.id.as_str(), Some(p)))
+        .collect()
 }
 
 /// Order every candidate for a turn (pure).
@@ -463,14 +473,14 @@ pub fn order(inp: &OrderInputs<'_>) -> Vec<Candidate> {
     seen_ids.reserve(inp.store.profiles.len() + 1);
     if let Some(pin) = inp.pinned {
         seen_ids.insert(pin);
-        list.push(evaluate(pin, &provider, inp));
+        list.push(evaluate(pin, None, &provider, inp));
         if inp.pin_policy == PinPolicy::Strict {
             return list;
         }
     }
-    for id in profile_order(inp) {
+    for (id, known) in profile_order(inp) {
         if seen_ids.insert(id) {
-            list.push(evaluate(id, &provider, inp));
+            list.push(evaluate(id, known, &provider, inp));
         }
     }
     for c in inp.env.iter() {
