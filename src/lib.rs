@@ -17,6 +17,7 @@ pub mod directive;
 pub mod engine;
 pub mod gateway;
 pub mod metrics;
+pub mod pairing;
 pub mod providers;
 pub mod secret;
 pub mod session;

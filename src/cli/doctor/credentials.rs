@@ -1,0 +1,361 @@
+//! Credentials: every provider in use has a usable credential; stored profiles are not
+//! expired, expiring, unresolvable or malformed; profile ids named in an order or a
+//! declaration exist; cooldowns and disabled credentials are listed.
+
+use super::Finding;
+use super::checks::{plural, redact_values};
+use crate::auth::CredentialResolver;
+use crate::auth::cooldown::{ANY_MODEL, Reason};
+use crate::auth::env_keys::primary_env_var;
+use crate::auth::profiles::ProfileStore;
+use crate::auth::resolver::until_text;
+use crate::auth::{Candidate, Health};
+use crate::catalog::Catalog;
+use crate::chat::views::kind_str;
+use crate::cli::pairing::span;
+use crate::config::{Config, CredentialMode, SecretInput};
+use std::collections::{BTreeMap, HashSet};
+
+pub(super) struct Ctx<'a> {
+    pub config: &'a Config,
+    pub resolver: &'a CredentialResolver,
+    pub store: &'a ProfileStore,
+    pub auth_path: String,
+    pub config_path: String,
+    pub env_path: String,
+    pub now: i64,
+}
+
+fn paste_token(provider: &str, id: &str) -> String {
+    format!("remoteclaw models auth paste-token --provider {provider} --profile-id {id}")
+}
+
+/// Findings about one stored profile as the resolver sees it.
+fn profile_finding(
+    ctx: &Ctx<'_>,
+    c: &Candidate,
+    provider: &str,
+    unused: bool,
+    r: &mut Vec<Finding>,
+) {
+    let id = &*c.id;
+    let kind = kind_str(c.kind);
+    let paste = paste_token(provider, id);
+    match (c.health, c.reason) {
+        (Health::Expired, _) => {
+            let when = c
+                .expires_ms
+                .map(|e| format!(" {} ago", span(ctx.now - e)))
+                .unwrap_or_default();
+            let message = format!("auth profile \"{id}\" ({provider} {kind}) expired{when}");
+            let f = if unused {
+                Finding::warning("profile_expired", format!("{message}; it is not in the auth order"))
+            } else {
+                Finding::error("profile_expired", message)
+            };
+            r.push(f.fix(format!("paste a new token: `{paste}`")));
+        }
+        (Health::Expiring, _) => {
+            let when = c
+                .expires_ms
+                .map(|e| format!(" in {}", span(e - ctx.now)))
+                .unwrap_or_default();
+            r.push(
+                Finding::warning(
+                    "profile_expiring",
+                    format!("auth profile \"{id}\" ({provider} {kind}) expires{when}"),
+                )
+                .fix(format!("paste a fresh token before then: `{paste}`")),
+            );
+        }
+        (_, Some("unresolved_ref")) => r.push(
+            Finding::error(
+                "unresolved_ref",
+                format!(
+                    "auth profile \"{id}\" ({provider}): {}",
+                    c.detail.as_deref().unwrap_or("its secret ref could not be resolved")
+                ),
+            )
+            .fix("make the referenced secret available as the message says, or replace the profile's ref"),
+        ),
+        (_, Some("missing_credential")) => r.push(
+            Finding::warning(
+                "profile_no_secret",
+                format!("auth profile \"{id}\" ({provider} {kind}) has no usable secret (empty, or a ref that is not {{ source, provider, id }}) and is skipped"),
+            )
+            .fix(format!("paste one: `{paste}`, or fix the profile in {}", ctx.auth_path)),
+        ),
+        (_, Some("invalid_expires")) => r.push(
+            Finding::warning(
+                "profile_invalid_expires",
+                format!("auth profile \"{id}\" has an `expires` that is not epoch milliseconds and is skipped"),
+            )
+            .fix(format!("set expires to epoch ms (0 or absent: no expiry) in {}, or paste the token again: `{paste}`", ctx.auth_path)),
+        ),
+        (_, Some("mode_mismatch")) => {
+            let mode = match ctx.config.auth.profiles.get(id).map(|d| d.mode) {
+                Some(CredentialMode::ApiKey) => "api_key",
+                Some(CredentialMode::Token) => "token",
+                Some(CredentialMode::Oauth) => "oauth",
+                None => "?",
+            };
+            r.push(
+                Finding::warning(
+                    "profile_mode_mismatch",
+                    format!("auth profile \"{id}\" is a {kind} credential, but [auth.profiles.\"{id}\"] in {} declares mode = \"{mode}\"; it is skipped", ctx.config_path),
+                )
+                .fix("fix the declared mode, or replace the profile with the right kind of credential"),
+            );
+        }
+        (_, Some("provider_mismatch")) => r.push(
+            Finding::warning(
+                "profile_provider_mismatch",
+                format!(
+                    "the auth order for {provider} lists \"{id}\", {}; it is skipped",
+                    c.detail.as_deref().unwrap_or("a profile for another provider")
+                ),
+            )
+            .fix(format!("remove it from the order: `remoteclaw models auth order set --provider {provider} …`")),
+        ),
+        _ => {}
+    }
+}
+
+/// Providers the default model chain and the allowlist use, with the first model that
+/// needs each.
+fn providers_in_use(config: &Config) -> Vec<(String, String)> {
+    let catalog = Catalog::from_config(config);
+    let mut out: Vec<(String, String)> = Vec::new();
+    let models = std::iter::once((&catalog.default, "default model"))
+        .chain(catalog.fallbacks.iter().map(|m| (m, "fallback model")))
+        .chain(catalog.allowed.keys().map(|m| (m, "allowlisted model")));
+    for (m, role) in models {
+        if !out.iter().any(|(p, _)| *p == m.provider) {
+            out.push((m.provider.clone(), format!("{role} {m}")));
+        }
+    }
+    out
+}
+
+pub(super) async fn credentials(ctx: &Ctx<'_>, r: &mut Vec<Finding>) {
+    let in_use = providers_in_use(ctx.config);
+    let mut others: Vec<String> = ctx
+        .store
+        .profiles
+        .values()
+        .map(|p| p.provider.clone())
+        .chain(ctx.store.order.keys().cloned())
+        .chain(ctx.config.auth.order.keys().cloned())
+        .chain(
+            ctx.config
+                .auth
+                .profiles
+                .values()
+                .map(|d| d.provider.clone()),
+        )
+        .filter(|p| !in_use.iter().any(|(q, _)| q == p))
+        .collect();
+    others.sort();
+    others.dedup();
+    let providers = in_use
+        .iter()
+        .map(|(p, why)| (p.clone(), Some(why.as_str())))
+        .chain(others.into_iter().map(|p| (p, None)));
+    let mut covered: HashSet<String> = HashSet::new();
+    for (provider, why) in providers {
+        let res = match ctx.resolver.resolve(&provider, ANY_MODEL, None).await {
+            Ok(res) => res,
+            Err(e) => {
+                r.push(Finding::error(
+                    "credentials_unavailable",
+                    format!(
+                        "cannot list credentials for {provider}: {}",
+                        redact_values(&e.to_string())
+                    ),
+                ));
+                continue;
+            }
+        };
+        for c in &res.candidates {
+            if ctx.store.profiles.contains_key(&*c.id) {
+                covered.insert(c.id.to_string());
+                profile_finding(ctx, c, &provider, false, r);
+            }
+        }
+        if let Some(SecretInput::Ref(rf)) = ctx
+            .config
+            .models
+            .providers
+            .get(&provider)
+            .and_then(|p| p.api_key.as_ref())
+            && let Err(e) = ctx.resolver.secrets.resolve(rf).await
+        {
+            r.push(
+                Finding::error(
+                    "unresolved_ref",
+                    format!(
+                        "models.providers.{provider}.apiKey in {}: {e}",
+                        ctx.config_path
+                    ),
+                )
+                .fix("make the referenced secret available as the message says, or change the ref"),
+            );
+        }
+        let Some(why) = why else { continue };
+        let usable = res.attempt_order();
+        if usable.is_empty() {
+            let detail = if res.candidates.is_empty() {
+                String::new()
+            } else {
+                format!(" ({})", res.summary(ctx.now))
+            };
+            r.push(
+                Finding::error(
+                    "provider_no_credentials",
+                    format!("no usable credential for {provider}, which the {why} needs{detail}"),
+                )
+                .fix(format!(
+                    "set {} (in the environment or {}) or run `remoteclaw onboard`",
+                    primary_env_var(&provider),
+                    ctx.env_path
+                )),
+            );
+        } else {
+            let next = res.next().map(|c| c.id.to_string()).unwrap_or_default();
+            r.push(Finding::ok(
+                "provider_credentials",
+                format!(
+                    "{provider}: {} for the {why}; next: {next}",
+                    plural(usable.len(), "usable credential", "usable credentials")
+                ),
+            ));
+        }
+    }
+    // Stored profiles no auth order reaches: still check them, and say they are unused.
+    for p in ctx.store.profiles.values() {
+        if covered.contains(&p.id) {
+            continue;
+        }
+        if let Ok(res) = ctx
+            .resolver
+            .resolve(&p.provider, ANY_MODEL, Some(&p.id))
+            .await
+            && let Some(c) = res.candidates.first()
+        {
+            profile_finding(ctx, c, &p.provider, true, r);
+        }
+        r.push(
+            Finding::info(
+                "profile_unused",
+                format!(
+                    "auth profile \"{}\" ({}) is not in the auth order for {}, so it is never tried",
+                    p.id, p.provider, p.provider
+                ),
+            )
+            .fix(format!(
+                "add it with `remoteclaw models auth order set --provider {} …`, or remove it",
+                p.provider
+            )),
+        );
+    }
+    missing_profiles(ctx, r);
+}
+
+/// Profile ids that the config or the file's order names but the file does not hold.
+fn missing_profiles(ctx: &Ctx<'_>, r: &mut Vec<Finding>) {
+    let mut named: BTreeMap<&str, (String, Vec<String>)> = BTreeMap::new();
+    let known = |id: &str| ctx.store.profiles.contains_key(id);
+    for (provider, ids) in &ctx.store.order {
+        for id in ids.iter().filter(|id| !known(id)) {
+            named
+                .entry(id)
+                .or_insert_with(|| (provider.clone(), Vec::new()))
+                .1
+                .push(format!("order.{provider} in that file"));
+        }
+    }
+    for (provider, ids) in &ctx.config.auth.order {
+        for id in ids.iter().filter(|id| !known(id)) {
+            named
+                .entry(id)
+                .or_insert_with(|| (provider.clone(), Vec::new()))
+                .1
+                .push(format!("auth.order.{provider} in {}", ctx.config_path));
+        }
+    }
+    for (id, decl) in ctx.config.auth.profiles.iter().filter(|(id, _)| !known(id)) {
+        named
+            .entry(id)
+            .or_insert_with(|| (decl.provider.clone(), Vec::new()))
+            .1
+            .push(format!("[auth.profiles.\"{id}\"] in {}", ctx.config_path));
+    }
+    for (id, (provider, places)) in named {
+        r.push(
+            Finding::warning(
+                "profile_missing",
+                format!(
+                    "auth profile \"{id}\" is not in {}, but {} {} it",
+                    ctx.auth_path,
+                    places.join(" and "),
+                    if places.len() == 1 { "names" } else { "name" }
+                ),
+            )
+            .fix(format!(
+                "add it: `{}`, or remove it from there",
+                paste_token(&provider, id)
+            )),
+        );
+    }
+}
+
+pub(super) fn cooldown_list(resolver: &CredentialResolver, now: i64, r: &mut Vec<Finding>) {
+    let list = match resolver.cooldowns.list(now) {
+        Ok(list) => list,
+        Err(e) => {
+            r.push(Finding::warning(
+                "state_db_error",
+                format!("cannot read cooldowns: {e}"),
+            ));
+            return;
+        }
+    };
+    for e in list {
+        let scope = if e.model.is_empty() || e.model == ANY_MODEL {
+            "all models".to_string()
+        } else {
+            e.model.clone()
+        };
+        let (id, what) = match e.reason {
+            Reason::RateLimit => ("credential_cooldown", "cooling down after a rate limit"),
+            Reason::Quota => ("credential_disabled", "disabled after running out of quota"),
+            Reason::Billing => ("credential_disabled", "disabled after a billing error"),
+            Reason::Auth => (
+                "credential_disabled",
+                "disabled after an authentication error",
+            ),
+        };
+        let fix = if e.reason == Reason::Auth {
+            format!(
+                "replace the key or token, then `remoteclaw models auth cooldown clear {}`",
+                e.credential
+            )
+        } else {
+            format!(
+                "wait, or make it usable now: `remoteclaw models auth cooldown clear {}`",
+                e.credential
+            )
+        };
+        r.push(
+            Finding::warning(
+                id,
+                format!(
+                    "{} is {what} ({scope}), {}",
+                    e.credential,
+                    until_text(e.until, now)
+                ),
+            )
+            .fix(fix),
+        );
+    }
+}
