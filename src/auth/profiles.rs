@@ -126,12 +126,16 @@ impl ProfileStore {
         let raw: RawFile = serde_json::from_str(text).map_err(|e| ProfileStoreError::Corrupt {
             path: path.to_path_buf(),
             line: e.line(),
-            message: e
-                .to_string()
-                .split(" at line")
-                .next()
-                .unwrap_or_default()
-                .to_string(),
+            // serde's own text can quote the offending value, which may be a key: say
+            // what kind of problem it is, never what the file holds.
+            message: match e.classify() {
+                serde_json::error::Category::Syntax => format!("syntax error at column {}", e.column()),
+                serde_json::error::Category::Eof => "the file ends too early".to_string(),
+                serde_json::error::Category::Data => {
+                    "unexpected structure: expected an object with a \"profiles\" object and an optional \"order\" object".to_string()
+                }
+                serde_json::error::Category::Io => "read error".to_string(),
+            },
         })?;
         let mut store = ProfileStore::default();
         for (id, v) in raw.profiles {
@@ -250,6 +254,18 @@ mod tests {
         .to_string();
         assert!(err.contains("/x/auth-profiles.json:2"), "{err}");
         assert!(err.contains("left untouched"), "{err}");
+    }
+
+    #[test]
+    fn corrupt_file_message_never_quotes_the_content() {
+        let err = ProfileStore::parse(
+            Path::new("a.json"),
+            r#"{"profiles": "sk-ant-api03-CANARY"}"#,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(!err.contains("CANARY"), "{err}");
+        assert!(err.contains("unexpected structure"), "{err}");
     }
 
     #[test]

@@ -44,7 +44,7 @@ pub enum Command {
     Onboard(onboard::OnboardArgs),
     /// List and approve pairing requests from chat users.
     Pairing(pairing::PairingArgs),
-    /// Print shell completions (bash, zsh, fish).
+    /// Print shell completions (bash, zsh, fish, powershell, elvish).
     Completions(completions::CompletionsArgs),
 }
 
