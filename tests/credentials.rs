@@ -336,18 +336,27 @@ async fn models_status_check_exit_codes() {
             r#"{{"profiles":{{"anthropic:manual":{{"type":"token","provider":"anthropic","token":"sk-ant-oat01-x","expires":{expires}}}}}}}"#
         )
     };
-    for (profiles, want) in [
-        (case(now + 30 * 86_400_000), 0),
-        (case(now + 3_600_000), 2),
-        (case(now - 1000), 1),
-    ] {
+    let oauth = format!(
+        r#"{{"profiles":{{"anthropic:o":{{"type":"oauth","provider":"anthropic","access":"acc","refresh":"ref","expires":{}}}}}}}"#,
+        now + 3_600_000
+    );
+    let missing =
+        r#"{"profiles":{"anthropic:manual":{"type":"token","provider":"anthropic"}}}"#.to_string();
+    let cases = [
+        (case(now + 30 * 86_400_000), 0, "ok"),
+        (case(now + 3_600_000), 2, "expiring within 24 h"),
+        (case(now - 1000), 1, "expired"),
+        (missing, 1, "token without a value"),
+        (oauth, 0, "oauth with a refresh token renews itself"),
+    ];
+    for (profiles, want, what) in cases {
         let h = home(&fake, "");
         h.write("agents/main/agent/auth-profiles.json", &profiles);
         let out = h.run(&["models", "status", "--check"]).await;
         assert_eq!(
             out.status.code(),
             Some(want),
-            "{profiles}\n{}",
+            "{what}: {profiles}\n{}",
             stdout(&out)
         );
     }
