@@ -27,6 +27,8 @@ pub struct App {
     pub sessions: SessionManager,
     pub clock: Arc<dyn Clock>,
     pub metrics: Arc<Metrics>,
+    /// The state database (sessions, cooldowns, pairing, channel offsets).
+    pub db: Arc<StateDb>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -95,7 +97,7 @@ impl App {
             cooldowns,
         ));
         resolver.import_usage_stats();
-        let store = Arc::new(SqliteStore::new(db));
+        let store = Arc::new(SqliteStore::new(db.clone()));
         let sessions = SessionManager::new(store, config.session.history_turns, clock.clone());
         let metrics = Arc::new(Metrics::new());
         let engine = Engine::new(config.clone(), resolver, metrics.clone());
@@ -109,6 +111,7 @@ impl App {
             engine,
             sessions,
             clock,
+            db,
             metrics,
         })
     }

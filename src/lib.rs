@@ -9,6 +9,7 @@
 pub mod app;
 pub mod auth;
 pub mod catalog;
+pub mod channels;
 pub mod chat;
 pub mod cli;
 pub mod clock;

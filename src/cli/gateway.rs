@@ -46,6 +46,38 @@ async fn gateway_token(app: &App) -> anyhow::Result<Option<Secret>> {
     }
 }
 
+/// Start every enabled chat channel; a channel that cannot start is logged and the
+/// gateway keeps serving the others.
+async fn start_channels(
+    app: &Arc<App>,
+    stop: tokio::sync::watch::Receiver<bool>,
+) -> Vec<tokio::task::JoinHandle<()>> {
+    let mut tasks = Vec::new();
+    if let Some(cfg) = app.config.channels.telegram.clone().filter(|c| c.enabled) {
+        match crate::channels::telegram::token(app, &cfg).await {
+            Ok(token) => {
+                let (app, stop) = (app.clone(), stop.clone());
+                tasks.push(tokio::spawn(async move {
+                    if let Err(e) = crate::channels::telegram::run(app, cfg, token, stop).await {
+                        tracing::error!("Telegram channel stopped: {e}");
+                    }
+                }));
+            }
+            Err(e) => tracing::error!("Telegram channel not started: {e}"),
+        }
+    }
+    if app
+        .config
+        .channels
+        .discord
+        .as_ref()
+        .is_some_and(|c| c.enabled)
+    {
+        tracing::warn!("channels.discord is enabled, but this build has no Discord channel yet");
+    }
+    tasks
+}
+
 async fn shutdown_signal() {
     let ctrl_c = async {
         let _ = tokio::signal::ctrl_c().await;
@@ -125,10 +157,18 @@ pub async fn run(args: GatewayArgs) -> anyhow::Result<ExitCode> {
             }
         })
     };
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let channels = start_channels(&app, stop_rx).await;
     let state = GatewayState { app, token };
-    serve(listener, state, shutdown_signal())
-        .await
-        .context("the gateway stopped with an error")?;
+    let shutdown = async move {
+        shutdown_signal().await;
+        let _ = stop_tx.send(true);
+    };
+    let served = serve(listener, state, shutdown).await;
+    for c in channels {
+        let _ = c.await;
+    }
+    served.context("the gateway stopped with an error")?;
     sweeper.abort();
     tracing::info!("gateway stopped");
     Ok(ExitCode::SUCCESS)

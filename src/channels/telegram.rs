@@ -1,0 +1,438 @@
+//! The Telegram channel (teloxide, long polling). Owns everything Telegram-specific:
+//! who may talk (dmPolicy, allowFrom, pairing, groups and mentions), session keys per
+//! chat and forum topic, the command menu from `commands/*.toml`, typing indicator,
+//! and replies split at 4096 UTF-16 units and sent as plain text (so `*`, `_`, `[`
+//! can never make a send fail). The message itself goes through `chat::handle` like
+//! every other channel; no Telegram type leaves this module.
+//!
+//! Not yet here: the inline model picker and a global send limiter (429s are retried
+//! per message after `retry_after`).
+
+use crate::app::App;
+use crate::channels::chunk;
+use crate::chat::{Inbound, handle};
+use crate::config::{DmPolicy, SecretInput, TelegramConfig};
+use crate::pairing::PairingStore;
+use crate::secret::Secret;
+use crate::session::key;
+use dashmap::DashMap;
+use std::sync::Arc;
+use std::time::Duration;
+use teloxide::RequestError;
+use teloxide::payloads::{GetUpdatesSetters, SendMessageSetters};
+use teloxide::prelude::Requester;
+use teloxide::types::{
+    AllowedUpdate, BotCommand, ChatAction, ChatId, Message, ReplyParameters, UpdateKind,
+};
+use teloxide::{ApiError, Bot};
+use tokio::sync::{mpsc, watch};
+
+/// Long-poll timeout asked of Telegram (teloxide gives up on a request after ~17 s).
+const POLL_TIMEOUT_SECS: u32 = 10;
+/// Sends retried after a 429 before giving up on a message part.
+const SEND_ATTEMPTS: usize = 5;
+
+#[derive(Debug, thiserror::Error)]
+pub enum TelegramError {
+    #[error(
+        "Telegram bot token missing: set channels.telegram.botToken, botTokenRef, or TELEGRAM_BOT_TOKEN"
+    )]
+    NoToken,
+    #[error("channels.telegram.botTokenRef: {0}")]
+    TokenRef(String),
+    #[error("channels.telegram.apiRoot \"{0}\" is not a URL")]
+    BadApiRoot(String),
+    #[error(
+        "Telegram rejected the bot token (401). Check it with @BotFather and update channels.telegram."
+    )]
+    InvalidToken,
+    #[error("Telegram getMe failed: {0}")]
+    GetMe(String),
+}
+
+/// The bot token from `botToken`, `botTokenRef` or `TELEGRAM_BOT_TOKEN`.
+pub async fn token(app: &App, cfg: &TelegramConfig) -> Result<Secret, TelegramError> {
+    if let Some(t) = cfg.bot_token.as_deref().filter(|t| !t.trim().is_empty()) {
+        return Ok(Secret::new(t.trim()));
+    }
+    if let Some(r) = &cfg.bot_token_ref {
+        return app
+            .engine
+            .resolver
+            .secrets
+            .resolve_input(&SecretInput::Ref(r.clone()))
+            .await
+            .map_err(|e| TelegramError::TokenRef(e.to_string()));
+    }
+    app.env
+        .get_nonblank("TELEGRAM_BOT_TOKEN")
+        .map(|t| Secret::new(t.trim()))
+        .ok_or(TelegramError::NoToken)
+}
+
+/// Whether a message is meant for the bot, and as whom it is spoken.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Access {
+    /// Process it in this session; `owner` may pin profiles.
+    Allowed {
+        session: String,
+        owner: bool,
+    },
+    /// An unknown DM sender under `dmPolicy = "pairing"`.
+    NeedsPairing,
+    Ignored,
+}
+
+/// Decide access for one message (pure apart from the pairing lookup passed in).
+pub fn access(
+    cfg: &TelegramConfig,
+    bot_username: &str,
+    bot_id: u64,
+    msg: &Message,
+    approved: impl Fn(i64) -> bool,
+) -> Access {
+    let Some(from) = msg.from.as_ref() else {
+        return Access::Ignored;
+    };
+    if from.is_bot {
+        return Access::Ignored;
+    }
+    let user = i64::try_from(from.id.0).unwrap_or(i64::MAX);
+    let owners = cfg.owners.as_ref().unwrap_or(&cfg.allow_from);
+    let owner = owners.contains(&user);
+    if msg.chat.is_private() {
+        let allowed = match cfg.dm_policy {
+            DmPolicy::Disabled => return Access::Ignored,
+            DmPolicy::Open => true,
+            DmPolicy::Allowlist => cfg.allow_from.contains(&user),
+            DmPolicy::Pairing => cfg.allow_from.contains(&user) || approved(user),
+        };
+        return match (allowed, cfg.dm_policy) {
+            (true, _) => Access::Allowed {
+                session: key::telegram_dm(user),
+                owner,
+            },
+            (false, DmPolicy::Pairing) => Access::NeedsPairing,
+            _ => Access::Ignored,
+        };
+    }
+    if !cfg.groups.contains(&msg.chat.id.0) {
+        return Access::Ignored;
+    }
+    if cfg.require_mention {
+        let text = msg.text().unwrap_or_default().to_lowercase();
+        let handle = format!("@{}", bot_username.to_lowercase());
+        let mentioned = text.contains(&handle);
+        let replied_to_bot = msg
+            .reply_to_message()
+            .and_then(|m| m.from.as_ref())
+            .is_some_and(|u| u.id.0 == bot_id);
+        if !mentioned && !replied_to_bot {
+            return Access::Ignored;
+        }
+    }
+    let thread = if msg.is_topic_message {
+        msg.thread_id.map(|t| i64::from(t.0.0))
+    } else {
+        None
+    };
+    Access::Allowed {
+        session: key::telegram_group(msg.chat.id.0, thread),
+        owner,
+    }
+}
+
+/// Remove a plain `@BotName` mention (not `/cmd@BotName`, which the parser handles).
+fn strip_mention(text: &str, bot_username: &str) -> String {
+    let handle = format!("@{bot_username}");
+    text.split_whitespace()
+        .filter(|w| !w.eq_ignore_ascii_case(&handle))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+struct Ctx {
+    app: Arc<App>,
+    cfg: TelegramConfig,
+    bot: Bot,
+    username: String,
+    bot_id: u64,
+    pairing: PairingStore,
+    workers: DashMap<String, mpsc::UnboundedSender<Message>>,
+}
+
+/// Run the channel until `shutdown` turns true.
+pub async fn run(
+    app: Arc<App>,
+    cfg: TelegramConfig,
+    token: Secret,
+    mut shutdown: watch::Receiver<bool>,
+) -> Result<(), TelegramError> {
+    let url = reqwest::Url::parse(&cfg.api_root)
+        .map_err(|_| TelegramError::BadApiRoot(cfg.api_root.clone()))?;
+    let bot = Bot::new(token.expose()).set_api_url(url);
+    let me = match bot.get_me().await {
+        Ok(me) => me,
+        Err(RequestError::Api(ApiError::InvalidToken)) => return Err(TelegramError::InvalidToken),
+        Err(e) => return Err(TelegramError::GetMe(e.to_string())),
+    };
+    let username = me.username().to_string();
+    tracing::info!(bot = %username, "Telegram channel connected");
+    let pairing = PairingStore::new(app.db.clone(), app.clock.clone());
+    let ctx = Arc::new(Ctx {
+        app,
+        cfg,
+        bot,
+        username,
+        bot_id: me.id.0,
+        pairing,
+        workers: DashMap::new(),
+    });
+    register_commands(&ctx).await;
+    let offset_key = format!("telegram:offset:{}", ctx.bot_id);
+    let mut offset = load_offset(&ctx.app, &offset_key);
+    let mut backoff = Duration::from_secs(1);
+    loop {
+        let poll = ctx
+            .bot
+            .get_updates()
+            .offset(offset)
+            .timeout(POLL_TIMEOUT_SECS)
+            .allowed_updates(vec![AllowedUpdate::Message]);
+        let result = tokio::select! {
+            _ = shutdown.changed() => break,
+            r = poll => r,
+        };
+        match result {
+            Ok(updates) => {
+                backoff = Duration::from_secs(1);
+                for u in updates {
+                    offset =
+                        offset.max(i32::try_from(u.id.0).unwrap_or(i32::MAX).saturating_add(1));
+                    if let UpdateKind::Message(m) = u.kind {
+                        dispatch(&ctx, m);
+                    }
+                }
+                save_offset(&ctx.app, &offset_key, offset);
+            }
+            Err(RequestError::RetryAfter(s)) => tokio::time::sleep(s.duration()).await,
+            Err(RequestError::Api(ApiError::InvalidToken)) => {
+                return Err(TelegramError::InvalidToken);
+            }
+            Err(e) => {
+                tracing::warn!(
+                    "Telegram getUpdates failed ({e}); retrying in {} s",
+                    backoff.as_secs()
+                );
+                tokio::select! {
+                    _ = shutdown.changed() => break,
+                    _ = tokio::time::sleep(backoff) => {}
+                }
+                backoff = (backoff * 2).min(Duration::from_secs(60));
+            }
+        }
+    }
+    tracing::info!("Telegram channel stopped");
+    Ok(())
+}
+
+fn load_offset(app: &App, key: &str) -> i32 {
+    app.db
+        .with(|c| {
+            c.query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| {
+                r.get::<_, String>(0)
+            })
+        })
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
+fn save_offset(app: &App, key: &str, offset: i32) {
+    let saved = app.db.with(|c| {
+        c.execute(
+            "INSERT INTO meta (key, value) VALUES (?1, ?2) ON CONFLICT(key) DO UPDATE SET value = ?2",
+            rusqlite::params![key, offset.to_string()],
+        )
+    });
+    if let Err(e) = saved {
+        tracing::warn!("could not store the Telegram update offset: {e}");
+    }
+}
+
+/// The command menu from `commands/*.toml`, checked against Telegram's limits first;
+/// on failure the previous menu stays.
+async fn register_commands(ctx: &Ctx) {
+    let commands: Vec<BotCommand> = crate::directive::spec::commands()
+        .iter()
+        .filter(|c| {
+            let ok = (1..=32).contains(&c.name.len())
+                && c.name.chars().all(|ch| ch.is_ascii_lowercase() || ch.is_ascii_digit() || ch == '_')
+                && (1..=256).contains(&c.description.chars().count());
+            if !ok {
+                tracing::warn!(command = %c.name, "left out of the Telegram menu: outside Telegram's limits");
+            }
+            ok
+        })
+        .map(|c| BotCommand::new(c.name.clone(), c.description.clone()))
+        .collect();
+    if let Err(e) = ctx.bot.set_my_commands(commands).await {
+        tracing::warn!("Telegram kept its previous command menu: setMyCommands failed ({e})");
+    }
+}
+
+/// Route a message to its session's worker (one per session keeps arrival order).
+fn dispatch(ctx: &Arc<Ctx>, msg: Message) {
+    if msg.text().is_none() {
+        return;
+    }
+    let channel = "telegram";
+    let approved = |user: i64| {
+        ctx.pairing
+            .is_approved(channel, &user.to_string())
+            .unwrap_or(false)
+    };
+    match access(&ctx.cfg, &ctx.username, ctx.bot_id, &msg, approved) {
+        Access::Ignored => {}
+        Access::NeedsPairing => {
+            let ctx = ctx.clone();
+            tokio::spawn(async move { offer_pairing(&ctx, &msg).await });
+        }
+        Access::Allowed { session, owner } => {
+            let sender = ctx
+                .workers
+                .entry(session.clone())
+                .or_insert_with(|| spawn_worker(ctx.clone(), session.clone(), owner))
+                .clone();
+            if let Err(mpsc::error::SendError(m)) = sender.send(msg) {
+                let fresh = spawn_worker(ctx.clone(), session.clone(), owner);
+                let _ = fresh.send(m);
+                ctx.workers.insert(session, fresh);
+            }
+        }
+    }
+}
+
+async fn offer_pairing(ctx: &Ctx, msg: &Message) {
+    let Some(from) = msg.from.as_ref() else {
+        return;
+    };
+    let label = from
+        .username
+        .clone()
+        .map(|u| format!("@{u}"))
+        .unwrap_or_else(|| from.first_name.clone());
+    match ctx
+        .pairing
+        .request("telegram", &from.id.0.to_string(), Some(&label))
+    {
+        Ok(r) if r.approved => {}
+        Ok(r) if r.fresh => {
+            let text = format!(
+                "Hi! I don't know you yet. To let you in, the operator of this bot runs:\n\nremoteclaw pairing approve telegram {}\n\nThe code is valid for one hour.",
+                r.code
+            );
+            send_text(ctx, msg.chat.id, &text, None, None).await;
+        }
+        Ok(_) => {} // a code was sent within the hour: stay quiet
+        Err(e) => tracing::warn!("pairing request failed: {e}"),
+    }
+}
+
+fn spawn_worker(ctx: Arc<Ctx>, session: String, owner: bool) -> mpsc::UnboundedSender<Message> {
+    let (tx, mut rx) = mpsc::unbounded_channel::<Message>();
+    tokio::spawn(async move {
+        while let Some(msg) = rx.recv().await {
+            answer(&ctx, &session, owner, &msg).await;
+        }
+    });
+    tx
+}
+
+async fn answer(ctx: &Ctx, session: &str, owner: bool, msg: &Message) {
+    let text = strip_mention(msg.text().unwrap_or_default(), &ctx.username);
+    if text.is_empty() {
+        return;
+    }
+    let chat = msg.chat.id;
+    let thread = if msg.is_topic_message {
+        msg.thread_id
+    } else {
+        None
+    };
+    let bot = ctx.bot.clone();
+    let typing = tokio::spawn(async move {
+        loop {
+            let mut action = bot.send_chat_action(chat, ChatAction::Typing);
+            action.message_thread_id = thread;
+            let _ = action.await;
+            tokio::time::sleep(Duration::from_secs(4)).await;
+        }
+    });
+    let inbound = Inbound {
+        session,
+        text: &text,
+        owner,
+        bot_username: Some(&ctx.username),
+    };
+    let result = handle(&ctx.app, inbound, None).await;
+    typing.abort();
+    if result.ignored {
+        return;
+    }
+    let reply = result.reply_text();
+    for (i, part) in chunk::split(&reply, chunk::TELEGRAM).iter().enumerate() {
+        let reply_to = (i == 0).then_some(msg.id);
+        send_text(ctx, chat, part, thread, reply_to).await;
+    }
+}
+
+/// Send one message part, honouring `retry_after` on 429; logged (without content) when
+/// it cannot be delivered.
+async fn send_text(
+    ctx: &Ctx,
+    chat: ChatId,
+    text: &str,
+    thread: Option<teloxide::types::ThreadId>,
+    reply_to: Option<teloxide::types::MessageId>,
+) {
+    for attempt in 1..=SEND_ATTEMPTS {
+        let mut req = ctx.bot.send_message(chat, text);
+        if let Some(t) = thread {
+            req = req.message_thread_id(t);
+        }
+        if let Some(id) = reply_to {
+            req = req.reply_parameters(ReplyParameters {
+                allow_sending_without_reply: Some(true),
+                ..ReplyParameters::new(id)
+            });
+        }
+        match req.await {
+            Ok(_) => return,
+            Err(RequestError::RetryAfter(s)) if attempt < SEND_ATTEMPTS => {
+                tokio::time::sleep(s.duration()).await
+            }
+            Err(e) => {
+                tracing::warn!(chat = chat.0, "could not send a reply to Telegram: {e}");
+                return;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mentions_are_stripped_case_insensitively() {
+        assert_eq!(
+            strip_mention("@MyBot  what is rust?", "mybot"),
+            "what is rust?"
+        );
+        assert_eq!(
+            strip_mention("/model@MyBot list", "MyBot"),
+            "/model@MyBot list"
+        );
+    }
+}

@@ -1,0 +1,736 @@
+//! Loopback fake of the Telegram Bot API for integration tests.
+//!
+//! One axum server on `127.0.0.1:0` answers `/bot<TOKEN>/<method>` (method
+//! names case-insensitive, JSON / form / query parameters) with complete Bot
+//! API objects, so the real teloxide client can be pointed at
+//! [`FakeTelegram::api_url`]. Tests queue incoming updates
+//! ([`FakeTelegram::send_dm`], [`FakeTelegram::send_group`],
+//! [`FakeTelegram::press_button`]), script failures
+//! ([`FakeTelegram::rate_limit_next`], [`FakeTelegram::fail_next`]) and inspect
+//! every call ([`FakeTelegram::calls`]) and every message the bot sent
+//! ([`FakeTelegram::sent_messages`]).
+//!
+//! Behaviour that mirrors the real server (and that tests may trip over):
+//! - `getUpdates` long-polls for `timeout` seconds, answers as soon as updates
+//!   are queued, and forgets updates below `offset` for good. A second
+//!   `getUpdates` while one is waiting ends the older one with 409 Conflict.
+//! - Sending to a chat the fake never saw (no `send_dm`/`send_group`/
+//!   `register_*`) fails with 400 "Bad Request: chat not found".
+//! - `parse_mode` text is validated (MarkdownV2 reserved characters, unclosed
+//!   entities, HTML tags); the returned/stored `text` is the visible text.
+//! - In a forum topic, a user message that is not an explicit reply carries
+//!   `reply_to_message` = the topic's creation service message
+//!   (`message_id == message_thread_id`, `forum_topic_created`, sent by the user).
+//! - Editing to identical text and markup fails with "message is not modified".
+
+mod markup;
+mod methods;
+mod objects;
+
+use std::collections::{HashMap, VecDeque};
+use std::net::SocketAddr;
+use std::pin::pin;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
+use axum::response::Response;
+use serde_json::{Map, Value, json};
+use tokio::sync::{Notify, watch};
+use tokio::task::JoinHandle;
+
+use objects::{group_chat, private_chat, strip_reply, text_entities, unix_now, user};
+
+/// `username` of the fake bot (`getMe`).
+pub const BOT_USERNAME: &str = "RemoteClawTestBot";
+/// `first_name` of the fake bot.
+pub const BOT_FIRST_NAME: &str = "RemoteClaw Test Bot";
+
+/// One request the fake received.
+#[derive(Clone, Debug)]
+pub struct RecordedCall {
+    /// Lower-cased method name, e.g. `sendmessage`.
+    pub method: String,
+    /// The method name as it appeared in the path, e.g. `SendMessage`.
+    pub raw_method: String,
+    /// Parameters: the JSON body object, or form / query fields (as strings).
+    /// Always an object (empty if nothing could be parsed, e.g. multipart).
+    pub body: Value,
+    /// The raw request body (lossy UTF-8).
+    pub raw_body: String,
+    pub content_type: Option<String>,
+    /// `false` when the path carried another token (answered 401).
+    pub authorized: bool,
+    /// When the request arrived.
+    pub at: Instant,
+    /// HTTP status of the answer; 0 while it is still pending (long poll).
+    pub status: u16,
+    /// The JSON answer (`{"ok":...}`); `Null` while pending.
+    pub response: Value,
+    seq: u64,
+}
+
+impl RecordedCall {
+    /// A parameter (`body[name]`).
+    pub fn param(&self, name: &str) -> Option<&Value> {
+        self.body.get(name)
+    }
+
+    /// Whether the answer was `{"ok":true,...}`.
+    pub fn succeeded(&self) -> bool {
+        self.response.get("ok").and_then(Value::as_bool) == Some(true)
+    }
+
+    /// `error_code` of a failed answer.
+    pub fn error_code(&self) -> Option<i64> {
+        self.response.get("error_code").and_then(Value::as_i64)
+    }
+}
+
+/// A message the bot sent (`sendMessage`) or rewrote (`editMessageText`) successfully.
+#[derive(Clone, Debug)]
+pub struct SentMessage {
+    /// `sendmessage` or `editmessagetext`.
+    pub method: String,
+    pub chat_id: i64,
+    pub message_id: i64,
+    /// Text exactly as the bot sent it (markup and escapes included).
+    pub text: String,
+    /// Visible text after `parse_mode` was applied (equals `text` without one).
+    pub plain_text: String,
+    pub parse_mode: Option<String>,
+    /// `message_thread_id` as requested.
+    pub thread_id: Option<i64>,
+    /// `reply_parameters.message_id` (or legacy `reply_to_message_id`).
+    pub reply_to_message_id: Option<i64>,
+    /// `reply_markup` as requested (any keyboard kind).
+    pub reply_markup: Option<Value>,
+    pub at: Instant,
+}
+
+impl SentMessage {
+    pub fn is_edit(&self) -> bool {
+        self.method == "editmessagetext"
+    }
+
+    /// Every `callback_data` of the inline keyboard, row by row.
+    pub fn callback_data(&self) -> Vec<String> {
+        self.reply_markup
+            .as_ref()
+            .and_then(|m| m.get("inline_keyboard"))
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_array)
+            .flatten()
+            .filter_map(|b| b.get("callback_data").and_then(Value::as_str))
+            .map(String::from)
+            .collect()
+    }
+}
+
+/// A running fake Bot API server. Dropping it shuts the server down.
+pub struct FakeTelegram {
+    pub addr: SocketAddr,
+    inner: Arc<Inner>,
+    shutdown: watch::Sender<bool>,
+    task: JoinHandle<()>,
+}
+
+impl FakeTelegram {
+    /// Binds `127.0.0.1:0` and serves `/bot<token>/...` on the current tokio runtime.
+    /// The bot's user id is the numeric part of the token before `:` when there is one.
+    pub async fn start(token: &str) -> FakeTelegram {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("fake telegram: bind 127.0.0.1:0");
+        let addr = listener.local_addr().expect("fake telegram: local_addr");
+        let (shutdown, shutdown_rx) = watch::channel(false);
+        let bot_id = token
+            .split(':')
+            .next()
+            .and_then(|s| s.parse::<i64>().ok())
+            .filter(|id| *id > 0)
+            .unwrap_or(7_000_000_001);
+        let inner = Arc::new(Inner {
+            token: token.to_string(),
+            bot_id,
+            bot_user: json!({
+                "id": bot_id,
+                "is_bot": true,
+                "first_name": BOT_FIRST_NAME,
+                "username": BOT_USERNAME,
+            }),
+            state: Mutex::new(St::default()),
+            updates_ready: Notify::new(),
+            changed: Notify::new(),
+            shutdown: shutdown_rx.clone(),
+        });
+        let app = Router::new()
+            .fallback(handle)
+            .layer(DefaultBodyLimit::max(64 * 1024 * 1024))
+            .with_state(inner.clone());
+        let mut signal = shutdown_rx;
+        let task = tokio::spawn(async move {
+            let _ = axum::serve(listener, app)
+                .with_graceful_shutdown(async move {
+                    let _ = signal.wait_for(|stop| *stop).await;
+                })
+                .await;
+        });
+        FakeTelegram {
+            addr,
+            inner,
+            shutdown,
+            task,
+        }
+    }
+
+    /// `http://127.0.0.1:PORT` (what goes into `channels.telegram.apiRoot`).
+    pub fn api_url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// `http://127.0.0.1:PORT/bot<token>/<method>`, for driving the fake by hand.
+    pub fn method_url(&self, method: &str) -> String {
+        format!("{}/bot{}/{}", self.api_url(), self.inner.token, method)
+    }
+
+    pub fn token(&self) -> &str {
+        &self.inner.token
+    }
+
+    pub fn bot_username(&self) -> &str {
+        BOT_USERNAME
+    }
+
+    pub fn bot_id(&self) -> i64 {
+        self.inner.bot_id
+    }
+
+    // --- incoming updates -------------------------------------------------
+
+    /// Queue an incoming text message from a user in a private chat; returns the update_id.
+    pub fn send_dm(&self, user_id: i64, username: &str, text: &str) -> i64 {
+        let id = {
+            let mut st = lock(&self.inner.state);
+            let from = st.remember_user(user_id, username);
+            let chat = private_chat(&from);
+            st.chats.insert(user_id, chat.clone());
+            let msg = st.user_message(chat, from, text);
+            st.push_update("message", msg)
+        };
+        self.inner.wake();
+        id
+    }
+
+    /// Queue a group message. `thread_id` puts it in a forum topic (the chat
+    /// becomes a forum supergroup); `reply_to_bot_message` makes it a reply to
+    /// that bot message (a stand-in bot message if the id is unknown).
+    /// Chat ids `<= -1_000_000_000_000` are supergroups, other negative ids
+    /// basic groups (until a `thread_id` turns them into forums).
+    pub fn send_group(
+        &self,
+        chat_id: i64,
+        user_id: i64,
+        username: &str,
+        text: &str,
+        thread_id: Option<i64>,
+        reply_to_bot_message: Option<i64>,
+    ) -> i64 {
+        let id = {
+            let mut st = lock(&self.inner.state);
+            let from = st.remember_user(user_id, username);
+            let chat = st.ensure_group(chat_id, thread_id.is_some());
+            let reply = match (reply_to_bot_message, thread_id) {
+                (Some(mid), _) => Some(st.stored_or_stand_in(&self.inner.bot_user, &chat, mid)),
+                (None, Some(t)) => Some(topic_root(&chat, &from, t)),
+                (None, None) => None,
+            };
+            let mut msg = st.user_message(chat, from, text);
+            if let Some(t) = thread_id {
+                msg["message_thread_id"] = json!(t);
+                msg["is_topic_message"] = json!(true);
+            }
+            if let Some(r) = reply {
+                msg["reply_to_message"] = strip_reply(&r);
+            }
+            st.store(chat_id, &msg);
+            st.push_update("message", msg)
+        };
+        self.inner.wake();
+        id
+    }
+
+    /// Queue a callback query (inline keyboard press) from a user on a bot
+    /// message (a stand-in bot message if `message_id` is unknown). Its
+    /// `id` is accepted once by `answerCallbackQuery`.
+    pub fn press_button(&self, user_id: i64, chat_id: i64, message_id: i64, data: &str) -> i64 {
+        let id = {
+            let mut st = lock(&self.inner.state);
+            let from = st
+                .users
+                .get(&user_id)
+                .cloned()
+                .unwrap_or_else(|| user(user_id, ""));
+            let chat = st.chat_or_default(chat_id);
+            let message = st.stored_or_stand_in(&self.inner.bot_user, &chat, message_id);
+            st.next_callback += 1;
+            let query_id = format!("{}{:06}", self.inner.bot_id, st.next_callback);
+            st.callback_queries.insert(query_id.clone(), false);
+            let query = json!({
+                "id": query_id,
+                "from": from,
+                "message": message,
+                "chat_instance": format!("{}", (chat_id as u64) ^ 0x5eed_5eed_5eed),
+                "data": data,
+            });
+            st.push_update("callback_query", query)
+        };
+        self.inner.wake();
+        id
+    }
+
+    /// Queue any update object; its `update_id` is assigned (and returned).
+    pub fn send_raw_update(&self, update: Value) -> i64 {
+        let id = {
+            let mut st = lock(&self.inner.state);
+            st.next_update_id += 1;
+            let id = st.next_update_id;
+            let mut update = match update {
+                Value::Object(m) => m,
+                _ => Map::new(),
+            };
+            update.insert("update_id".into(), json!(id));
+            let update = Value::Object(update);
+            st.queue.push_back(update.clone());
+            st.history.push(update);
+            id
+        };
+        self.inner.wake();
+        id
+    }
+
+    /// Makes a private chat known without a message (so the bot may write first).
+    pub fn register_dm(&self, user_id: i64, username: &str) {
+        let mut st = lock(&self.inner.state);
+        let from = st.remember_user(user_id, username);
+        st.chats.insert(user_id, private_chat(&from));
+    }
+
+    /// Makes a group known: a basic group, or a supergroup (forum if `forum`).
+    pub fn register_group(&self, chat_id: i64, supergroup: bool, forum: bool) {
+        lock(&self.inner.state)
+            .chats
+            .insert(chat_id, group_chat(chat_id, supergroup || forum, forum));
+    }
+
+    /// Updates queued and not yet acknowledged by an `offset`.
+    pub fn pending_updates(&self) -> usize {
+        lock(&self.inner.state).queue.len()
+    }
+
+    /// Every update ever queued, in order (acknowledged ones included).
+    pub fn updates(&self) -> Vec<Value> {
+        lock(&self.inner.state).history.clone()
+    }
+
+    /// The `message_id` of a queued message update.
+    pub fn message_id_of(&self, update_id: i64) -> Option<i64> {
+        lock(&self.inner.state)
+            .history
+            .iter()
+            .find(|u| u["update_id"].as_i64() == Some(update_id))
+            .and_then(|u| u["message"]["message_id"].as_i64())
+    }
+
+    /// Current state of a stored message (user or bot, after edits).
+    pub fn message(&self, chat_id: i64, message_id: i64) -> Option<Value> {
+        lock(&self.inner.state)
+            .messages
+            .get(&(chat_id, message_id))
+            .cloned()
+    }
+
+    // --- scripted failures ------------------------------------------------
+
+    /// Script the next `times` calls of `method` (case-insensitive) to fail
+    /// with 429 "Too Many Requests: retry after S" and `parameters.retry_after`.
+    pub fn rate_limit_next(&self, method: &str, times: usize, retry_after_secs: u64) {
+        let mut st = lock(&self.inner.state);
+        let queue = st.scripted.entry(method.to_ascii_lowercase()).or_default();
+        for _ in 0..times {
+            queue.push_back(Failure {
+                code: 429,
+                description: format!("Too Many Requests: retry after {retry_after_secs}"),
+                retry_after: Some(retry_after_secs),
+            });
+        }
+    }
+
+    /// Script the next call of `method` (case-insensitive) to fail with this
+    /// `error_code` (also the HTTP status) and `description`.
+    pub fn fail_next(&self, method: &str, error_code: u16, description: &str) {
+        lock(&self.inner.state)
+            .scripted
+            .entry(method.to_ascii_lowercase())
+            .or_default()
+            .push_back(Failure {
+                code: error_code,
+                description: description.to_string(),
+                retry_after: None,
+            });
+    }
+
+    /// Scripted failures of `method` not yet used.
+    pub fn pending_failures(&self, method: &str) -> usize {
+        lock(&self.inner.state)
+            .scripted
+            .get(&method.to_ascii_lowercase())
+            .map_or(0, VecDeque::len)
+    }
+
+    // --- inspection -------------------------------------------------------
+
+    /// Every request, in arrival order.
+    pub fn calls(&self) -> Vec<RecordedCall> {
+        lock(&self.inner.state).calls.clone()
+    }
+
+    /// Requests of one method (case-insensitive).
+    pub fn calls_of(&self, method: &str) -> Vec<RecordedCall> {
+        let method = method.to_ascii_lowercase();
+        lock(&self.inner.state)
+            .calls
+            .iter()
+            .filter(|c| c.method == method)
+            .cloned()
+            .collect()
+    }
+
+    pub fn clear_calls(&self) {
+        lock(&self.inner.state).calls.clear();
+    }
+
+    /// Messages the bot sent or edited successfully, in order.
+    pub fn sent_messages(&self) -> Vec<SentMessage> {
+        lock(&self.inner.state).sent.clone()
+    }
+
+    /// Waits until at least `n` `sendMessage` calls succeeded or `timeout`
+    /// passed; returns the successful `sendMessage`s (edits left out).
+    pub async fn wait_for_messages(&self, n: usize, timeout: Duration) -> Vec<SentMessage> {
+        let sends = |st: &St| st.sent.iter().filter(|m| !m.is_edit()).count();
+        self.wait_until(timeout, |st| sends(st) >= n).await;
+        self.sent_messages()
+            .into_iter()
+            .filter(|m| !m.is_edit())
+            .collect()
+    }
+
+    /// Waits until at least `n` calls of `method` were received (answered or
+    /// not) or `timeout` passed; returns them.
+    pub async fn wait_for_calls(
+        &self,
+        method: &str,
+        n: usize,
+        timeout: Duration,
+    ) -> Vec<RecordedCall> {
+        let lc = method.to_ascii_lowercase();
+        self.wait_until(timeout, |st| {
+            st.calls.iter().filter(|c| c.method == lc).count() >= n
+        })
+        .await;
+        self.calls_of(method)
+    }
+
+    /// The body of the last accepted `setMyCommands` (`{"commands":[...], "scope"?, ...}`).
+    pub fn commands(&self) -> Option<Value> {
+        lock(&self.inner.state).last_commands.clone()
+    }
+
+    /// The largest `offset` any `getUpdates` carried (0 if none did).
+    pub fn highest_offset_seen(&self) -> i64 {
+        lock(&self.inner.state).highest_offset
+    }
+
+    async fn wait_until(&self, timeout: Duration, pred: impl Fn(&St) -> bool) -> bool {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let mut notified = pin!(self.inner.changed.notified());
+            notified.as_mut().enable();
+            if pred(&lock(&self.inner.state)) {
+                return true;
+            }
+            if tokio::time::timeout_at(deadline, notified).await.is_err() {
+                return pred(&lock(&self.inner.state));
+            }
+        }
+    }
+}
+
+impl Drop for FakeTelegram {
+    fn drop(&mut self) {
+        // Ends waiting long polls and starts axum's graceful shutdown.
+        let _ = self.shutdown.send(true);
+        self.task.abort();
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Server internals
+
+struct Inner {
+    token: String,
+    bot_id: i64,
+    bot_user: Value,
+    state: Mutex<St>,
+    /// Woken when updates are queued, a newer `getUpdates` arrives, or the queue changes.
+    updates_ready: Notify,
+    /// Woken on every recorded change (calls, answers, sent messages).
+    changed: Notify,
+    shutdown: watch::Receiver<bool>,
+}
+
+impl Inner {
+    fn wake(&self) {
+        self.updates_ready.notify_waiters();
+        self.changed.notify_waiters();
+    }
+}
+
+struct Failure {
+    code: u16,
+    description: String,
+    retry_after: Option<u64>,
+}
+
+#[derive(Default)]
+struct St {
+    next_update_id: i64,
+    queue: VecDeque<Value>,
+    history: Vec<Value>,
+    next_message_id: HashMap<i64, i64>,
+    users: HashMap<i64, Value>,
+    chats: HashMap<i64, Value>,
+    messages: HashMap<(i64, i64), Value>,
+    /// callback query id → answered
+    callback_queries: HashMap<String, bool>,
+    next_callback: u64,
+    scripted: HashMap<String, VecDeque<Failure>>,
+    calls: Vec<RecordedCall>,
+    next_seq: u64,
+    sent: Vec<SentMessage>,
+    last_commands: Option<Value>,
+    /// scope + language → commands
+    registered_commands: HashMap<String, Value>,
+    highest_offset: i64,
+    poll_generation: u64,
+    allowed_updates: Vec<String>,
+    webhook_url: String,
+}
+
+impl St {
+    fn remember_user(&mut self, id: i64, username: &str) -> Value {
+        let u = user(id, username);
+        self.users.insert(id, u.clone());
+        u
+    }
+
+    fn next_message_id(&mut self, chat_id: i64) -> i64 {
+        let next = self.next_message_id.entry(chat_id).or_insert(100);
+        *next += 1;
+        *next
+    }
+
+    fn push_update(&mut self, kind: &str, payload: Value) -> i64 {
+        if self.next_update_id == 0 {
+            self.next_update_id = 500_000_000;
+        }
+        self.next_update_id += 1;
+        let id = self.next_update_id;
+        let mut update = Map::new();
+        update.insert("update_id".into(), json!(id));
+        update.insert(kind.into(), payload);
+        let update = Value::Object(update);
+        self.queue.push_back(update.clone());
+        self.history.push(update);
+        id
+    }
+
+    fn store(&mut self, chat_id: i64, msg: &Value) {
+        if let Some(id) = msg["message_id"].as_i64() {
+            self.messages.insert((chat_id, id), msg.clone());
+        }
+    }
+
+    /// A text message from a user, stored, with server-side entities.
+    fn user_message(&mut self, chat: Value, from: Value, text: &str) -> Value {
+        let chat_id = chat["id"].as_i64().unwrap_or(0);
+        let mut msg = json!({
+            "message_id": self.next_message_id(chat_id),
+            "from": from,
+            "chat": chat,
+            "date": unix_now(),
+            "text": text,
+        });
+        let entities = text_entities(text);
+        if !entities.is_empty() {
+            msg["entities"] = Value::Array(entities);
+        }
+        self.store(chat_id, &msg);
+        msg
+    }
+
+    fn chat_or_default(&self, chat_id: i64) -> Value {
+        self.chats
+            .get(&chat_id)
+            .cloned()
+            .unwrap_or_else(|| objects::default_chat(chat_id))
+    }
+
+    /// The group's chat object, created or upgraded to a forum when `forum`.
+    fn ensure_group(&mut self, chat_id: i64, forum: bool) -> Value {
+        let chat = self
+            .chats
+            .entry(chat_id)
+            .or_insert_with(|| objects::default_chat(chat_id));
+        if forum && chat["is_forum"] != json!(true) {
+            *chat = group_chat(chat_id, true, true);
+        }
+        chat.clone()
+    }
+
+    /// A stored message, or a bot message standing in for an unknown id.
+    fn stored_or_stand_in(&self, bot_user: &Value, chat: &Value, message_id: i64) -> Value {
+        let chat_id = chat["id"].as_i64().unwrap_or(0);
+        match self.messages.get(&(chat_id, message_id)) {
+            Some(m) => strip_reply(m),
+            None => json!({
+                "message_id": message_id,
+                "from": bot_user,
+                "chat": chat,
+                "date": unix_now() - 60,
+                "text": "(earlier bot message)",
+            }),
+        }
+    }
+}
+
+/// The service message that created forum topic `thread_id`.
+fn topic_root(chat: &Value, creator: &Value, thread_id: i64) -> Value {
+    json!({
+        "message_id": thread_id,
+        "message_thread_id": thread_id,
+        "from": creator,
+        "chat": chat,
+        "date": unix_now() - 3600,
+        "forum_topic_created": {"name": format!("Topic {thread_id}"), "icon_color": 7_322_096},
+        "is_topic_message": true,
+    })
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// HTTP status and JSON body of an answer.
+type Reply = (u16, Value);
+
+fn ok(result: Value) -> Reply {
+    (200, json!({"ok": true, "result": result}))
+}
+
+fn fail(code: u16, description: impl Into<String>) -> Reply {
+    (
+        code,
+        json!({"ok": false, "error_code": code, "description": description.into()}),
+    )
+}
+
+fn bad_request(description: impl Into<String>) -> Reply {
+    fail(400, description)
+}
+
+async fn handle(
+    State(inner): State<Arc<Inner>>,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let Some((token, name)) = uri
+        .path()
+        .strip_prefix("/bot")
+        .and_then(|rest| rest.split_once('/'))
+        .filter(|(_, name)| !name.is_empty() && !name.contains('/'))
+    else {
+        return respond(fail(404, "Not Found"));
+    };
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
+    let params = objects::parse_params(content_type.as_deref(), uri.query(), &body);
+    let authorized = token == inner.token;
+    let lc = name.to_ascii_lowercase();
+    let (seq, scripted) = {
+        let mut st = lock(&inner.state);
+        st.next_seq += 1;
+        let seq = st.next_seq;
+        st.calls.push(RecordedCall {
+            method: lc.clone(),
+            raw_method: name.to_string(),
+            body: Value::Object(params.clone()),
+            raw_body: String::from_utf8_lossy(&body).into_owned(),
+            content_type,
+            authorized,
+            at: Instant::now(),
+            status: 0,
+            response: Value::Null,
+            seq,
+        });
+        let scripted = if authorized {
+            st.scripted.get_mut(&lc).and_then(VecDeque::pop_front)
+        } else {
+            None
+        };
+        (seq, scripted)
+    };
+    inner.changed.notify_waiters();
+
+    let reply = if !authorized {
+        fail(401, "Unauthorized")
+    } else if let Some(f) = scripted {
+        let (code, mut body) = fail(f.code, f.description);
+        if let Some(secs) = f.retry_after {
+            body["parameters"] = json!({"retry_after": secs});
+        }
+        (code, body)
+    } else if lc == "getupdates" {
+        methods::get_updates(&inner, &params).await
+    } else {
+        methods::dispatch(&inner, &lc, &params)
+    };
+
+    {
+        let mut st = lock(&inner.state);
+        if let Some(call) = st.calls.iter_mut().rev().find(|c| c.seq == seq) {
+            call.status = reply.0;
+            call.response = reply.1.clone();
+        }
+    }
+    inner.changed.notify_waiters();
+    respond(reply)
+}
+
+fn respond((status, body): Reply) -> Response {
+    let mut resp = Response::new(Body::from(body.to_string()));
+    *resp.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    resp
+}

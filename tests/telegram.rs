@@ -1,0 +1,280 @@
+//! The Telegram channel end to end: the real teloxide client against the loopback fake
+//! Bot API, with the fake provider behind it — DMs, pairing, groups and mentions,
+//! owner-only pins, chunked replies, 429 retries and restarts without reprocessing.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use remoteclaw::app::App;
+use remoteclaw::channels::telegram;
+use remoteclaw::pairing::PairingStore;
+use remoteclaw::secret::Secret;
+use std::sync::Arc;
+use std::time::Duration;
+use support::fake_provider::{Behavior, FakeProvider};
+use support::fake_telegram::FakeTelegram;
+use support::home::TestHome;
+use tokio::sync::watch;
+
+const TOKEN: &str = "123456:TEST-token";
+const WAIT: Duration = Duration::from_secs(10);
+
+struct Setup {
+    tg: FakeTelegram,
+    llm: FakeProvider,
+    app: Arc<App>,
+    stop: watch::Sender<bool>,
+    task: tokio::task::JoinHandle<()>,
+    _home: TestHome,
+}
+
+async fn setup(extra: &str) -> Setup {
+    let tg = FakeTelegram::start(TOKEN).await;
+    let llm = FakeProvider::start().await;
+    let mut config = TestHome::config_for_fake(
+        "openai/gpt-4o-mini",
+        &llm.anthropic_base(),
+        &llm.openai_base(),
+        &llm.google_base(),
+    );
+    config.push_str(&format!(
+        "[agents.defaults.models.\"anthropic/claude-opus-4-5\"]\nalias = \"opus\"\n[agents.defaults.models.\"openai/gpt-4o-mini\"]\n[channels.telegram]\nenabled = true\nbotToken = \"{TOKEN}\"\napiRoot = \"{}\"\nallowFrom = [42, 43]\nowners = [42]\ngroups = [-1001234]\n{extra}",
+        tg.api_url()
+    ));
+    let mut home = TestHome::new(&config);
+    home.set("OPENAI_API_KEY", "sk-oa")
+        .set("ANTHROPIC_API_KEY", "sk-ant");
+    home.write("agents/main/agent/auth-profiles.json", r#"{"profiles":{"anthropic:work":{"type":"api_key","provider":"anthropic","key":"sk-ant-work"}}}"#);
+    let app = Arc::new(home.app().await);
+    let (stop, task) = start(&app);
+    Setup {
+        tg,
+        llm,
+        app,
+        stop,
+        task,
+        _home: home,
+    }
+}
+
+fn start(app: &Arc<App>) -> (watch::Sender<bool>, tokio::task::JoinHandle<()>) {
+    let (stop, rx) = watch::channel(false);
+    let cfg = app.config.channels.telegram.clone().unwrap();
+    let app = app.clone();
+    let task = tokio::spawn(async move {
+        telegram::run(app, cfg, Secret::new(TOKEN), rx)
+            .await
+            .expect("channel runs");
+    });
+    (stop, task)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dm_from_an_allowed_user_is_answered_and_the_menu_registered() {
+    let s = setup("").await;
+    s.tg.send_dm(42, "alice", "hello there");
+    let sent = s.tg.wait_for_messages(1, WAIT).await;
+    assert_eq!(sent.len(), 1);
+    assert_eq!(sent[0].chat_id, 42);
+    assert_eq!(sent[0].text, "fake reply to: hello there");
+    assert!(
+        sent[0].parse_mode.is_none(),
+        "plain text: `*`, `_`, `[` can never break a send"
+    );
+    let names: Vec<String> = s.tg.commands().unwrap()["commands"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["command"].as_str().unwrap().to_string())
+        .collect();
+    for n in ["model", "new", "reset", "help"] {
+        assert!(names.contains(&n.to_string()), "{names:?}");
+    }
+    assert!(
+        !s.tg.calls_of("sendChatAction").is_empty(),
+        "typing indicator"
+    );
+    assert_eq!(
+        s.llm.requests()[0].body["messages"][0]["content"],
+        "hello there"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unknown_sender_gets_a_pairing_code_and_never_reaches_the_model() {
+    let s = setup("").await;
+    s.tg.send_dm(99, "mallory", "let me in");
+    let sent = s.tg.wait_for_messages(1, WAIT).await;
+    assert!(
+        sent[0]
+            .text
+            .contains("remoteclaw pairing approve telegram "),
+        "{}",
+        sent[0].text
+    );
+    let code = sent[0]
+        .text
+        .split("approve telegram ")
+        .nth(1)
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_string();
+    s.tg.send_dm(99, "mallory", "again?");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(s.tg.sent_messages().len(), 1, "at most one code per hour");
+    assert_eq!(
+        s.llm.request_count(),
+        0,
+        "unknown senders never reach a model"
+    );
+
+    PairingStore::new(s.app.db.clone(), s.app.clock.clone())
+        .approve("telegram", &code)
+        .unwrap();
+    s.tg.send_dm(99, "mallory", "now?");
+    let sent = s.tg.wait_for_messages(2, WAIT).await;
+    assert_eq!(sent[1].text, "fake reply to: now?");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn groups_answer_only_when_mentioned_and_commands_for_other_bots_are_ignored() {
+    let s = setup("").await;
+    let bot = s.tg.bot_username().to_string();
+    s.tg.send_group(-1001234, 42, "alice", "just chatting", None, None);
+    s.tg.send_group(
+        -1009999,
+        42,
+        "alice",
+        &format!("@{bot} not an allowed group"),
+        None,
+        None,
+    );
+    s.tg.send_group(-1001234, 42, "alice", "/model@OtherBot list", None, None);
+    s.tg.send_group(
+        -1001234,
+        42,
+        "alice",
+        &format!("/model@{bot} list"),
+        None,
+        None,
+    );
+    let sent = s.tg.wait_for_messages(1, WAIT).await;
+    assert_eq!(sent.len(), 1);
+    assert!(
+        sent[0].text.contains("openai/gpt-4o-mini"),
+        "the list: {}",
+        sent[0].text
+    );
+    s.tg.send_group(
+        -1001234,
+        42,
+        "alice",
+        &format!("@{bot} what is rust?"),
+        Some(7),
+        None,
+    );
+    let sent = s.tg.wait_for_messages(2, WAIT).await;
+    assert_eq!(sent[1].text, "fake reply to: what is rust?");
+    assert_eq!(sent[1].thread_id, Some(7), "answered in the forum topic");
+    assert_eq!(s.llm.request_count(), 1);
+    let out = s
+        .app
+        .sessions
+        .store()
+        .summary("telegram:group:-1001234:thread:7")
+        .unwrap();
+    assert!(out.is_some(), "topic session key");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_owners_may_pin_a_profile() {
+    let s = setup("").await;
+    s.tg.send_dm(43, "bob", "/model opus@anthropic:work");
+    let sent = s.tg.wait_for_messages(1, WAIT).await;
+    assert!(
+        sent[0]
+            .text
+            .starts_with("Only owners can pin a credential profile"),
+        "{}",
+        sent[0].text
+    );
+    s.tg.send_dm(42, "alice", "/model opus@anthropic:work");
+    let sent = s.tg.wait_for_messages(2, WAIT).await;
+    assert!(
+        sent[1]
+            .text
+            .contains("Pinned to credential profile anthropic:work"),
+        "{}",
+        sent[1].text
+    );
+    let pin = s
+        .app
+        .sessions
+        .store()
+        .load("telegram:dm:42", 0)
+        .unwrap()
+        .unwrap()
+        .pin
+        .unwrap();
+    assert_eq!(pin.profile, "anthropic:work");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn long_replies_are_chunked_within_telegram_limits() {
+    let s = setup("").await;
+    let mut long = String::new();
+    while long.encode_utf16().count() < 10_000 {
+        long.push_str("Ünïcödé 🌍 words and more words.\n```rust\nfn main() {}\n```\n\n");
+    }
+    s.llm.script("sk-oa", [Behavior::Reply(long.clone())]);
+    s.tg.send_dm(42, "alice", "long please");
+    let sent = s.tg.wait_for_messages(3, WAIT).await;
+    assert!(sent.len() >= 3, "{} parts", sent.len());
+    for m in &sent {
+        assert!(m.text.encode_utf16().count() <= 4096);
+        assert_eq!(
+            m.text.matches("```").count() % 2,
+            0,
+            "fences balanced in every part"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rate_limited_sends_are_retried_once_and_sent_exactly_once() {
+    let s = setup("").await;
+    s.tg.rate_limit_next("sendMessage", 1, 0);
+    s.tg.send_dm(42, "alice", "hi");
+    let sent = s.tg.wait_for_messages(1, WAIT).await;
+    assert_eq!(sent.len(), 1);
+    assert_eq!(
+        s.tg.calls_of("sendMessage").len(),
+        2,
+        "one 429, then one successful send"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restart_does_not_reprocess_updates() {
+    let s = setup("").await;
+    s.tg.send_dm(42, "alice", "first");
+    s.tg.wait_for_messages(1, WAIT).await;
+    let _ = s.stop.send(true);
+    s.task.await.unwrap();
+    let (stop, task) = start(&s.app);
+    s.tg.send_dm(42, "alice", "second");
+    let sent = s.tg.wait_for_messages(2, WAIT).await;
+    assert_eq!(
+        sent.iter().map(|m| m.text.as_str()).collect::<Vec<_>>(),
+        ["fake reply to: first", "fake reply to: second"]
+    );
+    assert_eq!(
+        s.llm.request_count(),
+        2,
+        "the first update was not processed again"
+    );
+    let _ = stop.send(true);
+    task.await.unwrap();
+}
