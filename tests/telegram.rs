@@ -278,3 +278,40 @@ async fn restart_does_not_reprocess_updates() {
     let _ = stop.send(true);
     task.await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn network_errors_never_show_the_bot_token() {
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let llm = FakeProvider::start().await;
+    let mut config = TestHome::config_for_fake("openai/gpt-4o-mini", &llm.anthropic_base(), &llm.openai_base(), &llm.google_base());
+    config.push_str(&format!("[channels.telegram]\nenabled = true\nbotToken = \"{TOKEN}\"\napiRoot = \"http://{closed}\"\n"));
+    let home = TestHome::new(&config);
+    let app = Arc::new(home.app().await);
+    let cfg = app.config.channels.telegram.clone().unwrap();
+    let (_stop, rx) = watch::channel(false);
+    let err = telegram::run(app, cfg, Secret::new(TOKEN), rx).await.unwrap_err().to_string();
+    assert!(err.contains("getMe failed"), "{err}");
+    assert!(!err.contains("TEST-token"), "the token leaked: {err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_command_menu_keeps_the_channel_running() {
+    let tg = FakeTelegram::start(TOKEN).await;
+    tg.fail_next("setMyCommands", 400, "Bad Request: BOT_COMMANDS_TOO_MUCH");
+    let llm = FakeProvider::start().await;
+    let mut config = TestHome::config_for_fake("openai/gpt-4o-mini", &llm.anthropic_base(), &llm.openai_base(), &llm.google_base());
+    config.push_str(&format!("[channels.telegram]\nenabled = true\nbotToken = \"{TOKEN}\"\napiRoot = \"{}\"\ndmPolicy = \"allowlist\"\nallowFrom = [42]\n", tg.api_url()));
+    let mut home = TestHome::new(&config);
+    home.set("OPENAI_API_KEY", "sk-oa");
+    let app = Arc::new(home.app().await);
+    let (stop, task) = start(&app);
+    tg.send_dm(77, "stranger", "hello?");
+    tg.send_dm(42, "alice", "hello");
+    let sent = tg.wait_for_messages(1, WAIT).await;
+    assert_eq!(sent.len(), 1);
+    assert_eq!(sent[0].chat_id, 42, "allowlist: the stranger gets nothing, not even a pairing code");
+    assert!(tg.commands().is_none(), "no menu was accepted, and none was deleted");
+    assert!(tg.calls_of("deleteMyCommands").is_empty());
+    let _ = stop.send(true);
+    task.await.unwrap();
+}

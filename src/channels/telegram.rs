@@ -151,8 +151,15 @@ fn strip_mention(text: &str, bot_username: &str) -> String {
         .join(" ")
 }
 
+/// An error's text with the bot token taken out: teloxide's network errors quote the
+/// request URL, and the token is part of every Bot API URL.
+fn describe(e: &RequestError, token: &Secret) -> String {
+    e.to_string().replace(token.expose(), "<token>")
+}
+
 struct Ctx {
     app: Arc<App>,
+    token: Secret,
     cfg: TelegramConfig,
     bot: Bot,
     username: String,
@@ -174,13 +181,14 @@ pub async fn run(
     let me = match bot.get_me().await {
         Ok(me) => me,
         Err(RequestError::Api(ApiError::InvalidToken)) => return Err(TelegramError::InvalidToken),
-        Err(e) => return Err(TelegramError::GetMe(e.to_string())),
+        Err(e) => return Err(TelegramError::GetMe(describe(&e, &token))),
     };
     let username = me.username().to_string();
     tracing::info!(bot = %username, "Telegram channel connected");
     let pairing = PairingStore::new(app.db.clone(), app.clock.clone());
     let ctx = Arc::new(Ctx {
         app,
+        token,
         cfg,
         bot,
         username,
@@ -221,7 +229,8 @@ pub async fn run(
             }
             Err(e) => {
                 tracing::warn!(
-                    "Telegram getUpdates failed ({e}); retrying in {} s",
+                    "Telegram getUpdates failed ({}); retrying in {} s",
+                    describe(&e, &ctx.token),
                     backoff.as_secs()
                 );
                 tokio::select! {
@@ -277,7 +286,7 @@ async fn register_commands(ctx: &Ctx) {
         .map(|c| BotCommand::new(c.name.clone(), c.description.clone()))
         .collect();
     if let Err(e) = ctx.bot.set_my_commands(commands).await {
-        tracing::warn!("Telegram kept its previous command menu: setMyCommands failed ({e})");
+        tracing::warn!("Telegram kept its previous command menu: setMyCommands failed ({})", describe(&e, &ctx.token));
     }
 }
 
@@ -413,7 +422,7 @@ async fn send_text(
                 tokio::time::sleep(s.duration()).await
             }
             Err(e) => {
-                tracing::warn!(chat = chat.0, "could not send a reply to Telegram: {e}");
+                tracing::warn!(chat = chat.0, "could not send a reply to Telegram: {}", describe(&e, &ctx.token));
                 return;
             }
         }
