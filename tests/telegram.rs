@@ -281,15 +281,26 @@ async fn restart_does_not_reprocess_updates() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn network_errors_never_show_the_bot_token() {
-    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
     let llm = FakeProvider::start().await;
-    let mut config = TestHome::config_for_fake("openai/gpt-4o-mini", &llm.anthropic_base(), &llm.openai_base(), &llm.google_base());
+    let mut config = TestHome::config_for_fake(
+        "openai/gpt-4o-mini",
+        &llm.anthropic_base(),
+        &llm.openai_base(),
+        &llm.google_base(),
+    );
     config.push_str(&format!("[channels.telegram]\nenabled = true\nbotToken = \"{TOKEN}\"\napiRoot = \"http://{closed}\"\n"));
     let home = TestHome::new(&config);
     let app = Arc::new(home.app().await);
     let cfg = app.config.channels.telegram.clone().unwrap();
     let (_stop, rx) = watch::channel(false);
-    let err = telegram::run(app, cfg, Secret::new(TOKEN), rx).await.unwrap_err().to_string();
+    let err = telegram::run(app, cfg, Secret::new(TOKEN), rx)
+        .await
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("getMe failed"), "{err}");
     assert!(!err.contains("TEST-token"), "the token leaked: {err}");
 }
@@ -299,7 +310,12 @@ async fn a_refused_command_menu_keeps_the_channel_running() {
     let tg = FakeTelegram::start(TOKEN).await;
     tg.fail_next("setMyCommands", 400, "Bad Request: BOT_COMMANDS_TOO_MUCH");
     let llm = FakeProvider::start().await;
-    let mut config = TestHome::config_for_fake("openai/gpt-4o-mini", &llm.anthropic_base(), &llm.openai_base(), &llm.google_base());
+    let mut config = TestHome::config_for_fake(
+        "openai/gpt-4o-mini",
+        &llm.anthropic_base(),
+        &llm.openai_base(),
+        &llm.google_base(),
+    );
     config.push_str(&format!("[channels.telegram]\nenabled = true\nbotToken = \"{TOKEN}\"\napiRoot = \"{}\"\ndmPolicy = \"allowlist\"\nallowFrom = [42]\n", tg.api_url()));
     let mut home = TestHome::new(&config);
     home.set("OPENAI_API_KEY", "sk-oa");
@@ -309,9 +325,72 @@ async fn a_refused_command_menu_keeps_the_channel_running() {
     tg.send_dm(42, "alice", "hello");
     let sent = tg.wait_for_messages(1, WAIT).await;
     assert_eq!(sent.len(), 1);
-    assert_eq!(sent[0].chat_id, 42, "allowlist: the stranger gets nothing, not even a pairing code");
-    assert!(tg.commands().is_none(), "no menu was accepted, and none was deleted");
+    assert_eq!(
+        sent[0].chat_id, 42,
+        "allowlist: the stranger gets nothing, not even a pairing code"
+    );
+    assert!(
+        tg.commands().is_none(),
+        "no menu was accepted, and none was deleted"
+    );
     assert!(tg.calls_of("deleteMyCommands").is_empty());
     let _ = stop.send(true);
     task.await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn model_picker_buttons_apply_the_choice_after_rechecking_the_sender() {
+    let s = setup("").await;
+    s.tg.send_dm(42, "alice", "/model");
+    let sent = s.tg.wait_for_messages(1, WAIT).await;
+    let data = sent[0].callback_data();
+    assert!(
+        !data.is_empty(),
+        "an inline keyboard: {:?}",
+        sent[0].reply_markup
+    );
+    assert!(
+        data.iter().all(|d| d.len() <= 64),
+        "callback data fits Telegram's 64 bytes"
+    );
+    let labels: Vec<String> = sent[0].reply_markup.as_ref().unwrap()["inline_keyboard"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|row| row[0]["text"].as_str().unwrap().to_string())
+        .collect();
+    let opus = labels
+        .iter()
+        .position(|l| l.starts_with("anthropic/claude-opus-4-5"))
+        .expect("opus offered");
+    // Another user pressing alice's button gets nothing applied.
+    s.tg.press_button(43, 42, sent[0].message_id, &data[opus]);
+    s.tg.press_button(42, 42, sent[0].message_id, &data[opus]);
+    let sent = s.tg.wait_for_messages(2, WAIT).await;
+    assert!(
+        sent.last()
+            .unwrap()
+            .text
+            .starts_with("Model set to anthropic/claude-opus-4-5"),
+        "{:?}",
+        sent.last().unwrap().text
+    );
+    let model = s
+        .app
+        .sessions
+        .store()
+        .load("telegram:dm:42", 0)
+        .unwrap()
+        .unwrap()
+        .model;
+    assert_eq!(model.as_deref(), Some("anthropic/claude-opus-4-5"));
+    assert!(
+        s.app
+            .sessions
+            .store()
+            .load("telegram:dm:43", 0)
+            .unwrap()
+            .is_none_or(|r| r.model.is_none())
+    );
+    assert!(!s.tg.calls_of("answerCallbackQuery").is_empty());
 }

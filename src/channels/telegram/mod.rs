@@ -5,8 +5,9 @@
 //! can never make a send fail). The message itself goes through `chat::handle` like
 //! every other channel; no Telegram type leaves this module.
 //!
-//! Not yet here: the inline model picker and a global send limiter (429s are retried
-//! per message after `retry_after`).
+//! `/model` alone in a DM answers with an inline keyboard of the allowed models
+//! (`picker`). Not yet here: a global send limiter (429s are retried per message after
+//! `retry_after`).
 
 use crate::app::App;
 use crate::channels::chunk;
@@ -22,10 +23,17 @@ use teloxide::RequestError;
 use teloxide::payloads::{GetUpdatesSetters, SendMessageSetters};
 use teloxide::prelude::Requester;
 use teloxide::types::{
-    AllowedUpdate, BotCommand, ChatAction, ChatId, Message, ReplyParameters, UpdateKind,
+    AllowedUpdate, BotCommand, CallbackQuery, ChatAction, ChatId, InlineKeyboardButton,
+    InlineKeyboardMarkup, Message, ReplyParameters, UpdateKind,
 };
 use teloxide::{ApiError, Bot};
 use tokio::sync::{mpsc, watch};
+
+mod access;
+mod picker;
+
+use access::strip_mention;
+pub use access::{Access, access};
 
 /// Long-poll timeout asked of Telegram (teloxide gives up on a request after ~17 s).
 const POLL_TIMEOUT_SECS: u32 = 10;
@@ -70,87 +78,6 @@ pub async fn token(app: &App, cfg: &TelegramConfig) -> Result<Secret, TelegramEr
         .ok_or(TelegramError::NoToken)
 }
 
-/// Whether a message is meant for the bot, and as whom it is spoken.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Access {
-    /// Process it in this session; `owner` may pin profiles.
-    Allowed {
-        session: String,
-        owner: bool,
-    },
-    /// An unknown DM sender under `dmPolicy = "pairing"`.
-    NeedsPairing,
-    Ignored,
-}
-
-/// Decide access for one message (pure apart from the pairing lookup passed in).
-pub fn access(
-    cfg: &TelegramConfig,
-    bot_username: &str,
-    bot_id: u64,
-    msg: &Message,
-    approved: impl Fn(i64) -> bool,
-) -> Access {
-    let Some(from) = msg.from.as_ref() else {
-        return Access::Ignored;
-    };
-    if from.is_bot {
-        return Access::Ignored;
-    }
-    let user = i64::try_from(from.id.0).unwrap_or(i64::MAX);
-    let owners = cfg.owners.as_ref().unwrap_or(&cfg.allow_from);
-    let owner = owners.contains(&user);
-    if msg.chat.is_private() {
-        let allowed = match cfg.dm_policy {
-            DmPolicy::Disabled => return Access::Ignored,
-            DmPolicy::Open => true,
-            DmPolicy::Allowlist => cfg.allow_from.contains(&user),
-            DmPolicy::Pairing => cfg.allow_from.contains(&user) || approved(user),
-        };
-        return match (allowed, cfg.dm_policy) {
-            (true, _) => Access::Allowed {
-                session: key::telegram_dm(user),
-                owner,
-            },
-            (false, DmPolicy::Pairing) => Access::NeedsPairing,
-            _ => Access::Ignored,
-        };
-    }
-    if !cfg.groups.contains(&msg.chat.id.0) {
-        return Access::Ignored;
-    }
-    if cfg.require_mention {
-        let text = msg.text().unwrap_or_default().to_lowercase();
-        let handle = format!("@{}", bot_username.to_lowercase());
-        let mentioned = text.contains(&handle);
-        let replied_to_bot = msg
-            .reply_to_message()
-            .and_then(|m| m.from.as_ref())
-            .is_some_and(|u| u.id.0 == bot_id);
-        if !mentioned && !replied_to_bot {
-            return Access::Ignored;
-        }
-    }
-    let thread = if msg.is_topic_message {
-        msg.thread_id.map(|t| i64::from(t.0.0))
-    } else {
-        None
-    };
-    Access::Allowed {
-        session: key::telegram_group(msg.chat.id.0, thread),
-        owner,
-    }
-}
-
-/// Remove a plain `@BotName` mention (not `/cmd@BotName`, which the parser handles).
-fn strip_mention(text: &str, bot_username: &str) -> String {
-    let handle = format!("@{bot_username}");
-    text.split_whitespace()
-        .filter(|w| !w.eq_ignore_ascii_case(&handle))
-        .collect::<Vec<_>>()
-        .join(" ")
-}
-
 /// An error's text with the bot token taken out: teloxide's network errors quote the
 /// request URL, and the token is part of every Bot API URL.
 fn describe(e: &RequestError, token: &Secret) -> String {
@@ -166,6 +93,7 @@ struct Ctx {
     bot_id: u64,
     pairing: PairingStore,
     workers: DashMap<String, mpsc::UnboundedSender<Message>>,
+    picker: picker::Picker,
 }
 
 /// Run the channel until `shutdown` turns true.
@@ -195,6 +123,7 @@ pub async fn run(
         bot_id: me.id.0,
         pairing,
         workers: DashMap::new(),
+        picker: picker::Picker::default(),
     });
     register_commands(&ctx).await;
     let offset_key = format!("telegram:offset:{}", ctx.bot_id);
@@ -206,7 +135,7 @@ pub async fn run(
             .get_updates()
             .offset(offset)
             .timeout(POLL_TIMEOUT_SECS)
-            .allowed_updates(vec![AllowedUpdate::Message]);
+            .allowed_updates(vec![AllowedUpdate::Message, AllowedUpdate::CallbackQuery]);
         let result = tokio::select! {
             _ = shutdown.changed() => break,
             r = poll => r,
@@ -217,8 +146,13 @@ pub async fn run(
                 for u in updates {
                     offset =
                         offset.max(i32::try_from(u.id.0).unwrap_or(i32::MAX).saturating_add(1));
-                    if let UpdateKind::Message(m) = u.kind {
-                        dispatch(&ctx, m);
+                    match u.kind {
+                        UpdateKind::Message(m) => dispatch(&ctx, m),
+                        UpdateKind::CallbackQuery(q) => {
+                            let ctx = ctx.clone();
+                            tokio::spawn(async move { on_button(&ctx, q).await });
+                        }
+                        _ => {}
                     }
                 }
                 save_offset(&ctx.app, &offset_key, offset);
@@ -286,7 +220,10 @@ async fn register_commands(ctx: &Ctx) {
         .map(|c| BotCommand::new(c.name.clone(), c.description.clone()))
         .collect();
     if let Err(e) = ctx.bot.set_my_commands(commands).await {
-        tracing::warn!("Telegram kept its previous command menu: setMyCommands failed ({})", describe(&e, &ctx.token));
+        tracing::warn!(
+            "Telegram kept its previous command menu: setMyCommands failed ({})",
+            describe(&e, &ctx.token)
+        );
     }
 }
 
@@ -390,10 +327,102 @@ async fn answer(ctx: &Ctx, session: &str, owner: bool, msg: &Message) {
         return;
     }
     let reply = result.reply_text();
+    // `/model` alone in a DM: the compact view plus a keyboard of allowed models.
+    if msg.chat.is_private()
+        && !result.is_error()
+        && result.turn.is_none()
+        && result.directive.as_ref().is_some_and(|d| d.kind == "show")
+    {
+        let buttons = ctx.picker.offer(&ctx.app, session, ctx.app.clock.now_ms());
+        let markup = InlineKeyboardMarkup::new(
+            buttons
+                .into_iter()
+                .map(|(label, data)| vec![InlineKeyboardButton::callback(label, data)]),
+        );
+        let mut req = ctx.bot.send_message(chat, &reply).reply_markup(markup);
+        req = req.reply_parameters(ReplyParameters {
+            allow_sending_without_reply: Some(true),
+            ..ReplyParameters::new(msg.id)
+        });
+        if let Err(e) = req.await {
+            tracing::warn!(
+                chat = chat.0,
+                "could not send the model picker: {}",
+                describe(&e, &ctx.token)
+            );
+        }
+        return;
+    }
     for (i, part) in chunk::split(&reply, chunk::TELEGRAM).iter().enumerate() {
         let reply_to = (i == 0).then_some(msg.id);
         send_text(ctx, chat, part, thread, reply_to).await;
     }
+}
+
+/// A button of the model picker: re-check the sender, then apply the choice exactly as
+/// the typed `/model <m>` would, and answer in the chat.
+async fn on_button(ctx: &Ctx, q: CallbackQuery) {
+    let _ = ctx.bot.answer_callback_query(q.id.clone()).await;
+    let Some(chat) = q.message.as_ref().map(|m| m.chat().clone()) else {
+        return;
+    };
+    if !chat.is_private() {
+        return;
+    }
+    let user = i64::try_from(q.from.id.0).unwrap_or(i64::MAX);
+    let now = ctx.app.clock.now_ms();
+    let model = match ctx.picker.take(
+        q.data.as_deref().unwrap_or_default(),
+        &key::telegram_dm(user),
+        now,
+    ) {
+        picker::Pick::Model(m) => m,
+        picker::Pick::Foreign => return, // someone else's menu: nothing to do
+        picker::Pick::Expired => {
+            send_text(
+                ctx,
+                chat.id,
+                "That menu has expired. Send /model again for a fresh one.",
+                None,
+                None,
+            )
+            .await;
+            return;
+        }
+    };
+    let approved = ctx
+        .pairing
+        .is_approved("telegram", &user.to_string())
+        .unwrap_or(false);
+    let allowed = match ctx.cfg.dm_policy {
+        DmPolicy::Disabled => false,
+        DmPolicy::Open => true,
+        DmPolicy::Allowlist => ctx.cfg.allow_from.contains(&user),
+        DmPolicy::Pairing => ctx.cfg.allow_from.contains(&user) || approved,
+    };
+    if !allowed {
+        return;
+    }
+    let owner = ctx
+        .cfg
+        .owners
+        .as_ref()
+        .unwrap_or(&ctx.cfg.allow_from)
+        .contains(&user);
+    let text = format!("/model {model}");
+    let session = key::telegram_dm(user);
+    let result = handle(
+        &ctx.app,
+        Inbound {
+            session: &session,
+            text: &text,
+            owner,
+            bot_username: Some(&ctx.username),
+        },
+        None,
+    )
+    .await;
+    send_text(ctx, chat.id, &result.reply_text(), None, None).await;
 }
 
 /// Send one message part, honouring `retry_after` on 429; logged (without content) when
@@ -422,7 +451,11 @@ async fn send_text(
                 tokio::time::sleep(s.duration()).await
             }
             Err(e) => {
-                tracing::warn!(chat = chat.0, "could not send a reply to Telegram: {}", describe(&e, &ctx.token));
+                tracing::warn!(
+                    chat = chat.0,
+                    "could not send a reply to Telegram: {}",
+                    describe(&e, &ctx.token)
+                );
                 return;
             }
         }
