@@ -1,0 +1,116 @@
+//! Telegram throughput: messages from 1,000 chats through the loopback fake Bot API →
+//! the Telegram channel (real teloxide client) → sessions and turns → the fake provider
+//! (zero latency) → sendMessage. Prints messages per second and the added latency per
+//! message (queued at the fake → reply sent). Target ≥ 2,000 messages/s.
+//!
+//! Run: `cargo bench --bench telegram_load` (env: TG_CHATS=1000, TG_PER_CHAT=5).
+#![allow(clippy::unwrap_used, clippy::expect_used, dead_code)]
+
+#[path = "../tests/support/fake_provider/mod.rs"]
+mod fake_provider;
+#[path = "../tests/support/fake_telegram/mod.rs"]
+mod fake_telegram;
+
+use fake_provider::FakeProvider;
+use fake_telegram::FakeTelegram;
+use remoteclaw::app::App;
+use remoteclaw::config::env::EnvMap;
+use remoteclaw::secret::Secret;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+const TOKEN: &str = "123456:BENCH";
+
+fn env_usize(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn pct(v: &mut [f64], p: f64) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v.get(((v.len() as f64 * p) as usize).min(v.len().saturating_sub(1)))
+        .copied()
+        .unwrap_or(0.0)
+}
+
+fn main() {
+    let chats = env_usize("TG_CHATS", 1000);
+    let per_chat = env_usize("TG_PER_CHAT", 5);
+    let total = chats * per_chat;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async move {
+        let tg = FakeTelegram::start(TOKEN).await;
+        let llm = FakeProvider::start().await;
+        let dir = tempfile::tempdir().unwrap();
+        let state = dir.path().join("state");
+        std::fs::create_dir_all(&state).unwrap();
+        std::fs::write(
+            state.join("remoteclaw.toml"),
+            format!(
+                "[agents.defaults.model]\nprimary = \"openai/gpt-4o-mini\"\n[models.providers.openai]\nbaseUrl = \"{}\"\n[channels.telegram]\nenabled = true\napiRoot = \"{}\"\ndmPolicy = \"open\"\n",
+                llm.openai_base(),
+                tg.api_url()
+            ),
+        )
+        .unwrap();
+        let env = EnvMap::from_pairs([
+            ("HOME", dir.path().display().to_string()),
+            ("REMOTECLAW_STATE_DIR", state.display().to_string()),
+            ("OPENAI_API_KEY", "sk-bench".to_string()),
+        ]);
+        let app = Arc::new(App::load(env, None).await.unwrap());
+        let cfg = app.config.channels.telegram.clone().unwrap();
+        let (stop, rx) = tokio::sync::watch::channel(false);
+        let task = tokio::spawn(remoteclaw::channels::telegram::run(app.clone(), cfg, Secret::new(TOKEN), rx));
+        // Warm up: one message end to end.
+        tg.send_dm(1, "warm", "warm up");
+        tg.wait_for_messages(1, Duration::from_secs(30)).await;
+
+        let started = Instant::now();
+        let mut queued = Vec::with_capacity(total);
+        for round in 0..per_chat {
+            for chat in 0..chats {
+                let user = 10_000 + chat as i64;
+                tg.send_dm(user, "user", &format!("message {round}"));
+                queued.push(Instant::now());
+            }
+        }
+        let sent = tg.wait_for_messages(total + 1, Duration::from_secs(300)).await;
+        let elapsed = started.elapsed();
+        let replies = sent.len().saturating_sub(1);
+        // Match replies to messages per chat (replies of one chat come in order).
+        let mut by_chat: std::collections::HashMap<i64, Vec<Instant>> = std::collections::HashMap::new();
+        for m in sent.iter().skip(1) {
+            by_chat.entry(m.chat_id).or_default().push(m.at);
+        }
+        let mut loaded: Vec<f64> = Vec::with_capacity(total);
+        for (i, q) in queued.iter().enumerate() {
+            let (round, chat) = (i / chats, i % chats);
+            if let Some(at) = by_chat.get(&(10_000 + chat as i64)).and_then(|v| v.get(round)) {
+                loaded.push(at.saturating_duration_since(*q).as_secs_f64() * 1000.0);
+            }
+        }
+        println!("chats: {chats}, messages: {total}, replies: {replies}, elapsed: {:.2} s", elapsed.as_secs_f64());
+        println!("throughput: {:.0} messages/s (target >= 2000)", replies as f64 / elapsed.as_secs_f64());
+        println!("under that burst (all queued at once), queued -> reply sent: p50 {:.1} ms, p99 {:.1} ms", pct(&mut loaded, 0.5), pct(&mut loaded, 0.99));
+        assert_eq!(replies, total, "every message answered exactly once");
+
+        // Unloaded: one message at a time, the added latency per message.
+        let mut single = Vec::new();
+        for i in 0..200 {
+            let before = tg.sent_messages().len();
+            let t0 = Instant::now();
+            tg.send_dm(1, "warm", &format!("single {i}"));
+            let sent = tg.wait_for_messages(before + 1, Duration::from_secs(30)).await;
+            single.push(sent.last().unwrap().at.saturating_duration_since(t0).as_secs_f64() * 1000.0);
+        }
+        println!("one message at a time, queued -> reply sent: p50 {:.2} ms, p99 {:.2} ms (includes the long-poll hand-off)", pct(&mut single, 0.5), pct(&mut single, 0.99));
+        let _ = stop.send(true);
+        let _ = task.await;
+    });
+}
