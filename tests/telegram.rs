@@ -394,3 +394,55 @@ async fn model_picker_buttons_apply_the_choice_after_rechecking_the_sender() {
     );
     assert!(!s.tg.calls_of("answerCallbackQuery").is_empty());
 }
+
+/// The acceptance walk: the real `remoteclaw gateway` binary with a bot token and
+/// `allowFrom`, driven through the fake Bot API.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gateway_binary_serves_telegram_end_to_end() {
+    let tg = FakeTelegram::start(TOKEN).await;
+    let llm = FakeProvider::start().await;
+    let mut config = TestHome::config_for_fake(
+        "anthropic/claude-sonnet-4-5",
+        &llm.anthropic_base(),
+        &llm.openai_base(),
+        &llm.google_base(),
+    );
+    config.push_str(&format!(
+        "[agents.defaults.models.\"anthropic/claude-opus-4-5\"]\nalias = \"opus\"\n[agents.defaults.models.\"anthropic/claude-sonnet-4-5\"]\n[channels.telegram]\nenabled = true\napiRoot = \"{}\"\nallowFrom = [42]\n",
+        tg.api_url()
+    ));
+    let mut home = TestHome::new(&config);
+    home.set("TELEGRAM_BOT_TOKEN", TOKEN)
+        .set("ANTHROPIC_API_KEY", "sk-ant-env");
+    home.write("agents/main/agent/auth-profiles.json", r#"{"profiles":{"anthropic:work":{"type":"api_key","provider":"anthropic","key":"sk-ant-work"}}}"#);
+    let (mut child, _addr) = support::gateway::spawn_binary(&home).await;
+    let steps = [
+        ("/model list", "anthropic/claude-opus-4-5 (opus)"),
+        (
+            "/model opus@anthropic:work",
+            "Pinned to credential profile anthropic:work",
+        ),
+        (
+            "what is *rust* _really_ [about]?",
+            "fake reply to: what is *rust* _really_ [about]?",
+        ),
+        ("/model status", "→ anthropic:work"),
+    ];
+    for (i, (text, want)) in steps.iter().enumerate() {
+        tg.send_dm(42, "alice", text);
+        let sent = tg.wait_for_messages(i + 1, WAIT).await;
+        let got = &sent.last().unwrap().text;
+        assert!(got.contains(want), "{text}: {got}");
+    }
+    let status = tg.sent_messages().last().unwrap().text.clone();
+    assert!(
+        status.contains(&llm.anthropic_base()) && !status.contains("sk-ant-work"),
+        "{status}"
+    );
+    assert_eq!(
+        llm.requests()[0].key.as_deref(),
+        Some("sk-ant-work"),
+        "the question used the pinned profile"
+    );
+    child.start_kill().unwrap();
+}

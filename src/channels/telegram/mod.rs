@@ -6,8 +6,7 @@
 //! every other channel; no Telegram type leaves this module.
 //!
 //! `/model` alone in a DM answers with an inline keyboard of the allowed models
-//! (`picker`). Not yet here: a global send limiter (429s are retried per message after
-//! `retry_after`).
+//! (`picker`). Sends go through a `limiter` that honours Telegram's `retry_after`.
 
 use crate::app::App;
 use crate::channels::chunk;
@@ -30,6 +29,7 @@ use teloxide::{ApiError, Bot};
 use tokio::sync::{mpsc, watch};
 
 mod access;
+mod limiter;
 mod picker;
 
 use access::strip_mention;
@@ -94,6 +94,7 @@ struct Ctx {
     pairing: PairingStore,
     workers: DashMap<String, mpsc::UnboundedSender<Message>>,
     picker: picker::Picker,
+    limiter: limiter::Limiter,
 }
 
 /// Run the channel until `shutdown` turns true.
@@ -124,6 +125,7 @@ pub async fn run(
         pairing,
         workers: DashMap::new(),
         picker: picker::Picker::default(),
+        limiter: limiter::Limiter::default(),
     });
     register_commands(&ctx).await;
     let offset_key = format!("telegram:offset:{}", ctx.bot_id);
@@ -435,6 +437,7 @@ async fn send_text(
     reply_to: Option<teloxide::types::MessageId>,
 ) {
     for attempt in 1..=SEND_ATTEMPTS {
+        ctx.limiter.wait(chat.0).await;
         let mut req = ctx.bot.send_message(chat, text);
         if let Some(t) = thread {
             req = req.message_thread_id(t);
@@ -448,7 +451,7 @@ async fn send_text(
         match req.await {
             Ok(_) => return,
             Err(RequestError::RetryAfter(s)) if attempt < SEND_ATTEMPTS => {
-                tokio::time::sleep(s.duration()).await
+                ctx.limiter.back_off(chat.0, s.duration());
             }
             Err(e) => {
                 tracing::warn!(
