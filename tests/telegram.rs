@@ -446,3 +446,30 @@ async fn gateway_binary_serves_telegram_end_to_end() {
     );
     child.start_kill().unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rejected_token_stops_the_channel_with_a_clear_error() {
+    let tg = FakeTelegram::start(TOKEN).await;
+    let home = TestHome::new(&format!(
+        "[channels.telegram]\nenabled = true\napiRoot = \"{}\"\n",
+        tg.api_url()
+    ));
+    let app = Arc::new(home.app().await);
+    let cfg = app.config.channels.telegram.clone().unwrap();
+    let (_stop, rx) = watch::channel(false);
+    let err = telegram::run(app, cfg, Secret::new("999:WRONG-token"), rx)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("rejected the bot token"), "{err}");
+    assert!(!err.contains("WRONG-token"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_require_mention_every_group_message_is_answered() {
+    let s = setup("requireMention = false\n").await;
+    s.tg.send_group(-1001234, 42, "alice", "no mention needed", None, None);
+    let sent = s.tg.wait_for_messages(1, WAIT).await;
+    assert_eq!(sent[0].text, "fake reply to: no mention needed");
+    assert_eq!(sent[0].chat_id, -1001234);
+}
