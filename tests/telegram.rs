@@ -473,3 +473,25 @@ async fn without_require_mention_every_group_message_is_answered() {
     assert_eq!(sent[0].text, "fake reply to: no mention needed");
     assert_eq!(sent[0].chat_id, -1001234);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn in_a_group_each_sender_is_judged_on_their_own() {
+    let s = setup("").await;
+    let bot = s.tg.bot_username().to_string();
+    s.tg.send_group(-1001234, 42, "alice", &format!("@{bot} hi"), None, None);
+    s.tg.wait_for_messages(1, WAIT).await;
+    s.tg.send_group(
+        -1001234,
+        43,
+        "bob",
+        &format!("@{bot} /model opus@anthropic:work"),
+        None,
+        None,
+    );
+    let sent = s.tg.wait_for_messages(2, WAIT).await;
+    assert!(
+        sent[1].text.starts_with("Only owners can pin"),
+        "bob is not an owner even after alice spoke: {}",
+        sent[1].text
+    );
+}

@@ -37,6 +37,8 @@ pub use access::{Access, access};
 
 /// Long-poll timeout asked of Telegram (teloxide gives up on a request after ~17 s).
 const POLL_TIMEOUT_SECS: u32 = 10;
+/// A session's worker stops after this long without messages.
+const WORKER_IDLE: Duration = Duration::from_secs(600);
 /// Sends retried after a 429 before giving up on a message part.
 const SEND_ATTEMPTS: usize = 5;
 
@@ -92,7 +94,8 @@ struct Ctx {
     username: String,
     bot_id: u64,
     pairing: PairingStore,
-    workers: DashMap<String, mpsc::UnboundedSender<Message>>,
+    /// Per-session workers; `owner` travels with each message (group senders differ).
+    workers: DashMap<String, mpsc::UnboundedSender<(Message, bool)>>,
     picker: picker::Picker,
     limiter: limiter::Limiter,
 }
@@ -247,15 +250,22 @@ fn dispatch(ctx: &Arc<Ctx>, msg: Message) {
             tokio::spawn(async move { offer_pairing(&ctx, &msg).await });
         }
         Access::Allowed { session, owner } => {
-            let sender = ctx
-                .workers
-                .entry(session.clone())
-                .or_insert_with(|| spawn_worker(ctx.clone(), session.clone(), owner))
-                .clone();
-            if let Err(mpsc::error::SendError(m)) = sender.send(msg) {
-                let fresh = spawn_worker(ctx.clone(), session.clone(), owner);
-                let _ = fresh.send(m);
-                ctx.workers.insert(session, fresh);
+            // A worker that just went idle has closed its channel: start a fresh one.
+            let mut job = (msg, owner);
+            loop {
+                let sender = ctx
+                    .workers
+                    .entry(session.clone())
+                    .or_insert_with(|| spawn_worker(ctx.clone(), session.clone()))
+                    .clone();
+                match sender.send(job) {
+                    Ok(()) => break,
+                    Err(mpsc::error::SendError(back)) => {
+                        ctx.workers
+                            .remove_if(&session, |_, tx| tx.same_channel(&sender));
+                        job = back;
+                    }
+                }
             }
         }
     }
@@ -287,11 +297,25 @@ async fn offer_pairing(ctx: &Ctx, msg: &Message) {
     }
 }
 
-fn spawn_worker(ctx: Arc<Ctx>, session: String, owner: bool) -> mpsc::UnboundedSender<Message> {
-    let (tx, mut rx) = mpsc::unbounded_channel::<Message>();
+/// A session's worker: answers its messages one at a time, in order, and goes away
+/// after `WORKER_IDLE` without messages (a later message starts a new one).
+fn spawn_worker(ctx: Arc<Ctx>, session: String) -> mpsc::UnboundedSender<(Message, bool)> {
+    let (tx, mut rx) = mpsc::unbounded_channel::<(Message, bool)>();
     tokio::spawn(async move {
-        while let Some(msg) = rx.recv().await {
-            answer(&ctx, &session, owner, &msg).await;
+        loop {
+            match tokio::time::timeout(WORKER_IDLE, rx.recv()).await {
+                Ok(Some((msg, owner))) => answer(&ctx, &session, owner, &msg).await,
+                Ok(None) => break,
+                Err(_) => {
+                    // Refuse new messages, then finish any that slipped in.
+                    rx.close();
+                    while let Ok((msg, owner)) = rx.try_recv() {
+                        answer(&ctx, &session, owner, &msg).await;
+                    }
+                    ctx.workers.remove_if(&session, |_, tx| tx.is_closed());
+                    break;
+                }
+            }
         }
     });
     tx
