@@ -28,19 +28,43 @@ struct Setup {
     _home: TestHome,
 }
 
-async fn setup(extra: &str) -> Setup {
-    let tg = FakeTelegram::start(TOKEN).await;
-    let llm = FakeProvider::start().await;
-    let mut config = TestHome::config_for_fake(
-        "openai/gpt-4o-mini",
+/// A config with the three providers on the fake `llm` and `[channels.telegram]` given
+/// by its body (`enabled = true` and `apiRoot` are added).
+fn config(
+    llm: &FakeProvider,
+    primary: &str,
+    models: &str,
+    api_root: &str,
+    telegram: &str,
+) -> String {
+    let mut c = TestHome::config_for_fake(
+        primary,
         &llm.anthropic_base(),
         &llm.openai_base(),
         &llm.google_base(),
     );
-    config.push_str(&format!(
-        "[agents.defaults.models.\"anthropic/claude-opus-4-5\"]\nalias = \"opus\"\n[agents.defaults.models.\"openai/gpt-4o-mini\"]\n[channels.telegram]\nenabled = true\nbotToken = \"{TOKEN}\"\napiRoot = \"{}\"\nallowFrom = [42, 43]\nowners = [42]\ngroups = [-1001234]\n{extra}",
-        tg.api_url()
+    c.push_str(&format!(
+        "{models}[channels.telegram]\nenabled = true\napiRoot = \"{api_root}\"\n{telegram}"
     ));
+    c
+}
+
+const MODELS: &str = "[agents.defaults.models.\"anthropic/claude-opus-4-5\"]\nalias = \"opus\"\n";
+
+async fn setup(extra: &str) -> Setup {
+    let tg = FakeTelegram::start(TOKEN).await;
+    let llm = FakeProvider::start().await;
+    let models = format!("{MODELS}[agents.defaults.models.\"openai/gpt-4o-mini\"]\n");
+    let telegram = format!(
+        "botToken = \"{TOKEN}\"\nallowFrom = [42, 43]\nowners = [42]\ngroups = [-1001234]\n{extra}"
+    );
+    let config = config(
+        &llm,
+        "openai/gpt-4o-mini",
+        &models,
+        &tg.api_url(),
+        &telegram,
+    );
     let mut home = TestHome::new(&config);
     home.set("OPENAI_API_KEY", "sk-oa")
         .set("ANTHROPIC_API_KEY", "sk-ant");
@@ -286,13 +310,13 @@ async fn network_errors_never_show_the_bot_token() {
         .local_addr()
         .unwrap();
     let llm = FakeProvider::start().await;
-    let mut config = TestHome::config_for_fake(
+    let config = config(
+        &llm,
         "openai/gpt-4o-mini",
-        &llm.anthropic_base(),
-        &llm.openai_base(),
-        &llm.google_base(),
+        "",
+        &format!("http://{closed}"),
+        &format!("botToken = \"{TOKEN}\"\n"),
     );
-    config.push_str(&format!("[channels.telegram]\nenabled = true\nbotToken = \"{TOKEN}\"\napiRoot = \"http://{closed}\"\n"));
     let home = TestHome::new(&config);
     let app = Arc::new(home.app().await);
     let cfg = app.config.channels.telegram.clone().unwrap();
@@ -310,13 +334,13 @@ async fn a_refused_command_menu_keeps_the_channel_running() {
     let tg = FakeTelegram::start(TOKEN).await;
     tg.fail_next("setMyCommands", 400, "Bad Request: BOT_COMMANDS_TOO_MUCH");
     let llm = FakeProvider::start().await;
-    let mut config = TestHome::config_for_fake(
+    let config = config(
+        &llm,
         "openai/gpt-4o-mini",
-        &llm.anthropic_base(),
-        &llm.openai_base(),
-        &llm.google_base(),
+        "",
+        &tg.api_url(),
+        &format!("botToken = \"{TOKEN}\"\ndmPolicy = \"allowlist\"\nallowFrom = [42]\n"),
     );
-    config.push_str(&format!("[channels.telegram]\nenabled = true\nbotToken = \"{TOKEN}\"\napiRoot = \"{}\"\ndmPolicy = \"allowlist\"\nallowFrom = [42]\n", tg.api_url()));
     let mut home = TestHome::new(&config);
     home.set("OPENAI_API_KEY", "sk-oa");
     let app = Arc::new(home.app().await);
@@ -401,16 +425,14 @@ async fn model_picker_buttons_apply_the_choice_after_rechecking_the_sender() {
 async fn gateway_binary_serves_telegram_end_to_end() {
     let tg = FakeTelegram::start(TOKEN).await;
     let llm = FakeProvider::start().await;
-    let mut config = TestHome::config_for_fake(
+    let models = format!("{MODELS}[agents.defaults.models.\"anthropic/claude-sonnet-4-5\"]\n");
+    let config = config(
+        &llm,
         "anthropic/claude-sonnet-4-5",
-        &llm.anthropic_base(),
-        &llm.openai_base(),
-        &llm.google_base(),
+        &models,
+        &tg.api_url(),
+        "allowFrom = [42]\n",
     );
-    config.push_str(&format!(
-        "[agents.defaults.models.\"anthropic/claude-opus-4-5\"]\nalias = \"opus\"\n[agents.defaults.models.\"anthropic/claude-sonnet-4-5\"]\n[channels.telegram]\nenabled = true\napiRoot = \"{}\"\nallowFrom = [42]\n",
-        tg.api_url()
-    ));
     let mut home = TestHome::new(&config);
     home.set("TELEGRAM_BOT_TOKEN", TOKEN)
         .set("ANTHROPIC_API_KEY", "sk-ant-env");
