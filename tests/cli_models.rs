@@ -123,3 +123,56 @@ async fn probe_checks_each_credential_and_updates_cooldowns() {
     let v: Value = serde_json::from_str(&stdout(&out)).unwrap();
     assert_eq!(v["probes"].as_array().unwrap().len(), 1);
 }
+
+/// Replace every "until HH:MM UTC (in …)" with "until [time]": the rest of the text is
+/// deterministic, the clock is not.
+fn without_times(text: &str) -> String {
+    let mut out = String::new();
+    let mut rest = text;
+    while let Some(i) = rest.find("until ") {
+        out.push_str(&rest[..i]);
+        let after = &rest[i..];
+        match after.find(')') {
+            Some(j) if after[..j].contains(" UTC (in ") => {
+                out.push_str("until [time]");
+                rest = &after[j + 1..];
+            }
+            _ => {
+                out.push_str("until ");
+                rest = &after[6..];
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn models_status_text_with_cooldowns() {
+    let fake = FakeProvider::start().await;
+    let mut h = TestHome::new(&TestHome::config_for_fake(
+        "anthropic/claude-sonnet-4-5",
+        &fake.anthropic_base(),
+        &fake.openai_base(),
+        &fake.google_base(),
+    ));
+    h.set("ANTHROPIC_API_KEYS", "ck-one,ck-two,ck-three");
+    fake.script(
+        "ck-one",
+        [Behavior::RateLimit {
+            retry_after_secs: Some(600),
+        }],
+    );
+    fake.script("ck-two", [Behavior::Billing]);
+    let out = h.run(&["agent", "--message", "hi", "--json"]).await;
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "billing ends the turn: {}",
+        stdout(&out)
+    );
+    let out = h.run(&["models", "status"]).await;
+    let text =
+        without_times(&filtered(&h, &stdout(&out)).replace(&fake.anthropic_base(), "[FAKE]"));
+    insta::assert_snapshot!("models_status_text_cooldowns", text);
+}
