@@ -77,7 +77,7 @@ fn bench(c: &mut Criterion) {
     let res = rt
         .block_on(resolver.attempt_list("anthropic", "anthropic/claude-sonnet-4-5", None))
         .unwrap();
-    let list = res.attempt_order();
+    let list: Vec<_> = res.attempt_order().collect();
     assert_eq!(res.candidates.len(), 70);
     assert_eq!(list.len(), 70);
     assert_eq!(
@@ -87,7 +87,7 @@ fn bench(c: &mut Criterion) {
     c.bench_function("resolve_50_profiles_20_env_keys", |b| {
         b.iter(|| {
             rt.block_on(resolver.attempt_list("anthropic", "anthropic/claude-sonnet-4-5", None))
-                .map(|r| r.attempt_order().len())
+                .map(|r| r.attempt_order().count())
         })
     });
 }

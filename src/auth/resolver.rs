@@ -117,12 +117,16 @@ pub struct Resolution {
 impl Resolution {
     /// The credentials a turn tries, in order: usable ones, then rate-limited ones
     /// (soonest first). Disabled (quota, billing, auth) and ineligible ones are skipped.
-    pub fn attempt_order(&self) -> Vec<&Credential> {
+    pub fn attempt_order(&self) -> impl Iterator<Item = &Credential> {
         self.candidates
             .iter()
             .filter(|c| matches!(c.set_aside(), None | Some(Reason::RateLimit)))
             .filter_map(|c| c.credential.as_ref())
-            .collect()
+    }
+
+    /// Whether a turn has anything to try.
+    pub fn has_attempts(&self) -> bool {
+        self.attempt_order().next().is_some()
     }
 
     /// The first usable credential (marked "next" in status views).
@@ -801,7 +805,7 @@ impl CredentialResolver {
                 )));
             }
         }
-        if res.attempt_order().is_empty() {
+        if !res.has_attempts() {
             let env_var = primary_env_var(provider);
             if res.candidates.is_empty() {
                 return Err(ResolveError::NoCredentials {
@@ -1104,10 +1108,7 @@ mod tests {
             ],
         };
         assert_eq!(
-            res.attempt_order()
-                .iter()
-                .map(|c| &*c.id)
-                .collect::<Vec<_>>(),
+            res.attempt_order().map(|c| &*c.id).collect::<Vec<_>>(),
             ["a", "b"]
         );
         assert_eq!(res.next().map(|c| &*c.id), Some("a"));

@@ -202,8 +202,7 @@ pub(super) async fn credentials(ctx: &Ctx<'_>, r: &mut Vec<Finding>) {
             );
         }
         let Some(why) = why else { continue };
-        let usable = res.attempt_order();
-        if usable.is_empty() {
+        if !res.has_attempts() {
             let detail = if res.candidates.is_empty() {
                 String::new()
             } else {
@@ -226,7 +225,11 @@ pub(super) async fn credentials(ctx: &Ctx<'_>, r: &mut Vec<Finding>) {
                 "provider_credentials",
                 format!(
                     "{provider}: {} for the {why}; next: {next}",
-                    plural(usable.len(), "usable credential", "usable credentials")
+                    plural(
+                        res.attempt_order().count(),
+                        "usable credential",
+                        "usable credentials"
+                    )
                 ),
             ));
         }

@@ -120,7 +120,7 @@ fn providers_to_show(app: &App) -> Vec<(String, bool)> {
 /// Exit code of `--check` for one resolution.
 fn check_level(res: &Resolution, in_use: bool) -> u8 {
     let mut level = 0;
-    if in_use && res.attempt_order().is_empty() {
+    if in_use && !res.has_attempts() {
         level = 1;
     }
     for c in &res.candidates {
@@ -170,7 +170,7 @@ pub async fn run(args: StatusArgs) -> anyhow::Result<ExitCode> {
             (2, _) | (_, 2) => 2,
             _ => 0,
         };
-        if in_use && res.attempt_order().is_empty() {
+        if in_use && !res.has_attempts() {
             missing.push(provider.clone());
         }
         let settings = ProviderSettings::resolve(&app.config, &provider);
