@@ -1,4 +1,5 @@
 #![allow(dead_code)]
+pub mod fake_discord;
 pub mod fake_provider;
 pub mod fake_telegram;
 pub mod gateway;
