@@ -4,4 +4,5 @@
 //! - [`chunk`]: cutting a reply into messages that fit a platform's length limit (pure).
 
 pub mod chunk;
+pub mod discord;
 pub mod telegram;

@@ -1,0 +1,159 @@
+//! The Discord channel: the real serenity client (REST through `apiBase`, ratelimiter
+//! off, gateway websocket) against the loopback fake Discord, with the fake provider.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use remoteclaw::app::App;
+use remoteclaw::channels::discord;
+use remoteclaw::secret::Secret;
+use serde_json::json;
+use std::sync::Arc;
+use std::time::Duration;
+use support::fake_discord::FakeDiscord;
+use support::fake_provider::{Behavior, FakeProvider};
+use support::home::TestHome;
+use tokio::sync::watch;
+
+const TOKEN: &str = "discord-test-token";
+const WAIT: Duration = Duration::from_secs(15);
+const DM_CHANNEL: u64 = 5001;
+const GUILD: u64 = 111;
+const GUILD_CHANNEL: u64 = 6001;
+
+struct Setup {
+    dc: FakeDiscord,
+    llm: FakeProvider,
+    _app: Arc<App>,
+    stop: watch::Sender<bool>,
+    _home: TestHome,
+}
+
+async fn setup() -> Setup {
+    let dc = FakeDiscord::start(TOKEN).await;
+    let llm = FakeProvider::start().await;
+    let mut config = TestHome::config_for_fake(
+        "openai/gpt-4o-mini",
+        &llm.anthropic_base(),
+        &llm.openai_base(),
+        &llm.google_base(),
+    );
+    config.push_str(&format!(
+        "[agents.defaults.models.\"anthropic/claude-opus-4-5\"]\nalias = \"opus\"\n[agents.defaults.models.\"openai/gpt-4o-mini\"]\n[channels.discord]\nenabled = true\napiBase = \"{}\"\nguilds = [\"{GUILD}\"]\nallowFrom = [\"222\", \"333\"]\nowners = [\"222\"]\n",
+        dc.api_base()
+    ));
+    let mut home = TestHome::new(&config);
+    home.set("OPENAI_API_KEY", "sk-oa");
+    let app = Arc::new(home.app().await);
+    let (stop, rx) = watch::channel(false);
+    let cfg = app.config.channels.discord.clone().unwrap();
+    let a = app.clone();
+    tokio::spawn(async move {
+        if let Err(e) = discord::run(a, cfg, Secret::new(TOKEN), rx).await {
+            eprintln!("discord channel: {e}");
+        }
+    });
+    assert!(
+        dc.wait_ready(WAIT).await,
+        "the client identified and got READY"
+    );
+    dc.register_channel(DM_CHANNEL, None, 222);
+    dc.register_channel(GUILD_CHANNEL, Some(GUILD), 0);
+    Setup {
+        dc,
+        llm,
+        _app: app,
+        stop,
+        _home: home,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dm_turn_and_command_registration() {
+    let s = setup().await;
+    s.dc.send_message(DM_CHANNEL, None, 222, "alice", "hello there", false);
+    let sent = s.dc.wait_for_channel_messages(DM_CHANNEL, 1, WAIT).await;
+    assert_eq!(sent[0]["content"], "fake reply to: hello there");
+    assert!(
+        !s.dc
+            .wait_for_calls("PUT", "/commands", 1, WAIT)
+            .await
+            .is_empty()
+    );
+    let cmds = s.dc.registered_commands(Some(GUILD));
+    let names: Vec<&str> = cmds
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["name"].as_str().unwrap())
+        .collect();
+    for n in ["model", "new", "reset", "help"] {
+        assert!(names.contains(&n), "{names:?}");
+    }
+    let _ = s.stop.send(true);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn guild_messages_need_a_mention_and_long_replies_are_split() {
+    let s = setup().await;
+    s.dc.send_message(
+        GUILD_CHANNEL,
+        Some(GUILD),
+        333,
+        "bob",
+        "just chatting",
+        false,
+    );
+    let long = "line of text\n".repeat(400);
+    s.llm.script("sk-oa", [Behavior::Reply(long)]);
+    s.dc.send_message(GUILD_CHANNEL, Some(GUILD), 333, "bob", "long please", true);
+    let sent = s.dc.wait_for_channel_messages(GUILD_CHANNEL, 3, WAIT).await;
+    assert!(sent.len() >= 3, "{} parts", sent.len());
+    for m in &sent {
+        assert!(m["content"].as_str().unwrap().chars().count() <= 2000);
+    }
+    assert_eq!(
+        s.llm.request_count(),
+        1,
+        "the unmentioned message never reached the model"
+    );
+    let _ = s.stop.send(true);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn model_status_is_deferred_then_edited_and_ephemeral() {
+    let s = setup().await;
+    let (iid, _) = s.dc.send_slash_command(
+        Some(GUILD),
+        GUILD_CHANNEL,
+        222,
+        "model",
+        json!([{"name": "model", "type": 3, "value": "status"}]),
+    );
+    let calls = s.dc.wait_for_interaction(iid, 2, WAIT).await;
+    assert_eq!(calls[0].callback_type(), Some(5), "deferred first");
+    assert!(calls[0].is_ephemeral(), "status names profiles: ephemeral");
+    let edited = calls[1].content().unwrap_or_default().to_string();
+    assert!(
+        edited.contains(&s.llm.openai_base()) && edited.contains("openai-completions"),
+        "{edited}"
+    );
+    assert!(!edited.contains("sk-oa"));
+    let _ = s.stop.send(true);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_owners_may_pin_through_the_slash_command() {
+    let s = setup().await;
+    let (iid, _) = s.dc.send_slash_command(
+        Some(GUILD),
+        GUILD_CHANNEL,
+        333,
+        "model",
+        json!([{"name": "model", "type": 3, "value": "opus@anthropic:work"}]),
+    );
+    let calls = s.dc.wait_for_interaction(iid, 2, WAIT).await;
+    let text = calls[1].content().unwrap_or_default().to_string();
+    assert!(text.starts_with("Only owners can pin"), "{text}");
+    let _ = s.stop.send(true);
+}
