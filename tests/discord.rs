@@ -157,3 +157,69 @@ async fn only_owners_may_pin_through_the_slash_command() {
     assert!(text.starts_with("Only owners can pin"), "{text}");
     let _ = s.stop.send(true);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rate_limited_send_is_retried_and_sent_once() {
+    let s = setup().await;
+    s.dc.rate_limit_next("/messages", 1, 0.1);
+    s.dc.send_message(DM_CHANNEL, None, 222, "alice", "hi", false);
+    let sent = s.dc.wait_for_channel_messages(DM_CHANNEL, 1, WAIT).await;
+    assert_eq!(sent.len(), 1);
+    assert_eq!(sent[0]["content"], "fake reply to: hi");
+    assert_eq!(
+        s.dc.calls_matching("POST", "/messages").len(),
+        2,
+        "one 429, then one delivery"
+    );
+    let _ = s.stop.send(true);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reconnects_after_the_gateway_drops() {
+    let s = setup().await;
+    s.dc.drop_connection();
+    assert!(
+        s.dc.wait_for_connections(2, WAIT).await,
+        "the client came back"
+    );
+    s.dc.send_message(DM_CHANNEL, None, 222, "alice", "still there?", false);
+    let sent = s.dc.wait_for_channel_messages(DM_CHANNEL, 1, WAIT).await;
+    assert_eq!(sent[0]["content"], "fake reply to: still there?");
+    let _ = s.stop.send(true);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn model_autocomplete_offers_aliases_and_profiles_for_owners() {
+    let s = setup().await;
+    let (iid, _) = s.dc.send_autocomplete(
+        Some(GUILD),
+        GUILD_CHANNEL,
+        222,
+        "model",
+        json!([{"name": "model", "type": 3, "value": "op", "focused": true}]),
+    );
+    let calls = s.dc.wait_for_interaction(iid, 1, WAIT).await;
+    assert_eq!(calls[0].callback_type(), Some(8));
+    let choices = calls[0].body["data"]["choices"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    assert!(choices.iter().any(|c| c["value"] == "opus"), "{choices:?}");
+    let _ = s.stop.send(true);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unknown_dm_sender_gets_a_pairing_code() {
+    let s = setup().await;
+    s.dc.register_channel(5002, None, 999);
+    s.dc.send_message(5002, None, 999, "mallory", "let me in", false);
+    let sent = s.dc.wait_for_channel_messages(5002, 1, WAIT).await;
+    assert!(
+        sent[0]["content"]
+            .as_str()
+            .unwrap()
+            .contains("remoteclaw pairing approve discord ")
+    );
+    assert_eq!(s.llm.request_count(), 0);
+    let _ = s.stop.send(true);
+}

@@ -87,8 +87,7 @@ impl Handler {
 
     async fn reply(&self, ctx: &Context, channel: serenity::all::ChannelId, text: &str) {
         for part in chunk::split(text, chunk::DISCORD) {
-            if let Err(e) = channel.say(&ctx.http, part).await {
-                tracing::warn!(channel = %channel, "could not send a reply to Discord: {e}");
+            if !send_once(ctx, channel, &part).await {
                 return;
             }
         }
@@ -185,6 +184,30 @@ impl Handler {
             Err(e) => tracing::warn!("pairing request failed: {e}"),
         }
     }
+}
+
+/// Send one message part. A 429 means it was not delivered, so it is sent again after
+/// a pause (1 s, then 2 s, 4 s): with the default `apiBase` serenity's ratelimiter
+/// already honours `retry-after`; behind a proxy base it is off and its error type does
+/// not carry the value, so the pause is our own.
+async fn send_once(ctx: &Context, channel: serenity::all::ChannelId, text: &str) -> bool {
+    let mut pause = std::time::Duration::from_secs(1);
+    for attempt in 1..=4 {
+        match channel.say(&ctx.http, text).await {
+            Ok(_) => return true,
+            Err(serenity::Error::Http(serenity::all::HttpError::UnsuccessfulRequest(r)))
+                if r.status_code.as_u16() == 429 && attempt < 4 =>
+            {
+                tokio::time::sleep(pause).await;
+                pause *= 2;
+            }
+            Err(e) => {
+                tracing::warn!(channel = %channel, "could not send a reply to Discord: {e}");
+                return false;
+            }
+        }
+    }
+    false
 }
 
 /// Run the channel until `shutdown` turns true.
