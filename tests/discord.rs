@@ -223,3 +223,100 @@ async fn unknown_dm_sender_gets_a_pairing_code() {
     assert_eq!(s.llm.request_count(), 0);
     let _ = s.stop.send(true);
 }
+
+/// The acceptance walk through the real `remoteclaw gateway` binary.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gateway_binary_serves_discord_end_to_end() {
+    let dc = FakeDiscord::start(TOKEN).await;
+    let llm = FakeProvider::start().await;
+    let mut config = TestHome::config_for_fake(
+        "anthropic/claude-sonnet-4-5",
+        &llm.anthropic_base(),
+        &llm.openai_base(),
+        &llm.google_base(),
+    );
+    config.push_str(&format!(
+        "[agents.defaults.models.\"anthropic/claude-opus-4-5\"]\nalias = \"opus\"\n[agents.defaults.models.\"anthropic/claude-sonnet-4-5\"]\n[channels.discord]\nenabled = true\napiBase = \"{}\"\nguilds = [\"{GUILD}\"]\nallowFrom = [\"222\"]\n",
+        dc.api_base()
+    ));
+    let mut home = TestHome::new(&config);
+    home.set("DISCORD_BOT_TOKEN", TOKEN)
+        .set("ANTHROPIC_API_KEY", "sk-ant-env");
+    home.write("agents/main/agent/auth-profiles.json", r#"{"profiles":{"anthropic:work":{"type":"api_key","provider":"anthropic","key":"sk-ant-work"}}}"#);
+    let (mut child, _addr) = support::gateway::spawn_binary(&home).await;
+    assert!(dc.wait_ready(WAIT).await);
+    dc.register_channel(DM_CHANNEL, None, 222);
+    let slash = |value: &str| json!([{"name": "model", "type": 3, "value": value}]);
+    let (iid, _) = dc.send_slash_command(None, DM_CHANNEL, 222, "model", slash("list"));
+    let list = dc.wait_for_interaction(iid, 2, WAIT).await[1]
+        .content()
+        .unwrap_or_default()
+        .to_string();
+    assert!(list.contains("anthropic/claude-opus-4-5 (opus)"), "{list}");
+    let (iid, _) =
+        dc.send_slash_command(None, DM_CHANNEL, 222, "model", slash("opus@anthropic:work"));
+    let pinned = dc.wait_for_interaction(iid, 2, WAIT).await[1]
+        .content()
+        .unwrap_or_default()
+        .to_string();
+    assert!(
+        pinned.contains("Pinned to credential profile anthropic:work"),
+        "{pinned}"
+    );
+    dc.send_message(DM_CHANNEL, None, 222, "alice", "what is **rust**?", false);
+    let sent = dc.wait_for_channel_messages(DM_CHANNEL, 1, WAIT).await;
+    assert_eq!(sent[0]["content"], "fake reply to: what is **rust**?");
+    assert_eq!(
+        llm.requests()[0].key.as_deref(),
+        Some("sk-ant-work"),
+        "the pinned profile answered"
+    );
+    let (iid, _) = dc.send_slash_command(None, DM_CHANNEL, 222, "model", slash("status"));
+    let calls = dc.wait_for_interaction(iid, 2, WAIT).await;
+    let status = calls[1].content().unwrap_or_default().to_string();
+    assert!(
+        calls[0].is_ephemeral()
+            && status.contains("→ anthropic:work")
+            && status.contains(&llm.anthropic_base()),
+        "{status}"
+    );
+    assert!(!status.contains("sk-ant-work"));
+    child.start_kill().unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn listed_channels_need_no_mention() {
+    let dc = FakeDiscord::start(TOKEN).await;
+    let llm = FakeProvider::start().await;
+    let mut config = TestHome::config_for_fake(
+        "openai/gpt-4o-mini",
+        &llm.anthropic_base(),
+        &llm.openai_base(),
+        &llm.google_base(),
+    );
+    config.push_str(&format!(
+        "[channels.discord]\nenabled = true\napiBase = \"{}\"\nchannels = [\"{GUILD_CHANNEL}\"]\n",
+        dc.api_base()
+    ));
+    let mut home = TestHome::new(&config);
+    home.set("OPENAI_API_KEY", "sk-oa");
+    let app = Arc::new(home.app().await);
+    let (stop, rx) = watch::channel(false);
+    let cfg = app.config.channels.discord.clone().unwrap();
+    tokio::spawn(async move {
+        let _ = discord::run(app, cfg, Secret::new(TOKEN), rx).await;
+    });
+    assert!(dc.wait_ready(WAIT).await);
+    dc.register_channel(GUILD_CHANNEL, Some(GUILD), 0);
+    dc.send_message(
+        GUILD_CHANNEL,
+        Some(GUILD),
+        333,
+        "bob",
+        "no mention here",
+        false,
+    );
+    let sent = dc.wait_for_channel_messages(GUILD_CHANNEL, 1, WAIT).await;
+    assert_eq!(sent[0]["content"], "fake reply to: no mention here");
+    let _ = stop.send(true);
+}

@@ -66,14 +66,18 @@ async fn start_channels(
             Err(e) => tracing::error!("Telegram channel not started: {e}"),
         }
     }
-    if app
-        .config
-        .channels
-        .discord
-        .as_ref()
-        .is_some_and(|c| c.enabled)
-    {
-        tracing::warn!("channels.discord is enabled, but this build has no Discord channel yet");
+    if let Some(cfg) = app.config.channels.discord.clone().filter(|c| c.enabled) {
+        match crate::channels::discord::token(app, &cfg).await {
+            Ok(token) => {
+                let (app, stop) = (app.clone(), stop.clone());
+                tasks.push(tokio::spawn(async move {
+                    if let Err(e) = crate::channels::discord::run(app, cfg, token, stop).await {
+                        tracing::error!("Discord channel stopped: {e}");
+                    }
+                }));
+            }
+            Err(e) => tracing::error!("Discord channel not started: {e}"),
+        }
     }
     tasks
 }

@@ -107,7 +107,9 @@ pub async fn run(h: &Handler, ctx: &Context, cmd: CommandInteraction) {
         result.reply_text()
     };
     let mut parts = chunk::split(&reply, chunk::DISCORD).into_iter();
-    let first = parts.next().unwrap_or_else(|| "(no reply)".to_string());
+    let first = parts
+        .next()
+        .unwrap_or_else(|| "The model sent an empty reply; try rephrasing.".to_string());
     if let Err(e) = cmd
         .edit_response(&ctx.http, EditInteractionResponse::new().content(first))
         .await

@@ -121,10 +121,13 @@ impl EventHandler for Handler {
                 key::discord_dm(&user)
             }
             Some(guild) => {
-                let Some(me) = self.me.get() else { return };
-                let mentioned = msg.mentions_user_id(*me);
-                if !mentioned
-                    || !self.guild_allowed(&guild.to_string(), &msg.channel_id.to_string())
+                // Listed channels are answered as they are; elsewhere in allowed guilds
+                // only when the bot is mentioned.
+                let channel = msg.channel_id.to_string();
+                let listed = self.cfg.channels.iter().any(|c| c == &channel);
+                let mentioned = self.me.get().is_some_and(|me| msg.mentions_user_id(*me));
+                if !listed
+                    && !(mentioned && self.cfg.guilds.iter().any(|g| g == &guild.to_string()))
                 {
                     return;
                 }
