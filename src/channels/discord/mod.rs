@@ -126,9 +126,8 @@ impl EventHandler for Handler {
                 let channel = msg.channel_id.to_string();
                 let listed = self.cfg.channels.iter().any(|c| c == &channel);
                 let mentioned = self.me.get().is_some_and(|me| msg.mentions_user_id(*me));
-                if !listed
-                    && !(mentioned && self.cfg.guilds.iter().any(|g| g == &guild.to_string()))
-                {
+                let in_allowed_guild = self.cfg.guilds.iter().any(|g| g == &guild.to_string());
+                if !(listed || mentioned && in_allowed_guild) {
                     return;
                 }
                 key::discord_channel(&msg.channel_id.to_string(), None)
