@@ -41,6 +41,10 @@ pub enum StartupError {
     Config(#[from] config::ConfigError),
     #[error(transparent)]
     Store(#[from] crate::session::StoreError),
+    #[error(
+        "session.store = \"redis\" in {0} is not supported by this build yet: remove it (the embedded SQLite store is the default)"
+    )]
+    RedisUnsupported(String),
     #[error("agent id \"{0}\" is not a plain name: use letters, digits, '_' or '-'")]
     BadAgent(String),
 }
@@ -75,6 +79,9 @@ impl App {
                 Ok(n) => tracing::info!(count = n, "imported variables from the login shell"),
                 Err(e) => tracing::warn!("shell environment import skipped: {e}"),
             }
+        }
+        if config.session.store == crate::config::SessionStoreKind::Redis {
+            return Err(StartupError::RedisUnsupported(path.display().to_string()));
         }
         let agent_id = agent.unwrap_or(&config.agents.default_id).to_string();
         if agent_id.is_empty()

@@ -389,6 +389,20 @@ mod config_errors {
         );
     }
 
+    #[tokio::test]
+    async fn redis_store_is_refused_rather_than_ignored() {
+        let (code, err) = agent_with_config(
+            "[session]\nstore = \"redis\"\nredisUrl = \"redis://127.0.0.1:6379\"\n",
+        )
+        .await;
+        assert_eq!(code, Some(1));
+        assert!(
+            err.contains("session.store = \"redis\"")
+                && err.contains("not supported by this build yet"),
+            "{err}"
+        );
+    }
+
     #[test]
     fn every_file_in_config_dir_loads() {
         let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("config");

@@ -182,6 +182,10 @@ async fn reconnects_after_the_gateway_drops() {
         s.dc.wait_for_connections(2, WAIT).await,
         "the client came back"
     );
+    assert!(
+        s.dc.wait_for_resumes(1, WAIT).await,
+        "and resumed its session instead of identifying again"
+    );
     s.dc.send_message(DM_CHANNEL, None, 222, "alice", "still there?", false);
     let sent = s.dc.wait_for_channel_messages(DM_CHANNEL, 1, WAIT).await;
     assert_eq!(sent[0]["content"], "fake reply to: still there?");
