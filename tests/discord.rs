@@ -90,6 +90,8 @@ async fn dm_turn_and_command_registration() {
     for n in ["model", "new", "reset", "help"] {
         assert!(names.contains(&n), "{names:?}");
     }
+    let payload = s.dc.calls_matching("PUT", "/commands")[0].body.clone();
+    insta::assert_json_snapshot!("discord_command_registration", payload);
     let _ = s.stop.send(true);
 }
 
