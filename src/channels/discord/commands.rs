@@ -12,6 +12,17 @@ use serenity::all::{
     CreateInteractionResponseFollowup, EditInteractionResponse, GuildId, Http,
 };
 
+/// An error's text without the interaction token (it is part of the webhook URLs that
+/// serenity quotes, and it can edit the response for 15 minutes).
+fn scrub(e: &serenity::Error, token: &str) -> String {
+    let text = e.to_string();
+    if token.is_empty() {
+        text
+    } else {
+        text.replace(token, "<interaction token>")
+    }
+}
+
 /// The command surface as Discord application commands.
 pub fn definitions() -> Vec<CreateCommand> {
     crate::directive::spec::commands()
@@ -82,7 +93,10 @@ pub async fn run(h: &Handler, ctx: &Context, cmd: CommandInteraction) {
         cmd.defer(&ctx.http).await
     };
     if let Err(e) = deferred {
-        tracing::warn!("could not acknowledge a Discord interaction: {e}");
+        tracing::warn!(
+            "could not acknowledge a Discord interaction: {}",
+            scrub(&e, &cmd.token)
+        );
         return;
     }
     let reply = if !allowed {
@@ -114,7 +128,10 @@ pub async fn run(h: &Handler, ctx: &Context, cmd: CommandInteraction) {
         .edit_response(&ctx.http, EditInteractionResponse::new().content(first))
         .await
     {
-        tracing::warn!("could not edit the Discord interaction response: {e}");
+        tracing::warn!(
+            "could not edit the Discord interaction response: {}",
+            scrub(&e, &cmd.token)
+        );
         return;
     }
     for part in parts {
@@ -122,7 +139,10 @@ pub async fn run(h: &Handler, ctx: &Context, cmd: CommandInteraction) {
             .content(part)
             .ephemeral(ephemeral);
         if let Err(e) = cmd.create_followup(&ctx.http, follow).await {
-            tracing::warn!("could not send a Discord follow-up: {e}");
+            tracing::warn!(
+                "could not send a Discord follow-up: {}",
+                scrub(&e, &cmd.token)
+            );
             return;
         }
     }
@@ -169,6 +189,9 @@ pub async fn autocomplete(h: &Handler, ctx: &Context, ac: CommandInteraction) {
         .create_response(&ctx.http, CreateInteractionResponse::Autocomplete(resp))
         .await
     {
-        tracing::warn!("could not answer Discord autocomplete: {e}");
+        tracing::warn!(
+            "could not answer Discord autocomplete: {}",
+            scrub(&e, &ac.token)
+        );
     }
 }
