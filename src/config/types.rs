@@ -278,6 +278,19 @@ pub enum DmPolicy {
     Disabled,
 }
 
+impl DmPolicy {
+    /// Whether a direct message from a sender is let through: `listed` = the sender is in
+    /// `allowFrom`; `approved` (asked only when needed) = a pairing approval exists.
+    pub fn admits(self, listed: bool, approved: impl FnOnce() -> bool) -> bool {
+        match self {
+            DmPolicy::Disabled => false,
+            DmPolicy::Open => true,
+            DmPolicy::Allowlist => listed,
+            DmPolicy::Pairing => listed || approved(),
+        }
+    }
+}
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields, rename_all = "camelCase")]
 pub struct TelegramConfig {
@@ -390,4 +403,24 @@ pub enum SessionStoreKind {
     #[default]
     Sqlite,
     Redis,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::DmPolicy;
+
+    #[test]
+    fn dm_policies() {
+        let never = || -> bool { panic!("the pairing store is asked only under pairing") };
+        assert!(!DmPolicy::Disabled.admits(true, never));
+        assert!(DmPolicy::Open.admits(false, never));
+        assert!(DmPolicy::Allowlist.admits(true, never));
+        assert!(!DmPolicy::Allowlist.admits(false, never));
+        assert!(
+            DmPolicy::Pairing.admits(true, never),
+            "listed senders need no approval lookup"
+        );
+        assert!(DmPolicy::Pairing.admits(false, || true));
+        assert!(!DmPolicy::Pairing.admits(false, || false));
+    }
 }

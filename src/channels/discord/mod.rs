@@ -10,7 +10,7 @@ mod commands;
 use crate::app::App;
 use crate::channels::chunk;
 use crate::chat::{Inbound, handle};
-use crate::config::{DiscordConfig, DmPolicy, SecretInput};
+use crate::config::{DiscordConfig, DmPolicy};
 use crate::pairing::PairingStore;
 use crate::secret::Secret;
 use crate::session::key;
@@ -37,22 +37,17 @@ pub enum DiscordError {
 
 /// The bot token from `token`, `tokenRef` or `DISCORD_BOT_TOKEN`.
 pub async fn token(app: &App, cfg: &DiscordConfig) -> Result<Secret, DiscordError> {
-    if let Some(t) = cfg.token.as_deref().filter(|t| !t.trim().is_empty()) {
-        return Ok(Secret::new(t.trim()));
-    }
-    if let Some(r) = &cfg.token_ref {
-        return app
-            .engine
-            .resolver
-            .secrets
-            .resolve_input(&SecretInput::Ref(r.clone()))
-            .await
-            .map_err(|e| DiscordError::TokenRef(e.to_string()));
-    }
-    app.env
-        .get_nonblank("DISCORD_BOT_TOKEN")
-        .map(|t| Secret::new(t.trim()))
-        .ok_or(DiscordError::NoToken)
+    super::bot_token(
+        app,
+        cfg.token.as_deref(),
+        cfg.token_ref.as_ref(),
+        "DISCORD_BOT_TOKEN",
+    )
+    .await
+    .map_err(|e| match e {
+        super::TokenError::Missing => DiscordError::NoToken,
+        super::TokenError::Ref(m) => DiscordError::TokenRef(m),
+    })
 }
 
 struct Handler {
@@ -69,15 +64,10 @@ impl Handler {
     }
 
     fn dm_allowed(&self, user: &str) -> bool {
-        match self.cfg.dm_policy {
-            DmPolicy::Disabled => false,
-            DmPolicy::Open => true,
-            DmPolicy::Allowlist => self.cfg.allow_from.iter().any(|u| u == user),
-            DmPolicy::Pairing => {
-                self.cfg.allow_from.iter().any(|u| u == user)
-                    || self.pairing.is_approved("discord", user).unwrap_or(false)
-            }
-        }
+        let listed = self.cfg.allow_from.iter().any(|u| u == user);
+        self.cfg.dm_policy.admits(listed, || {
+            self.pairing.is_approved("discord", user).unwrap_or(false)
+        })
     }
 
     /// Guild messages: only in listed guilds (when any are listed) or channels.

@@ -6,6 +6,14 @@ use crate::config::{DmPolicy, TelegramConfig};
 use crate::session::key;
 use teloxide::types::Message;
 
+/// Owners (`owners`, else `allowFrom`) may pin credential profiles.
+pub fn is_owner(cfg: &TelegramConfig, user: i64) -> bool {
+    cfg.owners
+        .as_ref()
+        .unwrap_or(&cfg.allow_from)
+        .contains(&user)
+}
+
 /// Whether a message is meant for the bot, and as whom it is spoken.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Access {
@@ -34,15 +42,11 @@ pub fn access(
         return Access::Ignored;
     }
     let user = i64::try_from(from.id.0).unwrap_or(i64::MAX);
-    let owners = cfg.owners.as_ref().unwrap_or(&cfg.allow_from);
-    let owner = owners.contains(&user);
+    let owner = is_owner(cfg, user);
     if msg.chat.is_private() {
-        let allowed = match cfg.dm_policy {
-            DmPolicy::Disabled => return Access::Ignored,
-            DmPolicy::Open => true,
-            DmPolicy::Allowlist => cfg.allow_from.contains(&user),
-            DmPolicy::Pairing => cfg.allow_from.contains(&user) || approved(user),
-        };
+        let allowed = cfg
+            .dm_policy
+            .admits(cfg.allow_from.contains(&user), || approved(user));
         return match (allowed, cfg.dm_policy) {
             (true, _) => Access::Allowed {
                 session: key::telegram_dm(user),

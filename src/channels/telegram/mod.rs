@@ -11,7 +11,7 @@
 use crate::app::App;
 use crate::channels::chunk;
 use crate::chat::{Inbound, handle};
-use crate::config::{DmPolicy, SecretInput, TelegramConfig};
+use crate::config::TelegramConfig;
 use crate::pairing::PairingStore;
 use crate::secret::Secret;
 use crate::session::key;
@@ -62,22 +62,17 @@ pub enum TelegramError {
 
 /// The bot token from `botToken`, `botTokenRef` or `TELEGRAM_BOT_TOKEN`.
 pub async fn token(app: &App, cfg: &TelegramConfig) -> Result<Secret, TelegramError> {
-    if let Some(t) = cfg.bot_token.as_deref().filter(|t| !t.trim().is_empty()) {
-        return Ok(Secret::new(t.trim()));
-    }
-    if let Some(r) = &cfg.bot_token_ref {
-        return app
-            .engine
-            .resolver
-            .secrets
-            .resolve_input(&SecretInput::Ref(r.clone()))
-            .await
-            .map_err(|e| TelegramError::TokenRef(e.to_string()));
-    }
-    app.env
-        .get_nonblank("TELEGRAM_BOT_TOKEN")
-        .map(|t| Secret::new(t.trim()))
-        .ok_or(TelegramError::NoToken)
+    super::bot_token(
+        app,
+        cfg.bot_token.as_deref(),
+        cfg.bot_token_ref.as_ref(),
+        "TELEGRAM_BOT_TOKEN",
+    )
+    .await
+    .map_err(|e| match e {
+        super::TokenError::Missing => TelegramError::NoToken,
+        super::TokenError::Ref(m) => TelegramError::TokenRef(m),
+    })
 }
 
 /// An error's text with the bot token taken out: teloxide's network errors quote the
@@ -416,25 +411,19 @@ async fn on_button(ctx: &Ctx, q: CallbackQuery) {
             return;
         }
     };
-    let approved = ctx
-        .pairing
-        .is_approved("telegram", &user.to_string())
-        .unwrap_or(false);
-    let allowed = match ctx.cfg.dm_policy {
-        DmPolicy::Disabled => false,
-        DmPolicy::Open => true,
-        DmPolicy::Allowlist => ctx.cfg.allow_from.contains(&user),
-        DmPolicy::Pairing => ctx.cfg.allow_from.contains(&user) || approved,
+    let approved = || {
+        ctx.pairing
+            .is_approved("telegram", &user.to_string())
+            .unwrap_or(false)
     };
-    if !allowed {
+    if !ctx
+        .cfg
+        .dm_policy
+        .admits(ctx.cfg.allow_from.contains(&user), approved)
+    {
         return;
     }
-    let owner = ctx
-        .cfg
-        .owners
-        .as_ref()
-        .unwrap_or(&ctx.cfg.allow_from)
-        .contains(&user);
+    let owner = access::is_owner(&ctx.cfg, user);
     let text = format!("/model {model}");
     let session = key::telegram_dm(user);
     let result = handle(
