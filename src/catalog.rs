@@ -144,19 +144,7 @@ impl Catalog {
             .iter()
             .filter_map(|f| resolve(f))
             .collect();
-        let mut providers: std::collections::BTreeSet<String> =
-            crate::providers::registry::BUILTIN_PROVIDERS
-                .iter()
-                .map(|p| p.to_string())
-                .collect();
-        providers.extend(
-            config
-                .models
-                .providers
-                .iter()
-                .filter(|(_, p)| p.base_url.is_some() && p.api.is_some())
-                .map(|(id, _)| id.clone()),
-        );
+        let providers = crate::providers::registry::known_providers(config);
         let alias_words = aliases.keys().cloned().collect();
         Catalog {
             default,

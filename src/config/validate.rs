@@ -32,14 +32,7 @@ const RESERVED_ALIASES: [&str; 7] = ["list", "status", "default", "new", "reset"
 
 pub fn validate(config: &Config) -> Result<(), Violation> {
     let defaults = &config.agents.defaults;
-    let known_provider = |p: &str| {
-        registry::builtin(p).is_some()
-            || config
-                .models
-                .providers
-                .get(p)
-                .is_some_and(|o| o.base_url.is_some() && o.api.is_some())
-    };
+    let known_provider = |p: &str| registry::ProviderSettings::resolve(config, p).is_some();
 
     // Custom providers must say where they live and which API they speak.
     for (id, p) in &config.models.providers {

@@ -27,6 +27,17 @@ pub fn builtin(provider: &str) -> Option<(ApiKind, &'static str)> {
 /// Ids of the built-in providers, for listings.
 pub const BUILTIN_PROVIDERS: [&str; 5] = ["anthropic", "openai", "openrouter", "google", "ollama"];
 
+/// Every provider a model may name: the built-in ones and those configured with both
+/// `baseUrl` and `api` (exactly the ids `ProviderSettings::resolve` knows).
+pub fn known_providers(config: &Config) -> std::collections::BTreeSet<String> {
+    BUILTIN_PROVIDERS
+        .iter()
+        .map(|p| p.to_string())
+        .chain(config.models.providers.keys().cloned())
+        .filter(|p| ProviderSettings::resolve(config, p).is_some())
+        .collect()
+}
+
 /// Everything a provider client needs to know about one provider, except the credential.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProviderSettings {
