@@ -54,6 +54,18 @@ impl Secret {
         })
     }
 
+    /// `text` with every occurrence of this secret replaced by `<redacted>` — for error
+    /// texts from libraries that may quote it (URLs, echoed request fields). Values
+    /// shorter than 4 characters are left alone: replacing them would mangle any text.
+    pub fn redact_in(&self, text: &str) -> String {
+        let v = &*self.0.value;
+        if v.len() >= 4 && text.contains(v) {
+            text.replace(v, "<redacted>")
+        } else {
+            text.to_string()
+        }
+    }
+
     pub fn is_blank(&self) -> bool {
         self.0.value.trim().is_empty()
     }
@@ -81,6 +93,17 @@ mod tests {
         assert!(!format!("{s:?}").contains("CANARY"));
         assert!(!format!("{s}").contains("CANARY"));
         assert!(!format!("{:?}", Some(&s)).contains("CANARY"));
+    }
+
+    #[test]
+    fn redact_in_replaces_every_occurrence_but_never_tiny_values() {
+        let s = Secret::new("tok-123");
+        assert_eq!(
+            s.redact_in("a tok-123 b tok-123"),
+            "a <redacted> b <redacted>"
+        );
+        assert_eq!(Secret::new("ab").redact_in("abc"), "abc");
+        assert_eq!(Secret::new("").redact_in("abc"), "abc");
     }
 
     #[test]

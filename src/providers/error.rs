@@ -84,10 +84,8 @@ impl ProviderError {
     }
 
     /// Remove every occurrence of `secret` from the message.
-    pub fn scrub(mut self, secret: &str) -> ProviderError {
-        if secret.len() >= 4 && self.message.contains(secret) {
-            self.message = self.message.replace(secret, "<redacted>");
-        }
+    pub fn scrub(mut self, secret: &crate::secret::Secret) -> ProviderError {
+        self.message = secret.redact_in(&self.message);
         self
     }
 }
@@ -506,7 +504,7 @@ mod tests {
     #[test]
     fn scrub_removes_secret() {
         let e = ProviderError::new(ErrorKind::Auth, "bad key sk-canary-123 given")
-            .scrub("sk-canary-123");
+            .scrub(&crate::secret::Secret::new("sk-canary-123"));
         assert!(!e.message.contains("canary"));
     }
 

@@ -144,6 +144,6 @@ impl ProviderClient {
             }
         };
         let result = http::execute(&self.settings, call, sink).await;
-        result.map_err(|e| e.scrub(cred.secret.expose()))
+        result.map_err(|e| e.scrub(&cred.secret))
     }
 }

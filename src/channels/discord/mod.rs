@@ -229,7 +229,7 @@ pub async fn run(
     let mut client = serenity::all::ClientBuilder::new_with_http(http.build(), intents)
         .event_handler(handler)
         .await
-        .map_err(|e| DiscordError::Client(e.to_string().replace(token.expose(), "<token>")))?;
+        .map_err(|e| DiscordError::Client(token.redact_in(&e.to_string())))?;
     let manager: Arc<ShardManager> = client.shard_manager.clone();
     tokio::spawn(async move {
         let _ = shutdown.changed().await;
@@ -238,5 +238,5 @@ pub async fn run(
     client
         .start()
         .await
-        .map_err(|e| DiscordError::Client(e.to_string().replace(token.expose(), "<token>")))
+        .map_err(|e| DiscordError::Client(token.redact_in(&e.to_string())))
 }

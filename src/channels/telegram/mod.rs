@@ -78,7 +78,7 @@ pub async fn token(app: &App, cfg: &TelegramConfig) -> Result<Secret, TelegramEr
 /// An error's text with the bot token taken out: teloxide's network errors quote the
 /// request URL, and the token is part of every Bot API URL.
 fn describe(e: &RequestError, token: &Secret) -> String {
-    e.to_string().replace(token.expose(), "<token>")
+    token.redact_in(&e.to_string())
 }
 
 struct Ctx {
