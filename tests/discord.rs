@@ -29,27 +29,35 @@ struct Setup {
     _home: TestHome,
 }
 
-async fn setup() -> Setup {
-    let dc = FakeDiscord::start(TOKEN).await;
-    let llm = FakeProvider::start().await;
-    let mut config = TestHome::config_for_fake(
-        "openai/gpt-4o-mini",
+/// A config with the three providers on the fake `llm` and `[channels.discord]` given by
+/// its body (`enabled = true` and `apiBase` are added).
+fn config(
+    llm: &FakeProvider,
+    primary: &str,
+    models: &str,
+    api_base: &str,
+    discord: &str,
+) -> String {
+    let mut c = TestHome::config_for_fake(
+        primary,
         &llm.anthropic_base(),
         &llm.openai_base(),
         &llm.google_base(),
     );
-    config.push_str(&format!(
-        "[agents.defaults.models.\"anthropic/claude-opus-4-5\"]\nalias = \"opus\"\n[agents.defaults.models.\"openai/gpt-4o-mini\"]\n[channels.discord]\nenabled = true\napiBase = \"{}\"\nguilds = [\"{GUILD}\"]\nallowFrom = [\"222\", \"333\"]\nowners = [\"222\"]\n",
-        dc.api_base()
+    c.push_str(&format!(
+        "{models}[channels.discord]\nenabled = true\napiBase = \"{api_base}\"\n{discord}"
     ));
-    let mut home = TestHome::new(&config);
-    home.set("OPENAI_API_KEY", "sk-oa");
-    let app = Arc::new(home.app().await);
+    c
+}
+
+const OPUS: &str = "[agents.defaults.models.\"anthropic/claude-opus-4-5\"]\nalias = \"opus\"\n";
+
+/// Run the channel in-process until the returned sender says stop; waits for READY.
+async fn run_channel(app: Arc<App>, dc: &FakeDiscord) -> watch::Sender<bool> {
     let (stop, rx) = watch::channel(false);
     let cfg = app.config.channels.discord.clone().unwrap();
-    let a = app.clone();
     tokio::spawn(async move {
-        if let Err(e) = discord::run(a, cfg, Secret::new(TOKEN), rx).await {
+        if let Err(e) = discord::run(app, cfg, Secret::new(TOKEN), rx).await {
             eprintln!("discord channel: {e}");
         }
     });
@@ -57,6 +65,25 @@ async fn setup() -> Setup {
         dc.wait_ready(WAIT).await,
         "the client identified and got READY"
     );
+    stop
+}
+
+async fn setup() -> Setup {
+    let dc = FakeDiscord::start(TOKEN).await;
+    let llm = FakeProvider::start().await;
+    let models = format!("{OPUS}[agents.defaults.models.\"openai/gpt-4o-mini\"]\n");
+    let body =
+        format!("guilds = [\"{GUILD}\"]\nallowFrom = [\"222\", \"333\"]\nowners = [\"222\"]\n");
+    let mut home = TestHome::new(&config(
+        &llm,
+        "openai/gpt-4o-mini",
+        &models,
+        &dc.api_base(),
+        &body,
+    ));
+    home.set("OPENAI_API_KEY", "sk-oa");
+    let app = Arc::new(home.app().await);
+    let stop = run_channel(app.clone(), &dc).await;
     dc.register_channel(DM_CHANNEL, None, 222);
     dc.register_channel(GUILD_CHANNEL, Some(GUILD), 0);
     Setup {
@@ -235,16 +262,15 @@ async fn unknown_dm_sender_gets_a_pairing_code() {
 async fn gateway_binary_serves_discord_end_to_end() {
     let dc = FakeDiscord::start(TOKEN).await;
     let llm = FakeProvider::start().await;
-    let mut config = TestHome::config_for_fake(
+    let models = format!("{OPUS}[agents.defaults.models.\"anthropic/claude-sonnet-4-5\"]\n");
+    let body = format!("guilds = [\"{GUILD}\"]\nallowFrom = [\"222\"]\n");
+    let config = config(
+        &llm,
         "anthropic/claude-sonnet-4-5",
-        &llm.anthropic_base(),
-        &llm.openai_base(),
-        &llm.google_base(),
+        &models,
+        &dc.api_base(),
+        &body,
     );
-    config.push_str(&format!(
-        "[agents.defaults.models.\"anthropic/claude-opus-4-5\"]\nalias = \"opus\"\n[agents.defaults.models.\"anthropic/claude-sonnet-4-5\"]\n[channels.discord]\nenabled = true\napiBase = \"{}\"\nguilds = [\"{GUILD}\"]\nallowFrom = [\"222\"]\n",
-        dc.api_base()
-    ));
     let mut home = TestHome::new(&config);
     home.set("DISCORD_BOT_TOKEN", TOKEN)
         .set("ANTHROPIC_API_KEY", "sk-ant-env");
@@ -294,25 +320,16 @@ async fn gateway_binary_serves_discord_end_to_end() {
 async fn listed_channels_need_no_mention() {
     let dc = FakeDiscord::start(TOKEN).await;
     let llm = FakeProvider::start().await;
-    let mut config = TestHome::config_for_fake(
+    let body = format!("channels = [\"{GUILD_CHANNEL}\"]\n");
+    let mut home = TestHome::new(&config(
+        &llm,
         "openai/gpt-4o-mini",
-        &llm.anthropic_base(),
-        &llm.openai_base(),
-        &llm.google_base(),
-    );
-    config.push_str(&format!(
-        "[channels.discord]\nenabled = true\napiBase = \"{}\"\nchannels = [\"{GUILD_CHANNEL}\"]\n",
-        dc.api_base()
+        "",
+        &dc.api_base(),
+        &body,
     ));
-    let mut home = TestHome::new(&config);
     home.set("OPENAI_API_KEY", "sk-oa");
-    let app = Arc::new(home.app().await);
-    let (stop, rx) = watch::channel(false);
-    let cfg = app.config.channels.discord.clone().unwrap();
-    tokio::spawn(async move {
-        let _ = discord::run(app, cfg, Secret::new(TOKEN), rx).await;
-    });
-    assert!(dc.wait_ready(WAIT).await);
+    let stop = run_channel(Arc::new(home.app().await), &dc).await;
     dc.register_channel(GUILD_CHANNEL, Some(GUILD), 0);
     dc.send_message(
         GUILD_CHANNEL,
