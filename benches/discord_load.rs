@@ -10,24 +10,15 @@
 mod fake_discord;
 #[path = "../tests/support/fake_provider/mod.rs"]
 mod fake_provider;
+mod support;
 
 use fake_discord::FakeDiscord;
 use fake_provider::FakeProvider;
-use remoteclaw::app::App;
-use remoteclaw::config::env::EnvMap;
 use remoteclaw::secret::Secret;
 use serde_json::json;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 const TOKEN: &str = "discord-bench-token";
-
-fn pct(v: &mut [f64], p: f64) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v.get(((v.len() as f64 * p) as usize).min(v.len().saturating_sub(1)))
-        .copied()
-        .unwrap_or(0.0)
-}
 
 fn main() {
     let n: usize = std::env::var("DC_INTERACTIONS")
@@ -42,24 +33,10 @@ fn main() {
         let dc = FakeDiscord::start(TOKEN).await;
         dc.set_interaction_ack_deadline(None);
         let llm = FakeProvider::start().await;
-        let dir = tempfile::tempdir().unwrap();
-        let state = dir.path().join("state");
-        std::fs::create_dir_all(&state).unwrap();
-        std::fs::write(
-            state.join("remoteclaw.toml"),
-            format!(
+        let (_dir, app) = support::app(&format!(
                 "[agents.defaults.model]\nprimary = \"openai/gpt-4o-mini\"\n[models.providers.openai]\nbaseUrl = \"{}\"\n[channels.discord]\nenabled = true\napiBase = \"{}\"\nguilds = [\"111\"]\ndmPolicy = \"open\"\n",
                 llm.openai_base(),
-                dc.api_base()
-            ),
-        )
-        .unwrap();
-        let env = EnvMap::from_pairs([
-            ("HOME", dir.path().display().to_string()),
-            ("REMOTECLAW_STATE_DIR", state.display().to_string()),
-            ("OPENAI_API_KEY", "sk-bench".to_string()),
-        ]);
-        let app = Arc::new(App::load(env, None).await.unwrap());
+                dc.api_base())).await;
         let cfg = app.config.channels.discord.clone().unwrap();
         let (stop, rx) = tokio::sync::watch::channel(false);
         tokio::spawn(remoteclaw::channels::discord::run(app, cfg, Secret::new(TOKEN), rx));
@@ -86,7 +63,7 @@ fn main() {
         let elapsed = done_at.saturating_duration_since(started).as_secs_f64();
         println!("interactions: {n} (/model list, 100 channels), answered in {elapsed:.2} s");
         println!("throughput: {:.0} interactions/s", n as f64 / elapsed);
-        println!("burst (all {n} dispatched at once) INTERACTION_CREATE -> acknowledgement: p50 {:.2} ms, p99 {:.2} ms", pct(&mut ack, 0.5), pct(&mut ack, 0.99));
+        println!("burst (all {n} dispatched at once) INTERACTION_CREATE -> acknowledgement: p50 {:.2} ms, p99 {:.2} ms", support::pct(&mut ack, 0.5), support::pct(&mut ack, 0.99));
 
         // Paced: 500 interactions at 250/s, the acknowledgement time a user sees.
         let mut paced = Vec::new();
@@ -103,7 +80,7 @@ fn main() {
             let calls = dc.wait_for_interaction(*iid, 1, Duration::from_secs(60)).await;
             paced.push(calls[0].at.saturating_duration_since(*t).as_secs_f64() * 1000.0);
         }
-        println!("paced at 250/s, INTERACTION_CREATE -> acknowledgement: p50 {:.2} ms, p99 {:.2} ms (target p99 < 50 ms)", pct(&mut paced, 0.5), pct(&mut paced, 0.99));
+        println!("paced at 250/s, INTERACTION_CREATE -> acknowledgement: p50 {:.2} ms, p99 {:.2} ms (target p99 < 50 ms)", support::pct(&mut paced, 0.5), support::pct(&mut paced, 0.99));
         let _ = stop.send(true);
     });
 }

@@ -10,13 +10,11 @@
 mod fake_provider;
 #[path = "../tests/support/fake_telegram/mod.rs"]
 mod fake_telegram;
+mod support;
 
 use fake_provider::FakeProvider;
 use fake_telegram::FakeTelegram;
-use remoteclaw::app::App;
-use remoteclaw::config::env::EnvMap;
 use remoteclaw::secret::Secret;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 const TOKEN: &str = "123456:BENCH";
@@ -26,13 +24,6 @@ fn env_usize(name: &str, default: usize) -> usize {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(default)
-}
-
-fn pct(v: &mut [f64], p: f64) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v.get(((v.len() as f64 * p) as usize).min(v.len().saturating_sub(1)))
-        .copied()
-        .unwrap_or(0.0)
 }
 
 fn main() {
@@ -46,24 +37,10 @@ fn main() {
     rt.block_on(async move {
         let tg = FakeTelegram::start(TOKEN).await;
         let llm = FakeProvider::start().await;
-        let dir = tempfile::tempdir().unwrap();
-        let state = dir.path().join("state");
-        std::fs::create_dir_all(&state).unwrap();
-        std::fs::write(
-            state.join("remoteclaw.toml"),
-            format!(
+        let (_dir, app) = support::app(&format!(
                 "[agents.defaults.model]\nprimary = \"openai/gpt-4o-mini\"\n[models.providers.openai]\nbaseUrl = \"{}\"\n[channels.telegram]\nenabled = true\napiRoot = \"{}\"\ndmPolicy = \"open\"\n",
                 llm.openai_base(),
-                tg.api_url()
-            ),
-        )
-        .unwrap();
-        let env = EnvMap::from_pairs([
-            ("HOME", dir.path().display().to_string()),
-            ("REMOTECLAW_STATE_DIR", state.display().to_string()),
-            ("OPENAI_API_KEY", "sk-bench".to_string()),
-        ]);
-        let app = Arc::new(App::load(env, None).await.unwrap());
+                tg.api_url())).await;
         let cfg = app.config.channels.telegram.clone().unwrap();
         let (stop, rx) = tokio::sync::watch::channel(false);
         let task = tokio::spawn(remoteclaw::channels::telegram::run(app.clone(), cfg, Secret::new(TOKEN), rx));
@@ -97,7 +74,7 @@ fn main() {
         }
         println!("chats: {chats}, messages: {total}, replies: {replies}, elapsed: {:.2} s", elapsed.as_secs_f64());
         println!("throughput: {:.0} messages/s (target >= 2000)", replies as f64 / elapsed.as_secs_f64());
-        println!("under that burst (all queued at once), queued -> reply sent: p50 {:.1} ms, p99 {:.1} ms", pct(&mut loaded, 0.5), pct(&mut loaded, 0.99));
+        println!("under that burst (all queued at once), queued -> reply sent: p50 {:.1} ms, p99 {:.1} ms", support::pct(&mut loaded, 0.5), support::pct(&mut loaded, 0.99));
         assert_eq!(replies, total, "every message answered exactly once");
 
         // Unloaded: one message at a time, the added latency per message.
@@ -109,7 +86,7 @@ fn main() {
             let sent = tg.wait_for_messages(before + 1, Duration::from_secs(30)).await;
             single.push(sent.last().unwrap().at.saturating_duration_since(t0).as_secs_f64() * 1000.0);
         }
-        println!("one message at a time, queued -> reply sent: p50 {:.2} ms, p99 {:.2} ms (includes the long-poll hand-off)", pct(&mut single, 0.5), pct(&mut single, 0.99));
+        println!("one message at a time, queued -> reply sent: p50 {:.2} ms, p99 {:.2} ms (includes the long-poll hand-off)", support::pct(&mut single, 0.5), support::pct(&mut single, 0.99));
         let _ = stop.send(true);
         let _ = task.await;
     });
