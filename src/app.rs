@@ -49,6 +49,18 @@ pub enum StartupError {
     BadAgent(String),
 }
 
+/// Agent ids become directory names: plain names only.
+fn check_agent_id(id: &str) -> Result<(), StartupError> {
+    if id.is_empty()
+        || !id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "_-".contains(c))
+    {
+        return Err(StartupError::BadAgent(id.to_string()));
+    }
+    Ok(())
+}
+
 impl App {
     /// Build from a process environment. `agent` overrides `agents.defaultId`.
     pub async fn load(mut env: EnvMap, agent: Option<&str>) -> Result<App, StartupError> {
@@ -84,30 +96,51 @@ impl App {
             return Err(StartupError::RedisUnsupported(path.display().to_string()));
         }
         let agent_id = agent.unwrap_or(&config.agents.default_id).to_string();
-        if agent_id.is_empty()
-            || !agent_id
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || "_-".contains(c))
-        {
-            return Err(StartupError::BadAgent(agent_id));
+        check_agent_id(&agent_id)?;
+        // Agents that channels name (`channels.<c>.agent`) get their own resolver.
+        let channel_agents: Vec<String> = [
+            config
+                .channels
+                .telegram
+                .as_ref()
+                .and_then(|c| c.agent.clone()),
+            config
+                .channels
+                .discord
+                .as_ref()
+                .and_then(|c| c.agent.clone()),
+        ]
+        .into_iter()
+        .flatten()
+        .filter(|a| *a != agent_id)
+        .collect();
+        for a in &channel_agents {
+            check_agent_id(a)?;
         }
         let config = Arc::new(config);
         let env = Arc::new(env);
         let clock: Arc<dyn Clock> = Arc::new(SystemClock);
         let db = StateDb::open(&paths.state_db())?;
         let cooldowns = Arc::new(CooldownBook::new(db.clone(), config.auth.cooldowns.clone()));
-        let resolver = Arc::new(CredentialResolver::new(
-            config.clone(),
-            env.clone(),
-            paths.auth_profiles(&agent_id),
-            clock.clone(),
-            cooldowns,
-        ));
-        resolver.import_usage_stats();
+        let resolver_of = |id: &str| {
+            let r = Arc::new(CredentialResolver::new(
+                config.clone(),
+                env.clone(),
+                paths.auth_profiles(id),
+                clock.clone(),
+                cooldowns.clone(),
+            ));
+            r.import_usage_stats();
+            r
+        };
+        let resolver = resolver_of(&agent_id);
         let store = Arc::new(SqliteStore::new(db.clone()));
         let sessions = SessionManager::new(store, config.session.history_turns, clock.clone());
         let metrics = Arc::new(Metrics::new());
-        let engine = Engine::new(config.clone(), resolver, metrics.clone());
+        let mut engine = Engine::new(config.clone(), resolver, metrics.clone());
+        for a in &channel_agents {
+            engine = engine.with_agent(a, resolver_of(a));
+        }
         Ok(App {
             paths,
             config_path: path,

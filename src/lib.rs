@@ -17,6 +17,7 @@ pub mod config;
 pub mod directive;
 pub mod engine;
 pub mod gateway;
+pub mod inbox;
 pub mod metrics;
 pub mod pairing;
 pub mod providers;

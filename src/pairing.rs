@@ -261,6 +261,28 @@ impl PairingStore {
         })
     }
 
+    /// [`request`](Self::request) off the async worker threads (the channels' path: a
+    /// CLI holding the database must not stall the runtime).
+    pub async fn request_async(
+        &self,
+        channel: &str,
+        sender: &str,
+        label: Option<&str>,
+    ) -> Result<PairingRequest, StoreError> {
+        let (me, channel, sender) = (self.clone(), channel.to_string(), sender.to_string());
+        let label = label.map(str::to_string);
+        crate::state::blocking(&self.db, move || {
+            me.request(&channel, &sender, label.as_deref())
+        })
+        .await
+    }
+
+    /// [`is_approved`](Self::is_approved) off the async worker threads.
+    pub async fn is_approved_async(&self, channel: &str, sender: &str) -> Result<bool, StoreError> {
+        let (me, channel, sender) = (self.clone(), channel.to_string(), sender.to_string());
+        crate::state::blocking(&self.db, move || me.is_approved(&channel, &sender)).await
+    }
+
     /// Approve the pending request with this code (case-insensitive).
     pub fn approve(&self, channel: &str, code: &str) -> Result<Approved, PairingError> {
         let now = self.clock.now_ms();

@@ -70,6 +70,18 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (channel, sender)
     ) WITHOUT ROWID;
     CREATE UNIQUE INDEX pairing_code ON pairing (channel, code);",
+    // v4: what the chat channels received and answered (crash recovery, no double answers).
+    "CREATE TABLE inbox (
+        channel     TEXT NOT NULL,
+        id          TEXT NOT NULL,
+        seq         INTEGER NOT NULL,
+        payload     TEXT NOT NULL,
+        status      TEXT NOT NULL,
+        received_at INTEGER NOT NULL,
+        answered_at INTEGER,
+        PRIMARY KEY (channel, id)
+    ) WITHOUT ROWID;
+    CREATE INDEX inbox_pending ON inbox (channel, status, seq);",
 ];
 
 /// The schema version this build writes.
@@ -166,6 +178,18 @@ impl StateDb {
             c.prepare_cached("PRAGMA data_version")?
                 .query_row([], |r| r.get(0))
         })
+    }
+}
+
+/// Run a blocking store call on tokio's blocking pool, so a slow disk or another
+/// process holding the database never stalls an async worker thread.
+pub async fn blocking<T: Send + 'static>(
+    db: &StateDb,
+    f: impl FnOnce() -> Result<T, StoreError> + Send + 'static,
+) -> Result<T, StoreError> {
+    match tokio::task::spawn_blocking(f).await {
+        Ok(r) => r,
+        Err(e) => Err(db.err(format!("store task failed: {e}"))),
     }
 }
 

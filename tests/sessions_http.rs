@@ -246,6 +246,7 @@ async fn only_owners_may_pin() {
         text: "/model opus@anthropic:work",
         owner: false,
         bot_username: None,
+        agent: None,
     };
     let r = handle(&app, msg, None).await;
     assert!(r.is_error());
@@ -268,6 +269,7 @@ async fn only_owners_may_pin() {
         text: "/model opus",
         owner: false,
         bot_username: None,
+        agent: None,
     };
     assert!(!handle(&app, msg, None).await.is_error());
     // A command addressed to another bot is ignored entirely.
@@ -276,6 +278,7 @@ async fn only_owners_may_pin() {
         text: "/model@OtherBot list",
         owner: true,
         bot_username: Some("OurBot"),
+        agent: None,
     };
     assert!(handle(&app, msg, None).await.ignored);
 }

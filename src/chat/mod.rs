@@ -21,6 +21,9 @@ pub struct Inbound<'a> {
     pub owner: bool,
     /// This bot's username, for `/model@Bot` (Telegram).
     pub bot_username: Option<&'a str>,
+    /// Whose credentials this message's turns use (`channels.<c>.agent`); `None` = the
+    /// default agent.
+    pub agent: Option<&'a str>,
 }
 
 /// The `directive` field of `agent --json`.
@@ -108,7 +111,7 @@ pub async fn handle(app: &App, msg: Inbound<'_>, mut sink: Option<DeltaSink<'_>>
             };
         }
         Parsed::Error { error, .. } => return ChatResult::failed(error.to_string()),
-        Parsed::Plain => (None, msg.text.trim().to_string()),
+        Parsed::Plain => (None, directive::tidy(msg.text).to_string()),
         Parsed::Directive {
             directive, rest, ..
         } => (Some(directive), rest),
@@ -120,7 +123,7 @@ pub async fn handle(app: &App, msg: Inbound<'_>, mut sink: Option<DeltaSink<'_>>
     };
     let mut result = ChatResult::default();
     if let Some(d) = directive {
-        let (text, info, ok) = apply(app, &mut turn, &d, msg.owner).await;
+        let (text, info, ok) = apply(app, &mut turn, &d, msg.owner, msg.agent).await;
         result.directive = Some(info);
         result.model = Some(views::effective_model(app, turn.state()).0);
         if !ok {
@@ -140,7 +143,7 @@ pub async fn handle(app: &App, msg: Inbound<'_>, mut sink: Option<DeltaSink<'_>>
     if rest.is_empty() {
         return result;
     }
-    let t = run_turn(app, &mut turn, &rest, sink).await;
+    let t = run_turn(app, &mut turn, &rest, msg.agent, sink).await;
     result.model = Some(t.model.clone());
     result.turn = Some(t);
     result
@@ -151,6 +154,7 @@ async fn run_turn(
     app: &App,
     turn: &mut SessionTurn,
     text: &str,
+    agent: Option<&str>,
     sink: Option<DeltaSink<'_>>,
 ) -> TurnResult {
     let state = turn.state();
@@ -162,6 +166,7 @@ async fn run_turn(
         model: chosen.then_some(model),
         pin: state.pin.as_ref().map(|p| p.profile.clone()),
         messages,
+        agent: agent.map(str::to_string),
     };
     let result = app.engine.run_turn(input, sink).await;
     if result.error.is_none()
@@ -181,6 +186,7 @@ pub async fn apply(
     turn: &mut SessionTurn,
     d: &Directive,
     owner: bool,
+    agent: Option<&str>,
 ) -> (String, DirectiveInfo, bool) {
     let now = app.clock.now_ms();
     let mut info = info(d);
@@ -190,7 +196,7 @@ pub async fn apply(
     let (text, ok) = match d {
         Directive::ModelShow => (views::compact(app, turn.state(), now), true),
         Directive::ModelList => (views::list(app, turn.state()), true),
-        Directive::ModelStatus => (views::status(app, turn.state(), now).await, true),
+        Directive::ModelStatus => (views::status(app, turn.state(), now, agent).await, true),
         Directive::Help => (directive::spec::help_text(), true),
         Directive::ModelDefault => match stored(turn.set_choice(None, None).await) {
             Ok(()) => (
@@ -216,7 +222,7 @@ pub async fn apply(
             Err(e) => (e, false),
         },
         Directive::ModelSelect { model, profile } => {
-            match select(app, model, profile.as_deref(), owner) {
+            match select(app, model, profile.as_deref(), owner, agent) {
                 Err(e) => (e, false),
                 Ok((model_ref, pin_id)) => {
                     info.model = Some(model_ref.to_string());
@@ -258,6 +264,7 @@ pub fn select(
     model: &str,
     profile: Option<&str>,
     owner: bool,
+    agent: Option<&str>,
 ) -> Result<(crate::catalog::ModelRef, Option<String>), String> {
     let model_ref = app
         .engine
@@ -272,7 +279,11 @@ pub fn select(
             "Only owners can pin a credential profile (@{profile}). Use /model {model} without @profile, or ask an owner to pin it."
         ));
     }
-    let profiles = app.engine.resolver.profiles().map_err(|e| e.to_string())?;
+    let profiles = app
+        .engine
+        .resolver_for(agent)
+        .profiles()
+        .map_err(|e| e.to_string())?;
     let of_provider: Vec<&str> = profiles
         .iter()
         .filter(|p| p.provider == model_ref.provider)

@@ -158,7 +158,7 @@ pub fn candidate_lines(res: &Resolution, now: i64) -> Vec<String> {
 }
 
 /// `/model status`: the full view.
-pub async fn status(app: &App, state: &SessionState, now: i64) -> String {
+pub async fn status(app: &App, state: &SessionState, now: i64, agent: Option<&str>) -> String {
     let catalog = &app.engine.catalog;
     let (model, chosen) = effective_model(app, state);
     let mut out = String::new();
@@ -197,7 +197,7 @@ pub async fn status(app: &App, state: &SessionState, now: i64) -> String {
     let pin = state.pin.as_ref().map(|p| p.profile.as_str());
     match app
         .engine
-        .resolver
+        .resolver_for(agent)
         .resolve(&model.provider, &model.to_string(), pin)
         .await
     {

@@ -78,6 +78,7 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<ExitCode> {
         text: &args.message,
         owner: true,
         bot_username: None,
+        agent: None,
     };
     let result = if args.json {
         handle(&app, msg, None).await

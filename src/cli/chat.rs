@@ -69,6 +69,7 @@ pub async fn run(args: ChatArgs) -> anyhow::Result<ExitCode> {
             text,
             owner: true,
             bot_username: None,
+            agent: None,
         };
         let turn = handle(&app, msg, Some(&mut sink));
         let result = tokio::select! {

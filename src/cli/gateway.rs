@@ -12,6 +12,7 @@ use clap::Args;
 use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::sync::Arc;
+use std::time::Duration;
 
 /// A session untouched for this long leaves memory.
 const SESSION_IDLE_MS: i64 = 30 * 60 * 1000;
@@ -101,7 +102,9 @@ async fn shutdown_signal() {
         _ = ctrl_c => {},
         _ = term => {},
     }
-    tracing::info!("shutting down: no new connections; waiting for in-flight replies to finish");
+    tracing::info!(
+        "shutting down: no new messages; waiting for turns in flight to finish and reply"
+    );
 }
 
 pub async fn run(args: GatewayArgs) -> anyhow::Result<ExitCode> {
@@ -162,16 +165,42 @@ pub async fn run(args: GatewayArgs) -> anyhow::Result<ExitCode> {
         })
     };
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let channels = start_channels(&app, stop_rx).await;
+    let grace = Duration::from_secs(app.config.gateway.shutdown_grace_secs);
+    let channels = start_channels(&app, stop_rx.clone()).await;
     let state = GatewayState { app, token };
-    let shutdown = async move {
-        shutdown_signal().await;
-        let _ = stop_tx.send(true);
+    let mut http_stop = stop_rx.clone();
+    let mut serving = tokio::spawn(serve(listener, state, async move {
+        let _ = http_stop.wait_for(|s| *s).await;
+    }));
+    // Run until SIGINT/SIGTERM (or the HTTP server fails).
+    let early = tokio::select! {
+        _ = shutdown_signal() => None,
+        r = &mut serving => Some(r),
     };
-    let served = serve(listener, state, shutdown).await;
-    for c in channels {
-        let _ = c.await;
-    }
+    let _ = stop_tx.send(true);
+    // Drain: no new messages are taken; turns in flight finish and send their replies,
+    // within `gateway.shutdownGraceSecs`.
+    let drain = async {
+        let served = match early {
+            Some(r) => r,
+            None => serving.await,
+        };
+        for c in channels {
+            let _ = c.await;
+        }
+        served
+    };
+    let served = match tokio::time::timeout(grace, drain).await {
+        Ok(Ok(r)) => r,
+        Ok(Err(e)) => Err(std::io::Error::other(e.to_string())),
+        Err(_) => {
+            tracing::warn!(
+                "shutdown grace period of {} s (gateway.shutdownGraceSecs) ran out; stopping with turns still running",
+                grace.as_secs()
+            );
+            Ok(())
+        }
+    };
     served.context("the gateway stopped with an error")?;
     sweeper.abort();
     tracing::info!("gateway stopped");

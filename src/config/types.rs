@@ -178,8 +178,50 @@ impl ApiKind {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(untagged)]
 pub enum SecretInput {
-    Plain(String),
+    Plain(PlainSecret),
     Ref(SecretRef),
+}
+
+/// A secret written inline in the config (a bot token, an API key). It reads as a
+/// `&str` where the value is needed; `Debug` never shows it, so printing a config (or
+/// any value holding one) cannot leak it.
+#[derive(Clone, PartialEq, Eq, Default, Deserialize)]
+#[serde(transparent)]
+pub struct PlainSecret(String);
+
+impl PlainSecret {
+    pub fn new(value: impl Into<String>) -> PlainSecret {
+        PlainSecret(value.into())
+    }
+}
+
+impl From<&str> for PlainSecret {
+    fn from(value: &str) -> PlainSecret {
+        PlainSecret(value.to_string())
+    }
+}
+
+impl From<String> for PlainSecret {
+    fn from(value: String) -> PlainSecret {
+        PlainSecret(value)
+    }
+}
+
+impl std::ops::Deref for PlainSecret {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for PlainSecret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.0.is_empty() {
+            f.write_str("\"\"")
+        } else {
+            f.write_str("<redacted>")
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Deserialize, serde::Serialize)]
@@ -278,6 +320,31 @@ pub enum DmPolicy {
     Disabled,
 }
 
+/// Who may talk in an allowed group/guild (DESIGN §8 "Who may talk, in groups").
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum GroupPolicy {
+    /// Only senders in `groupAllowFrom` (default: `allowFrom`).
+    #[default]
+    Allowlist,
+    /// Any member of an allowed group, guild or listed channel.
+    Open,
+    /// Group traffic is ignored.
+    Disabled,
+}
+
+impl GroupPolicy {
+    /// Whether a member of an allowed group is answered; `listed` = the sender is in
+    /// `groupAllowFrom` (or `allowFrom` when that is not set).
+    pub fn admits(self, listed: bool) -> bool {
+        match self {
+            GroupPolicy::Allowlist => listed,
+            GroupPolicy::Open => true,
+            GroupPolicy::Disabled => false,
+        }
+    }
+}
+
 impl DmPolicy {
     /// Whether a direct message from a sender is let through: `listed` = the sender is in
     /// `allowFrom`; `approved` (asked only when needed) = a pairing approval exists.
@@ -295,7 +362,7 @@ impl DmPolicy {
 #[serde(default, deny_unknown_fields, rename_all = "camelCase")]
 pub struct TelegramConfig {
     pub enabled: bool,
-    pub bot_token: Option<String>,
+    pub bot_token: Option<PlainSecret>,
     pub bot_token_ref: Option<SecretRef>,
     pub api_root: String,
     pub dm_policy: DmPolicy,
@@ -304,6 +371,17 @@ pub struct TelegramConfig {
     pub owners: Option<Vec<i64>>,
     pub groups: Vec<i64>,
     pub require_mention: bool,
+    pub group_policy: GroupPolicy,
+    /// Who may talk in groups (default: `allowFrom`).
+    pub group_allow_from: Option<Vec<i64>>,
+}
+
+impl TelegramConfig {
+    /// Whether `user` may talk in an allowed group.
+    pub fn group_admits(&self, user: i64) -> bool {
+        let list = self.group_allow_from.as_ref().unwrap_or(&self.allow_from);
+        self.group_policy.admits(list.contains(&user))
+    }
 }
 
 impl Default for TelegramConfig {
@@ -319,6 +397,8 @@ impl Default for TelegramConfig {
             owners: None,
             groups: Vec::new(),
             require_mention: true,
+            group_policy: GroupPolicy::Allowlist,
+            group_allow_from: None,
         }
     }
 }
@@ -327,7 +407,7 @@ impl Default for TelegramConfig {
 #[serde(default, deny_unknown_fields, rename_all = "camelCase")]
 pub struct DiscordConfig {
     pub enabled: bool,
-    pub token: Option<String>,
+    pub token: Option<PlainSecret>,
     pub token_ref: Option<SecretRef>,
     pub api_base: String,
     pub guilds: Vec<String>,
@@ -336,6 +416,17 @@ pub struct DiscordConfig {
     pub owners: Option<Vec<String>>,
     pub dm_policy: DmPolicy,
     pub agent: Option<String>,
+    pub group_policy: GroupPolicy,
+    /// Who may talk in guilds (default: `allowFrom`).
+    pub group_allow_from: Option<Vec<String>>,
+}
+
+impl DiscordConfig {
+    /// Whether `user` may talk in an allowed guild or listed channel.
+    pub fn group_admits(&self, user: &str) -> bool {
+        let list = self.group_allow_from.as_ref().unwrap_or(&self.allow_from);
+        self.group_policy.admits(list.iter().any(|u| u == user))
+    }
 }
 
 impl Default for DiscordConfig {
@@ -351,6 +442,8 @@ impl Default for DiscordConfig {
             owners: None,
             dm_policy: DmPolicy::Pairing,
             agent: None,
+            group_policy: GroupPolicy::Allowlist,
+            group_allow_from: None,
         }
     }
 }
@@ -361,6 +454,8 @@ pub struct GatewayConfig {
     pub bind: String,
     pub port: u16,
     pub auth: GatewayAuthConfig,
+    /// On SIGINT/SIGTERM, how long turns in flight may take to finish (DESIGN §8).
+    pub shutdown_grace_secs: u64,
 }
 
 impl Default for GatewayConfig {
@@ -369,6 +464,7 @@ impl Default for GatewayConfig {
             bind: "127.0.0.1".into(),
             port: 18789,
             auth: GatewayAuthConfig::default(),
+            shutdown_grace_secs: 30,
         }
     }
 }
@@ -383,7 +479,7 @@ pub struct GatewayAuthConfig {
 #[serde(default, deny_unknown_fields, rename_all = "camelCase")]
 pub struct SessionConfig {
     pub store: SessionStoreKind,
-    pub redis_url: Option<String>,
+    pub redis_url: Option<PlainSecret>,
     pub history_turns: usize,
 }
 
@@ -408,6 +504,45 @@ pub enum SessionStoreKind {
 #[cfg(test)]
 mod tests {
     use super::DmPolicy;
+
+    /// Regression: `Debug` of the config printed plaintext tokens (`SecretInput::Plain`,
+    /// bot tokens, the gateway token).
+    #[test]
+    fn debug_of_the_config_prints_no_plaintext_token() {
+        let text = r#"
+[models.providers.anthropic]
+apiKey = "canary-provider-key-1"
+[channels.telegram]
+botToken = "canary-telegram-token-2"
+[channels.discord]
+token = "canary-discord-token-3"
+[gateway.auth]
+token = "canary-gateway-token-4"
+[session]
+redisUrl = "redis://:canary-redis-password-5@127.0.0.1:6379"
+"#;
+        let config = crate::config::parse(std::path::Path::new("t.toml"), text).unwrap();
+        let shown = format!("{config:?} {config:#?}");
+        assert!(!shown.contains("canary"), "{shown}");
+        assert!(shown.contains("<redacted>"));
+        // The values are still there for whoever needs them on the wire.
+        let tg = config.channels.telegram.unwrap();
+        assert_eq!(tg.bot_token.as_deref(), Some("canary-telegram-token-2"));
+    }
+
+    #[test]
+    fn group_policies() {
+        use super::GroupPolicy;
+        assert!(GroupPolicy::Allowlist.admits(true));
+        assert!(!GroupPolicy::Allowlist.admits(false));
+        assert!(GroupPolicy::Open.admits(false));
+        assert!(!GroupPolicy::Disabled.admits(true));
+        let cfg: super::TelegramConfig =
+            toml::from_str("groupAllowFrom = [5]\nallowFrom = [6]").unwrap();
+        assert!(cfg.group_admits(5) && !cfg.group_admits(6));
+        let cfg: super::TelegramConfig = toml::from_str("allowFrom = [6]").unwrap();
+        assert!(cfg.group_admits(6), "groupAllowFrom defaults to allowFrom");
+    }
 
     #[test]
     fn dm_policies() {

@@ -80,8 +80,9 @@ impl fmt::Display for Directive {
 /// What the parser needs from its surroundings (pure: no config or I/O inside).
 #[derive(Debug, Clone, Copy)]
 pub struct ParseContext<'a> {
-    /// This bot's username (Telegram), without '@'. `None` = any `@Bot` suffix is treated as
-    /// "not for us".
+    /// This bot's username (Telegram), without '@'. `None` = there is no bot name here
+    /// (terminal, web chat, HTTP API): an `@suffix` on a command is answered with an error
+    /// that suggests the right form.
     pub bot_username: Option<&'a str>,
     /// Configured aliases, lower-cased (for `/<alias>` shortcuts).
     pub aliases: &'a BTreeSet<String>,
@@ -94,8 +95,8 @@ pub enum Parsed {
     Plain,
     /// A command addressed to another bot (`/model@OtherBot`): ignore the whole message.
     NotForUs,
-    /// `rest` = the message with the directive removed and whitespace collapsed (may be
-    /// empty). `start..end` are the byte offsets of the directive (argument included).
+    /// `rest` = the message with the directive and the blanks around it removed, the
+    /// rest kept as written (may be empty; see [`tidy`]). `start..end` are the byte offsets of the directive (argument included).
     Directive {
         directive: Directive,
         start: usize,
@@ -121,6 +122,15 @@ pub enum DirectiveError {
         "\"{input}\": there is no numeric model picker in chat; use /model list and then /model <alias-or-id>"
     )]
     NumericModel { input: String, offset: usize },
+    /// `/opus@work` or `/model@Bot` where there is no bot name (terminal, web, HTTP).
+    #[error(
+        "\"{input}\": an @suffix after a command names a bot, and there is none here; did you mean {hint}?"
+    )]
+    SuffixHere {
+        input: String,
+        hint: String,
+        offset: usize,
+    },
 }
 
 impl DirectiveError {
@@ -128,7 +138,9 @@ impl DirectiveError {
     #[must_use]
     pub fn offset(&self) -> usize {
         match self {
-            Self::ProfileNeedsModel { offset, .. } | Self::NumericModel { offset, .. } => *offset,
+            Self::ProfileNeedsModel { offset, .. }
+            | Self::NumericModel { offset, .. }
+            | Self::SuffixHere { offset, .. } => *offset,
         }
     }
 }
@@ -159,13 +171,32 @@ pub fn parse(text: &str, ctx: &ParseContext<'_>) -> Parsed {
         let Some(candidate) = grammar::candidate(&text[start..], ctx.aliases) else {
             continue;
         };
+        let end = start + candidate.len;
+        if let (Some(bot), None) = (candidate.bot, ctx.bot_username) {
+            // No bot name here (terminal, web chat, HTTP API): nothing can be addressed
+            // to another bot, so the suffix is a mistake worth explaining.
+            let hint = match candidate.word {
+                grammar::Word::Alias(alias) => format!("/model {alias}@{bot}"),
+                _ => {
+                    let whole = &text[start..end];
+                    whole.replacen(&format!("@{bot}"), "", 1)
+                }
+            };
+            return Parsed::Error {
+                error: DirectiveError::SuffixHere {
+                    input: text[start..end].to_owned(),
+                    hint,
+                    offset: start,
+                },
+                rest: rest_of(text, start, end),
+            };
+        }
         if candidate
             .bot
             .is_some_and(|bot| !is_our_bot(bot, ctx.bot_username))
         {
             return Parsed::NotForUs;
         }
-        let end = start + candidate.len;
         let rest = rest_of(text, start, end);
         return match interpret(&candidate, start) {
             Ok(directive) => Parsed::Directive {
@@ -251,18 +282,41 @@ fn model_argument(arg: &str, offset: usize) -> Result<Directive, DirectiveError>
 /// The directive starts at the message start or after whitespace, so the text before it
 /// and the text after it are always separate words.
 fn rest_of(text: &str, start: usize, end: usize) -> String {
-    let (before, after) = (&text[..start], &text[end..]);
-    let mut rest = String::new();
-    if before.is_empty() && after.is_empty() {
-        return rest;
+    let before_raw = text[..start].trim_end();
+    let broke_before = text[before_raw.len()..start].contains('\n');
+    // The separator after the directive: blanks up to and including one line break.
+    let after_raw = &text[end..];
+    let blanks = after_raw.trim_start_matches(|c: char| c.is_whitespace() && c != '\n');
+    let (after_raw, broke_after) = match blanks.strip_prefix('\n') {
+        Some(a) => (a, true),
+        None => (blanks, false),
+    };
+    let (before, after) = (tidy(before_raw), tidy(after_raw));
+    let sep = if broke_before || broke_after {
+        "\n"
+    } else {
+        " "
+    };
+    match (before.is_empty(), after.is_empty()) {
+        (true, true) => String::new(),
+        (false, true) => before.to_string(),
+        (true, false) => after.to_string(),
+        (false, false) => [before, sep, after].concat(),
     }
-    for word in before.split_whitespace().chain(after.split_whitespace()) {
-        if rest.is_empty() {
-            rest.reserve(before.len() + after.len());
+}
+
+/// A message as the model should see it: exactly as written (newlines, indentation and
+/// spacing kept, DESIGN §8) except for blank lines at the start and whitespace at the end.
+#[must_use]
+pub fn tidy(text: &str) -> &str {
+    let mut t = text.trim_end();
+    // Drop leading lines that are blank, but keep the indentation of the first real line.
+    while let Some(nl) = t.find('\n') {
+        if t[..nl].trim().is_empty() {
+            t = &t[nl + 1..];
         } else {
-            rest.push(' ');
+            break;
         }
-        rest.push_str(word);
     }
-    rest
+    if t.trim().is_empty() { "" } else { t }
 }

@@ -101,7 +101,7 @@ fn cases() -> Vec<(&'static str, Option<&'static str>, Want)> {
         ("/model@OurBot:opus@anthropic:work", OURS, Dir(pin("opus", "anthropic:work"), "/model@OurBot:opus@anthropic:work", "")),
         ("/model@OurBot opus", Some("@OurBot"), Dir(sel("opus"), "/model@OurBot opus", "")),
         ("/model@OtherBot opus", OURS, NotForUs),
-        ("/model@OurBot opus", None, NotForUs),
+        ("/model@OurBot opus", None, Bad(DirectiveError::SuffixHere { input: "/model@OurBot opus".into(), hint: "/model opus".into(), offset: 0 }, "")),
         ("/model@OurBot2 opus", OURS, NotForUs),
         ("/new@OurBot", OURS, Dir(New, "/new@OurBot", "")),
         ("/new@OtherBot hello", OURS, NotForUs),
@@ -174,10 +174,10 @@ fn cases() -> Vec<(&'static str, Option<&'static str>, Want)> {
         ("/model\topus", OURS, Dir(sel("opus"), "/model\topus", "")),
         ("\t/new\t\thello\t", OURS, Dir(New, "/new", "hello")),
         ("/model\nopus", OURS, Dir(ModelShow, "/model", "opus")),
-        ("/model \n opus", OURS, Dir(ModelShow, "/model", "opus")),
-        ("line one\n/model opus\nline two", OURS, Dir(sel("opus"), "/model opus", "line one line two")),
+        ("/model \n opus", OURS, Dir(ModelShow, "/model", " opus")),
+        ("line one\n/model opus\nline two", OURS, Dir(sel("opus"), "/model opus", "line one\nline two")),
         ("/model opus\r\nthanks", OURS, Dir(sel("opus"), "/model opus", "thanks")),
-        ("hello   world /new  again", OURS, Dir(New, "/new", "hello world again")),
+        ("hello   world /new  again", OURS, Dir(New, "/new", "hello   world again")),
         ("/model ", OURS, Dir(ModelShow, "/model", "")),
         // --- punctuation after the argument ---
         ("/model opus.", OURS, Dir(sel("opus"), "/model opus", ".")),
@@ -216,7 +216,7 @@ fn cases() -> Vec<(&'static str, Option<&'static str>, Want)> {
         // --- only the first directive is applied ---
         ("/new /reset", OURS, Dir(New, "/new", "/reset")),
         ("/model opus /new", OURS, Dir(sel("opus"), "/model opus", "/new")),
-        ("/reset please /model   sonnet  now", OURS, Dir(Reset, "/reset", "please /model sonnet now")),
+        ("/reset please /model   sonnet  now", OURS, Dir(Reset, "/reset", "please /model   sonnet  now")),
         ("/help /help", OURS, Dir(Help, "/help", "/help")),
         ("/opus /sonnet", OURS, Dir(sel("opus"), "/opus", "/sonnet")),
         // --- alias shortcuts ---
@@ -244,7 +244,7 @@ fn cases() -> Vec<(&'static str, Option<&'static str>, Want)> {
         ("/Reset", OURS, Dir(Reset, "/Reset", "")),
         ("/HeLp", OURS, Dir(Help, "/HeLp", "")),
         ("please /new", OURS, Dir(New, "/new", "please")),
-        ("/new\nfirst line\nsecond line", OURS, Dir(New, "/new", "first line second line")),
+        ("/new\nfirst line\nsecond line", OURS, Dir(New, "/new", "first line\nsecond line")),
     ]
 }
 
@@ -355,7 +355,8 @@ fn error_offset_points_at_the_argument() {
         };
         let input = match &error {
             DirectiveError::ProfileNeedsModel { input, .. }
-            | DirectiveError::NumericModel { input, .. } => input,
+            | DirectiveError::NumericModel { input, .. }
+            | DirectiveError::SuffixHere { input, .. } => input,
         };
         assert_eq!(
             text.get(error.offset()..)
@@ -363,6 +364,51 @@ fn error_offset_points_at_the_argument() {
             Some(true)
         );
     }
+}
+
+/// Regression: `agent --message "/opus@work"` printed nothing and exited 0 — the
+/// terminal has no bot name, so the suffix was taken for another bot's.
+#[test]
+fn opus_at_work_in_the_terminal_is_explained_not_ignored() {
+    let aliases = aliases();
+    let ctx = ParseContext {
+        bot_username: None,
+        aliases: &aliases,
+    };
+    match parse("/opus@work", &ctx) {
+        Parsed::Error { error, .. } => assert_eq!(
+            error.to_string(),
+            "\"/opus@work\": an @suffix after a command names a bot, and there is none here; did you mean /model opus@work?"
+        ),
+        other => panic!("{other:?}"),
+    }
+    match parse("/model@SomeBot list", &ctx) {
+        Parsed::Error { error, .. } => assert!(
+            error.to_string().contains("did you mean /model list?"),
+            "{error}"
+        ),
+        other => panic!("{other:?}"),
+    }
+}
+
+/// Regression: the rest of a message after a directive had its whitespace collapsed, so
+/// pasted code lost its newlines and indentation (DESIGN §8: text as written).
+#[test]
+fn rest_after_a_directive_keeps_newlines_and_indentation() {
+    let aliases = aliases();
+    let ctx = ParseContext {
+        bot_username: OURS,
+        aliases: &aliases,
+    };
+    let text = "/model opus\n\ndef f():\n    return  1\n";
+    let Parsed::Directive { rest, .. } = parse(text, &ctx) else {
+        panic!("not a directive");
+    };
+    assert_eq!(rest, "def f():\n    return  1");
+    let Parsed::Directive { rest, .. } = parse("look:\n  a  b\n/new\n    c", &ctx) else {
+        panic!("not a directive");
+    };
+    assert_eq!(rest, "look:\n  a  b\n    c");
 }
 
 #[test]

@@ -16,6 +16,7 @@ use crate::config::Config;
 use crate::metrics::Metrics;
 use crate::providers::{ProviderClient, ProviderError, ProviderSettings};
 use dashmap::DashMap;
+use std::collections::HashMap;
 use std::sync::Arc;
 
 /// Default reply-token budget when the config sets none.
@@ -25,7 +26,11 @@ pub const DEFAULT_MAX_TOKENS: u32 = 4096;
 pub struct Engine {
     pub config: Arc<Config>,
     pub catalog: Catalog,
+    /// The default agent's resolver (`agents.defaultId`, or `--agent`).
     pub resolver: Arc<CredentialResolver>,
+    /// Resolvers of the other agents that channels name (`channels.<c>.agent`): each
+    /// agent has its own auth-profiles.json.
+    agents: HashMap<String, Arc<CredentialResolver>>,
     pub metrics: Arc<Metrics>,
     clients: DashMap<String, ProviderClient>,
 }
@@ -40,9 +45,23 @@ impl Engine {
             catalog: Catalog::from_config(&config),
             config,
             resolver,
+            agents: HashMap::new(),
             metrics,
             clients: DashMap::new(),
         }
+    }
+
+    /// Add the resolver of another agent (its own auth-profiles.json).
+    pub fn with_agent(mut self, id: &str, resolver: Arc<CredentialResolver>) -> Engine {
+        self.agents.insert(id.to_string(), resolver);
+        self
+    }
+
+    /// The resolver of `agent` (`None`, or an agent without its own: the default one).
+    pub fn resolver_for(&self, agent: Option<&str>) -> &Arc<CredentialResolver> {
+        agent
+            .and_then(|a| self.agents.get(a))
+            .unwrap_or(&self.resolver)
     }
 
     /// The (cached) client for a provider; `None` when the provider is unknown.

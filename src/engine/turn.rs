@@ -17,6 +17,8 @@ pub struct TurnInput {
     pub pin: Option<String>,
     /// The whole conversation to send (history + the new user message).
     pub messages: Vec<ChatMessage>,
+    /// Whose credentials to use (`channels.<c>.agent`); `None` = the default agent.
+    pub agent: Option<String>,
 }
 
 /// One credential tried for a turn (the `attempts` entries of `agent --json`).
@@ -120,7 +122,7 @@ impl Engine {
             };
             let model_key = model.to_string();
             let candidates = match self
-                .resolver
+                .resolver_for(input.agent.as_deref())
                 .attempt_list(&model.provider, &model_key, input.pin.as_deref())
                 .await
             {

@@ -181,7 +181,7 @@ pub async fn chat_completions(
         "" | SESSION_MODEL => None,
         m => {
             let (model, profile) = split_model_profile(m);
-            match select(app, model, profile, true) {
+            match select(app, model, profile, true, None) {
                 Ok(choice) => Some(choice),
                 Err(e) => {
                     return api_error(
@@ -242,7 +242,7 @@ pub async fn chat_completions(
                     );
                 }
             };
-            let (text, _, ok) = apply(app, &mut turn, &directive, true).await;
+            let (text, _, ok) = apply(app, &mut turn, &directive, true, None).await;
             if !ok || rest.is_empty() {
                 return text_response(id, created, SESSION_MODEL, &text, req.stream);
             }
@@ -274,6 +274,7 @@ pub async fn chat_completions(
         model,
         pin,
         messages,
+        agent: None,
     };
 
     if !req.stream {

@@ -102,6 +102,7 @@ pub async fn chat(State(state): State<GatewayState>, body: axum::body::Bytes) ->
             text: &message,
             owner: true,
             bot_username: None,
+            agent: None,
         };
         handle(&app, msg, Some(&mut sink)).await
     });

@@ -202,7 +202,7 @@ impl SecretResolver {
     /// A plain string or a ref.
     pub async fn resolve_input(&self, input: &SecretInput) -> Result<Secret, RefError> {
         match input {
-            SecretInput::Plain(value) => Ok(Secret::new(value.as_str())),
+            SecretInput::Plain(value) => Ok(Secret::new(&**value)),
             SecretInput::Ref(r) => self.resolve(r).await,
         }
     }

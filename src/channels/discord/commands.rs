@@ -114,6 +114,7 @@ pub async fn run(h: &Handler, ctx: &Context, cmd: CommandInteraction) {
                 text: &text,
                 owner,
                 bot_username: None,
+                agent: h.cfg.agent.as_deref(),
             },
             None,
         )
@@ -166,7 +167,7 @@ pub async fn autocomplete(h: &Handler, ctx: &Context, ac: CommandInteraction) {
             .map(|m| m.split(' ').next().unwrap_or_default().to_string()),
     );
     if h.owners().iter().any(|o| o == &ac.user.id.to_string())
-        && let Ok(profiles) = h.app.engine.resolver.profiles()
+        && let Ok(profiles) = h.app.engine.resolver_for(h.cfg.agent.as_deref()).profiles()
     {
         for (alias, model) in &catalog.aliases {
             choices.extend(

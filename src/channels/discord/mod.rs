@@ -139,6 +139,7 @@ impl EventHandler for Handler {
                 text: text.trim(),
                 owner,
                 bot_username: None,
+                agent: self.cfg.agent.as_deref(),
             },
             None,
         )

@@ -341,6 +341,7 @@ async fn answer(ctx: &Ctx, session: &str, owner: bool, msg: &Message) {
         text: &text,
         owner,
         bot_username: Some(&ctx.username),
+        agent: ctx.cfg.agent.as_deref(),
     };
     let result = handle(&ctx.app, inbound, None).await;
     typing.abort();
@@ -433,6 +434,7 @@ async fn on_button(ctx: &Ctx, q: CallbackQuery) {
             text: &text,
             owner,
             bot_username: Some(&ctx.username),
+            agent: ctx.cfg.agent.as_deref(),
         },
         None,
     )
