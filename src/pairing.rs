@@ -120,12 +120,29 @@ pub enum PairingError {
     Store(#[from] StoreError),
 }
 
-/// `123 (@alice)` or `123`.
+/// `123 (@alice)` or `123`, safe to print (see [`printable`]).
 pub fn who(sender: &str, label: Option<&str>) -> String {
     match label.filter(|l| !l.trim().is_empty()) {
-        Some(l) => format!("{sender} ({l})"),
-        None => sender.to_string(),
+        Some(l) => format!("{} ({})", printable(sender), printable(l)),
+        None => printable(sender),
     }
+}
+
+/// A name from a chat platform (first name, username) as the CLI prints it: control
+/// characters — C0, DEL and C1, which a terminal may take as escape sequences — are
+/// written as `\u{..}` escapes, so a hostile display name cannot move the cursor,
+/// retitle the window or hide text (DESIGN §8).
+pub fn printable(name: &str) -> String {
+    use std::fmt::Write as _;
+    let mut out = String::with_capacity(name.len());
+    for c in name.chars() {
+        if c.is_control() {
+            let _ = write!(out, "\\u{{{:x}}}", u32::from(c));
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 /// Canonical form of a code as typed by an operator: upper case, without spaces or dashes.
@@ -417,6 +434,25 @@ fn os_random_bytes() -> [u8; 16] {
         half.copy_from_slice(&h.finish().to_le_bytes());
     }
     buf
+}
+
+#[cfg(test)]
+mod printable_tests {
+    use super::*;
+
+    /// Regression: pairing labels (first names, usernames) were printed raw, terminal
+    /// escapes included.
+    #[test]
+    fn pairing_labels_with_terminal_escapes_are_printed_escaped() {
+        let hostile = "Eve\u{1b}]0;pwned\u{7}\u{1b}[2J\u{7f}\u{9b}31m\nroot";
+        let shown = who("42", Some(hostile));
+        assert_eq!(
+            shown,
+            "42 (Eve\\u{1b}]0;pwned\\u{7}\\u{1b}[2J\\u{7f}\\u{9b}31m\\u{a}root)"
+        );
+        assert!(!shown.chars().any(char::is_control));
+        assert_eq!(printable("Zoë 🌍 @alice"), "Zoë 🌍 @alice");
+    }
 }
 
 #[cfg(test)]

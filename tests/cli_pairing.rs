@@ -158,3 +158,38 @@ async fn unknown_and_expired_codes_and_bad_channels_are_refused() {
     assert!(stdout(&out).contains("not enabled"), "{}", stdout(&out));
     assert!(s.is_approved("discord", "333").unwrap());
 }
+
+/// Regression: pairing labels (first names, usernames chosen by whoever messages the
+/// bot) were printed raw, terminal escapes included.
+#[tokio::test]
+async fn pairing_labels_with_terminal_escapes_are_printed_escaped() {
+    let h = TestHome::new("[channels.telegram]\nenabled = true\nbotToken = \"1:x\"\n");
+    let s = store(&h, Arc::new(SystemClock));
+    let hostile = "Eve\u{1b}]0;owned\u{7}\u{1b}[2J\u{9b}31m";
+    let req = s.request("telegram", "77", Some(hostile)).unwrap();
+    let out = h.run(&["pairing", "list"]).await;
+    let text = stdout(&out);
+    assert!(text.contains(&req.code), "{text}");
+    assert!(
+        !text.chars().any(|c| c.is_control() && c != '\n'),
+        "control characters printed: {text:?}"
+    );
+    assert!(
+        text.contains("Eve\\u{1b}]0;owned\\u{7}\\u{1b}[2J\\u{9b}31m"),
+        "{text}"
+    );
+    let out = h.run(&["pairing", "list", "--json"]).await;
+    let raw = stdout(&out);
+    assert!(!raw.chars().any(|c| c.is_control() && c != '\n'), "{raw:?}");
+    let v: Value = serde_json::from_str(&raw).unwrap();
+    assert!(
+        !v["pending"][0]["label"]
+            .as_str()
+            .unwrap()
+            .chars()
+            .any(char::is_control)
+    );
+    // Approving prints the name too.
+    let out = h.run(&["pairing", "approve", "telegram", &req.code]).await;
+    assert!(!stdout(&out).chars().any(|c| c.is_control() && c != '\n'));
+}

@@ -4,7 +4,7 @@
 use crate::app::App;
 use crate::config::DmPolicy;
 use crate::config::env::EnvMap;
-use crate::pairing::{PairingEntry, PairingStatus, PairingStore, who};
+use crate::pairing::{PairingEntry, PairingStatus, PairingStore, printable, who};
 use crate::state::StateDb;
 use clap::{Args, Subcommand};
 use serde_json::json;
@@ -104,11 +104,11 @@ fn policy_note(app: &App, channel: &str) -> Option<String> {
 fn entry_json(e: &PairingEntry) -> serde_json::Value {
     match e.status {
         PairingStatus::Pending => json!({
-            "channel": e.channel, "sender": e.sender, "label": e.label, "code": e.code,
+            "channel": e.channel, "sender": e.sender, "label": e.label.as_deref().map(printable), "code": e.code,
             "createdAt": e.created_at, "expiresAt": e.expires_at,
         }),
         PairingStatus::Approved => json!({
-            "channel": e.channel, "sender": e.sender, "label": e.label,
+            "channel": e.channel, "sender": e.sender, "label": e.label.as_deref().map(printable),
             "approvedAt": e.approved_at,
         }),
     }

@@ -286,7 +286,7 @@ pub enum FileSecretMode {
     SingleValue,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Clone, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct ExecSecretProvider {
     pub command: String,
@@ -301,6 +301,22 @@ pub struct ExecSecretProvider {
     /// Accept a symlink at `command` (off by default; package managers often install links).
     #[serde(default)]
     pub allow_symlink: bool,
+}
+
+/// `env` values may be credentials of the secret store itself (a vault token): `Debug`
+/// lists their names only.
+impl std::fmt::Debug for ExecSecretProvider {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ExecSecretProvider")
+            .field("command", &self.command)
+            .field("args", &self.args)
+            .field("env", &self.env.keys().collect::<Vec<_>>())
+            .field("pass_env", &self.pass_env)
+            .field("timeout_ms", &self.timeout_ms)
+            .field("max_output_bytes", &self.max_output_bytes)
+            .field("allow_symlink", &self.allow_symlink)
+            .finish()
+    }
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -520,6 +536,10 @@ token = "canary-discord-token-3"
 token = "canary-gateway-token-4"
 [session]
 redisUrl = "redis://:canary-redis-password-5@127.0.0.1:6379"
+[secrets.providers.vault]
+source = "exec"
+command = "/usr/bin/true"
+env = { VAULT_TOKEN = "canary-vault-token-6" }
 "#;
         let config = crate::config::parse(std::path::Path::new("t.toml"), text).unwrap();
         let shown = format!("{config:?} {config:#?}");
