@@ -1,0 +1,105 @@
+//! `channels.<c>.agent` chooses whose auth-profiles.json a channel's sessions use
+//! (DESIGN §3, §8). Regression: the key was parsed but ignored — every channel used the
+//! default agent's credentials.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use remoteclaw::chat::{Inbound, handle};
+use serde_json::json;
+use support::fake_provider::FakeProvider;
+use support::home::TestHome;
+
+fn home(fake: &FakeProvider) -> TestHome {
+    let config = format!(
+        r#"{}
+[agents.defaults.models."anthropic/claude-opus-4-5"]
+alias = "opus"
+
+[channels.telegram]
+agent = "ops"
+
+[channels.discord]
+agent = "ops"
+"#,
+        TestHome::config_for_fake(
+            "anthropic/claude-opus-4-5",
+            &fake.anthropic_base(),
+            &fake.openai_base(),
+            &fake.google_base()
+        )
+    );
+    let home = TestHome::new(&config);
+    let profile = |id: &str, key: &str| {
+        json!({"version": 1, "profiles": {id: {"type": "api_key", "provider": "anthropic", "key": key}}})
+            .to_string()
+    };
+    home.write(
+        "agents/main/agent/auth-profiles.json",
+        &profile("anthropic:main-key", "sk-ant-main"),
+    );
+    home.write(
+        "agents/ops/agent/auth-profiles.json",
+        &profile("anthropic:ops-key", "sk-ant-ops"),
+    );
+    home
+}
+
+fn msg<'a>(session: &'a str, text: &'a str, agent: Option<&'a str>) -> Inbound<'a> {
+    Inbound {
+        session,
+        text,
+        owner: true,
+        bot_username: None,
+        agent,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn channel_agent_is_honoured_for_turns_pins_and_status() {
+    let fake = FakeProvider::start().await;
+    let h = home(&fake);
+    let app = h.app().await;
+
+    // A channel with agent = "ops" answers with the ops agent's credential…
+    let r = handle(&app, msg("telegram:dm:1", "hello", Some("ops")), None).await;
+    assert!(!r.is_error(), "{}", r.reply_text());
+    assert_eq!(r.turn.unwrap().credential.as_deref(), Some("anthropic:ops-key"));
+    assert_eq!(fake.requests()[0].key.as_deref(), Some("sk-ant-ops"));
+    // …while the default agent keeps its own.
+    let r = handle(&app, msg("web:x", "hello", None), None).await;
+    assert_eq!(r.turn.unwrap().credential.as_deref(), Some("anthropic:main-key"));
+
+    // Pins are checked against that agent's profiles.
+    let r = handle(&app, msg("telegram:dm:1", "/model opus@anthropic:main-key", Some("ops")), None).await;
+    assert!(r.is_error());
+    assert!(
+        r.reply_text().contains("Profiles for anthropic: anthropic:ops-key"),
+        "{}",
+        r.reply_text()
+    );
+    let r = handle(&app, msg("telegram:dm:1", "/model opus@anthropic:ops-key", Some("ops")), None).await;
+    assert!(!r.is_error(), "{}", r.reply_text());
+
+    // `/model status` lists the agent's candidates.
+    let r = handle(&app, msg("telegram:dm:1", "/model status", Some("ops")), None).await;
+    let status = r.reply_text();
+    assert!(status.contains("anthropic:ops-key") && !status.contains("anthropic:main-key"), "{status}");
+    assert!(!status.contains("sk-ant-ops"));
+}
+
+#[tokio::test]
+async fn an_agent_id_that_is_not_a_plain_name_is_refused_at_start() {
+    let fake = FakeProvider::start().await;
+    let h = TestHome::new(&format!(
+        "{}\n[channels.telegram]\nagent = \"../escape\"\n",
+        TestHome::config_for_fake(
+            "anthropic/claude-opus-4-5",
+            &fake.anthropic_base(),
+            &fake.openai_base(),
+            &fake.google_base()
+        )
+    ));
+    let err = remoteclaw::app::App::load(h.env_map(), None).await.unwrap_err();
+    assert!(err.to_string().contains("\"../escape\" is not a plain name"), "{err}");
+}
