@@ -163,7 +163,7 @@ pub async fn run(args: GatewayArgs) -> anyhow::Result<ExitCode> {
     };
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let channels = start_channels(&app, stop_rx).await;
-    let state = GatewayState { app, token };
+    let state = GatewayState::new(app, token);
     let shutdown = async move {
         shutdown_signal().await;
         let _ = stop_tx.send(true);

@@ -23,10 +23,7 @@ impl Gateway {
             .expect("bind");
         let url = format!("http://{}", listener.local_addr().expect("addr"));
         let (tx, rx) = oneshot::channel::<()>();
-        let state = GatewayState {
-            app,
-            token: token.map(Secret::new),
-        };
+        let state = GatewayState::new(app, token.map(Secret::new));
         let task = tokio::spawn(serve(listener, state, async move {
             let _ = rx.await;
         }));
