@@ -383,8 +383,10 @@ impl Default for GatewayConfig {
             auth: GatewayAuthConfig::default(),
             allowed_hosts: Vec::new(),
             allowed_origins: Vec::new(),
-            max_body_bytes: std::num::NonZeroUsize::new(1024 * 1024).unwrap_or(std::num::NonZeroUsize::MIN),
-            max_concurrent_turns: std::num::NonZeroUsize::new(64).unwrap_or(std::num::NonZeroUsize::MIN),
+            max_body_bytes: std::num::NonZeroUsize::new(1024 * 1024)
+                .unwrap_or(std::num::NonZeroUsize::MIN),
+            max_concurrent_turns: std::num::NonZeroUsize::new(64)
+                .unwrap_or(std::num::NonZeroUsize::MIN),
             shutdown_grace_secs: 30,
         }
     }

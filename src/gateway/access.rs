@@ -30,7 +30,8 @@ pub struct AccessPolicy {
 
 /// Split `name[:port]` (`[v6]:port` for IPv6); `None` when it is not a valid Host.
 fn split_host(host: &str) -> Option<(&str, Option<&str>)> {
-    let valid_port = |p: &str| !p.is_empty() && p.len() <= 5 && p.bytes().all(|b| b.is_ascii_digit());
+    let valid_port =
+        |p: &str| !p.is_empty() && p.len() <= 5 && p.bytes().all(|b| b.is_ascii_digit());
     let (name, port) = if host.starts_with('[') {
         let end = host.find(']')?;
         let (name, rest) = host.split_at(end + 1);
@@ -88,14 +89,11 @@ impl AccessPolicy {
             return false;
         };
         LOOPBACK_NAMES.contains(&name)
-            || self
-                .hosts
-                .iter()
-                .any(|h| match split_host(h) {
-                    Some((_, Some(_))) => *h == host,
-                    Some((allowed, None)) => allowed == name,
-                    None => false,
-                })
+            || self.hosts.iter().any(|h| match split_host(h) {
+                Some((_, Some(_))) => *h == host,
+                Some((allowed, None)) => allowed == name,
+                None => false,
+            })
     }
 
     /// An origin listed in `allowedOrigins` (these also get CORS headers).
@@ -180,7 +178,8 @@ fn check_host(policy: &AccessPolicy, req: &Request) -> Result<String, Refusal> {
 }
 
 fn check_origin(policy: &AccessPolicy, req: &Request, host: &str) -> Result<(), Refusal> {
-    let refused = |message: String| Refusal::new(StatusCode::FORBIDDEN, "origin_not_allowed", message);
+    let refused =
+        |message: String| Refusal::new(StatusCode::FORBIDDEN, "origin_not_allowed", message);
     let origin = single(req.headers(), &header::ORIGIN).map_err(|()| {
         refused("the request has several Origin headers or one that is not plain ASCII".into())
     })?;
@@ -219,7 +218,10 @@ pub async fn security_headers(req: Request, next: Next) -> Response {
         header::X_CONTENT_TYPE_OPTIONS,
         HeaderValue::from_static("nosniff"),
     );
-    h.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
     h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
     resp
 }

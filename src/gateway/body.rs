@@ -31,14 +31,19 @@ fn too_large(limit: usize) -> Refusal {
 /// Read at most `limit` bytes of a JSON body.
 pub async fn read_json(headers: &HeaderMap, body: Body, limit: usize) -> Result<Value, Refusal> {
     if !is_json(headers) {
-        let given = headers
-            .get(header::CONTENT_TYPE)
-            .map(|v| String::from_utf8_lossy(v.as_bytes()).chars().take(100).collect::<String>());
+        let given = headers.get(header::CONTENT_TYPE).map(|v| {
+            String::from_utf8_lossy(v.as_bytes())
+                .chars()
+                .take(100)
+                .collect::<String>()
+        });
         let given = given.map_or_else(|| "none".to_string(), |g| format!("\"{g}\""));
         return Err(Refusal::new(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             "unsupported_media_type",
-            format!("POST bodies must be JSON sent with Content-Type: application/json (this request's Content-Type: {given})"),
+            format!(
+                "POST bodies must be JSON sent with Content-Type: application/json (this request's Content-Type: {given})"
+            ),
         ));
     }
     let declared = headers

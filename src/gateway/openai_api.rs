@@ -3,6 +3,8 @@
 //! added from or written to session history.
 
 use super::GatewayState;
+use super::body::read_json;
+use super::request::completion_request;
 use super::stream::{StreamEvent, spawn_streaming};
 use crate::chat::views::effective_model;
 use crate::chat::{apply, select};
@@ -10,8 +12,6 @@ use crate::directive::{self, ParseContext, Parsed, split_model_profile};
 use crate::engine::{TurnError, TurnInput, TurnResult};
 use crate::providers::{ChatMessage, ErrorKind, Role};
 use crate::session::key;
-use super::body::read_json;
-use super::request::completion_request;
 use axum::body::Body;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};

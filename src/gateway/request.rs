@@ -35,7 +35,11 @@ fn object<'a>(v: &'a Value, what: &str, expected: &str) -> Result<&'a Map<String
 }
 
 /// A string field; absent or `null` gives `None`.
-fn opt_str<'a>(obj: &'a Map<String, Value>, key: &str, path: &str) -> Result<Option<&'a str>, Refusal> {
+fn opt_str<'a>(
+    obj: &'a Map<String, Value>,
+    key: &str,
+    path: &str,
+) -> Result<Option<&'a str>, Refusal> {
     match obj.get(key) {
         None | Some(Value::Null) => Ok(None),
         Some(Value::String(s)) => Ok(Some(s)),
@@ -65,7 +69,11 @@ fn content_text(v: Option<&Value>, path: &str) -> Result<String, Refusal> {
     let mut texts = Vec::new();
     for (j, part) in parts.iter().enumerate() {
         let here = format!("{path}[{j}]");
-        let part = object(part, &here, "a content part object such as {\"type\": \"text\", \"text\": \"…\"}")?;
+        let part = object(
+            part,
+            &here,
+            "a content part object such as {\"type\": \"text\", \"text\": \"…\"}",
+        )?;
         let kind = opt_str(part, "type", &format!("{here}.type"))?;
         if kind.is_none_or(|t| t == "text") {
             texts.push(req_str(part, "text", &format!("{here}.text"))?);
@@ -88,7 +96,9 @@ pub fn completion_request(v: &Value) -> Result<CompletionRequest, Refusal> {
             "{\"model\": \"remoteclaw\", \"messages\": [{\"role\": \"user\", \"content\": \"hi\"}]}",
         )
     })?;
-    let model = opt_str(top, "model", "model")?.unwrap_or_default().to_string();
+    let model = opt_str(top, "model", "model")?
+        .unwrap_or_default()
+        .to_string();
     let stream = match top.get("stream") {
         None | Some(Value::Null) => false,
         Some(Value::Bool(b)) => *b,
@@ -161,7 +171,9 @@ mod tests {
             "messages[0].role is required (a string)"
         );
         assert_eq!(
-            err(json!({"messages": [{"role": "user", "content": "a"}, {"role": 1, "content": "x"}]})),
+            err(
+                json!({"messages": [{"role": "user", "content": "a"}, {"role": 1, "content": "x"}]})
+            ),
             "messages[1].role must be a string"
         );
         assert_eq!(
@@ -191,7 +203,9 @@ mod tests {
     #[test]
     fn chat_body_fields() {
         assert_eq!(
-            chat_body(&json!({"session": 1, "message": "x"})).unwrap_err().message,
+            chat_body(&json!({"session": 1, "message": "x"}))
+                .unwrap_err()
+                .message,
             "session must be a string"
         );
         assert_eq!(
