@@ -11,31 +11,16 @@ use proptest::prelude::*;
 use proptest::test_runner::{Config as ProptestConfig, TestRunner};
 use serde_json::Value;
 use support::fake_provider::FakeProvider;
-use support::gateway::{Gateway, RawResponse, raw};
-use support::home::TestHome;
+use support::gateway::{Gateway, RawResponse, fake_home, raw, raw_post};
 use tokio::io::AsyncWriteExt;
 use tower::ServiceExt;
 
-fn home_for(fake: &FakeProvider) -> TestHome {
-    let config = TestHome::config_for_fake(
-        "openai/gpt-4o-mini",
-        &fake.anthropic_base(),
-        &fake.openai_base(),
-        &fake.google_base(),
-    );
-    let mut home = TestHome::new(&config);
-    home.set("OPENAI_API_KEY", "gw-key");
-    home
-}
-
 fn json_post(path: &str, body: &[u8]) -> Vec<u8> {
-    let mut req = format!(
-        "POST {path} HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-        body.len()
+    raw_post(
+        path,
+        "Host: localhost\r\nContent-Type: application/json\r\n",
+        body,
     )
-    .into_bytes();
-    req.extend_from_slice(body);
-    req
 }
 
 /// A clear 4xx (JSON when it comes from the gateway rather than the HTTP parser) or a
@@ -65,7 +50,7 @@ async fn assert_healthy(gw: &Gateway) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn malformed_requests_get_4xx_or_close_and_health_stays_up() {
     let fake = FakeProvider::start().await;
-    let gw = Gateway::start(home_for(&fake), None).await;
+    let gw = Gateway::start(fake_home(&fake, ""), None).await;
     let huge_header = format!(
         "GET /health HTTP/1.1\r\nHost: localhost\r\nX-Big: {}\r\nConnection: close\r\n\r\n",
         "a".repeat(1 << 20)
@@ -112,7 +97,7 @@ async fn malformed_requests_get_4xx_or_close_and_health_stays_up() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn truncated_and_half_sent_requests_do_not_block_others() {
     let fake = FakeProvider::start().await;
-    let gw = Gateway::start(home_for(&fake), None).await;
+    let gw = Gateway::start(fake_home(&fake, ""), None).await;
     // Promises 100 bytes, sends 10, then stops writing.
     let mut s = tokio::net::TcpStream::connect(gw.addr).await.unwrap();
     s.write_all(b"POST /v1/chat/completions HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"message").await.unwrap();
@@ -147,7 +132,7 @@ async fn truncated_and_half_sent_requests_do_not_block_others() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn wrong_methods_and_paths_get_json_4xx() {
     let fake = FakeProvider::start().await;
-    let gw = Gateway::start(home_for(&fake), None).await;
+    let gw = Gateway::start(fake_home(&fake, ""), None).await;
     for (method, path, status) in [
         ("PUT", "/v1/chat/completions", 405),
         ("GET", "/v1/chat/completions", 405),
@@ -191,7 +176,7 @@ fn arbitrary_bodies_never_get_a_5xx() {
         .unwrap();
     let (router, _fake, _home) = rt.block_on(async {
         let fake = FakeProvider::start().await;
-        let home = home_for(&fake);
+        let home = fake_home(&fake, "");
         let app = std::sync::Arc::new(home.app().await);
         let state = remoteclaw::gateway::GatewayState::new(app, None);
         (remoteclaw::gateway::router(state), fake, home)

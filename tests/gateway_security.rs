@@ -8,35 +8,12 @@ mod support;
 
 use serde_json::{Value, json};
 use support::fake_provider::{Behavior, FakeProvider};
-use support::gateway::{Gateway, raw};
-use support::home::TestHome;
-
-fn home_for(fake: &FakeProvider, extra: &str) -> TestHome {
-    let mut config = TestHome::config_for_fake(
-        "openai/gpt-4o-mini",
-        &fake.anthropic_base(),
-        &fake.openai_base(),
-        &fake.google_base(),
-    );
-    config.push_str(extra);
-    let mut home = TestHome::new(&config);
-    home.set("OPENAI_API_KEY", "gw-key");
-    home
-}
+use support::gateway::{Gateway, fake_home as home_for, raw, raw_get as get, raw_post};
 
 const CHAT: &str = r#"{"model":"remoteclaw","messages":[{"role":"user","content":"hi"}]}"#;
 
-/// A POST with exactly these extra header lines (each ending in `\r\n`).
 fn post(path: &str, headers: &str, body: &str) -> Vec<u8> {
-    format!(
-        "POST {path} HTTP/1.1\r\n{headers}Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    )
-    .into_bytes()
-}
-
-fn get(path: &str, headers: &str) -> Vec<u8> {
-    format!("GET {path} HTTP/1.1\r\n{headers}Connection: close\r\n\r\n").into_bytes()
+    raw_post(path, headers, body.as_bytes())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

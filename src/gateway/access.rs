@@ -81,6 +81,30 @@ impl AccessPolicy {
         }
     }
 
+    /// Entries that can never match, each with the fix (logged at start-up).
+    pub fn config_warnings(allowed_hosts: &[String], allowed_origins: &[String]) -> Vec<String> {
+        let hosts = allowed_hosts.iter().filter(|h| split_host(h.trim()).is_none()).map(|h| {
+            format!(
+                "gateway.allowedHosts entry \"{}\" is not a host name: write it as it appears in the Host header, such as \"claw.example.com\" or \"claw.example.com:8443\" (no scheme or path)",
+                quote(h)
+            )
+        });
+        let origins = allowed_origins
+            .iter()
+            .filter(|o| {
+                let o = normalize_origin(o);
+                let rest = o.strip_prefix("http://").or_else(|| o.strip_prefix("https://"));
+                rest.is_none_or(|r| split_host(r).is_none())
+            })
+            .map(|o| {
+                format!(
+                    "gateway.allowedOrigins entry \"{}\" is not an origin: write scheme and host (and port), such as \"https://app.example.com\", with no path",
+                    quote(o)
+                )
+            });
+        hosts.chain(origins).collect()
+    }
+
     /// Loopback names and `allowedHosts` pass, each with or without a port. An
     /// `allowedHosts` entry that names a port matches only that port.
     pub fn host_allowed(&self, host: &str) -> bool {
@@ -276,6 +300,22 @@ mod tests {
         assert!(!p.host_allowed("nas.local"));
         assert!(!p.host_allowed("nas.local:80"));
         assert!(!p.host_allowed("example.com"));
+    }
+
+    #[test]
+    fn entries_that_cannot_match_are_reported() {
+        let w = AccessPolicy::config_warnings(
+            &["ok.example".into(), "http://bad.example/".into()],
+            &[
+                "https://ok.example:8443/".into(),
+                "app.example".into(),
+                "https://x/y".into(),
+            ],
+        );
+        assert_eq!(w.len(), 3, "{w:?}");
+        assert!(w[0].contains("http://bad.example/") && w[0].contains("allowedHosts"));
+        assert!(w[1].contains("\"app.example\""));
+        assert!(w[2].contains("https://x/y"));
     }
 
     #[test]

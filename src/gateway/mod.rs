@@ -46,6 +46,9 @@ impl GatewayState {
     /// Everything from `app.config.gateway`; `token` is the resolved `gateway.auth.token`.
     pub fn new(app: Arc<App>, token: Option<Secret>) -> GatewayState {
         let g = &app.config.gateway;
+        for warning in AccessPolicy::config_warnings(&g.allowed_hosts, &g.allowed_origins) {
+            tracing::warn!("{warning}");
+        }
         let access = Arc::new(AccessPolicy::new(&g.allowed_hosts, &g.allowed_origins));
         let limiter = Arc::new(TurnLimiter::from_config(g.max_concurrent_turns));
         let max_body_bytes = g.max_body_bytes.get();

@@ -1,5 +1,6 @@
 //! Run the gateway in-process on 127.0.0.1:0, or the real binary, for HTTP tests.
 
+use super::fake_provider::FakeProvider;
 use super::home::TestHome;
 use remoteclaw::gateway::{GatewayState, TurnLimiter, serve};
 use remoteclaw::secret::Secret;
@@ -178,4 +179,35 @@ pub fn parse_response(buf: &[u8]) -> Option<RawResponse> {
         headers,
         body,
     })
+}
+
+/// A home whose providers all point at `fake` (primary `openai/gpt-4o-mini`, key
+/// `gw-key`), with `extra` TOML appended.
+pub fn fake_home(fake: &FakeProvider, extra: &str) -> TestHome {
+    let mut config = TestHome::config_for_fake(
+        "openai/gpt-4o-mini",
+        &fake.anthropic_base(),
+        &fake.openai_base(),
+        &fake.google_base(),
+    );
+    config.push_str(extra);
+    let mut home = TestHome::new(&config);
+    home.set("OPENAI_API_KEY", "gw-key");
+    home
+}
+
+/// A raw POST with exactly these extra header lines (each ending in `\r\n`).
+pub fn raw_post(path: &str, headers: &str, body: &[u8]) -> Vec<u8> {
+    let mut req = format!(
+        "POST {path} HTTP/1.1\r\n{headers}Content-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    )
+    .into_bytes();
+    req.extend_from_slice(body);
+    req
+}
+
+/// A raw GET with exactly these extra header lines (each ending in `\r\n`).
+pub fn raw_get(path: &str, headers: &str) -> Vec<u8> {
+    format!("GET {path} HTTP/1.1\r\n{headers}Connection: close\r\n\r\n").into_bytes()
 }
