@@ -158,7 +158,7 @@ pub async fn chat_completions(
         }
     };
     let mut messages = Vec::with_capacity(req.messages.len());
-    for m in &req.messages {
+    for m in req.messages {
         let role = match m.role.as_str() {
             "system" | "developer" => Role::System,
             "user" => Role::User,
@@ -167,7 +167,7 @@ pub async fn chat_completions(
         };
         messages.push(ChatMessage {
             role,
-            content: m.text.clone(),
+            content: m.text,
         });
     }
     let Some(last_user) = messages.iter().rposition(|m| m.role == Role::User) else {
