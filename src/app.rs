@@ -29,6 +29,8 @@ pub struct App {
     pub metrics: Arc<Metrics>,
     /// The state database (sessions, cooldowns, pairing, channel offsets).
     pub db: Arc<StateDb>,
+    /// `gateway.maxConcurrentTurns`: one limit for the HTTP API and every chat channel.
+    pub turns: Arc<crate::limit::TurnLimiter>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -141,6 +143,9 @@ impl App {
         for a in &channel_agents {
             engine = engine.with_agent(a, resolver_of(a));
         }
+        let turns = Arc::new(crate::limit::TurnLimiter::from_config(
+            config.gateway.max_concurrent_turns,
+        ));
         Ok(App {
             paths,
             config_path: path,
@@ -153,6 +158,7 @@ impl App {
             clock,
             db,
             metrics,
+            turns,
         })
     }
 }

@@ -18,6 +18,7 @@ pub mod directive;
 pub mod engine;
 pub mod gateway;
 pub mod inbox;
+pub mod limit;
 pub mod metrics;
 pub mod pairing;
 pub mod providers;

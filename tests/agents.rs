@@ -64,27 +64,60 @@ async fn channel_agent_is_honoured_for_turns_pins_and_status() {
     // A channel with agent = "ops" answers with the ops agent's credential…
     let r = handle(&app, msg("telegram:dm:1", "hello", Some("ops")), None).await;
     assert!(!r.is_error(), "{}", r.reply_text());
-    assert_eq!(r.turn.unwrap().credential.as_deref(), Some("anthropic:ops-key"));
+    assert_eq!(
+        r.turn.unwrap().credential.as_deref(),
+        Some("anthropic:ops-key")
+    );
     assert_eq!(fake.requests()[0].key.as_deref(), Some("sk-ant-ops"));
     // …while the default agent keeps its own.
     let r = handle(&app, msg("web:x", "hello", None), None).await;
-    assert_eq!(r.turn.unwrap().credential.as_deref(), Some("anthropic:main-key"));
+    assert_eq!(
+        r.turn.unwrap().credential.as_deref(),
+        Some("anthropic:main-key")
+    );
 
     // Pins are checked against that agent's profiles.
-    let r = handle(&app, msg("telegram:dm:1", "/model opus@anthropic:main-key", Some("ops")), None).await;
+    let r = handle(
+        &app,
+        msg(
+            "telegram:dm:1",
+            "/model opus@anthropic:main-key",
+            Some("ops"),
+        ),
+        None,
+    )
+    .await;
     assert!(r.is_error());
     assert!(
-        r.reply_text().contains("Profiles for anthropic: anthropic:ops-key"),
+        r.reply_text()
+            .contains("Profiles for anthropic: anthropic:ops-key"),
         "{}",
         r.reply_text()
     );
-    let r = handle(&app, msg("telegram:dm:1", "/model opus@anthropic:ops-key", Some("ops")), None).await;
+    let r = handle(
+        &app,
+        msg(
+            "telegram:dm:1",
+            "/model opus@anthropic:ops-key",
+            Some("ops"),
+        ),
+        None,
+    )
+    .await;
     assert!(!r.is_error(), "{}", r.reply_text());
 
     // `/model status` lists the agent's candidates.
-    let r = handle(&app, msg("telegram:dm:1", "/model status", Some("ops")), None).await;
+    let r = handle(
+        &app,
+        msg("telegram:dm:1", "/model status", Some("ops")),
+        None,
+    )
+    .await;
     let status = r.reply_text();
-    assert!(status.contains("anthropic:ops-key") && !status.contains("anthropic:main-key"), "{status}");
+    assert!(
+        status.contains("anthropic:ops-key") && !status.contains("anthropic:main-key"),
+        "{status}"
+    );
     assert!(!status.contains("sk-ant-ops"));
 }
 
@@ -100,6 +133,12 @@ async fn an_agent_id_that_is_not_a_plain_name_is_refused_at_start() {
             &fake.google_base()
         )
     ));
-    let err = remoteclaw::app::App::load(h.env_map(), None).await.unwrap_err();
-    assert!(err.to_string().contains("\"../escape\" is not a plain name"), "{err}");
+    let err = remoteclaw::app::App::load(h.env_map(), None)
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("\"../escape\" is not a plain name"),
+        "{err}"
+    );
 }

@@ -49,7 +49,14 @@ async fn health_metrics_and_page() {
             .unwrap()
             .starts_with("text/html")
     );
-    assert!(r.text().await.unwrap().contains("/api/chat"));
+    assert!(r.text().await.unwrap().contains("src=\"/app.js\""));
+    let js = http()
+        .get(format!("{}/app.js", gw.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(js.status(), 200);
+    assert!(js.text().await.unwrap().contains("/api/chat"));
 
     http()
         .post(format!("{}/v1/chat/completions", gw.url))
@@ -184,6 +191,7 @@ async fn chat_completions_errors_are_openai_shaped() {
 
     let r = http()
         .post(format!("{}/v1/chat/completions", gw.url))
+        .header("content-type", "application/json")
         .body("{not json")
         .send()
         .await

@@ -167,7 +167,7 @@ pub async fn run(args: GatewayArgs) -> anyhow::Result<ExitCode> {
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let grace = Duration::from_secs(app.config.gateway.shutdown_grace_secs);
     let channels = start_channels(&app, stop_rx.clone()).await;
-    let state = GatewayState { app, token };
+    let state = GatewayState::new(app, token);
     let mut http_stop = stop_rx.clone();
     let mut serving = tokio::spawn(serve(listener, state, async move {
         let _ = http_stop.wait_for(|s| *s).await;

@@ -470,6 +470,16 @@ pub struct GatewayConfig {
     pub bind: String,
     pub port: u16,
     pub auth: GatewayAuthConfig,
+    /// Host names (besides loopback) the gateway answers to, with or without a port;
+    /// any other `Host` is refused (DNS rebinding).
+    pub allowed_hosts: Vec<String>,
+    /// Web origins (`https://app.example.com`) allowed to call the API from a browser;
+    /// only these get CORS headers.
+    pub allowed_origins: Vec<String>,
+    /// Largest POST body accepted, in bytes.
+    pub max_body_bytes: std::num::NonZeroUsize,
+    /// Turns running at once across the HTTP API (and, later, the channels).
+    pub max_concurrent_turns: std::num::NonZeroUsize,
     /// On SIGINT/SIGTERM, how long turns in flight may take to finish (DESIGN §8).
     pub shutdown_grace_secs: u64,
 }
@@ -480,6 +490,12 @@ impl Default for GatewayConfig {
             bind: "127.0.0.1".into(),
             port: 18789,
             auth: GatewayAuthConfig::default(),
+            allowed_hosts: Vec::new(),
+            allowed_origins: Vec::new(),
+            max_body_bytes: std::num::NonZeroUsize::new(1024 * 1024)
+                .unwrap_or(std::num::NonZeroUsize::MIN),
+            max_concurrent_turns: std::num::NonZeroUsize::new(64)
+                .unwrap_or(std::num::NonZeroUsize::MIN),
             shutdown_grace_secs: 30,
         }
     }

@@ -2,11 +2,12 @@
 //! non-loopback bind needs `gateway.auth.token`.
 
 use super::GatewayState;
+use super::refusal::{ErrorStyle, Refusal};
 use crate::secret::Secret;
 use axum::extract::{Request, State};
-use axum::http::{StatusCode, header};
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use sha2::{Digest, Sha256};
 use std::net::IpAddr;
 use subtle::ConstantTimeEq;
@@ -66,12 +67,18 @@ pub async fn require_token(
         .map(str::trim);
     match given {
         Some(g) if token_matches(expected, g) => next.run(req).await,
-        _ => (
-            StatusCode::UNAUTHORIZED,
-            [(header::WWW_AUTHENTICATE, "Bearer")],
-            axum::Json(serde_json::json!({"error": {"message": "this gateway needs `Authorization: Bearer <gateway.auth.token>`", "type": "invalid_request_error", "code": "invalid_gateway_token"}})),
-        )
-            .into_response(),
+        _ => {
+            let style = ErrorStyle::for_path(req.uri().path());
+            let mut resp = Refusal::new(
+                StatusCode::UNAUTHORIZED,
+                "invalid_gateway_token",
+                "this gateway needs `Authorization: Bearer <gateway.auth.token>`",
+            )
+            .render(style);
+            resp.headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            resp
+        }
     }
 }
 

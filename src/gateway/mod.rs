@@ -1,21 +1,30 @@
 //! The gateway's HTTP surface (DESIGN §7): `/health`, `/metrics`, the OpenAI-compatible
-//! `/v1/chat/completions` (`openai_api`), and the web chat (`web`). `serve` takes its
-//! listener and shutdown signal as arguments so tests run it on `127.0.0.1:0`.
+//! `/v1/chat/completions` (`openai_api`), and the web chat (`web`), behind the checks of
+//! "Who may call it" (`access`: Host, Origin, CORS, security headers; `auth`: the token;
+//! `body`: content type and size; `crate::limit`: turns at once). `serve` takes its listener
+//! and shutdown signal as arguments so tests run it on `127.0.0.1:0`.
 
+mod access;
 mod auth;
+mod body;
 mod openai_api;
+mod refusal;
+mod request;
 mod stream;
 mod web;
 
+pub use crate::limit::{BUSY_RETRY_AFTER_SECS, Busy, TurnLimiter, TurnPermit};
+pub use access::{AccessPolicy, CONTENT_SECURITY_POLICY};
 pub use auth::{BindError, check_bind};
 
 use crate::app::App;
 use crate::secret::Secret;
 use axum::Router;
-use axum::extract::State;
-use axum::http::header;
-use axum::response::IntoResponse;
+use axum::extract::{Request, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use refusal::{ErrorStyle, Refusal};
 use std::future::Future;
 use std::sync::Arc;
 
@@ -24,6 +33,45 @@ pub struct GatewayState {
     pub app: Arc<App>,
     /// `gateway.auth.token`, when set: every API request must carry it.
     pub token: Option<Secret>,
+    /// `gateway.allowedHosts` / `gateway.allowedOrigins`.
+    pub access: Arc<AccessPolicy>,
+    /// `gateway.maxConcurrentTurns`, shared by both chat endpoints.
+    pub limiter: Arc<TurnLimiter>,
+    /// `gateway.maxBodyBytes`.
+    pub max_body_bytes: usize,
+}
+
+impl GatewayState {
+    /// Everything from `app.config.gateway`; `token` is the resolved `gateway.auth.token`.
+    pub fn new(app: Arc<App>, token: Option<Secret>) -> GatewayState {
+        let g = &app.config.gateway;
+        for warning in AccessPolicy::config_warnings(&g.allowed_hosts, &g.allowed_origins) {
+            tracing::warn!("{warning}");
+        }
+        let access = Arc::new(AccessPolicy::new(&g.allowed_hosts, &g.allowed_origins));
+        let limiter = app.turns.clone();
+        let max_body_bytes = g.max_body_bytes.get();
+        GatewayState {
+            app,
+            token,
+            access,
+            limiter,
+            max_body_bytes,
+        }
+    }
+}
+
+/// 503 `busy` with `Retry-After`.
+fn busy_refusal(busy: &Busy) -> Refusal {
+    Refusal::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "busy",
+        format!(
+            "the gateway is busy: {} turns are running (gateway.maxConcurrentTurns) and {} more are waiting; try again in {BUSY_RETRY_AFTER_SECS} seconds",
+            busy.max_running, busy.max_waiting
+        ),
+    )
+    .retry_after(BUSY_RETRY_AFTER_SECS)
 }
 
 pub fn router(state: GatewayState) -> Router {
@@ -36,10 +84,24 @@ pub fn router(state: GatewayState) -> Router {
             state.clone(),
             auth::require_token,
         ));
-    Router::new()
+    let mut routes = Router::new()
         .route("/health", get(health))
         .route("/", get(web::page))
+        .route("/app.js", get(web::script))
+        .route("/app.css", get(web::style))
         .merge(protected)
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed);
+    // Innermost first: CORS (listed origins only), then Host/Origin, then headers.
+    if let Some(cors) = state.access.cors_layer() {
+        routes = routes.layer(cors);
+    }
+    routes
+        .layer(axum::middleware::from_fn_with_state(
+            state.access.clone(),
+            access::guard,
+        ))
+        .layer(axum::middleware::from_fn(access::security_headers))
         .with_state(state)
 }
 
@@ -67,4 +129,31 @@ async fn metrics(State(state): State<GatewayState>) -> impl IntoResponse {
         )],
         state.app.metrics.render(),
     )
+}
+
+async fn not_found(req: Request) -> Response {
+    let path = req.uri().path();
+    Refusal::new(
+        StatusCode::NOT_FOUND,
+        "not_found",
+        format!(
+            "no such endpoint: {}. This gateway serves GET /, GET /health, GET /metrics, GET /v1/models, POST /v1/chat/completions and POST /api/chat",
+            path.chars().take(200).collect::<String>()
+        ),
+    )
+    .render(ErrorStyle::for_path(path))
+}
+
+async fn method_not_allowed(req: Request) -> Response {
+    let path = req.uri().path();
+    Refusal::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        format!(
+            "{} is not allowed on {}: see the Allow header for the methods it takes",
+            req.method(),
+            path.chars().take(200).collect::<String>()
+        ),
+    )
+    .render(ErrorStyle::for_path(path))
 }

@@ -3,6 +3,8 @@
 //! added from or written to session history.
 
 use super::GatewayState;
+use super::body::read_json;
+use super::request::completion_request;
 use super::stream::{StreamEvent, spawn_streaming};
 use crate::chat::views::effective_model;
 use crate::chat::{apply, select};
@@ -10,53 +12,18 @@ use crate::directive::{self, ParseContext, Parsed, split_model_profile};
 use crate::engine::{TurnError, TurnInput, TurnResult};
 use crate::providers::{ChatMessage, ErrorKind, Role};
 use crate::session::key;
-use axum::body::Bytes;
+use axum::body::Body;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::sse::{Event, Sse};
 use axum::response::{IntoResponse, Response};
 use futures_util::stream;
-use serde::Deserialize;
 use serde_json::{Value, json};
 use std::convert::Infallible;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Model name meaning "whatever this session uses".
 pub const SESSION_MODEL: &str = "remoteclaw";
-
-#[derive(Deserialize)]
-struct CompletionRequest {
-    #[serde(default)]
-    model: String,
-    messages: Vec<InMessage>,
-    #[serde(default)]
-    stream: bool,
-}
-
-#[derive(Deserialize)]
-struct InMessage {
-    role: String,
-    #[serde(default)]
-    content: Value,
-}
-
-/// `content` is a string or an array of parts; only text parts are kept.
-fn content_text(v: &Value) -> String {
-    match v {
-        Value::String(s) => s.clone(),
-        Value::Array(parts) => parts
-            .iter()
-            .filter(|p| {
-                p.get("type")
-                    .and_then(Value::as_str)
-                    .is_none_or(|t| t == "text")
-            })
-            .filter_map(|p| p.get("text").and_then(Value::as_str))
-            .collect::<Vec<_>>()
-            .join("\n"),
-        _ => String::new(),
-    }
-}
 
 fn api_error(status: StatusCode, kind: &str, code: &str, message: &str) -> Response {
     (
@@ -148,18 +115,14 @@ fn text_response(id: String, created: u64, model: &str, text: &str, stream: bool
 pub async fn chat_completions(
     State(state): State<GatewayState>,
     headers: HeaderMap,
-    body: Bytes,
+    body: Body,
 ) -> Response {
-    let req: CompletionRequest = match serde_json::from_slice(&body) {
+    let req = match read_json(&headers, body, state.max_body_bytes)
+        .await
+        .and_then(|v| completion_request(&v))
+    {
         Ok(r) => r,
-        Err(e) => {
-            return api_error(
-                StatusCode::BAD_REQUEST,
-                "invalid_request_error",
-                "invalid_json",
-                &format!("request body is not a valid chat completion request: {e}"),
-            );
-        }
+        Err(refusal) => return refusal.openai(),
     };
     let session = headers
         .get("x-remoteclaw-session")
@@ -195,7 +158,7 @@ pub async fn chat_completions(
         }
     };
     let mut messages = Vec::with_capacity(req.messages.len());
-    for m in &req.messages {
+    for m in req.messages {
         let role = match m.role.as_str() {
             "system" | "developer" => Role::System,
             "user" => Role::User,
@@ -204,7 +167,7 @@ pub async fn chat_completions(
         };
         messages.push(ChatMessage {
             role,
-            content: content_text(&m.content),
+            content: m.text,
         });
     }
     let Some(last_user) = messages.iter().rposition(|m| m.role == Role::User) else {
@@ -214,6 +177,11 @@ pub async fn chat_completions(
             "no_user_message",
             "messages must contain at least one user message",
         );
+    };
+    // Directives and turns alike count against gateway.maxConcurrentTurns.
+    let permit = match state.limiter.acquire().await {
+        Ok(p) => p,
+        Err(busy) => return super::busy_refusal(&busy).openai(),
     };
     let id = completion_id();
     let created = unix_now();
@@ -279,6 +247,7 @@ pub async fn chat_completions(
 
     if !req.stream {
         let result = state.app.engine.run_turn(input, None).await;
+        drop(permit);
         return match &result.error {
             Some(e) => turn_error_response(e),
             None => axum::Json(completion_body(&id, created, &result)).into_response(),
@@ -288,7 +257,9 @@ pub async fn chat_completions(
     let app = state.app.clone();
     let mut rx = spawn_streaming(move |sink| async move {
         let mut sink = |d: &str| sink.send(d);
-        app.engine.run_turn(input, Some(&mut sink)).await
+        let result = app.engine.run_turn(input, Some(&mut sink)).await;
+        drop(permit);
+        result
     });
     // Wait for the first event: a turn that fails before any text gets a proper HTTP error.
     let first = match rx.recv().await {

@@ -1,39 +1,50 @@
-//! The web chat: `GET /` serves the page (embedded in the binary), `POST /api/chat`
-//! runs one message through the session (`web:<id>`) — chat commands included — and
-//! streams the reply as SSE events `delta`, `done` and `error`.
+//! The web chat: `GET /` serves the page with its script and stylesheet (`/app.js`,
+//! `/app.css`, embedded in the binary; no inline code, so the strict CSP holds), and
+//! `POST /api/chat` runs one message through the session (`web:<id>`) — chat commands
+//! included — and streams the reply as SSE events `delta`, `done` and `error`.
 
 use super::GatewayState;
+use super::body::read_json;
+use super::refusal::Refusal;
+use super::request::chat_body;
 use super::stream::{StreamEvent, spawn_streaming};
 use crate::chat::{ChatResult, Inbound, handle};
 use crate::session::key;
-use axum::Json;
+use axum::body::Body;
 use axum::extract::State;
-use axum::http::{StatusCode, header};
+use axum::http::{HeaderMap, header};
 use axum::response::sse::{Event, Sse};
 use axum::response::{Html, IntoResponse, Response};
 use futures_util::stream;
-use serde::Deserialize;
 use serde_json::json;
 use std::convert::Infallible;
 
 const PAGE: &str = include_str!("web/index.html");
+const SCRIPT: &str = include_str!("web/app.js");
+const STYLE: &str = include_str!("web/app.css");
 
 pub async fn page() -> impl IntoResponse {
     ([(header::CACHE_CONTROL, "no-cache")], Html(PAGE))
 }
 
-#[derive(Deserialize)]
-pub struct ChatBody {
-    session: String,
-    message: String,
+pub async fn script() -> impl IntoResponse {
+    (
+        [
+            (header::CONTENT_TYPE, "text/javascript; charset=utf-8"),
+            (header::CACHE_CONTROL, "no-cache"),
+        ],
+        SCRIPT,
+    )
 }
 
-fn bad_request(message: String) -> Response {
+pub async fn style() -> impl IntoResponse {
     (
-        StatusCode::BAD_REQUEST,
-        Json(json!({"error": {"message": message}})),
+        [
+            (header::CONTENT_TYPE, "text/css; charset=utf-8"),
+            (header::CACHE_CONTROL, "no-cache"),
+        ],
+        STYLE,
     )
-        .into_response()
 }
 
 fn final_events(result: &ChatResult) -> Vec<Event> {
@@ -67,14 +78,13 @@ fn final_events(result: &ChatResult) -> Vec<Event> {
     out
 }
 
-pub async fn chat(State(state): State<GatewayState>, body: axum::body::Bytes) -> Response {
-    let body: ChatBody = match serde_json::from_slice(&body) {
+pub async fn chat(State(state): State<GatewayState>, headers: HeaderMap, body: Body) -> Response {
+    let body = match read_json(&headers, body, state.max_body_bytes)
+        .await
+        .and_then(|v| chat_body(&v))
+    {
         Ok(b) => b,
-        Err(e) => {
-            return bad_request(format!(
-                "expected JSON {{\"session\": \"…\", \"message\": \"…\"}}: {e}"
-            ));
-        }
+        Err(refusal) => return refusal.plain(),
     };
     let id = body.session.trim();
     if id.is_empty()
@@ -83,14 +93,22 @@ pub async fn chat(State(state): State<GatewayState>, body: axum::body::Bytes) ->
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || "-_".contains(c))
     {
-        return bad_request(format!(
-            "session id \"{}\" must be 1–64 letters, digits, '-' or '_'",
-            id.chars().take(80).collect::<String>()
-        ));
+        return Refusal::field(
+            "session",
+            format!(
+                "session id \"{}\" must be 1–64 letters, digits, '-' or '_'",
+                id.chars().take(80).collect::<String>()
+            ),
+        )
+        .plain();
     }
     if body.message.trim().is_empty() {
-        return bad_request("the message is empty".into());
+        return Refusal::field("message", "the message is empty: type something to send").plain();
     }
+    let permit = match state.limiter.acquire().await {
+        Ok(p) => p,
+        Err(busy) => return super::busy_refusal(&busy).plain(),
+    };
     let session = key::web(id);
     let app = state.app.clone();
     let message = body.message;
@@ -104,7 +122,9 @@ pub async fn chat(State(state): State<GatewayState>, body: axum::body::Bytes) ->
             bot_username: None,
             agent: None,
         };
-        handle(&app, msg, Some(&mut sink)).await
+        let result = handle(&app, msg, Some(&mut sink)).await;
+        drop(permit);
+        result
     });
     let events = stream::unfold(Some(rx), |rx| async move {
         let mut rx = rx?;
