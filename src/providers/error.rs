@@ -137,22 +137,29 @@ fn extract(body: &str) -> ErrorFields {
     f
 }
 
-/// `"38s"`, `"1.5s"`, `"120ms"` → duration.
+/// The longest wait a provider's retry hint may ask for; longer hints are cut to this.
+pub const MAX_RETRY_HINT: Duration = Duration::from_secs(24 * 3600);
+
+/// A hint of `secs` seconds, clamped to `MAX_RETRY_HINT`; negative, NaN or infinite
+/// hints are ignored (`None`). Never panics, whatever the number.
+pub fn clamp_hint_secs(secs: f64) -> Option<Duration> {
+    if !secs.is_finite() || secs < 0.0 {
+        return None;
+    }
+    if secs >= MAX_RETRY_HINT.as_secs_f64() {
+        return Some(MAX_RETRY_HINT);
+    }
+    Some(Duration::from_secs_f64(secs))
+}
+
+/// `"38s"`, `"1.5s"`, `"120ms"` → duration (clamped, see `clamp_hint_secs`).
 fn parse_duration_secs(s: &str) -> Option<Duration> {
     let s = s.trim();
     if let Some(ms) = s.strip_suffix("ms") {
-        return ms
-            .trim()
-            .parse::<f64>()
-            .ok()
-            .filter(|v| v.is_finite() && *v >= 0.0)
-            .map(|v| Duration::from_secs_f64(v / 1000.0));
+        return clamp_hint_secs(ms.trim().parse::<f64>().ok()? / 1000.0);
     }
     let secs = s.strip_suffix('s').unwrap_or(s).trim();
-    secs.parse::<f64>()
-        .ok()
-        .filter(|v| v.is_finite() && *v >= 0.0 && *v < 1e9)
-        .map(Duration::from_secs_f64)
+    clamp_hint_secs(secs.parse::<f64>().ok()?)
 }
 
 /// OpenAI puts the wait in the text: "Please try again in 20s" / "in 1.5s" / "in 350ms".
@@ -161,24 +168,37 @@ fn retry_from_text(message: &str) -> Option<Duration> {
     let rest = &lower[lower.find("try again in ")? + "try again in ".len()..];
     let token: String = rest
         .chars()
-        .take_while(|c| c.is_ascii_alphanumeric() || *c == '.')
+        .take_while(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '+' | '-'))
         .collect();
     parse_duration_secs(token.trim_end_matches('.'))
 }
 
-/// The `retry-after` header (seconds) or `retry-after-ms`.
+/// The `retry-after-ms` header, or `retry-after` (seconds or an HTTP date), clamped.
 pub fn retry_after_header(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
+    retry_after_header_at(headers, std::time::SystemTime::now())
+}
+
+/// `retry_after_header` with "now" given (an HTTP date is a wait until then).
+pub fn retry_after_header_at(
+    headers: &reqwest::header::HeaderMap,
+    now: std::time::SystemTime,
+) -> Option<Duration> {
     if let Some(ms) = headers.get("retry-after-ms").and_then(|v| v.to_str().ok())
-        && let Some(d) = parse_duration_secs(&format!("{ms}ms"))
+        && let Some(d) = parse_duration_secs(&format!("{}ms", ms.trim()))
     {
         return Some(d);
     }
-    headers
+    let value = headers
         .get(reqwest::header::RETRY_AFTER)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse::<f64>().ok())
-        .filter(|v| v.is_finite() && *v >= 0.0 && *v < 1e9)
-        .map(Duration::from_secs_f64)
+        .and_then(|v| v.to_str().ok())?
+        .trim();
+    if let Ok(secs) = value.parse::<f64>() {
+        return clamp_hint_secs(secs);
+    }
+    let at = httpdate::parse_http_date(value).ok()?;
+    // A date in the past is no hint at all.
+    let wait = at.duration_since(now).ok()?;
+    Some(wait.min(MAX_RETRY_HINT))
 }
 
 fn has_any(tags: &[String], wanted: &[&str]) -> bool {
@@ -226,6 +246,7 @@ pub fn classify(
         message,
         retry_after: if kind == ErrorKind::RateLimit {
             retry_after
+                .map(|d| d.min(MAX_RETRY_HINT))
                 .or(fields.retry_delay)
                 .or_else(|| retry_from_text(&text))
         } else {
@@ -506,6 +527,68 @@ mod tests {
         let e = ProviderError::new(ErrorKind::Auth, "bad key sk-canary-123 given")
             .scrub(&crate::secret::Secret::new("sk-canary-123"));
         assert!(!e.message.contains("canary"));
+    }
+
+    #[test]
+    fn retry_after_ms_1e30_does_not_panic() {
+        let mut h = reqwest::header::HeaderMap::new();
+        h.insert("retry-after-ms", "1e30".parse().unwrap());
+        let d = retry_after_header(&h);
+        assert_eq!(d, Some(MAX_RETRY_HINT), "clamped to 24 h");
+        let e = classify(
+            "openai",
+            Some(429),
+            None,
+            r#"{"error":{"message":"Rate limit reached. Please try again in 1e30ms.","code":"rate_limit_exceeded"}}"#,
+        );
+        assert_eq!(e.retry_after, Some(MAX_RETRY_HINT));
+        let e = classify(
+            "google",
+            Some(429),
+            None,
+            r#"{"error":{"code":429,"message":"quota","status":"RESOURCE_EXHAUSTED","details":[{"retryDelay":"1e30s"}]}}"#,
+        );
+        assert_eq!(e.retry_after, Some(MAX_RETRY_HINT));
+    }
+
+    #[test]
+    fn retry_hints_are_clamped_and_bad_ones_ignored() {
+        let header = |name: &str, value: &str| {
+            let mut h = reqwest::header::HeaderMap::new();
+            h.insert(
+                reqwest::header::HeaderName::from_bytes(name.as_bytes()).unwrap(),
+                value.parse().unwrap(),
+            );
+            retry_after_header_at(&h, std::time::UNIX_EPOCH + Duration::from_secs(1_700_000_000))
+        };
+        let day = Some(MAX_RETRY_HINT);
+        for (name, value, want) in [
+            ("retry-after", "7", Some(Duration::from_secs(7))),
+            ("retry-after", "1.5", Some(Duration::from_millis(1500))),
+            ("retry-after", "1e30", day),
+            ("retry-after", "99999999999", day),
+            ("retry-after", "-5", None),
+            ("retry-after", "NaN", None),
+            ("retry-after", "inf", None),
+            ("retry-after", "soon", None),
+            ("retry-after-ms", "250", Some(Duration::from_millis(250))),
+            ("retry-after-ms", "1e30", day),
+            ("retry-after-ms", "-1", None),
+            ("retry-after-ms", "nan", None),
+            ("retry-after-ms", "infinity", None),
+            // 1_700_000_000 is Tue, 14 Nov 2023 22:13:20 GMT.
+            ("retry-after", "Tue, 14 Nov 2023 22:13:50 GMT", Some(Duration::from_secs(30))),
+            ("retry-after", "Tue, 14 Nov 2023 22:00:00 GMT", None),
+            ("retry-after", "Fri, 31 Dec 9999 23:59:59 GMT", day),
+        ] {
+            assert_eq!(header(name, value), want, "{name}: {value}");
+        }
+        for text in ["1e308s", "1e30", "-3s", "NaNms", "infms", "1e400ms"] {
+            let got = parse_duration_secs(text);
+            assert!(got.is_none() || got == day, "{text}: {got:?}");
+        }
+        let e = classify("p", Some(429), Some(Duration::MAX), "{}");
+        assert_eq!(e.retry_after, day, "a caller's hint is clamped too");
     }
 
     #[test]
