@@ -2,7 +2,7 @@
 //! or `:streamGenerateContent?alt=sse`, key in `x-goog-api-key`.
 
 use super::http::{ApiCall, StreamState, malformed};
-use super::{ChatRequest, Completion, ProviderError, ProviderSettings, Role, Usage};
+use super::{ChatRequest, Completion, ProviderError, ProviderSettings, Role, Usage, token_count};
 use crate::auth::credential::Credential;
 use crate::config::ApiKind;
 use serde_json::{Value, json};
@@ -50,14 +50,8 @@ fn read_chunk(provider: &str, v: &Value, state: &mut StreamState) -> Result<Stri
     }
     if let Some(u) = v.get("usageMetadata") {
         state.usage = Some(Usage {
-            input_tokens: u
-                .get("promptTokenCount")
-                .and_then(Value::as_u64)
-                .unwrap_or(0),
-            output_tokens: u
-                .get("candidatesTokenCount")
-                .and_then(Value::as_u64)
-                .unwrap_or(0),
+            input_tokens: token_count(u.get("promptTokenCount")),
+            output_tokens: token_count(u.get("candidatesTokenCount")),
         });
     }
     let Some(cand) = v.pointer("/candidates/0") else {
