@@ -89,7 +89,7 @@ pub fn parse_reply(provider: &str, body: &[u8]) -> Result<Completion, ProviderEr
     }
     let mut state = StreamState::default();
     let text = read_chunk(provider, &v, &mut state)?;
-    if v.get("candidates").is_none() {
+    if !v.get("candidates").is_some_and(Value::is_array) {
         return Err(malformed(provider, "no candidates in the reply"));
     }
     Ok(Completion {

@@ -128,6 +128,8 @@ impl ProviderClient {
         let http = reqwest::Client::builder()
             .connect_timeout(settings.connect_timeout)
             .pool_idle_timeout(std::time::Duration::from_secs(90))
+            // A redirect would carry the credential header to wherever it points.
+            .redirect(reqwest::redirect::Policy::none())
             .user_agent(concat!("remoteclaw/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| {
