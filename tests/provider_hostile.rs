@@ -158,7 +158,10 @@ async fn garbage_bodies_are_format_errors() {
     ];
     for api in APIS {
         for body in bodies {
-            fake.script(KEY, [Behavior::RawChunks(RawChunks::ok("application/json", body))]);
+            fake.script(
+                KEY,
+                [Behavior::RawChunks(RawChunks::ok("application/json", body))],
+            );
             let e = clear_error(api, complete(&client(&fake, api)).await);
             assert_eq!(e.kind, ErrorKind::Format, "{api:?} {body:?}: {}", e.message);
         }
@@ -232,7 +235,10 @@ async fn huge_numbers_in_usage_do_not_fail_the_reply() {
         fake.script(KEY, [Behavior::RawChunks(RawChunks::sse(sse))]);
         let (r, seen) = stream(&client(&fake, api)).await;
         let c = r.unwrap_or_else(|e| panic!("{api:?}: {e}"));
-        assert_eq!((c.text.as_str(), seen.as_str()), ("hello world", "hello world"));
+        assert_eq!(
+            (c.text.as_str(), seen.as_str()),
+            ("hello world", "hello world")
+        );
         assert_eq!(c.usage.map(|u| u.total()), Some(u64::MAX), "{api:?}");
     }
 }
@@ -443,7 +449,8 @@ idleTimeoutSecs = {idle_secs}
         fake.anthropic_base(),
         fake.openai_base()
     ));
-    home.set("ANTHROPIC_API_KEY", KEY).set("OPENAI_API_KEY", KEY);
+    home.set("ANTHROPIC_API_KEY", KEY)
+        .set("OPENAI_API_KEY", KEY);
     home
 }
 
@@ -484,7 +491,10 @@ async fn trickling_provider_hits_the_turn_deadline() {
     let result = app.engine.run_turn(input(), Some(&mut sink)).await;
     let took = started.elapsed();
     assert_turn_timeout(result.error.as_ref(), 30);
-    assert!(took >= Duration::from_secs(30) && took < Duration::from_secs(32), "{took:?}");
+    assert!(
+        took >= Duration::from_secs(30) && took < Duration::from_secs(32),
+        "{took:?}"
+    );
     assert_eq!(
         result.attempts.last().map(|a| a.outcome.as_str()),
         Some("timeout")
@@ -535,5 +545,9 @@ async fn in_flight_gauge_is_released_when_a_turn_is_dropped() {
     let turn = app.engine.run_turn(input(), None);
     let cut = tokio::time::timeout(Duration::from_secs(5), turn).await;
     assert!(cut.is_err(), "the turn was still running");
-    assert_eq!(app.metrics.in_flight.get(), 0, "the dropped turn left the gauge");
+    assert_eq!(
+        app.metrics.in_flight.get(),
+        0,
+        "the dropped turn left the gauge"
+    );
 }

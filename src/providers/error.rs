@@ -559,7 +559,10 @@ mod tests {
                 reqwest::header::HeaderName::from_bytes(name.as_bytes()).unwrap(),
                 value.parse().unwrap(),
             );
-            retry_after_header_at(&h, std::time::UNIX_EPOCH + Duration::from_secs(1_700_000_000))
+            retry_after_header_at(
+                &h,
+                std::time::UNIX_EPOCH + Duration::from_secs(1_700_000_000),
+            )
         };
         let day = Some(MAX_RETRY_HINT);
         for (name, value, want) in [
@@ -577,7 +580,11 @@ mod tests {
             ("retry-after-ms", "nan", None),
             ("retry-after-ms", "infinity", None),
             // 1_700_000_000 is Tue, 14 Nov 2023 22:13:20 GMT.
-            ("retry-after", "Tue, 14 Nov 2023 22:13:50 GMT", Some(Duration::from_secs(30))),
+            (
+                "retry-after",
+                "Tue, 14 Nov 2023 22:13:50 GMT",
+                Some(Duration::from_secs(30)),
+            ),
             ("retry-after", "Tue, 14 Nov 2023 22:00:00 GMT", None),
             ("retry-after", "Fri, 31 Dec 9999 23:59:59 GMT", day),
         ] {

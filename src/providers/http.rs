@@ -229,10 +229,7 @@ where
         if state.text.len() > MAX_BODY {
             return Err(ProviderError::new(
                 ErrorKind::Format,
-                format!(
-                    "{id}: the streamed reply exceeded {} MiB",
-                    MAX_BODY >> 20
-                ),
+                format!("{id}: the streamed reply exceeded {} MiB", MAX_BODY >> 20),
             ));
         }
     }

@@ -227,7 +227,11 @@ mod tests {
                 "usageMetadata": {"promptTokenCount": n, "candidatesTokenCount": n}
             });
             let c = google::parse_reply("google", body.to_string().as_bytes()).unwrap();
-            assert_eq!(c.usage.map(|u| u.total()), Some(want.saturating_mul(2)), "{n}");
+            assert_eq!(
+                c.usage.map(|u| u.total()),
+                Some(want.saturating_mul(2)),
+                "{n}"
+            );
         }
         // A number too big for u64 written out in full.
         let body = br#"{"content":[],"usage":{"input_tokens":100000000000000000000000000000,"output_tokens":1}}"#;

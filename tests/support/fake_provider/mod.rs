@@ -108,12 +108,7 @@ impl RawChunks {
 
     /// The same body cut into one-byte frames, `delay` before each.
     pub fn trickle(mut self, delay: Duration) -> RawChunks {
-        self.frames = self
-            .frames
-            .concat()
-            .into_iter()
-            .map(|b| vec![b])
-            .collect();
+        self.frames = self.frames.concat().into_iter().map(|b| vec![b]).collect();
         self.delay = delay;
         self
     }
