@@ -3,14 +3,18 @@
 //! operator's resolver command (`exec`) — resolved through the providers configured
 //! under `[secrets.providers.*]`.
 //!
-//! Successful results are cached for a TTL (failures are not). Errors, logs and `Debug`
-//! name refs as `<source>:<provider>:<id>` and never carry a secret value, file content
-//! or command output.
+//! Successful results are cached for a TTL; failures are remembered for `FAILURE_TTL`
+//! (by the injected clock), so a broken ref costs no process or file read per turn.
+//! Lookups are single-flight: while a ref is being fetched, other callers that need it
+//! wait for that fetch instead of starting their own. Errors, logs and `Debug` name refs
+//! as `<source>:<provider>:<id>` with the reason, and never carry a secret value, file
+//! content or command output.
 
 mod checks;
 mod exec;
 mod file;
 
+use crate::clock::{Clock, SystemClock};
 use crate::config::env::EnvMap;
 use crate::config::{
     Config, EnvSecretProvider, ExecSecretProvider, FileSecretProvider, SecretInput,
@@ -26,6 +30,9 @@ use tokio::time::Instant;
 
 /// How long a resolved secret is reused before it is looked up again.
 pub const DEFAULT_TTL: Duration = Duration::from_secs(300);
+
+/// How long a failed lookup is remembered before the ref is tried again.
+pub const FAILURE_TTL: Duration = Duration::from_secs(30);
 
 /// Why a ref could not be resolved. Display names the ref as `<source>:<provider>:<id>`
 /// and the reason, never a secret value (not even a partial one, not the file content,
@@ -127,13 +134,20 @@ fn resolve_env(
     }
 }
 
-/// Resolves SecretRefs against the configured providers, with a TTL cache.
+/// Resolves SecretRefs against the configured providers, with a TTL cache for values,
+/// a short memory of failures and one lookup in flight per ref.
 pub struct SecretResolver {
     config: Arc<Config>,
     env: Arc<EnvMap>,
     ttl: Duration,
     /// Successful lookups and when they were made.
     cache: DashMap<SecretRef, (Secret, Instant)>,
+    clock: Arc<dyn Clock>,
+    failure_ttl: Duration,
+    /// Failed lookups and when they failed (`clock` ms).
+    failures: DashMap<SecretRef, (RefError, i64)>,
+    /// One lock per ref, held while the ref is fetched (single flight).
+    flights: DashMap<SecretRef, Arc<tokio::sync::Mutex<()>>>,
 }
 
 impl fmt::Debug for SecretResolver {
@@ -142,6 +156,7 @@ impl fmt::Debug for SecretResolver {
             .field("providers", &self.config.secrets.providers.keys())
             .field("ttl", &self.ttl)
             .field("cached", &self.cache.len())
+            .field("failed", &self.failures.len())
             .finish_non_exhaustive()
     }
 }
@@ -153,7 +168,23 @@ impl SecretResolver {
             env,
             ttl: DEFAULT_TTL,
             cache: DashMap::new(),
+            clock: Arc::new(SystemClock),
+            failure_ttl: FAILURE_TTL,
+            failures: DashMap::new(),
+            flights: DashMap::new(),
         }
+    }
+
+    /// The clock that times remembered failures.
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// Remember failures for `ttl` (`Duration::ZERO`: try again on every call).
+    pub fn with_failure_ttl(mut self, ttl: Duration) -> Self {
+        self.failure_ttl = ttl;
+        self
     }
 
     /// Cache successes for `ttl` (`Duration::ZERO`: never reuse a value).
@@ -162,21 +193,18 @@ impl SecretResolver {
         self
     }
 
-    /// Resolve one ref (cached for the TTL after a success; failures are not cached).
+    /// Resolve one ref (see `resolve_many`).
     pub async fn resolve(&self, r: &SecretRef) -> Result<Secret, RefError> {
-        if let Some(hit) = self.cached(r) {
-            return Ok(hit);
-        }
-        self.fetch(vec![r])
+        self.resolve_many(std::slice::from_ref(r))
             .await
-            .into_iter()
-            .next()
-            .map(|(_, result)| result)
+            .remove(r)
             .unwrap_or_else(|| Err(RefError::new(r, "no result (internal error)")))
     }
 
     /// Resolve several refs; exec refs of the same provider are batched into ONE process
     /// call with all their ids (and each file is read once). Each ref gets its own result.
+    /// Values come from the cache while fresh, failures are remembered for
+    /// `FAILURE_TTL`, and a ref already being fetched by another caller is waited for.
     pub async fn resolve_many(
         &self,
         refs: &[SecretRef],
@@ -188,15 +216,61 @@ impl SecretResolver {
             if !seen.insert(r) {
                 continue;
             }
-            match self.cached(r) {
-                Some(hit) => {
-                    out.insert(r.clone(), Ok(hit));
+            match self.known(r) {
+                Some(result) => {
+                    out.insert(r.clone(), result);
                 }
                 None => todo.push(r),
             }
         }
-        out.extend(self.fetch(todo).await);
+        if todo.is_empty() {
+            return out;
+        }
+        // Single flight: hold each ref's lock while fetching it. Locks are taken in one
+        // global order, so callers with overlapping sets cannot deadlock.
+        todo.sort_by(|a, b| {
+            (source_name(a.source), &a.provider, &a.id).cmp(&(
+                source_name(b.source),
+                &b.provider,
+                &b.id,
+            ))
+        });
+        let mut held = Vec::with_capacity(todo.len());
+        for r in &todo {
+            let lock = self.flights.entry((*r).clone()).or_default().clone();
+            held.push(lock.lock_owned().await);
+        }
+        // Whoever held a lock before us may have settled the ref meanwhile.
+        let mut fetch = Vec::with_capacity(todo.len());
+        for r in todo {
+            match self.known(r) {
+                Some(result) => {
+                    out.insert(r.clone(), result);
+                }
+                None => fetch.push(r),
+            }
+        }
+        out.extend(self.fetch(fetch).await);
+        drop(held);
         out
+    }
+
+    /// A fresh cached value or a remembered failure, without I/O.
+    fn known(&self, r: &SecretRef) -> Option<Result<Secret, RefError>> {
+        if let Some(hit) = self.cached(r) {
+            return Some(Ok(hit));
+        }
+        let now = self.clock.now_ms();
+        let ttl_ms = i64::try_from(self.failure_ttl.as_millis()).unwrap_or(i64::MAX);
+        let fresh = |at: i64| now.saturating_sub(at) < ttl_ms;
+        let failed = self
+            .failures
+            .get(r)
+            .and_then(|entry| fresh(entry.1).then(|| entry.0.clone()));
+        if failed.is_none() {
+            self.failures.remove_if(r, |_, (_, at)| !fresh(*at));
+        }
+        failed.map(Err)
     }
 
     /// A plain string or a ref.
@@ -221,7 +295,7 @@ impl SecretResolver {
     }
 
     /// Look refs up (no cache read), grouping file refs by file and exec refs by
-    /// provider; store successes.
+    /// provider; store successes and remember failures.
     async fn fetch(&self, refs: Vec<&SecretRef>) -> Vec<(SecretRef, Result<Secret, RefError>)> {
         let started = Instant::now();
         let mut done: Vec<(&SecretRef, Result<Secret, String>)> = Vec::new();
@@ -280,6 +354,7 @@ impl SecretResolver {
 
         let elapsed_ms = started.elapsed().as_millis() as u64;
         let now = Instant::now();
+        let failed_at = self.clock.now_ms();
         done.into_iter()
             .map(|(r, result)| {
                 let label = ref_label(r);
@@ -293,10 +368,14 @@ impl SecretResolver {
                     }
                     Err(message) => {
                         tracing::debug!(reference = %label, elapsed_ms, error = %message, "secret ref failed");
-                        Err(RefError {
+                        let e = RefError {
                             reference: label,
                             message,
-                        })
+                        };
+                        if !self.failure_ttl.is_zero() {
+                            self.failures.insert(r.clone(), (e.clone(), failed_at));
+                        }
+                        Err(e)
                     }
                 };
                 (r.clone(), result)
