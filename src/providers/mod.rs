@@ -5,6 +5,8 @@
 
 pub mod anthropic;
 pub mod error;
+#[cfg(test)]
+mod fuzz;
 pub mod google;
 mod http;
 pub mod openai;
