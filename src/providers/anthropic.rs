@@ -2,7 +2,8 @@
 //! API keys go in `x-api-key`; setup/OAuth tokens (`sk-ant-oat01-…`) go in
 //! `Authorization: Bearer` with the OAuth beta header.
 
-use super::http::{ApiCall, StreamState, malformed};
+use super::http::{ApiCall, malformed};
+use super::stream::StreamState;
 use super::{ChatRequest, Completion, ProviderError, ProviderSettings, Role, Usage, token_count};
 use crate::auth::credential::Credential;
 use crate::config::ApiKind;

@@ -10,7 +10,7 @@
 //! providers::fuzz::<target>` (see the README).
 
 use super::error::{MAX_RETRY_HINT, classify, retry_after_header_at};
-use super::http::{StreamState, guarded_bytes, read_stream};
+use super::stream::{StreamState, guarded_bytes, read_stream};
 use super::{Completion, ProviderError, ProviderSettings, anthropic, google, openai};
 use crate::config::ApiKind;
 use bytes::Bytes;
@@ -82,8 +82,18 @@ fn leaf() -> impl Strategy<Value = Value> {
         any::<bool>().prop_map(Value::Bool),
         any::<i64>().prop_map(Value::from),
         any::<u64>().prop_map(Value::from),
-        any::<f64>().prop_map(|f| serde_json::Number::from_f64(f).map_or(Value::Null, Value::Number)),
-        select(vec![1e30, -1e30, 1e308, -1e308, -0.0, 1.5, 18446744073709551616.0]).prop_map(Value::from),
+        any::<f64>()
+            .prop_map(|f| serde_json::Number::from_f64(f).map_or(Value::Null, Value::Number)),
+        select(vec![
+            1e30,
+            -1e30,
+            1e308,
+            -1e308,
+            -0.0,
+            1.5,
+            18446744073709551616.0
+        ])
+        .prop_map(Value::from),
         ".{0,12}".prop_map(Value::String),
         select(WORDS).prop_map(|w| Value::String(w.into())),
     ]
@@ -308,8 +318,17 @@ fn header_value() -> impl Strategy<Value = Vec<u8>> {
     prop_oneof![
         prop::collection::vec(prop_oneof![0x20u8..0x7f, 0x80u8..=0xff], 0..24),
         select(vec![
-            "1e30", "-1", "NaN", "inf", "1e400", "0", "7", "1.5", "99999999999999999999",
-            "Fri, 31 Dec 9999 23:59:59 GMT", "Thu, 01 Jan 1970 00:00:00 GMT",
+            "1e30",
+            "-1",
+            "NaN",
+            "inf",
+            "1e400",
+            "0",
+            "7",
+            "1.5",
+            "99999999999999999999",
+            "Fri, 31 Dec 9999 23:59:59 GMT",
+            "Thu, 01 Jan 1970 00:00:00 GMT",
             "Tue, 14 Nov 2023 22:13:50 GMT",
         ])
         .prop_map(|s| s.as_bytes().to_vec()),

@@ -1,7 +1,8 @@
 //! The `google-generative` wire API (Gemini): `POST {baseUrl}/models/<m>:generateContent`
 //! or `:streamGenerateContent?alt=sse`, key in `x-goog-api-key`.
 
-use super::http::{ApiCall, StreamState, malformed};
+use super::http::{ApiCall, malformed};
+use super::stream::StreamState;
 use super::{ChatRequest, Completion, ProviderError, ProviderSettings, Role, Usage, token_count};
 use crate::auth::credential::Credential;
 use crate::config::ApiKind;

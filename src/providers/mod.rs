@@ -1,7 +1,8 @@
 //! Provider clients: one file per wire API (`anthropic`, `openai`, `google`), the shared
-//! HTTP plumbing with connect/idle timeouts (`http`), error classification (`error`) and
-//! the provider registry (`registry`). A client receives its credential as an argument
-//! on every call; choosing and rotating credentials is the caller's business.
+//! HTTP plumbing with connect/idle timeouts and no redirects (`http`), streamed replies
+//! (`stream`), error classification (`error`) and the provider registry (`registry`).
+//! A client receives its credential as an argument on every call; choosing and rotating
+//! credentials is the caller's business.
 
 pub mod anthropic;
 pub mod error;
@@ -11,6 +12,7 @@ pub mod google;
 mod http;
 pub mod openai;
 pub mod registry;
+mod stream;
 
 pub use error::{ErrorKind, ProviderError};
 pub use registry::ProviderSettings;

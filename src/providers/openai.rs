@@ -2,7 +2,8 @@
 //! token, JSON or SSE (`data: {...}` chunks ending in `data: [DONE]`). Serves OpenAI,
 //! OpenRouter and any compatible server (Ollama, vLLM, …).
 
-use super::http::{ApiCall, StreamState, malformed};
+use super::http::{ApiCall, malformed};
+use super::stream::StreamState;
 use super::{ChatRequest, Completion, ProviderError, ProviderSettings, Role, Usage, token_count};
 use crate::auth::credential::Credential;
 use crate::config::ApiKind;
