@@ -3,6 +3,8 @@
 //! ever carries a secret value (a canary is planted in every source).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod support;
+
 use remoteclaw::auth::secrets::{RefError, SecretResolver, ref_label};
 use remoteclaw::config::env::EnvMap;
 use remoteclaw::config::{self, SecretInput, SecretRef, SecretSource};
@@ -249,11 +251,11 @@ async fn file_single_value() {
 async fn file_permissions_are_enforced() {
     let dir = tempfile::tempdir().unwrap();
     for (mode, want) in [
-        (0o640, "readable by group or others"),
-        (0o604, "readable by group or others"),
-        (0o602, "writable by group or others"),
-        (0o620, "writable by group or others"),
-        (0o610, "grants permissions"),
+        (0o640, "readable by group/others (0640)"),
+        (0o604, "readable by group/others (0604)"),
+        (0o602, "writable by group/others (0602)"),
+        (0o620, "writable by group/others (0620)"),
+        (0o610, "grants permissions to group/others (0610)"),
     ] {
         let path = write_file(
             dir.path(),
@@ -307,7 +309,7 @@ async fn file_symlink_refused_unless_allowed() {
     std::fs::set_permissions(&real, std::fs::Permissions::from_mode(0o644)).unwrap();
     let r = resolver(&file_provider("files", &link, "allowSymlink = true"), &[]);
     let e = fails(&r, &rf).await;
-    assert!(e.message.contains("readable by group or others"), "{e}");
+    assert!(e.message.contains("readable by group/others"), "{e}");
 }
 
 #[tokio::test]
@@ -654,8 +656,8 @@ async fn exec_command_checks() {
     assert_eq!(r.resolve(&rf).await.unwrap().expose(), "v");
 
     for (name, mode, want) in [
-        ("gw", 0o770, "writable by group or others"),
-        ("ww", 0o707, "writable by group or others"),
+        ("gw", 0o770, "writable by group/others (0770): chmod go-w"),
+        ("ww", 0o707, "writable by group/others (0707): chmod go-w"),
         ("noexec", 0o600, "not executable"),
     ] {
         let script = write_script(dir.path(), name, body);
@@ -698,14 +700,19 @@ async fn cache_serves_within_ttl_and_zero_ttl_does_not() {
 }
 
 #[tokio::test]
-async fn failures_are_not_cached() {
+async fn a_fixed_ref_works_once_its_failure_is_forgotten() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("s.json");
-    let r = resolver(&file_provider("files", &path, ""), &[]);
+    let config = config::parse(Path::new("t.toml"), &file_provider("files", &path, "")).unwrap();
+    let clock = remoteclaw::clock::ManualClock::new(0);
+    let r = SecretResolver::new(Arc::new(config), Arc::new(EnvMap::from_pairs([("A", "b")])))
+        .with_clock(clock.clone());
     let rf = file_ref("files", "/providers/openai/apiKey");
     fails(&r, &rf).await;
     assert!(r.cached(&rf).is_none());
     write_file(dir.path(), "s.json", &secrets_json(), 0o600);
+    assert!(r.resolve(&rf).await.is_err(), "still remembered as failed");
+    clock.advance_ms(i64::try_from(remoteclaw::auth::secrets::FAILURE_TTL.as_millis()).unwrap());
     assert!(r.resolve(&rf).await.is_ok());
     assert!(r.cached(&rf).is_some());
 }
@@ -733,4 +740,221 @@ fn labels() {
     );
     assert_eq!(ref_label(&file_ref("files", "/a/b")), "file:files:/a/b");
     assert_eq!(ref_label(&exec_ref("vault", "k")), "exec:vault:k");
+}
+
+// ---------------------------------------------------------------- hardening (DESIGN §8)
+
+/// Lines in the counter file an exec script appends to on every run.
+fn runs(counter: &Path) -> usize {
+    std::fs::read_to_string(counter)
+        .map(|s| s.lines().count())
+        .unwrap_or(0)
+}
+
+/// An exec script that records each run in `count`, waits `pause` (so concurrent
+/// callers overlap) and then fails, or answers every id with `CANARY`.
+fn counting_script(dir: &Path, fail: bool, pause: &str) -> (PathBuf, PathBuf) {
+    let counter = dir.join("count");
+    let reply = if fail {
+        "echo 'vault is sealed' >&2; exit 3".to_string()
+    } else {
+        format!(
+            "printf '%s' '{{\"protocolVersion\":1,\"values\":{{\"k\":\"{CANARY}\",\"anthropic\":\"{CANARY}\"}}}}'"
+        )
+    };
+    let script = write_script(
+        dir,
+        if fail { "failing" } else { "vault" },
+        &format!("echo run >> {}\nsleep {pause}\n{reply}", counter.display()),
+    );
+    (script, counter)
+}
+
+#[tokio::test]
+async fn failing_ref_is_fetched_once_per_failure_ttl() {
+    let dir = tempfile::tempdir().unwrap();
+    let (script, counter) = counting_script(dir.path(), true, "0");
+    let r = resolver(&exec_provider("vault", &script, ""), &[]);
+    let rf = exec_ref("vault", "k");
+    let first = fails(&r, &rf).await;
+    for _ in 0..5 {
+        let again = fails(&r, &rf).await;
+        assert_eq!(again, first, "the remembered failure, reason included");
+        let many = r.resolve_many(std::slice::from_ref(&rf)).await;
+        assert!(many[&rf].is_err());
+    }
+    assert_eq!(
+        runs(&counter),
+        1,
+        "one process for the failure, not one per call"
+    );
+}
+
+#[tokio::test]
+async fn failure_is_forgotten_after_its_ttl() {
+    let dir = tempfile::tempdir().unwrap();
+    let (script, counter) = counting_script(dir.path(), true, "0");
+    let config = config::parse(Path::new("t.toml"), &exec_provider("vault", &script, "")).unwrap();
+    let clock = remoteclaw::clock::ManualClock::new(1_000_000);
+    let r = SecretResolver::new(Arc::new(config), Arc::new(EnvMap::from_pairs([("A", "b")])))
+        .with_clock(clock.clone());
+    let rf = exec_ref("vault", "k");
+    fails(&r, &rf).await;
+    let ttl = remoteclaw::auth::secrets::FAILURE_TTL;
+    clock.advance_ms(i64::try_from(ttl.as_millis()).unwrap() - 1);
+    fails(&r, &rf).await;
+    assert_eq!(runs(&counter), 1);
+    clock.advance_ms(1);
+    fails(&r, &rf).await;
+    assert_eq!(runs(&counter), 2, "after the TTL the ref is tried again");
+}
+
+#[tokio::test]
+async fn concurrent_lookups_start_one_exec_process() {
+    for fail in [false, true] {
+        let dir = tempfile::tempdir().unwrap();
+        let (script, counter) = counting_script(dir.path(), fail, "0.3");
+        let r = resolver(&exec_provider("vault", &script, ""), &[]);
+        let rf = exec_ref("vault", "k");
+        let lookups = (0..8).map(|i| {
+            let (r, rf) = (&r, rf.clone());
+            async move {
+                if i % 2 == 0 {
+                    r.resolve(&rf).await
+                } else {
+                    r.resolve_many(&[rf.clone(), env_ref("default", "X")])
+                        .await
+                        .remove(&rf)
+                        .unwrap()
+                }
+            }
+        });
+        let results = futures_util::future::join_all(lookups).await;
+        assert!(results.iter().all(|x| x.is_ok() != fail), "{results:?}");
+        assert_eq!(runs(&counter), 1, "fail={fail}: one process for 8 lookups");
+    }
+}
+
+#[tokio::test]
+async fn world_readable_file_message_has_the_design_shape() {
+    // DESIGN §8: `file /x is readable by group/others (0644): chmod 600 /x`
+    let dir = tempfile::tempdir().unwrap();
+    let path = write_file(dir.path(), "s.json", &secrets_json(), 0o644);
+    let r = resolver(&file_provider("files", &path, ""), &[]);
+    let e = fails(&r, &file_ref("files", "/providers/openai/apiKey")).await;
+    let p = path.display();
+    let want = format!("file {p} is readable by group/others (0644): chmod 600 {p}");
+    assert!(e.message.contains(&want), "{e}");
+    assert!(e.to_string().contains(&want), "{e}");
+}
+
+/// A home whose only anthropic profile, `anthropic:vault`, takes its key from `key_ref`
+/// (JSON) through the secret provider declared in `providers` (TOML); the anthropic
+/// endpoint is the fake.
+fn ref_home(
+    fake: &support::fake_provider::FakeProvider,
+    providers: &str,
+    key_ref: &str,
+) -> support::home::TestHome {
+    let home = support::home::TestHome::new(&format!(
+        "[agents.defaults.model]\nprimary = \"anthropic/m\"\n[models.providers.anthropic]\nbaseUrl = \"{}\"\n{providers}",
+        fake.anthropic_base()
+    ));
+    let profiles = format!(
+        r#"{{"profiles":{{"anthropic:vault":{{"type":"api_key","provider":"anthropic","keyRef":{key_ref}}}}}}}"#
+    );
+    let path = home.write("agents/main/agent/auth-profiles.json", &profiles);
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+    home
+}
+
+fn turn() -> remoteclaw::engine::TurnInput {
+    remoteclaw::engine::TurnInput {
+        model: None,
+        pin: None,
+        messages: vec![remoteclaw::providers::ChatMessage::user("hi")],
+    }
+}
+
+#[tokio::test]
+async fn failing_exec_ref_costs_one_process_across_concurrent_and_repeated_turns() {
+    let fake = support::fake_provider::FakeProvider::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let (script, counter) = counting_script(dir.path(), true, "0.3");
+    let mut home = ref_home(
+        &fake,
+        &exec_provider("vault", &script, ""),
+        r#"{"source":"exec","provider":"vault","id":"anthropic"}"#,
+    );
+    home.set("ANTHROPIC_API_KEY", "k-env-answers");
+    let app = home.app().await;
+    let turns = (0..6).map(|_| app.engine.run_turn(turn(), None));
+    for result in futures_util::future::join_all(turns).await {
+        assert!(result.error.is_none(), "{:?}", result.error);
+        assert_eq!(result.credential.as_deref(), Some("env:ANTHROPIC_API_KEY"));
+    }
+    assert_eq!(runs(&counter), 1, "six concurrent turns, one process");
+    for _ in 0..5 {
+        let result = app.engine.run_turn(turn(), None).await;
+        assert!(result.error.is_none(), "{:?}", result.error);
+    }
+    assert_eq!(
+        runs(&counter),
+        1,
+        "no process per turn within the failure TTL"
+    );
+    assert_eq!(fake.request_count(), 11);
+}
+
+#[tokio::test]
+async fn world_readable_secret_file_reason_is_in_every_message() {
+    let fake = support::fake_provider::FakeProvider::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let path = write_file(dir.path(), "s.json", &secrets_json(), 0o644);
+    let home = ref_home(
+        &fake,
+        &file_provider("files", &path, ""),
+        r#"{"source":"file","provider":"files","id":"/providers/openai/apiKey"}"#,
+    );
+    let p = path.display();
+    let want = format!("file {p} is readable by group/others (0644): chmod 600 {p}");
+    let app = home.app().await;
+    let resolver = &app.engine.resolver;
+
+    let res = resolver
+        .resolve("anthropic", "anthropic/m", None)
+        .await
+        .unwrap();
+    let c = &res.candidates[0];
+    assert_eq!(c.reason, Some("unresolved_ref"));
+    let detail = c.detail.as_deref().unwrap_or_default();
+    assert!(detail.contains(&want), "candidate detail: {detail}");
+
+    let pinned = resolver
+        .attempt_list("anthropic", "anthropic/m", Some("anthropic:vault"))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(pinned.contains(&want), "pinned-profile error: {pinned}");
+
+    let unpinned = resolver
+        .attempt_list("anthropic", "anthropic/m", None)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        unpinned.contains(&want),
+        "no usable credentials: {unpinned}"
+    );
+
+    let result = app.engine.run_turn(turn(), None).await;
+    let error = result.error.map(|e| e.to_string()).unwrap_or_default();
+    assert!(error.contains(&want), "turn error: {error}");
+
+    let out = home.run(&["models", "status"]).await;
+    let text = support::home::stdout(&out);
+    assert!(text.contains(&want), "models status: {text}");
+    for text in [detail, &pinned, &unpinned, &error, &text] {
+        assert!(!text.contains(CANARY), "{text}");
+    }
 }

@@ -150,15 +150,13 @@ impl Resolution {
                     .until
                     .map(|u| format!(" {}", until_text(u, now_ms)))
                     .unwrap_or_default();
-                format!(
-                    "{} {}{}{until}",
-                    c.id,
-                    health_str(c.health),
-                    c.reason
-                        .as_ref()
-                        .map(|r| format!(" ({r})"))
-                        .unwrap_or_default()
-                )
+                // A failed SecretRef carries its reason: say it, not just the code.
+                let reason = match (c.reason, &c.detail) {
+                    (Some(r @ "unresolved_ref"), Some(d)) => format!(" ({r}: {d})"),
+                    (Some(r), _) => format!(" ({r})"),
+                    (None, _) => String::new(),
+                };
+                format!("{} {}{reason}{until}", c.id, health_str(c.health))
             })
             .collect::<Vec<_>>()
             .join("; ")
@@ -560,7 +558,7 @@ impl CredentialResolver {
         clock: Arc<dyn Clock>,
         cooldowns: Arc<CooldownBook>,
     ) -> CredentialResolver {
-        let secrets = SecretResolver::new(config.clone(), env.clone());
+        let secrets = SecretResolver::new(config.clone(), env.clone()).with_clock(clock.clone());
         CredentialResolver {
             config,
             env,

@@ -66,6 +66,9 @@ pub struct AgentDefaults {
     pub max_tokens: Option<u32>,
     /// System prompt sent with every turn.
     pub system_prompt: Option<String>,
+    /// Every turn ends within this many seconds (all attempts included), with its
+    /// reply or a `timeout` error. Unset: `engine::DEFAULT_TURN_TIMEOUT` (600 s).
+    pub turn_timeout_secs: Option<u64>,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -3,6 +3,9 @@
 //! credentials, and tries them in order — moving to the next credential only on a
 //! rate-limit class error — recording every attempt for the decision trace.
 //!
+//! Every turn ends within `agents.defaults.turnTimeoutSecs` (default 600 s), whatever
+//! the providers do.
+//!
 //! It does not parse chat commands or keep history: callers (session manager, HTTP
 //! API, CLI) hand it the full message list.
 
@@ -21,6 +24,9 @@ use std::sync::Arc;
 
 /// Default reply-token budget when the config sets none.
 pub const DEFAULT_MAX_TOKENS: u32 = 4096;
+
+/// Default turn deadline (`agents.defaults.turnTimeoutSecs`).
+pub const DEFAULT_TURN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(600);
 
 #[derive(Debug)]
 pub struct Engine {
@@ -73,6 +79,16 @@ impl Engine {
         Some(ProviderClient::new(settings).inspect(|c| {
             self.clients.insert(provider.to_string(), c.clone());
         }))
+    }
+
+    /// How long a whole turn may take, every attempt included (at least 1 s).
+    pub fn turn_timeout(&self) -> std::time::Duration {
+        self.config
+            .agents
+            .defaults
+            .turn_timeout_secs
+            .map(|s| std::time::Duration::from_secs(s.max(1)))
+            .unwrap_or(DEFAULT_TURN_TIMEOUT)
     }
 
     pub fn max_tokens(&self) -> u32 {

@@ -1,13 +1,15 @@
-//! Running one turn: model chain × candidate credentials, with the attempts trace.
+//! Running one turn: model chain × candidate credentials, with the attempts trace, all
+//! within the turn deadline (`agents.defaults.turnTimeoutSecs`).
 
 use super::Engine;
 use crate::auth::{CredentialSource, ResolveError};
 use crate::catalog::ModelRef;
+use crate::metrics::Metrics;
 use crate::providers::{
     ChatMessage, ChatRequest, DeltaSink, ErrorKind, ProviderError, Role, Usage,
 };
 use serde::Serialize;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 #[derive(Debug, Clone)]
 pub struct TurnInput {
@@ -75,11 +77,102 @@ fn worth_falling_back(kind: ErrorKind) -> bool {
     )
 }
 
+/// What a turn has done so far. It lives outside the attempts future, so a deadline
+/// that cuts the future off still knows the attempts and the call under way.
+#[derive(Debug, Default)]
+struct Progress {
+    attempts: Vec<Attempt>,
+    /// The model being tried.
+    model: Option<ModelRef>,
+    /// The credential whose call is under way.
+    calling: Option<String>,
+}
+
+/// Counts the turn in the in-flight gauge until dropped — on every path, including a
+/// turn future dropped by its caller.
+struct InFlight<'a>(&'a Metrics);
+
+impl<'a> InFlight<'a> {
+    fn enter(metrics: &'a Metrics) -> InFlight<'a> {
+        metrics.in_flight.inc();
+        InFlight(metrics)
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.in_flight.dec();
+    }
+}
+
 impl Engine {
-    /// Run one turn. With `sink`, the reply streams into it as it arrives.
-    pub async fn run_turn(&self, input: TurnInput, mut sink: Option<DeltaSink<'_>>) -> TurnResult {
+    /// Run one turn. With `sink`, the reply streams into it as it arrives. The turn
+    /// ends within `turn_timeout()` whatever the providers do: with its reply, or with
+    /// a `timeout` error.
+    pub async fn run_turn(&self, input: TurnInput, sink: Option<DeltaSink<'_>>) -> TurnResult {
         let started = Instant::now();
-        self.metrics.in_flight.inc();
+        let _in_flight = InFlight::enter(&self.metrics);
+        let limit = self.turn_timeout();
+        let mut progress = Progress::default();
+        let result =
+            match tokio::time::timeout(limit, self.attempts(input, sink, &mut progress)).await {
+                Ok(result) => result,
+                Err(_) => self.deadline_passed(limit, progress),
+            };
+        self.finish(started, result)
+    }
+
+    /// The turn ran out of time: the call under way counts as a `timeout` attempt.
+    fn deadline_passed(&self, limit: Duration, mut progress: Progress) -> TurnResult {
+        let model = progress
+            .model
+            .take()
+            .unwrap_or_else(|| self.catalog.default.clone());
+        let provider = &model.provider;
+        let doing = match progress.calling.take() {
+            Some(credential) => {
+                self.metrics
+                    .attempts
+                    .get_or_create(&crate::metrics::AttemptLabels {
+                        provider: provider.clone(),
+                        outcome: ErrorKind::Timeout.as_str().to_string(),
+                    })
+                    .inc();
+                let doing = format!("{model} was still answering with {credential}");
+                progress.attempts.push(Attempt {
+                    credential,
+                    outcome: ErrorKind::Timeout.as_str().into(),
+                    retry_after_ms: None,
+                });
+                doing
+            }
+            None => format!("credentials for {model} were still being looked up"),
+        };
+        let message = format!(
+            "{provider}: the turn did not finish within {} s (agents.defaults.turnTimeoutSecs): {doing}. Try again, or raise agents.defaults.turnTimeoutSecs.",
+            limit.as_secs()
+        );
+        tracing::warn!(model = %model, attempts = progress.attempts.len(), "{message}");
+        TurnResult {
+            reply: String::new(),
+            model,
+            credential: None,
+            attempts: progress.attempts,
+            usage: None,
+            error: Some(TurnError::Provider(ProviderError::new(
+                ErrorKind::Timeout,
+                message,
+            ))),
+        }
+    }
+
+    /// Every attempt of a turn, without the deadline (see `run_turn`).
+    async fn attempts(
+        &self,
+        input: TurnInput,
+        mut sink: Option<DeltaSink<'_>>,
+        progress: &mut Progress,
+    ) -> TurnResult {
         let chain = self.catalog.chain(input.model.as_ref());
         let mut messages = input.messages;
         if let Some(system) = &self.config.agents.defaults.system_prompt
@@ -93,7 +186,6 @@ impl Engine {
                 },
             );
         }
-        let mut attempts: Vec<Attempt> = Vec::new();
         let mut first_error: Option<TurnError> = None;
         let mut last_error: Option<TurnError> = None;
         let mut last_model = chain
@@ -104,6 +196,7 @@ impl Engine {
 
         'models: for model in &chain {
             last_model = model.clone();
+            progress.model = Some(model.clone());
             let client = match self.client(&model.provider) {
                 None => {
                     let e = TurnError::UnknownProvider {
@@ -147,6 +240,7 @@ impl Engine {
                 max_tokens: self.max_tokens(),
             };
             for cred in candidates.attempt_order() {
+                progress.calling = Some(cred.id.to_string());
                 let result = match sink.as_deref_mut() {
                     Some(s) => {
                         let mut wrapped = |d: &str| {
@@ -157,6 +251,7 @@ impl Engine {
                     }
                     None => client.complete(cred, &request).await,
                 };
+                progress.calling = None;
                 let outcome = match &result {
                     Ok(_) => "ok",
                     Err(e) => e.kind.as_str(),
@@ -189,29 +284,26 @@ impl Engine {
                 }
                 match result {
                     Ok(c) => {
-                        attempts.push(Attempt {
+                        progress.attempts.push(Attempt {
                             credential: cred.id.to_string(),
                             outcome: "ok".into(),
                             retry_after_ms: None,
                         });
-                        tracing::info!(model = %model, credential = %cred.id, attempts = attempts.len(), "turn answered");
-                        return self.finish(
-                            started,
-                            TurnResult {
-                                reply: c.text,
-                                model: model.clone(),
-                                credential: Some(cred.id.to_string()),
-                                attempts,
-                                usage: c.usage,
-                                error: None,
-                            },
-                        );
+                        tracing::info!(model = %model, credential = %cred.id, attempts = progress.attempts.len(), "turn answered");
+                        return TurnResult {
+                            reply: c.text,
+                            model: model.clone(),
+                            credential: Some(cred.id.to_string()),
+                            attempts: std::mem::take(&mut progress.attempts),
+                            usage: c.usage,
+                            error: None,
+                        };
                     }
                     Err(e) => {
                         let retry_after_ms = e
                             .retry_after
                             .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
-                        attempts.push(Attempt {
+                        progress.attempts.push(Attempt {
                             credential: cred.id.to_string(),
                             outcome: e.kind.as_str().into(),
                             retry_after_ms,
@@ -238,19 +330,17 @@ impl Engine {
         let error = last_error
             .or(first_error)
             .unwrap_or_else(|| TurnError::Resolve("no model to try".into()));
-        let result = TurnResult {
+        TurnResult {
             reply: String::new(),
             model: last_model,
             credential: None,
-            attempts,
+            attempts: std::mem::take(&mut progress.attempts),
             usage: None,
             error: Some(error),
-        };
-        self.finish(started, result)
+        }
     }
 
     fn finish(&self, started: Instant, result: TurnResult) -> TurnResult {
-        self.metrics.in_flight.dec();
         self.metrics
             .turn_seconds
             .observe(started.elapsed().as_secs_f64());

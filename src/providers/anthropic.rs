@@ -2,8 +2,9 @@
 //! API keys go in `x-api-key`; setup/OAuth tokens (`sk-ant-oat01-…`) go in
 //! `Authorization: Bearer` with the OAuth beta header.
 
-use super::http::{ApiCall, StreamState, malformed};
-use super::{ChatRequest, Completion, ProviderError, ProviderSettings, Role, Usage};
+use super::http::{ApiCall, malformed};
+use super::stream::StreamState;
+use super::{ChatRequest, Completion, ProviderError, ProviderSettings, Role, Usage, token_count};
 use crate::auth::credential::Credential;
 use crate::config::ApiKind;
 use serde::Deserialize;
@@ -76,7 +77,8 @@ struct Reply {
     #[serde(default)]
     content: Vec<Block>,
     stop_reason: Option<String>,
-    usage: Option<ApiUsage>,
+    /// Read leniently (`token_count`): odd numbers must not cost the reply.
+    usage: Option<Value>,
 }
 
 #[derive(Deserialize)]
@@ -85,14 +87,6 @@ struct Block {
     kind: String,
     #[serde(default)]
     text: String,
-}
-
-#[derive(Deserialize, Default)]
-struct ApiUsage {
-    #[serde(default)]
-    input_tokens: u64,
-    #[serde(default)]
-    output_tokens: u64,
 }
 
 pub fn parse_reply(provider: &str, body: &[u8]) -> Result<Completion, ProviderError> {
@@ -104,9 +98,9 @@ pub fn parse_reply(provider: &str, body: &[u8]) -> Result<Completion, ProviderEr
             .filter(|b| b.kind == "text")
             .map(|b| b.text.as_str())
             .collect(),
-        usage: reply.usage.map(|u| Usage {
-            input_tokens: u.input_tokens,
-            output_tokens: u.output_tokens,
+        usage: reply.usage.filter(Value::is_object).map(|u| Usage {
+            input_tokens: token_count(u.get("input_tokens")),
+            output_tokens: token_count(u.get("output_tokens")),
         }),
         stop_reason: reply.stop_reason,
     })
@@ -130,11 +124,8 @@ pub fn on_event(
     let kind = v.get("type").and_then(Value::as_str).unwrap_or(event);
     match kind {
         "message_start" => {
-            if let Some(n) = v
-                .pointer("/message/usage/input_tokens")
-                .and_then(Value::as_u64)
-            {
-                state.usage_mut().input_tokens = n;
+            if let Some(n) = v.pointer("/message/usage/input_tokens") {
+                state.usage_mut().input_tokens = token_count(Some(n));
             }
         }
         "content_block_delta"
@@ -149,8 +140,8 @@ pub fn on_event(
             if let Some(r) = v.pointer("/delta/stop_reason").and_then(Value::as_str) {
                 state.stop_reason = Some(r.to_string());
             }
-            if let Some(n) = v.pointer("/usage/output_tokens").and_then(Value::as_u64) {
-                state.usage_mut().output_tokens = n;
+            if let Some(n) = v.pointer("/usage/output_tokens") {
+                state.usage_mut().output_tokens = token_count(Some(n));
             }
         }
         "message_stop" => state.done = true,

@@ -137,22 +137,29 @@ fn extract(body: &str) -> ErrorFields {
     f
 }
 
-/// `"38s"`, `"1.5s"`, `"120ms"` → duration.
+/// The longest wait a provider's retry hint may ask for; longer hints are cut to this.
+pub const MAX_RETRY_HINT: Duration = Duration::from_secs(24 * 3600);
+
+/// A hint of `secs` seconds, clamped to `MAX_RETRY_HINT`; negative, NaN or infinite
+/// hints are ignored (`None`). Never panics, whatever the number.
+pub fn clamp_hint_secs(secs: f64) -> Option<Duration> {
+    if !secs.is_finite() || secs < 0.0 {
+        return None;
+    }
+    if secs >= MAX_RETRY_HINT.as_secs_f64() {
+        return Some(MAX_RETRY_HINT);
+    }
+    Some(Duration::from_secs_f64(secs))
+}
+
+/// `"38s"`, `"1.5s"`, `"120ms"` → duration (clamped, see `clamp_hint_secs`).
 fn parse_duration_secs(s: &str) -> Option<Duration> {
     let s = s.trim();
     if let Some(ms) = s.strip_suffix("ms") {
-        return ms
-            .trim()
-            .parse::<f64>()
-            .ok()
-            .filter(|v| v.is_finite() && *v >= 0.0)
-            .map(|v| Duration::from_secs_f64(v / 1000.0));
+        return clamp_hint_secs(ms.trim().parse::<f64>().ok()? / 1000.0);
     }
     let secs = s.strip_suffix('s').unwrap_or(s).trim();
-    secs.parse::<f64>()
-        .ok()
-        .filter(|v| v.is_finite() && *v >= 0.0 && *v < 1e9)
-        .map(Duration::from_secs_f64)
+    clamp_hint_secs(secs.parse::<f64>().ok()?)
 }
 
 /// OpenAI puts the wait in the text: "Please try again in 20s" / "in 1.5s" / "in 350ms".
@@ -161,24 +168,37 @@ fn retry_from_text(message: &str) -> Option<Duration> {
     let rest = &lower[lower.find("try again in ")? + "try again in ".len()..];
     let token: String = rest
         .chars()
-        .take_while(|c| c.is_ascii_alphanumeric() || *c == '.')
+        .take_while(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '+' | '-'))
         .collect();
     parse_duration_secs(token.trim_end_matches('.'))
 }
 
-/// The `retry-after` header (seconds) or `retry-after-ms`.
+/// The `retry-after-ms` header, or `retry-after` (seconds or an HTTP date), clamped.
 pub fn retry_after_header(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
+    retry_after_header_at(headers, std::time::SystemTime::now())
+}
+
+/// `retry_after_header` with "now" given (an HTTP date is a wait until then).
+pub fn retry_after_header_at(
+    headers: &reqwest::header::HeaderMap,
+    now: std::time::SystemTime,
+) -> Option<Duration> {
     if let Some(ms) = headers.get("retry-after-ms").and_then(|v| v.to_str().ok())
-        && let Some(d) = parse_duration_secs(&format!("{ms}ms"))
+        && let Some(d) = parse_duration_secs(&format!("{}ms", ms.trim()))
     {
         return Some(d);
     }
-    headers
+    let value = headers
         .get(reqwest::header::RETRY_AFTER)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse::<f64>().ok())
-        .filter(|v| v.is_finite() && *v >= 0.0 && *v < 1e9)
-        .map(Duration::from_secs_f64)
+        .and_then(|v| v.to_str().ok())?
+        .trim();
+    if let Ok(secs) = value.parse::<f64>() {
+        return clamp_hint_secs(secs);
+    }
+    let at = httpdate::parse_http_date(value).ok()?;
+    // A date in the past is no hint at all.
+    let wait = at.duration_since(now).ok()?;
+    Some(wait.min(MAX_RETRY_HINT))
 }
 
 fn has_any(tags: &[String], wanted: &[&str]) -> bool {
@@ -226,6 +246,7 @@ pub fn classify(
         message,
         retry_after: if kind == ErrorKind::RateLimit {
             retry_after
+                .map(|d| d.min(MAX_RETRY_HINT))
                 .or(fields.retry_delay)
                 .or_else(|| retry_from_text(&text))
         } else {
@@ -324,198 +345,4 @@ fn describe(kind: ErrorKind) -> &'static str {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn k(status: Option<u16>, body: &str) -> ErrorKind {
-        classify("p", status, None, body).kind
-    }
-
-    #[test]
-    fn classification_table() {
-        use ErrorKind::*;
-        let cases: &[(Option<u16>, &str, ErrorKind)] = &[
-            // Anthropic
-            (
-                Some(429),
-                r#"{"type":"error","error":{"type":"rate_limit_error","message":"Number of request tokens has exceeded your per-minute rate limit"}}"#,
-                RateLimit,
-            ),
-            (
-                Some(401),
-                r#"{"type":"error","error":{"type":"authentication_error","message":"invalid x-api-key"}}"#,
-                Auth,
-            ),
-            (
-                Some(403),
-                r#"{"type":"error","error":{"type":"permission_error","message":"too many requests"}}"#,
-                Auth,
-            ),
-            (
-                Some(529),
-                r#"{"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}"#,
-                Overloaded,
-            ),
-            (
-                Some(400),
-                r#"{"type":"error","error":{"type":"invalid_request_error","message":"Your credit balance is too low to access the Anthropic API."}}"#,
-                Billing,
-            ),
-            (
-                Some(400),
-                r#"{"type":"error","error":{"type":"invalid_request_error","message":"This credential is only authorized for use with Claude Code and cannot be used for other API requests."}}"#,
-                Auth,
-            ),
-            (
-                Some(400),
-                r#"{"type":"error","error":{"type":"invalid_request_error","message":"messages: field required"}}"#,
-                Format,
-            ),
-            (
-                Some(500),
-                r#"{"type":"error","error":{"type":"api_error","message":"Internal server error"}}"#,
-                Unknown,
-            ),
-            (
-                None,
-                r#"{"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}"#,
-                Overloaded,
-            ),
-            // OpenAI / OpenRouter
-            (
-                Some(429),
-                r#"{"error":{"message":"You exceeded your current quota, please check your plan and billing details.","type":"insufficient_quota","param":null,"code":"insufficient_quota"}}"#,
-                RateLimit,
-            ),
-            (
-                Some(429),
-                r#"{"error":{"message":"Rate limit reached for gpt-4o","type":"requests","param":null,"code":"rate_limit_exceeded"}}"#,
-                RateLimit,
-            ),
-            (
-                Some(401),
-                r#"{"error":{"message":"Incorrect API key provided","type":"invalid_request_error","code":"invalid_api_key"}}"#,
-                Auth,
-            ),
-            (
-                Some(402),
-                r#"{"error":{"message":"Insufficient credits. Add more using https://openrouter.ai/credits","code":402}}"#,
-                Billing,
-            ),
-            (
-                Some(400),
-                r#"{"error":{"message":"Too many requests, slow down","type":"invalid_request_error"}}"#,
-                RateLimit,
-            ),
-            (
-                Some(400),
-                r#"{"error":{"message":"Quota exceeded for this project","type":"invalid_request_error"}}"#,
-                RateLimit,
-            ),
-            (
-                Some(503),
-                r#"{"error":{"message":"The server is overloaded","type":"server_error"}}"#,
-                Overloaded,
-            ),
-            (
-                Some(401),
-                r#"{"error":{"message":"rate limit quota too many requests"}}"#,
-                Auth,
-            ),
-            // Google
-            (
-                Some(429),
-                r#"{"error":{"code":429,"message":"Resource has been exhausted (e.g. check quota).","status":"RESOURCE_EXHAUSTED"}}"#,
-                RateLimit,
-            ),
-            (
-                Some(400),
-                r#"{"error":{"code":400,"message":"API key not valid. Please pass a valid API key.","status":"INVALID_ARGUMENT","details":[{"@type":"type.googleapis.com/google.rpc.ErrorInfo","reason":"API_KEY_INVALID"}]}}"#,
-                Auth,
-            ),
-            (
-                Some(503),
-                r#"{"error":{"code":503,"message":"The model is overloaded.","status":"UNAVAILABLE"}}"#,
-                Overloaded,
-            ),
-            (
-                Some(400),
-                r#"[{"error":{"code":400,"message":"bad","status":"INVALID_ARGUMENT"}}]"#,
-                Format,
-            ),
-            (
-                Some(504),
-                r#"{"error":{"code":504,"status":"DEADLINE_EXCEEDED","message":"Deadline"}}"#,
-                Timeout,
-            ),
-            // Not JSON
-            (Some(502), "<html>Bad gateway</html>", Unknown),
-            (Some(429), "", RateLimit),
-            (Some(400), "Too Many Requests", RateLimit),
-        ];
-        for (status, body, want) in cases {
-            assert_eq!(k(*status, body), *want, "{status:?} {body}");
-        }
-    }
-
-    #[test]
-    fn retry_after_sources() {
-        let e = classify(
-            "google",
-            Some(429),
-            None,
-            r#"{"error":{"code":429,"message":"quota","status":"RESOURCE_EXHAUSTED","details":[{"@type":"type.googleapis.com/google.rpc.RetryInfo","retryDelay":"38s"}]}}"#,
-        );
-        assert_eq!(e.retry_after, Some(Duration::from_secs(38)));
-        let e = classify(
-            "openai",
-            Some(429),
-            None,
-            r#"{"error":{"message":"Rate limit reached. Please try again in 1.5s.","code":"rate_limit_exceeded"}}"#,
-        );
-        assert_eq!(e.retry_after, Some(Duration::from_millis(1500)));
-        let e = classify(
-            "anthropic",
-            Some(429),
-            Some(Duration::from_secs(7)),
-            r#"{"type":"error","error":{"type":"rate_limit_error","message":"x"}}"#,
-        );
-        assert_eq!(e.retry_after, Some(Duration::from_secs(7)));
-        let e = classify("anthropic", Some(500), Some(Duration::from_secs(7)), "{}");
-        assert_eq!(e.retry_after, None, "only rate limits carry a retry-after");
-    }
-
-    #[test]
-    fn claude_code_message_names_the_fix() {
-        let e = classify(
-            "anthropic",
-            Some(400),
-            None,
-            r#"{"type":"error","error":{"type":"invalid_request_error","message":"This credential is only authorized for use with Claude Code and cannot be used for other API requests."}}"#,
-        );
-        assert_eq!(e.kind, ErrorKind::Auth);
-        assert!(
-            e.message.contains("Use an Anthropic API key"),
-            "{}",
-            e.message
-        );
-    }
-
-    #[test]
-    fn scrub_removes_secret() {
-        let e = ProviderError::new(ErrorKind::Auth, "bad key sk-canary-123 given")
-            .scrub(&crate::secret::Secret::new("sk-canary-123"));
-        assert!(!e.message.contains("canary"));
-    }
-
-    #[test]
-    fn quota_flag() {
-        let e = classify(
-            "openai",
-            Some(429),
-            None,
-            r#"{"error":{"message":"You exceeded your current quota","type":"insufficient_quota","code":"insufficient_quota"}}"#,
-        );
-        assert!(e.is_quota());
-    }
-}
+mod tests;

@@ -1,8 +1,9 @@
 //! The `google-generative` wire API (Gemini): `POST {baseUrl}/models/<m>:generateContent`
 //! or `:streamGenerateContent?alt=sse`, key in `x-goog-api-key`.
 
-use super::http::{ApiCall, StreamState, malformed};
-use super::{ChatRequest, Completion, ProviderError, ProviderSettings, Role, Usage};
+use super::http::{ApiCall, malformed};
+use super::stream::StreamState;
+use super::{ChatRequest, Completion, ProviderError, ProviderSettings, Role, Usage, token_count};
 use crate::auth::credential::Credential;
 use crate::config::ApiKind;
 use serde_json::{Value, json};
@@ -50,14 +51,8 @@ fn read_chunk(provider: &str, v: &Value, state: &mut StreamState) -> Result<Stri
     }
     if let Some(u) = v.get("usageMetadata") {
         state.usage = Some(Usage {
-            input_tokens: u
-                .get("promptTokenCount")
-                .and_then(Value::as_u64)
-                .unwrap_or(0),
-            output_tokens: u
-                .get("candidatesTokenCount")
-                .and_then(Value::as_u64)
-                .unwrap_or(0),
+            input_tokens: token_count(u.get("promptTokenCount")),
+            output_tokens: token_count(u.get("candidatesTokenCount")),
         });
     }
     let Some(cand) = v.pointer("/candidates/0") else {
@@ -95,7 +90,7 @@ pub fn parse_reply(provider: &str, body: &[u8]) -> Result<Completion, ProviderEr
     }
     let mut state = StreamState::default();
     let text = read_chunk(provider, &v, &mut state)?;
-    if v.get("candidates").is_none() {
+    if !v.get("candidates").is_some_and(Value::is_array) {
         return Err(malformed(provider, "no candidates in the reply"));
     }
     Ok(Completion {

@@ -1,38 +1,21 @@
 //! Shared HTTP plumbing for every wire API: send with the connect timeout, wait at most
-//! the idle timeout for each byte (before the first and between chunks), turn non-2xx
-//! replies into classified errors, and drive SSE streams through the API's event parser.
+//! the idle timeout for the reply to start and for each chunk of a plain reply, refuse
+//! redirects, turn non-2xx replies into classified errors, and hand SSE replies to
+//! `stream`. The whole turn's deadline is the engine's business.
 
 use super::error::{ErrorKind, ProviderError, classify, retry_after_header};
-use super::{Completion, DeltaSink, ProviderSettings, Usage, anthropic, google, openai};
+use super::stream::{guarded_bytes, read_stream};
+use super::{Completion, DeltaSink, ProviderSettings, anthropic, google, openai};
 use crate::config::ApiKind;
-use eventsource_stream::Eventsource;
-use futures_util::StreamExt;
 use std::time::Duration;
 use tokio::time::timeout;
 
 /// Largest reply body we read (a reply bigger than this is not a chat reply).
-const MAX_BODY: usize = 16 * 1024 * 1024;
-
+pub(crate) const MAX_BODY: usize = 16 * 1024 * 1024;
 /// A request ready to send, and how to read its reply.
 pub struct ApiCall {
     pub request: reqwest::RequestBuilder,
     pub api: ApiKind,
-}
-
-/// What a stream has delivered so far.
-#[derive(Debug, Default)]
-pub struct StreamState {
-    pub text: String,
-    pub usage: Option<Usage>,
-    pub stop_reason: Option<String>,
-    /// The API sent its explicit end marker (`message_stop`, `[DONE]`).
-    pub done: bool,
-}
-
-impl StreamState {
-    pub fn usage_mut(&mut self) -> &mut Usage {
-        self.usage.get_or_insert_with(Usage::default)
-    }
 }
 
 pub async fn execute(
@@ -47,6 +30,9 @@ pub async fn execute(
         Ok(Ok(r)) => r,
     };
     let status = resp.status();
+    if status.is_redirection() {
+        return Err(redirected(settings, &resp));
+    }
     if !status.is_success() {
         let retry = retry_after_header(resp.headers());
         let body = read_body(settings, resp).await.unwrap_or_default();
@@ -63,7 +49,10 @@ pub async fn execute(
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.starts_with("text/event-stream"));
     match sink {
-        Some(sink) if is_sse => read_stream(settings, call.api, resp, sink).await,
+        Some(sink) if is_sse => {
+            let bytes = guarded_bytes(resp.bytes_stream(), settings.idle_timeout);
+            read_stream(settings, call.api, bytes, sink).await
+        }
         sink => {
             // Non-streaming call, or a server that answered a stream request with JSON.
             let body = read_body(settings, resp).await?;
@@ -86,69 +75,36 @@ fn parse_reply(api: ApiKind, provider: &str, body: &[u8]) -> Result<Completion, 
     }
 }
 
-async fn read_stream(
-    settings: &ProviderSettings,
-    api: ApiKind,
-    resp: reqwest::Response,
-    sink: DeltaSink<'_>,
-) -> Result<Completion, ProviderError> {
-    let idle = settings.idle_timeout;
-    let mut events = resp.bytes_stream().eventsource();
-    let mut state = StreamState::default();
-    while !state.done {
-        let event = match timeout(idle, events.next()).await {
-            Err(_) => {
-                return Err(timed_out(
-                    settings,
-                    idle,
-                    "for the next part of the streamed reply",
-                ));
-            }
-            Ok(None) => break,
-            Ok(Some(Err(e))) => {
-                return Err(ProviderError::new(
-                    ErrorKind::Unknown,
-                    format!("{}: the reply stream broke off: {e}", settings.id),
-                ));
-            }
-            Ok(Some(Ok(ev))) => ev,
-        };
-        let delta = match api {
-            ApiKind::AnthropicMessages => {
-                anthropic::on_event(&settings.id, &event.event, &event.data, &mut state)?
-            }
-            ApiKind::OpenaiCompletions => openai::on_event(&settings.id, &event.data, &mut state)?,
-            ApiKind::GoogleGenerative => google::on_event(&settings.id, &event.data, &mut state)?,
-        };
-        if let Some(d) = delta.filter(|d| !d.is_empty()) {
-            sink(&d);
-            state.text.push_str(&d);
-        }
-        if state.text.len() > MAX_BODY {
-            return Err(ProviderError::new(
-                ErrorKind::Format,
-                format!(
-                    "{}: the streamed reply exceeded {} MiB",
-                    settings.id,
-                    MAX_BODY >> 20
-                ),
-            ));
-        }
-    }
-    if !state.done && state.stop_reason.is_none() {
-        return Err(ProviderError::new(
-            ErrorKind::Unknown,
-            format!(
-                "{}: the provider closed the stream before the reply was complete",
-                settings.id
-            ),
-        ));
-    }
-    Ok(Completion {
-        text: state.text,
-        usage: state.usage,
-        stop_reason: state.stop_reason,
-    })
+/// A 3xx reply: never followed (the credential header would go along), reported with
+/// the status and where it pointed.
+fn redirected(settings: &ProviderSettings, resp: &reqwest::Response) -> ProviderError {
+    let id = &settings.id;
+    let status = resp.status().as_u16();
+    let target = resp
+        .headers()
+        .get(reqwest::header::LOCATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|loc| resp.url().join(loc.trim()).ok())
+        .and_then(|url| {
+            let host = url.host_str()?.to_string();
+            Some(match url.port() {
+                Some(port) => format!("{host}:{port}"),
+                None => host,
+            })
+        });
+    let to = match target {
+        Some(host) => format!("redirecting to {host}"),
+        None => "a redirect without a usable Location".to_string(),
+    };
+    let mut e = ProviderError::new(
+        ErrorKind::Unknown,
+        format!(
+            "{id}: {} answered HTTP {status}, {to}; redirects are not followed so the credential is never sent to another host. Point models.providers.{id}.baseUrl at the final address.",
+            settings.base_url
+        ),
+    );
+    e.status = Some(status);
+    e
 }
 
 async fn read_body(
@@ -175,7 +131,7 @@ async fn read_body(
     }
 }
 
-fn timed_out(settings: &ProviderSettings, idle: Duration, what: &str) -> ProviderError {
+pub(super) fn timed_out(settings: &ProviderSettings, idle: Duration, what: &str) -> ProviderError {
     ProviderError::new(
         ErrorKind::Timeout,
         format!(
@@ -188,14 +144,20 @@ fn timed_out(settings: &ProviderSettings, idle: Duration, what: &str) -> Provide
     )
 }
 
-fn network_error(settings: &ProviderSettings, e: &reqwest::Error) -> ProviderError {
+/// An error and its sources, joined with ": ".
+pub(super) fn error_chain(e: &dyn std::error::Error) -> String {
     let mut detail = e.to_string();
-    let mut source = std::error::Error::source(e);
+    let mut source = e.source();
     while let Some(s) = source {
         detail.push_str(": ");
         detail.push_str(&s.to_string());
         source = s.source();
     }
+    detail
+}
+
+fn network_error(settings: &ProviderSettings, e: &reqwest::Error) -> ProviderError {
+    let detail = error_chain(e);
     if e.is_timeout() {
         return ProviderError::new(
             ErrorKind::Timeout,

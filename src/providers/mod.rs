@@ -1,14 +1,18 @@
 //! Provider clients: one file per wire API (`anthropic`, `openai`, `google`), the shared
-//! HTTP plumbing with connect/idle timeouts (`http`), error classification (`error`) and
-//! the provider registry (`registry`). A client receives its credential as an argument
-//! on every call; choosing and rotating credentials is the caller's business.
+//! HTTP plumbing with connect/idle timeouts and no redirects (`http`), streamed replies
+//! (`stream`), error classification (`error`) and the provider registry (`registry`).
+//! A client receives its credential as an argument on every call; choosing and rotating
+//! credentials is the caller's business.
 
 pub mod anthropic;
 pub mod error;
+#[cfg(test)]
+mod fuzz;
 pub mod google;
 mod http;
 pub mod openai;
 pub mod registry;
+mod stream;
 
 pub use error::{ErrorKind, ProviderError};
 pub use registry::ProviderSettings;
@@ -76,6 +80,36 @@ pub struct Usage {
     pub output_tokens: u64,
 }
 
+impl Usage {
+    /// Input plus output tokens, saturating (provider numbers can be anything).
+    pub fn total(&self) -> u64 {
+        self.input_tokens.saturating_add(self.output_tokens)
+    }
+
+    /// Both counts of `self` and `other` added, saturating.
+    pub fn saturating_add(self, other: Usage) -> Usage {
+        Usage {
+            input_tokens: self.input_tokens.saturating_add(other.input_tokens),
+            output_tokens: self.output_tokens.saturating_add(other.output_tokens),
+        }
+    }
+}
+
+/// A token count from a provider's JSON: integers as they are, floats rounded down and
+/// capped at `u64::MAX`, negative or non-numeric values as 0. Never fails: a strange
+/// usage figure must not cost the reply.
+pub(crate) fn token_count(v: Option<&serde_json::Value>) -> u64 {
+    let Some(v) = v else { return 0 };
+    if let Some(n) = v.as_u64() {
+        return n;
+    }
+    match v.as_f64() {
+        // `as` saturates: 1e30 becomes u64::MAX; NaN cannot come out of JSON.
+        Some(f) if f > 0.0 => f as u64,
+        _ => 0,
+    }
+}
+
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Completion {
     pub text: String,
@@ -98,6 +132,8 @@ impl ProviderClient {
         let http = reqwest::Client::builder()
             .connect_timeout(settings.connect_timeout)
             .pool_idle_timeout(std::time::Duration::from_secs(90))
+            // A redirect would carry the credential header to wherever it points.
+            .redirect(reqwest::redirect::Policy::none())
             .user_agent(concat!("remoteclaw/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| {
@@ -145,5 +181,65 @@ impl ProviderClient {
         };
         let result = http::execute(&self.settings, call, sink).await;
         result.map_err(|e| e.scrub(&cred.secret))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn usage_token_sum_saturates() {
+        let u = Usage {
+            input_tokens: u64::MAX,
+            output_tokens: 7,
+        };
+        assert_eq!(u.total(), u64::MAX);
+        assert_eq!(u.saturating_add(u).input_tokens, u64::MAX);
+        assert_eq!(u.saturating_add(u).output_tokens, 14);
+    }
+
+    #[test]
+    fn huge_usage_numbers_do_not_fail_the_reply() {
+        let usage = [
+            (json!(1e30), u64::MAX),
+            (json!(-5), 0),
+            (json!(-1.5), 0),
+            (json!(2.9), 2),
+            (json!("12"), 0),
+            (json!(null), 0),
+            (json!(u64::MAX), u64::MAX),
+        ];
+        for (n, want) in usage {
+            let body = json!({
+                "content": [{"type": "text", "text": "hi"}],
+                "stop_reason": "end_turn",
+                "usage": {"input_tokens": n, "output_tokens": n}
+            });
+            let c = anthropic::parse_reply("anthropic", body.to_string().as_bytes())
+                .unwrap_or_else(|e| panic!("{n}: {e}"));
+            assert_eq!(c.usage.map(|u| u.input_tokens), Some(want), "{n}");
+            let body = json!({
+                "choices": [{"message": {"content": "hi"}, "finish_reason": "stop"}],
+                "usage": {"prompt_tokens": n, "completion_tokens": n}
+            });
+            let c = openai::parse_reply("openai", body.to_string().as_bytes()).unwrap();
+            assert_eq!(c.usage.map(|u| u.output_tokens), Some(want), "{n}");
+            let body = json!({
+                "candidates": [{"content": {"parts": [{"text": "hi"}]}}],
+                "usageMetadata": {"promptTokenCount": n, "candidatesTokenCount": n}
+            });
+            let c = google::parse_reply("google", body.to_string().as_bytes()).unwrap();
+            assert_eq!(
+                c.usage.map(|u| u.total()),
+                Some(want.saturating_mul(2)),
+                "{n}"
+            );
+        }
+        // A number too big for u64 written out in full.
+        let body = br#"{"content":[],"usage":{"input_tokens":100000000000000000000000000000,"output_tokens":1}}"#;
+        let c = anthropic::parse_reply("anthropic", body).unwrap();
+        assert_eq!(c.usage.map(|u| u.total()), Some(u64::MAX));
     }
 }

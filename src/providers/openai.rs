@@ -2,8 +2,9 @@
 //! token, JSON or SSE (`data: {...}` chunks ending in `data: [DONE]`). Serves OpenAI,
 //! OpenRouter and any compatible server (Ollama, vLLM, …).
 
-use super::http::{ApiCall, StreamState, malformed};
-use super::{ChatRequest, Completion, ProviderError, ProviderSettings, Role, Usage};
+use super::http::{ApiCall, malformed};
+use super::stream::StreamState;
+use super::{ChatRequest, Completion, ProviderError, ProviderSettings, Role, Usage, token_count};
 use crate::auth::credential::Credential;
 use crate::config::ApiKind;
 use serde_json::{Value, json};
@@ -60,11 +61,8 @@ pub fn build(
 fn usage_of(v: &Value) -> Option<Usage> {
     let u = v.get("usage").filter(|u| u.is_object())?;
     Some(Usage {
-        input_tokens: u.get("prompt_tokens").and_then(Value::as_u64).unwrap_or(0),
-        output_tokens: u
-            .get("completion_tokens")
-            .and_then(Value::as_u64)
-            .unwrap_or(0),
+        input_tokens: token_count(u.get("prompt_tokens")),
+        output_tokens: token_count(u.get("completion_tokens")),
     })
 }
 

@@ -86,21 +86,19 @@ pub(super) fn secret_file(
             st.uid
         ));
     }
-    if st.mode & 0o022 != 0 {
+    // DESIGN §8 wording: `file /x is readable by group/others (0644): chmod 600 /x`.
+    let exposure = if st.mode & 0o022 != 0 {
+        Some("is writable by")
+    } else if st.mode & 0o044 != 0 {
+        Some("is readable by")
+    } else if st.mode & 0o077 != 0 {
+        Some("grants permissions to")
+    } else {
+        None
+    };
+    if let Some(what) = exposure {
         return Err(format!(
-            "{path} is writable by group or others (mode {:04o}); run chmod 600 {path}",
-            st.mode
-        ));
-    }
-    if st.mode & 0o044 != 0 {
-        return Err(format!(
-            "{path} is readable by group or others (mode {:04o}); run chmod 600 {path}",
-            st.mode
-        ));
-    }
-    if st.mode & 0o077 != 0 {
-        return Err(format!(
-            "{path} grants permissions to group or others (mode {:04o}); run chmod 600 {path}",
+            "file {path} {what} group/others ({:04o}): chmod 600 {path}",
             st.mode
         ));
     }
@@ -143,7 +141,7 @@ pub(super) fn command(
     }
     if target.mode & 0o022 != 0 {
         return Err(format!(
-            "{path} is writable by group or others (mode {:04o}); run chmod go-w {path}",
+            "command {path} is writable by group/others ({:04o}): chmod go-w {path}",
             target.mode
         ));
     }
@@ -178,9 +176,18 @@ mod tests {
             let e = ok(bad).unwrap_err();
             assert!(e.contains("chmod 600 /s.json"), "{bad:o}: {e}");
         }
-        assert!(ok(0o640).unwrap_err().contains("readable"));
-        assert!(ok(0o602).unwrap_err().contains("writable"));
-        assert!(ok(0o640).unwrap_err().contains("0640"));
+        assert_eq!(
+            ok(0o644).unwrap_err(),
+            "file /s.json is readable by group/others (0644): chmod 600 /s.json"
+        );
+        assert_eq!(
+            ok(0o602).unwrap_err(),
+            "file /s.json is writable by group/others (0602): chmod 600 /s.json"
+        );
+        assert_eq!(
+            ok(0o610).unwrap_err(),
+            "file /s.json grants permissions to group/others (0610): chmod 600 /s.json"
+        );
     }
 
     #[test]

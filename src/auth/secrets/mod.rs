@@ -3,18 +3,24 @@
 //! operator's resolver command (`exec`) — resolved through the providers configured
 //! under `[secrets.providers.*]`.
 //!
-//! Successful results are cached for a TTL (failures are not). Errors, logs and `Debug`
-//! name refs as `<source>:<provider>:<id>` and never carry a secret value, file content
-//! or command output.
+//! Successful results are cached for a TTL; failures are remembered for `FAILURE_TTL`
+//! (by the injected clock), so a broken ref costs no process or file read per turn.
+//! Lookups are single-flight: while a ref is being fetched, other callers that need it
+//! wait for that fetch instead of starting their own. Errors, logs and `Debug` name refs
+//! as `<source>:<provider>:<id>` with the reason, and never carry a secret value, file
+//! content or command output.
 
 mod checks;
 mod exec;
 mod file;
+mod route;
 
+use route::{Provider, lookup, resolve_env};
+
+use crate::clock::{Clock, SystemClock};
 use crate::config::env::EnvMap;
 use crate::config::{
-    Config, EnvSecretProvider, ExecSecretProvider, FileSecretProvider, SecretInput,
-    SecretProviderConfig, SecretRef, SecretSource,
+    Config, ExecSecretProvider, FileSecretProvider, SecretInput, SecretRef, SecretSource,
 };
 use crate::secret::Secret;
 use dashmap::DashMap;
@@ -26,6 +32,9 @@ use tokio::time::Instant;
 
 /// How long a resolved secret is reused before it is looked up again.
 pub const DEFAULT_TTL: Duration = Duration::from_secs(300);
+
+/// How long a failed lookup is remembered before the ref is tried again.
+pub const FAILURE_TTL: Duration = Duration::from_secs(30);
 
 /// Why a ref could not be resolved. Display names the ref as `<source>:<provider>:<id>`
 /// and the reason, never a secret value (not even a partial one, not the file content,
@@ -59,81 +68,20 @@ fn source_name(s: SecretSource) -> &'static str {
     }
 }
 
-fn with_article(s: SecretSource) -> &'static str {
-    match s {
-        SecretSource::Env => "an env",
-        SecretSource::File => "a file",
-        SecretSource::Exec => "an exec",
-    }
-}
-
-/// The provider a ref goes through.
-#[derive(Clone, Copy)]
-enum Provider<'a> {
-    /// `None`: the implicit `env:default` provider (no allowlist).
-    Env(Option<&'a EnvSecretProvider>),
-    File(&'a FileSecretProvider),
-    Exec(&'a ExecSecretProvider),
-}
-
-fn lookup<'a>(config: &'a Config, r: &SecretRef) -> Result<Provider<'a>, String> {
-    let name = &r.provider;
-    let Some(configured) = config.secrets.providers.get(name) else {
-        if r.source == SecretSource::Env && name == "default" {
-            return Ok(Provider::Env(None));
-        }
-        return Err(format!(
-            "no secret provider \"{name}\" is configured; add [secrets.providers.{name}] with source = \"{}\" to the config",
-            source_name(r.source)
-        ));
-    };
-    let (source, provider) = match configured {
-        SecretProviderConfig::Env(p) => (SecretSource::Env, Provider::Env(Some(p))),
-        SecretProviderConfig::File(p) => (SecretSource::File, Provider::File(p)),
-        SecretProviderConfig::Exec(p) => (SecretSource::Exec, Provider::Exec(p)),
-    };
-    if source != r.source {
-        return Err(format!(
-            "provider {name} is {} provider, but the ref says {}; fix the ref's source or provider",
-            with_article(source),
-            source_name(r.source)
-        ));
-    }
-    Ok(provider)
-}
-
-fn resolve_env(
-    alias: &str,
-    p: Option<&EnvSecretProvider>,
-    env: &EnvMap,
-    var: &str,
-) -> Result<Secret, String> {
-    let allowed = p
-        .and_then(|p| p.allowlist.as_ref())
-        .is_none_or(|allowlist| allowlist.iter().any(|a| a == var));
-    if !allowed {
-        return Err(format!(
-            "variable {var} is not in the allowlist of env provider \"{alias}\"; add it to [secrets.providers.{alias}].allowlist"
-        ));
-    }
-    match env.get(var).map(str::trim) {
-        None => Err(format!(
-            "environment variable {var} is not set; set it (or add it to <state>/.env)"
-        )),
-        Some("") => Err(format!(
-            "environment variable {var} is empty; give it the secret"
-        )),
-        Some(value) => Ok(Secret::new(value)),
-    }
-}
-
-/// Resolves SecretRefs against the configured providers, with a TTL cache.
+/// Resolves SecretRefs against the configured providers, with a TTL cache for values,
+/// a short memory of failures and one lookup in flight per ref.
 pub struct SecretResolver {
     config: Arc<Config>,
     env: Arc<EnvMap>,
     ttl: Duration,
     /// Successful lookups and when they were made.
     cache: DashMap<SecretRef, (Secret, Instant)>,
+    clock: Arc<dyn Clock>,
+    failure_ttl: Duration,
+    /// Failed lookups and when they failed (`clock` ms).
+    failures: DashMap<SecretRef, (RefError, i64)>,
+    /// One lock per ref, held while the ref is fetched (single flight).
+    flights: DashMap<SecretRef, Arc<tokio::sync::Mutex<()>>>,
 }
 
 impl fmt::Debug for SecretResolver {
@@ -142,6 +90,7 @@ impl fmt::Debug for SecretResolver {
             .field("providers", &self.config.secrets.providers.keys())
             .field("ttl", &self.ttl)
             .field("cached", &self.cache.len())
+            .field("failed", &self.failures.len())
             .finish_non_exhaustive()
     }
 }
@@ -153,7 +102,23 @@ impl SecretResolver {
             env,
             ttl: DEFAULT_TTL,
             cache: DashMap::new(),
+            clock: Arc::new(SystemClock),
+            failure_ttl: FAILURE_TTL,
+            failures: DashMap::new(),
+            flights: DashMap::new(),
         }
+    }
+
+    /// The clock that times remembered failures.
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// Remember failures for `ttl` (`Duration::ZERO`: try again on every call).
+    pub fn with_failure_ttl(mut self, ttl: Duration) -> Self {
+        self.failure_ttl = ttl;
+        self
     }
 
     /// Cache successes for `ttl` (`Duration::ZERO`: never reuse a value).
@@ -162,21 +127,18 @@ impl SecretResolver {
         self
     }
 
-    /// Resolve one ref (cached for the TTL after a success; failures are not cached).
+    /// Resolve one ref (see `resolve_many`).
     pub async fn resolve(&self, r: &SecretRef) -> Result<Secret, RefError> {
-        if let Some(hit) = self.cached(r) {
-            return Ok(hit);
-        }
-        self.fetch(vec![r])
+        self.resolve_many(std::slice::from_ref(r))
             .await
-            .into_iter()
-            .next()
-            .map(|(_, result)| result)
+            .remove(r)
             .unwrap_or_else(|| Err(RefError::new(r, "no result (internal error)")))
     }
 
     /// Resolve several refs; exec refs of the same provider are batched into ONE process
     /// call with all their ids (and each file is read once). Each ref gets its own result.
+    /// Values come from the cache while fresh, failures are remembered for
+    /// `FAILURE_TTL`, and a ref already being fetched by another caller is waited for.
     pub async fn resolve_many(
         &self,
         refs: &[SecretRef],
@@ -188,15 +150,61 @@ impl SecretResolver {
             if !seen.insert(r) {
                 continue;
             }
-            match self.cached(r) {
-                Some(hit) => {
-                    out.insert(r.clone(), Ok(hit));
+            match self.known(r) {
+                Some(result) => {
+                    out.insert(r.clone(), result);
                 }
                 None => todo.push(r),
             }
         }
-        out.extend(self.fetch(todo).await);
+        if todo.is_empty() {
+            return out;
+        }
+        // Single flight: hold each ref's lock while fetching it. Locks are taken in one
+        // global order, so callers with overlapping sets cannot deadlock.
+        todo.sort_by(|a, b| {
+            (source_name(a.source), &a.provider, &a.id).cmp(&(
+                source_name(b.source),
+                &b.provider,
+                &b.id,
+            ))
+        });
+        let mut held = Vec::with_capacity(todo.len());
+        for r in &todo {
+            let lock = self.flights.entry((*r).clone()).or_default().clone();
+            held.push(lock.lock_owned().await);
+        }
+        // Whoever held a lock before us may have settled the ref meanwhile.
+        let mut fetch = Vec::with_capacity(todo.len());
+        for r in todo {
+            match self.known(r) {
+                Some(result) => {
+                    out.insert(r.clone(), result);
+                }
+                None => fetch.push(r),
+            }
+        }
+        out.extend(self.fetch(fetch).await);
+        drop(held);
         out
+    }
+
+    /// A fresh cached value or a remembered failure, without I/O.
+    fn known(&self, r: &SecretRef) -> Option<Result<Secret, RefError>> {
+        if let Some(hit) = self.cached(r) {
+            return Some(Ok(hit));
+        }
+        let now = self.clock.now_ms();
+        let ttl_ms = i64::try_from(self.failure_ttl.as_millis()).unwrap_or(i64::MAX);
+        let fresh = |at: i64| now.saturating_sub(at) < ttl_ms;
+        let failed = self
+            .failures
+            .get(r)
+            .and_then(|entry| fresh(entry.1).then(|| entry.0.clone()));
+        if failed.is_none() {
+            self.failures.remove_if(r, |_, (_, at)| !fresh(*at));
+        }
+        failed.map(Err)
     }
 
     /// A plain string or a ref.
@@ -221,7 +229,7 @@ impl SecretResolver {
     }
 
     /// Look refs up (no cache read), grouping file refs by file and exec refs by
-    /// provider; store successes.
+    /// provider; store successes and remember failures.
     async fn fetch(&self, refs: Vec<&SecretRef>) -> Vec<(SecretRef, Result<Secret, RefError>)> {
         let started = Instant::now();
         let mut done: Vec<(&SecretRef, Result<Secret, String>)> = Vec::new();
@@ -280,6 +288,7 @@ impl SecretResolver {
 
         let elapsed_ms = started.elapsed().as_millis() as u64;
         let now = Instant::now();
+        let failed_at = self.clock.now_ms();
         done.into_iter()
             .map(|(r, result)| {
                 let label = ref_label(r);
@@ -293,10 +302,14 @@ impl SecretResolver {
                     }
                     Err(message) => {
                         tracing::debug!(reference = %label, elapsed_ms, error = %message, "secret ref failed");
-                        Err(RefError {
+                        let e = RefError {
                             reference: label,
                             message,
-                        })
+                        };
+                        if !self.failure_ttl.is_zero() {
+                            self.failures.insert(r.clone(), (e.clone(), failed_at));
+                        }
+                        Err(e)
                     }
                 };
                 (r.clone(), result)

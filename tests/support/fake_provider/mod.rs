@@ -71,6 +71,63 @@ pub enum Behavior {
         body: String,
         headers: Vec<(String, String)>,
     },
+    /// Exactly this response, with a body of raw bytes (any bytes, invalid UTF-8
+    /// included) sent as these frames, `delay` before each; with `then_stall` the body
+    /// never ends while the provider lives. `RawChunks::trickle` sends one byte a frame.
+    RawChunks(RawChunks),
+}
+
+/// A scripted raw response sent frame by frame (see [`Behavior::RawChunks`]).
+#[derive(Clone, Debug)]
+pub struct RawChunks {
+    pub status: u16,
+    pub content_type: String,
+    pub headers: Vec<(String, String)>,
+    pub frames: Vec<Vec<u8>>,
+    pub delay: Duration,
+    pub then_stall: bool,
+}
+
+impl RawChunks {
+    /// A 200 response with `content_type` whose body is `body` in one frame.
+    pub fn ok(content_type: &str, body: impl Into<Vec<u8>>) -> RawChunks {
+        RawChunks {
+            status: 200,
+            content_type: content_type.into(),
+            headers: Vec::new(),
+            frames: vec![body.into()],
+            delay: Duration::ZERO,
+            then_stall: false,
+        }
+    }
+
+    /// An SSE (`text/event-stream`) response whose body is `body` in one frame.
+    pub fn sse(body: impl Into<Vec<u8>>) -> RawChunks {
+        RawChunks::ok("text/event-stream", body)
+    }
+
+    /// The same body cut into one-byte frames, `delay` before each.
+    pub fn trickle(mut self, delay: Duration) -> RawChunks {
+        self.frames = self.frames.concat().into_iter().map(|b| vec![b]).collect();
+        self.delay = delay;
+        self
+    }
+
+    /// After the last frame the body stays open (no more bytes) while the provider lives.
+    pub fn stall(mut self) -> RawChunks {
+        self.then_stall = true;
+        self
+    }
+
+    pub fn status(mut self, status: u16) -> RawChunks {
+        self.status = status;
+        self
+    }
+
+    pub fn header(mut self, name: &str, value: &str) -> RawChunks {
+        self.headers.push((name.into(), value.into()));
+        self
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -495,7 +552,35 @@ async fn handle(
             body,
             headers,
         } => build(status, &content_type, headers, Body::from(body)),
+        Behavior::RawChunks(raw) => raw_chunks(&inner, raw),
     }
+}
+
+fn raw_chunks(inner: &Arc<Inner>, raw: RawChunks) -> Response {
+    let delay = raw.delay;
+    let frames = stream::iter(raw.frames.into_iter().map(Bytes::from));
+    let mut body: BoxStream<'static, Result<Bytes, std::io::Error>> = frames
+        .then(move |f| async move {
+            if !delay.is_zero() {
+                tokio::time::sleep(delay).await;
+            }
+            Ok(f)
+        })
+        .boxed();
+    if raw.then_stall {
+        let inner = inner.clone();
+        let tail = stream::once(async move {
+            inner.shut_down().await;
+            Err(std::io::Error::other("fake provider shut down"))
+        });
+        body = body.chain(tail).boxed();
+    }
+    build(
+        raw.status,
+        &raw.content_type,
+        raw.headers,
+        Body::from_stream(body),
+    )
 }
 
 /// Never answers while the provider lives. Once it is dropped, returns a body
