@@ -224,6 +224,13 @@ pub fn validate(config: &Config) -> Result<(), Violation> {
             "add redisUrl = \"redis://127.0.0.1:6379\"",
         ));
     }
+    if defaults.turn_timeout_secs == Some(0) {
+        return Err(violation(
+            "agents.defaults.turnTimeoutSecs",
+            "turnTimeoutSecs = 0 would end every turn before it starts",
+            "use a number of seconds, e.g. 600 (the default)",
+        ));
+    }
     if config.session.history_turns == 0 {
         return Err(violation(
             "session.historyTurns",

@@ -324,7 +324,7 @@ pub async fn chat_completions(
 
 fn completion_body(id: &str, created: u64, result: &TurnResult) -> Value {
     let u = result.usage.unwrap_or_default();
-    let usage = json!({"prompt_tokens": u.input_tokens, "completion_tokens": u.output_tokens, "total_tokens": u.input_tokens + u.output_tokens});
+    let usage = json!({"prompt_tokens": u.input_tokens, "completion_tokens": u.output_tokens, "total_tokens": u.total()});
     json!({
         "id": id,
         "object": "chat.completion",
