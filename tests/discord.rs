@@ -41,7 +41,9 @@ const STRANGER: u64 = 444;
 
 /// The default set-up's `[channels.discord]` body.
 fn default_body() -> String {
-    format!("guilds = [\"{GUILD}\"]\nallowFrom = [\"{OWNER}\", \"{MEMBER}\"]\nowners = [\"{OWNER}\"]\n")
+    format!(
+        "guilds = [\"{GUILD}\"]\nallowFrom = [\"{OWNER}\", \"{MEMBER}\"]\nowners = [\"{OWNER}\"]\n"
+    )
 }
 
 struct Setup {
@@ -246,7 +248,14 @@ async fn guild_messages_need_a_mention_and_long_replies_are_split() {
     );
     let long = "line of text\n".repeat(400);
     s.llm.script("sk-oa", [Behavior::Reply(long)]);
-    s.dc.send_message(GUILD_CHANNEL, Some(GUILD), MEMBER, "bob", "long please", true);
+    s.dc.send_message(
+        GUILD_CHANNEL,
+        Some(GUILD),
+        MEMBER,
+        "bob",
+        "long please",
+        true,
+    );
     let sent = s.dc.wait_for_channel_messages(GUILD_CHANNEL, 3, WAIT).await;
     assert!(sent.len() >= 3, "{} parts", sent.len());
     for m in &sent {
@@ -367,7 +376,10 @@ async fn autocomplete_offers_alias_at_profile_to_owners_only() {
         "no pins for a non-owner: {member:?}"
     );
     let stranger = autocomplete_choices(&s, STRANGER, "").await;
-    assert!(stranger.is_empty(), "nothing for someone who may not talk here: {stranger:?}");
+    assert!(
+        stranger.is_empty(),
+        "nothing for someone who may not talk here: {stranger:?}"
+    );
     s.finish().await;
 }
 

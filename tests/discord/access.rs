@@ -5,7 +5,12 @@
 use super::*;
 
 /// A slash command; returns the interaction's calls once it has `n` of them.
-async fn slash(s: &Setup, user: u64, value: &str, n: usize) -> Vec<support::fake_discord::RecordedCall> {
+async fn slash(
+    s: &Setup,
+    user: u64,
+    value: &str,
+    n: usize,
+) -> Vec<support::fake_discord::RecordedCall> {
     let (iid, _) = s.dc.send_slash_command(
         Some(GUILD),
         GUILD_CHANNEL,
@@ -19,10 +24,17 @@ async fn slash(s: &Setup, user: u64, value: &str, n: usize) -> Vec<support::fake
 /// The refusal a slash command gets: one ephemeral message, no deferral, no model.
 fn assert_refused(calls: &[support::fake_discord::RecordedCall]) {
     assert_eq!(calls.len(), 1, "{calls:?}");
-    assert_eq!(calls[0].callback_type(), Some(4), "answered at once");
+    assert_eq!(
+        calls[0].callback_type(),
+        Some(4),
+        "refused at once, not deferred and run"
+    );
     assert!(calls[0].is_ephemeral(), "only the sender sees the refusal");
     assert!(
-        calls[0].content().unwrap_or_default().contains("not allowed"),
+        calls[0]
+            .content()
+            .unwrap_or_default()
+            .contains("not allowed"),
         "{:?}",
         calls[0].content()
     );
@@ -33,15 +45,28 @@ async fn unknown_guild_members_never_reach_a_model() {
     // Default groupPolicy = "allowlist", groupAllowFrom = allowFrom = [OWNER, MEMBER].
     let s = setup().await;
     s.dc.send_message(GUILD_CHANNEL, Some(GUILD), STRANGER, "eve", "hi bot", true);
-    let refused = slash(&s, STRANGER, "list", 1).await;
-    assert_refused(&refused);
-    // A sentinel from a listed member, answered after the stranger's message was seen.
+    let (command, _) = s.dc.send_slash_command(
+        Some(GUILD),
+        GUILD_CHANNEL,
+        STRANGER,
+        "model",
+        json!([{"name": "model", "type": 3, "value": "list"}]),
+    );
+    // A sentinel from a listed member, answered after the stranger's events were seen.
     s.dc.send_message(GUILD_CHANNEL, Some(GUILD), MEMBER, "bob", "sentinel", true);
     s.dc.wait_for_channel_messages(GUILD_CHANNEL, 1, WAIT).await;
     let s = s.finish().await;
-    assert_eq!(contents(&s.dc, GUILD_CHANNEL), ["fake reply to: sentinel"]);
-    assert_eq!(s.llm.request_count(), 1, "only the member's message reached the model");
-    assert_eq!(s.dc.interaction_responses(refused[0].interaction_id.unwrap()).len(), 1);
+    assert_eq!(
+        contents(&s.dc, GUILD_CHANNEL),
+        ["fake reply to: sentinel"],
+        "no reply to the stranger in the channel"
+    );
+    assert_eq!(
+        s.llm.request_count(),
+        1,
+        "only the member's message reached the model"
+    );
+    assert_refused(&s.dc.interaction_responses(command));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -50,31 +75,66 @@ async fn group_allow_from_replaces_allow_from_in_guilds() {
         "guilds = [\"{GUILD}\"]\nallowFrom = [\"{OWNER}\"]\ngroupAllowFrom = [\"{STRANGER}\"]\n"
     );
     let s = setup_with(&body, None).await;
-    s.dc.send_message(GUILD_CHANNEL, Some(GUILD), OWNER, "alice", "from owner", true);
-    s.dc.send_message(GUILD_CHANNEL, Some(GUILD), STRANGER, "eve", "from eve", true);
+    s.dc.send_message(
+        GUILD_CHANNEL,
+        Some(GUILD),
+        OWNER,
+        "alice",
+        "from owner",
+        true,
+    );
+    s.dc.send_message(
+        GUILD_CHANNEL,
+        Some(GUILD),
+        STRANGER,
+        "eve",
+        "from eve",
+        true,
+    );
     s.dc.send_message(DM_CHANNEL, None, OWNER, "alice", "dm", false);
     s.dc.wait_for_channel_messages(GUILD_CHANNEL, 1, WAIT).await;
     s.dc.wait_for_channel_messages(DM_CHANNEL, 1, WAIT).await;
     assert_refused(&slash(&s, OWNER, "list", 1).await);
     let listed = slash(&s, STRANGER, "list", 2).await;
-    assert_eq!(listed[0].callback_type(), Some(5), "deferred, then answered");
+    assert_eq!(
+        listed[0].callback_type(),
+        Some(5),
+        "deferred, then answered"
+    );
     let s = s.finish().await;
     assert_eq!(contents(&s.dc, GUILD_CHANNEL), ["fake reply to: from eve"]);
-    assert_eq!(contents(&s.dc, DM_CHANNEL), ["fake reply to: dm"], "DMs still follow allowFrom");
+    assert_eq!(
+        contents(&s.dc, DM_CHANNEL),
+        ["fake reply to: dm"],
+        "DMs still follow allowFrom"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn group_policy_open_answers_any_member_of_an_allowed_guild() {
-    let body = format!("guilds = [\"{GUILD}\"]\nallowFrom = [\"{OWNER}\"]\ngroupPolicy = \"open\"\n");
+    let body =
+        format!("guilds = [\"{GUILD}\"]\nallowFrom = [\"{OWNER}\"]\ngroupPolicy = \"open\"\n");
     let s = setup_with(&body, None).await;
     s.dc.send_message(GUILD_CHANNEL, Some(GUILD), STRANGER, "eve", "hello", true);
     s.dc.wait_for_channel_messages(GUILD_CHANNEL, 1, WAIT).await;
     let calls = slash(&s, STRANGER, "list", 2).await;
-    assert!(calls[1].content().unwrap_or_default().contains("openai/gpt-4o-mini"));
+    assert!(
+        calls[1]
+            .content()
+            .unwrap_or_default()
+            .contains("openai/gpt-4o-mini")
+    );
     // Still only in allowed guilds.
     s.dc.register_channel(7001, Some(999), 0);
     s.dc.send_message(7001, Some(999), STRANGER, "eve", "elsewhere", true);
-    s.dc.send_message(GUILD_CHANNEL, Some(GUILD), STRANGER, "eve", "sentinel", true);
+    s.dc.send_message(
+        GUILD_CHANNEL,
+        Some(GUILD),
+        STRANGER,
+        "eve",
+        "sentinel",
+        true,
+    );
     s.dc.wait_for_channel_messages(GUILD_CHANNEL, 2, WAIT).await;
     let s = s.finish().await;
     assert_eq!(
@@ -90,7 +150,14 @@ async fn group_policy_disabled_ignores_guild_traffic() {
         "guilds = [\"{GUILD}\"]\nchannels = [\"{GUILD_CHANNEL}\"]\nallowFrom = [\"{OWNER}\"]\ngroupPolicy = \"disabled\"\n"
     );
     let s = setup_with(&body, None).await;
-    s.dc.send_message(GUILD_CHANNEL, Some(GUILD), OWNER, "alice", "in the guild", true);
+    s.dc.send_message(
+        GUILD_CHANNEL,
+        Some(GUILD),
+        OWNER,
+        "alice",
+        "in the guild",
+        true,
+    );
     assert_refused(&slash(&s, OWNER, "list", 1).await);
     s.dc.send_message(DM_CHANNEL, None, OWNER, "alice", "sentinel", false);
     s.dc.wait_for_channel_messages(DM_CHANNEL, 1, WAIT).await;

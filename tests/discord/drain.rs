@@ -19,7 +19,10 @@ async fn shutdown_mid_turn_still_posts_the_reply_then_run_returns() {
     })
     .await
     .expect("the turn reached the model");
-    assert!(contents(&s.dc, DM_CHANNEL).is_empty(), "the turn is still running");
+    assert!(
+        contents(&s.dc, DM_CHANNEL).is_empty(),
+        "the turn is still running"
+    );
     let s = s.finish().await;
     assert_eq!(
         contents(&s.dc, DM_CHANNEL),
@@ -115,7 +118,10 @@ async fn a_full_session_queue_gets_the_busy_reply_at_once() {
     }
     // The busy reply comes while the first turn still holds the session.
     let first = s.dc.wait_for_channel_messages(DM_CHANNEL, 1, WAIT).await;
-    assert_eq!(first[0]["content"], BUSY_REPLY, "the busy reply did not wait");
+    assert_eq!(
+        first[0]["content"], BUSY_REPLY,
+        "the busy reply did not wait"
+    );
     s.dc.wait_for_channel_messages(DM_CHANNEL, MORE + 1, WAIT)
         .await;
     let s = s.finish().await;
@@ -127,5 +133,9 @@ async fn a_full_session_queue_gets_the_busy_reply_at_once() {
         (8..=9).contains(&answered),
         "the running one plus a queue of 8 at most: {all:?}"
     );
-    assert_eq!(s.llm.request_count(), answered, "busy ones never reached the model");
+    assert_eq!(
+        s.llm.request_count(),
+        answered,
+        "busy ones never reached the model"
+    );
 }

@@ -50,7 +50,9 @@ pub(super) async fn dm_admitted(cfg: &DiscordConfig, pairing: &PairingStore, use
     match pairing.is_approved_async("discord", user).await {
         Ok(approved) => approved,
         Err(e) => {
-            tracing::warn!("Discord: could not read pairing approvals ({e}); the DM is not answered");
+            tracing::warn!(
+                "Discord: could not read pairing approvals ({e}); the DM is not answered"
+            );
             false
         }
     }
@@ -85,7 +87,16 @@ mod tests {
     fn guild_messages_by_place_mention_and_group_policy() {
         use GroupPolicy::*;
         // (policy, groupAllowFrom, guild, channel, user, mentioned) -> answered
-        let cases: &[(GroupPolicy, Option<&[&str]>, &str, &str, &str, bool, bool)] = &[
+        type Case<'a> = (
+            GroupPolicy,
+            Option<&'a [&'a str]>,
+            &'a str,
+            &'a str,
+            &'a str,
+            bool,
+            bool,
+        );
+        let cases: &[Case] = &[
             (Allowlist, None, "g1", "c1", "alice", true, true),
             (Allowlist, None, "g1", "c1", "alice", false, false), // no mention
             (Allowlist, None, "g1", "c1", "mallory", true, false), // not in allowFrom

@@ -179,13 +179,23 @@ pub async fn run(h: &Handler, ctx: &Context, cmd: CommandInteraction) {
 }
 
 /// Edit the deferred response with the first part; the rest as follow-ups.
-async fn respond(h: &Handler, ctx: &Context, cmd: &CommandInteraction, reply: &str, ephemeral: bool) {
+async fn respond(
+    h: &Handler,
+    ctx: &Context,
+    cmd: &CommandInteraction,
+    reply: &str,
+    ephemeral: bool,
+) {
     let mut parts = chunk::split(reply, chunk::DISCORD).into_iter();
     let first = parts
         .next()
         .unwrap_or_else(|| "The model sent an empty reply; try rephrasing.".to_string());
     let app_id = cmd.application_id;
-    if let Err(e) = h.rest.edit_original(&ctx.http, app_id, &cmd.token, &first).await {
+    if let Err(e) = h
+        .rest
+        .edit_original(&ctx.http, app_id, &cmd.token, &first)
+        .await
+    {
         tracing::error!("could not edit the Discord interaction response: {e}");
         return;
     }

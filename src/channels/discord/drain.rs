@@ -81,7 +81,10 @@ mod tests {
         let late = gate.enter();
         assert!(late.late(), "a handler that starts now runs no turn");
         drop(late);
-        assert!(!drained.is_finished(), "still waiting for the one in flight");
+        assert!(
+            !drained.is_finished(),
+            "still waiting for the one in flight"
+        );
         drop(pass);
         tokio::time::timeout(Duration::from_secs(1), drained)
             .await

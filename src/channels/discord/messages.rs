@@ -128,7 +128,11 @@ impl Handler {
     async fn offer_pairing(&self, ctx: &Context, msg: &Message) {
         let request = self
             .pairing
-            .request_async("discord", &msg.author.id.to_string(), Some(&msg.author.name))
+            .request_async(
+                "discord",
+                &msg.author.id.to_string(),
+                Some(&msg.author.name),
+            )
             .await;
         match request {
             Ok(r) if r.fresh && !r.approved => {

@@ -205,9 +205,7 @@ impl Rest {
 /// A serenity error as text, without the URL (webhook URLs carry interaction tokens).
 fn describe(e: serenity::Error) -> SendError {
     SendError::Transport(match e {
-        serenity::Error::Http(serenity::all::HttpError::Request(r)) => {
-            r.without_url().to_string()
-        }
+        serenity::Error::Http(serenity::all::HttpError::Request(r)) => r.without_url().to_string(),
         other => other.to_string(),
     })
 }
@@ -232,7 +230,11 @@ mod tests {
     #[test]
     fn the_pause_comes_from_the_body_then_the_header() {
         let cases: &[(&str, Option<&str>, Option<f64>)] = &[
-            (r#"{"message":"You are being rate limited.","retry_after":2.5,"global":false}"#, Some("3"), Some(2.5)),
+            (
+                r#"{"message":"You are being rate limited.","retry_after":2.5,"global":false}"#,
+                Some("3"),
+                Some(2.5),
+            ),
             (r#"{"retry_after":0.25}"#, None, Some(0.25)),
             ("not json", Some("4"), Some(4.0)),
             ("", Some(" 1.5 "), Some(1.5)),
@@ -245,7 +247,11 @@ mod tests {
             (r#"{"retry_after":1e30}"#, None, Some(1e30)),
         ];
         for (body, header, want) in cases {
-            assert_eq!(retry_hint(body.as_bytes(), *header), *want, "{body} / {header:?}");
+            assert_eq!(
+                retry_hint(body.as_bytes(), *header),
+                *want,
+                "{body} / {header:?}"
+            );
         }
     }
 
@@ -263,7 +269,10 @@ mod tests {
         // No hint: 1 s, 2 s, 4 s, … (capped, no shift overflow).
         assert_eq!(after_429(None, 1), After429::Wait(Duration::from_secs(1)));
         assert_eq!(after_429(None, 3), After429::Wait(Duration::from_secs(4)));
-        assert_eq!(after_429(None, u32::MAX), After429::Wait(Duration::from_secs(64)));
+        assert_eq!(
+            after_429(None, u32::MAX),
+            After429::Wait(Duration::from_secs(64))
+        );
     }
 
     #[test]
@@ -273,6 +282,9 @@ mod tests {
             "Missing Access"
         );
         assert_eq!(error_message(b"<html>secret</html>"), "(no error message)");
-        assert_eq!(error_message(format!(r#"{{"message":"{}"}}"#, "x".repeat(500)).as_bytes()).len(), 200);
+        assert_eq!(
+            error_message(format!(r#"{{"message":"{}"}}"#, "x".repeat(500)).as_bytes()).len(),
+            200
+        );
     }
 }
