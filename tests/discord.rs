@@ -10,12 +10,14 @@ mod support;
 mod access;
 #[path = "discord/drain.rs"]
 mod drain;
+#[path = "discord/harness.rs"]
+mod harness;
 #[path = "discord/inbox.rs"]
 mod inbox;
 #[path = "discord/rate_limits.rs"]
 mod rate_limits;
 
-use remoteclaw::app::App;
+use harness::*;
 use remoteclaw::channels::discord;
 use remoteclaw::secret::Secret;
 use serde_json::json;
@@ -25,188 +27,6 @@ use support::fake_discord::FakeDiscord;
 use support::fake_provider::{Behavior, FakeProvider};
 use support::home::TestHome;
 use tokio::sync::watch;
-use tokio::task::JoinHandle;
-
-const TOKEN: &str = "discord-test-token";
-const WAIT: Duration = Duration::from_secs(15);
-const DM_CHANNEL: u64 = 5001;
-const GUILD: u64 = 111;
-const GUILD_CHANNEL: u64 = 6001;
-/// In `allowFrom` and `owners`.
-const OWNER: u64 = 222;
-/// In `allowFrom`, not an owner.
-const MEMBER: u64 = 333;
-/// In neither.
-const STRANGER: u64 = 444;
-
-/// The default set-up's `[channels.discord]` body.
-fn default_body() -> String {
-    format!(
-        "guilds = [\"{GUILD}\"]\nallowFrom = [\"{OWNER}\", \"{MEMBER}\"]\nowners = [\"{OWNER}\"]\n"
-    )
-}
-
-struct Setup {
-    dc: FakeDiscord,
-    llm: FakeProvider,
-    app: Arc<App>,
-    channel: Running,
-    home: TestHome,
-}
-
-impl Setup {
-    /// Stop the channel and wait until `run` returned: every handler has finished, so
-    /// what the fake recorded is final (a late duplicate would be in it).
-    async fn finish(self) -> Setup {
-        let Setup {
-            dc,
-            llm,
-            app,
-            channel,
-            home,
-        } = self;
-        channel.stop_and_wait().await;
-        let channel = Running::stopped();
-        Setup {
-            dc,
-            llm,
-            app,
-            channel,
-            home,
-        }
-    }
-
-    /// Start the channel again on the same home, as a new process would (new `App`).
-    async fn restart(mut self) -> Setup {
-        self.app = Arc::new(self.home.app().await);
-        let readies = self.dc.readies();
-        self.channel = Running::start(self.app.clone());
-        assert!(
-            self.dc.wait_readies(readies + 1, WAIT).await,
-            "the restarted client got READY"
-        );
-        self
-    }
-}
-
-/// A config with the three providers on the fake `llm` and `[channels.discord]` given by
-/// its body (`enabled = true` and `apiBase` are added).
-fn config(
-    llm: &FakeProvider,
-    primary: &str,
-    models: &str,
-    api_base: &str,
-    discord: &str,
-) -> String {
-    let mut c = TestHome::config_for_fake(
-        primary,
-        &llm.anthropic_base(),
-        &llm.openai_base(),
-        &llm.google_base(),
-    );
-    c.push_str(&format!(
-        "{models}[channels.discord]\nenabled = true\napiBase = \"{api_base}\"\n{discord}"
-    ));
-    c
-}
-
-const OPUS: &str = "[agents.defaults.models.\"anthropic/claude-opus-4-5\"]\nalias = \"opus\"\n";
-
-/// The channel running in-process.
-struct Running {
-    stop: watch::Sender<bool>,
-    task: Option<JoinHandle<()>>,
-}
-
-impl Running {
-    fn start(app: Arc<App>) -> Running {
-        let (stop, rx) = watch::channel(false);
-        let cfg = app.config.channels.discord.clone().unwrap();
-        let task = tokio::spawn(async move {
-            if let Err(e) = discord::run(app, cfg, Secret::new(TOKEN), rx).await {
-                eprintln!("discord channel: {e}");
-            }
-        });
-        Running {
-            stop,
-            task: Some(task),
-        }
-    }
-
-    fn stopped() -> Running {
-        Running {
-            stop: watch::channel(true).0,
-            task: None,
-        }
-    }
-
-    /// Signal shutdown; `run` must drain and return within `WAIT`.
-    async fn stop_and_wait(mut self) {
-        let _ = self.stop.send(true);
-        if let Some(task) = self.task.take() {
-            tokio::time::timeout(WAIT, task)
-                .await
-                .expect("discord::run returned after shutdown")
-                .unwrap();
-        }
-    }
-
-    fn signal_stop(&self) {
-        let _ = self.stop.send(true);
-    }
-}
-
-/// Run the channel in-process; waits for READY.
-async fn run_channel(app: Arc<App>, dc: &FakeDiscord) -> Running {
-    let running = Running::start(app);
-    assert!(
-        dc.wait_ready(WAIT).await,
-        "the client identified and got READY"
-    );
-    running
-}
-
-async fn setup() -> Setup {
-    setup_with(&default_body(), None).await
-}
-
-/// A set-up with this `[channels.discord]` body and, when given, an auth-profiles.json
-/// for the default agent.
-async fn setup_with(body: &str, profiles: Option<&str>) -> Setup {
-    let dc = FakeDiscord::start(TOKEN).await;
-    let llm = FakeProvider::start().await;
-    let models = format!("{OPUS}[agents.defaults.models.\"openai/gpt-4o-mini\"]\n");
-    let mut home = TestHome::new(&config(
-        &llm,
-        "openai/gpt-4o-mini",
-        &models,
-        &dc.api_base(),
-        body,
-    ));
-    home.set("OPENAI_API_KEY", "sk-oa");
-    if let Some(p) = profiles {
-        home.write("agents/main/agent/auth-profiles.json", p);
-    }
-    let app = Arc::new(home.app().await);
-    let channel = run_channel(app.clone(), &dc).await;
-    dc.register_channel(DM_CHANNEL, None, OWNER);
-    dc.register_channel(GUILD_CHANNEL, Some(GUILD), 0);
-    Setup {
-        dc,
-        llm,
-        app,
-        channel,
-        home,
-    }
-}
-
-/// Bot messages in a channel, as text.
-fn contents(dc: &FakeDiscord, channel: u64) -> Vec<String> {
-    dc.channel_messages(channel)
-        .iter()
-        .map(|m| m["content"].as_str().unwrap_or_default().to_string())
-        .collect()
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dm_turn_and_command_registration() {

@@ -166,3 +166,59 @@ async fn group_policy_disabled_ignores_guild_traffic() {
     assert_eq!(contents(&s.dc, DM_CHANNEL), ["fake reply to: sentinel"]);
     assert_eq!(s.llm.request_count(), 1);
 }
+
+/// The pairing table is read off the runtime threads: on a one-thread runtime, a DM
+/// from a paired sender while `state.db` is held elsewhere must not stop other tasks.
+#[tokio::test(flavor = "current_thread")]
+async fn a_pairing_lookup_does_not_stall_the_runtime_while_state_db_is_busy() {
+    use remoteclaw::pairing::PairingStore;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    let s = setup().await;
+    const PAIRED: u64 = 777;
+    const PAIRED_DM: u64 = 5077;
+    let pairing = PairingStore::new(s.app.db.clone(), s.app.clock.clone());
+    let code = pairing
+        .request("discord", &PAIRED.to_string(), Some("pat"))
+        .unwrap()
+        .code;
+    pairing.approve("discord", &code).unwrap();
+    s.dc.register_channel(PAIRED_DM, None, PAIRED);
+
+    let ticks = Arc::new(AtomicU64::new(0));
+    let ticker = {
+        let ticks = ticks.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+                ticks.fetch_add(1, Ordering::SeqCst);
+            }
+        })
+    };
+    // Another holder of state.db: the DM arrives at once, the lookup waits on the
+    // database; count the ticker's progress in the second that follows.
+    let (held_tx, held_rx) = tokio::sync::oneshot::channel();
+    let (db, t) = (s.app.db.clone(), ticks.clone());
+    let holder = std::thread::spawn(move || {
+        db.with(|_| {
+            let _ = held_tx.send(());
+            std::thread::sleep(Duration::from_millis(500));
+            let before = t.load(Ordering::SeqCst);
+            std::thread::sleep(Duration::from_secs(1));
+            Ok(t.load(Ordering::SeqCst) - before)
+        })
+        .unwrap()
+    });
+    held_rx.await.unwrap();
+    s.dc.send_message(PAIRED_DM, None, PAIRED, "pat", "hello", false);
+    let progress = tokio::task::spawn_blocking(move || holder.join().unwrap())
+        .await
+        .unwrap();
+    ticker.abort();
+    assert!(
+        progress > 0,
+        "no other task ran while the pairing lookup waited for state.db"
+    );
+    let sent = s.dc.wait_for_channel_messages(PAIRED_DM, 1, WAIT).await;
+    assert_eq!(sent[0]["content"], "fake reply to: hello");
+    s.finish().await;
+}

@@ -35,13 +35,8 @@ async fn shutdown_mid_turn_still_posts_the_reply_then_run_returns() {
 /// turned away because the channel is shutting down.
 async fn wait_until_draining(s: &Setup) {
     for _ in 0..100 {
-        let (iid, _) = s.dc.send_slash_command(
-            Some(GUILD),
-            GUILD_CHANNEL,
-            OWNER,
-            "help",
-            json!(null),
-        );
+        let (iid, _) =
+            s.dc.send_slash_command(Some(GUILD), GUILD_CHANNEL, OWNER, "help", json!(null));
         let calls = s.dc.wait_for_interaction(iid, 1, WAIT).await;
         if calls[0].content().is_some_and(|c| c.contains("restarting")) {
             assert!(calls[0].is_ephemeral());
@@ -139,7 +134,10 @@ async fn a_full_session_queue_gets_the_busy_reply_at_once() {
     }
     // The busy reply comes while the first turn still holds the session.
     let first = s.dc.wait_for_channel_messages(DM_CHANNEL, 1, WAIT).await;
-    assert_eq!(first[0]["content"], BUSY_REPLY, "the busy reply did not wait");
+    assert_eq!(
+        first[0]["content"], BUSY_REPLY,
+        "the busy reply did not wait"
+    );
     s.dc.wait_for_channel_messages(DM_CHANNEL, MORE + 1, WAIT)
         .await;
     let s = s.finish().await;
