@@ -34,7 +34,7 @@ fn main() {
         dc.set_interaction_ack_deadline(None);
         let llm = FakeProvider::start().await;
         let (_dir, app) = support::app(&format!(
-                "[agents.defaults.model]\nprimary = \"openai/gpt-4o-mini\"\n[models.providers.openai]\nbaseUrl = \"{}\"\n[channels.discord]\nenabled = true\napiBase = \"{}\"\nguilds = [\"111\"]\ndmPolicy = \"open\"\n",
+                "[agents.defaults.model]\nprimary = \"openai/gpt-4o-mini\"\n[models.providers.openai]\nbaseUrl = \"{}\"\n[channels.discord]\nenabled = true\napiBase = \"{}\"\nguilds = [\"111\"]\ndmPolicy = \"open\"\ngroupPolicy = \"open\"\n",
                 llm.openai_base(),
                 dc.api_base())).await;
         let cfg = app.config.channels.discord.clone().unwrap();

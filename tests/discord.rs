@@ -1,10 +1,23 @@
 //! The Discord channel: the real serenity client (REST through `apiBase`, ratelimiter
 //! off, gateway websocket) against the loopback fake Discord, with the fake provider.
+//! Hardening flows (drain, who may talk in guilds, 429s, answered marks) live in the
+//! submodules under `tests/discord/`.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod support;
 
-use remoteclaw::app::App;
+#[path = "discord/access.rs"]
+mod access;
+#[path = "discord/drain.rs"]
+mod drain;
+#[path = "discord/harness.rs"]
+mod harness;
+#[path = "discord/inbox.rs"]
+mod inbox;
+#[path = "discord/rate_limits.rs"]
+mod rate_limits;
+
+use harness::*;
 use remoteclaw::channels::discord;
 use remoteclaw::secret::Secret;
 use serde_json::json;
@@ -15,90 +28,10 @@ use support::fake_provider::{Behavior, FakeProvider};
 use support::home::TestHome;
 use tokio::sync::watch;
 
-const TOKEN: &str = "discord-test-token";
-const WAIT: Duration = Duration::from_secs(15);
-const DM_CHANNEL: u64 = 5001;
-const GUILD: u64 = 111;
-const GUILD_CHANNEL: u64 = 6001;
-
-struct Setup {
-    dc: FakeDiscord,
-    llm: FakeProvider,
-    _app: Arc<App>,
-    stop: watch::Sender<bool>,
-    _home: TestHome,
-}
-
-/// A config with the three providers on the fake `llm` and `[channels.discord]` given by
-/// its body (`enabled = true` and `apiBase` are added).
-fn config(
-    llm: &FakeProvider,
-    primary: &str,
-    models: &str,
-    api_base: &str,
-    discord: &str,
-) -> String {
-    let mut c = TestHome::config_for_fake(
-        primary,
-        &llm.anthropic_base(),
-        &llm.openai_base(),
-        &llm.google_base(),
-    );
-    c.push_str(&format!(
-        "{models}[channels.discord]\nenabled = true\napiBase = \"{api_base}\"\n{discord}"
-    ));
-    c
-}
-
-const OPUS: &str = "[agents.defaults.models.\"anthropic/claude-opus-4-5\"]\nalias = \"opus\"\n";
-
-/// Run the channel in-process until the returned sender says stop; waits for READY.
-async fn run_channel(app: Arc<App>, dc: &FakeDiscord) -> watch::Sender<bool> {
-    let (stop, rx) = watch::channel(false);
-    let cfg = app.config.channels.discord.clone().unwrap();
-    tokio::spawn(async move {
-        if let Err(e) = discord::run(app, cfg, Secret::new(TOKEN), rx).await {
-            eprintln!("discord channel: {e}");
-        }
-    });
-    assert!(
-        dc.wait_ready(WAIT).await,
-        "the client identified and got READY"
-    );
-    stop
-}
-
-async fn setup() -> Setup {
-    let dc = FakeDiscord::start(TOKEN).await;
-    let llm = FakeProvider::start().await;
-    let models = format!("{OPUS}[agents.defaults.models.\"openai/gpt-4o-mini\"]\n");
-    let body =
-        format!("guilds = [\"{GUILD}\"]\nallowFrom = [\"222\", \"333\"]\nowners = [\"222\"]\n");
-    let mut home = TestHome::new(&config(
-        &llm,
-        "openai/gpt-4o-mini",
-        &models,
-        &dc.api_base(),
-        &body,
-    ));
-    home.set("OPENAI_API_KEY", "sk-oa");
-    let app = Arc::new(home.app().await);
-    let stop = run_channel(app.clone(), &dc).await;
-    dc.register_channel(DM_CHANNEL, None, 222);
-    dc.register_channel(GUILD_CHANNEL, Some(GUILD), 0);
-    Setup {
-        dc,
-        llm,
-        _app: app,
-        stop,
-        _home: home,
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dm_turn_and_command_registration() {
     let s = setup().await;
-    s.dc.send_message(DM_CHANNEL, None, 222, "alice", "hello there", false);
+    s.dc.send_message(DM_CHANNEL, None, OWNER, "alice", "hello there", false);
     let sent = s.dc.wait_for_channel_messages(DM_CHANNEL, 1, WAIT).await;
     assert_eq!(sent[0]["content"], "fake reply to: hello there");
     assert!(
@@ -119,7 +52,7 @@ async fn dm_turn_and_command_registration() {
     }
     let payload = s.dc.calls_matching("PUT", "/commands")[0].body.clone();
     insta::assert_json_snapshot!("discord_command_registration", payload);
-    let _ = s.stop.send(true);
+    s.finish().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -128,14 +61,21 @@ async fn guild_messages_need_a_mention_and_long_replies_are_split() {
     s.dc.send_message(
         GUILD_CHANNEL,
         Some(GUILD),
-        333,
+        MEMBER,
         "bob",
         "just chatting",
         false,
     );
     let long = "line of text\n".repeat(400);
     s.llm.script("sk-oa", [Behavior::Reply(long)]);
-    s.dc.send_message(GUILD_CHANNEL, Some(GUILD), 333, "bob", "long please", true);
+    s.dc.send_message(
+        GUILD_CHANNEL,
+        Some(GUILD),
+        MEMBER,
+        "bob",
+        "long please",
+        true,
+    );
     let sent = s.dc.wait_for_channel_messages(GUILD_CHANNEL, 3, WAIT).await;
     assert!(sent.len() >= 3, "{} parts", sent.len());
     for m in &sent {
@@ -146,7 +86,7 @@ async fn guild_messages_need_a_mention_and_long_replies_are_split() {
         1,
         "the unmentioned message never reached the model"
     );
-    let _ = s.stop.send(true);
+    s.finish().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -155,7 +95,7 @@ async fn model_status_is_deferred_then_edited_and_ephemeral() {
     let (iid, _) = s.dc.send_slash_command(
         Some(GUILD),
         GUILD_CHANNEL,
-        222,
+        OWNER,
         "model",
         json!([{"name": "model", "type": 3, "value": "status"}]),
     );
@@ -168,7 +108,7 @@ async fn model_status_is_deferred_then_edited_and_ephemeral() {
         "{edited}"
     );
     assert!(!edited.contains("sk-oa"));
-    let _ = s.stop.send(true);
+    s.finish().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -177,30 +117,28 @@ async fn only_owners_may_pin_through_the_slash_command() {
     let (iid, _) = s.dc.send_slash_command(
         Some(GUILD),
         GUILD_CHANNEL,
-        333,
+        MEMBER,
         "model",
         json!([{"name": "model", "type": 3, "value": "opus@anthropic:work"}]),
     );
     let calls = s.dc.wait_for_interaction(iid, 2, WAIT).await;
     let text = calls[1].content().unwrap_or_default().to_string();
     assert!(text.starts_with("Only owners can pin"), "{text}");
-    let _ = s.stop.send(true);
+    s.finish().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rate_limited_send_is_retried_and_sent_once() {
     let s = setup().await;
     s.dc.rate_limit_next("/messages", 1, 0.1);
-    s.dc.send_message(DM_CHANNEL, None, 222, "alice", "hi", false);
-    let sent = s.dc.wait_for_channel_messages(DM_CHANNEL, 1, WAIT).await;
-    assert_eq!(sent.len(), 1);
-    assert_eq!(sent[0]["content"], "fake reply to: hi");
-    assert_eq!(
-        s.dc.calls_matching("POST", "/messages").len(),
-        2,
-        "one 429, then one delivery"
-    );
-    let _ = s.stop.send(true);
+    s.dc.send_message(DM_CHANNEL, None, OWNER, "alice", "hi", false);
+    s.dc.wait_for_channel_messages(DM_CHANNEL, 1, WAIT).await;
+    // Count only once every handler is done, so a late duplicate would be seen.
+    let s = s.finish().await;
+    assert_eq!(contents(&s.dc, DM_CHANNEL), ["fake reply to: hi"]);
+    let posts = s.dc.calls_matching("POST", "/messages");
+    let statuses: Vec<u16> = posts.iter().map(|c| c.status).collect();
+    assert_eq!(statuses, [429, 200], "one 429, then one delivery");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -215,30 +153,54 @@ async fn reconnects_after_the_gateway_drops() {
         s.dc.wait_for_resumes(1, WAIT).await,
         "and resumed its session instead of identifying again"
     );
-    s.dc.send_message(DM_CHANNEL, None, 222, "alice", "still there?", false);
+    s.dc.send_message(DM_CHANNEL, None, OWNER, "alice", "still there?", false);
     let sent = s.dc.wait_for_channel_messages(DM_CHANNEL, 1, WAIT).await;
     assert_eq!(sent[0]["content"], "fake reply to: still there?");
-    let _ = s.stop.send(true);
+    s.finish().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn model_autocomplete_offers_aliases_and_profiles_for_owners() {
-    let s = setup().await;
+/// What `/model` autocomplete offers `user` for `typed`.
+async fn autocomplete_choices(s: &Setup, user: u64, typed: &str) -> Vec<String> {
     let (iid, _) = s.dc.send_autocomplete(
         Some(GUILD),
         GUILD_CHANNEL,
-        222,
+        user,
         "model",
-        json!([{"name": "model", "type": 3, "value": "op", "focused": true}]),
+        json!([{"name": "model", "type": 3, "value": typed, "focused": true}]),
     );
     let calls = s.dc.wait_for_interaction(iid, 1, WAIT).await;
     assert_eq!(calls[0].callback_type(), Some(8));
-    let choices = calls[0].body["data"]["choices"]
+    calls[0].body["data"]["choices"]
         .as_array()
         .cloned()
-        .unwrap_or_default();
-    assert!(choices.iter().any(|c| c["value"] == "opus"), "{choices:?}");
-    let _ = s.stop.send(true);
+        .unwrap_or_default()
+        .iter()
+        .map(|c| c["value"].as_str().unwrap_or_default().to_string())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn autocomplete_offers_alias_at_profile_to_owners_only() {
+    let profiles = r#"{"profiles":{"anthropic:work":{"type":"api_key","provider":"anthropic","key":"sk-ant-work"}}}"#;
+    let s = setup_with(&default_body(), Some(profiles)).await;
+    let owner = autocomplete_choices(&s, OWNER, "op").await;
+    assert!(owner.iter().any(|c| c == "opus"), "{owner:?}");
+    assert!(
+        owner.iter().any(|c| c == "opus@anthropic:work"),
+        "owners are offered pins: {owner:?}"
+    );
+    let member = autocomplete_choices(&s, MEMBER, "op").await;
+    assert!(member.iter().any(|c| c == "opus"), "{member:?}");
+    assert!(
+        !member.iter().any(|c| c.contains('@')),
+        "no pins for a non-owner: {member:?}"
+    );
+    let stranger = autocomplete_choices(&s, STRANGER, "").await;
+    assert!(
+        stranger.is_empty(),
+        "nothing for someone who may not talk here: {stranger:?}"
+    );
+    s.finish().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -254,7 +216,7 @@ async fn unknown_dm_sender_gets_a_pairing_code() {
             .contains("remoteclaw pairing approve discord ")
     );
     assert_eq!(s.llm.request_count(), 0);
-    let _ = s.stop.send(true);
+    s.finish().await;
 }
 
 /// The acceptance walk through the real `remoteclaw gateway` binary.
@@ -320,7 +282,8 @@ async fn gateway_binary_serves_discord_end_to_end() {
 async fn listed_channels_need_no_mention() {
     let dc = FakeDiscord::start(TOKEN).await;
     let llm = FakeProvider::start().await;
-    let body = format!("channels = [\"{GUILD_CHANNEL}\"]\n");
+    // Anyone in a listed channel: that takes groupPolicy = "open".
+    let body = format!("channels = [\"{GUILD_CHANNEL}\"]\ngroupPolicy = \"open\"\n");
     let mut home = TestHome::new(&config(
         &llm,
         "openai/gpt-4o-mini",
@@ -329,7 +292,7 @@ async fn listed_channels_need_no_mention() {
         &body,
     ));
     home.set("OPENAI_API_KEY", "sk-oa");
-    let stop = run_channel(Arc::new(home.app().await), &dc).await;
+    let channel = run_channel(Arc::new(home.app().await), &dc).await;
     dc.register_channel(GUILD_CHANNEL, Some(GUILD), 0);
     dc.send_message(
         GUILD_CHANNEL,
@@ -341,5 +304,5 @@ async fn listed_channels_need_no_mention() {
     );
     let sent = dc.wait_for_channel_messages(GUILD_CHANNEL, 1, WAIT).await;
     assert_eq!(sent[0]["content"], "fake reply to: no mention here");
-    let _ = stop.send(true);
+    channel.stop_and_wait().await;
 }

@@ -1,15 +1,19 @@
 //! Slash commands: rendered from `commands/*.toml`, registered per guild (instant) or
 //! globally, and answered by deferring at once and editing the original response with
-//! the real content (ephemeral for `/model status`, which names profiles).
+//! the real content (ephemeral for `/model status`, which names profiles). Who may use
+//! them follows `access`; a refusal is an ephemeral message and reaches no model.
 
 use super::Handler;
+use super::access::{self, GuildEvent};
+use super::messages::INBOX;
 use crate::channels::chunk;
 use crate::chat::{Inbound, handle};
+use crate::inbox::Receipt;
 use crate::session::key;
 use serenity::all::{
     CommandDataOptionValue, CommandInteraction, CommandOptionType, Context,
     CreateAutocompleteResponse, CreateCommand, CreateCommandOption, CreateInteractionResponse,
-    CreateInteractionResponseFollowup, EditInteractionResponse, GuildId, Http,
+    CreateInteractionResponseMessage, GuildId, Http,
 };
 
 /// An error's text without the interaction token (it is part of the webhook URLs that
@@ -78,15 +82,59 @@ fn as_text(cmd: &CommandInteraction) -> String {
     }
 }
 
-pub async fn run(h: &Handler, ctx: &Context, cmd: CommandInteraction) {
+/// Answer to a slash command from someone who may not talk here (ephemeral).
+const REFUSED: &str = "You are not allowed to use this bot here. Ask its operator to add you.";
+/// Answer to a slash command that arrives while the gateway shuts down (ephemeral).
+const RESTARTING: &str = "The bot is restarting: run the command again in a minute.";
+
+/// Whether the user of an interaction may talk where it was sent.
+async fn admitted(h: &Handler, cmd: &CommandInteraction) -> bool {
     let user = cmd.user.id.to_string();
-    let allowed = match cmd.guild_id {
-        None => h.dm_allowed(&user),
-        Some(g) => h.guild_allowed(&g.to_string(), &cmd.channel_id.to_string()),
+    match cmd.guild_id {
+        None => access::dm_admitted(&h.cfg, &h.pairing, &user).await,
+        Some(g) => access::guild_command_admitted(
+            &h.cfg,
+            GuildEvent {
+                guild: &g.to_string(),
+                channel: &cmd.channel_id.to_string(),
+                user: &user,
+            },
+        ),
+    }
+}
+
+/// A slash command: refused (ephemeral, no model) unless its user may talk here;
+/// otherwise deferred at once, run through `chat::handle`, and answered by editing the
+/// original response (follow-ups for further parts). Recorded in the inbox, so a
+/// command delivered twice is answered once.
+pub async fn run(h: &Handler, ctx: &Context, cmd: CommandInteraction) {
+    let pass = h.gate.enter();
+    let refusal = if pass.late() {
+        Some(RESTARTING)
+    } else if !admitted(h, &cmd).await {
+        Some(REFUSED)
+    } else {
+        None
     };
+    if let Some(text) = refusal {
+        let msg = CreateInteractionResponseMessage::new()
+            .content(text)
+            .ephemeral(true);
+        if let Err(e) = cmd
+            .create_response(&ctx.http, CreateInteractionResponse::Message(msg))
+            .await
+        {
+            tracing::warn!(
+                "could not answer a Discord interaction: {}",
+                scrub(&e, &cmd.token)
+            );
+        }
+        return;
+    }
+    let user = cmd.user.id.to_string();
     let text = as_text(&cmd);
-    let ephemeral = text.starts_with("/model status") || !allowed;
-    // Acknowledge within Discord's 3 s, before any model call.
+    let ephemeral = text.starts_with("/model status");
+    // Acknowledge within Discord's 3 s, before any model call or store write.
     let deferred = if ephemeral {
         cmd.defer_ephemeral(&ctx.http).await
     } else {
@@ -99,85 +147,88 @@ pub async fn run(h: &Handler, ctx: &Context, cmd: CommandInteraction) {
         );
         return;
     }
-    let reply = if !allowed {
-        "You are not allowed to use this bot here. Ask its operator to add you.".to_string()
-    } else {
-        let session = match cmd.guild_id {
-            None => key::discord_dm(&user),
-            Some(_) => key::discord_channel(&cmd.channel_id.to_string(), None),
-        };
-        let owner = h.owners().iter().any(|o| o == &user);
-        let result = handle(
-            &h.app,
-            Inbound {
-                session: &session,
-                text: &text,
-                owner,
-                bot_username: None,
-                agent: h.cfg.agent.as_deref(),
-            },
-            None,
-        )
-        .await;
-        result.reply_text()
+    // Discord accepts one acknowledgement per interaction, so a redelivery stops above;
+    // the mark also covers a second replica that saw the answer stored.
+    let id = cmd.id.to_string();
+    match h.inbox.receive(INBOX, &id, "").await {
+        Ok(Receipt::Answered) => return,
+        Ok(_) => {}
+        Err(e) => tracing::warn!(
+            interaction = %id,
+            "could not record a Discord interaction in the inbox ({e}); answering it anyway"
+        ),
+    }
+    let session = match cmd.guild_id {
+        None => key::discord_dm(&user),
+        Some(_) => key::discord_channel(&cmd.channel_id.to_string(), None),
     };
-    let mut parts = chunk::split(&reply, chunk::DISCORD).into_iter();
+    let result = handle(
+        &h.app,
+        Inbound {
+            session: &session,
+            text: &text,
+            owner: access::is_owner(&h.cfg, &user),
+            bot_username: None,
+            agent: h.cfg.agent.as_deref(),
+        },
+        None,
+    )
+    .await;
+    respond(h, ctx, &cmd, &result.reply_text(), ephemeral).await;
+    h.mark_answered(&id).await;
+}
+
+/// Edit the deferred response with the first part; the rest as follow-ups.
+async fn respond(
+    h: &Handler,
+    ctx: &Context,
+    cmd: &CommandInteraction,
+    reply: &str,
+    ephemeral: bool,
+) {
+    let mut parts = chunk::split(reply, chunk::DISCORD).into_iter();
     let first = parts
         .next()
         .unwrap_or_else(|| "The model sent an empty reply; try rephrasing.".to_string());
-    if let Err(e) = cmd
-        .edit_response(&ctx.http, EditInteractionResponse::new().content(first))
+    let app_id = cmd.application_id;
+    if let Err(e) = h
+        .rest
+        .edit_original(&ctx.http, app_id, &cmd.token, &first)
         .await
     {
-        tracing::warn!(
-            "could not edit the Discord interaction response: {}",
-            scrub(&e, &cmd.token)
-        );
+        tracing::error!("could not edit the Discord interaction response: {e}");
         return;
     }
     for part in parts {
-        let follow = CreateInteractionResponseFollowup::new()
-            .content(part)
-            .ephemeral(ephemeral);
-        if let Err(e) = cmd.create_followup(&ctx.http, follow).await {
-            tracing::warn!(
-                "could not send a Discord follow-up: {}",
-                scrub(&e, &cmd.token)
-            );
+        if let Err(e) = h
+            .rest
+            .followup(&ctx.http, app_id, &cmd.token, &part, ephemeral)
+            .await
+        {
+            tracing::error!("could not send a Discord follow-up: {e}");
             return;
         }
     }
 }
 
 /// Suggestions for the `/model` option: aliases, allowed models, keywords, and
-/// `model@profile` forms for owners — at most 25, matching what was typed.
+/// `model@profile` forms for owners — at most 25, matching what was typed. Someone who
+/// may not talk here gets no suggestions.
 pub async fn autocomplete(h: &Handler, ctx: &Context, ac: CommandInteraction) {
+    let pass = h.gate.enter();
+    if pass.late() {
+        return;
+    }
     let typed = ac
         .data
         .autocomplete()
         .map(|o| o.value.to_lowercase())
         .unwrap_or_default();
-    let catalog = &h.app.engine.catalog;
-    let mut choices: Vec<String> = vec!["list".into(), "status".into(), "default".into()];
-    choices.extend(catalog.aliases.keys().cloned());
-    choices.extend(
-        catalog
-            .allowed_list()
-            .into_iter()
-            .map(|m| m.split(' ').next().unwrap_or_default().to_string()),
-    );
-    if h.owners().iter().any(|o| o == &ac.user.id.to_string())
-        && let Ok(profiles) = h.app.engine.resolver_for(h.cfg.agent.as_deref()).profiles()
-    {
-        for (alias, model) in &catalog.aliases {
-            choices.extend(
-                profiles
-                    .iter()
-                    .filter(|p| p.provider == model.provider)
-                    .map(|p| format!("{alias}@{}", p.id)),
-            );
-        }
-    }
+    let choices = if admitted(h, &ac).await {
+        suggestions(h, &ac.user.id.to_string()).await
+    } else {
+        Vec::new()
+    };
     let mut seen = std::collections::HashSet::new();
     let resp = choices
         .into_iter()
@@ -195,4 +246,39 @@ pub async fn autocomplete(h: &Handler, ctx: &Context, ac: CommandInteraction) {
             scrub(&e, &ac.token)
         );
     }
+}
+
+/// Every `/model` suggestion for `user`; profile forms only for owners (the profile
+/// list is read off the runtime threads).
+async fn suggestions(h: &Handler, user: &str) -> Vec<String> {
+    let catalog = &h.app.engine.catalog;
+    let mut choices: Vec<String> = vec!["list".into(), "status".into(), "default".into()];
+    choices.extend(catalog.aliases.keys().cloned());
+    choices.extend(
+        catalog
+            .allowed_list()
+            .into_iter()
+            .map(|m| m.split(' ').next().unwrap_or_default().to_string()),
+    );
+    if !access::is_owner(&h.cfg, user) {
+        return choices;
+    }
+    let resolver = h.app.engine.resolver_for(h.cfg.agent.as_deref()).clone();
+    let profiles = match tokio::task::spawn_blocking(move || resolver.profiles()).await {
+        Ok(Ok(p)) => p,
+        Ok(Err(e)) => {
+            tracing::debug!("no profile suggestions: {e}");
+            return choices;
+        }
+        Err(_) => return choices,
+    };
+    for (alias, model) in &catalog.aliases {
+        choices.extend(
+            profiles
+                .iter()
+                .filter(|p| p.provider == model.provider)
+                .map(|p| format!("{alias}@{}", p.id)),
+        );
+    }
+    choices
 }

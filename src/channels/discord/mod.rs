@@ -1,23 +1,31 @@
 //! The Discord channel (serenity). Owns everything Discord-specific: the REST base and
 //! gateway (a non-default `apiBase` routes every request through it, with serenity's
 //! own ratelimiter off, since that one would still call discord.com), slash commands
-//! rendered from `commands/*.toml` with autocomplete, deferred interaction replies,
-//! DMs and mentions, who may talk (dmPolicy, allowFrom, pairing, owners), and replies
-//! split at 2000 characters. The message itself goes through `chat::handle`.
+//! rendered from `commands/*.toml` with autocomplete (`commands`), deferred interaction
+//! replies, DMs and mentions (`messages`), who may talk (`access`: dmPolicy, allowFrom,
+//! pairing, groupPolicy, owners), replies split at 2000 characters and re-sent after the
+//! `retry_after` of a 429 (`rest`), the inbox marks that answer each message once, and
+//! the graceful drain on shutdown (`drain`). The message itself goes through
+//! `chat::handle`.
 
+mod access;
 mod commands;
+mod drain;
+mod messages;
+mod rest;
 
 use crate::app::App;
-use crate::channels::chunk;
-use crate::chat::{Inbound, handle};
-use crate::config::{DiscordConfig, DmPolicy};
+use crate::config::DiscordConfig;
+use crate::inbox::Inbox;
 use crate::pairing::PairingStore;
 use crate::secret::Secret;
-use crate::session::key;
+use drain::Gate;
+use rest::Rest;
 use serenity::all::{
     Context, EventHandler, GatewayIntents, HttpBuilder, Interaction, Message, Ready, ShardManager,
 };
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use tokio::sync::watch;
 
 /// Discord's own REST base: requests go there directly, with serenity's ratelimiter.
@@ -50,38 +58,18 @@ pub async fn token(app: &App, cfg: &DiscordConfig) -> Result<Secret, DiscordErro
     })
 }
 
+/// The serenity event handler; one task per event, each holding a drain pass.
 struct Handler {
     app: Arc<App>,
     cfg: DiscordConfig,
     pairing: PairingStore,
+    inbox: Inbox,
+    rest: Rest,
+    gate: Arc<Gate>,
     /// The bot's own user id, from READY.
     me: std::sync::OnceLock<serenity::all::UserId>,
-}
-
-impl Handler {
-    fn owners(&self) -> &[String] {
-        self.cfg.owners.as_deref().unwrap_or(&self.cfg.allow_from)
-    }
-
-    fn dm_allowed(&self, user: &str) -> bool {
-        let listed = self.cfg.allow_from.iter().any(|u| u == user);
-        self.cfg.dm_policy.admits(listed, || {
-            self.pairing.is_approved("discord", user).unwrap_or(false)
-        })
-    }
-
-    /// Guild messages: only in listed guilds (when any are listed) or channels.
-    fn guild_allowed(&self, guild: &str, channel: &str) -> bool {
-        self.cfg.channels.iter().any(|c| c == channel) || self.cfg.guilds.iter().any(|g| g == guild)
-    }
-
-    async fn reply(&self, ctx: &Context, channel: serenity::all::ChannelId, text: &str) {
-        for part in chunk::split(text, chunk::DISCORD) {
-            if !send_once(ctx, channel, &part).await {
-                return;
-            }
-        }
-    }
+    /// Set by the first READY, which answers what an earlier run left unanswered.
+    started: AtomicBool,
 }
 
 #[serenity::async_trait]
@@ -93,61 +81,13 @@ impl EventHandler for Handler {
         let guilds = self.cfg.guilds.clone();
         // Registration never blocks start-up.
         tokio::spawn(async move { commands::register(&http, &guilds).await });
+        if !self.started.swap(true, Ordering::SeqCst) {
+            self.replay_pending(&ctx).await;
+        }
     }
 
     async fn message(&self, ctx: Context, msg: Message) {
-        if msg.author.bot || msg.content.trim().is_empty() {
-            return;
-        }
-        let user = msg.author.id.to_string();
-        let session = match msg.guild_id {
-            None => {
-                if !self.dm_allowed(&user) {
-                    if self.cfg.dm_policy == DmPolicy::Pairing {
-                        self.offer_pairing(&ctx, &msg).await;
-                    }
-                    return;
-                }
-                key::discord_dm(&user)
-            }
-            Some(guild) => {
-                // Listed channels are answered as they are; elsewhere in allowed guilds
-                // only when the bot is mentioned.
-                let channel = msg.channel_id.to_string();
-                let listed = self.cfg.channels.iter().any(|c| c == &channel);
-                let mentioned = self.me.get().is_some_and(|me| msg.mentions_user_id(*me));
-                let in_allowed_guild = self.cfg.guilds.iter().any(|g| g == &guild.to_string());
-                if !(listed || mentioned && in_allowed_guild) {
-                    return;
-                }
-                key::discord_channel(&msg.channel_id.to_string(), None)
-            }
-        };
-        let text = match self.me.get() {
-            Some(me) => msg
-                .content
-                .replace(&format!("<@{me}>"), " ")
-                .replace(&format!("<@!{me}>"), " "),
-            None => msg.content.clone(),
-        };
-        let owner = self.owners().iter().any(|o| o == &user);
-        let typing = msg.channel_id.start_typing(&ctx.http);
-        let result = handle(
-            &self.app,
-            Inbound {
-                session: &session,
-                text: text.trim(),
-                owner,
-                bot_username: None,
-                agent: self.cfg.agent.as_deref(),
-            },
-            None,
-        )
-        .await;
-        typing.stop();
-        if !result.ignored {
-            self.reply(&ctx, msg.channel_id, &result.reply_text()).await;
-        }
+        self.on_message(&ctx, msg).await;
     }
 
     async fn interaction_create(&self, ctx: Context, interaction: Interaction) {
@@ -159,58 +99,23 @@ impl EventHandler for Handler {
     }
 }
 
-impl Handler {
-    async fn offer_pairing(&self, ctx: &Context, msg: &Message) {
-        match self.pairing.request(
-            "discord",
-            &msg.author.id.to_string(),
-            Some(&msg.author.name),
-        ) {
-            Ok(r) if r.fresh && !r.approved => {
-                let text = format!(
-                    "Hi! I don't know you yet. To let you in, the operator of this bot runs:\n\nremoteclaw pairing approve discord {}\n\nThe code is valid for one hour.",
-                    r.code
-                );
-                self.reply(ctx, msg.channel_id, &text).await;
-            }
-            Ok(_) => {}
-            Err(e) => tracing::warn!("pairing request failed: {e}"),
-        }
-    }
-}
-
-/// Send one message part. A 429 means it was not delivered, so it is sent again after
-/// a pause (1 s, then 2 s, 4 s): with the default `apiBase` serenity's ratelimiter
-/// already honours `retry-after`; behind a proxy base it is off and its error type does
-/// not carry the value, so the pause is our own.
-async fn send_once(ctx: &Context, channel: serenity::all::ChannelId, text: &str) -> bool {
-    let mut pause = std::time::Duration::from_secs(1);
-    for attempt in 1..=4 {
-        match channel.say(&ctx.http, text).await {
-            Ok(_) => return true,
-            Err(serenity::Error::Http(serenity::all::HttpError::UnsuccessfulRequest(r)))
-                if r.status_code.as_u16() == 429 && attempt < 4 =>
-            {
-                tokio::time::sleep(pause).await;
-                pause *= 2;
-            }
-            Err(e) => {
-                tracing::warn!(channel = %channel, "could not send a reply to Discord: {e}");
-                return false;
-            }
-        }
-    }
-    false
-}
-
-/// Run the channel until `shutdown` turns true.
+/// Run the channel until `shutdown` turns true (or its sender goes away). Then it stops
+/// taking messages, lets the turns in flight finish and send their replies, closes the
+/// gateway connection and returns.
 pub async fn run(
     app: Arc<App>,
     cfg: DiscordConfig,
     token: Secret,
     mut shutdown: watch::Receiver<bool>,
 ) -> Result<(), DiscordError> {
-    let mut http = HttpBuilder::new(token.expose());
+    // serenity's own client settings, built here so replies can use it too (`rest`);
+    // Discord never redirects, and a redirect must not carry the bot token elsewhere.
+    let client = reqwest::Client::builder()
+        .use_rustls_tls()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .map_err(|e| DiscordError::Client(e.to_string()))?;
+    let mut http = HttpBuilder::new(token.expose()).client(client.clone());
     if cfg.api_base.trim_end_matches('/') != DEFAULT_API_BASE {
         // serenity's ratelimiter ignores the proxy and would call discord.com.
         http = http
@@ -220,24 +125,30 @@ pub async fn run(
     let intents = GatewayIntents::GUILD_MESSAGES
         | GatewayIntents::DIRECT_MESSAGES
         | GatewayIntents::MESSAGE_CONTENT;
-    let pairing = PairingStore::new(app.db.clone(), app.clock.clone());
+    let gate = Arc::new(Gate::default());
     let handler = Handler {
+        pairing: PairingStore::new(app.db.clone(), app.clock.clone()),
+        inbox: Inbox::new(app.db.clone(), app.clock.clone()),
         app,
         cfg,
-        pairing,
+        rest: Rest::new(client),
+        gate: gate.clone(),
         me: std::sync::OnceLock::new(),
+        started: AtomicBool::new(false),
     };
     let mut client = serenity::all::ClientBuilder::new_with_http(http.build(), intents)
         .event_handler(handler)
         .await
         .map_err(|e| DiscordError::Client(token.redact_in(&e.to_string())))?;
     let manager: Arc<ShardManager> = client.shard_manager.clone();
-    tokio::spawn(async move {
-        let _ = shutdown.changed().await;
+    let stopper = tokio::spawn(async move {
+        // An error means the sender is gone: shut down as well.
+        let _ = shutdown.wait_for(|stop| *stop).await;
+        tracing::info!("Discord channel: shutting down, finishing the replies in flight");
+        gate.close_and_wait().await;
         manager.shutdown_all().await;
     });
-    client
-        .start()
-        .await
-        .map_err(|e| DiscordError::Client(token.redact_in(&e.to_string())))
+    let started = client.start().await;
+    stopper.abort();
+    started.map_err(|e| DiscordError::Client(token.redact_in(&e.to_string())))
 }

@@ -1,0 +1,192 @@
+//! Direct and guild messages: who may talk (`access`), the inbox mark (a message that
+//! is delivered twice is answered once; one received while shutting down, or cut off by
+//! a crash, is answered at the next start), the turn through `chat::handle`, and the
+//! reply split at 2000 characters. Unknown DM senders are offered a pairing code.
+
+use super::Handler;
+use super::access::{self, GuildEvent};
+use crate::channels::chunk;
+use crate::chat::{Inbound, handle};
+use crate::config::DmPolicy;
+use crate::inbox::Receipt;
+use crate::session::key;
+use serenity::all::{ChannelId, Context, Message};
+
+/// The inbox channel name of Discord (message and interaction ids are snowflakes, unique
+/// across both).
+pub(super) const INBOX: &str = "discord";
+
+/// Pending messages older than this are not answered at start (a day-old reply helps
+/// nobody); they are marked answered instead.
+const REPLAY_MAX_AGE_MS: i64 = 24 * 60 * 60 * 1000;
+
+/// Answered marks are kept this long (Discord does not redeliver after that).
+const KEEP_ANSWERED_MS: i64 = 7 * 24 * 60 * 60 * 1000;
+
+impl Handler {
+    /// A MESSAGE_CREATE.
+    pub(super) async fn on_message(&self, ctx: &Context, msg: Message) {
+        if msg.author.bot || msg.content.trim().is_empty() {
+            return;
+        }
+        let pass = self.gate.enter();
+        let Some(session) = self.admit(ctx, &msg, !pass.late()).await else {
+            return;
+        };
+        let id = msg.id.to_string();
+        let payload = serde_json::to_string(&msg).unwrap_or_default();
+        match self.inbox.receive(INBOX, &id, &payload).await {
+            Ok(Receipt::New) => {}
+            Ok(seen) => {
+                tracing::debug!(message = %id, ?seen, "Discord delivered a message again: not answered twice");
+                return;
+            }
+            Err(e) => tracing::warn!(
+                message = %id,
+                "could not record a Discord message in the inbox ({e}); answering it anyway"
+            ),
+        }
+        if pass.late() {
+            tracing::info!(message = %id, "shutting down: the message is answered at the next start");
+            return;
+        }
+        self.answer(ctx, &msg, &session).await;
+    }
+
+    /// The session a message belongs to, or `None` when it is not for us or its sender
+    /// may not talk here (then it never reaches a model; only an unknown DM sender
+    /// under `dmPolicy = "pairing"` hears back, with a pairing code).
+    async fn admit(&self, ctx: &Context, msg: &Message, may_reply: bool) -> Option<String> {
+        let user = msg.author.id.to_string();
+        match msg.guild_id {
+            None => {
+                if access::dm_admitted(&self.cfg, &self.pairing, &user).await {
+                    return Some(key::discord_dm(&user));
+                }
+                if may_reply && self.cfg.dm_policy == DmPolicy::Pairing {
+                    self.offer_pairing(ctx, msg).await;
+                }
+                None
+            }
+            Some(guild) => {
+                let channel = msg.channel_id.to_string();
+                let event = GuildEvent {
+                    guild: &guild.to_string(),
+                    channel: &channel,
+                    user: &user,
+                };
+                let mentioned = self.me.get().is_some_and(|me| msg.mentions_user_id(*me));
+                access::guild_message_admitted(&self.cfg, event, mentioned)
+                    .then(|| key::discord_channel(&channel, None))
+            }
+        }
+    }
+
+    /// Run the message as a turn of `session`, send the reply, mark it answered.
+    async fn answer(&self, ctx: &Context, msg: &Message, session: &str) {
+        let user = msg.author.id.to_string();
+        let text = match self.me.get() {
+            Some(me) => msg
+                .content
+                .replace(&format!("<@{me}>"), " ")
+                .replace(&format!("<@!{me}>"), " "),
+            None => msg.content.clone(),
+        };
+        let typing = msg.channel_id.start_typing(&ctx.http);
+        let result = handle(
+            &self.app,
+            Inbound {
+                session,
+                text: text.trim(),
+                owner: access::is_owner(&self.cfg, &user),
+                bot_username: None,
+                agent: self.cfg.agent.as_deref(),
+            },
+            None,
+        )
+        .await;
+        typing.stop();
+        if !result.ignored {
+            self.reply(ctx, msg.channel_id, &result.reply_text()).await;
+        }
+        if let Err(e) = self.inbox.answered(INBOX, &msg.id.to_string()).await {
+            tracing::warn!(message = %msg.id, "could not mark a Discord message answered: {e}");
+        }
+    }
+
+    /// Send `text` in parts of at most 2000 characters; stops at the first part that
+    /// cannot be delivered.
+    pub(super) async fn reply(&self, ctx: &Context, channel: ChannelId, text: &str) {
+        for part in chunk::split(text, chunk::DISCORD) {
+            if let Err(e) = self.rest.post_message(&ctx.http, channel, &part).await {
+                tracing::error!(channel = %channel, "could not send a reply to Discord: {e}");
+                return;
+            }
+        }
+    }
+
+    async fn offer_pairing(&self, ctx: &Context, msg: &Message) {
+        let request = self
+            .pairing
+            .request_async(
+                "discord",
+                &msg.author.id.to_string(),
+                Some(&msg.author.name),
+            )
+            .await;
+        match request {
+            Ok(r) if r.fresh && !r.approved => {
+                let text = format!(
+                    "Hi! I don't know you yet. To let you in, the operator of this bot runs:\n\nremoteclaw pairing approve discord {}\n\nThe code is valid for one hour.",
+                    r.code
+                );
+                self.reply(ctx, msg.channel_id, &text).await;
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!("pairing request failed: {e}"),
+        }
+    }
+
+    /// At start: answer the messages that were received but not answered (a crash, or
+    /// a shutdown that came first), oldest first; forget old answered marks.
+    pub(super) async fn replay_pending(&self, ctx: &Context) {
+        let pending = match self.inbox.pending(INBOX).await {
+            Ok(p) => p,
+            Err(e) => {
+                tracing::warn!("could not read unanswered Discord messages: {e}");
+                return;
+            }
+        };
+        let now = self.app.clock.now_ms();
+        for p in pending {
+            let pass = self.gate.enter();
+            if pass.late() {
+                return;
+            }
+            let msg = serde_json::from_str::<Message>(&p.payload).ok();
+            match msg {
+                Some(msg) if now.saturating_sub(p.received_at) <= REPLAY_MAX_AGE_MS => {
+                    tracing::info!(message = %p.id, "answering a Discord message received before the restart");
+                    match self.admit(ctx, &msg, false).await {
+                        Some(session) => self.answer(ctx, &msg, &session).await,
+                        None => self.mark_answered(&p.id).await,
+                    }
+                }
+                // Interactions (their tokens expire) and messages too old to answer.
+                _ => {
+                    tracing::info!(id = %p.id, "a Discord message or command from before the restart cannot be answered now");
+                    self.mark_answered(&p.id).await;
+                }
+            }
+        }
+        if let Err(e) = self.inbox.prune(INBOX, KEEP_ANSWERED_MS).await {
+            tracing::warn!("could not prune old Discord inbox marks: {e}");
+        }
+    }
+
+    pub(super) async fn mark_answered(&self, id: &str) {
+        if let Err(e) = self.inbox.answered(INBOX, id).await {
+            tracing::warn!(id, "could not mark a Discord message answered: {e}");
+        }
+    }
+}

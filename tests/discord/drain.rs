@@ -1,0 +1,157 @@
+//! Shutdown and restart: a turn in flight when shutdown is signalled still posts its
+//! reply before `run` returns; a message that arrives while draining, or one cut off by
+//! a crash, is answered at the next start, and only once.
+
+use super::*;
+use remoteclaw::session::BUSY_REPLY;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_mid_turn_still_posts_the_reply_then_run_returns() {
+    let s = setup().await;
+    // Hold the model's answer long enough to signal shutdown mid-turn.
+    s.llm.set_latency(Duration::from_secs(2));
+    s.dc.send_message(DM_CHANNEL, None, OWNER, "alice", "long question", false);
+    let llm = &s.llm;
+    tokio::time::timeout(WAIT, async {
+        while llm.request_count() == 0 {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await
+    .expect("the turn reached the model");
+    assert!(
+        contents(&s.dc, DM_CHANNEL).is_empty(),
+        "the turn is still running"
+    );
+    let s = s.finish().await;
+    assert_eq!(
+        contents(&s.dc, DM_CHANNEL),
+        ["fake reply to: long question"],
+        "the reply was posted before run() returned"
+    );
+}
+
+/// Probe with slash commands (in a guild channel, whose session is free) until one is
+/// turned away because the channel is shutting down.
+async fn wait_until_draining(s: &Setup) {
+    for _ in 0..100 {
+        let (iid, _) =
+            s.dc.send_slash_command(Some(GUILD), GUILD_CHANNEL, OWNER, "help", json!(null));
+        let calls = s.dc.wait_for_interaction(iid, 1, WAIT).await;
+        if calls[0].content().is_some_and(|c| c.contains("restarting")) {
+            assert!(calls[0].is_ephemeral());
+            return;
+        }
+    }
+    panic!("the channel never started draining");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_arriving_while_draining_is_answered_at_the_next_start() {
+    let s = setup().await;
+    s.llm.set_latency(Duration::from_secs(2));
+    s.dc.send_message(DM_CHANNEL, None, OWNER, "alice", "first", false);
+    while s.llm.request_count() == 0 {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    s.llm.set_latency(Duration::ZERO);
+    s.channel.signal_stop();
+    wait_until_draining(&s).await;
+    // Arrives while the first turn drains: not answered by this run.
+    s.dc.send_message(DM_CHANNEL, None, OWNER, "alice", "second", false);
+    assert!(s.dc.wait_delivered(WAIT).await);
+    let s = s.finish().await;
+    assert_eq!(contents(&s.dc, DM_CHANNEL), ["fake reply to: first"]);
+    assert_eq!(s.llm.request_count(), 1);
+
+    let s = s.restart().await;
+    s.dc.wait_for_channel_messages(DM_CHANNEL, 2, WAIT).await;
+    let s = s.finish().await;
+    assert_eq!(
+        contents(&s.dc, DM_CHANNEL),
+        ["fake reply to: first", "fake reply to: second"],
+        "answered at the next start, and the first one not again"
+    );
+    assert_eq!(s.llm.request_count(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_cut_off_by_a_crash_is_answered_at_the_next_start() {
+    let dc = FakeDiscord::start(TOKEN).await;
+    let llm = FakeProvider::start().await;
+    let mut home = TestHome::new(&config(
+        &llm,
+        "openai/gpt-4o-mini",
+        "",
+        &dc.api_base(),
+        &default_body(),
+    ));
+    home.set("OPENAI_API_KEY", "sk-oa");
+    dc.register_channel(DM_CHANNEL, None, OWNER);
+
+    // The first "process": its own runtime, dropped mid-turn like a SIGKILL.
+    let crashed = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let app = Arc::new(home.app().await);
+    let cfg = app.config.channels.discord.clone().unwrap();
+    let (_stop, rx) = watch::channel(false);
+    crashed.spawn(discord::run(app, cfg, Secret::new(TOKEN), rx));
+    assert!(dc.wait_ready(WAIT).await);
+    llm.set_latency(Duration::from_secs(600));
+    dc.send_message(DM_CHANNEL, None, OWNER, "alice", "are you there?", false);
+    while llm.request_count() == 0 {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    crashed.shutdown_background();
+    assert!(dc.channel_messages(DM_CHANNEL).is_empty());
+
+    // The next start answers it, once.
+    llm.set_latency(Duration::ZERO);
+    let channel = run_channel(Arc::new(home.app().await), &dc).await;
+    assert!(dc.wait_readies(2, WAIT).await);
+    dc.wait_for_channel_messages(DM_CHANNEL, 1, WAIT).await;
+    channel.stop_and_wait().await;
+    assert_eq!(contents(&dc, DM_CHANNEL), ["fake reply to: are you there?"]);
+    assert_eq!(llm.request_count(), 2, "the cut-off turn, then the answer");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_session_queue_gets_the_busy_reply_at_once() {
+    let s = setup().await;
+    // The first message holds the session in a model call; the ones behind it are
+    // `/model` directives, answered without the model as soon as their turn comes.
+    s.llm.set_latency(Duration::from_secs(2));
+    s.dc.send_message(DM_CHANNEL, None, OWNER, "alice", "m0", false);
+    while s.llm.request_count() == 0 {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    const MORE: usize = 11;
+    for _ in 0..MORE {
+        s.dc.send_message(DM_CHANNEL, None, OWNER, "alice", "/model", false);
+    }
+    // The busy reply comes while the first turn still holds the session.
+    let first = s.dc.wait_for_channel_messages(DM_CHANNEL, 1, WAIT).await;
+    assert_eq!(
+        first[0]["content"], BUSY_REPLY,
+        "the busy reply did not wait"
+    );
+    s.dc.wait_for_channel_messages(DM_CHANNEL, MORE + 1, WAIT)
+        .await;
+    let s = s.finish().await;
+    let all = contents(&s.dc, DM_CHANNEL);
+    assert_eq!(all.len(), MORE + 1, "every message got one reply: {all:?}");
+    assert_eq!(all.iter().filter(|t| *t == "fake reply to: m0").count(), 1);
+    let queued = all
+        .iter()
+        .filter(|t| *t != BUSY_REPLY && *t != "fake reply to: m0")
+        .count();
+    assert!(
+        (7..=8).contains(&queued),
+        "a queue of 8 at most besides the running one: {all:?}"
+    );
+    assert!(all.iter().filter(|t| *t == BUSY_REPLY).count() >= 3);
+    assert_eq!(s.llm.request_count(), 1);
+}
