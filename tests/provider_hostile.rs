@@ -459,6 +459,7 @@ fn input() -> TurnInput {
         model: None,
         pin: None,
         messages: vec![ChatMessage::user("hello")],
+        agent: None,
     }
 }
 

@@ -873,6 +873,7 @@ fn turn() -> remoteclaw::engine::TurnInput {
         model: None,
         pin: None,
         messages: vec![remoteclaw::providers::ChatMessage::user("hi")],
+        agent: None,
     }
 }
 
