@@ -142,3 +142,51 @@ async fn an_agent_id_that_is_not_a_plain_name_is_refused_at_start() {
         "{err}"
     );
 }
+
+/// `gateway.maxConcurrentTurns` holds for the chat channels too: past the running turns
+/// and the wait queue, a chat message gets a busy reply at once and reaches no model.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chat_messages_past_max_concurrent_turns_get_a_busy_reply() {
+    use remoteclaw::chat::{GATEWAY_BUSY_REPLY, handle_limited};
+    use std::sync::Arc;
+    let fake = FakeProvider::start().await;
+    let mut h = TestHome::new(&format!(
+        "{}\n[gateway]\nmaxConcurrentTurns = 1\n",
+        TestHome::config_for_fake(
+            "anthropic/claude-opus-4-5",
+            &fake.anthropic_base(),
+            &fake.openai_base(),
+            &fake.google_base()
+        )
+    ));
+    h.set("ANTHROPIC_API_KEY", "sk-ant-slow");
+    fake.set_default(support::fake_provider::Behavior::Stall);
+    let app = Arc::new(h.app().await);
+    let running = {
+        let app = app.clone();
+        tokio::spawn(
+            async move { handle_limited(&app, msg("telegram:dm:1", "one", None), None).await },
+        )
+    };
+    while app.turns.running() < 1 {
+        tokio::task::yield_now().await;
+    }
+    let waiting = {
+        let app = app.clone();
+        tokio::spawn(
+            async move { handle_limited(&app, msg("telegram:dm:2", "two", None), None).await },
+        )
+    };
+    while app.turns.waiting() < 1 {
+        tokio::task::yield_now().await;
+    }
+    let r = handle_limited(&app, msg("discord:dm:3", "three", None), None).await;
+    assert!(r.is_error());
+    assert_eq!(r.reply_text(), GATEWAY_BUSY_REPLY);
+    assert!(
+        fake.requests().iter().all(|q| q.user_text() != "three"),
+        "the refused message reached no model"
+    );
+    running.abort();
+    waiting.abort();
+}

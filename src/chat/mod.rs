@@ -149,6 +149,28 @@ pub async fn handle(app: &App, msg: Inbound<'_>, mut sink: Option<DeltaSink<'_>>
     result
 }
 
+/// Reply when the whole gateway is at `gateway.maxConcurrentTurns` with a full wait queue.
+pub const GATEWAY_BUSY_REPLY: &str = "I'm answering too many conversations at once right now — please send your message again in a minute.";
+
+/// [`handle`] for the chat channels (Telegram, Discord): the message first takes one of
+/// the gateway's turn slots (`gateway.maxConcurrentTurns`, shared with the HTTP API),
+/// waiting in arrival order; when even the wait queue is full it gets a busy reply at
+/// once and nothing is run.
+pub async fn handle_limited(
+    app: &App,
+    msg: Inbound<'_>,
+    sink: Option<DeltaSink<'_>>,
+) -> ChatResult {
+    let _slot = match app.turns.acquire().await {
+        Ok(p) => p,
+        Err(busy) => {
+            tracing::warn!(session = msg.session, "{busy}");
+            return ChatResult::failed(GATEWAY_BUSY_REPLY.to_string());
+        }
+    };
+    handle(app, msg, sink).await
+}
+
 /// Run `text` as the next user message of the session held by `turn`.
 async fn run_turn(
     app: &App,

@@ -7,7 +7,7 @@ use super::Handler;
 use super::access::{self, GuildEvent};
 use super::messages::INBOX;
 use crate::channels::chunk;
-use crate::chat::{Inbound, handle};
+use crate::chat::{Inbound, handle_limited};
 use crate::inbox::Receipt;
 use crate::session::key;
 use serenity::all::{
@@ -162,7 +162,7 @@ pub async fn run(h: &Handler, ctx: &Context, cmd: CommandInteraction) {
         None => key::discord_dm(&user),
         Some(_) => key::discord_channel(&cmd.channel_id.to_string(), None),
     };
-    let result = handle(
+    let result = handle_limited(
         &h.app,
         Inbound {
             session: &session,

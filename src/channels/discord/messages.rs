@@ -6,7 +6,7 @@
 use super::Handler;
 use super::access::{self, GuildEvent};
 use crate::channels::chunk;
-use crate::chat::{Inbound, handle};
+use crate::chat::{Inbound, handle_limited};
 use crate::config::DmPolicy;
 use crate::inbox::Receipt;
 use crate::session::key;
@@ -93,7 +93,7 @@ impl Handler {
             None => msg.content.clone(),
         };
         let typing = msg.channel_id.start_typing(&ctx.http);
-        let result = handle(
+        let result = handle_limited(
             &self.app,
             Inbound {
                 session,
