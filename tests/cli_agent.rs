@@ -417,3 +417,43 @@ mod config_errors {
         assert!(n >= 1, "config/remoteclaw.example.toml exists");
     }
 }
+
+/// Regression: `agent --message "/opus@work"` printed nothing and exited 0 — the
+/// terminal has no bot name, so the suffix was taken as "for another bot".
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn agent_opus_at_work_is_explained_and_exits_1() {
+    let fake = FakeProvider::start().await;
+    let mut home = TestHome::new(&format!(
+        "{}\n[agents.defaults.models.\"openai/gpt-4o\"]\nalias = \"opus\"\n[agents.defaults.models.\"openai/gpt-4o-mini\"]\n",
+        TestHome::config_for_fake(
+            "openai/gpt-4o-mini",
+            &fake.anthropic_base(),
+            &fake.openai_base(),
+            &fake.google_base(),
+        )
+    ));
+    home.set("OPENAI_API_KEY", "k");
+    let out = home.run(&["agent", "-m", "/opus@work"]).await;
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    assert!(
+        stderr(&out).contains("did you mean /model opus@work?"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(fake.request_count(), 0);
+}
+
+/// Regression: the text after a directive reached the model with its whitespace
+/// collapsed, so pasted code lost its newlines and indentation.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn agent_text_after_a_directive_keeps_its_newlines_and_indentation() {
+    let fake = FakeProvider::start().await;
+    let mut home = home_for(&fake, "openai/gpt-4o-mini");
+    home.set("OPENAI_API_KEY", "k");
+    let code = "fn main() {\n    println!(\"hi\");\n}";
+    let out = home
+        .run(&["agent", "-m", &format!("/new\n{code}"), "--json"])
+        .await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(fake.requests()[0].user_text(), code);
+}
