@@ -253,6 +253,10 @@ impl StateDb {
     }
 }
 
+/// How stale a turn's view of what other processes change (cooldowns in this database,
+/// auth-profiles.json) may be; this process's own changes are seen at once.
+pub const RECHECK_EVERY: Duration = Duration::from_millis(250);
+
 /// When a hot path should look at the disk again: at most once per `every`. Between
 /// checks it serves what it has in memory, so a turn pays no file or database call;
 /// a change made by another process is seen by turns that start `every` later at most.

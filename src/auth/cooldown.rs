@@ -5,15 +5,20 @@
 //!
 //! The math is pure (`rate_limit_until`, `billing_until`); `CooldownBook` keeps the
 //! state in `state.db`, so it survives restarts and is shared by every process, with an
-//! in-memory copy refreshed whenever another process commits (`PRAGMA data_version`).
+//! in-memory copy refreshed whenever anyone commits (`PRAGMA data_version`).
+//!
+//! The plain methods block (the CLI uses them). A turn uses the `_async` ones: its view
+//! comes from memory, checked against the database at most every [`RECHECK_EVERY`] on
+//! the blocking pool, and its records are written there too; a turn that has nothing to
+//! record touches no file.
 
 use crate::config::CooldownConfig;
 use crate::providers::{ErrorKind, ProviderError};
-use crate::state::{StateDb, StoreError};
+use crate::state::{RECHECK_EVERY, Recheck, StateDb, StoreError, blocking};
 use rusqlite::params;
 use rustc_hash::FxHashMap;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// Model wildcard for `standing`: a cooldown for any model counts (status views).
 pub const ANY_MODEL: &str = "*";
@@ -195,13 +200,58 @@ impl CooldownView {
     pub fn last_used(&self, credential: &str) -> Option<i64> {
         self.last_used.get(credential).copied()
     }
+
+    /// Whether a success on `model` has a cooldown or disable of `credential` to clear.
+    fn has_state(&self, credential: &str, model: &str) -> bool {
+        has_state(&self.rows, credential, model)
+    }
+}
+
+fn has_state(rows: &Rows, credential: &str, model: &str) -> bool {
+    rows.get(credential)
+        .is_some_and(|m| m.contains_key(model) || m.contains_key(""))
 }
 
 #[derive(Debug)]
 pub struct CooldownBook {
     db: Arc<StateDb>,
     config: CooldownConfig,
+    /// The in-memory copy; held only for memory work, never across a database call.
     cache: Mutex<Cache>,
+    /// One staleness check (and reload) at a time; only taken off the async workers.
+    reload: Mutex<()>,
+    recheck: Recheck,
+}
+
+type Loaded = (Rows, FxHashMap<String, i64>);
+
+fn load_rows(c: &mut rusqlite::Connection) -> rusqlite::Result<Loaded> {
+    let mut rows: Rows = FxHashMap::default();
+    let mut stmt = c.prepare_cached(
+        "SELECT credential, model, fingerprint, reason, until_ms, error_count FROM credential_state",
+    )?;
+    let mut q = stmt.query([])?;
+    while let Some(r) = q.next()? {
+        let reason: String = r.get(3)?;
+        rows.entry(r.get::<_, String>(0)?).or_default().insert(
+            r.get(1)?,
+            Row {
+                fingerprint: r.get(2)?,
+                reason: Reason::parse(&reason),
+                until: r.get(4)?,
+                count: u32::try_from(r.get::<_, i64>(5)?).unwrap_or(u32::MAX),
+            },
+        );
+    }
+    let mut last_used = FxHashMap::default();
+    let mut stmt = c.prepare_cached(
+        "SELECT credential, last_used FROM credential_usage WHERE last_used IS NOT NULL",
+    )?;
+    let mut q = stmt.query([])?;
+    while let Some(r) = q.next()? {
+        last_used.insert(r.get(0)?, r.get(1)?);
+    }
+    Ok((rows, last_used))
 }
 
 impl CooldownBook {
@@ -210,44 +260,59 @@ impl CooldownBook {
             db,
             config,
             cache: Mutex::new(Cache::default()),
+            reload: Mutex::new(()),
+            recheck: Recheck::new(RECHECK_EVERY),
         }
     }
 
-    /// Run `f` on a fresh view of the cache (reloaded if another process committed).
-    fn cached<T>(&self, f: impl FnOnce(&mut Cache) -> T) -> Result<T, StoreError> {
-        let version = self.db.data_version()?;
-        let mut cache = self
-            .cache
+    /// Check the database for other processes' changes at most every `every` (instead
+    /// of [`RECHECK_EVERY`]) in turns.
+    pub fn with_recheck(mut self, every: Duration) -> CooldownBook {
+        self.recheck = Recheck::new(every);
+        self
+    }
+
+    fn lock_cache(&self) -> Result<std::sync::MutexGuard<'_, Cache>, StoreError> {
+        self.cache
             .lock()
-            .map_err(|_| self.db.err("cooldown cache poisoned"))?;
-        if cache.version != Some(version) {
-            let (rows, last_used) = self.db.with(|c| {
-                let mut rows: Rows = FxHashMap::default();
-                let mut stmt = c.prepare_cached("SELECT credential, model, fingerprint, reason, until_ms, error_count FROM credential_state")?;
-                let mut q = stmt.query([])?;
-                while let Some(r) = q.next()? {
-                    let reason: String = r.get(3)?;
-                    rows.entry(r.get::<_, String>(0)?).or_default().insert(
-                        r.get(1)?,
-                        Row { fingerprint: r.get(2)?, reason: Reason::parse(&reason), until: r.get(4)?, count: u32::try_from(r.get::<_, i64>(5)?).unwrap_or(u32::MAX) },
-                    );
-                }
-                let mut last_used = FxHashMap::default();
-                let mut stmt = c.prepare_cached("SELECT credential, last_used FROM credential_usage WHERE last_used IS NOT NULL")?;
-                let mut q = stmt.query([])?;
-                while let Some(r) = q.next()? {
-                    last_used.insert(r.get(0)?, r.get(1)?);
-                }
-                Ok((rows, last_used))
-            })?;
+            .map_err(|_| self.db.err("cooldown cache poisoned"))
+    }
+
+    /// Reload the in-memory copy if anyone committed since it was loaded (blocking).
+    fn refresh(&self) -> Result<(), StoreError> {
+        let started = Instant::now();
+        let _one = self
+            .reload
+            .lock()
+            .map_err(|_| self.db.err("cooldown reload poisoned"))?;
+        let version = self.db.data_version()?;
+        if self.lock_cache()?.version != Some(version) {
+            let (rows, last_used) = self.db.read(load_rows)?;
+            let mut cache = self.lock_cache()?;
             cache.rows = Arc::new(rows);
             cache.last_used = Arc::new(last_used);
             cache.version = Some(version);
         }
-        Ok(f(&mut cache))
+        self.recheck.done(started);
+        Ok(())
     }
 
-    /// A snapshot of the current state (reloaded first if another process committed).
+    /// Run `f` on a fresh view of the cache (reloaded if anyone committed). Blocking.
+    fn cached<T>(&self, f: impl FnOnce(&mut Cache) -> T) -> Result<T, StoreError> {
+        self.refresh()?;
+        Ok(f(&mut *self.lock_cache()?))
+    }
+
+    /// The in-memory copy as it is, if it was ever loaded (no database call).
+    fn snapshot(&self) -> Option<CooldownView> {
+        let cache = self.cache.lock().ok()?;
+        cache.version.map(|_| CooldownView {
+            rows: cache.rows.clone(),
+            last_used: cache.last_used.clone(),
+        })
+    }
+
+    /// A snapshot of the current state (reloaded first if anyone committed). Blocking.
     pub fn view(&self) -> CooldownView {
         self.cached(|c| CooldownView {
             rows: c.rows.clone(),
@@ -255,8 +320,82 @@ impl CooldownBook {
         })
         .unwrap_or_else(|e| {
             tracing::warn!("cooldown state unavailable: {e}");
-            CooldownView::default()
+            self.snapshot().unwrap_or_default()
         })
+    }
+
+    /// A turn's view: from memory, checked against the database (on the blocking pool)
+    /// when the last check is [`RECHECK_EVERY`] old. A database that cannot be read
+    /// leaves the last known state in force.
+    pub async fn view_async(self: &Arc<Self>) -> CooldownView {
+        if !self.recheck.due()
+            && let Some(view) = self.snapshot()
+        {
+            return view;
+        }
+        let me = self.clone();
+        match blocking(&self.db, move || Ok(me.view())).await {
+            Ok(view) => view,
+            Err(e) => {
+                tracing::warn!("cooldown state unavailable: {e}");
+                self.snapshot().unwrap_or_default()
+            }
+        }
+    }
+
+    /// [`record_failure`](Self::record_failure) on the blocking pool.
+    pub async fn record_failure_async(
+        self: &Arc<Self>,
+        credential: &str,
+        fingerprint: &str,
+        model: &str,
+        err: &ProviderError,
+        now_ms: i64,
+    ) -> Result<Option<Standing>, StoreError> {
+        let (me, err) = (self.clone(), err.clone());
+        let (credential, fingerprint, model) = (
+            credential.to_string(),
+            fingerprint.to_string(),
+            model.to_string(),
+        );
+        blocking(&self.db, move || {
+            me.record_failure(&credential, &fingerprint, &model, &err, now_ms)
+        })
+        .await
+    }
+
+    /// [`record_success`](Self::record_success) on the blocking pool.
+    pub async fn record_success_async(
+        self: &Arc<Self>,
+        credential: &str,
+        model: &str,
+        now_ms: i64,
+    ) -> Result<(), StoreError> {
+        let me = self.clone();
+        let (credential, model) = (credential.to_string(), model.to_string());
+        blocking(&self.db, move || {
+            me.record_success(&credential, &model, now_ms)
+        })
+        .await
+    }
+
+    /// [`record_success_quiet`](Self::record_success_quiet) for a turn: when the view the
+    /// turn started from has no cooldown for the credential there is nothing to clear,
+    /// and no store call is made at all.
+    pub async fn record_success_quiet_async(
+        self: &Arc<Self>,
+        credential: &str,
+        model: &str,
+    ) -> Result<(), StoreError> {
+        if self
+            .snapshot()
+            .is_some_and(|v| !v.has_state(credential, model))
+        {
+            return Ok(());
+        }
+        let me = self.clone();
+        let (credential, model) = (credential.to_string(), model.to_string());
+        blocking(&self.db, move || me.record_success_quiet(&credential, &model)).await
     }
 
     /// See `CooldownView::standing`.
@@ -317,7 +456,7 @@ impl CooldownBook {
             ),
             Reason::Auth => (prev.saturating_add(1), FOREVER),
         };
-        self.db.with(|c| {
+        self.db.write(|c| {
             let tx = c.transaction()?;
             tx.execute(
                 "INSERT INTO credential_state (credential, model, fingerprint, reason, until_ms, error_count, updated_at)
@@ -367,13 +506,9 @@ impl CooldownBook {
     }
 
     fn clear_standing(&self, credential: &str, model: &str) -> Result<(), StoreError> {
-        let had_state = self.cached(|c| {
-            c.rows
-                .get(credential)
-                .is_some_and(|m| m.contains_key(model) || m.contains_key(""))
-        })?;
+        let had_state = self.cached(|c| has_state(&c.rows, credential, model))?;
         if had_state {
-            self.db.with(|c| {
+            self.db.write(|c| {
                 c.execute(
                     "DELETE FROM credential_state WHERE credential = ?1 AND model IN (?2, '')",
                     params![credential, model],
@@ -390,7 +525,7 @@ impl CooldownBook {
     }
 
     fn touch(&self, credential: &str, now_ms: i64, good: bool) -> Result<(), StoreError> {
-        self.db.with(|c| {
+        self.db.write(|c| {
             c.execute(
                 "INSERT INTO credential_usage (credential, last_used, last_good) VALUES (?1, ?2, CASE WHEN ?3 THEN ?2 END)
                  ON CONFLICT(credential) DO UPDATE SET last_used = ?2, last_good = CASE WHEN ?3 THEN ?2 ELSE last_good END",
@@ -411,7 +546,7 @@ impl CooldownBook {
         now_ms: i64,
     ) -> Result<bool, StoreError> {
         let key = format!("usage_import:{marker}");
-        let imported = self.db.with(|c| {
+        let imported = self.db.write(|c| {
             let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
             let done: bool = tx.query_row("SELECT EXISTS(SELECT 1 FROM meta WHERE key = ?1)", [&key], |r| r.get(0))?;
             if done {
@@ -439,8 +574,8 @@ impl CooldownBook {
             Ok(true)
         })?;
         if imported {
-            // Our own commit does not move data_version: force a reload.
-            self.cached(|c| c.version = None)?;
+            // Our writer is another connection, so data_version moved: reload.
+            self.refresh()?;
         }
         Ok(imported)
     }
@@ -471,7 +606,7 @@ impl CooldownBook {
 
     /// Clear one credential's entries (or all). Returns how many were removed.
     pub fn clear(&self, credential: Option<&str>) -> Result<usize, StoreError> {
-        let n = self.db.with(|c| match credential {
+        let n = self.db.write(|c| match credential {
             Some(id) => c.execute("DELETE FROM credential_state WHERE credential = ?1", [id]),
             None => c.execute("DELETE FROM credential_state", []),
         })?;
@@ -645,5 +780,70 @@ mod tests {
         assert_eq!(b.standing("k", "f", "m", 1).map(|s| s.until), Some(30_000));
         b.clear(None).unwrap();
         assert_eq!(a.standing("k", "f", "m", 1), None);
+    }
+
+    #[tokio::test]
+    async fn a_turn_sees_its_own_records_at_once_and_other_processes_after_a_recheck() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.db");
+        let hour = Duration::from_secs(3600);
+        let a = Arc::new(
+            CooldownBook::new(StateDb::open(&path).unwrap(), CooldownConfig::default())
+                .with_recheck(hour),
+        );
+        let b = CooldownBook::new(StateDb::open(&path).unwrap(), CooldownConfig::default());
+        assert_eq!(a.view_async().await.standing("k", "f", "m", 1), None);
+        let rl = err(429, "{}", Some(30));
+        a.record_failure_async("k", "f", "m", &rl, 0).await.unwrap();
+        assert_eq!(
+            a.view_async().await.standing("k", "f", "m", 1).map(|s| s.until),
+            Some(30_000),
+            "own records at once"
+        );
+        b.record_failure("j", "f", "m", &rl, 0).unwrap();
+        assert_eq!(
+            a.view_async().await.standing("j", "f", "m", 1),
+            None,
+            "another process's record waits for the next check"
+        );
+        let fresh = Arc::new(
+            CooldownBook::new(StateDb::open(&path).unwrap(), CooldownConfig::default())
+                .with_recheck(Duration::ZERO),
+        );
+        fresh.view_async().await;
+        b.clear(Some("k")).unwrap();
+        assert_eq!(
+            fresh.view_async().await.standing("k", "f", "m", 1),
+            None,
+            "a due check reloads"
+        );
+        a.record_success_async("k", "m", 5).await.unwrap();
+        assert_eq!(a.view_async().await.last_used("k"), Some(5));
+    }
+
+    #[tokio::test]
+    async fn a_quiet_success_with_nothing_to_clear_needs_no_write_lock() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.db");
+        let book = Arc::new(CooldownBook::new(
+            StateDb::open(&path).unwrap(),
+            CooldownConfig::default(),
+        ));
+        let rl = err(429, "{}", Some(30));
+        book.record_failure_async("cooled", "f", "m", &rl, 0)
+            .await
+            .unwrap();
+        book.view_async().await;
+        let other = rusqlite::Connection::open(&path).unwrap();
+        other.execute_batch("BEGIN IMMEDIATE").unwrap();
+        // With the write lock taken elsewhere, a write would wait 5 s and then fail.
+        book.record_success_quiet_async("env:K", "m").await.unwrap();
+        other.execute_batch("COMMIT").unwrap();
+        book.record_success_quiet_async("cooled", "m").await.unwrap();
+        assert_eq!(
+            book.view_async().await.standing("cooled", "f", "m", 1),
+            None,
+            "a cooldown to clear is cleared"
+        );
     }
 }
