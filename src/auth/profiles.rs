@@ -371,7 +371,10 @@ mod tests {
         let two = r#"{"profiles":{"a:two":{"type":"api_key","provider":"a","key":"k2"},"a:three":{"type":"api_key","provider":"a","key":"k3"}}}"#;
         let ids = |s: &ProfileStore| s.profiles.keys().cloned().collect::<Vec<_>>();
         let file = Arc::new(ProfileFile::new(path.clone()).with_recheck(std::time::Duration::ZERO));
-        assert!(file.load_async().await.unwrap().profiles.is_empty(), "missing = empty");
+        assert!(
+            file.load_async().await.unwrap().profiles.is_empty(),
+            "missing = empty"
+        );
         std::fs::write(&path, one).unwrap();
         assert_eq!(ids(&file.load_async().await.unwrap()), ["a:one"]);
         std::fs::write(&path, two).unwrap();
@@ -387,6 +390,10 @@ mod tests {
             2,
             "served from memory until the next check is due"
         );
-        assert_eq!(ids(&lazy.load().unwrap()), ["a:one"], "the blocking load always checks");
+        assert_eq!(
+            ids(&lazy.load().unwrap()),
+            ["a:one"],
+            "the blocking load always checks"
+        );
     }
 }

@@ -181,7 +181,13 @@ impl Engine {
                     }
                     Ok(_) => book.record_success_quiet_async(&cred.id, &model_key).await,
                     Err(e) => book
-                        .record_failure_async(&cred.id, cred.secret.fingerprint(), &model_key, e, now)
+                        .record_failure_async(
+                            &cred.id,
+                            cred.secret.fingerprint(),
+                            &model_key,
+                            e,
+                            now,
+                        )
                         .await
                         .map(|_| ()),
                 };
