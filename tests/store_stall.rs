@@ -130,10 +130,10 @@ async fn a_cli_write_lock_on_state_db_does_not_stall_health_or_a_read_only_turn(
     assert!(holder.wait().await.unwrap().success());
 
     let (status, v) = waiting_writer.await.unwrap();
-    assert_eq!(status, 200, "the writing turn finishes once the lock is free: {v}");
     assert_eq!(
-        reply(&v),
-        ("anthropic/claude-x", "fake reply to: writing")
+        status, 200,
+        "the writing turn finishes once the lock is free: {v}"
     );
+    assert_eq!(reply(&v), ("anthropic/claude-x", "fake reply to: writing"));
     gw.shutdown().await;
 }
