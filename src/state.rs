@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Idle read connections kept open; more are opened while many reads run at once.
-const MAX_IDLE_READERS: usize = 4;
+const MAX_IDLE_READERS: usize = 8;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
