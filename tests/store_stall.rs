@@ -137,3 +137,33 @@ async fn a_cli_write_lock_on_state_db_does_not_stall_health_or_a_read_only_turn(
     assert_eq!(reply(&v), ("anthropic/claude-x", "fake reply to: writing"));
     gw.shutdown().await;
 }
+
+/// Turns read auth-profiles.json from memory between checks; a pin naming a profile
+/// that is not there yet looks at the file again, so one the CLI just added works.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_profile_added_a_moment_ago_can_be_pinned_at_once() {
+    let fake = FakeProvider::start().await;
+    let mut home = TestHome::new(&TestHome::config_for_fake(
+        "openai/gpt-4o-mini",
+        &fake.anthropic_base(),
+        &fake.openai_base(),
+        &fake.google_base(),
+    ));
+    home.set("OPENAI_API_KEY", "env-key");
+    let app = home.app().await;
+    let resolver = &app.engine.resolver;
+    let first = resolver
+        .attempt_list("openai", "openai/gpt-4o-mini", None)
+        .await
+        .unwrap();
+    assert_eq!(first.candidates.len(), 1, "the environment key only");
+    home.write(
+        "agents/main/agent/auth-profiles.json",
+        r#"{"profiles":{"openai:new":{"type":"api_key","provider":"openai","key":"new-key"}}}"#,
+    );
+    let pinned = resolver
+        .attempt_list("openai", "openai/gpt-4o-mini", Some("openai:new"))
+        .await
+        .unwrap();
+    assert_eq!(&*pinned.candidates[0].id, "openai:new");
+}

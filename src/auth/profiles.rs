@@ -286,6 +286,12 @@ impl ProfileFile {
         {
             return Ok(store);
         }
+        self.check_async().await
+    }
+
+    /// The store as on disk now, checked on the blocking pool (e.g. when a profile a
+    /// request names is not in the copy in memory: it may have been added a moment ago).
+    pub async fn check_async(self: &Arc<Self>) -> Result<Arc<ProfileStore>, ProfileStoreError> {
         let me = self.clone();
         tokio::task::spawn_blocking(move || me.load())
             .await

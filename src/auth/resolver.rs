@@ -656,7 +656,13 @@ impl CredentialResolver {
         model: &str,
         pinned: Option<&str>,
     ) -> Result<Resolution, ResolveError> {
-        let store = self.store_async().await?;
+        let mut store = self.store_async().await?;
+        if let Some(pin) = pinned
+            && !store.profiles.contains_key(pin)
+        {
+            // The copy in memory may predate a profile the CLI just added.
+            store = self.profile_file.check_async().await?;
+        }
         if let Some(pin) = pinned
             && !store.profiles.contains_key(pin)
         {
