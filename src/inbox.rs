@@ -67,7 +67,7 @@ impl Inbox {
         let (db, now) = (self.db.clone(), self.clock.now_ms());
         let (channel, id, payload) = (channel.to_string(), id.to_string(), payload.to_string());
         blocking(&self.db.clone(), move || {
-            db.with(|c| {
+            db.write(|c| {
                 let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
                 let known: Option<String> = tx
                     .query_row(
@@ -103,7 +103,7 @@ impl Inbox {
         let (db, now) = (self.db.clone(), self.clock.now_ms());
         let (channel, id) = (channel.to_string(), id.to_string());
         blocking(&self.db.clone(), move || {
-            db.with(|c| {
+            db.write(|c| {
                 c.execute(
                     "INSERT INTO inbox (channel, id, seq, payload, status, received_at, answered_at)
                      VALUES (?1, ?2, 0, '', ?3, ?4, ?4)
@@ -122,7 +122,7 @@ impl Inbox {
         let db = self.db.clone();
         let channel = channel.to_string();
         blocking(&self.db.clone(), move || {
-            db.with(|c| {
+            db.read(|c| {
                 let mut stmt = c.prepare(
                     "SELECT id, payload, received_at FROM inbox
                      WHERE channel = ?1 AND status = ?2 ORDER BY seq",
@@ -149,7 +149,7 @@ impl Inbox {
             self.clock.now_ms().saturating_sub(keep_ms),
         );
         blocking(&self.db.clone(), move || {
-            db.with(|c| {
+            db.write(|c| {
                 c.execute(
                     "DELETE FROM inbox WHERE channel = ?1 AND status = ?2 AND answered_at < ?3",
                     params![channel, ANSWERED, cutoff],
@@ -164,7 +164,7 @@ impl Inbox {
         let db = self.db.clone();
         let key = key.to_string();
         blocking(&self.db.clone(), move || {
-            db.with(|c| {
+            db.read(|c| {
                 c.query_row("SELECT value FROM meta WHERE key = ?1", [&key], |r| {
                     r.get::<_, String>(0)
                 })
@@ -180,7 +180,7 @@ impl Inbox {
         let db = self.db.clone();
         let key = key.to_string();
         blocking(&self.db.clone(), move || {
-            db.with(|c| {
+            db.write(|c| {
                 c.execute(
                     "INSERT INTO meta (key, value) VALUES (?1, ?2)
                      ON CONFLICT(key) DO UPDATE SET value = ?2",

@@ -196,7 +196,7 @@ impl PairingStore {
         let now = self.clock.now_ms();
         let label = label.map(str::trim).filter(|l| !l.is_empty());
         let codes = self.codes.clone();
-        let result = self.db.with(|conn| {
+        let result = self.db.write(|conn| {
             let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
             tx.execute(
                 "DELETE FROM pairing WHERE status = ?1 AND expires_at <= ?2",
@@ -270,7 +270,7 @@ impl PairingStore {
 
     /// Whether the operator approved this sender on this channel.
     pub fn is_approved(&self, channel: &str, sender: &str) -> Result<bool, StoreError> {
-        self.db.with(|conn| {
+        self.db.read(|conn| {
             conn.prepare_cached(
                 "SELECT EXISTS (SELECT 1 FROM pairing WHERE channel = ?1 AND sender = ?2 AND status = ?3)",
             )?
@@ -307,7 +307,7 @@ impl PairingStore {
         type Row = (String, Option<String>, String, i64);
         let outcome: Result<Approved, PairingError> = self
             .db
-            .with(|conn| {
+            .write(|conn| {
                 let tx =
                     conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
                 let row: Option<Row> = tx
@@ -357,7 +357,7 @@ impl PairingStore {
     /// (most recently approved first).
     pub fn list(&self) -> Result<Vec<PairingEntry>, StoreError> {
         let now = self.clock.now_ms();
-        self.db.with(|conn| {
+        self.db.read(|conn| {
             let mut stmt = conn.prepare_cached(
                 "SELECT channel, sender, code, label, status, created_at, expires_at, approved_at
                  FROM pairing
@@ -390,7 +390,7 @@ impl PairingStore {
     /// whether there was anything to forget.
     pub fn revoke(&self, channel: &str, sender: &str) -> Result<bool, StoreError> {
         self.db
-            .with(|conn| {
+            .write(|conn| {
                 conn.execute(
                     "DELETE FROM pairing WHERE channel = ?1 AND sender = ?2",
                     params![channel, sender],

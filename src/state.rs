@@ -1,12 +1,27 @@
 //! The runtime state database `<state>/state.db` (DESIGN §2): SQLite (bundled), WAL
-//! mode, one connection per process behind a mutex, numbered migrations tracked in
-//! `PRAGMA user_version`. Sessions (`session::sqlite`) and credential cooldowns and
-//! usage (`auth::cooldown`) keep their tables here.
+//! mode, numbered migrations tracked in `PRAGMA user_version`. Sessions
+//! (`session::sqlite`), credential cooldowns and usage (`auth::cooldown`), pairing and
+//! the channels' inbox keep their tables here.
+//!
+//! Connections: one writer (writes queue for it), a small pool of read connections and
+//! one connection that watches `data_version`. While another process holds the write
+//! lock, a writer here waits (up to the 5 s busy timeout) holding only the writer, and
+//! reads go on: WAL lets readers see the last commit while someone writes.
+//!
+//! Every call blocks; async code runs it on tokio's blocking pool ([`blocking`]), never
+//! on a runtime worker. [`Recheck`] lets a hot path serve from memory and look at the
+//! disk again only now and then.
 
 use rusqlite::Connection;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
-use std::time::Duration;
+use std::time::{Duration, Instant};
+
+/// How long a statement waits for another connection's lock before failing.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Idle read connections kept open; more are opened while many reads run at once.
+const MAX_IDLE_READERS: usize = 8;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -90,7 +105,31 @@ pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
 #[derive(Debug)]
 pub struct StateDb {
     path: PathBuf,
-    conn: Mutex<Connection>,
+    /// Writes, one at a time.
+    writer: Mutex<Connection>,
+    /// Idle read connections (`query_only`): a reader takes one, or opens one, and puts
+    /// it back.
+    readers: Mutex<Vec<Connection>>,
+    /// Where `data_version` is asked: the counter is per connection, so always this one.
+    watcher: Mutex<Connection>,
+}
+
+/// Open a connection to `path` with our settings (busy timeout, WAL, NORMAL sync).
+fn connect(path: &Path) -> rusqlite::Result<Connection> {
+    let c = Connection::open(path)?;
+    c.busy_timeout(BUSY_TIMEOUT)?;
+    c.pragma_update(None, "journal_mode", "WAL")?;
+    c.pragma_update(None, "synchronous", "NORMAL")?;
+    Ok(c)
+}
+
+/// A read connection: refuses to write, so a read never takes the write lock (the
+/// journal mode is the file's, set by the writer).
+fn connect_reader(path: &Path) -> rusqlite::Result<Connection> {
+    let c = Connection::open(path)?;
+    c.busy_timeout(BUSY_TIMEOUT)?;
+    c.pragma_update(None, "query_only", true)?;
+    Ok(c)
 }
 
 impl StateDb {
@@ -105,21 +144,18 @@ impl StateDb {
                 .map_err(|e| fail(format!("cannot create {}: {e}", dir.display())))?;
         }
         let existed = path.exists();
-        let conn = Connection::open(path).map_err(|e| fail(e.to_string()))?;
+        let writer = connect(path).map_err(|e| fail(e.to_string()))?;
         #[cfg(unix)]
         if !existed {
             use std::os::unix::fs::PermissionsExt;
             let _ = std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600));
         }
-        let setup = |c: &Connection| -> rusqlite::Result<()> {
-            c.busy_timeout(Duration::from_secs(5))?;
-            c.pragma_update(None, "journal_mode", "WAL")?;
-            c.pragma_update(None, "synchronous", "NORMAL")
-        };
-        setup(&conn).map_err(|e| fail(e.to_string()))?;
+        let watcher = connect_reader(path).map_err(|e| fail(e.to_string()))?;
         let db = StateDb {
             path: path.to_path_buf(),
-            conn: Mutex::new(conn),
+            writer: Mutex::new(writer),
+            readers: Mutex::new(Vec::new()),
+            watcher: Mutex::new(watcher),
         };
         db.migrate()?;
         Ok(std::sync::Arc::new(db))
@@ -136,21 +172,54 @@ impl StateDb {
         }
     }
 
-    /// Run `f` on the connection (blocking; call from a blocking context in async code).
-    pub fn with<T>(
+    /// Run `f` on the write connection, after any write of this process before it
+    /// (blocking: from async code, call it inside [`blocking`]).
+    pub fn write<T>(
         &self,
         f: impl FnOnce(&mut Connection) -> rusqlite::Result<T>,
     ) -> Result<T, StoreError> {
         let mut conn = self
-            .conn
+            .writer
             .lock()
-            .map_err(|_| self.err("a previous operation panicked"))?;
+            .map_err(|_| self.err("a previous write panicked"))?;
         f(&mut conn).map_err(|e| self.err(e))
+    }
+
+    /// Same as [`write`](Self::write) (for callers that read and write in one go).
+    pub fn with<T>(
+        &self,
+        f: impl FnOnce(&mut Connection) -> rusqlite::Result<T>,
+    ) -> Result<T, StoreError> {
+        self.write(f)
+    }
+
+    /// Run `f` on a read connection: it sees the last commit and never waits for a
+    /// writer, ours or another process's. `f` cannot write (`query_only`). Blocking.
+    pub fn read<T>(
+        &self,
+        f: impl FnOnce(&mut Connection) -> rusqlite::Result<T>,
+    ) -> Result<T, StoreError> {
+        let idle = self
+            .readers
+            .lock()
+            .map_err(|_| self.err("the reader pool was poisoned"))?
+            .pop();
+        let mut conn = match idle {
+            Some(c) => c,
+            None => connect_reader(&self.path).map_err(|e| self.err(e))?,
+        };
+        let result = f(&mut conn).map_err(|e| self.err(e));
+        if let Ok(mut idle) = self.readers.lock()
+            && idle.len() < MAX_IDLE_READERS
+        {
+            idle.push(conn);
+        }
+        result
     }
 
     fn migrate(&self) -> Result<(), StoreError> {
         let path = self.path.display().to_string();
-        self.with(|conn| {
+        self.write(|conn| {
             let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
             let version: i64 = tx.query_row("PRAGMA user_version", [], |r| r.get(0))?;
             if version > SCHEMA_VERSION {
@@ -168,16 +237,59 @@ impl StateDb {
 
     /// Current schema version.
     pub fn schema_version(&self) -> Result<i64, StoreError> {
-        self.with(|c| c.query_row("PRAGMA user_version", [], |r| r.get(0)))
+        self.read(|c| c.query_row("PRAGMA user_version", [], |r| r.get(0)))
     }
 
-    /// Changes whenever another connection (another process) commits: a cheap way to
-    /// know cached state is stale.
+    /// Changes whenever anyone commits (this process's writer or another process): a
+    /// cheap way to know cached state is stale. Never waits for a writer.
     pub fn data_version(&self) -> Result<i64, StoreError> {
-        self.with(|c| {
-            c.prepare_cached("PRAGMA data_version")?
-                .query_row([], |r| r.get(0))
-        })
+        let conn = self
+            .watcher
+            .lock()
+            .map_err(|_| self.err("the data_version watcher was poisoned"))?;
+        conn.prepare_cached("PRAGMA data_version")
+            .and_then(|mut s| s.query_row([], |r| r.get(0)))
+            .map_err(|e| self.err(e))
+    }
+}
+
+/// How stale a turn's view of what other processes change (cooldowns in this database,
+/// auth-profiles.json) may be; this process's own changes are seen at once.
+pub const RECHECK_EVERY: Duration = Duration::from_millis(250);
+
+/// When a hot path should look at the disk again: at most once per `every`. Between
+/// checks it serves what it has in memory, so a turn pays no file or database call;
+/// a change made by another process is seen by turns that start `every` later at most.
+#[derive(Debug)]
+pub struct Recheck {
+    every: Duration,
+    /// When the last completed check started.
+    last: Mutex<Option<Instant>>,
+}
+
+impl Recheck {
+    pub fn new(every: Duration) -> Recheck {
+        Recheck {
+            every,
+            last: Mutex::new(None),
+        }
+    }
+
+    /// Whether a check is due: none yet, or the last one started `every` ago or more.
+    pub fn due(&self) -> bool {
+        self.last
+            .lock()
+            .map(|l| l.is_none_or(|t| t.elapsed() >= self.every))
+            .unwrap_or(true)
+    }
+
+    /// A check that started at `started` has finished.
+    pub fn done(&self, started: Instant) {
+        if let Ok(mut l) = self.last.lock()
+            && l.is_none_or(|t| t < started)
+        {
+            *l = Some(started);
+        }
     }
 }
 
@@ -194,42 +306,4 @@ pub async fn blocking<T: Send + 'static>(
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn migrates_to_current_version_and_refuses_newer() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("state.db");
-        let db = StateDb::open(&path).unwrap();
-        assert_eq!(db.schema_version().unwrap(), SCHEMA_VERSION);
-        drop(db);
-        assert_eq!(
-            StateDb::open(&path).unwrap().schema_version().unwrap(),
-            SCHEMA_VERSION,
-            "reopening is a no-op"
-        );
-        Connection::open(&path)
-            .unwrap()
-            .pragma_update(None, "user_version", 99)
-            .unwrap();
-        assert!(
-            StateDb::open(&path)
-                .unwrap_err()
-                .to_string()
-                .contains("upgrade RemoteClaw")
-        );
-    }
-
-    #[test]
-    fn data_version_moves_when_another_connection_commits() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("state.db");
-        let a = StateDb::open(&path).unwrap();
-        let b = StateDb::open(&path).unwrap();
-        let v = a.data_version().unwrap();
-        b.with(|c| c.execute("INSERT INTO meta (key, value) VALUES ('x', 'y')", []))
-            .unwrap();
-        assert_ne!(a.data_version().unwrap(), v);
-    }
-}
+mod tests;

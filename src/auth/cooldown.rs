@@ -5,15 +5,19 @@
 //!
 //! The math is pure (`rate_limit_until`, `billing_until`); `CooldownBook` keeps the
 //! state in `state.db`, so it survives restarts and is shared by every process, with an
-//! in-memory copy refreshed whenever another process commits (`PRAGMA data_version`).
+//! in-memory copy refreshed whenever anyone commits (`PRAGMA data_version`).
+//!
+//! The plain methods block (the CLI uses them); a turn uses the `_async` ones (`turn`).
+
+mod turn;
 
 use crate::config::CooldownConfig;
 use crate::providers::{ErrorKind, ProviderError};
-use crate::state::{StateDb, StoreError};
+use crate::state::{RECHECK_EVERY, Recheck, StateDb, StoreError};
 use rusqlite::params;
 use rustc_hash::FxHashMap;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// Model wildcard for `standing`: a cooldown for any model counts (status views).
 pub const ANY_MODEL: &str = "*";
@@ -195,13 +199,58 @@ impl CooldownView {
     pub fn last_used(&self, credential: &str) -> Option<i64> {
         self.last_used.get(credential).copied()
     }
+
+    /// Whether a success on `model` has a cooldown or disable of `credential` to clear.
+    fn has_state(&self, credential: &str, model: &str) -> bool {
+        has_state(&self.rows, credential, model)
+    }
+}
+
+fn has_state(rows: &Rows, credential: &str, model: &str) -> bool {
+    rows.get(credential)
+        .is_some_and(|m| m.contains_key(model) || m.contains_key(""))
 }
 
 #[derive(Debug)]
 pub struct CooldownBook {
     db: Arc<StateDb>,
     config: CooldownConfig,
+    /// The in-memory copy; held only for memory work, never across a database call.
     cache: Mutex<Cache>,
+    /// One staleness check (and reload) at a time; only taken off the async workers.
+    reload: Mutex<()>,
+    recheck: Recheck,
+}
+
+type Loaded = (Rows, FxHashMap<String, i64>);
+
+fn load_rows(c: &mut rusqlite::Connection) -> rusqlite::Result<Loaded> {
+    let mut rows: Rows = FxHashMap::default();
+    let mut stmt = c.prepare_cached(
+        "SELECT credential, model, fingerprint, reason, until_ms, error_count FROM credential_state",
+    )?;
+    let mut q = stmt.query([])?;
+    while let Some(r) = q.next()? {
+        let reason: String = r.get(3)?;
+        rows.entry(r.get::<_, String>(0)?).or_default().insert(
+            r.get(1)?,
+            Row {
+                fingerprint: r.get(2)?,
+                reason: Reason::parse(&reason),
+                until: r.get(4)?,
+                count: u32::try_from(r.get::<_, i64>(5)?).unwrap_or(u32::MAX),
+            },
+        );
+    }
+    let mut last_used = FxHashMap::default();
+    let mut stmt = c.prepare_cached(
+        "SELECT credential, last_used FROM credential_usage WHERE last_used IS NOT NULL",
+    )?;
+    let mut q = stmt.query([])?;
+    while let Some(r) = q.next()? {
+        last_used.insert(r.get(0)?, r.get(1)?);
+    }
+    Ok((rows, last_used))
 }
 
 impl CooldownBook {
@@ -210,44 +259,50 @@ impl CooldownBook {
             db,
             config,
             cache: Mutex::new(Cache::default()),
+            reload: Mutex::new(()),
+            recheck: Recheck::new(RECHECK_EVERY),
         }
     }
 
-    /// Run `f` on a fresh view of the cache (reloaded if another process committed).
-    fn cached<T>(&self, f: impl FnOnce(&mut Cache) -> T) -> Result<T, StoreError> {
-        let version = self.db.data_version()?;
-        let mut cache = self
-            .cache
+    /// Check the database for other processes' changes at most every `every` (instead
+    /// of [`RECHECK_EVERY`]) in turns.
+    pub fn with_recheck(mut self, every: Duration) -> CooldownBook {
+        self.recheck = Recheck::new(every);
+        self
+    }
+
+    fn lock_cache(&self) -> Result<std::sync::MutexGuard<'_, Cache>, StoreError> {
+        self.cache
             .lock()
-            .map_err(|_| self.db.err("cooldown cache poisoned"))?;
-        if cache.version != Some(version) {
-            let (rows, last_used) = self.db.with(|c| {
-                let mut rows: Rows = FxHashMap::default();
-                let mut stmt = c.prepare_cached("SELECT credential, model, fingerprint, reason, until_ms, error_count FROM credential_state")?;
-                let mut q = stmt.query([])?;
-                while let Some(r) = q.next()? {
-                    let reason: String = r.get(3)?;
-                    rows.entry(r.get::<_, String>(0)?).or_default().insert(
-                        r.get(1)?,
-                        Row { fingerprint: r.get(2)?, reason: Reason::parse(&reason), until: r.get(4)?, count: u32::try_from(r.get::<_, i64>(5)?).unwrap_or(u32::MAX) },
-                    );
-                }
-                let mut last_used = FxHashMap::default();
-                let mut stmt = c.prepare_cached("SELECT credential, last_used FROM credential_usage WHERE last_used IS NOT NULL")?;
-                let mut q = stmt.query([])?;
-                while let Some(r) = q.next()? {
-                    last_used.insert(r.get(0)?, r.get(1)?);
-                }
-                Ok((rows, last_used))
-            })?;
+            .map_err(|_| self.db.err("cooldown cache poisoned"))
+    }
+
+    /// Reload the in-memory copy if anyone committed since it was loaded (blocking).
+    fn refresh(&self) -> Result<(), StoreError> {
+        let started = Instant::now();
+        let _one = self
+            .reload
+            .lock()
+            .map_err(|_| self.db.err("cooldown reload poisoned"))?;
+        let version = self.db.data_version()?;
+        if self.lock_cache()?.version != Some(version) {
+            let (rows, last_used) = self.db.read(load_rows)?;
+            let mut cache = self.lock_cache()?;
             cache.rows = Arc::new(rows);
             cache.last_used = Arc::new(last_used);
             cache.version = Some(version);
         }
-        Ok(f(&mut cache))
+        self.recheck.done(started);
+        Ok(())
     }
 
-    /// A snapshot of the current state (reloaded first if another process committed).
+    /// Run `f` on a fresh view of the cache (reloaded if anyone committed). Blocking.
+    fn cached<T>(&self, f: impl FnOnce(&mut Cache) -> T) -> Result<T, StoreError> {
+        self.refresh()?;
+        Ok(f(&mut *self.lock_cache()?))
+    }
+
+    /// A snapshot of the current state (reloaded first if anyone committed). Blocking.
     pub fn view(&self) -> CooldownView {
         self.cached(|c| CooldownView {
             rows: c.rows.clone(),
@@ -255,7 +310,7 @@ impl CooldownBook {
         })
         .unwrap_or_else(|e| {
             tracing::warn!("cooldown state unavailable: {e}");
-            CooldownView::default()
+            self.snapshot().unwrap_or_default()
         })
     }
 
@@ -317,7 +372,7 @@ impl CooldownBook {
             ),
             Reason::Auth => (prev.saturating_add(1), FOREVER),
         };
-        self.db.with(|c| {
+        self.db.write(|c| {
             let tx = c.transaction()?;
             tx.execute(
                 "INSERT INTO credential_state (credential, model, fingerprint, reason, until_ms, error_count, updated_at)
@@ -367,13 +422,9 @@ impl CooldownBook {
     }
 
     fn clear_standing(&self, credential: &str, model: &str) -> Result<(), StoreError> {
-        let had_state = self.cached(|c| {
-            c.rows
-                .get(credential)
-                .is_some_and(|m| m.contains_key(model) || m.contains_key(""))
-        })?;
+        let had_state = self.cached(|c| has_state(&c.rows, credential, model))?;
         if had_state {
-            self.db.with(|c| {
+            self.db.write(|c| {
                 c.execute(
                     "DELETE FROM credential_state WHERE credential = ?1 AND model IN (?2, '')",
                     params![credential, model],
@@ -390,7 +441,7 @@ impl CooldownBook {
     }
 
     fn touch(&self, credential: &str, now_ms: i64, good: bool) -> Result<(), StoreError> {
-        self.db.with(|c| {
+        self.db.write(|c| {
             c.execute(
                 "INSERT INTO credential_usage (credential, last_used, last_good) VALUES (?1, ?2, CASE WHEN ?3 THEN ?2 END)
                  ON CONFLICT(credential) DO UPDATE SET last_used = ?2, last_good = CASE WHEN ?3 THEN ?2 ELSE last_good END",
@@ -411,7 +462,7 @@ impl CooldownBook {
         now_ms: i64,
     ) -> Result<bool, StoreError> {
         let key = format!("usage_import:{marker}");
-        let imported = self.db.with(|c| {
+        let imported = self.db.write(|c| {
             let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
             let done: bool = tx.query_row("SELECT EXISTS(SELECT 1 FROM meta WHERE key = ?1)", [&key], |r| r.get(0))?;
             if done {
@@ -439,8 +490,8 @@ impl CooldownBook {
             Ok(true)
         })?;
         if imported {
-            // Our own commit does not move data_version: force a reload.
-            self.cached(|c| c.version = None)?;
+            // Our writer is another connection, so data_version moved: reload.
+            self.refresh()?;
         }
         Ok(imported)
     }
@@ -471,7 +522,7 @@ impl CooldownBook {
 
     /// Clear one credential's entries (or all). Returns how many were removed.
     pub fn clear(&self, credential: Option<&str>) -> Result<usize, StoreError> {
-        let n = self.db.with(|c| match credential {
+        let n = self.db.write(|c| match credential {
             Some(id) => c.execute("DELETE FROM credential_state WHERE credential = ?1", [id]),
             None => c.execute("DELETE FROM credential_state", []),
         })?;
@@ -483,167 +534,4 @@ impl CooldownBook {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::providers::error::classify;
-
-    const BACKOFF: [u64; 4] = [60, 300, 1500, 3600];
-
-    #[test]
-    fn rate_limit_math() {
-        assert_eq!(rate_limit_until(0, None, &BACKOFF, 1000), (1, 61_000));
-        assert_eq!(rate_limit_until(1, None, &BACKOFF, 0), (2, 300_000));
-        assert_eq!(rate_limit_until(2, None, &BACKOFF, 0), (3, 1_500_000));
-        assert_eq!(rate_limit_until(3, None, &BACKOFF, 0), (4, 3_600_000));
-        assert_eq!(
-            rate_limit_until(9, None, &BACKOFF, 0),
-            (10, 3_600_000),
-            "stays at the last step"
-        );
-        assert_eq!(
-            rate_limit_until(3, Some(Duration::from_millis(1500)), &BACKOFF, 10),
-            (4, 1510),
-            "retry-after wins"
-        );
-    }
-
-    #[test]
-    fn billing_math() {
-        let h = 3_600_000;
-        assert_eq!(billing_until(0, 5, 24, 0), (1, 5 * h));
-        assert_eq!(billing_until(1, 5, 24, 0), (2, 10 * h));
-        assert_eq!(billing_until(2, 5, 24, 0), (3, 20 * h));
-        assert_eq!(billing_until(3, 5, 24, 0), (4, 24 * h));
-        assert_eq!(billing_until(60, 5, 24, 0), (61, 24 * h));
-    }
-
-    fn book() -> (CooldownBook, tempfile::TempDir) {
-        let dir = tempfile::tempdir().unwrap();
-        let db = StateDb::open(&dir.path().join("state.db")).unwrap();
-        (CooldownBook::new(db, CooldownConfig::default()), dir)
-    }
-
-    fn err(status: u16, body: &str, retry: Option<u64>) -> ProviderError {
-        classify("p", Some(status), retry.map(Duration::from_secs), body)
-    }
-
-    #[test]
-    fn rate_limits_are_per_model_and_reset_on_success() {
-        let (b, _d) = book();
-        let rl = err(
-            429,
-            r#"{"type":"error","error":{"type":"rate_limit_error","message":"slow down"}}"#,
-            None,
-        );
-        b.record_failure("env:K", "fp1", "anthropic/a", &rl, 0)
-            .unwrap();
-        assert_eq!(
-            b.standing("env:K", "fp1", "anthropic/a", 1),
-            Some(Standing {
-                reason: Reason::RateLimit,
-                until: 60_000
-            })
-        );
-        assert_eq!(
-            b.standing("env:K", "fp1", "anthropic/b", 1),
-            None,
-            "other models are unaffected"
-        );
-        assert_eq!(
-            b.standing("env:K", "fp2", "anthropic/a", 1),
-            None,
-            "a new secret starts clean"
-        );
-        assert_eq!(
-            b.standing("env:K", "fp1", "anthropic/a", 60_000),
-            None,
-            "expires on its own"
-        );
-        b.record_failure("env:K", "fp1", "anthropic/a", &rl, 70_000)
-            .unwrap();
-        assert_eq!(
-            b.standing("env:K", "fp1", "anthropic/a", 70_001)
-                .map(|s| s.until),
-            Some(370_000),
-            "second step is 5 min"
-        );
-        b.record_success("env:K", "anthropic/a", 80_000).unwrap();
-        assert_eq!(b.standing("env:K", "fp1", "anthropic/a", 80_001), None);
-        b.record_failure("env:K", "fp1", "anthropic/a", &rl, 90_000)
-            .unwrap();
-        assert_eq!(
-            b.standing("env:K", "fp1", "anthropic/a", 90_001)
-                .map(|s| s.until),
-            Some(150_000),
-            "count was reset"
-        );
-        assert_eq!(b.last_used("env:K"), Some(90_000));
-    }
-
-    #[test]
-    fn quota_billing_and_auth_disable_the_credential() {
-        let (b, _d) = book();
-        let quota = err(
-            429,
-            r#"{"error":{"message":"You exceeded your current quota","type":"insufficient_quota","code":"insufficient_quota"}}"#,
-            None,
-        );
-        let s = b
-            .record_failure("openai:a", "f", "openai/x", &quota, 0)
-            .unwrap()
-            .unwrap();
-        assert_eq!((s.reason, s.until), (Reason::Quota, 5 * 3_600_000));
-        assert_eq!(
-            b.standing("openai:a", "f", "openai/other", 1)
-                .map(|s| s.reason),
-            Some(Reason::Quota),
-            "credential-wide"
-        );
-        let billing = err(402, r#"{"error":{"message":"Insufficient credits"}}"#, None);
-        assert_eq!(
-            b.record_failure("or:b", "f", "m", &billing, 0)
-                .unwrap()
-                .map(|s| s.reason),
-            Some(Reason::Billing)
-        );
-        let auth = err(
-            401,
-            r#"{"type":"error","error":{"type":"authentication_error","message":"invalid x-api-key"}}"#,
-            None,
-        );
-        assert_eq!(
-            b.record_failure("k", "f", "m", &auth, 0)
-                .unwrap()
-                .map(|s| s.until),
-            Some(FOREVER)
-        );
-        let fmt = err(
-            400,
-            r#"{"type":"error","error":{"type":"invalid_request_error","message":"bad"}}"#,
-            None,
-        );
-        assert_eq!(
-            b.record_failure("z", "f", "m", &fmt, 0).unwrap(),
-            None,
-            "format errors do not set a credential aside"
-        );
-        assert_eq!(b.list(1).unwrap().len(), 3);
-        assert_eq!(b.clear(Some("k")).unwrap(), 1);
-        assert_eq!(b.clear(None).unwrap(), 2);
-        assert!(b.list(1).unwrap().is_empty());
-    }
-
-    #[test]
-    fn another_process_sees_the_cooldown() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("state.db");
-        let a = CooldownBook::new(StateDb::open(&path).unwrap(), CooldownConfig::default());
-        let b = CooldownBook::new(StateDb::open(&path).unwrap(), CooldownConfig::default());
-        assert_eq!(b.standing("k", "f", "m", 1), None);
-        a.record_failure("k", "f", "m", &err(429, "{}", Some(30)), 0)
-            .unwrap();
-        assert_eq!(b.standing("k", "f", "m", 1).map(|s| s.until), Some(30_000));
-        b.clear(None).unwrap();
-        assert_eq!(a.standing("k", "f", "m", 1), None);
-    }
-}
+mod tests;

@@ -1,13 +1,19 @@
 //! Reading `auth-profiles.json` (schema version 1, DESIGN §2). Entries with an unknown
 //! `type` or no `provider` are dropped with a warning naming them; a file that is not
 //! valid JSON is reported with its path and line and never touched.
+//!
+//! `ProfileFile` keeps the file as last read and reads it again when its size or mtime
+//! changes; turns ask it without file I/O on the async workers (`load_async`).
 
 use crate::config::SecretRef;
 use crate::secret::Secret;
+use crate::state::{RECHECK_EVERY, Recheck};
 use serde::Deserialize;
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Instant, SystemTime};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ProfileCredential {
@@ -213,6 +219,91 @@ impl ProfileStore {
     }
 }
 
+/// File identity used to notice edits by another process (the CLI): mtime and size;
+/// `None` when the file does not exist.
+type Stamp = Option<(SystemTime, u64)>;
+
+/// One auth-profiles.json, cached: read again only when its stamp changes.
+#[derive(Debug)]
+pub struct ProfileFile {
+    path: PathBuf,
+    cache: Mutex<Option<(Stamp, Arc<ProfileStore>)>>,
+    recheck: Recheck,
+}
+
+impl ProfileFile {
+    pub fn new(path: PathBuf) -> ProfileFile {
+        ProfileFile {
+            path,
+            cache: Mutex::new(None),
+            recheck: Recheck::new(RECHECK_EVERY),
+        }
+    }
+
+    /// Check the file's stamp in turns at most every `every` (instead of
+    /// [`RECHECK_EVERY`]).
+    pub fn with_recheck(mut self, every: std::time::Duration) -> ProfileFile {
+        self.recheck = Recheck::new(every);
+        self
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn cached(&self) -> Option<(Stamp, Arc<ProfileStore>)> {
+        self.cache.lock().ok()?.clone()
+    }
+
+    /// The store as on disk now: a `stat`, and a read when the file changed. Blocking.
+    pub fn load(&self) -> Result<Arc<ProfileStore>, ProfileStoreError> {
+        let started = Instant::now();
+        let stamp: Stamp = std::fs::metadata(&self.path)
+            .ok()
+            .and_then(|m| Some((m.modified().ok()?, m.len())));
+        if let Some((s, store)) = self.cached()
+            && s == stamp
+        {
+            self.recheck.done(started);
+            return Ok(store);
+        }
+        let store = Arc::new(ProfileStore::load(&self.path)?);
+        for w in &store.warnings {
+            tracing::warn!(file = %self.path.display(), "{w}");
+        }
+        if let Ok(mut cache) = self.cache.lock() {
+            *cache = Some((stamp, store.clone()));
+        }
+        self.recheck.done(started);
+        Ok(store)
+    }
+
+    /// The store for a turn: from memory when the file was checked less than
+    /// [`RECHECK_EVERY`] ago, else checked (and read if changed) on the blocking pool.
+    pub async fn load_async(self: &Arc<Self>) -> Result<Arc<ProfileStore>, ProfileStoreError> {
+        if !self.recheck.due()
+            && let Some((_, store)) = self.cached()
+        {
+            return Ok(store);
+        }
+        self.check_async().await
+    }
+
+    /// The store as on disk now, checked on the blocking pool (e.g. when a profile a
+    /// request names is not in the copy in memory: it may have been added a moment ago).
+    pub async fn check_async(self: &Arc<Self>) -> Result<Arc<ProfileStore>, ProfileStoreError> {
+        let me = self.clone();
+        tokio::task::spawn_blocking(move || me.load())
+            .await
+            .unwrap_or_else(|e| {
+                Err(ProfileStoreError::Read {
+                    path: self.path.clone(),
+                    source: std::io::Error::other(format!("the read task failed: {e}")),
+                })
+            })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -276,5 +367,39 @@ mod tests {
         )
         .expect("parse");
         assert!(!format!("{s:?}").contains("canary"));
+    }
+
+    #[tokio::test]
+    async fn a_changed_file_is_read_again_after_a_recheck() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("auth-profiles.json");
+        let one = r#"{"profiles":{"a:one":{"type":"api_key","provider":"a","key":"k1"}}}"#;
+        let two = r#"{"profiles":{"a:two":{"type":"api_key","provider":"a","key":"k2"},"a:three":{"type":"api_key","provider":"a","key":"k3"}}}"#;
+        let ids = |s: &ProfileStore| s.profiles.keys().cloned().collect::<Vec<_>>();
+        let file = Arc::new(ProfileFile::new(path.clone()).with_recheck(std::time::Duration::ZERO));
+        assert!(
+            file.load_async().await.unwrap().profiles.is_empty(),
+            "missing = empty"
+        );
+        std::fs::write(&path, one).unwrap();
+        assert_eq!(ids(&file.load_async().await.unwrap()), ["a:one"]);
+        std::fs::write(&path, two).unwrap();
+        assert_eq!(ids(&file.load_async().await.unwrap()), ["a:three", "a:two"]);
+
+        let lazy = Arc::new(
+            ProfileFile::new(path.clone()).with_recheck(std::time::Duration::from_secs(3600)),
+        );
+        assert_eq!(lazy.load_async().await.unwrap().profiles.len(), 2);
+        std::fs::write(&path, one).unwrap();
+        assert_eq!(
+            lazy.load_async().await.unwrap().profiles.len(),
+            2,
+            "served from memory until the next check is due"
+        );
+        assert_eq!(
+            ids(&lazy.load().unwrap()),
+            ["a:one"],
+            "the blocking load always checks"
+        );
     }
 }

@@ -12,7 +12,7 @@
 use super::cooldown::{CooldownBook, FOREVER, ImportEntry, Reason, Standing};
 use super::credential::{Credential, CredentialKind, CredentialSource};
 use super::env_keys::{env_candidates, primary_env_var};
-use super::profiles::{Profile, ProfileCredential, ProfileStore, ProfileStoreError};
+use super::profiles::{Profile, ProfileCredential, ProfileFile, ProfileStore, ProfileStoreError};
 use super::secrets::{SecretResolver, ref_label};
 use crate::clock::Clock;
 use crate::config::env::EnvMap;
@@ -22,7 +22,6 @@ use rustc_hash::FxHashSet;
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
-use std::time::SystemTime;
 
 /// A day, in ms: tokens expiring within it are `expiring`.
 pub const EXPIRING_WINDOW_MS: i64 = 24 * 3600 * 1000;
@@ -527,9 +526,6 @@ pub fn order(inp: &OrderInputs<'_>) -> Vec<Candidate> {
     list
 }
 
-/// File identity used to notice CLI edits of auth-profiles.json.
-type Stamp = Option<(SystemTime, u64)>;
-
 #[derive(Debug)]
 pub struct CredentialResolver {
     pub config: Arc<Config>,
@@ -538,7 +534,8 @@ pub struct CredentialResolver {
     pub clock: Arc<dyn Clock>,
     pub secrets: SecretResolver,
     pub cooldowns: Arc<CooldownBook>,
-    cache: Mutex<Option<(Stamp, Arc<ProfileStore>)>>,
+    /// auth-profiles.json as last read (`profiles_path`).
+    profile_file: Arc<ProfileFile>,
     /// Environment keys per provider: the environment does not change while we run.
     env_keys: Mutex<HashMap<String, Arc<Vec<Credential>>>>,
 }
@@ -562,11 +559,11 @@ impl CredentialResolver {
         CredentialResolver {
             config,
             env,
+            profile_file: Arc::new(ProfileFile::new(profiles_path.clone())),
             profiles_path,
             clock,
             secrets,
             cooldowns,
-            cache: Mutex::new(None),
             env_keys: Mutex::new(HashMap::new()),
         }
     }
@@ -581,26 +578,16 @@ impl CredentialResolver {
             .clone()
     }
 
-    /// The profile store, re-read only when the file changed (size or mtime).
+    /// The profile store, re-read only when the file changed (size or mtime). Blocking:
+    /// a `stat` each call (the CLI's path).
     pub fn store(&self) -> Result<Arc<ProfileStore>, ResolveError> {
-        let stamp: Stamp = std::fs::metadata(&self.profiles_path)
-            .ok()
-            .and_then(|m| Some((m.modified().ok()?, m.len())));
-        if let Ok(cache) = self.cache.lock()
-            && let Some((s, store)) = cache.as_ref()
-            && *s == stamp
-            && stamp.is_some()
-        {
-            return Ok(store.clone());
-        }
-        let store = Arc::new(ProfileStore::load(&self.profiles_path)?);
-        for w in &store.warnings {
-            tracing::warn!(file = %self.profiles_path.display(), "{w}");
-        }
-        if let Ok(mut cache) = self.cache.lock() {
-            *cache = Some((stamp, store.clone()));
-        }
-        Ok(store)
+        Ok(self.profile_file.load()?)
+    }
+
+    /// The profile store for a turn: no file I/O on the async workers (the file is
+    /// checked at most every `state::RECHECK_EVERY`, on the blocking pool).
+    pub async fn store_async(&self) -> Result<Arc<ProfileStore>, ResolveError> {
+        Ok(self.profile_file.load_async().await?)
     }
 
     /// Move `usageStats` of an imported auth-profiles.json into the state store, once.
@@ -652,15 +639,12 @@ impl CredentialResolver {
     }
 
     pub fn profiles(&self) -> Result<Vec<ProfileInfo>, ResolveError> {
-        Ok(self
-            .store()?
-            .profiles
-            .values()
-            .map(|p| ProfileInfo {
-                id: p.id.clone(),
-                provider: p.provider.clone(),
-            })
-            .collect())
+        Ok(profile_infos(&*self.store()?))
+    }
+
+    /// [`profiles`](Self::profiles) for async callers (chat commands).
+    pub async fn profiles_async(&self) -> Result<Vec<ProfileInfo>, ResolveError> {
+        Ok(profile_infos(&*self.store_async().await?))
     }
 
     /// Every candidate for a turn on `provider` with `model` (`provider/model`).
@@ -670,7 +654,13 @@ impl CredentialResolver {
         model: &str,
         pinned: Option<&str>,
     ) -> Result<Resolution, ResolveError> {
-        let store = self.store()?;
+        let mut store = self.store_async().await?;
+        if let Some(pin) = pinned
+            && !store.profiles.contains_key(pin)
+        {
+            // The copy in memory may predate a profile the CLI just added.
+            store = self.profile_file.check_async().await?;
+        }
         if let Some(pin) = pinned
             && !store.profiles.contains_key(pin)
         {
@@ -736,7 +726,7 @@ impl CredentialResolver {
             _ => None,
         };
         let now = self.clock.now_ms();
-        let view = self.cooldowns.view();
+        let view = self.cooldowns.view_async().await;
         let standing = |id: &str, fp: &str| view.standing(id, fp, model, now);
         let last_used = |id: &str| view.last_used(id);
         let inputs = OrderInputs {
@@ -819,6 +809,17 @@ impl CredentialResolver {
         }
         Ok(res)
     }
+}
+
+fn profile_infos(store: &ProfileStore) -> Vec<ProfileInfo> {
+    store
+        .profiles
+        .values()
+        .map(|p| ProfileInfo {
+            id: p.id.clone(),
+            provider: p.provider.clone(),
+        })
+        .collect()
 }
 
 fn reason_words(r: &str) -> &'static str {

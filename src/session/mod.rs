@@ -19,7 +19,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
 use tokio::sync::{Mutex, OwnedMutexGuard};
 
-/// Messages waiting per session (including the one running) before new ones are refused.
+/// Messages that may wait per session besides the one being answered (DESIGN §8); one
+/// more is refused with a busy reply.
 pub const DEFAULT_MAX_PENDING: usize = 8;
 
 /// Reply when a session's queue is full.
@@ -125,8 +126,9 @@ impl SessionManager {
         }
     }
 
+    /// How many messages may wait per session besides the one being answered.
     pub fn with_max_pending(mut self, n: usize) -> Self {
-        self.max_pending = n.max(1);
+        self.max_pending = n;
         self
     }
 
@@ -142,7 +144,8 @@ impl SessionManager {
     /// current state. Refuses with `Busy` when too many messages are already waiting.
     pub async fn begin(&self, key: &str) -> Result<SessionTurn, SessionError> {
         let slot = self.live.entry(key.to_string()).or_default().clone();
-        if slot.pending.fetch_add(1, Ordering::SeqCst) >= self.max_pending {
+        // `pending` counts the running turn too: it may reach 1 + max_pending.
+        if slot.pending.fetch_add(1, Ordering::SeqCst) > self.max_pending {
             slot.pending.fetch_sub(1, Ordering::SeqCst);
             return Err(SessionError::Busy);
         }
@@ -386,20 +389,42 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_full_queue_answers_busy() {
+    async fn a_session_queue_holds_eight_waiting_messages_besides_the_one_being_answered() {
         let (m, _c, _d) = manager();
-        let _a = m.begin("s").await.unwrap();
-        let m2 = m.clone();
-        let w1 = tokio::spawn(async move { m2.begin("s").await.map(|_| ()) });
-        let m3 = m.clone();
-        let w2 = tokio::spawn(async move { m3.begin("s").await.map(|_| ()) });
-        while m.live.get("s").map(|s| s.pending.load(Ordering::SeqCst)) != Some(3) {
-            tokio::task::yield_now().await;
+        let m = Arc::new(SessionManager::new(
+            m.store().clone(),
+            2,
+            ManualClock::new(0),
+        ));
+        let running = m.begin("s").await.unwrap();
+        let mut waiting = Vec::new();
+        for i in 0..DEFAULT_MAX_PENDING {
+            let m2 = m.clone();
+            let w = tokio::spawn(async move { m2.begin("s").await.map(|_| ()) });
+            while m.live.get("s").map(|s| s.pending.load(Ordering::SeqCst)) != Some(i + 2) {
+                assert!(!w.is_finished(), "waiting message {} was refused", i + 1);
+                tokio::task::yield_now().await;
+            }
+            waiting.push(w);
         }
+        assert_eq!(DEFAULT_MAX_PENDING, 8);
+        assert!(
+            matches!(m.begin("s").await, Err(SessionError::Busy)),
+            "a ninth waiting message finds the queue full"
+        );
+        drop(running);
+        for w in waiting {
+            w.await.unwrap().unwrap();
+        }
+        drop(m.begin("s").await.unwrap());
+    }
+
+    #[tokio::test]
+    async fn with_max_pending_zero_answers_only_one_at_a_time() {
+        let (m, _c, _d) = manager();
+        let m = SessionManager::new(m.store().clone(), 2, ManualClock::new(0)).with_max_pending(0);
+        let _a = m.begin("s").await.unwrap();
         assert!(matches!(m.begin("s").await, Err(SessionError::Busy)));
-        drop(_a);
-        w1.await.unwrap().unwrap();
-        w2.await.unwrap().unwrap();
     }
 
     #[tokio::test]

@@ -1,5 +1,5 @@
-//! The embedded session store, in the state database (`crate::state`). Every commit
-//! survives a process crash; a `/model` change is also synced to disk
+//! The embedded session store, in the state database (`crate::state`): reads on its
+//! read connections, writes on its writer. Every commit survives a process crash; a `/model` change is also synced to disk
 //! (`synchronous = FULL` for that transaction) so an acknowledged choice survives a
 //! power loss too, while history appends skip the fsync.
 
@@ -44,11 +44,18 @@ impl SqliteStore {
         })
     }
 
-    fn with<T>(
+    fn write<T>(
         &self,
         f: impl FnOnce(&mut Connection) -> rusqlite::Result<T>,
     ) -> Result<T, StoreError> {
-        self.db.with(f)
+        self.db.write(f)
+    }
+
+    fn read<T>(
+        &self,
+        f: impl FnOnce(&mut Connection) -> rusqlite::Result<T>,
+    ) -> Result<T, StoreError> {
+        self.db.read(f)
     }
 }
 
@@ -94,8 +101,10 @@ fn set_choice_tx(
 
 impl SessionStore for SqliteStore {
     fn load(&self, key: &str, history_limit: usize) -> Result<Option<SessionRecord>, StoreError> {
-        self.with(|c| {
-            let row = c
+        self.read(|c| {
+            // One read transaction: the revision and the history belong together.
+            let tx = c.transaction()?;
+            let row = tx
                 .query_row(
                     "SELECT model, pin_profile, pin_source, pin_since, rev, updated_at FROM sessions WHERE key = ?1",
                     [key],
@@ -106,9 +115,9 @@ impl SessionStore for SqliteStore {
                 )
                 .optional()?;
             let Some(mut rec) = row else { return Ok(None) };
-            let mut stmt = c.prepare_cached("SELECT role, content FROM history WHERE session_key = ?1 ORDER BY seq DESC LIMIT ?2")?;
             let limit = i64::try_from(history_limit).unwrap_or(i64::MAX);
-            let mut msgs: Vec<ChatMessage> = stmt
+            let mut msgs: Vec<ChatMessage> = tx
+                .prepare_cached("SELECT role, content FROM history WHERE session_key = ?1 ORDER BY seq DESC LIMIT ?2")?
                 .query_map(params![key, limit], |r| Ok(ChatMessage { role: role_parse(&r.get::<_, String>(0)?), content: r.get(1)? }))?
                 .collect::<rusqlite::Result<_>>()?;
             msgs.reverse();
@@ -118,7 +127,7 @@ impl SessionStore for SqliteStore {
     }
 
     fn rev(&self, key: &str) -> Result<i64, StoreError> {
-        self.with(|c| {
+        self.read(|c| {
             c.prepare_cached("SELECT rev FROM sessions WHERE key = ?1")?
                 .query_row([key], |r| r.get(0))
                 .optional()
@@ -133,7 +142,7 @@ impl SessionStore for SqliteStore {
         pin: Option<&Pin>,
         now: i64,
     ) -> Result<i64, StoreError> {
-        self.with(|c| {
+        self.write(|c| {
             c.pragma_update(None, "synchronous", "FULL")?;
             let result = set_choice_tx(c, key, model, pin, now);
             c.pragma_update(None, "synchronous", "NORMAL")?;
@@ -148,7 +157,7 @@ impl SessionStore for SqliteStore {
         keep: usize,
         now: i64,
     ) -> Result<i64, StoreError> {
-        self.with(|c| {
+        self.write(|c| {
             let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
             let rev = upsert_bump(&tx, key, now)?;
             let next: i64 = tx.query_row("SELECT COALESCE(MAX(seq), 0) + 1 FROM history WHERE session_key = ?1", [key], |r| r.get(0))?;
@@ -169,7 +178,7 @@ impl SessionStore for SqliteStore {
     }
 
     fn clear_history(&self, key: &str, now: i64) -> Result<i64, StoreError> {
-        self.with(|c| {
+        self.write(|c| {
             let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
             let rev = upsert_bump(&tx, key, now)?;
             tx.execute("DELETE FROM history WHERE session_key = ?1", [key])?;
@@ -179,7 +188,7 @@ impl SessionStore for SqliteStore {
     }
 
     fn delete(&self, key: &str) -> Result<bool, StoreError> {
-        self.with(|c| {
+        self.write(|c| {
             let tx = c.transaction()?;
             tx.execute("DELETE FROM history WHERE session_key = ?1", [key])?;
             let n = tx.execute("DELETE FROM sessions WHERE key = ?1", [key])?;
@@ -200,7 +209,7 @@ impl SessionStore for SqliteStore {
 impl SqliteStore {
     /// Summaries of every session, or of the one named.
     fn summaries(&self, only: Option<&str>) -> Result<Vec<SessionSummary>, StoreError> {
-        self.with(|c| {
+        self.read(|c| {
             let mut stmt = c.prepare_cached(
                 "SELECT s.key, s.model, s.pin_profile, s.pin_source, s.pin_since, s.updated_at,
                         (SELECT COUNT(*) FROM history h WHERE h.session_key = s.key)

@@ -1,0 +1,115 @@
+//! Tests of the state database: migrations, data_version, readers beside a waiting
+//! writer, and `Recheck`.
+
+use super::*;
+
+#[test]
+fn migrates_to_current_version_and_refuses_newer() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("state.db");
+    let db = StateDb::open(&path).unwrap();
+    assert_eq!(db.schema_version().unwrap(), SCHEMA_VERSION);
+    drop(db);
+    assert_eq!(
+        StateDb::open(&path).unwrap().schema_version().unwrap(),
+        SCHEMA_VERSION,
+        "reopening is a no-op"
+    );
+    Connection::open(&path)
+        .unwrap()
+        .pragma_update(None, "user_version", 99)
+        .unwrap();
+    assert!(
+        StateDb::open(&path)
+            .unwrap_err()
+            .to_string()
+            .contains("upgrade RemoteClaw")
+    );
+}
+
+#[test]
+fn data_version_moves_when_another_connection_commits() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("state.db");
+    let a = StateDb::open(&path).unwrap();
+    let b = StateDb::open(&path).unwrap();
+    let v = a.data_version().unwrap();
+    b.with(|c| c.execute("INSERT INTO meta (key, value) VALUES ('x', 'y')", []))
+        .unwrap();
+    assert_ne!(a.data_version().unwrap(), v);
+    let v = a.data_version().unwrap();
+    a.write(|c| c.execute("INSERT INTO meta (key, value) VALUES ('z', 'y')", []))
+        .unwrap();
+    assert_ne!(
+        a.data_version().unwrap(),
+        v,
+        "our own writes count too: the writer is another connection"
+    );
+}
+
+#[test]
+fn a_reader_is_not_blocked_behind_a_writer_waiting_for_another_process() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("state.db");
+    let db = StateDb::open(&path).unwrap();
+    db.write(|c| c.execute("INSERT INTO meta (key, value) VALUES ('a', '1')", []))
+        .unwrap();
+    // "Another process" (SQLite locks the file per connection) holds the write lock.
+    let other = Connection::open(&path).unwrap();
+    other
+        .execute_batch("BEGIN IMMEDIATE; INSERT INTO meta (key, value) VALUES ('b', '2');")
+        .unwrap();
+    // Our writer queues behind it (inside SQLite's busy wait, up to 5 s).
+    let (waiting_tx, waiting) = std::sync::mpsc::channel();
+    let writer = {
+        let db = db.clone();
+        std::thread::spawn(move || {
+            db.write(|c| {
+                let _ = waiting_tx.send(());
+                c.execute("INSERT INTO meta (key, value) VALUES ('c', '3')", [])
+            })
+        })
+    };
+    waiting.recv().unwrap();
+    // Reads (and the staleness check) answer meanwhile, from the last commit.
+    let keys: Vec<String> = db
+        .read(|c| {
+            c.prepare("SELECT key FROM meta ORDER BY key")?
+                .query_map([], |r| r.get(0))?
+                .collect()
+        })
+        .unwrap();
+    db.data_version().unwrap();
+    assert!(
+        !writer.is_finished(),
+        "the read answered only after the writer gave up: reads wait behind writes"
+    );
+    assert_eq!(keys, ["a"]);
+    other.execute_batch("COMMIT").unwrap();
+    writer.join().unwrap().unwrap();
+    let n: i64 = db
+        .read(|c| c.query_row("SELECT COUNT(*) FROM meta", [], |r| r.get(0)))
+        .unwrap();
+    assert_eq!(n, 3, "the writer went through once the lock was free");
+}
+
+#[test]
+fn reads_cannot_write() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = StateDb::open(&dir.path().join("state.db")).unwrap();
+    assert!(
+        db.read(|c| c.execute("INSERT INTO meta (key, value) VALUES ('a', '1')", []))
+            .is_err()
+    );
+}
+
+#[test]
+fn recheck_is_due_first_and_then_after_its_interval() {
+    let r = Recheck::new(Duration::from_secs(3600));
+    assert!(r.due());
+    r.done(Instant::now());
+    assert!(!r.due());
+    let r = Recheck::new(Duration::ZERO);
+    r.done(Instant::now());
+    assert!(r.due());
+}
