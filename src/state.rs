@@ -96,7 +96,8 @@ const MIGRATIONS: &[&str] = &[
         answered_at INTEGER,
         PRIMARY KEY (channel, id)
     ) WITHOUT ROWID;
-    CREATE INDEX inbox_pending ON inbox (channel, status, seq);",
+    CREATE INDEX inbox_pending ON inbox (channel, status, seq);
+    CREATE INDEX inbox_seq ON inbox (channel, seq);",
 ];
 
 /// The schema version this build writes.
@@ -199,6 +200,10 @@ impl StateDb {
         &self,
         f: impl FnOnce(&mut Connection) -> rusqlite::Result<T>,
     ) -> Result<T, StoreError> {
+        if self.path == Path::new(":memory:") {
+            // Every connection to ":memory:" is a database of its own: use the one.
+            return self.write(f);
+        }
         let idle = self
             .readers
             .lock()
