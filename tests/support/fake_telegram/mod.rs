@@ -12,7 +12,9 @@
 //!
 //! Behaviour that mirrors the real server (and that tests may trip over):
 //! - `getUpdates` long-polls for `timeout` seconds, answers as soon as updates
-//!   are queued, and forgets updates below `offset` for good. A second
+//!   are queued, never hands out an update below its `offset`, and forgets
+//!   updates below `offset` for good. Every poll's `offset` is recorded
+//!   ([`FakeTelegram::poll_offsets`]). A second
 //!   `getUpdates` while one is waiting ends the older one with 409 Conflict.
 //! - Sending to a chat the fake never saw (no `send_dm`/`send_group`/
 //!   `register_*`) fails with 400 "Bad Request: chat not found".
@@ -452,6 +454,45 @@ impl FakeTelegram {
         lock(&self.inner.state).last_commands.clone()
     }
 
+    /// The `offset` every `getUpdates` carried (`None`: no offset), in arrival order.
+    pub fn poll_offsets(&self) -> Vec<Option<i64>> {
+        lock(&self.inner.state).poll_offsets.clone()
+    }
+
+    /// Queue an update again, exactly as it was first delivered (same `update_id`),
+    /// as Telegram does when the bot did not acknowledge it. Returns false for an
+    /// unknown id.
+    pub fn redeliver(&self, update_id: i64) -> bool {
+        let found = {
+            let mut st = lock(&self.inner.state);
+            let update = st
+                .history
+                .iter()
+                .find(|u| u["update_id"].as_i64() == Some(update_id))
+                .cloned();
+            match update {
+                Some(u) => {
+                    st.queue.push_back(u);
+                    true
+                }
+                None => false,
+            }
+        };
+        self.inner.wake();
+        found
+    }
+
+    /// Waits until `pred` holds for the messages sent so far (edits included) or
+    /// `timeout` passed; returns them.
+    pub async fn wait_for_sent(
+        &self,
+        timeout: Duration,
+        pred: impl Fn(&[SentMessage]) -> bool,
+    ) -> Vec<SentMessage> {
+        self.wait_until(timeout, |st| pred(&st.sent)).await;
+        self.sent_messages()
+    }
+
     /// The largest `offset` any `getUpdates` carried (0 if none did).
     pub fn highest_offset_seen(&self) -> i64 {
         lock(&self.inner.state).highest_offset
@@ -528,6 +569,8 @@ struct St {
     /// scope + language → commands
     registered_commands: HashMap<String, Value>,
     highest_offset: i64,
+    /// The `offset` of every `getUpdates`, in arrival order.
+    poll_offsets: Vec<Option<i64>>,
     poll_generation: u64,
     allowed_updates: Vec<String>,
     webhook_url: String,
