@@ -24,9 +24,10 @@ use tokio::sync::watch;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dm_from_an_allowed_user_is_answered_and_the_menu_registered() {
     let s = setup("").await;
-    s.tg.send_dm(42, "alice", "hello there");
-    let sent = s.tg.wait_for_messages(1, WAIT).await;
-    assert_eq!(sent.len(), 1);
+    let hello = s.tg.send_dm(42, "alice", "hello there");
+    wait_answered(&s.tg, &inbox(&s.home), &[hello]).await;
+    let sent = s.tg.sent_messages();
+    assert_eq!(sent.len(), 1, "{sent:?}");
     assert_eq!(sent[0].chat_id, 42);
     assert_eq!(sent[0].text, "fake reply to: hello there");
     assert!(
@@ -94,26 +95,29 @@ async fn unknown_sender_gets_a_pairing_code_and_never_reaches_the_model() {
 async fn groups_answer_only_when_mentioned_and_commands_for_other_bots_are_ignored() {
     let s = setup("").await;
     let bot = s.tg.bot_username().to_string();
-    s.tg.send_group(-1001234, 42, "alice", "just chatting", None, None);
-    s.tg.send_group(
-        -1009999,
-        42,
-        "alice",
-        &format!("@{bot} not an allowed group"),
-        None,
-        None,
-    );
-    s.tg.send_group(-1001234, 42, "alice", "/model@OtherBot list", None, None);
-    s.tg.send_group(
-        -1001234,
-        42,
-        "alice",
-        &format!("/model@{bot} list"),
-        None,
-        None,
-    );
-    let sent = s.tg.wait_for_messages(1, WAIT).await;
-    assert_eq!(sent.len(), 1);
+    let ids = [
+        s.tg.send_group(-1001234, 42, "alice", "just chatting", None, None),
+        s.tg.send_group(
+            -1009999,
+            42,
+            "alice",
+            &format!("@{bot} not an allowed group"),
+            None,
+            None,
+        ),
+        s.tg.send_group(-1001234, 42, "alice", "/model@OtherBot list", None, None),
+        s.tg.send_group(
+            -1001234,
+            42,
+            "alice",
+            &format!("/model@{bot} list"),
+            None,
+            None,
+        ),
+    ];
+    wait_answered(&s.tg, &inbox(&s.home), &ids).await;
+    let sent = s.tg.sent_messages();
+    assert_eq!(sent.len(), 1, "{sent:?}");
     assert!(
         sent[0].text.contains("openai/gpt-4o-mini"),
         "the list: {}",
@@ -353,10 +357,13 @@ async fn a_refused_command_menu_keeps_the_channel_running() {
     home.set("OPENAI_API_KEY", "sk-oa");
     let app = Arc::new(home.app().await);
     let (stop, task) = start(&app);
-    tg.send_dm(77, "stranger", "hello?");
-    tg.send_dm(42, "alice", "hello");
-    let sent = tg.wait_for_messages(1, WAIT).await;
-    assert_eq!(sent.len(), 1);
+    let ids = [
+        tg.send_dm(77, "stranger", "hello?"),
+        tg.send_dm(42, "alice", "hello"),
+    ];
+    wait_answered(&tg, &inbox(&home), &ids).await;
+    let sent = tg.sent_messages();
+    assert_eq!(sent.len(), 1, "{sent:?}");
     assert_eq!(
         sent[0].chat_id, 42,
         "allowlist: the stranger gets nothing, not even a pairing code"

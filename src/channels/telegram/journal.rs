@@ -12,7 +12,14 @@ use crate::inbox::{Inbox, Receipt};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
 use std::sync::Mutex;
+use std::time::Duration;
 use teloxide::types::{CallbackQuery, Message};
+use tokio::time::Instant;
+
+/// Answered marks are kept this long: Telegram keeps an unacknowledged update for 24 h.
+const KEEP_ANSWERED_MS: i64 = 48 * 3600 * 1000;
+/// How often old answered marks are swept.
+const PRUNE_EVERY: Duration = Duration::from_secs(3600);
 
 /// Which updates are open (received, not answered) and how far Telegram was read.
 #[derive(Debug, Default)]
@@ -90,6 +97,8 @@ pub struct Journal {
     ledger: Mutex<Ledger>,
     /// The offset last written (so an unchanged one is not written again).
     stored: Mutex<Option<i64>>,
+    /// When answered marks were last swept.
+    pruned: Mutex<Option<Instant>>,
 }
 
 impl Journal {
@@ -143,6 +152,7 @@ impl Journal {
             offset_key,
             ledger: Mutex::new(ledger),
             stored: Mutex::new(stored),
+            pruned: Mutex::new(None),
         };
         (journal, replay)
     }
@@ -208,6 +218,26 @@ impl Journal {
     /// Updates received and not answered yet.
     pub fn open_count(&self) -> usize {
         self.ledger(|l| l.open_count())
+    }
+
+    /// Forget answered marks older than two days, at most once an hour.
+    pub async fn prune_if_due(&self) {
+        let now = Instant::now();
+        {
+            let mut last = self
+                .pruned
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            if last.is_some_and(|t| now.duration_since(t) < PRUNE_EVERY) {
+                return;
+            }
+            *last = Some(now);
+        }
+        match self.inbox.prune(&self.channel, KEEP_ANSWERED_MS).await {
+            Ok(0) => {}
+            Ok(n) => tracing::debug!(forgotten = n, "old Telegram answered marks swept"),
+            Err(e) => tracing::warn!("could not sweep old Telegram answered marks: {e}"),
+        }
     }
 
     /// Store the offset below which every update was answered, if it moved.

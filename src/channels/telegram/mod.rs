@@ -133,7 +133,10 @@ pub async fn run(
     register_commands(&ctx).await;
     // Received before the last stop but never answered (a crash): answer them first.
     for (id, update) in replay {
-        on_update(&ctx, id, update, false).await;
+        match triage(&ctx, id, update).await {
+            Some(t) => act(&ctx, t),
+            None => ctx.journal.answered(id).await,
+        }
     }
     let polled = poll(&ctx, &mut shutdown).await;
     tracing::info!(
@@ -156,6 +159,7 @@ async fn poll(ctx: &Arc<Ctx>, shutdown: &mut watch::Receiver<bool>) -> Result<()
             return Ok(());
         }
         ctx.journal.record_offset().await;
+        ctx.journal.prune_if_due().await;
         let request = ctx
             .bot
             .get_updates()
@@ -169,18 +173,7 @@ async fn poll(ctx: &Arc<Ctx>, shutdown: &mut watch::Receiver<bool>) -> Result<()
         let wait = match result {
             Ok(updates) => {
                 backoff = Duration::from_secs(1);
-                for u in updates {
-                    let id = i64::from(u.id.0);
-                    match u.kind {
-                        UpdateKind::Message(m) => {
-                            on_update(ctx, id, Stored::Message(Box::new(m)), true).await;
-                        }
-                        UpdateKind::CallbackQuery(q) => {
-                            on_update(ctx, id, Stored::CallbackQuery(Box::new(q)), true).await;
-                        }
-                        _ => ctx.journal.skip(id),
-                    }
-                }
+                take(ctx, updates).await;
                 continue;
             }
             Err(RequestError::RetryAfter(s)) => s.duration(),
@@ -205,53 +198,93 @@ async fn poll(ctx: &Arc<Ctx>, shutdown: &mut watch::Receiver<bool>) -> Result<()
     }
 }
 
-/// One update, fresh from `getUpdates` or (`fresh = false`) pending from before a
-/// crash: decide, record, then answer it on its session's queue or a side task.
-async fn on_update(ctx: &Arc<Ctx>, id: i64, update: Stored, fresh: bool) {
-    match update {
-        Stored::Message(msg) => {
-            let decision = decide(ctx, &msg).await;
-            if decision == Access::Ignored {
-                if fresh {
-                    ctx.journal.skip(id);
-                } else {
-                    ctx.journal.answered(id).await;
-                }
-                return;
+/// What answering an update takes.
+enum Work {
+    /// A turn on this session's queue.
+    Turn { session: String, owner: bool },
+    /// A pairing code for an unknown DM sender.
+    Pairing,
+    /// A picker button (its sender is checked when it is applied).
+    Button,
+}
+
+/// An update that needs an answer.
+struct Triaged {
+    id: i64,
+    update: Stored,
+    work: Work,
+}
+
+/// One batch from `getUpdates`: decide, record every update that needs an answer
+/// (all at once, before the next poll acknowledges them), then hand the new ones to
+/// their sessions in arrival order.
+async fn take(ctx: &Arc<Ctx>, updates: Vec<teloxide::types::Update>) {
+    let mut todo = Vec::with_capacity(updates.len());
+    for u in updates {
+        let id = i64::from(u.id.0);
+        let update = match u.kind {
+            UpdateKind::Message(m) => Stored::Message(Box::new(m)),
+            UpdateKind::CallbackQuery(q) => Stored::CallbackQuery(Box::new(q)),
+            _ => {
+                ctx.journal.skip(id);
+                continue;
             }
-            if fresh && !ctx.journal.receive(id, StoredRef::Message(&msg)).await {
-                return;
-            }
-            match decision {
-                Access::Allowed { session, owner } => queue::enqueue(
-                    ctx,
-                    session,
-                    queue::Job {
-                        update: id,
-                        msg,
-                        owner,
-                    },
-                ),
-                Access::NeedsPairing => {
-                    let c = ctx.clone();
-                    ctx.queues.tasks.spawn(async move {
-                        reply::offer_pairing(&c, &msg).await;
-                        c.journal.answered(id).await;
-                    });
-                }
-                Access::Ignored => {}
-            }
+        };
+        match triage(ctx, id, update).await {
+            Some(t) => todo.push(t),
+            None => ctx.journal.skip(id),
         }
-        Stored::CallbackQuery(q) => {
-            if fresh && !ctx.journal.receive(id, StoredRef::CallbackQuery(&q)).await {
-                return;
-            }
-            let c = ctx.clone();
-            ctx.queues.tasks.spawn(async move {
-                reply::on_button(&c, *q).await;
-                c.journal.answered(id).await;
-            });
+    }
+    let fresh = futures_util::future::join_all(todo.iter().map(|t| {
+        let payload = match &t.update {
+            Stored::Message(m) => StoredRef::Message(m),
+            Stored::CallbackQuery(q) => StoredRef::CallbackQuery(q),
+        };
+        ctx.journal.receive(t.id, payload)
+    }))
+    .await;
+    for (t, new) in todo.into_iter().zip(fresh) {
+        if new {
+            act(ctx, t);
         }
+    }
+}
+
+/// What an update needs (`None`: it is not for the bot; nothing to record).
+async fn triage(ctx: &Ctx, id: i64, update: Stored) -> Option<Triaged> {
+    let work = match &update {
+        Stored::Message(msg) => match decide(ctx, msg).await {
+            Access::Allowed { session, owner } => Work::Turn { session, owner },
+            Access::NeedsPairing => Work::Pairing,
+            Access::Ignored => return None,
+        },
+        Stored::CallbackQuery(_) => Work::Button,
+    };
+    Some(Triaged { id, update, work })
+}
+
+/// Answer a recorded update: a message on its session's queue, a pairing offer or a
+/// button on a tracked task; each marks it answered when done.
+fn act(ctx: &Arc<Ctx>, t: Triaged) {
+    let Triaged { id, update, work } = t;
+    let c = ctx.clone();
+    match (update, work) {
+        (Stored::Message(msg), Work::Turn { session, owner }) => {
+            let job = queue::Job {
+                update: id,
+                msg,
+                owner,
+            };
+            queue::enqueue(ctx, session, job);
+        }
+        (Stored::Message(msg), _) => ctx.queues.tasks.spawn(async move {
+            reply::offer_pairing(&c, &msg).await;
+            c.journal.answered(id).await;
+        }),
+        (Stored::CallbackQuery(q), _) => ctx.queues.tasks.spawn(async move {
+            reply::on_button(&c, *q).await;
+            c.journal.answered(id).await;
+        }),
     }
 }
 
