@@ -129,7 +129,12 @@ async fn every_poll_offset_is_recorded_and_no_update_below_it_is_handed_out() {
     let first = tg.send_dm(42, "alice", "one");
     let second = tg.send_dm(42, "alice", "two");
     call(&tg, "getUpdates", json!({"timeout": 0})).await;
-    let (_, body) = call(&tg, "getUpdates", json!({"offset": second + 1, "timeout": 0})).await;
+    let (_, body) = call(
+        &tg,
+        "getUpdates",
+        json!({"offset": second + 1, "timeout": 0}),
+    )
+    .await;
     assert_eq!(body["result"], json!([]));
     // Queued again while a poll at a higher offset waits: that poll never hands it out.
     let poll = {
@@ -140,7 +145,8 @@ async fn every_poll_offset_is_recorded_and_no_update_below_it_is_handed_out() {
             resp.unwrap().json::<Value>().await.unwrap()
         })
     };
-    tg.wait_for_calls("getUpdates", 3, Duration::from_secs(5)).await;
+    tg.wait_for_calls("getUpdates", 3, Duration::from_secs(5))
+        .await;
     assert!(tg.redeliver(first));
     assert!(!tg.redeliver(first + 100), "unknown update id");
     let third = tg.send_dm(42, "alice", "three");

@@ -276,8 +276,10 @@ async fn mention_stripping_keeps_newlines_and_indentation() {
 async fn group_members_not_in_allow_from_never_reach_a_model() {
     let s = setup("").await;
     let bot = s.tg.bot_username().to_string();
-    let stranger = s.tg.send_group(-1001234, 77, "mallory", &format!("@{bot} hi"), None, None);
-    let known = s.tg.send_group(-1001234, 42, "alice", &format!("@{bot} hello"), None, None);
+    let stranger =
+        s.tg.send_group(-1001234, 77, "mallory", &format!("@{bot} hi"), None, None);
+    let known =
+        s.tg.send_group(-1001234, 42, "alice", &format!("@{bot} hello"), None, None);
     wait_answered(&s.tg, &inbox(&s.home), &[stranger, known]).await;
     let texts: Vec<String> = s.tg.sent_messages().into_iter().map(|m| m.text).collect();
     assert_eq!(texts, ["fake reply to: hello"], "no reply at all to 77");

@@ -62,7 +62,10 @@ async fn a_full_session_queue_gets_a_busy_reply_at_once() {
         .collect();
     let mut waiting = vec![first.to_string()];
     waiting.extend(queued[..8].iter().map(i64::to_string));
-    assert_eq!(pending, waiting, "the one answering and 8 waiting stay queued");
+    assert_eq!(
+        pending, waiting,
+        "the one answering and 8 waiting stay queued"
+    );
     assert_eq!(s.llm.request_count(), 1);
 }
 
@@ -142,13 +145,20 @@ async fn shutdown_waits_for_turns_in_flight_and_their_replies() {
     })
     .await;
     wait_acknowledged(&s.tg, two).await;
-    assert!(s.tg.sent_messages().is_empty(), "the turns are still running");
+    assert!(
+        s.tg.sent_messages().is_empty(),
+        "the turns are still running"
+    );
     let s = s.stop_channel().await;
     let mut texts: Vec<String> = s.tg.sent_messages().into_iter().map(|m| m.text).collect();
     texts.sort();
     assert_eq!(
         texts,
-        ["fake reply to: one", "fake reply to: three", "fake reply to: two"],
+        [
+            "fake reply to: one",
+            "fake reply to: three",
+            "fake reply to: two"
+        ],
         "sent before the channel returned, the queued one too"
     );
     let inbox = inbox(&s.home);
@@ -167,9 +177,8 @@ async fn a_redelivered_update_is_never_answered_twice() {
     let menu = s.tg.send_dm(42, "alice", "/model");
     let sent = s.tg.wait_for_messages(2, WAIT).await;
     let picker = sent.iter().find(|m| !m.callback_data().is_empty()).unwrap();
-    let press = s
-        .tg
-        .press_button(42, 42, picker.message_id, &picker.callback_data()[0]);
+    let press =
+        s.tg.press_button(42, 42, picker.message_id, &picker.callback_data()[0]);
     wait_answered(&s.tg, &inbox(&s.home), &[hello, menu, press]).await;
     let before = s.tg.sent_messages().len();
     assert_eq!(before, 3, "reply, picker, choice");
@@ -186,7 +195,11 @@ async fn a_redelivered_update_is_never_answered_twice() {
     let after: Vec<String> = s.tg.sent_messages().into_iter().map(|m| m.text).collect();
     assert_eq!(after.len(), before + 1, "{after:?}");
     assert_eq!(after[before], "fake reply to: sentinel");
-    assert_eq!(s.llm.request_count(), 2, "hello and the sentinel, once each");
+    assert_eq!(
+        s.llm.request_count(),
+        2,
+        "hello and the sentinel, once each"
+    );
     assert_eq!(s.tg.calls_of("answerCallbackQuery").len(), 1);
     s.stop_channel().await;
 }
@@ -219,11 +232,15 @@ async fn a_write_locked_state_db_does_not_stall_the_telegram_runtime() {
     let during = s.tg.send_dm(42, "alice", "during");
     s.tg.wait_for_calls("getUpdates", 1, WAIT).await;
     let tg = &s.tg;
-    eventually("the update was handed to the channel", WAIT, move || async move {
-        tg.calls_of("getUpdates")
-            .iter()
-            .any(|c| c.response.to_string().contains(&format!("{during}")))
-    })
+    eventually(
+        "the update was handed to the channel",
+        WAIT,
+        move || async move {
+            tg.calls_of("getUpdates")
+                .iter()
+                .any(|c| c.response.to_string().contains(&format!("{during}")))
+        },
+    )
     .await;
     // Let the channel reach its store call, then release from this runtime.
     tokio::time::sleep(Duration::from_millis(300)).await;

@@ -96,7 +96,10 @@ async fn sigterm_during_20_turns_delivers_every_reply_and_a_restart_answers_noth
         gw.log()
     );
     assert_each_answered_once(&tg, &[]);
-    assert!(gw.log().contains("Telegram channel stopped taking messages"));
+    assert!(
+        gw.log()
+            .contains("Telegram channel stopped taking messages")
+    );
 
     // Restart: nothing is answered again, and polling resumes after the last update.
     llm.set_latency(Duration::ZERO);
@@ -112,7 +115,11 @@ async fn sigterm_during_20_turns_delivers_every_reply_and_a_restart_answers_noth
     assert_each_answered_once(&tg, &["sentinel"]);
     assert_eq!(llm.request_count(), 21);
     gw.signal(Signal::TERM);
-    assert!(gw.exit(Duration::from_secs(GRACE_SECS + 20)).await.success());
+    assert!(
+        gw.exit(Duration::from_secs(GRACE_SECS + 20))
+            .await
+            .success()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -130,9 +137,11 @@ async fn sigkill_during_turns_then_a_restart_answers_every_message_exactly_once(
     wait_at_model(&llm, 20).await;
     let last = *late.iter().max().unwrap();
     let tg_ref = &tg;
-    eventually("the late updates are acknowledged", WAIT, move || async move {
-        tg_ref.poll_offsets().iter().flatten().any(|o| *o > last)
-    })
+    eventually(
+        "the late updates are acknowledged",
+        WAIT,
+        move || async move { tg_ref.poll_offsets().iter().flatten().any(|o| *o > last) },
+    )
     .await;
     gw.signal(Signal::KILL);
     gw.exit(WAIT).await;
@@ -146,5 +155,9 @@ async fn sigkill_during_turns_then_a_restart_answers_every_message_exactly_once(
     wait_answered(&tg, &inbox(&home), &[sentinel]).await;
     assert_each_answered_once(&tg, &["sentinel"]);
     gw.signal(Signal::TERM);
-    assert!(gw.exit(Duration::from_secs(GRACE_SECS + 20)).await.success());
+    assert!(
+        gw.exit(Duration::from_secs(GRACE_SECS + 20))
+            .await
+            .success()
+    );
 }

@@ -21,7 +21,10 @@ pub fn is_owner(cfg: &TelegramConfig, user: i64) -> bool {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Access {
     /// Process it in this session; `owner` may pin profiles.
-    Allowed { session: String, owner: bool },
+    Allowed {
+        session: String,
+        owner: bool,
+    },
     /// An unknown DM sender under `dmPolicy = "pairing"`.
     NeedsPairing,
     Ignored,
@@ -156,8 +159,18 @@ mod tests {
             (GroupPolicy::Disabled, Some(vec![1]), 1, false),
         ];
         for (policy, list, from, want) in cases {
-            let got = access(&cfg(policy, list.clone()), BOT, 9, &group(from, text), false);
-            assert_eq!(allowed(&got), want, "{policy:?} {list:?} sender {from}: {got:?}");
+            let got = access(
+                &cfg(policy, list.clone()),
+                BOT,
+                9,
+                &group(from, text),
+                false,
+            );
+            assert_eq!(
+                allowed(&got),
+                want,
+                "{policy:?} {list:?} sender {from}: {got:?}"
+            );
         }
         let other_group = message(
             serde_json::json!({"id": -100_888, "type": "supergroup", "title": "H"}),

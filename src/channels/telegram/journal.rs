@@ -123,7 +123,10 @@ impl Journal {
         };
         let mut replay = Vec::new();
         for p in pending {
-            match (p.id.parse::<i64>(), serde_json::from_str::<Stored>(&p.payload)) {
+            match (
+                p.id.parse::<i64>(),
+                serde_json::from_str::<Stored>(&p.payload),
+            ) {
                 (Ok(id), Ok(update)) => replay.push((id, update)),
                 (_, Err(e)) => {
                     tracing::warn!(
@@ -176,7 +179,10 @@ impl Journal {
         let payload = match serde_json::to_string(&update) {
             Ok(p) => p,
             Err(e) => {
-                tracing::warn!(update = id, "could not encode a Telegram update for the inbox: {e}");
+                tracing::warn!(
+                    update = id,
+                    "could not encode a Telegram update for the inbox: {e}"
+                );
                 String::new()
             }
         };
@@ -205,7 +211,10 @@ impl Journal {
     /// The update's reply was sent (or it needs none): never answer it again.
     pub async fn answered(&self, id: i64) {
         if let Err(e) = self.inbox.answered(&self.channel, &id.to_string()).await {
-            tracing::warn!(update = id, "could not mark a Telegram update answered: {e}");
+            tracing::warn!(
+                update = id,
+                "could not mark a Telegram update answered: {e}"
+            );
         }
         self.ledger(|l| l.close(id));
     }
