@@ -53,15 +53,16 @@ async fn a_full_session_queue_gets_a_busy_reply_at_once() {
     );
     let inbox = inbox(&s.home);
     wait_answered(&s.tg, &inbox, &[queued[8]]).await;
-    let pending: Vec<String> = inbox
+    let mut pending: Vec<i64> = inbox
         .pending(CHANNEL)
         .await
         .unwrap()
         .into_iter()
-        .map(|p| p.id)
+        .map(|p| p.id.parse().unwrap())
         .collect();
-    let mut waiting = vec![first.to_string()];
-    waiting.extend(queued[..8].iter().map(i64::to_string));
+    pending.sort_unstable();
+    let mut waiting = vec![first];
+    waiting.extend(&queued[..8]);
     assert_eq!(
         pending, waiting,
         "the one answering and 8 waiting stay queued"
@@ -111,25 +112,33 @@ async fn acknowledged_messages_are_answered_after_a_crash() {
     });
     let a = tg.send_dm(42, "alice", "first");
     let b = tg.send_dm(43, "bob", "second");
+    let c = tg.send_dm(42, "alice", "third"); // waits behind "first"
     let llm_ref = &llm;
     eventually("both turns are at the model", WAIT, move || async move {
         llm_ref.request_count() == 2
     })
     .await;
-    wait_acknowledged(&tg, b).await;
+    wait_acknowledged(&tg, c).await;
     doomed.shutdown_background(); // the crash: no drain, no reply
     assert!(tg.sent_messages().is_empty());
     assert_eq!(tg.pending_updates(), 0, "Telegram will not send them again");
 
     let app = Arc::new(home.app().await);
     let (stop, task) = start(&app);
-    wait_answered(&tg, &inbox(&home), &[a, b]).await;
-    let mut texts: Vec<String> = tg.sent_messages().into_iter().map(|m| m.text).collect();
-    texts.sort();
-    assert_eq!(texts, ["fake reply to: first", "fake reply to: second"]);
+    wait_answered(&tg, &inbox(&home), &[a, b, c]).await;
+    let to = |chat: i64| -> Vec<String> {
+        let sent = tg.sent_messages().into_iter();
+        sent.filter(|m| m.chat_id == chat).map(|m| m.text).collect()
+    };
+    assert_eq!(
+        to(42),
+        ["fake reply to: first", "fake reply to: third"],
+        "in the order they were sent"
+    );
+    assert_eq!(to(43), ["fake reply to: second"]);
     let _ = stop.send(true);
     task.await.unwrap();
-    assert_eq!(tg.sent_messages().len(), 2, "each answered once");
+    assert_eq!(tg.sent_messages().len(), 3, "each answered once");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -142,6 +142,9 @@ impl Journal {
                 }
             }
         }
+        // In arrival order (a poll's updates are recorded concurrently, so the inbox's
+        // own order may differ): Telegram's update ids increase.
+        replay.sort_by_key(|(id, _)| *id);
         if !replay.is_empty() {
             tracing::info!(
                 count = replay.len(),
@@ -298,6 +301,55 @@ mod tests {
         assert_eq!(l.safe(), 12);
         l.seen(5);
         assert_eq!(l.next(), 12, "an old update never moves the offset back");
+    }
+
+    fn text_message(text: &str) -> Message {
+        serde_json::from_value(serde_json::json!({
+            "message_id": 1,
+            "date": 1_700_000_000,
+            "chat": {"id": 42, "type": "private", "first_name": "a"},
+            "from": {"id": 42, "is_bot": false, "first_name": "a"},
+            "text": text,
+        }))
+        .unwrap()
+    }
+
+    #[tokio::test]
+    async fn pending_updates_come_back_in_arrival_order_and_answered_ones_do_not() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = crate::state::StateDb::open(&dir.path().join("state.db")).unwrap();
+        let inbox = Inbox::new(db, crate::clock::ManualClock::new(1_000));
+        let (journal, replay) = Journal::open(inbox.clone(), 7).await;
+        assert!(replay.is_empty());
+        // Recorded concurrently: the later update first.
+        for (id, text) in [(12, "second"), (11, "first"), (13, "answered")] {
+            let msg = text_message(text);
+            assert!(journal.receive(id, StoredRef::Message(&msg)).await);
+        }
+        assert!(
+            !journal
+                .receive(11, StoredRef::Message(&text_message("first")))
+                .await,
+            "a second delivery is not answered again"
+        );
+        journal.answered(13).await;
+        journal.record_offset().await;
+        assert_eq!(inbox.offset("telegram:offset:7").await.unwrap(), Some(11));
+
+        let (again, replay) = Journal::open(inbox.clone(), 7).await;
+        let texts: Vec<(i64, String)> = replay
+            .into_iter()
+            .map(|(id, u)| match u {
+                Stored::Message(m) => (id, m.text().unwrap().to_string()),
+                Stored::CallbackQuery(_) => panic!("a message was stored"),
+            })
+            .collect();
+        assert_eq!(texts, [(11, "first".into()), (12, "second".into())]);
+        assert_eq!(
+            again.poll_offset(),
+            11,
+            "polling resumes at the stored offset"
+        );
     }
 
     #[test]
