@@ -176,7 +176,7 @@ async fn poll(ctx: &Arc<Ctx>, shutdown: &mut watch::Receiver<bool>) -> Result<()
                 take(ctx, updates).await;
                 continue;
             }
-            Err(RequestError::RetryAfter(s)) => s.duration(),
+            Err(RequestError::RetryAfter(s)) => s.duration().min(limiter::MAX_RETRY_AFTER),
             Err(RequestError::Api(ApiError::InvalidToken)) => {
                 return Err(TelegramError::InvalidToken);
             }
