@@ -124,6 +124,52 @@ async fn long_poll_returns_queued_updates_at_once_and_acknowledges_by_offset() {
 }
 
 #[tokio::test]
+async fn every_poll_offset_is_recorded_and_no_update_below_it_is_handed_out() {
+    let tg = FakeTelegram::start(TOKEN).await;
+    let first = tg.send_dm(42, "alice", "one");
+    let second = tg.send_dm(42, "alice", "two");
+    call(&tg, "getUpdates", json!({"timeout": 0})).await;
+    let (_, body) = call(
+        &tg,
+        "getUpdates",
+        json!({"offset": second + 1, "timeout": 0}),
+    )
+    .await;
+    assert_eq!(body["result"], json!([]));
+    // Queued again while a poll at a higher offset waits: that poll never hands it out.
+    let poll = {
+        let url = tg.method_url("getUpdates");
+        tokio::spawn(async move {
+            let body = json!({"offset": second + 1, "timeout": 5});
+            let resp = reqwest::Client::new().post(url).json(&body).send().await;
+            resp.unwrap().json::<Value>().await.unwrap()
+        })
+    };
+    tg.wait_for_calls("getUpdates", 3, Duration::from_secs(5))
+        .await;
+    assert!(tg.redeliver(first));
+    assert!(!tg.redeliver(first + 100), "unknown update id");
+    let third = tg.send_dm(42, "alice", "three");
+    let body = poll.await.unwrap();
+    let ids: Vec<i64> = body["result"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| u["update_id"].as_i64().unwrap())
+        .collect();
+    assert_eq!(ids, [third]);
+    // Without an offset (a bot that lost its place), the redelivered update comes back.
+    let (_, body) = call(&tg, "getUpdates", json!({"timeout": 0})).await;
+    assert_eq!(body["result"][0]["update_id"], json!(first));
+    assert_eq!(body["result"][0]["message"]["text"], json!("one"));
+    assert_eq!(
+        tg.poll_offsets(),
+        [None, Some(second + 1), Some(second + 1), None],
+        "every getUpdates' offset, in order"
+    );
+}
+
+#[tokio::test]
 async fn long_poll_times_out_empty_and_wakes_on_new_updates() {
     let tg = FakeTelegram::start(TOKEN).await;
     let started = Instant::now();

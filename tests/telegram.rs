@@ -1,104 +1,33 @@
 //! The Telegram channel end to end: the real teloxide client against the loopback fake
-//! Bot API, with the fake provider behind it — DMs, pairing, groups and mentions,
-//! owner-only pins, chunked replies, 429 retries and restarts without reprocessing.
+//! Bot API, with the fake provider behind it — DMs, pairing, text kept as written,
+//! owner-only pins, the model picker, chunked replies, 429 retries and restarts without
+//! reprocessing. Groups: `telegram_groups.rs`; delivery under load, crash and shutdown:
+//! `telegram_delivery.rs`, `telegram_shutdown.rs`.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod support;
 
-use remoteclaw::app::App;
+mod telegram_support;
+
 use remoteclaw::channels::telegram;
 use remoteclaw::pairing::PairingStore;
 use remoteclaw::secret::Secret;
 use std::sync::Arc;
-use std::time::Duration;
 use support::fake_provider::{Behavior, FakeProvider};
 use support::fake_telegram::FakeTelegram;
 use support::home::TestHome;
+use telegram_support::{
+    MODELS, OFFSET_KEY, TOKEN, WAIT, config, inbox, setup, start, wait_answered,
+};
 use tokio::sync::watch;
-
-const TOKEN: &str = "123456:TEST-token";
-const WAIT: Duration = Duration::from_secs(10);
-
-struct Setup {
-    tg: FakeTelegram,
-    llm: FakeProvider,
-    app: Arc<App>,
-    stop: watch::Sender<bool>,
-    task: tokio::task::JoinHandle<()>,
-    _home: TestHome,
-}
-
-/// A config with the three providers on the fake `llm` and `[channels.telegram]` given
-/// by its body (`enabled = true` and `apiRoot` are added).
-fn config(
-    llm: &FakeProvider,
-    primary: &str,
-    models: &str,
-    api_root: &str,
-    telegram: &str,
-) -> String {
-    let mut c = TestHome::config_for_fake(
-        primary,
-        &llm.anthropic_base(),
-        &llm.openai_base(),
-        &llm.google_base(),
-    );
-    c.push_str(&format!(
-        "{models}[channels.telegram]\nenabled = true\napiRoot = \"{api_root}\"\n{telegram}"
-    ));
-    c
-}
-
-const MODELS: &str = "[agents.defaults.models.\"anthropic/claude-opus-4-5\"]\nalias = \"opus\"\n";
-
-async fn setup(extra: &str) -> Setup {
-    let tg = FakeTelegram::start(TOKEN).await;
-    let llm = FakeProvider::start().await;
-    let models = format!("{MODELS}[agents.defaults.models.\"openai/gpt-4o-mini\"]\n");
-    let telegram = format!(
-        "botToken = \"{TOKEN}\"\nallowFrom = [42, 43]\nowners = [42]\ngroups = [-1001234]\n{extra}"
-    );
-    let config = config(
-        &llm,
-        "openai/gpt-4o-mini",
-        &models,
-        &tg.api_url(),
-        &telegram,
-    );
-    let mut home = TestHome::new(&config);
-    home.set("OPENAI_API_KEY", "sk-oa")
-        .set("ANTHROPIC_API_KEY", "sk-ant");
-    home.write("agents/main/agent/auth-profiles.json", r#"{"profiles":{"anthropic:work":{"type":"api_key","provider":"anthropic","key":"sk-ant-work"}}}"#);
-    let app = Arc::new(home.app().await);
-    let (stop, task) = start(&app);
-    Setup {
-        tg,
-        llm,
-        app,
-        stop,
-        task,
-        _home: home,
-    }
-}
-
-fn start(app: &Arc<App>) -> (watch::Sender<bool>, tokio::task::JoinHandle<()>) {
-    let (stop, rx) = watch::channel(false);
-    let cfg = app.config.channels.telegram.clone().unwrap();
-    let app = app.clone();
-    let task = tokio::spawn(async move {
-        telegram::run(app, cfg, Secret::new(TOKEN), rx)
-            .await
-            .expect("channel runs");
-    });
-    (stop, task)
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dm_from_an_allowed_user_is_answered_and_the_menu_registered() {
     let s = setup("").await;
-    s.tg.send_dm(42, "alice", "hello there");
-    let sent = s.tg.wait_for_messages(1, WAIT).await;
-    assert_eq!(sent.len(), 1);
+    let hello = s.tg.send_dm(42, "alice", "hello there");
+    wait_answered(&s.tg, &inbox(&s.home), &[hello]).await;
+    let sent = s.tg.sent_messages();
+    assert_eq!(sent.len(), 1, "{sent:?}");
     assert_eq!(sent[0].chat_id, 42);
     assert_eq!(sent[0].text, "fake reply to: hello there");
     assert!(
@@ -145,8 +74,8 @@ async fn unknown_sender_gets_a_pairing_code_and_never_reaches_the_model() {
         .next()
         .unwrap()
         .to_string();
-    s.tg.send_dm(99, "mallory", "again?");
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    let again = s.tg.send_dm(99, "mallory", "again?");
+    wait_answered(&s.tg, &inbox(&s.home), &[again]).await;
     assert_eq!(s.tg.sent_messages().len(), 1, "at most one code per hour");
     assert_eq!(
         s.llm.request_count(),
@@ -160,56 +89,6 @@ async fn unknown_sender_gets_a_pairing_code_and_never_reaches_the_model() {
     s.tg.send_dm(99, "mallory", "now?");
     let sent = s.tg.wait_for_messages(2, WAIT).await;
     assert_eq!(sent[1].text, "fake reply to: now?");
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn groups_answer_only_when_mentioned_and_commands_for_other_bots_are_ignored() {
-    let s = setup("").await;
-    let bot = s.tg.bot_username().to_string();
-    s.tg.send_group(-1001234, 42, "alice", "just chatting", None, None);
-    s.tg.send_group(
-        -1009999,
-        42,
-        "alice",
-        &format!("@{bot} not an allowed group"),
-        None,
-        None,
-    );
-    s.tg.send_group(-1001234, 42, "alice", "/model@OtherBot list", None, None);
-    s.tg.send_group(
-        -1001234,
-        42,
-        "alice",
-        &format!("/model@{bot} list"),
-        None,
-        None,
-    );
-    let sent = s.tg.wait_for_messages(1, WAIT).await;
-    assert_eq!(sent.len(), 1);
-    assert!(
-        sent[0].text.contains("openai/gpt-4o-mini"),
-        "the list: {}",
-        sent[0].text
-    );
-    s.tg.send_group(
-        -1001234,
-        42,
-        "alice",
-        &format!("@{bot} what is rust?"),
-        Some(7),
-        None,
-    );
-    let sent = s.tg.wait_for_messages(2, WAIT).await;
-    assert_eq!(sent[1].text, "fake reply to: what is rust?");
-    assert_eq!(sent[1].thread_id, Some(7), "answered in the forum topic");
-    assert_eq!(s.llm.request_count(), 1);
-    let out = s
-        .app
-        .sessions
-        .store()
-        .summary("telegram:group:-1001234:thread:7")
-        .unwrap();
-    assert!(out.is_some(), "topic session key");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -270,9 +149,13 @@ async fn long_replies_are_chunked_within_telegram_limits() {
 async fn rate_limited_sends_are_retried_once_and_sent_exactly_once() {
     let s = setup("").await;
     s.tg.rate_limit_next("sendMessage", 1, 0);
-    s.tg.send_dm(42, "alice", "hi");
-    let sent = s.tg.wait_for_messages(1, WAIT).await;
-    assert_eq!(sent.len(), 1);
+    let hi = s.tg.send_dm(42, "alice", "hi");
+    // Count only once the turn is done: its reply sent and the update marked answered,
+    // so a late second send would be seen too.
+    wait_answered(&s.tg, &inbox(&s.home), &[hi]).await;
+    let sent = s.tg.sent_messages();
+    assert_eq!(sent.len(), 1, "{sent:?}");
+    assert_eq!(sent[0].text, "fake reply to: hi");
     assert_eq!(
         s.tg.calls_of("sendMessage").len(),
         2,
@@ -283,24 +166,57 @@ async fn rate_limited_sends_are_retried_once_and_sent_exactly_once() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn restart_does_not_reprocess_updates() {
     let s = setup("").await;
-    s.tg.send_dm(42, "alice", "first");
+    let first = s.tg.send_dm(42, "alice", "first");
     s.tg.wait_for_messages(1, WAIT).await;
-    let _ = s.stop.send(true);
-    s.task.await.unwrap();
-    let (stop, task) = start(&s.app);
-    s.tg.send_dm(42, "alice", "second");
-    let sent = s.tg.wait_for_messages(2, WAIT).await;
+    let s = s.stop_channel().await;
     assert_eq!(
-        sent.iter().map(|m| m.text.as_str()).collect::<Vec<_>>(),
-        ["fake reply to: first", "fake reply to: second"]
+        inbox(&s.home).offset(OFFSET_KEY).await.unwrap(),
+        Some(first + 1),
+        "the offset is stored once the reply was sent"
     );
+    let polls_before = s.tg.poll_offsets().len();
+    // Telegram still offers the update to a bot that does not say where it stopped.
+    s.tg.redeliver(first);
+    let s = s.restart();
+    let second = s.tg.send_dm(42, "alice", "second");
+    wait_answered(&s.tg, &inbox(&s.home), &[first, second]).await;
+    assert_eq!(
+        s.tg.poll_offsets()[polls_before],
+        Some(first + 1),
+        "the first poll after the restart carries the stored offset"
+    );
+    let texts: Vec<String> = s.tg.sent_messages().into_iter().map(|m| m.text).collect();
+    assert_eq!(texts, ["fake reply to: first", "fake reply to: second"]);
     assert_eq!(
         s.llm.request_count(),
         2,
         "the first update was not processed again"
     );
-    let _ = stop.send(true);
-    task.await.unwrap();
+    s.stop_channel().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mention_stripping_keeps_newlines_and_indentation() {
+    let s = setup("").await;
+    let bot = s.tg.bot_username().to_string();
+    let code = "Please fix:\n\n```rust\nfn main() {\n    let  x = 1;\n\tprintln!(\"{x}\");\n}\n```\nThanks  a lot";
+    let dm = s.tg.send_dm(42, "alice", code);
+    let group = s.tg.send_group(
+        -1001234,
+        42,
+        "alice",
+        &format!("@{bot}  here:\n    indented  line\n\n  - item"),
+        None,
+        None,
+    );
+    wait_answered(&s.tg, &inbox(&s.home), &[dm, group]).await;
+    let mut seen: Vec<String> = s.llm.requests().iter().map(|r| r.user_text()).collect();
+    seen.sort();
+    assert_eq!(
+        seen,
+        [code, "here:\n    indented  line\n\n  - item"],
+        "byte for byte, only the mention removed"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -345,10 +261,13 @@ async fn a_refused_command_menu_keeps_the_channel_running() {
     home.set("OPENAI_API_KEY", "sk-oa");
     let app = Arc::new(home.app().await);
     let (stop, task) = start(&app);
-    tg.send_dm(77, "stranger", "hello?");
-    tg.send_dm(42, "alice", "hello");
-    let sent = tg.wait_for_messages(1, WAIT).await;
-    assert_eq!(sent.len(), 1);
+    let ids = [
+        tg.send_dm(77, "stranger", "hello?"),
+        tg.send_dm(42, "alice", "hello"),
+    ];
+    wait_answered(&tg, &inbox(&home), &ids).await;
+    let sent = tg.sent_messages();
+    assert_eq!(sent.len(), 1, "{sent:?}");
     assert_eq!(
         sent[0].chat_id, 42,
         "allowlist: the stranger gets nothing, not even a pairing code"
@@ -421,6 +340,7 @@ async fn model_picker_buttons_apply_the_choice_after_rechecking_the_sender() {
 
 /// The acceptance walk: the real `remoteclaw gateway` binary with a bot token and
 /// `allowFrom`, driven through the fake Bot API.
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn gateway_binary_serves_telegram_end_to_end() {
     let tg = FakeTelegram::start(TOKEN).await;
@@ -485,35 +405,4 @@ async fn a_rejected_token_stops_the_channel_with_a_clear_error() {
         .to_string();
     assert!(err.contains("rejected the bot token"), "{err}");
     assert!(!err.contains("WRONG-token"), "{err}");
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn without_require_mention_every_group_message_is_answered() {
-    let s = setup("requireMention = false\n").await;
-    s.tg.send_group(-1001234, 42, "alice", "no mention needed", None, None);
-    let sent = s.tg.wait_for_messages(1, WAIT).await;
-    assert_eq!(sent[0].text, "fake reply to: no mention needed");
-    assert_eq!(sent[0].chat_id, -1001234);
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn in_a_group_each_sender_is_judged_on_their_own() {
-    let s = setup("").await;
-    let bot = s.tg.bot_username().to_string();
-    s.tg.send_group(-1001234, 42, "alice", &format!("@{bot} hi"), None, None);
-    s.tg.wait_for_messages(1, WAIT).await;
-    s.tg.send_group(
-        -1001234,
-        43,
-        "bob",
-        &format!("@{bot} /model opus@anthropic:work"),
-        None,
-        None,
-    );
-    let sent = s.tg.wait_for_messages(2, WAIT).await;
-    assert!(
-        sent[1].text.starts_with("Only owners can pin"),
-        "bob is not an owner even after alice spoke: {}",
-        sent[1].text
-    );
 }

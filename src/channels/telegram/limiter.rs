@@ -2,12 +2,15 @@
 //! sent to that chat — nor, for the same span, to any chat (Telegram's limits are both
 //! per chat and per bot) — until the wait is over. The limiter is reactive: it never
 //! slows a bot that is not being told to. Each message is still sent exactly once, since
-//! a 429 means it was not delivered.
+//! a 429 means it was not delivered. A `retry_after` is clamped to 24 h (DESIGN §8).
 
 use dashmap::DashMap;
 use std::sync::Mutex;
 use std::time::Duration;
 use tokio::time::Instant;
+
+/// The longest pause a `retry_after` can ask for.
+pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(24 * 3600);
 
 #[derive(Debug, Default)]
 pub struct Limiter {
@@ -27,7 +30,7 @@ impl Limiter {
 
     /// Telegram said `retry_after` for a send to `chat`.
     pub fn back_off(&self, chat: i64, retry_after: Duration) {
-        let until = Instant::now() + retry_after;
+        let until = Instant::now() + retry_after.min(MAX_RETRY_AFTER);
         self.chats
             .entry(chat)
             .and_modify(|u| *u = (*u).max(until))
@@ -59,5 +62,9 @@ mod tests {
             Duration::from_secs(5),
             "other chats wait for the bot-wide pause too"
         );
+        let t2 = Instant::now();
+        l.back_off(3, Duration::from_secs(u64::from(u32::MAX)));
+        l.wait(3).await;
+        assert_eq!(Instant::now() - t2, MAX_RETRY_AFTER, "clamped to 24 h");
     }
 }

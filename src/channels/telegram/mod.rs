@@ -1,46 +1,47 @@
 //! The Telegram channel (teloxide, long polling). Owns everything Telegram-specific:
-//! who may talk (dmPolicy, allowFrom, pairing, groups and mentions), session keys per
-//! chat and forum topic, the command menu from `commands/*.toml`, typing indicator,
-//! and replies split at 4096 UTF-16 units and sent as plain text (so `*`, `_`, `[`
-//! can never make a send fail). The message itself goes through `chat::handle` like
-//! every other channel; no Telegram type leaves this module.
+//! who may talk (`access`: dmPolicy, allowFrom, pairing, groups with groupPolicy and
+//! mentions), session keys per chat and forum topic, the command menu from
+//! `commands/*.toml`, typing indicator, and replies split at 4096 UTF-16 units and sent
+//! as plain text (so `*`, `_`, `[` can never make a send fail). The message itself goes
+//! through `chat::handle` like every other channel; no Telegram type leaves this module.
+//!
+//! Delivery (DESIGN §8): every update that may need an answer is recorded before it is
+//! acknowledged and marked answered after its reply (`journal`); each session answers
+//! in order from a queue of at most 8 waiting messages, a message that finds it full
+//! gets the busy reply at once (`queue`). On shutdown the channel stops polling, lets
+//! the turns in flight and queued finish and reply, then stores the update offset.
 //!
 //! `/model` alone in a DM answers with an inline keyboard of the allowed models
 //! (`picker`). Sends go through a `limiter` that honours Telegram's `retry_after`.
 
 use crate::app::App;
-use crate::channels::chunk;
-use crate::chat::{Inbound, handle};
 use crate::config::TelegramConfig;
+use crate::inbox::Inbox;
 use crate::pairing::PairingStore;
 use crate::secret::Secret;
-use crate::session::key;
-use dashmap::DashMap;
 use std::sync::Arc;
 use std::time::Duration;
 use teloxide::RequestError;
-use teloxide::payloads::{GetUpdatesSetters, SendMessageSetters};
+use teloxide::payloads::GetUpdatesSetters;
 use teloxide::prelude::Requester;
-use teloxide::types::{
-    AllowedUpdate, BotCommand, CallbackQuery, ChatAction, ChatId, InlineKeyboardButton,
-    InlineKeyboardMarkup, Message, ReplyParameters, UpdateKind,
-};
+use teloxide::types::{AllowedUpdate, BotCommand, Message, UpdateKind};
 use teloxide::{ApiError, Bot};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::watch;
 
 mod access;
+mod journal;
 mod limiter;
+mod mention;
 mod picker;
+mod queue;
+mod reply;
 
-use access::strip_mention;
-pub use access::{Access, access};
+pub use access::{Access, access, approval_needed};
+use journal::{Journal, Stored, StoredRef};
+pub use mention::strip_mention;
 
 /// Long-poll timeout asked of Telegram (teloxide gives up on a request after ~17 s).
 const POLL_TIMEOUT_SECS: u32 = 10;
-/// A session's worker stops after this long without messages.
-const WORKER_IDLE: Duration = Duration::from_secs(600);
-/// Sends retried after a 429 before giving up on a message part.
-const SEND_ATTEMPTS: usize = 5;
 
 #[derive(Debug, thiserror::Error)]
 pub enum TelegramError {
@@ -89,13 +90,14 @@ struct Ctx {
     username: String,
     bot_id: u64,
     pairing: PairingStore,
-    /// Per-session workers; `owner` travels with each message (group senders differ).
-    workers: DashMap<String, mpsc::UnboundedSender<(Message, bool)>>,
+    journal: Journal,
+    queues: queue::Queues,
     picker: picker::Picker,
     limiter: limiter::Limiter,
 }
 
-/// Run the channel until `shutdown` turns true.
+/// Run the channel until `shutdown` turns true; then take no new messages, let the
+/// turns in flight and queued finish and reply, store the update offset and return.
 pub async fn run(
     app: Arc<App>,
     cfg: TelegramConfig,
@@ -113,6 +115,8 @@ pub async fn run(
     let username = me.username().to_string();
     tracing::info!(bot = %username, "Telegram channel connected");
     let pairing = PairingStore::new(app.db.clone(), app.clock.clone());
+    let inbox = Inbox::new(app.db.clone(), app.clock.clone());
+    let (journal, replay) = Journal::open(inbox, me.id.0).await;
     let ctx = Arc::new(Ctx {
         app,
         token,
@@ -121,43 +125,58 @@ pub async fn run(
         username,
         bot_id: me.id.0,
         pairing,
-        workers: DashMap::new(),
+        journal,
+        queues: queue::Queues::default(),
         picker: picker::Picker::default(),
         limiter: limiter::Limiter::default(),
     });
     register_commands(&ctx).await;
-    let offset_key = format!("telegram:offset:{}", ctx.bot_id);
-    let mut offset = load_offset(&ctx.app, &offset_key);
+    // Received before the last stop but never answered (a crash): answer them first.
+    for (id, update) in replay {
+        match triage(&ctx, id, update).await {
+            Some(t) => act(&ctx, t),
+            None => ctx.journal.answered(id).await,
+        }
+    }
+    let polled = poll(&ctx, &mut shutdown).await;
+    tracing::info!(
+        unanswered = ctx.journal.open_count(),
+        "Telegram channel stopped taking messages; finishing the turns in flight"
+    );
+    ctx.queues.close();
+    ctx.queues.tasks.idle().await;
+    ctx.journal.record_offset().await;
+    tracing::info!("Telegram channel stopped");
+    polled
+}
+
+/// Long-poll `getUpdates` until `shutdown`. Each update is recorded before the next
+/// poll acknowledges it; the offset stored is only ever one whose updates were answered.
+async fn poll(ctx: &Arc<Ctx>, shutdown: &mut watch::Receiver<bool>) -> Result<(), TelegramError> {
     let mut backoff = Duration::from_secs(1);
     loop {
-        let poll = ctx
+        if *shutdown.borrow() {
+            return Ok(());
+        }
+        ctx.journal.record_offset().await;
+        ctx.journal.prune_if_due().await;
+        let request = ctx
             .bot
             .get_updates()
-            .offset(offset)
+            .offset(ctx.journal.poll_offset())
             .timeout(POLL_TIMEOUT_SECS)
             .allowed_updates(vec![AllowedUpdate::Message, AllowedUpdate::CallbackQuery]);
         let result = tokio::select! {
-            _ = shutdown.changed() => break,
-            r = poll => r,
+            _ = shutdown.changed() => return Ok(()),
+            r = request => r,
         };
-        match result {
+        let wait = match result {
             Ok(updates) => {
                 backoff = Duration::from_secs(1);
-                for u in updates {
-                    offset =
-                        offset.max(i32::try_from(u.id.0).unwrap_or(i32::MAX).saturating_add(1));
-                    match u.kind {
-                        UpdateKind::Message(m) => dispatch(&ctx, m),
-                        UpdateKind::CallbackQuery(q) => {
-                            let ctx = ctx.clone();
-                            tokio::spawn(async move { on_button(&ctx, q).await });
-                        }
-                        _ => {}
-                    }
-                }
-                save_offset(&ctx.app, &offset_key, offset);
+                take(ctx, updates).await;
+                continue;
             }
-            Err(RequestError::RetryAfter(s)) => tokio::time::sleep(s.duration()).await,
+            Err(RequestError::RetryAfter(s)) => s.duration().min(limiter::MAX_RETRY_AFTER),
             Err(RequestError::Api(ApiError::InvalidToken)) => {
                 return Err(TelegramError::InvalidToken);
             }
@@ -167,40 +186,126 @@ pub async fn run(
                     describe(&e, &ctx.token),
                     backoff.as_secs()
                 );
-                tokio::select! {
-                    _ = shutdown.changed() => break,
-                    _ = tokio::time::sleep(backoff) => {}
-                }
+                let wait = backoff;
                 backoff = (backoff * 2).min(Duration::from_secs(60));
+                wait
             }
+        };
+        tokio::select! {
+            _ = shutdown.changed() => return Ok(()),
+            _ = tokio::time::sleep(wait) => {}
         }
     }
-    tracing::info!("Telegram channel stopped");
-    Ok(())
 }
 
-fn load_offset(app: &App, key: &str) -> i32 {
-    app.db
-        .with(|c| {
-            c.query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| {
-                r.get::<_, String>(0)
-            })
-        })
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0)
+/// What answering an update takes.
+enum Work {
+    /// A turn on this session's queue.
+    Turn { session: String, owner: bool },
+    /// A pairing code for an unknown DM sender.
+    Pairing,
+    /// A picker button (its sender is checked when it is applied).
+    Button,
 }
 
-fn save_offset(app: &App, key: &str, offset: i32) {
-    let saved = app.db.with(|c| {
-        c.execute(
-            "INSERT INTO meta (key, value) VALUES (?1, ?2) ON CONFLICT(key) DO UPDATE SET value = ?2",
-            rusqlite::params![key, offset.to_string()],
-        )
-    });
-    if let Err(e) = saved {
-        tracing::warn!("could not store the Telegram update offset: {e}");
+/// An update that needs an answer.
+struct Triaged {
+    id: i64,
+    update: Stored,
+    work: Work,
+}
+
+/// One batch from `getUpdates`: decide, record every update that needs an answer
+/// (all at once, before the next poll acknowledges them), then hand the new ones to
+/// their sessions in arrival order.
+async fn take(ctx: &Arc<Ctx>, updates: Vec<teloxide::types::Update>) {
+    let mut todo = Vec::with_capacity(updates.len());
+    for u in updates {
+        let id = i64::from(u.id.0);
+        let update = match u.kind {
+            UpdateKind::Message(m) => Stored::Message(Box::new(m)),
+            UpdateKind::CallbackQuery(q) => Stored::CallbackQuery(Box::new(q)),
+            _ => {
+                ctx.journal.skip(id);
+                continue;
+            }
+        };
+        match triage(ctx, id, update).await {
+            Some(t) => todo.push(t),
+            None => ctx.journal.skip(id),
+        }
     }
+    let fresh = futures_util::future::join_all(todo.iter().map(|t| {
+        let payload = match &t.update {
+            Stored::Message(m) => StoredRef::Message(m),
+            Stored::CallbackQuery(q) => StoredRef::CallbackQuery(q),
+        };
+        ctx.journal.receive(t.id, payload)
+    }))
+    .await;
+    for (t, new) in todo.into_iter().zip(fresh) {
+        if new {
+            act(ctx, t);
+        }
+    }
+}
+
+/// What an update needs (`None`: it is not for the bot; nothing to record).
+async fn triage(ctx: &Ctx, id: i64, update: Stored) -> Option<Triaged> {
+    let work = match &update {
+        Stored::Message(msg) => match decide(ctx, msg).await {
+            Access::Allowed { session, owner } => Work::Turn { session, owner },
+            Access::NeedsPairing => Work::Pairing,
+            Access::Ignored => return None,
+        },
+        Stored::CallbackQuery(_) => Work::Button,
+    };
+    Some(Triaged { id, update, work })
+}
+
+/// Answer a recorded update: a message on its session's queue, a pairing offer or a
+/// button on a tracked task; each marks it answered when done.
+fn act(ctx: &Arc<Ctx>, t: Triaged) {
+    let Triaged { id, update, work } = t;
+    let c = ctx.clone();
+    match (update, work) {
+        (Stored::Message(msg), Work::Turn { session, owner }) => {
+            let job = queue::Job {
+                update: id,
+                msg,
+                owner,
+            };
+            queue::enqueue(ctx, session, job);
+        }
+        (Stored::Message(msg), _) => ctx.queues.tasks.spawn(async move {
+            reply::offer_pairing(&c, &msg).await;
+            c.journal.answered(id).await;
+        }),
+        (Stored::CallbackQuery(q), _) => ctx.queues.tasks.spawn(async move {
+            reply::on_button(&c, *q).await;
+            c.journal.answered(id).await;
+        }),
+    }
+}
+
+/// Who may talk: the pairing approval is looked up (off the runtime threads) only
+/// when the decision depends on it.
+async fn decide(ctx: &Ctx, msg: &Message) -> Access {
+    if msg.text().is_none() {
+        return Access::Ignored;
+    }
+    let approved = match approval_needed(&ctx.cfg, msg) {
+        Some(user) => ctx
+            .pairing
+            .is_approved_async("telegram", &user.to_string())
+            .await
+            .unwrap_or_else(|e| {
+                tracing::warn!("pairing lookup failed: {e}");
+                false
+            }),
+        None => false,
+    };
+    access(&ctx.cfg, &ctx.username, ctx.bot_id, msg, approved)
 }
 
 /// The command menu from `commands/*.toml`, checked against Telegram's limits first;
@@ -223,276 +328,6 @@ async fn register_commands(ctx: &Ctx) {
         tracing::warn!(
             "Telegram kept its previous command menu: setMyCommands failed ({})",
             describe(&e, &ctx.token)
-        );
-    }
-}
-
-/// Route a message to its session's worker (one per session keeps arrival order).
-fn dispatch(ctx: &Arc<Ctx>, msg: Message) {
-    if msg.text().is_none() {
-        return;
-    }
-    let channel = "telegram";
-    let approved = |user: i64| {
-        ctx.pairing
-            .is_approved(channel, &user.to_string())
-            .unwrap_or(false)
-    };
-    match access(&ctx.cfg, &ctx.username, ctx.bot_id, &msg, approved) {
-        Access::Ignored => {}
-        Access::NeedsPairing => {
-            let ctx = ctx.clone();
-            tokio::spawn(async move { offer_pairing(&ctx, &msg).await });
-        }
-        Access::Allowed { session, owner } => {
-            // A worker that just went idle has closed its channel: start a fresh one.
-            let mut job = (msg, owner);
-            loop {
-                let sender = ctx
-                    .workers
-                    .entry(session.clone())
-                    .or_insert_with(|| spawn_worker(ctx.clone(), session.clone()))
-                    .clone();
-                match sender.send(job) {
-                    Ok(()) => break,
-                    Err(mpsc::error::SendError(back)) => {
-                        ctx.workers
-                            .remove_if(&session, |_, tx| tx.same_channel(&sender));
-                        job = back;
-                    }
-                }
-            }
-        }
-    }
-}
-
-async fn offer_pairing(ctx: &Ctx, msg: &Message) {
-    let Some(from) = msg.from.as_ref() else {
-        return;
-    };
-    let label = from
-        .username
-        .clone()
-        .map(|u| format!("@{u}"))
-        .unwrap_or_else(|| from.first_name.clone());
-    match ctx
-        .pairing
-        .request("telegram", &from.id.0.to_string(), Some(&label))
-    {
-        Ok(r) if r.approved => {}
-        Ok(r) if r.fresh => {
-            let text = format!(
-                "Hi! I don't know you yet. To let you in, the operator of this bot runs:\n\nremoteclaw pairing approve telegram {}\n\nThe code is valid for one hour.",
-                r.code
-            );
-            send_text(ctx, msg.chat.id, &text, None, None).await;
-        }
-        Ok(_) => {} // a code was sent within the hour: stay quiet
-        Err(e) => tracing::warn!("pairing request failed: {e}"),
-    }
-}
-
-/// A session's worker: answers its messages one at a time, in order, and goes away
-/// after `WORKER_IDLE` without messages (a later message starts a new one).
-fn spawn_worker(ctx: Arc<Ctx>, session: String) -> mpsc::UnboundedSender<(Message, bool)> {
-    let (tx, mut rx) = mpsc::unbounded_channel::<(Message, bool)>();
-    tokio::spawn(async move {
-        loop {
-            match tokio::time::timeout(WORKER_IDLE, rx.recv()).await {
-                Ok(Some((msg, owner))) => answer(&ctx, &session, owner, &msg).await,
-                Ok(None) => break,
-                Err(_) => {
-                    // Refuse new messages, then finish any that slipped in.
-                    rx.close();
-                    while let Ok((msg, owner)) = rx.try_recv() {
-                        answer(&ctx, &session, owner, &msg).await;
-                    }
-                    ctx.workers.remove_if(&session, |_, tx| tx.is_closed());
-                    break;
-                }
-            }
-        }
-    });
-    tx
-}
-
-async fn answer(ctx: &Ctx, session: &str, owner: bool, msg: &Message) {
-    let text = strip_mention(msg.text().unwrap_or_default(), &ctx.username);
-    if text.is_empty() {
-        return;
-    }
-    let chat = msg.chat.id;
-    let thread = if msg.is_topic_message {
-        msg.thread_id
-    } else {
-        None
-    };
-    let bot = ctx.bot.clone();
-    let typing = tokio::spawn(async move {
-        loop {
-            let mut action = bot.send_chat_action(chat, ChatAction::Typing);
-            action.message_thread_id = thread;
-            let _ = action.await;
-            tokio::time::sleep(Duration::from_secs(4)).await;
-        }
-    });
-    let inbound = Inbound {
-        session,
-        text: &text,
-        owner,
-        bot_username: Some(&ctx.username),
-        agent: ctx.cfg.agent.as_deref(),
-    };
-    let result = handle(&ctx.app, inbound, None).await;
-    typing.abort();
-    if result.ignored {
-        return;
-    }
-    let reply = result.reply_text();
-    // `/model` alone in a DM: the compact view plus a keyboard of allowed models.
-    if msg.chat.is_private()
-        && !result.is_error()
-        && result.turn.is_none()
-        && result.directive.as_ref().is_some_and(|d| d.kind == "show")
-    {
-        let buttons = ctx.picker.offer(&ctx.app, session, ctx.app.clock.now_ms());
-        let markup = InlineKeyboardMarkup::new(
-            buttons
-                .into_iter()
-                .map(|(label, data)| vec![InlineKeyboardButton::callback(label, data)]),
-        );
-        let mut req = ctx.bot.send_message(chat, &reply).reply_markup(markup);
-        req = req.reply_parameters(ReplyParameters {
-            allow_sending_without_reply: Some(true),
-            ..ReplyParameters::new(msg.id)
-        });
-        if let Err(e) = req.await {
-            tracing::warn!(
-                chat = chat.0,
-                "could not send the model picker: {}",
-                describe(&e, &ctx.token)
-            );
-        }
-        return;
-    }
-    for (i, part) in chunk::split(&reply, chunk::TELEGRAM).iter().enumerate() {
-        let reply_to = (i == 0).then_some(msg.id);
-        send_text(ctx, chat, part, thread, reply_to).await;
-    }
-}
-
-/// A button of the model picker: re-check the sender, then apply the choice exactly as
-/// the typed `/model <m>` would, and answer in the chat.
-async fn on_button(ctx: &Ctx, q: CallbackQuery) {
-    let _ = ctx.bot.answer_callback_query(q.id.clone()).await;
-    let Some(chat) = q.message.as_ref().map(|m| m.chat().clone()) else {
-        return;
-    };
-    if !chat.is_private() {
-        return;
-    }
-    let user = i64::try_from(q.from.id.0).unwrap_or(i64::MAX);
-    let now = ctx.app.clock.now_ms();
-    let model = match ctx.picker.take(
-        q.data.as_deref().unwrap_or_default(),
-        &key::telegram_dm(user),
-        now,
-    ) {
-        picker::Pick::Model(m) => m,
-        picker::Pick::Foreign => return, // someone else's menu: nothing to do
-        picker::Pick::Expired => {
-            send_text(
-                ctx,
-                chat.id,
-                "That menu has expired. Send /model again for a fresh one.",
-                None,
-                None,
-            )
-            .await;
-            return;
-        }
-    };
-    let approved = || {
-        ctx.pairing
-            .is_approved("telegram", &user.to_string())
-            .unwrap_or(false)
-    };
-    if !ctx
-        .cfg
-        .dm_policy
-        .admits(ctx.cfg.allow_from.contains(&user), approved)
-    {
-        return;
-    }
-    let owner = access::is_owner(&ctx.cfg, user);
-    let text = format!("/model {model}");
-    let session = key::telegram_dm(user);
-    let result = handle(
-        &ctx.app,
-        Inbound {
-            session: &session,
-            text: &text,
-            owner,
-            bot_username: Some(&ctx.username),
-            agent: ctx.cfg.agent.as_deref(),
-        },
-        None,
-    )
-    .await;
-    send_text(ctx, chat.id, &result.reply_text(), None, None).await;
-}
-
-/// Send one message part, honouring `retry_after` on 429; logged (without content) when
-/// it cannot be delivered.
-async fn send_text(
-    ctx: &Ctx,
-    chat: ChatId,
-    text: &str,
-    thread: Option<teloxide::types::ThreadId>,
-    reply_to: Option<teloxide::types::MessageId>,
-) {
-    for attempt in 1..=SEND_ATTEMPTS {
-        ctx.limiter.wait(chat.0).await;
-        let mut req = ctx.bot.send_message(chat, text);
-        if let Some(t) = thread {
-            req = req.message_thread_id(t);
-        }
-        if let Some(id) = reply_to {
-            req = req.reply_parameters(ReplyParameters {
-                allow_sending_without_reply: Some(true),
-                ..ReplyParameters::new(id)
-            });
-        }
-        match req.await {
-            Ok(_) => return,
-            Err(RequestError::RetryAfter(s)) if attempt < SEND_ATTEMPTS => {
-                ctx.limiter.back_off(chat.0, s.duration());
-            }
-            Err(e) => {
-                tracing::warn!(
-                    chat = chat.0,
-                    "could not send a reply to Telegram: {}",
-                    describe(&e, &ctx.token)
-                );
-                return;
-            }
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn mentions_are_stripped_case_insensitively() {
-        assert_eq!(
-            strip_mention("@MyBot  what is rust?", "mybot"),
-            "what is rust?"
-        );
-        assert_eq!(
-            strip_mention("/model@MyBot list", "MyBot"),
-            "/model@MyBot list"
         );
     }
 }

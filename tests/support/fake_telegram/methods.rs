@@ -44,17 +44,20 @@ const BUTTON_ACTIONS: &[&str] = &[
     "pay",
 ];
 
-/// Long poll: answers as soon as deliverable updates are queued, else after
-/// `timeout` seconds with `[]`; a newer `getUpdates` ends this one with 409.
+/// Long poll: answers as soon as deliverable updates (`update_id >= offset`) are
+/// queued, else after `timeout` seconds with `[]`; a newer `getUpdates` ends this one
+/// with 409.
 pub(super) async fn get_updates(inner: &Arc<Inner>, p: &Params) -> Reply {
     let limit = int(p, "limit").unwrap_or(100).clamp(1, 100) as usize;
     let timeout = int(p, "timeout").unwrap_or(0).clamp(0, 3600) as u64;
+    let offset = int(p, "offset");
     let generation = {
         let mut st = lock(&inner.state);
         if !st.webhook_url.is_empty() {
             return fail(409, CONFLICT_WEBHOOK);
         }
-        if let Some(offset) = int(p, "offset") {
+        st.poll_offsets.push(offset);
+        if let Some(offset) = offset {
             st.acknowledge(offset);
         }
         if let Some(Value::Array(kinds)) = structured(p, "allowed_updates") {
@@ -78,7 +81,7 @@ pub(super) async fn get_updates(inner: &Arc<Inner>, p: &Params) -> Reply {
             if st.poll_generation != generation {
                 return fail(409, CONFLICT_POLL);
             }
-            let ready = st.deliverable(limit);
+            let ready = st.deliverable(limit, offset);
             if !ready.is_empty() || tokio::time::Instant::now() >= deadline || *shutdown.borrow() {
                 return ok(Value::Array(ready));
             }
@@ -106,9 +109,13 @@ impl St {
         }
     }
 
-    fn deliverable(&self, limit: usize) -> Vec<Value> {
+    /// Queued updates of the allowed kinds, none below a positive `offset` (an update
+    /// queued again after it was acknowledged is never handed out).
+    fn deliverable(&self, limit: usize, offset: Option<i64>) -> Vec<Value> {
+        let floor = offset.filter(|o| *o > 0).unwrap_or(i64::MIN);
         self.queue
             .iter()
+            .filter(|u| u["update_id"].as_i64().unwrap_or(0) >= floor)
             .filter(|u| {
                 self.allowed_updates.is_empty()
                     || u.as_object().is_some_and(|o| {

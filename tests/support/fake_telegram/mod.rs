@@ -12,7 +12,9 @@
 //!
 //! Behaviour that mirrors the real server (and that tests may trip over):
 //! - `getUpdates` long-polls for `timeout` seconds, answers as soon as updates
-//!   are queued, and forgets updates below `offset` for good. A second
+//!   are queued, never hands out an update below its `offset`, and forgets
+//!   updates below `offset` for good. Every poll's `offset` is recorded
+//!   ([`FakeTelegram::poll_offsets`]). A second
 //!   `getUpdates` while one is waiting ends the older one with 409 Conflict.
 //! - Sending to a chat the fake never saw (no `send_dm`/`send_group`/
 //!   `register_*`) fails with 400 "Bad Request: chat not found".
@@ -23,15 +25,16 @@
 //!   (`message_id == message_thread_id`, `forum_topic_created`, sent by the user).
 //! - Editing to identical text and markup fails with "message is not modified".
 
+mod inspect;
 mod markup;
 mod methods;
 mod objects;
+mod updates;
 
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
-use std::pin::pin;
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use axum::Router;
 use axum::body::{Body, Bytes};
@@ -42,7 +45,7 @@ use serde_json::{Map, Value, json};
 use tokio::sync::{Notify, watch};
 use tokio::task::JoinHandle;
 
-use objects::{group_chat, private_chat, strip_reply, text_entities, unix_now, user};
+use objects::{group_chat, strip_reply, text_entities, unix_now, user};
 
 /// `username` of the fake bot (`getMe`).
 pub const BOT_USERNAME: &str = "RemoteClawTestBot";
@@ -211,150 +214,6 @@ impl FakeTelegram {
         self.inner.bot_id
     }
 
-    // --- incoming updates -------------------------------------------------
-
-    /// Queue an incoming text message from a user in a private chat; returns the update_id.
-    pub fn send_dm(&self, user_id: i64, username: &str, text: &str) -> i64 {
-        let id = {
-            let mut st = lock(&self.inner.state);
-            let from = st.remember_user(user_id, username);
-            let chat = private_chat(&from);
-            st.chats.insert(user_id, chat.clone());
-            let msg = st.user_message(chat, from, text);
-            st.push_update("message", msg)
-        };
-        self.inner.wake();
-        id
-    }
-
-    /// Queue a group message. `thread_id` puts it in a forum topic (the chat
-    /// becomes a forum supergroup); `reply_to_bot_message` makes it a reply to
-    /// that bot message (a stand-in bot message if the id is unknown).
-    /// Chat ids `<= -1_000_000_000_000` are supergroups, other negative ids
-    /// basic groups (until a `thread_id` turns them into forums).
-    pub fn send_group(
-        &self,
-        chat_id: i64,
-        user_id: i64,
-        username: &str,
-        text: &str,
-        thread_id: Option<i64>,
-        reply_to_bot_message: Option<i64>,
-    ) -> i64 {
-        let id = {
-            let mut st = lock(&self.inner.state);
-            let from = st.remember_user(user_id, username);
-            let chat = st.ensure_group(chat_id, thread_id.is_some());
-            let reply = match (reply_to_bot_message, thread_id) {
-                (Some(mid), _) => Some(st.stored_or_stand_in(&self.inner.bot_user, &chat, mid)),
-                (None, Some(t)) => Some(topic_root(&chat, &from, t)),
-                (None, None) => None,
-            };
-            let mut msg = st.user_message(chat, from, text);
-            if let Some(t) = thread_id {
-                msg["message_thread_id"] = json!(t);
-                msg["is_topic_message"] = json!(true);
-            }
-            if let Some(r) = reply {
-                msg["reply_to_message"] = strip_reply(&r);
-            }
-            st.store(chat_id, &msg);
-            st.push_update("message", msg)
-        };
-        self.inner.wake();
-        id
-    }
-
-    /// Queue a callback query (inline keyboard press) from a user on a bot
-    /// message (a stand-in bot message if `message_id` is unknown). Its
-    /// `id` is accepted once by `answerCallbackQuery`.
-    pub fn press_button(&self, user_id: i64, chat_id: i64, message_id: i64, data: &str) -> i64 {
-        let id = {
-            let mut st = lock(&self.inner.state);
-            let from = st
-                .users
-                .get(&user_id)
-                .cloned()
-                .unwrap_or_else(|| user(user_id, ""));
-            let chat = st.chat_or_default(chat_id);
-            let message = st.stored_or_stand_in(&self.inner.bot_user, &chat, message_id);
-            st.next_callback += 1;
-            let query_id = format!("{}{:06}", self.inner.bot_id, st.next_callback);
-            st.callback_queries.insert(query_id.clone(), false);
-            let query = json!({
-                "id": query_id,
-                "from": from,
-                "message": message,
-                "chat_instance": format!("{}", (chat_id as u64) ^ 0x5eed_5eed_5eed),
-                "data": data,
-            });
-            st.push_update("callback_query", query)
-        };
-        self.inner.wake();
-        id
-    }
-
-    /// Queue any update object; its `update_id` is assigned (and returned).
-    pub fn send_raw_update(&self, update: Value) -> i64 {
-        let id = {
-            let mut st = lock(&self.inner.state);
-            st.next_update_id += 1;
-            let id = st.next_update_id;
-            let mut update = match update {
-                Value::Object(m) => m,
-                _ => Map::new(),
-            };
-            update.insert("update_id".into(), json!(id));
-            let update = Value::Object(update);
-            st.queue.push_back(update.clone());
-            st.history.push(update);
-            id
-        };
-        self.inner.wake();
-        id
-    }
-
-    /// Makes a private chat known without a message (so the bot may write first).
-    pub fn register_dm(&self, user_id: i64, username: &str) {
-        let mut st = lock(&self.inner.state);
-        let from = st.remember_user(user_id, username);
-        st.chats.insert(user_id, private_chat(&from));
-    }
-
-    /// Makes a group known: a basic group, or a supergroup (forum if `forum`).
-    pub fn register_group(&self, chat_id: i64, supergroup: bool, forum: bool) {
-        lock(&self.inner.state)
-            .chats
-            .insert(chat_id, group_chat(chat_id, supergroup || forum, forum));
-    }
-
-    /// Updates queued and not yet acknowledged by an `offset`.
-    pub fn pending_updates(&self) -> usize {
-        lock(&self.inner.state).queue.len()
-    }
-
-    /// Every update ever queued, in order (acknowledged ones included).
-    pub fn updates(&self) -> Vec<Value> {
-        lock(&self.inner.state).history.clone()
-    }
-
-    /// The `message_id` of a queued message update.
-    pub fn message_id_of(&self, update_id: i64) -> Option<i64> {
-        lock(&self.inner.state)
-            .history
-            .iter()
-            .find(|u| u["update_id"].as_i64() == Some(update_id))
-            .and_then(|u| u["message"]["message_id"].as_i64())
-    }
-
-    /// Current state of a stored message (user or bot, after edits).
-    pub fn message(&self, chat_id: i64, message_id: i64) -> Option<Value> {
-        lock(&self.inner.state)
-            .messages
-            .get(&(chat_id, message_id))
-            .cloned()
-    }
-
     // --- scripted failures ------------------------------------------------
 
     /// Script the next `times` calls of `method` (case-insensitive) to fail
@@ -391,84 +250,6 @@ impl FakeTelegram {
             .scripted
             .get(&method.to_ascii_lowercase())
             .map_or(0, VecDeque::len)
-    }
-
-    // --- inspection -------------------------------------------------------
-
-    /// Every request, in arrival order.
-    pub fn calls(&self) -> Vec<RecordedCall> {
-        lock(&self.inner.state).calls.clone()
-    }
-
-    /// Requests of one method (case-insensitive).
-    pub fn calls_of(&self, method: &str) -> Vec<RecordedCall> {
-        let method = method.to_ascii_lowercase();
-        lock(&self.inner.state)
-            .calls
-            .iter()
-            .filter(|c| c.method == method)
-            .cloned()
-            .collect()
-    }
-
-    pub fn clear_calls(&self) {
-        lock(&self.inner.state).calls.clear();
-    }
-
-    /// Messages the bot sent or edited successfully, in order.
-    pub fn sent_messages(&self) -> Vec<SentMessage> {
-        lock(&self.inner.state).sent.clone()
-    }
-
-    /// Waits until at least `n` `sendMessage` calls succeeded or `timeout`
-    /// passed; returns the successful `sendMessage`s (edits left out).
-    pub async fn wait_for_messages(&self, n: usize, timeout: Duration) -> Vec<SentMessage> {
-        let sends = |st: &St| st.sent.iter().filter(|m| !m.is_edit()).count();
-        self.wait_until(timeout, |st| sends(st) >= n).await;
-        self.sent_messages()
-            .into_iter()
-            .filter(|m| !m.is_edit())
-            .collect()
-    }
-
-    /// Waits until at least `n` calls of `method` were received (answered or
-    /// not) or `timeout` passed; returns them.
-    pub async fn wait_for_calls(
-        &self,
-        method: &str,
-        n: usize,
-        timeout: Duration,
-    ) -> Vec<RecordedCall> {
-        let lc = method.to_ascii_lowercase();
-        self.wait_until(timeout, |st| {
-            st.calls.iter().filter(|c| c.method == lc).count() >= n
-        })
-        .await;
-        self.calls_of(method)
-    }
-
-    /// The body of the last accepted `setMyCommands` (`{"commands":[...], "scope"?, ...}`).
-    pub fn commands(&self) -> Option<Value> {
-        lock(&self.inner.state).last_commands.clone()
-    }
-
-    /// The largest `offset` any `getUpdates` carried (0 if none did).
-    pub fn highest_offset_seen(&self) -> i64 {
-        lock(&self.inner.state).highest_offset
-    }
-
-    async fn wait_until(&self, timeout: Duration, pred: impl Fn(&St) -> bool) -> bool {
-        let deadline = tokio::time::Instant::now() + timeout;
-        loop {
-            let mut notified = pin!(self.inner.changed.notified());
-            notified.as_mut().enable();
-            if pred(&lock(&self.inner.state)) {
-                return true;
-            }
-            if tokio::time::timeout_at(deadline, notified).await.is_err() {
-                return pred(&lock(&self.inner.state));
-            }
-        }
     }
 }
 
@@ -528,6 +309,8 @@ struct St {
     /// scope + language → commands
     registered_commands: HashMap<String, Value>,
     highest_offset: i64,
+    /// The `offset` of every `getUpdates`, in arrival order.
+    poll_offsets: Vec<Option<i64>>,
     poll_generation: u64,
     allowed_updates: Vec<String>,
     webhook_url: String,

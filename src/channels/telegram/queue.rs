@@ -1,0 +1,138 @@
+//! Per-session queues (DESIGN §8): one worker per session answers its messages one at
+//! a time, in arrival order; at most [`DEPTH`] messages wait besides the one being
+//! answered, and a message that finds the queue full gets the busy reply at once.
+//! Every task the channel starts is tracked ([`Tasks`]) so shutdown can wait for the
+//! turns in flight and queued to finish and reply.
+
+use super::{Ctx, reply};
+use crate::session::BUSY_REPLY;
+use dashmap::DashMap;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+use teloxide::types::Message;
+use tokio::sync::{mpsc, watch};
+
+/// Messages a session's queue holds besides the one being answered.
+pub const DEPTH: usize = 8;
+/// A session's worker stops after this long without messages.
+const WORKER_IDLE: Duration = Duration::from_secs(600);
+
+/// One message for a session's worker.
+pub struct Job {
+    /// Its update id (marked answered once the reply is sent).
+    pub update: i64,
+    pub msg: Box<Message>,
+    /// The sender may pin profiles (group senders differ message to message).
+    pub owner: bool,
+}
+
+/// The channel's running tasks: each holds a receiver, so `idle` resolves once all
+/// of them have finished.
+#[derive(Debug)]
+pub struct Tasks(watch::Sender<()>);
+
+impl Default for Tasks {
+    fn default() -> Self {
+        Tasks(watch::channel(()).0)
+    }
+}
+
+impl Tasks {
+    pub fn spawn(&self, task: impl Future<Output = ()> + Send + 'static) {
+        let running = self.0.subscribe();
+        tokio::spawn(async move {
+            task.await;
+            drop(running);
+        });
+    }
+
+    /// Resolves when no task is running.
+    pub async fn idle(&self) {
+        self.0.closed().await;
+    }
+}
+
+/// The session workers' queues and the channel's tasks.
+#[derive(Default)]
+pub struct Queues {
+    workers: DashMap<String, mpsc::Sender<Job>>,
+    pub tasks: Tasks,
+}
+
+impl Queues {
+    /// Take no more messages: each worker answers what it holds, then ends.
+    pub fn close(&self) {
+        self.workers.clear();
+    }
+}
+
+/// Queue a message on its session's worker (started if there is none), or answer
+/// busy when the queue is full.
+pub fn enqueue(ctx: &Arc<Ctx>, session: String, job: Job) {
+    let mut job = job;
+    loop {
+        let sender = ctx
+            .queues
+            .workers
+            .entry(session.clone())
+            .or_insert_with(|| spawn_worker(ctx.clone(), session.clone()))
+            .clone();
+        match sender.try_send(job) {
+            Ok(()) => return,
+            Err(mpsc::error::TrySendError::Full(job)) => {
+                busy(ctx, job);
+                return;
+            }
+            // The worker just went idle and closed its queue: start a fresh one.
+            Err(mpsc::error::TrySendError::Closed(back)) => {
+                ctx.queues
+                    .workers
+                    .remove_if(&session, |_, tx| tx.same_channel(&sender));
+                job = back;
+            }
+        }
+    }
+}
+
+fn busy(ctx: &Arc<Ctx>, job: Job) {
+    tracing::debug!(update = job.update, "session queue full: answering busy");
+    let c = ctx.clone();
+    ctx.queues.tasks.spawn(async move {
+        let thread = reply::thread_of(&job.msg);
+        reply::send_text(&c, job.msg.chat.id, BUSY_REPLY, thread, Some(job.msg.id)).await;
+        c.journal.answered(job.update).await;
+    });
+}
+
+/// A session's worker: answers its messages in order and goes away after
+/// `WORKER_IDLE` without messages (a later message starts a new one), or once its
+/// queue is closed and emptied.
+fn spawn_worker(ctx: Arc<Ctx>, session: String) -> mpsc::Sender<Job> {
+    let (tx, mut rx) = mpsc::channel::<Job>(DEPTH);
+    let tasks = &ctx.queues.tasks;
+    let c = ctx.clone();
+    tasks.spawn(async move {
+        loop {
+            match tokio::time::timeout(WORKER_IDLE, rx.recv()).await {
+                Ok(Some(job)) => answer(&c, &session, job).await,
+                Ok(None) => break,
+                Err(_) => {
+                    // Refuse new messages, then finish any that slipped in.
+                    rx.close();
+                    while let Some(job) = rx.recv().await {
+                        answer(&c, &session, job).await;
+                    }
+                    c.queues.workers.remove_if(&session, |_, tx| tx.is_closed());
+                    break;
+                }
+            }
+        }
+    });
+    tx
+}
+
+async fn answer(ctx: &Ctx, session: &str, job: Job) {
+    reply::answer(ctx, session, job.owner, &job.msg).await;
+    ctx.journal.answered(job.update).await;
+}
