@@ -5,7 +5,7 @@
 
 use super::{Ctx, describe, mention::strip_mention, picker};
 use crate::channels::chunk;
-use crate::chat::{Inbound, handle};
+use crate::chat::{Inbound, handle_limited};
 use crate::session::key;
 use std::time::Duration;
 use teloxide::RequestError;
@@ -52,7 +52,7 @@ pub async fn answer(ctx: &Ctx, session: &str, owner: bool, msg: &Message) {
         bot_username: Some(&ctx.username),
         agent: ctx.cfg.agent.as_deref(),
     };
-    let result = handle(&ctx.app, inbound, None).await;
+    let result = handle_limited(&ctx.app, inbound, None).await;
     typing.abort();
     if result.ignored {
         return;
@@ -168,7 +168,7 @@ pub async fn on_button(ctx: &Ctx, q: CallbackQuery) {
     let owner = super::access::is_owner(&ctx.cfg, user);
     let text = format!("/model {model}");
     let session = key::telegram_dm(user);
-    let result = handle(
+    let result = handle_limited(
         &ctx.app,
         Inbound {
             session: &session,
