@@ -642,9 +642,20 @@ impl CredentialResolver {
         Ok(profile_infos(&*self.store()?))
     }
 
-    /// [`profiles`](Self::profiles) for async callers (chat commands).
-    pub async fn profiles_async(&self) -> Result<Vec<ProfileInfo>, ResolveError> {
-        Ok(profile_infos(&*self.store_async().await?))
+    /// [`profiles`](Self::profiles) for async callers (chat commands), off the runtime
+    /// threads. `wanted` (a profile about to be pinned) that the copy in memory lacks makes
+    /// it look at the file again: the CLI may have added it a moment ago.
+    pub async fn profiles_async(
+        &self,
+        wanted: Option<&str>,
+    ) -> Result<Vec<ProfileInfo>, ResolveError> {
+        let mut store = self.store_async().await?;
+        if let Some(id) = wanted
+            && !store.profiles.contains_key(id)
+        {
+            store = self.profile_file.check_async().await?;
+        }
+        Ok(profile_infos(&store))
     }
 
     /// Every candidate for a turn on `provider` with `model` (`provider/model`).

@@ -244,7 +244,7 @@ pub async fn apply(
             Err(e) => (e, false),
         },
         Directive::ModelSelect { model, profile } => {
-            match select(app, model, profile.as_deref(), owner, agent) {
+            match select(app, model, profile.as_deref(), owner, agent).await {
                 Err(e) => (e, false),
                 Ok((model_ref, pin_id)) => {
                     info.model = Some(model_ref.to_string());
@@ -281,7 +281,7 @@ pub async fn apply(
 
 /// Check a `/model <model>[@profile]` request: model allowed, pin allowed for this
 /// sender, profile exists and belongs to the model's provider.
-pub fn select(
+pub async fn select(
     app: &App,
     model: &str,
     profile: Option<&str>,
@@ -304,7 +304,8 @@ pub fn select(
     let profiles = app
         .engine
         .resolver_for(agent)
-        .profiles()
+        .profiles_async(Some(profile))
+        .await
         .map_err(|e| e.to_string())?;
     let of_provider: Vec<&str> = profiles
         .iter()

@@ -144,7 +144,7 @@ pub async fn chat_completions(
         "" | SESSION_MODEL => None,
         m => {
             let (model, profile) = split_model_profile(m);
-            match select(app, model, profile, true, None) {
+            match select(app, model, profile, true, None).await {
                 Ok(choice) => Some(choice),
                 Err(e) => {
                     return api_error(
