@@ -263,14 +263,13 @@ async fn suggestions(h: &Handler, user: &str) -> Vec<String> {
     if !access::is_owner(&h.cfg, user) {
         return choices;
     }
-    let resolver = h.app.engine.resolver_for(h.cfg.agent.as_deref()).clone();
-    let profiles = match tokio::task::spawn_blocking(move || resolver.profiles()).await {
-        Ok(Ok(p)) => p,
-        Ok(Err(e)) => {
+    let resolver = h.app.engine.resolver_for(h.cfg.agent.as_deref());
+    let profiles = match resolver.profiles_async(None).await {
+        Ok(p) => p,
+        Err(e) => {
             tracing::debug!("no profile suggestions: {e}");
             return choices;
         }
-        Err(_) => return choices,
     };
     for (alias, model) in &catalog.aliases {
         choices.extend(
