@@ -10,7 +10,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 /// The longest pause a `retry_after` can ask for.
-pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(24 * 3600);
+pub const MAX_RETRY_AFTER: Duration = crate::providers::error::MAX_RETRY_HINT;
 
 #[derive(Debug, Default)]
 pub struct Limiter {
