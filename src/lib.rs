@@ -20,6 +20,7 @@ pub mod gateway;
 pub mod inbox;
 pub mod limit;
 pub mod metrics;
+pub mod oauth;
 pub mod pairing;
 pub mod providers;
 pub mod secret;

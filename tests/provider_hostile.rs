@@ -30,7 +30,7 @@ const KEY: &str = "k-hostile";
 fn provider_id(api: ApiKind) -> &'static str {
     match api {
         ApiKind::AnthropicMessages => "anthropic",
-        ApiKind::OpenaiCompletions => "openai",
+        ApiKind::OpenaiCompletions | ApiKind::OpenaiResponses => "openai",
         ApiKind::GoogleGenerative => "google",
     }
 }
@@ -40,6 +40,7 @@ fn base_url(fake: &FakeProvider, api: ApiKind) -> String {
         ApiKind::AnthropicMessages => fake.anthropic_base(),
         ApiKind::OpenaiCompletions => fake.openai_base(),
         ApiKind::GoogleGenerative => fake.google_base(),
+        ApiKind::OpenaiResponses => unimplemented!("openai-responses is not covered here yet"),
     }
 }
 
@@ -50,6 +51,9 @@ fn client_with_idle(fake: &FakeProvider, api: ApiKind, idle: Duration) -> Provid
         base_url: base_url(fake, api),
         connect_timeout: Duration::from_secs(10),
         idle_timeout: idle,
+        headers: Vec::new(),
+        account_header: None,
+        stream_only: false,
     })
     .expect("client")
 }
@@ -66,6 +70,7 @@ fn cred() -> Credential {
         source: CredentialSource::Env,
         secret: Secret::new(KEY),
         expires_ms: None,
+        account_id: None,
     }
 }
 
@@ -124,6 +129,7 @@ fn valid_sse(api: ApiKind) -> String {
             "data: {\"candidates\":[{\"content\":{\"parts\":[{\"text\":\"hello \"}]}}]}\n\n",
             "data: {\"candidates\":[{\"content\":{\"parts\":[{\"text\":\"world\"}]},\"finishReason\":\"STOP\"}],\"usageMetadata\":{\"promptTokenCount\":3,\"candidatesTokenCount\":2}}\n\n",
         ),
+        ApiKind::OpenaiResponses => unimplemented!("openai-responses is not covered here yet"),
     }
     .to_string()
 }
@@ -140,6 +146,7 @@ fn json_reply_with_usage(api: ApiKind, n: &str) -> String {
         ApiKind::GoogleGenerative => format!(
             r#"{{"candidates":[{{"content":{{"parts":[{{"text":"hi"}}]}},"finishReason":"STOP"}}],"usageMetadata":{{"promptTokenCount":{n},"candidatesTokenCount":{n}}}}}"#
         ),
+        ApiKind::OpenaiResponses => unimplemented!("openai-responses is not covered here yet"),
     }
 }
 

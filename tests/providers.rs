@@ -22,7 +22,7 @@ const APIS: [ApiKind; 3] = [
 fn provider_id(api: ApiKind) -> &'static str {
     match api {
         ApiKind::AnthropicMessages => "anthropic",
-        ApiKind::OpenaiCompletions => "openai",
+        ApiKind::OpenaiCompletions | ApiKind::OpenaiResponses => "openai",
         ApiKind::GoogleGenerative => "google",
     }
 }
@@ -39,6 +39,9 @@ fn client(fake: &FakeProvider, api: ApiKind) -> ProviderClient {
         base_url,
         connect_timeout: Duration::from_secs(10),
         idle_timeout: Duration::from_secs(60),
+        headers: Vec::new(),
+        account_header: None,
+        stream_only: false,
     })
     .expect("client")
 }
@@ -51,6 +54,7 @@ fn cred(key: &str) -> Credential {
         source: CredentialSource::Env,
         secret: Secret::new(key),
         expires_ms: None,
+        account_id: None,
     }
 }
 
@@ -295,6 +299,9 @@ async fn connection_refused_is_a_clear_error() {
         base_url: format!("http://{addr}/v1"),
         connect_timeout: Duration::from_secs(10),
         idle_timeout: Duration::from_secs(60),
+        headers: Vec::new(),
+        account_header: None,
+        stream_only: false,
     })
     .expect("client");
     let err = c.complete(&cred("k"), &request("m")).await.unwrap_err();

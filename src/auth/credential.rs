@@ -33,6 +33,9 @@ pub struct Credential {
     pub secret: Secret,
     /// Epoch milliseconds; `None` = no expiry.
     pub expires_ms: Option<i64>,
+    /// An OAuth profile's account id (sent where the provider wants it, e.g. the Codex
+    /// backend's `chatgpt-account-id`).
+    pub account_id: Option<Arc<str>>,
 }
 
 /// Anthropic setup/OAuth tokens go in `Authorization: Bearer`, not `x-api-key`.

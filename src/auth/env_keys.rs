@@ -27,6 +27,7 @@ fn cred(provider: &str, id: String, value: &str) -> Credential {
         source: CredentialSource::Env,
         secret: Secret::new(value.trim()),
         expires_ms: None,
+        account_id: None,
     }
 }
 

@@ -30,6 +30,10 @@ pub enum ProfileCredential {
         access: Option<Secret>,
         refresh: Option<Secret>,
         expires_ms: Option<i64>,
+        /// The provider's account id (`accountId`), when the sign-in said.
+        account_id: Option<String>,
+        /// The signed-in account's email (`email`), when the sign-in said.
+        email: Option<String>,
     },
 }
 
@@ -165,6 +169,8 @@ impl ProfileStore {
                     access: opt_secret(&v, "access"),
                     refresh: opt_secret(&v, "refresh"),
                     expires_ms: expires(&v),
+                    account_id: opt_str(&v, "accountId"),
+                    email: opt_str(&v, "email"),
                 },
                 other => {
                     store.warnings.push(format!(

@@ -264,11 +264,14 @@ fn health_by_expiry(
     has_refresh: bool,
     now: i64,
 ) -> Health {
+    // An OAuth credential with a refresh token renews itself before use (DESIGN §5a):
+    // `ok` while it can be refreshed, also after its access token expired.
+    if kind == CredentialKind::Oauth && has_refresh {
+        return Health::Ok;
+    }
     match expires {
-        None if kind == CredentialKind::Oauth && has_refresh => Health::Ok,
         None => Health::Static,
         Some(e) if e <= now => Health::Expired,
-        Some(_) if kind == CredentialKind::Oauth && has_refresh => Health::Ok,
         Some(e) if e - now <= EXPIRING_WINDOW_MS => Health::Expiring,
         Some(_) => Health::Ok,
     }
@@ -404,6 +407,10 @@ fn evaluate(
         source,
         secret,
         expires_ms: expires,
+        account_id: match &p.credential {
+            ProfileCredential::Oauth { account_id, .. } => account_id.as_deref().map(Arc::from),
+            _ => None,
+        },
     };
     eligible(credential, health, detail, inp)
 }
@@ -495,6 +502,7 @@ pub fn order(inp: &OrderInputs<'_>) -> Vec<Candidate> {
             source: *source,
             secret: secret.clone(),
             expires_ms: None,
+            account_id: None,
         };
         list.push(eligible(c, Health::Static, detail.clone(), inp));
     }
@@ -1098,6 +1106,7 @@ mod tests {
                     source: CredentialSource::Env,
                     secret: Secret::new(id),
                     expires_ms: None,
+                    account_id: None,
                 }),
                 health,
                 reason,

@@ -157,6 +157,23 @@ pub struct ProviderConfig {
     pub api_key: Option<SecretInput>,
     pub connect_timeout_secs: Option<u64>,
     pub idle_timeout_secs: Option<u64>,
+    /// OAuth endpoints (DESIGN §5a); each key overrides the provider's built-in preset.
+    pub oauth: Option<OauthConfig>,
+}
+
+/// `[models.providers.<id>.oauth]`: where to sign in and refresh. Every key is optional
+/// here; a provider with a built-in preset (`crate::oauth::preset`) fills the rest.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields, rename_all = "camelCase")]
+pub struct OauthConfig {
+    pub authorize_url: Option<String>,
+    pub token_url: Option<String>,
+    pub device_authorization_url: Option<String>,
+    pub revoke_url: Option<String>,
+    pub client_id: Option<String>,
+    pub scopes: Option<Vec<String>>,
+    pub redirect_port: Option<u16>,
+    pub redirect_uri: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, serde::Serialize)]
@@ -164,6 +181,8 @@ pub struct ProviderConfig {
 pub enum ApiKind {
     AnthropicMessages,
     OpenaiCompletions,
+    /// The OpenAI Responses API (`POST {baseUrl}/responses`).
+    OpenaiResponses,
     GoogleGenerative,
 }
 
@@ -172,6 +191,7 @@ impl ApiKind {
         match self {
             ApiKind::AnthropicMessages => "anthropic-messages",
             ApiKind::OpenaiCompletions => "openai-completions",
+            ApiKind::OpenaiResponses => "openai-responses",
             ApiKind::GoogleGenerative => "google-generative",
         }
     }

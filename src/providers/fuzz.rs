@@ -28,7 +28,7 @@ const APIS: [ApiKind; 3] = [
 fn id(api: ApiKind) -> &'static str {
     match api {
         ApiKind::AnthropicMessages => "anthropic",
-        ApiKind::OpenaiCompletions => "openai",
+        ApiKind::OpenaiCompletions | ApiKind::OpenaiResponses => "openai",
         ApiKind::GoogleGenerative => "google",
     }
 }
@@ -190,7 +190,7 @@ fn json_text() -> impl Strategy<Value = Vec<u8>> {
 fn parse(api: ApiKind, body: &[u8]) -> Result<Completion, ProviderError> {
     match api {
         ApiKind::AnthropicMessages => anthropic::parse_reply(id(api), body),
-        ApiKind::OpenaiCompletions => openai::parse_reply(id(api), body),
+        ApiKind::OpenaiCompletions | ApiKind::OpenaiResponses => openai::parse_reply(id(api), body),
         ApiKind::GoogleGenerative => google::parse_reply(id(api), body),
     }
 }
@@ -203,7 +203,9 @@ fn on_event(
 ) -> Result<Option<String>, ProviderError> {
     match api {
         ApiKind::AnthropicMessages => anthropic::on_event(id(api), event, data, state),
-        ApiKind::OpenaiCompletions => openai::on_event(id(api), data, state),
+        ApiKind::OpenaiCompletions | ApiKind::OpenaiResponses => {
+            openai::on_event(id(api), data, state)
+        }
         ApiKind::GoogleGenerative => google::on_event(id(api), data, state),
     }
 }
@@ -302,6 +304,9 @@ fn stream(api: ApiKind, chunks: Vec<Vec<u8>>) -> (Result<Completion, ProviderErr
         base_url: "http://127.0.0.1:9".into(),
         connect_timeout: Duration::from_secs(1),
         idle_timeout: Duration::from_secs(1),
+        headers: Vec::new(),
+        account_header: None,
+        stream_only: false,
     };
     let items = chunks
         .into_iter()

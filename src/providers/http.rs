@@ -70,7 +70,9 @@ pub async fn execute(
 fn parse_reply(api: ApiKind, provider: &str, body: &[u8]) -> Result<Completion, ProviderError> {
     match api {
         ApiKind::AnthropicMessages => anthropic::parse_reply(provider, body),
-        ApiKind::OpenaiCompletions => openai::parse_reply(provider, body),
+        ApiKind::OpenaiCompletions | ApiKind::OpenaiResponses => {
+            openai::parse_reply(provider, body)
+        }
         ApiKind::GoogleGenerative => google::parse_reply(provider, body),
     }
 }

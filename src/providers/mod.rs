@@ -178,9 +178,32 @@ impl ProviderClient {
             ApiKind::GoogleGenerative => {
                 google::build(&self.http, &self.settings, cred, req, stream)
             }
+            ApiKind::OpenaiResponses => {
+                return Err(ProviderError::new(
+                    ErrorKind::Format,
+                    format!(
+                        "{}: the openai-responses wire API is not available in this build",
+                        self.settings.id
+                    ),
+                ));
+            }
         };
+        let call = self.with_headers(call, cred);
         let result = http::execute(&self.settings, call, sink).await;
         result.map_err(|e| e.scrub(&cred.secret))
+    }
+}
+
+impl ProviderClient {
+    /// The provider's fixed headers, and the account-id header of an OAuth credential.
+    fn with_headers(&self, mut call: http::ApiCall, cred: &Credential) -> http::ApiCall {
+        for (name, value) in &self.settings.headers {
+            call.request = call.request.header(*name, *value);
+        }
+        if let (Some(name), Some(account)) = (self.settings.account_header, &cred.account_id) {
+            call.request = call.request.header(name, account.as_ref());
+        }
+        call
     }
 }
 

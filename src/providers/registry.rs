@@ -20,12 +20,23 @@ pub fn builtin(provider: &str) -> Option<(ApiKind, &'static str)> {
             ApiKind::GoogleGenerative,
             "https://generativelanguage.googleapis.com/v1beta",
         ),
-        _ => return None,
+        other => {
+            let p = crate::oauth::preset::preset(other)?;
+            (p.api, p.base_url)
+        }
     })
 }
 
 /// Ids of the built-in providers, for listings.
-pub const BUILTIN_PROVIDERS: [&str; 5] = ["anthropic", "openai", "openrouter", "google", "ollama"];
+pub const BUILTIN_PROVIDERS: [&str; 7] = [
+    "anthropic",
+    "openai",
+    "openrouter",
+    "google",
+    "ollama",
+    "openai-codex",
+    "qwen-portal",
+];
 
 /// Every provider a model may name: the built-in ones and those configured with both
 /// `baseUrl` and `api` (exactly the ids `ProviderSettings::resolve` knows).
@@ -47,6 +58,13 @@ pub struct ProviderSettings {
     pub base_url: String,
     pub connect_timeout: Duration,
     pub idle_timeout: Duration,
+    /// Fixed headers every call sends (a preset's, e.g. the Codex backend's `OpenAI-Beta`).
+    pub headers: Vec<(&'static str, &'static str)>,
+    /// The header that carries an OAuth profile's account id (`chatgpt-account-id`).
+    pub account_header: Option<&'static str>,
+    /// The backend answers only streamed calls and takes no output-token limit: a call
+    /// without a sink streams and collects.
+    pub stream_only: bool,
 }
 
 impl ProviderSettings {
@@ -55,6 +73,7 @@ impl ProviderSettings {
     pub fn resolve(config: &Config, provider: &str) -> Option<ProviderSettings> {
         let over = config.models.providers.get(provider);
         let builtin = builtin(provider);
+        let preset = crate::oauth::preset::preset(provider);
         let api = over.and_then(|o| o.api).or(builtin.map(|b| b.0))?;
         let base_url = over
             .and_then(|o| o.base_url.clone())
@@ -71,6 +90,9 @@ impl ProviderSettings {
                 .and_then(|o| o.idle_timeout_secs)
                 .map(Duration::from_secs)
                 .unwrap_or(DEFAULT_IDLE_TIMEOUT),
+            headers: preset.map(|p| p.headers.to_vec()).unwrap_or_default(),
+            account_header: preset.and_then(|p| p.account_header),
+            stream_only: preset.is_some_and(|p| p.stream_only),
         })
     }
 }

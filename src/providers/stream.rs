@@ -154,7 +154,9 @@ where
             ApiKind::AnthropicMessages => {
                 anthropic::on_event(id, &event.event, &event.data, &mut state)?
             }
-            ApiKind::OpenaiCompletions => openai::on_event(id, &event.data, &mut state)?,
+            ApiKind::OpenaiCompletions | ApiKind::OpenaiResponses => {
+                openai::on_event(id, &event.data, &mut state)?
+            }
             ApiKind::GoogleGenerative => google::on_event(id, &event.data, &mut state)?,
         };
         if let Some(d) = delta.filter(|d| !d.is_empty()) {

@@ -1,0 +1,2 @@
+//! OAuth credentials (DESIGN §5a): provider presets as data (`preset`).
+pub mod preset;
