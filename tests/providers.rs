@@ -32,6 +32,7 @@ fn client(fake: &FakeProvider, api: ApiKind) -> ProviderClient {
         ApiKind::AnthropicMessages => fake.anthropic_base(),
         ApiKind::OpenaiCompletions => fake.openai_base(),
         ApiKind::GoogleGenerative => fake.google_base(),
+        ApiKind::OpenaiResponses => unimplemented!("openai-responses is not covered here yet"),
     };
     ProviderClient::new(ProviderSettings {
         id: provider_id(api).into(),
