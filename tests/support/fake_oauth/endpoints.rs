@@ -280,5 +280,9 @@ pub(super) fn missing_client_id() -> Response {
 }
 
 pub(super) fn unknown_client() -> Response {
-    oauth_error(StatusCode::UNAUTHORIZED, "invalid_client", "unknown client_id")
+    oauth_error(
+        StatusCode::UNAUTHORIZED,
+        "invalid_client",
+        "unknown client_id",
+    )
 }

@@ -74,4 +74,3 @@ pub(super) fn duplicate(pairs: &[(String, String)]) -> Option<&str> {
             .then_some(k.as_str())
     })
 }
-

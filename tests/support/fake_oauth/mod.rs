@@ -13,8 +13,8 @@
 //! down and cuts stalled requests.
 
 mod endpoints;
-mod respond;
 mod jwt;
+mod respond;
 mod state;
 mod token;
 mod types;
@@ -28,9 +28,9 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
-use respond::{age, is_form, json_response, oauth_error, record, stall, text_response};
 #[allow(unused_imports)] // helpers for the tests that decode tokens
 pub use jwt::{jwt_claims, s256_challenge};
+use respond::{age, is_form, json_response, oauth_error, record, stall, text_response};
 use state::{Config, State};
 pub use types::{Account, DeviceStep, RecordedRequest, RefreshBehavior, Revocation, TokenSet};
 
@@ -256,7 +256,11 @@ impl FakeOAuth {
     /// Requests to `path` (e.g. `"/token"`).
     pub fn requests_to(&self, path: &str) -> Vec<RecordedRequest> {
         let s = self.inner.state();
-        s.requests.iter().filter(|r| r.path == path).cloned().collect()
+        s.requests
+            .iter()
+            .filter(|r| r.path == path)
+            .cloned()
+            .collect()
     }
     /// `/token` requests with this `grant_type` (e.g. `"authorization_code"`,
     /// `"refresh_token"`, [`DEVICE_GRANT`]), whatever their outcome.
@@ -298,4 +302,3 @@ impl Drop for FakeOAuth {
         self.task.abort();
     }
 }
-

@@ -13,7 +13,13 @@ use tokio::time::Instant;
 use super::{Inner, RecordedRequest};
 
 /// Records a request before it is answered.
-pub(super) fn record(inner: &Inner, method: &Method, uri: &Uri, headers: &HeaderMap, form: &[(String, String)]) {
+pub(super) fn record(
+    inner: &Inner,
+    method: &Method,
+    uri: &Uri,
+    headers: &HeaderMap,
+    form: &[(String, String)],
+) {
     let headers = headers
         .iter()
         .map(|(k, v)| {
@@ -49,7 +55,10 @@ pub(super) fn json_response(status: StatusCode, body: &Value) -> Response {
     let mut resp = Response::new(Body::from(body.to_string()));
     *resp.status_mut() = status;
     let h = resp.headers_mut();
-    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     h.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
     resp
