@@ -94,20 +94,19 @@ fn ok(tokens: &super::TokenSet) -> Response {
     json_response(StatusCode::OK, &token_body(tokens))
 }
 
-/// RFC 7636 §4.6: the verifier is well formed and its S256 is the challenge.
-fn check_verifier(verifier: Option<&str>, challenge: &str) -> Result<(), Response> {
+/// RFC 7636 §4.6: the verifier is well formed and its S256 is the challenge;
+/// `Err` carries the `error_description` of the `invalid_grant` answer.
+fn check_verifier(verifier: Option<&str>, challenge: &str) -> Result<(), &'static str> {
     let Some(verifier) = verifier else {
-        return Err(invalid_grant("code_verifier missing"));
+        return Err("code_verifier missing");
     };
     if !valid_verifier(verifier) {
-        return Err(invalid_grant(
+        return Err(
             "code_verifier must be 43-128 characters of A-Z a-z 0-9 - . _ ~ (RFC 7636 section 4.1)",
-        ));
+        );
     }
     if s256_challenge(verifier) != challenge {
-        return Err(invalid_grant(
-            "code_verifier does not match the code_challenge",
-        ));
+        return Err("code_verifier does not match the code_challenge");
     }
     Ok(())
 }
@@ -134,8 +133,8 @@ fn authorization_code(s: &mut OAuthState, form: &Form) -> Response {
     if param(form, "redirect_uri") != Some(grant.redirect_uri.as_str()) {
         return invalid_grant("redirect_uri differs from the one in the authorization request");
     }
-    if let Err(resp) = check_verifier(param(form, "code_verifier"), &grant.challenge) {
-        return resp;
+    if let Err(why) = check_verifier(param(form, "code_verifier"), &grant.challenge) {
+        return invalid_grant(why);
     }
     let (account, scope, client_id) = (
         grant.account.clone(),
@@ -234,9 +233,9 @@ fn device(s: &mut OAuthState, form: &Form) -> Response {
         DeviceStep::Approve => {
             grant.state = DeviceState::Done;
             if let Some(challenge) = grant.challenge.clone()
-                && let Err(resp) = check_verifier(param(form, "code_verifier"), &challenge)
+                && let Err(why) = check_verifier(param(form, "code_verifier"), &challenge)
             {
-                return resp;
+                return invalid_grant(why);
             }
             let (scope, client_id) = (grant.scope.clone(), grant.client_id.clone());
             let account = s.account.clone();
