@@ -32,6 +32,9 @@ pub enum Reason {
     Quota,
     Billing,
     Auth,
+    /// The token endpoint refused to refresh an OAuth sign-in: disabled until the
+    /// profile changes (a new sign-in).
+    RefreshFailed,
 }
 
 impl Reason {
@@ -41,6 +44,7 @@ impl Reason {
             Reason::Quota => "quota",
             Reason::Billing => "billing",
             Reason::Auth => "auth",
+            Reason::RefreshFailed => "refresh_failed",
         }
     }
 
@@ -49,6 +53,7 @@ impl Reason {
             "quota" => Reason::Quota,
             "billing" => Reason::Billing,
             "auth" => Reason::Auth,
+            "refresh_failed" => Reason::RefreshFailed,
             _ => Reason::RateLimit,
         }
     }
@@ -100,6 +105,16 @@ pub fn reason_for(err: &ProviderError) -> Option<Reason> {
         ErrorKind::RateLimit if err.is_quota() => Some(Reason::Quota),
         ErrorKind::RateLimit => Some(Reason::RateLimit),
         ErrorKind::Billing => Some(Reason::Billing),
+        ErrorKind::Auth if err.code.as_deref() == Some(crate::oauth::refresh::REFRESH_FAILED) => {
+            Some(Reason::RefreshFailed)
+        }
+        // A refresh that cannot be made now (no endpoints, a failed save) says nothing
+        // about the credential.
+        ErrorKind::Auth
+            if err.code.as_deref() == Some(crate::oauth::refresh::REFRESH_UNAVAILABLE) =>
+        {
+            None
+        }
         ErrorKind::Auth => Some(Reason::Auth),
         _ => None,
     }
@@ -370,7 +385,7 @@ impl CooldownBook {
                 self.config.billing_max_hours,
                 now_ms,
             ),
-            Reason::Auth => (prev.saturating_add(1), FOREVER),
+            Reason::Auth | Reason::RefreshFailed => (prev.saturating_add(1), FOREVER),
         };
         self.db.write(|c| {
             let tx = c.transaction()?;

@@ -78,6 +78,21 @@ pub fn update(
     path: &Path,
     edit: impl FnOnce(&mut Value) -> Result<(), String>,
 ) -> Result<(), WriteError> {
+    hold(path)?.update(edit)
+}
+
+/// The cross-process lock on auth-profiles.json, held until dropped. A caller that must
+/// read, do something slow (an OAuth token request) and then write, all as one step that no
+/// other process interleaves with, holds it across the three (`ProfileStore::load`, the
+/// request, [`Held::update`]). Blocking: take it on a blocking thread.
+#[derive(Debug)]
+pub struct Held {
+    lock: File,
+    path: PathBuf,
+}
+
+/// Take the lock on `path` (creating its directory, 0700, and `<path>.lock`, 0600).
+pub fn hold(path: &Path) -> Result<Held, WriteError> {
     if path.file_name().is_none() {
         return Err(WriteError::Io {
             path: path.to_path_buf(),
@@ -87,16 +102,31 @@ pub fn update(
     }
     let dir = parent_dir(path);
     crate::config::paths::ensure_private_dir(dir).map_err(io_err(dir, "create directory"))?;
-
     let lock_path = with_suffix(path, ".lock");
     let lock = open_lock_file(&lock_path)?;
     lock.lock().map_err(io_err(&lock_path, "lock"))?;
-    let result = update_locked(path, dir, edit);
-    // Dropping the handle releases the lock too (also when `edit` panics); unlocking first
-    // just makes the hand-over explicit.
-    let _ = lock.unlock();
-    drop(lock);
-    result
+    Ok(Held {
+        lock,
+        path: path.to_path_buf(),
+    })
+}
+
+impl Held {
+    /// [`update`] while this lock is held.
+    pub fn update(
+        &self,
+        edit: impl FnOnce(&mut Value) -> Result<(), String>,
+    ) -> Result<(), WriteError> {
+        update_locked(&self.path, parent_dir(&self.path), edit)
+    }
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        // Closing the handle releases the lock too; unlocking first makes the hand-over
+        // explicit.
+        let _ = self.lock.unlock();
+    }
 }
 
 /// Insert or replace one profile object (e.g.

@@ -100,6 +100,7 @@ impl Candidate {
             Some("quota") => Some(Reason::Quota),
             Some("billing") => Some(Reason::Billing),
             Some("auth") if self.health == Health::Disabled => Some(Reason::Auth),
+            Some("refresh_failed") => Some(Reason::RefreshFailed),
             _ => None,
         }
     }
@@ -546,6 +547,8 @@ pub struct CredentialResolver {
     profile_file: Arc<ProfileFile>,
     /// Environment keys per provider: the environment does not change while we run.
     env_keys: Mutex<HashMap<String, Arc<Vec<Credential>>>>,
+    /// Refreshes this file's OAuth profiles (DESIGN §5a).
+    pub refresher: crate::oauth::refresh::Refresher,
 }
 
 /// A stored profile as listings show it (no secret).
@@ -564,7 +567,13 @@ impl CredentialResolver {
         cooldowns: Arc<CooldownBook>,
     ) -> CredentialResolver {
         let secrets = SecretResolver::new(config.clone(), env.clone()).with_clock(clock.clone());
+        let refresher = crate::oauth::refresh::Refresher::new(
+            config.clone(),
+            profiles_path.clone(),
+            clock.clone(),
+        );
         CredentialResolver {
+            refresher,
             config,
             env,
             profile_file: Arc::new(ProfileFile::new(profiles_path.clone())),
@@ -847,6 +856,7 @@ fn reason_words(r: &str) -> &'static str {
         "quota" => "running out of quota",
         "billing" => "a billing error",
         "auth" => "an authentication error",
+        "refresh_failed" => "a refused token refresh (sign in again)",
         _ => "an error",
     }
 }

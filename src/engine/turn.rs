@@ -2,13 +2,16 @@
 //! within the turn deadline (`agents.defaults.turnTimeoutSecs`).
 
 use super::Engine;
-use crate::auth::{CredentialSource, ResolveError};
+use crate::auth::{Credential, CredentialKind, CredentialSource, ResolveError};
 use crate::catalog::ModelRef;
 use crate::metrics::Metrics;
 use crate::providers::{
-    ChatMessage, ChatRequest, DeltaSink, ErrorKind, ProviderError, Role, Usage,
+    ChatMessage, ChatRequest, Completion, DeltaSink, ErrorKind, ProviderClient, ProviderError,
+    Role, Usage,
 };
 use serde::Serialize;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 #[derive(Debug, Clone)]
@@ -105,7 +108,91 @@ impl Drop for InFlight<'_> {
     }
 }
 
+impl Attempt {
+    fn failed(cred: &Credential, e: &ProviderError) -> Attempt {
+        Attempt {
+            credential: cred.id.to_string(),
+            outcome: e.kind.as_str().into(),
+            retry_after_ms: e
+                .retry_after
+                .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
+        }
+    }
+}
+
+/// An error from refreshing an OAuth sign-in rather than from the model call.
+fn is_refresh_error(e: &ProviderError) -> bool {
+    matches!(
+        e.code.as_deref(),
+        Some(crate::oauth::refresh::REFRESH_FAILED | crate::oauth::refresh::REFRESH_UNAVAILABLE)
+    )
+}
+
+/// One provider call with `cred`, streamed into `sink` when there is one (`emitted` turns
+/// true once a delta went out). Boxed as `Send` here, where its lifetimes are concrete.
+fn call<'a, 's: 'a>(
+    client: &'a ProviderClient,
+    cred: &'a Credential,
+    request: &'a ChatRequest,
+    sink: Option<&'a mut (dyn FnMut(&str) + Send + 's)>,
+    emitted: &'a AtomicBool,
+) -> Pin<Box<dyn Future<Output = Result<Completion, ProviderError>> + Send + 'a>> {
+    Box::pin(async move {
+        match sink {
+            Some(s) => {
+                let mut wrapped = |d: &str| {
+                    emitted.store(true, Ordering::Relaxed);
+                    s(d)
+                };
+                client.stream(cred, request, &mut wrapped).await
+            }
+            None => client.complete(cred, request).await,
+        }
+    })
+}
+
 impl Engine {
+    /// Count the attempt and record its outcome in the cooldown book.
+    async fn record(
+        &self,
+        provider: &str,
+        cred: &Credential,
+        model_key: &str,
+        result: &Result<Completion, ProviderError>,
+    ) {
+        let outcome = match result {
+            Ok(_) => "ok",
+            Err(e) => e.kind.as_str(),
+        };
+        self.metrics
+            .attempts
+            .get_or_create(&crate::metrics::AttemptLabels {
+                provider: provider.to_string(),
+                outcome: outcome.to_string(),
+            })
+            .inc();
+        let now = self.resolver.clock.now_ms();
+        let book = &self.resolver.cooldowns;
+        let recorded = match result {
+            Ok(_)
+                if matches!(
+                    cred.source,
+                    CredentialSource::Profile | CredentialSource::Ref
+                ) =>
+            {
+                book.record_success_async(&cred.id, model_key, now).await
+            }
+            Ok(_) => book.record_success_quiet_async(&cred.id, model_key).await,
+            Err(e) => book
+                .record_failure_async(&cred.id, cred.secret.fingerprint(), model_key, e, now)
+                .await
+                .map(|_| ()),
+        };
+        if let Err(e) = recorded {
+            tracing::warn!(credential = %cred.id, "could not record the outcome: {e}");
+        }
+    }
+
     /// Run one turn. With `sink`, the reply streams into it as it arrives. The turn
     /// ends within `turn_timeout()` whatever the providers do: with its reply, or with
     /// a `timeout` error.
@@ -192,7 +279,9 @@ impl Engine {
             .first()
             .cloned()
             .unwrap_or_else(|| self.catalog.default.clone());
-        let mut emitted = false;
+        // Whether a delta went out: after that, no other credential or model may answer.
+        let emitted_flag = AtomicBool::new(false);
+        let emitted = || emitted_flag.load(Ordering::Relaxed);
 
         'models: for model in &chain {
             last_model = model.clone();
@@ -239,56 +328,51 @@ impl Engine {
                 messages: messages.clone(),
                 max_tokens: self.max_tokens(),
             };
-            for cred in candidates.attempt_order() {
+            let resolver = self.resolver_for(input.agent.as_deref());
+            for listed in candidates.attempt_order() {
+                // OAuth: an access token about to expire is refreshed first (DESIGN §5a).
+                let mut cred = match resolver.refresher.before_use(listed).await {
+                    Ok(Some(fresh)) => fresh,
+                    Ok(None) => listed.clone(),
+                    Err(e) => {
+                        self.record(&model.provider, listed, &model_key, &Err(e.clone()))
+                            .await;
+                        progress.attempts.push(Attempt::failed(listed, &e));
+                        tracing::warn!(model = %model, credential = %listed.id, kind = e.kind.as_str(), error = %e.message, "OAuth refresh failed");
+                        last_error = Some(e.into());
+                        continue; // the next credential may answer
+                    }
+                };
                 progress.calling = Some(cred.id.to_string());
-                let result = match sink.as_deref_mut() {
-                    Some(s) => {
-                        let mut wrapped = |d: &str| {
-                            emitted = true;
-                            s(d)
-                        };
-                        client.stream(cred, &request, &mut wrapped).await
+                let mut result =
+                    call(&client, &cred, &request, sink.as_deref_mut(), &emitted_flag).await;
+                // A 401 for an OAuth credential: refresh once (the expiry we hold may be
+                // wrong) and try again once.
+                let unauthorized = match &result {
+                    Err(e) if e.status == Some(401) && cred.kind == CredentialKind::Oauth => {
+                        Some(Attempt::failed(&cred, e))
                     }
-                    None => client.complete(cred, &request).await,
+                    _ => None,
                 };
-                progress.calling = None;
-                let outcome = match &result {
-                    Ok(_) => "ok",
-                    Err(e) => e.kind.as_str(),
-                };
-                self.metrics
-                    .attempts
-                    .get_or_create(&crate::metrics::AttemptLabels {
-                        provider: model.provider.clone(),
-                        outcome: outcome.to_string(),
-                    })
-                    .inc();
-                let now = self.resolver.clock.now_ms();
-                let book = &self.resolver.cooldowns;
-                let recorded = match &result {
-                    Ok(_)
-                        if matches!(
-                            cred.source,
-                            CredentialSource::Profile | CredentialSource::Ref
-                        ) =>
-                    {
-                        book.record_success_async(&cred.id, &model_key, now).await
+                let retry = match unauthorized {
+                    Some(attempt) if !emitted() => {
+                        progress.attempts.push(attempt);
+                        Some(resolver.refresher.after_unauthorized(&cred).await)
                     }
-                    Ok(_) => book.record_success_quiet_async(&cred.id, &model_key).await,
-                    Err(e) => book
-                        .record_failure_async(
-                            &cred.id,
-                            cred.secret.fingerprint(),
-                            &model_key,
-                            e,
-                            now,
-                        )
-                        .await
-                        .map(|_| ()),
+                    _ => None,
                 };
-                if let Err(e) = recorded {
-                    tracing::warn!(credential = %cred.id, "could not record the outcome: {e}");
+                match retry {
+                    Some(Ok(fresh)) => {
+                        cred = fresh;
+                        result = call(&client, &cred, &request, sink.as_deref_mut(), &emitted_flag)
+                            .await;
+                    }
+                    Some(Err(re)) => result = Err(re),
+                    None => {}
                 }
+                progress.calling = None;
+                self.record(&model.provider, &cred, &model_key, &result)
+                    .await;
                 match result {
                     Ok(c) => {
                         progress.attempts.push(Attempt {
@@ -307,19 +391,16 @@ impl Engine {
                         };
                     }
                     Err(e) => {
-                        let retry_after_ms = e
-                            .retry_after
-                            .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
-                        progress.attempts.push(Attempt {
-                            credential: cred.id.to_string(),
-                            outcome: e.kind.as_str().into(),
-                            retry_after_ms,
-                        });
+                        progress.attempts.push(Attempt::failed(&cred, &e));
                         tracing::warn!(model = %model, credential = %cred.id, kind = e.kind.as_str(), error = %e.message, "provider call failed");
                         let kind = e.kind;
+                        let refresh_failed = is_refresh_error(&e);
                         last_error = Some(e.into());
-                        if emitted {
+                        if emitted() {
                             break 'models; // part of a reply went out: never mix in another answer
+                        }
+                        if refresh_failed {
+                            continue; // the sign-in is unusable now; the next credential may answer
                         }
                         if kind != ErrorKind::RateLimit {
                             if worth_falling_back(kind) && input.pin.is_none() {

@@ -337,8 +337,23 @@ pub(super) fn cooldown_list(resolver: &CredentialResolver, now: i64, r: &mut Vec
                 "credential_disabled",
                 "disabled after an authentication error",
             ),
+            Reason::RefreshFailed => (
+                "credential_disabled",
+                "disabled: the provider refused to refresh its sign-in (refresh_failed)",
+            ),
         };
-        let fix = if e.reason == Reason::Auth {
+        let fix = if e.reason == Reason::RefreshFailed {
+            let provider = resolver
+                .store()
+                .ok()
+                .and_then(|s| s.profiles.get(&e.credential).map(|p| p.provider.clone()))
+                .unwrap_or_else(|| {
+                    e.credential
+                        .split_once(':')
+                        .map_or(e.credential.clone(), |(p, _)| p.to_string())
+                });
+            format!("sign in again: `remoteclaw models auth login --provider {provider}`")
+        } else if e.reason == Reason::Auth {
             format!(
                 "replace the key or token, then `remoteclaw models auth cooldown clear {}`",
                 e.credential

@@ -1,0 +1,303 @@
+//! Keeping OAuth credentials usable (DESIGN §5a): a credential whose access token
+//! expires within [`REFRESH_AHEAD_MS`] is refreshed before use, and once after the
+//! provider answers 401 for it.
+//!
+//! A refresh is one locked step on auth-profiles.json: take the cross-process lock,
+//! re-read the file, and if another process (or another turn here) already refreshed —
+//! the file holds a different access token that is fresh — use that and make no request;
+//! otherwise call the token endpoint while still holding the lock and write the new tokens
+//! (atomically, 0600) before letting go. So any number of processes sharing the file make
+//! one token request per refresh and never present a refresh token twice. Turns of this
+//! process queue on a per-profile async mutex first, so they wait without holding a
+//! blocking thread each.
+//!
+//! A fresh credential costs one comparison: no lock, no file access.
+
+use super::preset::Endpoints;
+use super::tokens::{self, Granted, TokenError};
+use crate::auth::credential::{Credential, CredentialKind, CredentialSource};
+use crate::auth::profile_writer;
+use crate::auth::profiles::{ProfileCredential, ProfileStore};
+use crate::clock::Clock;
+use crate::config::Config;
+use crate::providers::{ErrorKind, ProviderError};
+use crate::secret::Secret;
+use dashmap::DashMap;
+use serde_json::{Value, json};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+/// Refresh this long before the access token expires.
+pub const REFRESH_AHEAD_MS: i64 = 5 * 60 * 1000;
+
+/// The provider error code of a refresh the token endpoint refused (the credential is
+/// disabled with reason `refresh_failed` until its profile changes).
+pub const REFRESH_FAILED: &str = "refresh_failed";
+/// The provider error code of a refresh that could not be made now (network, 5xx).
+pub const REFRESH_UNAVAILABLE: &str = "refresh_unavailable";
+
+/// Refreshes the OAuth profiles of one auth-profiles.json.
+#[derive(Debug)]
+pub struct Refresher {
+    config: Arc<Config>,
+    path: PathBuf,
+    clock: Arc<dyn Clock>,
+    http: Option<reqwest::Client>,
+    /// One refresh at a time per profile id in this process.
+    inflight: DashMap<Arc<str>, Arc<tokio::sync::Mutex<()>>>,
+}
+
+/// What the locked read found.
+enum Step {
+    /// Someone else refreshed: use this.
+    Use(Credential),
+    /// Refresh with this token, holding this lock.
+    Refresh(profile_writer::Held, Secret),
+}
+
+impl Refresher {
+    pub fn new(config: Arc<Config>, path: PathBuf, clock: Arc<dyn Clock>) -> Refresher {
+        let http = tokens::http_client()
+            .map_err(|e| tracing::warn!("OAuth refresh is unavailable: {e}"))
+            .ok();
+        Refresher {
+            config,
+            path,
+            clock,
+            http,
+            inflight: DashMap::new(),
+        }
+    }
+
+    /// Whether `cred` is an OAuth profile credential that must be refreshed before use.
+    pub fn due(&self, cred: &Credential) -> bool {
+        refreshable(cred)
+            && cred
+                .expires_ms
+                .is_some_and(|e| e.saturating_sub(self.clock.now_ms()) <= REFRESH_AHEAD_MS)
+    }
+
+    /// `cred` ready to use: `None` when it is fine as it is, else its refreshed
+    /// replacement. Errors carry code [`REFRESH_FAILED`] (refused: sign in again) or
+    /// [`REFRESH_UNAVAILABLE`] (try again later).
+    pub async fn before_use(&self, cred: &Credential) -> Result<Option<Credential>, ProviderError> {
+        if !self.due(cred) {
+            return Ok(None);
+        }
+        self.refresh(cred, false).await.map(Some)
+    }
+
+    /// The provider answered 401 for `cred`: a refreshed replacement (maybe one another
+    /// process just wrote), whatever its recorded expiry says.
+    pub async fn after_unauthorized(&self, cred: &Credential) -> Result<Credential, ProviderError> {
+        self.refresh(cred, true).await
+    }
+
+    async fn refresh(&self, cred: &Credential, forced: bool) -> Result<Credential, ProviderError> {
+        let lock = self
+            .inflight
+            .entry(cred.id.clone())
+            .or_default()
+            .value()
+            .clone();
+        let _turn = lock.lock().await;
+        let path = self.path.clone();
+        let clock = self.clock.clone();
+        let had = cred.clone();
+        let step = tokio::task::spawn_blocking(move || locked_read(&path, &had, forced, &*clock))
+            .await
+            .map_err(|e| unavailable(cred, format!("the refresh task failed: {e}")))??;
+        let (held, refresh_token) = match step {
+            Step::Use(c) => {
+                tracing::debug!(credential = %cred.id, "using the tokens another process refreshed");
+                return Ok(c);
+            }
+            Step::Refresh(held, token) => (held, token),
+        };
+        let Some(ep) = Endpoints::of(&self.config, &cred.provider) else {
+            return Err(ProviderError {
+                kind: ErrorKind::Auth,
+                status: None,
+                code: Some(REFRESH_UNAVAILABLE.into()),
+                message: format!(
+                    "{}: its access token needs a refresh, but provider {} has no OAuth endpoints: declare [models.providers.{}.oauth] with tokenUrl and clientId",
+                    cred.id, cred.provider, cred.provider
+                ),
+                retry_after: None,
+            });
+        };
+        let Some(http) = &self.http else {
+            return Err(unavailable(cred, "no HTTP client".into()));
+        };
+        let asked = self.clock.now_ms();
+        let result = tokens::refresh(http, &ep, &refresh_token, asked).await;
+        let granted = match result {
+            Ok(g) => g,
+            Err(e) => {
+                drop(held);
+                tracing::warn!(credential = %cred.id, error = %e, "OAuth refresh failed");
+                return Err(refresh_error(cred, e));
+            }
+        };
+        let fresh = credential_from(cred, &granted);
+        let id = cred.id.clone();
+        let write = tokio::task::spawn_blocking(move || {
+            let r = held.update(|doc| write_tokens(doc, &id, &granted));
+            drop(held);
+            r
+        });
+        let id = &cred.id;
+        match write.await {
+            Ok(Ok(())) => {
+                tracing::info!(credential = %id, "OAuth tokens refreshed");
+                Ok(fresh)
+            }
+            Ok(Err(e)) => Err(unavailable(
+                cred,
+                format!("the new tokens could not be saved: {e}"),
+            )),
+            Err(e) => Err(unavailable(cred, format!("the save task failed: {e}"))),
+        }
+    }
+}
+
+fn refreshable(cred: &Credential) -> bool {
+    cred.kind == CredentialKind::Oauth && cred.source == CredentialSource::Profile
+}
+
+/// Under the lock: what the file holds now for `had.id`.
+fn locked_read(
+    path: &std::path::Path,
+    had: &Credential,
+    forced: bool,
+    clock: &dyn Clock,
+) -> Result<Step, ProviderError> {
+    let held = profile_writer::hold(path).map_err(|e| unavailable(had, e.to_string()))?;
+    let store = ProfileStore::load(path).map_err(|e| unavailable(had, e.to_string()))?;
+    let Some(ProfileCredential::Oauth {
+        access,
+        refresh,
+        expires_ms,
+        account_id,
+        ..
+    }) = store.profiles.get(&*had.id).map(|p| &p.credential)
+    else {
+        return Err(refused(
+            had,
+            None,
+            "its profile is no longer an OAuth sign-in in auth-profiles.json",
+        ));
+    };
+    let now = clock.now_ms();
+    if let Some(a) = access.as_ref().filter(|a| !a.is_blank())
+        && a != &had.secret
+        && (forced || expires_ms.is_none_or(|e| e.saturating_sub(now) > REFRESH_AHEAD_MS))
+    {
+        let mut c = had.clone();
+        c.secret = a.clone();
+        c.expires_ms = *expires_ms;
+        c.account_id = account_id.as_deref().map(Arc::from).or(c.account_id);
+        return Ok(Step::Use(c));
+    }
+    match refresh.as_ref().filter(|r| !r.is_blank()) {
+        Some(r) => Ok(Step::Refresh(held, r.clone())),
+        None => Err(refused(had, None, "it has no refresh token")),
+    }
+}
+
+/// The profile's new fields, written in the same locked step. A token response without
+/// a new refresh token keeps the one we have; other fields of the profile stay as they are.
+fn write_tokens(doc: &mut Value, id: &str, g: &Granted) -> Result<(), String> {
+    let p = doc
+        .get_mut("profiles")
+        .and_then(Value::as_object_mut)
+        .and_then(|ps| ps.get_mut(id))
+        .and_then(Value::as_object_mut)
+        .ok_or_else(|| format!("profile \"{id}\" is no longer in the file"))?;
+    p.insert("access".into(), json!(g.access.expose()));
+    if let Some(r) = &g.refresh {
+        p.insert("refresh".into(), json!(r.expose()));
+    }
+    match g.expires_ms {
+        Some(e) => p.insert("expires".into(), json!(e)),
+        None => p.remove("expires"),
+    };
+    if let Some(a) = &g.account_id {
+        p.insert("accountId".into(), json!(a));
+    }
+    if let Some(e) = &g.email {
+        p.insert("email".into(), json!(e));
+    }
+    Ok(())
+}
+
+fn credential_from(had: &Credential, g: &Granted) -> Credential {
+    let mut c = had.clone();
+    c.secret = g.access.clone();
+    c.expires_ms = g.expires_ms;
+    if let Some(a) = &g.account_id {
+        c.account_id = Some(Arc::from(a.as_str()));
+    }
+    c
+}
+
+fn refresh_error(cred: &Credential, e: TokenError) -> ProviderError {
+    match e {
+        TokenError::Refused { status, code } => refused(
+            cred,
+            status,
+            &format!("the token endpoint refused to refresh it ({code})"),
+        ),
+        TokenError::Unavailable { status, detail } => ProviderError {
+            kind: match status {
+                Some(s) if s >= 500 => ErrorKind::Overloaded,
+                _ if detail.starts_with("no answer") => ErrorKind::Timeout,
+                _ => ErrorKind::Unknown,
+            },
+            status,
+            code: Some(REFRESH_UNAVAILABLE.into()),
+            message: format!(
+                "{}: could not refresh its access token: {detail}; the next turn tries again",
+                cred.id
+            ),
+            retry_after: None,
+        },
+        TokenError::Config(m) => unavailable(cred, m),
+    }
+}
+
+fn refused(cred: &Credential, status: Option<u16>, why: &str) -> ProviderError {
+    ProviderError {
+        kind: ErrorKind::Auth,
+        status,
+        code: Some(REFRESH_FAILED.into()),
+        message: format!(
+            "{}: {why}. Sign in again: `remoteclaw models auth login --provider {}`",
+            cred.id, cred.provider
+        ),
+        retry_after: None,
+    }
+}
+
+fn unavailable(cred: &Credential, detail: String) -> ProviderError {
+    ProviderError {
+        kind: ErrorKind::Unknown,
+        status: None,
+        code: Some(REFRESH_UNAVAILABLE.into()),
+        message: format!("{}: could not refresh its access token: {detail}", cred.id),
+        retry_after: None,
+    }
+}
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Turns run on tokio's multi-threaded runtime: a refresh future that is not `Send`
+    /// would make every turn future non-`Send` (this fails to compile, not to run).
+    #[allow(dead_code)]
+    fn refresh_futures_are_send(r: &Refresher, c: &Credential) {
+        fn is_send<T: Send>(_: T) {}
+        is_send(r.before_use(c));
+        is_send(r.after_unauthorized(c));
+    }
+}
