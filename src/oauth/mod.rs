@@ -2,3 +2,4 @@
 pub mod preset;
 pub mod refresh;
 pub mod tokens;
+pub mod login;
