@@ -1,7 +1,9 @@
 //! Wire tests specific to the `openai-responses` API (the cross-API ones are in
-//! `providers.rs`): the ChatGPT backend's `{"detail": ...}` errors, Codex usage limits,
-//! errors inside a stream (`response.failed`, `error`), error bodies with status 200,
-//! and incomplete responses — the real client against the loopback fake.
+//! `providers.rs`): the request body, the openai-codex settings (preset headers, account
+//! id, streaming a plain call), the ChatGPT backend's `{"detail": ...}` errors, Codex
+//! usage limits, errors inside a stream (`response.failed`, `error`), error bodies with
+//! status 200, incomplete responses, and config to reply through the engine — the real
+//! client against the loopback fake.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod support;
@@ -10,7 +12,7 @@ use remoteclaw::auth::{Credential, CredentialKind, CredentialSource};
 use remoteclaw::config::ApiKind;
 use remoteclaw::providers::{
     ChatMessage, ChatRequest, Completion, ErrorKind, ProviderClient, ProviderError,
-    ProviderSettings,
+    ProviderSettings, Role,
 };
 use remoteclaw::secret::Secret;
 use std::time::Duration;
@@ -34,14 +36,35 @@ fn client(fake: &FakeProvider) -> ProviderClient {
 }
 
 fn cred() -> Credential {
+    cred_for(KEY)
+}
+
+fn cred_for(key: &str) -> Credential {
     Credential {
         id: "openai-codex:me@example.com".into(),
         provider: "openai-codex".into(),
         kind: CredentialKind::Oauth,
         source: CredentialSource::Profile,
-        secret: Secret::new(KEY),
+        secret: Secret::new(key),
         expires_ms: None,
         account_id: None,
+    }
+}
+
+/// A system prompt and three turns.
+fn conversation(model: &str) -> ChatRequest {
+    ChatRequest {
+        model: model.into(),
+        messages: vec![
+            ChatMessage {
+                role: Role::System,
+                content: "be brief".into(),
+            },
+            ChatMessage::user("first"),
+            ChatMessage::assistant("ok"),
+            ChatMessage::user("hello there"),
+        ],
+        max_tokens: 77,
     }
 }
 
@@ -60,6 +83,117 @@ async fn both(c: &ProviderClient) -> [Result<Completion, ProviderError>; 2] {
     [plain, streamed]
 }
 
+#[tokio::test]
+async fn openai_responses_wire_format_and_bearer() {
+    let fake = FakeProvider::start().await;
+    let c = client(&fake);
+    let reply = c
+        .complete(&cred_for("sk-openai-1"), &conversation("gpt-5"))
+        .await
+        .expect("reply");
+    assert_eq!(reply.text, "fake reply to: hello there");
+    assert_eq!(reply.stop_reason.as_deref(), Some("completed"));
+    let r = &fake.requests()[0];
+    assert_eq!(r.path, "/v1/responses");
+    assert_eq!(r.header("authorization"), Some("Bearer sk-openai-1"));
+    assert_eq!(r.header("accept"), Some("application/json"));
+    assert_eq!(r.body["model"], "gpt-5");
+    assert_eq!(r.body["instructions"], "be brief");
+    assert_eq!(r.body["store"], false);
+    assert_eq!(r.body["max_output_tokens"], 77);
+    assert!(r.body.get("stream").is_none());
+    assert!(!r.stream);
+    let input = r.body["input"].as_array().expect("input items");
+    let roles: Vec<(&str, &str)> = input
+        .iter()
+        .map(|i| {
+            (
+                i["role"].as_str().unwrap(),
+                i["content"][0]["type"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        roles,
+        [
+            ("user", "input_text"),
+            ("assistant", "output_text"),
+            ("user", "input_text")
+        ]
+    );
+    assert!(input.iter().all(|i| i["type"] == "message"));
+}
+
+/// The ChatGPT Codex backend as the openai-codex preset configures it: fixed headers,
+/// the account id header, and streaming even for a call without a sink.
+#[tokio::test]
+async fn codex_settings_send_headers_and_stream_a_plain_call() {
+    let fake = FakeProvider::start().await;
+    fake.script(
+        "eyJhbGciOi.eyJzdWIiOi.c2ln",
+        [Behavior::Reply("one two three".into())],
+    );
+    let c = ProviderClient::new(ProviderSettings {
+        id: "openai-codex".into(),
+        api: ApiKind::OpenaiResponses,
+        base_url: fake.responses_base(),
+        connect_timeout: Duration::from_secs(10),
+        idle_timeout: Duration::from_secs(60),
+        headers: vec![
+            ("OpenAI-Beta", "responses=experimental"),
+            ("originator", "codex_cli_rs"),
+        ],
+        account_header: Some("chatgpt-account-id"),
+        stream_only: true,
+    })
+    .expect("client");
+    let mut cred = cred_for("eyJhbGciOi.eyJzdWIiOi.c2ln");
+    cred.account_id = Some("acct-123".into());
+    let reply = c
+        .complete(&cred, &conversation("gpt-5.1-codex"))
+        .await
+        .expect("reply");
+    assert_eq!(reply.text, "one two three");
+    assert!(reply.usage.is_some_and(|u| u.output_tokens > 0));
+    let r = &fake.requests()[0];
+    assert_eq!(r.path, "/v1/responses");
+    assert!(
+        r.stream,
+        "a stream-only backend gets stream: true on complete"
+    );
+    assert_eq!(r.body["stream"], true);
+    assert!(
+        r.body.get("max_output_tokens").is_none(),
+        "the Codex backend refuses an output-token limit: {}",
+        r.body
+    );
+    assert_eq!(r.header("accept"), Some("text/event-stream"));
+    assert_eq!(r.header("chatgpt-account-id"), Some("acct-123"));
+    assert_eq!(r.header("openai-beta"), Some("responses=experimental"));
+    assert_eq!(r.header("originator"), Some("codex_cli_rs"));
+    assert_eq!(
+        r.header("authorization"),
+        Some("Bearer eyJhbGciOi.eyJzdWIiOi.c2ln")
+    );
+    assert_eq!(r.body["instructions"], "be brief");
+
+    // Without a system prompt the backend still gets instructions (it requires them).
+    let bare = ChatRequest {
+        model: "gpt-5.1-codex".into(),
+        messages: vec![ChatMessage::user("hi")],
+        max_tokens: 10,
+    };
+    c.complete(&cred, &bare).await.expect("reply");
+    let r = &fake.requests()[1];
+    assert!(
+        r.body["instructions"]
+            .as_str()
+            .is_some_and(|s| !s.is_empty()),
+        "{}",
+        r.body
+    );
+}
+
 fn json_error(status: u16, body: &str) -> Behavior {
     Behavior::RawChunks(RawChunks::ok("application/json", body).status(status))
 }
@@ -69,7 +203,11 @@ async fn chatgpt_detail_errors_keep_the_status_class() {
     let fake = FakeProvider::start().await;
     let cases = [
         (429, "Too many requests, slow down", ErrorKind::RateLimit),
-        (401, "Could not parse your authentication token", ErrorKind::Auth),
+        (
+            401,
+            "Could not parse your authentication token",
+            ErrorKind::Auth,
+        ),
         (403, "Forbidden", ErrorKind::Auth),
         (400, "Instructions are required", ErrorKind::Format),
     ];
@@ -107,7 +245,10 @@ async fn codex_usage_limit_cools_down_until_the_reset() {
 fn sse(events: &[serde_json::Value]) -> Behavior {
     let mut body = String::new();
     for e in events {
-        body.push_str(&format!("event: {}\ndata: {e}\n\n", e["type"].as_str().unwrap()));
+        body.push_str(&format!(
+            "event: {}\ndata: {e}\n\n",
+            e["type"].as_str().unwrap()
+        ));
     }
     Behavior::RawChunks(RawChunks::sse(body))
 }
@@ -123,7 +264,10 @@ async fn errors_inside_a_stream_are_classified_like_openai() {
     };
     let cases = [
         (
-            failed("rate_limit_exceeded", "Rate limit reached. Please try again in 3s."),
+            failed(
+                "rate_limit_exceeded",
+                "Rate limit reached. Please try again in 3s.",
+            ),
             ErrorKind::RateLimit,
             Some(Duration::from_secs(3)),
             false,
@@ -198,7 +342,10 @@ async fn an_incomplete_response_ends_with_its_reason() {
         ])],
     );
     let mut sink = |_: &str| {};
-    let reply = c.stream(&cred(), &request(), &mut sink).await.expect("reply");
+    let reply = c
+        .stream(&cred(), &request(), &mut sink)
+        .await
+        .expect("reply");
     assert_eq!(reply.text, "cut sho");
     assert_eq!(reply.stop_reason.as_deref(), Some("max_output_tokens"));
 }

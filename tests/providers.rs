@@ -154,110 +154,6 @@ async fn openai_wire_format_and_bearer() {
 }
 
 #[tokio::test]
-async fn openai_responses_wire_format_and_bearer() {
-    let fake = FakeProvider::start().await;
-    let c = client(&fake, ApiKind::OpenaiResponses);
-    let reply = c
-        .complete(&cred("sk-openai-1"), &request("gpt-5"))
-        .await
-        .expect("reply");
-    assert_eq!(reply.text, "fake reply to: hello there");
-    assert_eq!(reply.stop_reason.as_deref(), Some("completed"));
-    let r = &fake.requests()[0];
-    assert_eq!(r.path, "/v1/responses");
-    assert_eq!(r.header("authorization"), Some("Bearer sk-openai-1"));
-    assert_eq!(r.header("accept"), Some("application/json"));
-    assert_eq!(r.body["model"], "gpt-5");
-    assert_eq!(r.body["instructions"], "be brief");
-    assert_eq!(r.body["store"], false);
-    assert_eq!(r.body["max_output_tokens"], 77);
-    assert!(r.body.get("stream").is_none());
-    assert!(!r.stream);
-    let input = r.body["input"].as_array().expect("input items");
-    let roles: Vec<(&str, &str)> = input
-        .iter()
-        .map(|i| {
-            (
-                i["role"].as_str().unwrap(),
-                i["content"][0]["type"].as_str().unwrap(),
-            )
-        })
-        .collect();
-    assert_eq!(
-        roles,
-        [
-            ("user", "input_text"),
-            ("assistant", "output_text"),
-            ("user", "input_text")
-        ]
-    );
-    assert!(input.iter().all(|i| i["type"] == "message"));
-}
-
-/// The ChatGPT Codex backend as the openai-codex preset configures it: fixed headers,
-/// the account id header, and streaming even for a call without a sink.
-#[tokio::test]
-async fn codex_settings_send_headers_and_stream_a_plain_call() {
-    let fake = FakeProvider::start().await;
-    fake.script(
-        "eyJhbGciOi.eyJzdWIiOi.c2ln",
-        [Behavior::Reply("one two three".into())],
-    );
-    let c = ProviderClient::new(ProviderSettings {
-        id: "openai-codex".into(),
-        api: ApiKind::OpenaiResponses,
-        base_url: fake.responses_base(),
-        connect_timeout: Duration::from_secs(10),
-        idle_timeout: Duration::from_secs(60),
-        headers: vec![
-            ("OpenAI-Beta", "responses=experimental"),
-            ("originator", "codex_cli_rs"),
-        ],
-        account_header: Some("chatgpt-account-id"),
-        stream_only: true,
-    })
-    .expect("client");
-    let mut cred = cred("eyJhbGciOi.eyJzdWIiOi.c2ln");
-    cred.kind = CredentialKind::Oauth;
-    cred.account_id = Some("acct-123".into());
-    let reply = c.complete(&cred, &request("gpt-5.1-codex")).await.expect("reply");
-    assert_eq!(reply.text, "one two three");
-    assert!(reply.usage.is_some_and(|u| u.output_tokens > 0));
-    let r = &fake.requests()[0];
-    assert_eq!(r.path, "/v1/responses");
-    assert!(r.stream, "a stream-only backend gets stream: true on complete");
-    assert_eq!(r.body["stream"], true);
-    assert!(
-        r.body.get("max_output_tokens").is_none(),
-        "the Codex backend refuses an output-token limit: {}",
-        r.body
-    );
-    assert_eq!(r.header("accept"), Some("text/event-stream"));
-    assert_eq!(r.header("chatgpt-account-id"), Some("acct-123"));
-    assert_eq!(r.header("openai-beta"), Some("responses=experimental"));
-    assert_eq!(r.header("originator"), Some("codex_cli_rs"));
-    assert_eq!(
-        r.header("authorization"),
-        Some("Bearer eyJhbGciOi.eyJzdWIiOi.c2ln")
-    );
-    assert_eq!(r.body["instructions"], "be brief");
-
-    // Without a system prompt the backend still gets instructions (it requires them).
-    let bare = ChatRequest {
-        model: "gpt-5.1-codex".into(),
-        messages: vec![ChatMessage::user("hi")],
-        max_tokens: 10,
-    };
-    c.complete(&cred, &bare).await.expect("reply");
-    let r = &fake.requests()[1];
-    assert!(
-        r.body["instructions"].as_str().is_some_and(|s| !s.is_empty()),
-        "{}",
-        r.body
-    );
-}
-
-#[tokio::test]
 async fn usage_is_reported_for_every_api_plain_and_streamed() {
     let fake = FakeProvider::start().await;
     for api in APIS {
@@ -274,7 +170,9 @@ async fn usage_is_reported_for_every_api_plain_and_streamed() {
             .await
             .expect("stream");
         for (how, reply) in [("plain", plain), ("streamed", streamed)] {
-            let u = reply.usage.unwrap_or_else(|| panic!("{api:?} {how}: no usage"));
+            let u = reply
+                .usage
+                .unwrap_or_else(|| panic!("{api:?} {how}: no usage"));
             assert!(u.input_tokens > 0, "{api:?} {how}: {u:?}");
             assert_eq!(u.output_tokens, 3, "{api:?} {how}: {u:?}");
         }

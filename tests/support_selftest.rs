@@ -569,7 +569,10 @@ async fn responses_route_shapes() {
     assert_eq!(v["output"][0]["type"], "reasoning");
     assert_eq!(v["output"][1]["type"], "message");
     assert_eq!(v["output"][1]["content"][0]["type"], "output_text");
-    assert_eq!(v["output"][1]["content"][0]["text"], "fake reply to: hi resp");
+    assert_eq!(
+        v["output"][1]["content"][0]["text"],
+        "fake reply to: hi resp"
+    );
     assert!(v["usage"]["output_tokens"].as_u64().unwrap() > 0);
 
     let r = &fp.requests()[0];

@@ -6,7 +6,7 @@
 //! `usage_limit_reached` with a reset time). Sending, timeouts and the stream plumbing are
 //! `http`'s and `stream`'s.
 
-use super::error::{classify, clamp_hint_secs};
+use super::error::{clamp_hint_secs, classify};
 use super::http::{ApiCall, malformed};
 use super::stream::StreamState;
 use super::{ChatRequest, Completion, ProviderError, ProviderSettings, Role, Usage, token_count};
@@ -63,9 +63,11 @@ pub fn request_body(settings: &ProviderSettings, req: &ChatRequest, stream: bool
         .collect();
     // The whole conversation goes with every call, so nothing is stored server-side.
     let mut body = json!({"model": req.model, "input": input, "store": false});
-    let instructions = req
-        .system_text()
-        .or_else(|| settings.stream_only.then(|| DEFAULT_INSTRUCTIONS.to_string()));
+    let instructions = req.system_text().or_else(|| {
+        settings
+            .stream_only
+            .then(|| DEFAULT_INSTRUCTIONS.to_string())
+    });
     if let Some(text) = instructions {
         body["instructions"] = json!(text);
     }
@@ -186,7 +188,11 @@ pub fn on_event(
                 })
             });
             state.done = true;
-            Ok(None)
+            // A server that sent no deltas still delivers the text in the final response.
+            match response.get("output").and_then(Value::as_array) {
+                Some(output) if state.text.is_empty() => output_text(provider, output).map(Some),
+                _ => Ok(None),
+            }
         }
         "response.failed" => Err(failed(provider, v.get("response").unwrap_or(&v))),
         "error" => Err(failed(provider, &v)),
@@ -198,7 +204,7 @@ pub fn on_event(
 /// object is `response.error`, a top-level `error`, or the event itself
 /// (`{"type":"error","code":…,"message":…}`).
 fn failed(provider: &str, v: &Value) -> ProviderError {
-    let err = match v.get("error") {
+    let mut err = match v.get("error") {
         Some(e @ Value::Object(_)) => e.clone(),
         Some(Value::String(s)) => json!({"message": s}),
         _ => {
@@ -211,13 +217,9 @@ fn failed(provider: &str, v: &Value) -> ProviderError {
             Value::Object(e)
         }
     };
-    let err = if err.get("message").is_some_and(Value::is_string) {
-        err
-    } else {
-        let mut err = err;
+    if !err.get("message").is_some_and(Value::is_string) {
         err["message"] = json!("the provider reported a failed response without details");
-        err
-    };
+    }
     classify(provider, None, None, &json!({"error": err}).to_string())
 }
 
@@ -269,5 +271,7 @@ fn reset_hint(err: &Value, now: SystemTime) -> Option<Duration> {
     clamp_hint_secs(at - now)
 }
 
+#[cfg(test)]
+mod error_tests;
 #[cfg(test)]
 mod tests;

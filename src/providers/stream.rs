@@ -5,9 +5,7 @@
 
 use super::error::{ErrorKind, ProviderError};
 use super::http::{MAX_BODY, error_chain, malformed, timed_out};
-use super::{
-    Completion, DeltaSink, ProviderSettings, Usage, anthropic, google, openai, responses,
-};
+use super::{Completion, DeltaSink, ProviderSettings, Usage, anthropic, google, openai, responses};
 use crate::config::ApiKind;
 use bytes::Bytes;
 use eventsource_stream::{EventStreamError, Eventsource};

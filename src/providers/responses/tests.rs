@@ -1,5 +1,5 @@
-//! Tables for the Responses API: request fields, plain replies, stream events and the
-//! error shapes (OpenAI's, the ChatGPT backend's `detail`, Codex usage limits).
+//! Tables for the Responses API: request fields, plain replies and stream events (the
+//! error shapes are in `error_tests`).
 
 use super::*;
 use crate::providers::{ChatMessage, ErrorKind};
@@ -88,7 +88,7 @@ fn stream_only_backend_gets_no_token_limit_and_always_instructions() {
     assert_eq!(b["instructions"], "be brief\n\nand kind");
 }
 
-fn parse(body: Value) -> Result<Completion, ProviderError> {
+pub(super) fn parse(body: Value) -> Result<Completion, ProviderError> {
     parse_reply("p", body.to_string().as_bytes())
 }
 
@@ -137,46 +137,17 @@ fn plain_replies() {
     assert_eq!(c.usage, None);
 }
 
-#[test]
-fn plain_reply_errors() {
-    let cases: Vec<(Value, ErrorKind)> = vec![
-        (
-            json!({"error": {"type": "requests", "code": "rate_limit_exceeded", "message": "Please try again in 2s."}, "output": []}),
-            ErrorKind::RateLimit,
-        ),
-        (
-            json!({"status": "failed", "error": {"code": "insufficient_quota", "message": "You exceeded your current quota"}}),
-            ErrorKind::RateLimit,
-        ),
-        (
-            json!({"status": "failed", "error": null}),
-            ErrorKind::Unknown,
-        ),
-        (json!({"id": "resp_1"}), ErrorKind::Format),
-        (json!({"output": "text"}), ErrorKind::Format),
-        (
-            json!({"output": [{"type": "message", "content": [{"type": "output_text", "text": 5}]}]}),
-            ErrorKind::Format,
-        ),
-        (json!([1, 2]), ErrorKind::Format),
-    ];
-    for (body, want) in cases {
-        let e = parse(body.clone()).unwrap_err();
-        assert_eq!(e.kind, want, "{body}: {}", e.message);
-        assert!(e.message.starts_with("p:"), "{}", e.message);
-    }
-    let e = parse(json!({"error": {"code": "rate_limit_exceeded", "message": "Please try again in 2s."}})).unwrap_err();
-    assert_eq!(e.retry_after, Some(Duration::from_secs(2)));
-    assert_eq!(e.code.as_deref(), Some("rate_limit_exceeded"));
-}
-
 /// Feeds `(event name, data)` pairs; returns the deltas, the state, and the first error.
-fn run(events: &[(&str, Value)]) -> (Vec<String>, StreamState, Option<ProviderError>) {
+pub(super) fn run(events: &[(&str, Value)]) -> (Vec<String>, StreamState, Option<ProviderError>) {
     let mut state = StreamState::default();
     let mut deltas = Vec::new();
     for (name, data) in events {
         match on_event("p", name, &data.to_string(), &mut state) {
-            Ok(Some(d)) => deltas.push(d),
+            Ok(Some(d)) => {
+                // As `stream::read_stream` does.
+                state.text.push_str(&d);
+                deltas.push(d);
+            }
             Ok(None) => {}
             Err(e) => return (deltas, state, Some(e)),
         }
@@ -241,152 +212,29 @@ fn stream_events() {
     assert!(state.done);
     assert_eq!(state.stop_reason.as_deref(), Some("completed"));
 
+    // No deltas: the completed response's output is the text; after deltas it is not
+    // repeated.
+    let completed = (
+        "response.completed",
+        json!({"type": "response.completed", "response": {"status": "completed",
+            "output": [{"type": "message", "content": [{"type": "output_text", "text": "whole"}]}]}}),
+    );
+    let (deltas, state, _) = run(std::slice::from_ref(&completed));
+    assert_eq!((deltas, state.done), (vec!["whole".to_string()], true));
+    let (deltas, state, _) = run(&[
+        (
+            "response.output_text.delta",
+            json!({"type": "response.output_text.delta", "delta": "whole"}),
+        ),
+        completed,
+    ]);
+    assert_eq!(
+        (deltas, state.text.as_str()),
+        (vec!["whole".to_string()], "whole")
+    );
+
     let mut state = StreamState::default();
     assert!(on_event("p", "", "  ", &mut state).unwrap().is_none());
     let e = on_event("p", "", "{not json", &mut state).unwrap_err();
     assert_eq!(e.kind, ErrorKind::Format);
-}
-
-#[test]
-fn stream_errors_are_classified_like_openai() {
-    let failed = |error: Value| {
-        (
-            "response.failed",
-            json!({"type": "response.failed", "response": {"status": "failed", "error": error}}),
-        )
-    };
-    let cases: Vec<((&str, Value), ErrorKind, Option<Duration>)> = vec![
-        (
-            failed(
-                json!({"code": "rate_limit_exceeded", "message": "Rate limit reached. Please try again in 1.5s."}),
-            ),
-            ErrorKind::RateLimit,
-            Some(Duration::from_millis(1500)),
-        ),
-        (
-            failed(json!({"code": "insufficient_quota", "message": "You exceeded your current quota."})),
-            ErrorKind::RateLimit,
-            None,
-        ),
-        (
-            failed(json!({"code": "server_error", "message": "The server had an error."})),
-            ErrorKind::Unknown,
-            None,
-        ),
-        (failed(Value::Null), ErrorKind::Unknown, None),
-        (
-            (
-                "error",
-                json!({"type": "error", "code": "rate_limit_exceeded", "message": "slow down", "param": null}),
-            ),
-            ErrorKind::RateLimit,
-            None,
-        ),
-        (
-            (
-                "error",
-                json!({"type": "error", "error": {"type": "invalid_request_error", "code": "invalid_api_key", "message": "bad key"}}),
-            ),
-            ErrorKind::Auth,
-            None,
-        ),
-        (
-            ("error", json!({"type": "error", "message": "Overloaded"})),
-            ErrorKind::Overloaded,
-            None,
-        ),
-    ];
-    for (event, want, hint) in cases {
-        let (_, _, err) = run(std::slice::from_ref(&event));
-        let e = err.unwrap_or_else(|| panic!("{event:?}: no error"));
-        assert_eq!(e.kind, want, "{event:?}: {}", e.message);
-        assert_eq!(e.retry_after, hint, "{event:?}");
-        assert_eq!(e.status, None);
-        assert!(e.message.starts_with("p:"), "{}", e.message);
-        assert!(!e.message.contains("stream error error"), "{}", e.message);
-    }
-    let (_, _, err) = run(&[failed(
-        json!({"code": "insufficient_quota", "message": "You exceeded your current quota."}),
-    )]);
-    assert!(err.is_some_and(|e| e.is_quota()));
-}
-
-#[test]
-fn chatgpt_detail_bodies_keep_the_status_class() {
-    let now = UNIX_EPOCH + Duration::from_secs(1_700_000_000);
-    let cases = [
-        (429, r#"{"detail":"Too many requests"}"#, ErrorKind::RateLimit),
-        (429, r#"{"detail":"slow"}"#, ErrorKind::RateLimit),
-        (401, r#"{"detail":"Could not parse your authentication token. Please try signing in again."}"#, ErrorKind::Auth),
-        (403, r#"{"detail":"rate limit"}"#, ErrorKind::Auth),
-        (400, r#"{"detail":"Instructions are required"}"#, ErrorKind::Format),
-        (400, r#"{"detail":[{"loc":["body","input"],"msg":"field required"}]}"#, ErrorKind::Format),
-        (500, r#"{"detail":null}"#, ErrorKind::Unknown),
-    ];
-    for (status, body, want) in cases {
-        let e = classify_http_at("p", status, None, body, now);
-        assert_eq!(e.kind, want, "{status} {body}: {}", e.message);
-        assert_eq!(e.status, Some(status));
-        assert!(
-            !e.message.contains("{\"detail\""),
-            "the message is the detail, not the raw body: {}",
-            e.message
-        );
-    }
-    let e = classify_http_at("p", 400, None, r#"{"detail":"Instructions are required"}"#, now);
-    assert!(e.message.ends_with(": Instructions are required"), "{}", e.message);
-}
-
-#[test]
-fn openai_shaped_http_errors_match_openai_classification() {
-    let now = UNIX_EPOCH + Duration::from_secs(1_700_000_000);
-    let bodies = [
-        (429, r#"{"error":{"message":"Rate limit reached. Please try again in 20s.","type":"requests","code":"rate_limit_exceeded"}}"#),
-        (429, r#"{"error":{"message":"You exceeded your current quota, please check your plan and billing details.","type":"insufficient_quota","code":"insufficient_quota"}}"#),
-        (401, r#"{"error":{"message":"Incorrect API key provided","type":"invalid_request_error","code":"invalid_api_key"}}"#),
-        (402, r#"{"error":{"message":"Insufficient credits","type":"insufficient_credits"}}"#),
-        (503, r#"{"error":{"message":"The server is overloaded","type":"server_error"}}"#),
-        (400, r#"{"error":{"message":"bad","type":"invalid_request_error"}}"#),
-        (500, "<html>oops</html>"),
-        (429, ""),
-    ];
-    for (status, body) in bodies {
-        let hint = Some(Duration::from_secs(7));
-        for h in [None, hint] {
-            assert_eq!(
-                classify_http_at("p", status, h, body, now),
-                classify("p", Some(status), h, body),
-                "{status} {body}"
-            );
-        }
-    }
-}
-
-#[test]
-fn codex_usage_limit_reset_is_the_retry_hint() {
-    let now = UNIX_EPOCH + Duration::from_secs(1_700_000_000);
-    let body = |extra: &str| {
-        format!(
-            r#"{{"error":{{"type":"usage_limit_reached","message":"The usage limit has been reached","plan_type":"plus"{extra}}}}}"#
-        )
-    };
-    let e = classify_http_at("p", 429, None, &body(r#","resets_in_seconds":3600"#), now);
-    assert_eq!(e.kind, ErrorKind::RateLimit);
-    assert_eq!(e.retry_after, Some(Duration::from_secs(3600)));
-    assert_eq!(e.code.as_deref(), Some("usage_limit_reached"));
-    let e = classify_http_at("p", 429, None, &body(r#","resets_at":1700000900"#), now);
-    assert_eq!(e.retry_after, Some(Duration::from_secs(900)));
-    // A header hint wins; absurd or past reset times are clamped or ignored.
-    let e = classify_http_at(
-        "p",
-        429,
-        Some(Duration::from_secs(5)),
-        &body(r#","resets_in_seconds":3600"#),
-        now,
-    );
-    assert_eq!(e.retry_after, Some(Duration::from_secs(5)));
-    let e = classify_http_at("p", 429, None, &body(r#","resets_in_seconds":1e30"#), now);
-    assert_eq!(e.retry_after, Some(super::super::error::MAX_RETRY_HINT));
-    let e = classify_http_at("p", 429, None, &body(r#","resets_at":1"#), now);
-    assert_eq!(e.retry_after, None);
 }
