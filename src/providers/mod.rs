@@ -1,6 +1,7 @@
-//! Provider clients: one file per wire API (`anthropic`, `openai`, `responses`, `google`), the shared
-//! HTTP plumbing with connect/idle timeouts and no redirects (`http`), streamed replies
-//! (`stream`), error classification (`error`) and the provider registry (`registry`).
+//! Provider clients: one file per wire API (`anthropic`, `openai`, `responses`,
+//! `google`), the shared HTTP plumbing with connect/idle timeouts and no redirects
+//! (`http`), streamed replies (`stream`), error classification (`error`) and the provider
+//! registry (`registry`).
 //! A client receives its credential as an argument on every call; choosing and rotating
 //! credentials is the caller's business.
 
