@@ -19,9 +19,10 @@ use std::time::Duration;
 use support::fake_provider::{Behavior, FakeProvider, RawChunks};
 use support::home::TestHome;
 
-const APIS: [ApiKind; 3] = [
+const APIS: [ApiKind; 4] = [
     ApiKind::AnthropicMessages,
     ApiKind::OpenaiCompletions,
+    ApiKind::OpenaiResponses,
     ApiKind::GoogleGenerative,
 ];
 
@@ -30,7 +31,8 @@ const KEY: &str = "k-hostile";
 fn provider_id(api: ApiKind) -> &'static str {
     match api {
         ApiKind::AnthropicMessages => "anthropic",
-        ApiKind::OpenaiCompletions | ApiKind::OpenaiResponses => "openai",
+        ApiKind::OpenaiCompletions => "openai",
+        ApiKind::OpenaiResponses => "openai-responses",
         ApiKind::GoogleGenerative => "google",
     }
 }
@@ -39,8 +41,8 @@ fn base_url(fake: &FakeProvider, api: ApiKind) -> String {
     match api {
         ApiKind::AnthropicMessages => fake.anthropic_base(),
         ApiKind::OpenaiCompletions => fake.openai_base(),
+        ApiKind::OpenaiResponses => fake.responses_base(),
         ApiKind::GoogleGenerative => fake.google_base(),
-        ApiKind::OpenaiResponses => unimplemented!("openai-responses is not covered here yet"),
     }
 }
 
@@ -129,7 +131,12 @@ fn valid_sse(api: ApiKind) -> String {
             "data: {\"candidates\":[{\"content\":{\"parts\":[{\"text\":\"hello \"}]}}]}\n\n",
             "data: {\"candidates\":[{\"content\":{\"parts\":[{\"text\":\"world\"}]},\"finishReason\":\"STOP\"}],\"usageMetadata\":{\"promptTokenCount\":3,\"candidatesTokenCount\":2}}\n\n",
         ),
-        ApiKind::OpenaiResponses => unimplemented!("openai-responses is not covered here yet"),
+        ApiKind::OpenaiResponses => concat!(
+            "event: response.created\ndata: {\"type\":\"response.created\",\"response\":{\"status\":\"in_progress\",\"output\":[]}}\n\n",
+            "event: response.output_text.delta\ndata: {\"type\":\"response.output_text.delta\",\"delta\":\"hello \"}\n\n",
+            "event: response.output_text.delta\ndata: {\"type\":\"response.output_text.delta\",\"delta\":\"world\"}\n\n",
+            "event: response.completed\ndata: {\"type\":\"response.completed\",\"response\":{\"status\":\"completed\",\"usage\":{\"input_tokens\":3,\"output_tokens\":2}}}\n\n",
+        ),
     }
     .to_string()
 }
@@ -146,7 +153,9 @@ fn json_reply_with_usage(api: ApiKind, n: &str) -> String {
         ApiKind::GoogleGenerative => format!(
             r#"{{"candidates":[{{"content":{{"parts":[{{"text":"hi"}}]}},"finishReason":"STOP"}}],"usageMetadata":{{"promptTokenCount":{n},"candidatesTokenCount":{n}}}}}"#
         ),
-        ApiKind::OpenaiResponses => unimplemented!("openai-responses is not covered here yet"),
+        ApiKind::OpenaiResponses => format!(
+            r#"{{"object":"response","status":"completed","output":[{{"type":"reasoning","summary":[]}},{{"type":"message","content":[{{"type":"output_text","text":"hi"}}]}}],"usage":{{"input_tokens":{n},"output_tokens":{n}}}}}"#
+        ),
     }
 }
 
@@ -368,7 +377,7 @@ async fn redirect_is_not_followed_and_keys_stay_home() {
         0,
         "no request, and so no credential, reached the other host"
     );
-    assert_eq!(fake.request_count(), 3 * 6);
+    assert_eq!(fake.request_count(), APIS.len() * 6);
 }
 
 // ------------------------------------------------------------------ stalls and trickles

@@ -13,16 +13,18 @@ use remoteclaw::secret::Secret;
 use std::time::Duration;
 use support::fake_provider::{Behavior, FakeProvider};
 
-const APIS: [ApiKind; 3] = [
+const APIS: [ApiKind; 4] = [
     ApiKind::AnthropicMessages,
     ApiKind::OpenaiCompletions,
+    ApiKind::OpenaiResponses,
     ApiKind::GoogleGenerative,
 ];
 
 fn provider_id(api: ApiKind) -> &'static str {
     match api {
         ApiKind::AnthropicMessages => "anthropic",
-        ApiKind::OpenaiCompletions | ApiKind::OpenaiResponses => "openai",
+        ApiKind::OpenaiCompletions => "openai",
+        ApiKind::OpenaiResponses => "openai-responses",
         ApiKind::GoogleGenerative => "google",
     }
 }
@@ -32,7 +34,7 @@ fn client(fake: &FakeProvider, api: ApiKind) -> ProviderClient {
         ApiKind::AnthropicMessages => fake.anthropic_base(),
         ApiKind::OpenaiCompletions => fake.openai_base(),
         ApiKind::GoogleGenerative => fake.google_base(),
-        ApiKind::OpenaiResponses => unimplemented!("openai-responses is not covered here yet"),
+        ApiKind::OpenaiResponses => fake.responses_base(),
     };
     ProviderClient::new(ProviderSettings {
         id: provider_id(api).into(),
@@ -152,6 +154,32 @@ async fn openai_wire_format_and_bearer() {
 }
 
 #[tokio::test]
+async fn usage_is_reported_for_every_api_plain_and_streamed() {
+    let fake = FakeProvider::start().await;
+    for api in APIS {
+        let c = client(&fake, api);
+        fake.script("k-usage", [Behavior::Reply("a b c".into())]);
+        let plain = c
+            .complete(&cred("k-usage"), &request("m"))
+            .await
+            .expect("reply");
+        fake.script("k-usage", [Behavior::Reply("a b c".into())]);
+        let mut sink = |_: &str| {};
+        let streamed = c
+            .stream(&cred("k-usage"), &request("m"), &mut sink)
+            .await
+            .expect("stream");
+        for (how, reply) in [("plain", plain), ("streamed", streamed)] {
+            let u = reply
+                .usage
+                .unwrap_or_else(|| panic!("{api:?} {how}: no usage"));
+            assert!(u.input_tokens > 0, "{api:?} {how}: {u:?}");
+            assert_eq!(u.output_tokens, 3, "{api:?} {how}: {u:?}");
+        }
+    }
+}
+
+#[tokio::test]
 async fn google_wire_format_and_goog_header() {
     let fake = FakeProvider::start().await;
     let c = client(&fake, ApiKind::GoogleGenerative);
@@ -182,8 +210,11 @@ async fn streaming_delivers_several_deltas_for_every_api() {
     assert_eq!(reqs[0].body["stream"], true);
     assert_eq!(reqs[1].body["stream"], true);
     assert_eq!(reqs[1].body["stream_options"]["include_usage"], true);
-    assert_eq!(reqs[2].path, "/v1beta/models/m:streamGenerateContent");
-    assert_eq!(reqs[2].query.as_deref(), Some("alt=sse"));
+    assert_eq!(reqs[2].path, "/v1/responses");
+    assert_eq!(reqs[2].body["stream"], true);
+    assert_eq!(reqs[2].header("accept"), Some("text/event-stream"));
+    assert_eq!(reqs[3].path, "/v1beta/models/m:streamGenerateContent");
+    assert_eq!(reqs[3].query.as_deref(), Some("alt=sse"));
 }
 
 #[tokio::test]
@@ -257,9 +288,11 @@ async fn claude_code_only_reply_tells_operator_to_use_an_api_key() {
 async fn error_inside_a_stream_ends_the_turn_with_that_error() {
     let fake = FakeProvider::start().await;
     // Each fake sends its API's real in-stream error: Anthropic `overloaded_error`,
-    // OpenAI `server_error`, Google `UNAVAILABLE`.
+    // OpenAI `server_error`, Responses `response.failed` with `server_error`, Google
+    // `UNAVAILABLE`.
     let expected = [
         ErrorKind::Overloaded,
+        ErrorKind::Unknown,
         ErrorKind::Unknown,
         ErrorKind::Overloaded,
     ];

@@ -46,6 +46,31 @@ async fn google(fp: &FakeProvider, key: &str, action: &str, body: Value) -> reqw
         .unwrap()
 }
 
+async fn responses(fp: &FakeProvider, key: &str, body: Value) -> reqwest::Response {
+    client()
+        .post(format!("{}/responses", fp.responses_base()))
+        .bearer_auth(key)
+        .header("chatgpt-account-id", "acct-1")
+        .json(&body)
+        .send()
+        .await
+        .unwrap()
+}
+
+fn responses_body(text: &str, stream: bool) -> Value {
+    json!({
+        "model": "gpt-5",
+        "instructions": "be brief",
+        "store": false,
+        "stream": stream,
+        "input": [
+            {"type": "message", "role": "user", "content": [{"type": "input_text", "text": "first"}]},
+            {"type": "message", "role": "assistant", "content": [{"type": "output_text", "text": "ok"}]},
+            {"type": "message", "role": "user", "content": [{"type": "input_text", "text": text}]}
+        ]
+    })
+}
+
 fn anthropic_body(text: &str, stream: bool) -> Value {
     json!({
         "model": "claude-test",
@@ -526,4 +551,96 @@ async fn drop_cuts_stalled_requests() {
         .expect("stalled request should end once the provider is dropped")
         .unwrap();
     assert!(res.is_err());
+}
+
+#[tokio::test]
+async fn responses_route_shapes() {
+    let fp = FakeProvider::start().await;
+    // Any bearer value is a key, a JWT-shaped OAuth access token included.
+    let jwt = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ4In0.c2ln";
+
+    let v: Value = responses(&fp, jwt, responses_body("hi resp", false))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(v["object"], "response");
+    assert_eq!(v["status"], "completed");
+    assert_eq!(v["output"][0]["type"], "reasoning");
+    assert_eq!(v["output"][1]["type"], "message");
+    assert_eq!(v["output"][1]["content"][0]["type"], "output_text");
+    assert_eq!(
+        v["output"][1]["content"][0]["text"],
+        "fake reply to: hi resp"
+    );
+    assert!(v["usage"]["output_tokens"].as_u64().unwrap() > 0);
+
+    let r = &fp.requests()[0];
+    assert_eq!(r.api, Api::Responses);
+    assert_eq!(r.path, "/v1/responses");
+    assert_eq!(r.key.as_deref(), Some(jwt));
+    assert_eq!(r.header("chatgpt-account-id"), Some("acct-1"));
+    assert_eq!(r.user_text(), "hi resp");
+    assert_eq!(r.model().as_deref(), Some("gpt-5"));
+    assert!(!r.stream);
+
+    // Streamed: typed events, deltas, then response.completed with usage.
+    fp.script("rk", [Behavior::Reply("one two three".into())]);
+    let r = responses(&fp, "rk", responses_body("x", true)).await;
+    assert!(
+        r.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/event-stream")
+    );
+    let body = r.text().await.unwrap();
+    let events: Vec<&str> = body
+        .lines()
+        .filter_map(|l| l.strip_prefix("event: "))
+        .collect();
+    assert_eq!(events.first(), Some(&"response.created"));
+    assert_eq!(events.last(), Some(&"response.completed"));
+    let data: Vec<Value> = sse_data(&body)
+        .iter()
+        .map(|d| serde_json::from_str(d).unwrap())
+        .collect();
+    let text: String = data
+        .iter()
+        .filter(|d| d["type"] == "response.output_text.delta")
+        .filter_map(|d| d["delta"].as_str().map(String::from))
+        .collect();
+    assert_eq!(text, "one two three");
+    let done = data.last().unwrap();
+    assert_eq!(done["response"]["status"], "completed");
+    assert_eq!(done["response"]["usage"]["output_tokens"], 3);
+    assert!(fp.requests()[1].stream);
+
+    // Errors in the OpenAI shape; an in-stream failure is response.failed.
+    fp.script(
+        "rk",
+        [
+            Behavior::RateLimit {
+                retry_after_secs: Some(7),
+            },
+            Behavior::Auth,
+            Behavior::ErrorMidStream("partial".into()),
+        ],
+    );
+    let r = responses(&fp, "rk", responses_body("x", false)).await;
+    assert_eq!(r.status(), 429);
+    assert_eq!(r.headers()["retry-after"], "7");
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["error"]["code"], "rate_limit_exceeded");
+    let r = responses(&fp, "rk", responses_body("x", false)).await;
+    assert_eq!(r.status(), 401);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["error"]["code"], "invalid_api_key");
+    let body = responses(&fp, "rk", responses_body("x", true))
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(body.contains("event: response.output_text.delta"));
+    assert!(body.contains("event: response.failed"));
+    assert!(!body.contains("response.completed"));
 }

@@ -11,7 +11,7 @@
 
 use super::error::{MAX_RETRY_HINT, classify, retry_after_header_at};
 use super::stream::{StreamState, guarded_bytes, read_stream};
-use super::{Completion, ProviderError, ProviderSettings, anthropic, google, openai};
+use super::{Completion, ProviderError, ProviderSettings, anthropic, google, openai, responses};
 use crate::config::ApiKind;
 use bytes::Bytes;
 use proptest::prelude::*;
@@ -19,16 +19,18 @@ use proptest::sample::{Index, select};
 use serde_json::{Value, json};
 use std::time::Duration;
 
-const APIS: [ApiKind; 3] = [
+const APIS: [ApiKind; 4] = [
     ApiKind::AnthropicMessages,
     ApiKind::OpenaiCompletions,
+    ApiKind::OpenaiResponses,
     ApiKind::GoogleGenerative,
 ];
 
 fn id(api: ApiKind) -> &'static str {
     match api {
         ApiKind::AnthropicMessages => "anthropic",
-        ApiKind::OpenaiCompletions | ApiKind::OpenaiResponses => "openai",
+        ApiKind::OpenaiCompletions => "openai",
+        ApiKind::OpenaiResponses => "openai-codex",
         ApiKind::GoogleGenerative => "google",
     }
 }
@@ -74,6 +76,21 @@ const WORDS: &[&str] = &[
     "RESOURCE_EXHAUSTED",
     "try again in 1e30ms",
     "0",
+    "output",
+    "output_text",
+    "refusal",
+    "response",
+    "response.output_text.delta",
+    "response.completed",
+    "response.incomplete",
+    "response.failed",
+    "incomplete_details",
+    "incomplete",
+    "failed",
+    "detail",
+    "resets_in_seconds",
+    "resets_at",
+    "usage_limit_reached",
 ];
 
 fn leaf() -> impl Strategy<Value = Value> {
@@ -125,6 +142,14 @@ fn templates() -> Vec<Value> {
         json!({"candidates":[{"content":{"parts":[{"text":"hi"},{"text":"x","thought":true}]},"finishReason":"STOP"}],"usageMetadata":{"promptTokenCount":3,"candidatesTokenCount":2}}),
         json!({"promptFeedback":{"blockReason":"SAFETY"}}),
         json!({"error":{"code":429,"message":"quota","status":"RESOURCE_EXHAUSTED","details":[{"reason":"RATE_LIMIT_EXCEEDED","retryDelay":"38s"}]}}),
+        json!({"object":"response","status":"completed","output":[{"type":"reasoning","summary":[]},{"type":"message","content":[{"type":"output_text","text":"hi"},{"type":"refusal","refusal":"no"}]}],"usage":{"input_tokens":3,"output_tokens":2}}),
+        json!({"status":"incomplete","incomplete_details":{"reason":"max_output_tokens"},"output":[]}),
+        json!({"type":"response.output_text.delta","delta":"hi"}),
+        json!({"type":"response.completed","response":{"status":"completed","usage":{"input_tokens":3,"output_tokens":2}}}),
+        json!({"type":"response.failed","response":{"status":"failed","error":{"code":"rate_limit_exceeded","message":"Please try again in 1e30ms."}}}),
+        json!({"type":"error","code":"insufficient_quota","message":"quota","param":null}),
+        json!({"detail":"Instructions are required"}),
+        json!({"error":{"type":"usage_limit_reached","message":"The usage limit has been reached","resets_in_seconds":1e30,"resets_at":-1}}),
     ]
 }
 
@@ -190,7 +215,8 @@ fn json_text() -> impl Strategy<Value = Vec<u8>> {
 fn parse(api: ApiKind, body: &[u8]) -> Result<Completion, ProviderError> {
     match api {
         ApiKind::AnthropicMessages => anthropic::parse_reply(id(api), body),
-        ApiKind::OpenaiCompletions | ApiKind::OpenaiResponses => openai::parse_reply(id(api), body),
+        ApiKind::OpenaiCompletions => openai::parse_reply(id(api), body),
+        ApiKind::OpenaiResponses => responses::parse_reply(id(api), body),
         ApiKind::GoogleGenerative => google::parse_reply(id(api), body),
     }
 }
@@ -203,9 +229,8 @@ fn on_event(
 ) -> Result<Option<String>, ProviderError> {
     match api {
         ApiKind::AnthropicMessages => anthropic::on_event(id(api), event, data, state),
-        ApiKind::OpenaiCompletions | ApiKind::OpenaiResponses => {
-            openai::on_event(id(api), data, state)
-        }
+        ApiKind::OpenaiCompletions => openai::on_event(id(api), data, state),
+        ApiKind::OpenaiResponses => responses::on_event(id(api), event, data, state),
         ApiKind::GoogleGenerative => google::on_event(id(api), data, state),
     }
 }
@@ -242,6 +267,9 @@ fn sse_chunks() -> impl Strategy<Value = Vec<Vec<u8>>> {
             "message_stop",
             "error",
             "ping",
+            "response.output_text.delta",
+            "response.completed",
+            "response.failed",
             "",
         ])),
         prop_oneof![
@@ -406,6 +434,23 @@ proptest! {
         prop_assert!(e.message.starts_with("p:"), "{}", e.message);
         prop_assert!(e.retry_after.is_none_or(|d| d <= MAX_RETRY_HINT));
         prop_assert_eq!(e.status, status);
+    }
+
+    #[test]
+    fn responses_classify_http_any_reply(
+        status in any::<u16>(),
+        hint in prop::option::of((any::<u64>(), 0u32..1_000_000_000).prop_map(|(s, n)| Duration::new(s, n))),
+        body in prop_oneof![
+            json_text().prop_map(|b| String::from_utf8_lossy(&b).into_owned()),
+            ".{0,80}",
+        ],
+        now in any::<u64>(),
+    ) {
+        let now = std::time::UNIX_EPOCH.checked_add(Duration::from_secs(now)).unwrap_or(std::time::UNIX_EPOCH);
+        let e = responses::classify_http_at("p", status, hint, &body, now);
+        prop_assert!(e.message.starts_with("p:"), "{}", e.message);
+        prop_assert!(e.retry_after.is_none_or(|d| d <= MAX_RETRY_HINT));
+        prop_assert_eq!(e.status, Some(status));
     }
 
     #[test]

@@ -5,7 +5,7 @@
 
 use super::error::{ErrorKind, ProviderError, classify, retry_after_header};
 use super::stream::{guarded_bytes, read_stream};
-use super::{Completion, DeltaSink, ProviderSettings, anthropic, google, openai};
+use super::{Completion, DeltaSink, ProviderSettings, anthropic, google, openai, responses};
 use crate::config::ApiKind;
 use std::time::Duration;
 use tokio::time::timeout;
@@ -36,12 +36,13 @@ pub async fn execute(
     if !status.is_success() {
         let retry = retry_after_header(resp.headers());
         let body = read_body(settings, resp).await.unwrap_or_default();
-        return Err(classify(
-            &settings.id,
-            Some(status.as_u16()),
-            retry,
-            &String::from_utf8_lossy(&body),
-        ));
+        let body = String::from_utf8_lossy(&body);
+        return Err(match call.api {
+            ApiKind::OpenaiResponses => {
+                responses::classify_http(&settings.id, status.as_u16(), retry, &body)
+            }
+            _ => classify(&settings.id, Some(status.as_u16()), retry, &body),
+        });
     }
     let is_sse = resp
         .headers()
@@ -70,9 +71,8 @@ pub async fn execute(
 fn parse_reply(api: ApiKind, provider: &str, body: &[u8]) -> Result<Completion, ProviderError> {
     match api {
         ApiKind::AnthropicMessages => anthropic::parse_reply(provider, body),
-        ApiKind::OpenaiCompletions | ApiKind::OpenaiResponses => {
-            openai::parse_reply(provider, body)
-        }
+        ApiKind::OpenaiCompletions => openai::parse_reply(provider, body),
+        ApiKind::OpenaiResponses => responses::parse_reply(provider, body),
         ApiKind::GoogleGenerative => google::parse_reply(provider, body),
     }
 }

@@ -1,6 +1,7 @@
-//! Provider clients: one file per wire API (`anthropic`, `openai`, `google`), the shared
-//! HTTP plumbing with connect/idle timeouts and no redirects (`http`), streamed replies
-//! (`stream`), error classification (`error`) and the provider registry (`registry`).
+//! Provider clients: one file per wire API (`anthropic`, `openai`, `responses`,
+//! `google`), the shared HTTP plumbing with connect/idle timeouts and no redirects
+//! (`http`), streamed replies (`stream`), error classification (`error`) and the provider
+//! registry (`registry`).
 //! A client receives its credential as an argument on every call; choosing and rotating
 //! credentials is the caller's business.
 
@@ -12,6 +13,7 @@ pub mod google;
 mod http;
 pub mod openai;
 pub mod registry;
+pub mod responses;
 mod stream;
 
 pub use error::{ErrorKind, ProviderError};
@@ -167,6 +169,14 @@ impl ProviderClient {
         req: &ChatRequest,
         sink: Option<DeltaSink<'_>>,
     ) -> Result<Completion, ProviderError> {
+        // A stream-only backend streams every call; without a sink the deltas go nowhere
+        // and the collected reply is returned.
+        let mut discard = |_: &str| {};
+        let sink: Option<DeltaSink<'_>> = match sink {
+            Some(sink) => Some(sink),
+            None if self.settings.stream_only => Some(&mut discard),
+            None => None,
+        };
         let stream = sink.is_some();
         let call = match self.settings.api {
             ApiKind::AnthropicMessages => {
@@ -175,17 +185,11 @@ impl ProviderClient {
             ApiKind::OpenaiCompletions => {
                 openai::build(&self.http, &self.settings, cred, req, stream)
             }
+            ApiKind::OpenaiResponses => {
+                responses::build(&self.http, &self.settings, cred, req, stream)
+            }
             ApiKind::GoogleGenerative => {
                 google::build(&self.http, &self.settings, cred, req, stream)
-            }
-            ApiKind::OpenaiResponses => {
-                return Err(ProviderError::new(
-                    ErrorKind::Format,
-                    format!(
-                        "{}: the openai-responses wire API is not available in this build",
-                        self.settings.id
-                    ),
-                ));
             }
         };
         let call = self.with_headers(call, cred);

@@ -5,7 +5,7 @@
 
 use super::error::{ErrorKind, ProviderError};
 use super::http::{MAX_BODY, error_chain, malformed, timed_out};
-use super::{Completion, DeltaSink, ProviderSettings, Usage, anthropic, google, openai};
+use super::{Completion, DeltaSink, ProviderSettings, Usage, anthropic, google, openai, responses};
 use crate::config::ApiKind;
 use bytes::Bytes;
 use eventsource_stream::{EventStreamError, Eventsource};
@@ -154,8 +154,9 @@ where
             ApiKind::AnthropicMessages => {
                 anthropic::on_event(id, &event.event, &event.data, &mut state)?
             }
-            ApiKind::OpenaiCompletions | ApiKind::OpenaiResponses => {
-                openai::on_event(id, &event.data, &mut state)?
+            ApiKind::OpenaiCompletions => openai::on_event(id, &event.data, &mut state)?,
+            ApiKind::OpenaiResponses => {
+                responses::on_event(id, &event.event, &event.data, &mut state)?
             }
             ApiKind::GoogleGenerative => google::on_event(id, &event.data, &mut state)?,
         };

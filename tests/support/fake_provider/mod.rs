@@ -1,8 +1,8 @@
 //! Loopback fake LLM provider for integration tests and benchmarks.
 //!
 //! One axum server on `127.0.0.1:0` speaks the wire formats of the Anthropic
-//! Messages API, the OpenAI Chat Completions API and the Google Gemini
-//! `generateContent` API. Responses are scripted per API key (FIFO queue of
+//! Messages API, the OpenAI Chat Completions API, the OpenAI Responses API and the
+//! Google Gemini `generateContent` API. Responses are scripted per API key (FIFO queue of
 //! [`Behavior`]s, falling back to a default) and every request is recorded
 //! before its behaviour runs, so even stalled requests show up in
 //! [`FakeProvider::requests`].
@@ -10,6 +10,7 @@
 mod anthropic;
 mod google;
 mod openai;
+mod responses;
 
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
@@ -134,6 +135,8 @@ impl RawChunks {
 pub enum Api {
     Anthropic,
     OpenAi,
+    /// The OpenAI Responses API (`/v1/responses`, also the ChatGPT Codex backend's).
+    Responses,
     Google,
 }
 
@@ -147,8 +150,8 @@ pub struct RecordedRequest {
     pub headers: Vec<(String, String)>,
     /// `Value::Null` if the body was not JSON.
     pub body: Value,
-    /// Anthropic: `x-api-key` or `Authorization: Bearer`; OpenAI: Bearer;
-    /// Google: `x-goog-api-key` or `?key=`.
+    /// Anthropic: `x-api-key` or `Authorization: Bearer`; OpenAI and Responses: Bearer
+    /// (any value, an OAuth access token included); Google: `x-goog-api-key` or `?key=`.
     pub key: Option<String>,
     pub stream: bool,
 }
@@ -209,6 +212,7 @@ impl FakeProvider {
         let app = Router::new()
             .route("/v1/messages", post(anthropic_handler))
             .route("/v1/chat/completions", post(openai_handler))
+            .route("/v1/responses", post(responses_handler))
             .route("/v1beta/models/{*rest}", post(google_handler))
             .fallback(not_found)
             .layer(DefaultBodyLimit::max(64 * 1024 * 1024))
@@ -241,6 +245,11 @@ impl FakeProvider {
 
     /// `http://127.0.0.1:PORT/v1` (client appends `/chat/completions`).
     pub fn openai_base(&self) -> String {
+        format!("{}/v1", self.url())
+    }
+
+    /// `http://127.0.0.1:PORT/v1` (client appends `/responses`).
+    pub fn responses_base(&self) -> String {
         format!("{}/v1", self.url())
     }
 
@@ -362,7 +371,7 @@ pub(super) struct Ctx {
     pub sse: bool,
 }
 
-/// Error responses shared by all three APIs.
+/// Error responses shared by all four APIs.
 pub(super) enum Failure {
     RateLimit(Option<u64>),
     Quota,
@@ -409,6 +418,16 @@ async fn openai_handler(
     body: Bytes,
 ) -> Response {
     handle(inner, Api::OpenAi, method, uri, headers, body).await
+}
+
+async fn responses_handler(
+    State(inner): State<Arc<Inner>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    handle(inner, Api::Responses, method, uri, headers, body).await
 }
 
 async fn google_handler(
@@ -504,6 +523,7 @@ async fn handle(
             match api {
                 Api::Anthropic => anthropic::ok(&ctx, &text),
                 Api::OpenAi => openai::ok(&ctx, &text),
+                Api::Responses => responses::ok(&ctx, &text),
                 Api::Google => google::ok(&ctx, &text),
             }
         }
@@ -511,6 +531,7 @@ async fn handle(
     let failure = |f: Failure| match api {
         Api::Anthropic => anthropic::error(&ctx, &f),
         Api::OpenAi => openai::error(&ctx, &f),
+        Api::Responses => responses::error(&ctx, &f),
         Api::Google => google::error(&ctx, &f),
     };
 
@@ -605,6 +626,7 @@ fn stream_response(
     let plan = match api {
         Api::Anthropic => anthropic::stream(ctx, &pieces, end),
         Api::OpenAi => openai::stream(ctx, &pieces, end),
+        Api::Responses => responses::stream(ctx, &pieces, end),
         Api::Google => google::stream(ctx, &pieces, end),
     };
     let delay = *lock(&inner.chunk_delay);
@@ -687,7 +709,7 @@ fn extract_key(api: &Api, headers: &HeaderMap, query: Option<&str>) -> Option<St
     };
     match api {
         Api::Anthropic => header("x-api-key").or_else(bearer),
-        Api::OpenAi => bearer(),
+        Api::OpenAi | Api::Responses => bearer(),
         Api::Google => header("x-goog-api-key").or_else(|| query_param(query, "key")),
     }
 }
@@ -704,6 +726,7 @@ fn query_param(query: Option<&str>, name: &str) -> Option<String> {
 pub(super) fn last_user_text(api: &Api, body: &Value) -> String {
     match api {
         Api::Google => google::last_user_text(body),
+        Api::Responses => responses::last_user_text(body),
         Api::Anthropic | Api::OpenAi => {
             let Some(messages) = body.get("messages").and_then(Value::as_array) else {
                 return String::new();
