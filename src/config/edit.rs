@@ -133,6 +133,28 @@ pub fn declare_profile(
     Ok(())
 }
 
+/// Remove an auth profile's declaration (`[auth.profiles."<id>"]`) and its entries in
+/// every `auth.order` list. Returns whether anything changed.
+pub fn undeclare_profile(doc: &mut DocumentMut, id: &str) -> bool {
+    let Some(auth) = doc.get_mut("auth").and_then(|a| a.as_table_like_mut()) else {
+        return false;
+    };
+    let mut changed = auth
+        .get_mut("profiles")
+        .and_then(|p| p.as_table_like_mut())
+        .is_some_and(|p| p.remove(id).is_some());
+    if let Some(order) = auth.get_mut("order").and_then(|o| o.as_table_like_mut()) {
+        for (_, list) in order.iter_mut() {
+            if let Some(arr) = list.as_array_mut() {
+                let before = arr.len();
+                arr.retain(|v| v.as_str() != Some(id));
+                changed |= arr.len() != before;
+            }
+        }
+    }
+    changed
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

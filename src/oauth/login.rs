@@ -224,12 +224,10 @@ async fn callback(
             .into_response();
     }
     if let Some(err) = params.get("error") {
-        let _ = cb
-            .tx
-            .try_send(Err(LoginError::Failed(format!(
-                "the provider did not sign you in: {}",
-                printable(err)
-            ))));
+        let _ = cb.tx.try_send(Err(LoginError::Failed(format!(
+            "the provider did not sign you in: {}",
+            printable(err)
+        ))));
         return (
             axum::http::StatusCode::BAD_REQUEST,
             Html(page(
@@ -242,7 +240,10 @@ async fn callback(
     let Some(code) = params.get("code").filter(|c| !c.trim().is_empty()) else {
         return (
             axum::http::StatusCode::BAD_REQUEST,
-            Html(page("Sign-in not accepted", "The redirect carries no code.")),
+            Html(page(
+                "Sign-in not accepted",
+                "The redirect carries no code.",
+            )),
         )
             .into_response();
     };
@@ -307,10 +308,8 @@ pub async fn device_login(
             .add_extra_param("code_challenge", challenge.as_str().to_string())
             .add_extra_param("code_challenge_method", "S256");
     }
-    let details: StandardDeviceAuthorizationResponse = req
-        .request_async(&rec)
-        .await
-        .map_err(|e| rec.classify(e))?;
+    let details: StandardDeviceAuthorizationResponse =
+        req.request_async(&rec).await.map_err(|e| rec.classify(e))?;
     let shown = details
         .verification_uri_complete()
         .map(|u| u.secret().to_string());

@@ -1,6 +1,7 @@
 //! `remoteclaw models auth …`.
 
 mod cooldown;
+mod login;
 mod order;
 mod paste_token;
 mod setup_token;
@@ -24,6 +25,10 @@ pub enum AuthCommand {
     PasteToken(paste_token::PasteTokenArgs),
     /// Show, set or clear the credential order of a provider.
     Order(order::OrderArgs),
+    /// Sign in with the provider's OAuth (browser + PKCE, pasted redirect, or --device).
+    Login(login::LoginArgs),
+    /// Remove an OAuth sign-in (revoking it when the provider has a revokeUrl).
+    Logout(login::LogoutArgs),
 }
 
 pub async fn run(args: AuthArgs) -> anyhow::Result<ExitCode> {
@@ -32,5 +37,7 @@ pub async fn run(args: AuthArgs) -> anyhow::Result<ExitCode> {
         AuthCommand::SetupToken(a) => setup_token::run(a).await,
         AuthCommand::PasteToken(a) => paste_token::run(a).await,
         AuthCommand::Order(a) => order::run(a).await,
+        AuthCommand::Login(a) => login::login(a).await,
+        AuthCommand::Logout(a) => login::logout(a).await,
     }
 }

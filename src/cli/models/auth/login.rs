@@ -1,0 +1,365 @@
+//! `remoteclaw models auth login --provider P [--profile-id ID] [--device] [--no-browser]
+//! [--agent ID]` and `models auth logout --provider P [--profile-id ID] [--agent ID]`
+//! (DESIGN §5a): sign in with the provider's OAuth (authorization code + PKCE on a
+//! loopback callback, the redirect pasted by hand, or the device grant), store the tokens
+//! as an `oauth` profile named after the account, declare it in the config; sign out by
+//! revoking (when the provider has a `revokeUrl`) and removing the profile everywhere.
+//! Tokens, codes and verifiers are never printed: the report names the access token by
+//! fingerprint.
+
+use crate::auth::profile_writer;
+use crate::auth::profiles::ProfileCredential;
+use crate::cli::onboard::credentials::{
+    Target, expiry_text, now_ms, prompt_line, read_stdin, stdin_is_tty,
+};
+use crate::config::edit;
+use crate::oauth::login::{self, CALLBACK_WAIT, LoginError};
+use crate::oauth::preset::Endpoints;
+use crate::oauth::tokens::{self, Granted};
+use anyhow::{Context, bail};
+use clap::Args;
+use oauth2::{RefreshToken, StandardRevocableToken};
+use serde_json::json;
+use std::process::ExitCode;
+
+#[derive(Debug, Args)]
+pub struct LoginArgs {
+    /// Provider to sign in to (a preset such as openai-codex or qwen-portal, or one with
+    /// [models.providers.<id>.oauth]).
+    #[arg(long, value_name = "P")]
+    pub provider: String,
+    /// Profile id (default: <provider>:<email or account id or "default">).
+    #[arg(long, value_name = "ID")]
+    pub profile_id: Option<String>,
+    /// Use the device authorization grant (a code to enter on another device).
+    #[arg(long)]
+    pub device: bool,
+    /// Do not open a browser or wait for its redirect: paste the address it ends on.
+    #[arg(long)]
+    pub no_browser: bool,
+    /// Agent whose credentials to change (default: agents.defaultId).
+    #[arg(long)]
+    pub agent: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct LogoutArgs {
+    #[arg(long, value_name = "P")]
+    pub provider: String,
+    /// The profile to remove (needed when the provider has several sign-ins).
+    #[arg(long, value_name = "ID")]
+    pub profile_id: Option<String>,
+    #[arg(long)]
+    pub agent: Option<String>,
+}
+
+fn endpoints(target: &Target, provider: &str) -> anyhow::Result<Endpoints> {
+    Endpoints::of(&target.config, provider).with_context(|| {
+        format!(
+            "provider {provider} has no OAuth sign-in: use a preset ({}) or declare [models.providers.{provider}.oauth] with tokenUrl, clientId and authorizeUrl or deviceAuthorizationUrl",
+            crate::oauth::preset::PRESETS
+                .iter()
+                .map(|p| p.provider)
+                .collect::<Vec<_>>()
+                .join(", ")
+        )
+    })
+}
+
+fn login_error(e: LoginError, provider: &str) -> anyhow::Error {
+    match e {
+        LoginError::Token(t) => anyhow::anyhow!(
+            "signing in to {provider} failed: {t}. Run `remoteclaw models auth login --provider {provider}` again."
+        ),
+        LoginError::Failed(m) => anyhow::anyhow!("signing in to {provider} failed: {m}"),
+    }
+}
+
+/// `<provider>:<email or account id or "default">`, with characters a profile id cannot
+/// hold replaced by `-`.
+pub(crate) fn profile_id_for(provider: &str, g: &Granted) -> String {
+    let who = g
+        .email
+        .as_deref()
+        .or(g.account_id.as_deref())
+        .unwrap_or("default");
+    let who: String = who
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "_.@-".contains(c) {
+                c
+            } else {
+                '-'
+            }
+        })
+        .collect();
+    format!("{provider}:{who}")
+}
+
+pub async fn login(args: LoginArgs) -> anyhow::Result<ExitCode> {
+    let target = Target::load(args.agent.as_deref())?;
+    let provider = target.provider(&args.provider)?;
+    let ep = endpoints(&target, &provider)?;
+    let http = tokens::http_client().map_err(|e| anyhow::anyhow!("{e}"))?;
+    let use_device = args.device || ep.authorize_url.is_none();
+    let granted = if use_device {
+        let mut out = std::io::stdout();
+        login::device_login(&http, &ep, &mut out, now_ms)
+            .await
+            .map_err(|e| login_error(e, &provider))?
+    } else if args.no_browser {
+        let code_login = login::start_code_login(&ep, &ep.redirect_uri_for(ep.listen_port()))
+            .map_err(|e| login_error(e, &provider))?;
+        println!(
+            "Open this address in a browser to sign in to {provider}:\n\n  {}\n",
+            code_login.url
+        );
+        println!(
+            "After signing in, the browser goes to an address starting with {} (it may show an error page there). Copy that whole address (or just its code) and paste it here.",
+            ep.redirect_uri_for(ep.listen_port())
+        );
+        let line = if stdin_is_tty() {
+            prompt_line("Address or code: ")?
+        } else {
+            read_stdin()?
+        };
+        let code = code_login
+            .code_from_paste(&line)
+            .map_err(|e| login_error(e, &provider))?;
+        code_login
+            .exchange(&http, &ep, code, now_ms)
+            .await
+            .map_err(|e| login_error(e, &provider))?
+    } else {
+        let port = ep.listen_port();
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
+            .await
+            .with_context(|| {
+                format!(
+                    "cannot listen for the sign-in callback on 127.0.0.1:{port} (is another sign-in running?). Free the port, or run with --no-browser and paste the address"
+                )
+            })?;
+        let bound = listener.local_addr().map(|a| a.port()).unwrap_or(port);
+        let redirect = ep.redirect_uri_for(bound);
+        let code_login =
+            login::start_code_login(&ep, &redirect).map_err(|e| login_error(e, &provider))?;
+        println!(
+            "Open this address in a browser to sign in to {provider}:\n\n  {}\n",
+            code_login.url
+        );
+        println!("Waiting for the browser to come back to {redirect} …");
+        open_browser(&code_login.url);
+        let code = code_login
+            .wait_for_callback(listener, CALLBACK_WAIT)
+            .await
+            .map_err(|e| login_error(e, &provider))?;
+        code_login
+            .exchange(&http, &ep, code, now_ms)
+            .await
+            .map_err(|e| login_error(e, &provider))?
+    };
+    let id = args
+        .profile_id
+        .clone()
+        .unwrap_or_else(|| profile_id_for(&provider, &granted));
+    let mut profile = json!({
+        "type": "oauth",
+        "provider": provider,
+        "access": granted.access.expose(),
+    });
+    if let Some(r) = &granted.refresh {
+        profile["refresh"] = json!(r.expose());
+    }
+    if let Some(e) = granted.expires_ms {
+        profile["expires"] = json!(e);
+    }
+    if let Some(a) = &granted.account_id {
+        profile["accountId"] = json!(a);
+    }
+    if let Some(e) = &granted.email {
+        profile["email"] = json!(e);
+    }
+    let saved = target.save_profile(&id, &provider, "oauth", profile)?;
+    let verb = match &saved.replaced {
+        Some(old) => format!("Signed in again: replaced profile {id} (was {old})"),
+        None => format!("Signed in: stored profile {id}"),
+    };
+    println!(
+        "{verb}: oauth for {provider}, access token fingerprint {}, {}{}.",
+        granted.access.fingerprint(),
+        expiry_text(granted.expires_ms, now_ms()),
+        if granted.refresh.is_some() {
+            "; it refreshes itself"
+        } else {
+            "; no refresh token was issued, so sign in again when it expires"
+        }
+    );
+    println!("  credentials: {}", saved.path.display());
+    println!(
+        "  declared in: {} (auth.profiles.\"{id}\", mode oauth)",
+        target.config_path.display()
+    );
+    for n in &saved.notes {
+        println!("Note: {n}");
+    }
+    println!("Next: check with `remoteclaw models status --check`.");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Open `url` in the desktop's browser when there is a desktop; never fails the login.
+fn open_browser(url: &str) {
+    let opener = if cfg!(target_os = "macos") {
+        Some("open")
+    } else if std::env::var_os("DISPLAY").is_some() || std::env::var_os("WAYLAND_DISPLAY").is_some()
+    {
+        Some("xdg-open")
+    } else {
+        None
+    };
+    let Some(cmd) = opener else {
+        println!("(No desktop found: open the address on any device, or use --no-browser.)");
+        return;
+    };
+    let spawned = std::process::Command::new(cmd)
+        .arg(url)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn();
+    if spawned.is_err() {
+        println!("(Could not start {cmd}: open the address yourself.)");
+    }
+}
+
+pub async fn logout(args: LogoutArgs) -> anyhow::Result<ExitCode> {
+    let target = Target::load(args.agent.as_deref())?;
+    let provider = target.provider(&args.provider)?;
+    let store = target.store()?;
+    let id = match &args.profile_id {
+        Some(id) => id.clone(),
+        None => {
+            let ids: Vec<&str> = store
+                .for_provider(&provider)
+                .filter(|p| matches!(p.credential, ProfileCredential::Oauth { .. }))
+                .map(|p| p.id.as_str())
+                .collect();
+            match ids.as_slice() {
+                [one] => one.to_string(),
+                [] => bail!(
+                    "no OAuth sign-in for {provider} in {}; nothing was changed",
+                    target.profiles_path().display()
+                ),
+                many => bail!(
+                    "{provider} has {} sign-ins ({}): say which with --profile-id",
+                    many.len(),
+                    many.join(", ")
+                ),
+            }
+        }
+    };
+    let Some(profile) = store.profiles.get(&id) else {
+        bail!(
+            "profile {id} is not in {}; nothing was changed",
+            target.profiles_path().display()
+        );
+    };
+    // Revoke first (RFC 7009): a failure is reported, and the profile is removed anyway.
+    if let (
+        ProfileCredential::Oauth {
+            refresh, access, ..
+        },
+        Some(ep),
+    ) = (
+        &profile.credential,
+        Endpoints::of(&target.config, &profile.provider).filter(|e| e.revoke_url.is_some()),
+    ) {
+        let token = refresh
+            .as_ref()
+            .map(|r| StandardRevocableToken::RefreshToken(RefreshToken::new(r.expose().into())))
+            .or_else(|| {
+                access.as_ref().map(|a| {
+                    StandardRevocableToken::AccessToken(oauth2::AccessToken::new(a.expose().into()))
+                })
+            });
+        if let Some(token) = token {
+            match revoke(&ep, token).await {
+                Ok(()) => println!(
+                    "Revoked the sign-in at {}.",
+                    ep.revoke_url.as_deref().unwrap_or("")
+                ),
+                Err(e) => println!(
+                    "Warning: could not revoke the sign-in ({e}); it is removed here, and you can revoke it in the provider's account settings."
+                ),
+            }
+        }
+    }
+    let path = target.profiles_path();
+    let removed = {
+        let path = path.clone();
+        let id = id.clone();
+        tokio::task::spawn_blocking(move || profile_writer::remove_profile(&path, &id))
+            .await
+            .context("the removal task failed")??
+    };
+    let undeclared = edit::update_config(&target.config_path, |doc| {
+        edit::undeclare_profile(doc, &id);
+        Ok(())
+    })
+    .with_context(|| {
+        format!(
+            "profile {id} was removed from {}, but removing its declaration from the config failed",
+            path.display()
+        )
+    });
+    undeclared?;
+    println!(
+        "Signed out: {} profile {id} from {} and its declaration and auth-order entries from {}.",
+        if removed { "removed" } else { "no" },
+        path.display(),
+        target.config_path.display()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn revoke(ep: &Endpoints, token: StandardRevocableToken) -> Result<(), String> {
+    let http = tokens::http_client().map_err(|e| e.to_string())?;
+    let client = tokens::client(ep, None).map_err(|e| e.to_string())?;
+    let rec = tokens::Recorder::new(&http);
+    client
+        .revoke_token(token)
+        .map_err(|e| e.to_string())?
+        .request_async(&rec)
+        .await
+        .map_err(|e| match rec.status() {
+            Some(s) => format!("the revocation endpoint answered HTTP {s}"),
+            None => match e {
+                oauth2::RequestTokenError::Request(_) => {
+                    "cannot reach the revocation endpoint".into()
+                }
+                _ => "the revocation endpoint's answer was not understood".into(),
+            },
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::secret::Secret;
+
+    #[test]
+    fn profile_ids_name_the_account() {
+        let g = |email: Option<&str>, account: Option<&str>| Granted {
+            access: Secret::new("a"),
+            refresh: None,
+            expires_ms: None,
+            email: email.map(str::to_string),
+            account_id: account.map(str::to_string),
+        };
+        assert_eq!(
+            profile_id_for("openai-codex", &g(Some("me+x@example.com"), Some("acct"))),
+            "openai-codex:me-x@example.com"
+        );
+        assert_eq!(profile_id_for("p", &g(None, Some("acct-1"))), "p:acct-1");
+        assert_eq!(profile_id_for("p", &g(None, None)), "p:default");
+    }
+}
