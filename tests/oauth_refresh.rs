@@ -52,12 +52,16 @@ mode = "oauth"
         "expires": expires,
         "email": "alice@example.com",
     });
-    write_profiles(&home, &json!({"version": 1, "profiles": {PROFILE: profile}}));
+    write_profiles(
+        &home,
+        &json!({"version": 1, "profiles": {PROFILE: profile}}),
+    );
     (home, profile)
 }
 
 fn profiles_path(home: &TestHome) -> PathBuf {
-    home.state_dir().join("agents/main/agent/auth-profiles.json")
+    home.state_dir()
+        .join("agents/main/agent/auth-profiles.json")
 }
 
 fn write_profiles(home: &TestHome, doc: &Value) {
@@ -128,9 +132,16 @@ async fn an_expired_access_token_is_refreshed_before_the_turn_and_written_back()
     assert!(after["expires"].as_i64().unwrap() > now_ms() + 30 * 60_000);
     assert_eq!(after["email"], "alice@example.com", "other fields stay");
     // The provider saw the new token, never the expired one.
-    let keys: Vec<String> = provider.requests().iter().filter_map(|r| r.key.clone()).collect();
+    let keys: Vec<String> = provider
+        .requests()
+        .iter()
+        .filter_map(|r| r.key.clone())
+        .collect();
     assert_eq!(keys, vec![new_access.to_string()]);
-    let mode = std::fs::metadata(profiles_path(&home)).unwrap().permissions().mode();
+    let mode = std::fs::metadata(profiles_path(&home))
+        .unwrap()
+        .permissions()
+        .mode();
     assert_eq!(mode & 0o777, 0o600);
 
     // A fresh token costs nothing: the next turn makes no token request.
@@ -166,7 +177,10 @@ async fn eight_processes_at_once_make_exactly_one_refresh_request() {
     let access = stored(&home)["access"].as_str().unwrap().to_string();
     assert!(oauth.is_current_access(&access));
     assert!(
-        provider.requests().iter().all(|r| r.key.as_deref() == Some(&access)),
+        provider
+            .requests()
+            .iter()
+            .all(|r| r.key.as_deref() == Some(&access)),
         "every process used the one refreshed token"
     );
 }
@@ -237,7 +251,10 @@ async fn invalid_grant_disables_with_refresh_failed_and_stops_token_requests() {
     renewed["access"] = json!(tokens.access_token);
     renewed["refresh"] = json!(tokens.refresh_token);
     renewed["expires"] = json!(now_ms() + 3_600_000);
-    write_profiles(&home, &json!({"version": 1, "profiles": {PROFILE: renewed}}));
+    write_profiles(
+        &home,
+        &json!({"version": 1, "profiles": {PROFILE: renewed}}),
+    );
     let (v, _) = agent(&home, "back").await;
     assert_eq!(v["reply"], "fake reply to: back", "{v}");
 }
@@ -298,7 +315,10 @@ clientId = "{client}"
     assert_eq!(v["reply"], "fake reply to: hi", "{v}");
     let req = provider.requests().pop().unwrap();
     assert!(req.path.ends_with("/responses"), "{}", req.path);
-    assert_eq!(req.header("chatgpt-account-id"), Some(oauth.account().account_id.as_str()));
+    assert_eq!(
+        req.header("chatgpt-account-id"),
+        Some(oauth.account().account_id.as_str())
+    );
     // The account id learnt from the refreshed token is kept with the profile.
     let doc: Value =
         serde_json::from_str(&std::fs::read_to_string(profiles_path(&home)).unwrap()).unwrap();

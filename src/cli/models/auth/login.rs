@@ -16,9 +16,9 @@ use crate::config::edit;
 use crate::oauth::login::{self, CALLBACK_WAIT, LoginError};
 use crate::oauth::preset::Endpoints;
 use crate::oauth::tokens::{self, Granted};
+use crate::secret::Secret;
 use anyhow::{Context, bail};
 use clap::Args;
-use oauth2::{RefreshToken, StandardRevocableToken};
 use serde_json::json;
 use std::process::ExitCode;
 
@@ -275,14 +275,10 @@ pub async fn logout(args: LogoutArgs) -> anyhow::Result<ExitCode> {
     ) {
         let token = refresh
             .as_ref()
-            .map(|r| StandardRevocableToken::RefreshToken(RefreshToken::new(r.expose().into())))
-            .or_else(|| {
-                access.as_ref().map(|a| {
-                    StandardRevocableToken::AccessToken(oauth2::AccessToken::new(a.expose().into()))
-                })
-            });
-        if let Some(token) = token {
-            match revoke(&ep, token).await {
+            .map(|r| (r, "refresh_token"))
+            .or_else(|| access.as_ref().map(|a| (a, "access_token")));
+        if let Some((token, hint)) = token {
+            match revoke(&ep, token, hint).await {
                 Ok(()) => println!(
                     "Revoked the sign-in at {}.",
                     ep.revoke_url.as_deref().unwrap_or("")
@@ -321,30 +317,46 @@ pub async fn logout(args: LogoutArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-async fn revoke(ep: &Endpoints, token: StandardRevocableToken) -> Result<(), String> {
+/// RFC 7009 revocation: a form post of the token, its type hint and `client_id`. By
+/// hand rather than through `oauth2`, which refuses any `http://` revocation URL — also
+/// a loopback one, which is what a local provider (or a test) has. Anything other than
+/// HTTPS or loopback is refused here: the token must not cross a network in the clear.
+async fn revoke(ep: &Endpoints, token: &Secret, hint: &str) -> Result<(), String> {
+    let url = ep.revoke_url.as_deref().unwrap_or_default();
+    let parsed =
+        reqwest::Url::parse(url).map_err(|e| format!("revokeUrl \"{url}\" is not a URL: {e}"))?;
+    let loopback = matches!(parsed.host_str(), Some("127.0.0.1" | "localhost" | "[::1]"));
+    if parsed.scheme() != "https" && !(parsed.scheme() == "http" && loopback) {
+        return Err(format!(
+            "revokeUrl \"{url}\" must be https (or http on loopback)"
+        ));
+    }
     let http = tokens::http_client().map_err(|e| e.to_string())?;
-    let client = tokens::client(ep, None).map_err(|e| e.to_string())?;
-    let rec = tokens::Recorder::new(&http);
-    client
-        .revoke_token(token)
-        .map_err(|e| e.to_string())?
-        .request_async(&rec)
+    let resp = http
+        .post(parsed)
+        .form(&[
+            ("token", token.expose()),
+            ("token_type_hint", hint),
+            ("client_id", ep.client_id.as_str()),
+        ])
+        .send()
         .await
-        .map_err(|e| match rec.status() {
-            Some(s) => format!("the revocation endpoint answered HTTP {s}"),
-            None => match e {
-                oauth2::RequestTokenError::Request(_) => {
-                    "cannot reach the revocation endpoint".into()
-                }
-                _ => "the revocation endpoint's answer was not understood".into(),
-            },
-        })
+        .map_err(|e| {
+            if e.is_timeout() {
+                "the revocation endpoint did not answer in time".to_string()
+            } else {
+                "cannot reach the revocation endpoint".to_string()
+            }
+        })?;
+    match resp.status().as_u16() {
+        200..=299 => Ok(()),
+        s => Err(format!("the revocation endpoint answered HTTP {s}")),
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::secret::Secret;
 
     #[test]
     fn profile_ids_name_the_account() {

@@ -1,0 +1,363 @@
+//! `remoteclaw models auth login|logout` end to end (DESIGN §5a) against the loopback
+//! fake OAuth server: authorization code + PKCE through the loopback callback (a wrong
+//! state is refused and its code never exchanged), the pasted redirect and the bare
+//! code, the device grant (in the binary, and in-process on paused time for
+//! `slow_down`), two accounts under two ids, and logout with revocation. No output ever
+//! carries a token, code or verifier.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use serde_json::Value;
+use std::process::Stdio;
+use std::time::Duration;
+use support::fake_oauth::{CANARY, DEVICE_GRANT, DeviceStep, FakeOAuth};
+use support::home::TestHome;
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+
+fn home(oauth: &FakeOAuth) -> TestHome {
+    let config = format!(
+        r#"[models.providers.corp]
+baseUrl = "http://127.0.0.1:9/v1"
+api = "openai-completions"
+
+[models.providers.corp.oauth]
+authorizeUrl = "{authorize}"
+tokenUrl = "{token}"
+deviceAuthorizationUrl = "{device}"
+revokeUrl = "{revoke}"
+clientId = "{client}"
+scopes = ["openid", "email", "offline_access"]
+redirectPort = 0
+"#,
+        authorize = oauth.authorize_url(),
+        token = oauth.token_url(),
+        device = oauth.device_authorization_url(),
+        revoke = oauth.revoke_url(),
+        client = oauth.client_id(),
+    );
+    let mut home = TestHome::new(&config);
+    home.set("RUST_LOG", "trace");
+    home
+}
+
+fn profiles(home: &TestHome) -> Value {
+    let path = home
+        .state_dir()
+        .join("agents/main/agent/auth-profiles.json");
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+fn no_redirects() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+}
+
+/// A running `login` whose stdout is read line by line (and kept for the leak check).
+struct Login {
+    child: tokio::process::Child,
+    lines: tokio::io::Lines<BufReader<tokio::process::ChildStdout>>,
+    seen: String,
+}
+
+impl Login {
+    fn start(home: &TestHome, extra: &[&str]) -> Login {
+        let mut args = vec!["models", "auth", "login", "--provider", "corp"];
+        args.extend_from_slice(extra);
+        let mut child = home
+            .command(&args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        Login {
+            child,
+            lines,
+            seen: String::new(),
+        }
+    }
+
+    /// The authorize URL the command printed.
+    async fn url(&mut self) -> String {
+        loop {
+            let line = tokio::time::timeout(Duration::from_secs(20), self.lines.next_line())
+                .await
+                .expect("the login prints its URL")
+                .unwrap()
+                .expect("stdout open");
+            self.seen.push_str(&line);
+            self.seen.push('\n');
+            if let Some(u) = line.trim().strip_prefix("http")
+                && line.contains("/authorize?")
+            {
+                return format!("http{u}");
+            }
+        }
+    }
+
+    /// Wait for the exit; everything it printed, checked for leaks.
+    async fn finish(mut self) -> (bool, String) {
+        while let Ok(Some(line)) = self.lines.next_line().await {
+            self.seen.push_str(&line);
+            self.seen.push('\n');
+        }
+        let out = self.child.wait_with_output().await.unwrap();
+        let all = format!("{}{}", self.seen, String::from_utf8_lossy(&out.stderr));
+        assert!(!all.contains(CANARY), "a secret leaked:\n{all}");
+        (out.status.success(), all)
+    }
+}
+
+/// Follow the authorize URL to the fake's redirect: the callback URL with code and state.
+async fn authorize(url: &str) -> String {
+    let resp = no_redirects().get(url).send().await.unwrap();
+    assert_eq!(
+        resp.status(),
+        302,
+        "{}",
+        resp.text().await.unwrap_or_default()
+    );
+    resp.headers()["location"].to_str().unwrap().to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pkce_login_through_the_loopback_callback_refuses_a_wrong_state() {
+    let oauth = FakeOAuth::start().await;
+    let home = home(&oauth);
+    let mut login = Login::start(&home, &[]);
+    let url = login.url().await;
+    assert!(url.contains("code_challenge_method=S256"), "{url}");
+    let callback = authorize(&url).await;
+    assert!(callback.starts_with("http://127.0.0.1:"), "{callback}");
+
+    // A forged callback (another state) is refused and its code never exchanged.
+    let base = callback.split('?').next().unwrap();
+    let forged = no_redirects()
+        .get(format!("{base}?code=stolen&state=forged"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(forged.status(), 400);
+    assert!(forged.text().await.unwrap().contains("not accepted"));
+
+    let ok = no_redirects().get(&callback).send().await.unwrap();
+    assert_eq!(ok.status(), 200);
+    assert!(ok.text().await.unwrap().contains("Signed in"));
+    let (success, all) = login.finish().await;
+    assert!(success, "{all}");
+    assert!(all.contains("corp:alice@example.com"), "{all}");
+    assert_eq!(
+        oauth.grant_count("authorization_code"),
+        1,
+        "only the real code"
+    );
+
+    let p = &profiles(&home)["profiles"]["corp:alice@example.com"];
+    assert_eq!(p["type"], "oauth");
+    assert_eq!(p["email"], "alice@example.com");
+    assert!(oauth.is_current_access(p["access"].as_str().unwrap()));
+    assert!(oauth.is_current_refresh(p["refresh"].as_str().unwrap()));
+    let config = std::fs::read_to_string(home.config_path()).unwrap();
+    assert!(
+        config.contains("[auth.profiles.\"corp:alice@example.com\"]")
+            && config.contains("mode = \"oauth\""),
+        "{config}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pasted_redirect_and_bare_code_sign_in_two_accounts_under_two_ids() {
+    let oauth = FakeOAuth::start().await;
+    let home = home(&oauth);
+
+    // Alice pastes the whole address the browser ended on.
+    let mut login = Login::start(&home, &["--no-browser"]);
+    let callback = authorize(&login.url().await).await;
+    let mut stdin = login.child.stdin.take().unwrap();
+    stdin
+        .write_all(format!("{callback}\n").as_bytes())
+        .await
+        .unwrap();
+    drop(stdin);
+    let (success, all) = login.finish().await;
+    assert!(success, "{all}");
+
+    // Bob pastes just the code.
+    oauth.set_account("bob@example.com", "acct-bob");
+    let mut login = Login::start(&home, &["--no-browser"]);
+    let callback = authorize(&login.url().await).await;
+    let code = reqwest::Url::parse(&callback)
+        .unwrap()
+        .query_pairs()
+        .find(|(k, _)| k == "code")
+        .unwrap()
+        .1
+        .to_string();
+    let mut stdin = login.child.stdin.take().unwrap();
+    stdin
+        .write_all(format!("{code}\n").as_bytes())
+        .await
+        .unwrap();
+    drop(stdin);
+    let (success, all) = login.finish().await;
+    assert!(success, "{all}");
+
+    let doc = profiles(&home);
+    let alice = &doc["profiles"]["corp:alice@example.com"];
+    let bob = &doc["profiles"]["corp:bob@example.com"];
+    assert_eq!(alice["email"], "alice@example.com");
+    assert_eq!(bob["email"], "bob@example.com");
+    assert_ne!(
+        alice["access"], bob["access"],
+        "the second account did not overwrite the first"
+    );
+
+    // A pasted address from another sign-in (wrong state) is refused.
+    let mut login = Login::start(&home, &["--no-browser"]);
+    let callback = authorize(&login.url().await).await;
+    let forged = callback.replace("state=", "state=x");
+    let mut stdin = login.child.stdin.take().unwrap();
+    stdin
+        .write_all(format!("{forged}\n").as_bytes())
+        .await
+        .unwrap();
+    drop(stdin);
+    let (success, all) = login.finish().await;
+    assert!(!success, "{all}");
+    assert!(all.contains("state does not match"), "{all}");
+    assert_eq!(oauth.grant_count("authorization_code"), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn device_login_through_the_binary_then_logout_revokes() {
+    let oauth = FakeOAuth::start().await;
+    oauth.set_device_interval(1);
+    oauth.script_device([DeviceStep::Pending, DeviceStep::Approve]);
+    let home = home(&oauth);
+    let out = home
+        .run(&["models", "auth", "login", "--provider", "corp", "--device"])
+        .await;
+    let all = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "{all}");
+    assert!(!all.contains(CANARY), "{all}");
+    assert!(all.contains(&oauth.verification_uri()), "{all}");
+    assert_eq!(
+        oauth.grant_count(DEVICE_GRANT),
+        2,
+        "one pending poll, one approval"
+    );
+    let refresh = profiles(&home)["profiles"]["corp:alice@example.com"]["refresh"]
+        .as_str()
+        .unwrap()
+        .to_string();
+
+    let out = home
+        .run(&["models", "auth", "logout", "--provider", "corp"])
+        .await;
+    let all = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "{all}");
+    assert!(!all.contains(CANARY), "{all}");
+    let revoked = oauth.revocations();
+    assert_eq!(revoked.len(), 1, "{all}");
+    assert_eq!(revoked[0].token, refresh);
+    assert!(!oauth.is_current_refresh(&refresh));
+    assert!(
+        profiles(&home)["profiles"]
+            .get("corp:alice@example.com")
+            .is_none()
+    );
+    let config = std::fs::read_to_string(home.config_path()).unwrap();
+    assert!(!config.contains("corp:alice@example.com"), "{config}");
+}
+
+/// The CLI's poll loop on paused time: the server's interval, five more seconds after
+/// `slow_down` (RFC 8628 §3.5), and tokens once approved.
+#[tokio::test(start_paused = true)]
+async fn device_polling_honours_the_interval_and_slow_down() {
+    let oauth = FakeOAuth::start().await;
+    oauth.set_device_interval(2);
+    oauth.script_device([
+        DeviceStep::Pending,
+        DeviceStep::SlowDown,
+        DeviceStep::Approve,
+    ]);
+    let config = remoteclaw::config::parse(
+        std::path::Path::new("t.toml"),
+        &format!(
+            r#"[models.providers.corp]
+baseUrl = "http://127.0.0.1:9/v1"
+api = "openai-completions"
+[models.providers.corp.oauth]
+tokenUrl = "{}"
+deviceAuthorizationUrl = "{}"
+clientId = "{}"
+"#,
+            oauth.token_url(),
+            oauth.device_authorization_url(),
+            oauth.client_id()
+        ),
+    )
+    .unwrap();
+    let ep = remoteclaw::oauth::preset::Endpoints::of(&config, "corp").unwrap();
+    let mut out = Vec::new();
+    let granted =
+        remoteclaw::oauth::login::device_login(&reqwest::Client::new(), &ep, &mut out, || 0)
+            .await
+            .unwrap();
+    assert!(oauth.is_current_access(granted.access.expose()));
+    assert_eq!(granted.email.as_deref(), Some("alice@example.com"));
+    let polls = oauth.device_polls();
+    assert_eq!(polls.len(), 3);
+    assert_eq!(polls[1] - polls[0], Duration::from_secs(2));
+    assert_eq!(
+        polls[2] - polls[1],
+        Duration::from_secs(7),
+        "slow_down adds 5 s"
+    );
+    let shown = String::from_utf8(out).unwrap();
+    assert!(shown.contains("enter the code"), "{shown}");
+    assert!(!shown.contains(CANARY), "{shown}");
+}
+
+/// The code expires before anyone approves: the CLI gives up at `expires_in`.
+#[tokio::test(start_paused = true)]
+async fn device_polling_gives_up_when_the_code_expires() {
+    let oauth = FakeOAuth::start().await;
+    oauth.set_device_interval(5);
+    oauth.set_device_expires_in(30);
+    oauth.script_device(std::iter::repeat_n(DeviceStep::Pending, 100));
+    let config = remoteclaw::config::parse(
+        std::path::Path::new("t.toml"),
+        &format!(
+            "[models.providers.corp]\nbaseUrl = \"http://127.0.0.1:9/v1\"\napi = \"openai-completions\"\n[models.providers.corp.oauth]\ntokenUrl = \"{}\"\ndeviceAuthorizationUrl = \"{}\"\nclientId = \"{}\"\n",
+            oauth.token_url(),
+            oauth.device_authorization_url(),
+            oauth.client_id()
+        ),
+    )
+    .unwrap();
+    let ep = remoteclaw::oauth::preset::Endpoints::of(&config, "corp").unwrap();
+    let mut out = Vec::new();
+    let err = remoteclaw::oauth::login::device_login(&reqwest::Client::new(), &ep, &mut out, || 0)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("expired"), "{err}");
+    assert!(
+        oauth.device_poll_count() <= 7,
+        "{}",
+        oauth.device_poll_count()
+    );
+}
