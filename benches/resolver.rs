@@ -1,5 +1,8 @@
 //! Resolving a turn's candidates and deciding the next one (no network): 50 stored
-//! profiles, 20 environment keys, a few cooldowns. Target ≤ 10 µs.
+//! profiles, 20 environment keys, a few cooldowns. Target ≤ 10 µs. Then the same with
+//! OAuth profiles whose tokens are fresh, each checked by the refresher as a turn does (it
+//! must cost nothing measurable), and one OAuth refresh against the loopback fake OAuth
+//! server (token request, locked re-read and atomic write of auth-profiles.json).
 //!
 //! Run: `cargo bench --bench resolver`.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -13,9 +16,27 @@ use remoteclaw::providers::error::classify;
 use remoteclaw::state::StateDb;
 use std::sync::Arc;
 
-fn setup(dir: &std::path::Path) -> CredentialResolver {
+#[path = "../tests/support/fake_oauth/mod.rs"]
+#[allow(dead_code)]
+mod fake_oauth;
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
+}
+
+/// 50 profiles; with `oauth`, every fifth is an OAuth sign-in whose token is fresh.
+fn setup(dir: &std::path::Path, oauth: bool) -> CredentialResolver {
+    let fresh = now_ms() + 3_600_000;
     let profiles: Vec<String> = (0..50)
         .map(|i| {
+            if oauth && i % 5 == 0 {
+                return format!(
+                    r#""anthropic:p{i:02}":{{"type":"oauth","access":"sk-ant-oat01-profile-{i:02}","refresh":"r{i}","expires":{fresh},"provider":"anthropic"}}"#
+                );
+            }
             let kind = if i % 5 == 0 { r#""type":"token","token""# } else { r#""type":"api_key","key""# };
             format!(r#""anthropic:p{i:02}":{{{kind}:"sk-ant-api03-profile-{i:02}","provider":"anthropic"}}"#)
         })
@@ -38,10 +59,7 @@ fn setup(dir: &std::path::Path) -> CredentialResolver {
     let config = Arc::new(remoteclaw::config::Config::default());
     let db = StateDb::open(&dir.join("state.db")).unwrap();
     let book = Arc::new(CooldownBook::new(db, config.auth.cooldowns.clone()));
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as i64;
+    let now = now_ms();
     let rl = classify(
         "anthropic",
         Some(429),
@@ -70,7 +88,7 @@ fn setup(dir: &std::path::Path) -> CredentialResolver {
 
 fn bench(c: &mut Criterion) {
     let dir = tempfile::tempdir().unwrap();
-    let resolver = setup(dir.path());
+    let resolver = setup(dir.path(), false);
     let rt = tokio::runtime::Builder::new_current_thread()
         .build()
         .unwrap();
@@ -92,5 +110,86 @@ fn bench(c: &mut Criterion) {
     });
 }
 
-criterion_group!(benches, bench);
+/// The same list with 10 fresh OAuth sign-ins among the profiles, each credential passed
+/// through the refresher's check before use as a turn does.
+fn bench_fresh_oauth(c: &mut Criterion) {
+    let dir = tempfile::tempdir().unwrap();
+    let resolver = setup(dir.path(), true);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    c.bench_function("resolve_with_10_fresh_oauth_profiles_checked", |b| {
+        b.iter(|| {
+            rt.block_on(async {
+                let res = resolver
+                    .attempt_list("anthropic", "anthropic/claude-sonnet-4-5", None)
+                    .await
+                    .unwrap();
+                let mut n = 0;
+                for cred in res.attempt_order() {
+                    assert!(resolver.refresher.before_use(cred).await.unwrap().is_none());
+                    n += 1;
+                }
+                n
+            })
+        })
+    });
+}
+
+/// One refresh against the loopback fake OAuth server: the lock, the re-read, the token
+/// request and the atomic write of the new tokens.
+fn bench_refresh(c: &mut Criterion) {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let oauth = rt.block_on(fake_oauth::FakeOAuth::start());
+    let dir = tempfile::tempdir().unwrap();
+    let tokens = oauth.mint_tokens();
+    let path = dir.path().join("auth-profiles.json");
+    std::fs::write(
+        &path,
+        serde_json::json!({"version": 1, "profiles": {"corp:me": {
+            "type": "oauth", "provider": "corp", "access": tokens.access_token,
+            "refresh": tokens.refresh_token, "expires": now_ms() - 1}}})
+        .to_string(),
+    )
+    .unwrap();
+    let config = remoteclaw::config::parse(
+        std::path::Path::new("bench.toml"),
+        &format!(
+            "[models.providers.corp]\nbaseUrl = \"http://127.0.0.1:9/v1\"\napi = \"openai-completions\"\n[models.providers.corp.oauth]\ntokenUrl = \"{}\"\nclientId = \"{}\"\n",
+            oauth.token_url(),
+            oauth.client_id()
+        ),
+    )
+    .unwrap();
+    let config = Arc::new(config);
+    let db = StateDb::open(&dir.path().join("state.db")).unwrap();
+    let book = Arc::new(CooldownBook::new(db, config.auth.cooldowns.clone()));
+    let resolver = CredentialResolver::new(
+        config,
+        Arc::new(EnvMap::from_pairs(Vec::<(String, String)>::new())),
+        path,
+        Arc::new(SystemClock),
+        book,
+    );
+    let mut cred = rt
+        .block_on(resolver.attempt_list("corp", "corp/m", None))
+        .unwrap()
+        .attempt_order()
+        .next()
+        .unwrap()
+        .clone();
+    c.bench_function("oauth_refresh_against_loopback_fake", |b| {
+        b.iter(|| {
+            // As after a 401: the token in hand is the file's, so each round refreshes.
+            cred = rt.block_on(resolver.refresher.after_unauthorized(&cred)).unwrap();
+        })
+    });
+    assert!(oauth.refresh_requests() > 0);
+}
+
+criterion_group!(benches, bench, bench_fresh_oauth, bench_refresh);
 criterion_main!(benches);
