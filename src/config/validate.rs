@@ -30,6 +30,39 @@ fn violation(
 /// Words that are chat commands or `/model` keywords and so cannot be aliases.
 const RESERVED_ALIASES: [&str; 7] = ["list", "status", "default", "new", "reset", "model", "help"];
 
+/// `[models.providers.<id>.oauth]`: URLs are http(s), and a provider without a preset
+/// names at least where to refresh (`tokenUrl`) and as whom (`clientId`).
+fn oauth_table(key: &str, id: &str, o: &crate::config::OauthConfig) -> Result<(), Violation> {
+    for (field, url) in [
+        ("authorizeUrl", &o.authorize_url),
+        ("tokenUrl", &o.token_url),
+        ("deviceAuthorizationUrl", &o.device_authorization_url),
+        ("revokeUrl", &o.revoke_url),
+        ("redirectUri", &o.redirect_uri),
+    ] {
+        if let Some(url) = url
+            && (!(url.starts_with("http://") || url.starts_with("https://"))
+                || reqwest::Url::parse(url).is_err())
+        {
+            return Err(violation(
+                format!("{key}.{field}"),
+                format!("\"{url}\" is not an http(s) URL"),
+                "write the full URL, e.g. https://auth.example.com/oauth/token",
+            ));
+        }
+    }
+    if crate::oauth::preset::preset(id).is_none()
+        && (o.token_url.is_none() || o.client_id.is_none())
+    {
+        return Err(violation(
+            key,
+            format!("provider \"{id}\" has no built-in OAuth preset, so its oauth table needs tokenUrl and clientId"),
+            "add tokenUrl = \"https://…/token\" and clientId = \"…\" (plus authorizeUrl or deviceAuthorizationUrl to sign in)",
+        ));
+    }
+    Ok(())
+}
+
 pub fn validate(config: &Config) -> Result<(), Violation> {
     let defaults = &config.agents.defaults;
     let known_provider = |p: &str| registry::ProviderSettings::resolve(config, p).is_some();
@@ -72,6 +105,9 @@ pub fn validate(config: &Config) -> Result<(), Violation> {
                     "use a positive number of seconds",
                 ));
             }
+        }
+        if let Some(o) = &p.oauth {
+            oauth_table(&format!("{key}.oauth"), id, o)?;
         }
     }
 

@@ -251,4 +251,28 @@ scopes = ["a", "b"]
         assert!(e.authorize_url.is_none());
         assert!(!e.device_pkce);
     }
+
+    #[test]
+    fn bad_oauth_tables_are_load_errors_naming_the_key() {
+        let bad = [
+            (
+                "[models.providers.openai-codex.oauth]\ntokenUrl = \"ftp://x\"\n",
+                "models.providers.openai-codex.oauth.tokenUrl",
+            ),
+            (
+                "[models.providers.corp]\nbaseUrl = \"http://127.0.0.1:9\"\napi = \"openai-completions\"\n[models.providers.corp.oauth]\nauthorizeUrl = \"http://127.0.0.1:9/a\"\n",
+                "models.providers.corp.oauth",
+            ),
+            (
+                "[models.providers.openai-codex.oauth]\nclientID = \"x\"\n",
+                "clientID",
+            ),
+        ];
+        for (text, key) in bad {
+            let e = crate::config::parse(std::path::Path::new("t.toml"), text)
+                .expect_err(text)
+                .to_string();
+            assert!(e.contains(key), "{text}: {e}");
+        }
+    }
 }

@@ -319,6 +319,25 @@ mod tests {
     }
 
     #[test]
+    fn granted_tokens_never_show_in_debug_output() {
+        let g = Granted {
+            access: Secret::new("CANARYACCESS1"),
+            refresh: Some(Secret::new("CANARYREFRESH1")),
+            expires_ms: Some(1),
+            email: Some("me@example.com".into()),
+            account_id: None,
+        };
+        let shown = format!("{g:?}");
+        assert!(!shown.contains("CANARY"), "{shown}");
+        assert!(shown.contains("me@example.com"));
+        let refused = TokenError::Refused {
+            status: Some(400),
+            code: "invalid_grant".into(),
+        };
+        assert_eq!(refused.to_string(), "the token endpoint refused (invalid_grant)");
+    }
+
+    #[test]
     fn expiry_keeps_a_small_margin() {
         assert_eq!(
             expires_at(1_000, Duration::from_secs(3600)),
