@@ -223,7 +223,7 @@ async fn paste_token_bad_input_names_it_and_writes_nothing() {
             &[
                 "unknown provider \"antropic\"",
                 "Did you mean \"anthropic\"",
-                "Known providers: anthropic, google, ollama, openai, openrouter",
+                "Known providers: anthropic, google, ollama, openai, openai-codex, openrouter, qwen-portal",
             ],
         ),
         (
