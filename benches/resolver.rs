@@ -185,7 +185,9 @@ fn bench_refresh(c: &mut Criterion) {
     c.bench_function("oauth_refresh_against_loopback_fake", |b| {
         b.iter(|| {
             // As after a 401: the token in hand is the file's, so each round refreshes.
-            cred = rt.block_on(resolver.refresher.after_unauthorized(&cred)).unwrap();
+            cred = rt
+                .block_on(resolver.refresher.after_unauthorized(&cred))
+                .unwrap();
         })
     });
     assert!(oauth.refresh_requests() > 0);

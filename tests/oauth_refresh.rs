@@ -327,3 +327,61 @@ clientId = "{client}"
         oauth.account().account_id.as_str()
     );
 }
+
+/// Regression: a turn cut off by its deadline while the token endpoint was answering lost
+/// the rotated refresh token (the next refresh would then be refused). The refresh now
+/// finishes and saves on its own.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_turn_deadline_during_a_refresh_does_not_lose_the_rotated_tokens() {
+    use remoteclaw::engine::TurnInput;
+    use remoteclaw::providers::ChatMessage;
+    let oauth = FakeOAuth::start().await;
+    let provider = FakeProvider::start().await;
+    let (home, before) = home(&oauth, &provider, now_ms() - 1);
+    let config = std::fs::read_to_string(home.config_path()).unwrap();
+    std::fs::write(
+        home.config_path(),
+        config.replace(
+            "[agents.defaults.model]",
+            "[agents.defaults]\nturnTimeoutSecs = 1\n\n[agents.defaults.model]",
+        ),
+    )
+    .unwrap();
+    oauth.script_refresh([RefreshBehavior::Delay(std::time::Duration::from_millis(
+        2500,
+    ))]);
+    let app = home.app().await;
+    let result = app
+        .engine
+        .run_turn(
+            TurnInput {
+                model: None,
+                pin: None,
+                messages: vec![ChatMessage::user("hi")],
+                agent: None,
+            },
+            None,
+        )
+        .await;
+    let error = result
+        .error
+        .expect("the deadline ends the turn")
+        .to_string();
+    assert!(error.contains("turnTimeoutSecs"), "{error}");
+    // The refresh carries on and saves the rotated tokens.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let p = stored(&home);
+        if p["access"] != before["access"] {
+            assert!(oauth.is_current_refresh(p["refresh"].as_str().unwrap()));
+            assert!(oauth.is_current_access(p["access"].as_str().unwrap()));
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the refreshed tokens were never saved"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(oauth.refresh_requests(), 1);
+}

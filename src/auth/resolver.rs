@@ -361,7 +361,12 @@ fn evaluate(
             expires_ms,
             refresh,
             ..
-        } => (*expires_ms, refresh.as_ref().is_some_and(|r| !r.is_blank())),
+        } => (
+            *expires_ms,
+            // Refreshable only where there is a token endpoint to refresh at.
+            refresh.as_ref().is_some_and(|r| !r.is_blank())
+                && crate::oauth::preset::can_refresh(inp.config, inp.provider),
+        ),
     };
     let state = match inline_secret(&p.credential) {
         Some(s) => SecretState::Value(s.clone()),

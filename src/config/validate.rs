@@ -56,7 +56,9 @@ fn oauth_table(key: &str, id: &str, o: &crate::config::OauthConfig) -> Result<()
     {
         return Err(violation(
             key,
-            format!("provider \"{id}\" has no built-in OAuth preset, so its oauth table needs tokenUrl and clientId"),
+            format!(
+                "provider \"{id}\" has no built-in OAuth preset, so its oauth table needs tokenUrl and clientId"
+            ),
             "add tokenUrl = \"https://…/token\" and clientId = \"…\" (plus authorizeUrl or deviceAuthorizationUrl to sign in)",
         ));
     }

@@ -126,38 +126,44 @@ impl Refresher {
                 retry_after: None,
             });
         };
-        let Some(http) = &self.http else {
+        let Some(http) = self.http.clone() else {
             return Err(unavailable(cred, "no HTTP client".into()));
         };
+        // The request and the write run as their own task: once the token endpoint may
+        // have rotated the refresh token, the new tokens must reach the file even if the
+        // turn that asked is cut off (its deadline, a dropped connection).
         let asked = self.clock.now_ms();
-        let result = tokens::refresh(http, &ep, &refresh_token, asked).await;
-        let granted = match result {
-            Ok(g) => g,
-            Err(e) => {
+        let had = cred.clone();
+        let task = tokio::spawn(async move {
+            let granted = match tokens::refresh(&http, &ep, &refresh_token, asked).await {
+                Ok(g) => g,
+                Err(e) => {
+                    drop(held);
+                    tracing::warn!(credential = %had.id, error = %e, "OAuth refresh failed");
+                    return Err(refresh_error(&had, e));
+                }
+            };
+            let fresh = credential_from(&had, &granted);
+            let id = had.id.clone();
+            let write = tokio::task::spawn_blocking(move || {
+                let r = held.update(|doc| write_tokens(doc, &id, &granted));
                 drop(held);
-                tracing::warn!(credential = %cred.id, error = %e, "OAuth refresh failed");
-                return Err(refresh_error(cred, e));
+                r
+            });
+            match write.await {
+                Ok(Ok(())) => {
+                    tracing::info!(credential = %had.id, "OAuth tokens refreshed");
+                    Ok(fresh)
+                }
+                Ok(Err(e)) => Err(unavailable(
+                    &had,
+                    format!("the new tokens could not be saved: {e}"),
+                )),
+                Err(e) => Err(unavailable(&had, format!("the save task failed: {e}"))),
             }
-        };
-        let fresh = credential_from(cred, &granted);
-        let id = cred.id.clone();
-        let write = tokio::task::spawn_blocking(move || {
-            let r = held.update(|doc| write_tokens(doc, &id, &granted));
-            drop(held);
-            r
         });
-        let id = &cred.id;
-        match write.await {
-            Ok(Ok(())) => {
-                tracing::info!(credential = %id, "OAuth tokens refreshed");
-                Ok(fresh)
-            }
-            Ok(Err(e)) => Err(unavailable(
-                cred,
-                format!("the new tokens could not be saved: {e}"),
-            )),
-            Err(e) => Err(unavailable(cred, format!("the save task failed: {e}"))),
-        }
+        task.await
+            .map_err(|e| unavailable(cred, format!("the refresh task failed: {e}")))?
     }
 }
 

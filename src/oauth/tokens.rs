@@ -334,7 +334,10 @@ mod tests {
             status: Some(400),
             code: "invalid_grant".into(),
         };
-        assert_eq!(refused.to_string(), "the token endpoint refused (invalid_grant)");
+        assert_eq!(
+            refused.to_string(),
+            "the token endpoint refused (invalid_grant)"
+        );
     }
 
     #[test]

@@ -62,6 +62,7 @@ pub(super) async fn token(
             );
         }
         Some(RefreshBehavior::Stall) => return stall(&inner).await,
+        Some(RefreshBehavior::Delay(d)) => tokio::time::sleep(d).await,
     }
     let mut s = inner.state();
     match param(&form, "client_id") {

@@ -18,6 +18,8 @@ pub enum RefreshBehavior {
     Stall,
     /// 401 `{"error":"invalid_client"}`.
     Unauthorized401,
+    /// Rotate as normal, but answer only after this long (tokio time).
+    Delay(std::time::Duration),
 }
 
 /// What one device-grant poll gets while its code waits (FIFO, see
