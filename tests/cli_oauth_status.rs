@@ -119,13 +119,24 @@ async fn check_exits_0_for_an_expired_but_refreshable_oauth_sign_in() {
     );
     let (v, _) = status_json(&h, &[]).await;
     let c = candidate(&v, "corp:me");
-    assert_eq!((c["health"].as_str(), c["reason"].as_str()), (Some("ok"), None));
+    assert_eq!(
+        (c["health"].as_str(), c["reason"].as_str()),
+        (Some("ok"), None)
+    );
     // The schema of a candidate is the contract's, nothing added.
     let mut keys: Vec<&str> = c.as_object().unwrap().keys().map(String::as_str).collect();
     keys.sort_unstable();
     assert_eq!(
         keys,
-        ["fingerprint", "health", "id", "kind", "reason", "source", "until"]
+        [
+            "fingerprint",
+            "health",
+            "id",
+            "kind",
+            "reason",
+            "source",
+            "until"
+        ]
     );
 }
 
@@ -139,7 +150,9 @@ async fn check_exits_1_for_an_expired_oauth_sign_in_without_refresh_token() {
     let out = h.run(&["models", "status", "--check"]).await;
     assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
     assert!(
-        stdout(&out).contains("no refresh token: sign in again now: `remoteclaw models auth login --provider corp`"),
+        stdout(&out).contains(
+            "no refresh token: sign in again now: `remoteclaw models auth login --provider corp`"
+        ),
         "{}",
         stdout(&out)
     );
@@ -184,7 +197,11 @@ async fn probe_of_a_due_oauth_token_refreshes_first_and_saves_it_0600() {
 
     let fresh = oauth.access_tokens_issued().last().cloned().unwrap();
     assert_ne!(fresh, minted.access_token);
-    assert_eq!(fake.requests_for_key(&fresh).len(), 1, "probed with the new token");
+    assert_eq!(
+        fake.requests_for_key(&fresh).len(),
+        1,
+        "probed with the new token"
+    );
     assert!(fake.requests_for_key(&minted.access_token).is_empty());
     let path = profiles_path(&h);
     let saved: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
@@ -243,9 +260,10 @@ async fn probe_refused_refresh_disables_the_sign_in_with_the_login_hint() {
     let p = probe(&v, "corp:me");
     assert_eq!(p["outcome"], "refresh_failed", "{v}");
     assert!(
-        p["error"].as_str().unwrap().contains(
-            "Sign in again: `remoteclaw models auth login --provider corp`"
-        ),
+        p["error"]
+            .as_str()
+            .unwrap()
+            .contains("Sign in again: `remoteclaw models auth login --provider corp`"),
         "{p}"
     );
     assert_eq!(oauth.refresh_requests(), 1);
@@ -287,7 +305,10 @@ async fn probe_refused_refresh_disables_the_sign_in_with_the_login_hint() {
             .contains("corp:me is disabled: corp refused to refresh its sign-in"),
         "{f}"
     );
-    assert!(!f["message"].as_str().unwrap().contains("cooldown clear"), "{f}");
+    assert!(
+        !f["message"].as_str().unwrap().contains("cooldown clear"),
+        "{f}"
+    );
     assert_eq!(
         f["fix"],
         "sign in again: `remoteclaw models auth login --provider corp`"
@@ -328,7 +349,13 @@ async fn doctor_flags_oauth_sign_ins_that_cannot_renew() {
 
     let f = about("profile_expiring", "\"corp:soon\"");
     assert_eq!(f["severity"], "error");
-    assert!(f["message"].as_str().unwrap().contains("has no refresh token"), "{f}");
+    assert!(
+        f["message"]
+            .as_str()
+            .unwrap()
+            .contains("has no refresh token"),
+        "{f}"
+    );
     assert_eq!(f["fix"], format!("sign in again before then: {login}"));
 
     let f = about("profile_expired", "\"corp:gone\"");
@@ -338,18 +365,26 @@ async fn doctor_flags_oauth_sign_ins_that_cannot_renew() {
     let f = about("oauth_cannot_refresh", "\"legacy:me\"");
     assert_eq!(f["severity"], "warning");
     assert!(
-        f["message"].as_str().unwrap().contains("cannot refresh: legacy has no OAuth endpoints"),
+        f["message"]
+            .as_str()
+            .unwrap()
+            .contains("cannot refresh: legacy has no OAuth endpoints"),
         "{f}"
     );
-    assert!(f["fix"].as_str().unwrap().contains("[models.providers.legacy.oauth]"));
+    assert!(
+        f["fix"]
+            .as_str()
+            .unwrap()
+            .contains("[models.providers.legacy.oauth]")
+    );
 
     // A sign-in that renews itself is not a problem, expired access token or not.
     assert!(
-        !findings
-            .iter()
-            .any(|f| f["message"].as_str().unwrap().contains("\"corp:renews\"")
+        !findings.iter().any(
+            |f| f["message"].as_str().unwrap().contains("\"corp:renews\"")
                 && f["severity"] != "ok"
-                && f["severity"] != "info"),
+                && f["severity"] != "info"
+        ),
         "{d}"
     );
 }

@@ -367,4 +367,20 @@ mod tests {
         assert_eq!(check_discord_id(" 123 ").unwrap(), "123");
         assert!(check_discord_id("@me").is_err());
     }
+
+    #[test]
+    fn provider_help_names_every_subscription_preset() {
+        use clap::CommandFactory;
+        let mut cli = crate::cli::Cli::command();
+        let help = cli
+            .find_subcommand_mut("onboard")
+            .unwrap()
+            .render_long_help()
+            .to_string();
+        for p in crate::oauth::preset::PRESETS {
+            assert!(help.contains(p.provider), "{} in {help}", p.provider);
+            assert_eq!(suggested_model(p.provider), Some(p.default_model));
+        }
+        assert!(help.contains("remoteclaw models auth login --provider P"));
+    }
 }

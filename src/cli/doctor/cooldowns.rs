@@ -23,9 +23,10 @@ fn refresh_failed(
         ..
     }) = profile.map(|p| &p.credential)
     {
-        let standing = resolver
-            .cooldowns
-            .standing(&e.credential, access.fingerprint(), ANY_MODEL, now);
+        let standing =
+            resolver
+                .cooldowns
+                .standing(&e.credential, access.fingerprint(), ANY_MODEL, now);
         if standing.is_none_or(|s| s.reason != Reason::RefreshFailed) {
             return None;
         }

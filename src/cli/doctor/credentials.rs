@@ -9,16 +9,16 @@
 
 use super::Finding;
 use super::checks::{plural, redact_values};
+use crate::auth::CredentialKind;
 use crate::auth::CredentialResolver;
 use crate::auth::cooldown::ANY_MODEL;
 use crate::auth::env_keys::primary_env_var;
+use crate::auth::profiles::ProfileCredential;
 use crate::auth::profiles::ProfileStore;
 use crate::auth::{Candidate, Health};
 use crate::catalog::Catalog;
 use crate::chat::views::kind_str;
 use crate::cli::pairing::span;
-use crate::auth::CredentialKind;
-use crate::auth::profiles::ProfileCredential;
 use crate::config::{Config, CredentialMode, SecretInput};
 use crate::oauth::preset::Endpoints;
 use std::collections::{BTreeMap, HashSet};
@@ -70,7 +70,10 @@ fn cannot_refresh(ctx: &Ctx<'_>, c: &Candidate, provider: &str, r: &mut Vec<Find
     }
     let when = match c.expires_ms {
         Some(e) if e <= ctx.now => format!("; its access token expired {} ago", span(ctx.now - e)),
-        Some(e) => format!("; it stops working when its access token expires in {}", span(e - ctx.now)),
+        Some(e) => format!(
+            "; it stops working when its access token expires in {}",
+            span(e - ctx.now)
+        ),
         None => String::new(),
     };
     r.push(

@@ -184,9 +184,7 @@ async fn probe_one(
     let mut result = call(&client, &cred, &req, timeout).await;
     // A 401 for an OAuth credential: refresh once (the expiry we hold may be wrong) and
     // try once more, as a turn does.
-    if cred.kind == CredentialKind::Oauth
-        && matches!(&result, Err(e) if e.status == Some(401))
-    {
+    if cred.kind == CredentialKind::Oauth && matches!(&result, Err(e) if e.status == Some(401)) {
         match refresher.after_unauthorized(&cred).await {
             Ok(fresh) => {
                 cred = fresh;
@@ -252,7 +250,10 @@ async fn record(
 
 /// An error from refreshing an OAuth sign-in rather than from the model call.
 fn is_refresh_error(e: &ProviderError) -> bool {
-    matches!(e.code.as_deref(), Some(REFRESH_FAILED | REFRESH_UNAVAILABLE))
+    matches!(
+        e.code.as_deref(),
+        Some(REFRESH_FAILED | REFRESH_UNAVAILABLE)
+    )
 }
 
 /// The probe result of a refresh that failed: its code as the outcome, its message

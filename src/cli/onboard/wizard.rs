@@ -222,7 +222,12 @@ pub(super) fn run(ui: &mut dyn Ui, target: &Target) -> anyhow::Result<Option<Pla
         ui.say(&format!("  {} {p}: paste an API key", i + 1));
     }
     for (i, p) in PRESETS.iter().enumerate() {
-        ui.say(&format!("  {} {}: {}", CHOICES.len() + i + 1, p.provider, offer(p)));
+        ui.say(&format!(
+            "  {} {}: {}",
+            CHOICES.len() + i + 1,
+            p.provider,
+            offer(p)
+        ));
     }
     let count = CHOICES.len() + PRESETS.len();
     let provider = ask(
