@@ -1,14 +1,16 @@
-//! `remoteclaw onboard`: store a provider API key (as a profile or in `<state>/.env`),
-//! point Telegram/Discord at bot tokens kept in environment variables, name the owners,
-//! and pick the default model. Interactive on a terminal (a short wizard on stderr), or
-//! driven by flags for scripts (`--non-interactive`). Everything is merged into the
-//! existing config with `toml_edit`: comments and unrelated keys survive. Keys are
-//! never printed, only their fingerprints.
+//! `remoteclaw onboard`: store a provider API key (as a profile or in `<state>/.env`)
+//! or, for providers with an OAuth preset, sign in with a subscription (`sign_in`, the
+//! `models auth login` flow), point Telegram/Discord at bot tokens kept in environment
+//! variables, name the owners, and pick the default model. Interactive on a terminal (a
+//! short wizard on stderr), or driven by flags for scripts (`--non-interactive`, API
+//! keys only). Everything is merged into the existing config with `toml_edit`: comments
+//! and unrelated keys survive. Keys are never printed, only their fingerprints.
 
 mod config_edit;
 pub(crate) mod credentials;
 mod env_file;
 mod flags;
+mod sign_in;
 mod wizard;
 
 use crate::auth::env_keys::primary_env_var;
@@ -31,6 +33,9 @@ pub struct OnboardArgs {
     #[arg(long)]
     pub non_interactive: bool,
     /// Provider whose API key to store (anthropic, openai, openrouter, google, …).
+    /// Subscription sign-ins (openai-codex: ChatGPT subscription; qwen-portal: Qwen free
+    /// tier) have no API key: use `remoteclaw models auth login --provider P`, or the
+    /// interactive `remoteclaw onboard`.
     #[arg(long, value_name = "P")]
     pub provider: Option<String>,
     /// Read the API key from stdin (pipe it in; it is never printed).
@@ -71,6 +76,8 @@ pub enum KeyStore {
 #[derive(Debug, Default)]
 struct Plan {
     key: Option<KeyPlan>,
+    /// A subscription sign-in, run before anything else is written.
+    sign_in: Option<sign_in::SignIn>,
     model: Option<String>,
     telegram: Option<Channel<i64>>,
     discord: Option<Channel<String>>,
@@ -92,20 +99,21 @@ struct Channel<T> {
 impl Plan {
     fn is_empty(&self) -> bool {
         self.key.is_none()
+            && self.sign_in.is_none()
             && self.model.is_none()
             && self.telegram.is_none()
             && self.discord.is_none()
     }
 }
 
-/// A model the operator may pick as default for a provider.
+/// A model the operator may pick as default for a provider (a preset names its own).
 fn suggested_model(provider: &str) -> Option<&'static str> {
     Some(match provider {
         "anthropic" => "anthropic/claude-sonnet-4-5",
         "openai" => "openai/gpt-4o-mini",
         "openrouter" => "openrouter/openai/gpt-4o-mini",
         "google" => "google/gemini-2.5-flash",
-        _ => return None,
+        other => return crate::oauth::preset::preset(other).map(|p| p.default_model),
     })
 }
 
@@ -324,6 +332,12 @@ pub async fn run(args: OnboardArgs) -> anyhow::Result<ExitCode> {
     if plan.is_empty() {
         println!("Nothing to change.");
     } else {
+        if let Some(s) = &plan.sign_in {
+            // The sign-in is what most likely fails: check the config edit first, sign
+            // in, and only then write the rest.
+            preflight(&target, &plan)?;
+            s.run(args.agent.as_deref()).await?;
+        }
         let (done, more) = apply(&target, &plan)?;
         for line in done {
             println!("{line}");
@@ -352,5 +366,21 @@ mod tests {
         assert!(check_env_name("A-B").is_err());
         assert_eq!(check_discord_id(" 123 ").unwrap(), "123");
         assert!(check_discord_id("@me").is_err());
+    }
+
+    #[test]
+    fn provider_help_names_every_subscription_preset() {
+        use clap::CommandFactory;
+        let mut cli = crate::cli::Cli::command();
+        let help = cli
+            .find_subcommand_mut("onboard")
+            .unwrap()
+            .render_long_help()
+            .to_string();
+        for p in crate::oauth::preset::PRESETS {
+            assert!(help.contains(p.provider), "{} in {help}", p.provider);
+            assert_eq!(suggested_model(p.provider), Some(p.default_model));
+        }
+        assert!(help.contains("remoteclaw models auth login --provider P"));
     }
 }

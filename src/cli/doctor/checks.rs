@@ -6,7 +6,8 @@
 
 use super::Finding;
 use super::channels::{channels, gateway, pairing_pending};
-use super::credentials::{Ctx, cooldown_list, credentials};
+use super::cooldowns::cooldown_list;
+use super::credentials::{Ctx, credentials};
 use super::files::{auth_files, config_file, env_file, state_db, state_dir};
 use crate::auth::CredentialResolver;
 use crate::auth::cooldown::CooldownBook;

@@ -1,19 +1,26 @@
 //! Credentials: every provider in use has a usable credential; stored profiles are not
 //! expired, expiring, unresolvable or malformed; profile ids named in an order or a
 //! declaration exist; cooldowns and disabled credentials are listed.
+//!
+//! OAuth sign-ins (DESIGN §5a): one without a refresh token that expires within 24 h or
+//! has expired is an error whose fix is the sign-in command; one with a refresh token
+//! whose provider has no OAuth endpoints cannot refresh (warning); one the provider
+//! refused to refresh is listed as disabled until it is signed in again.
 
 use super::Finding;
 use super::checks::{plural, redact_values};
+use crate::auth::CredentialKind;
 use crate::auth::CredentialResolver;
-use crate::auth::cooldown::{ANY_MODEL, Reason};
+use crate::auth::cooldown::ANY_MODEL;
 use crate::auth::env_keys::primary_env_var;
+use crate::auth::profiles::ProfileCredential;
 use crate::auth::profiles::ProfileStore;
-use crate::auth::resolver::until_text;
 use crate::auth::{Candidate, Health};
 use crate::catalog::Catalog;
 use crate::chat::views::kind_str;
 use crate::cli::pairing::span;
 use crate::config::{Config, CredentialMode, SecretInput};
+use crate::oauth::preset::Endpoints;
 use std::collections::{BTreeMap, HashSet};
 
 pub(super) struct Ctx<'a> {
@@ -30,6 +37,60 @@ fn paste_token(provider: &str, id: &str) -> String {
     format!("remoteclaw models auth paste-token --provider {provider} --profile-id {id}")
 }
 
+/// The fix for an OAuth sign-in that has to be made again (`soon`: before it expires).
+fn sign_in_fix(ctx: &Ctx<'_>, provider: &str, id: &str, soon: bool) -> String {
+    let login = format!("`remoteclaw models auth login --provider {provider}`");
+    if Endpoints::of(ctx.config, provider).is_some() {
+        format!(
+            "sign in again{}: {login}",
+            if soon { " before then" } else { "" }
+        )
+    } else {
+        format!(
+            "{provider} has no OAuth endpoints to sign in with: declare [models.providers.{provider}.oauth] (tokenUrl, clientId, and authorizeUrl or deviceAuthorizationUrl) in {}, then {login}; or paste a token instead: `{}`",
+            ctx.config_path,
+            paste_token(provider, id)
+        )
+    }
+}
+
+/// An OAuth profile with a refresh token that nothing can refresh: its provider has no
+/// endpoints (no preset, no `[models.providers.P.oauth]` with tokenUrl and clientId).
+fn cannot_refresh(ctx: &Ctx<'_>, c: &Candidate, provider: &str, r: &mut Vec<Finding>) {
+    let Some(ProfileCredential::Oauth { refresh, .. }) =
+        ctx.store.profiles.get(&*c.id).map(|p| &p.credential)
+    else {
+        return;
+    };
+    if refresh.as_ref().is_none_or(|t| t.is_blank())
+        || Endpoints::of(ctx.config, provider).is_some()
+        || c.reason == Some("provider_mismatch")
+    {
+        return;
+    }
+    let when = match c.expires_ms {
+        Some(e) if e <= ctx.now => format!("; its access token expired {} ago", span(ctx.now - e)),
+        Some(e) => format!(
+            "; it stops working when its access token expires in {}",
+            span(e - ctx.now)
+        ),
+        None => String::new(),
+    };
+    r.push(
+        Finding::warning(
+            "oauth_cannot_refresh",
+            format!(
+                "auth profile \"{}\" ({provider} oauth) cannot refresh: {provider} has no OAuth endpoints (no built-in preset, no [models.providers.{provider}.oauth] with tokenUrl and clientId){when}",
+                c.id
+            ),
+        )
+        .fix(format!(
+            "declare [models.providers.{provider}.oauth] with tokenUrl and clientId in {}",
+            ctx.config_path
+        )),
+    );
+}
+
 /// Findings about one stored profile as the resolver sees it.
 fn profile_finding(
     ctx: &Ctx<'_>,
@@ -41,19 +102,45 @@ fn profile_finding(
     let id = &*c.id;
     let kind = kind_str(c.kind);
     let paste = paste_token(provider, id);
+    // An OAuth profile is only expired or expiring here when it has no refresh token:
+    // one with a refresh token renews itself and is `ok`.
+    let oauth = c.kind == CredentialKind::Oauth;
+    cannot_refresh(ctx, c, provider, r);
     match (c.health, c.reason) {
         (Health::Expired, _) => {
             let when = c
                 .expires_ms
                 .map(|e| format!(" {} ago", span(ctx.now - e)))
                 .unwrap_or_default();
-            let message = format!("auth profile \"{id}\" ({provider} {kind}) expired{when}");
+            let mut message = format!("auth profile \"{id}\" ({provider} {kind}) expired{when}");
+            if oauth {
+                message.push_str(" and has no refresh token to renew it");
+            }
             let f = if unused {
                 Finding::warning("profile_expired", format!("{message}; it is not in the auth order"))
             } else {
                 Finding::error("profile_expired", message)
             };
-            r.push(f.fix(format!("paste a new token: `{paste}`")));
+            r.push(f.fix(if oauth {
+                sign_in_fix(ctx, provider, id, false)
+            } else {
+                format!("paste a new token: `{paste}`")
+            }));
+        }
+        (Health::Expiring, _) if oauth => {
+            let when = c
+                .expires_ms
+                .map(|e| format!(" in {}", span(e - ctx.now)))
+                .unwrap_or_default();
+            let message = format!(
+                "auth profile \"{id}\" ({provider} oauth) expires{when} and has no refresh token to renew it"
+            );
+            let f = if unused {
+                Finding::warning("profile_expiring", format!("{message}; it is not in the auth order"))
+            } else {
+                Finding::error("profile_expiring", message)
+            };
+            r.push(f.fix(sign_in_fix(ctx, provider, id, true)));
         }
         (Health::Expiring, _) => {
             let when = c
@@ -308,72 +395,6 @@ fn missing_profiles(ctx: &Ctx<'_>, r: &mut Vec<Finding>) {
                 "add it: `{}`, or remove it from there",
                 paste_token(&provider, id)
             )),
-        );
-    }
-}
-
-pub(super) fn cooldown_list(resolver: &CredentialResolver, now: i64, r: &mut Vec<Finding>) {
-    let list = match resolver.cooldowns.list(now) {
-        Ok(list) => list,
-        Err(e) => {
-            r.push(Finding::warning(
-                "state_db_error",
-                format!("cannot read cooldowns: {e}"),
-            ));
-            return;
-        }
-    };
-    for e in list {
-        let scope = if e.model.is_empty() || e.model == ANY_MODEL {
-            "all models".to_string()
-        } else {
-            e.model.clone()
-        };
-        let (id, what) = match e.reason {
-            Reason::RateLimit => ("credential_cooldown", "cooling down after a rate limit"),
-            Reason::Quota => ("credential_disabled", "disabled after running out of quota"),
-            Reason::Billing => ("credential_disabled", "disabled after a billing error"),
-            Reason::Auth => (
-                "credential_disabled",
-                "disabled after an authentication error",
-            ),
-            Reason::RefreshFailed => (
-                "credential_disabled",
-                "disabled: the provider refused to refresh its sign-in (refresh_failed)",
-            ),
-        };
-        let fix = if e.reason == Reason::RefreshFailed {
-            let provider = resolver
-                .store()
-                .ok()
-                .and_then(|s| s.profiles.get(&e.credential).map(|p| p.provider.clone()))
-                .unwrap_or_else(|| {
-                    e.credential
-                        .split_once(':')
-                        .map_or(e.credential.clone(), |(p, _)| p.to_string())
-                });
-            format!("sign in again: `remoteclaw models auth login --provider {provider}`")
-        } else if e.reason == Reason::Auth {
-            format!(
-                "replace the key or token, then `remoteclaw models auth cooldown clear {}`",
-                e.credential
-            )
-        } else {
-            format!(
-                "wait, or make it usable now: `remoteclaw models auth cooldown clear {}`",
-                e.credential
-            )
-        };
-        r.push(
-            Finding::warning(
-                id,
-                format!(
-                    "{} is {what} ({scope}), {}",
-                    e.credential,
-                    until_text(e.until, now)
-                ),
-            )
-            .fix(fix),
         );
     }
 }

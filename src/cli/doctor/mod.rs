@@ -14,7 +14,7 @@
 //! `provider_credentials`, `provider_no_credentials`, `credentials_unavailable`,
 //! `profile_expired`, `profile_expiring`, `unresolved_ref`, `profile_missing`,
 //! `profile_no_secret`, `profile_invalid_expires`, `profile_mode_mismatch`,
-//! `profile_provider_mismatch`, `profile_unused`, `credential_cooldown`,
+//! `profile_provider_mismatch`, `profile_unused`, `oauth_cannot_refresh`, `credential_cooldown`,
 //! `credential_disabled`, `shell_env_failed`, `checks_skipped`, `telegram_*`,
 //! `discord_*`, `channel_token`, `channels_none`, `pairing_pending`, `gateway_*`,
 //! `fix_failed`.
@@ -24,6 +24,7 @@
 
 mod channels;
 mod checks;
+mod cooldowns;
 mod credentials;
 mod files;
 mod fix;

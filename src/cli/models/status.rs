@@ -2,7 +2,11 @@
 //! agent, default model, and per provider its endpoint and every credential in
 //! resolution order with health, reason and fingerprint — never a secret.
 //! `--check` exits 0 (ok), 1 (a token/OAuth credential in use is expired or missing,
-//! or a provider in use has no credential) or 2 (one expires within 24 h).
+//! or a provider in use has no credential) or 2 (one expires within 24 h). An OAuth
+//! sign-in with a refresh token is `ok` (it renews itself); the text view says when its
+//! access token refreshes, or how to sign in again (`oauth`).
+
+mod oauth;
 
 use crate::app::App;
 use crate::auth::cooldown::ANY_MODEL;
@@ -236,6 +240,7 @@ pub async fn run(args: StatusArgs) -> anyhow::Result<ExitCode> {
             }
         }
     } else {
+        let store = app.engine.resolver.store().ok();
         println!(
             "Config:        {} ({})",
             app.config_path.display(),
@@ -288,8 +293,11 @@ pub async fn run(args: StatusArgs) -> anyhow::Result<ExitCode> {
                     crate::auth::env_keys::primary_env_var(p)
                 );
             }
-            for line in candidate_lines(res, now) {
+            for (line, c) in candidate_lines(res, now).into_iter().zip(&res.candidates) {
                 println!("{line}");
+                if let Some(f) = oauth::OauthFacts::of(c, p, store.as_deref(), &app.config) {
+                    println!("      {}", oauth::note(&f, now));
+                }
             }
         }
         if !missing.is_empty() {

@@ -1,5 +1,6 @@
 //! The non-interactive `onboard`: the plan from flags, for scripts. Missing or bad
-//! input is an error naming the flag.
+//! input is an error naming the flag. It stores API keys only: a provider that signs in
+//! with a subscription (an OAuth preset) is pointed at `remoteclaw models auth login`.
 
 use super::credentials::{self, Target, check_secret_text, read_stdin, stdin_is_tty};
 use super::{
@@ -31,6 +32,19 @@ pub(super) fn plan_from_flags(
     let mut plan = Plan::default();
     if let Some(raw) = &args.provider {
         let provider = target.provider(raw).context("--provider")?;
+        let preset = crate::oauth::preset::preset(&provider);
+        if let Some(p) = preset.filter(|_| !args.api_key_stdin) {
+            bail!(
+                "--provider {provider}: {provider} signs in with a subscription ({}), which has no API key to pipe in. Sign in with `remoteclaw models auth login --provider {provider}` (or run `remoteclaw onboard` on a terminal), then set the other flags here",
+                p.label
+            );
+        }
+        if let Some(p) = preset {
+            notes.push(format!(
+                "{provider} is usually reached by signing in with a subscription ({}): `remoteclaw models auth login --provider {provider}`; the key was stored as given",
+                p.label
+            ));
+        }
         if !args.api_key_stdin {
             bail!(
                 "--provider {provider} needs its API key: add --api-key-stdin and pipe the key in, e.g. `printf '%s' \"$KEY\" | remoteclaw onboard --non-interactive --provider {provider} --api-key-stdin`"
@@ -93,7 +107,8 @@ pub(super) fn plan_from_flags(
     }
     if plan.is_empty() {
         bail!(
-            "nothing to set up: pass --provider P with --api-key-stdin (and optionally --store env|profile), --telegram-token-env VAR, --discord-token-env VAR, --telegram-owner ID, --discord-owner ID or --model PROVIDER/MODEL"
+            "nothing to set up: pass --provider P with --api-key-stdin (and optionally --store env|profile), --telegram-token-env VAR, --discord-token-env VAR, --telegram-owner ID, --discord-owner ID or --model PROVIDER/MODEL. To sign in with a subscription instead of an API key ({}), run `remoteclaw models auth login --provider P`",
+            super::sign_in::presets_text()
         );
     }
     Ok(plan)

@@ -1,12 +1,15 @@
 //! The interactive `onboard`: a few questions on stderr, each saying what to type and
 //! what Enter chooses. It only builds a [`Plan`]; nothing is written until the
 //! operator confirms the summary. The terminal sits behind [`Ui`] so tests can script
-//! the answers.
+//! the answers. Providers with an OAuth preset are offered as "sign in with a
+//! subscription" (`super::sign_in`) instead of an API key.
 
 use super::credentials::{Target, check_secret_text, prompt_hidden, prompt_line};
+use super::sign_in::{SignIn, ask_how, offer};
 use super::{Channel, KeyPlan, KeyStore, Plan, check_discord_id, check_env_name, suggested_model};
 use crate::auth::env_keys::primary_env_var;
 use crate::catalog::Catalog;
+use crate::oauth::preset::{PRESETS, preset};
 use crate::secret::Secret;
 use anyhow::bail;
 
@@ -40,7 +43,7 @@ const CHOICES: [&str; 4] = ["anthropic", "openai", "openrouter", "google"];
 const ATTEMPTS: usize = 3;
 
 /// Ask until `parse` accepts the answer (a few tries, then give up).
-fn ask<T>(
+pub(super) fn ask<T>(
     ui: &mut dyn Ui,
     prompt: &str,
     secret: bool,
@@ -115,6 +118,9 @@ fn ask_channel<T>(
 
 fn summary(plan: &Plan, target: &Target) -> Vec<String> {
     let mut out = Vec::new();
+    if let Some(s) = &plan.sign_in {
+        out.push(s.summary(target));
+    }
     if let Some(k) = &plan.key {
         let place = match k.store {
             KeyStore::Profile => format!(
@@ -160,29 +166,9 @@ fn summary(plan: &Plan, target: &Target) -> Vec<String> {
     out
 }
 
-/// Run the questions. `None` when the operator declines the summary.
-pub(super) fn run(ui: &mut dyn Ui, target: &Target) -> anyhow::Result<Option<Plan>> {
-    let mut plan = Plan::default();
-    ui.say(
-        "RemoteClaw setup: a provider key, the default model, and optionally Telegram and Discord.",
-    );
-    ui.say("Press Enter to take the [default]. Nothing is written until you confirm at the end.");
-
-    let provider = ask(
-        ui,
-        "Provider — type 1 (anthropic), 2 (openai), 3 (openrouter), 4 (google) or another provider id [anthropic]: ",
-        false,
-        |a| match a.parse::<usize>() {
-            _ if a.is_empty() => Ok(CHOICES[0].to_string()),
-            Ok(n) => CHOICES
-                .get(n.wrapping_sub(1))
-                .map(|s| s.to_string())
-                .ok_or_else(|| format!("type a number from 1 to {}", CHOICES.len())),
-            Err(_) => target.provider(a).map_err(|e| e.to_string()),
-        },
-    )?;
-
-    let var = primary_env_var(&provider);
+/// The API key of `provider` and where to keep it (`None`: skipped).
+fn ask_key(ui: &mut dyn Ui, target: &Target, provider: &str) -> anyhow::Result<Option<KeyPlan>> {
+    let var = primary_env_var(provider);
     let skip = if target.env.get_nonblank(&var).is_some() {
         format!("Enter to keep using {var}")
     } else {
@@ -200,25 +186,73 @@ pub(super) fn run(ui: &mut dyn Ui, target: &Target) -> anyhow::Result<Option<Pla
             Ok(Some(Secret::new(a)))
         },
     )?;
-    if let Some(key) = key {
-        let store = ask(
-            ui,
-            &format!(
-                "Keep the key as 1 (profile {provider}:default in auth-profiles.json) or 2 (env: {var} in {}) — type profile or env [profile]: ",
-                target.paths.env_file().display()
-            ),
-            false,
-            |a| match a.to_ascii_lowercase().as_str() {
-                "" | "1" | "p" | "profile" => Ok(KeyStore::Profile),
-                "2" | "e" | "env" => Ok(KeyStore::Env),
-                _ => Err("type profile or env".into()),
-            },
-        )?;
-        plan.key = Some(KeyPlan {
-            provider: provider.clone(),
-            key,
-            store,
-        });
+    let Some(key) = key else {
+        return Ok(None);
+    };
+    let store = ask(
+        ui,
+        &format!(
+            "Keep the key as 1 (profile {provider}:default in auth-profiles.json) or 2 (env: {var} in {}) — type profile or env [profile]: ",
+            target.paths.env_file().display()
+        ),
+        false,
+        |a| match a.to_ascii_lowercase().as_str() {
+            "" | "1" | "p" | "profile" => Ok(KeyStore::Profile),
+            "2" | "e" | "env" => Ok(KeyStore::Env),
+            _ => Err("type profile or env".into()),
+        },
+    )?;
+    Ok(Some(KeyPlan {
+        provider: provider.to_string(),
+        key,
+        store,
+    }))
+}
+
+/// Run the questions. `None` when the operator declines the summary.
+pub(super) fn run(ui: &mut dyn Ui, target: &Target) -> anyhow::Result<Option<Plan>> {
+    let mut plan = Plan::default();
+    ui.say(
+        "RemoteClaw setup: a provider key or sign-in, the default model, and optionally Telegram and Discord.",
+    );
+    ui.say("Press Enter to take the [default]. Nothing is written until you confirm at the end.");
+
+    ui.say("Providers:");
+    for (i, p) in CHOICES.iter().enumerate() {
+        ui.say(&format!("  {} {p}: paste an API key", i + 1));
+    }
+    for (i, p) in PRESETS.iter().enumerate() {
+        ui.say(&format!(
+            "  {} {}: {}",
+            CHOICES.len() + i + 1,
+            p.provider,
+            offer(p)
+        ));
+    }
+    let count = CHOICES.len() + PRESETS.len();
+    let provider = ask(
+        ui,
+        "Provider — type its number or another provider id [anthropic]: ",
+        false,
+        |a| match a.parse::<usize>() {
+            _ if a.is_empty() => Ok(CHOICES[0].to_string()),
+            Ok(n) => CHOICES
+                .iter()
+                .copied()
+                .chain(PRESETS.iter().map(|p| p.provider))
+                .nth(n.wrapping_sub(1))
+                .map(str::to_string)
+                .ok_or_else(|| format!("type a number from 1 to {count}")),
+            Err(_) => target.provider(a).map_err(|e| e.to_string()),
+        },
+    )?;
+
+    match preset(&provider) {
+        Some(p) => {
+            let how = ask_how(ui, target, p)?;
+            plan.sign_in = Some(SignIn::new(p, how));
+        }
+        None => plan.key = ask_key(ui, target, &provider)?,
     }
 
     let current = Catalog::from_config(&target.config).default;
@@ -265,138 +299,4 @@ pub(super) fn run(ui: &mut dyn Ui, target: &Target) -> anyhow::Result<Option<Pla
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::config::env::EnvMap;
-    use crate::config::paths::Paths;
-    use std::collections::VecDeque;
-
-    struct Script {
-        answers: VecDeque<&'static str>,
-        said: Vec<String>,
-        secrets_asked: usize,
-    }
-
-    impl Script {
-        fn new(answers: &[&'static str]) -> Script {
-            Script {
-                answers: answers.iter().copied().collect(),
-                said: Vec::new(),
-                secrets_asked: 0,
-            }
-        }
-    }
-
-    impl Ui for Script {
-        fn say(&mut self, text: &str) {
-            self.said.push(text.to_string());
-        }
-        fn line(&mut self, prompt: &str) -> anyhow::Result<String> {
-            self.said.push(prompt.to_string());
-            match self.answers.pop_front() {
-                Some(a) => Ok(a.to_string()),
-                None => bail!("input ended"),
-            }
-        }
-        fn secret(&mut self, prompt: &str) -> anyhow::Result<String> {
-            self.secrets_asked += 1;
-            self.line(prompt)
-        }
-    }
-
-    fn target(dir: &std::path::Path) -> Target {
-        let env = EnvMap::from_pairs([("REMOTECLAW_STATE_DIR", dir.display().to_string())]);
-        let paths = Paths::from_env(&env).unwrap();
-        Target {
-            config_path: paths.config_path.clone(),
-            paths,
-            config: Default::default(),
-            env,
-            agent_id: "main".into(),
-        }
-    }
-
-    #[test]
-    fn enter_everywhere_but_the_key_stores_an_anthropic_profile() {
-        let dir = tempfile::tempdir().unwrap();
-        let mut ui = Script::new(&["", "sk-ant-api03-canary", "", "", "", "", ""]);
-        let plan = run(&mut ui, &target(dir.path())).unwrap().unwrap();
-        let key = plan.key.as_ref().unwrap();
-        assert_eq!(key.provider, "anthropic");
-        assert_eq!(key.store, KeyStore::Profile);
-        assert_eq!(key.key.expose(), "sk-ant-api03-canary");
-        assert_eq!(
-            plan.model, None,
-            "anthropic/claude-sonnet-4-5 is already the default"
-        );
-        assert!(plan.telegram.is_none() && plan.discord.is_none());
-        assert_eq!(ui.secrets_asked, 1);
-        assert!(
-            ui.said.iter().all(|s| !s.contains("canary")),
-            "{:?}",
-            ui.said
-        );
-        assert!(
-            ui.said
-                .iter()
-                .any(|s| s.contains("profile anthropic:default"))
-        );
-    }
-
-    #[test]
-    fn openai_in_env_with_channels_and_a_retry() {
-        let dir = tempfile::tempdir().unwrap();
-        let mut ui = Script::new(&[
-            "2", "sk-oa-1", "maybe", "env", "", "TG_TOKEN", "12, 34", "DC_TOKEN", "555", "y",
-        ]);
-        let plan = run(&mut ui, &target(dir.path())).unwrap().unwrap();
-        let key = plan.key.as_ref().unwrap();
-        assert_eq!(
-            (key.provider.as_str(), key.store),
-            ("openai", KeyStore::Env)
-        );
-        assert_eq!(plan.model.as_deref(), Some("openai/gpt-4o-mini"));
-        assert_eq!(
-            plan.telegram,
-            Some(Channel {
-                token_env: Some("TG_TOKEN".into()),
-                owners: vec![12, 34]
-            })
-        );
-        assert_eq!(
-            plan.discord,
-            Some(Channel {
-                token_env: Some("DC_TOKEN".into()),
-                owners: vec!["555".to_string()]
-            })
-        );
-        assert!(
-            ui.said
-                .iter()
-                .any(|s| s == "type profile or env. Try again."),
-            "{:?}",
-            ui.said
-        );
-        assert!(ui.said.iter().any(|s| s.contains("OPENAI_API_KEY in")));
-    }
-
-    #[test]
-    fn declining_or_bad_answers_write_nothing() {
-        let dir = tempfile::tempdir().unwrap();
-        let mut ui = Script::new(&["", "k", "", "", "", "", "n"]);
-        assert!(run(&mut ui, &target(dir.path())).unwrap().is_none());
-
-        let mut ui = Script::new(&["9", "x", "antropic"]);
-        let e = run(&mut ui, &target(dir.path())).unwrap_err().to_string();
-        assert!(e.contains("Did you mean \"anthropic\""), "{e}");
-
-        let mut ui = Script::new(&["", "", "", "TG", "12 abc"]);
-        let e = run(&mut ui, &target(dir.path())).unwrap_err().to_string();
-        assert!(e.contains("input ended"), "{e}");
-        assert!(
-            ui.said
-                .iter()
-                .any(|s| s.contains("\"abc\" is not a Telegram user id"))
-        );
-    }
-}
+mod tests;
