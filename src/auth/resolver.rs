@@ -948,7 +948,10 @@ mod tests {
 
     #[test]
     fn stored_profiles_sort_by_kind_then_least_recently_used() {
-        let mut f = fixture(PROFILES, "");
+        let mut f = fixture(
+            PROFILES,
+            "[models.providers.anthropic.oauth]\ntokenUrl = \"https://auth.example.com/token\"\nclientId = \"c\"\n",
+        );
         f.last_used.insert("anthropic:soon".into(), 50);
         f.last_used.insert("anthropic:tok".into(), 10);
         let got = run(&f, None);
@@ -972,6 +975,10 @@ mod tests {
             (Health::Ok, None),
             "oauth with refresh renews itself"
         );
+        // Without a token endpoint it cannot: no expiry, so static like a token.
+        let bare = run(&fixture(PROFILES, ""), None);
+        let oauth = bare.iter().find(|(i, _, _)| i == "anthropic:oauth").unwrap();
+        assert_eq!(oauth.1, Health::Static);
         assert_eq!(by_id["anthropic:tok"], (Health::Ok, None));
         assert_eq!(
             by_id["anthropic:soon"],
