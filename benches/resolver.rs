@@ -126,7 +126,14 @@ fn bench_fresh_oauth(c: &mut Criterion) {
                     .await
                     .unwrap();
                 let first = res.attempt_order().next().unwrap();
-                assert!(resolver.refresher.before_use(first).await.unwrap().is_none());
+                assert!(
+                    resolver
+                        .refresher
+                        .before_use(first)
+                        .await
+                        .unwrap()
+                        .is_none()
+                );
                 res.attempt_order().count()
             })
         })

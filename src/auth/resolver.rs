@@ -363,9 +363,10 @@ fn evaluate(
             ..
         } => (
             *expires_ms,
-            // Refreshable only where there is a token endpoint to refresh at.
-            refresh.as_ref().is_some_and(|r| !r.is_blank())
-                && crate::oauth::preset::can_refresh(inp.config, inp.provider),
+            // DESIGN §6: an OAuth credential with a refresh token is `ok` (it renews
+            // itself). One whose provider has no token endpoint is flagged by `doctor`
+            // (`oauth_cannot_refresh`) and the status text rather than by its health.
+            refresh.as_ref().is_some_and(|r| !r.is_blank()),
         ),
     };
     let state = match inline_secret(&p.credential) {
@@ -948,10 +949,7 @@ mod tests {
 
     #[test]
     fn stored_profiles_sort_by_kind_then_least_recently_used() {
-        let mut f = fixture(
-            PROFILES,
-            "[models.providers.anthropic.oauth]\ntokenUrl = \"https://auth.example.com/token\"\nclientId = \"c\"\n",
-        );
+        let mut f = fixture(PROFILES, "");
         f.last_used.insert("anthropic:soon".into(), 50);
         f.last_used.insert("anthropic:tok".into(), 10);
         let got = run(&f, None);
@@ -975,10 +973,7 @@ mod tests {
             (Health::Ok, None),
             "oauth with refresh renews itself"
         );
-        // Without a token endpoint it cannot: no expiry, so static like a token.
-        let bare = run(&fixture(PROFILES, ""), None);
-        let oauth = bare.iter().find(|(i, _, _)| i == "anthropic:oauth").unwrap();
-        assert_eq!(oauth.1, Health::Static);
+
         assert_eq!(by_id["anthropic:tok"], (Health::Ok, None));
         assert_eq!(
             by_id["anthropic:soon"],

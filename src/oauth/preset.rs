@@ -105,18 +105,6 @@ pub fn preset(provider: &str) -> Option<&'static Preset> {
     PRESETS.iter().copied().find(|p| p.provider == provider)
 }
 
-/// Whether `provider` has somewhere to refresh OAuth tokens (a preset, or a configured
-/// `tokenUrl` and `clientId`). Cheap: no allocation.
-pub fn can_refresh(config: &Config, provider: &str) -> bool {
-    preset(provider).is_some()
-        || config
-            .models
-            .providers
-            .get(provider)
-            .and_then(|p| p.oauth.as_ref())
-            .is_some_and(|o| o.token_url.is_some() && o.client_id.is_some())
-}
-
 /// A provider's OAuth endpoints, preset and config merged.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Endpoints {
