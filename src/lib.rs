@@ -26,3 +26,4 @@ pub mod providers;
 pub mod secret;
 pub mod session;
 pub mod state;
+pub mod usage;

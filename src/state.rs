@@ -98,6 +98,17 @@ const MIGRATIONS: &[&str] = &[
     ) WITHOUT ROWID;
     CREATE INDEX inbox_pending ON inbox (channel, status, seq);
     CREATE INDEX inbox_seq ON inbox (channel, seq);",
+    // v5: tokens used, per session and credential (DESIGN §10 "Usage").
+    "CREATE TABLE usage (
+        session       TEXT NOT NULL,
+        credential    TEXT NOT NULL,
+        input_tokens  INTEGER NOT NULL,
+        output_tokens INTEGER NOT NULL,
+        turns         INTEGER NOT NULL,
+        updated_at    INTEGER NOT NULL,
+        PRIMARY KEY (session, credential)
+    ) WITHOUT ROWID;
+    CREATE INDEX usage_credential ON usage (credential);",
 ];
 
 /// The schema version this build writes.

@@ -87,6 +87,7 @@ fn info(d: &Directive) -> DirectiveInfo {
         Directive::New => "new",
         Directive::Reset => "reset",
         Directive::Help => "help",
+        Directive::Usage => "usage",
     };
     DirectiveInfo {
         kind,
@@ -191,6 +192,13 @@ async fn run_turn(
         agent: agent.map(str::to_string),
     };
     let result = app.engine.run_turn(input, sink).await;
+    if let (Some(usage), Some(credential)) = (result.usage, result.credential.as_deref())
+        && let Err(e) = crate::usage::UsageBook::new(app.db.clone())
+            .record_async(turn.key(), credential, usage, app.clock.now_ms())
+            .await
+    {
+        tracing::warn!(session = turn.key(), "could not record the usage: {e}");
+    }
     if result.error.is_none()
         && let Err(e) = turn
             .append_exchange(user, ChatMessage::assistant(result.reply.clone()))
@@ -220,6 +228,23 @@ pub async fn apply(
         Directive::ModelList => (views::list(app, turn.state()), true),
         Directive::ModelStatus => (views::status(app, turn.state(), now, agent).await, true),
         Directive::Help => (directive::spec::help_text(), true),
+        Directive::Usage => {
+            match crate::usage::UsageBook::new(app.db.clone())
+                .session_async(turn.key())
+                .await
+            {
+                Ok((t, turns)) => (
+                    format!(
+                        "This chat has used {} input and {} output tokens over {turns} answered {}.",
+                        t.input_tokens,
+                        t.output_tokens,
+                        if turns == 1 { "message" } else { "messages" }
+                    ),
+                    true,
+                ),
+                Err(e) => (format!("Could not read the usage: {e}"), false),
+            }
+        }
         Directive::ModelDefault => match stored(turn.set_choice(None, None).await) {
             Ok(()) => (
                 format!(

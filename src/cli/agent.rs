@@ -35,6 +35,8 @@ pub struct AgentJson<'a> {
     pub credential: Option<&'a str>,
     pub attempts: &'a [Attempt],
     pub directive: Option<&'a DirectiveInfo>,
+    /// This turn's tokens (zero when no model was called).
+    pub usage: crate::usage::Totals,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
 }
@@ -58,6 +60,10 @@ impl<'a> AgentJson<'a> {
             credential: turn.and_then(|t| t.credential.as_deref()),
             attempts: turn.map(|t| t.attempts.as_slice()).unwrap_or_default(),
             directive: r.directive.as_ref(),
+            usage: turn
+                .and_then(|t| t.usage)
+                .map(crate::usage::Totals::from)
+                .unwrap_or_default(),
             error: turn
                 .and_then(|t| t.error.as_ref())
                 .map(ToString::to_string)

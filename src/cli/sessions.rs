@@ -46,6 +46,8 @@ pub struct SessionJson {
     pub model_source: &'static str,
     pub pin: Option<Pin>,
     pub history_length: usize,
+    /// Tokens used by the session, over every credential.
+    pub usage: crate::usage::Totals,
 }
 
 fn to_json(app: &App, s: &SessionSummary) -> SessionJson {
@@ -57,6 +59,10 @@ fn to_json(app: &App, s: &SessionSummary) -> SessionJson {
         model_source: if chosen { "session" } else { "default" },
         pin: s.pin.clone(),
         history_length: s.history_len,
+        usage: crate::usage::UsageBook::new(app.db.clone())
+            .session(&s.key)
+            .map(|(t, _)| t)
+            .unwrap_or_default(),
     }
 }
 
@@ -119,6 +125,10 @@ pub async fn run(args: SessionsArgs) -> anyhow::Result<ExitCode> {
                     None => println!("  pin:     none"),
                 }
                 println!("  history: {} messages", j.history_length);
+                println!(
+                    "  usage:   {} input, {} output tokens",
+                    j.usage.input_tokens, j.usage.output_tokens
+                );
                 println!("  updated: {}", age(s.updated_at, now));
             }
         }

@@ -24,11 +24,12 @@ use nom::{IResult, Offset, Parser};
 type PResult<'a, O> = IResult<&'a str, O, ()>;
 
 /// The built-in command words. Every one has a manifest in `commands/` (checked by a test).
-pub(super) const COMMAND_WORDS: [(&str, Word<'static>); 4] = [
+pub(super) const COMMAND_WORDS: [(&str, Word<'static>); 5] = [
     ("model", Word::Model),
     ("new", Word::New),
     ("reset", Word::Reset),
     ("help", Word::Help),
+    ("usage", Word::Usage),
 ];
 
 /// Which command a candidate names.
@@ -38,6 +39,7 @@ pub(super) enum Word<'a> {
     New,
     Reset,
     Help,
+    Usage,
     /// A configured alias, as typed.
     Alias(&'a str),
 }

@@ -53,6 +53,8 @@ pub enum Directive {
     Reset,
     /// `/help`
     Help,
+    /// `/usage`: the session's token totals.
+    Usage,
 }
 
 impl fmt::Display for Directive {
@@ -73,6 +75,7 @@ impl fmt::Display for Directive {
             Self::New => f.write_str("/new"),
             Self::Reset => f.write_str("/reset"),
             Self::Help => f.write_str("/help"),
+            Self::Usage => f.write_str("/usage"),
         }
     }
 }
@@ -224,6 +227,7 @@ fn interpret(candidate: &Candidate<'_>, start: usize) -> Result<Directive, Direc
         Word::New => Ok(Directive::New),
         Word::Reset => Ok(Directive::Reset),
         Word::Help => Ok(Directive::Help),
+        Word::Usage => Ok(Directive::Usage),
         Word::Model => match candidate.arg {
             None => Ok(Directive::ModelShow),
             Some((arg, offset)) => model_argument(arg, start + offset),

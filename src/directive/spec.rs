@@ -42,11 +42,12 @@ pub enum OptionKind {
 }
 
 /// The manifests, in the order they are shown: `(file name, contents)`.
-const MANIFESTS: [(&str, &str); 4] = [
+const MANIFESTS: [(&str, &str); 5] = [
     ("model.toml", include_str!("../../commands/model.toml")),
     ("new.toml", include_str!("../../commands/new.toml")),
     ("reset.toml", include_str!("../../commands/reset.toml")),
     ("help.toml", include_str!("../../commands/help.toml")),
+    ("usage.toml", include_str!("../../commands/usage.toml")),
 ];
 
 static COMMANDS: LazyLock<Vec<CommandSpec>> = LazyLock::new(|| match load() {

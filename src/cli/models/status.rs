@@ -277,6 +277,10 @@ pub async fn run(args: StatusArgs) -> anyhow::Result<ExitCode> {
                 "off"
             }
         );
+        // Tokens used per credential, over every session (DESIGN §10 "Usage").
+        let usage = crate::usage::UsageBook::new(app.db.clone())
+            .by_credential()
+            .unwrap_or_default();
         for (p, in_use, s, res) in &providers {
             println!();
             let endpoint = s
@@ -297,6 +301,12 @@ pub async fn run(args: StatusArgs) -> anyhow::Result<ExitCode> {
                 println!("{line}");
                 if let Some(f) = oauth::OauthFacts::of(c, p, store.as_deref(), &app.config) {
                     println!("      {}", oauth::note(&f, now));
+                }
+                if let Some(u) = usage.get(&*c.id) {
+                    println!(
+                        "      used {} input and {} output tokens",
+                        u.input_tokens, u.output_tokens
+                    );
                 }
             }
         }

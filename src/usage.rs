@@ -1,0 +1,184 @@
+//! Tokens used (DESIGN §10 "Usage"): every answered turn adds the provider's input and
+//! output token counts to its session's and its credential's totals, kept in `state.db`
+//! (migration v5, one row per session and credential). Read by `agent --json` (the turn's
+//! own figures), `sessions show --json`, `/usage` in chat and `models status`.
+//!
+//! Counts are saturating: a provider's strange usage figure cannot wrap a total. Every
+//! call from async code runs on the blocking pool.
+
+use crate::providers::Usage;
+use crate::state::{StateDb, StoreError};
+use rusqlite::{OptionalExtension, params};
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+/// Input and output tokens (the `usage` objects of the JSON outputs).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Totals {
+    pub input_tokens: u64,
+    pub output_tokens: u64,
+}
+
+impl From<Usage> for Totals {
+    fn from(u: Usage) -> Totals {
+        Totals {
+            input_tokens: u.input_tokens,
+            output_tokens: u.output_tokens,
+        }
+    }
+}
+
+/// SQLite integers are signed: a total is stored capped at `i64::MAX`.
+fn to_db(n: u64) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+fn from_db(n: i64) -> u64 {
+    u64::try_from(n).unwrap_or(0)
+}
+
+/// The usage totals in `state.db`.
+#[derive(Debug, Clone)]
+pub struct UsageBook {
+    db: Arc<StateDb>,
+}
+
+impl UsageBook {
+    pub fn new(db: Arc<StateDb>) -> UsageBook {
+        UsageBook { db }
+    }
+
+    /// Add one turn's usage to `session` × `credential` (blocking).
+    pub fn record(
+        &self,
+        session: &str,
+        credential: &str,
+        usage: Usage,
+        now_ms: i64,
+    ) -> Result<(), StoreError> {
+        self.db.write(|c| {
+            let tx = c.transaction()?;
+            let prev: Option<(i64, i64, i64)> = tx
+                .query_row(
+                    "SELECT input_tokens, output_tokens, turns FROM usage WHERE session = ?1 AND credential = ?2",
+                    params![session, credential],
+                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+                )
+                .optional()?;
+            let (input, output, turns) = prev.unwrap_or((0, 0, 0));
+            tx.execute(
+                "INSERT INTO usage (session, credential, input_tokens, output_tokens, turns, updated_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+                 ON CONFLICT(session, credential) DO UPDATE SET input_tokens = ?3, output_tokens = ?4, turns = ?5, updated_at = ?6",
+                params![
+                    session,
+                    credential,
+                    input.saturating_add(to_db(usage.input_tokens)),
+                    output.saturating_add(to_db(usage.output_tokens)),
+                    turns.saturating_add(1),
+                    now_ms
+                ],
+            )?;
+            tx.commit()
+        })
+    }
+
+    /// [`record`](Self::record) off the runtime threads.
+    pub async fn record_async(
+        &self,
+        session: &str,
+        credential: &str,
+        usage: Usage,
+        now_ms: i64,
+    ) -> Result<(), StoreError> {
+        let (me, session, credential) = (self.clone(), session.to_string(), credential.to_string());
+        crate::state::blocking(&self.db, move || {
+            me.record(&session, &credential, usage, now_ms)
+        })
+        .await
+    }
+
+    /// A session's totals over every credential, and its number of answered turns.
+    pub fn session(&self, session: &str) -> Result<(Totals, u64), StoreError> {
+        self.db.read(|c| {
+            c.query_row(
+                "SELECT COALESCE(SUM(input_tokens), 0), COALESCE(SUM(output_tokens), 0), COALESCE(SUM(turns), 0) FROM usage WHERE session = ?1",
+                params![session],
+                |r| {
+                    Ok((
+                        Totals {
+                            input_tokens: from_db(r.get(0)?),
+                            output_tokens: from_db(r.get(1)?),
+                        },
+                        from_db(r.get(2)?),
+                    ))
+                },
+            )
+        })
+    }
+
+    /// [`session`](Self::session) off the runtime threads.
+    pub async fn session_async(&self, session: &str) -> Result<(Totals, u64), StoreError> {
+        let (me, session) = (self.clone(), session.to_string());
+        crate::state::blocking(&self.db, move || me.session(&session)).await
+    }
+
+    /// Totals per credential id, over every session.
+    pub fn by_credential(&self) -> Result<BTreeMap<String, Totals>, StoreError> {
+        self.db.read(|c| {
+            let mut stmt = c.prepare(
+                "SELECT credential, SUM(input_tokens), SUM(output_tokens) FROM usage GROUP BY credential",
+            )?;
+            let rows = stmt.query_map([], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    Totals {
+                        input_tokens: from_db(r.get(1)?),
+                        output_tokens: from_db(r.get(2)?),
+                    },
+                ))
+            })?;
+            rows.collect()
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn totals_add_up_per_session_and_credential_and_saturate() {
+        let db = StateDb::open(std::path::Path::new(":memory:")).unwrap();
+        let book = UsageBook::new(db);
+        let u = |i, o| Usage {
+            input_tokens: i,
+            output_tokens: o,
+        };
+        book.record("s1", "anthropic:work", u(10, 5), 1).unwrap();
+        book.record("s1", "env:ANTHROPIC_API_KEY", u(3, 2), 2)
+            .unwrap();
+        book.record("s2", "anthropic:work", u(1, 1), 3).unwrap();
+        let (t, turns) = book.session("s1").unwrap();
+        assert_eq!((t.input_tokens, t.output_tokens, turns), (13, 7, 2));
+        assert_eq!(book.session("nobody").unwrap(), (Totals::default(), 0));
+        let by = book.by_credential().unwrap();
+        assert_eq!(
+            by["anthropic:work"],
+            Totals {
+                input_tokens: 11,
+                output_tokens: 6
+            }
+        );
+        book.record("s2", "anthropic:work", u(u64::MAX, u64::MAX), 4)
+            .unwrap();
+        let (t, _) = book.session("s2").unwrap();
+        assert_eq!(t.input_tokens, i64::MAX as u64, "capped, not wrapped");
+        assert_eq!(
+            serde_json::to_value(t).unwrap(),
+            serde_json::json!({"inputTokens": i64::MAX as u64, "outputTokens": i64::MAX as u64})
+        );
+    }
+}

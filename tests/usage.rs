@@ -1,0 +1,97 @@
+//! Token usage end to end (DESIGN §10 "Usage"): the real binary against the fake
+//! provider, whose replies carry usage figures. `agent --json` has the turn's `usage`,
+//! the session's totals add up in `sessions show --json`, `/usage` answers with them,
+//! and `models status` shows them per credential.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use serde_json::Value;
+use support::fake_provider::FakeProvider;
+use support::home::{TestHome, stderr, stdout};
+
+fn json(o: &std::process::Output) -> Value {
+    serde_json::from_str(stdout(o).trim())
+        .unwrap_or_else(|e| panic!("not JSON ({e}): {}\n{}", stdout(o), stderr(o)))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn usage_per_turn_per_session_and_per_credential() {
+    let fake = FakeProvider::start().await;
+    let mut home = TestHome::new(&TestHome::config_for_fake(
+        "openai/gpt-4o-mini",
+        &fake.anthropic_base(),
+        &fake.openai_base(),
+        &fake.google_base(),
+    ));
+    home.set("OPENAI_API_KEY", "sk-oa-usage");
+
+    let mut total_in = 0;
+    let mut total_out = 0;
+    for message in ["hello there", "and a second, longer question about usage"] {
+        let out = home
+            .run(&[
+                "agent",
+                "--message",
+                message,
+                "--session",
+                "local:u",
+                "--json",
+            ])
+            .await;
+        let v = json(&out);
+        let (i, o) = (
+            v["usage"]["inputTokens"].as_u64().unwrap(),
+            v["usage"]["outputTokens"].as_u64().unwrap(),
+        );
+        assert!(i > 0 && o > 0, "{v}");
+        total_in += i;
+        total_out += o;
+    }
+    assert_eq!(fake.requests().len(), 2, "one model call per message");
+
+    let out = home.run(&["sessions", "show", "local:u", "--json"]).await;
+    let v = json(&out);
+    assert_eq!(v["usage"]["inputTokens"], total_in, "{v}");
+    assert_eq!(v["usage"]["outputTokens"], total_out, "{v}");
+
+    // `/usage` answers with the totals and calls no model.
+    let out = home
+        .run(&[
+            "agent",
+            "--message",
+            "/usage",
+            "--session",
+            "local:u",
+            "--json",
+        ])
+        .await;
+    let v = json(&out);
+    let reply = v["reply"].as_str().unwrap();
+    assert!(
+        reply.contains(&format!("{total_in} input and {total_out} output tokens"))
+            && reply.contains("2 answered messages"),
+        "{reply}"
+    );
+    assert_eq!(v["usage"]["inputTokens"], 0);
+    assert_eq!(fake.requests().len(), 2, "no model call for /usage");
+
+    // Another session starts at zero.
+    let out = home
+        .run(&["agent", "--message", "/usage", "--session", "local:other"])
+        .await;
+    assert!(
+        stdout(&out).contains("0 input and 0 output tokens"),
+        "{}",
+        stdout(&out)
+    );
+
+    let out = home.run(&["models", "status"]).await;
+    assert!(
+        stdout(&out).contains(&format!(
+            "used {total_in} input and {total_out} output tokens"
+        )),
+        "{}",
+        stdout(&out)
+    );
+}
