@@ -52,6 +52,8 @@ fn msg<'a>(session: &'a str, text: &'a str, agent: Option<&'a str>) -> Inbound<'
         owner: true,
         bot_username: None,
         agent,
+        system_prompt: None,
+        quoted: None,
     }
 }
 

@@ -306,3 +306,54 @@ async fn listed_channels_need_no_mention() {
     assert_eq!(sent[0]["content"], "fake reply to: no mention here");
     channel.stop_and_wait().await;
 }
+
+/// DESIGN §10: `channelPrompts` beats `systemPrompt`; a reply carries the text of the
+/// message it replies to.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn channel_prompts_and_the_referenced_message_reach_the_model() {
+    let body = format!(
+        "{}channels = [\"{GUILD_CHANNEL}\"]\nsystemPrompt = \"You are the DM bot.\"\nchannelPrompts = {{ \"{GUILD_CHANNEL}\" = \"You review pull requests.\" }}\n",
+        default_body()
+    );
+    let s = setup_with(&body, None).await;
+    let first = s.dc.send_message(
+        GUILD_CHANNEL,
+        Some(GUILD),
+        MEMBER,
+        "bob",
+        "the diff looks odd",
+        false,
+    );
+    s.dc.wait_for_channel_messages(GUILD_CHANNEL, 1, WAIT).await;
+    s.dc.send_reply(
+        GUILD_CHANNEL,
+        GUILD,
+        OWNER,
+        "alice",
+        "what do you mean?",
+        first,
+    );
+    s.dc.wait_for_channel_messages(GUILD_CHANNEL, 2, WAIT).await;
+    let s = s.finish().await;
+    let requests = s.llm.requests();
+    assert_eq!(requests.len(), 2);
+    for r in &requests {
+        let system = r.body["messages"][0].clone();
+        assert_eq!(system["role"], "system");
+        assert_eq!(system["content"], "You review pull requests.");
+    }
+    let user = requests[1].body["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .rev()
+        .find(|m| m["role"] == "user")
+        .unwrap()["content"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        user.contains("> the diff looks odd") && user.ends_with("what do you mean?"),
+        "{user}"
+    );
+}

@@ -359,6 +359,7 @@ async fn a_turn_deadline_during_a_refresh_does_not_lose_the_rotated_tokens() {
                 pin: None,
                 messages: vec![ChatMessage::user("hi")],
                 agent: None,
+                system: None,
             },
             None,
         )

@@ -476,6 +476,7 @@ fn input() -> TurnInput {
         pin: None,
         messages: vec![ChatMessage::user("hello")],
         agent: None,
+        system: None,
     }
 }
 

@@ -390,6 +390,7 @@ baseUrl = "{base}"
         pin: None,
         messages: vec![ChatMessage::user("hello")],
         agent: None,
+        system: None,
     };
     let result = app.engine.run_turn(input(None), None).await;
     assert!(result.error.is_none(), "{:?}", result.error);

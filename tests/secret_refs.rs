@@ -874,6 +874,7 @@ fn turn() -> remoteclaw::engine::TurnInput {
         pin: None,
         messages: vec![remoteclaw::providers::ChatMessage::user("hi")],
         agent: None,
+        system: None,
     }
 }
 

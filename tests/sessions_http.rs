@@ -247,6 +247,8 @@ async fn only_owners_may_pin() {
         owner: false,
         bot_username: None,
         agent: None,
+        system_prompt: None,
+        quoted: None,
     };
     let r = handle(&app, msg, None).await;
     assert!(r.is_error());
@@ -270,6 +272,8 @@ async fn only_owners_may_pin() {
         owner: false,
         bot_username: None,
         agent: None,
+        system_prompt: None,
+        quoted: None,
     };
     assert!(!handle(&app, msg, None).await.is_error());
     // A command addressed to another bot is ignored entirely.
@@ -279,6 +283,8 @@ async fn only_owners_may_pin() {
         owner: true,
         bot_username: Some("OurBot"),
         agent: None,
+        system_prompt: None,
+        quoted: None,
     };
     assert!(handle(&app, msg, None).await.ignored);
 }

@@ -136,3 +136,67 @@ async fn in_a_group_each_sender_is_judged_on_their_own() {
         sent[1].text
     );
 }
+
+/// DESIGN §10: a group's `groupPrompts` entry beats the channel's `systemPrompt`, which
+/// beats `agents.defaults.systemPrompt`; and a reply carries the replied-to text.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn group_and_channel_prompts_and_the_replied_to_text_reach_the_model() {
+    let s = setup(
+        "systemPrompt = \"You are the DM bot.\"\ngroupPrompts = { \"-1001234\" = \"You answer questions about our build system.\" }\n",
+    )
+    .await;
+    let bot = s.tg.bot_username().to_string();
+    s.tg.send_dm(42, "alice", "hello");
+    let sent = s.tg.wait_for_messages(1, WAIT).await;
+    assert_eq!(sent[0].text, "fake reply to: hello");
+    s.tg.send_group(
+        -1001234,
+        42,
+        "alice",
+        &format!("@{bot} why is CI red?"),
+        None,
+        None,
+    );
+    let sent = s.tg.wait_for_messages(2, WAIT).await;
+    // A reply to the bot's answer: the answer goes to the model with it.
+    let answered = sent[1].message_id;
+    s.tg.send_group(
+        -1001234,
+        42,
+        "alice",
+        "and how do I fix it?",
+        None,
+        Some(answered),
+    );
+    s.tg.wait_for_messages(3, WAIT).await;
+
+    let requests = s.llm.requests();
+    assert_eq!(requests.len(), 3);
+    let system = |i: usize| -> String {
+        requests[i].body["messages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["role"] == "system")
+            .map(|m| m["content"].as_str().unwrap().to_string())
+            .unwrap_or_default()
+    };
+    assert_eq!(system(0), "You are the DM bot.");
+    assert_eq!(system(1), "You answer questions about our build system.");
+    assert_eq!(system(2), "You answer questions about our build system.");
+    let last_user = requests[2].body["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .rev()
+        .find(|m| m["role"] == "user")
+        .unwrap()["content"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        last_user.contains("> fake reply to: why is CI red?")
+            && last_user.ends_with("and how do I fix it?"),
+        "{last_user}"
+    );
+}

@@ -24,6 +24,11 @@ pub struct Inbound<'a> {
     /// Whose credentials this message's turns use (`channels.<c>.agent`); `None` = the
     /// default agent.
     pub agent: Option<&'a str>,
+    /// The system prompt for this chat (a group's or channel's, else the channel's);
+    /// `None` = `agents.defaults.systemPrompt` (DESIGN §10).
+    pub system_prompt: Option<&'a str>,
+    /// The text of the message this one replies to, which goes to the model with it.
+    pub quoted: Option<&'a str>,
 }
 
 /// The `directive` field of `agent --json`.
@@ -144,10 +149,32 @@ pub async fn handle(app: &App, msg: Inbound<'_>, mut sink: Option<DeltaSink<'_>>
     if rest.is_empty() {
         return result;
     }
-    let t = run_turn(app, &mut turn, &rest, msg.agent, sink).await;
+    let t = run_turn(app, &mut turn, &rest, &msg, sink).await;
     result.model = Some(t.model.clone());
     result.turn = Some(t);
     result
+}
+
+/// The most of a replied-to message that goes to the model with the reply.
+pub const MAX_QUOTE_CHARS: usize = 4000;
+
+/// The user's text with the message it replies to, quoted before it.
+fn with_quote(text: &str, quoted: Option<&str>) -> String {
+    match quoted.map(str::trim).filter(|q| !q.is_empty()) {
+        None => text.to_string(),
+        Some(q) => {
+            let mut q: String = q.chars().take(MAX_QUOTE_CHARS).collect();
+            if q.len() < quoted.map_or(0, |x| x.trim().len()) {
+                q.push('…');
+            }
+            let quoted: String = q
+                .lines()
+                .map(|l| format!("> {l}"))
+                .collect::<Vec<_>>()
+                .join("\n");
+            format!("(In reply to:)\n{quoted}\n\n{text}")
+        }
+    }
 }
 
 /// Reply when the whole gateway is at `gateway.maxConcurrentTurns` with a full wait queue.
@@ -177,19 +204,20 @@ async fn run_turn(
     app: &App,
     turn: &mut SessionTurn,
     text: &str,
-    agent: Option<&str>,
+    msg: &Inbound<'_>,
     sink: Option<DeltaSink<'_>>,
 ) -> TurnResult {
     let state = turn.state();
     let (model, chosen) = views::effective_model(app, state);
-    let user = ChatMessage::user(text);
+    let user = ChatMessage::user(with_quote(text, msg.quoted));
     let mut messages = state.history.clone();
     messages.push(user.clone());
     let input = TurnInput {
         model: chosen.then_some(model),
         pin: state.pin.as_ref().map(|p| p.profile.clone()),
         messages,
-        agent: agent.map(str::to_string),
+        agent: msg.agent.map(str::to_string),
+        system: msg.system_prompt.map(str::to_string),
     };
     let result = app.engine.run_turn(input, sink).await;
     if let (Some(usage), Some(credential)) = (result.usage, result.credential.as_deref())

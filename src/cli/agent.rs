@@ -85,6 +85,8 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<ExitCode> {
         owner: true,
         bot_username: None,
         agent: None,
+        system_prompt: None,
+        quoted: None,
     };
     let result = if args.json {
         handle(&app, msg, None).await

@@ -70,6 +70,8 @@ pub async fn run(args: ChatArgs) -> anyhow::Result<ExitCode> {
             owner: true,
             bot_username: None,
             agent: None,
+            system_prompt: None,
+            quoted: None,
         };
         let turn = handle(&app, msg, Some(&mut sink));
         let result = tokio::select! {

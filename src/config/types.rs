@@ -413,9 +413,21 @@ pub struct TelegramConfig {
     pub group_policy: GroupPolicy,
     /// Who may talk in groups (default: `allowFrom`).
     pub group_allow_from: Option<Vec<i64>>,
+    /// This channel's system prompt (DESIGN §10); default `agents.defaults.systemPrompt`.
+    pub system_prompt: Option<String>,
+    /// Per group chat (keyed by chat id): that chat's system prompt.
+    pub group_prompts: BTreeMap<String, String>,
 }
 
 impl TelegramConfig {
+    /// The system prompt for chat `chat`: its `groupPrompts` entry, else `systemPrompt`.
+    pub fn prompt_for(&self, chat: i64) -> Option<&str> {
+        self.group_prompts
+            .get(&chat.to_string())
+            .or(self.system_prompt.as_ref())
+            .map(String::as_str)
+    }
+
     /// Whether `user` may talk in an allowed group.
     pub fn group_admits(&self, user: i64) -> bool {
         let list = self.group_allow_from.as_ref().unwrap_or(&self.allow_from);
@@ -438,6 +450,8 @@ impl Default for TelegramConfig {
             require_mention: true,
             group_policy: GroupPolicy::Allowlist,
             group_allow_from: None,
+            system_prompt: None,
+            group_prompts: BTreeMap::new(),
         }
     }
 }
@@ -458,9 +472,22 @@ pub struct DiscordConfig {
     pub group_policy: GroupPolicy,
     /// Who may talk in guilds (default: `allowFrom`).
     pub group_allow_from: Option<Vec<String>>,
+    /// This channel's system prompt (DESIGN §10); default `agents.defaults.systemPrompt`.
+    pub system_prompt: Option<String>,
+    /// Per Discord channel (keyed by channel id): that channel's system prompt.
+    pub channel_prompts: BTreeMap<String, String>,
 }
 
 impl DiscordConfig {
+    /// The system prompt for channel `channel`: its `channelPrompts` entry, else
+    /// `systemPrompt`.
+    pub fn prompt_for(&self, channel: &str) -> Option<&str> {
+        self.channel_prompts
+            .get(channel)
+            .or(self.system_prompt.as_ref())
+            .map(String::as_str)
+    }
+
     /// Whether `user` may talk in an allowed guild or listed channel.
     pub fn group_admits(&self, user: &str) -> bool {
         let list = self.group_allow_from.as_ref().unwrap_or(&self.allow_from);
@@ -483,6 +510,8 @@ impl Default for DiscordConfig {
             agent: None,
             group_policy: GroupPolicy::Allowlist,
             group_allow_from: None,
+            system_prompt: None,
+            channel_prompts: BTreeMap::new(),
         }
     }
 }

@@ -24,6 +24,8 @@ pub struct TurnInput {
     pub messages: Vec<ChatMessage>,
     /// Whose credentials to use (`channels.<c>.agent`); `None` = the default agent.
     pub agent: Option<String>,
+    /// The system prompt for this chat; `None` = `agents.defaults.systemPrompt`.
+    pub system: Option<String>,
 }
 
 /// One credential tried for a turn (the `attempts` entries of `agent --json`).
@@ -262,7 +264,11 @@ impl Engine {
     ) -> TurnResult {
         let chain = self.catalog.chain(input.model.as_ref());
         let mut messages = input.messages;
-        if let Some(system) = &self.config.agents.defaults.system_prompt
+        if let Some(system) =
+            input
+                .system
+                .as_ref()
+                .or(self.config.agents.defaults.system_prompt.as_ref())
             && !messages.iter().any(|m| m.role == Role::System)
         {
             messages.insert(

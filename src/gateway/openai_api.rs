@@ -243,6 +243,7 @@ pub async fn chat_completions(
         pin,
         messages,
         agent: None,
+        system: None,
     };
 
     if !req.stream {

@@ -121,6 +121,8 @@ pub async fn chat(State(state): State<GatewayState>, headers: HeaderMap, body: B
             owner: true,
             bot_username: None,
             agent: None,
+            system_prompt: None,
+            quoted: None,
         };
         let result = handle(&app, msg, Some(&mut sink)).await;
         drop(permit);

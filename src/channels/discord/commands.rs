@@ -170,6 +170,8 @@ pub async fn run(h: &Handler, ctx: &Context, cmd: CommandInteraction) {
             owner: access::is_owner(&h.cfg, &user),
             bot_username: None,
             agent: h.cfg.agent.as_deref(),
+            system_prompt: h.cfg.prompt_for(&cmd.channel_id.to_string()),
+            quoted: None,
         },
         None,
     )

@@ -101,6 +101,11 @@ impl Handler {
                 owner: access::is_owner(&self.cfg, &user),
                 bot_username: None,
                 agent: self.cfg.agent.as_deref(),
+                system_prompt: self.cfg.prompt_for(&msg.channel_id.to_string()),
+                quoted: msg
+                    .referenced_message
+                    .as_deref()
+                    .map(|m| m.content.as_str()),
             },
             None,
         )

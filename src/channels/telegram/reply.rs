@@ -45,12 +45,18 @@ pub async fn answer(ctx: &Ctx, session: &str, owner: bool, msg: &Message) {
             tokio::time::sleep(Duration::from_secs(4)).await;
         }
     });
+    // The message this one replies to goes to the model with it (DESIGN §10).
+    let quoted = msg
+        .reply_to_message()
+        .and_then(|r| r.text().or_else(|| r.caption()));
     let inbound = Inbound {
         session,
         text: &text,
         owner,
         bot_username: Some(&ctx.username),
         agent: ctx.cfg.agent.as_deref(),
+        system_prompt: ctx.cfg.prompt_for(chat.0),
+        quoted,
     };
     let result = handle_limited(&ctx.app, inbound, None).await;
     typing.abort();
@@ -176,6 +182,8 @@ pub async fn on_button(ctx: &Ctx, q: CallbackQuery) {
             owner,
             bot_username: Some(&ctx.username),
             agent: ctx.cfg.agent.as_deref(),
+            system_prompt: None,
+            quoted: None,
         },
         None,
     )

@@ -342,6 +342,45 @@ impl FakeDiscord {
         id
     }
 
+    /// Queues a MESSAGE_CREATE from a guild member that replies to message
+    /// `replied_to` (a message the fake knows: the bot's or a user's), with
+    /// `message_reference` and the full `referenced_message`, as Discord sends it.
+    pub fn send_reply(
+        &self,
+        channel_id: u64,
+        guild_id: u64,
+        author_id: u64,
+        username: &str,
+        content: &str,
+        replied_to: u64,
+    ) -> u64 {
+        let id = {
+            let mut st = lock(&self.inner.state);
+            let author = st.remember_user(author_id, username);
+            st.note_channel(channel_id, Some(guild_id), author_id);
+            let id = st.snowflake();
+            let mut msg = objects::message(id, channel_id, &author, content);
+            msg["nonce"] = json!(id.to_string());
+            msg["guild_id"] = json!(guild_id.to_string());
+            msg["member"] = objects::member(&author, guild_id, false, false);
+            msg["type"] = json!(19);
+            msg["message_reference"] = json!({
+                "type": 0,
+                "message_id": replied_to.to_string(),
+                "channel_id": channel_id.to_string(),
+                "guild_id": guild_id.to_string(),
+            });
+            if let Some(referenced) = st.all_messages.get(&replied_to).cloned() {
+                msg["referenced_message"] = referenced;
+            }
+            st.all_messages.insert(id, msg.clone());
+            st.pending.push_back(("MESSAGE_CREATE".into(), msg));
+            id
+        };
+        self.inner.flush_connections();
+        id
+    }
+
     /// Queues an INTERACTION_CREATE for a slash command (type 2). `options`
     /// is the Discord `data.options` array (`Null` = none). Returns the
     /// interaction id and token.
