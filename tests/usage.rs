@@ -95,3 +95,43 @@ async fn usage_per_turn_per_session_and_per_credential() {
         stdout(&out)
     );
 }
+
+/// The OpenAI-compatible API counts its turns under the `x-remoteclaw-session` session.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_http_api_counts_usage_under_its_session() {
+    let fake = FakeProvider::start().await;
+    let mut home = TestHome::new(&TestHome::config_for_fake(
+        "openai/gpt-4o-mini",
+        &fake.anthropic_base(),
+        &fake.openai_base(),
+        &fake.google_base(),
+    ));
+    home.set("OPENAI_API_KEY", "sk-oa-usage");
+    let db_path = home.state_dir().join("state.db");
+    let gw = support::gateway::Gateway::start(home, None).await;
+    let resp: Value = reqwest::Client::new()
+        .post(format!("{}/v1/chat/completions", gw.url))
+        .header("x-remoteclaw-session", "web:usage")
+        .json(&serde_json::json!({
+            "model": "remoteclaw",
+            "messages": [{"role": "user", "content": "count my tokens please"}]
+        }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let (i, o) = (
+        resp["usage"]["prompt_tokens"].as_u64().unwrap(),
+        resp["usage"]["completion_tokens"].as_u64().unwrap(),
+    );
+    assert!(i > 0 && o > 0, "{resp}");
+    // Read while the gateway runs: its home (and state.db) go away with it.
+    let db = remoteclaw::state::StateDb::open(&db_path).unwrap();
+    let (t, turns) = remoteclaw::usage::UsageBook::new(db)
+        .session("web:usage")
+        .unwrap();
+    assert_eq!((t.input_tokens, t.output_tokens, turns), (i, o, 1));
+    gw.shutdown().await;
+}

@@ -155,6 +155,17 @@ pub async fn handle(app: &App, msg: Inbound<'_>, mut sink: Option<DeltaSink<'_>>
     result
 }
 
+/// Add an answered turn's tokens to its session's and credential's totals (DESIGN §10).
+pub(crate) async fn record_usage(app: &App, session: &str, result: &TurnResult) {
+    if let (Some(usage), Some(credential)) = (result.usage, result.credential.as_deref())
+        && let Err(e) = crate::usage::UsageBook::new(app.db.clone())
+            .record_async(session, credential, usage, app.clock.now_ms())
+            .await
+    {
+        tracing::warn!(session, "could not record the usage: {e}");
+    }
+}
+
 /// The most of a replied-to message that goes to the model with the reply.
 pub const MAX_QUOTE_CHARS: usize = 4000;
 
@@ -220,13 +231,7 @@ async fn run_turn(
         system: msg.system_prompt.map(str::to_string),
     };
     let result = app.engine.run_turn(input, sink).await;
-    if let (Some(usage), Some(credential)) = (result.usage, result.credential.as_deref())
-        && let Err(e) = crate::usage::UsageBook::new(app.db.clone())
-            .record_async(turn.key(), credential, usage, app.clock.now_ms())
-            .await
-    {
-        tracing::warn!(session = turn.key(), "could not record the usage: {e}");
-    }
+    record_usage(app, turn.key(), &result).await;
     if result.error.is_none()
         && let Err(e) = turn
             .append_exchange(user, ChatMessage::assistant(result.reply.clone()))
