@@ -31,6 +31,9 @@ pub struct App {
     pub db: Arc<StateDb>,
     /// `gateway.maxConcurrentTurns`: one limit for the HTTP API and every chat channel.
     pub turns: Arc<crate::limit::TurnLimiter>,
+    /// Bookkeeping writes made after a reply (usage totals): a reply never waits for
+    /// `state.db`; a process that is about to exit waits for them (`settle`).
+    pub background: Arc<std::sync::Mutex<tokio::task::JoinSet<()>>>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -159,6 +162,28 @@ impl App {
             db,
             metrics,
             turns,
+            background: Arc::default(),
         })
+    }
+
+    /// Run `work` after the reply, off the turn's path (finished ones are reaped here).
+    pub fn in_background(&self, work: impl std::future::Future<Output = ()> + Send + 'static) {
+        if let Ok(mut set) = self.background.lock() {
+            while set.try_join_next().is_some() {}
+            set.spawn(work);
+        }
+    }
+
+    /// Wait up to `limit` for the background writes (a CLI before it exits, the gateway
+    /// after its drain).
+    pub async fn settle(&self, limit: std::time::Duration) {
+        let mut set = match self.background.lock() {
+            Ok(mut s) => std::mem::take(&mut *s),
+            Err(_) => return,
+        };
+        let all = async { while set.join_next().await.is_some() {} };
+        if tokio::time::timeout(limit, all).await.is_err() {
+            tracing::warn!("some bookkeeping writes (usage totals) did not finish before exit");
+        }
     }
 }

@@ -127,11 +127,19 @@ async fn the_http_api_counts_usage_under_its_session() {
         resp["usage"]["completion_tokens"].as_u64().unwrap(),
     );
     assert!(i > 0 && o > 0, "{resp}");
-    // Read while the gateway runs: its home (and state.db) go away with it.
+    // Read while the gateway runs (its home and state.db go away with it). The totals
+    // are written after the reply, off the turn's path: wait for them, within a bound.
     let db = remoteclaw::state::StateDb::open(&db_path).unwrap();
-    let (t, turns) = remoteclaw::usage::UsageBook::new(db)
-        .session("web:usage")
-        .unwrap();
-    assert_eq!((t.input_tokens, t.output_tokens, turns), (i, o, 1));
+    let book = remoteclaw::usage::UsageBook::new(db);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let (t, turns) = book.session("web:usage").unwrap();
+        if turns > 0 {
+            assert_eq!((t.input_tokens, t.output_tokens, turns), (i, o, 1));
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "usage never recorded");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
     gw.shutdown().await;
 }

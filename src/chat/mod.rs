@@ -155,15 +155,19 @@ pub async fn handle(app: &App, msg: Inbound<'_>, mut sink: Option<DeltaSink<'_>>
     result
 }
 
-/// Add an answered turn's tokens to its session's and credential's totals (DESIGN §10).
-pub(crate) async fn record_usage(app: &App, session: &str, result: &TurnResult) {
-    if let (Some(usage), Some(credential)) = (result.usage, result.credential.as_deref())
-        && let Err(e) = crate::usage::UsageBook::new(app.db.clone())
-            .record_async(session, credential, usage, app.clock.now_ms())
-            .await
-    {
-        tracing::warn!(session, "could not record the usage: {e}");
-    }
+/// Add an answered turn's tokens to its session's and credential's totals (DESIGN §10),
+/// in the background: a reply never waits for `state.db` (a CLI may hold its lock).
+pub(crate) fn record_usage(app: &App, session: &str, result: &TurnResult) {
+    let (Some(usage), Some(credential)) = (result.usage, result.credential.clone()) else {
+        return;
+    };
+    let book = crate::usage::UsageBook::new(app.db.clone());
+    let (session, now) = (session.to_string(), app.clock.now_ms());
+    app.in_background(async move {
+        if let Err(e) = book.record_async(&session, &credential, usage, now).await {
+            tracing::warn!(session, "could not record the usage: {e}");
+        }
+    });
 }
 
 /// The most of a replied-to message that goes to the model with the reply.
@@ -231,7 +235,7 @@ async fn run_turn(
         system: msg.system_prompt.map(str::to_string),
     };
     let result = app.engine.run_turn(input, sink).await;
-    record_usage(app, turn.key(), &result).await;
+    record_usage(app, turn.key(), &result);
     if result.error.is_none()
         && let Err(e) = turn
             .append_exchange(user, ChatMessage::assistant(result.reply.clone()))

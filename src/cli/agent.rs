@@ -106,6 +106,7 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<ExitCode> {
         }
         r
     };
+    app.settle(std::time::Duration::from_secs(10)).await;
     if result.ignored {
         return Ok(ExitCode::SUCCESS);
     }

@@ -91,5 +91,6 @@ pub async fn run(args: ChatArgs) -> anyhow::Result<ExitCode> {
             (None, _) => println!("{}", result.notice.as_deref().unwrap_or_default()),
         }
     }
+    app.settle(std::time::Duration::from_secs(10)).await;
     Ok(ExitCode::SUCCESS)
 }

@@ -167,7 +167,7 @@ pub async fn run(args: GatewayArgs) -> anyhow::Result<ExitCode> {
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let grace = Duration::from_secs(app.config.gateway.shutdown_grace_secs);
     let channels = start_channels(&app, stop_rx.clone()).await;
-    let state = GatewayState::new(app, token);
+    let state = GatewayState::new(app.clone(), token);
     let mut http_stop = stop_rx.clone();
     let mut serving = tokio::spawn(serve(listener, state, async move {
         let _ = http_stop.wait_for(|s| *s).await;
@@ -201,6 +201,7 @@ pub async fn run(args: GatewayArgs) -> anyhow::Result<ExitCode> {
             Ok(())
         }
     };
+    app.settle(Duration::from_secs(5)).await;
     served.context("the gateway stopped with an error")?;
     sweeper.abort();
     tracing::info!("gateway stopped");

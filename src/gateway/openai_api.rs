@@ -249,7 +249,7 @@ pub async fn chat_completions(
     if !req.stream {
         let result = state.app.engine.run_turn(input, None).await;
         drop(permit);
-        crate::chat::record_usage(&state.app, &session, &result).await;
+        crate::chat::record_usage(&state.app, &session, &result);
         return match &result.error {
             Some(e) => turn_error_response(e),
             None => axum::Json(completion_body(&id, created, &result)).into_response(),
@@ -261,7 +261,7 @@ pub async fn chat_completions(
         let mut sink = |d: &str| sink.send(d);
         let result = app.engine.run_turn(input, Some(&mut sink)).await;
         drop(permit);
-        crate::chat::record_usage(&app, &session, &result).await;
+        crate::chat::record_usage(&app, &session, &result);
         result
     });
     // Wait for the first event: a turn that fails before any text gets a proper HTTP error.
