@@ -34,14 +34,7 @@ pub fn build(
     let mut rb = http
         .post(format!("{}/v1/messages", settings.base_url))
         .header("anthropic-version", API_VERSION)
-        .header(
-            reqwest::header::ACCEPT,
-            if stream {
-                "text/event-stream"
-            } else {
-                "application/json"
-            },
-        )
+        .header(reqwest::header::ACCEPT, super::http::accept(stream))
         .json(&body);
     rb = if cred.is_anthropic_oauth() {
         rb.bearer_auth(cred.secret.expose())

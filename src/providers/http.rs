@@ -12,6 +12,32 @@ use tokio::time::timeout;
 
 /// Largest reply body we read (a reply bigger than this is not a chat reply).
 pub(crate) const MAX_BODY: usize = 16 * 1024 * 1024;
+/// The `Accept` header of a call: SSE when streamed, JSON otherwise.
+pub(super) fn accept(stream: bool) -> &'static str {
+    if stream {
+        "text/event-stream"
+    } else {
+        "application/json"
+    }
+}
+
+/// A JSON POST with a bearer token (the OpenAI-style APIs).
+pub(super) fn bearer_json(
+    http: &reqwest::Client,
+    url: String,
+    cred: &crate::auth::credential::Credential,
+    body: &serde_json::Value,
+    stream: bool,
+    api: ApiKind,
+) -> ApiCall {
+    let request = http
+        .post(url)
+        .bearer_auth(cred.secret.expose())
+        .header(reqwest::header::ACCEPT, accept(stream))
+        .json(body);
+    ApiCall { request, api }
+}
+
 /// A request ready to send, and how to read its reply.
 pub struct ApiCall {
     pub request: reqwest::RequestBuilder,

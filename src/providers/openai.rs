@@ -40,22 +40,14 @@ pub fn build(
         body["stream"] = json!(true);
         body["stream_options"] = json!({"include_usage": true});
     }
-    let rb = http
-        .post(format!("{}/chat/completions", settings.base_url))
-        .bearer_auth(cred.secret.expose())
-        .header(
-            reqwest::header::ACCEPT,
-            if stream {
-                "text/event-stream"
-            } else {
-                "application/json"
-            },
-        )
-        .json(&body);
-    ApiCall {
-        request: rb,
-        api: ApiKind::OpenaiCompletions,
-    }
+    super::http::bearer_json(
+        http,
+        format!("{}/chat/completions", settings.base_url),
+        cred,
+        &body,
+        stream,
+        ApiKind::OpenaiCompletions,
+    )
 }
 
 fn usage_of(v: &Value) -> Option<Usage> {

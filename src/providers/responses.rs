@@ -27,22 +27,14 @@ pub fn build(
     stream: bool,
 ) -> ApiCall {
     let body = request_body(settings, req, stream);
-    let rb = http
-        .post(format!("{}/responses", settings.base_url))
-        .bearer_auth(cred.secret.expose())
-        .header(
-            reqwest::header::ACCEPT,
-            if stream {
-                "text/event-stream"
-            } else {
-                "application/json"
-            },
-        )
-        .json(&body);
-    ApiCall {
-        request: rb,
-        api: ApiKind::OpenaiResponses,
-    }
+    super::http::bearer_json(
+        http,
+        format!("{}/responses", settings.base_url),
+        cred,
+        &body,
+        stream,
+        ApiKind::OpenaiResponses,
+    )
 }
 
 /// The JSON body of one call (pure, so the field rules are table-tested).
