@@ -116,10 +116,7 @@ impl CodeLogin {
                     .unwrap_or_default()
             )));
         }
-        let state_ok = params
-            .get("state")
-            .is_some_and(|s| constant_time_eq(s.as_bytes(), self.state.secret().as_bytes()));
-        if !state_ok {
+        if !state_matches(params, self.state.secret()) {
             return Err(LoginError::Failed(
                 "the callback's state does not match this sign-in (a stale or forged redirect); its code was not used. Start the sign-in again."
                     .into(),
@@ -210,10 +207,7 @@ async fn callback(
     State(cb): State<Arc<Callback>>,
     Query(params): Query<HashMap<String, String>>,
 ) -> axum::response::Response {
-    let state_ok = params
-        .get("state")
-        .is_some_and(|s| constant_time_eq(s.as_bytes(), cb.login.state.as_bytes()));
-    if !state_ok {
+    if !state_matches(&params, &cb.login.state) {
         return (
             axum::http::StatusCode::BAD_REQUEST,
             Html(page(
@@ -268,6 +262,13 @@ fn page(title: &str, text: &str) -> String {
     format!(
         "<!doctype html><html><head><meta charset=\"utf-8\"><title>{title}</title></head><body style=\"font-family:sans-serif;max-width:32em;margin:4em auto\"><h1>{title}</h1><p>{text}</p></body></html>"
     )
+}
+
+/// Whether a redirect's `state` is this sign-in's (compared in constant time).
+fn state_matches(params: &HashMap<String, String>, expected: &str) -> bool {
+    params
+        .get("state")
+        .is_some_and(|s| constant_time_eq(s.as_bytes(), expected.as_bytes()))
 }
 
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
