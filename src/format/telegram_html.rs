@@ -328,15 +328,12 @@ impl Renderer {
     /// Write the pending separator, unless nothing was written since a block opened.
     fn flush_sep(&mut self) {
         let sep = std::mem::take(&mut self.sep);
-        if self.fresh || self.out.is_empty() {
+        if self.fresh || self.out.is_empty() || sep == Sep::None {
             return;
         }
         self.trim_newlines();
-        match sep {
-            Sep::None => {}
-            Sep::Line => self.out.push('\n'),
-            Sep::Blank => self.out.push_str("\n\n"),
-        }
+        self.out
+            .push_str(if sep == Sep::Line { "\n" } else { "\n\n" });
     }
 
     fn close_styles(&mut self) {
