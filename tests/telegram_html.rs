@@ -333,29 +333,68 @@ fn fake_telegram_html_accepts_the_documented_tags() {
     for html in ok {
         telegram_accepts(html).unwrap_or_else(|e| panic!("{html:?}: {e}"));
     }
-    assert_eq!(telegram_accepts("x &nbsp; &#65;&quot;").unwrap(), "x &nbsp; A\"");
+    assert_eq!(
+        telegram_accepts("x &nbsp; &#65;&quot;").unwrap(),
+        "x &nbsp; A\""
+    );
 }
 
 #[test]
 fn fake_telegram_html_refuses_what_telegram_documents_as_invalid() {
     let refused = [
         ("<br>", "Unsupported start tag \"br\""),
-        ("<b class=\"x\">a</b>", "Unsupported attribute \"class\" of tag \"b\""),
+        (
+            "<b class=\"x\">a</b>",
+            "Unsupported attribute \"class\" of tag \"b\"",
+        ),
         ("<a>x</a>", "must have attribute \"href\""),
-        ("<a href=\"h\" title=\"t\">x</a>", "Unsupported attribute \"title\""),
+        (
+            "<a href=\"h\" title=\"t\">x</a>",
+            "Unsupported attribute \"title\"",
+        ),
         ("<span>x</span>", "must have class \"tg-spoiler\""),
         ("<tg-emoji>x</tg-emoji>", "must have attribute \"emoji-id\""),
-        ("<code class=\"language-rust\">x</code>", "Unsupported attribute \"class\" of tag \"code\""),
-        ("<pre><code class=\"rust\">x</code></pre>", "only class \"language-"),
-        ("<b><code>x</code></b>", "Entity \"code\" can't be inside \"b\""),
-        ("<i><pre>x</pre></i>", "Entity \"pre\" can't be inside \"i\""),
-        ("<code><b>x</b></code>", "Entity \"b\" can't be inside \"code\""),
-        ("<pre><code class=\"language-x\"><i>x</i></code></pre>", "Entity \"i\" can't be inside"),
-        ("<a href=\"h\"><code>x</code></a>", "Entity \"code\" can't be inside \"a\""),
-        ("<a href=\"h\"><a href=\"g\">x</a></a>", "Entity \"a\" can't be inside \"a\""),
-        ("<blockquote><blockquote>x</blockquote></blockquote>", "Entity \"blockquote\" can't be inside"),
+        (
+            "<code class=\"language-rust\">x</code>",
+            "Unsupported attribute \"class\" of tag \"code\"",
+        ),
+        (
+            "<pre><code class=\"rust\">x</code></pre>",
+            "only class \"language-",
+        ),
+        (
+            "<b><code>x</code></b>",
+            "Entity \"code\" can't be inside \"b\"",
+        ),
+        (
+            "<i><pre>x</pre></i>",
+            "Entity \"pre\" can't be inside \"i\"",
+        ),
+        (
+            "<code><b>x</b></code>",
+            "Entity \"b\" can't be inside \"code\"",
+        ),
+        (
+            "<pre><code class=\"language-x\"><i>x</i></code></pre>",
+            "Entity \"i\" can't be inside",
+        ),
+        (
+            "<a href=\"h\"><code>x</code></a>",
+            "Entity \"code\" can't be inside \"a\"",
+        ),
+        (
+            "<a href=\"h\"><a href=\"g\">x</a></a>",
+            "Entity \"a\" can't be inside \"a\"",
+        ),
+        (
+            "<blockquote><blockquote>x</blockquote></blockquote>",
+            "Entity \"blockquote\" can't be inside",
+        ),
         ("<b><i>x</b></i>", "Unmatched end tag"),
-        ("<b>x", "Can't find end tag corresponding to start tag \"b\""),
+        (
+            "<b>x",
+            "Can't find end tag corresponding to start tag \"b\"",
+        ),
         ("x</b>", "Unexpected end tag"),
         ("a <3", "Unclosed start tag"),
         ("<a href=\"h>x</a>", "Unclosed value of attribute \"href\""),
