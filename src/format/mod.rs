@@ -7,4 +7,5 @@
 
 pub mod html_chunk;
 mod table;
+mod tags;
 pub mod telegram_html;
