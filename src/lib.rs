@@ -16,6 +16,7 @@ pub mod clock;
 pub mod config;
 pub mod directive;
 pub mod engine;
+pub mod format;
 pub mod gateway;
 pub mod inbox;
 pub mod limit;

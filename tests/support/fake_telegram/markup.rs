@@ -1,32 +1,18 @@
 //! `parse_mode` handling: validates text the way the Bot API rejects it and
 //! returns the visible text (what Telegram stores as `Message.text`).
 //!
-//! Not a full re-implementation: it checks what bots get wrong in practice
-//! (unescaped MarkdownV2 reserved characters, unclosed entities, unsupported
-//! or unbalanced HTML tags) and approximates the visible text.
+//! Not a full re-implementation of MarkdownV2: it checks what bots get wrong in
+//! practice (unescaped reserved characters, unclosed entities) and approximates
+//! the visible text. HTML mode follows the Bot API's documented rules closely:
+//! see `html_rules`.
+
+// Explicit path: the same file whether this module is reached through
+// `support::fake_telegram` or loaded alone with `#[path]` by a test.
+#[path = "markup/html_rules.rs"]
+mod html_rules;
 
 /// Characters MarkdownV2 requires to be escaped outside entities' markup.
 const RESERVED_V2: &str = "_*[]()~`>#+-=|{}.!";
-
-/// Tags Telegram's HTML mode accepts.
-const HTML_TAGS: &[&str] = &[
-    "b",
-    "strong",
-    "i",
-    "em",
-    "u",
-    "ins",
-    "s",
-    "strike",
-    "del",
-    "span",
-    "tg-spoiler",
-    "a",
-    "tg-emoji",
-    "code",
-    "pre",
-    "blockquote",
-];
 
 /// `Ok(visible text)` or `Err(full error description)`.
 pub(super) fn render(parse_mode: Option<&str>, text: &str) -> Result<String, String> {
@@ -273,90 +259,5 @@ fn markdown_legacy(text: &str) -> Result<String, String> {
 }
 
 fn html(text: &str) -> Result<String, String> {
-    let mut out = String::new();
-    let mut open: Vec<(String, usize)> = Vec::new();
-    let mut pos = 0;
-    while let Some(c) = text[pos..].chars().next() {
-        match c {
-            '<' => {
-                let Some(len) = text[pos..].find('>') else {
-                    return Err(format!("Unclosed start tag at byte offset {pos}"));
-                };
-                let inner = &text[pos + 1..pos + len];
-                if let Some(name) = inner.strip_prefix('/') {
-                    let name = name.trim().to_ascii_lowercase();
-                    match open.pop() {
-                        Some((expected, _)) if expected == name => {}
-                        Some((expected, _)) => {
-                            return Err(format!(
-                                "Unmatched end tag at byte offset {pos}, expected \"</{expected}>\", found \"</{name}>\""
-                            ));
-                        }
-                        None => return Err(format!("Unexpected end tag at byte offset {pos}")),
-                    }
-                } else {
-                    let name_end = inner
-                        .find(|c: char| c.is_whitespace() || c == '/')
-                        .unwrap_or(inner.len());
-                    let name = inner[..name_end].to_ascii_lowercase();
-                    if !HTML_TAGS.contains(&name.as_str()) {
-                        return Err(format!(
-                            "Unsupported start tag \"{name}\" at byte offset {pos}"
-                        ));
-                    }
-                    if name == "span" && !inner.contains("tg-spoiler") {
-                        return Err(format!(
-                            "Tag \"span\" must have class \"tg-spoiler\" at byte offset {pos}"
-                        ));
-                    }
-                    open.push((name, pos));
-                }
-                pos += len + 1;
-            }
-            '&' => {
-                let rest = &text[pos + 1..];
-                let decoded = rest
-                    .find(';')
-                    .filter(|&end| end <= 10)
-                    .and_then(|end| decode_entity(&rest[..end]).map(|ch| (ch, end)));
-                match decoded {
-                    Some((ch, end)) => {
-                        out.push(ch);
-                        pos += end + 2;
-                    }
-                    None => {
-                        out.push('&');
-                        pos += 1;
-                    }
-                }
-            }
-            c => {
-                out.push(c);
-                pos += c.len_utf8();
-            }
-        }
-    }
-    match open.first() {
-        Some((name, _)) => Err(format!(
-            "Can't find end tag corresponding to start tag \"{name}\""
-        )),
-        None => Ok(out),
-    }
-}
-
-fn decode_entity(name: &str) -> Option<char> {
-    match name {
-        "lt" => Some('<'),
-        "gt" => Some('>'),
-        "amp" => Some('&'),
-        "quot" => Some('"'),
-        _ => {
-            let num = name.strip_prefix('#')?;
-            let code = match num.strip_prefix(['x', 'X']) {
-                Some(hex) => u32::from_str_radix(hex, 16).ok()?,
-                None => num.parse().ok()?,
-            };
-            char::from_u32(code)
-        }
-    }
+    html_rules::html(text)
 }
