@@ -20,6 +20,7 @@ pub mod format;
 pub mod gateway;
 pub mod inbox;
 pub mod limit;
+pub mod media;
 pub mod metrics;
 pub mod oauth;
 pub mod pairing;

@@ -53,6 +53,7 @@ fn msg<'a>(session: &'a str, text: &'a str, agent: Option<&'a str>) -> Inbound<'
         bot_username: None,
         agent,
         system_prompt: None,
+        attachments: &[],
         quoted: None,
     }
 }

@@ -65,10 +65,7 @@ fn request(model: &str) -> ChatRequest {
     ChatRequest {
         model: model.into(),
         messages: vec![
-            ChatMessage {
-                role: Role::System,
-                content: "be brief".into(),
-            },
+            ChatMessage::system("be brief"),
             ChatMessage::user("first"),
             ChatMessage::assistant("ok"),
             ChatMessage::user("hello there"),

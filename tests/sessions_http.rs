@@ -248,6 +248,7 @@ async fn only_owners_may_pin() {
         bot_username: None,
         agent: None,
         system_prompt: None,
+        attachments: &[],
         quoted: None,
     };
     let r = handle(&app, msg, None).await;
@@ -273,6 +274,7 @@ async fn only_owners_may_pin() {
         bot_username: None,
         agent: None,
         system_prompt: None,
+        attachments: &[],
         quoted: None,
     };
     assert!(!handle(&app, msg, None).await.is_error());
@@ -284,6 +286,7 @@ async fn only_owners_may_pin() {
         bot_username: Some("OurBot"),
         agent: None,
         system_prompt: None,
+        attachments: &[],
         quoted: None,
     };
     assert!(handle(&app, msg, None).await.ignored);

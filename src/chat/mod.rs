@@ -29,6 +29,9 @@ pub struct Inbound<'a> {
     pub system_prompt: Option<&'a str>,
     /// The text of the message this one replies to, which goes to the model with it.
     pub quoted: Option<&'a str>,
+    /// Images and text files sent with the message, downloaded and checked by the
+    /// channel (DESIGN §10).
+    pub attachments: &'a [crate::media::Attachment],
 }
 
 /// The `directive` field of `agent --json`.
@@ -224,9 +227,9 @@ async fn run_turn(
 ) -> TurnResult {
     let state = turn.state();
     let (model, chosen) = views::effective_model(app, state);
-    let user = ChatMessage::user(with_quote(text, msg.quoted));
+    let (user, stored) = crate::media::user_message(with_quote(text, msg.quoted), msg.attachments);
     let mut messages = state.history.clone();
-    messages.push(user.clone());
+    messages.push(user);
     let input = TurnInput {
         model: chosen.then_some(model),
         pin: state.pin.as_ref().map(|p| p.profile.clone()),
@@ -238,7 +241,7 @@ async fn run_turn(
     record_usage(app, turn.key(), &result);
     if result.error.is_none()
         && let Err(e) = turn
-            .append_exchange(user, ChatMessage::assistant(result.reply.clone()))
+            .append_exchange(stored, ChatMessage::assistant(result.reply.clone()))
             .await
     {
         tracing::warn!(session = turn.key(), "could not store the exchange: {e}");

@@ -86,6 +86,7 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<ExitCode> {
         bot_username: None,
         agent: None,
         system_prompt: None,
+        attachments: &[],
         quoted: None,
     };
     let result = if args.json {

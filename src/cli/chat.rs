@@ -71,6 +71,7 @@ pub async fn run(args: ChatArgs) -> anyhow::Result<ExitCode> {
             bot_username: None,
             agent: None,
             system_prompt: None,
+            attachments: &[],
             quoted: None,
         };
         let turn = handle(&app, msg, Some(&mut sink));

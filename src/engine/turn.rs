@@ -276,6 +276,7 @@ impl Engine {
                 ChatMessage {
                     role: Role::System,
                     content: system.clone(),
+                    images: Vec::new(),
                 },
             );
         }

@@ -168,6 +168,7 @@ pub async fn chat_completions(
         messages.push(ChatMessage {
             role,
             content: m.text,
+            images: Vec::new(),
         });
     }
     let Some(last_user) = messages.iter().rposition(|m| m.role == Role::User) else {

@@ -122,6 +122,7 @@ pub async fn chat(State(state): State<GatewayState>, headers: HeaderMap, body: B
             bot_username: None,
             agent: None,
             system_prompt: None,
+            attachments: &[],
             quoted: None,
         };
         let result = handle(&app, msg, Some(&mut sink)).await;

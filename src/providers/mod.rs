@@ -34,19 +34,32 @@ pub enum Role {
 pub struct ChatMessage {
     pub role: Role,
     pub content: String,
+    /// Images sent with a user message (DESIGN §10). Never stored: history keeps a
+    /// placeholder in `content` instead.
+    #[serde(skip)]
+    pub images: Vec<crate::media::ImagePart>,
 }
 
 impl ChatMessage {
+    pub fn system(text: impl Into<String>) -> Self {
+        ChatMessage {
+            role: Role::System,
+            content: text.into(),
+            images: Vec::new(),
+        }
+    }
     pub fn user(text: impl Into<String>) -> Self {
         ChatMessage {
             role: Role::User,
             content: text.into(),
+            images: Vec::new(),
         }
     }
     pub fn assistant(text: impl Into<String>) -> Self {
         ChatMessage {
             role: Role::Assistant,
             content: text.into(),
+            images: Vec::new(),
         }
     }
 }

@@ -118,7 +118,7 @@ impl SessionStore for SqliteStore {
             let limit = i64::try_from(history_limit).unwrap_or(i64::MAX);
             let mut msgs: Vec<ChatMessage> = tx
                 .prepare_cached("SELECT role, content FROM history WHERE session_key = ?1 ORDER BY seq DESC LIMIT ?2")?
-                .query_map(params![key, limit], |r| Ok(ChatMessage { role: role_parse(&r.get::<_, String>(0)?), content: r.get(1)? }))?
+                .query_map(params![key, limit], |r| Ok(ChatMessage { role: role_parse(&r.get::<_, String>(0)?), content: r.get(1)?, images: Vec::new() }))?
                 .collect::<rusqlite::Result<_>>()?;
             msgs.reverse();
             rec.history = msgs;

@@ -171,6 +171,7 @@ pub async fn run(h: &Handler, ctx: &Context, cmd: CommandInteraction) {
             bot_username: None,
             agent: h.cfg.agent.as_deref(),
             system_prompt: h.cfg.prompt_for(&cmd.channel_id.to_string()),
+            attachments: &[],
             quoted: None,
         },
         None,

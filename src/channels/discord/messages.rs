@@ -102,6 +102,7 @@ impl Handler {
                 bot_username: None,
                 agent: self.cfg.agent.as_deref(),
                 system_prompt: self.cfg.prompt_for(&msg.channel_id.to_string()),
+                attachments: &[],
                 quoted: msg
                     .referenced_message
                     .as_deref()

@@ -56,6 +56,7 @@ pub async fn answer(ctx: &Ctx, session: &str, owner: bool, msg: &Message) {
         bot_username: Some(&ctx.username),
         agent: ctx.cfg.agent.as_deref(),
         system_prompt: ctx.cfg.prompt_for(chat.0),
+        attachments: &[],
         quoted,
     };
     let result = handle_limited(&ctx.app, inbound, None).await;
@@ -183,6 +184,7 @@ pub async fn on_button(ctx: &Ctx, q: CallbackQuery) {
             bot_username: Some(&ctx.username),
             agent: ctx.cfg.agent.as_deref(),
             system_prompt: None,
+            attachments: &[],
             quoted: None,
         },
         None,

@@ -24,17 +24,8 @@ fn req(with_system: bool) -> ChatRequest {
         ChatMessage::user("again"),
     ];
     if with_system {
-        messages.insert(
-            0,
-            ChatMessage {
-                role: Role::System,
-                content: "be brief".into(),
-            },
-        );
-        messages.push(ChatMessage {
-            role: Role::System,
-            content: "and kind".into(),
-        });
+        messages.insert(0, ChatMessage::system("be brief"));
+        messages.push(ChatMessage::system("and kind"));
     }
     ChatRequest {
         model: "gpt-x".into(),
