@@ -12,7 +12,7 @@ use remoteclaw::auth::{Credential, CredentialKind, CredentialSource};
 use remoteclaw::config::ApiKind;
 use remoteclaw::providers::{
     ChatMessage, ChatRequest, Completion, ErrorKind, ProviderClient, ProviderError,
-    ProviderSettings, Role,
+    ProviderSettings,
 };
 use remoteclaw::secret::Secret;
 use std::time::Duration;

@@ -7,7 +7,7 @@ mod support;
 use remoteclaw::auth::{Credential, CredentialKind, CredentialSource};
 use remoteclaw::config::ApiKind;
 use remoteclaw::providers::{
-    ChatMessage, ChatRequest, ErrorKind, ProviderClient, ProviderError, ProviderSettings, Role,
+    ChatMessage, ChatRequest, ErrorKind, ProviderClient, ProviderError, ProviderSettings,
 };
 use remoteclaw::secret::Secret;
 use std::time::Duration;
