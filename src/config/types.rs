@@ -69,6 +69,26 @@ pub struct AgentDefaults {
     /// Every turn ends within this many seconds (all attempts included), with its
     /// reply or a `timeout` error. Unset: `engine::DEFAULT_TURN_TIMEOUT` (600 s).
     pub turn_timeout_secs: Option<u64>,
+    /// The largest image a message may carry (DESIGN §10); unset:
+    /// `media::DEFAULT_MAX_IMAGE_BYTES` (5 MiB).
+    pub max_image_bytes: Option<u64>,
+}
+
+impl AgentDefaults {
+    /// `maxImageBytes`, or its default.
+    pub fn max_image_bytes(&self) -> u64 {
+        self.max_image_bytes
+            .unwrap_or(crate::media::DEFAULT_MAX_IMAGE_BYTES)
+    }
+
+    /// Whether the model `model_key` (`provider/model`) takes image input: false only
+    /// when its entry says `images = false`.
+    pub fn accepts_images(&self, model_key: &str) -> bool {
+        self.models
+            .get(model_key)
+            .and_then(|e| e.images)
+            .unwrap_or(true)
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -91,7 +111,25 @@ impl Default for ModelChoice {
 #[serde(default, deny_unknown_fields, rename_all = "camelCase")]
 pub struct ModelEntry {
     pub alias: Option<String>,
+    /// `false`: the model takes no image input (DESIGN §10). Unset: it does.
+    pub images: Option<bool>,
 }
+
+/// How a chat channel shows a reply while the model writes it (DESIGN §10).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Streaming {
+    /// Send the first part early, then edit it as the text grows.
+    #[default]
+    Edit,
+    /// Telegram private chats: `sendMessageDraft`, then the final message.
+    Draft,
+    /// The whole reply at the end.
+    Off,
+}
+
+/// `streamIntervalMs` when unset.
+pub const DEFAULT_STREAM_INTERVAL_MS: u64 = 1000;
 
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(default, deny_unknown_fields, rename_all = "camelCase")]
@@ -417,6 +455,9 @@ pub struct TelegramConfig {
     pub system_prompt: Option<String>,
     /// Per group chat (keyed by chat id): that chat's system prompt.
     pub group_prompts: BTreeMap<String, String>,
+    pub streaming: Streaming,
+    /// The least time between two edits of one streamed message.
+    pub stream_interval_ms: u64,
 }
 
 impl TelegramConfig {
@@ -452,6 +493,8 @@ impl Default for TelegramConfig {
             group_allow_from: None,
             system_prompt: None,
             group_prompts: BTreeMap::new(),
+            streaming: Streaming::Edit,
+            stream_interval_ms: DEFAULT_STREAM_INTERVAL_MS,
         }
     }
 }
@@ -476,6 +519,10 @@ pub struct DiscordConfig {
     pub system_prompt: Option<String>,
     /// Per Discord channel (keyed by channel id): that channel's system prompt.
     pub channel_prompts: BTreeMap<String, String>,
+    /// `edit` or `off` (`draft` is Telegram's only).
+    pub streaming: Streaming,
+    /// The least time between two edits of one streamed message.
+    pub stream_interval_ms: u64,
 }
 
 impl DiscordConfig {
@@ -512,6 +559,8 @@ impl Default for DiscordConfig {
             group_allow_from: None,
             system_prompt: None,
             channel_prompts: BTreeMap::new(),
+            streaming: Streaming::Edit,
+            stream_interval_ms: DEFAULT_STREAM_INTERVAL_MS,
         }
     }
 }

@@ -181,6 +181,45 @@ pub fn validate(config: &Config) -> Result<(), Violation> {
         ));
     }
 
+    if defaults.max_image_bytes == Some(0) {
+        return Err(violation(
+            "agents.defaults.maxImageBytes",
+            "maxImageBytes = 0 would refuse every image",
+            "use a positive number of bytes, e.g. 5242880 (5 MiB), or mark the models with images = false",
+        ));
+    }
+    let discord = config.channels.discord.as_ref();
+    if discord.is_some_and(|d| d.streaming == crate::config::types::Streaming::Draft) {
+        return Err(violation(
+            "channels.discord.streaming",
+            "\"draft\" is Telegram's only (sendMessageDraft)",
+            "use \"edit\" or \"off\"",
+        ));
+    }
+    let intervals = [
+        (
+            "channels.telegram.streamIntervalMs",
+            config
+                .channels
+                .telegram
+                .as_ref()
+                .map(|t| t.stream_interval_ms),
+        ),
+        (
+            "channels.discord.streamIntervalMs",
+            discord.map(|d| d.stream_interval_ms),
+        ),
+    ];
+    for (key, ms) in intervals {
+        if let Some(ms) = ms.filter(|ms| *ms < 100) {
+            return Err(violation(
+                key,
+                format!("{ms} ms between edits would run into the platform's rate limits"),
+                "use at least 100 (the default is 1000)",
+            ));
+        }
+    }
+
     if config.agents.default_id.trim().is_empty()
         || !config
             .agents
