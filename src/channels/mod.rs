@@ -5,6 +5,7 @@
 
 pub mod chunk;
 pub mod discord;
+pub mod stream;
 pub mod telegram;
 
 use crate::app::App;
