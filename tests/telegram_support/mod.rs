@@ -67,8 +67,14 @@ pub fn config(
         &llm.openai_base(),
         &llm.google_base(),
     );
+    // Most tests look at whole messages: replies are not streamed unless a test says so.
+    let streaming = if telegram.contains("streaming") {
+        ""
+    } else {
+        "streaming = \"off\"\n"
+    };
     c.push_str(&format!(
-        "{models}[channels.telegram]\nenabled = true\napiRoot = \"{api_root}\"\n{telegram}"
+        "{models}[channels.telegram]\nenabled = true\napiRoot = \"{api_root}\"\n{streaming}{telegram}"
     ));
     c
 }

@@ -1,9 +1,11 @@
 //! The Telegram channel (teloxide, long polling). Owns everything Telegram-specific:
 //! who may talk (`access`: dmPolicy, allowFrom, pairing, groups with groupPolicy and
 //! mentions), session keys per chat and forum topic, the command menu from
-//! `commands/*.toml`, typing indicator, and replies split at 4096 UTF-16 units and sent
-//! as plain text (so `*`, `_`, `[` can never make a send fail). The message itself goes
-//! through `chat::handle` like every other channel; no Telegram type leaves this module.
+//! `commands/*.toml`, typing indicator, and replies streamed into the chat (`live`,
+//! DESIGN §10): the model's Markdown as Telegram HTML, cut at 4096 UTF-16 units with tags
+//! balanced, sent again as plain text if Telegram refuses the formatting. The message
+//! itself goes through `chat::handle` like every other channel; no Telegram type leaves
+//! this module.
 //!
 //! Delivery (DESIGN §8): every update that may need an answer is recorded before it is
 //! acknowledged and marked answered after its reply (`journal`); each session answers
@@ -31,6 +33,7 @@ use tokio::sync::watch;
 mod access;
 mod journal;
 mod limiter;
+mod live;
 mod mention;
 mod picker;
 mod queue;

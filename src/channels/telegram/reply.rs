@@ -1,14 +1,17 @@
 //! Answering on Telegram: one message through `chat::handle` (typing indicator, the
-//! reply chunked and sent as plain text, the model picker for `/model` in a DM), a
-//! pairing code for unknown senders, a pressed picker button, and every send through
-//! the 429 limiter.
+//! reply streamed into the chat as Telegram HTML by `channels::stream` and `live`, the
+//! model picker for `/model` in a DM), a pairing code for unknown senders, a pressed
+//! picker button, and every send through the 429 limiter.
 
-use super::{Ctx, describe, mention::strip_mention, picker};
-use crate::channels::chunk;
+use super::{Ctx, describe, live, mention::strip_mention, picker};
+use crate::channels::stream::{self, Mode};
 use crate::chat::{Inbound, handle_limited};
+use crate::config::Streaming;
+use crate::providers::DeltaSink;
 use crate::session::key;
 use std::time::Duration;
 use teloxide::RequestError;
+use tokio::sync::{oneshot, watch};
 use teloxide::payloads::SendMessageSetters;
 use teloxide::prelude::Requester;
 use teloxide::types::{
@@ -59,44 +62,72 @@ pub async fn answer(ctx: &Ctx, session: &str, owner: bool, msg: &Message) {
         attachments: &[],
         quoted,
     };
-    let result = handle_limited(&ctx.app, inbound, None).await;
-    typing.abort();
-    if result.ignored {
-        return;
+    let mode = match ctx.cfg.streaming {
+        Streaming::Off => None,
+        Streaming::Draft if msg.chat.is_private() => Some(Mode::Draft),
+        Streaming::Draft | Streaming::Edit => Some(Mode::Edit),
+    };
+    let surface = live::Chat {
+        ctx,
+        chat,
+        thread,
+        reply_to: Some(msg.id),
+        draft_id: u32::try_from(msg.id.0)
+            .ok()
+            .filter(|d| *d != 0)
+            .unwrap_or(1),
+    };
+    let (text_tx, text_rx) = watch::channel(String::new());
+    let (done_tx, done_rx) = oneshot::channel();
+    let turn = async {
+        let mut sink = |d: &str| text_tx.send_modify(|s| s.push_str(d));
+        let sink: Option<DeltaSink<'_>> = match mode {
+            Some(_) => Some(&mut sink),
+            None => None,
+        };
+        let result = handle_limited(&ctx.app, inbound, sink).await;
+        typing.abort();
+        // `/model` alone in a DM: the compact view plus a keyboard of allowed models.
+        let picker = msg.chat.is_private()
+            && !result.is_error()
+            && result.turn.is_none()
+            && result.directive.as_ref().is_some_and(|d| d.kind == "show");
+        let final_text = (!result.ignored && !picker).then(|| result.reply_text());
+        let _ = done_tx.send(final_text);
+        (result, picker)
+    };
+    let interval = Duration::from_millis(ctx.cfg.stream_interval_ms);
+    let shown = stream::present(&surface, text_rx, done_rx, interval, mode.unwrap_or(Mode::Edit));
+    let ((result, picker), stats) = tokio::join!(turn, shown);
+    tracing::debug!(chat = chat.0, ?stats, "reply delivered");
+    if picker {
+        offer_models(ctx, session, msg, &result.reply_text()).await;
     }
-    let reply = result.reply_text();
-    // `/model` alone in a DM: the compact view plus a keyboard of allowed models.
-    if msg.chat.is_private()
-        && !result.is_error()
-        && result.turn.is_none()
-        && result.directive.as_ref().is_some_and(|d| d.kind == "show")
-    {
-        let buttons = ctx.picker.offer(&ctx.app, session, ctx.app.clock.now_ms());
-        let markup = InlineKeyboardMarkup::new(
-            buttons
-                .into_iter()
-                .map(|(label, data)| vec![InlineKeyboardButton::callback(label, data)]),
+}
+
+/// The compact `/model` view with a keyboard of the allowed models.
+async fn offer_models(ctx: &Ctx, session: &str, msg: &Message, reply: &str) {
+    let chat = msg.chat.id;
+    let buttons = ctx.picker.offer(&ctx.app, session, ctx.app.clock.now_ms());
+    let markup = InlineKeyboardMarkup::new(
+        buttons
+            .into_iter()
+            .map(|(label, data)| vec![InlineKeyboardButton::callback(label, data)]),
+    );
+    let req = ctx
+        .bot
+        .send_message(chat, reply)
+        .reply_markup(markup)
+        .reply_parameters(ReplyParameters {
+            allow_sending_without_reply: Some(true),
+            ..ReplyParameters::new(msg.id)
+        });
+    if let Err(e) = req.await {
+        tracing::warn!(
+            chat = chat.0,
+            "could not send the model picker: {}",
+            describe(&e, &ctx.token)
         );
-        let req = ctx
-            .bot
-            .send_message(chat, &reply)
-            .reply_markup(markup)
-            .reply_parameters(ReplyParameters {
-                allow_sending_without_reply: Some(true),
-                ..ReplyParameters::new(msg.id)
-            });
-        if let Err(e) = req.await {
-            tracing::warn!(
-                chat = chat.0,
-                "could not send the model picker: {}",
-                describe(&e, &ctx.token)
-            );
-        }
-        return;
-    }
-    for (i, part) in chunk::split(&reply, chunk::TELEGRAM).iter().enumerate() {
-        let reply_to = (i == 0).then_some(msg.id);
-        send_text(ctx, chat, part, thread, reply_to).await;
     }
 }
 
