@@ -199,6 +199,8 @@ mod tests {
             "Bad Request: can't parse entities: unclosed".into(),
         ));
         assert!(cannot_parse(&e));
-        assert!(!cannot_parse(&RequestError::Api(ApiError::MessageNotModified)));
+        assert!(!cannot_parse(&RequestError::Api(
+            ApiError::MessageNotModified
+        )));
     }
 }

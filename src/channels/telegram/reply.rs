@@ -11,13 +11,13 @@ use crate::providers::DeltaSink;
 use crate::session::key;
 use std::time::Duration;
 use teloxide::RequestError;
-use tokio::sync::{oneshot, watch};
 use teloxide::payloads::SendMessageSetters;
 use teloxide::prelude::Requester;
 use teloxide::types::{
     CallbackQuery, ChatAction, ChatId, InlineKeyboardButton, InlineKeyboardMarkup, Message,
     MessageId, ReplyParameters, ThreadId,
 };
+use tokio::sync::{oneshot, watch};
 
 /// Sends retried after a 429 before giving up on a message part.
 const SEND_ATTEMPTS: usize = 5;
@@ -97,7 +97,13 @@ pub async fn answer(ctx: &Ctx, session: &str, owner: bool, msg: &Message) {
         (result, picker)
     };
     let interval = Duration::from_millis(ctx.cfg.stream_interval_ms);
-    let shown = stream::present(&surface, text_rx, done_rx, interval, mode.unwrap_or(Mode::Edit));
+    let shown = stream::present(
+        &surface,
+        text_rx,
+        done_rx,
+        interval,
+        mode.unwrap_or(Mode::Edit),
+    );
     let ((result, picker), stats) = tokio::join!(turn, shown);
     tracing::debug!(chat = chat.0, ?stats, "reply delivered");
     if picker {

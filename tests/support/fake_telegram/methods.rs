@@ -135,6 +135,7 @@ pub(super) fn dispatch(inner: &Inner, method: &str, p: &Params) -> Reply {
     let result = match method {
         "getme" => Ok(ok(get_me(inner))),
         "sendmessage" => send_message(inner, &mut st, p),
+        "sendmessagedraft" => send_message_draft(&mut st, p),
         "editmessagetext" => edit_message(inner, &mut st, p, true),
         "editmessagereplymarkup" => edit_message(inner, &mut st, p, false),
         "deletemessage" => delete_message(&mut st, p),
@@ -330,6 +331,36 @@ fn send_message(inner: &Inner, st: &mut St, p: &Params) -> Result<Reply, Reply> 
         at: Instant::now(),
     });
     Ok(ok(msg))
+}
+
+/// `sendMessageDraft`: private chats only, a non-zero `draft_id`, text checked like a
+/// message's. Recorded in `sent` (method `sendmessagedraft`, message id 0); it creates
+/// no message.
+fn send_message_draft(st: &mut St, p: &Params) -> Result<Reply, Reply> {
+    let chat = chat(st, p)?;
+    if chat["type"] != json!("private") {
+        return Err(bad_request(
+            "Bad Request: method is available only in private chats",
+        ));
+    }
+    match int(p, "draft_id") {
+        Some(d) if d != 0 => {}
+        _ => return Err(bad_request("Bad Request: invalid draft_id specified")),
+    }
+    let text = checked_text(p)?;
+    st.sent.push(SentMessage {
+        method: "sendmessagedraft".into(),
+        chat_id: chat["id"].as_i64().unwrap_or(0),
+        message_id: 0,
+        text: text.raw,
+        plain_text: text.plain,
+        parse_mode: text.parse_mode,
+        thread_id: int(p, "message_thread_id"),
+        reply_to_message_id: None,
+        reply_markup: None,
+        at: Instant::now(),
+    });
+    Ok(ok(json!(true)))
 }
 
 /// `editMessageText` (`with_text`) or `editMessageReplyMarkup`.

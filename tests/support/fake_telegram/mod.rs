@@ -96,7 +96,7 @@ impl RecordedCall {
 /// A message the bot sent (`sendMessage`) or rewrote (`editMessageText`) successfully.
 #[derive(Clone, Debug)]
 pub struct SentMessage {
-    /// `sendmessage` or `editmessagetext`.
+    /// `sendmessage`, `editmessagetext` or `sendmessagedraft`.
     pub method: String,
     pub chat_id: i64,
     pub message_id: i64,
@@ -117,6 +117,10 @@ pub struct SentMessage {
 impl SentMessage {
     pub fn is_edit(&self) -> bool {
         self.method == "editmessagetext"
+    }
+
+    pub fn is_draft(&self) -> bool {
+        self.method == "sendmessagedraft"
     }
 
     /// Every `callback_data` of the inline keyboard, row by row.
