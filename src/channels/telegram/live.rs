@@ -136,22 +136,20 @@ impl Surface for Chat<'_> {
     }
 
     async fn edit(&self, id: &MessageId, part: &str) -> Result<(), Failure> {
-        let edited = self
-            .write(part, "edit a reply", |text, markup| {
-                let req = self.ctx.bot.edit_message_text(self.chat, *id, text);
-                let req = match parse_mode(markup) {
-                    Some(m) => req.parse_mode(m),
-                    None => req,
-                };
-                async move {
-                    match req.await {
-                        Err(RequestError::Api(ApiError::MessageNotModified)) => Ok(()),
-                        other => other.map(|_| ()),
-                    }
+        self.write(part, "edit a reply", |text, markup| {
+            let req = self.ctx.bot.edit_message_text(self.chat, *id, text);
+            let req = match parse_mode(markup) {
+                Some(m) => req.parse_mode(m),
+                None => req,
+            };
+            async move {
+                match req.await {
+                    Err(RequestError::Api(ApiError::MessageNotModified)) => Ok(()),
+                    other => other.map(|_| ()),
                 }
-            })
-            .await;
-        edited
+            }
+        })
+        .await
     }
 
     async fn draft(&self, part: &str) -> Result<(), Failure> {
