@@ -16,6 +16,8 @@ mod harness;
 mod inbox;
 #[path = "discord/rate_limits.rs"]
 mod rate_limits;
+#[path = "discord/streaming.rs"]
+mod streaming;
 
 use harness::*;
 use remoteclaw::channels::discord;

@@ -9,38 +9,12 @@ mod support;
 mod telegram_support;
 
 use std::time::Duration;
-use support::fake_provider::{Behavior, RawChunks};
+use support::fake_provider::Behavior;
 use support::fake_telegram::SentMessage;
+use support::slow_stream;
 use telegram_support::{WAIT, inbox, setup, wait_answered};
 
 const INTERVAL_MS: u64 = 300;
-
-/// An OpenAI chat-completions stream of `words`, one SSE frame each, `gap` apart.
-fn slow_openai_stream(words: &[&str], gap: Duration) -> Behavior {
-    let chunk = |delta: serde_json::Value, finish: Option<&str>| {
-        let c = serde_json::json!({
-            "id": "chatcmpl-slow", "object": "chat.completion.chunk", "created": 0,
-            "model": "gpt-4o-mini",
-            "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
-        });
-        format!("data: {c}\n\n").into_bytes()
-    };
-    let mut frames = vec![chunk(
-        serde_json::json!({"role": "assistant", "content": ""}),
-        None,
-    )];
-    frames.extend(
-        words
-            .iter()
-            .map(|w| chunk(serde_json::json!({ "content": w }), None)),
-    );
-    frames.push(chunk(serde_json::json!({}), Some("stop")));
-    frames.push(b"data: [DONE]\n\n".to_vec());
-    let mut raw = RawChunks::sse(Vec::new());
-    raw.frames = frames;
-    raw.delay = gap;
-    Behavior::RawChunks(raw)
-}
 
 fn streaming(mode: &str) -> String {
     format!("streaming = \"{mode}\"\nstreamIntervalMs = {INTERVAL_MS}\n")
@@ -84,7 +58,10 @@ async fn edit_mode_sends_early_edits_an_interval_apart_and_ends_with_the_whole_f
     let s = setup(&streaming("edit")).await;
     s.llm.script(
         "sk-oa",
-        [slow_openai_stream(&WORDS, Duration::from_millis(120))],
+        [slow_stream::openai_words(
+            &WORDS,
+            Duration::from_millis(120),
+        )],
     );
     let hi = s.tg.send_dm(42, "alice", "tell me");
     wait_answered(&s.tg, &inbox(&s.home), &[hi]).await;
@@ -120,7 +97,10 @@ async fn a_429_on_an_edit_still_ends_with_the_full_text_once() {
     let s = setup(&streaming("edit")).await;
     s.llm.script(
         "sk-oa",
-        [slow_openai_stream(&WORDS, Duration::from_millis(100))],
+        [slow_stream::openai_words(
+            &WORDS,
+            Duration::from_millis(100),
+        )],
     );
     s.tg.rate_limit_next("editMessageText", 2, 1);
     let hi = s.tg.send_dm(42, "alice", "tell me");
@@ -146,7 +126,10 @@ async fn draft_mode_drafts_in_a_dm_then_sends_the_final_message_once() {
     let s = setup(&streaming("draft")).await;
     s.llm.script(
         "sk-oa",
-        [slow_openai_stream(&WORDS, Duration::from_millis(120))],
+        [slow_stream::openai_words(
+            &WORDS,
+            Duration::from_millis(120),
+        )],
     );
     let hi = s.tg.send_dm(42, "alice", "tell me");
     wait_answered(&s.tg, &inbox(&s.home), &[hi]).await;
@@ -179,7 +162,10 @@ async fn draft_mode_in_a_group_edits_instead() {
     let s = setup(&format!("{}requireMention = false\n", streaming("draft"))).await;
     s.llm.script(
         "sk-oa",
-        [slow_openai_stream(&WORDS, Duration::from_millis(120))],
+        [slow_stream::openai_words(
+            &WORDS,
+            Duration::from_millis(120),
+        )],
     );
     let hi =
         s.tg.send_group(-1001234, 42, "alice", "tell me", None, None);
@@ -216,7 +202,10 @@ async fn an_edit_telegram_cannot_parse_is_made_again_as_plain_text() {
     let s = setup(&streaming("edit")).await;
     s.llm.script(
         "sk-oa",
-        [slow_openai_stream(&WORDS, Duration::from_millis(120))],
+        [slow_stream::openai_words(
+            &WORDS,
+            Duration::from_millis(120),
+        )],
     );
     s.tg.fail_next(
         "editMessageText",

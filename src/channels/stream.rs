@@ -15,6 +15,9 @@
 //!   platform's `retry_after`, and a message that can no longer be edited gets its final
 //!   part as a new message instead.
 
+use crate::app::App;
+use crate::chat::{ChatResult, Inbound, handle_limited};
+use crate::providers::DeltaSink;
 use std::future::Future;
 use std::time::Duration;
 use tokio::sync::{oneshot, watch};
@@ -103,6 +106,42 @@ struct Presenter<'a, S: Surface> {
     /// Streaming writes stopped after a send was refused; the final text still goes.
     broken: bool,
     stats: Stats,
+}
+
+/// How a channel shows its replies: streamed (`Some(mode)`) or whole (`None`), and the
+/// least time between two writes of one message.
+#[derive(Debug, Clone, Copy)]
+pub struct Style {
+    pub mode: Option<Mode>,
+    pub interval: Duration,
+}
+
+/// Answer one message of a chat channel: run it through `chat::handle_limited`,
+/// streaming the reply into `surface` while the model writes (per `style`), and deliver
+/// the final text. `decide` runs as soon as the turn ends (stop a typing indicator
+/// there) and says what to send in the end (`None`: nothing, the caller answers).
+pub async fn answer<S: Surface>(
+    app: &App,
+    msg: Inbound<'_>,
+    surface: &S,
+    style: Style,
+    decide: impl FnOnce(&ChatResult) -> Option<String>,
+) -> (ChatResult, Stats) {
+    let (text_tx, text_rx) = watch::channel(String::new());
+    let (done_tx, done_rx) = oneshot::channel();
+    let turn = async {
+        let mut sink = |d: &str| text_tx.send_modify(|s| s.push_str(d));
+        let sink: Option<DeltaSink<'_>> = match style.mode {
+            Some(_) => Some(&mut sink),
+            None => None,
+        };
+        let result = handle_limited(app, msg, sink).await;
+        let _ = done_tx.send(decide(&result));
+        result
+    };
+    let mode = style.mode.unwrap_or(Mode::Edit);
+    let shown = present(surface, text_rx, done_rx, style.interval, mode);
+    tokio::join!(turn, shown)
 }
 
 /// Show a reply: `text` holds everything streamed so far (the sender may be dropped at

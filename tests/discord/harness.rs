@@ -90,8 +90,14 @@ pub fn config(
         &llm.openai_base(),
         &llm.google_base(),
     );
+    // Most tests look at whole messages: replies are not streamed unless a test says so.
+    let streaming = if discord.contains("streaming") {
+        ""
+    } else {
+        "streaming = \"off\"\n"
+    };
     c.push_str(&format!(
-        "{models}[channels.discord]\nenabled = true\napiBase = \"{api_base}\"\n{discord}"
+        "{models}[channels.discord]\nenabled = true\napiBase = \"{api_base}\"\n{streaming}{discord}"
     ));
     c
 }

@@ -5,3 +5,4 @@ pub mod fake_provider;
 pub mod fake_telegram;
 pub mod gateway;
 pub mod home;
+pub mod slow_stream;

@@ -3,11 +3,11 @@
 //! the real content (ephemeral for `/model status`, which names profiles). Who may use
 //! them follows `access`; a refusal is an ephemeral message and reaches no model.
 
-use super::Handler;
 use super::access::{self, GuildEvent};
 use super::messages::INBOX;
-use crate::channels::chunk;
-use crate::chat::{Inbound, handle_limited};
+use super::{Handler, live};
+use crate::channels::stream;
+use crate::chat::Inbound;
 use crate::inbox::Receipt;
 use crate::session::key;
 use serenity::all::{
@@ -162,57 +162,41 @@ pub async fn run(h: &Handler, ctx: &Context, cmd: CommandInteraction) {
         None => key::discord_dm(&user),
         Some(_) => key::discord_channel(&cmd.channel_id.to_string(), None),
     };
-    let result = handle_limited(
-        &h.app,
-        Inbound {
-            session: &session,
-            text: &text,
-            owner: access::is_owner(&h.cfg, &user),
-            bot_username: None,
-            agent: h.cfg.agent.as_deref(),
-            system_prompt: h.cfg.prompt_for(&cmd.channel_id.to_string()),
-            attachments: &[],
-            quoted: None,
-        },
-        None,
-    )
+    let inbound = Inbound {
+        session: &session,
+        text: &text,
+        owner: access::is_owner(&h.cfg, &user),
+        bot_username: None,
+        agent: h.cfg.agent.as_deref(),
+        system_prompt: h.cfg.prompt_for(&cmd.channel_id.to_string()),
+        attachments: &[],
+        quoted: None,
+    };
+    // The deferred response streams like a message: edited in place, continued in
+    // follow-ups past 2000 characters.
+    let surface = live::InteractionReply {
+        rest: &h.rest,
+        http: &ctx.http,
+        application_id: cmd.application_id,
+        token: &cmd.token,
+        ephemeral,
+    };
+    let (_, stats) = stream::answer(&h.app, inbound, &surface, live::style(&h.cfg), |result| {
+        // The deferred response must be replaced by something, or it "thinks" forever.
+        let reply = result.reply_text();
+        Some(if reply.trim().is_empty() {
+            EMPTY_REPLY.to_string()
+        } else {
+            reply
+        })
+    })
     .await;
-    respond(h, ctx, &cmd, &result.reply_text(), ephemeral).await;
+    tracing::debug!(interaction = %id, ?stats, "slash command answered");
     h.mark_answered(&id).await;
 }
 
-/// Edit the deferred response with the first part; the rest as follow-ups.
-async fn respond(
-    h: &Handler,
-    ctx: &Context,
-    cmd: &CommandInteraction,
-    reply: &str,
-    ephemeral: bool,
-) {
-    let mut parts = chunk::split(reply, chunk::DISCORD).into_iter();
-    let first = parts
-        .next()
-        .unwrap_or_else(|| "The model sent an empty reply; try rephrasing.".to_string());
-    let app_id = cmd.application_id;
-    if let Err(e) = h
-        .rest
-        .edit_original(&ctx.http, app_id, &cmd.token, &first)
-        .await
-    {
-        tracing::error!("could not edit the Discord interaction response: {e}");
-        return;
-    }
-    for part in parts {
-        if let Err(e) = h
-            .rest
-            .followup(&ctx.http, app_id, &cmd.token, &part, ephemeral)
-            .await
-        {
-            tracing::error!("could not send a Discord follow-up: {e}");
-            return;
-        }
-    }
-}
+/// What a slash command shows when the model's reply was empty.
+const EMPTY_REPLY: &str = "The model sent an empty reply; try rephrasing.";
 
 /// Suggestions for the `/model` option: aliases, allowed models, keywords, and
 /// `model@profile` forms for owners — at most 25, matching what was typed. Someone who

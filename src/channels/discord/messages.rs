@@ -1,12 +1,13 @@
 //! Direct and guild messages: who may talk (`access`), the inbox mark (a message that
 //! is delivered twice is answered once; one received while shutting down, or cut off by
 //! a crash, is answered at the next start), the turn through `chat::handle`, and the
-//! reply split at 2000 characters. Unknown DM senders are offered a pairing code.
+//! reply streamed into the channel (`live`), split at 2000 characters. Unknown DM
+//! senders are offered a pairing code.
 
-use super::Handler;
 use super::access::{self, GuildEvent};
-use crate::channels::chunk;
-use crate::chat::{Inbound, handle_limited};
+use super::{Handler, live};
+use crate::channels::{chunk, stream};
+use crate::chat::Inbound;
 use crate::config::DmPolicy;
 use crate::inbox::Receipt;
 use crate::session::key;
@@ -93,28 +94,36 @@ impl Handler {
             None => msg.content.clone(),
         };
         let typing = msg.channel_id.start_typing(&ctx.http);
-        let result = handle_limited(
+        let surface = live::ChannelReply {
+            rest: &self.rest,
+            http: &ctx.http,
+            channel: msg.channel_id,
+        };
+        let inbound = Inbound {
+            session,
+            text: text.trim(),
+            owner: access::is_owner(&self.cfg, &user),
+            bot_username: None,
+            agent: self.cfg.agent.as_deref(),
+            system_prompt: self.cfg.prompt_for(&msg.channel_id.to_string()),
+            attachments: &[],
+            quoted: msg
+                .referenced_message
+                .as_deref()
+                .map(|m| m.content.as_str()),
+        };
+        let (_, stats) = stream::answer(
             &self.app,
-            Inbound {
-                session,
-                text: text.trim(),
-                owner: access::is_owner(&self.cfg, &user),
-                bot_username: None,
-                agent: self.cfg.agent.as_deref(),
-                system_prompt: self.cfg.prompt_for(&msg.channel_id.to_string()),
-                attachments: &[],
-                quoted: msg
-                    .referenced_message
-                    .as_deref()
-                    .map(|m| m.content.as_str()),
+            inbound,
+            &surface,
+            live::style(&self.cfg),
+            |result| {
+                typing.stop();
+                (!result.ignored).then(|| result.reply_text())
             },
-            None,
         )
         .await;
-        typing.stop();
-        if !result.ignored {
-            self.reply(ctx, msg.channel_id, &result.reply_text()).await;
-        }
+        tracing::debug!(channel = %msg.channel_id, ?stats, "reply delivered");
         if let Err(e) = self.inbox.answered(INBOX, &msg.id.to_string()).await {
             tracing::warn!(message = %msg.id, "could not mark a Discord message answered: {e}");
         }

@@ -11,6 +11,7 @@
 mod access;
 mod commands;
 mod drain;
+mod live;
 mod messages;
 mod rest;
 

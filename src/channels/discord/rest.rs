@@ -8,7 +8,7 @@
 //! on the same reqwest client serenity uses, through serenity's ratelimiter when it is
 //! on. A hint above [`MAX_WAIT`] is not waited for: the part is given up, logged.
 
-use serenity::all::{ApplicationId, ChannelId, Http, LightMethod, Request, Route};
+use serenity::all::{ApplicationId, ChannelId, Http, LightMethod, MessageId, Request, Route};
 use std::time::Duration;
 
 /// The longest 429 pause this channel waits for before giving a part up.
@@ -87,18 +87,36 @@ impl Rest {
         Rest { client }
     }
 
-    /// Post `text` in a channel.
+    /// Post `text` in a channel; the new message's id.
     pub(super) async fn post_message(
         &self,
         http: &Http,
         channel: ChannelId,
         text: &str,
-    ) -> Result<(), SendError> {
+    ) -> Result<MessageId, SendError> {
         let route = Route::ChannelMessages {
             channel_id: channel,
         };
         let body = serde_json::json!({ "content": text });
-        self.send(http, route, LightMethod::Post, &body).await
+        let sent = self.send(http, route, LightMethod::Post, &body).await?;
+        message_id(&sent)
+    }
+
+    /// Replace the content of a message the bot posted.
+    pub(super) async fn edit_message(
+        &self,
+        http: &Http,
+        channel: ChannelId,
+        message: MessageId,
+        text: &str,
+    ) -> Result<(), SendError> {
+        let route = Route::ChannelMessage {
+            channel_id: channel,
+            message_id: message,
+        };
+        let body = serde_json::json!({ "content": text });
+        self.send(http, route, LightMethod::Patch, &body).await?;
+        Ok(())
     }
 
     /// Replace the content of an interaction's (deferred) original response.
@@ -114,10 +132,11 @@ impl Rest {
             token,
         };
         let body = serde_json::json!({ "content": text });
-        self.send(http, route, LightMethod::Patch, &body).await
+        self.send(http, route, LightMethod::Patch, &body).await?;
+        Ok(())
     }
 
-    /// A follow-up message of an interaction.
+    /// A follow-up message of an interaction; its id.
     pub(super) async fn followup(
         &self,
         http: &Http,
@@ -125,7 +144,7 @@ impl Rest {
         token: &str,
         text: &str,
         ephemeral: bool,
-    ) -> Result<(), SendError> {
+    ) -> Result<MessageId, SendError> {
         let route = Route::WebhookFollowupMessages {
             application_id,
             token,
@@ -134,7 +153,27 @@ impl Rest {
         if ephemeral {
             body["flags"] = serde_json::json!(64);
         }
-        self.send(http, route, LightMethod::Post, &body).await
+        let sent = self.send(http, route, LightMethod::Post, &body).await?;
+        message_id(&sent)
+    }
+
+    /// Replace the content of a follow-up message.
+    pub(super) async fn edit_followup(
+        &self,
+        http: &Http,
+        application_id: ApplicationId,
+        token: &str,
+        message: MessageId,
+        text: &str,
+    ) -> Result<(), SendError> {
+        let route = Route::WebhookFollowupMessage {
+            application_id,
+            token,
+            message_id: message,
+        };
+        let body = serde_json::json!({ "content": text });
+        self.send(http, route, LightMethod::Patch, &body).await?;
+        Ok(())
     }
 
     async fn send(
@@ -143,14 +182,14 @@ impl Rest {
         route: Route<'_>,
         method: LightMethod,
         body: &serde_json::Value,
-    ) -> Result<(), SendError> {
+    ) -> Result<Vec<u8>, SendError> {
         let bytes = serde_json::to_vec(body).map_err(|e| SendError::Transport(e.to_string()))?;
         let request = Request::new(route, method).body(Some(bytes));
         for attempt in 1..=MAX_ATTEMPTS {
             let response = self.execute(http, request.clone()).await?;
             let status = response.status();
             if status.is_success() {
-                return Ok(());
+                return Ok(read_capped(response).await);
             }
             let header = response
                 .headers()
@@ -202,6 +241,16 @@ impl Rest {
     }
 }
 
+/// The `id` of the message object Discord answered with.
+fn message_id(body: &[u8]) -> Result<MessageId, SendError> {
+    serde_json::from_slice::<serde_json::Value>(body)
+        .ok()
+        .and_then(|v| v.get("id")?.as_str()?.parse::<u64>().ok())
+        .filter(|id| *id != 0)
+        .map(MessageId::new)
+        .ok_or_else(|| SendError::Transport("Discord answered without a message id".into()))
+}
+
 /// A serenity error as text, without the URL (webhook URLs carry interaction tokens).
 fn describe(e: serenity::Error) -> SendError {
     SendError::Transport(match e {
@@ -210,7 +259,8 @@ fn describe(e: serenity::Error) -> SendError {
     })
 }
 
-/// At most [`MAX_ERROR_BODY`] bytes of a body; what could be read on a read error.
+/// At most [`MAX_ERROR_BODY`] bytes of a body (errors and message objects are small);
+/// what could be read on a read error.
 async fn read_capped(mut response: reqwest::Response) -> Vec<u8> {
     let mut body = Vec::new();
     while let Ok(Some(chunk)) = response.chunk().await {

@@ -7,7 +7,6 @@ use super::{Ctx, describe, live, mention::strip_mention, picker};
 use crate::channels::stream::{self, Mode};
 use crate::chat::{Inbound, handle_limited};
 use crate::config::Streaming;
-use crate::providers::DeltaSink;
 use crate::session::key;
 use std::time::Duration;
 use teloxide::RequestError;
@@ -17,7 +16,6 @@ use teloxide::types::{
     CallbackQuery, ChatAction, ChatId, InlineKeyboardButton, InlineKeyboardMarkup, Message,
     MessageId, ReplyParameters, ThreadId,
 };
-use tokio::sync::{oneshot, watch};
 
 /// Sends retried after a 429 before giving up on a message part.
 const SEND_ATTEMPTS: usize = 5;
@@ -77,36 +75,24 @@ pub async fn answer(ctx: &Ctx, session: &str, owner: bool, msg: &Message) {
             .filter(|d| *d != 0)
             .unwrap_or(1),
     };
-    let (text_tx, text_rx) = watch::channel(String::new());
-    let (done_tx, done_rx) = oneshot::channel();
-    let turn = async {
-        let mut sink = |d: &str| text_tx.send_modify(|s| s.push_str(d));
-        let sink: Option<DeltaSink<'_>> = match mode {
-            Some(_) => Some(&mut sink),
-            None => None,
-        };
-        let result = handle_limited(&ctx.app, inbound, sink).await;
-        typing.abort();
-        // `/model` alone in a DM: the compact view plus a keyboard of allowed models.
-        let picker = msg.chat.is_private()
+    let style = stream::Style {
+        mode,
+        interval: Duration::from_millis(ctx.cfg.stream_interval_ms),
+    };
+    // `/model` alone in a DM: the compact view plus a keyboard of allowed models.
+    let picker = |result: &crate::chat::ChatResult| {
+        msg.chat.is_private()
             && !result.is_error()
             && result.turn.is_none()
-            && result.directive.as_ref().is_some_and(|d| d.kind == "show");
-        let final_text = (!result.ignored && !picker).then(|| result.reply_text());
-        let _ = done_tx.send(final_text);
-        (result, picker)
+            && result.directive.as_ref().is_some_and(|d| d.kind == "show")
     };
-    let interval = Duration::from_millis(ctx.cfg.stream_interval_ms);
-    let shown = stream::present(
-        &surface,
-        text_rx,
-        done_rx,
-        interval,
-        mode.unwrap_or(Mode::Edit),
-    );
-    let ((result, picker), stats) = tokio::join!(turn, shown);
+    let (result, stats) = stream::answer(&ctx.app, inbound, &surface, style, |result| {
+        typing.abort();
+        (!result.ignored && !picker(result)).then(|| result.reply_text())
+    })
+    .await;
     tracing::debug!(chat = chat.0, ?stats, "reply delivered");
-    if picker {
+    if !result.ignored && picker(&result) {
         offer_models(ctx, session, msg, &result.reply_text()).await;
     }
 }

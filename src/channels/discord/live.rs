@@ -1,0 +1,123 @@
+//! Writing a reply into Discord (DESIGN §10): the [`Surface`]s the streaming presenter
+//! drives. Discord gets the model's Markdown as it is, cut at 2000 characters with code
+//! fences kept whole (`channels::chunk`). A channel message is posted, then edited; a
+//! slash command's deferred response is edited in place, and the text past its limit
+//! continues in follow-ups, edited the same way. Rate limits are honoured by `rest`.
+
+use super::rest::{Rest, SendError};
+use crate::channels::chunk;
+use crate::channels::stream::{Failure, Mode, Style, Surface};
+use crate::config::{DiscordConfig, Streaming};
+use serenity::all::{ApplicationId, ChannelId, Http, MessageId};
+use std::time::Duration;
+
+/// How this channel shows replies (`streaming`, `streamIntervalMs`).
+pub(super) fn style(cfg: &DiscordConfig) -> Style {
+    Style {
+        mode: match cfg.streaming {
+            Streaming::Off => None,
+            Streaming::Edit | Streaming::Draft => Some(Mode::Edit),
+        },
+        interval: Duration::from_millis(cfg.stream_interval_ms),
+    }
+}
+
+/// A `rest` error as the presenter sees it.
+fn failure(e: SendError) -> Failure {
+    match e {
+        // `rest` already waited through the 429s it was allowed to.
+        SendError::StillLimited => Failure::RetryAfter(Duration::from_secs(1)),
+        other => Failure::Refused(other.to_string()),
+    }
+}
+
+/// A reply posted in a channel (DM or guild).
+pub(super) struct ChannelReply<'a> {
+    pub rest: &'a Rest,
+    pub http: &'a Http,
+    pub channel: ChannelId,
+}
+
+impl Surface for ChannelReply<'_> {
+    type Id = MessageId;
+
+    fn parts(&self, text: &str) -> Vec<String> {
+        chunk::split(text, chunk::DISCORD)
+    }
+
+    async fn send(&self, _index: usize, part: &str) -> Result<MessageId, Failure> {
+        self.rest
+            .post_message(self.http, self.channel, part)
+            .await
+            .map_err(failure)
+    }
+
+    async fn edit(&self, id: &MessageId, part: &str) -> Result<(), Failure> {
+        self.rest
+            .edit_message(self.http, self.channel, *id, part)
+            .await
+            .map_err(failure)
+    }
+}
+
+/// Which message of a slash command's answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Target {
+    /// The deferred ("thinking…") original response.
+    Original,
+    Followup(MessageId),
+}
+
+/// The answer to a slash command: its deferred response, then follow-ups.
+pub(super) struct InteractionReply<'a> {
+    pub rest: &'a Rest,
+    pub http: &'a Http,
+    pub application_id: ApplicationId,
+    pub token: &'a str,
+    pub ephemeral: bool,
+}
+
+impl Surface for InteractionReply<'_> {
+    type Id = Target;
+
+    fn parts(&self, text: &str) -> Vec<String> {
+        chunk::split(text, chunk::DISCORD)
+    }
+
+    async fn send(&self, index: usize, part: &str) -> Result<Target, Failure> {
+        if index == 0 {
+            self.rest
+                .edit_original(self.http, self.application_id, self.token, part)
+                .await
+                .map_err(failure)?;
+            return Ok(Target::Original);
+        }
+        self.rest
+            .followup(
+                self.http,
+                self.application_id,
+                self.token,
+                part,
+                self.ephemeral,
+            )
+            .await
+            .map(Target::Followup)
+            .map_err(failure)
+    }
+
+    async fn edit(&self, id: &Target, part: &str) -> Result<(), Failure> {
+        let done = match id {
+            Target::Original => {
+                self.rest
+                    .edit_original(self.http, self.application_id, self.token, part)
+                    .await
+            }
+            Target::Followup(m) => {
+                self.rest
+                    .edit_followup(self.http, self.application_id, self.token, *m, part)
+                    .await
+            }
+        };
+        done.map_err(failure)
+    }
+}
