@@ -1,9 +1,13 @@
 //! Telegram throughput: messages from 1,000 chats through the loopback fake Bot API →
 //! the Telegram channel (real teloxide client) → sessions and turns → the fake provider
 //! (zero latency) → sendMessage. Prints messages per second and the added latency per
-//! message (queued at the fake → reply sent). Target ≥ 2,000 messages/s.
+//! message (queued at the fake → reply sent). Target ≥ 5,000 messages/s with streaming
+//! off.
 //!
-//! Run: `cargo bench --bench telegram_load` (env: TG_CHATS=1000, TG_PER_CHAT=5).
+//! Run: `cargo bench --bench telegram_load` (env: TG_CHATS=1000, TG_PER_CHAT=5,
+//! TG_STREAMING=off|edit|draft, TG_STREAM_INTERVAL_MS=1000). With streaming on it also
+//! prints the Bot API calls per reply (sends, edits, drafts, refused calls included);
+//! a reply counts as delivered when its message shows the whole text.
 #![allow(clippy::unwrap_used, clippy::expect_used, dead_code)]
 
 #[path = "../tests/support/fake_provider/mod.rs"]
@@ -27,6 +31,8 @@ fn env_usize(name: &str, default: usize) -> usize {
 }
 
 fn main() {
+    let streaming = std::env::var("TG_STREAMING").unwrap_or_else(|_| "off".into());
+    let interval = env_usize("TG_STREAM_INTERVAL_MS", 1000);
     let chats = env_usize("TG_CHATS", 1000);
     let per_chat = env_usize("TG_PER_CHAT", 5);
     let total = chats * per_chat;
@@ -38,7 +44,7 @@ fn main() {
         let tg = FakeTelegram::start(TOKEN).await;
         let llm = FakeProvider::start().await;
         let (_dir, app) = support::app(&format!(
-                "[agents.defaults.model]\nprimary = \"openai/gpt-4o-mini\"\n[models.providers.openai]\nbaseUrl = \"{}\"\n[channels.telegram]\nenabled = true\napiRoot = \"{}\"\ndmPolicy = \"open\"\n",
+                "[agents.defaults.model]\nprimary = \"openai/gpt-4o-mini\"\n[models.providers.openai]\nbaseUrl = \"{}\"\n[channels.telegram]\nenabled = true\napiRoot = \"{}\"\ndmPolicy = \"open\"\nstreaming = \"{streaming}\"\nstreamIntervalMs = {interval}\n",
                 llm.openai_base(),
                 tg.api_url())).await;
         let cfg = app.config.channels.telegram.clone().unwrap();
@@ -47,6 +53,9 @@ fn main() {
         // Warm up: one message end to end.
         tg.send_dm(1, "warm", "warm up");
         tg.wait_for_messages(1, Duration::from_secs(30)).await;
+        if streaming != "off" {
+            return streamed(&tg, chats, per_chat, &streaming, interval).await;
+        }
 
         let started = Instant::now();
         let mut queued = Vec::with_capacity(total);
@@ -73,7 +82,7 @@ fn main() {
             }
         }
         println!("chats: {chats}, messages: {total}, replies: {replies}, elapsed: {:.2} s", elapsed.as_secs_f64());
-        println!("throughput: {:.0} messages/s (target >= 2000)", replies as f64 / elapsed.as_secs_f64());
+        println!("throughput: {:.0} messages/s (target >= 5000)", replies as f64 / elapsed.as_secs_f64());
         println!("under that burst (all queued at once), queued -> reply sent: p50 {:.1} ms, p99 {:.1} ms", support::pct(&mut loaded, 0.5), support::pct(&mut loaded, 0.99));
         assert_eq!(replies, total, "every message answered exactly once");
 
@@ -90,4 +99,56 @@ fn main() {
         let _ = stop.send(true);
         let _ = task.await;
     });
+}
+
+/// The burst with streaming on: done when every reply's message shows its whole text.
+async fn streamed(tg: &FakeTelegram, chats: usize, per_chat: usize, mode: &str, interval: usize) {
+    // The warm-up reply's last write lands within the interval.
+    tokio::time::sleep(Duration::from_millis(interval as u64 + 200)).await;
+    tg.clear_calls();
+    let calls_before = tg.sent_messages().len();
+    let total = chats * per_chat;
+    let started = Instant::now();
+    for round in 0..per_chat {
+        for chat in 0..chats {
+            tg.send_dm(10_000 + chat as i64, "user", &format!("message {round}"));
+        }
+    }
+    let deadline = Instant::now() + Duration::from_secs(600);
+    let (finished_at, shown) = loop {
+        // Each message's last text; a reply is done when it reads the whole echo.
+        let sent = tg.sent_messages();
+        let mut last: std::collections::HashMap<(i64, i64), (&str, Instant)> = Default::default();
+        for m in sent.iter().skip(calls_before).filter(|m| !m.is_draft()) {
+            last.insert((m.chat_id, m.message_id), (m.plain_text.as_str(), m.at));
+        }
+        let done: Vec<Instant> = last
+            .values()
+            .filter(|(t, _)| t.starts_with("fake reply to: message "))
+            .map(|(_, at)| *at)
+            .collect();
+        if done.len() >= total || Instant::now() > deadline {
+            break (done.iter().max().copied().unwrap_or(started), done.len());
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let elapsed = finished_at.saturating_duration_since(started);
+    let calls = tg
+        .calls()
+        .iter()
+        .filter(|c| {
+            ["sendmessage", "editmessagetext", "sendmessagedraft"]
+                .contains(&c.method.to_ascii_lowercase().as_str())
+        })
+        .count();
+    println!(
+        "streaming = \"{mode}\", streamIntervalMs = {interval}: chats: {chats}, messages: {total}, replies shown whole: {shown}, elapsed: {:.2} s",
+        elapsed.as_secs_f64()
+    );
+    println!(
+        "throughput: {:.0} messages/s; Bot API calls per reply: {:.2}",
+        shown as f64 / elapsed.as_secs_f64(),
+        calls as f64 / total as f64
+    );
+    assert_eq!(shown, total, "every reply shown whole");
 }
