@@ -2,8 +2,9 @@
 //! who may talk (`access`: dmPolicy, allowFrom, pairing, groups with groupPolicy and
 //! mentions), session keys per chat and forum topic, the command menu from
 //! `commands/*.toml`, typing indicator, and replies split at 4096 UTF-16 units and sent
-//! as plain text (so `*`, `_`, `[` can never make a send fail). The message itself goes
-//! through `chat::handle` like every other channel; no Telegram type leaves this module.
+//! as plain text (so `*`, `_`, `[` can never make a send fail). The message itself, with
+//! its photos and files (`media`), goes through `chat::handle` like every other channel;
+//! no Telegram type leaves this module.
 //!
 //! Delivery (DESIGN §8): every update that may need an answer is recorded before it is
 //! acknowledged and marked answered after its reply (`journal`); each session answers
@@ -31,6 +32,7 @@ use tokio::sync::watch;
 mod access;
 mod journal;
 mod limiter;
+mod media;
 mod mention;
 mod picker;
 mod queue;
@@ -291,7 +293,7 @@ fn act(ctx: &Arc<Ctx>, t: Triaged) {
 /// Who may talk: the pairing approval is looked up (off the runtime threads) only
 /// when the decision depends on it.
 async fn decide(ctx: &Ctx, msg: &Message) -> Access {
-    if msg.text().is_none() {
+    if !media::carries_input(msg) {
         return Access::Ignored;
     }
     let approved = match approval_needed(&ctx.cfg, msg) {

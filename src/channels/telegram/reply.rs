@@ -3,7 +3,7 @@
 //! pairing code for unknown senders, a pressed picker button, and every send through
 //! the 429 limiter.
 
-use super::{Ctx, describe, mention::strip_mention, picker};
+use super::{Ctx, describe, media, mention::strip_mention, picker};
 use crate::channels::chunk;
 use crate::chat::{Inbound, handle_limited};
 use crate::session::key;
@@ -28,10 +28,10 @@ pub fn thread_of(msg: &Message) -> Option<ThreadId> {
     }
 }
 
-/// Answer one allowed message in its session.
-pub async fn answer(ctx: &Ctx, session: &str, owner: bool, msg: &Message) {
-    let text = strip_mention(msg.text().unwrap_or_default(), &ctx.username);
-    if text.is_empty() {
+/// Answer one allowed message in its session, with the rest of its album (`media`).
+pub async fn answer(ctx: &Ctx, session: &str, owner: bool, msg: &Message, album: &[&Message]) {
+    let text = strip_mention(&media::text_of(msg, album), &ctx.username);
+    if text.is_empty() && !media::has_files(msg, album) {
         return;
     }
     let chat = msg.chat.id;
@@ -49,6 +49,15 @@ pub async fn answer(ctx: &Ctx, session: &str, owner: bool, msg: &Message) {
     let quoted = msg
         .reply_to_message()
         .and_then(|r| r.text().or_else(|| r.caption()));
+    // Photos and files, downloaded and checked; the person hears about any refused.
+    let gathered = media::gather(ctx, msg, album).await;
+    if let Some(notice) = gathered.notice() {
+        send_text(ctx, chat, &notice, thread, Some(msg.id)).await;
+    }
+    if !gathered.answer(&text) {
+        typing.abort();
+        return;
+    }
     let inbound = Inbound {
         session,
         text: &text,
@@ -56,7 +65,7 @@ pub async fn answer(ctx: &Ctx, session: &str, owner: bool, msg: &Message) {
         bot_username: Some(&ctx.username),
         agent: ctx.cfg.agent.as_deref(),
         system_prompt: ctx.cfg.prompt_for(chat.0),
-        attachments: &[],
+        attachments: &gathered.attachments,
         quoted,
     };
     let result = handle_limited(&ctx.app, inbound, None).await;
