@@ -48,7 +48,13 @@ const TEXT_APPLICATION_TYPES: &[&str] = &[
 pub(crate) fn classify(name: &str, mime: Option<&str>) -> Result<Kind, MediaError> {
     // A type that says nothing leaves it to the file name.
     let essence = mime
-        .map(|m| m.split(';').next().unwrap_or("").trim().to_ascii_lowercase())
+        .map(|m| {
+            m.split(';')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_ascii_lowercase()
+        })
         .filter(|m| !m.is_empty() && m != "application/octet-stream");
     if media::looks_like_image(name, essence.as_deref()) {
         return Ok(Kind::Image);
@@ -163,7 +169,14 @@ impl Gathered {
         let lines: Vec<String> = self
             .refused
             .iter()
-            .map(|e| capitalize(&e.to_string()))
+            .map(|e| {
+                let line = e.to_string();
+                // A file's own name is shown as it is; our own words start a sentence.
+                match file_name(e) {
+                    Some(n) if !is_generic(n) => line,
+                    _ => capitalize(&line),
+                }
+            })
             .collect();
         Some(lines.join("\n"))
     }
@@ -173,14 +186,38 @@ impl Gathered {
     /// (a caption), and answering it without the file would spend a call on a guess.
     /// Only images over the per-message limit never stop a turn (the first ones go).
     pub fn answer(&self, text: &str) -> bool {
-        let blocking = self
-            .refused
-            .iter()
-            .any(|e| *e != MediaError::TooManyImages);
+        let blocking = self.refused.iter().any(|e| *e != MediaError::TooManyImages);
         if !self.attachments.is_empty() {
             return true;
         }
         !blocking && !text.trim().is_empty()
+    }
+}
+
+/// How a photo is named to the person (Telegram photos have no file name).
+pub(crate) const YOUR_PHOTO: &str = "your photo";
+/// How a file without a name is named to the person.
+pub(crate) const YOUR_FILE: &str = "your file";
+
+/// The name of the photo at `n` (from 1) of an album.
+pub(crate) fn album_photo(n: usize) -> String {
+    format!("photo {n} of the album")
+}
+
+fn is_generic(name: &str) -> bool {
+    name == YOUR_PHOTO
+        || name == YOUR_FILE
+        || (name.starts_with("photo ") && name.ends_with(" of the album"))
+}
+
+/// The name an error's text starts with, if it starts with one.
+fn file_name(e: &MediaError) -> Option<&str> {
+    match e {
+        MediaError::ImageTooLarge { name, .. }
+        | MediaError::NotAnImage { name }
+        | MediaError::TextTooLarge { name, .. }
+        | MediaError::NotText { name } => Some(name),
+        MediaError::Download { .. } | MediaError::TooManyImages => None,
     }
 }
 
@@ -204,13 +241,21 @@ mod tests {
             ("cat", Some("image/png"), Some(Kind::Image)),
             ("cat.bin", Some("image/webp"), Some(Kind::Image)),
             ("x.svg", Some("image/svg+xml"), Some(Kind::Image)), // refused by its bytes later
-            ("notes.txt", Some("text/plain; charset=utf-8"), Some(Kind::Text)),
+            (
+                "notes.txt",
+                Some("text/plain; charset=utf-8"),
+                Some(Kind::Text),
+            ),
             ("main.rs", Some("text/x-rust"), Some(Kind::Text)),
             ("data.json", Some("application/json"), Some(Kind::Text)),
             ("feed", Some("application/atom+xml"), Some(Kind::Text)),
             ("Makefile", None, Some(Kind::Text)),
             ("blob", Some("application/octet-stream"), Some(Kind::Text)),
-            ("scan.JPG", Some("application/octet-stream"), Some(Kind::Image)),
+            (
+                "scan.JPG",
+                Some("application/octet-stream"),
+                Some(Kind::Image),
+            ),
             ("report.pdf", Some("application/pdf"), None),
             ("clip.mp4", Some("video/mp4"), None),
             ("a.zip", Some("application/zip"), None),
@@ -263,7 +308,10 @@ mod tests {
             "{:?}",
             g.notice()
         );
-        assert!(!g.answer("what is this?"), "the caption alone is not answered");
+        assert!(
+            !g.answer("what is this?"),
+            "the caption alone is not answered"
+        );
         g.attachments.push(Attachment::Text {
             name: "a.txt".into(),
             text: "x".into(),
@@ -275,5 +323,28 @@ mod tests {
         many.refuse(MediaError::TooManyImages);
         assert_eq!(many.refused.len(), 1, "said once");
         assert!(many.answer("compare"));
+    }
+
+    #[test]
+    fn a_file_name_is_never_capitalized_but_our_words_are() {
+        let mut g = Gathered::default();
+        g.refuse(MediaError::NotText {
+            name: "report.pdf".into(),
+        });
+        g.refuse(MediaError::NotAnImage {
+            name: album_photo(2),
+        });
+        g.refuse(MediaError::Download {
+            name: "a.txt".into(),
+            reason: "HTTP 404".into(),
+        });
+        let notice = g.notice().unwrap();
+        let lines: Vec<&str> = notice.lines().collect();
+        assert!(lines[0].starts_with("report.pdf is not"), "{notice}");
+        assert!(
+            lines[1].starts_with("Photo 2 of the album is not"),
+            "{notice}"
+        );
+        assert!(lines[2].starts_with("Could not download a.txt"), "{notice}");
     }
 }

@@ -174,8 +174,16 @@ mod tests {
                 None,
                 true,
             ),
-            ("https://media.discordapp.net/attachments/1/2/a.png", None, true),
-            ("http://cdn.discordapp.com/attachments/1/2/a.png", None, false),
+            (
+                "https://media.discordapp.net/attachments/1/2/a.png",
+                None,
+                true,
+            ),
+            (
+                "http://cdn.discordapp.com/attachments/1/2/a.png",
+                None,
+                false,
+            ),
             ("https://evil.com/cdn.discordapp.com/a.png", None, false),
             ("https://cdn.discordapp.com.evil.com/a.png", None, false),
             ("http://127.0.0.1:4000/attachments/1/2/a.png", fake, true),
@@ -192,7 +200,10 @@ mod tests {
             None
         );
         assert_eq!(
-            Downloader::new("http://127.0.0.1:4000/").unwrap().api_host.as_deref(),
+            Downloader::new("http://127.0.0.1:4000/")
+                .unwrap()
+                .api_host
+                .as_deref(),
             Some("127.0.0.1:4000")
         );
     }

@@ -69,12 +69,16 @@ fn announced(size: u32) -> Option<u64> {
 pub(super) fn best_photo(sizes: &[PhotoSize], max: u64) -> Option<&PhotoSize> {
     let area = |p: &PhotoSize| u64::from(p.width) * u64::from(p.height);
     let fits = |p: &&PhotoSize| announced(p.file.size).is_some_and(|s| s <= max);
-    sizes.iter().filter(fits).max_by_key(|p| area(p)).or_else(|| {
-        sizes
-            .iter()
-            .filter(|p| announced(p.file.size).is_none())
-            .max_by_key(|p| area(p))
-    })
+    sizes
+        .iter()
+        .filter(fits)
+        .max_by_key(|p| area(p))
+        .or_else(|| {
+            sizes
+                .iter()
+                .filter(|p| announced(p.file.size).is_none())
+                .max_by_key(|p| area(p))
+        })
 }
 
 /// The file of one message to fetch (`None`: it has no photo or document), or why it
@@ -108,19 +112,17 @@ pub(super) fn plan(
         .file_name
         .clone()
         .filter(|n| !n.trim().is_empty())
-        .unwrap_or_else(|| "your file".to_string());
+        .unwrap_or_else(|| shared::YOUR_FILE.to_string());
     let mime = doc.mime_type.as_ref().map(|m| m.essence_str().to_string());
     let size = announced(doc.file.size);
-    Some(
-        shared::classify(&name, mime.as_deref()).and_then(|kind| {
-            shared::check_size(&name, kind, size, max).map(|()| Planned {
-                file_id: doc.file.id.0.clone(),
-                name,
-                kind,
-                size,
-            })
-        }),
-    )
+    Some(shared::classify(&name, mime.as_deref()).and_then(|kind| {
+        shared::check_size(&name, kind, size, max).map(|()| Planned {
+            file_id: doc.file.id.0.clone(),
+            name,
+            kind,
+            size,
+        })
+    }))
 }
 
 /// Fetch and check the photos and documents of a message and the rest of its album.
@@ -137,9 +139,9 @@ pub(super) async fn gather(ctx: &Ctx, msg: &Message, album: &[&Message]) -> Gath
                 n += 1;
             }
             let name = if photos > 1 {
-                format!("photo {n} of the album")
+                shared::album_photo(n)
             } else {
-                "your photo".to_string()
+                shared::YOUR_PHOTO.to_string()
             };
             plan(m, &name, max)
         })
@@ -245,7 +247,8 @@ mod tests {
     }
 
     fn size(id: &str, w: u32, bytes: Option<u64>) -> serde_json::Value {
-        let mut s = json!({"file_id": id, "file_unique_id": format!("u{id}"), "width": w, "height": w});
+        let mut s =
+            json!({"file_id": id, "file_unique_id": format!("u{id}"), "width": w, "height": w});
         if let Some(b) = bytes {
             s["file_size"] = json!(b);
         }

@@ -94,7 +94,10 @@ impl St {
                 if let Some(t) = &f.content_type {
                     a["content_type"] = json!(t);
                 }
-                if f.content_type.as_deref().is_some_and(|t| t.starts_with("image/")) {
+                if f.content_type
+                    .as_deref()
+                    .is_some_and(|t| t.starts_with("image/"))
+                {
                     a["width"] = json!(640);
                     a["height"] = json!(480);
                     a["placeholder"] = json!("1wcKDQJ4eIePd4h3h3eIh3eHd4eHeHc=");
@@ -106,7 +109,11 @@ impl St {
     }
 
     /// `GET /attachments/...`: the bytes or 404.
-    pub(super) fn serve_cdn(&mut self, path: &str, headers: Vec<(String, String)>) -> (u16, Vec<u8>) {
+    pub(super) fn serve_cdn(
+        &mut self,
+        path: &str,
+        headers: Vec<(String, String)>,
+    ) -> (u16, Vec<u8>) {
         let (status, body) = match self.cdn.get(path) {
             Some(data) => (200, data.clone()),
             None => (404, b"Not Found".to_vec()),

@@ -51,6 +51,7 @@ use serde_json::{Map, Value, json};
 use tokio::sync::{Notify, watch};
 use tokio::task::JoinHandle;
 
+#[allow(unused_imports)]
 pub use files::{FakeFile, FileDownload, To};
 use objects::{group_chat, strip_reply, text_entities, unix_now, user};
 
