@@ -265,3 +265,34 @@ async fn the_bot_token_is_in_no_log_or_reply_when_attachments_are_fetched() {
         assert!(!text.contains(TOKEN), "the token in a reply: {text}");
     }
 }
+
+/// The fake itself: MESSAGE_CREATE carries complete attachment objects whose `url`
+/// the CDN route serves without a token; anything else there is 404.
+#[tokio::test]
+async fn the_fake_cdn_serves_attachments_like_discord() {
+    let dc = FakeDiscord::start(TOKEN).await;
+    let bytes = png(1, 64);
+    let id = dm(
+        &dc,
+        "hi",
+        &[FakeAttachment::new(
+            "a.png",
+            Some("image/png"),
+            bytes.clone(),
+        )],
+    );
+    let msg = dc.message(id).unwrap();
+    let a = &msg["attachments"][0];
+    for field in ["id", "filename", "size", "url", "proxy_url", "content_type"] {
+        assert!(!a[field].is_null(), "{field} in {a}");
+    }
+    assert_eq!(a["size"], 64);
+    let http = reqwest::Client::new();
+    let got = http.get(a["url"].as_str().unwrap()).send().await.unwrap();
+    assert_eq!(got.status(), 200);
+    assert_eq!(got.bytes().await.unwrap().to_vec(), bytes);
+    let missing = format!("{}/attachments/1/2/nope.png", dc.api_base());
+    assert_eq!(http.get(missing).send().await.unwrap().status(), 404);
+    assert_eq!(dc.cdn_download_count(), 1);
+    assert_eq!(dc.cdn_downloads().len(), 2);
+}

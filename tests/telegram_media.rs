@@ -420,3 +420,58 @@ async fn the_bot_token_is_in_no_log_or_reply_when_files_are_fetched() {
         assert!(!m.text.contains(secret), "the token in a reply: {}", m.text);
     }
 }
+
+/// The fake itself: `getFile` answers with the Bot API's fields (method names in any
+/// case), the file route serves the bytes to the bot's token only, 404 otherwise.
+#[tokio::test]
+async fn the_fake_serves_files_like_the_bot_api() {
+    let tg = FakeTelegram::start(TOKEN).await;
+    let bytes = png(1, 50);
+    tg.send_photo(To::Dm, 42, "alice", None, &[FakeFile::new(bytes.clone())]);
+    let update = &tg.updates()[0];
+    let photo = &update["message"]["photo"][0];
+    for field in ["file_id", "file_unique_id", "file_size", "width", "height"] {
+        assert!(!photo[field].is_null(), "{field} in {photo}");
+    }
+    let http = reqwest::Client::new();
+    let file: Value = http
+        .post(tg.method_url("GETFILE"))
+        .json(&serde_json::json!({"file_id": photo["file_id"]}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(file["ok"], true, "{file}");
+    let path = file["result"]["file_path"].as_str().unwrap();
+    assert_eq!(file["result"]["file_size"], 50);
+    assert_eq!(file["result"]["file_unique_id"], photo["file_unique_id"]);
+    let url = |token: &str, path: &str| format!("{}/file/bot{token}/{path}", tg.api_url());
+    let got = http.get(url(TOKEN, path)).send().await.unwrap();
+    assert_eq!(got.status(), 200);
+    assert_eq!(got.bytes().await.unwrap().to_vec(), bytes);
+    // teloxide sends the path as one segment, `/` encoded.
+    let encoded = url(TOKEN, &path.replace('/', "%2F"));
+    assert_eq!(http.get(encoded).send().await.unwrap().status(), 200);
+    let other = http.get(url("1:other", path)).send().await.unwrap();
+    assert_eq!(other.status(), 401);
+    let unknown = http
+        .get(url(TOKEN, "photos/nope.jpg"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unknown.status(), 404);
+    let bad: Value = http
+        .post(tg.method_url("getFile"))
+        .json(&serde_json::json!({"file_id": "nope"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(bad["description"], "Bad Request: invalid file_id");
+    assert_eq!(tg.download_count(), 2);
+    assert_eq!(tg.file_downloads().len(), 4);
+}

@@ -89,6 +89,12 @@ pub(super) fn plan(
     max: u64,
 ) -> Option<Result<Planned, MediaError>> {
     if let Some(sizes) = msg.photo() {
+        if sizes.is_empty() {
+            return Some(Err(MediaError::Download {
+                name: photo_name.to_string(),
+                reason: "Telegram sent no file for it".to_string(),
+            }));
+        }
         return Some(match best_photo(sizes, max) {
             Some(p) => Ok(Planned {
                 file_id: p.file.id.0.clone(),
@@ -274,6 +280,11 @@ mod tests {
                 max: 999
             }
         );
+        let empty = message(json!({"photo": []}));
+        assert!(matches!(
+            plan(&empty, "p", 10),
+            Some(Err(MediaError::Download { .. }))
+        ));
         let no_size = message(json!({"photo": [size("x", 90, None)]}));
         assert_eq!(
             plan(&no_size, "p", 10).unwrap().unwrap().size,
