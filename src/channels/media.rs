@@ -216,7 +216,9 @@ fn file_name(e: &MediaError) -> Option<&str> {
         MediaError::ImageTooLarge { name, .. }
         | MediaError::NotAnImage { name }
         | MediaError::TextTooLarge { name, .. }
-        | MediaError::NotText { name } => Some(name),
+        | MediaError::NotText { name }
+        | MediaError::RemoteUrl { name, .. }
+        | MediaError::BadDataUrl { name, .. } => Some(name),
         MediaError::Download { .. } | MediaError::TooManyImages => None,
     }
 }
