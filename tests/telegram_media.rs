@@ -162,9 +162,9 @@ async fn image_document_goes_with_the_media_type_of_its_bytes() {
         42,
         "alice",
         Some("scan"),
-        Some("scan.jpg"),
-        Some("image/jpeg"),
-        &FakeFile::new(bytes.clone()),
+        &FakeFile::new(bytes.clone())
+            .named("scan.jpg")
+            .typed("image/jpeg"),
     );
     wait_answered(&s.tg, &inbox(&s.home), &[id]).await;
     let reqs = s.llm.requests();
@@ -183,9 +183,9 @@ async fn text_document_is_inlined_with_its_name() {
         42,
         "alice",
         Some("summarise this"),
-        Some("notes.md"),
-        Some("text/markdown"),
-        &FakeFile::new("# Plan\n- ship it ünïcode".as_bytes()),
+        &FakeFile::new("# Plan\n- ship it ünïcode".as_bytes())
+            .named("notes.md")
+            .typed("text/markdown"),
     );
     wait_answered(&s.tg, &inbox(&s.home), &[id]).await;
     let reqs = s.llm.requests();
@@ -260,9 +260,9 @@ async fn pdf_and_binary_documents_are_refused_with_the_file_named() {
         42,
         "alice",
         Some("read this"),
-        Some("report.pdf"),
-        Some("application/pdf"),
-        &FakeFile::new(b"%PDF-1.7".to_vec()),
+        &FakeFile::new(b"%PDF-1.7".to_vec())
+            .named("report.pdf")
+            .typed("application/pdf"),
     );
     wait_answered(&s.tg, &inbox(&s.home), &[pdf]).await;
     assert_eq!(s.tg.download_count(), 0, "refused by its type, not fetched");
@@ -271,9 +271,7 @@ async fn pdf_and_binary_documents_are_refused_with_the_file_named() {
         42,
         "alice",
         None,
-        Some("data.bin"),
-        None,
-        &FakeFile::new(vec![0u8, 1, 2, 0xFF]),
+        &FakeFile::new(vec![0u8, 1, 2, 0xFF]).named("data.bin"),
     );
     wait_answered(&s.tg, &inbox(&s.home), &[blob]).await;
     let texts: Vec<String> = s.tg.sent_messages().into_iter().map(|m| m.text).collect();

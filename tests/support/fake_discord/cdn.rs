@@ -131,6 +131,7 @@ impl St {
 impl FakeDiscord {
     /// Queues a MESSAGE_CREATE with attachments (see [`FakeDiscord::send_message`]).
     /// Returns the message id.
+    #[allow(clippy::too_many_arguments)]
     pub fn send_message_with_attachments(
         &self,
         channel_id: u64,

@@ -20,6 +20,9 @@ pub struct FakeFile {
     pub get_file_size: Option<u64>,
     /// The download route answers 404 for it.
     pub missing: bool,
+    /// A document's `file_name` and `mime_type`, as the sender's client set them.
+    pub file_name: Option<String>,
+    pub mime_type: Option<String>,
 }
 
 impl FakeFile {
@@ -29,6 +32,8 @@ impl FakeFile {
             size: Some(data.len() as u64),
             get_file_size: None,
             missing: false,
+            file_name: None,
+            mime_type: None,
             data,
         }
     }
@@ -42,6 +47,18 @@ impl FakeFile {
     /// Leave `file_size` out of the message.
     pub fn without_size(mut self) -> FakeFile {
         self.size = None;
+        self
+    }
+
+    /// A document's `file_name`.
+    pub fn named(mut self, name: &str) -> FakeFile {
+        self.file_name = Some(name.to_string());
+        self
+    }
+
+    /// A document's `mime_type`.
+    pub fn typed(mut self, mime: &str) -> FakeFile {
+        self.mime_type = Some(mime.to_string());
         self
     }
 
@@ -190,28 +207,29 @@ impl FakeTelegram {
         id
     }
 
-    /// Queue a document message (`file_name` and `mime_type` as the sender's client
-    /// set them; `None` leaves them out). Returns the update id.
+    /// Queue a document message (its `file_name` and `mime_type` from
+    /// [`FakeFile::named`] and [`FakeFile::typed`]; left out when unset). Returns the
+    /// update id.
     pub fn send_document(
         &self,
         to: To,
         user_id: i64,
         username: &str,
         caption: Option<&str>,
-        file_name: Option<&str>,
-        mime_type: Option<&str>,
         file: &FakeFile,
     ) -> i64 {
         let id = {
             let mut st = lock(&self.inner.state);
-            let ext = file_name
+            let ext = file
+                .file_name
+                .as_deref()
                 .and_then(|n| n.rsplit_once('.'))
                 .map_or("bin", |(_, e)| e);
             let mut doc = st.add_file(file, "documents", ext);
-            if let Some(n) = file_name {
+            if let Some(n) = &file.file_name {
                 doc["file_name"] = json!(n);
             }
-            if let Some(m) = mime_type {
+            if let Some(m) = &file.mime_type {
                 doc["mime_type"] = json!(m);
             }
             let mut media = Map::new();
