@@ -2,9 +2,11 @@
 //! Platform types stop here; the rest of the crate sees plain text and session keys.
 //!
 //! - [`chunk`]: cutting a reply into messages that fit a platform's length limit (pure).
+//! - `media`: what Telegram and Discord share when a message brings images or files.
 
 pub mod chunk;
 pub mod discord;
+pub(crate) mod media;
 pub mod stream;
 pub mod telegram;
 

@@ -140,7 +140,7 @@ pub async fn handle(app: &App, msg: Inbound<'_>, mut sink: Option<DeltaSink<'_>>
             result.notice = Some(text);
             return result;
         }
-        if rest.is_empty() {
+        if rest.is_empty() && msg.attachments.is_empty() {
             result.notice = Some(text);
             return result;
         }
@@ -149,7 +149,8 @@ pub async fn handle(app: &App, msg: Inbound<'_>, mut sink: Option<DeltaSink<'_>>
         }
         result.notice = Some(text);
     }
-    if rest.is_empty() {
+    // A photo without a caption is a message too.
+    if rest.is_empty() && msg.attachments.is_empty() {
         return result;
     }
     let t = run_turn(app, &mut turn, &rest, &msg, sink).await;

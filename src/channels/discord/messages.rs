@@ -1,8 +1,8 @@
 //! Direct and guild messages: who may talk (`access`), the inbox mark (a message that
 //! is delivered twice is answered once; one received while shutting down, or cut off by
-//! a crash, is answered at the next start), the turn through `chat::handle`, and the
-//! reply streamed into the channel (`live`), split at 2000 characters. Unknown DM
-//! senders are offered a pairing code.
+//! a crash, is answered at the next start), the turn through `chat::handle` with the
+//! message's images and files (`media`), and the reply streamed into the channel
+//! (`live`), split at 2000 characters. Unknown DM senders are offered a pairing code.
 
 use super::access::{self, GuildEvent};
 use super::{Handler, live};
@@ -27,7 +27,7 @@ const KEEP_ANSWERED_MS: i64 = 7 * 24 * 60 * 60 * 1000;
 impl Handler {
     /// A MESSAGE_CREATE.
     pub(super) async fn on_message(&self, ctx: &Context, msg: Message) {
-        if msg.author.bot || msg.content.trim().is_empty() {
+        if msg.author.bot || (msg.content.trim().is_empty() && msg.attachments.is_empty()) {
             return;
         }
         let pass = self.gate.enter();
@@ -94,6 +94,17 @@ impl Handler {
             None => msg.content.clone(),
         };
         let typing = msg.channel_id.start_typing(&ctx.http);
+        // Images and files, downloaded and checked; the person hears about any refused.
+        let max = self.app.config.agents.defaults.max_image_bytes();
+        let gathered = self.media.gather(&msg.attachments, max).await;
+        if let Some(notice) = gathered.notice() {
+            self.reply(ctx, msg.channel_id, &notice).await;
+        }
+        if !gathered.answer(&text) {
+            typing.stop();
+            self.mark_answered(&msg.id.to_string()).await;
+            return;
+        }
         let surface = live::ChannelReply {
             rest: &self.rest,
             http: &ctx.http,
@@ -106,7 +117,7 @@ impl Handler {
             bot_username: None,
             agent: self.cfg.agent.as_deref(),
             system_prompt: self.cfg.prompt_for(&msg.channel_id.to_string()),
-            attachments: &[],
+            attachments: &gathered.attachments,
             quoted: msg
                 .referenced_message
                 .as_deref()

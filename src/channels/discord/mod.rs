@@ -2,8 +2,8 @@
 //! gateway (a non-default `apiBase` routes every request through it, with serenity's
 //! own ratelimiter off, since that one would still call discord.com), slash commands
 //! rendered from `commands/*.toml` with autocomplete (`commands`), deferred interaction
-//! replies, DMs and mentions (`messages`), who may talk (`access`: dmPolicy, allowFrom,
-//! pairing, groupPolicy, owners), replies split at 2000 characters and re-sent after the
+//! replies, DMs and mentions (`messages`) with their images and files (`media`), who
+//! may talk (`access`: dmPolicy, allowFrom, pairing, groupPolicy, owners), replies split at 2000 characters and re-sent after the
 //! `retry_after` of a 429 (`rest`), the inbox marks that answer each message once, and
 //! the graceful drain on shutdown (`drain`). The message itself goes through
 //! `chat::handle`.
@@ -12,6 +12,7 @@ mod access;
 mod commands;
 mod drain;
 mod live;
+mod media;
 mod messages;
 mod rest;
 
@@ -66,6 +67,8 @@ struct Handler {
     pairing: PairingStore,
     inbox: Inbox,
     rest: Rest,
+    /// Fetches images and files attached to messages (`media`).
+    media: media::Downloader,
     gate: Arc<Gate>,
     /// The bot's own user id, from READY.
     me: std::sync::OnceLock<serenity::all::UserId>,
@@ -127,7 +130,10 @@ pub async fn run(
         | GatewayIntents::DIRECT_MESSAGES
         | GatewayIntents::MESSAGE_CONTENT;
     let gate = Arc::new(Gate::default());
+    let media =
+        media::Downloader::new(&cfg.api_base).map_err(|e| DiscordError::Client(e.to_string()))?;
     let handler = Handler {
+        media,
         pairing: PairingStore::new(app.db.clone(), app.clock.clone()),
         inbox: Inbox::new(app.db.clone(), app.clock.clone()),
         app,

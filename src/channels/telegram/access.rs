@@ -77,7 +77,8 @@ pub fn access(
         return Access::Ignored;
     }
     if cfg.require_mention {
-        let mentioned = mention::addresses(msg.text().unwrap_or_default(), bot_username);
+        let text = msg.text().or_else(|| msg.caption()).unwrap_or_default();
+        let mentioned = mention::addresses(text, bot_username);
         let replied_to_bot = msg
             .reply_to_message()
             .and_then(|m| m.from.as_ref())

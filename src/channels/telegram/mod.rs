@@ -4,8 +4,8 @@
 //! `commands/*.toml`, typing indicator, and replies streamed into the chat (`live`,
 //! DESIGN §10): the model's Markdown as Telegram HTML, cut at 4096 UTF-16 units with tags
 //! balanced, sent again as plain text if Telegram refuses the formatting. The message
-//! itself goes through `chat::handle` like every other channel; no Telegram type leaves
-//! this module.
+//! itself, with its photos and files (`media`), goes through `chat::handle` like every
+//! other channel; no Telegram type leaves this module.
 //!
 //! Delivery (DESIGN §8): every update that may need an answer is recorded before it is
 //! acknowledged and marked answered after its reply (`journal`); each session answers
@@ -34,6 +34,7 @@ mod access;
 mod journal;
 mod limiter;
 mod live;
+mod media;
 mod mention;
 mod picker;
 mod queue;
@@ -294,7 +295,7 @@ fn act(ctx: &Arc<Ctx>, t: Triaged) {
 /// Who may talk: the pairing approval is looked up (off the runtime threads) only
 /// when the decision depends on it.
 async fn decide(ctx: &Ctx, msg: &Message) -> Access {
-    if msg.text().is_none() {
+    if !media::carries_input(msg) {
         return Access::Ignored;
     }
     let approved = match approval_needed(&ctx.cfg, msg) {

@@ -2,9 +2,10 @@
 //! a time, in arrival order; at most [`DEPTH`] messages wait besides the one being
 //! answered, and a message that finds the queue full gets the busy reply at once.
 //! Every task the channel starts is tracked ([`Tasks`]) so shutdown can wait for the
-//! turns in flight and queued to finish and reply.
+//! turns in flight and queued to finish and reply. The photos of an album that follow
+//! each other in a queue are answered together (`media::collect_album`).
 
-use super::{Ctx, reply};
+use super::{Ctx, media, reply};
 use crate::session::BUSY_REPLY;
 use dashmap::DashMap;
 use std::future::Future;
@@ -113,26 +114,45 @@ fn spawn_worker(ctx: Arc<Ctx>, session: String) -> mpsc::Sender<Job> {
     let tasks = &ctx.queues.tasks;
     let c = ctx.clone();
     tasks.spawn(async move {
+        // A message taken from the queue while collecting an album, answered next.
+        let mut held = None;
         loop {
-            match tokio::time::timeout(WORKER_IDLE, rx.recv()).await {
-                Ok(Some(job)) => answer(&c, &session, job).await,
-                Ok(None) => break,
-                Err(_) => {
-                    // Refuse new messages, then finish any that slipped in.
-                    rx.close();
-                    while let Some(job) = rx.recv().await {
-                        answer(&c, &session, job).await;
+            let job = match held.take() {
+                Some(job) => job,
+                None => match tokio::time::timeout(WORKER_IDLE, rx.recv()).await {
+                    Ok(Some(job)) => job,
+                    Ok(None) => break,
+                    Err(_) => {
+                        // Refuse new messages, then finish any that slipped in.
+                        rx.close();
+                        continue;
                     }
-                    c.queues.workers.remove_if(&session, |_, tx| tx.is_closed());
-                    break;
-                }
-            }
+                },
+            };
+            held = answer(&c, &session, job, &mut rx).await;
         }
+        c.queues.workers.remove_if(&session, |_, tx| tx.is_closed());
     });
     tx
 }
 
-async fn answer(ctx: &Ctx, session: &str, job: Job) {
-    reply::answer(ctx, session, job.owner, &job.msg).await;
+/// Answer a message, with the rest of its album when it has one (`media`); returns
+/// the next message when collecting the album took it from the queue.
+async fn answer(ctx: &Ctx, session: &str, job: Job, rx: &mut mpsc::Receiver<Job>) -> Option<Job> {
+    let (album, next) = match job.msg.media_group_id() {
+        Some(group) => {
+            media::collect_album(rx, &group.0, |j: &Job| {
+                j.msg.media_group_id().map(|g| g.0.as_str())
+            })
+            .await
+        }
+        None => (Vec::new(), None),
+    };
+    let rest: Vec<&Message> = album.iter().map(|j| &*j.msg).collect();
+    reply::answer(ctx, session, job.owner, &job.msg, &rest).await;
     ctx.journal.answered(job.update).await;
+    for j in &album {
+        ctx.journal.answered(j.update).await;
+    }
+    next
 }

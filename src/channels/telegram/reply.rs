@@ -3,7 +3,7 @@
 //! model picker for `/model` in a DM), a pairing code for unknown senders, a pressed
 //! picker button, and every send through the 429 limiter.
 
-use super::{Ctx, describe, live, mention::strip_mention, picker};
+use super::{Ctx, describe, live, media, mention::strip_mention, picker};
 use crate::channels::stream::{self, Mode};
 use crate::chat::{Inbound, handle_limited};
 use crate::config::Streaming;
@@ -29,10 +29,10 @@ pub fn thread_of(msg: &Message) -> Option<ThreadId> {
     }
 }
 
-/// Answer one allowed message in its session.
-pub async fn answer(ctx: &Ctx, session: &str, owner: bool, msg: &Message) {
-    let text = strip_mention(msg.text().unwrap_or_default(), &ctx.username);
-    if text.is_empty() {
+/// Answer one allowed message in its session, with the rest of its album (`media`).
+pub async fn answer(ctx: &Ctx, session: &str, owner: bool, msg: &Message, album: &[&Message]) {
+    let text = strip_mention(&media::text_of(msg, album), &ctx.username);
+    if text.is_empty() && !media::has_files(msg, album) {
         return;
     }
     let chat = msg.chat.id;
@@ -50,6 +50,15 @@ pub async fn answer(ctx: &Ctx, session: &str, owner: bool, msg: &Message) {
     let quoted = msg
         .reply_to_message()
         .and_then(|r| r.text().or_else(|| r.caption()));
+    // Photos and files, downloaded and checked; the person hears about any refused.
+    let gathered = media::gather(ctx, msg, album).await;
+    if let Some(notice) = gathered.notice() {
+        send_text(ctx, chat, &notice, thread, Some(msg.id)).await;
+    }
+    if !gathered.answer(&text) {
+        typing.abort();
+        return;
+    }
     let inbound = Inbound {
         session,
         text: &text,
@@ -57,7 +66,7 @@ pub async fn answer(ctx: &Ctx, session: &str, owner: bool, msg: &Message) {
         bot_username: Some(&ctx.username),
         agent: ctx.cfg.agent.as_deref(),
         system_prompt: ctx.cfg.prompt_for(chat.0),
-        attachments: &[],
+        attachments: &gathered.attachments,
         quoted,
     };
     let mode = match ctx.cfg.streaming {

@@ -8,7 +8,8 @@
 //!
 //! Tests queue gateway events ([`FakeDiscord::send_message`],
 //! [`FakeDiscord::send_slash_command`], [`FakeDiscord::send_autocomplete`],
-//! [`FakeDiscord::send_raw_dispatch`]), script failures
+//! [`FakeDiscord::send_raw_dispatch`], messages with attachments:
+//! [`FakeDiscord::send_message_with_attachments`]), script failures
 //! ([`FakeDiscord::rate_limit_next`], [`FakeDiscord::fail_next`],
 //! [`FakeDiscord::drop_connection`]) and inspect every REST call
 //! ([`FakeDiscord::calls`]) and every gateway frame the client sent.
@@ -50,7 +51,11 @@
 //! - [`FakeDiscord::channel_messages`] holds what the bot posted with
 //!   `POST /channels/{id}/messages`; interaction responses are seen through
 //!   [`FakeDiscord::interaction_responses`] / [`FakeDiscord::interaction_original`].
+//! - Attachments a user sends are served by the fake's CDN route
+//!   (`GET /attachments/{channel}/{id}/{filename}`, no token needed, 404 otherwise);
+//!   every download is recorded ([`FakeDiscord::cdn_downloads`]).
 
+mod cdn;
 mod gateway;
 mod objects;
 mod rest;
@@ -67,6 +72,7 @@ use serde_json::{Value, json};
 use tokio::sync::{Notify, mpsc, watch};
 use tokio::task::JoinHandle;
 
+pub use cdn::{CdnDownload, FakeAttachment};
 pub use objects::UploadedFile;
 
 /// User id of the fake bot.
@@ -310,6 +316,28 @@ impl FakeDiscord {
         content: &str,
         mentions_bot: bool,
     ) -> u64 {
+        self.queue_message(
+            channel_id,
+            guild_id,
+            author_id,
+            username,
+            content,
+            mentions_bot,
+            &[],
+        )
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn queue_message(
+        &self,
+        channel_id: u64,
+        guild_id: Option<u64>,
+        author_id: u64,
+        username: &str,
+        content: &str,
+        mentions_bot: bool,
+        files: &[FakeAttachment],
+    ) -> u64 {
         let id = {
             let mut st = lock(&self.inner.state);
             let author = st.remember_user(author_id, username);
@@ -322,6 +350,8 @@ impl FakeDiscord {
                 content.to_string()
             };
             let mut msg = objects::message(id, channel_id, &author, &content);
+            let base = format!("http://{}", self.addr);
+            msg["attachments"] = json!(st.attachments_of(&base, channel_id, files));
             if mentions_bot {
                 let mut bot = self.inner.bot_user.clone();
                 if let Some(g) = guild_id {
@@ -879,6 +909,9 @@ struct St {
     interactions: HashMap<u64, InteractionRec>,
     tokens: HashMap<String, u64>,
     ack_deadline: Option<Duration>,
+    // CDN (`cdn`): bytes by path, and every download.
+    cdn: HashMap<String, Vec<u8>>,
+    cdn_downloads: Vec<CdnDownload>,
 }
 
 impl St {

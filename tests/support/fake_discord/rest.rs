@@ -72,6 +72,13 @@ pub(super) async fn handle(
             )
         })
         .collect();
+    if method == Method::GET && path.starts_with("/attachments/") {
+        let (status, bytes) = lock(&inner.state).serve_cdn(&path, header_list);
+        inner.notify();
+        let mut resp = Response::new(Body::from(bytes));
+        *resp.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::NOT_FOUND);
+        return resp;
+    }
     let content_type = headers
         .get(header::CONTENT_TYPE)
         .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())

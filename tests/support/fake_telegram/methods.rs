@@ -134,6 +134,7 @@ pub(super) fn dispatch(inner: &Inner, method: &str, p: &Params) -> Reply {
     let mut st = lock(&inner.state);
     let result = match method {
         "getme" => Ok(ok(get_me(inner))),
+        "getfile" => Ok(super::files::get_file(&st, p)),
         "sendmessage" => send_message(inner, &mut st, p),
         "sendmessagedraft" => send_message_draft(&mut st, p),
         "editmessagetext" => edit_message(inner, &mut st, p, true),

@@ -5,7 +5,9 @@
 //! API objects, so the real teloxide client can be pointed at
 //! [`FakeTelegram::api_url`]. Tests queue incoming updates
 //! ([`FakeTelegram::send_dm`], [`FakeTelegram::send_group`],
-//! [`FakeTelegram::press_button`]), script failures
+//! [`FakeTelegram::press_button`], photos, documents and albums:
+//! [`FakeTelegram::send_photo`], [`FakeTelegram::send_document`],
+//! [`FakeTelegram::send_album`]), script failures
 //! ([`FakeTelegram::rate_limit_next`], [`FakeTelegram::fail_next`]) and inspect
 //! every call ([`FakeTelegram::calls`]) and every message the bot sent
 //! ([`FakeTelegram::sent_messages`]).
@@ -24,7 +26,11 @@
 //!   `reply_to_message` = the topic's creation service message
 //!   (`message_id == message_thread_id`, `forum_topic_created`, sent by the user).
 //! - Editing to identical text and markup fails with "message is not modified".
+//! - `getFile` knows the files of the photo and document messages it queued; their
+//!   bytes are served at `/file/bot<token>/<file_path>` (404 unknown, 401 another
+//!   token), and every download is recorded ([`FakeTelegram::file_downloads`]).
 
+mod files;
 mod inspect;
 mod markup;
 mod methods;
@@ -45,6 +51,8 @@ use serde_json::{Map, Value, json};
 use tokio::sync::{Notify, watch};
 use tokio::task::JoinHandle;
 
+#[allow(unused_imports)]
+pub use files::{FakeFile, FileDownload, To};
 use objects::{group_chat, strip_reply, text_entities, unix_now, user};
 
 /// `username` of the fake bot (`getMe`).
@@ -318,6 +326,10 @@ struct St {
     poll_generation: u64,
     allowed_updates: Vec<String>,
     webhook_url: String,
+    /// Files users sent, by `file_id` (`files`).
+    files: HashMap<String, files::StoredFile>,
+    next_file: u64,
+    downloads: Vec<FileDownload>,
 }
 
 impl St {
@@ -448,6 +460,13 @@ async fn handle(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
+    if let Some(rest) = uri.path().strip_prefix("/file/bot") {
+        let (status, bytes) = files::download(&mut lock(&inner.state), &inner.token, rest);
+        inner.changed.notify_waiters();
+        let mut resp = Response::new(Body::from(bytes));
+        *resp.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::NOT_FOUND);
+        return resp;
+    }
     let Some((token, name)) = uri
         .path()
         .strip_prefix("/bot")
