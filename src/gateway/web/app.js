@@ -55,7 +55,7 @@
   }
   // A message from the page itself (an image it cannot take), shown in the chat.
   function notice(text) {
-    showError(addMessage("assistant", ""), text);
+    showError(addMessage("notice", ""), text);
   }
   function setBusy(on) {
     busy = on;
