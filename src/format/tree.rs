@@ -123,33 +123,39 @@ pub fn render(markdown: &str) -> Vec<Node> {
     }
     let options = Options::ENABLE_STRIKETHROUGH | Options::ENABLE_TABLES;
     let mut b = Builder {
-        stack: vec![Node::new(Kind::Fragment)],
+        root: Vec::new(),
+        open: Vec::new(),
     };
     for event in Parser::new_ext(markdown, options) {
         b.event(event);
     }
-    // Events are balanced, so only the root is left; close anything that is not.
-    while b.stack.len() > 1 {
+    // Events are balanced, so nothing is left open; close anything that is.
+    while !b.open.is_empty() {
         b.close();
     }
-    b.stack.pop().map(|root| root.children).unwrap_or_default()
+    b.root
 }
 
 /// Builds the tree: every `Start` event opens exactly one node (maybe a fragment) and
 /// every `End` closes the innermost one.
 struct Builder {
-    /// Open nodes, the root (a fragment) first.
-    stack: Vec<Node>,
+    /// The top-level nodes done so far.
+    root: Vec<Node>,
+    /// Open nodes, outermost first.
+    open: Vec<Node>,
 }
 
 impl Builder {
-    fn top(&mut self) -> &mut Node {
-        let last = self.stack.len() - 1;
-        &mut self.stack[last]
+    /// Where the next node goes: the innermost open node's children, or the top level.
+    fn children(&mut self) -> &mut Vec<Node> {
+        match self.open.last_mut() {
+            Some(n) => &mut n.children,
+            None => &mut self.root,
+        }
     }
 
     fn inside(&self, kind: Kind) -> bool {
-        self.stack.iter().any(|n| n.kind == kind)
+        self.open.iter().any(|n| n.kind == kind)
     }
 
     fn event(&mut self, event: Event) {
@@ -200,7 +206,9 @@ impl Builder {
             Tag::Table(_) => Node::new(Kind::Table),
             Tag::TableHead => Node::new(Kind::Thead),
             Tag::TableRow => Node::new(Kind::Tr),
-            Tag::TableCell if self.top().kind == Kind::Thead => Node::new(Kind::Th),
+            Tag::TableCell if self.open.last().is_some_and(|n| n.kind == Kind::Thead) => {
+                Node::new(Kind::Th)
+            }
             Tag::TableCell => Node::new(Kind::Td),
             Tag::Emphasis => Node::new(Kind::Em),
             Tag::Strong => Node::new(Kind::Strong),
@@ -215,20 +223,17 @@ impl Builder {
             }
             _ => Node::new(Kind::Fragment),
         };
-        let node = if self.stack.len() > MAX_DEPTH {
+        let node = if self.open.len() >= MAX_DEPTH {
             Node::new(Kind::Fragment)
         } else {
             node
         };
-        self.stack.push(node);
+        self.open.push(node);
     }
 
     /// Close the innermost open node and add it to its parent.
     fn close(&mut self) {
-        if self.stack.len() < 2 {
-            return;
-        }
-        let Some(mut node) = self.stack.pop() else {
+        let Some(mut node) = self.open.pop() else {
             return;
         };
         match node.kind {
@@ -273,22 +278,22 @@ impl Builder {
                 self.push_child(child);
             }
         } else {
-            self.top().children.push(node);
+            self.children().push(node);
         }
     }
 
     /// Add `child` to the innermost node, joining it to a text node just before it.
     fn push_child(&mut self, child: Node) {
-        let top = self.top();
+        let siblings = self.children();
         if child.kind == Kind::Text
-            && let Some(last) = top.children.last_mut()
+            && let Some(last) = siblings.last_mut()
             && last.kind == Kind::Text
             && let (Some(a), Some(b)) = (&mut last.text, &child.text)
         {
             a.push_str(b);
             return;
         }
-        top.children.push(child);
+        siblings.push(child);
     }
 
     fn leaf(&mut self, node: Node) {
@@ -296,11 +301,13 @@ impl Builder {
     }
 
     fn text(&mut self, text: &str) {
-        let top = self.top();
-        if top.kind == Kind::Pre {
-            if let Some(code) = &mut top.text {
-                code.push_str(text);
-            }
+        if let Some(Node {
+            kind: Kind::Pre,
+            text: Some(code),
+            ..
+        }) = self.open.last_mut()
+        {
+            code.push_str(text);
             return;
         }
         self.push_child(Node::text(text));
