@@ -14,6 +14,8 @@ use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+mod images;
+
 #[derive(Debug, Clone)]
 pub struct TurnInput {
     /// The session's chosen model; `None` = configured default (with fallbacks).
@@ -47,12 +49,39 @@ pub enum TurnError {
         "unknown provider \"{provider}\" for model {model}: declare [models.providers.{provider}] with baseUrl and api in remoteclaw.toml"
     )]
     UnknownProvider { provider: String, model: String },
+    /// The turn carries images and the model to answer takes none (`images = false`):
+    /// no provider was called. `instead` is a model that does, as `/model` takes it.
+    #[error(
+        "{model} does not accept images — send text only, or {}",
+        switch_hint(instead)
+    )]
+    ImagesNotAccepted {
+        model: String,
+        instead: Option<String>,
+    },
+    /// A provider refused a request carrying images (HTTP 4xx); `said` is its message.
+    #[error(
+        "{model} refused the image (HTTP {status}): {said} — send a smaller image (PNG or JPEG), or text only"
+    )]
+    ImageRefused {
+        model: String,
+        status: u16,
+        said: String,
+        error: ProviderError,
+    },
+}
+
+fn switch_hint(instead: &Option<String>) -> String {
+    match instead {
+        Some(m) => format!("switch to a model that does with `/model {m}`"),
+        None => "switch with `/model <a model that takes images>`".to_string(),
+    }
 }
 
 impl TurnError {
     pub fn kind(&self) -> Option<ErrorKind> {
         match self {
-            TurnError::Provider(e) => Some(e.kind),
+            TurnError::Provider(e) | TurnError::ImageRefused { error: e, .. } => Some(e.kind),
             _ => None,
         }
     }
@@ -262,7 +291,24 @@ impl Engine {
         mut sink: Option<DeltaSink<'_>>,
         progress: &mut Progress,
     ) -> TurnResult {
-        let chain = self.catalog.chain(input.model.as_ref());
+        let with_images = images::carried(&input.messages);
+        let mut chain = self.catalog.chain(input.model.as_ref());
+        if with_images {
+            match images::chain(&self.config.agents.defaults, &self.catalog, chain) {
+                Ok(c) => chain = c,
+                Err(e) => {
+                    tracing::info!("{e}");
+                    return TurnResult {
+                        reply: String::new(),
+                        model: input.model.unwrap_or_else(|| self.catalog.default.clone()),
+                        credential: None,
+                        attempts: Vec::new(),
+                        usage: None,
+                        error: Some(e),
+                    };
+                }
+            }
+        }
         let mut messages = input.messages;
         if let Some(system) =
             input
@@ -425,6 +471,7 @@ impl Engine {
         let error = last_error
             .or(first_error)
             .unwrap_or_else(|| TurnError::Resolve("no model to try".into()));
+        let error = images::refusal(with_images, &last_model, error);
         TurnResult {
             reply: String::new(),
             model: last_model,
@@ -444,6 +491,8 @@ impl Engine {
             Some(TurnError::Provider(e)) => e.kind.as_str().to_string(),
             Some(TurnError::Resolve(_)) => "no_credentials".to_string(),
             Some(TurnError::UnknownProvider { .. }) => "unknown_provider".to_string(),
+            Some(TurnError::ImagesNotAccepted { .. }) => "images_not_accepted".to_string(),
+            Some(TurnError::ImageRefused { error, .. }) => error.kind.as_str().to_string(),
         };
         self.metrics
             .turns

@@ -7,6 +7,7 @@
 mod access;
 mod auth;
 mod body;
+mod images;
 mod openai_api;
 mod refusal;
 mod request;

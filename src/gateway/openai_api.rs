@@ -1,6 +1,7 @@
 //! `POST /v1/chat/completions` (OpenAI-compatible, streaming and not) and
 //! `GET /v1/models`. The request's `messages` are the whole conversation: nothing is
-//! added from or written to session history.
+//! added from or written to session history. `image_url` parts (base64 `data:` URLs)
+//! go to the model as images (`images`); a model with `images = false` gets a 400.
 
 use super::GatewayState;
 use super::body::read_json;
@@ -40,6 +41,10 @@ fn error_status(e: &TurnError) -> (StatusCode, &'static str) {
     match e {
         TurnError::Resolve(_) => (StatusCode::FAILED_DEPENDENCY, "no_credentials"),
         TurnError::UnknownProvider { .. } => (StatusCode::INTERNAL_SERVER_ERROR, "config_error"),
+        TurnError::ImagesNotAccepted { .. } => {
+            (StatusCode::BAD_REQUEST, "model_does_not_accept_images")
+        }
+        TurnError::ImageRefused { .. } => (StatusCode::BAD_REQUEST, "image_refused"),
         TurnError::Provider(p) => match p.kind {
             ErrorKind::RateLimit => (StatusCode::TOO_MANY_REQUESTS, "rate_limit"),
             ErrorKind::Billing => (StatusCode::PAYMENT_REQUIRED, "billing"),
@@ -53,7 +58,13 @@ fn error_status(e: &TurnError) -> (StatusCode, &'static str) {
 
 fn turn_error_response(e: &TurnError) -> Response {
     let (status, code) = error_status(e);
-    let mut resp = api_error(status, "remoteclaw_error", code, &e.to_string());
+    // The request's own fault (its images): OpenAI's type for it.
+    let kind = if status == StatusCode::BAD_REQUEST {
+        "invalid_request_error"
+    } else {
+        "remoteclaw_error"
+    };
+    let mut resp = api_error(status, kind, code, &e.to_string());
     if let TurnError::Provider(p) = e
         && let Some(d) = p.retry_after
         && let Ok(v) = HeaderValue::from_str(&d.as_secs().max(1).to_string())
@@ -117,9 +128,11 @@ pub async fn chat_completions(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    let req = match read_json(&headers, body, state.max_body_bytes)
+    let max_image = state.app.config.agents.defaults.max_image_bytes();
+    let (req, images) = match read_json(&headers, body, state.max_body_bytes)
         .await
         .and_then(|v| completion_request(&v))
+        .and_then(|r| super::images::decode(&r.messages, max_image).map(|i| (r, i)))
     {
         Ok(r) => r,
         Err(refusal) => return refusal.openai(),
@@ -158,7 +171,8 @@ pub async fn chat_completions(
         }
     };
     let mut messages = Vec::with_capacity(req.messages.len());
-    for m in req.messages {
+    // Every message's images go (the API is stateless); only user messages have any.
+    for (m, images) in req.messages.into_iter().zip(images) {
         let role = match m.role.as_str() {
             "system" | "developer" => Role::System,
             "user" => Role::User,
@@ -168,7 +182,7 @@ pub async fn chat_completions(
         messages.push(ChatMessage {
             role,
             content: m.text,
-            images: Vec::new(),
+            images,
         });
     }
     let Some(last_user) = messages.iter().rposition(|m| m.role == Role::User) else {

@@ -18,8 +18,19 @@ pub struct CompletionRequest {
 #[derive(Debug, Clone, PartialEq)]
 pub struct InMessage {
     pub role: String,
-    /// The text parts joined by newlines (other parts, such as images, are dropped).
+    /// The text parts joined by newlines (parts of other types are dropped, except
+    /// images).
     pub text: String,
+    /// The `image_url` parts, in order, still undecoded (`super::images` decodes them).
+    pub images: Vec<ImageUrl>,
+}
+
+/// One `{"type": "image_url", "image_url": {"url": …}}` part (`detail` is ignored).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ImageUrl {
+    /// Where it sits: `messages[0].content[1]`.
+    pub param: String,
+    pub url: String,
 }
 
 /// `POST /api/chat`.
@@ -53,11 +64,11 @@ fn req_str<'a>(obj: &'a Map<String, Value>, key: &str, path: &str) -> Result<&'a
 }
 
 /// `content`: a string, an array of parts, or `null` (an assistant message that only
-/// called tools). Only `text` parts are kept.
-fn content_text(v: Option<&Value>, path: &str) -> Result<String, Refusal> {
+/// called tools). `text` and `image_url` parts are kept.
+fn content_parts(v: Option<&Value>, path: &str) -> Result<(String, Vec<ImageUrl>), Refusal> {
     let parts = match v {
-        None | Some(Value::Null) => return Ok(String::new()),
-        Some(Value::String(s)) => return Ok(s.clone()),
+        None | Some(Value::Null) => return Ok((String::new(), Vec::new())),
+        Some(Value::String(s)) => return Ok((s.clone(), Vec::new())),
         Some(Value::Array(parts)) => parts,
         Some(_) => {
             return Err(Refusal::field(
@@ -67,6 +78,7 @@ fn content_text(v: Option<&Value>, path: &str) -> Result<String, Refusal> {
         }
     };
     let mut texts = Vec::new();
+    let mut images = Vec::new();
     for (j, part) in parts.iter().enumerate() {
         let here = format!("{path}[{j}]");
         let part = object(
@@ -75,11 +87,23 @@ fn content_text(v: Option<&Value>, path: &str) -> Result<String, Refusal> {
             "a content part object such as {\"type\": \"text\", \"text\": \"…\"}",
         )?;
         let kind = opt_str(part, "type", &format!("{here}.type"))?;
-        if kind.is_none_or(|t| t == "text") {
-            texts.push(req_str(part, "text", &format!("{here}.text"))?);
+        match kind {
+            None | Some("text") => texts.push(req_str(part, "text", &format!("{here}.text"))?),
+            Some("image_url") => {
+                let what = format!("{here}.image_url");
+                let example = "an object such as {\"url\": \"data:image/png;base64,…\"}";
+                let image = object(
+                    part.get("image_url").unwrap_or(&Value::Null),
+                    &what,
+                    example,
+                )?;
+                let url = req_str(image, "url", &format!("{what}.url"))?.to_string();
+                images.push(ImageUrl { param: here, url });
+            }
+            Some(_) => {}
         }
     }
-    Ok(texts.join("\n"))
+    Ok((texts.join("\n"), images))
 }
 
 fn not_an_object(example: &str) -> Refusal {
@@ -124,8 +148,8 @@ pub fn completion_request(v: &Value) -> Result<CompletionRequest, Refusal> {
         let here = format!("messages[{i}]");
         let m = object(m, &here, "an object with role and content")?;
         let role = req_str(m, "role", &format!("{here}.role"))?.to_string();
-        let text = content_text(m.get("content"), &format!("{here}.content"))?;
-        messages.push(InMessage { role, text });
+        let (text, images) = content_parts(m.get("content"), &format!("{here}.content"))?;
+        messages.push(InMessage { role, text, images });
     }
     Ok(CompletionRequest {
         model,
@@ -191,13 +215,36 @@ mod tests {
     fn accepted_shapes() {
         let r = completion_request(&json!({"model": null, "stream": true, "temperature": 1, "messages": [
             {"role": "assistant", "content": null, "tool_calls": []},
-            {"role": "user", "content": [{"type": "text", "text": "a"}, {"type": "image_url", "image_url": {}}, {"text": "b"}]},
+            {"role": "user", "content": [{"type": "text", "text": "a"}, {"type": "image_url", "image_url": {"url": "data:x", "detail": "high"}}, {"type": "input_audio"}, {"text": "b"}]},
         ]}))
         .unwrap();
         assert_eq!(r.model, "");
         assert!(r.stream);
         assert_eq!(r.messages[0].text, "");
         assert_eq!(r.messages[1].text, "a\nb");
+        assert_eq!(
+            r.messages[1].images,
+            [ImageUrl {
+                param: "messages[1].content[1]".into(),
+                url: "data:x".into()
+            }]
+        );
+    }
+
+    #[test]
+    fn an_image_part_without_a_url_is_named() {
+        assert_eq!(
+            err(
+                json!({"messages": [{"role": "user", "content": [{"type": "image_url", "image_url": {}}]}]})
+            ),
+            "messages[0].content[0].image_url.url is required (a string)"
+        );
+        assert_eq!(
+            err(
+                json!({"messages": [{"role": "user", "content": [{"type": "image_url", "image_url": "data:x"}]}]})
+            ),
+            "messages[0].content[0].image_url must be an object such as {\"url\": \"data:image/png;base64,…\"}"
+        );
     }
 
     #[test]

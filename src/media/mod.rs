@@ -5,8 +5,11 @@
 //! - An image reaches the model inline, with the media type of its bytes, never a URL.
 //! - A plain-text file up to [`MAX_TEXT_FILE_BYTES`] is inlined as text with its name.
 //! - History keeps a placeholder for an image, never its bytes.
+//! - An image sent as a `data:` URL is decoded here (`data_url`); a link is never fetched.
 
 use bytes::Bytes;
+
+mod data_url;
 
 /// Images per message, at most (DESIGN §10).
 pub const MAX_IMAGES: usize = 4;
@@ -56,6 +59,15 @@ pub enum MediaError {
     NotText { name: String },
     #[error("could not download {name}: {reason} — send it again")]
     Download { name: String, reason: String },
+    /// An image given as an `http(s)://` (or other) link: never fetched (SSRF).
+    #[error(
+        "{name} is a link ({scheme}://…): the gateway never fetches URLs — send the image itself as a base64 data: URL (data:image/png;base64,…)"
+    )]
+    RemoteUrl { name: String, scheme: String },
+    #[error(
+        "{name} is not a usable image data: URL ({reason}) — send data:image/png;base64,… (PNG, JPEG, GIF or WebP)"
+    )]
+    BadDataUrl { name: String, reason: String },
 }
 
 /// The media type of an image from its first bytes (the type its sender claims does

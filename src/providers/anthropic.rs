@@ -7,6 +7,7 @@ use super::stream::StreamState;
 use super::{ChatRequest, Completion, ProviderError, ProviderSettings, Role, Usage, token_count};
 use crate::auth::credential::Credential;
 use crate::config::ApiKind;
+use crate::media::ImagePart;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -49,20 +50,56 @@ pub fn build(
 }
 
 /// Anthropic wants alternating user/assistant turns: merge neighbours with the same role.
+/// A turn without images keeps its content a plain string; a turn with images becomes a
+/// content array, image blocks first and then the text block (DESIGN §10).
 fn merged_turns(req: &ChatRequest) -> Vec<Value> {
-    let mut out: Vec<(Role, String)> = Vec::new();
-    for m in req.turns().filter(|m| !m.content.is_empty()) {
+    let mut out: Vec<(Role, String, Vec<&ImagePart>)> = Vec::new();
+    let turns = req
+        .turns()
+        .filter(|m| !m.content.is_empty() || !m.images.is_empty());
+    for m in turns {
         match out.last_mut() {
-            Some((role, text)) if *role == m.role => {
-                text.push_str("\n\n");
+            Some((role, text, images)) if *role == m.role => {
+                if !text.is_empty() && !m.content.is_empty() {
+                    text.push_str("\n\n");
+                }
                 text.push_str(&m.content);
+                images.extend(&m.images);
             }
-            _ => out.push((m.role, m.content.clone())),
+            _ => out.push((m.role, m.content.clone(), m.images.iter().collect())),
         }
     }
     out.into_iter()
-        .map(|(role, content)| json!({"role": if role == Role::Assistant { "assistant" } else { "user" }, "content": content}))
+        .map(|(role, text, images)| {
+            let role = if role == Role::Assistant {
+                "assistant"
+            } else {
+                "user"
+            };
+            json!({"role": role, "content": content(text, &images)})
+        })
         .collect()
+}
+
+/// A turn's `content`: the text as it is, or image blocks followed by the text block
+/// (an empty text block is refused by the API, so an image alone has none).
+fn content(text: String, images: &[&ImagePart]) -> Value {
+    if images.is_empty() {
+        return json!(text);
+    }
+    let mut blocks: Vec<Value> = images
+        .iter()
+        .map(|img| {
+            json!({
+                "type": "image",
+                "source": {"type": "base64", "media_type": img.media_type, "data": img.base64()},
+            })
+        })
+        .collect();
+    if !text.is_empty() {
+        blocks.push(json!({"type": "text", "text": text}));
+    }
+    Value::Array(blocks)
 }
 
 #[derive(Deserialize)]
@@ -142,4 +179,62 @@ pub fn on_event(
         _ => {}
     }
     Ok(None)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::providers::ChatMessage;
+
+    fn png() -> ImagePart {
+        let bytes = bytes::Bytes::from_static(b"\x89PNG\r\n\x1a\nrest");
+        ImagePart::from_bytes("a.png", bytes, 100).unwrap()
+    }
+
+    fn request(messages: Vec<ChatMessage>) -> ChatRequest {
+        ChatRequest {
+            model: "m".into(),
+            messages,
+            max_tokens: 1,
+        }
+    }
+
+    #[test]
+    fn images_go_as_base64_blocks_before_the_text() {
+        let mut user = ChatMessage::user("what is this?");
+        user.images = vec![png()];
+        let turns = merged_turns(&request(vec![
+            ChatMessage::user("hi"),
+            ChatMessage::assistant("hello"),
+            user,
+        ]));
+        assert_eq!(turns[0], json!({"role": "user", "content": "hi"}));
+        assert_eq!(
+            turns[2]["content"],
+            json!([
+                {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": "iVBORw0KGgpyZXN0"}},
+                {"type": "text", "text": "what is this?"},
+            ])
+        );
+    }
+
+    #[test]
+    fn an_image_without_text_is_sent_and_merged_turns_keep_every_image() {
+        let mut photo = ChatMessage::user("");
+        photo.images = vec![png()];
+        let turns = merged_turns(&request(vec![photo.clone()]));
+        assert_eq!(turns.len(), 1, "an image alone is a turn");
+        assert_eq!(turns[0]["content"].as_array().unwrap().len(), 1);
+        assert_eq!(turns[0]["content"][0]["type"], "image");
+
+        let turns = merged_turns(&request(vec![
+            photo.clone(),
+            ChatMessage::user("and"),
+            photo,
+        ]));
+        let blocks = turns[0]["content"].as_array().unwrap();
+        let kinds: Vec<&str> = blocks.iter().map(|b| b["type"].as_str().unwrap()).collect();
+        assert_eq!(kinds, ["image", "image", "text"]);
+        assert_eq!(blocks[2]["text"], "and");
+    }
 }

@@ -3,7 +3,9 @@
 
 use super::http::{ApiCall, malformed};
 use super::stream::StreamState;
-use super::{ChatRequest, Completion, ProviderError, ProviderSettings, Role, Usage, token_count};
+use super::{
+    ChatMessage, ChatRequest, Completion, ProviderError, ProviderSettings, Role, Usage, token_count,
+};
 use crate::auth::credential::Credential;
 use crate::config::ApiKind;
 use serde_json::{Value, json};
@@ -17,8 +19,8 @@ pub fn build(
 ) -> ApiCall {
     let contents: Vec<Value> = req
         .turns()
-        .filter(|m| !m.content.is_empty())
-        .map(|m| json!({"role": if m.role == Role::Assistant { "model" } else { "user" }, "parts": [{"text": m.content}]}))
+        .filter(|m| !m.content.is_empty() || !m.images.is_empty())
+        .map(|m| json!({"role": if m.role == Role::Assistant { "model" } else { "user" }, "parts": parts(m)}))
         .collect();
     let mut body =
         json!({"contents": contents, "generationConfig": {"maxOutputTokens": req.max_tokens}});
@@ -42,6 +44,20 @@ pub fn build(
         request: rb,
         api: ApiKind::GoogleGenerative,
     }
+}
+
+/// A turn's `parts`: one `inline_data` part per image, then the text part (none when an
+/// image comes without text).
+fn parts(m: &ChatMessage) -> Vec<Value> {
+    let mut parts: Vec<Value> = m
+        .images
+        .iter()
+        .map(|img| json!({"inline_data": {"mime_type": img.media_type, "data": img.base64()}}))
+        .collect();
+    if !m.content.is_empty() || parts.is_empty() {
+        parts.push(json!({"text": m.content}));
+    }
+    parts
 }
 
 /// Text, finish reason and usage of one `GenerateContentResponse` (whole or a chunk).
@@ -111,4 +127,30 @@ pub fn on_event(
     let v: Value = serde_json::from_str(data)
         .map_err(|e| malformed(provider, format!("stream chunk: {e}")))?;
     read_chunk(provider, &v, state).map(Some)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn images_go_as_inline_data_parts_before_the_text() {
+        let bytes = bytes::Bytes::from_static(b"GIF89a..");
+        let img = crate::media::ImagePart::from_bytes("a.gif", bytes, 100).unwrap();
+        assert_eq!(
+            parts(&ChatMessage::user("plain")),
+            [json!({"text": "plain"})]
+        );
+        let mut m = ChatMessage::user("look");
+        m.images = vec![img];
+        assert_eq!(
+            parts(&m),
+            [
+                json!({"inline_data": {"mime_type": "image/gif", "data": "R0lGODlhLi4="}}),
+                json!({"text": "look"}),
+            ]
+        );
+        m.content.clear();
+        assert_eq!(parts(&m).len(), 1, "no empty text part");
+    }
 }

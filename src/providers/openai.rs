@@ -4,7 +4,9 @@
 
 use super::http::{ApiCall, malformed};
 use super::stream::StreamState;
-use super::{ChatRequest, Completion, ProviderError, ProviderSettings, Role, Usage, token_count};
+use super::{
+    ChatMessage, ChatRequest, Completion, ProviderError, ProviderSettings, Role, Usage, token_count,
+};
 use crate::auth::credential::Credential;
 use crate::config::ApiKind;
 use serde_json::{Value, json};
@@ -25,7 +27,7 @@ pub fn build(
                 Role::User => "user",
                 Role::Assistant => "assistant",
             };
-            json!({"role": role, "content": m.content})
+            json!({"role": role, "content": content(m)})
         })
         .collect();
     let mut body = json!({"model": req.model, "messages": messages});
@@ -48,6 +50,22 @@ pub fn build(
         stream,
         ApiKind::OpenaiCompletions,
     )
+}
+
+/// A message's `content`: its text as it is, or, when it carries images, a text part
+/// (if there is text) followed by one `image_url` part per image as a `data:` URL.
+fn content(m: &ChatMessage) -> Value {
+    if m.images.is_empty() {
+        return json!(m.content);
+    }
+    let mut parts = Vec::with_capacity(m.images.len() + 1);
+    if !m.content.is_empty() {
+        parts.push(json!({"type": "text", "text": m.content}));
+    }
+    for img in &m.images {
+        parts.push(json!({"type": "image_url", "image_url": {"url": img.data_url()}}));
+    }
+    Value::Array(parts)
 }
 
 fn usage_of(v: &Value) -> Option<Usage> {
@@ -113,4 +131,31 @@ pub fn on_event(
         .pointer("/delta/content")
         .and_then(Value::as_str)
         .map(str::to_string))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn images_go_as_image_url_parts_after_the_text() {
+        let bytes = bytes::Bytes::from_static(&[0xFF, 0xD8, 0xFF, 0xE0, 1, 2]);
+        let img = crate::media::ImagePart::from_bytes("a.jpg", bytes, 100).unwrap();
+        assert_eq!(content(&ChatMessage::user("plain")), json!("plain"));
+        let mut m = ChatMessage::user("look");
+        m.images = vec![img.clone()];
+        assert_eq!(
+            content(&m),
+            json!([
+                {"type": "text", "text": "look"},
+                {"type": "image_url", "image_url": {"url": "data:image/jpeg;base64,/9j/4AEC"}},
+            ])
+        );
+        m.content.clear();
+        assert_eq!(
+            content(&m).as_array().unwrap().len(),
+            1,
+            "no empty text part"
+        );
+    }
 }

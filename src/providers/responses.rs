@@ -46,10 +46,18 @@ pub fn request_body(settings: &ProviderSettings, req: &ChatRequest, stream: bool
                 Role::Assistant => ("assistant", "output_text"),
                 Role::User | Role::System => ("user", "input_text"),
             };
+            let mut content = Vec::with_capacity(m.images.len() + 1);
+            if !m.content.is_empty() || m.images.is_empty() {
+                content.push(json!({"type": part, "text": m.content}));
+            }
+            // Only user messages carry images (DESIGN §10), as `data:` URLs.
+            for img in &m.images {
+                content.push(json!({"type": "input_image", "image_url": img.data_url()}));
+            }
             json!({
                 "type": "message",
                 "role": role,
-                "content": [{"type": part, "text": m.content}],
+                "content": content,
             })
         })
         .collect();

@@ -229,3 +229,30 @@ fn stream_events() {
     let e = on_event("p", "", "{not json", &mut state).unwrap_err();
     assert_eq!(e.kind, ErrorKind::Format);
 }
+
+#[test]
+fn images_go_as_input_image_data_urls_after_the_text() {
+    let bytes = bytes::Bytes::from_static(b"RIFF\0\0\0\0WEBPVP8 ");
+    let img = crate::media::ImagePart::from_bytes("a.webp", bytes, 100).unwrap();
+    let mut user = ChatMessage::user("look");
+    user.images = vec![img.clone()];
+    let mut alone = ChatMessage::user("");
+    alone.images = vec![img.clone()];
+    let r = ChatRequest {
+        model: "gpt-x".into(),
+        messages: vec![user, alone],
+        max_tokens: 1,
+    };
+    let b = request_body(&settings(false), &r, true);
+    assert_eq!(
+        b["input"][0]["content"],
+        json!([
+            {"type": "input_text", "text": "look"},
+            {"type": "input_image", "image_url": img.data_url()},
+        ])
+    );
+    assert_eq!(
+        b["input"][1]["content"],
+        json!([{"type": "input_image", "image_url": img.data_url()}])
+    );
+}

@@ -5,12 +5,16 @@
 //! Google Gemini `generateContent` API. Responses are scripted per API key (FIFO queue of
 //! [`Behavior`]s, falling back to a default) and every request is recorded
 //! before its behaviour runs, so even stalled requests show up in
-//! [`FakeProvider::requests`].
+//! [`FakeProvider::requests`]. Image parts are validated like the real APIs do
+//! (`images`): a bad one gets the API's 400 and leaves the script untouched.
 
 mod anthropic;
 mod google;
+pub mod images;
 mod openai;
 mod responses;
+
+pub use images::SeenImage;
 
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
@@ -65,6 +69,9 @@ pub enum Behavior {
     /// Stream requests: the deltas of this text, then the provider's in-stream
     /// error event, then the body ends. Non-stream: like `Overloaded`.
     ErrorMidStream(String),
+    /// 400 refusing the request's image as too large, in each API's words
+    /// (`images::too_large_message`).
+    RefuseImage,
     /// Exactly this response.
     Raw {
         status: u16,
@@ -154,6 +161,9 @@ pub struct RecordedRequest {
     /// (any value, an OAuth access token included); Google: `x-goog-api-key` or `?key=`.
     pub key: Option<String>,
     pub stream: bool,
+    /// The images the request carried, decoded, in order (empty when it carried none
+    /// or was refused for a bad one).
+    pub images: Vec<SeenImage>,
 }
 
 impl RecordedRequest {
@@ -499,7 +509,12 @@ async fn handle(
             .unwrap_or(false),
         sse,
     };
-    let behavior = inner.next_behavior(key.as_deref());
+    // A bad image is refused before any scripted behaviour, as the real API would.
+    let images = images::extract(&api, &body);
+    let behavior = match &images {
+        Ok(_) => inner.next_behavior(key.as_deref()),
+        Err(message) => Behavior::InvalidRequest(message.clone()),
+    };
     lock(&inner.requests).push(RecordedRequest {
         api: api.clone(),
         method: method.as_str().to_string(),
@@ -509,6 +524,7 @@ async fn handle(
         body: body.clone(),
         key,
         stream,
+        images: images.unwrap_or_default(),
     });
 
     let latency = *lock(&inner.latency);
@@ -545,6 +561,9 @@ async fn handle(
         Behavior::ClaudeCodeOnly => failure(Failure::ClaudeCodeOnly),
         Behavior::Overloaded => failure(Failure::Overloaded),
         Behavior::InvalidRequest(msg) => failure(Failure::Invalid(msg)),
+        Behavior::RefuseImage => failure(Failure::Invalid(
+            images::too_large_message(&api).to_string(),
+        )),
         Behavior::ServerError => failure(Failure::Server),
         Behavior::Malformed => build(
             200,
