@@ -80,6 +80,9 @@ async fn an_image_goes_with_the_message_and_history_keeps_its_placeholder() {
     let reqs = fake.requests();
     assert_eq!(reqs.len(), 1);
     assert!(reqs[0].user_text().contains("what is this?"));
+    assert_eq!(reqs[0].images.len(), 1, "the image reached the provider");
+    assert_eq!(reqs[0].images[0].media_type, "image/png");
+    assert_eq!(reqs[0].images[0].data, png(100));
 
     let (status, h) = history(&gw, "img").await;
     assert_eq!(status, 200);
@@ -107,6 +110,7 @@ async fn an_image_without_text_is_still_a_message_for_the_model() {
     let body = json!({"session": "bare", "message": "", "images": [{"data": b64(&png(50))}]});
     done(post(&gw, &body).await).await;
     assert_eq!(fake.request_count(), 1, "a turn ran for the image alone");
+    assert_eq!(fake.requests()[0].images.len(), 1);
     let (_, h) = history(&gw, "bare").await;
     assert_eq!(h["messages"][0]["text"], "[image: image/png]");
 
@@ -168,6 +172,7 @@ async fn four_images_of_max_image_bytes_fit_past_max_body_bytes_but_nothing_else
     );
     done(post(&gw, &body).await).await;
     assert_eq!(fake.request_count(), 1);
+    assert_eq!(fake.requests()[0].images.len(), 4);
 
     // More text than maxBodyBytes is refused however much room images would have had.
     let long = json!({"session": "four", "message": "x".repeat(5000)});
@@ -238,5 +243,28 @@ async fn history_needs_a_valid_session_and_the_token() {
         let e = r.json::<Value>().await.unwrap();
         assert_eq!(e["error"]["code"], "invalid_request", "{q}");
     }
+    gw.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_model_without_images_answers_in_the_chat_and_calls_no_provider() {
+    let fake = FakeProvider::start().await;
+    let extra = "[agents.defaults.models.\"openai/gpt-4o-mini\"]\nimages = false\n";
+    let gw = Gateway::start(home_for(&fake, extra), None).await;
+    let body = json!({"session": "noimg", "message": "look", "images": [{"data": b64(&png(20))}]});
+    let r = post(&gw, &body).await;
+    assert_eq!(r.status(), 200);
+    let events = sse_events(&r.text().await.unwrap());
+    let (name, data) = events.last().unwrap();
+    assert_eq!(name, "error", "{events:?}");
+    let message: Value = serde_json::from_str(data).unwrap();
+    assert!(
+        message["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("openai/gpt-4o-mini does not accept images — send text only"),
+        "{message}"
+    );
+    assert_eq!(fake.request_count(), 0);
     gw.shutdown().await;
 }

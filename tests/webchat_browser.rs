@@ -240,6 +240,12 @@ async fn picked_and_pasted_images_are_sent_refused_ones_named_and_history_shows_
     let reqs = fake.requests();
     assert_eq!(reqs.len(), 1);
     assert!(reqs[0].user_text().contains("two images"));
+    let sent: Vec<_> = reqs[0].images.iter().map(|i| i.data.clone()).collect();
+    assert_eq!(
+        sent,
+        [png.clone(), png.clone()],
+        "both images reached the provider"
+    );
     let history: Value = reqwest::get(format!(
         "{}/api/history?session={}",
         gw.url,

@@ -1,7 +1,8 @@
 //! Images sent with a web chat message (DESIGN §10 "Images in"): the `images` field of
 //! `POST /api/chat`, `[{"name": "cat.png", "data": "<base64>"}, …]` (a `data:` URL is
-//! taken too), at most [`MAX_IMAGES`], each decoded and checked by
-//! [`ImagePart::from_bytes`] (media type sniffed from the bytes, `maxImageBytes`).
+//! taken too, through [`ImagePart::from_data_url`]), at most [`MAX_IMAGES`], each
+//! decoded and checked by [`ImagePart::from_bytes`] (media type sniffed from the bytes,
+//! `maxImageBytes`).
 //!
 //! Also owns the body limit of that one route: `gateway.maxBodyBytes` for the text, plus
 //! room for four base64 images of `maxImageBytes`. Other routes keep `maxBodyBytes`.
@@ -100,12 +101,16 @@ pub fn take_images(body: &mut Value, max: u64) -> Result<Vec<Attachment>, Refusa
                 format!("images[{i}].data is required: the image's bytes as base64"),
             ));
         };
-        let encoded = match data.strip_prefix("data:") {
-            Some(rest) => rest.split_once(',').map_or("", |(_, b64)| b64),
-            None => data.as_str(),
-        };
+        if data
+            .get(..5)
+            .is_some_and(|p| p.eq_ignore_ascii_case("data:"))
+        {
+            let image = ImagePart::from_data_url(&name, &data, max).map_err(|e| refused(i, &e))?;
+            out.push(Attachment::Image(image));
+            continue;
+        }
         let bytes = base64::engine::general_purpose::STANDARD
-            .decode(encoded)
+            .decode(&data)
             .map_err(|e| {
                 Refusal::field(
                     format!("images[{i}].data"),
@@ -150,7 +155,7 @@ mod tests {
     fn images_are_decoded_and_sniffed() {
         let mut body = json!({"session": "s", "message": "m", "images": [
             {"name": "a.png", "data": b64(PNG)},
-            {"data": format!("data:image/jpeg;base64,{}", b64(PNG))},
+            {"data": format!("DATA:image/jpeg;base64,{}", b64(PNG))},
         ]});
         let images = take_images(&mut body, 100).unwrap();
         assert_eq!(images.len(), 2);
@@ -195,6 +200,18 @@ mod tests {
                 .starts_with("big.png is 16 bytes, over the 4-byte limit"),
             "{}",
             big.message
+        );
+        let link = take_images(
+            &mut json!({"images": [{"name": "l.png", "data": "data:image/png,<svg/>"}]}),
+            100,
+        )
+        .unwrap_err();
+        assert_eq!(link.code, "image_refused");
+        assert!(
+            link.message
+                .starts_with("l.png is not a usable image data: URL"),
+            "{}",
+            link.message
         );
         let five = vec![json!({"data": b64(PNG)}); 5];
         let many = take_images(&mut json!({ "images": five }), 100).unwrap_err();
