@@ -149,7 +149,8 @@ pub async fn handle(app: &App, msg: Inbound<'_>, mut sink: Option<DeltaSink<'_>>
         }
         result.notice = Some(text);
     }
-    if rest.is_empty() {
+    // A photo without a caption is still a message for the model.
+    if rest.is_empty() && msg.attachments.is_empty() {
         return result;
     }
     let t = run_turn(app, &mut turn, &rest, &msg, sink).await;
