@@ -149,7 +149,7 @@ pub async fn handle(app: &App, msg: Inbound<'_>, mut sink: Option<DeltaSink<'_>>
         }
         result.notice = Some(text);
     }
-    // An image with no caption is still a message for the model.
+    // A photo without a caption is still a message for the model.
     if rest.is_empty() && msg.attachments.is_empty() {
         return result;
     }
