@@ -142,15 +142,23 @@ fn text_too_long(limit: usize) -> Refusal {
 pub async fn chat(State(state): State<GatewayState>, headers: HeaderMap, body: Body) -> Response {
     let max_image = state.app.config.agents.defaults.max_image_bytes();
     let limit = upload::body_limit(state.max_body_bytes, max_image);
-    let parsed = read_json(&headers, body, limit).await.and_then(|mut v| {
-        let body = chat_body(&v)?;
-        let id = session_id(&body.session)?.to_string();
-        if body.message.len() > state.max_body_bytes {
-            return Err(text_too_long(state.max_body_bytes));
-        }
-        let images = upload::take_images(&mut v, max_image)?;
-        Ok((id, body.message, images))
-    });
+    let parsed = read_json(&headers, body, limit)
+        .await
+        .map_err(|r| match r.status {
+            StatusCode::PAYLOAD_TOO_LARGE => {
+                upload::body_too_large(limit, state.max_body_bytes, max_image)
+            }
+            _ => r,
+        })
+        .and_then(|mut v| {
+            let body = chat_body(&v)?;
+            let id = session_id(&body.session)?.to_string();
+            if body.message.len() > state.max_body_bytes {
+                return Err(text_too_long(state.max_body_bytes));
+            }
+            let images = upload::take_images(&mut v, max_image)?;
+            Ok((id, body.message, images))
+        });
     let (id, message, attachments) = match parsed {
         Ok(p) => p,
         Err(refusal) => return refusal.plain(),

@@ -33,6 +33,17 @@ pub fn body_limit(max_body_bytes: usize, max_image_bytes: u64) -> usize {
     max_body_bytes.saturating_add(per_image.saturating_mul(MAX_IMAGES))
 }
 
+/// The 413 of a body past [`body_limit`]: what the room is made of and the way out.
+pub fn body_too_large(limit: usize, max_body_bytes: usize, max_image_bytes: u64) -> Refusal {
+    Refusal::new(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "body_too_large",
+        format!(
+            "the message and its images are larger than the web chat takes ({limit} bytes: gateway.maxBodyBytes ({max_body_bytes}) for the text plus {MAX_IMAGES} images of agents.defaults.maxImageBytes ({max_image_bytes}) as base64): send fewer or smaller images"
+        ),
+    )
+}
+
 /// A 400 `image_refused` carrying the media check's message (it names the file and the
 /// next step; the page shows it in the chat).
 fn refused(index: usize, e: &MediaError) -> Refusal {
