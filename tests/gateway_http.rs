@@ -339,7 +339,9 @@ async fn web_chat_streams_and_keeps_history_per_session() {
     assert_eq!(events.last().unwrap().0, "done");
     assert_eq!(
         done,
-        json!({"model": "openai/gpt-4o-mini", "credential": "env:OPENAI_API_KEY"})
+        json!({"model": "openai/gpt-4o-mini", "credential": "env:OPENAI_API_KEY", "tree": [
+            {"kind": "p", "children": [{"kind": "text", "text": "fake reply to: first"}]},
+        ]})
     );
 
     say("tab1", "second").await.unwrap().text().await.unwrap();

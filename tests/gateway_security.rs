@@ -322,9 +322,11 @@ async fn body_over_max_body_bytes_is_413() {
     let fake = FakeProvider::start().await;
     let gw = Gateway::start(home_for(&fake, "[gateway]\nmaxBodyBytes = 4096\n"), None).await;
     let big = json!({"messages": [{"role": "user", "content": "x".repeat(5000)}]}).to_string();
+    // The web chat's route has room for images besides, but not for more text.
+    let web = json!({"session": "s", "message": "x".repeat(5000)}).to_string();
     let host = format!("Host: {}\r\nContent-Type: application/json\r\n", gw.addr);
-    for path in ["/v1/chat/completions", "/api/chat"] {
-        let r = raw(gw.addr, &post(path, &host, &big)).await.unwrap();
+    for (path, body) in [("/v1/chat/completions", &big), ("/api/chat", &web)] {
+        let r = raw(gw.addr, &post(path, &host, body)).await.unwrap();
         assert_eq!(r.status, 413, "{path}");
         let v = r.json();
         assert_eq!(v["error"]["code"], "body_too_large");

@@ -149,7 +149,7 @@ pub async fn handle(app: &App, msg: Inbound<'_>, mut sink: Option<DeltaSink<'_>>
         }
         result.notice = Some(text);
     }
-    // A photo without a caption is a message too.
+    // A photo without a caption is still a message for the model.
     if rest.is_empty() && msg.attachments.is_empty() {
         return result;
     }

@@ -59,6 +59,9 @@ pub enum TurnError {
         model: String,
         instead: Option<String>,
     },
+    /// A message carries more than `media::MAX_IMAGES` images: no provider was called.
+    #[error("{}", crate::media::MediaError::TooManyImages)]
+    TooManyImages,
     /// A provider refused a request carrying images (HTTP 4xx); `said` is its message.
     #[error(
         "{model} refused the image (HTTP {status}): {said} — send a smaller image (PNG or JPEG), or text only"
@@ -294,7 +297,8 @@ impl Engine {
         let with_images = images::carried(&input.messages);
         let mut chain = self.catalog.chain(input.model.as_ref());
         if with_images {
-            match images::chain(&self.config.agents.defaults, &self.catalog, chain) {
+            let defaults = &self.config.agents.defaults;
+            match images::chain(defaults, &self.catalog, &input.messages, chain) {
                 Ok(c) => chain = c,
                 Err(e) => {
                     tracing::info!("{e}");
@@ -492,6 +496,7 @@ impl Engine {
             Some(TurnError::Resolve(_)) => "no_credentials".to_string(),
             Some(TurnError::UnknownProvider { .. }) => "unknown_provider".to_string(),
             Some(TurnError::ImagesNotAccepted { .. }) => "images_not_accepted".to_string(),
+            Some(TurnError::TooManyImages) => "too_many_images".to_string(),
             Some(TurnError::ImageRefused { error, .. }) => error.kind.as_str().to_string(),
         };
         self.metrics

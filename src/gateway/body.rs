@@ -23,7 +23,7 @@ fn too_large(limit: usize) -> Refusal {
         StatusCode::PAYLOAD_TOO_LARGE,
         "body_too_large",
         format!(
-            "the request body is larger than gateway.maxBodyBytes ({limit} bytes): send a shorter conversation, or raise gateway.maxBodyBytes in the config"
+            "the request body is larger than gateway.maxBodyBytes ({limit} bytes): send a shorter conversation or smaller images (base64 makes an image a third larger), or raise gateway.maxBodyBytes in the config"
         ),
     )
 }

@@ -81,6 +81,7 @@ pub fn router(state: GatewayState) -> Router {
         .route("/v1/chat/completions", post(openai_api::chat_completions))
         .route("/v1/models", get(openai_api::list_models))
         .route("/api/chat", post(web::chat))
+        .route("/api/history", get(web::history))
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
             auth::require_token,
@@ -138,7 +139,7 @@ async fn not_found(req: Request) -> Response {
         StatusCode::NOT_FOUND,
         "not_found",
         format!(
-            "no such endpoint: {}. This gateway serves GET /, GET /health, GET /metrics, GET /v1/models, POST /v1/chat/completions and POST /api/chat",
+            "no such endpoint: {}. This gateway serves GET /, GET /health, GET /metrics, GET /v1/models, POST /v1/chat/completions, POST /api/chat and GET /api/history",
             path.chars().take(200).collect::<String>()
         ),
     )

@@ -45,6 +45,7 @@ fn error_status(e: &TurnError) -> (StatusCode, &'static str) {
             (StatusCode::BAD_REQUEST, "model_does_not_accept_images")
         }
         TurnError::ImageRefused { .. } => (StatusCode::BAD_REQUEST, "image_refused"),
+        TurnError::TooManyImages => (StatusCode::BAD_REQUEST, "too_many_images"),
         TurnError::Provider(p) => match p.kind {
             ErrorKind::RateLimit => (StatusCode::TOO_MANY_REQUESTS, "rate_limit"),
             ErrorKind::Billing => (StatusCode::PAYMENT_REQUIRED, "billing"),

@@ -7,6 +7,7 @@
 use super::TurnError;
 use crate::catalog::{Catalog, ModelRef};
 use crate::config::AgentDefaults;
+use crate::media::MAX_IMAGES;
 use crate::providers::{ChatMessage, ErrorKind, ProviderError};
 
 /// Whether any message of the turn carries an image.
@@ -22,14 +23,19 @@ pub(super) fn accepts(defaults: &AgentDefaults, model: &ModelRef) -> bool {
     })
 }
 
-/// The chain for a turn with images: the first model must take images (else the
-/// `ImagesNotAccepted` error, naming a model that does), later ones that do not are
-/// skipped.
+/// The chain for a turn with images: no message may carry more than `MAX_IMAGES`
+/// (channels check this already; this is the last line), the first model must take
+/// images (else the `ImagesNotAccepted` error, naming a model that does), and later
+/// ones that do not are skipped.
 pub(super) fn chain(
     defaults: &AgentDefaults,
     catalog: &Catalog,
+    messages: &[ChatMessage],
     chain: Vec<ModelRef>,
 ) -> Result<Vec<ModelRef>, TurnError> {
+    if messages.iter().any(|m| m.images.len() > MAX_IMAGES) {
+        return Err(TurnError::TooManyImages);
+    }
     match chain.first() {
         Some(first) if !accepts(defaults, first) => Err(TurnError::ImagesNotAccepted {
             model: first.to_string(),
@@ -117,19 +123,38 @@ alias = "four"
             !accepts(d, &m("google/gemini-text")),
             "keys match as parsed"
         );
-        let err = chain(d, &catalog, catalog.chain(None)).unwrap_err();
+        let err = chain(d, &catalog, &[], catalog.chain(None)).unwrap_err();
         assert_eq!(
             err.to_string(),
             "openai/gpt-text does not accept images — send text only, or switch to a model that does with `/model four`"
         );
         let chosen = m("anthropic/claude-x");
-        let only = chain(d, &catalog, catalog.chain(Some(&chosen))).unwrap();
+        let only = chain(d, &catalog, &[], catalog.chain(Some(&chosen))).unwrap();
         assert_eq!(only, [chosen]);
         let with_fallbacks = vec![m("openai/gpt-4o"), m("google/gemini-text"), m("a/b")];
         assert_eq!(
-            chain(d, &catalog, with_fallbacks).unwrap(),
+            chain(d, &catalog, &[], with_fallbacks).unwrap(),
             [m("openai/gpt-4o"), m("a/b")]
         );
+    }
+
+    #[test]
+    fn five_images_in_one_message_end_the_turn() {
+        let c = cfg(CONFIG);
+        let catalog = Catalog::from_config(&c);
+        let img =
+            crate::media::ImagePart::from_bytes("a", bytes::Bytes::from_static(b"GIF89a"), 10)
+                .unwrap();
+        let mut m5 = ChatMessage::user("x");
+        m5.images = vec![img; 5];
+        let chosen = vec![m("openai/gpt-4o")];
+        let err = chain(&c.agents.defaults, &catalog, &[m5.clone()], chosen.clone()).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "a message may carry at most 4 images — send the others in another message"
+        );
+        m5.images.pop();
+        assert!(chain(&c.agents.defaults, &catalog, &[m5], chosen).is_ok());
     }
 
     #[test]
@@ -138,7 +163,7 @@ alias = "four"
             "[agents.defaults.model]\nprimary = \"openai/t\"\n[agents.defaults.models.\"openai/t\"]\nimages = false\n",
         );
         let catalog = Catalog::from_config(&c);
-        let err = chain(&c.agents.defaults, &catalog, catalog.chain(None)).unwrap_err();
+        let err = chain(&c.agents.defaults, &catalog, &[], catalog.chain(None)).unwrap_err();
         assert_eq!(
             err.to_string(),
             "openai/t does not accept images — send text only, or switch with `/model <a model that takes images>`"

@@ -1,10 +1,16 @@
-// The web chat, served as /app.js (the page's CSP allows no inline scripts).
+// The web chat, served as /app.js after render.js and attach.js (the page's CSP allows no
+// inline scripts). Streams a reply as plain text, then shows it rendered (rcRender); sends
+// images (rcAttach) with the message; shows the session's history when opened.
 "use strict";
 (function () {
   const $ = (id) => document.getElementById(id);
   const log = $("log"), input = $("input"), sendBtn = $("send"), newBtn = $("new-btn");
   const tokenRow = $("token-row"), tokenInput = $("token");
-  let busy = false, lastMessage = null;
+  const composer = $("composer"), thumbsRow = $("thumbs"), fileInput = $("file"), attachBtn = $("attach");
+  let busy = false, last = null;
+  // Images waiting to be sent: {file, name}. The limits come with the history.
+  let pending = [];
+  let limits = { maxImages: 4, maxImageBytes: 5 * 1024 * 1024 };
 
   function newId() {
     if (window.crypto && crypto.randomUUID) return crypto.randomUUID();
@@ -23,9 +29,15 @@
   function nearBottom() { return log.scrollHeight - log.scrollTop - log.clientHeight < 80; }
   function scroll(force) { if (force || nearBottom()) log.scrollTop = log.scrollHeight; }
 
-  function addMessage(role, text) {
+  function addMessage(role, text, images) {
     const wrap = document.createElement("div");
     wrap.className = "msg " + role;
+    if (images && images.length) {
+      const row = document.createElement("div");
+      row.className = "thumbs";
+      rcAttach.thumbs(row, images, null);
+      wrap.appendChild(row);
+    }
     const bubble = document.createElement("div");
     bubble.className = "bubble";
     bubble.textContent = text || "";
@@ -37,14 +49,58 @@
     return { bubble, meta };
   }
   function showError(msg, text) {
+    msg.bubble.classList.remove("md");
     msg.bubble.classList.add("error");
     msg.bubble.textContent = text;
+  }
+  // A message from the page itself (an image it cannot take), shown in the chat.
+  function notice(text) {
+    showError(addMessage("notice", ""), text);
   }
   function setBusy(on) {
     busy = on;
     sendBtn.disabled = on;
     newBtn.disabled = on;
     log.setAttribute("aria-busy", on ? "true" : "false");
+  }
+  function authHeaders(extra) {
+    const headers = Object.assign({}, extra);
+    const token = load("remoteclaw.token");
+    if (token) headers["Authorization"] = "Bearer " + token;
+    return headers;
+  }
+
+  function showPending() {
+    rcAttach.thumbs(thumbsRow, pending, (i) => { pending.splice(i, 1); showPending(); });
+  }
+  function addFiles(files) {
+    for (const file of files) {
+      const why = rcAttach.refusal(file, pending, limits);
+      if (why) { notice(why); continue; }
+      pending.push({ file, name: file.name || "pasted image " + (pending.length + 1) });
+    }
+    showPending();
+  }
+
+  // The session's stored messages (past images are their placeholder text) and the limits.
+  async function loadHistory() {
+    setBusy(true);
+    try {
+      const res = await fetch("/api/history?session=" + encodeURIComponent(session), { headers: authHeaders() });
+      if (res.status === 401) { tokenRow.hidden = false; return; }
+      if (!res.ok) return;
+      const data = await res.json();
+      if (data.limits) limits = data.limits;
+      log.replaceChildren();
+      for (const m of data.messages || []) {
+        if (m.role === "user") addMessage("user", m.text);
+        else if (m.role === "assistant") rcRender.render(addMessage("assistant", "").bubble, m.tree);
+      }
+    } catch (_) {
+      /* offline: start empty */
+    } finally {
+      setBusy(false);
+    }
   }
 
   // Minimal SSE parser: feed() text chunks, calls onEvent(name, data) per complete event.
@@ -79,21 +135,20 @@
     };
   }
 
-  async function send(message, echo) {
-    if (busy || !message) return;
-    lastMessage = message;
-    if (echo) addMessage("user", message);
+  async function send(message, echo, images) {
+    images = images || [];
+    if (busy || (!message && !images.length)) return;
+    last = { message, images };
+    if (echo) addMessage("user", message, images);
     const reply = addMessage("assistant", "");
     reply.bubble.classList.add("pending");
     setBusy(true);
     let finished = false;
     try {
-      const headers = { "Content-Type": "application/json", "Accept": "text/event-stream" };
-      const token = load("remoteclaw.token");
-      if (token) headers["Authorization"] = "Bearer " + token;
-      const res = await fetch("/api/chat", {
-        method: "POST", headers, body: JSON.stringify({ session, message }),
-      });
+      const headers = authHeaders({ "Content-Type": "application/json", "Accept": "text/event-stream" });
+      const body = { session, message };
+      if (images.length) body.images = await rcAttach.payload(images);
+      const res = await fetch("/api/chat", { method: "POST", headers, body: JSON.stringify(body) });
       if (res.status === 401) {
         finished = true;
         showError(reply, "This gateway needs a token");
@@ -104,8 +159,15 @@
       if (!res.ok || !res.body) {
         finished = true;
         const body = await res.text().catch(() => "");
-        let detail = body;
-        try { detail = JSON.parse(body).error.message || body; } catch (_) { /* not JSON */ }
+        let detail = body, code = null;
+        try { ({ code, message: detail } = JSON.parse(body).error); } catch (_) { /* not JSON */ }
+        if (code === "image_refused") {
+          // Said in the gateway's words; the images come back to the composer.
+          showError(reply, detail);
+          if (!pending.length) { pending = images; showPending(); }
+          if (!input.value) input.value = message;
+          return;
+        }
         showError(reply, `Error ${res.status} ${res.statusText}${detail ? ": " + detail : ""}`);
         return;
       }
@@ -117,6 +179,7 @@
           scroll(false);
         } else if (event === "done") {
           finished = true;
+          if (Array.isArray(data.tree) && data.tree.length) rcRender.render(reply.bubble, data.tree);
           reply.meta.textContent = data.model || "";
           if (data.credential) reply.meta.title = "credential: " + data.credential;
         } else if (event === "error") {
@@ -147,12 +210,15 @@
 
   function submit() {
     const text = input.value.trim();
-    if (!text || busy) return;
+    if ((!text && !pending.length) || busy) return;
+    const images = pending;
+    pending = [];
+    showPending();
     input.value = "";
     autosize();
-    send(text, true);
+    send(text, true, images);
   }
-  $("composer").addEventListener("submit", (e) => { e.preventDefault(); submit(); });
+  composer.addEventListener("submit", (e) => { e.preventDefault(); submit(); });
   input.addEventListener("keydown", (e) => {
     if (e.key === "Enter" && !e.shiftKey && !e.isComposing) {
       e.preventDefault();
@@ -161,6 +227,21 @@
   });
   function autosize() { input.style.height = "auto"; input.style.height = input.scrollHeight + 2 + "px"; }
   input.addEventListener("input", autosize);
+  // Pasted images are attached; pasted text goes into the box as usual.
+  input.addEventListener("paste", (e) => {
+    const files = Array.from((e.clipboardData && e.clipboardData.files) || []);
+    if (files.length) addFiles(files);
+  });
+  attachBtn.addEventListener("click", () => fileInput.click());
+  fileInput.addEventListener("change", () => {
+    addFiles(Array.from(fileInput.files || []));
+    fileInput.value = "";
+  });
+  composer.addEventListener("dragover", (e) => { e.preventDefault(); });
+  composer.addEventListener("drop", (e) => {
+    e.preventDefault();
+    addFiles(Array.from((e.dataTransfer && e.dataTransfer.files) || []));
+  });
 
   newBtn.addEventListener("click", () => {
     if (busy) return;
@@ -176,7 +257,9 @@
     store("remoteclaw.token", tokenInput.value.trim());
     tokenInput.value = "";
     tokenRow.hidden = true;
-    if (lastMessage) send(lastMessage, false);
+    if (last) send(last.message, false, last.images);
+    else loadHistory();
   });
+  loadHistory();
   input.focus();
 })();

@@ -15,6 +15,28 @@ use serde_json::Value;
 
 use super::Api;
 
+/// A real 1×1 PNG (68 bytes), for tests that send images.
+pub const PNG_1X1: &[u8] = &[
+    0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A, 0x00, 0x00, 0x00, 0x0D, 0x49, 0x48, 0x44, 0x52,
+    0x00, 0x00, 0x00, 0x01, 0x00, 0x00, 0x00, 0x01, 0x08, 0x06, 0x00, 0x00, 0x00, 0x1F, 0x15, 0xC4,
+    0x89, 0x00, 0x00, 0x00, 0x0B, 0x49, 0x44, 0x41, 0x54, 0x78, 0x9C, 0x63, 0x60, 0x00, 0x02, 0x00,
+    0x00, 0x05, 0x00, 0x01, 0x7A, 0x5E, 0xAB, 0x3F, 0x00, 0x00, 0x00, 0x00, 0x49, 0x45, 0x4E, 0x44,
+    0xAE, 0x42, 0x60, 0x82,
+];
+
+/// The start and end of a JPEG (JFIF header, end-of-image marker): enough for every
+/// check that reads the type from the bytes.
+pub const JPEG_MIN: &[u8] = &[
+    0xFF, 0xD8, 0xFF, 0xE0, 0x00, 0x10, b'J', b'F', b'I', b'F', 0x00, 0x01, 0x01, 0x00, 0x00, 0x01,
+    0x00, 0x01, 0x00, 0x00, 0xFF, 0xD9,
+];
+
+/// `data:<media_type>;base64,<bytes>`.
+pub fn data_url(media_type: &str, bytes: &[u8]) -> String {
+    let b64 = base64::engine::general_purpose::STANDARD.encode(bytes);
+    format!("data:{media_type};base64,{b64}")
+}
+
 /// One image a request carried, decoded.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SeenImage {
@@ -92,7 +114,7 @@ fn check(api: &Api, at: &str, media_type: &str, data: &str) -> Result<Vec<u8>, S
 }
 
 /// `data:<type>;base64,<data>` → (type, data).
-fn data_url<'a>(at: &str, url: &'a str) -> Result<(&'a str, &'a str), String> {
+fn split_data_url<'a>(at: &str, url: &'a str) -> Result<(&'a str, &'a str), String> {
     let Some(rest) = url.strip_prefix("data:") else {
         let shown: String = url.chars().take(40).collect();
         return Err(format!(
@@ -132,7 +154,7 @@ pub fn extract(api: &Api, body: &Value) -> Result<Vec<SeenImage>, String> {
                     Some("image_url") => {
                         let url = str_at(p, "/image_url/url")
                             .ok_or_else(|| format!("{at}.image_url.url: Field required"))?;
-                        Some(data_url(&at, url)?)
+                        Some(split_data_url(&at, url)?)
                     }
                     _ => None,
                 },
@@ -140,7 +162,7 @@ pub fn extract(api: &Api, body: &Value) -> Result<Vec<SeenImage>, String> {
                     Some("input_image") => {
                         let url = str_at(p, "/image_url")
                             .ok_or_else(|| format!("{at}.image_url: Field required"))?;
-                        Some(data_url(&at, url)?)
+                        Some(split_data_url(&at, url)?)
                     }
                     _ => None,
                 },
