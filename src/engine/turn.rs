@@ -53,7 +53,7 @@ pub enum TurnError {
     /// no provider was called. `instead` is a model that does, as `/model` takes it.
     #[error(
         "{model} does not accept images — send text only, or {}",
-        switch_hint(instead)
+        images::switch_hint(instead)
     )]
     ImagesNotAccepted {
         model: String,
@@ -72,13 +72,6 @@ pub enum TurnError {
         said: String,
         error: ProviderError,
     },
-}
-
-fn switch_hint(instead: &Option<String>) -> String {
-    match instead {
-        Some(m) => format!("switch to a model that does with `/model {m}`"),
-        None => "switch with `/model <a model that takes images>`".to_string(),
-    }
 }
 
 impl TurnError {
@@ -295,24 +288,11 @@ impl Engine {
         progress: &mut Progress,
     ) -> TurnResult {
         let with_images = images::carried(&input.messages);
-        let mut chain = self.catalog.chain(input.model.as_ref());
-        if with_images {
-            let defaults = &self.config.agents.defaults;
-            match images::chain(defaults, &self.catalog, &input.messages, chain) {
-                Ok(c) => chain = c,
-                Err(e) => {
-                    tracing::info!("{e}");
-                    return TurnResult {
-                        reply: String::new(),
-                        model: input.model.unwrap_or_else(|| self.catalog.default.clone()),
-                        credential: None,
-                        attempts: Vec::new(),
-                        usage: None,
-                        error: Some(e),
-                    };
-                }
-            }
-        }
+        let chain = self.catalog.chain(input.model.as_ref());
+        let chain = match images::chain(&self.config, &self.catalog, &input.messages, chain) {
+            Ok(chain) => chain,
+            Err(no_call) => return *no_call,
+        };
         let mut messages = input.messages;
         if let Some(system) =
             input

@@ -4,9 +4,9 @@
 //! provider call; a provider's HTTP refusal of the request then reads as the model
 //! refusing the image, in the provider's own words. Pure: no I/O.
 
-use super::TurnError;
+use super::{TurnError, TurnResult};
 use crate::catalog::{Catalog, ModelRef};
-use crate::config::AgentDefaults;
+use crate::config::{AgentDefaults, Config};
 use crate::media::MAX_IMAGES;
 use crate::providers::{ChatMessage, ErrorKind, ProviderError};
 
@@ -23,25 +23,50 @@ pub(super) fn accepts(defaults: &AgentDefaults, model: &ModelRef) -> bool {
     })
 }
 
-/// The chain for a turn with images: no message may carry more than `MAX_IMAGES`
-/// (channels check this already; this is the last line), the first model must take
-/// images (else the `ImagesNotAccepted` error, naming a model that does), and later
-/// ones that do not are skipped.
+/// The chain for a turn (unchanged without images). With images: no message may carry
+/// more than `MAX_IMAGES` (channels check this already; this is the last line), the
+/// first model must take images (else `ImagesNotAccepted`, naming a model that does),
+/// and later ones that do not are skipped. `Err` is the finished turn: no provider call.
 pub(super) fn chain(
-    defaults: &AgentDefaults,
+    config: &Config,
     catalog: &Catalog,
     messages: &[ChatMessage],
     chain: Vec<ModelRef>,
-) -> Result<Vec<ModelRef>, TurnError> {
-    if messages.iter().any(|m| m.images.len() > MAX_IMAGES) {
-        return Err(TurnError::TooManyImages);
+) -> Result<Vec<ModelRef>, Box<TurnResult>> {
+    if !carried(messages) {
+        return Ok(chain);
     }
-    match chain.first() {
-        Some(first) if !accepts(defaults, first) => Err(TurnError::ImagesNotAccepted {
+    let defaults = &config.agents.defaults;
+    let first = chain
+        .first()
+        .cloned()
+        .unwrap_or_else(|| catalog.default.clone());
+    let error = if messages.iter().any(|m| m.images.len() > MAX_IMAGES) {
+        TurnError::TooManyImages
+    } else if !accepts(defaults, &first) {
+        TurnError::ImagesNotAccepted {
             model: first.to_string(),
-            instead: suggestion(defaults, catalog, first),
-        }),
-        _ => Ok(chain.into_iter().filter(|m| accepts(defaults, m)).collect()),
+            instead: suggestion(defaults, catalog, &first),
+        }
+    } else {
+        return Ok(chain.into_iter().filter(|m| accepts(defaults, m)).collect());
+    };
+    tracing::info!(model = %first, "{error}");
+    Err(Box::new(TurnResult {
+        reply: String::new(),
+        model: first,
+        credential: None,
+        attempts: Vec::new(),
+        usage: None,
+        error: Some(error),
+    }))
+}
+
+/// The end of the `ImagesNotAccepted` message.
+pub(super) fn switch_hint(instead: &Option<String>) -> String {
+    match instead {
+        Some(m) => format!("switch to a model that does with `/model {m}`"),
+        None => "switch with `/model <a model that takes images>`".to_string(),
     }
 }
 
@@ -92,7 +117,6 @@ fn provider_words(e: &ProviderError) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::Config;
 
     fn cfg(text: &str) -> Config {
         crate::config::parse(std::path::Path::new("t.toml"), text).expect("valid config")
@@ -100,6 +124,21 @@ mod tests {
 
     fn m(s: &str) -> ModelRef {
         ModelRef::parse(s, "anthropic").unwrap()
+    }
+
+    /// One user message carrying `n` images.
+    fn with_images(n: usize) -> Vec<ChatMessage> {
+        let bytes = bytes::Bytes::from_static(b"GIF89a");
+        let img = crate::media::ImagePart::from_bytes("a", bytes, 10).unwrap();
+        let mut msg = ChatMessage::user("x");
+        msg.images = vec![img; n];
+        vec![ChatMessage::system("s"), msg]
+    }
+
+    fn refused(r: Result<Vec<ModelRef>, Box<TurnResult>>) -> String {
+        let turn = r.unwrap_err();
+        assert!(turn.attempts.is_empty() && turn.credential.is_none());
+        turn.error.unwrap().to_string()
     }
 
     const CONFIG: &str = r#"
@@ -118,23 +157,28 @@ alias = "four"
     fn models_without_images_leave_the_chain_and_a_first_one_ends_the_turn() {
         let c = cfg(CONFIG);
         let catalog = Catalog::from_config(&c);
-        let d = &c.agents.defaults;
+        let one = with_images(1);
         assert!(
-            !accepts(d, &m("google/gemini-text")),
+            !accepts(&c.agents.defaults, &m("google/gemini-text")),
             "keys match as parsed"
         );
-        let err = chain(d, &catalog, &[], catalog.chain(None)).unwrap_err();
         assert_eq!(
-            err.to_string(),
+            refused(chain(&c, &catalog, &one, catalog.chain(None))),
             "openai/gpt-text does not accept images — send text only, or switch to a model that does with `/model four`"
         );
         let chosen = m("anthropic/claude-x");
-        let only = chain(d, &catalog, &[], catalog.chain(Some(&chosen))).unwrap();
+        let only = chain(&c, &catalog, &one, catalog.chain(Some(&chosen))).unwrap();
         assert_eq!(only, [chosen]);
         let with_fallbacks = vec![m("openai/gpt-4o"), m("google/gemini-text"), m("a/b")];
         assert_eq!(
-            chain(d, &catalog, &[], with_fallbacks).unwrap(),
+            chain(&c, &catalog, &one, with_fallbacks).unwrap(),
             [m("openai/gpt-4o"), m("a/b")]
+        );
+        // Without images the chain is what it was.
+        let text = [ChatMessage::user("hi")];
+        assert_eq!(
+            chain(&c, &catalog, &text, catalog.chain(None)).unwrap(),
+            catalog.chain(None)
         );
     }
 
@@ -142,19 +186,12 @@ alias = "four"
     fn five_images_in_one_message_end_the_turn() {
         let c = cfg(CONFIG);
         let catalog = Catalog::from_config(&c);
-        let img =
-            crate::media::ImagePart::from_bytes("a", bytes::Bytes::from_static(b"GIF89a"), 10)
-                .unwrap();
-        let mut m5 = ChatMessage::user("x");
-        m5.images = vec![img; 5];
         let chosen = vec![m("openai/gpt-4o")];
-        let err = chain(&c.agents.defaults, &catalog, &[m5.clone()], chosen.clone()).unwrap_err();
         assert_eq!(
-            err.to_string(),
+            refused(chain(&c, &catalog, &with_images(5), chosen.clone())),
             "a message may carry at most 4 images — send the others in another message"
         );
-        m5.images.pop();
-        assert!(chain(&c.agents.defaults, &catalog, &[m5], chosen).is_ok());
+        assert!(chain(&c, &catalog, &with_images(4), chosen).is_ok());
     }
 
     #[test]
@@ -163,9 +200,8 @@ alias = "four"
             "[agents.defaults.model]\nprimary = \"openai/t\"\n[agents.defaults.models.\"openai/t\"]\nimages = false\n",
         );
         let catalog = Catalog::from_config(&c);
-        let err = chain(&c.agents.defaults, &catalog, &[], catalog.chain(None)).unwrap_err();
         assert_eq!(
-            err.to_string(),
+            refused(chain(&c, &catalog, &with_images(1), catalog.chain(None))),
             "openai/t does not accept images — send text only, or switch with `/model <a model that takes images>`"
         );
     }
