@@ -146,17 +146,32 @@ async fn trace_logs_of_the_gateway_under_real_traffic_show_no_secret() {
     let addr = listening_addr(&log_path).await;
     let http = reqwest::Client::new();
 
-    // Telegram: a DM answered by the profile's key.
+    // Telegram: a DM answered by the profile's key (streamed: sent, then edited).
     tg.send_dm(42, "alice", "hello from telegram");
-    let sent = tg.wait_for_messages(1, WAIT).await;
-    assert_eq!(sent[0].text, "fake reply to: hello from telegram");
+    let want = "fake reply to: hello from telegram";
+    let sent = tg
+        .wait_for_sent(WAIT, |s| s.last().is_some_and(|m| m.text == want))
+        .await;
+    assert_eq!(sent.last().unwrap().text, want);
 
     // Discord: a DM answered.
     assert!(dc.wait_ready(WAIT).await, "Discord connects");
     dc.register_channel(DM_CHANNEL, None, 222);
     dc.send_message(DM_CHANNEL, None, 222, "bob", "hello from discord", false);
-    let sent = dc.wait_for_channel_messages(DM_CHANNEL, 1, WAIT).await;
-    assert_eq!(sent[0]["content"], "fake reply to: hello from discord");
+    let want = "fake reply to: hello from discord";
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while dc
+        .channel_messages(DM_CHANNEL)
+        .first()
+        .map(|m| m["content"].clone())
+        != Some(json!(want))
+    {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the Discord reply ends whole"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 
     // HTTP: right token, wrong token, and a provider error that quotes the key.
     let url = format!("http://{addr}/v1/chat/completions");
