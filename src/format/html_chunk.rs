@@ -23,7 +23,7 @@
 //! Meant for HTML from [`render`](super::telegram_html::render): tags are taken to be
 //! balanced and properly nested; a stray end tag is kept as it is.
 
-use crate::channels::chunk::{Limit, Measure};
+use crate::channels::chunk::{Limit, Measure, extends_previous};
 
 /// One piece of Telegram HTML.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -264,18 +264,3 @@ fn choose_cut(chars: &[char], s: usize, max: usize, width: impl Fn(char) -> usiz
         .unwrap_or(window)
 }
 
-/// Characters that belong with the one before them (as `channels::chunk` has them):
-/// combining marks, zero-width joiner, variation selectors, skin tones, emoji tags.
-fn extends_previous(c: char) -> bool {
-    matches!(c,
-        '\u{0300}'..='\u{036F}'
-        | '\u{1AB0}'..='\u{1AFF}'
-        | '\u{1DC0}'..='\u{1DFF}'
-        | '\u{200D}'
-        | '\u{20D0}'..='\u{20FF}'
-        | '\u{FE00}'..='\u{FE0F}'
-        | '\u{FE20}'..='\u{FE2F}'
-        | '\u{1F3FB}'..='\u{1F3FF}'
-        | '\u{E0020}'..='\u{E007F}'
-        | '\u{E0100}'..='\u{E01EF}')
-}

@@ -236,7 +236,7 @@ impl Tier {
 
 /// Characters that belong with the one before them (best effort, without Unicode tables):
 /// combining marks, zero-width joiner, variation selectors, skin tones, emoji tags.
-fn extends_previous(c: char) -> bool {
+pub(crate) fn extends_previous(c: char) -> bool {
     matches!(c,
         '\u{0300}'..='\u{036F}'
         | '\u{1AB0}'..='\u{1AFF}'
