@@ -5,7 +5,8 @@
 //! off.
 //!
 //! Run: `cargo bench --bench telegram_load` (env: TG_CHATS=1000, TG_PER_CHAT=5,
-//! TG_STREAMING=off|edit|draft, TG_STREAM_INTERVAL_MS=1000). With streaming on it also
+//! TG_STREAMING=off|edit|draft, TG_STREAM_INTERVAL_MS=1000, TG_MAX_TURNS=2048 for
+//! `gateway.maxConcurrentTurns`, so that no message gets the gateway-busy reply). With streaming on it also
 //! prints the Bot API calls per reply (sends, edits, drafts, refused calls included);
 //! a reply counts as delivered when its message shows the whole text.
 #![allow(clippy::unwrap_used, clippy::expect_used, dead_code)]
@@ -34,6 +35,8 @@ fn main() {
     let streaming = std::env::var("TG_STREAMING").unwrap_or_else(|_| "off".into());
     let interval = env_usize("TG_STREAM_INTERVAL_MS", 1000);
     let chats = env_usize("TG_CHATS", 1000);
+    // Every message gets a model turn (none the gateway-busy reply) unless set lower.
+    let turns = env_usize("TG_MAX_TURNS", 2048);
     let per_chat = env_usize("TG_PER_CHAT", 5);
     let total = chats * per_chat;
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -44,7 +47,7 @@ fn main() {
         let tg = FakeTelegram::start(TOKEN).await;
         let llm = FakeProvider::start().await;
         let (_dir, app) = support::app(&format!(
-                "[agents.defaults.model]\nprimary = \"openai/gpt-4o-mini\"\n[models.providers.openai]\nbaseUrl = \"{}\"\n[channels.telegram]\nenabled = true\napiRoot = \"{}\"\ndmPolicy = \"open\"\nstreaming = \"{streaming}\"\nstreamIntervalMs = {interval}\n",
+                "[agents.defaults.model]\nprimary = \"openai/gpt-4o-mini\"\n[models.providers.openai]\nbaseUrl = \"{}\"\n[channels.telegram]\nenabled = true\napiRoot = \"{}\"\ndmPolicy = \"open\"\nstreaming = \"{streaming}\"\nstreamIntervalMs = {interval}\n[gateway]\nmaxConcurrentTurns = {turns}\n",
                 llm.openai_base(),
                 tg.api_url())).await;
         let cfg = app.config.channels.telegram.clone().unwrap();
@@ -81,7 +84,8 @@ fn main() {
                 loaded.push(at.saturating_duration_since(*q).as_secs_f64() * 1000.0);
             }
         }
-        println!("chats: {chats}, messages: {total}, replies: {replies}, elapsed: {:.2} s", elapsed.as_secs_f64());
+        let busy = sent.iter().filter(|m| m.plain_text.starts_with("I'm answering too many")).count();
+        println!("chats: {chats}, messages: {total}, replies: {replies} ({busy} of them the gateway-busy reply), elapsed: {:.2} s", elapsed.as_secs_f64());
         println!("throughput: {:.0} messages/s (target >= 5000)", replies as f64 / elapsed.as_secs_f64());
         println!("under that burst (all queued at once), queued -> reply sent: p50 {:.1} ms, p99 {:.1} ms", support::pct(&mut loaded, 0.5), support::pct(&mut loaded, 0.99));
         assert_eq!(replies, total, "every message answered exactly once");
@@ -114,7 +118,7 @@ async fn streamed(tg: &FakeTelegram, chats: usize, per_chat: usize, mode: &str, 
             tg.send_dm(10_000 + chat as i64, "user", &format!("message {round}"));
         }
     }
-    let deadline = Instant::now() + Duration::from_secs(600);
+    let deadline = Instant::now() + Duration::from_secs(env_usize("TG_DEADLINE_SECS", 600) as u64);
     let (finished_at, shown) = loop {
         // Each message's last text; a reply is done when it reads the whole echo.
         let sent = tg.sent_messages();
@@ -127,6 +131,18 @@ async fn streamed(tg: &FakeTelegram, chats: usize, per_chat: usize, mode: &str, 
             .filter(|(t, _)| t.starts_with("fake reply to: message "))
             .map(|(_, at)| *at)
             .collect();
+        if Instant::now() > deadline {
+            let stuck: Vec<&str> = last
+                .values()
+                .map(|(t, _)| *t)
+                .filter(|t| !t.starts_with("fake reply to: message "))
+                .take(3)
+                .collect();
+            println!(
+                "gave up: {} of {total} replies whole; others read {stuck:?}",
+                done.len()
+            );
+        }
         if done.len() >= total || Instant::now() > deadline {
             break (done.iter().max().copied().unwrap_or(started), done.len());
         }

@@ -70,23 +70,17 @@ impl Inbox {
             db.write(|c| {
                 let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
                 let known: Option<String> = tx
-                    .query_row(
-                        "SELECT status FROM inbox WHERE channel = ?1 AND id = ?2",
-                        params![channel, id],
-                        |r| r.get(0),
-                    )
+                    .prepare_cached("SELECT status FROM inbox WHERE channel = ?1 AND id = ?2")?.query_row(params![channel, id],
+                        |r| r.get(0))
                     .optional()?;
                 let receipt = match known.as_deref() {
                     Some(ANSWERED) => Receipt::Answered,
                     Some(_) => Receipt::Pending,
                     None => {
-                        tx.execute(
-                            "INSERT INTO inbox (channel, id, seq, payload, status, received_at)
+                        tx.prepare_cached("INSERT INTO inbox (channel, id, seq, payload, status, received_at)
                              VALUES (?1, ?2,
                                      (SELECT COALESCE(MAX(seq), 0) + 1 FROM inbox WHERE channel = ?1),
-                                     ?3, ?4, ?5)",
-                            params![channel, id, payload, PENDING, now],
-                        )?;
+                                     ?3, ?4, ?5)")?.execute(params![channel, id, payload, PENDING, now])?;
                         Receipt::New
                     }
                 };
@@ -104,13 +98,10 @@ impl Inbox {
         let (channel, id) = (channel.to_string(), id.to_string());
         blocking(&self.db.clone(), move || {
             db.write(|c| {
-                c.execute(
-                    "INSERT INTO inbox (channel, id, seq, payload, status, received_at, answered_at)
+                c.prepare_cached("INSERT INTO inbox (channel, id, seq, payload, status, received_at, answered_at)
                      VALUES (?1, ?2, 0, '', ?3, ?4, ?4)
                      ON CONFLICT (channel, id) DO UPDATE SET
-                       status = ?3, payload = '', answered_at = ?4",
-                    params![channel, id, ANSWERED, now],
-                )
+                       status = ?3, payload = '', answered_at = ?4")?.execute(params![channel, id, ANSWERED, now])
                 .map(|_| ())
             })
         })
@@ -123,7 +114,7 @@ impl Inbox {
         let channel = channel.to_string();
         blocking(&self.db.clone(), move || {
             db.read(|c| {
-                let mut stmt = c.prepare(
+                let mut stmt = c.prepare_cached(
                     "SELECT id, payload, received_at FROM inbox
                      WHERE channel = ?1 AND status = ?2 ORDER BY seq",
                 )?;
@@ -150,10 +141,10 @@ impl Inbox {
         );
         blocking(&self.db.clone(), move || {
             db.write(|c| {
-                c.execute(
+                c.prepare_cached(
                     "DELETE FROM inbox WHERE channel = ?1 AND status = ?2 AND answered_at < ?3",
-                    params![channel, ANSWERED, cutoff],
-                )
+                )?
+                .execute(params![channel, ANSWERED, cutoff])
             })
         })
         .await
@@ -165,10 +156,9 @@ impl Inbox {
         let key = key.to_string();
         blocking(&self.db.clone(), move || {
             db.read(|c| {
-                c.query_row("SELECT value FROM meta WHERE key = ?1", [&key], |r| {
-                    r.get::<_, String>(0)
-                })
-                .optional()
+                c.prepare_cached("SELECT value FROM meta WHERE key = ?1")?
+                    .query_row([&key], |r| r.get::<_, String>(0))
+                    .optional()
             })
             .map(|v| v.and_then(|v| v.parse().ok()))
         })
@@ -181,11 +171,11 @@ impl Inbox {
         let key = key.to_string();
         blocking(&self.db.clone(), move || {
             db.write(|c| {
-                c.execute(
+                c.prepare_cached(
                     "INSERT INTO meta (key, value) VALUES (?1, ?2)
                      ON CONFLICT(key) DO UPDATE SET value = ?2",
-                    params![key, value.to_string()],
-                )
+                )?
+                .execute(params![key, value.to_string()])
                 .map(|_| ())
             })
         })

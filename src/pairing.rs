@@ -198,25 +198,16 @@ impl PairingStore {
         let codes = self.codes.clone();
         let result = self.db.write(|conn| {
             let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-            tx.execute(
-                "DELETE FROM pairing WHERE status = ?1 AND expires_at <= ?2",
-                params![PENDING, now - EXPIRED_KEEP_MS],
-            )?;
+            tx.prepare_cached("DELETE FROM pairing WHERE status = ?1 AND expires_at <= ?2")?.execute(params![PENDING, now - EXPIRED_KEEP_MS])?;
             let existing: Option<(String, String, i64)> = tx
-                .query_row(
-                    "SELECT code, status, expires_at FROM pairing WHERE channel = ?1 AND sender = ?2",
-                    params![channel, sender],
-                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
-                )
+                .prepare_cached("SELECT code, status, expires_at FROM pairing WHERE channel = ?1 AND sender = ?2")?.query_row(params![channel, sender],
+                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
                 .optional()?;
             if let Some((code, status, expires_at)) = existing {
                 let approved = status == APPROVED;
                 if approved || expires_at > now {
                     if let Some(l) = label {
-                        tx.execute(
-                            "UPDATE pairing SET label = ?3 WHERE channel = ?1 AND sender = ?2",
-                            params![channel, sender, l],
-                        )?;
+                        tx.prepare_cached("UPDATE pairing SET label = ?3 WHERE channel = ?1 AND sender = ?2")?.execute(params![channel, sender, l])?;
                     }
                     tx.commit()?;
                     return Ok(Some(PairingRequest {
@@ -230,11 +221,8 @@ impl PairingStore {
             let mut code = None;
             for _ in 0..MAX_ATTEMPTS {
                 let candidate = codes();
-                let taken: bool = tx.query_row(
-                    "SELECT EXISTS (SELECT 1 FROM pairing WHERE channel = ?1 AND code = ?2 AND sender <> ?3)",
-                    params![channel, candidate, sender],
-                    |r| r.get(0),
-                )?;
+                let taken: bool = tx.prepare_cached("SELECT EXISTS (SELECT 1 FROM pairing WHERE channel = ?1 AND code = ?2 AND sender <> ?3)")?.query_row(params![channel, candidate, sender],
+                    |r| r.get(0))?;
                 if !taken {
                     code = Some(candidate);
                     break;
@@ -244,15 +232,12 @@ impl PairingStore {
                 return Ok(None);
             };
             let expires_at = now + CODE_TTL_MS;
-            tx.execute(
-                "INSERT INTO pairing (channel, sender, code, label, status, created_at, expires_at, approved_at)
+            tx.prepare_cached("INSERT INTO pairing (channel, sender, code, label, status, created_at, expires_at, approved_at)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, NULL)
                  ON CONFLICT (channel, sender) DO UPDATE SET
                    code = excluded.code, label = COALESCE(excluded.label, pairing.label),
                    status = excluded.status, created_at = excluded.created_at,
-                   expires_at = excluded.expires_at, approved_at = NULL",
-                params![channel, sender, code, label, PENDING, now, expires_at],
-            )?;
+                   expires_at = excluded.expires_at, approved_at = NULL")?.execute(params![channel, sender, code, label, PENDING, now, expires_at])?;
             tx.commit()?;
             Ok(Some(PairingRequest {
                 code,
@@ -311,11 +296,8 @@ impl PairingStore {
                 let tx =
                     conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
                 let row: Option<Row> = tx
-                    .query_row(
-                        "SELECT sender, label, status, expires_at FROM pairing WHERE channel = ?1 AND code = ?2",
-                        params![channel, code],
-                        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
-                    )
+                    .prepare_cached("SELECT sender, label, status, expires_at FROM pairing WHERE channel = ?1 AND code = ?2")?.query_row(params![channel, code],
+                        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
                     .optional()?;
                 let Some((sender, label, status, expires_at)) = row else {
                     return Ok(Err(PairingError::UnknownCode {
@@ -338,10 +320,7 @@ impl PairingStore {
                         label,
                     }));
                 }
-                tx.execute(
-                    "UPDATE pairing SET status = ?3, approved_at = ?4 WHERE channel = ?1 AND sender = ?2",
-                    params![channel, sender, APPROVED, now],
-                )?;
+                tx.prepare_cached("UPDATE pairing SET status = ?3, approved_at = ?4 WHERE channel = ?1 AND sender = ?2")?.execute(params![channel, sender, APPROVED, now])?;
                 tx.commit()?;
                 Ok(Ok(Approved {
                     channel: channel.to_string(),
@@ -391,10 +370,8 @@ impl PairingStore {
     pub fn revoke(&self, channel: &str, sender: &str) -> Result<bool, StoreError> {
         self.db
             .write(|conn| {
-                conn.execute(
-                    "DELETE FROM pairing WHERE channel = ?1 AND sender = ?2",
-                    params![channel, sender],
-                )
+                conn.prepare_cached("DELETE FROM pairing WHERE channel = ?1 AND sender = ?2")?
+                    .execute(params![channel, sender])
             })
             .map(|n| n > 0)
     }

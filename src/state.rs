@@ -127,11 +127,16 @@ pub struct StateDb {
 }
 
 /// Open a connection to `path` with our settings (busy timeout, WAL, NORMAL sync).
+/// Prepared statements kept per connection: every query of the hot paths (inbox,
+/// sessions, usage, cooldowns) is parsed once, not once per message.
+const STATEMENT_CACHE: usize = 64;
+
 fn connect(path: &Path) -> rusqlite::Result<Connection> {
     let c = Connection::open(path)?;
     c.busy_timeout(BUSY_TIMEOUT)?;
     c.pragma_update(None, "journal_mode", "WAL")?;
     c.pragma_update(None, "synchronous", "NORMAL")?;
+    c.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
     Ok(c)
 }
 
@@ -141,6 +146,7 @@ fn connect_reader(path: &Path) -> rusqlite::Result<Connection> {
     let c = Connection::open(path)?;
     c.busy_timeout(BUSY_TIMEOUT)?;
     c.pragma_update(None, "query_only", true)?;
+    c.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
     Ok(c)
 }
 

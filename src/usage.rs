@@ -61,26 +61,20 @@ impl UsageBook {
         self.db.write(|c| {
             let tx = c.transaction()?;
             let prev: Option<(i64, i64, i64)> = tx
-                .query_row(
-                    "SELECT input_tokens, output_tokens, turns FROM usage WHERE session = ?1 AND credential = ?2",
-                    params![session, credential],
-                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
-                )
+                .prepare_cached("SELECT input_tokens, output_tokens, turns FROM usage WHERE session = ?1 AND credential = ?2")?.query_row(params![session, credential],
+                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
                 .optional()?;
             let (input, output, turns) = prev.unwrap_or((0, 0, 0));
-            tx.execute(
-                "INSERT INTO usage (session, credential, input_tokens, output_tokens, turns, updated_at)
+            tx.prepare_cached("INSERT INTO usage (session, credential, input_tokens, output_tokens, turns, updated_at)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6)
-                 ON CONFLICT(session, credential) DO UPDATE SET input_tokens = ?3, output_tokens = ?4, turns = ?5, updated_at = ?6",
-                params![
+                 ON CONFLICT(session, credential) DO UPDATE SET input_tokens = ?3, output_tokens = ?4, turns = ?5, updated_at = ?6")?.execute(params![
                     session,
                     credential,
                     input.saturating_add(to_db(usage.input_tokens)),
                     output.saturating_add(to_db(usage.output_tokens)),
                     turns.saturating_add(1),
                     now_ms
-                ],
-            )?;
+                ])?;
             tx.commit()
         })
     }
@@ -103,9 +97,7 @@ impl UsageBook {
     /// A session's totals over every credential, and its number of answered turns.
     pub fn session(&self, session: &str) -> Result<(Totals, u64), StoreError> {
         self.db.read(|c| {
-            c.query_row(
-                "SELECT COALESCE(SUM(input_tokens), 0), COALESCE(SUM(output_tokens), 0), COALESCE(SUM(turns), 0) FROM usage WHERE session = ?1",
-                params![session],
+            c.prepare_cached("SELECT COALESCE(SUM(input_tokens), 0), COALESCE(SUM(output_tokens), 0), COALESCE(SUM(turns), 0) FROM usage WHERE session = ?1")?.query_row(params![session],
                 |r| {
                     Ok((
                         Totals {
@@ -114,8 +106,7 @@ impl UsageBook {
                         },
                         from_db(r.get(2)?),
                     ))
-                },
-            )
+                })
         })
     }
 
@@ -128,7 +119,7 @@ impl UsageBook {
     /// Totals per credential id, over every session.
     pub fn by_credential(&self) -> Result<BTreeMap<String, Totals>, StoreError> {
         self.db.read(|c| {
-            let mut stmt = c.prepare(
+            let mut stmt = c.prepare_cached(
                 "SELECT credential, SUM(input_tokens), SUM(output_tokens) FROM usage GROUP BY credential",
             )?;
             let rows = stmt.query_map([], |r| {

@@ -389,16 +389,10 @@ impl CooldownBook {
         };
         self.db.write(|c| {
             let tx = c.transaction()?;
-            tx.execute(
-                "INSERT INTO credential_state (credential, model, fingerprint, reason, until_ms, error_count, updated_at)
+            tx.prepare_cached("INSERT INTO credential_state (credential, model, fingerprint, reason, until_ms, error_count, updated_at)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
-                 ON CONFLICT(credential, model) DO UPDATE SET fingerprint = ?3, reason = ?4, until_ms = ?5, error_count = ?6, updated_at = ?7",
-                params![credential, scope, fingerprint, reason.as_str(), until, count, now_ms],
-            )?;
-            tx.execute(
-                "INSERT INTO credential_usage (credential, last_used) VALUES (?1, ?2) ON CONFLICT(credential) DO UPDATE SET last_used = ?2",
-                params![credential, now_ms],
-            )?;
+                 ON CONFLICT(credential, model) DO UPDATE SET fingerprint = ?3, reason = ?4, until_ms = ?5, error_count = ?6, updated_at = ?7")?.execute(params![credential, scope, fingerprint, reason.as_str(), until, count, now_ms])?;
+            tx.prepare_cached("INSERT INTO credential_usage (credential, last_used) VALUES (?1, ?2) ON CONFLICT(credential) DO UPDATE SET last_used = ?2")?.execute(params![credential, now_ms])?;
             tx.commit()
         })?;
         self.cached(|c| {
@@ -440,10 +434,10 @@ impl CooldownBook {
         let had_state = self.cached(|c| has_state(&c.rows, credential, model))?;
         if had_state {
             self.db.write(|c| {
-                c.execute(
+                c.prepare_cached(
                     "DELETE FROM credential_state WHERE credential = ?1 AND model IN (?2, '')",
-                    params![credential, model],
-                )
+                )?
+                .execute(params![credential, model])
             })?;
             self.cached(|c| {
                 if let Some(m) = Arc::make_mut(&mut c.rows).get_mut(credential) {
@@ -457,11 +451,8 @@ impl CooldownBook {
 
     fn touch(&self, credential: &str, now_ms: i64, good: bool) -> Result<(), StoreError> {
         self.db.write(|c| {
-            c.execute(
-                "INSERT INTO credential_usage (credential, last_used, last_good) VALUES (?1, ?2, CASE WHEN ?3 THEN ?2 END)
-                 ON CONFLICT(credential) DO UPDATE SET last_used = ?2, last_good = CASE WHEN ?3 THEN ?2 ELSE last_good END",
-                params![credential, now_ms, good],
-            )
+            c.prepare_cached("INSERT INTO credential_usage (credential, last_used, last_good) VALUES (?1, ?2, CASE WHEN ?3 THEN ?2 END)
+                 ON CONFLICT(credential) DO UPDATE SET last_used = ?2, last_good = CASE WHEN ?3 THEN ?2 ELSE last_good END")?.execute(params![credential, now_ms, good])
         })?;
         self.cached(|c| {
             Arc::make_mut(&mut c.last_used).insert(credential.to_string(), now_ms);
@@ -479,28 +470,22 @@ impl CooldownBook {
         let key = format!("usage_import:{marker}");
         let imported = self.db.write(|c| {
             let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-            let done: bool = tx.query_row("SELECT EXISTS(SELECT 1 FROM meta WHERE key = ?1)", [&key], |r| r.get(0))?;
+            let done: bool = tx.prepare_cached("SELECT EXISTS(SELECT 1 FROM meta WHERE key = ?1)")?.query_row([&key], |r| r.get(0))?;
             if done {
                 return Ok(false);
             }
             for e in entries {
                 if let Some(t) = e.last_used {
-                    tx.execute(
-                        "INSERT INTO credential_usage (credential, last_used) VALUES (?1, ?2) ON CONFLICT(credential) DO UPDATE SET last_used = MAX(COALESCE(last_used, 0), ?2)",
-                        params![e.credential, t],
-                    )?;
+                    tx.prepare_cached("INSERT INTO credential_usage (credential, last_used) VALUES (?1, ?2) ON CONFLICT(credential) DO UPDATE SET last_used = MAX(COALESCE(last_used, 0), ?2)")?.execute(params![e.credential, t])?;
                 }
                 let Some(fp) = &e.fingerprint else { continue };
                 let disabled = e.disabled_until.filter(|u| *u > now_ms).map(|u| (Reason::parse(e.disabled_reason.as_deref().unwrap_or("billing")), u));
                 let cooling = e.cooldown_until.filter(|u| *u > now_ms).map(|u| (Reason::RateLimit, u));
                 for (reason, until) in [disabled, cooling].into_iter().flatten() {
-                    tx.execute(
-                        "INSERT OR IGNORE INTO credential_state (credential, model, fingerprint, reason, until_ms, error_count, updated_at) VALUES (?1, '', ?2, ?3, ?4, ?5, ?6)",
-                        params![e.credential, fp, reason.as_str(), until, e.error_count.unwrap_or(1), now_ms],
-                    )?;
+                    tx.prepare_cached("INSERT OR IGNORE INTO credential_state (credential, model, fingerprint, reason, until_ms, error_count, updated_at) VALUES (?1, '', ?2, ?3, ?4, ?5, ?6)")?.execute(params![e.credential, fp, reason.as_str(), until, e.error_count.unwrap_or(1), now_ms])?;
                 }
             }
-            tx.execute("INSERT INTO meta (key, value) VALUES (?1, ?2)", params![key, now_ms.to_string()])?;
+            tx.prepare_cached("INSERT INTO meta (key, value) VALUES (?1, ?2)")?.execute(params![key, now_ms.to_string()])?;
             tx.commit()?;
             Ok(true)
         })?;
@@ -538,8 +523,12 @@ impl CooldownBook {
     /// Clear one credential's entries (or all). Returns how many were removed.
     pub fn clear(&self, credential: Option<&str>) -> Result<usize, StoreError> {
         let n = self.db.write(|c| match credential {
-            Some(id) => c.execute("DELETE FROM credential_state WHERE credential = ?1", [id]),
-            None => c.execute("DELETE FROM credential_state", []),
+            Some(id) => c
+                .prepare_cached("DELETE FROM credential_state WHERE credential = ?1")?
+                .execute([id]),
+            None => c
+                .prepare_cached("DELETE FROM credential_state")?
+                .execute([]),
         })?;
         self.cached(|c| {
             Arc::make_mut(&mut c.rows).retain(|cred, _| credential.is_some_and(|id| id != cred))

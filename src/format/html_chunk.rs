@@ -263,4 +263,3 @@ fn choose_cut(chars: &[char], s: usize, max: usize, width: impl Fn(char) -> usiz
         .find_map(|allows| (s + 1..=window).rev().find(|&c| allows(c)))
         .unwrap_or(window)
 }
-

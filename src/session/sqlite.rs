@@ -72,14 +72,13 @@ fn read_pin(r: &rusqlite::Row<'_>, at: usize) -> rusqlite::Result<Option<Pin>> {
 }
 
 fn upsert_bump(tx: &rusqlite::Transaction<'_>, key: &str, now: i64) -> rusqlite::Result<i64> {
-    tx.execute(
+    tx.prepare_cached(
         "INSERT INTO sessions (key, created_at, updated_at) VALUES (?1, ?2, ?2)
          ON CONFLICT(key) DO UPDATE SET rev = rev + 1, updated_at = ?2",
-        params![key, now],
-    )?;
-    tx.query_row("SELECT rev FROM sessions WHERE key = ?1", [key], |r| {
-        r.get(0)
-    })
+    )?
+    .execute(params![key, now])?;
+    tx.prepare_cached("SELECT rev FROM sessions WHERE key = ?1")?
+        .query_row([key], |r| r.get(0))
 }
 
 fn set_choice_tx(
@@ -91,10 +90,7 @@ fn set_choice_tx(
 ) -> rusqlite::Result<i64> {
     let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
     let rev = upsert_bump(&tx, key, now)?;
-    tx.execute(
-        "UPDATE sessions SET model = ?2, pin_profile = ?3, pin_source = ?4, pin_since = ?5 WHERE key = ?1",
-        params![key, model, pin.map(|p| &p.profile), pin.map(|p| p.source.as_str()), pin.map(|p| p.since)],
-    )?;
+    tx.prepare_cached("UPDATE sessions SET model = ?2, pin_profile = ?3, pin_source = ?4, pin_since = ?5 WHERE key = ?1")?.execute(params![key, model, pin.map(|p| &p.profile), pin.map(|p| p.source.as_str()), pin.map(|p| p.since)])?;
     tx.commit()?;
     Ok(rev)
 }
@@ -105,14 +101,11 @@ impl SessionStore for SqliteStore {
             // One read transaction: the revision and the history belong together.
             let tx = c.transaction()?;
             let row = tx
-                .query_row(
-                    "SELECT model, pin_profile, pin_source, pin_since, rev, updated_at FROM sessions WHERE key = ?1",
-                    [key],
+                .prepare_cached("SELECT model, pin_profile, pin_source, pin_since, rev, updated_at FROM sessions WHERE key = ?1")?.query_row([key],
                     |r| {
                         let pin = read_pin(r, 1)?;
                         Ok(SessionRecord { key: key.to_string(), model: r.get(0)?, pin, history: Vec::new(), rev: r.get(4)?, updated_at: r.get(5)? })
-                    },
-                )
+                    })
                 .optional()?;
             let Some(mut rec) = row else { return Ok(None) };
             let limit = i64::try_from(history_limit).unwrap_or(i64::MAX);
@@ -160,18 +153,12 @@ impl SessionStore for SqliteStore {
         self.write(|c| {
             let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
             let rev = upsert_bump(&tx, key, now)?;
-            let next: i64 = tx.query_row("SELECT COALESCE(MAX(seq), 0) + 1 FROM history WHERE session_key = ?1", [key], |r| r.get(0))?;
+            let next: i64 = tx.prepare_cached("SELECT COALESCE(MAX(seq), 0) + 1 FROM history WHERE session_key = ?1")?.query_row([key], |r| r.get(0))?;
             for (i, m) in messages.iter().enumerate() {
-                tx.execute(
-                    "INSERT INTO history (session_key, seq, role, content, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
-                    params![key, next + i as i64, role_str(m.role), m.content, now],
-                )?;
+                tx.prepare_cached("INSERT INTO history (session_key, seq, role, content, created_at) VALUES (?1, ?2, ?3, ?4, ?5)")?.execute(params![key, next + i as i64, role_str(m.role), m.content, now])?;
             }
             let keep = i64::try_from(keep).unwrap_or(i64::MAX);
-            tx.execute(
-                "DELETE FROM history WHERE session_key = ?1 AND seq <= (SELECT MAX(seq) FROM history WHERE session_key = ?1) - ?2",
-                params![key, keep],
-            )?;
+            tx.prepare_cached("DELETE FROM history WHERE session_key = ?1 AND seq <= (SELECT MAX(seq) FROM history WHERE session_key = ?1) - ?2")?.execute(params![key, keep])?;
             tx.commit()?;
             Ok(rev)
         })
@@ -181,7 +168,8 @@ impl SessionStore for SqliteStore {
         self.write(|c| {
             let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
             let rev = upsert_bump(&tx, key, now)?;
-            tx.execute("DELETE FROM history WHERE session_key = ?1", [key])?;
+            tx.prepare_cached("DELETE FROM history WHERE session_key = ?1")?
+                .execute([key])?;
             tx.commit()?;
             Ok(rev)
         })
@@ -190,8 +178,11 @@ impl SessionStore for SqliteStore {
     fn delete(&self, key: &str) -> Result<bool, StoreError> {
         self.write(|c| {
             let tx = c.transaction()?;
-            tx.execute("DELETE FROM history WHERE session_key = ?1", [key])?;
-            let n = tx.execute("DELETE FROM sessions WHERE key = ?1", [key])?;
+            tx.prepare_cached("DELETE FROM history WHERE session_key = ?1")?
+                .execute([key])?;
+            let n = tx
+                .prepare_cached("DELETE FROM sessions WHERE key = ?1")?
+                .execute([key])?;
             tx.commit()?;
             Ok(n > 0)
         })

@@ -35,14 +35,14 @@ impl FakeTelegram {
     }
 
     /// Waits until at least `n` `sendMessage` calls succeeded or `timeout`
-    /// passed; returns the successful `sendMessage`s (edits left out).
+    /// passed; returns the successful `sendMessage`s (edits and drafts left out).
     pub async fn wait_for_messages(&self, n: usize, timeout: Duration) -> Vec<SentMessage> {
-        let sends = |st: &St| st.sent.iter().filter(|m| !m.is_edit()).count();
-        self.wait_until(timeout, |st| sends(st) >= n).await;
-        self.sent_messages()
-            .into_iter()
-            .filter(|m| !m.is_edit())
-            .collect()
+        let is_send = |m: &SentMessage| !m.is_edit() && !m.is_draft();
+        self.wait_until(timeout, |st| {
+            st.sent.iter().filter(|m| is_send(m)).count() >= n
+        })
+        .await;
+        self.sent_messages().into_iter().filter(is_send).collect()
     }
 
     /// Waits until at least `n` calls of `method` were received (answered or
