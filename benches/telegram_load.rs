@@ -5,7 +5,7 @@
 //! off.
 //!
 //! Run: `cargo bench --bench telegram_load` (env: TG_CHATS=1000, TG_PER_CHAT=5,
-//! TG_STREAMING=off|edit|draft, TG_STREAM_INTERVAL_MS=1000, TG_MAX_TURNS=2048 for
+//! TG_STREAMING=off|edit|draft, TG_STREAM_INTERVAL_MS=1000, TG_SINGLE=200 messages sent one at a time, TG_MAX_TURNS=2048 for
 //! `gateway.maxConcurrentTurns`, so that no message gets the gateway-busy reply). With streaming on it also
 //! prints the Bot API calls per reply (sends, edits, drafts, refused calls included);
 //! a reply counts as delivered when its message shows the whole text.
@@ -23,6 +23,11 @@ use remoteclaw::secret::Secret;
 use std::time::{Duration, Instant};
 
 const TOKEN: &str = "123456:BENCH";
+
+/// The allocator of the `remoteclaw` binary (`src/main.rs`), so the gateway runs here as
+/// it runs in production.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn env_usize(name: &str, default: usize) -> usize {
     std::env::var(name)
@@ -50,6 +55,9 @@ fn main() {
                 "[agents.defaults.model]\nprimary = \"openai/gpt-4o-mini\"\n[models.providers.openai]\nbaseUrl = \"{}\"\n[channels.telegram]\nenabled = true\napiRoot = \"{}\"\ndmPolicy = \"open\"\nstreaming = \"{streaming}\"\nstreamIntervalMs = {interval}\n[gateway]\nmaxConcurrentTurns = {turns}\n",
                 llm.openai_base(),
                 tg.api_url())).await;
+        // The fakes count calls instead of keeping copies of them.
+        tg.keep_calls(false);
+        llm.keep_requests(false);
         let cfg = app.config.channels.telegram.clone().unwrap();
         let (stop, rx) = tokio::sync::watch::channel(false);
         let task = tokio::spawn(remoteclaw::channels::telegram::run(app.clone(), cfg, Secret::new(TOKEN), rx));
@@ -89,15 +97,16 @@ fn main() {
         println!("throughput: {:.0} messages/s (target >= 5000)", replies as f64 / elapsed.as_secs_f64());
         println!("under that burst (all queued at once), queued -> reply sent: p50 {:.1} ms, p99 {:.1} ms", support::pct(&mut loaded, 0.5), support::pct(&mut loaded, 0.99));
         assert_eq!(replies, total, "every message answered exactly once");
+        println!("Bot API calls by method: {:?}", tg.call_counts());
 
         // Unloaded: one message at a time, the added latency per message.
         let mut single = Vec::new();
-        for i in 0..200 {
-            let before = tg.sent_messages().len();
+        for i in 0..env_usize("TG_SINGLE", 200) {
+            let before = tg.sends();
             let t0 = Instant::now();
             tg.send_dm(1, "warm", &format!("single {i}"));
-            let sent = tg.wait_for_messages(before + 1, Duration::from_secs(30)).await;
-            single.push(sent.last().unwrap().at.saturating_duration_since(t0).as_secs_f64() * 1000.0);
+            let at = tg.wait_for_sends(before + 1, Duration::from_secs(30)).await.unwrap();
+            single.push(at.saturating_duration_since(t0).as_secs_f64() * 1000.0);
         }
         println!("one message at a time, queued -> reply sent: p50 {:.2} ms, p99 {:.2} ms (includes the long-poll hand-off)", support::pct(&mut single, 0.5), support::pct(&mut single, 0.99));
         let _ = stop.send(true);
@@ -109,7 +118,14 @@ fn main() {
 async fn streamed(tg: &FakeTelegram, chats: usize, per_chat: usize, mode: &str, interval: usize) {
     // The warm-up reply's last write lands within the interval.
     tokio::time::sleep(Duration::from_millis(interval as u64 + 200)).await;
-    tg.clear_calls();
+    let counted = |tg: &FakeTelegram| -> usize {
+        let counts = tg.call_counts();
+        ["sendmessage", "editmessagetext", "sendmessagedraft"]
+            .iter()
+            .map(|m| counts.get(*m).copied().unwrap_or(0))
+            .sum()
+    };
+    let calls_at_start = counted(tg);
     let calls_before = tg.sent_messages().len();
     let total = chats * per_chat;
     let started = Instant::now();
@@ -149,14 +165,7 @@ async fn streamed(tg: &FakeTelegram, chats: usize, per_chat: usize, mode: &str, 
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
     let elapsed = finished_at.saturating_duration_since(started);
-    let calls = tg
-        .calls()
-        .iter()
-        .filter(|c| {
-            ["sendmessage", "editmessagetext", "sendmessagedraft"]
-                .contains(&c.method.to_ascii_lowercase().as_str())
-        })
-        .count();
+    let calls = counted(tg) - calls_at_start;
     println!(
         "streaming = \"{mode}\", streamIntervalMs = {interval}: chats: {chats}, messages: {total}, replies shown whole: {shown}, elapsed: {:.2} s",
         elapsed.as_secs_f64()

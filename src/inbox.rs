@@ -5,8 +5,8 @@
 //! never answered twice, even when the platform delivers it again. Also the channels'
 //! read positions (the Telegram update offset).
 //!
-//! Every call runs on tokio's blocking pool: a CLI holding `state.db` never stalls a
-//! runtime worker. Storage is the `inbox` table of `state.db` (migration v4).
+//! No call blocks a runtime worker (a CLI holding `state.db` never stalls one): writes
+//! go to the store's group-commit writer thread, reads to tokio's blocking pool. Storage is the `inbox` table of `state.db` (migration v4).
 
 use crate::clock::Clock;
 use crate::state::{StateDb, StoreError, blocking};
@@ -64,11 +64,12 @@ impl Inbox {
         id: &str,
         payload: &str,
     ) -> Result<Receipt, StoreError> {
-        let (db, now) = (self.db.clone(), self.clock.now_ms());
+        let now = self.clock.now_ms();
         let (channel, id, payload) = (channel.to_string(), id.to_string(), payload.to_string());
-        blocking(&self.db.clone(), move || {
-            db.write(|c| {
-                let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        self.db
+            .write_async(false, move |c| {
+                // Atomic without a savepoint here: every write runs in a transaction or savepoint of its own.
+    let tx = &*c;
                 let known: Option<String> = tx
                     .prepare_cached("SELECT status FROM inbox WHERE channel = ?1 AND id = ?2")?.query_row(params![channel, id],
                         |r| r.get(0))
@@ -84,28 +85,25 @@ impl Inbox {
                         Receipt::New
                     }
                 };
-                tx.commit()?;
                 Ok(receipt)
             })
-        })
-        .await
+            .await
     }
 
     /// The reply to this message was sent (or it needs none): never answer it again.
     /// The payload is dropped; only the mark stays.
     pub async fn answered(&self, channel: &str, id: &str) -> Result<(), StoreError> {
-        let (db, now) = (self.db.clone(), self.clock.now_ms());
+        let now = self.clock.now_ms();
         let (channel, id) = (channel.to_string(), id.to_string());
-        blocking(&self.db.clone(), move || {
-            db.write(|c| {
+        self.db
+            .write_async(false, move |c| {
                 c.prepare_cached("INSERT INTO inbox (channel, id, seq, payload, status, received_at, answered_at)
                      VALUES (?1, ?2, 0, '', ?3, ?4, ?4)
                      ON CONFLICT (channel, id) DO UPDATE SET
                        status = ?3, payload = '', answered_at = ?4")?.execute(params![channel, id, ANSWERED, now])
                 .map(|_| ())
             })
-        })
-        .await
+            .await
     }
 
     /// Messages of `channel` received but not answered, oldest first.
@@ -167,10 +165,9 @@ impl Inbox {
 
     /// Store a channel's read position.
     pub async fn set_offset(&self, key: &str, value: i64) -> Result<(), StoreError> {
-        let db = self.db.clone();
         let key = key.to_string();
-        blocking(&self.db.clone(), move || {
-            db.write(|c| {
+        self.db
+            .write_async(false, move |c| {
                 c.prepare_cached(
                     "INSERT INTO meta (key, value) VALUES (?1, ?2)
                      ON CONFLICT(key) DO UPDATE SET value = ?2",
@@ -178,8 +175,7 @@ impl Inbox {
                 .execute(params![key, value.to_string()])
                 .map(|_| ())
             })
-        })
-        .await
+            .await
     }
 }
 

@@ -197,7 +197,7 @@ impl PairingStore {
         let label = label.map(str::trim).filter(|l| !l.is_empty());
         let codes = self.codes.clone();
         let result = self.db.write(|conn| {
-            let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            let tx = conn.savepoint()?;
             tx.prepare_cached("DELETE FROM pairing WHERE status = ?1 AND expires_at <= ?2")?.execute(params![PENDING, now - EXPIRED_KEEP_MS])?;
             let existing: Option<(String, String, i64)> = tx
                 .prepare_cached("SELECT code, status, expires_at FROM pairing WHERE channel = ?1 AND sender = ?2")?.query_row(params![channel, sender],
@@ -294,7 +294,7 @@ impl PairingStore {
             .db
             .write(|conn| {
                 let tx =
-                    conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+                    conn.savepoint()?;
                 let row: Option<Row> = tx
                     .prepare_cached("SELECT sender, label, status, expires_at FROM pairing WHERE channel = ?1 AND code = ?2")?.query_row(params![channel, code],
                         |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))

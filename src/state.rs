@@ -8,13 +8,16 @@
 //! lock, a writer here waits (up to the 5 s busy timeout) holding only the writer, and
 //! reads go on: WAL lets readers see the last commit while someone writes.
 //!
-//! Every call blocks; async code runs it on tokio's blocking pool ([`blocking`]), never
-//! on a runtime worker. [`Recheck`] lets a hot path serve from memory and look at the
+//! Writes from async code go to one writer thread ([`StateDb::write_async`]) that
+//! commits whatever is queued together (group commit: under load one commit carries
+//! hundreds of writes, and no write costs a thread hand-off of tokio's blocking pool).
+//! Every other call blocks; async code runs it on tokio's blocking pool ([`blocking`]),
+//! never on a runtime worker. [`Recheck`] lets a hot path serve from memory and look at the
 //! disk again only now and then.
 
 use rusqlite::Connection;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex, OnceLock, Weak, mpsc};
 use std::time::{Duration, Instant};
 
 /// How long a statement waits for another connection's lock before failing.
@@ -124,6 +127,24 @@ pub struct StateDb {
     readers: Mutex<Vec<Connection>>,
     /// Where `data_version` is asked: the counter is per connection, so always this one.
     watcher: Mutex<Connection>,
+    /// The queue of the group-commit writer thread ([`write_async`](Self::write_async)),
+    /// started by the first async write.
+    queue: OnceLock<mpsc::Sender<Queued>>,
+}
+
+/// Most writes one group commit carries.
+const MAX_BATCH: usize = 512;
+
+/// What the writer thread hands back to a queued write once its batch is over: the
+/// commit's outcome (`Err` = the batch did not commit).
+type Done = Box<dyn FnOnce(Result<(), String>) + Send>;
+
+/// A write waiting for the writer thread: run on the connection (or told why it could
+/// not run), it says whether it succeeded and how to report its result.
+struct Queued {
+    run: Box<dyn FnOnce(Result<&mut Connection, String>) -> (bool, Done) + Send>,
+    /// Commit with `synchronous = FULL` (an acknowledged choice survives a power loss).
+    durable: bool,
 }
 
 /// Open a connection to `path` with our settings (busy timeout, WAL, NORMAL sync).
@@ -174,6 +195,7 @@ impl StateDb {
             writer: Mutex::new(writer),
             readers: Mutex::new(Vec::new()),
             watcher: Mutex::new(watcher),
+            queue: OnceLock::new(),
         };
         db.migrate()?;
         Ok(std::sync::Arc::new(db))
@@ -190,17 +212,163 @@ impl StateDb {
         }
     }
 
-    /// Run `f` on the write connection, after any write of this process before it
-    /// (blocking: from async code, call it inside [`blocking`]).
+    /// Run `f` on the write connection, after any write of this process before it,
+    /// in one `BEGIN IMMEDIATE` transaction committed when `f` succeeds (rolled back
+    /// when it fails): `f` is atomic without a transaction of its own. Never call
+    /// `transaction()` inside `f` (one is open already); `savepoint()` nests. Blocking: from async code use
+    /// [`write_async`](Self::write_async), or call this inside [`blocking`].
     pub fn write<T>(
         &self,
+        f: impl FnOnce(&mut Connection) -> rusqlite::Result<T>,
+    ) -> Result<T, StoreError> {
+        self.write_with(false, f)
+    }
+
+    /// [`write`](Self::write), committed with `synchronous = FULL`: once this returns
+    /// the change survives a power loss, not only a crash.
+    pub fn write_durable<T>(
+        &self,
+        f: impl FnOnce(&mut Connection) -> rusqlite::Result<T>,
+    ) -> Result<T, StoreError> {
+        self.write_with(true, f)
+    }
+
+    fn write_with<T>(
+        &self,
+        durable: bool,
         f: impl FnOnce(&mut Connection) -> rusqlite::Result<T>,
     ) -> Result<T, StoreError> {
         let mut conn = self
             .writer
             .lock()
             .map_err(|_| self.err("a previous write panicked"))?;
-        f(&mut conn).map_err(|e| self.err(e))
+        if durable {
+            conn.pragma_update(None, "synchronous", "FULL")
+                .map_err(|e| self.err(e))?;
+        }
+        let result = exec_cached(&conn, "BEGIN IMMEDIATE").and_then(|()| {
+            let value = f(&mut conn).and_then(|v| exec_cached(&conn, "COMMIT").map(|()| v));
+            if value.is_err() && !conn.is_autocommit() {
+                let _ = conn.execute_batch("ROLLBACK");
+            }
+            value
+        });
+        if durable {
+            let _ = conn.pragma_update(None, "synchronous", "NORMAL");
+        }
+        result.map_err(|e| self.err(e))
+    }
+
+    /// Run `f` on the write connection from async code, without a thread of tokio's
+    /// blocking pool: one writer thread takes every queued write, runs as many as are
+    /// waiting in one transaction (each in a savepoint of its own, so one failing write
+    /// rolls back only itself) and commits them together. The result comes back after
+    /// that commit, so an acknowledged write is as durable as with [`write`](Self::write).
+    /// Under load this turns a commit per write into a commit per batch. Same rules for
+    /// `f` as [`write`](Self::write).
+    pub async fn write_async<T: Send + 'static>(
+        self: &Arc<Self>,
+        durable: bool,
+        f: impl FnOnce(&mut Connection) -> rusqlite::Result<T> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let (tx, rx) = tokio::sync::oneshot::channel::<Result<T, String>>();
+        let run = Box::new(
+            move |conn: Result<&mut Connection, String>| -> (bool, Done) {
+                let result = match conn {
+                    Ok(conn) => f(conn).map_err(|e| e.to_string()),
+                    Err(e) => Err(e),
+                };
+                let ok = result.is_ok();
+                let done: Done = Box::new(move |commit: Result<(), String>| {
+                    let _ = tx.send(commit.and(result));
+                });
+                (ok, done)
+            },
+        );
+        self.queue()
+            .send(Queued { run, durable })
+            .map_err(|_| self.err("the store's writer thread stopped"))?;
+        match rx.await {
+            Ok(result) => result.map_err(|e| self.err(e)),
+            Err(_) => Err(self.err("the store's writer thread stopped")),
+        }
+    }
+
+    /// The writer thread's queue (the thread starts on first use and ends with the
+    /// database).
+    fn queue(self: &Arc<Self>) -> &mpsc::Sender<Queued> {
+        self.queue.get_or_init(|| {
+            let (tx, rx) = mpsc::channel();
+            let db = Arc::downgrade(self);
+            let spawned = std::thread::Builder::new()
+                .name("remoteclaw-store".into())
+                .spawn(move || writer_thread(db, rx));
+            if let Err(e) = spawned {
+                // The queue's receiver is gone with the closure: every write reports it.
+                tracing::error!("cannot start the state database writer thread: {e}");
+            }
+            tx
+        })
+    }
+
+    /// One group commit: `BEGIN IMMEDIATE`, each write in a savepoint, `COMMIT`. When
+    /// the write lock cannot be had (another process held it past the busy timeout)
+    /// every write of the batch is told so without running.
+    fn commit_batch(&self, batch: Vec<Queued>) {
+        let durable = batch.iter().any(|q| q.durable);
+        let mut conn = match self.writer.lock() {
+            Ok(c) => c,
+            Err(p) => p.into_inner(),
+        };
+        if durable {
+            let _ = conn.pragma_update(None, "synchronous", "FULL");
+        }
+        let begun = exec_cached(&conn, "BEGIN IMMEDIATE").map_err(|e| e.to_string());
+        let mut done = Vec::with_capacity(batch.len());
+        for q in batch {
+            let (ok, d) = match &begun {
+                Ok(()) => {
+                    if let Err(e) = exec_cached(&conn, "SAVEPOINT queued") {
+                        done.push((q.run)(Err(e.to_string())).1);
+                        continue;
+                    }
+                    let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                        (q.run)(Ok(&mut conn))
+                    }));
+                    match ran {
+                        Ok(r) => r,
+                        // A panicking write is dropped: its caller hears the thread stopped.
+                        Err(_) => {
+                            let _ = exec_cached(&conn, "ROLLBACK TO queued");
+                            let _ = exec_cached(&conn, "RELEASE queued");
+                            continue;
+                        }
+                    }
+                }
+                Err(e) => (q.run)(Err(e.clone())),
+            };
+            if begun.is_ok() {
+                if !ok {
+                    let _ = exec_cached(&conn, "ROLLBACK TO queued");
+                }
+                let _ = exec_cached(&conn, "RELEASE queued");
+            }
+            done.push(d);
+        }
+        let commit = match begun {
+            Ok(()) => exec_cached(&conn, "COMMIT").map_err(|e| {
+                let _ = conn.execute_batch("ROLLBACK");
+                e.to_string()
+            }),
+            Err(_) => Ok(()),
+        };
+        if durable {
+            let _ = conn.pragma_update(None, "synchronous", "NORMAL");
+        }
+        drop(conn);
+        for d in done {
+            d(commit.clone());
+        }
     }
 
     /// Same as [`write`](Self::write) (for callers that read and write in one go).
@@ -219,7 +387,11 @@ impl StateDb {
     ) -> Result<T, StoreError> {
         if self.path == Path::new(":memory:") {
             // Every connection to ":memory:" is a database of its own: use the one.
-            return self.write(f);
+            let mut conn = self
+                .writer
+                .lock()
+                .map_err(|_| self.err("a previous write panicked"))?;
+            return f(&mut conn).map_err(|e| self.err(e));
         }
         let idle = self
             .readers
@@ -241,8 +413,7 @@ impl StateDb {
 
     fn migrate(&self) -> Result<(), StoreError> {
         let path = self.path.display().to_string();
-        self.write(|conn| {
-            let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        self.write(|tx| {
             let version: i64 = tx.query_row("PRAGMA user_version", [], |r| r.get(0))?;
             if version > SCHEMA_VERSION {
                 return Err(rusqlite::Error::InvalidParameterName(format!(
@@ -253,7 +424,7 @@ impl StateDb {
                 tx.execute_batch(sql)?;
                 tx.pragma_update(None, "user_version", (i + 1) as i64)?;
             }
-            tx.commit()
+            Ok(())
         })
     }
 
@@ -312,6 +483,28 @@ impl Recheck {
         {
             *l = Some(started);
         }
+    }
+}
+
+/// Run a statement without parameters through the connection's statement cache (the
+/// writer runs `SAVEPOINT`/`RELEASE` around every queued write: parsed once, not each time).
+fn exec_cached(conn: &Connection, sql: &str) -> rusqlite::Result<()> {
+    conn.prepare_cached(sql)?.execute([]).map(|_| ())
+}
+
+/// The group-commit writer: waits for a write, takes every other one already queued
+/// (up to [`MAX_BATCH`]) and commits them together. Ends when the database is dropped.
+fn writer_thread(db: Weak<StateDb>, rx: mpsc::Receiver<Queued>) {
+    while let Ok(first) = rx.recv() {
+        let mut batch = vec![first];
+        while batch.len() < MAX_BATCH {
+            match rx.try_recv() {
+                Ok(q) => batch.push(q),
+                Err(_) => break,
+            }
+        }
+        let Some(db) = db.upgrade() else { return };
+        db.commit_batch(batch);
     }
 }
 

@@ -39,6 +39,35 @@ fn from_db(n: i64) -> u64 {
     u64::try_from(n).unwrap_or(0)
 }
 
+/// Add one turn's usage to the `session` × `credential` row.
+fn add_tx(
+    c: &mut rusqlite::Connection,
+    session: &str,
+    credential: &str,
+    usage: Usage,
+    now_ms: i64,
+) -> rusqlite::Result<()> {
+    // Atomic without a savepoint here: every write runs in a transaction or savepoint of its own.
+    let tx = &*c;
+    let prev: Option<(i64, i64, i64)> = tx
+        .prepare_cached("SELECT input_tokens, output_tokens, turns FROM usage WHERE session = ?1 AND credential = ?2")?
+        .query_row(params![session, credential], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .optional()?;
+    let (input, output, turns) = prev.unwrap_or((0, 0, 0));
+    tx.prepare_cached("INSERT INTO usage (session, credential, input_tokens, output_tokens, turns, updated_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+         ON CONFLICT(session, credential) DO UPDATE SET input_tokens = ?3, output_tokens = ?4, turns = ?5, updated_at = ?6")?
+        .execute(params![
+            session,
+            credential,
+            input.saturating_add(to_db(usage.input_tokens)),
+            output.saturating_add(to_db(usage.output_tokens)),
+            turns.saturating_add(1),
+            now_ms
+        ])?;
+    Ok(())
+}
+
 /// The usage totals in `state.db`.
 #[derive(Debug, Clone)]
 pub struct UsageBook {
@@ -58,28 +87,12 @@ impl UsageBook {
         usage: Usage,
         now_ms: i64,
     ) -> Result<(), StoreError> {
-        self.db.write(|c| {
-            let tx = c.transaction()?;
-            let prev: Option<(i64, i64, i64)> = tx
-                .prepare_cached("SELECT input_tokens, output_tokens, turns FROM usage WHERE session = ?1 AND credential = ?2")?.query_row(params![session, credential],
-                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
-                .optional()?;
-            let (input, output, turns) = prev.unwrap_or((0, 0, 0));
-            tx.prepare_cached("INSERT INTO usage (session, credential, input_tokens, output_tokens, turns, updated_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)
-                 ON CONFLICT(session, credential) DO UPDATE SET input_tokens = ?3, output_tokens = ?4, turns = ?5, updated_at = ?6")?.execute(params![
-                    session,
-                    credential,
-                    input.saturating_add(to_db(usage.input_tokens)),
-                    output.saturating_add(to_db(usage.output_tokens)),
-                    turns.saturating_add(1),
-                    now_ms
-                ])?;
-            tx.commit()
-        })
+        self.db
+            .write(|c| add_tx(c, session, credential, usage, now_ms))
     }
 
-    /// [`record`](Self::record) off the runtime threads.
+    /// [`record`](Self::record) from async code, through the store's group-commit
+    /// writer.
     pub async fn record_async(
         &self,
         session: &str,
@@ -87,11 +100,12 @@ impl UsageBook {
         usage: Usage,
         now_ms: i64,
     ) -> Result<(), StoreError> {
-        let (me, session, credential) = (self.clone(), session.to_string(), credential.to_string());
-        crate::state::blocking(&self.db, move || {
-            me.record(&session, &credential, usage, now_ms)
-        })
-        .await
+        let (session, credential) = (session.to_string(), credential.to_string());
+        self.db
+            .write_async(false, move |c| {
+                add_tx(c, &session, &credential, usage, now_ms)
+            })
+            .await
     }
 
     /// A session's totals over every credential, and its number of answered turns.

@@ -44,14 +44,30 @@ async fn dm_from_an_allowed_user_is_answered_and_the_menu_registered() {
     for n in ["model", "new", "reset", "help"] {
         assert!(names.contains(&n.to_string()), "{names:?}");
     }
-    assert!(
-        !s.tg.calls_of("sendChatAction").is_empty(),
-        "typing indicator"
-    );
     assert_eq!(
         s.llm.requests()[0].body["messages"][0]["content"],
         "hello there"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_answer_shows_the_typing_indicator_first() {
+    let s = setup("").await;
+    s.llm.set_latency(telegram::TYPING_AFTER * 4);
+    let hello = s.tg.send_dm(42, "alice", "take your time");
+    wait_answered(&s.tg, &inbox(&s.home), &[hello]).await;
+    let calls = s.tg.calls();
+    let typing = calls
+        .iter()
+        .position(|c| c.method == "sendchataction")
+        .expect("typing indicator");
+    assert_eq!(calls[typing].body["action"], "typing");
+    assert_eq!(calls[typing].body["chat_id"], 42);
+    let reply = calls
+        .iter()
+        .position(|c| c.method == "sendmessage")
+        .unwrap();
+    assert!(typing < reply, "typing shows before the reply: {calls:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

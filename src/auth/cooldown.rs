@@ -388,7 +388,7 @@ impl CooldownBook {
             Reason::Auth | Reason::RefreshFailed => (prev.saturating_add(1), FOREVER),
         };
         self.db.write(|c| {
-            let tx = c.transaction()?;
+            let tx = c.savepoint()?;
             tx.prepare_cached("INSERT INTO credential_state (credential, model, fingerprint, reason, until_ms, error_count, updated_at)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
                  ON CONFLICT(credential, model) DO UPDATE SET fingerprint = ?3, reason = ?4, until_ms = ?5, error_count = ?6, updated_at = ?7")?.execute(params![credential, scope, fingerprint, reason.as_str(), until, count, now_ms])?;
@@ -469,7 +469,7 @@ impl CooldownBook {
     ) -> Result<bool, StoreError> {
         let key = format!("usage_import:{marker}");
         let imported = self.db.write(|c| {
-            let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            let tx = c.savepoint()?;
             let done: bool = tx.prepare_cached("SELECT EXISTS(SELECT 1 FROM meta WHERE key = ?1)")?.query_row([&key], |r| r.get(0))?;
             if done {
                 return Ok(false);

@@ -255,7 +255,7 @@ impl SessionTurn {
     ) -> Result<(), StoreError> {
         let (store, key, now) = (self.store.clone(), self.key.clone(), self.clock.now_ms());
         let (m, p) = (model.clone(), pin.clone());
-        let rev = blocking(move || store.set_choice(&key, m.as_deref(), p.as_ref(), now)).await?;
+        let rev = store.set_choice_async(key, m, p, now).await?;
         let s = self.state_mut();
         s.model = model;
         s.pin = pin;
@@ -277,7 +277,7 @@ impl SessionTurn {
         );
         let msgs = vec![user, assistant];
         let stored = msgs.clone();
-        let rev = blocking(move || store.append_history(&key, &stored, keep, now)).await?;
+        let rev = store.append_history_async(key, stored, keep, now).await?;
         let s = self.state_mut();
         s.history.extend(msgs);
         let excess = s.history.len().saturating_sub(keep);
@@ -289,7 +289,7 @@ impl SessionTurn {
     /// Start a fresh conversation; keep model and pin.
     pub async fn clear_history(&mut self) -> Result<(), StoreError> {
         let (store, key, now) = (self.store.clone(), self.key.clone(), self.clock.now_ms());
-        let rev = blocking(move || store.clear_history(&key, now)).await?;
+        let rev = store.clear_history_async(key, now).await?;
         let s = self.state_mut();
         s.history.clear();
         s.rev = rev;

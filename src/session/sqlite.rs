@@ -1,9 +1,12 @@
 //! The embedded session store, in the state database (`crate::state`): reads on its
-//! read connections, writes on its writer. Every commit survives a process crash; a `/model` change is also synced to disk
+//! read connections, writes on its writer (from async code, through its group-commit
+//! writer thread). Every commit survives a process crash; a `/model` change is also synced to disk
 //! (`synchronous = FULL` for that transaction) so an acknowledged choice survives a
 //! power loss too, while history appends skip the fsync.
 
-use super::store::{Pin, PinSource, SessionRecord, SessionStore, SessionSummary, StoreError};
+use super::store::{
+    Pin, PinSource, SessionRecord, SessionStore, SessionSummary, StoreError, StoreFuture,
+};
 use crate::providers::{ChatMessage, Role};
 use crate::state::StateDb;
 use rusqlite::{Connection, OptionalExtension, params};
@@ -71,7 +74,7 @@ fn read_pin(r: &rusqlite::Row<'_>, at: usize) -> rusqlite::Result<Option<Pin>> {
     })
 }
 
-fn upsert_bump(tx: &rusqlite::Transaction<'_>, key: &str, now: i64) -> rusqlite::Result<i64> {
+fn upsert_bump(tx: &Connection, key: &str, now: i64) -> rusqlite::Result<i64> {
     tx.prepare_cached(
         "INSERT INTO sessions (key, created_at, updated_at) VALUES (?1, ?2, ?2)
          ON CONFLICT(key) DO UPDATE SET rev = rev + 1, updated_at = ?2",
@@ -88,10 +91,42 @@ fn set_choice_tx(
     pin: Option<&Pin>,
     now: i64,
 ) -> rusqlite::Result<i64> {
-    let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    // Atomic without a savepoint here: every write runs in a transaction or savepoint of its own.
+    let tx = &*c;
     let rev = upsert_bump(&tx, key, now)?;
     tx.prepare_cached("UPDATE sessions SET model = ?2, pin_profile = ?3, pin_source = ?4, pin_since = ?5 WHERE key = ?1")?.execute(params![key, model, pin.map(|p| &p.profile), pin.map(|p| p.source.as_str()), pin.map(|p| p.since)])?;
-    tx.commit()?;
+    Ok(rev)
+}
+
+fn append_tx(
+    c: &mut Connection,
+    key: &str,
+    messages: &[ChatMessage],
+    keep: usize,
+    now: i64,
+) -> rusqlite::Result<i64> {
+    // Atomic without a savepoint here: every write runs in a transaction or savepoint of its own.
+    let tx = &*c;
+    let rev = upsert_bump(&tx, key, now)?;
+    let next: i64 = tx
+        .prepare_cached("SELECT COALESCE(MAX(seq), 0) + 1 FROM history WHERE session_key = ?1")?
+        .query_row([key], |r| r.get(0))?;
+    for (i, m) in messages.iter().enumerate() {
+        tx.prepare_cached("INSERT INTO history (session_key, seq, role, content, created_at) VALUES (?1, ?2, ?3, ?4, ?5)")?
+            .execute(params![key, next + i as i64, role_str(m.role), m.content, now])?;
+    }
+    let keep = i64::try_from(keep).unwrap_or(i64::MAX);
+    tx.prepare_cached("DELETE FROM history WHERE session_key = ?1 AND seq <= (SELECT MAX(seq) FROM history WHERE session_key = ?1) - ?2")?
+        .execute(params![key, keep])?;
+    Ok(rev)
+}
+
+fn clear_tx(c: &mut Connection, key: &str, now: i64) -> rusqlite::Result<i64> {
+    // Atomic without a savepoint here: every write runs in a transaction or savepoint of its own.
+    let tx = &*c;
+    let rev = upsert_bump(&tx, key, now)?;
+    tx.prepare_cached("DELETE FROM history WHERE session_key = ?1")?
+        .execute([key])?;
     Ok(rev)
 }
 
@@ -99,7 +134,7 @@ impl SessionStore for SqliteStore {
     fn load(&self, key: &str, history_limit: usize) -> Result<Option<SessionRecord>, StoreError> {
         self.read(|c| {
             // One read transaction: the revision and the history belong together.
-            let tx = c.transaction()?;
+            let tx = c.savepoint()?;
             let row = tx
                 .prepare_cached("SELECT model, pin_profile, pin_source, pin_since, rev, updated_at FROM sessions WHERE key = ?1")?.query_row([key],
                     |r| {
@@ -135,12 +170,8 @@ impl SessionStore for SqliteStore {
         pin: Option<&Pin>,
         now: i64,
     ) -> Result<i64, StoreError> {
-        self.write(|c| {
-            c.pragma_update(None, "synchronous", "FULL")?;
-            let result = set_choice_tx(c, key, model, pin, now);
-            c.pragma_update(None, "synchronous", "NORMAL")?;
-            result
-        })
+        self.db
+            .write_durable(|c| set_choice_tx(c, key, model, pin, now))
     }
 
     fn append_history(
@@ -150,34 +181,54 @@ impl SessionStore for SqliteStore {
         keep: usize,
         now: i64,
     ) -> Result<i64, StoreError> {
-        self.write(|c| {
-            let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-            let rev = upsert_bump(&tx, key, now)?;
-            let next: i64 = tx.prepare_cached("SELECT COALESCE(MAX(seq), 0) + 1 FROM history WHERE session_key = ?1")?.query_row([key], |r| r.get(0))?;
-            for (i, m) in messages.iter().enumerate() {
-                tx.prepare_cached("INSERT INTO history (session_key, seq, role, content, created_at) VALUES (?1, ?2, ?3, ?4, ?5)")?.execute(params![key, next + i as i64, role_str(m.role), m.content, now])?;
-            }
-            let keep = i64::try_from(keep).unwrap_or(i64::MAX);
-            tx.prepare_cached("DELETE FROM history WHERE session_key = ?1 AND seq <= (SELECT MAX(seq) FROM history WHERE session_key = ?1) - ?2")?.execute(params![key, keep])?;
-            tx.commit()?;
-            Ok(rev)
-        })
+        self.write(|c| append_tx(c, key, messages, keep, now))
     }
 
     fn clear_history(&self, key: &str, now: i64) -> Result<i64, StoreError> {
-        self.write(|c| {
-            let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-            let rev = upsert_bump(&tx, key, now)?;
-            tx.prepare_cached("DELETE FROM history WHERE session_key = ?1")?
-                .execute([key])?;
-            tx.commit()?;
-            Ok(rev)
+        self.write(|c| clear_tx(c, key, now))
+    }
+
+    fn set_choice_async(
+        self: Arc<Self>,
+        key: String,
+        model: Option<String>,
+        pin: Option<Pin>,
+        now_ms: i64,
+    ) -> StoreFuture<i64> {
+        Box::pin(async move {
+            self.db
+                .write_async(true, move |c| {
+                    set_choice_tx(c, &key, model.as_deref(), pin.as_ref(), now_ms)
+                })
+                .await
+        })
+    }
+
+    fn append_history_async(
+        self: Arc<Self>,
+        key: String,
+        messages: Vec<ChatMessage>,
+        keep: usize,
+        now_ms: i64,
+    ) -> StoreFuture<i64> {
+        Box::pin(async move {
+            self.db
+                .write_async(false, move |c| append_tx(c, &key, &messages, keep, now_ms))
+                .await
+        })
+    }
+
+    fn clear_history_async(self: Arc<Self>, key: String, now_ms: i64) -> StoreFuture<i64> {
+        Box::pin(async move {
+            self.db
+                .write_async(false, move |c| clear_tx(c, &key, now_ms))
+                .await
         })
     }
 
     fn delete(&self, key: &str) -> Result<bool, StoreError> {
         self.write(|c| {
-            let tx = c.transaction()?;
+            let tx = c.savepoint()?;
             tx.prepare_cached("DELETE FROM history WHERE session_key = ?1")?
                 .execute([key])?;
             let n = tx

@@ -64,8 +64,25 @@ pub struct SessionSummary {
 }
 
 pub use crate::state::StoreError;
+use std::sync::Arc;
 
-pub trait SessionStore: Send + Sync + std::fmt::Debug {
+/// What the async store calls return.
+pub type StoreFuture<T> =
+    std::pin::Pin<Box<dyn std::future::Future<Output = Result<T, StoreError>> + Send>>;
+
+/// Runs a blocking store call on tokio's blocking pool.
+async fn on_blocking_pool<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, StoreError> + Send + 'static,
+) -> Result<T, StoreError> {
+    tokio::task::spawn_blocking(f).await.unwrap_or_else(|e| {
+        Err(StoreError::Backend {
+            path: "session store".into(),
+            message: format!("store task failed: {e}"),
+        })
+    })
+}
+
+pub trait SessionStore: Send + Sync + std::fmt::Debug + 'static {
     /// The session with its newest `history_limit` messages, if it exists.
     fn load(&self, key: &str, history_limit: usize) -> Result<Option<SessionRecord>, StoreError>;
     /// The session's revision (0 when it does not exist): cheap staleness check.
@@ -93,4 +110,36 @@ pub trait SessionStore: Send + Sync + std::fmt::Debug {
     fn list(&self) -> Result<Vec<SessionSummary>, StoreError>;
     /// One session's summary, if it exists.
     fn summary(&self, key: &str) -> Result<Option<SessionSummary>, StoreError>;
+
+    /// [`set_choice`](Self::set_choice) for async callers (by default on the blocking
+    /// pool; a backend with its own writer overrides it).
+    fn set_choice_async(
+        self: Arc<Self>,
+        key: String,
+        model: Option<String>,
+        pin: Option<Pin>,
+        now_ms: i64,
+    ) -> StoreFuture<i64> {
+        Box::pin(on_blocking_pool(move || {
+            self.set_choice(&key, model.as_deref(), pin.as_ref(), now_ms)
+        }))
+    }
+
+    /// [`append_history`](Self::append_history) for async callers.
+    fn append_history_async(
+        self: Arc<Self>,
+        key: String,
+        messages: Vec<ChatMessage>,
+        keep: usize,
+        now_ms: i64,
+    ) -> StoreFuture<i64> {
+        Box::pin(on_blocking_pool(move || {
+            self.append_history(&key, &messages, keep, now_ms)
+        }))
+    }
+
+    /// [`clear_history`](Self::clear_history) for async callers.
+    fn clear_history_async(self: Arc<Self>, key: String, now_ms: i64) -> StoreFuture<i64> {
+        Box::pin(on_blocking_pool(move || self.clear_history(&key, now_ms)))
+    }
 }

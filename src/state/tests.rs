@@ -64,13 +64,13 @@ fn a_reader_is_not_blocked_behind_a_writer_waiting_for_another_process() {
     let writer = {
         let db = db.clone();
         std::thread::spawn(move || {
-            db.write(|c| {
-                let _ = waiting_tx.send(());
-                c.execute("INSERT INTO meta (key, value) VALUES ('c', '3')", [])
-            })
+            let _ = waiting_tx.send(());
+            db.write(|c| c.execute("INSERT INTO meta (key, value) VALUES ('c', '3')", []))
         })
     };
     waiting.recv().unwrap();
+    // Give it time to reach SQLite's busy wait (the assertion below holds either way).
+    std::thread::sleep(Duration::from_millis(50));
     // Reads (and the staleness check) answer meanwhile, from the last commit.
     let keys: Vec<String> = db
         .read(|c| {
@@ -112,4 +112,97 @@ fn recheck_is_due_first_and_then_after_its_interval() {
     let r = Recheck::new(Duration::ZERO);
     r.done(Instant::now());
     assert!(r.due());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn queued_writes_commit_together_and_a_failing_one_rolls_back_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("state.db");
+    let db = StateDb::open(&path).unwrap();
+    // Many writes at once: some fail half-way (after their first insert).
+    let writes = (0..200).map(|i| {
+        let db = db.clone();
+        tokio::spawn(async move {
+            db.write_async(false, move |c| {
+                c.execute(
+                    "INSERT INTO meta (key, value) VALUES (?1, 'a')",
+                    [format!("k{i}")],
+                )?;
+                if i % 10 == 3 {
+                    // A duplicate key: this write fails after its first statement.
+                    c.execute(
+                        "INSERT INTO meta (key, value) VALUES (?1, 'b')",
+                        [format!("k{i}")],
+                    )?;
+                }
+                Ok(i)
+            })
+            .await
+        })
+    });
+    let results = futures_util::future::join_all(writes).await;
+    for (i, r) in results.into_iter().enumerate() {
+        let r = r.unwrap();
+        if i % 10 == 3 {
+            assert!(r.unwrap_err().to_string().contains("UNIQUE"), "write {i}");
+        } else {
+            assert_eq!(r.unwrap(), i, "write {i}");
+        }
+    }
+    // Committed (seen by another connection), and the failed ones left nothing.
+    let other = Connection::open(&path).unwrap();
+    let n: i64 = other
+        .query_row("SELECT COUNT(*) FROM meta WHERE key LIKE 'k%'", [], |r| {
+            r.get(0)
+        })
+        .unwrap();
+    assert_eq!(n, 180);
+    let failed: i64 = other
+        .query_row("SELECT COUNT(*) FROM meta WHERE key = 'k3'", [], |r| {
+            r.get(0)
+        })
+        .unwrap();
+    assert_eq!(failed, 0);
+    // The synchronous path still works beside it, and nests savepoints.
+    db.write(|c| {
+        let sp = c.savepoint()?;
+        sp.execute("INSERT INTO meta (key, value) VALUES ('sync', '1')", [])?;
+        sp.commit()
+    })
+    .unwrap();
+    assert!(
+        db.write(|c| c.execute("INSERT INTO meta (key, value) VALUES ('sync', '2')", []))
+            .is_err()
+    );
+}
+
+#[tokio::test]
+async fn an_async_write_waits_for_the_lock_and_then_commits() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("state.db");
+    let db = StateDb::open(&path).unwrap();
+    let other = Connection::open(&path).unwrap();
+    other
+        .execute_batch("BEGIN IMMEDIATE; INSERT INTO meta (key, value) VALUES ('x', '1');")
+        .unwrap();
+    let write = tokio::spawn({
+        let db = db.clone();
+        async move {
+            db.write_async(true, |c| {
+                c.execute("INSERT INTO meta (key, value) VALUES ('y', '2')", [])
+            })
+            .await
+        }
+    });
+    // Reads answer meanwhile, from the last commit.
+    let n: i64 = db
+        .read(|c| c.query_row("SELECT COUNT(*) FROM meta", [], |r| r.get(0)))
+        .unwrap();
+    assert_eq!(n, 0);
+    other.execute_batch("COMMIT").unwrap();
+    assert_eq!(write.await.unwrap().unwrap(), 1);
+    let n: i64 = db
+        .read(|c| c.query_row("SELECT COUNT(*) FROM meta", [], |r| r.get(0)))
+        .unwrap();
+    assert_eq!(n, 2);
 }

@@ -43,6 +43,7 @@ mod reply;
 pub use access::{Access, access, approval_needed};
 use journal::{Journal, Stored, StoredRef};
 pub use mention::strip_mention;
+pub use reply::TYPING_AFTER;
 
 /// Long-poll timeout asked of Telegram (teloxide gives up on a request after ~17 s).
 const POLL_TIMEOUT_SECS: u32 = 10;

@@ -19,6 +19,11 @@ use teloxide::types::{
 
 /// Sends retried after a 429 before giving up on a message part.
 const SEND_ATTEMPTS: usize = 5;
+/// The typing indicator shows once an answer takes longer than this: a reply that is
+/// there sooner (a command, a cached or fast model) costs no extra Bot API call.
+pub const TYPING_AFTER: Duration = Duration::from_millis(300);
+/// Telegram shows "typing…" for about 5 s; it is sent again this often.
+const TYPING_EVERY: Duration = Duration::from_secs(4);
 
 /// The forum topic a message belongs to (replies go there too).
 pub fn thread_of(msg: &Message) -> Option<ThreadId> {
@@ -39,11 +44,12 @@ pub async fn answer(ctx: &Ctx, session: &str, owner: bool, msg: &Message, album:
     let thread = thread_of(msg);
     let bot = ctx.bot.clone();
     let typing = tokio::spawn(async move {
+        tokio::time::sleep(TYPING_AFTER).await;
         loop {
             let mut action = bot.send_chat_action(chat, ChatAction::Typing);
             action.message_thread_id = thread;
             let _ = action.await;
-            tokio::time::sleep(Duration::from_secs(4)).await;
+            tokio::time::sleep(TYPING_EVERY).await;
         }
     });
     // The message this one replies to goes to the model with it (DESIGN §10).

@@ -216,6 +216,7 @@ impl FakeProvider {
             latency: Mutex::new(Duration::ZERO),
             chunk_delay: Mutex::new(Duration::ZERO),
             requests: Mutex::new(Vec::new()),
+            keep_requests: std::sync::atomic::AtomicBool::new(true),
             counter: AtomicU64::new(0),
             shutdown: shutdown_rx.clone(),
         });
@@ -302,6 +303,12 @@ impl FakeProvider {
         *lock(&self.inner.chunk_delay) = d;
     }
 
+    /// Keep every request for `requests()` (default), or only count them
+    /// (`request_count()`): a load benchmark measures the gateway, not the fake's copies.
+    pub fn keep_requests(&self, keep: bool) {
+        self.inner.keep_requests.store(keep, Ordering::SeqCst);
+    }
+
     pub fn requests(&self) -> Vec<RecordedRequest> {
         lock(&self.inner.requests).clone()
     }
@@ -341,6 +348,8 @@ struct Inner {
     latency: Mutex<Duration>,
     chunk_delay: Mutex<Duration>,
     requests: Mutex<Vec<RecordedRequest>>,
+    /// Requests are kept for `requests()` (default) or only counted (load benches).
+    keep_requests: std::sync::atomic::AtomicBool,
     counter: AtomicU64,
     shutdown: watch::Receiver<bool>,
 }
@@ -515,17 +524,19 @@ async fn handle(
         Ok(_) => inner.next_behavior(key.as_deref()),
         Err(message) => Behavior::InvalidRequest(message.clone()),
     };
-    lock(&inner.requests).push(RecordedRequest {
-        api: api.clone(),
-        method: method.as_str().to_string(),
-        path,
-        query,
-        headers: header_list,
-        body: body.clone(),
-        key,
-        stream,
-        images: images.unwrap_or_default(),
-    });
+    if inner.keep_requests.load(Ordering::SeqCst) {
+        lock(&inner.requests).push(RecordedRequest {
+            api: api.clone(),
+            method: method.as_str().to_string(),
+            path,
+            query,
+            headers: header_list,
+            body: body.clone(),
+            key,
+            stream,
+            images: images.unwrap_or_default(),
+        });
+    }
 
     let latency = *lock(&inner.latency);
     if !latency.is_zero() {

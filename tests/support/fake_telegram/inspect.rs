@@ -25,6 +25,17 @@ impl FakeTelegram {
             .collect()
     }
 
+    /// Whether every call is kept for `calls()` (default) or only counted per method
+    /// (`call_counts()`): a load benchmark measures the gateway, not the fake's copies.
+    pub fn keep_calls(&self, keep: bool) {
+        lock(&self.inner.state).skip_calls = !keep;
+    }
+
+    /// Calls per lower-cased method so far (kept or not).
+    pub fn call_counts(&self) -> std::collections::BTreeMap<String, usize> {
+        lock(&self.inner.state).call_counts.clone()
+    }
+
     pub fn clear_calls(&self) {
         lock(&self.inner.state).calls.clear();
     }
@@ -38,11 +49,25 @@ impl FakeTelegram {
     /// passed; returns the successful `sendMessage`s (edits and drafts left out).
     pub async fn wait_for_messages(&self, n: usize, timeout: Duration) -> Vec<SentMessage> {
         let is_send = |m: &SentMessage| !m.is_edit() && !m.is_draft();
-        self.wait_until(timeout, |st| {
-            st.sent.iter().filter(|m| is_send(m)).count() >= n
-        })
-        .await;
+        self.wait_until(timeout, |st| st.sends >= n).await;
         self.sent_messages().into_iter().filter(is_send).collect()
+    }
+
+    /// Waits until at least `n` `sendMessage` calls succeeded or `timeout` passed,
+    /// without copying them (for load benchmarks); returns when the `n`-th was sent.
+    pub async fn wait_for_sends(&self, n: usize, timeout: Duration) -> Option<std::time::Instant> {
+        self.wait_until(timeout, |st| st.sends >= n).await;
+        let st = lock(&self.inner.state);
+        st.sent
+            .iter()
+            .filter(|m| !m.is_edit() && !m.is_draft())
+            .nth(n.checked_sub(1)?)
+            .map(|m| m.at)
+    }
+
+    /// How many `sendMessage` calls succeeded so far.
+    pub fn sends(&self) -> usize {
+        lock(&self.inner.state).sends
     }
 
     /// Waits until at least `n` calls of `method` were received (answered or

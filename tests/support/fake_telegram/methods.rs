@@ -319,6 +319,7 @@ fn send_message(inner: &Inner, st: &mut St, p: &Params) -> Result<Reply, Reply> 
         msg["reply_markup"] = k;
     }
     st.store(chat_id, &msg);
+    st.sends += 1;
     st.sent.push(SentMessage {
         method: "sendmessage".into(),
         chat_id,

@@ -317,6 +317,12 @@ struct St {
     calls: Vec<RecordedCall>,
     next_seq: u64,
     sent: Vec<SentMessage>,
+    /// Calls are counted per method but not kept (`keep_calls(false)`, for load benches).
+    skip_calls: bool,
+    /// Calls per lower-cased method, kept or not.
+    call_counts: std::collections::BTreeMap<String, usize>,
+    /// How many of `sent` are `sendMessage`s (edits and drafts left out).
+    sends: usize,
     last_commands: Option<Value>,
     /// scope + language → commands
     registered_commands: HashMap<String, Value>,
@@ -485,18 +491,21 @@ async fn handle(
         let mut st = lock(&inner.state);
         st.next_seq += 1;
         let seq = st.next_seq;
-        st.calls.push(RecordedCall {
-            method: lc.clone(),
-            raw_method: name.to_string(),
-            body: Value::Object(params.clone()),
-            raw_body: String::from_utf8_lossy(&body).into_owned(),
-            content_type,
-            authorized,
-            at: Instant::now(),
-            status: 0,
-            response: Value::Null,
-            seq,
-        });
+        *st.call_counts.entry(lc.clone()).or_default() += 1;
+        if !st.skip_calls {
+            st.calls.push(RecordedCall {
+                method: lc.clone(),
+                raw_method: name.to_string(),
+                body: Value::Object(params.clone()),
+                raw_body: String::from_utf8_lossy(&body).into_owned(),
+                content_type,
+                authorized,
+                at: Instant::now(),
+                status: 0,
+                response: Value::Null,
+                seq,
+            });
+        }
         let scripted = if authorized {
             st.scripted.get_mut(&lc).and_then(VecDeque::pop_front)
         } else {
@@ -522,7 +531,8 @@ async fn handle(
 
     {
         let mut st = lock(&inner.state);
-        if let Some(call) = st.calls.iter_mut().rev().find(|c| c.seq == seq) {
+        if st.skip_calls {
+        } else if let Some(call) = st.calls.iter_mut().rev().find(|c| c.seq == seq) {
             call.status = reply.0;
             call.response = reply.1.clone();
         }
