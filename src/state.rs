@@ -139,10 +139,14 @@ const MAX_BATCH: usize = 512;
 /// commit's outcome (`Err` = the batch did not commit).
 type Done = Box<dyn FnOnce(Result<(), String>) + Send>;
 
+/// A queued write's body: given the connection (or why there is none), it runs and
+/// says whether it succeeded, and how to report its result after the commit.
+type Run = Box<dyn FnOnce(Result<&mut Connection, String>) -> (bool, Done) + Send>;
+
 /// A write waiting for the writer thread: run on the connection (or told why it could
 /// not run), it says whether it succeeded and how to report its result.
 struct Queued {
-    run: Box<dyn FnOnce(Result<&mut Connection, String>) -> (bool, Done) + Send>,
+    run: Run,
     /// Commit with `synchronous = FULL` (an acknowledged choice survives a power loss).
     durable: bool,
 }

@@ -93,7 +93,7 @@ fn set_choice_tx(
 ) -> rusqlite::Result<i64> {
     // Atomic without a savepoint here: every write runs in a transaction or savepoint of its own.
     let tx = &*c;
-    let rev = upsert_bump(&tx, key, now)?;
+    let rev = upsert_bump(tx, key, now)?;
     tx.prepare_cached("UPDATE sessions SET model = ?2, pin_profile = ?3, pin_source = ?4, pin_since = ?5 WHERE key = ?1")?.execute(params![key, model, pin.map(|p| &p.profile), pin.map(|p| p.source.as_str()), pin.map(|p| p.since)])?;
     Ok(rev)
 }
@@ -107,7 +107,7 @@ fn append_tx(
 ) -> rusqlite::Result<i64> {
     // Atomic without a savepoint here: every write runs in a transaction or savepoint of its own.
     let tx = &*c;
-    let rev = upsert_bump(&tx, key, now)?;
+    let rev = upsert_bump(tx, key, now)?;
     let next: i64 = tx
         .prepare_cached("SELECT COALESCE(MAX(seq), 0) + 1 FROM history WHERE session_key = ?1")?
         .query_row([key], |r| r.get(0))?;
@@ -124,7 +124,7 @@ fn append_tx(
 fn clear_tx(c: &mut Connection, key: &str, now: i64) -> rusqlite::Result<i64> {
     // Atomic without a savepoint here: every write runs in a transaction or savepoint of its own.
     let tx = &*c;
-    let rev = upsert_bump(&tx, key, now)?;
+    let rev = upsert_bump(tx, key, now)?;
     tx.prepare_cached("DELETE FROM history WHERE session_key = ?1")?
         .execute([key])?;
     Ok(rev)
