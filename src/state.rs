@@ -24,7 +24,9 @@ use std::time::{Duration, Instant};
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Idle read connections kept open; more are opened while many reads run at once.
-const MAX_IDLE_READERS: usize = 8;
+/// Generous: opening one (and preparing its statements again) costs far more than the
+/// query, and under a burst every turn reads its session's revision.
+const MAX_IDLE_READERS: usize = 32;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
