@@ -4,6 +4,10 @@
 //! - [`chunk`]: cutting a reply into messages that fit a platform's length limit (pure).
 //! - `media`: what Telegram and Discord share when a message brings images or files.
 
+/// A typing indicator shows once an answer takes longer than this: a reply that is there
+/// sooner (a command, a fast model) costs no extra platform call.
+pub const TYPING_AFTER: std::time::Duration = std::time::Duration::from_millis(300);
+
 pub mod chunk;
 pub mod discord;
 pub(crate) mod media;

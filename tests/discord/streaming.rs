@@ -193,3 +193,16 @@ async fn a_slash_command_streams_into_its_deferred_response() {
     let s = s.finish().await;
     assert_eq!(s.llm.request_count(), 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_answer_shows_the_typing_indicator_before_the_reply() {
+    let s = setup_with(&default_body(), None).await;
+    s.llm.set_latency(remoteclaw::channels::TYPING_AFTER * 4);
+    s.dc.send_message(DM_CHANNEL, None, OWNER, "alice", "take your time", false);
+    let s = wait_until_final(s, DM_CHANNEL, "fake reply to: take your time").await;
+    let typing = calls_to(&s, "POST", &format!("/channels/{DM_CHANNEL}/typing"));
+    let posts = calls_to(&s, "POST", &format!("/channels/{DM_CHANNEL}/messages"));
+    assert_eq!(typing.len(), 1, "typing shown once: {typing:?}");
+    assert_eq!(posts.len(), 1);
+    assert!(typing[0].at < posts[0].at, "typing shows before the reply");
+}

@@ -93,7 +93,7 @@ impl Handler {
                 .replace(&format!("<@!{me}>"), " "),
             None => msg.content.clone(),
         };
-        let typing = msg.channel_id.start_typing(&ctx.http);
+        let typing = typing_after_grace(ctx, msg.channel_id);
         // Images and files, downloaded and checked; the person hears about any refused.
         let max = self.app.config.agents.defaults.max_image_bytes();
         let gathered = self.media.gather(&msg.attachments, max).await;
@@ -101,7 +101,7 @@ impl Handler {
             self.reply(ctx, msg.channel_id, &notice).await;
         }
         if !gathered.answer(&text) {
-            typing.stop();
+            typing.abort();
             self.mark_answered(&msg.id.to_string()).await;
             return;
         }
@@ -129,7 +129,7 @@ impl Handler {
             &surface,
             live::style(&self.cfg),
             |result| {
-                typing.stop();
+                typing.abort();
                 (!result.ignored).then(|| result.reply_text())
             },
         )
@@ -215,4 +215,22 @@ impl Handler {
             tracing::warn!(id, "could not mark a Discord message answered: {e}");
         }
     }
+}
+
+/// Discord shows "typing…" for about 10 s after each trigger; it is sent again this often.
+const TYPING_EVERY: std::time::Duration = std::time::Duration::from_secs(7);
+
+/// The typing indicator, from [`crate::channels::TYPING_AFTER`] on until aborted: a reply
+/// that is there sooner costs no extra REST call.
+fn typing_after_grace(ctx: &Context, channel: ChannelId) -> tokio::task::JoinHandle<()> {
+    let http = ctx.http.clone();
+    tokio::spawn(async move {
+        tokio::time::sleep(crate::channels::TYPING_AFTER).await;
+        loop {
+            if let Err(e) = channel.broadcast_typing(&http).await {
+                tracing::debug!(%channel, "typing indicator not shown: {e}");
+            }
+            tokio::time::sleep(TYPING_EVERY).await;
+        }
+    })
 }

@@ -19,9 +19,7 @@ use teloxide::types::{
 
 /// Sends retried after a 429 before giving up on a message part.
 const SEND_ATTEMPTS: usize = 5;
-/// The typing indicator shows once an answer takes longer than this: a reply that is
-/// there sooner (a command, a cached or fast model) costs no extra Bot API call.
-pub const TYPING_AFTER: Duration = Duration::from_millis(300);
+pub use crate::channels::TYPING_AFTER;
 /// Telegram shows "typing…" for about 5 s; it is sent again this often.
 const TYPING_EVERY: Duration = Duration::from_secs(4);
 
