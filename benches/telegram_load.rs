@@ -74,15 +74,24 @@ fn main() {
             let before = tg.sends();
             let started = Instant::now();
             let mut queued = Vec::with_capacity(total);
+            let mut last_update = 0;
             for round in 0..per_chat {
                 for chat in 0..chats {
                     let user = 10_000 + chat as i64;
-                    tg.send_dm(user, "user", &format!("message {round}"));
+                    last_update = tg.send_dm(user, "user", &format!("message {round}"));
                     queued.push(Instant::now());
                 }
             }
-            tg.wait_for_sends(before + total, Duration::from_secs(300)).await;
+            // When the gateway had taken in (recorded and acknowledged) every update.
+            let intake = async {
+                while tg.highest_offset_seen() <= last_update {
+                    tokio::time::sleep(Duration::from_millis(2)).await;
+                }
+                Instant::now()
+            };
+            let (taken_in, _) = tokio::join!(intake, tg.wait_for_sends(before + total, Duration::from_secs(300)));
             let elapsed = started.elapsed();
+            let taken_in = taken_in.saturating_duration_since(started);
             let sent: Vec<_> = tg.sent_messages().into_iter().filter(|m| !m.is_edit() && !m.is_draft()).skip(before).collect();
             let replies = sent.len();
             // Match replies to messages per chat (replies of one chat come in order).
@@ -101,6 +110,7 @@ fn main() {
             let kind = if burst == 1 { "cold" } else { "warm" };
             println!("burst {burst} ({kind}): chats: {chats}, messages: {total}, replies: {replies} ({busy} of them the gateway-busy reply), elapsed: {:.2} s", elapsed.as_secs_f64());
             println!("burst {burst} ({kind}): throughput: {:.0} messages/s (target >= 5000)", replies as f64 / elapsed.as_secs_f64());
+            println!("burst {burst} ({kind}): every update taken in after {:.2} s", taken_in.as_secs_f64());
             println!("burst {burst} ({kind}): queued -> reply sent: p50 {:.1} ms, p99 {:.1} ms", support::pct(&mut loaded, 0.5), support::pct(&mut loaded, 0.99));
             assert_eq!(replies, total, "every message answered exactly once");
         }

@@ -107,7 +107,7 @@ pub async fn run(
     app: Arc<App>,
     cfg: TelegramConfig,
     token: Secret,
-    mut shutdown: watch::Receiver<bool>,
+    shutdown: watch::Receiver<bool>,
 ) -> Result<(), TelegramError> {
     let url = reqwest::Url::parse(&cfg.api_root)
         .map_err(|_| TelegramError::BadApiRoot(cfg.api_root.clone()))?;
@@ -131,7 +131,7 @@ pub async fn run(
         bot_id: me.id.0,
         pairing,
         journal,
-        queues: queue::Queues::default(),
+        queues: queue::Queues::here(),
         picker: picker::Picker::default(),
         limiter: limiter::Limiter::default(),
     });
@@ -143,7 +143,7 @@ pub async fn run(
             None => ctx.journal.answered(id).await,
         }
     }
-    let polled = poll(&ctx, &mut shutdown).await;
+    let polled = poll_on_own_thread(&ctx, &shutdown).await;
     tracing::info!(
         unanswered = ctx.journal.open_count(),
         "Telegram channel stopped taking messages; finishing the turns in flight"
@@ -155,6 +155,54 @@ pub async fn run(
     polled
 }
 
+/// The poll loop on a thread of its own (a single-threaded runtime): under load the
+/// runtime's workers hold hundreds of ready turns, and a poll loop among them would
+/// wait its turn at each step, so messages would come in slower than they are answered.
+/// Everything it starts (session workers, replies) runs on the gateway's runtime.
+async fn poll_on_own_thread(
+    ctx: &Arc<Ctx>,
+    shutdown: &watch::Receiver<bool>,
+) -> Result<(), TelegramError> {
+    // The thread hears the shutdown through a channel of its own, whose sender lives in
+    // this future: dropping the channel's `run` stops the poller too.
+    let (stop_tx, mut sd) = watch::channel(*shutdown.borrow());
+    let mut outer = shutdown.clone();
+    let forward = async move {
+        while outer.changed().await.is_ok() {
+            stop_tx.send_replace(*outer.borrow());
+        }
+        drop(stop_tx);
+        std::future::pending::<()>().await;
+    };
+    let c = ctx.clone();
+    let thread = tokio::task::spawn_blocking(move || {
+        match tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+        {
+            Ok(rt) => Some(rt.block_on(poll(&c, &mut sd))),
+            Err(e) => {
+                tracing::warn!(
+                    "no thread of its own for the Telegram poller ({e}); polling on the gateway's runtime"
+                );
+                None
+            }
+        }
+    });
+    let joined = tokio::select! {
+        j = thread => j,
+        () = forward => return Ok(()),
+    };
+    match joined {
+        Ok(Some(polled)) => polled,
+        Ok(None) => poll(ctx, &mut shutdown.clone()).await,
+        Err(e) => {
+            tracing::error!("the Telegram poller stopped: {e}");
+            Ok(())
+        }
+    }
+}
+
 /// Long-poll `getUpdates` until `shutdown`. Each update is recorded before the next
 /// poll acknowledges it; the offset stored is only ever one whose updates were answered.
 async fn poll(ctx: &Arc<Ctx>, shutdown: &mut watch::Receiver<bool>) -> Result<(), TelegramError> {
@@ -163,17 +211,27 @@ async fn poll(ctx: &Arc<Ctx>, shutdown: &mut watch::Receiver<bool>) -> Result<()
         if *shutdown.borrow() {
             return Ok(());
         }
-        ctx.journal.record_offset().await;
-        ctx.journal.prune_if_due().await;
         let request = ctx
             .bot
             .get_updates()
             .offset(ctx.journal.poll_offset())
             .timeout(POLL_TIMEOUT_SECS)
             .allowed_updates(vec![AllowedUpdate::Message, AllowedUpdate::CallbackQuery]);
-        let result = tokio::select! {
-            _ = shutdown.changed() => return Ok(()),
-            r = request => r,
+        // The answered offset is stored while the poll runs (at most one write in flight,
+        // so offsets are stored in order), not before it: a busy channel polls sooner.
+        let bookkeeping = async {
+            ctx.journal.record_offset().await;
+            ctx.journal.prune_if_due().await;
+        };
+        let polled = async {
+            tokio::select! {
+                _ = shutdown.changed() => None,
+                r = request => Some(r),
+            }
+        };
+        let ((), result) = tokio::join!(bookkeeping, polled);
+        let Some(result) = result else {
+            return Ok(());
         };
         let wait = match result {
             Ok(updates) => {

@@ -29,20 +29,26 @@ pub struct Job {
 }
 
 /// The channel's running tasks: each holds a receiver, so `idle` resolves once all
-/// of them have finished.
+/// of them have finished. They run on the gateway's runtime (the one the channel was
+/// started on), wherever they are spawned from: the poller has a thread of its own.
 #[derive(Debug)]
-pub struct Tasks(watch::Sender<()>);
-
-impl Default for Tasks {
-    fn default() -> Self {
-        Tasks(watch::channel(()).0)
-    }
+pub struct Tasks {
+    running: watch::Sender<()>,
+    runtime: tokio::runtime::Handle,
 }
 
 impl Tasks {
+    /// Tasks on the runtime this is called on.
+    pub fn here() -> Tasks {
+        Tasks {
+            running: watch::channel(()).0,
+            runtime: tokio::runtime::Handle::current(),
+        }
+    }
+
     pub fn spawn(&self, task: impl Future<Output = ()> + Send + 'static) {
-        let running = self.0.subscribe();
-        tokio::spawn(async move {
+        let running = self.running.subscribe();
+        self.runtime.spawn(async move {
             task.await;
             drop(running);
         });
@@ -50,18 +56,25 @@ impl Tasks {
 
     /// Resolves when no task is running.
     pub async fn idle(&self) {
-        self.0.closed().await;
+        self.running.closed().await;
     }
 }
 
 /// The session workers' queues and the channel's tasks.
-#[derive(Default)]
 pub struct Queues {
     workers: DashMap<String, mpsc::Sender<Job>>,
     pub tasks: Tasks,
 }
 
 impl Queues {
+    /// Queues whose workers run on the runtime this is called on.
+    pub fn here() -> Queues {
+        Queues {
+            workers: DashMap::new(),
+            tasks: Tasks::here(),
+        }
+    }
+
     /// Take no more messages: each worker answers what it holds, then ends.
     pub fn close(&self) {
         self.workers.clear();
