@@ -30,10 +30,23 @@ const MAX_IDLE_READERS: usize = 32;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    #[error(
-        "state database {path}: {message}. Check the file and its permissions; `remoteclaw doctor` can help."
-    )]
+    /// `path` names the store (a file, or `redis at host:port`); a message starting with
+    /// `state store unavailable: ` means the store could not be reached (DESIGN §9).
+    #[error("{}", backend_text(path, message))]
     Backend { path: String, message: String },
+}
+
+/// How a [`StoreError::Backend`] reads: the hint fits the kind of store.
+fn backend_text(path: &str, message: &str) -> String {
+    if message.starts_with("state store unavailable: ") {
+        format!("{message} ({path}). Check that the server is running and reachable.")
+    } else if path.starts_with("redis ") {
+        format!("state store {path}: {message}")
+    } else {
+        format!(
+            "state database {path}: {message}. Check the file and its permissions; `remoteclaw doctor` can help."
+        )
+    }
 }
 
 /// Migrations, in order; index + 1 is the schema version they produce.

@@ -263,6 +263,7 @@ async fn only_owners_may_pin() {
         app.sessions
             .store()
             .load("telegram:dm:5", 0)
+            .await
             .unwrap()
             .is_none_or(|s| s.pin.is_none())
     );

@@ -134,6 +134,7 @@ async fn only_owners_may_pin_a_profile() {
         .sessions
         .store()
         .load("telegram:dm:42", 0)
+        .await
         .unwrap()
         .unwrap()
         .pin
@@ -348,6 +349,7 @@ async fn model_picker_buttons_apply_the_choice_after_rechecking_the_sender() {
         .sessions
         .store()
         .load("telegram:dm:42", 0)
+        .await
         .unwrap()
         .unwrap()
         .model;
@@ -357,6 +359,7 @@ async fn model_picker_buttons_apply_the_choice_after_rechecking_the_sender() {
             .sessions
             .store()
             .load("telegram:dm:43", 0)
+            .await
             .unwrap()
             .is_none_or(|r| r.model.is_none())
     );

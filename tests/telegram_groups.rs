@@ -57,6 +57,7 @@ async fn groups_answer_only_when_mentioned_and_commands_for_other_bots_are_ignor
         .sessions
         .store()
         .summary("telegram:group:-1001234:thread:7")
+        .await
         .unwrap();
     assert!(out.is_some(), "topic session key");
 }

@@ -66,8 +66,8 @@ fn to_json(app: &App, s: &SessionSummary) -> SessionJson {
     }
 }
 
-fn find(app: &App, wanted: &str) -> anyhow::Result<Option<SessionSummary>> {
-    Ok(app.sessions.store().summary(wanted)?)
+async fn find(app: &App, wanted: &str) -> anyhow::Result<Option<SessionSummary>> {
+    Ok(app.sessions.store().summary(wanted).await?)
 }
 
 pub async fn run(args: SessionsArgs) -> anyhow::Result<ExitCode> {
@@ -75,7 +75,7 @@ pub async fn run(args: SessionsArgs) -> anyhow::Result<ExitCode> {
     let now = app.clock.now_ms();
     match args.command {
         SessionsCommand::List { json } => {
-            let all = app.sessions.store().list()?;
+            let all = app.sessions.store().list().await?;
             if json {
                 let out: Vec<SessionJson> = all.iter().map(|s| to_json(&app, s)).collect();
                 println!("{}", serde_json::to_string_pretty(&out)?);
@@ -102,7 +102,7 @@ pub async fn run(args: SessionsArgs) -> anyhow::Result<ExitCode> {
         }
         SessionsCommand::Show { key: k, json } => {
             key::validate(&k).map_err(anyhow::Error::msg)?;
-            let Some(s) = find(&app, &k)? else {
+            let Some(s) = find(&app, &k).await? else {
                 eprintln!(
                     "error: no session \"{k}\" in {}. `remoteclaw sessions list` shows the stored ones.",
                     app.paths.state_db().display()
@@ -134,16 +134,16 @@ pub async fn run(args: SessionsArgs) -> anyhow::Result<ExitCode> {
         }
         SessionsCommand::Reset { key: k, all } => {
             key::validate(&k).map_err(anyhow::Error::msg)?;
-            if find(&app, &k)?.is_none() {
+            if find(&app, &k).await?.is_none() {
                 eprintln!(
                     "error: no session \"{k}\". `remoteclaw sessions list` shows the stored ones."
                 );
                 return Ok(ExitCode::FAILURE);
             }
             let store = app.sessions.store();
-            store.clear_history(&k, now)?;
+            store.clear_history(&k, now).await?;
             if all {
-                store.set_choice(&k, None, None, now)?;
+                store.set_choice(&k, None, None, now).await?;
                 println!("Session {k}: conversation, model choice and pin cleared.");
             } else {
                 println!(

@@ -613,6 +613,9 @@ pub struct GatewayAuthConfig {
 pub struct SessionConfig {
     pub store: SessionStoreKind,
     pub redis_url: Option<PlainSecret>,
+    /// Prefix of every key the Redis store writes (`redisPrefix`), so several
+    /// deployments can share one server.
+    pub redis_prefix: String,
     pub history_turns: usize,
 }
 
@@ -621,6 +624,7 @@ impl Default for SessionConfig {
         SessionConfig {
             store: SessionStoreKind::Sqlite,
             redis_url: None,
+            redis_prefix: crate::session::redis::DEFAULT_PREFIX.to_string(),
             history_turns: 20,
         }
     }
@@ -665,6 +669,15 @@ env = { VAULT_TOKEN = "canary-vault-token-6" }
         // The values are still there for whoever needs them on the wire.
         let tg = config.channels.telegram.unwrap();
         assert_eq!(tg.bot_token.as_deref(), Some("canary-telegram-token-2"));
+    }
+
+    #[test]
+    fn session_redis_prefix_defaults_and_parses() {
+        let cfg: super::SessionConfig = toml::from_str("").unwrap();
+        assert_eq!(cfg.redis_prefix, "remoteclaw:");
+        let cfg: super::SessionConfig = toml::from_str("redisPrefix = \"staging:rc:\"").unwrap();
+        assert_eq!(cfg.redis_prefix, "staging:rc:");
+        assert!(toml::from_str::<super::SessionConfig>("redisPrefix = 5").is_err());
     }
 
     #[test]

@@ -1,5 +1,5 @@
-//! Sessions: keys (`key`), durable state behind the `SessionStore` trait (`store`, with the
-//! embedded `sqlite` backend), and the `SessionManager` that runs turns of one session
+//! Sessions: keys (`key`), durable state behind the async `SessionStore` trait (`store`,
+//! with the embedded `sqlite` backend and the shared `redis` one), and the `SessionManager` that runs turns of one session
 //! one at a time, in arrival order, while sessions run concurrently.
 //!
 //! The store is the source of truth: a turn starts by checking the session's revision
@@ -7,6 +7,7 @@
 //! Idle sessions leave memory (`evict_idle`) but never the store.
 
 pub mod key;
+pub mod redis;
 pub mod sqlite;
 pub mod store;
 
@@ -100,17 +101,6 @@ pub struct SessionManager {
     clock: Arc<dyn Clock>,
 }
 
-async fn blocking<T: Send + 'static>(
-    f: impl FnOnce() -> Result<T, StoreError> + Send + 'static,
-) -> Result<T, StoreError> {
-    tokio::task::spawn_blocking(f).await.unwrap_or_else(|e| {
-        Err(StoreError::Backend {
-            path: "state.db".into(),
-            message: format!("store task failed: {e}"),
-        })
-    })
-}
-
 impl SessionManager {
     pub fn new(
         store: Arc<dyn SessionStore>,
@@ -163,29 +153,19 @@ impl SessionManager {
             keep: self.history_limit(),
             clock: self.clock.clone(),
         };
-        let (store, k, limit, cached_rev) = (
-            self.store.clone(),
-            key.to_string(),
-            self.history_limit(),
-            turn.guard.rev,
-        );
-        let fresh = blocking(move || {
-            if store.rev(&k)? == cached_rev {
-                return Ok(None);
-            }
-            Ok(Some(SessionState::from_record(store.load(&k, limit)?)))
-        })
-        .await?;
-        if let Some(state) = fresh {
-            *turn.guard = state;
+        let fresh = self
+            .store
+            .load_if_changed(key, self.history_limit(), turn.guard.rev)
+            .await?;
+        if let Some(rec) = fresh {
+            *turn.guard = SessionState::from_record(rec);
         }
         Ok(turn)
     }
 
     /// The session's model choice and pin, without waiting for its turn (history empty).
     pub async fn choice(&self, key: &str) -> Result<SessionState, StoreError> {
-        let (store, k) = (self.store.clone(), key.to_string());
-        blocking(move || Ok(SessionState::from_record(store.load(&k, 0)?))).await
+        Ok(SessionState::from_record(self.store.load(key, 0).await?))
     }
 
     /// Drop sessions idle for `max_idle_ms` with nothing queued. Returns how many left.
@@ -253,9 +233,11 @@ impl SessionTurn {
         model: Option<String>,
         pin: Option<Pin>,
     ) -> Result<(), StoreError> {
-        let (store, key, now) = (self.store.clone(), self.key.clone(), self.clock.now_ms());
-        let (m, p) = (model.clone(), pin.clone());
-        let rev = store.set_choice_async(key, m, p, now).await?;
+        let now = self.clock.now_ms();
+        let rev = self
+            .store
+            .set_choice(&self.key, model.as_deref(), pin.as_ref(), now)
+            .await?;
         let s = self.state_mut();
         s.model = model;
         s.pin = pin;
@@ -269,15 +251,12 @@ impl SessionTurn {
         user: ChatMessage,
         assistant: ChatMessage,
     ) -> Result<(), StoreError> {
-        let (store, key, now, keep) = (
-            self.store.clone(),
-            self.key.clone(),
-            self.clock.now_ms(),
-            self.keep,
-        );
+        let (now, keep) = (self.clock.now_ms(), self.keep);
         let msgs = vec![user, assistant];
-        let stored = msgs.clone();
-        let rev = store.append_history_async(key, stored, keep, now).await?;
+        let rev = self
+            .store
+            .append_history(&self.key, &msgs, keep, now)
+            .await?;
         let s = self.state_mut();
         s.history.extend(msgs);
         let excess = s.history.len().saturating_sub(keep);
@@ -288,8 +267,8 @@ impl SessionTurn {
 
     /// Start a fresh conversation; keep model and pin.
     pub async fn clear_history(&mut self) -> Result<(), StoreError> {
-        let (store, key, now) = (self.store.clone(), self.key.clone(), self.clock.now_ms());
-        let rev = store.clear_history_async(key, now).await?;
+        let now = self.clock.now_ms();
+        let rev = self.store.clear_history(&self.key, now).await?;
         let s = self.state_mut();
         s.history.clear();
         s.rev = rev;
@@ -339,7 +318,7 @@ mod tests {
             }
             assert_eq!(t.state().history.len(), 4);
         }
-        let rec = m.store().load("web:a", 100).unwrap().unwrap();
+        let rec = m.store().load("web:a", 100).await.unwrap().unwrap();
         assert_eq!(rec.history.len(), 4);
         assert_eq!(rec.history[0].content, "u1");
         assert_eq!(
@@ -354,6 +333,7 @@ mod tests {
         drop(m.begin("k").await.unwrap());
         m.store()
             .set_choice("k", Some("google/gemini-2.5-flash"), None, 5)
+            .await
             .unwrap();
         let t = m.begin("k").await.unwrap();
         assert_eq!(t.state().model.as_deref(), Some("google/gemini-2.5-flash"));

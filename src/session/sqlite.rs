@@ -46,20 +46,6 @@ impl SqliteStore {
             db: StateDb::open(path)?,
         })
     }
-
-    fn write<T>(
-        &self,
-        f: impl FnOnce(&mut Connection) -> rusqlite::Result<T>,
-    ) -> Result<T, StoreError> {
-        self.db.write(f)
-    }
-
-    fn read<T>(
-        &self,
-        f: impl FnOnce(&mut Connection) -> rusqlite::Result<T>,
-    ) -> Result<T, StoreError> {
-        self.db.read(f)
-    }
 }
 
 /// The pin stored in columns `at`, `at+1`, `at+2` (profile, source, since).
@@ -130,36 +116,136 @@ fn clear_tx(c: &mut Connection, key: &str, now: i64) -> rusqlite::Result<i64> {
     Ok(rev)
 }
 
+/// Runs a read on tokio's blocking pool.
+async fn on_blocking_pool<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, StoreError> + Send + 'static,
+) -> Result<T, StoreError> {
+    tokio::task::spawn_blocking(f).await.unwrap_or_else(|e| {
+        Err(StoreError::Backend {
+            path: "state.db".into(),
+            message: format!("store task failed: {e}"),
+        })
+    })
+}
+
+fn load_tx(
+    c: &mut Connection,
+    key: &str,
+    history_limit: usize,
+) -> rusqlite::Result<Option<SessionRecord>> {
+    // One read transaction: the revision and the history belong together.
+    let tx = c.savepoint()?;
+    let row = tx
+        .prepare_cached("SELECT model, pin_profile, pin_source, pin_since, rev, updated_at FROM sessions WHERE key = ?1")?.query_row([key],
+            |r| {
+                let pin = read_pin(r, 1)?;
+                Ok(SessionRecord { key: key.to_string(), model: r.get(0)?, pin, history: Vec::new(), rev: r.get(4)?, updated_at: r.get(5)? })
+            })
+        .optional()?;
+    let Some(mut rec) = row else { return Ok(None) };
+    let limit = i64::try_from(history_limit).unwrap_or(i64::MAX);
+    let mut msgs: Vec<ChatMessage> = tx
+        .prepare_cached(
+            "SELECT role, content FROM history WHERE session_key = ?1 ORDER BY seq DESC LIMIT ?2",
+        )?
+        .query_map(params![key, limit], |r| {
+            Ok(ChatMessage {
+                role: role_parse(&r.get::<_, String>(0)?),
+                content: r.get(1)?,
+                images: Vec::new(),
+            })
+        })?
+        .collect::<rusqlite::Result<_>>()?;
+    msgs.reverse();
+    rec.history = msgs;
+    Ok(Some(rec))
+}
+
+fn delete_tx(c: &mut Connection, key: &str) -> rusqlite::Result<bool> {
+    let tx = c.savepoint()?;
+    tx.prepare_cached("DELETE FROM history WHERE session_key = ?1")?
+        .execute([key])?;
+    let n = tx
+        .prepare_cached("DELETE FROM sessions WHERE key = ?1")?
+        .execute([key])?;
+    tx.commit()?;
+    Ok(n > 0)
+}
+
+/// Summaries of every session, or of the one named.
+fn summaries_tx(c: &mut Connection, only: Option<&str>) -> rusqlite::Result<Vec<SessionSummary>> {
+    let mut stmt = c.prepare_cached(
+        "SELECT s.key, s.model, s.pin_profile, s.pin_source, s.pin_since, s.updated_at,
+                (SELECT COUNT(*) FROM history h WHERE h.session_key = s.key)
+         FROM sessions s WHERE ?1 IS NULL OR s.key = ?1 ORDER BY s.updated_at DESC, s.key",
+    )?;
+    let rows = stmt.query_map([only], |r| {
+        let pin = read_pin(r, 2)?;
+        Ok(SessionSummary {
+            key: r.get(0)?,
+            model: r.get(1)?,
+            pin,
+            updated_at: r.get(5)?,
+            history_len: usize::try_from(r.get::<_, i64>(6)?).unwrap_or(0),
+        })
+    })?;
+    rows.collect()
+}
+
+impl SqliteStore {
+    /// `f` on a read connection, on the blocking pool.
+    fn read_async<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Connection) -> rusqlite::Result<T> + Send + 'static,
+    ) -> StoreFuture<T> {
+        let db = self.db.clone();
+        Box::pin(on_blocking_pool(move || db.read(f)))
+    }
+
+    /// `f` on the writer thread (group commit); `durable` syncs the commit to disk.
+    fn write_async<T: Send + 'static>(
+        &self,
+        durable: bool,
+        f: impl FnOnce(&mut Connection) -> rusqlite::Result<T> + Send + 'static,
+    ) -> StoreFuture<T> {
+        let db = self.db.clone();
+        Box::pin(async move { db.write_async(durable, f).await })
+    }
+}
+
 impl SessionStore for SqliteStore {
-    fn load(&self, key: &str, history_limit: usize) -> Result<Option<SessionRecord>, StoreError> {
-        self.read(|c| {
-            // One read transaction: the revision and the history belong together.
-            let tx = c.savepoint()?;
-            let row = tx
-                .prepare_cached("SELECT model, pin_profile, pin_source, pin_since, rev, updated_at FROM sessions WHERE key = ?1")?.query_row([key],
-                    |r| {
-                        let pin = read_pin(r, 1)?;
-                        Ok(SessionRecord { key: key.to_string(), model: r.get(0)?, pin, history: Vec::new(), rev: r.get(4)?, updated_at: r.get(5)? })
-                    })
-                .optional()?;
-            let Some(mut rec) = row else { return Ok(None) };
-            let limit = i64::try_from(history_limit).unwrap_or(i64::MAX);
-            let mut msgs: Vec<ChatMessage> = tx
-                .prepare_cached("SELECT role, content FROM history WHERE session_key = ?1 ORDER BY seq DESC LIMIT ?2")?
-                .query_map(params![key, limit], |r| Ok(ChatMessage { role: role_parse(&r.get::<_, String>(0)?), content: r.get(1)?, images: Vec::new() }))?
-                .collect::<rusqlite::Result<_>>()?;
-            msgs.reverse();
-            rec.history = msgs;
-            Ok(Some(rec))
+    fn load(&self, key: &str, history_limit: usize) -> StoreFuture<Option<SessionRecord>> {
+        let key = key.to_string();
+        self.read_async(move |c| load_tx(c, &key, history_limit))
+    }
+
+    fn rev(&self, key: &str) -> StoreFuture<i64> {
+        let key = key.to_string();
+        self.read_async(move |c| {
+            c.prepare_cached("SELECT rev FROM sessions WHERE key = ?1")?
+                .query_row([&key], |r| r.get(0))
+                .optional()
+                .map(|v| v.unwrap_or(0))
         })
     }
 
-    fn rev(&self, key: &str) -> Result<i64, StoreError> {
-        self.read(|c| {
-            c.prepare_cached("SELECT rev FROM sessions WHERE key = ?1")?
-                .query_row([key], |r| r.get(0))
-                .optional()
-                .map(|v| v.unwrap_or(0))
+    fn load_if_changed(
+        &self,
+        key: &str,
+        history_limit: usize,
+        known_rev: i64,
+    ) -> StoreFuture<Option<Option<SessionRecord>>> {
+        let key = key.to_string();
+        self.read_async(move |c| {
+            let rev: i64 = c
+                .prepare_cached("SELECT rev FROM sessions WHERE key = ?1")?
+                .query_row([&key], |r| r.get(0))
+                .optional()?
+                .unwrap_or(0);
+            if rev == known_rev {
+                return Ok(None);
+            }
+            Ok(Some(load_tx(c, &key, history_limit)?))
         })
     }
 
@@ -168,10 +254,12 @@ impl SessionStore for SqliteStore {
         key: &str,
         model: Option<&str>,
         pin: Option<&Pin>,
-        now: i64,
-    ) -> Result<i64, StoreError> {
-        self.db
-            .write_durable(|c| set_choice_tx(c, key, model, pin, now))
+        now_ms: i64,
+    ) -> StoreFuture<i64> {
+        let (key, model, pin) = (key.to_string(), model.map(str::to_string), pin.cloned());
+        self.write_async(true, move |c| {
+            set_choice_tx(c, &key, model.as_deref(), pin.as_ref(), now_ms)
+        })
     }
 
     fn append_history(
@@ -179,96 +267,29 @@ impl SessionStore for SqliteStore {
         key: &str,
         messages: &[ChatMessage],
         keep: usize,
-        now: i64,
-    ) -> Result<i64, StoreError> {
-        self.write(|c| append_tx(c, key, messages, keep, now))
-    }
-
-    fn clear_history(&self, key: &str, now: i64) -> Result<i64, StoreError> {
-        self.write(|c| clear_tx(c, key, now))
-    }
-
-    fn set_choice_async(
-        self: Arc<Self>,
-        key: String,
-        model: Option<String>,
-        pin: Option<Pin>,
         now_ms: i64,
     ) -> StoreFuture<i64> {
-        Box::pin(async move {
-            self.db
-                .write_async(true, move |c| {
-                    set_choice_tx(c, &key, model.as_deref(), pin.as_ref(), now_ms)
-                })
-                .await
-        })
+        let (key, messages) = (key.to_string(), messages.to_vec());
+        self.write_async(false, move |c| append_tx(c, &key, &messages, keep, now_ms))
     }
 
-    fn append_history_async(
-        self: Arc<Self>,
-        key: String,
-        messages: Vec<ChatMessage>,
-        keep: usize,
-        now_ms: i64,
-    ) -> StoreFuture<i64> {
-        Box::pin(async move {
-            self.db
-                .write_async(false, move |c| append_tx(c, &key, &messages, keep, now_ms))
-                .await
-        })
+    fn clear_history(&self, key: &str, now_ms: i64) -> StoreFuture<i64> {
+        let key = key.to_string();
+        self.write_async(false, move |c| clear_tx(c, &key, now_ms))
     }
 
-    fn clear_history_async(self: Arc<Self>, key: String, now_ms: i64) -> StoreFuture<i64> {
-        Box::pin(async move {
-            self.db
-                .write_async(false, move |c| clear_tx(c, &key, now_ms))
-                .await
-        })
+    fn delete(&self, key: &str) -> StoreFuture<bool> {
+        let key = key.to_string();
+        self.write_async(false, move |c| delete_tx(c, &key))
     }
 
-    fn delete(&self, key: &str) -> Result<bool, StoreError> {
-        self.write(|c| {
-            let tx = c.savepoint()?;
-            tx.prepare_cached("DELETE FROM history WHERE session_key = ?1")?
-                .execute([key])?;
-            let n = tx
-                .prepare_cached("DELETE FROM sessions WHERE key = ?1")?
-                .execute([key])?;
-            tx.commit()?;
-            Ok(n > 0)
-        })
+    fn list(&self) -> StoreFuture<Vec<SessionSummary>> {
+        self.read_async(|c| summaries_tx(c, None))
     }
 
-    fn list(&self) -> Result<Vec<SessionSummary>, StoreError> {
-        self.summaries(None)
-    }
-
-    fn summary(&self, key: &str) -> Result<Option<SessionSummary>, StoreError> {
-        Ok(self.summaries(Some(key))?.pop())
-    }
-}
-
-impl SqliteStore {
-    /// Summaries of every session, or of the one named.
-    fn summaries(&self, only: Option<&str>) -> Result<Vec<SessionSummary>, StoreError> {
-        self.read(|c| {
-            let mut stmt = c.prepare_cached(
-                "SELECT s.key, s.model, s.pin_profile, s.pin_source, s.pin_since, s.updated_at,
-                        (SELECT COUNT(*) FROM history h WHERE h.session_key = s.key)
-                 FROM sessions s WHERE ?1 IS NULL OR s.key = ?1 ORDER BY s.updated_at DESC, s.key",
-            )?;
-            let rows = stmt.query_map([only], |r| {
-                let pin = read_pin(r, 2)?;
-                Ok(SessionSummary {
-                    key: r.get(0)?,
-                    model: r.get(1)?,
-                    pin,
-                    updated_at: r.get(5)?,
-                    history_len: usize::try_from(r.get::<_, i64>(6)?).unwrap_or(0),
-                })
-            })?;
-            rows.collect()
-        })
+    fn summary(&self, key: &str) -> StoreFuture<Option<SessionSummary>> {
+        let key = key.to_string();
+        self.read_async(move |c| Ok(summaries_tx(c, Some(&key))?.pop()))
     }
 }
 
@@ -284,11 +305,11 @@ mod tests {
         )
     }
 
-    #[test]
-    fn choice_history_and_revisions() {
+    #[tokio::test]
+    async fn choice_history_and_revisions() {
         let (s, _d) = store();
-        assert_eq!(s.rev("web:a").unwrap(), 0);
-        assert!(s.load("web:a", 10).unwrap().is_none());
+        assert_eq!(s.rev("web:a").await.unwrap(), 0);
+        assert!(s.load("web:a", 10).await.unwrap().is_none());
         let pin = Pin {
             profile: "anthropic:work".into(),
             source: PinSource::User,
@@ -296,6 +317,7 @@ mod tests {
         };
         let r1 = s
             .set_choice("web:a", Some("anthropic/claude-opus-4-5"), Some(&pin), 10)
+            .await
             .unwrap();
         let r2 = s
             .append_history(
@@ -304,29 +326,30 @@ mod tests {
                 100,
                 11,
             )
+            .await
             .unwrap();
         assert!(r2 > r1);
-        let rec = s.load("web:a", 100).unwrap().unwrap();
+        let rec = s.load("web:a", 100).await.unwrap().unwrap();
         assert_eq!(rec.model.as_deref(), Some("anthropic/claude-opus-4-5"));
         assert_eq!(rec.pin, Some(pin));
         assert_eq!(
             rec.history,
             vec![ChatMessage::user("q1"), ChatMessage::assistant("a1")]
         );
-        assert_eq!(s.rev("web:a").unwrap(), rec.rev);
+        assert_eq!(s.rev("web:a").await.unwrap(), rec.rev);
 
-        s.clear_history("web:a", 12).unwrap();
-        let rec = s.load("web:a", 100).unwrap().unwrap();
+        s.clear_history("web:a", 12).await.unwrap();
+        let rec = s.load("web:a", 100).await.unwrap().unwrap();
         assert!(rec.history.is_empty());
         assert!(rec.pin.is_some(), "clearing history keeps the pin");
-        s.set_choice("web:a", None, None, 13).unwrap();
-        assert_eq!(s.load("web:a", 100).unwrap().unwrap().pin, None);
-        assert!(s.delete("web:a").unwrap());
-        assert!(!s.delete("web:a").unwrap());
+        s.set_choice("web:a", None, None, 13).await.unwrap();
+        assert_eq!(s.load("web:a", 100).await.unwrap().unwrap().pin, None);
+        assert!(s.delete("web:a").await.unwrap());
+        assert!(!s.delete("web:a").await.unwrap());
     }
 
-    #[test]
-    fn history_is_trimmed_to_keep() {
+    #[tokio::test]
+    async fn history_is_trimmed_to_keep() {
         let (s, _d) = store();
         for i in 0..6 {
             s.append_history(
@@ -338,28 +361,29 @@ mod tests {
                 4,
                 i,
             )
+            .await
             .unwrap();
         }
-        let rec = s.load("k", 100).unwrap().unwrap();
+        let rec = s.load("k", 100).await.unwrap().unwrap();
         let texts: Vec<&str> = rec.history.iter().map(|m| m.content.as_str()).collect();
         assert_eq!(texts, ["u4", "a4", "u5", "a5"]);
-        assert_eq!(s.load("k", 2).unwrap().unwrap().history.len(), 2);
-        assert_eq!(s.list().unwrap()[0].history_len, 4);
-        assert_eq!(s.summary("k").unwrap().unwrap().history_len, 4);
-        assert!(s.summary("nope").unwrap().is_none());
+        assert_eq!(s.load("k", 2).await.unwrap().unwrap().history.len(), 2);
+        assert_eq!(s.list().await.unwrap()[0].history_len, 4);
+        assert_eq!(s.summary("k").await.unwrap().unwrap().history_len, 4);
+        assert!(s.summary("nope").await.unwrap().is_none());
     }
 
-    #[test]
-    fn migrations_are_versioned_and_idempotent() {
+    #[tokio::test]
+    async fn migrations_are_versioned_and_idempotent() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("state.db");
         let s = SqliteStore::open(&path).unwrap();
         assert_eq!(s.db.schema_version().unwrap(), crate::state::SCHEMA_VERSION);
-        s.set_choice("k", Some("m/x"), None, 1).unwrap();
+        s.set_choice("k", Some("m/x"), None, 1).await.unwrap();
         drop(s);
         let s = SqliteStore::open(&path).unwrap();
         assert_eq!(
-            s.load("k", 1).unwrap().unwrap().model.as_deref(),
+            s.load("k", 1).await.unwrap().unwrap().model.as_deref(),
             Some("m/x")
         );
         #[cfg(unix)]

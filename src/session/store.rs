@@ -1,6 +1,6 @@
 //! What a session keeps durably (model choice, pin, history) and the `SessionStore`
-//! trait every backend implements. Backends are synchronous; the session manager calls
-//! them off the async threads.
+//! trait every backend implements (`sqlite`, embedded; `redis`, shared by replicas).
+//! The trait is async so that a networked backend never blocks a runtime thread.
 
 use crate::providers::ChatMessage;
 use serde::Serialize;
@@ -64,37 +64,38 @@ pub struct SessionSummary {
 }
 
 pub use crate::state::StoreError;
-use std::sync::Arc;
 
-/// What the async store calls return.
+/// What the store calls return: a boxed future that owns what it needs (`'static`), so
+/// callers can hold a `dyn SessionStore` and await it from any task.
 pub type StoreFuture<T> =
     std::pin::Pin<Box<dyn std::future::Future<Output = Result<T, StoreError>> + Send>>;
 
-/// Runs a blocking store call on tokio's blocking pool.
-async fn on_blocking_pool<T: Send + 'static>(
-    f: impl FnOnce() -> Result<T, StoreError> + Send + 'static,
-) -> Result<T, StoreError> {
-    tokio::task::spawn_blocking(f).await.unwrap_or_else(|e| {
-        Err(StoreError::Backend {
-            path: "session store".into(),
-            message: format!("store task failed: {e}"),
-        })
-    })
-}
-
+/// The durable side of sessions. Every call is async and never blocks the calling
+/// runtime thread: the SQLite backend runs its reads on tokio's blocking pool and its
+/// writes on the state database's writer thread; the Redis backend awaits the network.
+/// Each write bumps the session's `rev` atomically and returns the new value.
 pub trait SessionStore: Send + Sync + std::fmt::Debug + 'static {
     /// The session with its newest `history_limit` messages, if it exists.
-    fn load(&self, key: &str, history_limit: usize) -> Result<Option<SessionRecord>, StoreError>;
+    fn load(&self, key: &str, history_limit: usize) -> StoreFuture<Option<SessionRecord>>;
     /// The session's revision (0 when it does not exist): cheap staleness check.
-    fn rev(&self, key: &str) -> Result<i64, StoreError>;
-    /// Set model choice and pin (both, as given), committed before returning.
+    fn rev(&self, key: &str) -> StoreFuture<i64>;
+    /// [`load`](Self::load) unless the session's revision is still `known_rev`: `None`
+    /// when unchanged, `Some(None)` when it does not exist. What a turn does first, so a
+    /// backend answers it in one trip where it can.
+    fn load_if_changed(
+        &self,
+        key: &str,
+        history_limit: usize,
+        known_rev: i64,
+    ) -> StoreFuture<Option<Option<SessionRecord>>>;
+    /// Set model choice and pin (both, as given), committed before the future resolves.
     fn set_choice(
         &self,
         key: &str,
         model: Option<&str>,
         pin: Option<&Pin>,
         now_ms: i64,
-    ) -> Result<i64, StoreError>;
+    ) -> StoreFuture<i64>;
     /// Append messages and keep only the newest `keep` messages.
     fn append_history(
         &self,
@@ -102,44 +103,13 @@ pub trait SessionStore: Send + Sync + std::fmt::Debug + 'static {
         messages: &[ChatMessage],
         keep: usize,
         now_ms: i64,
-    ) -> Result<i64, StoreError>;
+    ) -> StoreFuture<i64>;
     /// Forget the conversation; keep model and pin.
-    fn clear_history(&self, key: &str, now_ms: i64) -> Result<i64, StoreError>;
-    /// Remove the session entirely. Returns whether it existed.
-    fn delete(&self, key: &str) -> Result<bool, StoreError>;
-    fn list(&self) -> Result<Vec<SessionSummary>, StoreError>;
+    fn clear_history(&self, key: &str, now_ms: i64) -> StoreFuture<i64>;
+    /// Remove the session entirely. Resolves to whether it existed.
+    fn delete(&self, key: &str) -> StoreFuture<bool>;
+    /// Every session, most recently updated first.
+    fn list(&self) -> StoreFuture<Vec<SessionSummary>>;
     /// One session's summary, if it exists.
-    fn summary(&self, key: &str) -> Result<Option<SessionSummary>, StoreError>;
-
-    /// [`set_choice`](Self::set_choice) for async callers (by default on the blocking
-    /// pool; a backend with its own writer overrides it).
-    fn set_choice_async(
-        self: Arc<Self>,
-        key: String,
-        model: Option<String>,
-        pin: Option<Pin>,
-        now_ms: i64,
-    ) -> StoreFuture<i64> {
-        Box::pin(on_blocking_pool(move || {
-            self.set_choice(&key, model.as_deref(), pin.as_ref(), now_ms)
-        }))
-    }
-
-    /// [`append_history`](Self::append_history) for async callers.
-    fn append_history_async(
-        self: Arc<Self>,
-        key: String,
-        messages: Vec<ChatMessage>,
-        keep: usize,
-        now_ms: i64,
-    ) -> StoreFuture<i64> {
-        Box::pin(on_blocking_pool(move || {
-            self.append_history(&key, &messages, keep, now_ms)
-        }))
-    }
-
-    /// [`clear_history`](Self::clear_history) for async callers.
-    fn clear_history_async(self: Arc<Self>, key: String, now_ms: i64) -> StoreFuture<i64> {
-        Box::pin(on_blocking_pool(move || self.clear_history(&key, now_ms)))
-    }
+    fn summary(&self, key: &str) -> StoreFuture<Option<SessionSummary>>;
 }

@@ -5,4 +5,5 @@ pub mod fake_provider;
 pub mod fake_telegram;
 pub mod gateway;
 pub mod home;
+pub mod redis;
 pub mod slow_stream;

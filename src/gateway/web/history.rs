@@ -36,14 +36,11 @@ pub async fn history(
         Ok(id) => id,
         Err(refusal) => return refusal.plain(),
     };
-    let store = state.app.sessions.store().clone();
     let limit = state.app.config.session.history_turns.saturating_mul(2);
-    let session = key::web(id);
-    let loaded = tokio::task::spawn_blocking(move || store.load(&session, limit)).await;
+    let loaded = state.app.sessions.store().load(&key::web(id), limit).await;
     let record = match loaded {
-        Ok(Ok(record)) => record,
-        Ok(Err(e)) => return unavailable(&e.to_string()),
-        Err(e) => return unavailable(&format!("the store task failed: {e}")),
+        Ok(record) => record,
+        Err(e) => return unavailable(&e.to_string()),
     };
     let messages: Vec<_> = record
         .map(|r| r.history)

@@ -1,0 +1,557 @@
+//! The shared session store, in Redis (DESIGN §9): replicas of the gateway that point at
+//! the same server and prefix see the same sessions.
+//!
+//! Layout, under the configured prefix (`session.redisPrefix`, default `remoteclaw:`):
+//! - `<prefix>session:<key>` — a hash: `model`, `pin_profile`, `pin_source`, `pin_since`,
+//!   `rev`, `created_at`, `updated_at` (a field that is `None` is absent);
+//! - `<prefix>history:<key>` — a list of JSON `{"role", "content"}` entries, oldest first;
+//! - `<prefix>sessions` — a sorted set of session keys scored by `updated_at`, for listings.
+//!
+//! Session keys are used as they are (Redis keys are binary-safe); nothing secret goes
+//! into a key name. Every write that bumps `rev` is one Lua script, so it is atomic and
+//! concurrent writers never lose an update. The connection is a
+//! [`ConnectionManager`], which reconnects by itself; every call is bounded by
+//! [`CALL_TIMEOUT`], and a timeout or connection error becomes a
+//! [`StoreError::Backend`] whose message starts with `state store unavailable: ` and
+//! never contains the URL's password.
+
+use super::store::{
+    Pin, PinSource, SessionRecord, SessionStore, SessionSummary, StoreError, StoreFuture,
+};
+use crate::providers::{ChatMessage, Role};
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::{RedisError, Script, Value};
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::{Arc, LazyLock};
+use std::time::Duration;
+
+/// The longest one store call may take before it is reported as unavailable.
+pub const CALL_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// The default key prefix (`session.redisPrefix`).
+pub const DEFAULT_PREFIX: &str = "remoteclaw:";
+
+/// The start of every error message about an unreachable store.
+const UNAVAILABLE: &str = "state store unavailable: ";
+
+/// Bumps `rev` (creating the session at 1), sets `updated_at` (and `created_at` when new)
+/// and the session's score in the listing. Shared head of the write scripts; expects
+/// `KEYS[1]` = session hash, `KEYS[2]` = listing, `ARGV[1]` = session key, `ARGV[2]` = now.
+const BUMP_LUA: &str = r#"
+local rev = redis.call('HINCRBY', KEYS[1], 'rev', 1)
+if rev == 1 then redis.call('HSET', KEYS[1], 'created_at', ARGV[2]) end
+redis.call('HSET', KEYS[1], 'updated_at', ARGV[2])
+redis.call('ZADD', KEYS[2], ARGV[2], ARGV[1])
+"#;
+
+/// `set_choice`: ARGV[3] model or "" with ARGV[4] = "1" when present; ARGV[5] = "1" when
+/// pinned, with profile, source and since in ARGV[6..8].
+static SET_CHOICE: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(&format!(
+        r#"{BUMP_LUA}
+if ARGV[4] == '1' then redis.call('HSET', KEYS[1], 'model', ARGV[3])
+else redis.call('HDEL', KEYS[1], 'model') end
+if ARGV[5] == '1' then
+  redis.call('HSET', KEYS[1], 'pin_profile', ARGV[6], 'pin_source', ARGV[7], 'pin_since', ARGV[8])
+else redis.call('HDEL', KEYS[1], 'pin_profile', 'pin_source', 'pin_since') end
+return rev
+"#
+    ))
+});
+
+/// `append_history`: KEYS[3] = history list, ARGV[3] = keep, ARGV[4..] = JSON entries.
+static APPEND: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(&format!(
+        r#"{BUMP_LUA}
+for i = 4, #ARGV do redis.call('RPUSH', KEYS[3], ARGV[i]) end
+local keep = tonumber(ARGV[3])
+local len = redis.call('LLEN', KEYS[3])
+if keep == 0 then redis.call('DEL', KEYS[3])
+elseif len > keep then redis.call('LTRIM', KEYS[3], len - keep, -1) end
+return rev
+"#
+    ))
+});
+
+/// `clear_history`: KEYS[3] = history list.
+static CLEAR: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(&format!(
+        r#"{BUMP_LUA}
+redis.call('DEL', KEYS[3])
+return rev
+"#
+    ))
+});
+
+/// `delete`: KEYS as above; returns how many session hashes went (0 or 1).
+static DELETE: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r#"
+local n = redis.call('DEL', KEYS[1])
+redis.call('DEL', KEYS[3])
+redis.call('ZREM', KEYS[2], ARGV[1])
+return n
+"#,
+    )
+});
+
+/// One history entry as stored.
+#[derive(Debug, Serialize, Deserialize)]
+struct Entry {
+    role: String,
+    content: String,
+}
+
+fn role_str(r: Role) -> &'static str {
+    match r {
+        Role::System => "system",
+        Role::User => "user",
+        Role::Assistant => "assistant",
+    }
+}
+
+fn role_parse(s: &str) -> Role {
+    match s {
+        "system" => Role::System,
+        "assistant" => Role::Assistant,
+        _ => Role::User,
+    }
+}
+
+/// Sessions in Redis.
+#[derive(Clone)]
+pub struct RedisStore {
+    conn: ConnectionManager,
+    prefix: Arc<str>,
+    /// Where the server is (host:port, no credentials): names the store in errors.
+    location: Arc<str>,
+    /// The URL's password, scrubbed from every error message.
+    password: Option<Arc<str>>,
+}
+
+impl std::fmt::Debug for RedisStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisStore")
+            .field("location", &self.location)
+            .field("prefix", &self.prefix)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The error for a store that cannot be used now; `detail` must hold no secret.
+fn unavailable(location: &str, detail: &str) -> StoreError {
+    StoreError::Backend {
+        path: format!("redis at {location}"),
+        message: format!("{UNAVAILABLE}{detail}"),
+    }
+}
+
+impl RedisStore {
+    /// Connect to `url` (`redis://[:password@]host:port[/db]`) with keys under `prefix`.
+    /// Fails (with a message that never holds the password) when the URL does not parse
+    /// or the server does not answer within [`CALL_TIMEOUT`].
+    pub async fn connect(url: &str, prefix: &str) -> Result<RedisStore, StoreError> {
+        let client = redis::Client::open(url).map_err(|e| {
+            unavailable(
+                "(unparsed URL)",
+                &format!(
+                    "the Redis URL does not parse ({:?}); expected redis://[:password@]host:port[/db]",
+                    e.kind()
+                ),
+            )
+        })?;
+        let info = client.get_connection_info();
+        let location: Arc<str> = info.addr().to_string().into();
+        let password: Option<Arc<str>> = info
+            .redis_settings()
+            .password()
+            .filter(|p| !p.is_empty())
+            .map(Arc::from);
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(CALL_TIMEOUT))
+            .set_response_timeout(Some(CALL_TIMEOUT))
+            .set_number_of_retries(2)
+            .set_max_delay(Duration::from_millis(500));
+        let scrub = |e: RedisError| scrub(password.as_deref(), &e.to_string());
+        let conn = match tokio::time::timeout(
+            CALL_TIMEOUT,
+            client.get_connection_manager_with_config(config),
+        )
+        .await
+        {
+            Ok(Ok(conn)) => conn,
+            Ok(Err(e)) => return Err(unavailable(&location, &scrub(e))),
+            Err(_) => {
+                return Err(unavailable(
+                    &location,
+                    &format!("no answer within {} s", CALL_TIMEOUT.as_secs()),
+                ));
+            }
+        };
+        Ok(RedisStore {
+            conn,
+            prefix: prefix.into(),
+            location,
+            password,
+        })
+    }
+
+    fn session_key(&self, key: &str) -> String {
+        format!("{}session:{key}", self.prefix)
+    }
+
+    fn history_key(&self, key: &str) -> String {
+        format!("{}history:{key}", self.prefix)
+    }
+
+    fn listing_key(&self) -> String {
+        format!("{}sessions", self.prefix)
+    }
+
+    /// Runs `call` on a clone of the connection, bounded by [`CALL_TIMEOUT`], mapping
+    /// Redis errors to [`StoreError`] and the raw answer through `then`.
+    fn call<R, T, F>(
+        &self,
+        call: impl FnOnce(ConnectionManager) -> F,
+        then: impl FnOnce(R) -> Result<T, String> + Send + 'static,
+    ) -> StoreFuture<T>
+    where
+        F: Future<Output = Result<R, RedisError>> + Send + 'static,
+        R: Send + 'static,
+        T: Send + 'static,
+    {
+        let fut = call(self.conn.clone());
+        let (location, password) = (self.location.clone(), self.password.clone());
+        Box::pin(async move {
+            let answer = match tokio::time::timeout(CALL_TIMEOUT, fut).await {
+                Ok(Ok(answer)) => answer,
+                Ok(Err(e)) => return Err(redis_error(&location, password.as_deref(), &e)),
+                Err(_) => {
+                    return Err(unavailable(
+                        &location,
+                        &format!("no answer within {} s", CALL_TIMEOUT.as_secs()),
+                    ));
+                }
+            };
+            then(answer).map_err(|m| StoreError::Backend {
+                path: format!("redis at {location}"),
+                message: scrub(password.as_deref(), &m),
+            })
+        })
+    }
+
+    /// Runs one of the write scripts for `key`; resolves to the new `rev`.
+    fn write(&self, script: &'static Script, key: &str, args: Vec<String>) -> StoreFuture<i64> {
+        let keys = [
+            self.session_key(key),
+            self.listing_key(),
+            self.history_key(key),
+        ];
+        let key = key.to_string();
+        self.call(
+            move |mut conn| async move {
+                let mut inv = script.prepare_invoke();
+                for k in &keys {
+                    inv.key(k);
+                }
+                inv.arg(&key);
+                for a in &args {
+                    inv.arg(a);
+                }
+                inv.invoke_async::<i64>(&mut conn).await
+            },
+            Ok,
+        )
+    }
+}
+
+/// `text` with every occurrence of `password` masked.
+fn scrub(password: Option<&str>, text: &str) -> String {
+    match password {
+        Some(p) if !p.is_empty() => text.replace(p, "***"),
+        _ => text.to_string(),
+    }
+}
+
+/// A Redis error as a [`StoreError`]: connection trouble is "unavailable", anything
+/// else (a server-side error) is reported as the server's answer.
+fn redis_error(location: &str, password: Option<&str>, e: &RedisError) -> StoreError {
+    let detail = scrub(password, &e.to_string());
+    if e.is_io_error() || e.is_connection_dropped() || e.is_connection_refusal() || e.is_timeout() {
+        unavailable(location, &detail)
+    } else {
+        StoreError::Backend {
+            path: format!("redis at {location}"),
+            message: format!("Redis answered with an error: {detail}"),
+        }
+    }
+}
+
+/// Fields of the session hash as a map (empty when the session does not exist).
+type Fields = HashMap<String, String>;
+
+fn int_field(f: &Fields, name: &str) -> Result<i64, String> {
+    match f.get(name) {
+        None => Ok(0),
+        Some(v) => v
+            .parse()
+            .map_err(|_| format!("field {name} of a session hash is not an integer")),
+    }
+}
+
+fn pin_of(f: &Fields) -> Result<Option<Pin>, String> {
+    Ok(match f.get("pin_profile") {
+        Some(profile) => Some(Pin {
+            profile: profile.clone(),
+            source: PinSource::parse(f.get("pin_source").map(String::as_str).unwrap_or("")),
+            since: int_field(f, "pin_since")?,
+        }),
+        None => None,
+    })
+}
+
+fn summary_of(key: String, f: &Fields, history_len: usize) -> Result<SessionSummary, String> {
+    Ok(SessionSummary {
+        key,
+        model: f.get("model").cloned(),
+        pin: pin_of(f)?,
+        history_len,
+        updated_at: int_field(f, "updated_at")?,
+    })
+}
+
+fn entries(raw: Vec<String>) -> Result<Vec<ChatMessage>, String> {
+    raw.iter()
+        .map(|s| {
+            let e: Entry = serde_json::from_str(s)
+                .map_err(|e| format!("a history entry is not valid JSON: {e}"))?;
+            Ok(ChatMessage {
+                role: role_parse(&e.role),
+                content: e.content,
+                images: Vec::new(),
+            })
+        })
+        .collect()
+}
+
+/// `n` as a Redis integer argument (saturating).
+fn as_i64(n: usize) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+impl SessionStore for RedisStore {
+    fn load(&self, key: &str, history_limit: usize) -> StoreFuture<Option<SessionRecord>> {
+        let (skey, hkey, owned) = (
+            self.session_key(key),
+            self.history_key(key),
+            key.to_string(),
+        );
+        self.call(
+            move |mut conn| async move {
+                // One transaction: the revision and the history belong together.
+                let mut pipe = redis::pipe();
+                pipe.atomic().cmd("HGETALL").arg(&skey);
+                if history_limit > 0 {
+                    pipe.cmd("LRANGE")
+                        .arg(&hkey)
+                        .arg(-as_i64(history_limit))
+                        .arg(-1);
+                }
+                pipe.query_async::<Vec<Value>>(&mut conn).await
+            },
+            move |mut answers: Vec<Value>| {
+                let raw_history = if answers.len() > 1 {
+                    redis::from_redis_value::<Vec<String>>(answers.remove(1))
+                        .map_err(|e| e.to_string())?
+                } else {
+                    Vec::new()
+                };
+                let Some(first) = answers.pop() else {
+                    return Err("an empty answer to a transaction".to_string());
+                };
+                let f: Fields = redis::from_redis_value(first).map_err(|e| e.to_string())?;
+                if !f.contains_key("rev") {
+                    return Ok(None);
+                }
+                Ok(Some(SessionRecord {
+                    key: owned,
+                    model: f.get("model").cloned(),
+                    pin: pin_of(&f)?,
+                    history: entries(raw_history)?,
+                    rev: int_field(&f, "rev")?,
+                    updated_at: int_field(&f, "updated_at")?,
+                }))
+            },
+        )
+    }
+
+    fn rev(&self, key: &str) -> StoreFuture<i64> {
+        let skey = self.session_key(key);
+        self.call(
+            move |mut conn| async move {
+                redis::cmd("HGET")
+                    .arg(&skey)
+                    .arg("rev")
+                    .query_async::<Option<i64>>(&mut conn)
+                    .await
+            },
+            |rev| Ok(rev.unwrap_or(0)),
+        )
+    }
+
+    fn load_if_changed(
+        &self,
+        key: &str,
+        history_limit: usize,
+        known_rev: i64,
+    ) -> StoreFuture<Option<Option<SessionRecord>>> {
+        let (this, key) = (self.clone(), key.to_string());
+        Box::pin(async move {
+            if this.rev(&key).await? == known_rev {
+                return Ok(None);
+            }
+            Ok(Some(this.load(&key, history_limit).await?))
+        })
+    }
+
+    fn set_choice(
+        &self,
+        key: &str,
+        model: Option<&str>,
+        pin: Option<&Pin>,
+        now_ms: i64,
+    ) -> StoreFuture<i64> {
+        let flag = |b: bool| if b { "1" } else { "0" }.to_string();
+        let mut args = vec![
+            now_ms.to_string(),
+            model.unwrap_or("").to_string(),
+            flag(model.is_some()),
+            flag(pin.is_some()),
+        ];
+        if let Some(p) = pin {
+            args.extend([
+                p.profile.clone(),
+                p.source.as_str().to_string(),
+                p.since.to_string(),
+            ]);
+        }
+        self.write(&SET_CHOICE, key, args)
+    }
+
+    fn append_history(
+        &self,
+        key: &str,
+        messages: &[ChatMessage],
+        keep: usize,
+        now_ms: i64,
+    ) -> StoreFuture<i64> {
+        let mut args = vec![now_ms.to_string(), as_i64(keep).to_string()];
+        for m in messages {
+            let entry = Entry {
+                role: role_str(m.role).to_string(),
+                content: m.content.clone(),
+            };
+            match serde_json::to_string(&entry) {
+                Ok(json) => args.push(json),
+                Err(e) => {
+                    let err = StoreError::Backend {
+                        path: format!("redis at {}", self.location),
+                        message: format!("a history entry could not be encoded: {e}"),
+                    };
+                    return Box::pin(async move { Err(err) });
+                }
+            }
+        }
+        self.write(&APPEND, key, args)
+    }
+
+    fn clear_history(&self, key: &str, now_ms: i64) -> StoreFuture<i64> {
+        self.write(&CLEAR, key, vec![now_ms.to_string()])
+    }
+
+    fn delete(&self, key: &str) -> StoreFuture<bool> {
+        let removed = self.write(&DELETE, key, Vec::new());
+        Box::pin(async move { Ok(removed.await? > 0) })
+    }
+
+    fn list(&self) -> StoreFuture<Vec<SessionSummary>> {
+        let this = self.clone();
+        Box::pin(async move {
+            let listing = this.listing_key();
+            let keys: Vec<String> = this
+                .call(
+                    move |mut conn| async move {
+                        redis::cmd("ZRANGE")
+                            .arg(&listing)
+                            .arg(0)
+                            .arg(-1)
+                            .query_async::<Vec<String>>(&mut conn)
+                            .await
+                    },
+                    Ok,
+                )
+                .await?;
+            if keys.is_empty() {
+                return Ok(Vec::new());
+            }
+            let mut pipe = redis::pipe();
+            for k in &keys {
+                pipe.cmd("HGETALL").arg(this.session_key(k));
+                pipe.cmd("LLEN").arg(this.history_key(k));
+            }
+            let mut out = this
+                .call(
+                    move |mut conn| async move { pipe.query_async::<Vec<Value>>(&mut conn).await },
+                    move |answers: Vec<Value>| {
+                        let mut out = Vec::with_capacity(keys.len());
+                        let mut answers = answers.into_iter();
+                        for k in keys {
+                            let (Some(f), Some(len)) = (answers.next(), answers.next()) else {
+                                return Err("a short answer to a pipeline".to_string());
+                            };
+                            let f: Fields =
+                                redis::from_redis_value(f).map_err(|e| e.to_string())?;
+                            let len: usize =
+                                redis::from_redis_value(len).map_err(|e| e.to_string())?;
+                            // Deleted between the two calls: not listed.
+                            if f.contains_key("rev") {
+                                out.push(summary_of(k, &f, len)?);
+                            }
+                        }
+                        Ok(out)
+                    },
+                )
+                .await?;
+            out.sort_by(|a, b| b.updated_at.cmp(&a.updated_at).then(a.key.cmp(&b.key)));
+            Ok(out)
+        })
+    }
+
+    fn summary(&self, key: &str) -> StoreFuture<Option<SessionSummary>> {
+        let (skey, hkey, owned) = (
+            self.session_key(key),
+            self.history_key(key),
+            key.to_string(),
+        );
+        self.call(
+            move |mut conn| async move {
+                redis::pipe()
+                    .atomic()
+                    .cmd("HGETALL")
+                    .arg(&skey)
+                    .cmd("LLEN")
+                    .arg(&hkey)
+                    .query_async::<(Fields, usize)>(&mut conn)
+                    .await
+            },
+            move |(f, len): (Fields, usize)| {
+                if !f.contains_key("rev") {
+                    return Ok(None);
+                }
+                Ok(Some(summary_of(owned, &f, len)?))
+            },
+        )
+    }
+}
