@@ -240,42 +240,19 @@ impl StateDb {
         &self,
         f: impl FnOnce(&mut Connection) -> rusqlite::Result<T>,
     ) -> Result<T, StoreError> {
-        self.write_with(false, f)
-    }
-
-    /// [`write`](Self::write), committed with `synchronous = FULL`: once this returns
-    /// the change survives a power loss, not only a crash.
-    pub fn write_durable<T>(
-        &self,
-        f: impl FnOnce(&mut Connection) -> rusqlite::Result<T>,
-    ) -> Result<T, StoreError> {
-        self.write_with(true, f)
-    }
-
-    fn write_with<T>(
-        &self,
-        durable: bool,
-        f: impl FnOnce(&mut Connection) -> rusqlite::Result<T>,
-    ) -> Result<T, StoreError> {
         let mut conn = self
             .writer
             .lock()
             .map_err(|_| self.err("a previous write panicked"))?;
-        if durable {
-            conn.pragma_update(None, "synchronous", "FULL")
-                .map_err(|e| self.err(e))?;
-        }
-        let result = exec_cached(&conn, "BEGIN IMMEDIATE").and_then(|()| {
-            let value = f(&mut conn).and_then(|v| exec_cached(&conn, "COMMIT").map(|()| v));
-            if value.is_err() && !conn.is_autocommit() {
-                let _ = conn.execute_batch("ROLLBACK");
-            }
-            value
-        });
-        if durable {
-            let _ = conn.pragma_update(None, "synchronous", "NORMAL");
-        }
-        result.map_err(|e| self.err(e))
+        exec_cached(&conn, "BEGIN IMMEDIATE")
+            .and_then(|()| {
+                let value = f(&mut conn).and_then(|v| exec_cached(&conn, "COMMIT").map(|()| v));
+                if value.is_err() && !conn.is_autocommit() {
+                    let _ = conn.execute_batch("ROLLBACK");
+                }
+                value
+            })
+            .map_err(|e| self.err(e))
     }
 
     /// Run `f` on the write connection from async code, without a thread of tokio's

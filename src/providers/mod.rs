@@ -30,6 +30,26 @@ pub enum Role {
     Assistant,
 }
 
+impl Role {
+    /// The wire and storage name (`system`, `user`, `assistant`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::System => "system",
+            Role::User => "user",
+            Role::Assistant => "assistant",
+        }
+    }
+
+    /// A stored role read back; anything unknown counts as the user's.
+    pub fn from_stored(s: &str) -> Role {
+        match s {
+            "system" => Role::System,
+            "assistant" => Role::Assistant,
+            _ => Role::User,
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ChatMessage {
     pub role: Role,

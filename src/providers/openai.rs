@@ -5,7 +5,7 @@
 use super::http::{ApiCall, malformed};
 use super::stream::StreamState;
 use super::{
-    ChatMessage, ChatRequest, Completion, ProviderError, ProviderSettings, Role, Usage, token_count,
+    ChatMessage, ChatRequest, Completion, ProviderError, ProviderSettings, Usage, token_count,
 };
 use crate::auth::credential::Credential;
 use crate::config::ApiKind;
@@ -21,14 +21,7 @@ pub fn build(
     let messages: Vec<Value> = req
         .messages
         .iter()
-        .map(|m| {
-            let role = match m.role {
-                Role::System => "system",
-                Role::User => "user",
-                Role::Assistant => "assistant",
-            };
-            json!({"role": role, "content": content(m)})
-        })
+        .map(|m| json!({"role": m.role.as_str(), "content": content(m)}))
         .collect();
     let mut body = json!({"model": req.model, "messages": messages});
     // OpenAI's newer models accept only max_completion_tokens; compatible servers expect max_tokens.

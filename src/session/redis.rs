@@ -104,22 +104,6 @@ struct Entry {
     content: String,
 }
 
-fn role_str(r: Role) -> &'static str {
-    match r {
-        Role::System => "system",
-        Role::User => "user",
-        Role::Assistant => "assistant",
-    }
-}
-
-fn role_parse(s: &str) -> Role {
-    match s {
-        "system" => Role::System,
-        "assistant" => Role::Assistant,
-        _ => Role::User,
-    }
-}
-
 /// Sessions in Redis.
 #[derive(Clone)]
 pub struct RedisStore {
@@ -328,7 +312,7 @@ fn entries(raw: Vec<String>) -> Result<Vec<ChatMessage>, String> {
             let e: Entry = serde_json::from_str(s)
                 .map_err(|e| format!("a history entry is not valid JSON: {e}"))?;
             Ok(ChatMessage {
-                role: role_parse(&e.role),
+                role: Role::from_stored(&e.role),
                 content: e.content,
                 images: Vec::new(),
             })
@@ -450,7 +434,7 @@ impl SessionStore for RedisStore {
         let mut args = vec![now_ms.to_string(), as_i64(keep).to_string()];
         for m in messages {
             let entry = Entry {
-                role: role_str(m.role).to_string(),
+                role: m.role.as_str().to_string(),
                 content: m.content.clone(),
             };
             match serde_json::to_string(&entry) {

@@ -19,22 +19,6 @@ pub struct SqliteStore {
     db: Arc<StateDb>,
 }
 
-fn role_str(r: Role) -> &'static str {
-    match r {
-        Role::System => "system",
-        Role::User => "user",
-        Role::Assistant => "assistant",
-    }
-}
-
-fn role_parse(s: &str) -> Role {
-    match s {
-        "system" => Role::System,
-        "assistant" => Role::Assistant,
-        _ => Role::User,
-    }
-}
-
 impl SqliteStore {
     pub fn new(db: Arc<StateDb>) -> SqliteStore {
         SqliteStore { db }
@@ -99,7 +83,7 @@ fn append_tx(
         .query_row([key], |r| r.get(0))?;
     for (i, m) in messages.iter().enumerate() {
         tx.prepare_cached("INSERT INTO history (session_key, seq, role, content, created_at) VALUES (?1, ?2, ?3, ?4, ?5)")?
-            .execute(params![key, next + i as i64, role_str(m.role), m.content, now])?;
+            .execute(params![key, next + i as i64, m.role.as_str(), m.content, now])?;
     }
     let keep = i64::try_from(keep).unwrap_or(i64::MAX);
     tx.prepare_cached("DELETE FROM history WHERE session_key = ?1 AND seq <= (SELECT MAX(seq) FROM history WHERE session_key = ?1) - ?2")?
@@ -114,18 +98,6 @@ fn clear_tx(c: &mut Connection, key: &str, now: i64) -> rusqlite::Result<i64> {
     tx.prepare_cached("DELETE FROM history WHERE session_key = ?1")?
         .execute([key])?;
     Ok(rev)
-}
-
-/// Runs a read on tokio's blocking pool.
-async fn on_blocking_pool<T: Send + 'static>(
-    f: impl FnOnce() -> Result<T, StoreError> + Send + 'static,
-) -> Result<T, StoreError> {
-    tokio::task::spawn_blocking(f).await.unwrap_or_else(|e| {
-        Err(StoreError::Backend {
-            path: "state.db".into(),
-            message: format!("store task failed: {e}"),
-        })
-    })
 }
 
 fn load_tx(
@@ -150,7 +122,7 @@ fn load_tx(
         )?
         .query_map(params![key, limit], |r| {
             Ok(ChatMessage {
-                role: role_parse(&r.get::<_, String>(0)?),
+                role: Role::from_stored(&r.get::<_, String>(0)?),
                 content: r.get(1)?,
                 images: Vec::new(),
             })
@@ -199,7 +171,10 @@ impl SqliteStore {
         f: impl FnOnce(&mut Connection) -> rusqlite::Result<T> + Send + 'static,
     ) -> StoreFuture<T> {
         let db = self.db.clone();
-        Box::pin(on_blocking_pool(move || db.read(f)))
+        Box::pin(async move {
+            let reader = db.clone();
+            crate::state::blocking(&db, move || reader.read(f)).await
+        })
     }
 
     /// `f` on the writer thread (group commit); `durable` syncs the commit to disk.
