@@ -66,15 +66,19 @@ fn setup(dir: &std::path::Path, oauth: bool) -> CredentialResolver {
         None,
         r#"{"type":"error","error":{"type":"rate_limit_error","message":"slow"}}"#,
     );
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     for i in 0..5 {
         let secret = remoteclaw::secret::Secret::new(format!("sk-ant-api03-profile-{i:02}"));
-        book.record_failure(
+        rt.block_on(book.record_failure(
             &format!("anthropic:p{i:02}"),
             secret.fingerprint(),
             "anthropic/claude-sonnet-4-5",
             &rl,
             now,
-        )
+        ))
         .unwrap();
     }
     CredentialResolver::new(

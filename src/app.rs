@@ -10,8 +10,9 @@ use crate::config::{self, Config, LoadedConfig};
 use crate::engine::Engine;
 use crate::metrics::Metrics;
 use crate::session::SessionManager;
-use crate::session::sqlite::SqliteStore;
 use crate::state::StateDb;
+use crate::state::redis::Redis;
+use crate::state::stores::Stores;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -27,8 +28,8 @@ pub struct App {
     pub sessions: SessionManager,
     pub clock: Arc<dyn Clock>,
     pub metrics: Arc<Metrics>,
-    /// The state database (sessions, cooldowns, pairing, channel offsets).
-    pub db: Arc<StateDb>,
+    /// Where sessions, cooldowns, pairing, the inbox and usage live (`state.db` or Redis).
+    pub stores: Stores,
     /// `gateway.maxConcurrentTurns`: one limit for the HTTP API and every chat channel.
     pub turns: Arc<crate::limit::TurnLimiter>,
     /// Bookkeeping writes made after a reply (usage totals): a reply never waits for
@@ -46,10 +47,8 @@ pub enum StartupError {
     Config(#[from] config::ConfigError),
     #[error(transparent)]
     Store(#[from] crate::session::StoreError),
-    #[error(
-        "session.store = \"redis\" in {0} is not supported by this build yet: remove it (the embedded SQLite store is the default)"
-    )]
-    RedisUnsupported(String),
+    #[error("session.redisUrlRef: {0}")]
+    RedisUrlRef(String),
     #[error("agent id \"{0}\" is not a plain name: use letters, digits, '_' or '-'")]
     BadAgent(String),
 }
@@ -97,9 +96,6 @@ impl App {
                 Err(e) => tracing::warn!("shell environment import skipped: {e}"),
             }
         }
-        if config.session.store == crate::config::SessionStoreKind::Redis {
-            return Err(StartupError::RedisUnsupported(path.display().to_string()));
-        }
         let agent_id = agent.unwrap_or(&config.agents.default_id).to_string();
         check_agent_id(&agent_id)?;
         // Agents that channels name (`channels.<c>.agent`) get their own resolver.
@@ -125,26 +121,33 @@ impl App {
         let config = Arc::new(config);
         let env = Arc::new(env);
         let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-        let db = StateDb::open(&paths.state_db())?;
-        let cooldowns = Arc::new(CooldownBook::new(db.clone(), config.auth.cooldowns.clone()));
+        let stores = open_stores(&config, &env, &paths).await?;
+        let cooldowns = Arc::new(CooldownBook::with_store(
+            stores.cooldowns.clone(),
+            config.auth.cooldowns.clone(),
+        ));
         let resolver_of = |id: &str| {
-            let r = Arc::new(CredentialResolver::new(
+            Arc::new(CredentialResolver::new(
                 config.clone(),
                 env.clone(),
                 paths.auth_profiles(id),
                 clock.clone(),
                 cooldowns.clone(),
-            ));
-            r.import_usage_stats();
-            r
+            ))
         };
         let resolver = resolver_of(&agent_id);
-        let store = Arc::new(SqliteStore::new(db.clone()));
-        let sessions = SessionManager::new(store, config.session.history_turns, clock.clone());
+        resolver.import_usage_stats().await;
+        let sessions = SessionManager::new(
+            stores.sessions.clone(),
+            config.session.history_turns,
+            clock.clone(),
+        );
         let metrics = Arc::new(Metrics::new());
         let mut engine = Engine::new(config.clone(), resolver, metrics.clone());
         for a in &channel_agents {
-            engine = engine.with_agent(a, resolver_of(a));
+            let r = resolver_of(a);
+            r.import_usage_stats().await;
+            engine = engine.with_agent(a, r);
         }
         let turns = Arc::new(crate::limit::TurnLimiter::from_config(
             config.gateway.max_concurrent_turns,
@@ -159,11 +162,26 @@ impl App {
             engine,
             sessions,
             clock,
-            db,
+            stores,
             metrics,
             turns,
             background: Arc::default(),
         })
+    }
+
+    /// Pairing requests and approvals, in this app's store.
+    pub fn pairing(&self) -> crate::pairing::PairingStore {
+        crate::pairing::PairingStore::with_backend(self.stores.pairing.clone(), self.clock.clone())
+    }
+
+    /// The channels' inbox, in this app's store.
+    pub fn inbox(&self) -> crate::inbox::Inbox {
+        crate::inbox::Inbox::with_store(self.stores.inbox.clone(), self.clock.clone())
+    }
+
+    /// Usage totals, in this app's store.
+    pub fn usage(&self) -> &crate::usage::UsageBook {
+        &self.stores.usage
     }
 
     /// Run `work` after the reply, off the turn's path (finished ones are reaped here).
@@ -184,6 +202,49 @@ impl App {
         let all = async { while set.join_next().await.is_some() {} };
         if tokio::time::timeout(limit, all).await.is_err() {
             tracing::warn!("some bookkeeping writes (usage totals) did not finish before exit");
+        }
+    }
+}
+
+/// The Redis URL of `[session]`: `redisUrl`, or `redisUrlRef` resolved (whatever
+/// `session.store` says: `state migrate` needs it before the switch). `None` when
+/// neither is set.
+pub async fn redis_url(
+    config: &Arc<Config>,
+    env: &Arc<EnvMap>,
+) -> Result<Option<crate::secret::Secret>, StartupError> {
+    if let Some(url) = &config.session.redis_url {
+        return Ok(Some(crate::secret::Secret::new(&**url)));
+    }
+    let Some(r) = &config.session.redis_url_ref else {
+        return Ok(None);
+    };
+    crate::auth::secrets::SecretResolver::new(config.clone(), env.clone())
+        .resolve_input(&crate::config::SecretInput::Ref(r.clone()))
+        .await
+        .map(Some)
+        .map_err(|e| StartupError::RedisUrlRef(e.to_string()))
+}
+
+/// The stores `session.store` chooses: `state.db`, or Redis (connected now; a server
+/// that does not answer stops start-up with "state store unavailable").
+pub async fn open_stores(
+    config: &Arc<Config>,
+    env: &Arc<EnvMap>,
+    paths: &Paths,
+) -> Result<Stores, StartupError> {
+    match config.session.store {
+        crate::config::SessionStoreKind::Sqlite => {
+            Ok(Stores::sqlite(StateDb::open(&paths.state_db())?))
+        }
+        crate::config::SessionStoreKind::Redis => {
+            let Some(url) = redis_url(config, env).await? else {
+                return Err(StartupError::RedisUrlRef(
+                    "session.store = \"redis\" needs redisUrl or redisUrlRef".to_string(),
+                ));
+            };
+            let redis = Redis::connect(url.expose(), &config.session.redis_prefix).await?;
+            Ok(Stores::redis(redis))
         }
     }
 }

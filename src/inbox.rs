@@ -9,7 +9,7 @@
 //! go to the store's group-commit writer thread, reads to tokio's blocking pool. Storage is the `inbox` table of `state.db` (migration v4).
 
 use crate::clock::Clock;
-use crate::state::{StateDb, StoreError, blocking};
+use crate::state::{StateDb, StoreError, StoreFuture, blocking};
 use rusqlite::{OptionalExtension, params};
 use std::sync::Arc;
 
@@ -37,23 +37,57 @@ pub struct PendingMessage {
     pub received_at: i64,
 }
 
+/// Where the inbox is kept: `state.db` ([`SqliteInbox`]) or Redis, behind one
+/// interface. `now_ms` comes from the caller's clock.
+pub trait InboxStore: Send + Sync + std::fmt::Debug + 'static {
+    /// Record an inbound message unless known; says what to do with it (atomic: of two
+    /// replicas receiving the same id, exactly one gets [`Receipt::New`]).
+    fn receive(&self, channel: &str, id: &str, payload: &str, now_ms: i64) -> StoreFuture<Receipt>;
+    /// Mark answered (creating the mark when the message was never recorded).
+    fn answered(&self, channel: &str, id: &str, now_ms: i64) -> StoreFuture<()>;
+    /// Messages received and not answered, oldest first.
+    fn pending(&self, channel: &str) -> StoreFuture<Vec<PendingMessage>>;
+    /// Forget answered marks from before `cutoff_ms`; how many went.
+    fn prune(&self, channel: &str, cutoff_ms: i64) -> StoreFuture<usize>;
+    /// A channel's stored read position.
+    fn offset(&self, key: &str) -> StoreFuture<Option<i64>>;
+    fn set_offset(&self, key: &str, value: i64) -> StoreFuture<()>;
+}
+
+/// The inbox in `state.db` (table `inbox`, migration v4; offsets in `meta`).
+#[derive(Debug, Clone)]
+pub struct SqliteInbox {
+    db: Arc<StateDb>,
+}
+
+impl SqliteInbox {
+    pub fn new(db: Arc<StateDb>) -> SqliteInbox {
+        SqliteInbox { db }
+    }
+}
+
 #[derive(Clone)]
 pub struct Inbox {
-    db: Arc<StateDb>,
+    store: Arc<dyn InboxStore>,
     clock: Arc<dyn Clock>,
 }
 
 impl std::fmt::Debug for Inbox {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Inbox")
-            .field("db", &self.db.path())
+            .field("store", &self.store)
             .finish_non_exhaustive()
     }
 }
 
 impl Inbox {
+    /// The inbox in `state.db`.
     pub fn new(db: Arc<StateDb>, clock: Arc<dyn Clock>) -> Inbox {
-        Inbox { db, clock }
+        Inbox::with_store(Arc::new(SqliteInbox::new(db)), clock)
+    }
+
+    pub fn with_store(store: Arc<dyn InboxStore>, clock: Arc<dyn Clock>) -> Inbox {
+        Inbox { store, clock }
     }
 
     /// Record an inbound message (`channel` e.g. `telegram:<botId>`, `id` its platform
@@ -64,9 +98,47 @@ impl Inbox {
         id: &str,
         payload: &str,
     ) -> Result<Receipt, StoreError> {
-        let now = self.clock.now_ms();
+        self.store
+            .receive(channel, id, payload, self.clock.now_ms())
+            .await
+    }
+
+    /// The reply to this message was sent (or it needs none): never answer it again.
+    /// The payload is dropped; only the mark stays.
+    pub async fn answered(&self, channel: &str, id: &str) -> Result<(), StoreError> {
+        self.store.answered(channel, id, self.clock.now_ms()).await
+    }
+
+    /// Messages of `channel` received but not answered, oldest first.
+    pub async fn pending(&self, channel: &str) -> Result<Vec<PendingMessage>, StoreError> {
+        self.store.pending(channel).await
+    }
+
+    /// Forget answered marks older than `keep_ms` (platforms do not redeliver after a
+    /// day). Returns how many went.
+    pub async fn prune(&self, channel: &str, keep_ms: i64) -> Result<usize, StoreError> {
+        self.store
+            .prune(channel, self.clock.now_ms().saturating_sub(keep_ms))
+            .await
+    }
+
+    /// A channel's stored read position (e.g. `telegram:offset:<botId>`).
+    pub async fn offset(&self, key: &str) -> Result<Option<i64>, StoreError> {
+        self.store.offset(key).await
+    }
+
+    /// Store a channel's read position.
+    pub async fn set_offset(&self, key: &str, value: i64) -> Result<(), StoreError> {
+        self.store.set_offset(key, value).await
+    }
+}
+
+impl InboxStore for SqliteInbox {
+    fn receive(&self, channel: &str, id: &str, payload: &str, now: i64) -> StoreFuture<Receipt> {
+        let db = self.db.clone();
         let (channel, id, payload) = (channel.to_string(), id.to_string(), payload.to_string());
-        self.db
+        Box::pin(async move {
+            db
             .write_async(false, move |c| {
                 // Atomic without a savepoint here: every write runs in a transaction or savepoint of its own.
     let tx = &*c;
@@ -88,14 +160,14 @@ impl Inbox {
                 Ok(receipt)
             })
             .await
+        })
     }
 
-    /// The reply to this message was sent (or it needs none): never answer it again.
-    /// The payload is dropped; only the mark stays.
-    pub async fn answered(&self, channel: &str, id: &str) -> Result<(), StoreError> {
-        let now = self.clock.now_ms();
+    fn answered(&self, channel: &str, id: &str, now: i64) -> StoreFuture<()> {
+        let db = self.db.clone();
         let (channel, id) = (channel.to_string(), id.to_string());
-        self.db
+        Box::pin(async move {
+            db
             .write_async(false, move |c| {
                 c.prepare_cached("INSERT INTO inbox (channel, id, seq, payload, status, received_at, answered_at)
                      VALUES (?1, ?2, 0, '', ?3, ?4, ?4)
@@ -104,70 +176,70 @@ impl Inbox {
                 .map(|_| ())
             })
             .await
+        })
     }
 
-    /// Messages of `channel` received but not answered, oldest first.
-    pub async fn pending(&self, channel: &str) -> Result<Vec<PendingMessage>, StoreError> {
+    fn pending(&self, channel: &str) -> StoreFuture<Vec<PendingMessage>> {
         let db = self.db.clone();
         let channel = channel.to_string();
-        blocking(&self.db.clone(), move || {
-            db.read(|c| {
-                let mut stmt = c.prepare_cached(
-                    "SELECT id, payload, received_at FROM inbox
+        Box::pin(async move {
+            blocking(&db.clone(), move || {
+                db.read(|c| {
+                    let mut stmt = c.prepare_cached(
+                        "SELECT id, payload, received_at FROM inbox
                      WHERE channel = ?1 AND status = ?2 ORDER BY seq",
-                )?;
-                let rows = stmt.query_map(params![channel, PENDING], |r| {
-                    Ok(PendingMessage {
-                        id: r.get(0)?,
-                        payload: r.get(1)?,
-                        received_at: r.get(2)?,
-                    })
-                })?;
-                rows.collect()
+                    )?;
+                    let rows = stmt.query_map(params![channel, PENDING], |r| {
+                        Ok(PendingMessage {
+                            id: r.get(0)?,
+                            payload: r.get(1)?,
+                            received_at: r.get(2)?,
+                        })
+                    })?;
+                    rows.collect()
+                })
             })
+            .await
         })
-        .await
     }
 
-    /// Forget answered marks older than `keep_ms` (platforms do not redeliver after a
-    /// day). Returns how many went.
-    pub async fn prune(&self, channel: &str, keep_ms: i64) -> Result<usize, StoreError> {
+    fn prune(&self, channel: &str, cutoff: i64) -> StoreFuture<usize> {
         let db = self.db.clone();
-        let (channel, cutoff) = (
-            channel.to_string(),
-            self.clock.now_ms().saturating_sub(keep_ms),
-        );
-        blocking(&self.db.clone(), move || {
-            db.write(|c| {
-                c.prepare_cached(
-                    "DELETE FROM inbox WHERE channel = ?1 AND status = ?2 AND answered_at < ?3",
-                )?
-                .execute(params![channel, ANSWERED, cutoff])
+        let channel = channel.to_string();
+        Box::pin(async move {
+            blocking(&db.clone(), move || {
+                db.write(|c| {
+                    c.prepare_cached(
+                        "DELETE FROM inbox WHERE channel = ?1 AND status = ?2 AND answered_at < ?3",
+                    )?
+                    .execute(params![channel, ANSWERED, cutoff])
+                })
             })
+            .await
         })
-        .await
     }
 
-    /// A channel's stored read position (e.g. `telegram:offset:<botId>`).
-    pub async fn offset(&self, key: &str) -> Result<Option<i64>, StoreError> {
+    fn offset(&self, key: &str) -> StoreFuture<Option<i64>> {
         let db = self.db.clone();
         let key = key.to_string();
-        blocking(&self.db.clone(), move || {
-            db.read(|c| {
-                c.prepare_cached("SELECT value FROM meta WHERE key = ?1")?
-                    .query_row([&key], |r| r.get::<_, String>(0))
-                    .optional()
+        Box::pin(async move {
+            blocking(&db.clone(), move || {
+                db.read(|c| {
+                    c.prepare_cached("SELECT value FROM meta WHERE key = ?1")?
+                        .query_row([&key], |r| r.get::<_, String>(0))
+                        .optional()
+                })
+                .map(|v| v.and_then(|v| v.parse().ok()))
             })
-            .map(|v| v.and_then(|v| v.parse().ok()))
+            .await
         })
-        .await
     }
 
-    /// Store a channel's read position.
-    pub async fn set_offset(&self, key: &str, value: i64) -> Result<(), StoreError> {
+    fn set_offset(&self, key: &str, value: i64) -> StoreFuture<()> {
+        let db = self.db.clone();
         let key = key.to_string();
-        self.db
-            .write_async(false, move |c| {
+        Box::pin(async move {
+            db.write_async(false, move |c| {
                 c.prepare_cached(
                     "INSERT INTO meta (key, value) VALUES (?1, ?2)
                      ON CONFLICT(key) DO UPDATE SET value = ?2",
@@ -176,6 +248,7 @@ impl Inbox {
                 .map(|_| ())
             })
             .await
+        })
     }
 }
 

@@ -20,7 +20,7 @@
 //! time, so still unpredictable). No extra crate is needed for 40 bits per code.
 
 use crate::clock::Clock;
-use crate::state::{StateDb, StoreError};
+use crate::state::{StateDb, StoreError, StoreFuture, blocking};
 use rusqlite::{OptionalExtension, params};
 use std::sync::Arc;
 
@@ -153,10 +153,36 @@ pub fn normalize_code(code: &str) -> String {
         .collect()
 }
 
-/// The pairing table of `state.db`.
+/// Where pairing requests and approvals are kept: `state.db` ([`SqlitePairing`]) or
+/// Redis, behind one interface. Every call is atomic in its store.
+pub trait PairingBackend: Send + Sync + std::fmt::Debug + 'static {
+    /// See [`PairingStore::request`]; `codes` supplies candidate codes (label trimmed,
+    /// non-empty).
+    fn request(
+        &self,
+        channel: &str,
+        sender: &str,
+        label: Option<&str>,
+        now_ms: i64,
+        codes: CodeGenerator,
+    ) -> StoreFuture<PairingRequest>;
+    fn is_approved(&self, channel: &str, sender: &str) -> StoreFuture<bool>;
+    /// `code` is normalized already. The outer error is the store's; the inner one says
+    /// why this code cannot be approved.
+    fn approve(
+        &self,
+        channel: &str,
+        code: &str,
+        now_ms: i64,
+    ) -> StoreFuture<Result<Approved, PairingError>>;
+    fn list(&self, now_ms: i64) -> StoreFuture<Vec<PairingEntry>>;
+    fn revoke(&self, channel: &str, sender: &str) -> StoreFuture<bool>;
+}
+
+/// Pairing requests and approvals, in whichever store the gateway uses.
 #[derive(Clone)]
 pub struct PairingStore {
-    db: Arc<StateDb>,
+    backend: Arc<dyn PairingBackend>,
     clock: Arc<dyn Clock>,
     codes: CodeGenerator,
 }
@@ -164,15 +190,20 @@ pub struct PairingStore {
 impl std::fmt::Debug for PairingStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("PairingStore")
-            .field("db", &self.db.path())
+            .field("backend", &self.backend)
             .finish_non_exhaustive()
     }
 }
 
 impl PairingStore {
+    /// The pairing table of `state.db`.
     pub fn new(db: Arc<StateDb>, clock: Arc<dyn Clock>) -> Self {
+        PairingStore::with_backend(Arc::new(SqlitePairing::new(db)), clock)
+    }
+
+    pub fn with_backend(backend: Arc<dyn PairingBackend>, clock: Arc<dyn Clock>) -> Self {
         PairingStore {
-            db,
+            backend,
             clock,
             codes: Arc::new(random_code),
         }
@@ -187,15 +218,129 @@ impl PairingStore {
     /// An unknown sender asked to talk: the code to show them. Within an hour of issuing
     /// a code the same pending code is returned (`fresh: false`); after that a new one.
     /// `label` (a display name) is stored or refreshed when given.
-    pub fn request(
+    pub async fn request(
         &self,
         channel: &str,
         sender: &str,
         label: Option<&str>,
     ) -> Result<PairingRequest, StoreError> {
-        let now = self.clock.now_ms();
         let label = label.map(str::trim).filter(|l| !l.is_empty());
-        let codes = self.codes.clone();
+        self.backend
+            .request(
+                channel,
+                sender,
+                label,
+                self.clock.now_ms(),
+                self.codes.clone(),
+            )
+            .await
+    }
+
+    /// Whether the operator approved this sender on this channel.
+    pub async fn is_approved(&self, channel: &str, sender: &str) -> Result<bool, StoreError> {
+        self.backend.is_approved(channel, sender).await
+    }
+
+    /// Approve the pending request with this code (case-insensitive).
+    pub async fn approve(&self, channel: &str, code: &str) -> Result<Approved, PairingError> {
+        self.backend
+            .approve(channel, &normalize_code(code), self.clock.now_ms())
+            .await?
+    }
+
+    /// Pending requests that have not expired (oldest first), then approved senders
+    /// (most recently approved first).
+    pub async fn list(&self) -> Result<Vec<PairingEntry>, StoreError> {
+        self.backend.list(self.clock.now_ms()).await
+    }
+
+    /// Forget a sender: an approval is withdrawn, a pending request dropped. Returns
+    /// whether there was anything to forget.
+    pub async fn revoke(&self, channel: &str, sender: &str) -> Result<bool, StoreError> {
+        self.backend.revoke(channel, sender).await
+    }
+}
+
+/// Runs a blocking `SqlitePairing` call on the blocking pool.
+fn off_thread<T: Send + 'static>(
+    me: &SqlitePairing,
+    f: impl FnOnce(SqlitePairing) -> Result<T, StoreError> + Send + 'static,
+) -> StoreFuture<T> {
+    let me = me.clone();
+    Box::pin(async move {
+        let db = me.db.clone();
+        blocking(&db, move || f(me)).await
+    })
+}
+
+impl PairingBackend for SqlitePairing {
+    fn request(
+        &self,
+        channel: &str,
+        sender: &str,
+        label: Option<&str>,
+        now_ms: i64,
+        codes: CodeGenerator,
+    ) -> StoreFuture<PairingRequest> {
+        let (channel, sender, label) = (
+            channel.to_string(),
+            sender.to_string(),
+            label.map(str::to_string),
+        );
+        off_thread(self, move |me| {
+            me.request_now(&channel, &sender, label.as_deref(), now_ms, codes)
+        })
+    }
+
+    fn is_approved(&self, channel: &str, sender: &str) -> StoreFuture<bool> {
+        let (channel, sender) = (channel.to_string(), sender.to_string());
+        off_thread(self, move |me| me.is_approved_now(&channel, &sender))
+    }
+
+    fn approve(
+        &self,
+        channel: &str,
+        code: &str,
+        now_ms: i64,
+    ) -> StoreFuture<Result<Approved, PairingError>> {
+        let (channel, code) = (channel.to_string(), code.to_string());
+        off_thread(self, move |me| {
+            match me.approve_now(&channel, code, now_ms) {
+                Err(PairingError::Store(e)) => Err(e),
+                other => Ok(other),
+            }
+        })
+    }
+
+    fn list(&self, now_ms: i64) -> StoreFuture<Vec<PairingEntry>> {
+        off_thread(self, move |me| me.list_now(now_ms))
+    }
+
+    fn revoke(&self, channel: &str, sender: &str) -> StoreFuture<bool> {
+        let (channel, sender) = (channel.to_string(), sender.to_string());
+        off_thread(self, move |me| me.revoke_now(&channel, &sender))
+    }
+}
+
+/// The pairing table of `state.db` (migration v3).
+#[derive(Debug, Clone)]
+pub struct SqlitePairing {
+    db: Arc<StateDb>,
+}
+
+impl SqlitePairing {
+    pub fn new(db: Arc<StateDb>) -> SqlitePairing {
+        SqlitePairing { db }
+    }
+
+    fn request_now(
+        &self,
+        channel: &str,
+        sender: &str,
+        label: Option<&str>,
+        now: i64,
+        codes: CodeGenerator,
+    ) -> Result<PairingRequest, StoreError> {
         let result = self.db.write(|conn| {
             let tx = conn.savepoint()?;
             tx.prepare_cached("DELETE FROM pairing WHERE status = ?1 AND expires_at <= ?2")?.execute(params![PENDING, now - EXPIRED_KEEP_MS])?;
@@ -253,8 +398,7 @@ impl PairingStore {
         })
     }
 
-    /// Whether the operator approved this sender on this channel.
-    pub fn is_approved(&self, channel: &str, sender: &str) -> Result<bool, StoreError> {
+    fn is_approved_now(&self, channel: &str, sender: &str) -> Result<bool, StoreError> {
         self.db.read(|conn| {
             conn.prepare_cached(
                 "SELECT EXISTS (SELECT 1 FROM pairing WHERE channel = ?1 AND sender = ?2 AND status = ?3)",
@@ -263,32 +407,7 @@ impl PairingStore {
         })
     }
 
-    /// [`request`](Self::request) off the async worker threads (the channels' path: a
-    /// CLI holding the database must not stall the runtime).
-    pub async fn request_async(
-        &self,
-        channel: &str,
-        sender: &str,
-        label: Option<&str>,
-    ) -> Result<PairingRequest, StoreError> {
-        let (me, channel, sender) = (self.clone(), channel.to_string(), sender.to_string());
-        let label = label.map(str::to_string);
-        crate::state::blocking(&self.db, move || {
-            me.request(&channel, &sender, label.as_deref())
-        })
-        .await
-    }
-
-    /// [`is_approved`](Self::is_approved) off the async worker threads.
-    pub async fn is_approved_async(&self, channel: &str, sender: &str) -> Result<bool, StoreError> {
-        let (me, channel, sender) = (self.clone(), channel.to_string(), sender.to_string());
-        crate::state::blocking(&self.db, move || me.is_approved(&channel, &sender)).await
-    }
-
-    /// Approve the pending request with this code (case-insensitive).
-    pub fn approve(&self, channel: &str, code: &str) -> Result<Approved, PairingError> {
-        let now = self.clock.now_ms();
-        let code = normalize_code(code);
+    fn approve_now(&self, channel: &str, code: String, now: i64) -> Result<Approved, PairingError> {
         type Row = (String, Option<String>, String, i64);
         let outcome: Result<Approved, PairingError> = self
             .db
@@ -332,10 +451,7 @@ impl PairingStore {
         outcome
     }
 
-    /// Pending requests that have not expired (oldest first), then approved senders
-    /// (most recently approved first).
-    pub fn list(&self) -> Result<Vec<PairingEntry>, StoreError> {
-        let now = self.clock.now_ms();
+    fn list_now(&self, now: i64) -> Result<Vec<PairingEntry>, StoreError> {
         self.db.read(|conn| {
             let mut stmt = conn.prepare_cached(
                 "SELECT channel, sender, code, label, status, created_at, expires_at, approved_at
@@ -365,9 +481,7 @@ impl PairingStore {
         })
     }
 
-    /// Forget a sender: an approval is withdrawn, a pending request dropped. Returns
-    /// whether there was anything to forget.
-    pub fn revoke(&self, channel: &str, sender: &str) -> Result<bool, StoreError> {
+    fn revoke_now(&self, channel: &str, sender: &str) -> Result<bool, StoreError> {
         self.db
             .write(|conn| {
                 conn.prepare_cached("DELETE FROM pairing WHERE channel = ?1 AND sender = ?2")?
@@ -460,8 +574,8 @@ mod tests {
         })
     }
 
-    #[test]
-    fn codes_use_the_alphabet_and_differ() {
+    #[tokio::test]
+    async fn codes_use_the_alphabet_and_differ() {
         let a = random_code();
         let b = random_code();
         assert_eq!(a.len(), CODE_LEN);
@@ -472,38 +586,38 @@ mod tests {
         }
     }
 
-    #[test]
-    fn one_code_per_sender_per_hour_then_a_new_one() {
+    #[tokio::test]
+    async fn one_code_per_sender_per_hour_then_a_new_one() {
         let (_d, clock, s) = store();
-        let first = s.request("telegram", "42", Some("@alice")).unwrap();
+        let first = s.request("telegram", "42", Some("@alice")).await.unwrap();
         assert!(first.fresh && !first.approved);
         assert_eq!(first.expires_at, T0 + CODE_TTL_MS);
         clock.advance_ms(59 * 60_000);
-        let again = s.request("telegram", "42", None).unwrap();
+        let again = s.request("telegram", "42", None).await.unwrap();
         assert_eq!(again.code, first.code);
         assert!(!again.fresh);
         assert_eq!(
-            s.list().unwrap()[0].label.as_deref(),
+            s.list().await.unwrap()[0].label.as_deref(),
             Some("@alice"),
             "label kept"
         );
         clock.advance_ms(60_000);
-        let third = s.request("telegram", "42", None).unwrap();
+        let third = s.request("telegram", "42", None).await.unwrap();
         assert!(third.fresh, "expired after an hour: a new code");
         assert_ne!(third.code, first.code);
         assert_eq!(third.expires_at, T0 + 60 * 60_000 + CODE_TTL_MS);
-        assert_eq!(s.list().unwrap()[0].label.as_deref(), Some("@alice"));
+        assert_eq!(s.list().await.unwrap()[0].label.as_deref(), Some("@alice"));
     }
 
-    #[test]
-    fn approve_is_case_insensitive_and_lets_the_sender_in() {
+    #[tokio::test]
+    async fn approve_is_case_insensitive_and_lets_the_sender_in() {
         let (_d, clock, s) = store();
-        let r = s.request("discord", "222", Some("bob")).unwrap();
-        assert!(!s.is_approved("discord", "222").unwrap());
+        let r = s.request("discord", "222", Some("bob")).await.unwrap();
+        assert!(!s.is_approved("discord", "222").await.unwrap());
         clock.advance_ms(1000);
         let lower = r.code.to_lowercase();
         let typed = format!(" {}-{} ", &lower[..4], &lower[4..]);
-        let a = s.approve("discord", &typed).unwrap();
+        let a = s.approve("discord", &typed).await.unwrap();
         assert_eq!(
             a,
             Approved {
@@ -513,72 +627,75 @@ mod tests {
                 approved_at: T0 + 1000
             }
         );
-        assert!(s.is_approved("discord", "222").unwrap());
-        assert!(!s.is_approved("telegram", "222").unwrap(), "per channel");
-        let e = s.approve("discord", &r.code).unwrap_err();
+        assert!(s.is_approved("discord", "222").await.unwrap());
+        assert!(
+            !s.is_approved("telegram", "222").await.unwrap(),
+            "per channel"
+        );
+        let e = s.approve("discord", &r.code).await.unwrap_err();
         assert!(matches!(e, PairingError::AlreadyApproved { .. }), "{e}");
         // An approved sender asking again is told so (and keeps the approval).
         clock.advance_ms(10 * CODE_TTL_MS);
-        let again = s.request("discord", "222", None).unwrap();
+        let again = s.request("discord", "222", None).await.unwrap();
         assert!(again.approved && !again.fresh);
-        assert!(s.is_approved("discord", "222").unwrap());
+        assert!(s.is_approved("discord", "222").await.unwrap());
     }
 
-    #[test]
-    fn unknown_and_expired_codes_are_clear_errors() {
+    #[tokio::test]
+    async fn unknown_and_expired_codes_are_clear_errors() {
         let (_d, clock, s) = store();
-        let e = s.approve("telegram", "ZZZZZZZZ").unwrap_err();
+        let e = s.approve("telegram", "ZZZZZZZZ").await.unwrap_err();
         assert!(matches!(e, PairingError::UnknownCode { .. }));
         assert!(e.to_string().contains("remoteclaw pairing list"), "{e}");
 
-        let r = s.request("telegram", "7", None).unwrap();
-        let e = s.approve("discord", &r.code).unwrap_err();
+        let r = s.request("telegram", "7", None).await.unwrap();
+        let e = s.approve("discord", &r.code).await.unwrap_err();
         assert!(
             matches!(e, PairingError::UnknownCode { .. }),
             "codes are per channel"
         );
         clock.advance_ms(CODE_TTL_MS);
-        let e = s.approve("telegram", &r.code).unwrap_err();
+        let e = s.approve("telegram", &r.code).await.unwrap_err();
         assert!(matches!(e, PairingError::Expired { .. }), "{e}");
         assert!(e.to_string().contains("message the bot again"), "{e}");
-        assert!(!s.is_approved("telegram", "7").unwrap());
+        assert!(!s.is_approved("telegram", "7").await.unwrap());
         assert!(
-            s.list().unwrap().is_empty(),
+            s.list().await.unwrap().is_empty(),
             "expired requests are not listed"
         );
         // Long-expired requests are swept on the next request.
         clock.advance_ms(EXPIRED_KEEP_MS);
-        s.request("telegram", "8", None).unwrap();
-        let e = s.approve("telegram", &r.code).unwrap_err();
+        s.request("telegram", "8", None).await.unwrap();
+        let e = s.approve("telegram", &r.code).await.unwrap_err();
         assert!(matches!(e, PairingError::UnknownCode { .. }), "{e}");
     }
 
-    #[test]
-    fn codes_are_unique_per_channel() {
+    #[tokio::test]
+    async fn codes_are_unique_per_channel() {
         let (_d, _clock, s) = store();
         let s = s.with_code_generator(scripted(&["AAAAAAAA", "AAAAAAAA", "BBBBBBBB"]));
-        let a = s.request("telegram", "1", None).unwrap();
-        let b = s.request("telegram", "2", None).unwrap();
+        let a = s.request("telegram", "1", None).await.unwrap();
+        let b = s.request("telegram", "2", None).await.unwrap();
         assert_eq!(a.code, "AAAAAAAA");
         assert_eq!(b.code, "BBBBBBBB", "a taken code is drawn again");
         let s = s.with_code_generator(scripted(&["AAAAAAAA"]));
         assert_eq!(
-            s.request("discord", "1", None).unwrap().code,
+            s.request("discord", "1", None).await.unwrap().code,
             "AAAAAAAA",
             "another channel may reuse it"
         );
-        let e = s.request("telegram", "3", None).unwrap_err();
+        let e = s.request("telegram", "3", None).await.unwrap_err();
         assert!(e.to_string().contains("unused pairing code"), "{e}");
     }
 
-    #[test]
-    fn list_and_revoke() {
+    #[tokio::test]
+    async fn list_and_revoke() {
         let (_d, clock, s) = store();
-        let a = s.request("telegram", "1", Some("@a")).unwrap();
+        let a = s.request("telegram", "1", Some("@a")).await.unwrap();
         clock.advance_ms(1000);
-        s.request("discord", "2", None).unwrap();
-        s.approve("telegram", &a.code).unwrap();
-        let l = s.list().unwrap();
+        s.request("discord", "2", None).await.unwrap();
+        s.approve("telegram", &a.code).await.unwrap();
+        let l = s.list().await.unwrap();
         assert_eq!(l.len(), 2);
         assert_eq!(l[0].status, PairingStatus::Pending);
         assert_eq!(l[0].sender, "2");
@@ -587,15 +704,15 @@ mod tests {
         assert_eq!(l[1].code, None, "an approved code is no longer shown");
         assert_eq!(l[1].approved_at, Some(T0 + 1000));
 
-        assert!(s.revoke("telegram", "1").unwrap());
-        assert!(!s.is_approved("telegram", "1").unwrap());
-        assert!(!s.revoke("telegram", "1").unwrap());
-        let fresh = s.request("telegram", "1", None).unwrap();
+        assert!(s.revoke("telegram", "1").await.unwrap());
+        assert!(!s.is_approved("telegram", "1").await.unwrap());
+        assert!(!s.revoke("telegram", "1").await.unwrap());
+        let fresh = s.request("telegram", "1", None).await.unwrap();
         assert!(fresh.fresh && !fresh.approved);
     }
 
-    #[test]
-    fn normalizes_codes() {
+    #[tokio::test]
+    async fn normalizes_codes() {
         assert_eq!(normalize_code(" abcd-ef gh "), "ABCDEFGH");
         assert_eq!(who("1", Some("@x")), "1 (@x)");
         assert_eq!(who("1", Some(" ")), "1");

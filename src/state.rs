@@ -36,6 +36,11 @@ pub enum StoreError {
     Backend { path: String, message: String },
 }
 
+/// What the store calls return: a boxed future that owns what it needs (`'static`), so
+/// callers can hold a `dyn` store and await it from any task.
+pub type StoreFuture<T> =
+    std::pin::Pin<Box<dyn std::future::Future<Output = Result<T, StoreError>> + Send>>;
+
 /// How a [`StoreError::Backend`] reads: the hint fits the kind of store.
 fn backend_text(path: &str, message: &str) -> String {
     if message.starts_with("state store unavailable: ") {
@@ -515,6 +520,10 @@ pub async fn blocking<T: Send + 'static>(
         Err(e) => Err(db.err(format!("store task failed: {e}"))),
     }
 }
+
+pub mod redis;
+pub mod redis_stores;
+pub mod stores;
 
 #[cfg(test)]
 mod tests;

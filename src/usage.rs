@@ -7,7 +7,7 @@
 //! call from async code runs on the blocking pool.
 
 use crate::providers::Usage;
-use crate::state::{StateDb, StoreError};
+use crate::state::{StateDb, StoreError, StoreFuture, blocking};
 use rusqlite::{OptionalExtension, params};
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -31,11 +31,11 @@ impl From<Usage> for Totals {
 }
 
 /// SQLite integers are signed: a total is stored capped at `i64::MAX`.
-fn to_db(n: u64) -> i64 {
+pub(crate) fn to_db(n: u64) -> i64 {
     i64::try_from(n).unwrap_or(i64::MAX)
 }
 
-fn from_db(n: i64) -> u64 {
+pub(crate) fn from_db(n: i64) -> u64 {
     u64::try_from(n).unwrap_or(0)
 }
 
@@ -68,85 +68,132 @@ fn add_tx(
     Ok(())
 }
 
-/// The usage totals in `state.db`.
+/// Where usage totals are kept: `state.db` ([`SqliteUsage`]) or Redis
+/// (`state::redis_stores::RedisUsage`), behind one interface.
+pub trait UsageStore: Send + Sync + std::fmt::Debug + 'static {
+    /// Add one turn's usage to `session` × `credential`.
+    fn record(&self, session: &str, credential: &str, usage: Usage, now_ms: i64)
+    -> StoreFuture<()>;
+    /// A session's totals over every credential, and its number of answered turns.
+    fn session(&self, session: &str) -> StoreFuture<(Totals, u64)>;
+    /// Totals per credential id, over every session.
+    fn by_credential(&self) -> StoreFuture<BTreeMap<String, Totals>>;
+}
+
+/// Usage totals in `state.db`: writes through its group-commit writer, reads on the
+/// blocking pool.
 #[derive(Debug, Clone)]
-pub struct UsageBook {
+pub struct SqliteUsage {
     db: Arc<StateDb>,
 }
 
-impl UsageBook {
-    pub fn new(db: Arc<StateDb>) -> UsageBook {
-        UsageBook { db }
+impl SqliteUsage {
+    pub fn new(db: Arc<StateDb>) -> SqliteUsage {
+        SqliteUsage { db }
     }
+}
 
-    /// Add one turn's usage to `session` × `credential` (blocking).
-    pub fn record(
+impl UsageStore for SqliteUsage {
+    fn record(
         &self,
         session: &str,
         credential: &str,
         usage: Usage,
         now_ms: i64,
-    ) -> Result<(), StoreError> {
-        self.db
-            .write(|c| add_tx(c, session, credential, usage, now_ms))
-    }
-
-    /// [`record`](Self::record) from async code, through the store's group-commit
-    /// writer.
-    pub async fn record_async(
-        &self,
-        session: &str,
-        credential: &str,
-        usage: Usage,
-        now_ms: i64,
-    ) -> Result<(), StoreError> {
-        let (session, credential) = (session.to_string(), credential.to_string());
-        self.db
-            .write_async(false, move |c| {
+    ) -> StoreFuture<()> {
+        let (db, session, credential) =
+            (self.db.clone(), session.to_string(), credential.to_string());
+        Box::pin(async move {
+            db.write_async(false, move |c| {
                 add_tx(c, &session, &credential, usage, now_ms)
             })
             .await
+        })
+    }
+
+    fn session(&self, session: &str) -> StoreFuture<(Totals, u64)> {
+        let (db, session) = (self.db.clone(), session.to_string());
+        Box::pin(async move {
+            let d = db.clone();
+            blocking(&d, move || {
+                db.read(|c| {
+                    c.prepare_cached("SELECT COALESCE(SUM(input_tokens), 0), COALESCE(SUM(output_tokens), 0), COALESCE(SUM(turns), 0) FROM usage WHERE session = ?1")?.query_row(params![session],
+                        |r| {
+                            Ok((
+                                Totals {
+                                    input_tokens: from_db(r.get(0)?),
+                                    output_tokens: from_db(r.get(1)?),
+                                },
+                                from_db(r.get(2)?),
+                            ))
+                        })
+                })
+            })
+            .await
+        })
+    }
+
+    fn by_credential(&self) -> StoreFuture<BTreeMap<String, Totals>> {
+        let db = self.db.clone();
+        Box::pin(async move {
+            let d = db.clone();
+            blocking(&d, move || {
+                db.read(|c| {
+                    let mut stmt = c.prepare_cached(
+                        "SELECT credential, SUM(input_tokens), SUM(output_tokens) FROM usage GROUP BY credential",
+                    )?;
+                    let rows = stmt.query_map([], |r| {
+                        Ok((
+                            r.get::<_, String>(0)?,
+                            Totals {
+                                input_tokens: from_db(r.get(1)?),
+                                output_tokens: from_db(r.get(2)?),
+                            },
+                        ))
+                    })?;
+                    rows.collect()
+                })
+            })
+            .await
+        })
+    }
+}
+
+/// The usage totals, in whichever store the gateway uses.
+#[derive(Debug, Clone)]
+pub struct UsageBook {
+    store: Arc<dyn UsageStore>,
+}
+
+impl UsageBook {
+    /// Totals in `state.db`.
+    pub fn new(db: Arc<StateDb>) -> UsageBook {
+        UsageBook::with_store(Arc::new(SqliteUsage::new(db)))
+    }
+
+    pub fn with_store(store: Arc<dyn UsageStore>) -> UsageBook {
+        UsageBook { store }
+    }
+
+    /// Add one turn's usage to `session` × `credential`.
+    pub async fn record(
+        &self,
+        session: &str,
+        credential: &str,
+        usage: Usage,
+        now_ms: i64,
+    ) -> Result<(), StoreError> {
+        self.store.record(session, credential, usage, now_ms).await
     }
 
     /// A session's totals over every credential, and its number of answered turns.
-    pub fn session(&self, session: &str) -> Result<(Totals, u64), StoreError> {
-        self.db.read(|c| {
-            c.prepare_cached("SELECT COALESCE(SUM(input_tokens), 0), COALESCE(SUM(output_tokens), 0), COALESCE(SUM(turns), 0) FROM usage WHERE session = ?1")?.query_row(params![session],
-                |r| {
-                    Ok((
-                        Totals {
-                            input_tokens: from_db(r.get(0)?),
-                            output_tokens: from_db(r.get(1)?),
-                        },
-                        from_db(r.get(2)?),
-                    ))
-                })
-        })
-    }
-
-    /// [`session`](Self::session) off the runtime threads.
-    pub async fn session_async(&self, session: &str) -> Result<(Totals, u64), StoreError> {
-        let (me, session) = (self.clone(), session.to_string());
-        crate::state::blocking(&self.db, move || me.session(&session)).await
+    pub async fn session(&self, session: &str) -> Result<(Totals, u64), StoreError> {
+        self.store.session(session).await
     }
 
     /// Totals per credential id, over every session.
-    pub fn by_credential(&self) -> Result<BTreeMap<String, Totals>, StoreError> {
-        self.db.read(|c| {
-            let mut stmt = c.prepare_cached(
-                "SELECT credential, SUM(input_tokens), SUM(output_tokens) FROM usage GROUP BY credential",
-            )?;
-            let rows = stmt.query_map([], |r| {
-                Ok((
-                    r.get::<_, String>(0)?,
-                    Totals {
-                        input_tokens: from_db(r.get(1)?),
-                        output_tokens: from_db(r.get(2)?),
-                    },
-                ))
-            })?;
-            rows.collect()
-        })
+    pub async fn by_credential(&self) -> Result<BTreeMap<String, Totals>, StoreError> {
+        self.store.by_credential().await
     }
 }
 
@@ -154,22 +201,30 @@ impl UsageBook {
 mod tests {
     use super::*;
 
-    #[test]
-    fn totals_add_up_per_session_and_credential_and_saturate() {
+    #[tokio::test]
+    async fn totals_add_up_per_session_and_credential_and_saturate() {
         let db = StateDb::open(std::path::Path::new(":memory:")).unwrap();
         let book = UsageBook::new(db);
         let u = |i, o| Usage {
             input_tokens: i,
             output_tokens: o,
         };
-        book.record("s1", "anthropic:work", u(10, 5), 1).unwrap();
-        book.record("s1", "env:ANTHROPIC_API_KEY", u(3, 2), 2)
+        book.record("s1", "anthropic:work", u(10, 5), 1)
+            .await
             .unwrap();
-        book.record("s2", "anthropic:work", u(1, 1), 3).unwrap();
-        let (t, turns) = book.session("s1").unwrap();
+        book.record("s1", "env:ANTHROPIC_API_KEY", u(3, 2), 2)
+            .await
+            .unwrap();
+        book.record("s2", "anthropic:work", u(1, 1), 3)
+            .await
+            .unwrap();
+        let (t, turns) = book.session("s1").await.unwrap();
         assert_eq!((t.input_tokens, t.output_tokens, turns), (13, 7, 2));
-        assert_eq!(book.session("nobody").unwrap(), (Totals::default(), 0));
-        let by = book.by_credential().unwrap();
+        assert_eq!(
+            book.session("nobody").await.unwrap(),
+            (Totals::default(), 0)
+        );
+        let by = book.by_credential().await.unwrap();
         assert_eq!(
             by["anthropic:work"],
             Totals {
@@ -178,8 +233,9 @@ mod tests {
             }
         );
         book.record("s2", "anthropic:work", u(u64::MAX, u64::MAX), 4)
+            .await
             .unwrap();
-        let (t, _) = book.session("s2").unwrap();
+        let (t, _) = book.session("s2").await.unwrap();
         assert_eq!(t.input_tokens, i64::MAX as u64, "capped, not wrapped");
         assert_eq!(
             serde_json::to_value(t).unwrap(),

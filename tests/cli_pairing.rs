@@ -27,9 +27,12 @@ async fn list_json(h: &TestHome) -> Value {
 async fn request_list_approve_revoke() {
     let h = TestHome::new("[channels.telegram]\nenabled = true\nbotToken = \"1:x\"\n");
     let s = store(&h, Arc::new(SystemClock));
-    let req = s.request("telegram", "123456789", Some("@alice")).unwrap();
+    let req = s
+        .request("telegram", "123456789", Some("@alice"))
+        .await
+        .unwrap();
     assert!(req.fresh);
-    assert!(!s.is_approved("telegram", "123456789").unwrap());
+    assert!(!s.is_approved("telegram", "123456789").await.unwrap());
 
     let v = list_json(&h).await;
     assert_eq!(v["pending"].as_array().unwrap().len(), 1, "{v}");
@@ -76,7 +79,7 @@ async fn request_list_approve_revoke() {
         !text.contains("note:"),
         "telegram is enabled with dmPolicy pairing: {text}"
     );
-    assert!(s.is_approved("telegram", "123456789").unwrap());
+    assert!(s.is_approved("telegram", "123456789").await.unwrap());
 
     let v = list_json(&h).await;
     assert_eq!(v["pending"], Value::Array(vec![]));
@@ -88,7 +91,7 @@ async fn request_list_approve_revoke() {
     );
 
     // Asking again does not issue a new code to an approved sender.
-    let again = s.request("telegram", "123456789", None).unwrap();
+    let again = s.request("telegram", "123456789", None).await.unwrap();
     assert!(again.approved && !again.fresh);
 
     let out = h.run(&["pairing", "approve", "telegram", &req.code]).await;
@@ -102,7 +105,7 @@ async fn request_list_approve_revoke() {
     let out = h.run(&["pairing", "revoke", "telegram", "123456789"]).await;
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert!(stdout(&out).contains("Revoked"), "{}", stdout(&out));
-    assert!(!s.is_approved("telegram", "123456789").unwrap());
+    assert!(!s.is_approved("telegram", "123456789").await.unwrap());
     let out = h.run(&["pairing", "revoke", "telegram", "123456789"]).await;
     assert_eq!(out.status.code(), Some(0));
     assert!(stdout(&out).contains("nothing changed"), "{}", stdout(&out));
@@ -113,7 +116,10 @@ async fn unknown_and_expired_codes_and_bad_channels_are_refused() {
     let h = TestHome::new("");
     // A code issued two hours ago has expired by now.
     let past = ManualClock::new(SystemClock.now_ms() - 2 * 3_600_000);
-    let old = store(&h, past).request("discord", "222", None).unwrap();
+    let old = store(&h, past)
+        .request("discord", "222", None)
+        .await
+        .unwrap();
     let s = store(&h, Arc::new(SystemClock));
 
     let out = h.run(&["pairing", "approve", "discord", &old.code]).await;
@@ -121,7 +127,7 @@ async fn unknown_and_expired_codes_and_bad_channels_are_refused() {
     let err = stderr(&out);
     assert!(err.contains("expired"), "{err}");
     assert!(err.contains("message the bot again"), "{err}");
-    assert!(!s.is_approved("discord", "222").unwrap());
+    assert!(!s.is_approved("discord", "222").await.unwrap());
     assert_eq!(
         list_json(&h).await["pending"],
         Value::Array(vec![]),
@@ -135,12 +141,12 @@ async fn unknown_and_expired_codes_and_bad_channels_are_refused() {
     assert!(err.contains("remoteclaw pairing list"), "{err}");
 
     // A code belongs to its channel.
-    let fresh = s.request("discord", "333", None).unwrap();
+    let fresh = s.request("discord", "333", None).await.unwrap();
     let out = h
         .run(&["pairing", "approve", "telegram", &fresh.code])
         .await;
     assert_eq!(out.status.code(), Some(1));
-    assert!(!s.is_approved("discord", "333").unwrap());
+    assert!(!s.is_approved("discord", "333").await.unwrap());
 
     for args in [
         ["pairing", "approve", "slack", "ABCDEFGH"],
@@ -156,7 +162,7 @@ async fn unknown_and_expired_codes_and_bad_channels_are_refused() {
     let out = h.run(&["pairing", "approve", "discord", &fresh.code]).await;
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert!(stdout(&out).contains("not enabled"), "{}", stdout(&out));
-    assert!(s.is_approved("discord", "333").unwrap());
+    assert!(s.is_approved("discord", "333").await.unwrap());
 }
 
 /// Regression: pairing labels (first names, usernames chosen by whoever messages the
@@ -166,7 +172,7 @@ async fn pairing_labels_with_terminal_escapes_are_printed_escaped() {
     let h = TestHome::new("[channels.telegram]\nenabled = true\nbotToken = \"1:x\"\n");
     let s = store(&h, Arc::new(SystemClock));
     let hostile = "Eve\u{1b}]0;owned\u{7}\u{1b}[2J\u{9b}31m";
-    let req = s.request("telegram", "77", Some(hostile)).unwrap();
+    let req = s.request("telegram", "77", Some(hostile)).await.unwrap();
     let out = h.run(&["pairing", "list"]).await;
     let text = stdout(&out);
     assert!(text.contains(&req.code), "{text}");

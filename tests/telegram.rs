@@ -10,7 +10,6 @@ mod support;
 mod telegram_support;
 
 use remoteclaw::channels::telegram;
-use remoteclaw::pairing::PairingStore;
 use remoteclaw::secret::Secret;
 use std::sync::Arc;
 use support::fake_provider::{Behavior, FakeProvider};
@@ -100,9 +99,7 @@ async fn unknown_sender_gets_a_pairing_code_and_never_reaches_the_model() {
         "unknown senders never reach a model"
     );
 
-    PairingStore::new(s.app.db.clone(), s.app.clock.clone())
-        .approve("telegram", &code)
-        .unwrap();
+    s.app.pairing().approve("telegram", &code).await.unwrap();
     s.tg.send_dm(99, "mallory", "now?");
     let sent = s.tg.wait_for_messages(2, WAIT).await;
     assert_eq!(sent[1].text, "fake reply to: now?");

@@ -133,7 +133,7 @@ async fn the_http_api_counts_usage_under_its_session() {
     let book = remoteclaw::usage::UsageBook::new(db);
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     loop {
-        let (t, turns) = book.session("web:usage").unwrap();
+        let (t, turns) = book.session("web:usage").await.unwrap();
         if turns > 0 {
             assert_eq!((t.input_tokens, t.output_tokens, turns), (i, o, 1));
             break;

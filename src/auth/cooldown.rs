@@ -7,14 +7,17 @@
 //! state in `state.db`, so it survives restarts and is shared by every process, with an
 //! in-memory copy refreshed whenever anyone commits (`PRAGMA data_version`).
 //!
-//! The plain methods block (the CLI uses them); a turn uses the `_async` ones (`turn`).
+//! The book is async over a [`CooldownStore`]: `state.db` (`sqlite`, the SQLite writes
+//! on its writer thread and reads on the blocking pool) or Redis (`state::redis_stores`),
+//! shared by every replica.
 
-mod turn;
+mod sqlite;
+
+pub use sqlite::SqliteCooldowns;
 
 use crate::config::CooldownConfig;
 use crate::providers::{ErrorKind, ProviderError};
-use crate::state::{RECHECK_EVERY, Recheck, StateDb, StoreError};
-use rusqlite::params;
+use crate::state::{RECHECK_EVERY, Recheck, StateDb, StoreError, StoreFuture};
 use rustc_hash::FxHashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -48,7 +51,7 @@ impl Reason {
         }
     }
 
-    fn parse(s: &str) -> Reason {
+    pub fn parse(s: &str) -> Reason {
         match s {
             "quota" => Reason::Quota,
             "billing" => Reason::Billing,
@@ -120,14 +123,6 @@ pub fn reason_for(err: &ProviderError) -> Option<Reason> {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct Row {
-    fingerprint: String,
-    reason: Reason,
-    until: i64,
-    count: u32,
-}
-
 /// A credential's standing for one model, now.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Standing {
@@ -149,6 +144,28 @@ pub struct ImportEntry {
     pub disabled_reason: Option<String>,
 }
 
+impl ImportEntry {
+    /// The disable and cooldown still in force at `now_ms`, as (reason, until,
+    /// fingerprint) — only for an entry that knows its secret's fingerprint.
+    pub fn active(&self, now_ms: i64) -> Vec<(Reason, i64, &str)> {
+        let Some(fp) = self.fingerprint.as_deref() else {
+            return Vec::new();
+        };
+        let disabled = self.disabled_until.filter(|u| *u > now_ms).map(|u| {
+            (
+                Reason::parse(self.disabled_reason.as_deref().unwrap_or("billing")),
+                u,
+                fp,
+            )
+        });
+        let cooling = self
+            .cooldown_until
+            .filter(|u| *u > now_ms)
+            .map(|u| (Reason::RateLimit, u, fp));
+        [disabled, cooling].into_iter().flatten().collect()
+    }
+}
+
 /// A row for listings (`models auth cooldown list`, status).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CooldownEntry {
@@ -160,8 +177,51 @@ pub struct CooldownEntry {
     pub error_count: u32,
 }
 
+/// One stored cooldown or disable of a credential (for one model, or credential-wide).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CooldownRow {
+    /// The secret it applies to: a new secret is not cooled down by the old one's errors.
+    pub fingerprint: String,
+    pub reason: Reason,
+    pub until: i64,
+    pub count: u32,
+}
+
+/// Everything a cooldown store holds, as loaded.
+#[derive(Debug, Clone, Default)]
+pub struct CooldownState {
+    /// (credential, model or `""`, row)
+    pub rows: Vec<(String, String, CooldownRow)>,
+    /// credential → when it was last tried (epoch ms)
+    pub last_used: Vec<(String, i64)>,
+}
+
+/// Where cooldowns and last-use times are kept: `state.db` ([`SqliteCooldowns`]) or
+/// Redis, behind one interface. Every write is atomic in its store.
+pub trait CooldownStore: Send + Sync + std::fmt::Debug + 'static {
+    /// Changes whenever anyone (this process or another) wrote: an unchanged version
+    /// means the in-memory copy is current.
+    fn version(&self) -> StoreFuture<i64>;
+    fn load(&self) -> StoreFuture<CooldownState>;
+    /// Store `row` for (`credential`, `scope`) and mark the credential used at `now_ms`.
+    fn set(&self, credential: &str, scope: &str, row: CooldownRow, now_ms: i64) -> StoreFuture<()>;
+    /// The credential was tried at `now_ms` (`good`: and answered).
+    fn touch(&self, credential: &str, now_ms: i64, good: bool) -> StoreFuture<()>;
+    /// Remove the credential's cooldown for `model` and its credential-wide disable.
+    fn clear_standing(&self, credential: &str, model: &str) -> StoreFuture<()>;
+    /// Import `entries` unless `marker` was imported before; whether it was imported now.
+    fn import_once(
+        &self,
+        marker: &str,
+        entries: Vec<ImportEntry>,
+        now_ms: i64,
+    ) -> StoreFuture<bool>;
+    /// Remove one credential's entries (or all); how many went.
+    fn clear(&self, credential: Option<&str>) -> StoreFuture<usize>;
+}
+
 /// credential → model (`""` for credential-wide) → row; looked up by `&str`.
-type Rows = FxHashMap<String, FxHashMap<String, Row>>;
+type Rows = FxHashMap<String, FxHashMap<String, CooldownRow>>;
 
 #[derive(Debug, Default)]
 struct Cache {
@@ -171,7 +231,7 @@ struct Cache {
 }
 
 /// A consistent snapshot of the book, cheap to take (two `Arc` clones) and to query:
-/// one turn's ordering asks it about every candidate without touching the database.
+/// one turn's ordering asks it about every candidate without touching the store.
 #[derive(Debug, Clone, Default)]
 pub struct CooldownView {
     rows: Arc<Rows>,
@@ -189,8 +249,8 @@ impl CooldownView {
         model: &str,
         now_ms: i64,
     ) -> Option<Standing> {
-        let live = |row: &Row| row.fingerprint == fingerprint && row.until > now_ms;
-        let to_standing = |row: &Row| Standing {
+        let live = |row: &CooldownRow| row.fingerprint == fingerprint && row.until > now_ms;
+        let to_standing = |row: &CooldownRow| Standing {
             reason: row.reason,
             until: row.until,
         };
@@ -226,128 +286,115 @@ fn has_state(rows: &Rows, credential: &str, model: &str) -> bool {
         .is_some_and(|m| m.contains_key(model) || m.contains_key(""))
 }
 
+/// The cooldown book: the store's state with an in-memory copy that a turn reads
+/// without a store call, checked against the store's version at most every
+/// [`RECHECK_EVERY`] (so another process's or replica's change is seen within it).
 #[derive(Debug)]
 pub struct CooldownBook {
-    db: Arc<StateDb>,
+    store: Arc<dyn CooldownStore>,
     config: CooldownConfig,
-    /// The in-memory copy; held only for memory work, never across a database call.
+    /// The in-memory copy; held only for memory work, never across a store call.
     cache: Mutex<Cache>,
-    /// One staleness check (and reload) at a time; only taken off the async workers.
-    reload: Mutex<()>,
+    /// One staleness check (and reload) at a time.
+    reload: tokio::sync::Mutex<()>,
     recheck: Recheck,
 }
 
-type Loaded = (Rows, FxHashMap<String, i64>);
-
-fn load_rows(c: &mut rusqlite::Connection) -> rusqlite::Result<Loaded> {
-    let mut rows: Rows = FxHashMap::default();
-    let mut stmt = c.prepare_cached(
-        "SELECT credential, model, fingerprint, reason, until_ms, error_count FROM credential_state",
-    )?;
-    let mut q = stmt.query([])?;
-    while let Some(r) = q.next()? {
-        let reason: String = r.get(3)?;
-        rows.entry(r.get::<_, String>(0)?).or_default().insert(
-            r.get(1)?,
-            Row {
-                fingerprint: r.get(2)?,
-                reason: Reason::parse(&reason),
-                until: r.get(4)?,
-                count: u32::try_from(r.get::<_, i64>(5)?).unwrap_or(u32::MAX),
-            },
-        );
-    }
-    let mut last_used = FxHashMap::default();
-    let mut stmt = c.prepare_cached(
-        "SELECT credential, last_used FROM credential_usage WHERE last_used IS NOT NULL",
-    )?;
-    let mut q = stmt.query([])?;
-    while let Some(r) = q.next()? {
-        last_used.insert(r.get(0)?, r.get(1)?);
-    }
-    Ok((rows, last_used))
-}
-
 impl CooldownBook {
+    /// The book in `state.db`.
     pub fn new(db: Arc<StateDb>, config: CooldownConfig) -> CooldownBook {
+        CooldownBook::with_store(Arc::new(SqliteCooldowns::new(db)), config)
+    }
+
+    pub fn with_store(store: Arc<dyn CooldownStore>, config: CooldownConfig) -> CooldownBook {
         CooldownBook {
-            db,
+            store,
             config,
             cache: Mutex::new(Cache::default()),
-            reload: Mutex::new(()),
+            reload: tokio::sync::Mutex::new(()),
             recheck: Recheck::new(RECHECK_EVERY),
         }
     }
 
-    /// Check the database for other processes' changes at most every `every` (instead
+    /// Check the store for other processes' changes at most every `every` (instead
     /// of [`RECHECK_EVERY`]) in turns.
     pub fn with_recheck(mut self, every: Duration) -> CooldownBook {
         self.recheck = Recheck::new(every);
         self
     }
 
-    fn lock_cache(&self) -> Result<std::sync::MutexGuard<'_, Cache>, StoreError> {
-        self.cache
-            .lock()
-            .map_err(|_| self.db.err("cooldown cache poisoned"))
+    /// Memory work on the cache (a poisoned lock is taken over: the cache holds no
+    /// invariant a panic could break half-way, and the next reload replaces it).
+    fn with_cache<T>(&self, f: impl FnOnce(&mut Cache) -> T) -> T {
+        let mut guard = self.cache.lock().unwrap_or_else(|p| p.into_inner());
+        f(&mut guard)
     }
 
-    /// Reload the in-memory copy if anyone committed since it was loaded (blocking).
-    fn refresh(&self) -> Result<(), StoreError> {
+    /// The in-memory copy as it is, if it was ever loaded (no store call).
+    fn snapshot(&self) -> Option<CooldownView> {
+        self.with_cache(|cache| {
+            cache.version.map(|_| CooldownView {
+                rows: cache.rows.clone(),
+                last_used: cache.last_used.clone(),
+            })
+        })
+    }
+
+    /// Reload the in-memory copy if anyone wrote since it was loaded.
+    async fn refresh(&self) -> Result<(), StoreError> {
         let started = Instant::now();
-        let _one = self
-            .reload
-            .lock()
-            .map_err(|_| self.db.err("cooldown reload poisoned"))?;
-        let version = self.db.data_version()?;
-        if self.lock_cache()?.version != Some(version) {
-            let (rows, last_used) = self.db.read(load_rows)?;
-            let mut cache = self.lock_cache()?;
-            cache.rows = Arc::new(rows);
-            cache.last_used = Arc::new(last_used);
-            cache.version = Some(version);
+        let _one = self.reload.lock().await;
+        let version = self.store.version().await?;
+        if self.with_cache(|c| c.version) != Some(version) {
+            let loaded = self.store.load().await?;
+            let mut rows: Rows = FxHashMap::default();
+            for (cred, model, row) in loaded.rows {
+                rows.entry(cred).or_default().insert(model, row);
+            }
+            let last_used = loaded.last_used.into_iter().collect();
+            self.with_cache(|cache| {
+                cache.rows = Arc::new(rows);
+                cache.last_used = Arc::new(last_used);
+                cache.version = Some(version);
+            });
         }
         self.recheck.done(started);
         Ok(())
     }
 
-    /// Run `f` on a fresh view of the cache (reloaded if anyone committed). Blocking.
-    fn cached<T>(&self, f: impl FnOnce(&mut Cache) -> T) -> Result<T, StoreError> {
-        self.refresh()?;
-        Ok(f(&mut *self.lock_cache()?))
+    /// Run `f` on a fresh view of the cache (reloaded if anyone wrote).
+    async fn cached<T>(&self, f: impl FnOnce(&mut Cache) -> T) -> Result<T, StoreError> {
+        self.refresh().await?;
+        Ok(self.with_cache(f))
     }
 
-    /// A snapshot of the current state (reloaded first if anyone committed). Blocking.
-    pub fn view(&self) -> CooldownView {
-        self.cached(|c| CooldownView {
-            rows: c.rows.clone(),
-            last_used: c.last_used.clone(),
-        })
-        .unwrap_or_else(|e| {
-            tracing::warn!("cooldown state unavailable: {e}");
-            self.snapshot().unwrap_or_default()
-        })
+    /// A turn's view: from memory, checked against the store when the last check is
+    /// [`RECHECK_EVERY`] old. A store that cannot be read leaves the last known state
+    /// in force.
+    pub async fn view(&self) -> CooldownView {
+        if !self.recheck.due()
+            && let Some(view) = self.snapshot()
+        {
+            return view;
+        }
+        match self.refresh().await {
+            Ok(()) => self.snapshot().unwrap_or_default(),
+            Err(e) => {
+                tracing::warn!("cooldown state unavailable: {e}");
+                self.snapshot().unwrap_or_default()
+            }
+        }
     }
 
-    /// See `CooldownView::standing`.
-    pub fn standing(
-        &self,
-        credential: &str,
-        fingerprint: &str,
-        model: &str,
-        now_ms: i64,
-    ) -> Option<Standing> {
-        self.view().standing(credential, fingerprint, model, now_ms)
-    }
-
-    /// See `CooldownView::last_used`.
-    pub fn last_used(&self, credential: &str) -> Option<i64> {
-        self.view().last_used(credential)
+    /// A view checked against the store now (listings, status).
+    pub async fn fresh_view(&self) -> Result<CooldownView, StoreError> {
+        self.refresh().await?;
+        Ok(self.snapshot().unwrap_or_default())
     }
 
     /// Record a failed attempt. Returns the new standing when the error sets the
     /// credential aside.
-    pub fn record_failure(
+    pub async fn record_failure(
         &self,
         credential: &str,
         fingerprint: &str,
@@ -356,7 +403,7 @@ impl CooldownBook {
         now_ms: i64,
     ) -> Result<Option<Standing>, StoreError> {
         let Some(reason) = reason_for(err) else {
-            self.touch(credential, now_ms, false)?;
+            self.touch(credential, now_ms, false).await?;
             return Ok(None);
         };
         let scope = if reason == Reason::RateLimit {
@@ -364,13 +411,15 @@ impl CooldownBook {
         } else {
             ""
         };
-        let prev = self.cached(|c| {
-            c.rows
-                .get(credential)
-                .and_then(|m| m.get(scope))
-                .filter(|r| r.fingerprint == fingerprint && r.reason == reason)
-                .map(|r| r.count)
-        })?;
+        let prev = self
+            .cached(|c| {
+                c.rows
+                    .get(credential)
+                    .and_then(|m| m.get(scope))
+                    .filter(|r| r.fingerprint == fingerprint && r.reason == reason)
+                    .map(|r| r.count)
+            })
+            .await?;
         let prev = prev.unwrap_or(0);
         let (count, until) = match reason {
             Reason::RateLimit => rate_limit_until(
@@ -387,131 +436,116 @@ impl CooldownBook {
             ),
             Reason::Auth | Reason::RefreshFailed => (prev.saturating_add(1), FOREVER),
         };
-        self.db.write(|c| {
-            let tx = c.savepoint()?;
-            tx.prepare_cached("INSERT INTO credential_state (credential, model, fingerprint, reason, until_ms, error_count, updated_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
-                 ON CONFLICT(credential, model) DO UPDATE SET fingerprint = ?3, reason = ?4, until_ms = ?5, error_count = ?6, updated_at = ?7")?.execute(params![credential, scope, fingerprint, reason.as_str(), until, count, now_ms])?;
-            tx.prepare_cached("INSERT INTO credential_usage (credential, last_used) VALUES (?1, ?2) ON CONFLICT(credential) DO UPDATE SET last_used = ?2")?.execute(params![credential, now_ms])?;
-            tx.commit()
-        })?;
-        self.cached(|c| {
+        let row = CooldownRow {
+            fingerprint: fingerprint.to_string(),
+            reason,
+            until,
+            count,
+        };
+        self.store
+            .set(credential, scope, row.clone(), now_ms)
+            .await?;
+        self.with_cache(|c| {
             Arc::make_mut(&mut c.rows)
                 .entry(credential.to_string())
                 .or_default()
-                .insert(
-                    scope.to_string(),
-                    Row {
-                        fingerprint: fingerprint.to_string(),
-                        reason,
-                        until,
-                        count,
-                    },
-                );
+                .insert(scope.to_string(), row);
             Arc::make_mut(&mut c.last_used).insert(credential.to_string(), now_ms);
-        })?;
+        });
         Ok(Some(Standing { reason, until }))
     }
 
     /// Record a success: the credential's cooldown for this model and any disable end.
-    pub fn record_success(
+    pub async fn record_success(
         &self,
         credential: &str,
         model: &str,
         now_ms: i64,
     ) -> Result<(), StoreError> {
-        self.clear_standing(credential, model)?;
-        self.touch(credential, now_ms, true)
+        self.clear_standing(credential, model).await?;
+        self.touch(credential, now_ms, true).await
     }
 
     /// A success that needs no usage record (environment and config keys): clears a
-    /// cooldown if there was one, and writes nothing otherwise.
-    pub fn record_success_quiet(&self, credential: &str, model: &str) -> Result<(), StoreError> {
-        self.clear_standing(credential, model)
+    /// cooldown if there was one. When the view in memory has no cooldown for the
+    /// credential there is nothing to clear, and no store call is made at all.
+    pub async fn record_success_quiet(
+        &self,
+        credential: &str,
+        model: &str,
+    ) -> Result<(), StoreError> {
+        if self
+            .snapshot()
+            .is_some_and(|v| !v.has_state(credential, model))
+        {
+            return Ok(());
+        }
+        self.clear_standing(credential, model).await
     }
 
-    fn clear_standing(&self, credential: &str, model: &str) -> Result<(), StoreError> {
-        let had_state = self.cached(|c| has_state(&c.rows, credential, model))?;
+    async fn clear_standing(&self, credential: &str, model: &str) -> Result<(), StoreError> {
+        let had_state = self
+            .cached(|c| has_state(&c.rows, credential, model))
+            .await?;
         if had_state {
-            self.db.write(|c| {
-                c.prepare_cached(
-                    "DELETE FROM credential_state WHERE credential = ?1 AND model IN (?2, '')",
-                )?
-                .execute(params![credential, model])
-            })?;
-            self.cached(|c| {
+            self.store.clear_standing(credential, model).await?;
+            self.with_cache(|c| {
                 if let Some(m) = Arc::make_mut(&mut c.rows).get_mut(credential) {
                     m.remove(model);
                     m.remove("");
                 }
-            })?;
+            });
         }
         Ok(())
     }
 
-    fn touch(&self, credential: &str, now_ms: i64, good: bool) -> Result<(), StoreError> {
-        self.db.write(|c| {
-            c.prepare_cached("INSERT INTO credential_usage (credential, last_used, last_good) VALUES (?1, ?2, CASE WHEN ?3 THEN ?2 END)
-                 ON CONFLICT(credential) DO UPDATE SET last_used = ?2, last_good = CASE WHEN ?3 THEN ?2 ELSE last_good END")?.execute(params![credential, now_ms, good])
-        })?;
-        self.cached(|c| {
+    async fn touch(&self, credential: &str, now_ms: i64, good: bool) -> Result<(), StoreError> {
+        self.store.touch(credential, now_ms, good).await?;
+        self.with_cache(|c| {
             Arc::make_mut(&mut c.last_used).insert(credential.to_string(), now_ms);
-        })
+        });
+        Ok(())
     }
 
     /// Read an imported file's `usageStats` into the book, once per `marker` (the file's
     /// path). Returns whether anything was imported.
-    pub fn import_once(
+    pub async fn import_once(
         &self,
         marker: &str,
         entries: &[ImportEntry],
         now_ms: i64,
     ) -> Result<bool, StoreError> {
-        let key = format!("usage_import:{marker}");
-        let imported = self.db.write(|c| {
-            let tx = c.savepoint()?;
-            let done: bool = tx.prepare_cached("SELECT EXISTS(SELECT 1 FROM meta WHERE key = ?1)")?.query_row([&key], |r| r.get(0))?;
-            if done {
-                return Ok(false);
-            }
-            for e in entries {
-                if let Some(t) = e.last_used {
-                    tx.prepare_cached("INSERT INTO credential_usage (credential, last_used) VALUES (?1, ?2) ON CONFLICT(credential) DO UPDATE SET last_used = MAX(COALESCE(last_used, 0), ?2)")?.execute(params![e.credential, t])?;
-                }
-                let Some(fp) = &e.fingerprint else { continue };
-                let disabled = e.disabled_until.filter(|u| *u > now_ms).map(|u| (Reason::parse(e.disabled_reason.as_deref().unwrap_or("billing")), u));
-                let cooling = e.cooldown_until.filter(|u| *u > now_ms).map(|u| (Reason::RateLimit, u));
-                for (reason, until) in [disabled, cooling].into_iter().flatten() {
-                    tx.prepare_cached("INSERT OR IGNORE INTO credential_state (credential, model, fingerprint, reason, until_ms, error_count, updated_at) VALUES (?1, '', ?2, ?3, ?4, ?5, ?6)")?.execute(params![e.credential, fp, reason.as_str(), until, e.error_count.unwrap_or(1), now_ms])?;
-                }
-            }
-            tx.prepare_cached("INSERT INTO meta (key, value) VALUES (?1, ?2)")?.execute(params![key, now_ms.to_string()])?;
-            tx.commit()?;
-            Ok(true)
-        })?;
+        let imported = self
+            .store
+            .import_once(marker, entries.to_vec(), now_ms)
+            .await?;
         if imported {
-            // Our writer is another connection, so data_version moved: reload.
-            self.refresh()?;
+            self.with_cache(|c| c.version = None);
+            self.refresh().await?;
         }
         Ok(imported)
     }
 
     /// Active entries (not yet expired), soonest end first.
-    pub fn list(&self, now_ms: i64) -> Result<Vec<CooldownEntry>, StoreError> {
-        let mut out = self.cached(|c| {
-            c.rows
-                .iter()
-                .flat_map(|(cred, models)| models.iter().map(move |(model, r)| (cred, model, r)))
-                .filter(|(_, _, r)| r.until > now_ms)
-                .map(|(cred, model, r)| CooldownEntry {
-                    credential: cred.clone(),
-                    model: model.clone(),
-                    reason: r.reason,
-                    until: r.until,
-                    error_count: r.count,
-                })
-                .collect::<Vec<_>>()
-        })?;
+    pub async fn list(&self, now_ms: i64) -> Result<Vec<CooldownEntry>, StoreError> {
+        let mut out = self
+            .cached(|c| {
+                c.rows
+                    .iter()
+                    .flat_map(|(cred, models)| {
+                        models.iter().map(move |(model, r)| (cred, model, r))
+                    })
+                    .filter(|(_, _, r)| r.until > now_ms)
+                    .map(|(cred, model, r)| CooldownEntry {
+                        credential: cred.clone(),
+                        model: model.clone(),
+                        reason: r.reason,
+                        until: r.until,
+                        error_count: r.count,
+                    })
+                    .collect::<Vec<_>>()
+            })
+            .await?;
         out.sort_by(|a, b| {
             a.until
                 .cmp(&b.until)
@@ -521,18 +555,11 @@ impl CooldownBook {
     }
 
     /// Clear one credential's entries (or all). Returns how many were removed.
-    pub fn clear(&self, credential: Option<&str>) -> Result<usize, StoreError> {
-        let n = self.db.write(|c| match credential {
-            Some(id) => c
-                .prepare_cached("DELETE FROM credential_state WHERE credential = ?1")?
-                .execute([id]),
-            None => c
-                .prepare_cached("DELETE FROM credential_state")?
-                .execute([]),
-        })?;
-        self.cached(|c| {
+    pub async fn clear(&self, credential: Option<&str>) -> Result<usize, StoreError> {
+        let n = self.store.clear(credential).await?;
+        self.with_cache(|c| {
             Arc::make_mut(&mut c.rows).retain(|cred, _| credential.is_some_and(|id| id != cred))
-        })?;
+        });
         Ok(n)
     }
 }

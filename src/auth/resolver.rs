@@ -614,8 +614,8 @@ impl CredentialResolver {
     }
 
     /// Move `usageStats` of an imported auth-profiles.json into the state store, once.
-    pub fn import_usage_stats(&self) {
-        let store = match self.store() {
+    pub async fn import_usage_stats(&self) {
+        let store = match self.store_async().await {
             Ok(s) => s,
             Err(e) => {
                 tracing::warn!("{e}");
@@ -648,11 +648,15 @@ impl CredentialResolver {
                 disabled_reason: u.disabled_reason.clone(),
             })
             .collect();
-        match self.cooldowns.import_once(
-            &self.profiles_path.display().to_string(),
-            &entries,
-            self.clock.now_ms(),
-        ) {
+        match self
+            .cooldowns
+            .import_once(
+                &self.profiles_path.display().to_string(),
+                &entries,
+                self.clock.now_ms(),
+            )
+            .await
+        {
             Ok(true) => {
                 tracing::info!(file = %self.profiles_path.display(), profiles = entries.len(), "imported usageStats into the state store")
             }
@@ -760,7 +764,7 @@ impl CredentialResolver {
             _ => None,
         };
         let now = self.clock.now_ms();
-        let view = self.cooldowns.view_async().await;
+        let view = self.cooldowns.view().await;
         let standing = |id: &str, fp: &str| view.standing(id, fp, model, now);
         let last_used = |id: &str| view.last_used(id);
         let inputs = OrderInputs {

@@ -165,10 +165,10 @@ pub(crate) fn record_usage(app: &App, session: &str, result: &TurnResult) {
     let (Some(usage), Some(credential)) = (result.usage, result.credential.clone()) else {
         return;
     };
-    let book = crate::usage::UsageBook::new(app.db.clone());
+    let book = app.usage().clone();
     let (session, now) = (session.to_string(), app.clock.now_ms());
     app.in_background(async move {
-        if let Err(e) = book.record_async(&session, &credential, usage, now).await {
+        if let Err(e) = book.record(&session, &credential, usage, now).await {
             tracing::warn!(session, "could not record the usage: {e}");
         }
     });
@@ -269,23 +269,18 @@ pub async fn apply(
         Directive::ModelList => (views::list(app, turn.state()), true),
         Directive::ModelStatus => (views::status(app, turn.state(), now, agent).await, true),
         Directive::Help => (directive::spec::help_text(), true),
-        Directive::Usage => {
-            match crate::usage::UsageBook::new(app.db.clone())
-                .session_async(turn.key())
-                .await
-            {
-                Ok((t, turns)) => (
-                    format!(
-                        "This chat has used {} input and {} output tokens over {turns} answered {}.",
-                        t.input_tokens,
-                        t.output_tokens,
-                        if turns == 1 { "message" } else { "messages" }
-                    ),
-                    true,
+        Directive::Usage => match app.usage().clone().session(turn.key()).await {
+            Ok((t, turns)) => (
+                format!(
+                    "This chat has used {} input and {} output tokens over {turns} answered {}.",
+                    t.input_tokens,
+                    t.output_tokens,
+                    if turns == 1 { "message" } else { "messages" }
                 ),
-                Err(e) => (format!("Could not read the usage: {e}"), false),
-            }
-        }
+                true,
+            ),
+            Err(e) => (format!("Could not read the usage: {e}"), false),
+        },
         Directive::ModelDefault => match stored(turn.set_choice(None, None).await) {
             Ok(()) => (
                 format!(

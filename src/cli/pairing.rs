@@ -127,7 +127,7 @@ pub async fn run(args: PairingArgs) -> anyhow::Result<ExitCode> {
         PairingCommand::Approve { channel, code } => {
             let channel = parse_channel(&channel)?;
             let (app, store) = open().await?;
-            let a = store.approve(channel, &code)?;
+            let a = store.approve(channel, &code).await?;
             println!(
                 "Approved {} on {channel}: they can message the bot now.",
                 who(&a.sender, a.label.as_deref())
@@ -140,7 +140,7 @@ pub async fn run(args: PairingArgs) -> anyhow::Result<ExitCode> {
             let channel = parse_channel(&channel)?;
             let (_app, store) = open().await?;
             let sender = sender.trim();
-            if store.revoke(channel, sender)? {
+            if store.revoke(channel, sender).await? {
                 println!(
                     "Revoked: {sender} on {channel} can no longer message the bot (unless channels.{channel}.allowFrom lists them)."
                 );
@@ -157,7 +157,7 @@ pub async fn run(args: PairingArgs) -> anyhow::Result<ExitCode> {
 async fn list(json: bool) -> anyhow::Result<()> {
     let (app, store) = open().await?;
     let now = app.clock.now_ms();
-    let entries = store.list()?;
+    let entries = store.list().await?;
     let (pending, approved): (Vec<_>, Vec<_>) = entries
         .iter()
         .partition(|e| e.status == PairingStatus::Pending);

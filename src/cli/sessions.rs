@@ -50,7 +50,7 @@ pub struct SessionJson {
     pub usage: crate::usage::Totals,
 }
 
-fn to_json(app: &App, s: &SessionSummary) -> SessionJson {
+async fn to_json(app: &App, s: &SessionSummary) -> SessionJson {
     let state = SessionState::with_choice(s.model.clone(), s.pin.clone());
     let (model, chosen) = crate::chat::views::effective_model(app, &state);
     SessionJson {
@@ -59,8 +59,10 @@ fn to_json(app: &App, s: &SessionSummary) -> SessionJson {
         model_source: if chosen { "session" } else { "default" },
         pin: s.pin.clone(),
         history_length: s.history_len,
-        usage: crate::usage::UsageBook::new(app.db.clone())
+        usage: app
+            .usage()
             .session(&s.key)
+            .await
             .map(|(t, _)| t)
             .unwrap_or_default(),
     }
@@ -77,13 +79,16 @@ pub async fn run(args: SessionsArgs) -> anyhow::Result<ExitCode> {
         SessionsCommand::List { json } => {
             let all = app.sessions.store().list().await?;
             if json {
-                let out: Vec<SessionJson> = all.iter().map(|s| to_json(&app, s)).collect();
+                let mut out: Vec<SessionJson> = Vec::with_capacity(all.len());
+                for s in &all {
+                    out.push(to_json(&app, s).await);
+                }
                 println!("{}", serde_json::to_string_pretty(&out)?);
             } else if all.is_empty() {
                 println!("No sessions yet. A session is created by its first message.");
             } else {
                 for s in &all {
-                    let j = to_json(&app, s);
+                    let j = to_json(&app, s).await;
                     let pin = j
                         .pin
                         .as_ref()
@@ -109,7 +114,7 @@ pub async fn run(args: SessionsArgs) -> anyhow::Result<ExitCode> {
                 );
                 return Ok(ExitCode::FAILURE);
             };
-            let j = to_json(&app, &s);
+            let j = to_json(&app, &s).await;
             if json {
                 println!("{}", serde_json::to_string_pretty(&j)?);
             } else {

@@ -613,6 +613,8 @@ pub struct GatewayAuthConfig {
 pub struct SessionConfig {
     pub store: SessionStoreKind,
     pub redis_url: Option<PlainSecret>,
+    /// A SecretRef for a URL that carries a password (`redisUrlRef`).
+    pub redis_url_ref: Option<SecretRef>,
     /// Prefix of every key the Redis store writes (`redisPrefix`), so several
     /// deployments can share one server.
     pub redis_prefix: String,
@@ -624,7 +626,8 @@ impl Default for SessionConfig {
         SessionConfig {
             store: SessionStoreKind::Sqlite,
             redis_url: None,
-            redis_prefix: crate::session::redis::DEFAULT_PREFIX.to_string(),
+            redis_url_ref: None,
+            redis_prefix: crate::state::redis::DEFAULT_PREFIX.to_string(),
             history_turns: 20,
         }
     }

@@ -294,11 +294,22 @@ pub fn validate(config: &Config) -> Result<(), Violation> {
             "use an address such as \"127.0.0.1\" or \"0.0.0.0\"",
         ));
     }
-    if config.session.store == SessionStoreKind::Redis && config.session.redis_url.is_none() {
+    let session = &config.session;
+    if session.store == SessionStoreKind::Redis
+        && session.redis_url.is_none()
+        && session.redis_url_ref.is_none()
+    {
         return Err(violation(
             "session.redisUrl",
-            "session.store = \"redis\" needs redisUrl",
-            "add redisUrl = \"redis://127.0.0.1:6379\"",
+            "session.store = \"redis\" needs redisUrl or redisUrlRef",
+            "add redisUrl = \"redis://127.0.0.1:6379\" (or redisUrlRef = { source = \"env\", provider = \"default\", id = \"REDIS_URL\" } for a URL with a password)",
+        ));
+    }
+    if session.redis_url.is_some() && session.redis_url_ref.is_some() {
+        return Err(violation(
+            "session.redisUrlRef",
+            "both redisUrl and redisUrlRef are set",
+            "keep one of them",
         ));
     }
     if defaults.turn_timeout_secs == Some(0) {

@@ -207,11 +207,11 @@ impl Engine {
                     CredentialSource::Profile | CredentialSource::Ref
                 ) =>
             {
-                book.record_success_async(&cred.id, model_key, now).await
+                book.record_success(&cred.id, model_key, now).await
             }
-            Ok(_) => book.record_success_quiet_async(&cred.id, model_key).await,
+            Ok(_) => book.record_success_quiet(&cred.id, model_key).await,
             Err(e) => book
-                .record_failure_async(&cred.id, cred.secret.fingerprint(), model_key, e, now)
+                .record_failure(&cred.id, cred.secret.fingerprint(), model_key, e, now)
                 .await
                 .map(|_| ()),
         };

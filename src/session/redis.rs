@@ -19,22 +19,13 @@ use super::store::{
     Pin, PinSource, SessionRecord, SessionStore, SessionSummary, StoreError, StoreFuture,
 };
 use crate::providers::{ChatMessage, Role};
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use redis::{RedisError, Script, Value};
+use crate::state::redis::{Redis, as_i64};
+use redis::{Script, Value};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
-use std::future::Future;
-use std::sync::{Arc, LazyLock};
-use std::time::Duration;
+use std::sync::LazyLock;
 
-/// The longest one store call may take before it is reported as unavailable.
-pub const CALL_TIMEOUT: Duration = Duration::from_secs(2);
-
-/// The default key prefix (`session.redisPrefix`).
-pub const DEFAULT_PREFIX: &str = "remoteclaw:";
-
-/// The start of every error message about an unreachable store.
-const UNAVAILABLE: &str = "state store unavailable: ";
+pub use crate::state::redis::{CALL_TIMEOUT, DEFAULT_PREFIX};
 
 /// Bumps `rev` (creating the session at 1), sets `updated_at` (and `created_at` when new)
 /// and the session's score in the listing. Shared head of the write scripts; expects
@@ -105,171 +96,44 @@ struct Entry {
 }
 
 /// Sessions in Redis.
-#[derive(Clone)]
+#[derive(Debug, Clone)]
 pub struct RedisStore {
-    conn: ConnectionManager,
-    prefix: Arc<str>,
-    /// Where the server is (host:port, no credentials): names the store in errors.
-    location: Arc<str>,
-    /// The URL's password, scrubbed from every error message.
-    password: Option<Arc<str>>,
-}
-
-impl std::fmt::Debug for RedisStore {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RedisStore")
-            .field("location", &self.location)
-            .field("prefix", &self.prefix)
-            .finish_non_exhaustive()
-    }
-}
-
-/// The error for a store that cannot be used now; `detail` must hold no secret.
-fn unavailable(location: &str, detail: &str) -> StoreError {
-    StoreError::Backend {
-        path: format!("redis at {location}"),
-        message: format!("{UNAVAILABLE}{detail}"),
-    }
+    redis: Redis,
 }
 
 impl RedisStore {
-    /// Connect to `url` (`redis://[:password@]host:port[/db]`) with keys under `prefix`.
-    /// Fails (with a message that never holds the password) when the URL does not parse
-    /// or the server does not answer within [`CALL_TIMEOUT`].
+    /// Connect to `url` (`redis://[:password@]host:port[/db]`) with keys under `prefix`
+    /// (see [`Redis::connect`]).
     pub async fn connect(url: &str, prefix: &str) -> Result<RedisStore, StoreError> {
-        let client = redis::Client::open(url).map_err(|e| {
-            unavailable(
-                "(unparsed URL)",
-                &format!(
-                    "the Redis URL does not parse ({:?}); expected redis://[:password@]host:port[/db]",
-                    e.kind()
-                ),
-            )
-        })?;
-        let info = client.get_connection_info();
-        let location: Arc<str> = info.addr().to_string().into();
-        let password: Option<Arc<str>> = info
-            .redis_settings()
-            .password()
-            .filter(|p| !p.is_empty())
-            .map(Arc::from);
-        let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(CALL_TIMEOUT))
-            .set_response_timeout(Some(CALL_TIMEOUT))
-            .set_number_of_retries(2)
-            .set_max_delay(Duration::from_millis(500));
-        let scrub = |e: RedisError| scrub(password.as_deref(), &e.to_string());
-        let conn = match tokio::time::timeout(
-            CALL_TIMEOUT,
-            client.get_connection_manager_with_config(config),
-        )
-        .await
-        {
-            Ok(Ok(conn)) => conn,
-            Ok(Err(e)) => return Err(unavailable(&location, &scrub(e))),
-            Err(_) => {
-                return Err(unavailable(
-                    &location,
-                    &format!("no answer within {} s", CALL_TIMEOUT.as_secs()),
-                ));
-            }
-        };
-        Ok(RedisStore {
-            conn,
-            prefix: prefix.into(),
-            location,
-            password,
-        })
+        Ok(RedisStore::new(Redis::connect(url, prefix).await?))
+    }
+
+    /// Sessions over an open connection.
+    pub fn new(redis: Redis) -> RedisStore {
+        RedisStore { redis }
     }
 
     fn session_key(&self, key: &str) -> String {
-        format!("{}session:{key}", self.prefix)
+        self.redis.key(&format!("session:{key}"))
     }
 
     fn history_key(&self, key: &str) -> String {
-        format!("{}history:{key}", self.prefix)
+        self.redis.key(&format!("history:{key}"))
     }
 
     fn listing_key(&self) -> String {
-        format!("{}sessions", self.prefix)
-    }
-
-    /// Runs `call` on a clone of the connection, bounded by [`CALL_TIMEOUT`], mapping
-    /// Redis errors to [`StoreError`] and the raw answer through `then`.
-    fn call<R, T, F>(
-        &self,
-        call: impl FnOnce(ConnectionManager) -> F,
-        then: impl FnOnce(R) -> Result<T, String> + Send + 'static,
-    ) -> StoreFuture<T>
-    where
-        F: Future<Output = Result<R, RedisError>> + Send + 'static,
-        R: Send + 'static,
-        T: Send + 'static,
-    {
-        let fut = call(self.conn.clone());
-        let (location, password) = (self.location.clone(), self.password.clone());
-        Box::pin(async move {
-            let answer = match tokio::time::timeout(CALL_TIMEOUT, fut).await {
-                Ok(Ok(answer)) => answer,
-                Ok(Err(e)) => return Err(redis_error(&location, password.as_deref(), &e)),
-                Err(_) => {
-                    return Err(unavailable(
-                        &location,
-                        &format!("no answer within {} s", CALL_TIMEOUT.as_secs()),
-                    ));
-                }
-            };
-            then(answer).map_err(|m| StoreError::Backend {
-                path: format!("redis at {location}"),
-                message: scrub(password.as_deref(), &m),
-            })
-        })
+        self.redis.key("sessions")
     }
 
     /// Runs one of the write scripts for `key`; resolves to the new `rev`.
-    fn write(&self, script: &'static Script, key: &str, args: Vec<String>) -> StoreFuture<i64> {
-        let keys = [
+    fn write(&self, script: &'static Script, key: &str, mut args: Vec<String>) -> StoreFuture<i64> {
+        let keys = vec![
             self.session_key(key),
             self.listing_key(),
             self.history_key(key),
         ];
-        let key = key.to_string();
-        self.call(
-            move |mut conn| async move {
-                let mut inv = script.prepare_invoke();
-                for k in &keys {
-                    inv.key(k);
-                }
-                inv.arg(&key);
-                for a in &args {
-                    inv.arg(a);
-                }
-                inv.invoke_async::<i64>(&mut conn).await
-            },
-            Ok,
-        )
-    }
-}
-
-/// `text` with every occurrence of `password` masked.
-fn scrub(password: Option<&str>, text: &str) -> String {
-    match password {
-        Some(p) if !p.is_empty() => text.replace(p, "***"),
-        _ => text.to_string(),
-    }
-}
-
-/// A Redis error as a [`StoreError`]: connection trouble is "unavailable", anything
-/// else (a server-side error) is reported as the server's answer.
-fn redis_error(location: &str, password: Option<&str>, e: &RedisError) -> StoreError {
-    let detail = scrub(password, &e.to_string());
-    if e.is_io_error() || e.is_connection_dropped() || e.is_connection_refusal() || e.is_timeout() {
-        unavailable(location, &detail)
-    } else {
-        StoreError::Backend {
-            path: format!("redis at {location}"),
-            message: format!("Redis answered with an error: {detail}"),
-        }
+        args.insert(0, key.to_string());
+        self.redis.script(script, keys, args)
     }
 }
 
@@ -320,11 +184,6 @@ fn entries(raw: Vec<String>) -> Result<Vec<ChatMessage>, String> {
         .collect()
 }
 
-/// `n` as a Redis integer argument (saturating).
-fn as_i64(n: usize) -> i64 {
-    i64::try_from(n).unwrap_or(i64::MAX)
-}
-
 impl SessionStore for RedisStore {
     fn load(&self, key: &str, history_limit: usize) -> StoreFuture<Option<SessionRecord>> {
         let (skey, hkey, owned) = (
@@ -332,7 +191,7 @@ impl SessionStore for RedisStore {
             self.history_key(key),
             key.to_string(),
         );
-        self.call(
+        self.redis.call(
             move |mut conn| async move {
                 // One transaction: the revision and the history belong together.
                 let mut pipe = redis::pipe();
@@ -373,7 +232,7 @@ impl SessionStore for RedisStore {
 
     fn rev(&self, key: &str) -> StoreFuture<i64> {
         let skey = self.session_key(key);
-        self.call(
+        self.redis.call(
             move |mut conn| async move {
                 redis::cmd("HGET")
                     .arg(&skey)
@@ -440,10 +299,9 @@ impl SessionStore for RedisStore {
             match serde_json::to_string(&entry) {
                 Ok(json) => args.push(json),
                 Err(e) => {
-                    let err = StoreError::Backend {
-                        path: format!("redis at {}", self.location),
-                        message: format!("a history entry could not be encoded: {e}"),
-                    };
+                    let err = self
+                        .redis
+                        .err(format!("a history entry could not be encoded: {e}"));
                     return Box::pin(async move { Err(err) });
                 }
             }
@@ -465,6 +323,7 @@ impl SessionStore for RedisStore {
         Box::pin(async move {
             let listing = this.listing_key();
             let keys: Vec<String> = this
+                .redis
                 .call(
                     move |mut conn| async move {
                         redis::cmd("ZRANGE")
@@ -486,6 +345,7 @@ impl SessionStore for RedisStore {
                 pipe.cmd("LLEN").arg(this.history_key(k));
             }
             let mut out = this
+                .redis
                 .call(
                     move |mut conn| async move { pipe.query_async::<Vec<Value>>(&mut conn).await },
                     move |answers: Vec<Value>| {
@@ -519,7 +379,7 @@ impl SessionStore for RedisStore {
             self.history_key(key),
             key.to_string(),
         );
-        self.call(
+        self.redis.call(
             move |mut conn| async move {
                 redis::pipe()
                     .atomic()

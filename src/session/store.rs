@@ -65,10 +65,7 @@ pub struct SessionSummary {
 
 pub use crate::state::StoreError;
 
-/// What the store calls return: a boxed future that owns what it needs (`'static`), so
-/// callers can hold a `dyn SessionStore` and await it from any task.
-pub type StoreFuture<T> =
-    std::pin::Pin<Box<dyn std::future::Future<Output = Result<T, StoreError>> + Send>>;
+pub use crate::state::StoreFuture;
 
 /// The durable side of sessions. Every call is async and never blocks the calling
 /// runtime thread: the SQLite backend runs its reads on tokio's blocking pool and its

@@ -171,17 +171,17 @@ async fn group_policy_disabled_ignores_guild_traffic() {
 /// from a paired sender while `state.db` is held elsewhere must not stop other tasks.
 #[tokio::test(flavor = "current_thread")]
 async fn a_pairing_lookup_does_not_stall_the_runtime_while_state_db_is_busy() {
-    use remoteclaw::pairing::PairingStore;
     use std::sync::atomic::{AtomicU64, Ordering};
     let s = setup().await;
     const PAIRED: u64 = 777;
     const PAIRED_DM: u64 = 5077;
-    let pairing = PairingStore::new(s.app.db.clone(), s.app.clock.clone());
+    let pairing = s.app.pairing();
     let code = pairing
         .request("discord", &PAIRED.to_string(), Some("pat"))
+        .await
         .unwrap()
         .code;
-    pairing.approve("discord", &code).unwrap();
+    pairing.approve("discord", &code).await.unwrap();
     s.dc.register_channel(PAIRED_DM, None, PAIRED);
 
     let ticks = Arc::new(AtomicU64::new(0));
@@ -197,7 +197,7 @@ async fn a_pairing_lookup_does_not_stall_the_runtime_while_state_db_is_busy() {
     // Another holder of state.db: the DM arrives at once, the lookup waits on the
     // database; count the ticker's progress in the second that follows.
     let (held_tx, held_rx) = tokio::sync::oneshot::channel();
-    let (db, t) = (s.app.db.clone(), ticks.clone());
+    let (db, t) = (s.app.stores.db.clone().unwrap(), ticks.clone());
     let holder = std::thread::spawn(move || {
         db.with(|_| {
             let _ = held_tx.send(());

@@ -47,7 +47,7 @@ pub(super) async fn dm_admitted(cfg: &DiscordConfig, pairing: &PairingStore, use
     if cfg.dm_policy != DmPolicy::Pairing {
         return false;
     }
-    match pairing.is_approved_async("discord", user).await {
+    match pairing.is_approved("discord", user).await {
         Ok(approved) => approved,
         Err(e) => {
             tracing::warn!(

@@ -154,7 +154,7 @@ impl Handler {
     async fn offer_pairing(&self, ctx: &Context, msg: &Message) {
         let request = self
             .pairing
-            .request_async(
+            .request(
                 "discord",
                 &msg.author.id.to_string(),
                 Some(&msg.author.name),

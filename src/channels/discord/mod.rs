@@ -134,8 +134,8 @@ pub async fn run(
         media::Downloader::new(&cfg.api_base).map_err(|e| DiscordError::Client(e.to_string()))?;
     let handler = Handler {
         media,
-        pairing: PairingStore::new(app.db.clone(), app.clock.clone()),
-        inbox: Inbox::new(app.db.clone(), app.clock.clone()),
+        pairing: app.pairing(),
+        inbox: app.inbox(),
         app,
         cfg,
         rest: Rest::new(client),

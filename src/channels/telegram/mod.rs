@@ -18,7 +18,6 @@
 
 use crate::app::App;
 use crate::config::TelegramConfig;
-use crate::inbox::Inbox;
 use crate::pairing::PairingStore;
 use crate::secret::Secret;
 use std::sync::Arc;
@@ -119,8 +118,8 @@ pub async fn run(
     };
     let username = me.username().to_string();
     tracing::info!(bot = %username, "Telegram channel connected");
-    let pairing = PairingStore::new(app.db.clone(), app.clock.clone());
-    let inbox = Inbox::new(app.db.clone(), app.clock.clone());
+    let pairing = app.pairing();
+    let inbox = app.inbox();
     let (journal, replay) = Journal::open(inbox, me.id.0).await;
     let ctx = Arc::new(Ctx {
         app,
@@ -360,7 +359,7 @@ async fn decide(ctx: &Ctx, msg: &Message) -> Access {
     let approved = match approval_needed(&ctx.cfg, msg) {
         Some(user) => ctx
             .pairing
-            .is_approved_async("telegram", &user.to_string())
+            .is_approved("telegram", &user.to_string())
             .await
             .unwrap_or_else(|e| {
                 tracing::warn!("pairing lookup failed: {e}");

@@ -148,7 +148,7 @@ pub async fn offer_pairing(ctx: &Ctx, msg: &Message) {
         .unwrap_or_else(|| from.first_name.clone());
     match ctx
         .pairing
-        .request_async("telegram", &from.id.0.to_string(), Some(&label))
+        .request("telegram", &from.id.0.to_string(), Some(&label))
         .await
     {
         Ok(r) if r.approved => {}
@@ -201,7 +201,7 @@ pub async fn on_button(ctx: &Ctx, q: CallbackQuery) {
         false
     } else {
         ctx.pairing
-            .is_approved_async("telegram", &user.to_string())
+            .is_approved("telegram", &user.to_string())
             .await
             .unwrap_or(false)
     };

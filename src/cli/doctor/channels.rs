@@ -275,7 +275,7 @@ pub(super) async fn gateway(
 }
 
 /// Pending pairing requests on enabled channels that pair: someone waits for the operator.
-pub(super) fn pairing_pending(
+pub(super) async fn pairing_pending(
     db: &Arc<StateDb>,
     config: &Config,
     clock: Arc<dyn Clock>,
@@ -293,7 +293,7 @@ pub(super) fn pairing_pending(
             .as_ref()
             .is_some_and(|d| d.enabled && d.dm_policy == DmPolicy::Pairing),
     };
-    let Ok(entries) = PairingStore::new(db.clone(), clock).list() else {
+    let Ok(entries) = PairingStore::new(db.clone(), clock).list().await else {
         return;
     };
     for name in ["telegram", "discord"].into_iter().filter(|n| pairs(n)) {

@@ -235,7 +235,7 @@ pub async fn run_all(
                     now,
                 };
                 credentials(&ctx, &mut r).await;
-                cooldown_list(&resolver, now, &mut r);
+                cooldown_list(&resolver, now, &mut r).await;
             }
             None => r.push(Finding::info(
                 "checks_skipped",
@@ -256,7 +256,7 @@ pub async fn run_all(
         gateway(&config, &resolver, &config_path, &mut r).await;
     }
     if let Some(db) = &db {
-        pairing_pending(db, &config, clock, &mut r);
+        pairing_pending(db, &config, clock, &mut r).await;
     }
     outcome(r)
 }

@@ -11,7 +11,7 @@ use crate::auth::resolver::until_text;
 
 /// A `refresh_failed` entry as a finding, or `None` when a new sign-in replaced the
 /// tokens it was recorded for.
-fn refresh_failed(
+async fn refresh_failed(
     resolver: &CredentialResolver,
     store: Option<&ProfileStore>,
     e: &CooldownEntry,
@@ -23,10 +23,12 @@ fn refresh_failed(
         ..
     }) = profile.map(|p| &p.credential)
     {
-        let standing =
-            resolver
-                .cooldowns
-                .standing(&e.credential, access.fingerprint(), ANY_MODEL, now);
+        let standing = resolver.cooldowns.view().await.standing(
+            &e.credential,
+            access.fingerprint(),
+            ANY_MODEL,
+            now,
+        );
         if standing.is_none_or(|s| s.reason != Reason::RefreshFailed) {
             return None;
         }
@@ -50,8 +52,8 @@ fn refresh_failed(
     )
 }
 
-pub(super) fn cooldown_list(resolver: &CredentialResolver, now: i64, r: &mut Vec<Finding>) {
-    let list = match resolver.cooldowns.list(now) {
+pub(super) async fn cooldown_list(resolver: &CredentialResolver, now: i64, r: &mut Vec<Finding>) {
+    let list = match resolver.cooldowns.list(now).await {
         Ok(list) => list,
         Err(e) => {
             r.push(Finding::warning(
@@ -77,7 +79,7 @@ pub(super) fn cooldown_list(resolver: &CredentialResolver, now: i64, r: &mut Vec
                 "disabled after an authentication error",
             ),
             Reason::RefreshFailed => {
-                r.extend(refresh_failed(resolver, store.as_deref(), &e, now));
+                r.extend(refresh_failed(resolver, store.as_deref(), &e, now).await);
                 continue;
             }
         };

@@ -237,9 +237,9 @@ async fn record(
     let now = app.clock.now_ms();
     let book = &app.engine.resolver.cooldowns;
     let recorded = match result {
-        Ok(_) => book.record_success_async(&cred.id, key, now).await,
+        Ok(_) => book.record_success(&cred.id, key, now).await,
         Err(e) => book
-            .record_failure_async(&cred.id, cred.secret.fingerprint(), key, e, now)
+            .record_failure(&cred.id, cred.secret.fingerprint(), key, e, now)
             .await
             .map(|_| ()),
     };

@@ -278,9 +278,7 @@ pub async fn run(args: StatusArgs) -> anyhow::Result<ExitCode> {
             }
         );
         // Tokens used per credential, over every session (DESIGN §10 "Usage").
-        let usage = crate::usage::UsageBook::new(app.db.clone())
-            .by_credential()
-            .unwrap_or_default();
+        let usage = app.usage().by_credential().await.unwrap_or_default();
         for (p, in_use, s, res) in &providers {
             println!();
             let endpoint = s

@@ -36,7 +36,7 @@ pub async fn run(args: CooldownArgs) -> anyhow::Result<ExitCode> {
     let now = app.clock.now_ms();
     match args.command {
         CooldownCommand::List { json } => {
-            let list = book.list(now)?;
+            let list = book.list(now).await?;
             if json {
                 let rows: Vec<_> = list
                     .iter()
@@ -64,7 +64,7 @@ pub async fn run(args: CooldownArgs) -> anyhow::Result<ExitCode> {
             }
         }
         CooldownCommand::Clear { id } => {
-            let n = book.clear(id.as_deref())?;
+            let n = book.clear(id.as_deref()).await?;
             match (id, n) {
                 (Some(id), 0) => println!("{id} had no cooldown."),
                 (Some(id), n) => println!(

@@ -1,0 +1,591 @@
+//! One suite for the cooldown book, pairing, the channels' inbox and usage totals over
+//! both stores (issue 13): each test is written once against `Stores` and run by
+//! `both_backends!` on `state.db` and on Redis (a private `redis-server`, see
+//! `support::redis`). `again()` opens a second handle on the same data, as another
+//! process or replica would.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use remoteclaw::auth::cooldown::{CooldownBook, FOREVER, ImportEntry, Reason, Standing};
+use remoteclaw::clock::ManualClock;
+use remoteclaw::config::CooldownConfig;
+use remoteclaw::inbox::{Inbox, Receipt};
+use remoteclaw::pairing::{PairingError, PairingStatus, PairingStore};
+use remoteclaw::providers::error::classify;
+use remoteclaw::providers::{ProviderError, Usage};
+use remoteclaw::state::StateDb;
+use remoteclaw::state::redis::Redis;
+use remoteclaw::state::stores::Stores;
+use std::sync::Arc;
+use std::time::Duration;
+use support::redis::RedisServer;
+
+const T0: i64 = 1_767_225_600_000;
+
+/// Stores and what keeps them alive (a directory or a server).
+struct Backend {
+    stores: Stores,
+    dir: Option<tempfile::TempDir>,
+    server: Option<RedisServer>,
+}
+
+impl Backend {
+    async fn sqlite() -> Backend {
+        let dir = tempfile::tempdir().unwrap();
+        let db = StateDb::open(&dir.path().join("state.db")).unwrap();
+        Backend {
+            stores: Stores::sqlite(db),
+            dir: Some(dir),
+            server: None,
+        }
+    }
+
+    async fn redis() -> Backend {
+        let server = RedisServer::start();
+        let redis = Redis::connect(&server.url(), "rc-test:").await.unwrap();
+        Backend {
+            stores: Stores::redis(redis),
+            dir: None,
+            server: Some(server),
+        }
+    }
+
+    /// A second, independent handle on the same data.
+    async fn again(&self) -> Stores {
+        match (&self.dir, &self.server) {
+            (Some(dir), _) => Stores::sqlite(StateDb::open(&dir.path().join("state.db")).unwrap()),
+            (_, Some(server)) => {
+                Stores::redis(Redis::connect(&server.url(), "rc-test:").await.unwrap())
+            }
+            _ => unreachable!(),
+        }
+    }
+}
+
+macro_rules! both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name(super::Backend::sqlite().await).await;
+                }
+            )*
+        }
+        mod redis {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name(super::Backend::redis().await).await;
+                }
+            )*
+        }
+    };
+}
+
+both_backends!(
+    rate_limits_are_per_model_and_reset_on_success,
+    quota_billing_and_auth_disable_the_credential,
+    another_process_sees_the_cooldown,
+    a_turn_sees_its_own_records_at_once_and_others_after_a_recheck,
+    usage_stats_are_imported_once,
+    pairing_codes_are_issued_approved_listed_and_revoked,
+    pairing_codes_expire_and_collisions_are_retried,
+    inbox_answers_each_message_once_across_handles,
+    inbox_keeps_pending_messages_in_order_and_prunes_answered_marks,
+    channel_offsets_round_trip,
+    usage_totals_add_up_and_saturate,
+);
+
+fn book(stores: &Stores) -> CooldownBook {
+    CooldownBook::with_store(stores.cooldowns.clone(), CooldownConfig::default())
+        .with_recheck(Duration::ZERO)
+}
+
+fn err(status: u16, body: &str, retry: Option<u64>) -> ProviderError {
+    classify("p", Some(status), retry.map(Duration::from_secs), body)
+}
+
+async fn standing(
+    b: &CooldownBook,
+    cred: &str,
+    fp: &str,
+    model: &str,
+    now: i64,
+) -> Option<Standing> {
+    b.view().await.standing(cred, fp, model, now)
+}
+
+async fn rate_limits_are_per_model_and_reset_on_success(be: Backend) {
+    let b = book(&be.stores);
+    let rl = err(
+        429,
+        r#"{"type":"error","error":{"type":"rate_limit_error","message":"slow down"}}"#,
+        None,
+    );
+    b.record_failure("env:K", "fp1", "anthropic/a", &rl, 0)
+        .await
+        .unwrap();
+    assert_eq!(
+        standing(&b, "env:K", "fp1", "anthropic/a", 1).await,
+        Some(Standing {
+            reason: Reason::RateLimit,
+            until: 60_000
+        })
+    );
+    assert_eq!(
+        standing(&b, "env:K", "fp1", "anthropic/b", 1).await,
+        None,
+        "other models are unaffected"
+    );
+    assert_eq!(
+        standing(&b, "env:K", "fp2", "anthropic/a", 1).await,
+        None,
+        "a new secret starts clean"
+    );
+    assert_eq!(
+        standing(&b, "env:K", "fp1", "anthropic/a", 60_000).await,
+        None,
+        "expires on its own"
+    );
+    b.record_failure("env:K", "fp1", "anthropic/a", &rl, 70_000)
+        .await
+        .unwrap();
+    assert_eq!(
+        standing(&b, "env:K", "fp1", "anthropic/a", 70_001)
+            .await
+            .map(|s| s.until),
+        Some(370_000),
+        "second step is 5 min"
+    );
+    b.record_success("env:K", "anthropic/a", 80_000)
+        .await
+        .unwrap();
+    assert_eq!(
+        standing(&b, "env:K", "fp1", "anthropic/a", 80_001).await,
+        None
+    );
+    b.record_failure("env:K", "fp1", "anthropic/a", &rl, 90_000)
+        .await
+        .unwrap();
+    assert_eq!(
+        standing(&b, "env:K", "fp1", "anthropic/a", 90_001)
+            .await
+            .map(|s| s.until),
+        Some(150_000),
+        "count was reset"
+    );
+    assert_eq!(b.view().await.last_used("env:K"), Some(90_000));
+    // A fresh book over the same data sees all of it.
+    let again = book(&be.again().await);
+    assert_eq!(
+        standing(&again, "env:K", "fp1", "anthropic/a", 90_001)
+            .await
+            .map(|s| s.until),
+        Some(150_000)
+    );
+    assert_eq!(again.view().await.last_used("env:K"), Some(90_000));
+}
+
+async fn quota_billing_and_auth_disable_the_credential(be: Backend) {
+    let b = book(&be.stores);
+    let quota = err(
+        429,
+        r#"{"error":{"message":"You exceeded your current quota","type":"insufficient_quota","code":"insufficient_quota"}}"#,
+        None,
+    );
+    let s = b
+        .record_failure("openai:a", "f", "openai/x", &quota, 0)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((s.reason, s.until), (Reason::Quota, 5 * 3_600_000));
+    assert_eq!(
+        standing(&b, "openai:a", "f", "openai/other", 1)
+            .await
+            .map(|s| s.reason),
+        Some(Reason::Quota),
+        "credential-wide"
+    );
+    let billing = err(402, r#"{"error":{"message":"Insufficient credits"}}"#, None);
+    assert_eq!(
+        b.record_failure("or:b", "f", "m", &billing, 0)
+            .await
+            .unwrap()
+            .map(|s| s.reason),
+        Some(Reason::Billing)
+    );
+    let auth = err(
+        401,
+        r#"{"type":"error","error":{"type":"authentication_error","message":"invalid x-api-key"}}"#,
+        None,
+    );
+    assert_eq!(
+        b.record_failure("k", "f", "m", &auth, 0)
+            .await
+            .unwrap()
+            .map(|s| s.until),
+        Some(FOREVER)
+    );
+    let fmt = err(
+        400,
+        r#"{"type":"error","error":{"type":"invalid_request_error","message":"bad"}}"#,
+        None,
+    );
+    assert_eq!(
+        b.record_failure("z", "f", "m", &fmt, 0).await.unwrap(),
+        None,
+        "format errors do not set a credential aside"
+    );
+    assert_eq!(b.list(1).await.unwrap().len(), 3);
+    assert_eq!(b.clear(Some("k")).await.unwrap(), 1);
+    assert_eq!(b.clear(None).await.unwrap(), 2);
+    assert!(b.list(1).await.unwrap().is_empty());
+}
+
+async fn another_process_sees_the_cooldown(be: Backend) {
+    let a = book(&be.stores);
+    let b = book(&be.again().await);
+    assert_eq!(standing(&b, "k", "f", "m", 1).await, None);
+    a.record_failure("k", "f", "m", &err(429, "{}", Some(30)), 0)
+        .await
+        .unwrap();
+    assert_eq!(
+        standing(&b, "k", "f", "m", 1).await.map(|s| s.until),
+        Some(30_000)
+    );
+    b.clear(None).await.unwrap();
+    assert_eq!(standing(&a, "k", "f", "m", 1).await, None);
+}
+
+async fn a_turn_sees_its_own_records_at_once_and_others_after_a_recheck(be: Backend) {
+    let hour = Duration::from_secs(3600);
+    let a = CooldownBook::with_store(be.stores.cooldowns.clone(), CooldownConfig::default())
+        .with_recheck(hour);
+    let other = be.again().await;
+    let b = book(&other);
+    assert_eq!(standing(&a, "k", "f", "m", 1).await, None);
+    let rl = err(429, "{}", Some(30));
+    a.record_failure("k", "f", "m", &rl, 0).await.unwrap();
+    assert_eq!(
+        standing(&a, "k", "f", "m", 1).await.map(|s| s.until),
+        Some(30_000),
+        "own records at once"
+    );
+    b.record_failure("j", "f", "m", &rl, 0).await.unwrap();
+    assert_eq!(
+        standing(&a, "k", "f", "m", 1).await.map(|s| s.until),
+        Some(30_000)
+    );
+    assert_eq!(
+        standing(&a, "j", "f", "m", 1).await,
+        None,
+        "another process's record waits for the next check"
+    );
+    let fresh = book(&be.again().await);
+    fresh.view().await;
+    b.clear(Some("k")).await.unwrap();
+    assert_eq!(
+        standing(&fresh, "k", "f", "m", 1).await,
+        None,
+        "a due check reloads"
+    );
+    assert_eq!(
+        standing(&fresh, "j", "f", "m", 1).await.map(|s| s.until),
+        Some(30_000)
+    );
+    a.record_success("k", "m", 5).await.unwrap();
+    assert_eq!(a.view().await.last_used("k"), Some(5));
+}
+
+async fn usage_stats_are_imported_once(be: Backend) {
+    let b = book(&be.stores);
+    let entries = vec![
+        ImportEntry {
+            credential: "anthropic:work".into(),
+            fingerprint: Some("fp".into()),
+            last_used: Some(T0 - 5),
+            error_count: Some(2),
+            cooldown_until: Some(T0 + 60_000),
+            disabled_until: None,
+            disabled_reason: None,
+        },
+        ImportEntry {
+            credential: "openai:old".into(),
+            fingerprint: Some("fp".into()),
+            last_used: None,
+            error_count: None,
+            cooldown_until: Some(T0 - 1),
+            disabled_until: Some(T0 + 3_600_000),
+            disabled_reason: Some("billing".into()),
+        },
+    ];
+    assert!(
+        b.import_once("/x/auth-profiles.json", &entries, T0)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !b.import_once("/x/auth-profiles.json", &entries, T0)
+            .await
+            .unwrap(),
+        "once per file"
+    );
+    let view = b.view().await;
+    assert_eq!(
+        view.standing("anthropic:work", "fp", "any/model", T0 + 1),
+        Some(Standing {
+            reason: Reason::RateLimit,
+            until: T0 + 60_000
+        })
+    );
+    assert_eq!(
+        view.standing("openai:old", "fp", "m", T0 + 1)
+            .map(|s| s.reason),
+        Some(Reason::Billing),
+        "an expired cooldown is not imported, a live disable is"
+    );
+    assert_eq!(view.last_used("anthropic:work"), Some(T0 - 5));
+    let listed = b.list(T0).await.unwrap();
+    assert_eq!(listed.len(), 2);
+    assert_eq!(listed[0].error_count, 2);
+}
+
+fn pairing(stores: &Stores, clock: &Arc<ManualClock>) -> PairingStore {
+    PairingStore::with_backend(stores.pairing.clone(), clock.clone())
+}
+
+async fn pairing_codes_are_issued_approved_listed_and_revoked(be: Backend) {
+    let clock = ManualClock::new(T0);
+    let s = pairing(&be.stores, &clock);
+    let req = s
+        .request("telegram", "123", Some(" @alice "))
+        .await
+        .unwrap();
+    assert!(req.fresh && !req.approved);
+    assert_eq!(req.code.len(), 8);
+    assert_eq!(req.expires_at, T0 + 3_600_000);
+    assert!(!s.is_approved("telegram", "123").await.unwrap());
+    let again = s.request("telegram", "123", None).await.unwrap();
+    assert_eq!(
+        (again.code.as_str(), again.fresh),
+        (req.code.as_str(), false)
+    );
+    // Pending requests list with their codes; the label was trimmed.
+    let list = s.list().await.unwrap();
+    assert_eq!(list.len(), 1);
+    assert_eq!(list[0].status, PairingStatus::Pending);
+    assert_eq!(list[0].code.as_deref(), Some(req.code.as_str()));
+    assert_eq!(list[0].label.as_deref(), Some("@alice"));
+    // Another handle approves it (the CLI), in lower case with a dash.
+    let other = pairing(&be.again().await, &clock);
+    let typed = format!("{}-{}", &req.code[..4], &req.code[4..]).to_lowercase();
+    clock.advance_ms(10000);
+    let ok = other.approve("telegram", &typed).await.unwrap();
+    assert_eq!(
+        (ok.sender.as_str(), ok.label.as_deref()),
+        ("123", Some("@alice"))
+    );
+    assert_eq!(ok.approved_at, T0 + 10_000);
+    assert!(s.is_approved("telegram", "123").await.unwrap());
+    assert!(
+        !s.is_approved("discord", "123").await.unwrap(),
+        "per channel"
+    );
+    assert!(matches!(
+        other.approve("telegram", &req.code).await,
+        Err(PairingError::AlreadyApproved { .. })
+    ));
+    assert!(matches!(
+        other.approve("telegram", "NOPE2345").await,
+        Err(PairingError::UnknownCode { .. })
+    ));
+    // An approved sender asking again is let through.
+    let back = s.request("telegram", "123", None).await.unwrap();
+    assert!(back.approved && !back.fresh);
+    // Listing: pending first, then approved, most recent first.
+    s.request("discord", "9", None).await.unwrap();
+    let list = s.list().await.unwrap();
+    assert_eq!(
+        list.iter()
+            .map(|e| (e.channel.as_str(), e.sender.as_str(), e.status))
+            .collect::<Vec<_>>(),
+        vec![
+            ("discord", "9", PairingStatus::Pending),
+            ("telegram", "123", PairingStatus::Approved)
+        ]
+    );
+    assert!(list[1].code.is_none(), "an approved entry shows no code");
+    assert!(s.revoke("telegram", "123").await.unwrap());
+    assert!(!s.revoke("telegram", "123").await.unwrap());
+    assert!(!s.is_approved("telegram", "123").await.unwrap());
+}
+
+async fn pairing_codes_expire_and_collisions_are_retried(be: Backend) {
+    let clock = ManualClock::new(T0);
+    let fixed = |codes: &'static [&'static str]| {
+        let next = std::sync::Mutex::new(0usize);
+        let generator: remoteclaw::pairing::CodeGenerator = Arc::new(move || {
+            let mut i = next.lock().unwrap();
+            let c = codes[(*i).min(codes.len() - 1)].to_string();
+            *i += 1;
+            c
+        });
+        generator
+    };
+    let s = pairing(&be.stores, &clock).with_code_generator(fixed(&["AAAA2222"]));
+    let a = s.request("telegram", "1", None).await.unwrap();
+    assert_eq!(a.code, "AAAA2222");
+    // Sender 2 draws the same code first: it is retried, not shared.
+    let s2 = pairing(&be.stores, &clock).with_code_generator(fixed(&["AAAA2222", "BBBB3333"]));
+    let b = s2.request("telegram", "2", None).await.unwrap();
+    assert_eq!(b.code, "BBBB3333");
+    // An hour later the code is expired: approving says so, and a new code is issued.
+    clock.advance_ms(3600000);
+    match s.approve("telegram", "AAAA2222").await {
+        Err(PairingError::Expired { sender, .. }) => assert_eq!(sender, "1"),
+        other => panic!("expected Expired, got {other:?}"),
+    }
+    assert!(
+        s.list().await.unwrap().is_empty(),
+        "expired requests are not listed"
+    );
+    let s3 = pairing(&be.stores, &clock).with_code_generator(fixed(&["CCCC4444"]));
+    let fresh = s3.request("telegram", "1", None).await.unwrap();
+    assert!(fresh.fresh);
+    assert_eq!(fresh.code, "CCCC4444");
+    assert!(matches!(
+        s.approve("telegram", "AAAA2222").await,
+        Err(PairingError::UnknownCode { .. })
+    ));
+    s.approve("telegram", "CCCC4444").await.unwrap();
+}
+
+async fn inbox_answers_each_message_once_across_handles(be: Backend) {
+    let clock = ManualClock::new(T0);
+    let a = Inbox::with_store(be.stores.inbox.clone(), clock.clone());
+    let b = Inbox::with_store(be.again().await.inbox, clock.clone());
+    // Two replicas receive the same update at the same time: exactly one answers it.
+    let (ra, rb) = tokio::join!(
+        a.receive("telegram:1", "77", "{\"u\":77}"),
+        b.receive("telegram:1", "77", "{\"u\":77}")
+    );
+    let mut got = [ra.unwrap(), rb.unwrap()];
+    got.sort_by_key(|r| *r != Receipt::New);
+    assert_eq!(got, [Receipt::New, Receipt::Pending]);
+    a.answered("telegram:1", "77").await.unwrap();
+    assert_eq!(
+        b.receive("telegram:1", "77", "{}").await.unwrap(),
+        Receipt::Answered
+    );
+    assert_eq!(
+        a.receive("discord", "77", "{}").await.unwrap(),
+        Receipt::New,
+        "ids are per channel"
+    );
+    // Many concurrent receipts of distinct ids from both handles: each new exactly once.
+    let mut tasks = Vec::new();
+    for i in 0..40 {
+        let inbox = if i % 2 == 0 { a.clone() } else { b.clone() };
+        tasks.push(tokio::spawn(async move {
+            inbox
+                .receive("web", &(i / 2).to_string(), "p")
+                .await
+                .unwrap()
+        }));
+    }
+    let mut new = 0;
+    for t in tasks {
+        if t.await.unwrap() == Receipt::New {
+            new += 1;
+        }
+    }
+    assert_eq!(new, 20);
+}
+
+async fn inbox_keeps_pending_messages_in_order_and_prunes_answered_marks(be: Backend) {
+    let clock = ManualClock::new(T0);
+    let inbox = Inbox::with_store(be.stores.inbox.clone(), clock.clone());
+    for id in ["3", "1", "2"] {
+        inbox
+            .receive("telegram:1", id, &format!("payload {id}\nline two"))
+            .await
+            .unwrap();
+        clock.advance_ms(1);
+    }
+    inbox.answered("telegram:1", "1").await.unwrap();
+    let pending = inbox.pending("telegram:1").await.unwrap();
+    assert_eq!(
+        pending.iter().map(|p| p.id.as_str()).collect::<Vec<_>>(),
+        ["3", "2"],
+        "arrival order, answered ones gone"
+    );
+    assert_eq!(pending[0].payload, "payload 3\nline two");
+    assert_eq!(pending[0].received_at, T0);
+    assert!(inbox.pending("discord").await.unwrap().is_empty());
+    // Marking answered something never received still blocks a later delivery.
+    inbox.answered("telegram:1", "9").await.unwrap();
+    assert_eq!(
+        inbox.receive("telegram:1", "9", "x").await.unwrap(),
+        Receipt::Answered
+    );
+    clock.advance_ms(3600000);
+    inbox.answered("telegram:1", "3").await.unwrap();
+    assert_eq!(
+        inbox.prune("telegram:1", 1_800_000).await.unwrap(),
+        2,
+        "the two old marks go, the recent one stays"
+    );
+    assert_eq!(
+        inbox.receive("telegram:1", "3", "x").await.unwrap(),
+        Receipt::Answered
+    );
+    assert_eq!(
+        inbox.receive("telegram:1", "1", "again").await.unwrap(),
+        Receipt::New,
+        "a pruned mark is forgotten"
+    );
+}
+
+async fn channel_offsets_round_trip(be: Backend) {
+    let inbox = Inbox::with_store(be.stores.inbox.clone(), ManualClock::new(T0));
+    assert_eq!(inbox.offset("telegram:offset:1").await.unwrap(), None);
+    inbox.set_offset("telegram:offset:1", 41).await.unwrap();
+    inbox.set_offset("telegram:offset:1", 42).await.unwrap();
+    let other = Inbox::with_store(be.again().await.inbox, ManualClock::new(T0));
+    assert_eq!(other.offset("telegram:offset:1").await.unwrap(), Some(42));
+}
+
+async fn usage_totals_add_up_and_saturate(be: Backend) {
+    let book = be.stores.usage.clone();
+    let u = |i, o| Usage {
+        input_tokens: i,
+        output_tokens: o,
+    };
+    book.record("s1", "anthropic:work", u(10, 5), 1)
+        .await
+        .unwrap();
+    book.record("s1", "env:ANTHROPIC_API_KEY", u(3, 2), 2)
+        .await
+        .unwrap();
+    book.record("s2", "anthropic:work", u(1, 1), 3)
+        .await
+        .unwrap();
+    let (t, turns) = book.session("s1").await.unwrap();
+    assert_eq!((t.input_tokens, t.output_tokens, turns), (13, 7, 2));
+    assert_eq!(book.session("nobody").await.unwrap().1, 0);
+    let by = be.again().await.usage.by_credential().await.unwrap();
+    assert_eq!(
+        (
+            by["anthropic:work"].input_tokens,
+            by["anthropic:work"].output_tokens
+        ),
+        (11, 6)
+    );
+    book.record("s2", "anthropic:work", u(u64::MAX, u64::MAX), 4)
+        .await
+        .unwrap();
+    let (t, _) = book.session("s2").await.unwrap();
+    assert_eq!(t.input_tokens, i64::MAX as u64, "capped, not wrapped");
+}
