@@ -141,7 +141,8 @@ impl App {
             stores.sessions.clone(),
             config.session.history_turns,
             clock.clone(),
-        );
+        )
+        .with_coordinator(stores.coordinator.clone());
         let metrics = Arc::new(Metrics::new());
         let mut engine = Engine::new(config.clone(), resolver, metrics.clone());
         for a in &channel_agents {

@@ -521,6 +521,7 @@ pub async fn blocking<T: Send + 'static>(
     }
 }
 
+pub mod lease;
 pub mod redis;
 pub mod redis_stores;
 pub mod stores;

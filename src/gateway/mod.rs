@@ -119,8 +119,29 @@ pub async fn serve(
         .await
 }
 
-async fn health() -> impl IntoResponse {
-    axum::Json(serde_json::json!({"ok": true}))
+/// `{"ok":true}`; with a Redis store that cannot be reached now (each check bounded by
+/// the store's call timeout, 2 s), 503 `{"ok":false,"store":"unavailable"}`.
+async fn health(State(state): State<GatewayState>) -> Response {
+    match state.app.stores.check().await {
+        Ok(()) => axum::Json(serde_json::json!({"ok": true})).into_response(),
+        Err(e) => {
+            tracing::warn!("health: {e}");
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                axum::Json(serde_json::json!({"ok": false, "store": "unavailable"})),
+            )
+                .into_response()
+        }
+    }
+}
+
+/// 503 `store_unavailable`: the state store (Redis) cannot be reached now.
+pub fn store_unavailable(e: &crate::state::StoreError) -> Refusal {
+    Refusal::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "store_unavailable",
+        e.to_string(),
+    )
 }
 
 async fn metrics(State(state): State<GatewayState>) -> impl IntoResponse {

@@ -36,6 +36,17 @@ fn api_error(status: StatusCode, kind: &str, code: &str, message: &str) -> Respo
         .into_response()
 }
 
+/// A store that failed: 503 `store_unavailable` when it cannot be reached (DESIGN §9),
+/// else 500 `store_error`.
+fn store_error(e: &crate::state::StoreError) -> Response {
+    let (status, code) = if crate::state::redis::is_unavailable(e) {
+        (StatusCode::SERVICE_UNAVAILABLE, "store_unavailable")
+    } else {
+        (StatusCode::INTERNAL_SERVER_ERROR, "store_error")
+    };
+    api_error(status, "remoteclaw_error", code, &e.to_string())
+}
+
 /// HTTP status and OpenAI error type for a failed turn.
 fn error_status(e: &TurnError) -> (StatusCode, &'static str) {
     match e {
@@ -217,6 +228,7 @@ pub async fn chat_completions(
         } => {
             let mut turn = match app.sessions.begin(&session).await {
                 Ok(t) => t,
+                Err(crate::session::SessionError::Store(e)) => return store_error(&e),
                 Err(e) => {
                     return api_error(
                         StatusCode::SERVICE_UNAVAILABLE,
@@ -240,14 +252,7 @@ pub async fn chat_completions(
                 let (m, chosen) = effective_model(app, &state);
                 (chosen.then_some(m), state.pin.map(|p| p.profile))
             }
-            Err(e) => {
-                return api_error(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    "remoteclaw_error",
-                    "store_error",
-                    &e.to_string(),
-                );
-            }
+            Err(e) => return store_error(&e),
         },
     };
     let shown_model = model

@@ -170,6 +170,12 @@ pub async fn chat(State(state): State<GatewayState>, headers: HeaderMap, body: B
         )
         .plain();
     }
+    // A shared store that cannot be reached now: say so before the stream starts.
+    if state.app.stores.redis.is_some()
+        && let Err(e) = state.app.stores.check().await
+    {
+        return super::store_unavailable(&e).plain();
+    }
     let permit = match state.limiter.acquire().await {
         Ok(p) => p,
         Err(busy) => return super::busy_refusal(&busy).plain(),

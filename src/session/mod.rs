@@ -15,6 +15,7 @@ pub use store::{Pin, PinSource, SessionRecord, SessionStore, SessionSummary, Sto
 
 use crate::clock::Clock;
 use crate::providers::ChatMessage;
+use crate::state::lease::{Coordinator, TurnTicket};
 use dashmap::DashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
@@ -99,6 +100,9 @@ pub struct SessionManager {
     history_turns: usize,
     max_pending: usize,
     clock: Arc<dyn Clock>,
+    /// Orders turns of a session across replicas (a Redis store); `None`: this process
+    /// is the only one, and the in-memory queue suffices.
+    coordinator: Option<Coordinator>,
 }
 
 impl SessionManager {
@@ -113,7 +117,14 @@ impl SessionManager {
             history_turns,
             max_pending: DEFAULT_MAX_PENDING,
             clock,
+            coordinator: None,
         }
+    }
+
+    /// Turns of a session also wait for the other replicas' (DESIGN §9).
+    pub fn with_coordinator(mut self, coordinator: Option<Coordinator>) -> Self {
+        self.coordinator = coordinator;
+        self
     }
 
     /// How many messages may wait per session besides the one being answered.
@@ -145,8 +156,14 @@ impl SessionManager {
             slot: slot.clone(),
             clock: self.clock.clone(),
         };
+        let guard = slot.state.clone().lock_owned().await;
+        let ticket = match &self.coordinator {
+            Some(c) => Some(c.turn(key).await?),
+            None => None,
+        };
         let mut turn = SessionTurn {
-            guard: slot.state.clone().lock_owned().await,
+            _ticket: ticket,
+            guard,
             _pending: pending,
             key: key.to_string(),
             store: self.store.clone(),
@@ -190,6 +207,8 @@ impl SessionManager {
 /// the cached state; dropping it lets the next message of the session in.
 #[derive(Debug)]
 pub struct SessionTurn {
+    /// The session's turn across replicas; dropped (ended) before the local guard.
+    _ticket: Option<TurnTicket>,
     guard: OwnedMutexGuard<SessionState>,
     _pending: Pending,
     key: String,

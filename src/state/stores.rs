@@ -2,6 +2,7 @@
 //! (default) or Redis shared by replicas. Nothing falls back from one to the other:
 //! with `session.store = "redis"` no state is kept in a private `state.db`.
 
+use super::lease::Coordinator;
 use super::redis::Redis;
 use super::{StateDb, StoreError};
 use crate::auth::cooldown::{CooldownStore, SqliteCooldowns};
@@ -23,6 +24,8 @@ pub struct Stores {
     pub redis: Option<Redis>,
     /// The embedded database when it is the store.
     pub db: Option<Arc<StateDb>>,
+    /// Turn queues and leases across replicas (Redis only: one process needs none).
+    pub coordinator: Option<Coordinator>,
 }
 
 impl Stores {
@@ -36,6 +39,7 @@ impl Stores {
             usage: UsageBook::with_store(Arc::new(SqliteUsage::new(db.clone()))),
             redis: None,
             db: Some(db),
+            coordinator: None,
         }
     }
 
@@ -48,6 +52,7 @@ impl Stores {
             pairing: Arc::new(RedisPairing::new(redis.clone())),
             inbox: Arc::new(RedisInbox::new(redis.clone())),
             usage: UsageBook::with_store(Arc::new(RedisUsage::new(redis.clone()))),
+            coordinator: Some(Coordinator::new(redis.clone())),
             redis: Some(redis),
             db: None,
         }
