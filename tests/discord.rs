@@ -1,7 +1,7 @@
 //! The Discord channel: the real serenity client (REST through `apiBase`, ratelimiter
 //! off, gateway websocket) against the loopback fake Discord, with the fake provider.
-//! Hardening flows (drain, who may talk in guilds, 429s, answered marks) live in the
-//! submodules under `tests/discord/`.
+//! Hardening flows (drain, who may talk in guilds, 429s, answered marks, shard ranges)
+//! live in the submodules under `tests/discord/`.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod support;
@@ -16,6 +16,8 @@ mod harness;
 mod inbox;
 #[path = "discord/rate_limits.rs"]
 mod rate_limits;
+#[path = "discord/shards.rs"]
+mod shards;
 #[path = "discord/streaming.rs"]
 mod streaming;
 

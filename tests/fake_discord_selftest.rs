@@ -748,3 +748,102 @@ async fn scripted_rate_limits() {
     assert_eq!(statuses, [429, 429, 200]);
     assert_eq!(dc.channel_messages(5).len(), 1);
 }
+
+/// Connects and identifies as shard `shard`; returns the socket and READY's `d`.
+async fn identify_shard(dc: &FakeDiscord, shard: Value) -> (Ws, Value) {
+    let mut ws = connect(dc).await;
+    assert_eq!(recv(&mut ws).await["op"], 10);
+    send(
+        &mut ws,
+        json!({"op": 2, "d": {"token": TOKEN, "intents": 37377, "properties": {}, "shard": shard}}),
+    )
+    .await;
+    let ready = recv(&mut ws).await;
+    assert_eq!(ready["t"], "READY", "{ready}");
+    (ws, ready["d"].clone())
+}
+
+#[tokio::test]
+async fn shards_get_the_events_discord_routes_to_them() {
+    let dc = FakeDiscord::start(TOKEN).await;
+    dc.set_max_concurrency(16);
+    let (s, gb) = rest(&dc, "GET", "/gateway/bot", None).await;
+    assert_eq!(s, 200);
+    assert_eq!(gb["session_start_limit"]["max_concurrency"], 16);
+    for k in ["total", "remaining", "reset_after"] {
+        assert!(gb["session_start_limit"][k].is_u64(), "{k}: {gb}");
+    }
+
+    let (mut ws0, ready0) = identify_shard(&dc, json!([0, 2])).await;
+    let (mut ws1, ready1) = identify_shard(&dc, json!([1, 2])).await;
+    assert_eq!(
+        (ready0["shard"].clone(), ready1["shard"].clone()),
+        (json!([0, 2]), json!([1, 2]))
+    );
+    assert_ne!(
+        ready0["session_id"], ready1["session_id"],
+        "a session per shard"
+    );
+    assert_eq!(dc.identify_shards(), [json!([0, 2]), json!([1, 2])]);
+
+    // Guild 600 is on shard 0 of 2 (600 >> 22 == 0), this one on shard 1.
+    let on_1: u64 = 1_100_000_000_000_000_111;
+    assert_eq!(shard_of(&json!({"guild_id": on_1.to_string()}), 2), 1);
+    let m1 = dc.send_message(501, Some(on_1), 42, "alice", "for shard one", true);
+    let m0 = dc.send_message(500, Some(600), 42, "alice", "for shard zero", true);
+    let dm = dc.send_message(502, None, 42, "alice", "a DM", false);
+    let ev1 = recv(&mut ws1).await;
+    assert_eq!(
+        (ev1["d"]["id"].clone(), ev1["s"].clone()),
+        (json!(m1.to_string()), json!(2))
+    );
+    let ev0 = recv(&mut ws0).await;
+    assert_eq!(
+        (ev0["d"]["id"].clone(), ev0["s"].clone()),
+        (json!(m0.to_string()), json!(2))
+    );
+    let ev_dm = recv(&mut ws0).await;
+    assert_eq!(ev_dm["d"]["id"], json!(dm.to_string()), "DMs on shard 0");
+    assert!(dc.wait_delivered(T).await);
+    let ids = |shard: [u64; 2]| -> Vec<Value> {
+        dc.dispatched_on(shard)
+            .iter()
+            .filter(|d| d["t"] == "MESSAGE_CREATE")
+            .map(|d| d["d"]["id"].clone())
+            .collect()
+    };
+    assert_eq!(ids([1, 2]), [json!(m1.to_string())]);
+    assert_eq!(ids([0, 2]), [json!(m0.to_string()), json!(dm.to_string())]);
+
+    // Resuming shard 1's session after a drop replays only shard 1's events.
+    let session1 = ready1["session_id"].clone();
+    drop(ws1);
+    let mut ws = connect(&dc).await;
+    assert_eq!(recv(&mut ws).await["op"], 10);
+    send(
+        &mut ws,
+        json!({"op": 6, "d": {"token": TOKEN, "session_id": session1, "seq": 1}}),
+    )
+    .await;
+    let replayed = recv(&mut ws).await;
+    assert_eq!(replayed["d"]["id"], json!(m1.to_string()));
+    assert_eq!(recv(&mut ws).await["t"], "RESUMED");
+
+    // A shard id outside the count is refused, as Discord does (4010).
+    let mut bad = connect(&dc).await;
+    assert_eq!(recv(&mut bad).await["op"], 10);
+    send(
+        &mut bad,
+        json!({"op": 2, "d": {"token": TOKEN, "intents": 1, "properties": {}, "shard": [2, 2]}}),
+    )
+    .await;
+    let close = tokio::time::timeout(T, bad.next())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    match close {
+        Message::Close(Some(frame)) => assert_eq!(u16::from(frame.code), 4010),
+        other => panic!("expected close 4010, got {other:?}"),
+    }
+}

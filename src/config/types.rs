@@ -523,6 +523,12 @@ pub struct DiscordConfig {
     pub streaming: Streaming,
     /// The least time between two edits of one streamed message.
     pub stream_interval_ms: u64,
+    /// Total shards of the bot (DESIGN §9); `None`: one process runs the one shard.
+    pub shard_count: Option<u32>,
+    /// The inclusive range `[from, to]` of shards this process runs (needs
+    /// `shardCount`; default: all of them). A list, so that validation can refuse one
+    /// of another length (a fixed-size array would drop extra elements silently).
+    pub shards: Option<Vec<u32>>,
 }
 
 impl DiscordConfig {
@@ -561,6 +567,8 @@ impl Default for DiscordConfig {
             channel_prompts: BTreeMap::new(),
             streaming: Streaming::Edit,
             stream_interval_ms: DEFAULT_STREAM_INTERVAL_MS,
+            shard_count: None,
+            shards: None,
         }
     }
 }

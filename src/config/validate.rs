@@ -196,6 +196,9 @@ pub fn validate(config: &Config) -> Result<(), Violation> {
             "use \"edit\" or \"off\"",
         ));
     }
+    if let Some(d) = discord {
+        discord_shards(d.shard_count, d.shards.as_deref())?;
+    }
     let intervals = [
         (
             "channels.telegram.streamIntervalMs",
@@ -329,6 +332,57 @@ pub fn validate(config: &Config) -> Result<(), Violation> {
     Ok(())
 }
 
+/// `[channels.discord]` `shardCount` and `shards = [from, to]` (DESIGN §9): at least one
+/// shard in all, and a range needs the total and lies inside it.
+fn discord_shards(count: Option<u32>, range: Option<&[u32]>) -> Result<(), Violation> {
+    if count == Some(0) {
+        return Err(violation(
+            "channels.discord.shardCount",
+            "shardCount = 0: a bot has at least one shard",
+            "set shardCount to the bot's total number of shards (at least 1), or remove it to run one shard",
+        ));
+    }
+    let (from, to) = match range {
+        None => return Ok(()),
+        Some(&[from, to]) => (from, to),
+        Some(other) => {
+            return Err(violation(
+                "channels.discord.shards",
+                format!("shards = {other:?} is not a range of two shard ids [from, to]"),
+                "write the inclusive range this process runs as [from, to], e.g. [0, 1], or [2, 2] for one shard",
+            ));
+        }
+    };
+    let Some(count) = count else {
+        return Err(violation(
+            "channels.discord.shards",
+            format!("shards = [{from}, {to}] needs shardCount, the bot's total number of shards"),
+            "add shardCount = N next to shards (every process of the bot uses the same N), or remove shards to run them all",
+        ));
+    };
+    if from > to {
+        return Err(violation(
+            "channels.discord.shards",
+            format!("shards = [{from}, {to}]: the first shard is after the last"),
+            format!("write the inclusive range as [from, to] with from <= to, e.g. [{to}, {from}]"),
+        ));
+    }
+    if to >= count {
+        return Err(violation(
+            "channels.discord.shards",
+            format!(
+                "shards = [{from}, {to}]: shard {to} does not exist with shardCount = {count} (shard ids run from 0 to {})",
+                count - 1
+            ),
+            format!(
+                "keep the range within 0..={} or raise shardCount",
+                count - 1
+            ),
+        ));
+    }
+    Ok(())
+}
+
 fn unknown_provider(key: &str, provider: &str) -> Violation {
     violation(
         key,
@@ -399,6 +453,125 @@ mod tests {
             split_key_path("agents.defaults.model.fallbacks[1]"),
             ["agents", "defaults", "model", "fallbacks"]
         );
+    }
+
+    /// `[channels.discord]` with this body, parsed and validated.
+    fn discord(body: &str) -> Result<crate::config::Config, crate::config::ConfigError> {
+        let text = format!("[channels.discord]\n{body}");
+        crate::config::parse(std::path::Path::new("rc.toml"), &text)
+    }
+
+    #[test]
+    fn discord_shard_ranges_are_checked() {
+        // (body, key named, words in the message, words in the fix)
+        let bad: [(&str, &str, &str, &str); 9] = [
+            (
+                "shardCount = 2\nshards = [0]",
+                "channels.discord.shards",
+                "not a range of two shard ids",
+                "[from, to]",
+            ),
+            (
+                "shardCount = 2\nshards = [0, 1, 1]",
+                "channels.discord.shards",
+                "not a range of two shard ids",
+                "[from, to]",
+            ),
+            (
+                "shardCount = 2\nshards = []",
+                "channels.discord.shards",
+                "not a range of two shard ids",
+                "[from, to]",
+            ),
+            (
+                "shards = [0, 1]",
+                "channels.discord.shards",
+                "needs shardCount",
+                "add shardCount",
+            ),
+            (
+                "shardCount = 0",
+                "channels.discord.shardCount",
+                "at least one shard",
+                "at least 1",
+            ),
+            (
+                "shardCount = 0\nshards = [0, 0]",
+                "channels.discord.shardCount",
+                "at least one shard",
+                "at least 1",
+            ),
+            (
+                "shardCount = 4\nshards = [2, 1]",
+                "channels.discord.shards",
+                "first shard is after the last",
+                "from <= to",
+            ),
+            (
+                "shardCount = 2\nshards = [1, 2]",
+                "channels.discord.shards",
+                "shard 2 does not exist with shardCount = 2",
+                "0..=1",
+            ),
+            (
+                "shardCount = 2\nshards = [2, 2]",
+                "channels.discord.shards",
+                "shard 2 does not exist",
+                "raise shardCount",
+            ),
+        ];
+        for (body, key, message, hint) in bad {
+            let err = discord(body).unwrap_err();
+            let crate::config::ConfigError::Invalid {
+                key: k,
+                message: m,
+                hint: h,
+                line,
+                ..
+            } = &err
+            else {
+                panic!("{body}: {err}");
+            };
+            assert_eq!(k, key, "{body}: {err}");
+            assert!(m.contains(message), "{body}: {m}");
+            assert!(h.contains(hint), "{body}: {h}");
+            assert!(line.is_some(), "{body}: the error points at a line");
+            let shown = err.to_string();
+            assert!(shown.contains(key) && shown.contains("fix:"), "{shown}");
+        }
+        // Not a range of two shard ids: serde says so, at the key.
+        for body in [
+            "shardCount = 2\nshards = [-1, 0]",
+            "shardCount = 2\nshards = 1",
+            "shardCount = 2\nshards = [\"0\", \"1\"]",
+            "shardCount = -1",
+        ] {
+            let err = discord(body).unwrap_err();
+            assert!(
+                err.key()
+                    .is_some_and(|k| k.starts_with("channels.discord.shard")),
+                "{body}: {err}"
+            );
+        }
+    }
+
+    #[test]
+    fn discord_shard_ranges_that_are_fine() {
+        for (body, count, range) in [
+            ("", None, None),
+            ("shardCount = 1", Some(1), None),
+            ("shardCount = 4", Some(4), None),
+            ("shardCount = 2\nshards = [0, 0]", Some(2), Some([0, 0])),
+            ("shardCount = 2\nshards = [1, 1]", Some(2), Some([1, 1])),
+            ("shardCount = 4\nshards = [0, 3]", Some(4), Some([0, 3])),
+        ] {
+            let d = discord(body).unwrap().channels.discord.unwrap();
+            assert_eq!(
+                (d.shard_count, d.shards.as_deref()),
+                (count, range.as_ref().map(|r: &[u32; 2]| &r[..])),
+                "{body}"
+            );
+        }
     }
 
     #[test]

@@ -5,8 +5,9 @@
 //! replies, DMs and mentions (`messages`) with their images and files (`media`), who
 //! may talk (`access`: dmPolicy, allowFrom, pairing, groupPolicy, owners), replies split at 2000 characters and re-sent after the
 //! `retry_after` of a 429 (`rest`), the inbox marks that answer each message once, and
-//! the graceful drain on shutdown (`drain`). The message itself goes through
-//! `chat::handle`.
+//! the graceful drain on shutdown (`drain`), and the shard range this process runs
+//! (`shards`: `shardCount`, `shards`; Discord sends DMs on shard 0 only). The message
+//! itself goes through `chat::handle`.
 
 mod access;
 mod commands;
@@ -15,6 +16,7 @@ mod live;
 mod media;
 mod messages;
 mod rest;
+pub mod shards;
 
 use crate::app::App;
 use crate::config::DiscordConfig;
@@ -26,6 +28,7 @@ use rest::Rest;
 use serenity::all::{
     Context, EventHandler, GatewayIntents, HttpBuilder, Interaction, Message, Ready, ShardManager,
 };
+use shards::ShardRange;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use tokio::sync::watch;
@@ -43,6 +46,8 @@ pub enum DiscordError {
     TokenRef(String),
     #[error("Discord client failed: {0}")]
     Client(String),
+    #[error("channels.discord.shards: {0}")]
+    Shards(String),
 }
 
 /// The bot token from `token`, `tokenRef` or `DISCORD_BOT_TOKEN`.
@@ -74,17 +79,23 @@ struct Handler {
     me: std::sync::OnceLock<serenity::all::UserId>,
     /// Set by the first READY, which answers what an earlier run left unanswered.
     started: AtomicBool,
+    /// The first shard this process runs: its READY registers the slash commands.
+    first_shard: u32,
 }
 
 #[serenity::async_trait]
 impl EventHandler for Handler {
     async fn ready(&self, ctx: Context, ready: Ready) {
-        tracing::info!(bot = %ready.user.name, "Discord channel connected");
+        let shard = ready.shard.map(|s| [s.id.0, s.total]);
+        tracing::info!(bot = %ready.user.name, ?shard, "Discord channel connected");
         let _ = self.me.set(ready.user.id);
-        let http = ctx.http.clone();
-        let guilds = self.cfg.guilds.clone();
-        // Registration never blocks start-up.
-        tokio::spawn(async move { commands::register(&http, &guilds).await });
+        // Once per connection of the process's first shard, not once per shard.
+        if shard.is_none_or(|[id, _]| id == self.first_shard) {
+            let http = ctx.http.clone();
+            let guilds = self.cfg.guilds.clone();
+            // Registration never blocks start-up.
+            tokio::spawn(async move { commands::register(&http, &guilds).await });
+        }
         if !self.started.swap(true, Ordering::SeqCst) {
             self.replay_pending(&ctx).await;
         }
@@ -126,6 +137,7 @@ pub async fn run(
             .proxy(cfg.api_base.trim_end_matches('/'))
             .ratelimiter_disabled(true);
     }
+    let range = ShardRange::from_config(&cfg).map_err(DiscordError::Shards)?;
     let intents = GatewayIntents::GUILD_MESSAGES
         | GatewayIntents::DIRECT_MESSAGES
         | GatewayIntents::MESSAGE_CONTENT;
@@ -142,11 +154,17 @@ pub async fn run(
         gate: gate.clone(),
         me: std::sync::OnceLock::new(),
         started: AtomicBool::new(false),
+        first_shard: range.map_or(0, |r| r.from),
     };
     let mut client = serenity::all::ClientBuilder::new_with_http(http.build(), intents)
         .event_handler(handler)
         .await
         .map_err(|e| DiscordError::Client(token.redact_in(&e.to_string())))?;
+    if let Some(range) = range
+        && !wait_for_identify_turn(&client.http, &token, range, &mut shutdown).await
+    {
+        return Ok(());
+    }
     let manager: Arc<ShardManager> = client.shard_manager.clone();
     let stopper = tokio::spawn(async move {
         // An error means the sender is gone: shut down as well.
@@ -155,7 +173,73 @@ pub async fn run(
         gate.close_and_wait().await;
         manager.shutdown_all().await;
     });
-    let started = client.start().await;
+    let started = match range {
+        None => client.start().await,
+        Some(r) => {
+            tracing::info!(
+                from = r.from,
+                to = r.to,
+                total = r.total,
+                "Discord channel: running shards {}..={} of {}",
+                r.from,
+                r.to,
+                r.total
+            );
+            // serenity reads the range's end as inclusive (shards 4..7 are 4, 5, 6, 7),
+            // and starts them one after another, 5 s apart.
+            client.start_shard_range(r.from..r.to, r.total).await
+        }
+    };
     stopper.abort();
     started.map_err(|e| DiscordError::Client(token.redact_in(&e.to_string())))
+}
+
+/// Wait until this process may identify its first shard (`shards::ShardRange::start_delay`
+/// with the bot's `max_concurrency` from `GET /gateway/bot`). Returns false when
+/// shutdown came first.
+async fn wait_for_identify_turn(
+    http: &serenity::all::Http,
+    token: &Secret,
+    range: ShardRange,
+    shutdown: &mut watch::Receiver<bool>,
+) -> bool {
+    if range.from == 0 {
+        // The first group never waits, whatever the concurrency.
+        return true;
+    }
+    let max_concurrency = match http.get_bot_gateway().await {
+        Ok(gateway) => {
+            let limit = gateway.session_start_limit;
+            if limit.remaining < u64::from(range.width()) {
+                tracing::warn!(
+                    remaining = limit.remaining,
+                    reset_after_ms = limit.reset_after,
+                    "Discord allows fewer session starts than this process has shards until the limit resets"
+                );
+            }
+            limit.max_concurrency
+        }
+        Err(e) => {
+            // Without the bot's concurrency, assume the strictest (one bucket).
+            tracing::warn!(
+                error = %token.redact_in(&e.to_string()),
+                "GET /gateway/bot failed; staggering shards as if max_concurrency = 1"
+            );
+            1
+        }
+    };
+    let delay = range.start_delay(max_concurrency);
+    if delay.is_zero() {
+        return true;
+    }
+    tracing::info!(
+        delay_ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX),
+        max_concurrency,
+        "Discord channel: waiting for this process's turn to identify"
+    );
+    tokio::select! {
+        _ = tokio::time::sleep(delay) => true,
+        // An error means the sender is gone: shut down as well.
+        _ = shutdown.wait_for(|stop| *stop) => false,
+    }
 }

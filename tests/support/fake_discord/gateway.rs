@@ -1,5 +1,8 @@
 //! The gateway websocket: Hello, Heartbeat/ACK, Identify → READY, Resume →
-//! replay + RESUMED (or Invalid Session), queued dispatches.
+//! replay + RESUMED (or Invalid Session), queued dispatches. Every connection runs one
+//! shard (`[id, total]` from its Identify, `[0, 1]` without one) with a session of its
+//! own, and takes only the events Discord would route to that shard
+//! ([`shard_of`](super::shard_of)).
 
 use std::sync::Arc;
 
@@ -7,7 +10,7 @@ use axum::extract::ws::{CloseFrame, Message, WebSocket};
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
-use super::{APPLICATION_ID, Ctl, Inner, Session, lock};
+use super::{APPLICATION_ID, Ctl, IdentifyRecord, Inner, Session, lock, shard_of};
 
 enum Next {
     Continue,
@@ -35,6 +38,7 @@ pub(super) async fn run(inner: Arc<Inner>, mut socket: WebSocket) {
         inner: inner.clone(),
         authed: false,
         identified: false,
+        shard: [0, 1],
     };
     if send(&mut socket, &hello).await {
         loop {
@@ -91,6 +95,8 @@ struct Conn {
     inner: Arc<Inner>,
     authed: bool,
     identified: bool,
+    /// `[shard_id, num_shards]` of this connection's session.
+    shard: [u64; 2],
 }
 
 impl Conn {
@@ -129,6 +135,10 @@ impl Conn {
             let mut st = lock(&self.inner.state);
             st.identifies += 1;
             st.last_identify = Some(d.clone());
+            st.identify_log.push(IdentifyRecord {
+                shard: d["shard"].clone(),
+                at: std::time::Instant::now(),
+            });
         }
         self.inner.notify();
         if self.identified {
@@ -137,18 +147,28 @@ impl Conn {
         if !token_ok {
             return Next::Close(4004, "Authentication failed.");
         }
+        // `shard` is optional; when present, `[shard_id, num_shards]` with id < num.
+        let shard = match &d["shard"] {
+            Value::Null => [0, 1],
+            v => match v
+                .as_array()
+                .map(|a| a.iter().map(Value::as_u64).collect::<Vec<_>>())
+            {
+                Some(ids) if ids.len() == 2 => match (ids[0], ids[1]) {
+                    (Some(id), Some(total)) if id < total => [id, total],
+                    _ => return Next::Close(4010, "Invalid shard."),
+                },
+                _ => return Next::Close(4010, "Invalid shard."),
+            },
+        };
         self.identified = true;
+        self.shard = shard;
         let ready = {
             let mut st = lock(&self.inner.state);
             let session_id = format!(
                 "{:032x}",
                 st.snowflake().wrapping_mul(0x9e37_79b9_7f4a_7c15)
             );
-            let shard = if d["shard"].is_array() {
-                d["shard"].clone()
-            } else {
-                json!([0, 1])
-            };
             let ready = json!({
                 "op": 0,
                 "s": 1,
@@ -172,13 +192,16 @@ impl Conn {
                     "_trace": ["fake-discord-gateway"],
                 },
             });
-            st.session = Some(Session {
+            // A new session replaces this shard's earlier one (its Resume now fails).
+            st.sessions.retain(|s| s.shard != shard);
+            st.sessions.push(Session {
                 id: session_id,
                 seq: 1,
                 log: vec![ready.clone()],
+                shard,
             });
             st.readies += 1;
-            st.dispatched.push(ready.clone());
+            st.dispatched.push((shard, ready.clone()));
             ready
         };
         if !send(socket, &ready).await {
@@ -202,8 +225,13 @@ impl Conn {
             } else {
                 let allowed = st.resume_allowed;
                 let client_seq = d["seq"].as_u64().unwrap_or(0);
-                match st.session.as_mut() {
-                    Some(s) if allowed && d["session_id"].as_str() == Some(s.id.as_str()) => {
+                let session_id = d["session_id"].as_str();
+                match st
+                    .sessions
+                    .iter_mut()
+                    .find(|s| Some(s.id.as_str()) == session_id)
+                {
+                    Some(s) if allowed => {
                         let mut out: Vec<Value> = s
                             .log
                             .iter()
@@ -219,9 +247,10 @@ impl Conn {
                         });
                         s.log.push(resumed.clone());
                         out.push(resumed);
+                        let shard = s.shard;
                         st.resumed += 1;
-                        st.dispatched.extend(out.iter().cloned());
-                        Some(Some(out))
+                        st.dispatched.extend(out.iter().map(|e| (shard, e.clone())));
+                        Some(Some((shard, out)))
                     }
                     _ => Some(None),
                 }
@@ -238,7 +267,8 @@ impl Conn {
                     Next::Drop
                 }
             }
-            Some(Some(events)) => {
+            Some(Some((shard, events))) => {
+                self.shard = shard;
                 for e in &events {
                     if !send(socket, e).await {
                         return Next::Drop;
@@ -251,19 +281,29 @@ impl Conn {
         }
     }
 
-    /// Writes every pending event (when authenticated).
+    /// Writes every pending event routed to this connection's shard (when
+    /// authenticated).
     async fn flush(&mut self, socket: &mut WebSocket) -> Next {
         if !self.authed {
             return Next::Continue;
         }
+        let [shard_id, total] = self.shard;
         loop {
             let payload = {
                 let mut guard = lock(&self.inner.state);
                 let st = &mut *guard;
-                let Some(session) = st.session.as_mut() else {
+                let shard = self.shard;
+                let Some(session) = st.sessions.iter_mut().find(|s| s.shard == shard) else {
                     return Next::Continue;
                 };
-                let Some((t, d)) = st.pending.pop_front() else {
+                let Some(at) = st
+                    .pending
+                    .iter()
+                    .position(|(_, d)| shard_of(d, total) == shard_id)
+                else {
+                    return Next::Continue;
+                };
+                let Some((t, d)) = st.pending.remove(at) else {
                     return Next::Continue;
                 };
                 session.seq += 1;
@@ -275,7 +315,7 @@ impl Conn {
                         rec.dispatched_at = Some(tokio::time::Instant::now());
                     }
                 }
-                st.dispatched.push(payload.clone());
+                st.dispatched.push((shard, payload.clone()));
                 payload
             };
             self.inner.notify();

@@ -25,6 +25,15 @@
 //! - Events queued while no authenticated connection exists are held and
 //!   dispatched, in order, once one exists. An event written to a connection
 //!   that then drops is only recovered by a Resume.
+//! - Sharding: each connection runs the shard its Identify names (`shard:
+//!   [id, num_shards]`, `[0, 1]` without one; an id >= num closes with 4010)
+//!   and has a session of its own. An event goes to the shard Discord routes
+//!   it to ([`shard_of`]): a guild's events to `(guild_id >> 22) % num_shards`,
+//!   DMs (and DM interactions) to shard 0 only. [`FakeDiscord::identify_log`]
+//!   holds every Identify's `shard` field, [`FakeDiscord::dispatched_on`] what
+//!   each shard was sent. `GET /gateway/bot` answers a complete object whose
+//!   `session_start_limit.max_concurrency` is [`FakeDiscord::set_max_concurrency`]
+//!   (default 1).
 //! - REST needs `Authorization: Bot <token>` (401 otherwise) except
 //!   `GET /gateway` and the interaction routes (`/interactions/...`,
 //!   `/webhooks/{app}/{token}...`), which carry their own token (a present
@@ -85,6 +94,27 @@ pub const BOT_USERNAME: &str = "RemoteClawTestBot";
 pub const DEFAULT_HEARTBEAT_MS: u64 = 41_250;
 /// Ephemeral message flag.
 pub const EPHEMERAL: u64 = 64;
+
+/// The shard Discord delivers dispatch `d` on, out of `num_shards`: a guild's
+/// events on `(guild_id >> 22) % num_shards`, everything else (DMs) on shard 0.
+pub fn shard_of(d: &Value, num_shards: u64) -> u64 {
+    let guild = d["guild_id"]
+        .as_str()
+        .and_then(|g| g.parse::<u64>().ok())
+        .or_else(|| d["guild_id"].as_u64());
+    match guild {
+        Some(g) if num_shards > 0 => (g >> 22) % num_shards,
+        _ => 0,
+    }
+}
+
+/// One Identify (op 2) the fake received.
+#[derive(Clone, Debug)]
+pub struct IdentifyRecord {
+    /// Its `shard` field as sent (`Null` when absent).
+    pub shard: Value,
+    pub at: Instant,
+}
 
 /// One REST request the fake received.
 #[derive(Clone, Debug)]
@@ -211,6 +241,7 @@ impl FakeDiscord {
                 heartbeat_interval_ms: DEFAULT_HEARTBEAT_MS,
                 resume_allowed: true,
                 ack_deadline: Some(Duration::from_secs(3)),
+                max_concurrency: 1,
                 ..St::default()
             }),
             changed: Notify::new(),
@@ -276,6 +307,11 @@ impl FakeDiscord {
     /// `heartbeat_interval` of the Hello sent on later connections.
     pub fn set_heartbeat_interval(&self, ms: u64) {
         lock(&self.inner.state).heartbeat_interval_ms = ms;
+    }
+
+    /// `session_start_limit.max_concurrency` of `GET /gateway/bot` (default 1).
+    pub fn set_max_concurrency(&self, n: u64) {
+        lock(&self.inner.state).max_concurrency = n;
     }
 
     /// Whether a Resume of the current session is honoured (default true);
@@ -607,6 +643,17 @@ impl FakeDiscord {
         lock(&self.inner.state).last_identify.clone()
     }
 
+    /// Every Identify received (answered or refused), in order: its `shard`
+    /// field and when it came.
+    pub fn identify_log(&self) -> Vec<IdentifyRecord> {
+        lock(&self.inner.state).identify_log.clone()
+    }
+
+    /// The `shard` field of every Identify, in order (`Null` when absent).
+    pub fn identify_shards(&self) -> Vec<Value> {
+        self.identify_log().into_iter().map(|r| r.shard).collect()
+    }
+
     /// Every frame the clients sent, parsed, in order.
     pub fn gateway_frames(&self) -> Vec<Value> {
         lock(&self.inner.state).frames.clone()
@@ -614,7 +661,21 @@ impl FakeDiscord {
 
     /// Every dispatch written to a socket (`{"op":0,"t":..,"s":..,"d":..}`), replays included.
     pub fn dispatched(&self) -> Vec<Value> {
-        lock(&self.inner.state).dispatched.clone()
+        lock(&self.inner.state)
+            .dispatched
+            .iter()
+            .map(|(_, d)| d.clone())
+            .collect()
+    }
+
+    /// The dispatches written on connections of shard `[id, num_shards]`.
+    pub fn dispatched_on(&self, shard: [u64; 2]) -> Vec<Value> {
+        lock(&self.inner.state)
+            .dispatched
+            .iter()
+            .filter(|(s, _)| *s == shard)
+            .map(|(_, d)| d.clone())
+            .collect()
     }
 
     /// Events queued and not yet written to any connection.
@@ -872,6 +933,8 @@ struct Session {
     seq: u64,
     /// Dispatches written in this session (for Resume replay).
     log: Vec<Value>,
+    /// `[shard_id, num_shards]` it was identified with.
+    shard: [u64; 2],
 }
 
 #[derive(Default)]
@@ -889,9 +952,14 @@ struct St {
     readies: usize,
     heartbeats: usize,
     last_identify: Option<Value>,
+    identify_log: Vec<IdentifyRecord>,
     frames: Vec<Value>,
-    dispatched: Vec<Value>,
-    session: Option<Session>,
+    /// Every dispatch written, with the shard of the connection it went to.
+    dispatched: Vec<([u64; 2], Value)>,
+    /// One session per shard.
+    sessions: Vec<Session>,
+    /// `session_start_limit.max_concurrency` of `GET /gateway/bot`.
+    max_concurrency: u64,
     pending: VecDeque<(String, Value)>,
     // REST
     calls: Vec<RecordedCall>,

@@ -240,7 +240,7 @@ fn dispatch(
         ("GET", ["gateway", "bot"]) => ok(json!({
             "url": inner.ws_url(),
             "shards": 1,
-            "session_start_limit": {"total": 1000, "remaining": 1000, "reset_after": 0, "max_concurrency": 1},
+            "session_start_limit": {"total": 1000, "remaining": 1000, "reset_after": 0, "max_concurrency": st.max_concurrency},
         })),
         ("GET", ["users", "@me"]) => ok(inner.bot_user.clone()),
         ("GET", ["users", "@me", "guilds"]) => ok(json!([])),
