@@ -127,13 +127,16 @@ impl App {
             config.auth.cooldowns.clone(),
         ));
         let resolver_of = |id: &str| {
-            Arc::new(CredentialResolver::new(
-                config.clone(),
-                env.clone(),
-                paths.auth_profiles(id),
-                clock.clone(),
-                cooldowns.clone(),
-            ))
+            Arc::new(
+                CredentialResolver::new(
+                    config.clone(),
+                    env.clone(),
+                    paths.auth_profiles(id),
+                    clock.clone(),
+                    cooldowns.clone(),
+                )
+                .with_coordinator(stores.coordinator.clone()),
+            )
         };
         let resolver = resolver_of(&agent_id);
         resolver.import_usage_stats().await;

@@ -589,3 +589,102 @@ async fn usage_totals_add_up_and_saturate(be: Backend) {
     let (t, _) = book.session("s2").await.unwrap();
     assert_eq!(t.input_tokens, i64::MAX as u64, "capped, not wrapped");
 }
+
+// ---------------------------------------------------------------- replica coordination
+// (Redis only: one process needs no lease.) TTL expiry is Redis's own clock, so the
+// tests that wait for it use a short TTL and real time.
+
+mod coordination {
+    use super::support::redis::RedisServer;
+    use remoteclaw::state::lease::Coordinator;
+    use remoteclaw::state::redis::Redis;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::time::{Duration, Instant};
+
+    async fn pair(server: &RedisServer, ttl: Duration) -> (Coordinator, Coordinator) {
+        let a = Redis::connect(&server.url(), "rc-test:").await.unwrap();
+        let b = Redis::connect(&server.url(), "rc-test:").await.unwrap();
+        (
+            Coordinator::new(a).with_ttl(ttl),
+            Coordinator::new(b).with_ttl(ttl),
+        )
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_lease_has_one_holder_and_is_free_after_release_or_expiry() {
+        let server = RedisServer::start();
+        let (a, b) = pair(&server, Duration::from_millis(300)).await;
+        assert_ne!(a.holder(), b.holder());
+        assert!(a.take_lease("telegram-poller:1").await.unwrap());
+        assert!(!b.take_lease("telegram-poller:1").await.unwrap());
+        assert!(a.take_lease("telegram-poller:1").await.unwrap(), "renewed");
+        assert!(b.take_lease("other").await.unwrap(), "per name");
+        b.free_lease("telegram-poller:1").await.unwrap();
+        assert!(
+            !b.take_lease("telegram-poller:1").await.unwrap(),
+            "only the holder can give it back"
+        );
+        a.free_lease("telegram-poller:1").await.unwrap();
+        assert!(b.take_lease("telegram-poller:1").await.unwrap());
+        // B stops renewing (it died): A gets it once the TTL has run out.
+        let started = Instant::now();
+        while !a.take_lease("telegram-poller:1").await.unwrap() {
+            assert!(started.elapsed() < Duration::from_secs(3));
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert!(started.elapsed() >= Duration::from_millis(200));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn turns_of_a_session_never_overlap_across_replicas_and_keep_their_order() {
+        let server = RedisServer::start();
+        let (a, b) = pair(&server, Duration::from_secs(15)).await;
+        let running = Arc::new(AtomicUsize::new(0));
+        let order = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let mut tasks = Vec::new();
+        for i in 0..8 {
+            let c = if i % 2 == 0 { a.clone() } else { b.clone() };
+            let (running, order) = (running.clone(), order.clone());
+            tasks.push(tokio::spawn(async move {
+                let ticket = c.turn("web:shared").await.unwrap();
+                assert_eq!(running.fetch_add(1, Ordering::SeqCst), 0, "overlap");
+                order.lock().unwrap().push(i);
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                running.fetch_sub(1, Ordering::SeqCst);
+                ticket.finish().await;
+            }));
+            // Each takes its ticket before the next is sent.
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        for t in tasks {
+            t.await.unwrap();
+        }
+        assert_eq!(*order.lock().unwrap(), (0..8).collect::<Vec<_>>());
+        // Another session is not held up by this one.
+        let t = a.turn("web:shared").await.unwrap();
+        let other = tokio::time::timeout(Duration::from_secs(1), b.turn("web:other")).await;
+        assert!(other.is_ok(), "sessions are independent");
+        drop(t);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_dead_holders_turn_is_freed_by_its_ttl() {
+        let server = RedisServer::start();
+        let (a, b) = pair(&server, Duration::from_millis(600)).await;
+        let held = a.turn("s").await.unwrap();
+        // The holder dies: its renewals stop and nothing ends the turn.
+        held.abandon();
+        let started = Instant::now();
+        let t = tokio::time::timeout(Duration::from_secs(5), b.turn("s"))
+            .await
+            .expect("the other replica gets the session")
+            .unwrap();
+        assert!(
+            started.elapsed() >= Duration::from_millis(300),
+            "not before the TTL ran out: {:?}",
+            started.elapsed()
+        );
+        t.finish().await;
+    }
+}

@@ -591,6 +591,15 @@ impl CredentialResolver {
         }
     }
 
+    /// OAuth refreshes also take a lock in the shared store (replicas, DESIGN §9).
+    pub fn with_coordinator(
+        mut self,
+        coordinator: Option<crate::state::lease::Coordinator>,
+    ) -> CredentialResolver {
+        self.refresher = self.refresher.with_coordinator(coordinator);
+        self
+    }
+
     fn env_keys(&self, provider: &str) -> Arc<Vec<Credential>> {
         let Ok(mut cache) = self.env_keys.lock() else {
             return Arc::new(env_candidates(provider, &self.env));

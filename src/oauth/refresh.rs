@@ -22,6 +22,7 @@ use crate::clock::Clock;
 use crate::config::Config;
 use crate::providers::{ErrorKind, ProviderError};
 use crate::secret::Secret;
+use crate::state::lease::Coordinator;
 use dashmap::DashMap;
 use serde_json::{Value, json};
 use std::path::PathBuf;
@@ -45,7 +46,13 @@ pub struct Refresher {
     http: Option<reqwest::Client>,
     /// One refresh at a time per profile id in this process.
     inflight: DashMap<Arc<str>, Arc<tokio::sync::Mutex<()>>>,
+    /// With a Redis store: one refresh at a time per profile id across replicas.
+    coordinator: Option<Coordinator>,
 }
+
+/// How long a refresh waits for another replica's refresh of the same profile before it
+/// goes ahead anyway (the file lock still serializes processes sharing the file).
+const REPLICA_WAIT: std::time::Duration = std::time::Duration::from_secs(20);
 
 /// What the locked read found.
 enum Step {
@@ -66,6 +73,36 @@ impl Refresher {
             clock,
             http,
             inflight: DashMap::new(),
+            coordinator: None,
+        }
+    }
+
+    pub fn with_coordinator(mut self, coordinator: Option<Coordinator>) -> Refresher {
+        self.coordinator = coordinator;
+        self
+    }
+
+    /// Take the replicas' lock on refreshing `id` (waiting while another replica holds
+    /// it, at most [`REPLICA_WAIT`]). Returns the lease name to give back, if taken.
+    async fn replica_lock(&self, id: &str) -> Option<String> {
+        let coordinator = self.coordinator.as_ref()?;
+        let name = format!("oauth-refresh:{id}");
+        let deadline = tokio::time::Instant::now() + REPLICA_WAIT;
+        loop {
+            match coordinator.take_lease(&name).await {
+                Ok(true) => return Some(name),
+                Ok(false) if tokio::time::Instant::now() < deadline => {
+                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                }
+                Ok(false) => {
+                    tracing::warn!(credential = %id, "another replica's OAuth refresh is taking long: going ahead");
+                    return None;
+                }
+                Err(e) => {
+                    tracing::warn!(credential = %id, "no replica lock for the OAuth refresh: {e}");
+                    return None;
+                }
+            }
         }
     }
 
@@ -101,6 +138,23 @@ impl Refresher {
             .value()
             .clone();
         let _turn = lock.lock().await;
+        // Another replica may be refreshing the same sign-in: wait for it first, then
+        // the locked read below sees what it wrote (when the file is shared).
+        let lease = self.replica_lock(&cred.id).await;
+        let result = self.refresh_locked(cred, forced).await;
+        if let (Some(name), Some(c)) = (lease, &self.coordinator)
+            && let Err(e) = c.free_lease(&name).await
+        {
+            tracing::debug!("could not give back the refresh lock: {e}");
+        }
+        result
+    }
+
+    async fn refresh_locked(
+        &self,
+        cred: &Credential,
+        forced: bool,
+    ) -> Result<Credential, ProviderError> {
         let path = self.path.clone();
         let clock = self.clock.clone();
         let had = cred.clone();

@@ -298,6 +298,16 @@ impl TurnTicket {
         }
     }
 
+    /// Stop renewing without ending the turn, as a holder that died would (tests of
+    /// the takeover).
+    #[doc(hidden)]
+    pub fn abandon(mut self) {
+        if let Some(r) = self.renewer.take() {
+            r.abort();
+        }
+        self.ticket = 0;
+    }
+
     fn done(&self) -> crate::state::StoreFuture<i64> {
         self.redis.script(
             &DONE,
