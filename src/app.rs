@@ -34,6 +34,8 @@ pub struct App {
     /// Bookkeeping writes made after a reply (usage totals): a reply never waits for
     /// `state.db`; a process that is about to exit waits for them (`settle`).
     pub background: Arc<std::sync::Mutex<tokio::task::JoinSet<()>>>,
+    /// Telegram webhook mode: where the gateway's listener finds the running channel.
+    pub telegram_webhook: Arc<crate::channels::telegram::WebhookIntake>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -163,6 +165,7 @@ impl App {
             metrics,
             turns,
             background: Arc::default(),
+            telegram_webhook: Arc::default(),
         })
     }
 
