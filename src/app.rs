@@ -35,6 +35,8 @@ pub struct App {
     /// Bookkeeping writes made after a reply (usage totals): a reply never waits for
     /// `state.db`; a process that is about to exit waits for them (`settle`).
     pub background: Arc<std::sync::Mutex<tokio::task::JoinSet<()>>>,
+    /// Telegram webhook mode: where the gateway's listener finds the running channel.
+    pub telegram_webhook: Arc<crate::channels::telegram::WebhookIntake>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -170,6 +172,7 @@ impl App {
             metrics,
             turns,
             background: Arc::default(),
+            telegram_webhook: Arc::default(),
         })
     }
 

@@ -458,6 +458,44 @@ pub struct TelegramConfig {
     pub streaming: Streaming,
     /// The least time between two edits of one streamed message.
     pub stream_interval_ms: u64,
+    /// `[channels.telegram.webhook]`: receive updates by webhook instead of long
+    /// polling (DESIGN §9).
+    pub webhook: Option<TelegramWebhookConfig>,
+}
+
+/// `[channels.telegram.webhook]`: Telegram posts updates to `url` (its path is served on
+/// the gateway's listener), each carrying the secret in `X-Telegram-Bot-Api-Secret-Token`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct TelegramWebhookConfig {
+    /// The public URL given to `setWebhook` as is (TLS is the reverse proxy's business).
+    pub url: String,
+    /// The secret every delivery must carry; or `secretTokenRef`.
+    #[serde(default)]
+    pub secret_token: Option<PlainSecret>,
+    #[serde(default)]
+    pub secret_token_ref: Option<SecretRef>,
+}
+
+impl TelegramWebhookConfig {
+    /// The path of `url` the gateway serves (`/telegram/webhook`); `None` when `url` is
+    /// not an http(s) URL with a path (config validation refuses those).
+    pub fn path(&self) -> Option<String> {
+        let url = reqwest::Url::parse(self.url.trim()).ok()?;
+        if !matches!(url.scheme(), "http" | "https") || url.cannot_be_a_base() {
+            return None;
+        }
+        let path = url.path();
+        (path.len() > 1 && path.starts_with('/')).then(|| path.to_string())
+    }
+}
+
+/// Telegram's rule for a webhook secret token: 1-256 characters of `A-Z a-z 0-9 _ -`.
+pub fn valid_webhook_secret(secret: &str) -> bool {
+    (1..=256).contains(&secret.len())
+        && secret
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
 }
 
 impl TelegramConfig {
@@ -495,6 +533,7 @@ impl Default for TelegramConfig {
             group_prompts: BTreeMap::new(),
             streaming: Streaming::Edit,
             stream_interval_ms: DEFAULT_STREAM_INTERVAL_MS,
+            webhook: None,
         }
     }
 }
@@ -662,6 +701,9 @@ mod tests {
 apiKey = "canary-provider-key-1"
 [channels.telegram]
 botToken = "canary-telegram-token-2"
+[channels.telegram.webhook]
+url = "https://bot.example.com/telegram/webhook"
+secretToken = "canary-webhook-secret-7"
 [channels.discord]
 token = "canary-discord-token-3"
 [gateway.auth]

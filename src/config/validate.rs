@@ -65,6 +65,69 @@ fn oauth_table(key: &str, id: &str, o: &crate::config::OauthConfig) -> Result<()
     Ok(())
 }
 
+/// Paths the gateway serves itself (DESIGN §7): a webhook path must not shadow them.
+fn gateway_route(path: &str) -> bool {
+    ["/", "/health", "/metrics", "/app.js", "/app.css"].contains(&path)
+        || ["/v1", "/api"]
+            .iter()
+            .any(|p| path == *p || path.starts_with(&format!("{p}/")))
+}
+
+/// `[channels.telegram.webhook]`: an http(s) URL with a path of its own, and one secret
+/// that Telegram accepts (never quoted back: it is a secret).
+fn telegram_webhook(w: &crate::config::TelegramWebhookConfig) -> Result<(), Violation> {
+    const KEY: &str = "channels.telegram.webhook";
+    let url = w.url.trim();
+    let parsed = reqwest::Url::parse(url)
+        .ok()
+        .filter(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some());
+    if parsed.is_none() {
+        return Err(violation(
+            format!("{KEY}.url"),
+            format!(
+                "\"{}\" is not an http(s) URL",
+                url.chars().take(200).collect::<String>()
+            ),
+            "write the public URL Telegram posts to, e.g. https://bot.example.com/telegram/webhook",
+        ));
+    }
+    let Some(path) = w.path() else {
+        return Err(violation(
+            format!("{KEY}.url"),
+            format!("\"{url}\" has no path: the gateway serves the webhook at the URL's path"),
+            "add a path, e.g. https://bot.example.com/telegram/webhook",
+        ));
+    };
+    if gateway_route(&path) {
+        return Err(violation(
+            format!("{KEY}.url"),
+            format!("the path {path} is one of the gateway's own routes"),
+            "use a path of its own, e.g. /telegram/webhook",
+        ));
+    }
+    match (&w.secret_token, &w.secret_token_ref) {
+        (None, None) => Err(violation(
+            KEY,
+            "the webhook needs a secret: without one anyone could post updates to it",
+            "add secretToken = \"…\" (1-256 characters of A-Z, a-z, 0-9, _ and -) or secretTokenRef = { source, provider, id }",
+        )),
+        (Some(_), Some(_)) => Err(violation(
+            format!("{KEY}.secretTokenRef"),
+            "both secretToken and secretTokenRef are set",
+            "keep one of them",
+        )),
+        (Some(s), None) if !crate::config::valid_webhook_secret(s) => Err(violation(
+            format!("{KEY}.secretToken"),
+            format!(
+                "the secret token ({} characters) is not one Telegram accepts",
+                s.chars().count()
+            ),
+            "use 1-256 characters of A-Z, a-z, 0-9, _ and - only, e.g. the output of `openssl rand -hex 32`",
+        )),
+        _ => Ok(()),
+    }
+}
+
 pub fn validate(config: &Config) -> Result<(), Violation> {
     let defaults = &config.agents.defaults;
     let known_provider = |p: &str| registry::ProviderSettings::resolve(config, p).is_some();
@@ -221,6 +284,15 @@ pub fn validate(config: &Config) -> Result<(), Violation> {
                 "use at least 100 (the default is 1000)",
             ));
         }
+    }
+
+    if let Some(w) = config
+        .channels
+        .telegram
+        .as_ref()
+        .and_then(|t| t.webhook.as_ref())
+    {
+        telegram_webhook(w)?;
     }
 
     if config.agents.default_id.trim().is_empty()
@@ -572,6 +644,116 @@ mod tests {
                 "{body}"
             );
         }
+    }
+
+    fn webhook_config(table: &str) -> Result<Config, crate::config::ConfigError> {
+        crate::config::parse(
+            std::path::Path::new("t.toml"),
+            &format!("[channels.telegram]\nenabled = true\n[channels.telegram.webhook]\n{table}"),
+        )
+    }
+
+    fn webhook_error(table: &str) -> (String, String) {
+        let e = webhook_config(table).expect_err(table);
+        (e.key().unwrap_or_default().to_string(), e.to_string())
+    }
+
+    #[test]
+    fn telegram_webhook_settings_are_checked() {
+        let ok = webhook_config(
+            "url = \"https://bot.example.com/telegram/webhook\"\nsecretToken = \"Ab_9-z\"",
+        )
+        .unwrap();
+        let w = ok.channels.telegram.unwrap().webhook.unwrap();
+        assert_eq!(w.path().as_deref(), Some("/telegram/webhook"));
+        webhook_config(
+            "url = \"http://127.0.0.1:8080/hook\"\nsecretTokenRef = { source = \"env\", id = \"TG_HOOK\" }",
+        )
+        .unwrap();
+
+        for (table, key, says) in [
+            (
+                "url = \"bot.example.com/hook\"\nsecretToken = \"s\"",
+                "channels.telegram.webhook.url",
+                "not an http(s) URL",
+            ),
+            (
+                "url = \"ftp://bot.example.com/hook\"\nsecretToken = \"s\"",
+                "channels.telegram.webhook.url",
+                "not an http(s) URL",
+            ),
+            (
+                "url = \"https://bot.example.com\"\nsecretToken = \"s\"",
+                "channels.telegram.webhook.url",
+                "has no path",
+            ),
+            (
+                "url = \"https://bot.example.com/\"\nsecretToken = \"s\"",
+                "channels.telegram.webhook.url",
+                "has no path",
+            ),
+            (
+                "url = \"https://bot.example.com/v1/chat/completions\"\nsecretToken = \"s\"",
+                "channels.telegram.webhook.url",
+                "gateway's own routes",
+            ),
+            (
+                "url = \"https://bot.example.com/health\"\nsecretToken = \"s\"",
+                "channels.telegram.webhook.url",
+                "gateway's own routes",
+            ),
+            (
+                "url = \"https://bot.example.com/hook\"",
+                "channels.telegram.webhook",
+                "needs a secret",
+            ),
+            (
+                "url = \"https://bot.example.com/hook\"\nsecretToken = \"\"",
+                "channels.telegram.webhook.secretToken",
+                "not one Telegram accepts",
+            ),
+            (
+                "url = \"https://bot.example.com/hook\"\nsecretToken = \"has space\"",
+                "channels.telegram.webhook.secretToken",
+                "not one Telegram accepts",
+            ),
+            (
+                "url = \"https://bot.example.com/hook\"\nsecretToken = \"ünïcode\"",
+                "channels.telegram.webhook.secretToken",
+                "not one Telegram accepts",
+            ),
+            (
+                "url = \"https://bot.example.com/hook\"\nsecretToken = \"s\"\nsecretTokenRef = { source = \"env\", id = \"X\" }",
+                "channels.telegram.webhook.secretTokenRef",
+                "both",
+            ),
+            ("secretToken = \"s\"", "channels.telegram.webhook", "url"),
+            (
+                "url = \"https://bot.example.com/hook\"\nsecret = \"s\"",
+                "channels.telegram.webhook.secret",
+                "unknown field",
+            ),
+        ] {
+            let (k, message) = webhook_error(table);
+            assert_eq!(k, key, "{table}: {message}");
+            assert!(message.contains(says), "{table}: {message}");
+            assert!(message.contains("fix:"), "{message}");
+            assert!(
+                !message.contains("has space") && !message.contains("ünïcode"),
+                "the secret is never quoted: {message}"
+            );
+        }
+        let long = "a".repeat(257);
+        let (k, message) = webhook_error(&format!(
+            "url = \"https://bot.example.com/hook\"\nsecretToken = \"{long}\""
+        ));
+        assert_eq!(k, "channels.telegram.webhook.secretToken");
+        assert!(message.contains("257 characters") && !message.contains(&long));
+        webhook_config(&format!(
+            "url = \"https://bot.example.com/hook\"\nsecretToken = \"{}\"",
+            "a".repeat(256)
+        ))
+        .unwrap();
     }
 
     #[test]

@@ -30,6 +30,26 @@ fn too_large(limit: usize) -> Refusal {
 
 /// Read at most `limit` bytes of a JSON body.
 pub async fn read_json(headers: &HeaderMap, body: Body, limit: usize) -> Result<Value, Refusal> {
+    let buf = read_json_bytes(headers, body, limit).await?;
+    serde_json::from_slice(&buf).map_err(|e| invalid_json(&e))
+}
+
+/// The 400 for a body that does not parse as JSON.
+pub fn invalid_json(e: &serde_json::Error) -> Refusal {
+    Refusal::new(
+        StatusCode::BAD_REQUEST,
+        "invalid_json",
+        format!("the request body is not valid JSON: {e}"),
+    )
+}
+
+/// Read at most `limit` bytes of a body sent as JSON, unparsed (for callers that
+/// parse it into their own type).
+pub async fn read_json_bytes(
+    headers: &HeaderMap,
+    body: Body,
+    limit: usize,
+) -> Result<Vec<u8>, Refusal> {
     if !is_json(headers) {
         let given = headers.get(header::CONTENT_TYPE).map(|v| {
             String::from_utf8_lossy(v.as_bytes())
@@ -69,13 +89,7 @@ pub async fn read_json(headers: &HeaderMap, body: Body, limit: usize) -> Result<
         }
         buf.extend_from_slice(&chunk);
     }
-    serde_json::from_slice(&buf).map_err(|e| {
-        Refusal::new(
-            StatusCode::BAD_REQUEST,
-            "invalid_json",
-            format!("the request body is not valid JSON: {e}"),
-        )
-    })
+    Ok(buf)
 }
 
 #[cfg(test)]

@@ -1,7 +1,8 @@
 //! The gateway's HTTP surface (DESIGN §7): `/health`, `/metrics`, the OpenAI-compatible
 //! `/v1/chat/completions` (`openai_api`), and the web chat (`web`), behind the checks of
 //! "Who may call it" (`access`: Host, Origin, CORS, security headers; `auth`: the token;
-//! `body`: content type and size; `crate::limit`: turns at once). `serve` takes its listener
+//! `body`: content type and size; `crate::limit`: turns at once), and the Telegram webhook
+//! path (`telegram_webhook`), which only its secret guards. `serve` takes its listener
 //! and shutdown signal as arguments so tests run it on `127.0.0.1:0`.
 
 mod access;
@@ -12,6 +13,7 @@ mod openai_api;
 mod refusal;
 mod request;
 mod stream;
+mod telegram_webhook;
 mod web;
 
 pub use crate::limit::{BUSY_RETRY_AFTER_SECS, Busy, TurnLimiter, TurnPermit};
@@ -40,6 +42,8 @@ pub struct GatewayState {
     pub limiter: Arc<TurnLimiter>,
     /// `gateway.maxBodyBytes`.
     pub max_body_bytes: usize,
+    /// The path of `channels.telegram.webhook.url` when the channel runs in webhook mode.
+    pub telegram_webhook_path: Option<Arc<str>>,
 }
 
 impl GatewayState {
@@ -52,12 +56,14 @@ impl GatewayState {
         let access = Arc::new(AccessPolicy::new(&g.allowed_hosts, &g.allowed_origins));
         let limiter = app.turns.clone();
         let max_body_bytes = g.max_body_bytes.get();
+        let telegram_webhook_path = telegram_webhook::path_of(&app.config).map(Arc::from);
         GatewayState {
             app,
             token,
             access,
             limiter,
             max_body_bytes,
+            telegram_webhook_path,
         }
     }
 }
@@ -94,7 +100,8 @@ pub fn router(state: GatewayState) -> Router {
         .merge(protected)
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed);
-    // Innermost first: CORS (listed origins only), then Host/Origin, then headers.
+    // Innermost first: CORS (listed origins only), then Host/Origin, then the Telegram
+    // webhook path (outside the guards: its secret is its only check), then headers.
     if let Some(cors) = state.access.cors_layer() {
         routes = routes.layer(cors);
     }
@@ -102,6 +109,10 @@ pub fn router(state: GatewayState) -> Router {
         .layer(axum::middleware::from_fn_with_state(
             state.access.clone(),
             access::guard,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            telegram_webhook::intercept,
         ))
         .layer(axum::middleware::from_fn(access::security_headers))
         .with_state(state)

@@ -213,6 +213,18 @@ impl Binary {
         rustix::process::kill_process(self.pid(), sig).expect("signal the gateway");
     }
 
+    /// `127.0.0.1:PORT` the gateway listens on (from its start-up log line).
+    pub fn addr(&self) -> String {
+        self.lines
+            .lock()
+            .unwrap()
+            .iter()
+            .find_map(|l| l.split("listening on http://").nth(1))
+            .and_then(|rest| rest.split_whitespace().next())
+            .map(|a| a.trim_end_matches('/').to_string())
+            .expect("the gateway logged its address")
+    }
+
     pub fn log(&self) -> String {
         self.lines.lock().unwrap().join("\n")
     }

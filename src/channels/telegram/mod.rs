@@ -13,6 +13,9 @@
 //! gets the busy reply at once (`queue`). On shutdown the channel stops polling, lets
 //! the turns in flight and queued finish and reply, then stores the update offset.
 //!
+//! Webhook mode (`[channels.telegram.webhook]`, `webhook`): no polling; Telegram posts
+//! each update to the gateway's listener, which hands it to the same intake (`take`).
+//!
 //! `/model` alone in a DM answers with an inline keyboard of the allowed models
 //! (`picker`). Sends go through a `limiter` that honours Telegram's `retry_after`.
 
@@ -38,11 +41,16 @@ mod mention;
 mod picker;
 mod queue;
 mod reply;
+mod webhook;
 
 pub use access::{Access, access, approval_needed};
 use journal::{Journal, Stored, StoredRef};
 pub use mention::strip_mention;
 pub use reply::TYPING_AFTER;
+pub use webhook::{
+    Delivery as WebhookDelivery, Endpoint as WebhookEndpoint, Intake as WebhookIntake,
+    SECRET_HEADER as WEBHOOK_SECRET_HEADER,
+};
 
 /// Long-poll timeout asked of Telegram (teloxide gives up on a request after ~17 s).
 const POLL_TIMEOUT_SECS: u32 = 10;
@@ -63,6 +71,14 @@ pub enum TelegramError {
     InvalidToken,
     #[error("Telegram getMe failed: {0}")]
     GetMe(String),
+    #[error("channels.telegram.webhook.url \"{0}\" is not a URL")]
+    WebhookUrl(String),
+    #[error("channels.telegram.webhook secret: {0}")]
+    WebhookSecret(String),
+    #[error(
+        "Telegram refused the webhook ({0}): check channels.telegram.webhook.url (Telegram posts only to HTTPS on ports 443, 80, 88 or 8443)"
+    )]
+    SetWebhook(String),
 }
 
 /// The bot token from `botToken`, `botTokenRef` or `TELEGRAM_BOT_TOKEN`.
@@ -102,6 +118,7 @@ struct Ctx {
 
 /// Run the channel until `shutdown` turns true; then take no new messages, let the
 /// turns in flight and queued finish and reply, store the update offset and return.
+/// With `[channels.telegram.webhook]` updates come from the gateway instead of polls.
 pub async fn run(
     app: Arc<App>,
     cfg: TelegramConfig,
@@ -110,6 +127,10 @@ pub async fn run(
 ) -> Result<(), TelegramError> {
     let url = reqwest::Url::parse(&cfg.api_root)
         .map_err(|_| TelegramError::BadApiRoot(cfg.api_root.clone()))?;
+    let hook = match &cfg.webhook {
+        Some(w) => Some(webhook::settings(&app, w).await?),
+        None => None,
+    };
     let bot = Bot::new(token.expose()).set_api_url(url);
     let me = match bot.get_me().await {
         Ok(me) => me,
@@ -142,14 +163,19 @@ pub async fn run(
             None => ctx.journal.answered(id).await,
         }
     }
-    let polled = poll_on_own_thread(&ctx, &shutdown).await;
+    let polled = match hook {
+        None => poll_on_own_thread(&ctx, &shutdown).await,
+        Some(hook) => webhook::serve(&ctx, hook, &mut shutdown.clone()).await,
+    };
     tracing::info!(
         unanswered = ctx.journal.open_count(),
         "Telegram channel stopped taking messages; finishing the turns in flight"
     );
     ctx.queues.close();
     ctx.queues.tasks.idle().await;
-    ctx.journal.record_offset().await;
+    if ctx.cfg.webhook.is_none() {
+        ctx.journal.record_offset().await;
+    }
     tracing::info!("Telegram channel stopped");
     polled
 }

@@ -107,6 +107,19 @@ impl FakeTelegram {
         self.sent_messages()
     }
 
+    /// The webhook as the last `setWebhook` left it: `(url, secret_token,
+    /// allowed_updates)`; `None` when none is set (never, or `deleteWebhook`).
+    pub fn webhook(&self) -> Option<(String, Option<String>, Option<Value>)> {
+        let st = lock(&self.inner.state);
+        (!st.webhook_url.is_empty()).then(|| {
+            (
+                st.webhook_url.clone(),
+                st.webhook_secret.clone(),
+                st.webhook_allowed_updates.clone(),
+            )
+        })
+    }
+
     /// The largest `offset` any `getUpdates` carried (0 if none did).
     pub fn highest_offset_seen(&self) -> i64 {
         lock(&self.inner.state).highest_offset

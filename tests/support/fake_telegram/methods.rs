@@ -153,11 +153,29 @@ pub(super) fn dispatch(inner: &Inner, method: &str, p: &Params) -> Reply {
             Ok(ok(json!(true)))
         }
         "setwebhook" | "deletewebhook" => {
-            st.webhook_url = if method == "setwebhook" {
-                string(p, "url").unwrap_or_default()
+            if method == "setwebhook" {
+                let url = string(p, "url").unwrap_or_default();
+                if url.is_empty() {
+                    return bad_request(
+                        "Bad Request: bad webhook: An HTTPS URL must be provided for webhook",
+                    );
+                }
+                let secret = string(p, "secret_token");
+                if let Some(s) = &secret
+                    && !((1..=256).contains(&s.len())
+                        && s.bytes()
+                            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-'))
+                {
+                    return bad_request("Bad Request: secret token contains unallowed characters");
+                }
+                st.webhook_url = url;
+                st.webhook_secret = secret;
+                st.webhook_allowed_updates = structured(p, "allowed_updates");
             } else {
-                String::new()
-            };
+                st.webhook_url = String::new();
+                st.webhook_secret = None;
+                st.webhook_allowed_updates = None;
+            }
             if boolean(p, "drop_pending_updates") {
                 st.queue.clear();
             }

@@ -26,6 +26,10 @@
 //!   `reply_to_message` = the topic's creation service message
 //!   (`message_id == message_thread_id`, `forum_topic_created`, sent by the user).
 //! - Editing to identical text and markup fails with "message is not modified".
+//! - `setWebhook` records `url`, `secret_token` and `allowed_updates` (form, JSON or
+//!   multipart, as teloxide sends it) ([`FakeTelegram::webhook`]); while a webhook is
+//!   set `getUpdates` fails with 409 Conflict, as on the real server. `deleteWebhook`
+//!   clears it. The fake never posts to the webhook itself: tests deliver updates.
 //! - `getFile` knows the files of the photo and document messages it queued; their
 //!   bytes are served at `/file/bot<token>/<file_path>` (404 unknown, 401 another
 //!   token), and every download is recorded ([`FakeTelegram::file_downloads`]).
@@ -332,6 +336,10 @@ struct St {
     poll_generation: u64,
     allowed_updates: Vec<String>,
     webhook_url: String,
+    /// `secret_token` of the last `setWebhook` (cleared by `deleteWebhook`).
+    webhook_secret: Option<String>,
+    /// `allowed_updates` of the last `setWebhook`.
+    webhook_allowed_updates: Option<Value>,
     /// Files users sent, by `file_id` (`files`).
     files: HashMap<String, files::StoredFile>,
     next_file: u64,

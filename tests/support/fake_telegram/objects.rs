@@ -173,7 +173,8 @@ pub(super) fn structured(p: &Params, key: &str) -> Option<Value> {
 }
 
 /// Parameters of a request: query-string fields, then the body (JSON object,
-/// or `application/x-www-form-urlencoded`). Anything else (multipart) is ignored.
+/// `application/x-www-form-urlencoded`, or the text fields of `multipart/form-data`;
+/// file parts are left out).
 pub(super) fn parse_params(content_type: Option<&str>, query: Option<&str>, body: &[u8]) -> Params {
     let mut p = Params::new();
     if let Some(q) = query {
@@ -181,6 +182,7 @@ pub(super) fn parse_params(content_type: Option<&str>, query: Option<&str>, body
     }
     let ct = content_type.unwrap_or("").to_ascii_lowercase();
     if ct.starts_with("multipart/") {
+        p.extend(multipart_text_fields(content_type.unwrap_or(""), body));
         return p;
     }
     if let Ok(Value::Object(obj)) = serde_json::from_slice::<Value>(body) {
@@ -193,6 +195,38 @@ pub(super) fn parse_params(content_type: Option<&str>, query: Option<&str>, body
         p.extend(form_pairs(text));
     }
     p
+}
+
+/// The text fields of a `multipart/form-data` body (parts without a `filename`).
+fn multipart_text_fields(content_type: &str, body: &[u8]) -> Vec<(String, Value)> {
+    let Some(boundary) = content_type.split(';').find_map(|p| {
+        let (k, v) = p.trim().split_once('=')?;
+        k.eq_ignore_ascii_case("boundary")
+            .then(|| v.trim_matches('"').to_string())
+    }) else {
+        return Vec::new();
+    };
+    let text = String::from_utf8_lossy(body);
+    let delimiter = format!("--{boundary}");
+    text.split(delimiter.as_str())
+        .filter_map(|part| {
+            let part = part.strip_prefix("\r\n")?;
+            let (head, value) = part.split_once("\r\n\r\n")?;
+            let disposition = head
+                .split("\r\n")
+                .find(|l| l.to_ascii_lowercase().starts_with("content-disposition:"))?;
+            if disposition.contains("filename=") {
+                return None;
+            }
+            let name = disposition
+                .split(';')
+                .find_map(|p| p.trim().strip_prefix("name="))?
+                .trim_matches('"')
+                .to_string();
+            let value = value.strip_suffix("\r\n").unwrap_or(value);
+            Some((name, Value::String(value.to_string())))
+        })
+        .collect()
 }
 
 fn form_pairs(s: &str) -> Vec<(String, Value)> {
