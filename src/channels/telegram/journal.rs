@@ -68,6 +68,11 @@ impl Ledger {
     pub fn open_count(&self) -> usize {
         self.open.len()
     }
+
+    /// Their ids.
+    pub fn open_ids(&self) -> Vec<i64> {
+        self.open.iter().copied().collect()
+    }
 }
 
 /// What the inbox keeps of an update to answer it again after a crash.
@@ -105,16 +110,31 @@ impl Journal {
     /// Open the journal of bot `bot_id`: the stored offset, and the updates received
     /// but never answered, oldest first (undecodable ones are logged and dropped).
     pub async fn open(inbox: Inbox, bot_id: u64) -> (Journal, Vec<(i64, Stored)>) {
-        let channel = format!("telegram:{bot_id}");
-        let offset_key = format!("telegram:offset:{bot_id}");
-        let stored = match inbox.offset(&offset_key).await {
+        let journal = Journal {
+            inbox,
+            channel: format!("telegram:{bot_id}"),
+            offset_key: format!("telegram:offset:{bot_id}"),
+            ledger: Mutex::new(Ledger::new(None, [])),
+            stored: Mutex::new(None),
+            pruned: Mutex::new(None),
+        };
+        let replay = journal.resync().await;
+        (journal, replay)
+    }
+
+    /// Read the stored offset and the unanswered updates again (a replica that takes
+    /// over polling from another): returns those to answer, oldest first — not the ones
+    /// this process is answering already.
+    pub async fn resync(&self) -> Vec<(i64, Stored)> {
+        let (inbox, channel, offset_key) = (&self.inbox, &self.channel, &self.offset_key);
+        let stored = match inbox.offset(offset_key).await {
             Ok(v) => v,
             Err(e) => {
                 tracing::warn!("could not read the stored Telegram update offset: {e}");
                 None
             }
         };
-        let pending = match inbox.pending(&channel).await {
+        let pending = match inbox.pending(channel).await {
             Ok(p) => p,
             Err(e) => {
                 tracing::warn!("could not read the Telegram messages left unanswered: {e}");
@@ -133,7 +153,7 @@ impl Journal {
                         update = %p.id,
                         "dropping an unanswered Telegram update that cannot be read back ({e})"
                     );
-                    if let Err(e) = inbox.answered(&channel, &p.id).await {
+                    if let Err(e) = inbox.answered(channel, &p.id).await {
                         tracing::warn!("could not mark Telegram update {} answered: {e}", p.id);
                     }
                 }
@@ -151,16 +171,21 @@ impl Journal {
                 "answering Telegram messages received before the last stop but never answered"
             );
         }
-        let ledger = Ledger::new(stored, replay.iter().map(|(id, _)| *id));
-        let journal = Journal {
-            inbox,
-            channel,
-            offset_key,
-            ledger: Mutex::new(ledger),
-            stored: Mutex::new(stored),
-            pruned: Mutex::new(None),
-        };
-        (journal, replay)
+        let (mine, polled) = self.ledger(|l| (l.open_ids(), l.next()));
+        replay.retain(|(id, _)| !mine.contains(id));
+        let mut ledger = Ledger::new(
+            stored,
+            replay.iter().map(|(id, _)| *id).chain(mine.iter().copied()),
+        );
+        if polled > 0 {
+            ledger.seen(polled - 1);
+        }
+        self.ledger(|l| *l = ledger);
+        *self
+            .stored
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = stored;
+        replay
     }
 
     fn ledger<T>(&self, f: impl FnOnce(&mut Ledger) -> T) -> T {

@@ -156,16 +156,20 @@ pub async fn run(
         limiter: limiter::Limiter::default(),
     });
     register_commands(&ctx).await;
-    // Received before the last stop but never answered (a crash): answer them first.
-    for (id, update) in replay {
-        match triage(&ctx, id, update).await {
-            Some(t) => act(&ctx, t),
-            None => ctx.journal.answered(id).await,
-        }
+    // With replicas polling one token, only the lease holder may poll, and it answers
+    // what a dead poller left unanswered when it takes over (`poll_with_lease`).
+    let coordinator = match hook {
+        None => ctx.app.stores.coordinator.clone(),
+        Some(_) => None,
+    };
+    if coordinator.is_none() {
+        // Received before the last stop but never answered (a crash): answer them first.
+        replay_updates(&ctx, replay).await;
     }
-    let polled = match hook {
-        None => poll_on_own_thread(&ctx, &shutdown).await,
-        Some(hook) => webhook::serve(&ctx, hook, &mut shutdown.clone()).await,
+    let polled = match (hook, &coordinator) {
+        (None, None) => poll_on_own_thread(&ctx, &shutdown).await,
+        (None, Some(c)) => poll_with_lease(&ctx, c, &shutdown).await,
+        (Some(hook), _) => webhook::serve(&ctx, hook, &mut shutdown.clone()).await,
     };
     tracing::info!(
         unanswered = ctx.journal.open_count(),
@@ -176,8 +180,116 @@ pub async fn run(
     if ctx.cfg.webhook.is_none() {
         ctx.journal.record_offset().await;
     }
+    // Only now may another replica take over: everything taken here was answered and
+    // the offset stored, so it has nothing of ours to answer again.
+    if let Some(c) = &coordinator
+        && let Err(e) = c.free_lease(&poller_lease(ctx.bot_id)).await
+    {
+        tracing::warn!("could not give up the Telegram poller lease: {e}");
+    }
     tracing::info!("Telegram channel stopped");
     polled
+}
+
+/// Answer updates received but never answered (before a crash, or by a poller that
+/// died).
+async fn replay_updates(ctx: &Arc<Ctx>, replay: Vec<(i64, Stored)>) {
+    for (id, update) in replay {
+        match triage(ctx, id, update).await {
+            Some(t) => act(ctx, t),
+            None => ctx.journal.answered(id).await,
+        }
+    }
+}
+
+/// The lease name of the poller of bot `bot_id` (its numeric id, never the token).
+fn poller_lease(bot_id: u64) -> String {
+    format!("telegram-poller:{bot_id}")
+}
+
+/// How often a replica on standby asks for the poller lease.
+const STANDBY_CHECK: Duration = Duration::from_secs(1);
+
+/// Replicas of one bot (DESIGN §9): the holder of the poller lease polls, renewing it
+/// every third of its TTL; the others stand by and ask for it every second, so when the
+/// holder dies another takes over within the TTL. A holder that cannot renew (the lease
+/// went to another while Redis was unreachable) stops polling and stands by again.
+async fn poll_with_lease(
+    ctx: &Arc<Ctx>,
+    coordinator: &crate::state::lease::Coordinator,
+    shutdown: &watch::Receiver<bool>,
+) -> Result<(), TelegramError> {
+    let name = poller_lease(ctx.bot_id);
+    let mut shutdown = shutdown.clone();
+    loop {
+        let mut said = false;
+        loop {
+            if *shutdown.borrow() {
+                return Ok(());
+            }
+            match coordinator.take_lease(&name).await {
+                Ok(true) => break,
+                Ok(false) if !said => {
+                    tracing::info!("another replica polls Telegram for this bot; standing by");
+                    said = true;
+                }
+                Ok(false) => {}
+                Err(e) => tracing::warn!("cannot ask for the Telegram poller lease: {e}"),
+            }
+            tokio::select! {
+                _ = shutdown.changed() => {}
+                () = tokio::time::sleep(STANDBY_CHECK) => {}
+            }
+        }
+        tracing::info!("this replica polls Telegram now");
+        let replay = ctx.journal.resync().await;
+        replay_updates(ctx, replay).await;
+        // Poll until shutdown or until the lease is lost.
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let keeper = {
+            let (coordinator, name, mut shutdown) =
+                (coordinator.clone(), name.clone(), shutdown.clone());
+            tokio::spawn(async move {
+                let every = coordinator.ttl() / 3;
+                let mut failing_since: Option<tokio::time::Instant> = None;
+                loop {
+                    tokio::select! {
+                        _ = shutdown.changed() => {
+                            if *shutdown.borrow() {
+                                stop_tx.send_replace(true);
+                                return;
+                            }
+                        }
+                        () = tokio::time::sleep(every) => {}
+                    }
+                    match coordinator.take_lease(&name).await {
+                        Ok(true) => failing_since = None,
+                        Ok(false) => {
+                            tracing::warn!(
+                                "the Telegram poller lease went to another replica; standing by"
+                            );
+                            stop_tx.send_replace(true);
+                            return;
+                        }
+                        Err(e) => {
+                            let since =
+                                *failing_since.get_or_insert_with(tokio::time::Instant::now);
+                            tracing::warn!("cannot renew the Telegram poller lease: {e}");
+                            if since.elapsed() >= coordinator.ttl() {
+                                stop_tx.send_replace(true);
+                                return;
+                            }
+                        }
+                    }
+                }
+            })
+        };
+        let polled = poll_on_own_thread(ctx, &stop_rx).await;
+        keeper.abort();
+        if polled.is_err() || *shutdown.borrow() {
+            return polled;
+        }
+    }
 }
 
 /// The poll loop on a thread of its own (a single-threaded runtime): under load the
