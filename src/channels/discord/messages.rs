@@ -190,6 +190,13 @@ impl Handler {
                 return;
             }
             let msg = serde_json::from_str::<Message>(&p.payload).ok();
+            // With processes running shard ranges over one store, another process's
+            // messages are its own to answer.
+            if let (Some(m), Some(range)) = (&msg, &self.shards)
+                && !range.holds(m.guild_id.map(|g| g.get()))
+            {
+                continue;
+            }
             match msg {
                 Some(msg) if now.saturating_sub(p.received_at) <= REPLAY_MAX_AGE_MS => {
                     tracing::info!(message = %p.id, "answering a Discord message received before the restart");

@@ -81,6 +81,8 @@ struct Handler {
     started: AtomicBool,
     /// The first shard this process runs: its READY registers the slash commands.
     first_shard: u32,
+    /// The shards this process runs, when it runs a range of them.
+    shards: Option<ShardRange>,
 }
 
 #[serenity::async_trait]
@@ -155,6 +157,7 @@ pub async fn run(
         me: std::sync::OnceLock::new(),
         started: AtomicBool::new(false),
         first_shard: range.map_or(0, |r| r.from),
+        shards: range,
     };
     let mut client = serenity::all::ClientBuilder::new_with_http(http.build(), intents)
         .event_handler(handler)

@@ -57,6 +57,13 @@ impl ShardRange {
     }
 
     /// How many shards this process runs.
+    /// Whether this range holds the shard Discord delivers `guild`'s events on (a DM,
+    /// `None`, on shard 0).
+    pub fn holds(&self, guild: Option<u64>) -> bool {
+        let shard = guild.map_or(0, |g| (g >> 22) % u64::from(self.total.max(1)));
+        (u64::from(self.from)..=u64::from(self.to)).contains(&shard)
+    }
+
     pub fn width(&self) -> u32 {
         self.to - self.from + 1
     }
@@ -80,6 +87,16 @@ mod tests {
 
     fn range(from: u32, to: u32, total: u32) -> ShardRange {
         ShardRange { from, to, total }
+    }
+
+    #[test]
+    fn a_range_holds_the_shards_discord_routes_to_it() {
+        let r = range(1, 1, 2);
+        let guild_on = |shard: u64| (41u64 << 23) | (shard << 22);
+        assert!(r.holds(Some(guild_on(1))));
+        assert!(!r.holds(Some(guild_on(0))));
+        assert!(!r.holds(None), "DMs come on shard 0");
+        assert!(range(0, 0, 2).holds(None));
     }
 
     #[test]
