@@ -513,3 +513,42 @@ async fn state_db_opens_and_open_modes_are_fixed() {
     let f = one(&v, "state_db_error");
     assert!(f["fix"].as_str().unwrap().contains(".broken"), "{f}");
 }
+
+/// With `session.store = "redis"` doctor checks the Redis store (not state.db): it
+/// answers, or an error names the store and the fix — never the URL's password.
+#[tokio::test]
+async fn doctor_checks_the_redis_store_when_it_is_the_store() {
+    let mut server = support::redis::RedisServer::start();
+    let url = server
+        .url()
+        .replace("redis://", "redis://:canary-doctor-pw@");
+    // The private server wants no password: AUTH with one fails, which must not leak it;
+    // use the plain URL for the working case.
+    let config = |u: &str| format!("[session]\nstore = \"redis\"\nredisUrl = \"{u}\"\n");
+    let mut h = TestHome::new(&config(&server.url()));
+    h.set("ANTHROPIC_API_KEY", "sk-ant-api03-test");
+    tidy(&h);
+    let (code, v, printed) = doctor(&h, &[]).await;
+    assert_eq!(code, 0, "{printed}");
+    assert_eq!(one(&v, "state_store_ok")["severity"], "ok");
+
+    server.stop();
+    let h = {
+        let mut h = TestHome::new(&config(&url));
+        h.set("ANTHROPIC_API_KEY", "sk-ant-api03-test");
+        tidy(&h);
+        h
+    };
+    let (code, v, printed) = doctor(&h, &[]).await;
+    assert_eq!(code, 1, "{printed}");
+    let f = one(&v, "state_store_unavailable");
+    assert_eq!(f["severity"], "error");
+    assert!(
+        f["message"]
+            .as_str()
+            .unwrap()
+            .contains("state store unavailable"),
+        "{f}"
+    );
+    assert!(!printed.contains("canary-doctor-pw"), "{printed}");
+}

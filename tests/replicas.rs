@@ -296,3 +296,38 @@ async fn a_redis_outage_gives_clear_errors_then_recovers_without_a_restart() {
     }
     assert_eq!(a.health().await, (200, json!({"ok": true})));
 }
+
+/// The operator CLI on a host of the cluster works on the shared store: a pairing code
+/// a replica issued is approved with `remoteclaw pairing approve`, a cooldown is listed
+/// and cleared, and a session made through a replica shows in `sessions show`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_operator_cli_works_on_the_shared_store() {
+    use remoteclaw::state::redis::Redis;
+    use remoteclaw::state::stores::Stores;
+    let fake = FakeProvider::start().await;
+    let redis = RedisServer::start();
+    let home = replica_home(&fake, &redis, "");
+    let shared = Stores::redis(Redis::connect(&redis.url(), "rc-replicas:").await.unwrap());
+    let clock = remoteclaw::clock::ManualClock::new(remoteclaw::clock::Clock::now_ms(
+        &remoteclaw::clock::SystemClock,
+    ));
+    let pairing = remoteclaw::pairing::PairingStore::with_backend(shared.pairing.clone(), clock);
+    let code = pairing
+        .request("telegram", "4242", Some("@dora"))
+        .await
+        .unwrap()
+        .code;
+    let out = home.run(&["pairing", "list", "--json"]).await;
+    assert!(support::home::stdout(&out).contains(&code));
+    let out = home.run(&["pairing", "approve", "telegram", &code]).await;
+    assert!(out.status.success(), "{}", support::home::stderr(&out));
+    assert!(pairing.is_approved("telegram", "4242").await.unwrap());
+
+    let a = Replica::start(replica_home(&fake, &redis, "")).await;
+    a.complete("ops", "remoteclaw", "/model openai/gpt-4o")
+        .await;
+    let out = home.run(&["sessions", "show", "ops", "--json"]).await;
+    let v: Value = serde_json::from_str(&support::home::stdout(&out)).unwrap();
+    assert_eq!(v["model"], "openai/gpt-4o", "{v}");
+    assert_eq!(v["modelSource"], "session");
+}

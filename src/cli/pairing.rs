@@ -5,7 +5,6 @@ use crate::app::App;
 use crate::config::DmPolicy;
 use crate::config::env::EnvMap;
 use crate::pairing::{PairingEntry, PairingStatus, PairingStore, printable, who};
-use crate::state::StateDb;
 use clap::{Args, Subcommand};
 use serde_json::json;
 use std::process::ExitCode;
@@ -116,8 +115,7 @@ fn entry_json(e: &PairingEntry) -> serde_json::Value {
 
 async fn open() -> anyhow::Result<(App, PairingStore)> {
     let app = App::load(EnvMap::from_process(), None).await?;
-    let db = StateDb::open(&app.paths.state_db())?;
-    let store = PairingStore::new(db, app.clock.clone());
+    let store = app.pairing();
     Ok((app, store))
 }
 

@@ -4,12 +4,9 @@
 use super::Finding;
 use super::checks::plural;
 use crate::auth::CredentialResolver;
-use crate::clock::Clock;
 use crate::config::env::EnvMap;
 use crate::config::{Config, DmPolicy, SecretInput, SecretRef};
 use crate::pairing::{PairingStatus, PairingStore};
-use crate::state::StateDb;
-use std::sync::Arc;
 
 /// Where a channel may take its bot token from (DESIGN §3).
 struct TokenSources<'a> {
@@ -275,12 +272,7 @@ pub(super) async fn gateway(
 }
 
 /// Pending pairing requests on enabled channels that pair: someone waits for the operator.
-pub(super) async fn pairing_pending(
-    db: &Arc<StateDb>,
-    config: &Config,
-    clock: Arc<dyn Clock>,
-    r: &mut Vec<Finding>,
-) {
+pub(super) async fn pairing_pending(pairing: &PairingStore, config: &Config, r: &mut Vec<Finding>) {
     let pairs = |name: &str| match name {
         "telegram" => config
             .channels
@@ -293,7 +285,7 @@ pub(super) async fn pairing_pending(
             .as_ref()
             .is_some_and(|d| d.enabled && d.dm_policy == DmPolicy::Pairing),
     };
-    let Ok(entries) = PairingStore::new(db.clone(), clock).list().await else {
+    let Ok(entries) = pairing.list().await else {
         return;
     };
     for name in ["telegram", "discord"].into_iter().filter(|n| pairs(n)) {

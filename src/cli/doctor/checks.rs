@@ -212,9 +212,37 @@ pub async fn run_all(
     let config = Arc::new(config);
     let env = Arc::new(env);
     let config_path = paths.config_path.display().to_string();
-    let cooldowns = db
-        .clone()
-        .map(|db| Arc::new(CooldownBook::new(db, config.auth.cooldowns.clone())));
+    // With `session.store = "redis"` the runtime state is in Redis, not in state.db.
+    let stores = if config.session.store == crate::config::SessionStoreKind::Redis {
+        match crate::app::open_stores(&config, &env, &paths).await {
+            Ok(s) => {
+                let at = s.redis.as_ref().map_or("", |r| r.location()).to_string();
+                r.push(Finding::ok(
+                    "state_store_ok",
+                    format!("the Redis state store at {at} answers (session.store = \"redis\")"),
+                ));
+                Some(s)
+            }
+            Err(e) => {
+                r.push(
+                    Finding::error("state_store_unavailable", one_line(&e.to_string())).fix(
+                        format!(
+                            "start Redis, or fix session.redisUrl / redisUrlRef in {config_path}"
+                        ),
+                    ),
+                );
+                None
+            }
+        }
+    } else {
+        db.clone().map(crate::state::stores::Stores::sqlite)
+    };
+    let cooldowns = stores.as_ref().map(|s| {
+        Arc::new(CooldownBook::with_store(
+            s.cooldowns.clone(),
+            config.auth.cooldowns.clone(),
+        ))
+    });
     if let Some(cooldowns) = cooldowns {
         let resolver = CredentialResolver::new(
             config.clone(),
@@ -255,8 +283,9 @@ pub async fn run_all(
         .await;
         gateway(&config, &resolver, &config_path, &mut r).await;
     }
-    if let Some(db) = &db {
-        pairing_pending(db, &config, clock, &mut r).await;
+    if let Some(stores) = &stores {
+        let pairing = crate::pairing::PairingStore::with_backend(stores.pairing.clone(), clock);
+        pairing_pending(&pairing, &config, &mut r).await;
     }
     outcome(r)
 }
