@@ -119,3 +119,90 @@ async fn two_replicas_answer_each_message_once_and_hand_polling_over_when_one_di
     }
     assert_eq!(standby_llm.request_count(), 3);
 }
+
+/// Webhook mode behind a load balancer: the same delivery reaching both replicas (a
+/// retry sent elsewhere) is answered once; a wrong secret gets 403 on either.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn webhook_deliveries_to_either_replica_are_answered_once() {
+    let tg = FakeTelegram::start(TOKEN).await;
+    let redis = RedisServer::start();
+    let hook = "\n[channels.telegram.webhook]\nurl = \"https://bot.example.com/tg\"\nsecretToken = \"s3cret_hook\"\n";
+    let mut homes = Vec::new();
+    for _ in 0..2 {
+        let (home, llm) = prepare(&tg, hook).await;
+        let mut config = std::fs::read_to_string(home.config_path()).unwrap();
+        config.push_str(&format!(
+            "\n[session]\nstore = \"redis\"\nredisUrl = \"{}\"\nredisPrefix = \"rc-hook:\"\n",
+            redis.url()
+        ));
+        std::fs::write(home.config_path(), config).unwrap();
+        homes.push((home, llm));
+    }
+    let a = Binary::spawn(&homes[0].0).await;
+    let b = Binary::spawn(&homes[1].0).await;
+    let client = reqwest::Client::new();
+    let post = |addr: String, body: serde_json::Value, secret: &'static str| {
+        let client = client.clone();
+        async move {
+            client
+                .post(format!("http://{addr}/tg"))
+                .header("X-Telegram-Bot-Api-Secret-Token", secret)
+                .json(&body)
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        }
+    };
+    for i in 0..5 {
+        let id = tg.send_dm(42, "alice", &format!("hook {i}"));
+        let update = tg
+            .updates()
+            .into_iter()
+            .find(|u| u["update_id"] == serde_json::json!(id))
+            .unwrap();
+        let (sa, sb) = tokio::join!(
+            post(a.addr(), update.clone(), "s3cret_hook"),
+            post(b.addr(), update, "s3cret_hook")
+        );
+        assert_eq!((sa, sb), (200, 200));
+    }
+    tg.wait_for_messages(5, Duration::from_secs(20)).await;
+    // Both answers to each pair of posts came after the shared inbox decided which one
+    // is new; once nothing is pending every turn that was started has replied.
+    let redis_conn = remoteclaw::state::redis::Redis::connect(&redis.url(), "rc-hook:")
+        .await
+        .unwrap();
+    let inbox = remoteclaw::state::stores::Stores::redis(redis_conn).inbox;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !inbox
+        .pending(&format!("telegram:{}", telegram_support::BOT_ID))
+        .await
+        .unwrap()
+        .is_empty()
+    {
+        assert!(Instant::now() < deadline, "answers never marked");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let sent = replies(&tg);
+    for i in 0..5 {
+        assert_eq!(
+            sent.get(&format!("fake reply to: hook {i}")),
+            Some(&1),
+            "{sent:?}"
+        );
+    }
+    assert_eq!(
+        homes[0].1.request_count() + homes[1].1.request_count(),
+        5,
+        "each delivery reached a model once"
+    );
+    let id = tg.send_dm(42, "alice", "forged");
+    let update = tg
+        .updates()
+        .into_iter()
+        .find(|u| u["update_id"] == serde_json::json!(id))
+        .unwrap();
+    assert_eq!(post(b.addr(), update, "wrong").await, 403);
+}
