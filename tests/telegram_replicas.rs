@@ -28,6 +28,20 @@ async fn replica(tg: &FakeTelegram, redis: &RedisServer) -> (TestHome, FakeProvi
     (home, llm)
 }
 
+/// Wait until the shared inbox (under `prefix`) has no update left unanswered.
+async fn all_marked_answered(redis: &RedisServer, prefix: &str) {
+    let conn = remoteclaw::state::redis::Redis::connect(&redis.url(), prefix)
+        .await
+        .unwrap();
+    let inbox = remoteclaw::state::stores::Stores::redis(conn).inbox;
+    let channel = format!("telegram:{}", telegram_support::BOT_ID);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !inbox.pending(&channel).await.unwrap().is_empty() {
+        assert!(Instant::now() < deadline, "answers never marked");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 /// How many times each reply text was sent.
 fn replies(tg: &FakeTelegram) -> BTreeMap<String, usize> {
     let mut out = BTreeMap::new();
@@ -79,20 +93,7 @@ async fn two_replicas_answer_each_message_once_and_hand_polling_over_when_one_di
 
     // Once every answer is marked in the shared inbox (a reply sent but not yet marked
     // when the process dies is answered again: DESIGN §8 prefers that to losing it)...
-    let redis_conn = remoteclaw::state::redis::Redis::connect(&redis.url(), "rc-tg:")
-        .await
-        .unwrap();
-    let inbox = remoteclaw::state::stores::Stores::redis(redis_conn).inbox;
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !inbox
-        .pending(&format!("telegram:{}", telegram_support::BOT_ID))
-        .await
-        .unwrap()
-        .is_empty()
-    {
-        assert!(Instant::now() < deadline, "answers never marked");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    all_marked_answered(&redis, "rc-tg:").await;
     // ...the poller dies (SIGKILL): no goodbye, its lease runs out.
     poller.child.start_kill().unwrap();
     poller.child.wait().await.unwrap();
@@ -171,20 +172,7 @@ async fn webhook_deliveries_to_either_replica_are_answered_once() {
     tg.wait_for_messages(5, Duration::from_secs(20)).await;
     // Both answers to each pair of posts came after the shared inbox decided which one
     // is new; once nothing is pending every turn that was started has replied.
-    let redis_conn = remoteclaw::state::redis::Redis::connect(&redis.url(), "rc-hook:")
-        .await
-        .unwrap();
-    let inbox = remoteclaw::state::stores::Stores::redis(redis_conn).inbox;
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !inbox
-        .pending(&format!("telegram:{}", telegram_support::BOT_ID))
-        .await
-        .unwrap()
-        .is_empty()
-    {
-        assert!(Instant::now() < deadline, "answers never marked");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    all_marked_answered(&redis, "rc-hook:").await;
     let sent = replies(&tg);
     for i in 0..5 {
         assert_eq!(
