@@ -1,5 +1,6 @@
-//! Prometheus metrics for `/metrics`: turns, provider attempts, in-flight turns and
-//! turn latency. Labels never carry secrets or message text.
+//! Prometheus metrics for `/metrics` (DESIGN §11): turns by outcome, provider attempts,
+//! in-flight turns, turn latency, active cooldowns, messages per channel and direction,
+//! OAuth refreshes. Labels never carry secrets or message text.
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -19,6 +20,14 @@ pub struct AttemptLabels {
     pub outcome: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct MessageLabels {
+    /// telegram | discord | web | http | local
+    pub channel: &'static str,
+    /// in | out
+    pub direction: &'static str,
+}
+
 #[derive(Debug)]
 pub struct Metrics {
     registry: Registry,
@@ -26,6 +35,21 @@ pub struct Metrics {
     pub attempts: Family<AttemptLabels, Counter>,
     pub in_flight: Gauge,
     pub turn_seconds: Histogram,
+    /// Credentials cooling down or disabled now (set when `/metrics` is read).
+    pub active_cooldowns: Gauge,
+    pub messages: Family<MessageLabels, Counter>,
+    /// OAuth refreshes by provider and outcome (`ok`, `refresh_failed`, `refresh_unavailable`).
+    pub oauth_refreshes: Family<AttemptLabels, Counter>,
+}
+
+/// The `channel` label of a session key (`telegram:…`, `discord:…`, `web:…`, `local:…`).
+pub fn channel_of(session: &str) -> &'static str {
+    match session.split(':').next() {
+        Some("telegram") => "telegram",
+        Some("discord") => "discord",
+        Some("web") => "web",
+        _ => "local",
+    }
 }
 
 impl Default for Metrics {
@@ -58,13 +82,51 @@ impl Metrics {
             "Time from a turn's start to its last byte",
             turn_seconds.clone(),
         );
+        let active_cooldowns = Gauge::default();
+        registry.register(
+            "active_cooldowns",
+            "Credentials cooling down or disabled now",
+            active_cooldowns.clone(),
+        );
+        let messages = Family::<MessageLabels, Counter>::default();
+        registry.register(
+            "messages",
+            "Chat messages by channel and direction (in: received, out: replies sent)",
+            messages.clone(),
+        );
+        let oauth_refreshes = Family::<AttemptLabels, Counter>::default();
+        registry.register(
+            "oauth_refreshes",
+            "OAuth token refreshes by provider and outcome",
+            oauth_refreshes.clone(),
+        );
         Metrics {
             registry,
             turns,
             attempts,
             in_flight,
             turn_seconds,
+            active_cooldowns,
+            messages,
+            oauth_refreshes,
         }
+    }
+
+    /// Count a message of `channel` going `direction` (`in` or `out`).
+    pub fn message(&self, channel: &'static str, direction: &'static str) {
+        self.messages
+            .get_or_create(&MessageLabels { channel, direction })
+            .inc();
+    }
+
+    /// Count an OAuth refresh of `provider`.
+    pub fn refresh(&self, provider: &str, outcome: &str) {
+        self.oauth_refreshes
+            .get_or_create(&AttemptLabels {
+                provider: provider.to_string(),
+                outcome: outcome.to_string(),
+            })
+            .inc();
     }
 
     /// Prometheus text exposition.

@@ -389,18 +389,22 @@ mod config_errors {
         );
     }
 
+    /// A Redis store nobody answers on: a clear message, never a silent fallback to
+    /// state.db, and the URL's password stays out of it.
     #[tokio::test]
-    async fn redis_store_is_refused_rather_than_ignored() {
-        let (code, err) = agent_with_config(
-            "[session]\nstore = \"redis\"\nredisUrl = \"redis://127.0.0.1:6379\"\n",
-        )
+    async fn an_unreachable_redis_store_stops_with_a_clear_message() {
+        let port = {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            l.local_addr().unwrap().port()
+        };
+        let (code, err) = agent_with_config(&format!(
+            "[session]\nstore = \"redis\"\nredisUrl = \"redis://:canary-agent-pw@127.0.0.1:{port}\"\n"
+        ))
         .await;
         assert_eq!(code, Some(1));
-        assert!(
-            err.contains("session.store = \"redis\"")
-                && err.contains("not supported by this build yet"),
-            "{err}"
-        );
+        assert!(err.contains("state store unavailable"), "{err}");
+        assert!(err.contains(&format!("127.0.0.1:{port}")), "{err}");
+        assert!(!err.contains("canary-agent-pw"), "{err}");
     }
 
     #[test]

@@ -141,6 +141,9 @@ async fn webhook_deliveries_to_either_replica_are_answered_once() {
     }
     let a = Binary::spawn(&homes[0].0).await;
     let b = Binary::spawn(&homes[1].0).await;
+    for r in [&a, &b] {
+        r.wait_for_line("Telegram webhook set").await;
+    }
     let client = reqwest::Client::new();
     let post = |addr: String, body: serde_json::Value, secret: &'static str| {
         let client = client.clone();

@@ -275,6 +275,14 @@ impl CooldownView {
         self.last_used.get(credential).copied()
     }
 
+    /// How many credentials are cooling down or disabled at `now_ms` (any model).
+    pub fn active_count(&self, now_ms: i64) -> usize {
+        self.rows
+            .values()
+            .filter(|models| models.values().any(|r| r.until > now_ms))
+            .count()
+    }
+
     /// Whether a success on `model` has a cooldown or disable of `credential` to clear.
     fn has_state(&self, credential: &str, model: &str) -> bool {
         has_state(&self.rows, credential, model)

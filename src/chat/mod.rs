@@ -107,7 +107,23 @@ fn info(d: &Directive) -> DirectiveInfo {
 /// Handle one message of a session-keeping channel (web chat, terminal, Telegram,
 /// Discord). `sink` receives the reply as it streams (a directive's notice first when
 /// the message also carries text for the model).
-pub async fn handle(app: &App, msg: Inbound<'_>, mut sink: Option<DeltaSink<'_>>) -> ChatResult {
+pub async fn handle(app: &App, msg: Inbound<'_>, sink: Option<DeltaSink<'_>>) -> ChatResult {
+    let channel = crate::metrics::channel_of(msg.session);
+    let result = handle_message(app, msg, sink).await;
+    if !result.ignored {
+        app.metrics.message(channel, "in");
+        if result.notice.is_some() || result.turn.is_some() {
+            app.metrics.message(channel, "out");
+        }
+    }
+    result
+}
+
+async fn handle_message(
+    app: &App,
+    msg: Inbound<'_>,
+    mut sink: Option<DeltaSink<'_>>,
+) -> ChatResult {
     let ctx = ParseContext {
         bot_username: msg.bot_username,
         aliases: &app.engine.catalog.alias_words,

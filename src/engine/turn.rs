@@ -368,7 +368,12 @@ impl Engine {
             let resolver = self.resolver_for(input.agent.as_deref());
             for listed in candidates.attempt_order() {
                 // OAuth: an access token about to expire is refreshed first (DESIGN §5a).
-                let mut cred = match resolver.refresher.before_use(listed).await {
+                let refreshed = resolver.refresher.before_use(listed).await;
+                if !matches!(refreshed, Ok(None)) {
+                    self.metrics
+                        .refresh(&model.provider, refresh_outcome(&refreshed));
+                }
+                let mut cred = match refreshed {
                     Ok(Some(fresh)) => fresh,
                     Ok(None) => listed.clone(),
                     Err(e) => {
@@ -394,7 +399,9 @@ impl Engine {
                 let retry = match unauthorized {
                     Some(attempt) if !emitted() => {
                         progress.attempts.push(attempt);
-                        Some(resolver.refresher.after_unauthorized(&cred).await)
+                        let r = resolver.refresher.after_unauthorized(&cred).await;
+                        self.metrics.refresh(&model.provider, refresh_outcome(&r));
+                        Some(r)
                     }
                     _ => None,
                 };
@@ -484,5 +491,17 @@ impl Engine {
             .get_or_create(&crate::metrics::OutcomeLabels { outcome })
             .inc();
         result
+    }
+}
+
+/// The `outcome` label of an OAuth refresh: `ok`, or the error's code (`refresh_failed`,
+/// `refresh_unavailable`).
+fn refresh_outcome<T>(r: &Result<T, crate::providers::ProviderError>) -> &'static str {
+    match r {
+        Ok(_) => "ok",
+        Err(e) if e.code.as_deref() == Some(crate::oauth::refresh::REFRESH_FAILED) => {
+            "refresh_failed"
+        }
+        Err(_) => "refresh_unavailable",
     }
 }

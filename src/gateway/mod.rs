@@ -156,6 +156,12 @@ pub fn store_unavailable(e: &crate::state::StoreError) -> Refusal {
 }
 
 async fn metrics(State(state): State<GatewayState>) -> impl IntoResponse {
+    let app = &state.app;
+    let view = app.engine.resolver.cooldowns.view().await;
+    let active = view.active_count(app.clock.now_ms());
+    app.metrics
+        .active_cooldowns
+        .set(i64::try_from(active).unwrap_or(i64::MAX));
     (
         [(
             header::CONTENT_TYPE,

@@ -140,6 +140,16 @@ pub async fn chat_completions(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
+    let metrics = state.app.metrics.clone();
+    metrics.message("http", "in");
+    let response = completions(state, headers, body).await;
+    if response.status().is_success() {
+        metrics.message("http", "out");
+    }
+    response
+}
+
+async fn completions(state: GatewayState, headers: HeaderMap, body: Body) -> Response {
     let max_image = state.app.config.agents.defaults.max_image_bytes();
     let (req, images) = match read_json(&headers, body, state.max_body_bytes)
         .await

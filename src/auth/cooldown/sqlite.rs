@@ -1,6 +1,5 @@
 //! Cooldowns in `state.db` (tables `credential_state` and `credential_usage`, migration
-//! v2; import markers in `meta`). Writes go through the database's group-commit writer,
-//! reads run on the blocking pool; `version` is SQLite's `data_version`, which moves
+//! v2; import markers in `meta`). Reads and writes run on the blocking pool; `version` is SQLite's `data_version`, which moves
 //! whenever any connection or process commits.
 
 use super::{CooldownRow, CooldownState, CooldownStore, ImportEntry, Reason};
@@ -30,13 +29,14 @@ impl SqliteCooldowns {
         })
     }
 
-    /// A write through the group-commit writer.
+    /// A write, on the blocking pool (each in its own transaction). Not through the
+    /// group-commit writer thread: cooldown writes are few, and a tokio blocking task
+    /// keeps a paused test clock from jumping past a turn's deadline while it runs.
     fn write<T: Send + 'static>(
         &self,
         f: impl FnOnce(&mut rusqlite::Connection) -> rusqlite::Result<T> + Send + 'static,
     ) -> StoreFuture<T> {
-        let db = self.db.clone();
-        Box::pin(async move { db.write_async(false, f).await })
+        self.off_thread(move |db| db.write(f))
     }
 }
 
