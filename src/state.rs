@@ -522,6 +522,7 @@ pub async fn blocking<T: Send + 'static>(
 }
 
 pub mod lease;
+pub mod migrate;
 pub mod redis;
 pub mod redis_stores;
 pub mod stores;

@@ -10,6 +10,7 @@ mod models;
 mod onboard;
 mod pairing;
 mod sessions;
+mod state;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -44,6 +45,8 @@ pub enum Command {
     Onboard(onboard::OnboardArgs),
     /// List and approve pairing requests from chat users.
     Pairing(pairing::PairingArgs),
+    /// The state store: copy state.db into Redis (`state migrate --to redis`).
+    State(state::StateArgs),
     /// Print shell completions (bash, zsh, fish, powershell, elvish).
     Completions(completions::CompletionsArgs),
 }
@@ -76,6 +79,7 @@ pub fn main() -> ExitCode {
             Command::Doctor(args) => doctor::run(args).await,
             Command::Onboard(args) => onboard::run(args).await,
             Command::Pairing(args) => pairing::run(args).await,
+            Command::State(args) => state::run(args).await,
             Command::Completions(args) => completions::run(args).await,
         }
     });

@@ -95,6 +95,29 @@ struct Entry {
     content: String,
 }
 
+/// `<prefix>session:<key>`: the session hash (the layout above; `state migrate` writes it too).
+pub(crate) fn session_key(redis: &Redis, key: &str) -> String {
+    redis.key(&format!("session:{key}"))
+}
+
+/// `<prefix>history:<key>`: the session's history list.
+pub(crate) fn history_key(redis: &Redis, key: &str) -> String {
+    redis.key(&format!("history:{key}"))
+}
+
+/// `<prefix>sessions`: the listing (sorted set by `updated_at`).
+pub(crate) fn listing_key(redis: &Redis) -> String {
+    redis.key("sessions")
+}
+
+/// One history entry as the list holds it.
+pub(crate) fn history_entry(role: &str, content: &str) -> Result<String, serde_json::Error> {
+    serde_json::to_string(&Entry {
+        role: role.to_string(),
+        content: content.to_string(),
+    })
+}
+
 /// Sessions in Redis.
 #[derive(Debug, Clone)]
 pub struct RedisStore {
@@ -114,15 +137,15 @@ impl RedisStore {
     }
 
     fn session_key(&self, key: &str) -> String {
-        self.redis.key(&format!("session:{key}"))
+        session_key(&self.redis, key)
     }
 
     fn history_key(&self, key: &str) -> String {
-        self.redis.key(&format!("history:{key}"))
+        history_key(&self.redis, key)
     }
 
     fn listing_key(&self) -> String {
-        self.redis.key("sessions")
+        listing_key(&self.redis)
     }
 
     /// Runs one of the write scripts for `key`; resolves to the new `rev`.
@@ -292,11 +315,7 @@ impl SessionStore for RedisStore {
     ) -> StoreFuture<i64> {
         let mut args = vec![now_ms.to_string(), as_i64(keep).to_string()];
         for m in messages {
-            let entry = Entry {
-                role: m.role.as_str().to_string(),
-                content: m.content.clone(),
-            };
-            match serde_json::to_string(&entry) {
+            match history_entry(m.role.as_str(), &m.content) {
                 Ok(json) => args.push(json),
                 Err(e) => {
                     let err = self

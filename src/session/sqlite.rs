@@ -33,7 +33,7 @@ impl SqliteStore {
 }
 
 /// The pin stored in columns `at`, `at+1`, `at+2` (profile, source, since).
-fn read_pin(r: &rusqlite::Row<'_>, at: usize) -> rusqlite::Result<Option<Pin>> {
+pub(crate) fn read_pin(r: &rusqlite::Row<'_>, at: usize) -> rusqlite::Result<Option<Pin>> {
     Ok(match r.get::<_, Option<String>>(at)? {
         Some(profile) => Some(Pin {
             profile,

@@ -36,12 +36,28 @@ use std::sync::LazyLock;
 
 // ---------------------------------------------------------------- cooldowns
 
+/// One cooldown record (the value of a `cooldowns` field).
 #[derive(Debug, Serialize, Deserialize)]
-struct StoredRow {
-    fingerprint: String,
-    reason: String,
-    until: i64,
-    count: u32,
+pub(crate) struct StoredRow {
+    pub(crate) fingerprint: String,
+    pub(crate) reason: String,
+    pub(crate) until: i64,
+    pub(crate) count: u32,
+}
+
+/// `[cooldowns, cooldowns:used, cooldowns:good, cooldowns:rev]` (the layout above).
+pub(crate) fn cooldown_keys(redis: &Redis) -> [String; 4] {
+    [
+        redis.key("cooldowns"),
+        redis.key("cooldowns:used"),
+        redis.key("cooldowns:good"),
+        redis.key("cooldowns:rev"),
+    ]
+}
+
+/// `cooldowns:imports`: the set of imported files.
+pub(crate) fn cooldown_imports_key(redis: &Redis) -> String {
+    redis.key("cooldowns:imports")
 }
 
 /// `KEYS[1]` cooldowns, `KEYS[2]` rev; ARGV = fields to delete. Bumps rev when any went.
@@ -104,17 +120,12 @@ impl RedisCooldowns {
     }
 
     fn keys(&self) -> [String; 4] {
-        [
-            self.redis.key("cooldowns"),
-            self.redis.key("cooldowns:used"),
-            self.redis.key("cooldowns:good"),
-            self.redis.key("cooldowns:rev"),
-        ]
+        cooldown_keys(&self.redis)
     }
 }
 
 /// The hash field of (credential, model): a JSON array, so no separator can be forged.
-fn field(credential: &str, model: &str) -> String {
+pub(crate) fn field(credential: &str, model: &str) -> String {
     serde_json::json!([credential, model]).to_string()
 }
 
@@ -254,7 +265,7 @@ impl CooldownStore for RedisCooldowns {
         }
         let fut = self.redis.script::<i64>(
             &IMPORT,
-            vec![self.redis.key("cooldowns:imports"), rows, used, rev],
+            vec![cooldown_imports_key(&self.redis), rows, used, rev],
             vec![
                 marker.to_string(),
                 serde_json::Value::from(list).to_string(),
@@ -275,15 +286,29 @@ impl CooldownStore for RedisCooldowns {
 
 // ---------------------------------------------------------------- pairing
 
+/// One pairing record (the value of a `pairing:<channel>` field).
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct StoredPairing {
-    code: String,
-    label: Option<String>,
-    status: String,
-    created_at: i64,
-    expires_at: i64,
-    approved_at: Option<i64>,
+pub(crate) struct StoredPairing {
+    pub(crate) code: String,
+    pub(crate) label: Option<String>,
+    pub(crate) status: String,
+    pub(crate) created_at: i64,
+    pub(crate) expires_at: i64,
+    pub(crate) approved_at: Option<i64>,
+}
+
+/// `[pairing:<channel>, pairing-codes:<channel>]`.
+pub(crate) fn pairing_keys(redis: &Redis, channel: &str) -> [String; 2] {
+    [
+        redis.key(&format!("pairing:{channel}")),
+        redis.key(&format!("pairing-codes:{channel}")),
+    ]
+}
+
+/// `pairing-channels`: the set of channels with pairing records.
+pub(crate) fn pairing_channels_key(redis: &Redis) -> String {
+    redis.key("pairing-channels")
 }
 
 /// KEYS: records, codes, channels. ARGV: channel, sender, label ("" = none), now,
@@ -393,10 +418,7 @@ impl RedisPairing {
     }
 
     fn keys(&self, channel: &str) -> [String; 2] {
-        [
-            self.redis.key(&format!("pairing:{channel}")),
-            self.redis.key(&format!("pairing-codes:{channel}")),
-        ]
+        pairing_keys(&self.redis, channel)
     }
 }
 
@@ -414,7 +436,7 @@ impl PairingBackend for RedisPairing {
         codes: CodeGenerator,
     ) -> StoreFuture<PairingRequest> {
         let mut keys = self.keys(channel).to_vec();
-        keys.push(self.redis.key("pairing-channels"));
+        keys.push(pairing_channels_key(&self.redis));
         let redis = self.redis.clone();
         let args = [
             channel.to_string(),
@@ -514,7 +536,7 @@ impl PairingBackend for RedisPairing {
             let channels: Vec<String> = redis
                 .cmd(
                     redis::cmd("SMEMBERS")
-                        .arg(redis.key("pairing-channels"))
+                        .arg(pairing_channels_key(&redis))
                         .clone(),
                 )
                 .await?;
@@ -587,8 +609,9 @@ return 'new'
     )
 });
 
-/// KEYS: status, pending, payload, answered. ARGV: id, now.
-static ANSWERED: LazyLock<Script> = LazyLock::new(|| {
+/// KEYS: status, pending, payload, answered. ARGV: id, now. (`state migrate` copies
+/// answered marks with it too.)
+pub(crate) static ANSWERED: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r#"
 redis.call('HSET', KEYS[1], ARGV[1], 'answered')
@@ -612,11 +635,26 @@ return #ids
     )
 });
 
+/// A pending message's record (the value of an `inbox:<channel>:payload` field).
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct StoredPending {
-    payload: String,
-    received_at: i64,
+pub(crate) struct StoredPending {
+    pub(crate) payload: String,
+    pub(crate) received_at: i64,
+}
+
+/// `inbox:<channel>` (`part` empty) or `inbox:<channel>:<part>`.
+pub(crate) fn inbox_key(redis: &Redis, channel: &str, part: &str) -> String {
+    if part.is_empty() {
+        redis.key(&format!("inbox:{channel}"))
+    } else {
+        redis.key(&format!("inbox:{channel}:{part}"))
+    }
+}
+
+/// `offsets`: the channels' read positions.
+pub(crate) fn offsets_key(redis: &Redis) -> String {
+    redis.key("offsets")
 }
 
 /// The channels' inbox in Redis: of two replicas receiving one message, exactly one
@@ -632,11 +670,7 @@ impl RedisInbox {
     }
 
     fn key(&self, channel: &str, part: &str) -> String {
-        if part.is_empty() {
-            self.redis.key(&format!("inbox:{channel}"))
-        } else {
-            self.redis.key(&format!("inbox:{channel}:{part}"))
-        }
+        inbox_key(&self.redis, channel, part)
     }
 }
 
@@ -729,7 +763,7 @@ impl InboxStore for RedisInbox {
     fn offset(&self, key: &str) -> StoreFuture<Option<i64>> {
         self.redis.cmd(
             redis::cmd("HGET")
-                .arg(self.redis.key("offsets"))
+                .arg(offsets_key(&self.redis))
                 .arg(key)
                 .clone(),
         )
@@ -738,7 +772,7 @@ impl InboxStore for RedisInbox {
     fn set_offset(&self, key: &str, value: i64) -> StoreFuture<()> {
         self.redis.cmd(
             redis::cmd("HSET")
-                .arg(self.redis.key("offsets"))
+                .arg(offsets_key(&self.redis))
                 .arg(key)
                 .arg(value)
                 .clone(),
@@ -766,6 +800,16 @@ return 1
 "#,
     )
 });
+
+/// `usage:session:<session>`: one session's totals per credential.
+pub(crate) fn usage_session_key(redis: &Redis, session: &str) -> String {
+    redis.key(&format!("usage:session:{session}"))
+}
+
+/// `usage:credentials`: totals per credential over every session.
+pub(crate) fn usage_credentials_key(redis: &Redis) -> String {
+    redis.key("usage:credentials")
+}
 
 /// Usage totals in Redis.
 #[derive(Debug, Clone)]
@@ -809,8 +853,8 @@ impl UsageStore for RedisUsage {
         let fut = self.redis.script::<i64>(
             &ADD_USAGE,
             vec![
-                self.redis.key(&format!("usage:session:{session}")),
-                self.redis.key("usage:credentials"),
+                usage_session_key(&self.redis, session),
+                usage_credentials_key(&self.redis),
             ],
             vec![
                 credential.to_string(),
@@ -824,7 +868,7 @@ impl UsageStore for RedisUsage {
     fn session(&self, session: &str) -> StoreFuture<(Totals, u64)> {
         let fut = self.redis.cmd::<HashMap<String, i64>>(
             redis::cmd("HGETALL")
-                .arg(self.redis.key(&format!("usage:session:{session}")))
+                .arg(usage_session_key(&self.redis, session))
                 .clone(),
         );
         Box::pin(async move {
@@ -842,7 +886,7 @@ impl UsageStore for RedisUsage {
     fn by_credential(&self) -> StoreFuture<BTreeMap<String, Totals>> {
         let fut = self.redis.cmd::<HashMap<String, i64>>(
             redis::cmd("HGETALL")
-                .arg(self.redis.key("usage:credentials"))
+                .arg(usage_credentials_key(&self.redis))
                 .clone(),
         );
         Box::pin(async move {

@@ -1,0 +1,125 @@
+//! `remoteclaw state migrate --to redis [--dry-run]` (DESIGN §6, §9): copy
+//! `<state>/state.db` into the Redis store named by `[session] redisUrl`/`redisUrlRef`
+//! and `redisPrefix` (whatever `session.store` says), and print how many records of
+//! each kind it holds. Idempotent; `--dry-run` connects and counts but writes nothing.
+//! The reading and writing live in `state::migrate`; this file wires config and output.
+
+use crate::config::env::{EnvMap, import_shell_env, load_env_file};
+use crate::config::paths::Paths;
+use crate::state::StateDb;
+use crate::state::migrate::{Counts, RedisImport, Snapshot};
+use crate::state::redis::Redis;
+use clap::{Args, Subcommand, ValueEnum};
+use std::path::Path;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+#[derive(Debug, Args)]
+pub struct StateArgs {
+    #[command(subcommand)]
+    pub command: StateCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum StateCommand {
+    /// Copy state.db (sessions, cooldowns, pairing, offsets, inbox marks, usage) into Redis.
+    Migrate(MigrateArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct MigrateArgs {
+    /// The store to copy into.
+    #[arg(long, value_enum)]
+    pub to: Target,
+    /// Count what would be copied; write nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Target {
+    /// The server of `[session] redisUrl`/`redisUrlRef`, keys under `redisPrefix`.
+    Redis,
+}
+
+pub async fn run(args: StateArgs) -> anyhow::Result<ExitCode> {
+    match args.command {
+        StateCommand::Migrate(m) => migrate(m).await,
+    }
+}
+
+async fn migrate(args: MigrateArgs) -> anyhow::Result<ExitCode> {
+    let Target::Redis = args.to;
+    let mut env = EnvMap::from_process();
+    let paths = Paths::from_env(&env)?;
+    load_env_file(&paths.env_file(), &mut env)?;
+    let paths = paths.refresh_config_path(&env);
+    let loaded = crate::config::load(&paths.config_path, paths.config_explicit)?;
+    if loaded.config.env.shell_env.enabled {
+        let timeout = Duration::from_millis(loaded.config.env.shell_env.timeout_ms);
+        if let Err(e) = import_shell_env(&mut env, timeout).await {
+            tracing::warn!("shell environment import skipped: {e}");
+        }
+    }
+    let config = Arc::new(loaded.config);
+    let env = Arc::new(env);
+
+    let db_path = paths.state_db();
+    if !tokio::fs::try_exists(&db_path).await.unwrap_or(false) {
+        anyhow::bail!(
+            "no state database at {}: nothing to migrate. `state migrate` copies <state>/state.db; \
+             set REMOTECLAW_STATE_DIR when it lives elsewhere.",
+            db_path.display()
+        );
+    }
+    let Some(url) = crate::app::redis_url(&config, &env).await? else {
+        anyhow::bail!(
+            "session.redisUrl is not set in {}: `state migrate --to redis` needs the server to copy into. \
+             Add redisUrl = \"redis://127.0.0.1:6379\" (or redisUrlRef) under [session], then run it again.",
+            loaded.path.display()
+        );
+    };
+    let redis = Redis::connect(url.expose(), &config.session.redis_prefix).await?;
+    let snapshot = read(&db_path).await?;
+    let counts = snapshot.counts();
+    let written = if args.dry_run {
+        None
+    } else {
+        Some(RedisImport::new(redis.clone()).write(&snapshot).await?)
+    };
+
+    println!(
+        "state.db at {} → redis at {}, prefix \"{}\"",
+        db_path.display(),
+        redis.location(),
+        redis.prefix()
+    );
+    print_counts(&counts);
+    match written {
+        None => println!("--dry-run: nothing written"),
+        Some(w) => println!(
+            "copied: {} sessions written, {} already up to date. Set [session] store = \"redis\" to use it.",
+            w.sessions_changed,
+            counts.sessions.saturating_sub(w.sessions_changed)
+        ),
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Open `state.db` and read it, on the blocking pool.
+async fn read(path: &Path) -> anyhow::Result<Snapshot> {
+    let path = path.to_path_buf();
+    let snapshot = tokio::task::spawn_blocking(move || {
+        let db = StateDb::open(&path)?;
+        Snapshot::read(&db)
+    })
+    .await??;
+    Ok(snapshot)
+}
+
+fn print_counts(counts: &Counts) {
+    for (label, n) in counts.lines() {
+        println!("{label}: {n}");
+    }
+}

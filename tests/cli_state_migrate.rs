@@ -1,0 +1,489 @@
+//! `remoteclaw state migrate --to redis [--dry-run]` (DESIGN §9, issue 13), through the
+//! real binary: a state.db filled by the real SQLite stores is copied into a private
+//! `redis-server`, read back through the Redis stores, copied again without change, and
+//! served by `sessions show` once the config says `store = "redis"`. Errors: no Redis
+//! URL, no state.db, Redis down (the password never printed).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use remoteclaw::auth::cooldown::{CooldownBook, CooldownRow, Reason, Standing};
+use remoteclaw::clock::{Clock, ManualClock, SystemClock};
+use remoteclaw::config::CooldownConfig;
+use remoteclaw::inbox::{Inbox, PendingMessage, Receipt};
+use remoteclaw::pairing::PairingStore;
+use remoteclaw::providers::{ChatMessage, Role, Usage};
+use remoteclaw::session::{Pin, PinSource};
+use remoteclaw::state::StateDb;
+use remoteclaw::state::redis::Redis;
+use remoteclaw::state::stores::Stores;
+use std::collections::BTreeMap;
+use std::time::Duration;
+use support::home::{TestHome, stderr, stdout};
+use support::redis::RedisServer;
+
+const PREFIX: &str = "rc-mig:";
+const MODEL: &str = "anthropic/claude-sonnet-4-5";
+const PASSWORD: &str = "hunter2-canary-pw";
+
+fn config(url: Option<&str>, redis_store: bool) -> String {
+    let mut c = String::from("[session]\n");
+    if redis_store {
+        c.push_str("store = \"redis\"\n");
+    }
+    if let Some(u) = url {
+        c.push_str(&format!("redisUrl = \"{u}\"\nredisPrefix = \"{PREFIX}\"\n"));
+    }
+    c
+}
+
+/// The counts lines every run prints for the state below.
+const COUNTS: &[&str] = &[
+    "sessions: 2",
+    "pins: 1",
+    "history entries: 6",
+    "cooldowns: 1",
+    "pairing: 2",
+    "channel offsets: 1",
+    "usage rows: 3",
+    "inbox marks: 1",
+    "inbox pending: 1",
+];
+
+/// What was put in state.db, to compare with what Redis serves.
+struct Filled {
+    now: i64,
+    pairing: Vec<remoteclaw::pairing::PairingEntry>,
+    by_credential: BTreeMap<String, remoteclaw::usage::Totals>,
+}
+
+/// Two sessions (model, pin, history), a cooldown, a pairing approval and a pending
+/// request, an answered and a pending inbox message, a Telegram offset, usage.
+async fn fill(home: &TestHome) -> Filled {
+    let app = home.app().await;
+    let s = &app.stores;
+    assert!(s.db.is_some(), "the default store is state.db");
+    let now = SystemClock.now_ms();
+    let pin = Pin {
+        profile: "anthropic:work".into(),
+        source: PinSource::User,
+        since: now - 5,
+    };
+    s.sessions
+        .set_choice("telegram:100", Some(MODEL), Some(&pin), now)
+        .await
+        .unwrap();
+    let talk = [
+        ChatMessage::user("hello"),
+        ChatMessage::assistant("hi there"),
+        ChatMessage::user("again, with\nnewlines  and spaces"),
+        ChatMessage::assistant("sure"),
+    ];
+    s.sessions
+        .append_history("telegram:100", &talk, 50, now + 1)
+        .await
+        .unwrap();
+    s.sessions
+        .append_history(
+            "web:b",
+            &[ChatMessage::user("one"), ChatMessage::assistant("two")],
+            50,
+            now + 2,
+        )
+        .await
+        .unwrap();
+    s.sessions
+        .set_choice("web:b", Some("openai/gpt-4o"), None, now + 3)
+        .await
+        .unwrap();
+    s.cooldowns
+        .set(
+            "anthropic:work",
+            MODEL,
+            CooldownRow {
+                fingerprint: "fp1".into(),
+                reason: Reason::RateLimit,
+                until: now + 60_000,
+                count: 2,
+            },
+            now,
+        )
+        .await
+        .unwrap();
+    let clock = ManualClock::new(now);
+    let pairing = PairingStore::with_backend(s.pairing.clone(), clock.clone());
+    let alice = pairing
+        .request("telegram", "111", Some("alice"))
+        .await
+        .unwrap();
+    pairing.approve("telegram", &alice.code).await.unwrap();
+    pairing
+        .request("discord", "222", Some("bob"))
+        .await
+        .unwrap();
+    let inbox = Inbox::with_store(s.inbox.clone(), clock.clone());
+    inbox
+        .receive("telegram:42", "500", r#"{"text":"done"}"#)
+        .await
+        .unwrap();
+    inbox.answered("telegram:42", "500").await.unwrap();
+    inbox
+        .receive("telegram:42", "501", r#"{"text":"waiting"}"#)
+        .await
+        .unwrap();
+    inbox.set_offset("telegram:offset:42", 1001).await.unwrap();
+    let u = |i, o| Usage {
+        input_tokens: i,
+        output_tokens: o,
+    };
+    s.usage
+        .record("telegram:100", "anthropic:work", u(10, 5), now)
+        .await
+        .unwrap();
+    s.usage
+        .record("telegram:100", "anthropic:work", u(3, 2), now)
+        .await
+        .unwrap();
+    s.usage
+        .record("web:b", "anthropic:work", u(1, 1), now)
+        .await
+        .unwrap();
+    s.usage
+        .record("web:b", "env:OPENAI_API_KEY", u(7, 4), now)
+        .await
+        .unwrap();
+    Filled {
+        now,
+        pairing: pairing.list().await.unwrap(),
+        by_credential: s.usage.by_credential().await.unwrap(),
+    }
+}
+
+async fn redis(server: &RedisServer) -> Redis {
+    Redis::connect(&server.url(), PREFIX).await.unwrap()
+}
+
+async fn dbsize(server: &RedisServer) -> i64 {
+    redis(server)
+        .await
+        .cmd::<i64>(redis::cmd("DBSIZE"))
+        .await
+        .unwrap()
+}
+
+/// Every key and its value (hashes, lists, sets, sorted sets), for comparing two runs.
+async fn dump(server: &RedisServer) -> BTreeMap<String, String> {
+    let r = redis(server).await;
+    let keys: Vec<String> = r.cmd(redis::cmd("KEYS").arg("*").clone()).await.unwrap();
+    let mut out = BTreeMap::new();
+    for k in keys {
+        let kind: String = r.cmd(redis::cmd("TYPE").arg(&k).clone()).await.unwrap();
+        let value = match kind.as_str() {
+            "string" => r
+                .cmd::<String>(redis::cmd("GET").arg(&k).clone())
+                .await
+                .unwrap(),
+            "hash" => format!(
+                "{:?}",
+                r.cmd::<BTreeMap<String, String>>(redis::cmd("HGETALL").arg(&k).clone())
+                    .await
+                    .unwrap()
+            ),
+            "list" => format!(
+                "{:?}",
+                r.cmd::<Vec<String>>(redis::cmd("LRANGE").arg(&k).arg(0).arg(-1).clone())
+                    .await
+                    .unwrap()
+            ),
+            "set" => {
+                let mut m: Vec<String> =
+                    r.cmd(redis::cmd("SMEMBERS").arg(&k).clone()).await.unwrap();
+                m.sort();
+                format!("{m:?}")
+            }
+            "zset" => format!(
+                "{:?}",
+                r.cmd::<Vec<String>>(
+                    redis::cmd("ZRANGE")
+                        .arg(&k)
+                        .arg(0)
+                        .arg(-1)
+                        .arg("WITHSCORES")
+                        .clone()
+                )
+                .await
+                .unwrap()
+            ),
+            other => panic!("unexpected type {other} of {k}"),
+        };
+        out.insert(k, format!("{kind} {value}"));
+    }
+    out
+}
+
+fn assert_counts(out: &str) {
+    let lines: Vec<&str> = out.lines().collect();
+    for want in COUNTS {
+        assert!(lines.contains(want), "missing {want:?} in:\n{out}");
+    }
+}
+
+/// Everything in `fill` reads back through the Redis stores.
+async fn check_redis(server: &RedisServer, filled: &Filled) {
+    let stores = Stores::redis(redis(server).await);
+    let now = filled.now;
+    let rec = stores
+        .sessions
+        .load("telegram:100", 100)
+        .await
+        .unwrap()
+        .expect("session copied");
+    assert_eq!(rec.model.as_deref(), Some(MODEL));
+    assert_eq!(
+        rec.pin,
+        Some(Pin {
+            profile: "anthropic:work".into(),
+            source: PinSource::User,
+            since: now - 5,
+        })
+    );
+    let history: Vec<(Role, &str)> = rec
+        .history
+        .iter()
+        .map(|m| (m.role, m.content.as_str()))
+        .collect();
+    assert_eq!(
+        history,
+        vec![
+            (Role::User, "hello"),
+            (Role::Assistant, "hi there"),
+            (Role::User, "again, with\nnewlines  and spaces"),
+            (Role::Assistant, "sure"),
+        ],
+        "history in order, not doubled"
+    );
+    let web = stores.sessions.load("web:b", 100).await.unwrap().unwrap();
+    assert_eq!(
+        (web.model.as_deref(), web.pin.is_none(), web.history.len()),
+        (Some("openai/gpt-4o"), true, 2)
+    );
+    let listed: Vec<String> = stores
+        .sessions
+        .list()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|s| s.key)
+        .collect();
+    assert_eq!(
+        listed,
+        vec!["web:b", "telegram:100"],
+        "listing by updated_at"
+    );
+
+    let book = CooldownBook::with_store(stores.cooldowns.clone(), CooldownConfig::default())
+        .with_recheck(Duration::ZERO);
+    let view = book.view().await;
+    assert_eq!(
+        view.standing("anthropic:work", "fp1", MODEL, now + 1),
+        Some(Standing {
+            reason: Reason::RateLimit,
+            until: now + 60_000
+        })
+    );
+    assert_eq!(view.last_used("anthropic:work"), Some(now));
+    assert_eq!(book.list(now + 1).await.unwrap()[0].error_count, 2);
+
+    let clock = ManualClock::new(now);
+    let pairing = PairingStore::with_backend(stores.pairing.clone(), clock.clone());
+    assert_eq!(pairing.list().await.unwrap(), filled.pairing);
+    assert!(pairing.is_approved("telegram", "111").await.unwrap());
+    assert!(!pairing.is_approved("discord", "222").await.unwrap());
+
+    let inbox = Inbox::with_store(stores.inbox.clone(), clock.clone());
+    assert_eq!(
+        inbox.receive("telegram:42", "500", "{}").await.unwrap(),
+        Receipt::Answered,
+        "an answered message is never answered again after the switch"
+    );
+    assert_eq!(
+        inbox.pending("telegram:42").await.unwrap(),
+        vec![PendingMessage {
+            id: "501".into(),
+            payload: r#"{"text":"waiting"}"#.into(),
+            received_at: now,
+        }]
+    );
+    assert_eq!(
+        inbox.offset("telegram:offset:42").await.unwrap(),
+        Some(1001)
+    );
+
+    let (t, turns) = stores.usage.session("telegram:100").await.unwrap();
+    assert_eq!((t.input_tokens, t.output_tokens, turns), (13, 7, 2));
+    let (t, turns) = stores.usage.session("web:b").await.unwrap();
+    assert_eq!((t.input_tokens, t.output_tokens, turns), (8, 5, 2));
+    assert_eq!(
+        stores.usage.by_credential().await.unwrap(),
+        filled.by_credential,
+        "credential totals are the sum over the copied sessions"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn migrate_copies_every_kind_once_and_is_idempotent() {
+    let server = RedisServer::start();
+    let home = TestHome::new(&config(Some(&server.url()), false));
+    let filled = fill(&home).await;
+    let db = home.state_dir().join("state.db");
+
+    let dry = home
+        .run(&["state", "migrate", "--to", "redis", "--dry-run"])
+        .await;
+    assert!(dry.status.success(), "stderr: {}", stderr(&dry));
+    let out = stdout(&dry);
+    assert_eq!(
+        out.lines().next().unwrap(),
+        format!(
+            "state.db at {} → redis at 127.0.0.1:{}, prefix \"{PREFIX}\"",
+            db.display(),
+            server.port()
+        )
+    );
+    assert_counts(&out);
+    assert!(out.contains("--dry-run: nothing written"), "{out}");
+    assert_eq!(dbsize(&server).await, 0, "a dry run writes nothing");
+
+    let first = home.run(&["state", "migrate", "--to", "redis"]).await;
+    assert!(first.status.success(), "stderr: {}", stderr(&first));
+    let out = stdout(&first);
+    assert_counts(&out);
+    assert!(!out.contains("nothing written"), "{out}");
+    assert!(
+        out.contains("2 sessions written, 0 already up to date"),
+        "{out}"
+    );
+    let mut once = dump(&server).await;
+    check_redis(&server, &filled).await;
+
+    let second = home.run(&["state", "migrate", "--to", "redis"]).await;
+    assert!(second.status.success(), "stderr: {}", stderr(&second));
+    let out = stdout(&second);
+    assert_counts(&out);
+    assert!(
+        out.contains("0 sessions written, 2 already up to date"),
+        "{out}"
+    );
+    let mut twice = dump(&server).await;
+    // The cooldown revision moves with every run (gateways reload); nothing else does.
+    let rev = format!("{PREFIX}cooldowns:rev");
+    let (r1, r2) = (once.remove(&rev).unwrap(), twice.remove(&rev).unwrap());
+    assert_eq!((r1.as_str(), r2.as_str()), ("string 1", "string 2"));
+    assert_eq!(once, twice, "a second run leaves Redis as the first did");
+    check_redis(&server, &filled).await;
+
+    // The sessions CLI serves the copy once the config says so (state.db gone to be sure).
+    std::fs::write(
+        home.config_path(),
+        config(Some(&server.url()), true).as_bytes(),
+    )
+    .unwrap();
+    std::fs::rename(&db, db.with_extension("db.bak")).unwrap();
+    let show = home
+        .run(&["sessions", "show", "telegram:100", "--json"])
+        .await;
+    assert!(show.status.success(), "stderr: {}", stderr(&show));
+    let j: serde_json::Value = serde_json::from_str(&stdout(&show)).unwrap();
+    assert_eq!(j["key"], "telegram:100");
+    assert_eq!(j["model"], MODEL);
+    assert_eq!(j["modelSource"], "session");
+    assert_eq!(j["pin"]["profile"], "anthropic:work");
+    assert_eq!(j["pin"]["source"], "user");
+    assert_eq!(j["historyLength"], 4);
+    assert_eq!(j["usage"]["inputTokens"], 13);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_changed_session_is_rewritten_with_a_higher_rev() {
+    let server = RedisServer::start();
+    let home = TestHome::new(&config(Some(&server.url()), false));
+    fill(&home).await;
+    let first = home.run(&["state", "migrate", "--to", "redis"]).await;
+    assert!(first.status.success(), "stderr: {}", stderr(&first));
+    let stores = Stores::redis(redis(&server).await);
+    let before = stores.sessions.rev("web:b").await.unwrap();
+    // A replica already on Redis moves the session on; state.db is copied over it again.
+    stores
+        .sessions
+        .append_history("web:b", &[ChatMessage::user("three")], 50, 7)
+        .await
+        .unwrap();
+    let seen = stores.sessions.rev("web:b").await.unwrap();
+    assert_eq!(seen, before + 1);
+    let again = home.run(&["state", "migrate", "--to", "redis"]).await;
+    assert!(again.status.success(), "stderr: {}", stderr(&again));
+    assert!(
+        stdout(&again).contains("1 sessions written, 1 already up to date"),
+        "{}",
+        stdout(&again)
+    );
+    assert!(
+        stores.sessions.rev("web:b").await.unwrap() > seen,
+        "replicas that saw rev {seen} notice the copy"
+    );
+    let rec = stores.sessions.load("web:b", 100).await.unwrap().unwrap();
+    assert_eq!(rec.history.len(), 2, "state.db's history, as copied");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_redis_url_is_an_error_naming_the_key() {
+    let home = TestHome::new("");
+    StateDb::open(&home.state_dir().join("state.db")).unwrap();
+    let out = home.run(&["state", "migrate", "--to", "redis"]).await;
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(err.contains("session.redisUrl"), "{err}");
+    assert!(
+        err.contains("redisUrl = \"redis://"),
+        "says how to fix it: {err}"
+    );
+    assert!(stdout(&out).is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_missing_state_db_is_an_error_naming_the_path() {
+    let server = RedisServer::start();
+    let home = TestHome::new(&config(Some(&server.url()), false));
+    let out = home.run(&["state", "migrate", "--to", "redis"]).await;
+    assert_eq!(out.status.code(), Some(1));
+    let db = home.state_dir().join("state.db");
+    assert!(
+        stderr(&out).contains(&db.display().to_string()),
+        "{}",
+        stderr(&out)
+    );
+    assert!(!db.exists(), "no state.db is created");
+    assert_eq!(dbsize(&server).await, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_down_is_state_store_unavailable_without_the_password() {
+    let mut server = RedisServer::start();
+    let url = format!("redis://:{PASSWORD}@127.0.0.1:{}", server.port());
+    server.stop();
+    let home = TestHome::new(&config(Some(&url), false));
+    StateDb::open(&home.state_dir().join("state.db")).unwrap();
+    for args in [
+        &["state", "migrate", "--to", "redis"][..],
+        &["state", "migrate", "--to", "redis", "--dry-run"][..],
+    ] {
+        let out = home.run(args).await;
+        assert_eq!(out.status.code(), Some(1));
+        let (o, e) = (stdout(&out), stderr(&out));
+        assert!(e.contains("state store unavailable"), "{e}");
+        assert!(
+            !o.contains(PASSWORD) && !e.contains(PASSWORD),
+            "the password leaked: {o}{e}"
+        );
+    }
+}
