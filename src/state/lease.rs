@@ -112,22 +112,14 @@ return 0
 #[derive(Debug, Clone)]
 pub struct Coordinator {
     redis: Redis,
-    /// This replica's id (host, process, random): names it as a holder.
+    /// This replica's id (process id and a random part): names it as a holder.
     holder: Arc<str>,
     ttl: Duration,
 }
 
 impl Coordinator {
     pub fn new(redis: Redis) -> Coordinator {
-        let host = std::fs::read_to_string("/etc/hostname")
-            .map(|h| h.trim().to_string())
-            .unwrap_or_default();
-        let holder = format!(
-            "{}:{}:{}",
-            if host.is_empty() { "host" } else { &host },
-            std::process::id(),
-            crate::pairing::random_code()
-        );
+        let holder = format!("{}:{}", std::process::id(), crate::pairing::random_code());
         Coordinator {
             redis,
             holder: holder.into(),
