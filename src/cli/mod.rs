@@ -6,6 +6,7 @@ mod chat;
 mod completions;
 mod doctor;
 mod gateway;
+mod import;
 mod models;
 mod onboard;
 mod pairing;
@@ -44,6 +45,8 @@ pub enum Command {
     Onboard(onboard::OnboardArgs),
     /// List and approve pairing requests from chat users.
     Pairing(pairing::PairingArgs),
+    /// Import another system's install (OpenClaw) into RemoteClaw's files.
+    Import(import::ImportArgs),
     /// Print shell completions (bash, zsh, fish, powershell, elvish).
     Completions(completions::CompletionsArgs),
 }
@@ -76,6 +79,7 @@ pub fn main() -> ExitCode {
             Command::Doctor(args) => doctor::run(args).await,
             Command::Onboard(args) => onboard::run(args).await,
             Command::Pairing(args) => pairing::run(args).await,
+            Command::Import(args) => import::run(args).await,
             Command::Completions(args) => completions::run(args).await,
         }
     });

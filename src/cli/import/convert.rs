@@ -1,0 +1,471 @@
+//! openclaw.json (already parsed from JSON5) → a new `remoteclaw.toml` document: models,
+//! aliases, fallbacks, auth profiles and order, custom providers, SecretRef providers,
+//! the shell-env switch, gateway port/token and (in `channels`) Telegram and Discord.
+//! Every key that is not carried over is reported by its full key path. Pure: no I/O.
+
+use super::channels::{self, Owners};
+use super::toml_out::{json_value, new_document, secret_ref, str_array, try_set};
+use super::walk::{Obj, Skipped, child, index};
+use crate::catalog::normalize_provider;
+use crate::config::ApiKind;
+use serde_json::Value;
+use std::collections::BTreeMap;
+use toml_edit::{DocumentMut, Item, Table, value};
+
+/// The new config and what could not be carried over.
+#[derive(Debug)]
+pub struct Converted {
+    pub doc: DocumentMut,
+    pub skipped: Skipped,
+    /// The agent whose credentials are used when none is named (`agents.defaultId`).
+    pub default_agent: String,
+}
+
+/// A secret as OpenClaw writes it: a string (`"${VAR}"` meaning the variable VAR), or a
+/// SecretRef object.
+pub enum SecretIn {
+    Plain(String),
+    Ref {
+        source: String,
+        provider: String,
+        id: String,
+    },
+}
+
+impl SecretIn {
+    pub fn parse(v: &Value) -> Option<SecretIn> {
+        if let Some(s) = v.as_str() {
+            let s = s.trim();
+            if s.is_empty() {
+                return None;
+            }
+            if let Some(var) = s.strip_prefix("${").and_then(|r| r.strip_suffix('}'))
+                && !var.is_empty()
+                && var.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+            {
+                return Some(SecretIn::Ref {
+                    source: "env".into(),
+                    provider: "default".into(),
+                    id: var.into(),
+                });
+            }
+            return Some(SecretIn::Plain(s.to_string()));
+        }
+        let o = v.as_object()?;
+        let source = o.get("source")?.as_str()?;
+        if !["env", "file", "exec"].contains(&source) || o.keys().any(|k| !["source", "provider", "id"].contains(&k.as_str())) {
+            return None;
+        }
+        Some(SecretIn::Ref {
+            source: source.into(),
+            provider: o
+                .get("provider")
+                .and_then(Value::as_str)
+                .unwrap_or("default")
+                .into(),
+            id: o.get("id")?.as_str()?.into(),
+        })
+    }
+
+    /// Set `plain_key` (a string) or `ref_key` (a SecretRef) in `table`.
+    pub fn set(&self, doc: &mut DocumentMut, table: &[&str], plain_key: &str, ref_key: &str) -> bool {
+        match self {
+            SecretIn::Plain(s) => try_set(doc, table, plain_key, value(s.as_str())),
+            SecretIn::Ref {
+                source,
+                provider,
+                id,
+            } => try_set(doc, table, ref_key, secret_ref(source, provider, id)),
+        }
+    }
+}
+
+/// OpenClaw's wire API names → ours.
+fn api_kind(raw: &str) -> Option<ApiKind> {
+    Some(match raw {
+        "anthropic-messages" => ApiKind::AnthropicMessages,
+        "openai-completions" => ApiKind::OpenaiCompletions,
+        "openai-responses" => ApiKind::OpenaiResponses,
+        "google-generative-ai" | "google-generative" => ApiKind::GoogleGenerative,
+        _ => return None,
+    })
+}
+
+pub fn convert(src: &Value) -> Converted {
+    let mut skipped = Skipped::default();
+    let mut doc = new_document();
+    let mut default_agent = "main".to_string();
+    let Some(mut root) = Obj::new(src, "", &mut skipped) else {
+        return Converted {
+            doc,
+            skipped,
+            default_agent,
+        };
+    };
+    if let Some(mut env) = root.take_obj("env", &mut skipped) {
+        if let Some(mut shell) = env.take_obj("shellEnv", &mut skipped) {
+            for key in ["enabled", "timeoutMs"] {
+                if let Some(v) = shell.take(key).and_then(json_value)
+                    && !try_set(&mut doc, &["env", "shellEnv"], key, Item::Value(v))
+                {
+                    skipped.push(shell.key_path(key));
+                }
+            }
+            shell.finish(&mut skipped);
+        }
+        env.finish(&mut skipped);
+    }
+    if let Some(mut secrets) = root.take_obj("secrets", &mut skipped) {
+        if let Some(mut providers) = secrets.take_obj("providers", &mut skipped) {
+            for (alias, v) in providers.entries() {
+                let ok = json_value(v).is_some_and(|tv| {
+                    let mut t = Table::new();
+                    if let toml_edit::Value::InlineTable(it) = tv {
+                        t = it.into_table();
+                    }
+                    !t.is_empty() && try_set(&mut doc, &["secrets", "providers"], alias, Item::Table(t))
+                });
+                if !ok {
+                    skipped.push(providers.key_path(alias));
+                }
+            }
+            providers.finish(&mut skipped);
+        }
+        secrets.finish(&mut skipped);
+    }
+    if let Some(mut models) = root.take_obj("models", &mut skipped) {
+        if let Some(mut providers) = models.take_obj("providers", &mut skipped) {
+            for (id, v) in providers.entries() {
+                provider(&mut doc, id, v, &providers.key_path(id), &mut skipped);
+            }
+            providers.finish(&mut skipped);
+        }
+        models.finish(&mut skipped);
+    }
+    if let Some(mut auth) = root.take_obj("auth", &mut skipped) {
+        auth_section(&mut doc, &mut auth, &mut skipped);
+        auth.finish(&mut skipped);
+    }
+    if let Some(mut agents) = root.take_obj("agents", &mut skipped) {
+        if let Some(mut defaults) = agents.take_obj("defaults", &mut skipped) {
+            agent_defaults(&mut doc, &mut defaults, &mut skipped);
+            defaults.finish(&mut skipped);
+        }
+        if let Some(list) = agents.take("list") {
+            if let Some(id) = agent_list(list, &agents.key_path("list"), &mut skipped) {
+                default_agent = id;
+            }
+        }
+        agents.finish(&mut skipped);
+    }
+    if default_agent != "main"
+        && !try_set(&mut doc, &["agents"], "defaultId", value(default_agent.as_str()))
+    {
+        skipped.push("agents.list");
+        default_agent = "main".into();
+    }
+    let owners = match root.take_obj("commands", &mut skipped) {
+        Some(mut commands) => {
+            let owners = commands
+                .take("ownerAllowFrom")
+                .map(|v| Owners::parse(v, &commands.key_path("ownerAllowFrom"), &mut skipped))
+                .unwrap_or_default();
+            commands.finish(&mut skipped);
+            owners
+        }
+        None => Owners::default(),
+    };
+    let bound = root
+        .take("bindings")
+        .map(|b| bindings(b, &mut skipped))
+        .unwrap_or_default();
+    if let Some(mut ch) = root.take_obj("channels", &mut skipped) {
+        if let Some(mut tg) = ch.take_obj("telegram", &mut skipped) {
+            channels::telegram(&mut doc, &mut tg, &owners, bound.get("telegram"), &mut skipped);
+            tg.finish(&mut skipped);
+        }
+        if let Some(mut dc) = ch.take_obj("discord", &mut skipped) {
+            channels::discord(&mut doc, &mut dc, &owners, bound.get("discord"), &mut skipped);
+            dc.finish(&mut skipped);
+        }
+        ch.finish(&mut skipped);
+    }
+    if let Some(mut gw) = root.take_obj("gateway", &mut skipped) {
+        gateway(&mut doc, &mut gw, &mut skipped);
+        gw.finish(&mut skipped);
+    }
+    root.finish(&mut skipped);
+    Converted {
+        doc,
+        skipped,
+        default_agent,
+    }
+}
+
+/// `models.providers.<id>`: `baseUrl`, `api` and `apiKey`; the provider is left out
+/// (and reported) when RemoteClaw cannot use what remains.
+fn provider(doc: &mut DocumentMut, raw_id: &str, v: &Value, path: &str, skipped: &mut Skipped) {
+    let Some(mut p) = Obj::new(v, path, skipped) else {
+        return;
+    };
+    let id = normalize_provider(raw_id);
+    let mut t = Table::new();
+    if let Some(url) = p.take("baseUrl").and_then(Value::as_str) {
+        t.insert("baseUrl", value(url.trim_end_matches('/')));
+    }
+    match p.take("api").map(|a| a.as_str().and_then(api_kind)) {
+        Some(Some(api)) => {
+            t.insert("api", value(api.as_str()));
+        }
+        Some(None) => skipped.push(p.key_path("api")),
+        None => {}
+    }
+    let key = p.take("apiKey").map(|k| (SecretIn::parse(k), p.key_path("apiKey")));
+    if id.is_empty() || !try_set(doc, &["models", "providers"], &id, Item::Table(t)) {
+        skipped.push(path);
+        return;
+    }
+    if let Some((key, key_path)) = key {
+        let ok = key.is_some_and(|k| k.set(doc, &["models", "providers", &id], "apiKey", "apiKey"));
+        if !ok {
+            skipped.push(key_path);
+        }
+    }
+    p.finish(skipped);
+}
+
+fn auth_section(doc: &mut DocumentMut, auth: &mut Obj, skipped: &mut Skipped) {
+    if let Some(mut profiles) = auth.take_obj("profiles", skipped) {
+        for (id, v) in profiles.entries() {
+            let path = profiles.key_path(id);
+            let Some(mut p) = Obj::new(v, path.clone(), skipped) else {
+                continue;
+            };
+            let provider = p.take("provider").and_then(Value::as_str).map(normalize_provider);
+            let mode = p.take("mode").and_then(Value::as_str);
+            let mut t = Table::new();
+            let ok = match (provider, mode) {
+                (Some(provider), Some(mode @ ("api_key" | "token" | "oauth")))
+                    if !provider.is_empty() =>
+                {
+                    t.insert("provider", value(provider));
+                    t.insert("mode", value(mode));
+                    try_set(doc, &["auth", "profiles"], id, Item::Table(t))
+                }
+                _ => false,
+            };
+            if ok {
+                p.finish(skipped);
+            } else {
+                skipped.push(path);
+            }
+        }
+        profiles.finish(skipped);
+    }
+    if let Some(mut order) = auth.take_obj("order", skipped) {
+        for (provider, v) in order.entries() {
+            let ids: Option<Vec<&str>> = v
+                .as_array()
+                .map(|a| a.iter().map(Value::as_str).collect::<Option<Vec<_>>>())
+                .unwrap_or(None);
+            let key = normalize_provider(provider);
+            let ok = ids.is_some_and(|ids| {
+                !key.is_empty() && try_set(doc, &["auth", "order"], &key, str_array(ids))
+            });
+            if !ok {
+                skipped.push(order.key_path(provider));
+            }
+        }
+        order.finish(skipped);
+    }
+    if let Some(mut cd) = auth.take_obj("cooldowns", skipped) {
+        // Whole hours only; the maximum first, so a larger backoff still loads.
+        for key in ["billingMaxHours", "billingBackoffHours"] {
+            if let Some(v) = cd.take(key) {
+                let ok = v
+                    .as_u64()
+                    .is_some_and(|h| try_set(doc, &["auth", "cooldowns"], key, value(h as i64)));
+                if !ok {
+                    skipped.push(cd.key_path(key));
+                }
+            }
+        }
+        cd.finish(skipped);
+    }
+}
+
+fn agent_defaults(doc: &mut DocumentMut, d: &mut Obj, skipped: &mut Skipped) {
+    const DEFAULTS: [&str; 2] = ["agents", "defaults"];
+    const MODELS: [&str; 3] = ["agents", "defaults", "models"];
+    const MODEL: [&str; 3] = ["agents", "defaults", "model"];
+    if let Some(mut models) = d.take_obj("models", skipped) {
+        for (raw, v) in models.entries() {
+            let path = models.key_path(raw);
+            let Some(mut entry) = Obj::new(v, path.clone(), skipped) else {
+                continue;
+            };
+            let model = raw.trim();
+            if !try_set(doc, &MODELS, model, Item::Table(Table::new())) {
+                skipped.push(path);
+                continue;
+            }
+            if let Some(alias) = entry.take("alias") {
+                let ok = alias.as_str().is_some_and(|a| {
+                    try_set(doc, &["agents", "defaults", "models", model], "alias", value(a.trim()))
+                });
+                if !ok {
+                    skipped.push(entry.key_path("alias"));
+                }
+            }
+            entry.finish(skipped);
+        }
+        models.finish(skipped);
+    }
+    if let Some(m) = d.take("model") {
+        let path = child(&d.path, "model");
+        let (primary, fallbacks) = match (m.as_str(), Obj::new(m, path.clone(), &mut Skipped::default())) {
+            (Some(s), _) => (Some((s, path.clone())), None),
+            (None, Some(mut o)) => {
+                let p = o
+                    .take("primary")
+                    .map(|p| (p.as_str().unwrap_or_default(), o.key_path("primary")));
+                let f = o.take("fallbacks").map(|f| (f, o.key_path("fallbacks")));
+                o.finish(skipped);
+                (p, f)
+            }
+            (None, None) => {
+                skipped.push(path);
+                (None, None)
+            }
+        };
+        if let Some((p, p_path)) = primary
+            && !try_set(doc, &MODEL, "primary", value(p.trim()))
+        {
+            skipped.push(p_path);
+        }
+        if let Some((f, f_path)) = fallbacks {
+            let list = f.as_array().map(Vec::as_slice).unwrap_or_default();
+            if !f.is_array() {
+                skipped.push(f_path.clone());
+            }
+            let mut kept: Vec<String> = Vec::new();
+            for (i, item) in list.iter().enumerate() {
+                let Some(s) = item.as_str() else {
+                    skipped.push(index(&f_path, i));
+                    continue;
+                };
+                let mut next = kept.clone();
+                next.push(s.trim().to_string());
+                if try_set(doc, &MODEL, "fallbacks", str_array(next.iter().map(String::as_str))) {
+                    kept = next;
+                } else {
+                    skipped.push(index(&f_path, i));
+                }
+            }
+        }
+    }
+    if let Some(v) = d.take("timeoutSeconds") {
+        let ok = v
+            .as_u64()
+            .is_some_and(|s| try_set(doc, &DEFAULTS, "turnTimeoutSecs", value(s as i64)));
+        if !ok {
+            skipped.push(d.key_path("timeoutSeconds"));
+        }
+    }
+    if let Some(v) = d.take("mediaMaxMb") {
+        let bytes = v.as_f64().filter(|mb| *mb > 0.0).map(|mb| (mb * 1024.0 * 1024.0) as i64);
+        let ok = bytes.is_some_and(|b| try_set(doc, &DEFAULTS, "maxImageBytes", value(b)));
+        if !ok {
+            skipped.push(d.key_path("mediaMaxMb"));
+        }
+    }
+}
+
+fn plain_agent_id(id: &str) -> bool {
+    !id.is_empty() && id.chars().all(|c| c.is_ascii_alphanumeric() || "_-".contains(c))
+}
+
+/// `agents.list[]`: only which agent is the default carries over (each agent's
+/// credentials come from its directory); per-agent settings are reported.
+fn agent_list(list: &Value, path: &str, skipped: &mut Skipped) -> Option<String> {
+    let Some(items) = list.as_array() else {
+        skipped.push(path);
+        return None;
+    };
+    let mut first = None;
+    let mut marked = None;
+    for (i, item) in items.iter().enumerate() {
+        let Some(mut a) = Obj::new(item, index(path, i), skipped) else {
+            continue;
+        };
+        let id = a.take("id").and_then(Value::as_str).map(|s| s.trim().to_lowercase());
+        match id.filter(|id| plain_agent_id(id)) {
+            Some(id) => {
+                if a.take("default").and_then(Value::as_bool) == Some(true) && marked.is_none() {
+                    marked = Some(id.clone());
+                }
+                first.get_or_insert(id);
+                a.finish(skipped);
+            }
+            None => skipped.push(index(path, i)),
+        }
+    }
+    marked.or(first)
+}
+
+/// `bindings[]` that send a whole channel to one agent (`{agentId, match: {channel}}`)
+/// become `channels.<c>.agent`; finer routing (per account or peer) is reported.
+fn bindings(v: &Value, skipped: &mut Skipped) -> BTreeMap<String, String> {
+    let mut out = BTreeMap::new();
+    let Some(items) = v.as_array() else {
+        skipped.push("bindings");
+        return out;
+    };
+    for (i, b) in items.iter().enumerate() {
+        let path = index("bindings", i);
+        let simple = (|| {
+            let o = b.as_object()?;
+            let agent = o.get("agentId")?.as_str()?.trim().to_lowercase();
+            let m = o.get("match")?.as_object()?;
+            let channel = m.get("channel")?.as_str()?;
+            let only_channel = m
+                .iter()
+                .all(|(k, v)| k == "channel" || (k == "accountId" && v.as_str() == Some("default")));
+            let only_keys = o.keys().all(|k| k == "agentId" || k == "match");
+            (only_channel && only_keys && plain_agent_id(&agent) && ["telegram", "discord"].contains(&channel))
+                .then(|| (channel.to_string(), agent))
+        })();
+        match simple {
+            Some((channel, agent)) if !out.contains_key(&channel) => {
+                out.insert(channel, agent);
+            }
+            _ => skipped.push(path),
+        }
+    }
+    out
+}
+
+/// `gateway.port` and a token (`gateway.auth.token`); binding modes and the rest are
+/// OpenClaw's own.
+fn gateway(doc: &mut DocumentMut, gw: &mut Obj, skipped: &mut Skipped) {
+    if let Some(v) = gw.take("port") {
+        let ok = v.as_u64().is_some_and(|p| try_set(doc, &["gateway"], "port", value(p as i64)));
+        if !ok {
+            skipped.push(gw.key_path("port"));
+        }
+    }
+    if let Some(mut auth) = gw.take_obj("auth", skipped) {
+        let mode = auth.take("mode");
+        if mode.is_some_and(|m| m.as_str() != Some("token")) {
+            skipped.push(auth.key_path("mode"));
+        }
+        if let Some(t) = auth.take("token") {
+            let ok = SecretIn::parse(t)
+                .is_some_and(|s| s.set(doc, &["gateway", "auth"], "token", "token"));
+            if !ok {
+                skipped.push(auth.key_path("token"));
+            }
+        }
+        auth.finish(skipped);
+    }
+}
