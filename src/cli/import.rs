@@ -146,6 +146,13 @@ fn plan(paths: &Paths, src: &source::Source) -> anyhow::Result<Plan> {
             src.dir.display()
         ));
     }
+    if let Some(env) = &src.env_file {
+        notes.push(format!(
+            "Note: {} was not copied: variables that the config names as ${{VAR}} must be set in {} or in the environment.",
+            env.display(),
+            paths.env_file().display()
+        ));
+    }
     Ok(Plan {
         source_dir: src.dir.clone(),
         files,

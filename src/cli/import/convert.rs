@@ -298,6 +298,10 @@ fn agent_defaults(doc: &mut DocumentMut, d: &mut Obj, skipped: &mut Skipped) {
     const DEFAULTS: [&str; 2] = ["agents", "defaults"];
     const MODELS: [&str; 3] = ["agents", "defaults", "models"];
     const MODEL: [&str; 3] = ["agents", "defaults", "model"];
+    // Aliases that did not carry over: a model choice naming one would otherwise read
+    // as a bare model id of the default provider.
+    let mut lost_aliases: Vec<String> = Vec::new();
+    let mut kept_aliases: Vec<String> = Vec::new();
     if let Some(mut models) = d.take_obj("models", skipped) {
         for (raw, v) in models.entries() {
             let path = models.key_path(raw);
@@ -307,14 +311,23 @@ fn agent_defaults(doc: &mut DocumentMut, d: &mut Obj, skipped: &mut Skipped) {
             let model = raw.trim();
             if !try_set(doc, &MODELS, model, Item::Table(Table::new())) {
                 skipped.push(path);
+                lost_aliases.extend(
+                    v.get("alias")
+                        .and_then(Value::as_str)
+                        .map(|a| a.trim().to_lowercase()),
+                );
                 continue;
             }
             if let Some(alias) = entry.take("alias") {
                 let ok = alias.as_str().is_some_and(|a| {
                     try_set(doc, &["agents", "defaults", "models", model], "alias", value(a.trim()))
                 });
-                if !ok {
+                let name = alias.as_str().map(|a| a.trim().to_lowercase());
+                if ok {
+                    kept_aliases.extend(name);
+                } else {
                     skipped.push(entry.key_path("alias"));
+                    lost_aliases.extend(name);
                 }
             }
             entry.finish(skipped);
@@ -338,8 +351,12 @@ fn agent_defaults(doc: &mut DocumentMut, d: &mut Obj, skipped: &mut Skipped) {
                 (None, None)
             }
         };
+        let lost = |r: &str| {
+            let r = r.trim().to_lowercase();
+            lost_aliases.contains(&r) && !kept_aliases.contains(&r)
+        };
         if let Some((p, p_path)) = primary
-            && !try_set(doc, &MODEL, "primary", value(p.trim()))
+            && (lost(p) || !try_set(doc, &MODEL, "primary", value(p.trim())))
         {
             skipped.push(p_path);
         }
@@ -350,7 +367,7 @@ fn agent_defaults(doc: &mut DocumentMut, d: &mut Obj, skipped: &mut Skipped) {
             }
             let mut kept: Vec<String> = Vec::new();
             for (i, item) in list.iter().enumerate() {
-                let Some(s) = item.as_str() else {
+                let Some(s) = item.as_str().filter(|s| !lost(s)) else {
                     skipped.push(index(&f_path, i));
                     continue;
                 };
@@ -467,5 +484,105 @@ fn gateway(doc: &mut DocumentMut, gw: &mut Obj, skipped: &mut Skipped) {
             }
         }
         auth.finish(skipped);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn run(src: Value) -> (crate::config::Config, Vec<String>, String) {
+        let c = convert(&src);
+        let text = c.doc.to_string();
+        let cfg = crate::config::parse(std::path::Path::new("t.toml"), &text)
+            .unwrap_or_else(|e| panic!("{e}\n{text}"));
+        (cfg, c.skipped.0, text)
+    }
+
+    #[test]
+    fn model_as_a_string_env_refs_and_custom_providers() {
+        let (cfg, skipped, text) = run(json!({
+            "agents": {"defaults": {"model": "zai/glm-4.7", "timeoutSeconds": 120, "mediaMaxMb": 2}},
+            "models": {"mode": "merge", "providers": {
+                "zai": {"baseUrl": "https://api.z.ai/v1/", "api": "openai-completions", "apiKey": "${ZAI_API_KEY}", "models": []},
+                "weird": {"baseUrl": "https://x.example", "api": "bedrock-converse-stream"}
+            }},
+            "channels": {"discord": {"token": {"source": "env", "provider": "default", "id": "DISCORD_BOT_TOKEN"}, "streaming": false}},
+            "gateway": {"auth": {"mode": "password", "password": "p"}}
+        }));
+        assert_eq!(cfg.agents.defaults.model.primary, "zai/glm-4.7");
+        assert_eq!(cfg.agents.defaults.turn_timeout_secs, Some(120));
+        assert_eq!(cfg.agents.defaults.max_image_bytes, Some(2 * 1024 * 1024));
+        let zai = &cfg.models.providers["zai"];
+        assert_eq!(zai.base_url.as_deref(), Some("https://api.z.ai/v1"));
+        assert!(
+            text.contains("apiKey = { source = \"env\", provider = \"default\", id = \"ZAI_API_KEY\" }"),
+            "{text}"
+        );
+        let dc = cfg.channels.discord.unwrap();
+        assert!(dc.enabled);
+        assert_eq!(dc.token_ref.unwrap().id, "DISCORD_BOT_TOKEN");
+        assert_eq!(dc.streaming, crate::config::Streaming::Off);
+        assert_eq!(
+            skipped,
+            vec![
+                "models.providers.weird.api",
+                "models.providers.weird",
+                "models.providers.zai.models",
+                "models.mode",
+                "gateway.auth.mode",
+                "gateway.auth.password",
+            ]
+        );
+    }
+
+    #[test]
+    fn what_remoteclaw_would_refuse_is_left_out_and_reported() {
+        let (cfg, skipped, _) = run(json!({
+            "agents": {
+                "defaults": {"models": {
+                    "anthropic/claude-opus-4-5": {"alias": "opus"},
+                    "anthropic/claude-haiku-4-5": {"alias": "opus"},
+                    "openai/gpt-4o": {"alias": "status"},
+                    "minimax/m2": {"alias": "mm"}
+                }, "model": {"primary": "mm", "fallbacks": ["opus", 3]}},
+                "list": [{"id": "Bad Id!"}, {"id": "ops", "default": true, "model": "x"}]
+            },
+            "auth": {"profiles": {"aws:x": {"provider": "amazon-bedrock", "mode": "aws-sdk"}},
+                     "cooldowns": {"billingBackoffHours": 0.5, "billingMaxHours": 48}},
+            "channels": {"telegram": {"groups": {"*": {"requireMention": false}, "-100": {"requireMention": true}},
+                                      "webhookUrl": "not a url", "webhookSecret": "s"}},
+            "bindings": [{"agentId": "ops", "match": {"channel": "telegram"}},
+                         {"agentId": "ops", "match": {"channel": "discord", "peer": {"kind": "dm", "id": "1"}}}]
+        }));
+        assert_eq!(cfg.agents.default_id, "ops");
+        assert_eq!(cfg.agents.defaults.model.primary, crate::catalog::DEFAULT_MODEL);
+        assert_eq!(cfg.agents.defaults.model.fallbacks, vec!["opus"]);
+        assert_eq!(cfg.agents.defaults.models.len(), 3);
+        assert_eq!(cfg.auth.cooldowns.billing_max_hours, 48);
+        let tg = cfg.channels.telegram.unwrap();
+        assert_eq!(tg.groups, vec![-100]);
+        assert!(tg.webhook.is_none());
+        assert_eq!(tg.agent.as_deref(), Some("ops"));
+        assert_eq!(
+            skipped,
+            vec![
+                "auth.profiles.\"aws:x\"",
+                "auth.cooldowns.billingBackoffHours",
+                "agents.defaults.models.\"anthropic/claude-opus-4-5\".alias",
+                "agents.defaults.models.\"minimax/m2\"",
+                "agents.defaults.models.\"openai/gpt-4o\".alias",
+                "agents.defaults.model.primary",
+                "agents.defaults.model.fallbacks[1]",
+                "agents.list[0]",
+                "agents.list[1].model",
+                "bindings[1]",
+                "channels.telegram.groups.\"*\".requireMention",
+                "channels.telegram.groups.-100.requireMention",
+                "channels.telegram.webhookUrl",
+                "channels.telegram.webhookSecret",
+            ]
+        );
     }
 }

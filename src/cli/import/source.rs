@@ -15,6 +15,8 @@ pub struct Source {
     pub agents: Vec<SourceAgent>,
     /// Agent directories whose name RemoteClaw cannot use as an agent id.
     pub unusable_agents: Vec<String>,
+    /// OpenClaw's own `.env` (variables for `${VAR}` in its config): not copied.
+    pub env_file: Option<PathBuf>,
 }
 
 #[derive(Debug)]
@@ -113,11 +115,13 @@ pub fn read(dir: &Path) -> anyhow::Result<Source> {
         let doc = parse_json5(&path, &text)?;
         agents.push(SourceAgent { id, file, doc });
     }
+    let env_file = Some(dir.join(".env")).filter(|p| p.is_file());
     Ok(Source {
         dir: dir.to_path_buf(),
         config,
         agents,
         unusable_agents,
+        env_file,
     })
 }
 

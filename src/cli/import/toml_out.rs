@@ -15,11 +15,17 @@ pub fn loads(doc: &DocumentMut) -> bool {
 /// Set `key` in the table at `table` (created where missing) if the document still loads
 /// afterwards; otherwise put back what was there and return false.
 pub fn try_set(doc: &mut DocumentMut, table: &[&str], key: &str, item: Item) -> bool {
+    let existing = (0..=table.len())
+        .take_while(|&n| table_exists(doc, &table[..n]))
+        .last()
+        .unwrap_or(0);
     let Ok(t) = table_mut(doc, table) else {
         return false;
     };
-    // An empty table is not shown; one with keys always is.
-    t.set_implicit(true);
+    // A table made here only to hold the key is shown only while it holds one.
+    if existing < table.len() {
+        t.set_implicit(true);
+    }
     let previous = t.insert(key, item);
     if loads(doc) {
         return true;
@@ -34,8 +40,19 @@ pub fn try_set(doc: &mut DocumentMut, table: &[&str], key: &str, item: Item) -> 
             }
         }
     }
-    prune_empty(doc, table);
+    prune_empty(doc, table, existing);
     false
+}
+
+fn table_exists(doc: &DocumentMut, path: &[&str]) -> bool {
+    let mut t: &dyn toml_edit::TableLike = doc.as_table();
+    for key in path {
+        match t.get(key).and_then(Item::as_table_like) {
+            Some(inner) => t = inner,
+            None => return false,
+        }
+    }
+    true
 }
 
 /// A new document whose top-level tables come out in this order when filled.
@@ -51,10 +68,10 @@ pub fn new_document() -> DocumentMut {
     doc
 }
 
-/// Remove the tables along `table` that were created for nothing (top-level tables
-/// stay: empty, they are not shown).
-pub fn prune_empty(doc: &mut DocumentMut, table: &[&str]) {
-    for depth in (2..=table.len()).rev() {
+/// Remove the empty tables along `table` deeper than the `keep` levels that were
+/// there before (top-level tables stay: empty, they are not shown).
+fn prune_empty(doc: &mut DocumentMut, table: &[&str], keep: usize) {
+    for depth in (keep.max(1) + 1..=table.len()).rev() {
         let (parent, last) = table[..depth].split_at(depth - 1);
         let Ok(p) = table_mut(doc, parent) else {
             return;
