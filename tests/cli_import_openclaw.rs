@@ -271,7 +271,10 @@ async fn import_writes_files_with_backups_and_the_cli_reads_them() {
         format!("Wrote {} (1 profile).", work.display()),
         "Not carried over:".to_string(),
     ] {
-        assert!(text.lines().any(|l| l == line), "missing {line:?} in:\n{text}");
+        assert!(
+            text.lines().any(|l| l == line),
+            "missing {line:?} in:\n{text}"
+        );
     }
     let lines: Vec<&str> = text.lines().collect();
     for key in NOT_CARRIED {
@@ -291,15 +294,29 @@ async fn import_writes_files_with_backups_and_the_cli_reads_them() {
     for p in [&config, &main, &work] {
         assert_eq!(mode(p), 0o600, "{}", p.display());
     }
-    assert_eq!(mode(work.parent().unwrap()), 0o700, "a new agent directory is private");
+    assert_eq!(
+        mode(work.parent().unwrap()),
+        0o700,
+        "a new agent directory is private"
+    );
     let stored: Value = serde_json::from_str(&std::fs::read_to_string(&main).unwrap()).unwrap();
-    assert_eq!(stored["profiles"]["anthropic:work"]["key"], "sk-ant-api03-CANARY-work");
-    assert_eq!(stored["profiles"]["openai-codex:default"]["refresh"], "CANARY-refresh");
+    assert_eq!(
+        stored["profiles"]["anthropic:work"]["key"],
+        "sk-ant-api03-CANARY-work"
+    );
+    assert_eq!(
+        stored["profiles"]["openai-codex:default"]["refresh"],
+        "CANARY-refresh"
+    );
     assert_eq!(stored["usageStats"]["anthropic:work"]["errorCount"], 1);
     assert_eq!(stored["lastGood"]["anthropic"], "anthropic:work");
     let work_doc: Value = serde_json::from_str(&std::fs::read_to_string(&work).unwrap()).unwrap();
     assert_eq!(
-        work_doc["profiles"].as_object().unwrap().keys().collect::<Vec<_>>(),
+        work_doc["profiles"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .collect::<Vec<_>>(),
         vec!["openai:team"]
     );
 
@@ -396,7 +413,10 @@ async fn import_writes_files_with_backups_and_the_cli_reads_them() {
             work.display()
         ),
     ] {
-        assert!(text.lines().any(|l| l == line), "missing {line:?} in:\n{text}");
+        assert!(
+            text.lines().any(|l| l == line),
+            "missing {line:?} in:\n{text}"
+        );
     }
     assert_eq!(
         std::fs::read_to_string(home.state_dir().join("remoteclaw.toml.bak.1")).unwrap(),
@@ -406,7 +426,10 @@ async fn import_writes_files_with_backups_and_the_cli_reads_them() {
         std::fs::read_to_string(home.state_dir().join("remoteclaw.toml.bak")).unwrap(),
         "# hand-written\n[gateway]\nport = 1234\n"
     );
-    assert_eq!(mode(&main.with_file_name("auth-profiles.json.bak.1")), 0o600);
+    assert_eq!(
+        mode(&main.with_file_name("auth-profiles.json.bak.1")),
+        0o600
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -414,7 +437,12 @@ async fn bad_sources_are_errors_naming_the_path_and_nothing_is_written() {
     let home = TestHome::new("");
     let missing = home.dir.path().join("nowhere");
     let out = home
-        .run(&["import", "openclaw", "--from", &missing.display().to_string()])
+        .run(&[
+            "import",
+            "openclaw",
+            "--from",
+            &missing.display().to_string(),
+        ])
         .await;
     assert_eq!(out.status.code(), Some(1));
     assert!(

@@ -6,8 +6,10 @@
 //! Keys that could not be carried over are listed by full key path. Secrets are never
 //! printed: `--dry-run` shows the files with them as `<redacted>`.
 
+mod agents;
 mod channels;
 mod convert;
+mod discord;
 mod profiles;
 mod source;
 mod toml_out;
@@ -105,9 +107,8 @@ fn plan(paths: &Paths, src: &source::Source) -> anyhow::Result<Plan> {
     let mut skipped = converted.skipped;
     let text = converted.doc.to_string();
     // Never write a config RemoteClaw itself would refuse.
-    crate::config::parse(&paths.config_path, &text).map_err(|e| {
-        anyhow!("the converted config would not load ({e}); nothing was written")
-    })?;
+    crate::config::parse(&paths.config_path, &text)
+        .map_err(|e| anyhow!("the converted config would not load ({e}); nothing was written"))?;
     let mut files = vec![Planned {
         path: paths.config_path.clone(),
         shown: profiles::redact_toml(&converted.doc),
@@ -247,7 +248,9 @@ fn write(paths: &Paths, plan: Plan) -> anyhow::Result<Vec<String>> {
     out.extend(skipped_report(&plan.skipped));
     out.extend(plan.notes);
     out.push(String::new());
-    out.push("Next: remoteclaw models status --check   # are the imported credentials usable?".into());
+    out.push(
+        "Next: remoteclaw models status --check   # are the imported credentials usable?".into(),
+    );
     out.push("      remoteclaw doctor                  # config, files and permissions".into());
     Ok(out)
 }

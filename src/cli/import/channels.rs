@@ -1,16 +1,15 @@
-//! `channels.telegram` and `channels.discord` of openclaw.json → `[channels.telegram]`
-//! and `[channels.discord]`: tokens (inline, `${VAR}` or SecretRef), policies,
-//! allowlists (Telegram ids become integers, Discord ids stay strings), groups/guilds
-//! with their prompts, owners (`commands.ownerAllowFrom`) and the bound agent. Pure.
+//! `channels.telegram` of openclaw.json → `[channels.telegram]` (token inline, `${VAR}` or
+//! SecretRef; policies; allowlists whose ids become integers; groups with their prompts;
+//! the webhook), owners from `commands.ownerAllowFrom`, and the id and value helpers
+//! that `discord` shares. Pure.
 
 use super::convert::SecretIn;
-use super::toml_out::{int_array, str_array, try_set};
+use super::toml_out::{int_array, try_set};
 use super::walk::{Obj, Skipped, index};
 use serde_json::Value;
 use toml_edit::{DocumentMut, value};
 
 const TG: [&str; 2] = ["channels", "telegram"];
-const DC: [&str; 2] = ["channels", "discord"];
 
 /// Owners per channel, from `commands.ownerAllowFrom` (`"telegram:123"`, `"discord:456"`).
 #[derive(Debug, Default)]
@@ -40,7 +39,7 @@ impl Owners {
     }
 }
 
-fn push_unique<T: PartialEq>(v: &mut Vec<T>, item: T) {
+pub(super) fn push_unique<T: PartialEq>(v: &mut Vec<T>, item: T) {
     if !v.contains(&item) {
         v.push(item);
     }
@@ -65,7 +64,7 @@ fn telegram_id_value(v: &Value) -> Option<i64> {
 }
 
 /// A Discord snowflake: digits (`"222"`, `"discord:222"`, `"user:222"`, `"<@222>"`).
-fn discord_id(s: &str) -> Option<String> {
+pub(super) fn discord_id(s: &str) -> Option<String> {
     let s = s.trim();
     let s = ["discord:", "user:"]
         .iter()
@@ -79,7 +78,7 @@ fn discord_id(s: &str) -> Option<String> {
     (!s.is_empty() && s.len() <= 20 && s.bytes().all(|b| b.is_ascii_digit())).then(|| s.to_string())
 }
 
-fn discord_id_value(v: &Value) -> Option<String> {
+pub(super) fn discord_id_value(v: &Value) -> Option<String> {
     match v {
         Value::Number(n) => n.as_u64().map(|n| n.to_string()),
         Value::String(s) => discord_id(s),
@@ -88,7 +87,12 @@ fn discord_id_value(v: &Value) -> Option<String> {
 }
 
 /// The ids of an allowlist array; entries that are no id (`"*"`, `@names`) are reported.
-fn ids<T: PartialEq>(v: &Value, path: &str, parse: fn(&Value) -> Option<T>, skipped: &mut Skipped) -> Vec<T> {
+pub(super) fn ids<T: PartialEq>(
+    v: &Value,
+    path: &str,
+    parse: fn(&Value) -> Option<T>,
+    skipped: &mut Skipped,
+) -> Vec<T> {
     let mut out = Vec::new();
     let Some(items) = v.as_array() else {
         skipped.push(path);
@@ -104,7 +108,7 @@ fn ids<T: PartialEq>(v: &Value, path: &str, parse: fn(&Value) -> Option<T>, skip
 }
 
 /// A string setting whose OpenClaw value maps to one of ours.
-fn mapped(
+pub(super) fn mapped(
     doc: &mut DocumentMut,
     o: &mut Obj,
     table: &[&str],
@@ -121,7 +125,7 @@ fn mapped(
     }
 }
 
-fn policy(v: &Value) -> Option<&'static str> {
+pub(super) fn policy(v: &Value) -> Option<&'static str> {
     Some(match v.as_str()? {
         "pairing" => "pairing",
         "allowlist" => "allowlist",
@@ -131,7 +135,7 @@ fn policy(v: &Value) -> Option<&'static str> {
     })
 }
 
-fn group_policy(v: &Value) -> Option<&'static str> {
+pub(super) fn group_policy(v: &Value) -> Option<&'static str> {
     Some(match v.as_str()? {
         "allowlist" => "allowlist",
         "open" => "open",
@@ -141,7 +145,7 @@ fn group_policy(v: &Value) -> Option<&'static str> {
 }
 
 /// Preview streaming: `partial` (one message edited as it grows) is our `edit`.
-fn streaming(v: &Value) -> Option<&'static str> {
+pub(super) fn streaming(v: &Value) -> Option<&'static str> {
     match v {
         Value::Bool(true) => Some("edit"),
         Value::Bool(false) => Some("off"),
@@ -151,7 +155,15 @@ fn streaming(v: &Value) -> Option<&'static str> {
     }
 }
 
-fn secret(doc: &mut DocumentMut, o: &mut Obj, table: &[&str], src_key: &str, plain: &str, reference: &str, skipped: &mut Skipped) {
+pub(super) fn secret(
+    doc: &mut DocumentMut,
+    o: &mut Obj,
+    table: &[&str],
+    src_key: &str,
+    plain: &str,
+    reference: &str,
+    skipped: &mut Skipped,
+) {
     if let Some(v) = o.take(src_key) {
         let ok = SecretIn::parse(v).is_some_and(|s| s.set(doc, table, plain, reference));
         if !ok {
@@ -160,19 +172,40 @@ fn secret(doc: &mut DocumentMut, o: &mut Obj, table: &[&str], src_key: &str, pla
     }
 }
 
-fn set_or_skip(doc: &mut DocumentMut, table: &[&str], key: &str, item: toml_edit::Item, path: String, skipped: &mut Skipped) {
+pub(super) fn set_or_skip(
+    doc: &mut DocumentMut,
+    table: &[&str],
+    key: &str,
+    item: toml_edit::Item,
+    path: String,
+    skipped: &mut Skipped,
+) {
     if !try_set(doc, table, key, item) {
         skipped.push(path);
     }
 }
 
-pub fn telegram(doc: &mut DocumentMut, tg: &mut Obj, owners: &Owners, agent: Option<&String>, skipped: &mut Skipped) {
+pub fn telegram(
+    doc: &mut DocumentMut,
+    tg: &mut Obj,
+    owners: &Owners,
+    agent: Option<&String>,
+    skipped: &mut Skipped,
+) {
     // OpenClaw runs a configured channel unless it says otherwise; RemoteClaw's default is off.
     let enabled = tg.take("enabled").and_then(Value::as_bool).unwrap_or(true);
     try_set(doc, &TG, "enabled", value(enabled));
     secret(doc, tg, &TG, "botToken", "botToken", "botTokenRef", skipped);
     mapped(doc, tg, &TG, "dmPolicy", "dmPolicy", policy, skipped);
-    mapped(doc, tg, &TG, "groupPolicy", "groupPolicy", group_policy, skipped);
+    mapped(
+        doc,
+        tg,
+        &TG,
+        "groupPolicy",
+        "groupPolicy",
+        group_policy,
+        skipped,
+    );
     for key in ["streamMode", "streaming"] {
         mapped(doc, tg, &TG, key, "streaming", streaming, skipped);
     }
@@ -183,10 +216,24 @@ pub fn telegram(doc: &mut DocumentMut, tg: &mut Obj, owners: &Owners, agent: Opt
         }
     }
     if !owners.telegram.is_empty() {
-        set_or_skip(doc, &TG, "owners", int_array(owners.telegram.iter().copied()), "commands.ownerAllowFrom".into(), skipped);
+        set_or_skip(
+            doc,
+            &TG,
+            "owners",
+            int_array(owners.telegram.iter().copied()),
+            "commands.ownerAllowFrom".into(),
+            skipped,
+        );
     }
     if let Some(a) = agent {
-        set_or_skip(doc, &TG, "agent", value(a.as_str()), "bindings".into(), skipped);
+        set_or_skip(
+            doc,
+            &TG,
+            "agent",
+            value(a.as_str()),
+            "bindings".into(),
+            skipped,
+        );
     }
     if let Some(mut groups) = tg.take_obj("groups", skipped) {
         let mut chats = Vec::new();
@@ -215,7 +262,12 @@ pub fn telegram(doc: &mut DocumentMut, tg: &mut Obj, owners: &Owners, agent: Opt
             }
             if let Some(p) = g.take("systemPrompt") {
                 let ok = p.as_str().is_some_and(|p| {
-                    try_set(doc, &["channels", "telegram", "groupPrompts"], &chat.to_string(), value(p))
+                    try_set(
+                        doc,
+                        &["channels", "telegram", "groupPrompts"],
+                        &chat.to_string(),
+                        value(p),
+                    )
                 });
                 if !ok {
                     skipped.push(g.key_path("systemPrompt"));
@@ -250,97 +302,6 @@ pub fn telegram(doc: &mut DocumentMut, tg: &mut Obj, owners: &Owners, agent: Opt
         }
     } else if secret.is_some() {
         skipped.push(tg.key_path("webhookSecret"));
-    }
-}
-
-pub fn discord(doc: &mut DocumentMut, dc: &mut Obj, owners: &Owners, agent: Option<&String>, skipped: &mut Skipped) {
-    let enabled = dc.take("enabled").and_then(Value::as_bool).unwrap_or(true);
-    try_set(doc, &DC, "enabled", value(enabled));
-    secret(doc, dc, &DC, "token", "token", "tokenRef", skipped);
-    mapped(doc, dc, &DC, "groupPolicy", "groupPolicy", group_policy, skipped);
-    for key in ["streaming", "streamMode"] {
-        mapped(doc, dc, &DC, key, "streaming", streaming, skipped);
-    }
-    let mut allow: Vec<String> = Vec::new();
-    if let Some(v) = dc.take("allowFrom") {
-        allow = ids(v, &dc.key_path("allowFrom"), discord_id_value, skipped);
-    }
-    mapped(doc, dc, &DC, "dmPolicy", "dmPolicy", policy, skipped);
-    // The legacy `dm` table: policy, allowlist and an off switch.
-    if let Some(mut dm) = dc.take_obj("dm", skipped) {
-        if let Some(v) = dm.take("allowFrom") {
-            for id in ids(v, &dm.key_path("allowFrom"), discord_id_value, skipped) {
-                push_unique(&mut allow, id);
-            }
-        }
-        if dm.take("enabled").and_then(Value::as_bool) == Some(false) {
-            try_set(doc, &DC, "dmPolicy", value("disabled"));
-            dm.take("policy");
-        } else {
-            mapped(doc, &mut dm, &DC, "policy", "dmPolicy", policy, skipped);
-        }
-        dm.finish(skipped);
-    }
-    if !allow.is_empty() {
-        set_or_skip(doc, &DC, "allowFrom", str_array(allow.iter().map(String::as_str)), dc.key_path("allowFrom"), skipped);
-    }
-    if !owners.discord.is_empty() {
-        set_or_skip(doc, &DC, "owners", str_array(owners.discord.iter().map(String::as_str)), "commands.ownerAllowFrom".into(), skipped);
-    }
-    if let Some(a) = agent {
-        set_or_skip(doc, &DC, "agent", value(a.as_str()), "bindings".into(), skipped);
-    }
-    let Some(mut guilds) = dc.take_obj("guilds", skipped) else {
-        return;
-    };
-    let (mut ids_out, mut users, mut free) = (Vec::new(), Vec::new(), Vec::new());
-    for (id, v) in guilds.entries() {
-        let path = guilds.key_path(id);
-        let (Some(gid), Some(mut g)) = (discord_id(id), Obj::new(v, path.clone(), skipped)) else {
-            skipped.push(path);
-            continue;
-        };
-        ids_out.push(gid);
-        if let Some(u) = g.take("users") {
-            for id in ids(u, &g.key_path("users"), discord_id_value, skipped) {
-                push_unique(&mut users, id);
-            }
-        }
-        if let Some(mut chans) = g.take_obj("channels", skipped) {
-            for (cid, cv) in chans.entries() {
-                let cpath = chans.key_path(cid);
-                let (Some(cid), Some(mut c)) = (discord_id(cid), Obj::new(cv, cpath.clone(), skipped)) else {
-                    skipped.push(cpath);
-                    continue;
-                };
-                if c.take("requireMention").and_then(Value::as_bool) == Some(false) {
-                    free.push(cid.clone());
-                }
-                if c.take("allow").is_some_and(|a| a.as_bool() != Some(true)) {
-                    skipped.push(c.key_path("allow"));
-                }
-                if let Some(p) = c.take("systemPrompt") {
-                    let ok = p.as_str().is_some_and(|p| {
-                        try_set(doc, &["channels", "discord", "channelPrompts"], &cid, value(p))
-                    });
-                    if !ok {
-                        skipped.push(c.key_path("systemPrompt"));
-                    }
-                }
-                c.finish(skipped);
-            }
-            chans.finish(skipped);
-        }
-        g.finish(skipped);
-    }
-    let path = guilds.path.clone();
-    guilds.finish(skipped);
-    set_or_skip(doc, &DC, "guilds", str_array(ids_out.iter().map(String::as_str)), path.clone(), skipped);
-    if !users.is_empty() {
-        set_or_skip(doc, &DC, "groupAllowFrom", str_array(users.iter().map(String::as_str)), path.clone(), skipped);
-    }
-    if !free.is_empty() {
-        set_or_skip(doc, &DC, "channels", str_array(free.iter().map(String::as_str)), path, skipped);
     }
 }
 

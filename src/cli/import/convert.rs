@@ -3,13 +3,13 @@
 //! the shell-env switch, gateway port/token and (in `channels`) Telegram and Discord.
 //! Every key that is not carried over is reported by its full key path. Pure: no I/O.
 
+use super::agents::{agent_defaults, agent_list, bindings};
 use super::channels::{self, Owners};
 use super::toml_out::{json_value, new_document, secret_ref, str_array, try_set};
-use super::walk::{Obj, Skipped, child, index};
+use super::walk::{Obj, Skipped};
 use crate::catalog::normalize_provider;
 use crate::config::ApiKind;
 use serde_json::Value;
-use std::collections::BTreeMap;
 use toml_edit::{DocumentMut, Item, Table, value};
 
 /// The new config and what could not be carried over.
@@ -53,7 +53,10 @@ impl SecretIn {
         }
         let o = v.as_object()?;
         let source = o.get("source")?.as_str()?;
-        if !["env", "file", "exec"].contains(&source) || o.keys().any(|k| !["source", "provider", "id"].contains(&k.as_str())) {
+        if !["env", "file", "exec"].contains(&source)
+            || o.keys()
+                .any(|k| !["source", "provider", "id"].contains(&k.as_str()))
+        {
             return None;
         }
         Some(SecretIn::Ref {
@@ -68,7 +71,13 @@ impl SecretIn {
     }
 
     /// Set `plain_key` (a string) or `ref_key` (a SecretRef) in `table`.
-    pub fn set(&self, doc: &mut DocumentMut, table: &[&str], plain_key: &str, ref_key: &str) -> bool {
+    pub fn set(
+        &self,
+        doc: &mut DocumentMut,
+        table: &[&str],
+        plain_key: &str,
+        ref_key: &str,
+    ) -> bool {
         match self {
             SecretIn::Plain(s) => try_set(doc, table, plain_key, value(s.as_str())),
             SecretIn::Ref {
@@ -123,7 +132,8 @@ pub fn convert(src: &Value) -> Converted {
                     if let toml_edit::Value::InlineTable(it) = tv {
                         t = it.into_table();
                     }
-                    !t.is_empty() && try_set(&mut doc, &["secrets", "providers"], alias, Item::Table(t))
+                    !t.is_empty()
+                        && try_set(&mut doc, &["secrets", "providers"], alias, Item::Table(t))
                 });
                 if !ok {
                     skipped.push(providers.key_path(alias));
@@ -151,15 +161,22 @@ pub fn convert(src: &Value) -> Converted {
             agent_defaults(&mut doc, &mut defaults, &mut skipped);
             defaults.finish(&mut skipped);
         }
-        if let Some(list) = agents.take("list") {
-            if let Some(id) = agent_list(list, &agents.key_path("list"), &mut skipped) {
-                default_agent = id;
-            }
+        let list_path = agents.key_path("list");
+        if let Some(id) = agents
+            .take("list")
+            .and_then(|list| agent_list(list, &list_path, &mut skipped))
+        {
+            default_agent = id;
         }
         agents.finish(&mut skipped);
     }
     if default_agent != "main"
-        && !try_set(&mut doc, &["agents"], "defaultId", value(default_agent.as_str()))
+        && !try_set(
+            &mut doc,
+            &["agents"],
+            "defaultId",
+            value(default_agent.as_str()),
+        )
     {
         skipped.push("agents.list");
         default_agent = "main".into();
@@ -181,11 +198,23 @@ pub fn convert(src: &Value) -> Converted {
         .unwrap_or_default();
     if let Some(mut ch) = root.take_obj("channels", &mut skipped) {
         if let Some(mut tg) = ch.take_obj("telegram", &mut skipped) {
-            channels::telegram(&mut doc, &mut tg, &owners, bound.get("telegram"), &mut skipped);
+            channels::telegram(
+                &mut doc,
+                &mut tg,
+                &owners,
+                bound.get("telegram"),
+                &mut skipped,
+            );
             tg.finish(&mut skipped);
         }
         if let Some(mut dc) = ch.take_obj("discord", &mut skipped) {
-            channels::discord(&mut doc, &mut dc, &owners, bound.get("discord"), &mut skipped);
+            super::discord::discord(
+                &mut doc,
+                &mut dc,
+                &owners,
+                bound.get("discord"),
+                &mut skipped,
+            );
             dc.finish(&mut skipped);
         }
         ch.finish(&mut skipped);
@@ -220,7 +249,9 @@ fn provider(doc: &mut DocumentMut, raw_id: &str, v: &Value, path: &str, skipped:
         Some(None) => skipped.push(p.key_path("api")),
         None => {}
     }
-    let key = p.take("apiKey").map(|k| (SecretIn::parse(k), p.key_path("apiKey")));
+    let key = p
+        .take("apiKey")
+        .map(|k| (SecretIn::parse(k), p.key_path("apiKey")));
     if id.is_empty() || !try_set(doc, &["models", "providers"], &id, Item::Table(t)) {
         skipped.push(path);
         return;
@@ -241,7 +272,10 @@ fn auth_section(doc: &mut DocumentMut, auth: &mut Obj, skipped: &mut Skipped) {
             let Some(mut p) = Obj::new(v, path.clone(), skipped) else {
                 continue;
             };
-            let provider = p.take("provider").and_then(Value::as_str).map(normalize_provider);
+            let provider = p
+                .take("provider")
+                .and_then(Value::as_str)
+                .map(normalize_provider);
             let mode = p.take("mode").and_then(Value::as_str);
             let mut t = Table::new();
             let ok = match (provider, mode) {
@@ -294,179 +328,13 @@ fn auth_section(doc: &mut DocumentMut, auth: &mut Obj, skipped: &mut Skipped) {
     }
 }
 
-fn agent_defaults(doc: &mut DocumentMut, d: &mut Obj, skipped: &mut Skipped) {
-    const DEFAULTS: [&str; 2] = ["agents", "defaults"];
-    const MODELS: [&str; 3] = ["agents", "defaults", "models"];
-    const MODEL: [&str; 3] = ["agents", "defaults", "model"];
-    // Aliases that did not carry over: a model choice naming one would otherwise read
-    // as a bare model id of the default provider.
-    let mut lost_aliases: Vec<String> = Vec::new();
-    let mut kept_aliases: Vec<String> = Vec::new();
-    if let Some(mut models) = d.take_obj("models", skipped) {
-        for (raw, v) in models.entries() {
-            let path = models.key_path(raw);
-            let Some(mut entry) = Obj::new(v, path.clone(), skipped) else {
-                continue;
-            };
-            let model = raw.trim();
-            if !try_set(doc, &MODELS, model, Item::Table(Table::new())) {
-                skipped.push(path);
-                lost_aliases.extend(
-                    v.get("alias")
-                        .and_then(Value::as_str)
-                        .map(|a| a.trim().to_lowercase()),
-                );
-                continue;
-            }
-            if let Some(alias) = entry.take("alias") {
-                let ok = alias.as_str().is_some_and(|a| {
-                    try_set(doc, &["agents", "defaults", "models", model], "alias", value(a.trim()))
-                });
-                let name = alias.as_str().map(|a| a.trim().to_lowercase());
-                if ok {
-                    kept_aliases.extend(name);
-                } else {
-                    skipped.push(entry.key_path("alias"));
-                    lost_aliases.extend(name);
-                }
-            }
-            entry.finish(skipped);
-        }
-        models.finish(skipped);
-    }
-    if let Some(m) = d.take("model") {
-        let path = child(&d.path, "model");
-        let (primary, fallbacks) = match (m.as_str(), Obj::new(m, path.clone(), &mut Skipped::default())) {
-            (Some(s), _) => (Some((s, path.clone())), None),
-            (None, Some(mut o)) => {
-                let p = o
-                    .take("primary")
-                    .map(|p| (p.as_str().unwrap_or_default(), o.key_path("primary")));
-                let f = o.take("fallbacks").map(|f| (f, o.key_path("fallbacks")));
-                o.finish(skipped);
-                (p, f)
-            }
-            (None, None) => {
-                skipped.push(path);
-                (None, None)
-            }
-        };
-        let lost = |r: &str| {
-            let r = r.trim().to_lowercase();
-            lost_aliases.contains(&r) && !kept_aliases.contains(&r)
-        };
-        if let Some((p, p_path)) = primary
-            && (lost(p) || !try_set(doc, &MODEL, "primary", value(p.trim())))
-        {
-            skipped.push(p_path);
-        }
-        if let Some((f, f_path)) = fallbacks {
-            let list = f.as_array().map(Vec::as_slice).unwrap_or_default();
-            if !f.is_array() {
-                skipped.push(f_path.clone());
-            }
-            let mut kept: Vec<String> = Vec::new();
-            for (i, item) in list.iter().enumerate() {
-                let Some(s) = item.as_str().filter(|s| !lost(s)) else {
-                    skipped.push(index(&f_path, i));
-                    continue;
-                };
-                let mut next = kept.clone();
-                next.push(s.trim().to_string());
-                if try_set(doc, &MODEL, "fallbacks", str_array(next.iter().map(String::as_str))) {
-                    kept = next;
-                } else {
-                    skipped.push(index(&f_path, i));
-                }
-            }
-        }
-    }
-    if let Some(v) = d.take("timeoutSeconds") {
-        let ok = v
-            .as_u64()
-            .is_some_and(|s| try_set(doc, &DEFAULTS, "turnTimeoutSecs", value(s as i64)));
-        if !ok {
-            skipped.push(d.key_path("timeoutSeconds"));
-        }
-    }
-    if let Some(v) = d.take("mediaMaxMb") {
-        let bytes = v.as_f64().filter(|mb| *mb > 0.0).map(|mb| (mb * 1024.0 * 1024.0) as i64);
-        let ok = bytes.is_some_and(|b| try_set(doc, &DEFAULTS, "maxImageBytes", value(b)));
-        if !ok {
-            skipped.push(d.key_path("mediaMaxMb"));
-        }
-    }
-}
-
-fn plain_agent_id(id: &str) -> bool {
-    !id.is_empty() && id.chars().all(|c| c.is_ascii_alphanumeric() || "_-".contains(c))
-}
-
-/// `agents.list[]`: only which agent is the default carries over (each agent's
-/// credentials come from its directory); per-agent settings are reported.
-fn agent_list(list: &Value, path: &str, skipped: &mut Skipped) -> Option<String> {
-    let Some(items) = list.as_array() else {
-        skipped.push(path);
-        return None;
-    };
-    let mut first = None;
-    let mut marked = None;
-    for (i, item) in items.iter().enumerate() {
-        let Some(mut a) = Obj::new(item, index(path, i), skipped) else {
-            continue;
-        };
-        let id = a.take("id").and_then(Value::as_str).map(|s| s.trim().to_lowercase());
-        match id.filter(|id| plain_agent_id(id)) {
-            Some(id) => {
-                if a.take("default").and_then(Value::as_bool) == Some(true) && marked.is_none() {
-                    marked = Some(id.clone());
-                }
-                first.get_or_insert(id);
-                a.finish(skipped);
-            }
-            None => skipped.push(index(path, i)),
-        }
-    }
-    marked.or(first)
-}
-
-/// `bindings[]` that send a whole channel to one agent (`{agentId, match: {channel}}`)
-/// become `channels.<c>.agent`; finer routing (per account or peer) is reported.
-fn bindings(v: &Value, skipped: &mut Skipped) -> BTreeMap<String, String> {
-    let mut out = BTreeMap::new();
-    let Some(items) = v.as_array() else {
-        skipped.push("bindings");
-        return out;
-    };
-    for (i, b) in items.iter().enumerate() {
-        let path = index("bindings", i);
-        let simple = (|| {
-            let o = b.as_object()?;
-            let agent = o.get("agentId")?.as_str()?.trim().to_lowercase();
-            let m = o.get("match")?.as_object()?;
-            let channel = m.get("channel")?.as_str()?;
-            let only_channel = m
-                .iter()
-                .all(|(k, v)| k == "channel" || (k == "accountId" && v.as_str() == Some("default")));
-            let only_keys = o.keys().all(|k| k == "agentId" || k == "match");
-            (only_channel && only_keys && plain_agent_id(&agent) && ["telegram", "discord"].contains(&channel))
-                .then(|| (channel.to_string(), agent))
-        })();
-        match simple {
-            Some((channel, agent)) if !out.contains_key(&channel) => {
-                out.insert(channel, agent);
-            }
-            _ => skipped.push(path),
-        }
-    }
-    out
-}
-
 /// `gateway.port` and a token (`gateway.auth.token`); binding modes and the rest are
 /// OpenClaw's own.
 fn gateway(doc: &mut DocumentMut, gw: &mut Obj, skipped: &mut Skipped) {
     if let Some(v) = gw.take("port") {
-        let ok = v.as_u64().is_some_and(|p| try_set(doc, &["gateway"], "port", value(p as i64)));
+        let ok = v
+            .as_u64()
+            .is_some_and(|p| try_set(doc, &["gateway"], "port", value(p as i64)));
         if !ok {
             skipped.push(gw.key_path("port"));
         }
@@ -517,7 +385,9 @@ mod tests {
         let zai = &cfg.models.providers["zai"];
         assert_eq!(zai.base_url.as_deref(), Some("https://api.z.ai/v1"));
         assert!(
-            text.contains("apiKey = { source = \"env\", provider = \"default\", id = \"ZAI_API_KEY\" }"),
+            text.contains(
+                "apiKey = { source = \"env\", provider = \"default\", id = \"ZAI_API_KEY\" }"
+            ),
             "{text}"
         );
         let dc = cfg.channels.discord.unwrap();
@@ -557,7 +427,10 @@ mod tests {
                          {"agentId": "ops", "match": {"channel": "discord", "peer": {"kind": "dm", "id": "1"}}}]
         }));
         assert_eq!(cfg.agents.default_id, "ops");
-        assert_eq!(cfg.agents.defaults.model.primary, crate::catalog::DEFAULT_MODEL);
+        assert_eq!(
+            cfg.agents.defaults.model.primary,
+            crate::catalog::DEFAULT_MODEL
+        );
         assert_eq!(cfg.agents.defaults.model.fallbacks, vec!["opus"]);
         assert_eq!(cfg.agents.defaults.models.len(), 3);
         assert_eq!(cfg.auth.cooldowns.billing_max_hours, 48);

@@ -139,7 +139,10 @@ mod tests {
             ]
         );
         let shown = redact(&out).to_string();
-        assert!(!shown.contains("\"k1\"") && !shown.contains("\"a\"") && !shown.contains("\"r\""), "{shown}");
+        assert!(
+            !shown.contains("\"k1\"") && !shown.contains("\"a\"") && !shown.contains("\"r\""),
+            "{shown}"
+        );
         assert!(shown.contains("\"accountId\":\"acc\""), "{shown}");
     }
 
@@ -147,8 +150,14 @@ mod tests {
     fn toml_secrets_are_redacted_refs_kept() {
         let doc: toml_edit::DocumentMut = "[channels.telegram]\nbotToken = \"123:abc\"\nallowFrom = [1]\n[channels.discord]\ntokenRef = { source = \"env\", provider = \"default\", id = \"DISCORD_TOKEN\" }\n[models.providers.x]\napiKey = \"sk-1\"\nbaseUrl = \"http://127.0.0.1:1\"\n".parse().unwrap();
         let shown = redact_toml(&doc);
-        assert!(!shown.contains("123:abc") && !shown.contains("sk-1"), "{shown}");
+        assert!(
+            !shown.contains("123:abc") && !shown.contains("sk-1"),
+            "{shown}"
+        );
         assert!(shown.contains("botToken = \"<redacted>\""), "{shown}");
-        assert!(shown.contains("DISCORD_TOKEN") && shown.contains("127.0.0.1:1"), "{shown}");
+        assert!(
+            shown.contains("DISCORD_TOKEN") && shown.contains("127.0.0.1:1"),
+            "{shown}"
+        );
     }
 }

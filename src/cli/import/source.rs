@@ -140,11 +140,7 @@ mod tests {
         assert!(e.starts_with("/x/openclaw.json:3:"), "{e}");
         assert!(e.contains("line 3"), "{e}");
         assert!(!e.contains("secret-value"), "{e}");
-        let v = parse_json5(
-            Path::new("x"),
-            "// c\n{ a: [1, 2,], /* b */ 'q': \"r\", }",
-        )
-        .unwrap();
+        let v = parse_json5(Path::new("x"), "// c\n{ a: [1, 2,], /* b */ 'q': \"r\", }").unwrap();
         assert_eq!(v["a"][1], 2);
         assert_eq!(v["q"], "r");
     }
