@@ -6,6 +6,7 @@ mod chat;
 mod completions;
 mod doctor;
 mod gateway;
+mod import;
 mod models;
 mod onboard;
 mod pairing;
@@ -47,6 +48,8 @@ pub enum Command {
     Pairing(pairing::PairingArgs),
     /// The state store: copy state.db into Redis (`state migrate --to redis`).
     State(state::StateArgs),
+    /// Import another system's install (OpenClaw) into RemoteClaw's files.
+    Import(import::ImportArgs),
     /// Print shell completions (bash, zsh, fish, powershell, elvish).
     Completions(completions::CompletionsArgs),
 }
@@ -80,6 +83,7 @@ pub fn main() -> ExitCode {
             Command::Onboard(args) => onboard::run(args).await,
             Command::Pairing(args) => pairing::run(args).await,
             Command::State(args) => state::run(args).await,
+            Command::Import(args) => import::run(args).await,
             Command::Completions(args) => completions::run(args).await,
         }
     });

@@ -1,0 +1,147 @@
+//! Reading an OpenClaw state directory (blocking file I/O; run it off the async
+//! workers): `openclaw.json` (JSON5: comments, unquoted keys, trailing commas) and each
+//! agent's `agents/<agentId>/agent/auth-profiles.json`. Syntax errors name the file,
+//! line and column, and never quote the file's content (it holds secrets).
+
+use anyhow::{Context, bail};
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+
+/// What was found in the OpenClaw directory.
+#[derive(Debug)]
+pub struct Source {
+    pub dir: PathBuf,
+    pub config: Value,
+    pub agents: Vec<SourceAgent>,
+    /// Agent directories whose name RemoteClaw cannot use as an agent id.
+    pub unusable_agents: Vec<String>,
+    /// OpenClaw's own `.env` (variables for `${VAR}` in its config): not copied.
+    pub env_file: Option<PathBuf>,
+}
+
+#[derive(Debug)]
+pub struct SourceAgent {
+    pub id: String,
+    /// `agents/<id>/agent/auth-profiles.json`, relative to the OpenClaw directory.
+    pub file: String,
+    pub doc: Value,
+}
+
+/// Parse JSON5 text; an error names `path`, the line and the column.
+pub fn parse_json5(path: &Path, text: &str) -> anyhow::Result<Value> {
+    json5::from_str::<Value>(text).map_err(|e| {
+        // Only the crate's fixed error texts are shown: a custom message could quote input.
+        let what = e
+            .code()
+            .map_or_else(|| "syntax error".to_string(), |c| c.to_string());
+        match e.position() {
+            Some(p) => anyhow::anyhow!(
+                "{}:{}:{}: not valid JSON5 ({what}) at line {}, column {}. Nothing was imported.",
+                path.display(),
+                p.line + 1,
+                p.column + 1,
+                p.line + 1,
+                p.column + 1
+            ),
+            None => anyhow::anyhow!(
+                "{}: not valid JSON5 ({what}). Nothing was imported.",
+                path.display()
+            ),
+        }
+    })
+}
+
+fn plain_id(id: &str) -> bool {
+    !id.is_empty()
+        && id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "_-".contains(c))
+}
+
+pub fn read(dir: &Path) -> anyhow::Result<Source> {
+    if !dir.is_dir() {
+        bail!(
+            "the OpenClaw directory {} does not exist. Pass the directory that holds openclaw.json with --from DIR.",
+            dir.display()
+        );
+    }
+    let config_path = dir.join("openclaw.json");
+    let text = match std::fs::read_to_string(&config_path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => bail!(
+            "{} not found: is {} an OpenClaw state directory? Pass the right one with --from DIR.",
+            config_path.display(),
+            dir.display()
+        ),
+        Err(e) => {
+            return Err(e).with_context(|| format!("cannot read {}", config_path.display()));
+        }
+    };
+    let config = parse_json5(&config_path, &text)?;
+    if !config.is_object() {
+        bail!(
+            "{}: the top level is not an object. Nothing was imported.",
+            config_path.display()
+        );
+    }
+    let mut agents = Vec::new();
+    let mut unusable_agents = Vec::new();
+    let agents_dir = dir.join("agents");
+    let mut names: Vec<String> = match std::fs::read_dir(&agents_dir) {
+        Ok(rd) => rd
+            .filter_map(Result::ok)
+            .filter(|e| e.path().is_dir())
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect(),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+        Err(e) => {
+            return Err(e).with_context(|| format!("cannot list {}", agents_dir.display()));
+        }
+    };
+    names.sort();
+    for name in names {
+        let file = format!("agents/{name}/agent/auth-profiles.json");
+        let path = dir.join(&file);
+        let text = match std::fs::read_to_string(&path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
+        };
+        let id = name.to_lowercase();
+        if !plain_id(&id) {
+            unusable_agents.push(file);
+            continue;
+        }
+        let doc = parse_json5(&path, &text)?;
+        agents.push(SourceAgent { id, file, doc });
+    }
+    let env_file = Some(dir.join(".env")).filter(|p| p.is_file());
+    Ok(Source {
+        dir: dir.to_path_buf(),
+        config,
+        agents,
+        unusable_agents,
+        env_file,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn json5_errors_name_line_and_column_without_content() {
+        let e = parse_json5(
+            Path::new("/x/openclaw.json"),
+            "{\n  a: 1,\n  b: \"secret-value\" c: 2\n}",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.starts_with("/x/openclaw.json:3:"), "{e}");
+        assert!(e.contains("line 3"), "{e}");
+        assert!(!e.contains("secret-value"), "{e}");
+        let v = parse_json5(Path::new("x"), "// c\n{ a: [1, 2,], /* b */ 'q': \"r\", }").unwrap();
+        assert_eq!(v["a"][1], 2);
+        assert_eq!(v["q"], "r");
+    }
+}
