@@ -125,6 +125,9 @@ impl Store {
     }
 }
 
+/// A gateway row at one rate: its store, the run, and the gateway's RSS after it.
+type StoreRun = (Store, RunSummary, MemStats);
+
 /// One gateway under test and its idle memory.
 struct StoreGateway {
     store: Store,
@@ -234,7 +237,7 @@ fn main() {
         "cpu_us/req"
     );
     // Per rate: the direct run, then one run per store, each with the RSS after it.
-    let mut summaries: Vec<(RunSummary, Vec<(Store, RunSummary, MemStats)>)> = Vec::new();
+    let mut summaries: Vec<(RunSummary, Vec<StoreRun>)> = Vec::new();
     for &rate in &cfg.rates {
         let n = cfg.count(rate);
         let direct = measure(&load, &fake_target, rate, n, cfg.warmup, &fake);
@@ -1092,7 +1095,7 @@ fn print_overhead(store: Store, direct: &RunSummary, via: &RunSummary, rss: &Mem
 }
 
 /// With both stores measured at a rate: what Redis adds over SQLite (same direct run).
-fn print_store_difference(direct: &RunSummary, vias: &[(Store, RunSummary, MemStats)]) {
+fn print_store_difference(direct: &RunSummary, vias: &[StoreRun]) {
     let find = |store: Store| vias.iter().find(|(s, _, _)| *s == store).map(|v| &v.1);
     let (Some(sqlite), Some(redis)) = (find(Store::Sqlite), find(Store::Redis)) else {
         return;
