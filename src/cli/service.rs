@@ -119,7 +119,10 @@ fn systemd_word(s: &str) -> String {
             c => out.push(c),
         }
     }
-    if s.is_empty() || s.chars().any(|c| c.is_whitespace() || c == '"' || c == '\'') {
+    if s.is_empty()
+        || s.chars()
+            .any(|c| c.is_whitespace() || c == '"' || c == '\'')
+    {
         format!("\"{out}\"")
     } else {
         out
@@ -138,7 +141,9 @@ pub fn render_systemd(template: &str, bin: &str, state_dir: &str) -> String {
             out.push_str(&cmd.replace("{{BIN}}", &systemd_word(bin)));
         } else if let Some(assignment) = line.strip_prefix("Environment=") {
             out.push_str("Environment=");
-            out.push_str(&systemd_word(&assignment.replace("{{STATE_DIR}}", state_dir)));
+            out.push_str(&systemd_word(
+                &assignment.replace("{{STATE_DIR}}", state_dir),
+            ));
         } else {
             out.push_str(&line.replace("{{STATE_DIR}}", &plain_state));
         }
@@ -193,56 +198,83 @@ pub fn unit_dir(manager: Manager, env: &EnvMap) -> anyhow::Result<PathBuf> {
     })
 }
 
+/// A service file: unit name (systemd) or label (launchd), file name, template.
+struct Spec {
+    name: &'static str,
+    file_name: &'static str,
+    template: &'static str,
+}
+
+/// The files of each manager, the gateway's first.
+fn specs(manager: Manager) -> &'static [Spec] {
+    const SYSTEMD: &[Spec] = &[
+        Spec {
+            name: GATEWAY_UNIT,
+            file_name: GATEWAY_UNIT,
+            template: GATEWAY_UNIT_TEMPLATE,
+        },
+        Spec {
+            name: CHECK_UNIT,
+            file_name: CHECK_UNIT,
+            template: CHECK_UNIT_TEMPLATE,
+        },
+        Spec {
+            name: CHECK_TIMER,
+            file_name: CHECK_TIMER,
+            template: CHECK_TIMER_TEMPLATE,
+        },
+    ];
+    const LAUNCHD: &[Spec] = &[
+        Spec {
+            name: GATEWAY_LABEL,
+            file_name: "ai.remoteclaw.gateway.plist",
+            template: GATEWAY_PLIST_TEMPLATE,
+        },
+        Spec {
+            name: CHECK_LABEL,
+            file_name: "ai.remoteclaw.auth-check.plist",
+            template: CHECK_PLIST_TEMPLATE,
+        },
+    ];
+    match manager {
+        Manager::Systemd => SYSTEMD,
+        Manager::Launchd => LAUNCHD,
+    }
+}
+
 /// The files for `bin` (absolute) and `state_dir` (absolute) in `dir`.
 pub fn plan(manager: Manager, dir: &Path, bin: &Path, state_dir: &Path) -> anyhow::Result<Plan> {
     let bin = path_text("binary path", bin)?;
     let state = path_text("state directory", state_dir)?;
-    let file = |name: &'static str, file_name: String, content: String| UnitFile {
-        name,
-        path: dir.join(file_name),
-        content,
-    };
     if manager == Manager::Systemd && bin.contains(['"', '\'', '\\']) {
         anyhow::bail!(
             "systemd cannot run a program whose path contains a quote or a backslash: {bin}. Move the binary to a plain path and run `gateway install` from there."
         );
     }
-    let files = match manager {
-        Manager::Systemd => vec![
-            file(
-                GATEWAY_UNIT,
-                GATEWAY_UNIT.into(),
-                render_systemd(GATEWAY_UNIT_TEMPLATE, bin, state),
-            ),
-            file(
-                CHECK_UNIT,
-                CHECK_UNIT.into(),
-                render_systemd(CHECK_UNIT_TEMPLATE, bin, state),
-            ),
-            file(
-                CHECK_TIMER,
-                CHECK_TIMER.into(),
-                render_systemd(CHECK_TIMER_TEMPLATE, bin, state),
-            ),
-        ],
-        Manager::Launchd => vec![
-            file(
-                GATEWAY_LABEL,
-                format!("{GATEWAY_LABEL}.plist"),
-                render_plist(GATEWAY_PLIST_TEMPLATE, bin, state),
-            ),
-            file(
-                CHECK_LABEL,
-                format!("{CHECK_LABEL}.plist"),
-                render_plist(CHECK_PLIST_TEMPLATE, bin, state),
-            ),
-        ],
-    };
+    let files = specs(manager)
+        .iter()
+        .map(|spec| UnitFile {
+            name: spec.name,
+            path: dir.join(spec.file_name),
+            content: match manager {
+                Manager::Systemd => render_systemd(spec.template, bin, state),
+                Manager::Launchd => render_plist(spec.template, bin, state),
+            },
+        })
+        .collect();
     Ok(Plan {
         manager,
         dir: dir.to_path_buf(),
         files,
     })
+}
+
+/// The names and paths of the files `install` writes to `dir`.
+fn installed_paths(manager: Manager, dir: &Path) -> Vec<(&'static str, PathBuf)> {
+    specs(manager)
+        .iter()
+        .map(|spec| (spec.name, dir.join(spec.file_name)))
+        .collect()
 }
 
 /// The service manager's command-line tool (`systemctl --user …` or `launchctl …`).
@@ -411,8 +443,12 @@ fn install(env: &EnvMap, dry_run: bool, out: &mut impl Write) -> anyhow::Result<
     let ctl = Ctl::new(plan.manager, env);
     if !ctl.reachable() {
         let what = match plan.manager {
-            Manager::Systemd => "no user systemd is reachable (`systemctl --user show-environment` failed)",
-            Manager::Launchd => "no launchd GUI session is reachable (`launchctl print gui/<uid>` failed)",
+            Manager::Systemd => {
+                "no user systemd is reachable (`systemctl --user show-environment` failed)"
+            }
+            Manager::Launchd => {
+                "no launchd GUI session is reachable (`launchctl print gui/<uid>` failed)"
+            }
         };
         writeln!(
             out,
@@ -450,9 +486,10 @@ fn install(env: &EnvMap, dry_run: bool, out: &mut impl Write) -> anyhow::Result<
 fn uninstall(env: &EnvMap, dry_run: bool, out: &mut impl Write) -> anyhow::Result<ExitCode> {
     let manager = Manager::current();
     let dir = unit_dir(manager, env)?;
-    // Only the file names matter here: the paths in the contents are irrelevant.
-    let plan = plan(manager, &dir, Path::new("/"), Path::new("/"))?;
-    let present: Vec<&UnitFile> = plan.files.iter().filter(|f| f.path.exists()).collect();
+    let present: Vec<(&str, PathBuf)> = installed_paths(manager, &dir)
+        .into_iter()
+        .filter(|(_, path)| path.exists())
+        .collect();
     if present.is_empty() {
         writeln!(
             out,
@@ -462,8 +499,8 @@ fn uninstall(env: &EnvMap, dry_run: bool, out: &mut impl Write) -> anyhow::Resul
         return Ok(ExitCode::SUCCESS);
     }
     if dry_run {
-        for f in &present {
-            writeln!(out, "would remove {}", f.path.display())?;
+        for (_, path) in &present {
+            writeln!(out, "would remove {}", path.display())?;
         }
         writeln!(out, "dry run: nothing removed")?;
         return Ok(ExitCode::SUCCESS);
@@ -475,7 +512,7 @@ fn uninstall(env: &EnvMap, dry_run: bool, out: &mut impl Write) -> anyhow::Resul
             Manager::Systemd => {
                 let units: Vec<&str> = present
                     .iter()
-                    .map(|f| f.name)
+                    .map(|(name, _)| *name)
                     .filter(|n| *n == GATEWAY_UNIT || *n == CHECK_TIMER)
                     .collect();
                 if !units.is_empty() {
@@ -489,26 +526,31 @@ fn uninstall(env: &EnvMap, dry_run: bool, out: &mut impl Write) -> anyhow::Resul
             }
             Manager::Launchd => {
                 let domain = gui_domain();
-                for f in &present {
+                for (name, _) in &present {
                     if ctl
-                        .run(&["bootout", &format!("{domain}/{}", f.name)])
+                        .run(&["bootout", &format!("{domain}/{name}")])
                         .is_some_and(|o| o.ok)
                     {
-                        writeln!(out, "unloaded {}", f.name)?;
+                        writeln!(out, "unloaded {name}")?;
                     }
                 }
             }
         }
     }
-    for f in &present {
-        std::fs::remove_file(&f.path)
-            .with_context(|| format!("cannot remove {}", f.path.display()))?;
-        writeln!(out, "removed {}", f.path.display())?;
-    }
-    if reachable && manager == Manager::Systemd {
-        if let Err(e) = ctl.must(&["daemon-reload"]) {
-            writeln!(out, "warning: {e}")?;
+    for (_, path) in &present {
+        match std::fs::remove_file(path) {
+            Ok(()) => {}
+            // Gone meanwhile: what uninstall wanted.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e).with_context(|| format!("cannot remove {}", path.display())),
         }
+        writeln!(out, "removed {}", path.display())?;
+    }
+    if reachable
+        && manager == Manager::Systemd
+        && let Err(e) = ctl.must(&["daemon-reload"])
+    {
+        writeln!(out, "warning: {e}")?;
     }
     if !reachable && manager == Manager::Systemd {
         writeln!(
@@ -522,18 +564,17 @@ fn uninstall(env: &EnvMap, dry_run: bool, out: &mut impl Write) -> anyhow::Resul
 fn status(env: &EnvMap, out: &mut impl Write) -> anyhow::Result<ExitCode> {
     let manager = Manager::current();
     let dir = unit_dir(manager, env)?;
-    let plan = plan(manager, &dir, Path::new("/"), Path::new("/"))?;
-    let Some(gateway) = plan.files.first() else {
+    let Some((_, gateway)) = installed_paths(manager, &dir).into_iter().next() else {
         anyhow::bail!("no gateway service file is known for this platform");
     };
-    let text = if !gateway.path.exists() {
+    let text = if !gateway.exists() {
         "not installed"
     } else {
         let ctl = Ctl::new(manager, env);
         let running = match manager {
             Manager::Systemd => ctl
                 .run(&["is-active", GATEWAY_UNIT])
-                .is_some_and(|o| o.stdout.trim() == "active"),
+                .is_some_and(|o| o.ok && o.stdout.trim() == "active"),
             Manager::Launchd => ctl
                 .run(&["print", &format!("{}/{GATEWAY_LABEL}", gui_domain())])
                 .is_some_and(|o| o.ok && o.stdout.contains("state = running")),
@@ -561,7 +602,11 @@ mod tests {
             Path::new("/home/u/.remoteclaw"),
         )
         .unwrap();
-        let names: Vec<_> = p.files.iter().map(|f| f.path.display().to_string()).collect();
+        let names: Vec<_> = p
+            .files
+            .iter()
+            .map(|f| f.path.display().to_string())
+            .collect();
         assert_eq!(
             names,
             [
@@ -634,7 +679,9 @@ mod tests {
             Path::new("/Users/u/Library/LaunchAgents/ai.remoteclaw.gateway.plist")
         );
         let plist = &p.files[0].content;
-        assert!(plist.contains("<string>/Apps/R&amp;D &lt;x&gt;/remoteclaw</string>\n    <string>gateway</string>"));
+        assert!(plist.contains(
+            "<string>/Apps/R&amp;D &lt;x&gt;/remoteclaw</string>\n    <string>gateway</string>"
+        ));
         assert!(plist.contains(
             "<key>REMOTECLAW_STATE_DIR</key>\n    <string>/Users/u/.remoteclaw</string>"
         ));
