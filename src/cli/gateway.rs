@@ -1,6 +1,8 @@
 //! `remoteclaw gateway [--bind ADDR] [--port N]`: serve the HTTP API and web chat until
-//! SIGINT/SIGTERM, then let in-flight turns finish.
+//! SIGINT/SIGTERM, then let in-flight turns finish. `gateway install | uninstall | status`
+//! manage it as a user service (`super::service`).
 
+use super::service::ServiceCommand;
 use crate::app::App;
 use crate::auth::env_keys::primary_env_var;
 use crate::config::SecretInput;
@@ -18,7 +20,11 @@ use std::time::Duration;
 const SESSION_IDLE_MS: i64 = 30 * 60 * 1000;
 
 #[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true)]
 pub struct GatewayArgs {
+    /// Without a subcommand: run the gateway in the foreground.
+    #[command(subcommand)]
+    pub command: Option<ServiceCommand>,
     /// Address to listen on (default: gateway.bind, 127.0.0.1).
     #[arg(long)]
     pub bind: Option<String>,
@@ -108,6 +114,9 @@ async fn shutdown_signal() {
 }
 
 pub async fn run(args: GatewayArgs) -> anyhow::Result<ExitCode> {
+    if let Some(command) = args.command {
+        return super::service::run(command).await;
+    }
     let app = App::load(EnvMap::from_process(), None).await?;
     let token = gateway_token(&app).await?;
     let bind = args

@@ -10,6 +10,7 @@ mod import;
 mod models;
 mod onboard;
 mod pairing;
+mod service;
 mod sessions;
 mod state;
 
@@ -30,7 +31,8 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Run the gateway: HTTP API, web chat and every enabled channel.
+    /// Run the gateway: HTTP API, web chat and every enabled channel (or install it as a
+    /// user service: `gateway install | uninstall | status`).
     Gateway(gateway::GatewayArgs),
     /// Chat in the terminal (same pipeline as the channels).
     Chat(chat::ChatArgs),
@@ -58,7 +60,7 @@ pub enum Command {
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let default_level = match cli.command {
-        Command::Gateway(_) => "info",
+        Command::Gateway(ref g) if g.command.is_none() => "info",
         _ => "warn",
     };
     init_logging(default_level);
