@@ -447,9 +447,14 @@ impl PairingBackend for RedisPairing {
         let channel = channel.to_string();
         Box::pin(async move {
             for _ in 0..MAX_ATTEMPTS {
+                // The generator reads the OS random source (a file): not on a runtime worker.
+                let draw = codes.clone();
+                let candidate = tokio::task::spawn_blocking(move || draw())
+                    .await
+                    .map_err(|e| redis.err(format!("the pairing code task failed: {e}")))?;
                 let mut argv = args.to_vec();
                 argv.extend([
-                    codes(),
+                    candidate,
                     CODE_TTL_MS.to_string(),
                     EXPIRED_KEEP_MS.to_string(),
                 ]);
