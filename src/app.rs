@@ -68,6 +68,12 @@ fn check_agent_id(id: &str) -> Result<(), StartupError> {
 }
 
 impl App {
+    /// The configuration in force now (a reload may replace it between two calls: take
+    /// it once per message or task step, not once per process).
+    pub fn config(&self) -> Arc<Config> {
+        self.config.clone()
+    }
+
     /// Build from a process environment. `agent` overrides `agents.defaultId`.
     pub async fn load(mut env: EnvMap, agent: Option<&str>) -> Result<App, StartupError> {
         let paths = Paths::from_env(&env)?;
