@@ -37,9 +37,9 @@ fn main() {
                 "[agents.defaults.model]\nprimary = \"openai/gpt-4o-mini\"\n[models.providers.openai]\nbaseUrl = \"{}\"\n[channels.discord]\nenabled = true\napiBase = \"{}\"\nguilds = [\"111\"]\ndmPolicy = \"open\"\ngroupPolicy = \"open\"\n",
                 llm.openai_base(),
                 dc.api_base())).await;
-        let cfg = app.config.channels.discord.clone().unwrap();
+        let cfg = app.config().channels.discord.clone().unwrap();
         let (stop, rx) = tokio::sync::watch::channel(false);
-        tokio::spawn(remoteclaw::channels::discord::run(app, cfg, Secret::new(TOKEN), rx));
+        tokio::spawn(remoteclaw::channels::discord::run(app, remoteclaw::config::live::section(cfg), Secret::new(TOKEN), rx));
         assert!(dc.wait_ready(Duration::from_secs(30)).await);
         for c in 0..100u64 {
             dc.register_channel(7000 + c, Some(111), 0);

@@ -58,9 +58,9 @@ fn main() {
         // The fakes count calls instead of keeping copies of them.
         tg.keep_calls(false);
         llm.keep_requests(false);
-        let cfg = app.config.channels.telegram.clone().unwrap();
+        let cfg = app.config().channels.telegram.clone().unwrap();
         let (stop, rx) = tokio::sync::watch::channel(false);
-        let task = tokio::spawn(remoteclaw::channels::telegram::run(app.clone(), cfg, Secret::new(TOKEN), rx));
+        let task = tokio::spawn(remoteclaw::channels::telegram::run(app.clone(), remoteclaw::config::live::section(cfg), Secret::new(TOKEN), rx));
         // Warm up: one message end to end.
         tg.send_dm(1, "warm", "warm up");
         tg.wait_for_messages(1, Duration::from_secs(30)).await;

@@ -5,6 +5,7 @@ use crate::auth::CredentialResolver;
 use crate::auth::cooldown::CooldownBook;
 use crate::clock::{Clock, SystemClock};
 use crate::config::env::{EnvMap, import_shell_env, load_env_file};
+use crate::config::live::LiveConfig;
 use crate::config::paths::Paths;
 use crate::config::{self, Config, LoadedConfig};
 use crate::engine::Engine;
@@ -13,6 +14,7 @@ use crate::session::SessionManager;
 use crate::state::StateDb;
 use crate::state::redis::Redis;
 use crate::state::stores::Stores;
+use arc_swap::ArcSwapOption;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -21,7 +23,10 @@ pub struct App {
     pub paths: Paths,
     pub config_path: std::path::PathBuf,
     pub config_exists: bool,
-    pub config: Arc<Config>,
+    /// The configuration in force; a reload replaces it (`config()`, `apply_config`).
+    live: LiveConfig,
+    /// Why the config file on disk is not in force (invalid since the last reload).
+    config_error: ArcSwapOption<String>,
     pub env: Arc<EnvMap>,
     pub agent_id: String,
     pub engine: Engine,
@@ -55,6 +60,21 @@ pub enum StartupError {
     BadAgent(String),
 }
 
+/// The agents that channels name (`channels.<c>.agent`).
+fn channel_agents(config: &Config) -> Vec<String> {
+    let telegram = config
+        .channels
+        .telegram
+        .as_ref()
+        .and_then(|c| c.agent.clone());
+    let discord = config
+        .channels
+        .discord
+        .as_ref()
+        .and_then(|c| c.agent.clone());
+    [telegram, discord].into_iter().flatten().collect()
+}
+
 /// Agent ids become directory names: plain names only.
 fn check_agent_id(id: &str) -> Result<(), StartupError> {
     if id.is_empty()
@@ -71,7 +91,83 @@ impl App {
     /// The configuration in force now (a reload may replace it between two calls: take
     /// it once per message or task step, not once per process).
     pub fn config(&self) -> Arc<Config> {
-        self.config.clone()
+        self.live.get()
+    }
+
+    /// The shared handle of the config in force (components that read it per message).
+    pub fn live_config(&self) -> &LiveConfig {
+        &self.live
+    }
+
+    /// Whether `config` can be put in force by a reload (what `load` checks beyond the
+    /// file itself).
+    pub fn check_reload(&self, config: &Config) -> Result<(), String> {
+        for a in channel_agents(config) {
+            check_agent_id(&a).map_err(|e| format!("{}: {e}", self.config_path.display()))?;
+        }
+        Ok(())
+    }
+
+    /// Put a reloaded config in force for the next message. The keys that need a
+    /// restart (`gateway`, `session`, `env`, `agents.defaultId`) keep their running
+    /// values, so what runs is what the config in force says.
+    pub fn apply_config(&self, config: Arc<Config>) {
+        let old = self.live.get();
+        let mut config = Arc::unwrap_or_clone(config);
+        config.gateway = old.gateway.clone();
+        config.session = old.session.clone();
+        config.env = old.env.clone();
+        config.agents.default_id = old.agents.default_id.clone();
+        self.engine
+            .resolver
+            .cooldowns
+            .set_config(config.auth.cooldowns.clone());
+        for a in channel_agents(&config) {
+            if a != self.agent_id && !self.engine.has_agent(&a) {
+                let r = self.resolver(&a);
+                self.engine.add_agent(&a, r);
+            }
+        }
+        self.live.replace(Arc::new(config));
+    }
+
+    /// The credential resolver of agent `id` (its own auth-profiles.json), sharing this
+    /// app's config, cooldowns and store.
+    fn resolver(&self, id: &str) -> Arc<CredentialResolver> {
+        Arc::new(
+            CredentialResolver::new(
+                self.live.clone(),
+                self.env.clone(),
+                self.paths.auth_profiles(id),
+                self.clock.clone(),
+                self.engine.resolver.cooldowns.clone(),
+            )
+            .with_coordinator(self.stores.coordinator.clone()),
+        )
+    }
+
+    /// The config error shown on `/health` (`configError`), if the file is invalid.
+    pub fn config_error(&self) -> Option<Arc<String>> {
+        self.config_error.load_full()
+    }
+
+    /// Record why the file is not in force; `false` when that was already known.
+    pub fn set_config_error(&self, message: &str) -> bool {
+        if self
+            .config_error
+            .load()
+            .as_deref()
+            .is_some_and(|m| m == message)
+        {
+            return false;
+        }
+        self.config_error.store(Some(Arc::new(message.to_string())));
+        true
+    }
+
+    /// Clear the config error; `true` when there was one.
+    pub fn take_config_error(&self) -> bool {
+        self.config_error.swap(None).is_some()
     }
 
     /// Build from a process environment. `agent` overrides `agents.defaultId`.
@@ -107,26 +203,15 @@ impl App {
         let agent_id = agent.unwrap_or(&config.agents.default_id).to_string();
         check_agent_id(&agent_id)?;
         // Agents that channels name (`channels.<c>.agent`) get their own resolver.
-        let channel_agents: Vec<String> = [
-            config
-                .channels
-                .telegram
-                .as_ref()
-                .and_then(|c| c.agent.clone()),
-            config
-                .channels
-                .discord
-                .as_ref()
-                .and_then(|c| c.agent.clone()),
-        ]
-        .into_iter()
-        .flatten()
-        .filter(|a| *a != agent_id)
-        .collect();
+        let channel_agents: Vec<String> = channel_agents(&config)
+            .into_iter()
+            .filter(|a| *a != agent_id)
+            .collect();
         for a in &channel_agents {
             check_agent_id(a)?;
         }
         let config = Arc::new(config);
+        let live = LiveConfig::new(config.clone());
         let env = Arc::new(env);
         let clock: Arc<dyn Clock> = Arc::new(SystemClock);
         let stores = open_stores(&config, &env, &paths).await?;
@@ -137,7 +222,7 @@ impl App {
         let resolver_of = |id: &str| {
             Arc::new(
                 CredentialResolver::new(
-                    config.clone(),
+                    live.clone(),
                     env.clone(),
                     paths.auth_profiles(id),
                     clock.clone(),
@@ -155,11 +240,11 @@ impl App {
         )
         .with_coordinator(stores.coordinator.clone());
         let metrics = Arc::new(Metrics::new());
-        let mut engine = Engine::new(config.clone(), resolver, metrics.clone());
+        let engine = Engine::new(live.clone(), resolver, metrics.clone());
         for a in &channel_agents {
             let r = resolver_of(a);
             r.import_usage_stats().await;
-            engine = engine.with_agent(a, r);
+            engine.add_agent(a, r);
         }
         let turns = Arc::new(crate::limit::TurnLimiter::from_config(
             config.gateway.max_concurrent_turns,
@@ -168,7 +253,8 @@ impl App {
             paths,
             config_path: path,
             config_exists: exists,
-            config,
+            live,
+            config_error: ArcSwapOption::empty(),
             env,
             agent_id,
             engine,

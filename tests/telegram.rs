@@ -258,12 +258,17 @@ async fn network_errors_never_show_the_bot_token() {
     );
     let home = TestHome::new(&config);
     let app = Arc::new(home.app().await);
-    let cfg = app.config.channels.telegram.clone().unwrap();
+    let cfg = app.config().channels.telegram.clone().unwrap();
     let (_stop, rx) = watch::channel(false);
-    let err = telegram::run(app, cfg, Secret::new(TOKEN), rx)
-        .await
-        .unwrap_err()
-        .to_string();
+    let err = telegram::run(
+        app,
+        remoteclaw::config::live::section(cfg),
+        Secret::new(TOKEN),
+        rx,
+    )
+    .await
+    .unwrap_err()
+    .to_string();
     assert!(err.contains("getMe failed"), "{err}");
     assert!(!err.contains("TEST-token"), "the token leaked: {err}");
 }
@@ -422,12 +427,17 @@ async fn a_rejected_token_stops_the_channel_with_a_clear_error() {
         tg.api_url()
     ));
     let app = Arc::new(home.app().await);
-    let cfg = app.config.channels.telegram.clone().unwrap();
+    let cfg = app.config().channels.telegram.clone().unwrap();
     let (_stop, rx) = watch::channel(false);
-    let err = telegram::run(app, cfg, Secret::new("999:WRONG-token"), rx)
-        .await
-        .unwrap_err()
-        .to_string();
+    let err = telegram::run(
+        app,
+        remoteclaw::config::live::section(cfg),
+        Secret::new("999:WRONG-token"),
+        rx,
+    )
+    .await
+    .unwrap_err()
+    .to_string();
     assert!(err.contains("rejected the bot token"), "{err}");
     assert!(!err.contains("WRONG-token"), "{err}");
 }

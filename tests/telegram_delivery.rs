@@ -105,9 +105,15 @@ async fn acknowledged_messages_are_answered_after_a_crash() {
     let env = home.env_map();
     doomed.spawn(async move {
         let app = Arc::new(App::load(env, None).await.unwrap());
-        let cfg = app.config.channels.telegram.clone().unwrap();
+        let cfg = app.config().channels.telegram.clone().unwrap();
         let (stop, rx) = watch::channel(false);
-        let _ = telegram::run(app, cfg, Secret::new(TOKEN), rx).await;
+        let _ = telegram::run(
+            app,
+            remoteclaw::config::live::section(cfg),
+            Secret::new(TOKEN),
+            rx,
+        )
+        .await;
         drop(stop);
     });
     let a = tg.send_dm(42, "alice", "first");

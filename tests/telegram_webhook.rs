@@ -417,10 +417,15 @@ async fn deliveries_wait_while_the_channel_is_not_running_and_a_refused_webhook_
         "Bad Request: bad webhook: An HTTPS URL must be provided for webhook",
     );
     let (_stop, rx) = watch::channel(false);
-    let cfg = app.config.channels.telegram.clone().unwrap();
-    let err = remoteclaw::channels::telegram::run(app.clone(), cfg, Secret::new(TOKEN), rx)
-        .await
-        .expect_err("a refused webhook stops the channel");
+    let cfg = app.config().channels.telegram.clone().unwrap();
+    let err = remoteclaw::channels::telegram::run(
+        app.clone(),
+        remoteclaw::config::live::section(cfg),
+        Secret::new(TOKEN),
+        rx,
+    )
+    .await
+    .expect_err("a refused webhook stops the channel");
     let text = err.to_string();
     assert!(
         text.contains("bad webhook") && text.contains("channels.telegram.webhook.url"),

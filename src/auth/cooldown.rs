@@ -300,7 +300,8 @@ fn has_state(rows: &Rows, credential: &str, model: &str) -> bool {
 #[derive(Debug)]
 pub struct CooldownBook {
     store: Arc<dyn CooldownStore>,
-    config: CooldownConfig,
+    /// `auth.cooldowns`, replaced by a config reload (`set_config`).
+    config: arc_swap::ArcSwap<CooldownConfig>,
     /// The in-memory copy; held only for memory work, never across a store call.
     cache: Mutex<Cache>,
     /// One staleness check (and reload) at a time.
@@ -317,11 +318,16 @@ impl CooldownBook {
     pub fn with_store(store: Arc<dyn CooldownStore>, config: CooldownConfig) -> CooldownBook {
         CooldownBook {
             store,
-            config,
+            config: arc_swap::ArcSwap::from_pointee(config),
             cache: Mutex::new(Cache::default()),
             reload: tokio::sync::Mutex::new(()),
             recheck: Recheck::new(RECHECK_EVERY),
         }
+    }
+
+    /// Put reloaded `auth.cooldowns` settings in force (for the next failure).
+    pub fn set_config(&self, config: CooldownConfig) {
+        self.config.store(Arc::new(config));
     }
 
     /// Check the store for other processes' changes at most every `every` (instead
@@ -429,17 +435,18 @@ impl CooldownBook {
             })
             .await?;
         let prev = prev.unwrap_or(0);
+        let config = self.config.load();
         let (count, until) = match reason {
             Reason::RateLimit => rate_limit_until(
                 prev,
                 err.retry_after,
-                &self.config.rate_limit_backoff_secs,
+                &config.rate_limit_backoff_secs,
                 now_ms,
             ),
             Reason::Quota | Reason::Billing => billing_until(
                 prev,
-                self.config.billing_backoff_hours,
-                self.config.billing_max_hours,
+                config.billing_backoff_hours,
+                config.billing_max_hours,
                 now_ms,
             ),
             Reason::Auth | Reason::RefreshFailed => (prev.saturating_add(1), FOREVER),

@@ -16,6 +16,7 @@ use super::profiles::{Profile, ProfileCredential, ProfileFile, ProfileStore, Pro
 use super::secrets::{SecretResolver, ref_label};
 use crate::clock::Clock;
 use crate::config::env::EnvMap;
+use crate::config::live::LiveConfig;
 use crate::config::{Config, CredentialMode, PinPolicy, SecretInput, SecretRef};
 use crate::secret::Secret;
 use rustc_hash::FxHashSet;
@@ -543,7 +544,7 @@ pub fn order(inp: &OrderInputs<'_>) -> Vec<Candidate> {
 
 #[derive(Debug)]
 pub struct CredentialResolver {
-    pub config: Arc<Config>,
+    pub config: LiveConfig,
     pub env: Arc<EnvMap>,
     pub profiles_path: PathBuf,
     pub clock: Arc<dyn Clock>,
@@ -566,12 +567,13 @@ pub struct ProfileInfo {
 
 impl CredentialResolver {
     pub fn new(
-        config: Arc<Config>,
+        config: impl Into<LiveConfig>,
         env: Arc<EnvMap>,
         profiles_path: PathBuf,
         clock: Arc<dyn Clock>,
         cooldowns: Arc<CooldownBook>,
     ) -> CredentialResolver {
+        let config: LiveConfig = config.into();
         let secrets = SecretResolver::new(config.clone(), env.clone()).with_clock(clock.clone());
         let refresher = crate::oauth::refresh::Refresher::new(
             config.clone(),
@@ -724,8 +726,8 @@ impl CredentialResolver {
             .filter_map(|p| profile_ref(&p.credential).map(|r| (p.id.clone(), r.clone())))
             .collect();
         let mut secrets: HashMap<String, SecretState> = HashMap::with_capacity(refs.len());
-        let config_ref = match self
-            .config
+        let config = self.config.get();
+        let config_ref = match config
             .models
             .providers
             .get(provider)
@@ -752,8 +754,7 @@ impl CredentialResolver {
             };
             secrets.insert(id.clone(), state);
         }
-        let config_key = match self
-            .config
+        let config_key = match config
             .models
             .providers
             .get(provider)
@@ -780,9 +781,9 @@ impl CredentialResolver {
             provider,
             model,
             pinned,
-            pin_policy: self.config.auth.pin_policy,
+            pin_policy: config.auth.pin_policy,
             store: &store,
-            config: &self.config,
+            config: &config,
             env: self.env_keys(provider),
             config_key,
             ref_secrets: &secrets,
@@ -808,7 +809,7 @@ impl CredentialResolver {
     ) -> Result<Resolution, ResolveError> {
         let res = self.resolve(provider, model, pinned).await?;
         let now = self.clock.now_ms();
-        if let (Some(pin), PinPolicy::Strict) = (pinned, self.config.auth.pin_policy)
+        if let (Some(pin), PinPolicy::Strict) = (pinned, self.config.get().auth.pin_policy)
             && let Some(c) = res.candidates.first()
         {
             let why = match (&c.credential, c.until) {

@@ -126,7 +126,7 @@ async fn handle_message(
 ) -> ChatResult {
     let ctx = ParseContext {
         bot_username: msg.bot_username,
-        aliases: &app.engine.catalog.alias_words,
+        aliases: &app.engine.catalog().alias_words,
     };
     let (directive, rest) = match directive::parse(msg.text, &ctx) {
         Parsed::NotForUs => {
@@ -301,7 +301,7 @@ pub async fn apply(
             Ok(()) => (
                 format!(
                     "Back to the default model, {}. No credential pinned.",
-                    app.engine.catalog.default
+                    app.engine.catalog().default
                 ),
                 true,
             ),
@@ -336,7 +336,7 @@ pub async fn apply(
                         Ok(()) => {
                             let alias = app
                                 .engine
-                                .catalog
+                                .catalog()
                                 .alias_of(&model_ref)
                                 .map(|a| format!(" ({a})"))
                                 .unwrap_or_default();
@@ -367,7 +367,7 @@ pub async fn select(
 ) -> Result<(crate::catalog::ModelRef, Option<String>), String> {
     let model_ref = app
         .engine
-        .catalog
+        .catalog()
         .resolve(model)
         .map_err(|e| e.to_string())?;
     let Some(profile) = profile else {

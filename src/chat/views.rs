@@ -25,15 +25,15 @@ pub fn effective_model(app: &App, state: &SessionState) -> (ModelRef, bool) {
     match state
         .model
         .as_deref()
-        .map(|m| app.engine.catalog.resolve(m))
+        .map(|m| app.engine.catalog().resolve(m))
     {
         Some(Ok(m)) => (m, true),
-        _ => (app.engine.catalog.default.clone(), false),
+        _ => (app.engine.catalog().default.clone(), false),
     }
 }
 
 fn model_label(app: &App, m: &ModelRef) -> String {
-    match app.engine.catalog.alias_of(m) {
+    match app.engine.catalog().alias_of(m) {
         Some(a) => format!("{m} ({a})"),
         None => m.to_string(),
     }
@@ -64,7 +64,7 @@ pub fn compact(app: &App, state: &SessionState, now: i64) -> String {
 
 /// `/model list`: what the session may choose.
 pub fn list(app: &App, state: &SessionState) -> String {
-    let catalog = &app.engine.catalog;
+    let catalog = &app.engine.catalog();
     let (current, _) = effective_model(app, state);
     let mut models: Vec<ModelRef> = catalog.allowed.keys().cloned().collect();
     for m in std::iter::once(&catalog.default).chain(&catalog.fallbacks) {
@@ -159,7 +159,7 @@ pub fn candidate_lines(res: &Resolution, now: i64) -> Vec<String> {
 
 /// `/model status`: the full view.
 pub async fn status(app: &App, state: &SessionState, now: i64, agent: Option<&str>) -> String {
-    let catalog = &app.engine.catalog;
+    let catalog = &app.engine.catalog();
     let (model, chosen) = effective_model(app, state);
     let mut out = String::new();
     let _ = writeln!(
@@ -180,7 +180,7 @@ pub async fn status(app: &App, state: &SessionState, now: i64, agent: Option<&st
             "  unpin with /model default, or /model <model> without @profile"
         );
     }
-    match ProviderSettings::resolve(&app.config, &model.provider) {
+    match ProviderSettings::resolve(&app.config(), &model.provider) {
         Some(s) => {
             let _ = writeln!(
                 out,

@@ -34,7 +34,8 @@ pub async fn run(args: ChatArgs) -> anyhow::Result<ExitCode> {
     if interactive {
         eprintln!(
             "RemoteClaw chat — session {}, model {}. Ctrl-D or /exit to leave.",
-            args.session, app.engine.catalog.default
+            args.session,
+            app.engine.catalog().default
         );
     }
     let mut lines = BufReader::new(tokio::io::stdin()).lines();

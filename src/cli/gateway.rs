@@ -7,6 +7,8 @@ use crate::app::App;
 use crate::auth::env_keys::primary_env_var;
 use crate::config::SecretInput;
 use crate::config::env::EnvMap;
+use crate::gateway::channels::Channels;
+use crate::gateway::reload::Reloader;
 use crate::gateway::{GatewayState, check_bind, serve};
 use crate::secret::Secret;
 use anyhow::Context;
@@ -34,7 +36,7 @@ pub struct GatewayArgs {
 }
 
 async fn gateway_token(app: &App) -> anyhow::Result<Option<Secret>> {
-    match &app.config.gateway.auth.token {
+    match &app.config().gateway.auth.token {
         None => Ok(None),
         Some(SecretInput::Plain(t)) if t.trim().is_empty() => {
             anyhow::bail!(
@@ -51,42 +53,6 @@ async fn gateway_token(app: &App) -> anyhow::Result<Option<Secret>> {
                 .map_err(|e| anyhow::anyhow!("gateway.auth.token: {e}"))?,
         )),
     }
-}
-
-/// Start every enabled chat channel; a channel that cannot start is logged and the
-/// gateway keeps serving the others.
-async fn start_channels(
-    app: &Arc<App>,
-    stop: tokio::sync::watch::Receiver<bool>,
-) -> Vec<tokio::task::JoinHandle<()>> {
-    let mut tasks = Vec::new();
-    if let Some(cfg) = app.config.channels.telegram.clone().filter(|c| c.enabled) {
-        match crate::channels::telegram::token(app, &cfg).await {
-            Ok(token) => {
-                let (app, stop) = (app.clone(), stop.clone());
-                tasks.push(tokio::spawn(async move {
-                    if let Err(e) = crate::channels::telegram::run(app, cfg, token, stop).await {
-                        tracing::error!("Telegram channel stopped: {e}");
-                    }
-                }));
-            }
-            Err(e) => tracing::error!("Telegram channel not started: {e}"),
-        }
-    }
-    if let Some(cfg) = app.config.channels.discord.clone().filter(|c| c.enabled) {
-        match crate::channels::discord::token(app, &cfg).await {
-            Ok(token) => {
-                let (app, stop) = (app.clone(), stop.clone());
-                tasks.push(tokio::spawn(async move {
-                    if let Err(e) = crate::channels::discord::run(app, cfg, token, stop).await {
-                        tracing::error!("Discord channel stopped: {e}");
-                    }
-                }));
-            }
-            Err(e) => tracing::error!("Discord channel not started: {e}"),
-        }
-    }
-    tasks
 }
 
 async fn shutdown_signal() {
@@ -119,11 +85,12 @@ pub async fn run(args: GatewayArgs) -> anyhow::Result<ExitCode> {
     }
     let app = App::load(EnvMap::from_process(), None).await?;
     let token = gateway_token(&app).await?;
+    let config = app.config();
     let bind = args
         .bind
         .clone()
-        .unwrap_or_else(|| app.config.gateway.bind.clone());
-    let port = args.port.unwrap_or(app.config.gateway.port);
+        .unwrap_or_else(|| config.gateway.bind.clone());
+    let port = args.port.unwrap_or(config.gateway.port);
     let ip = check_bind(
         &bind,
         token.is_some(),
@@ -139,10 +106,10 @@ pub async fn run(args: GatewayArgs) -> anyhow::Result<ExitCode> {
     tracing::info!(
         config = %app.config_path.display(),
         config_found = app.config_exists,
-        default_model = %app.engine.catalog.default,
+        default_model = %app.engine.catalog().default,
         "RemoteClaw gateway listening on http://{local} (web chat at http://{local}/)"
     );
-    let default = app.engine.catalog.default.clone();
+    let default = app.engine.catalog().default.clone();
     if let Err(e) = app
         .engine
         .resolver
@@ -174,8 +141,16 @@ pub async fn run(args: GatewayArgs) -> anyhow::Result<ExitCode> {
         })
     };
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let grace = Duration::from_secs(app.config.gateway.shutdown_grace_secs);
-    let channels = start_channels(&app, stop_rx.clone()).await;
+    let grace = Duration::from_secs(config.gateway.shutdown_grace_secs);
+    let channels = Arc::new(tokio::sync::Mutex::new(
+        Channels::start(&app, &config).await,
+    ));
+    // Config edits apply without a restart (DESIGN §11).
+    let reloader = tokio::spawn(
+        Reloader::new(app.clone(), channels.clone())
+            .await
+            .run(stop_rx.clone()),
+    );
     let state = GatewayState::new(app.clone(), token);
     let mut http_stop = stop_rx.clone();
     let mut serving = tokio::spawn(serve(listener, state, async move {
@@ -187,6 +162,13 @@ pub async fn run(args: GatewayArgs) -> anyhow::Result<ExitCode> {
         r = &mut serving => Some(r),
     };
     let _ = stop_tx.send(true);
+    // No reload during the drain; a channel restart under way finishes first.
+    let _ = reloader.await;
+    let channels = {
+        let mut held = channels.lock().await;
+        held.stop_all();
+        std::mem::take(&mut *held)
+    };
     // Drain: no new messages are taken; turns in flight finish and send their replies,
     // within `gateway.shutdownGraceSecs`.
     let drain = async {
@@ -194,9 +176,7 @@ pub async fn run(args: GatewayArgs) -> anyhow::Result<ExitCode> {
             Some(r) => r,
             None => serving.await,
         };
-        for c in channels {
-            let _ = c.await;
-        }
+        channels.join().await;
         served
     };
     let served = match tokio::time::timeout(grace, drain).await {

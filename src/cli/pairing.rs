@@ -70,7 +70,7 @@ pub(super) fn span(ms: i64) -> String {
 
 /// A note when approvals on `channel` will not take effect with the current config.
 fn policy_note(app: &App, channel: &str) -> Option<String> {
-    let config = &app.config.channels;
+    let config = &app.config().channels;
     let (enabled, policy) = match channel {
         "telegram" => config
             .telegram

@@ -6,6 +6,7 @@
 
 pub mod edit;
 pub mod env;
+pub mod live;
 pub mod paths;
 pub mod types;
 mod validate;
@@ -146,6 +147,38 @@ fn hint_for(message: &str, key: &str) -> String {
         return format!("fix the TOML syntax at the marked position; {EXAMPLE_HINT}");
     }
     format!("give `{key}` a value of the expected type; {EXAMPLE_HINT}")
+}
+
+/// Loader messages may quote a value (`invalid type: string "sk-…", expected a map`):
+/// blank out every quoted string that follows the word `string`.
+pub fn redact_values(msg: &str) -> String {
+    const MARK: &str = "string \"";
+    let mut out = String::with_capacity(msg.len());
+    let mut rest = msg;
+    while let Some(i) = rest.find(MARK) {
+        let start = i + MARK.len();
+        out.push_str(&rest[..start]);
+        let tail = &rest[start..];
+        let mut escaped = false;
+        let end = tail.char_indices().find_map(|(j, c)| {
+            if escaped {
+                escaped = false;
+                return None;
+            }
+            match c {
+                '\\' => {
+                    escaped = true;
+                    None
+                }
+                '"' => Some(j),
+                _ => None,
+            }
+        });
+        out.push_str("…\"");
+        rest = end.map_or("", |j| &tail[j + 1..]);
+    }
+    out.push_str(rest);
+    out
 }
 
 /// 1-based line number of a byte offset.

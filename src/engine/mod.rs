@@ -16,10 +16,11 @@ pub use turn::{Attempt, TurnError, TurnInput, TurnResult};
 use crate::auth::CredentialResolver;
 use crate::catalog::Catalog;
 use crate::config::Config;
+use crate::config::live::LiveConfig;
 use crate::metrics::Metrics;
 use crate::providers::{ProviderClient, ProviderError, ProviderSettings};
+use arc_swap::ArcSwap;
 use dashmap::DashMap;
-use std::collections::HashMap;
 use std::sync::Arc;
 
 /// Default reply-token budget when the config sets none.
@@ -28,48 +29,124 @@ pub const DEFAULT_MAX_TOKENS: u32 = 4096;
 /// Default turn deadline (`agents.defaults.turnTimeoutSecs`).
 pub const DEFAULT_TURN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(600);
 
+/// What the engine derives from one config: the model catalog and the provider
+/// clients (their endpoints come from the config, so a reload starts a fresh set).
+#[derive(Debug)]
+pub struct Derived {
+    pub config: Arc<Config>,
+    pub catalog: Arc<Catalog>,
+    clients: DashMap<String, ProviderClient>,
+}
+
+impl Derived {
+    fn of(config: Arc<Config>) -> Derived {
+        Derived {
+            catalog: Arc::new(Catalog::from_config(&config)),
+            config,
+            clients: DashMap::new(),
+        }
+    }
+}
+
 #[derive(Debug)]
 pub struct Engine {
-    pub config: Arc<Config>,
-    pub catalog: Catalog,
+    /// The config in force (replaced by a reload, DESIGN §11).
+    live: LiveConfig,
+    /// Catalog and clients of the config `live` held when they were last asked for.
+    derived: ArcSwap<Derived>,
     /// The default agent's resolver (`agents.defaultId`, or `--agent`).
     pub resolver: Arc<CredentialResolver>,
     /// Resolvers of the other agents that channels name (`channels.<c>.agent`): each
     /// agent has its own auth-profiles.json.
-    agents: HashMap<String, Arc<CredentialResolver>>,
+    agents: DashMap<String, Arc<CredentialResolver>>,
     pub metrics: Arc<Metrics>,
-    clients: DashMap<String, ProviderClient>,
 }
 
 impl Engine {
     pub fn new(
-        config: Arc<Config>,
+        config: impl Into<LiveConfig>,
         resolver: Arc<CredentialResolver>,
         metrics: Arc<Metrics>,
     ) -> Engine {
+        let live = config.into();
         Engine {
-            catalog: Catalog::from_config(&config),
-            config,
+            derived: ArcSwap::from_pointee(Derived::of(live.get())),
+            live,
             resolver,
-            agents: HashMap::new(),
+            agents: DashMap::new(),
             metrics,
-            clients: DashMap::new(),
         }
     }
 
+    /// The catalog, clients and config in force: one snapshot for a whole turn.
+    pub fn current(&self) -> Arc<Derived> {
+        let config = self.live.get();
+        let derived = self.derived.load_full();
+        if Arc::ptr_eq(&derived.config, &config) {
+            return derived;
+        }
+        let fresh = Arc::new(Derived::of(config));
+        self.derived.store(fresh.clone());
+        fresh
+    }
+
+    /// The config in force.
+    pub fn config(&self) -> Arc<Config> {
+        self.live.get()
+    }
+
+    /// The model catalog of the config in force.
+    pub fn catalog(&self) -> Arc<Catalog> {
+        self.current().catalog.clone()
+    }
+
     /// Add the resolver of another agent (its own auth-profiles.json).
-    pub fn with_agent(mut self, id: &str, resolver: Arc<CredentialResolver>) -> Engine {
-        self.agents.insert(id.to_string(), resolver);
+    pub fn with_agent(self, id: &str, resolver: Arc<CredentialResolver>) -> Engine {
+        self.add_agent(id, resolver);
         self
     }
 
-    /// The resolver of `agent` (`None`, or an agent without its own: the default one).
-    pub fn resolver_for(&self, agent: Option<&str>) -> &Arc<CredentialResolver> {
-        agent
-            .and_then(|a| self.agents.get(a))
-            .unwrap_or(&self.resolver)
+    /// Add the resolver of another agent (a reload that names a new agent).
+    pub fn add_agent(&self, id: &str, resolver: Arc<CredentialResolver>) {
+        self.agents.insert(id.to_string(), resolver);
     }
 
+    pub fn has_agent(&self, id: &str) -> bool {
+        self.agents.contains_key(id)
+    }
+
+    /// The resolver of `agent` (`None`, or an agent without its own: the default one).
+    pub fn resolver_for(&self, agent: Option<&str>) -> Arc<CredentialResolver> {
+        agent
+            .and_then(|a| self.agents.get(a).map(|r| r.clone()))
+            .unwrap_or_else(|| self.resolver.clone())
+    }
+
+    /// The (cached) client for a provider; `None` when the provider is unknown.
+    pub fn client(&self, provider: &str) -> Option<Result<ProviderClient, ProviderError>> {
+        self.current().client(provider)
+    }
+
+    /// How long a whole turn may take, every attempt included (at least 1 s).
+    pub fn turn_timeout(&self) -> std::time::Duration {
+        self.config()
+            .agents
+            .defaults
+            .turn_timeout_secs
+            .map(|s| std::time::Duration::from_secs(s.max(1)))
+            .unwrap_or(DEFAULT_TURN_TIMEOUT)
+    }
+
+    pub fn max_tokens(&self) -> u32 {
+        self.config()
+            .agents
+            .defaults
+            .max_tokens
+            .unwrap_or(DEFAULT_MAX_TOKENS)
+    }
+}
+
+impl Derived {
     /// The (cached) client for a provider; `None` when the provider is unknown.
     pub fn client(&self, provider: &str) -> Option<Result<ProviderClient, ProviderError>> {
         if let Some(c) = self.clients.get(provider) {
@@ -79,23 +156,5 @@ impl Engine {
         Some(ProviderClient::new(settings).inspect(|c| {
             self.clients.insert(provider.to_string(), c.clone());
         }))
-    }
-
-    /// How long a whole turn may take, every attempt included (at least 1 s).
-    pub fn turn_timeout(&self) -> std::time::Duration {
-        self.config
-            .agents
-            .defaults
-            .turn_timeout_secs
-            .map(|s| std::time::Duration::from_secs(s.max(1)))
-            .unwrap_or(DEFAULT_TURN_TIMEOUT)
-    }
-
-    pub fn max_tokens(&self) -> u32 {
-        self.config
-            .agents
-            .defaults
-            .max_tokens
-            .unwrap_or(DEFAULT_MAX_TOKENS)
     }
 }

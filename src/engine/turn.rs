@@ -241,7 +241,7 @@ impl Engine {
         let model = progress
             .model
             .take()
-            .unwrap_or_else(|| self.catalog.default.clone());
+            .unwrap_or_else(|| self.catalog().default.clone());
         let provider = &model.provider;
         let doing = match progress.calling.take() {
             Some(credential) => {
@@ -287,9 +287,11 @@ impl Engine {
         mut sink: Option<DeltaSink<'_>>,
         progress: &mut Progress,
     ) -> TurnResult {
+        // One config for the whole turn, even if a reload lands meanwhile.
+        let now = self.current();
         let with_images = images::carried(&input.messages);
-        let chain = self.catalog.chain(input.model.as_ref());
-        let chain = match images::chain(&self.config, &self.catalog, &input.messages, chain) {
+        let chain = now.catalog.chain(input.model.as_ref());
+        let chain = match images::chain(&now.config, &now.catalog, &input.messages, chain) {
             Ok(chain) => chain,
             Err(no_call) => return *no_call,
         };
@@ -298,7 +300,7 @@ impl Engine {
             input
                 .system
                 .as_ref()
-                .or(self.config.agents.defaults.system_prompt.as_ref())
+                .or(now.config.agents.defaults.system_prompt.as_ref())
             && !messages.iter().any(|m| m.role == Role::System)
         {
             messages.insert(
@@ -315,7 +317,7 @@ impl Engine {
         let mut last_model = chain
             .first()
             .cloned()
-            .unwrap_or_else(|| self.catalog.default.clone());
+            .unwrap_or_else(|| now.catalog.default.clone());
         // Whether a delta went out: after that, no other credential or model may answer.
         let emitted_flag = AtomicBool::new(false);
         let emitted = || emitted_flag.load(Ordering::Relaxed);
@@ -323,7 +325,7 @@ impl Engine {
         'models: for model in &chain {
             last_model = model.clone();
             progress.model = Some(model.clone());
-            let client = match self.client(&model.provider) {
+            let client = match now.client(&model.provider) {
                 None => {
                     let e = TurnError::UnknownProvider {
                         provider: model.provider.clone(),

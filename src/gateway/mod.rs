@@ -8,12 +8,14 @@
 mod access;
 mod auth;
 mod body;
+pub mod channels;
 mod images;
 mod openai_api;
 mod refusal;
+pub mod reload;
 mod request;
 mod stream;
-mod telegram_webhook;
+pub mod telegram_webhook;
 mod web;
 
 pub use crate::limit::{BUSY_RETRY_AFTER_SECS, Busy, TurnLimiter, TurnPermit};
@@ -42,28 +44,27 @@ pub struct GatewayState {
     pub limiter: Arc<TurnLimiter>,
     /// `gateway.maxBodyBytes`.
     pub max_body_bytes: usize,
-    /// The path of `channels.telegram.webhook.url` when the channel runs in webhook mode.
-    pub telegram_webhook_path: Option<Arc<str>>,
 }
 
 impl GatewayState {
-    /// Everything from `app.config.gateway`; `token` is the resolved `gateway.auth.token`.
+    /// Everything from `app.config().gateway`; `token` is the resolved `gateway.auth.token`.
     pub fn new(app: Arc<App>, token: Option<Secret>) -> GatewayState {
-        let g = &app.config.gateway;
+        let config = app.config();
+        app.telegram_webhook
+            .set_path(telegram_webhook::path_of(&config));
+        let g = &config.gateway;
         for warning in AccessPolicy::config_warnings(&g.allowed_hosts, &g.allowed_origins) {
             tracing::warn!("{warning}");
         }
         let access = Arc::new(AccessPolicy::new(&g.allowed_hosts, &g.allowed_origins));
         let limiter = app.turns.clone();
         let max_body_bytes = g.max_body_bytes.get();
-        let telegram_webhook_path = telegram_webhook::path_of(&app.config).map(Arc::from);
         GatewayState {
             app,
             token,
             access,
             limiter,
             max_body_bytes,
-            telegram_webhook_path,
         }
     }
 }
@@ -132,18 +133,24 @@ pub async fn serve(
 
 /// `{"ok":true}`; with a Redis store that cannot be reached now (each check bounded by
 /// the store's call timeout, 2 s), 503 `{"ok":false,"store":"unavailable"}`.
+/// `{"ok": true}`; 503 `{"ok": false, "store": "unavailable"}` without the store; with
+/// `"configError"` while the config file on disk is invalid (the gateway keeps serving
+/// its last valid config, DESIGN §11).
 async fn health(State(state): State<GatewayState>) -> Response {
-    match state.app.stores.check().await {
-        Ok(()) => axum::Json(serde_json::json!({"ok": true})).into_response(),
+    let (status, mut body) = match state.app.stores.check().await {
+        Ok(()) => (StatusCode::OK, serde_json::json!({"ok": true})),
         Err(e) => {
             tracing::warn!("health: {e}");
             (
                 StatusCode::SERVICE_UNAVAILABLE,
-                axum::Json(serde_json::json!({"ok": false, "store": "unavailable"})),
+                serde_json::json!({"ok": false, "store": "unavailable"}),
             )
-                .into_response()
         }
+    };
+    if let Some(error) = state.app.config_error() {
+        body["configError"] = serde_json::Value::String(error.to_string());
     }
+    (status, axum::Json(body)).into_response()
 }
 
 /// 503 `store_unavailable`: the state store (Redis) cannot be reached now.

@@ -150,7 +150,7 @@ pub async fn chat_completions(
 }
 
 async fn completions(state: GatewayState, headers: HeaderMap, body: Body) -> Response {
-    let max_image = state.app.config.agents.defaults.max_image_bytes();
+    let max_image = state.app.config().agents.defaults.max_image_bytes();
     let (req, images) = match read_json(&headers, body, state.max_body_bytes)
         .await
         .and_then(|v| completion_request(&v))
@@ -173,7 +173,7 @@ async fn completions(state: GatewayState, headers: HeaderMap, body: Body) -> Res
         );
     }
     let app = &state.app;
-    let catalog = &app.engine.catalog;
+    let catalog = &app.engine.catalog();
     // The request may name a model (and pin a profile for this request only).
     let explicit = match req.model.trim() {
         "" | SESSION_MODEL => None,
@@ -370,7 +370,7 @@ fn completion_body(id: &str, created: u64, result: &TurnResult) -> Value {
 }
 
 pub async fn list_models(State(state): State<GatewayState>) -> impl IntoResponse {
-    let catalog = &state.app.engine.catalog;
+    let catalog = &state.app.engine.catalog();
     let mut ids: Vec<String> = vec![SESSION_MODEL.to_string(), catalog.default.to_string()];
     ids.extend(catalog.fallbacks.iter().map(ToString::to_string));
     ids.extend(catalog.allowed.keys().map(ToString::to_string));

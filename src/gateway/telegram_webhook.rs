@@ -32,8 +32,8 @@ pub fn path_of(config: &crate::config::Config) -> Option<String> {
 /// Outside the access layers: the webhook path is answered here, everything else
 /// goes on to the guarded routes.
 pub async fn intercept(State(state): State<GatewayState>, req: Request, next: Next) -> Response {
-    match state.telegram_webhook_path.as_deref() {
-        Some(path) if req.uri().path() == path => deliver(&state, req).await,
+    match state.app.telegram_webhook.path().as_deref() {
+        Some(path) if req.uri().path() == path.as_str() => deliver(&state, req).await,
         _ => next.run(req).await,
     }
 }

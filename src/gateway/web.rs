@@ -140,7 +140,7 @@ fn text_too_long(limit: usize) -> Refusal {
 }
 
 pub async fn chat(State(state): State<GatewayState>, headers: HeaderMap, body: Body) -> Response {
-    let max_image = state.app.config.agents.defaults.max_image_bytes();
+    let max_image = state.app.config().agents.defaults.max_image_bytes();
     let limit = upload::body_limit(state.max_body_bytes, max_image);
     let parsed = read_json(&headers, body, limit)
         .await

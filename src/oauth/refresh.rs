@@ -19,7 +19,7 @@ use crate::auth::credential::{Credential, CredentialKind, CredentialSource};
 use crate::auth::profile_writer;
 use crate::auth::profiles::{ProfileCredential, ProfileStore};
 use crate::clock::Clock;
-use crate::config::Config;
+use crate::config::live::LiveConfig;
 use crate::providers::{ErrorKind, ProviderError};
 use crate::secret::Secret;
 use crate::state::lease::Coordinator;
@@ -40,7 +40,7 @@ pub const REFRESH_UNAVAILABLE: &str = "refresh_unavailable";
 /// Refreshes the OAuth profiles of one auth-profiles.json.
 #[derive(Debug)]
 pub struct Refresher {
-    config: Arc<Config>,
+    config: LiveConfig,
     path: PathBuf,
     clock: Arc<dyn Clock>,
     http: Option<reqwest::Client>,
@@ -63,12 +63,12 @@ enum Step {
 }
 
 impl Refresher {
-    pub fn new(config: Arc<Config>, path: PathBuf, clock: Arc<dyn Clock>) -> Refresher {
+    pub fn new(config: impl Into<LiveConfig>, path: PathBuf, clock: Arc<dyn Clock>) -> Refresher {
         let http = tokens::http_client()
             .map_err(|e| tracing::warn!("OAuth refresh is unavailable: {e}"))
             .ok();
         Refresher {
-            config,
+            config: config.into(),
             path,
             clock,
             http,
@@ -168,7 +168,7 @@ impl Refresher {
             }
             Step::Refresh(held, token) => (held, token),
         };
-        let Some(ep) = Endpoints::of(&self.config, &cred.provider) else {
+        let Some(ep) = Endpoints::of(&self.config.get(), &cred.provider) else {
             return Err(ProviderError {
                 kind: ErrorKind::Auth,
                 status: None,

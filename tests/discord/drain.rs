@@ -96,9 +96,14 @@ async fn a_message_cut_off_by_a_crash_is_answered_at_the_next_start() {
         .build()
         .unwrap();
     let app = Arc::new(home.app().await);
-    let cfg = app.config.channels.discord.clone().unwrap();
+    let cfg = app.config().channels.discord.clone().unwrap();
     let (_stop, rx) = watch::channel(false);
-    crashed.spawn(discord::run(app, cfg, Secret::new(TOKEN), rx));
+    crashed.spawn(discord::run(
+        app,
+        remoteclaw::config::live::section(cfg),
+        Secret::new(TOKEN),
+        rx,
+    ));
     assert!(dc.wait_ready(WAIT).await);
     llm.set_latency(Duration::from_secs(600));
     dc.send_message(DM_CHANNEL, None, OWNER, "alice", "are you there?", false);

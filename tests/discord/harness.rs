@@ -113,9 +113,16 @@ pub struct Running {
 impl Running {
     pub fn start(app: Arc<App>) -> Running {
         let (stop, rx) = watch::channel(false);
-        let cfg = app.config.channels.discord.clone().unwrap();
+        let cfg = app.config().channels.discord.clone().unwrap();
         let task = tokio::spawn(async move {
-            if let Err(e) = discord::run(app, cfg, Secret::new(TOKEN), rx).await {
+            if let Err(e) = discord::run(
+                app,
+                remoteclaw::config::live::section(cfg),
+                Secret::new(TOKEN),
+                rx,
+            )
+            .await
+            {
                 eprintln!("discord channel: {e}");
             }
         });

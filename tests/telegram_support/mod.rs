@@ -124,12 +124,17 @@ pub async fn prepare(tg: &FakeTelegram, extra: &str) -> (TestHome, FakeProvider)
 
 pub fn start(app: &Arc<App>) -> (watch::Sender<bool>, tokio::task::JoinHandle<()>) {
     let (stop, rx) = watch::channel(false);
-    let cfg = app.config.channels.telegram.clone().unwrap();
+    let cfg = app.config().channels.telegram.clone().unwrap();
     let app = app.clone();
     let task = tokio::spawn(async move {
-        telegram::run(app, cfg, Secret::new(TOKEN), rx)
-            .await
-            .expect("channel runs");
+        telegram::run(
+            app,
+            remoteclaw::config::live::section(cfg),
+            Secret::new(TOKEN),
+            rx,
+        )
+        .await
+        .expect("channel runs");
     });
     (stop, task)
 }

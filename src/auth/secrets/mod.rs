@@ -19,9 +19,8 @@ use route::{Provider, lookup, resolve_env};
 
 use crate::clock::{Clock, SystemClock};
 use crate::config::env::EnvMap;
-use crate::config::{
-    Config, ExecSecretProvider, FileSecretProvider, SecretInput, SecretRef, SecretSource,
-};
+use crate::config::live::LiveConfig;
+use crate::config::{ExecSecretProvider, FileSecretProvider, SecretInput, SecretRef, SecretSource};
 use crate::secret::Secret;
 use dashmap::DashMap;
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -71,7 +70,7 @@ fn source_name(s: SecretSource) -> &'static str {
 /// Resolves SecretRefs against the configured providers, with a TTL cache for values,
 /// a short memory of failures and one lookup in flight per ref.
 pub struct SecretResolver {
-    config: Arc<Config>,
+    config: LiveConfig,
     env: Arc<EnvMap>,
     ttl: Duration,
     /// Successful lookups and when they were made.
@@ -87,7 +86,7 @@ pub struct SecretResolver {
 impl fmt::Debug for SecretResolver {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("SecretResolver")
-            .field("providers", &self.config.secrets.providers.keys())
+            .field("providers", &self.config.get().secrets.providers.keys())
             .field("ttl", &self.ttl)
             .field("cached", &self.cache.len())
             .field("failed", &self.failures.len())
@@ -96,9 +95,9 @@ impl fmt::Debug for SecretResolver {
 }
 
 impl SecretResolver {
-    pub fn new(config: Arc<Config>, env: Arc<EnvMap>) -> Self {
+    pub fn new(config: impl Into<LiveConfig>, env: Arc<EnvMap>) -> Self {
         SecretResolver {
-            config,
+            config: config.into(),
             env,
             ttl: DEFAULT_TTL,
             cache: DashMap::new(),
@@ -235,8 +234,9 @@ impl SecretResolver {
         let mut done: Vec<(&SecretRef, Result<Secret, String>)> = Vec::new();
         let mut files: BTreeMap<&str, (&FileSecretProvider, Vec<&SecretRef>)> = BTreeMap::new();
         let mut execs: BTreeMap<&str, (&ExecSecretProvider, Vec<&SecretRef>)> = BTreeMap::new();
+        let config = self.config.get();
         for r in refs {
-            match lookup(&self.config, r) {
+            match lookup(&config, r) {
                 Err(message) => done.push((r, Err(message))),
                 Ok(Provider::Env(p)) => {
                     done.push((r, resolve_env(&r.provider, p, &self.env, &r.id)));

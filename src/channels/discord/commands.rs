@@ -89,11 +89,12 @@ const RESTARTING: &str = "The bot is restarting: run the command again in a minu
 
 /// Whether the user of an interaction may talk where it was sent.
 async fn admitted(h: &Handler, cmd: &CommandInteraction) -> bool {
+    let cfg = h.cfg();
     let user = cmd.user.id.to_string();
     match cmd.guild_id {
-        None => access::dm_admitted(&h.cfg, &h.pairing, &user).await,
+        None => access::dm_admitted(&cfg, &h.pairing, &user).await,
         Some(g) => access::guild_command_admitted(
-            &h.cfg,
+            &cfg,
             GuildEvent {
                 guild: &g.to_string(),
                 channel: &cmd.channel_id.to_string(),
@@ -108,6 +109,7 @@ async fn admitted(h: &Handler, cmd: &CommandInteraction) -> bool {
 /// original response (follow-ups for further parts). Recorded in the inbox, so a
 /// command delivered twice is answered once.
 pub async fn run(h: &Handler, ctx: &Context, cmd: CommandInteraction) {
+    let cfg = h.cfg();
     let pass = h.gate.enter();
     let refusal = if pass.late() {
         Some(RESTARTING)
@@ -165,10 +167,10 @@ pub async fn run(h: &Handler, ctx: &Context, cmd: CommandInteraction) {
     let inbound = Inbound {
         session: &session,
         text: &text,
-        owner: access::is_owner(&h.cfg, &user),
+        owner: access::is_owner(&cfg, &user),
         bot_username: None,
-        agent: h.cfg.agent.as_deref(),
-        system_prompt: h.cfg.prompt_for(&cmd.channel_id.to_string()),
+        agent: cfg.agent.as_deref(),
+        system_prompt: cfg.prompt_for(&cmd.channel_id.to_string()),
         attachments: &[],
         quoted: None,
     };
@@ -181,7 +183,7 @@ pub async fn run(h: &Handler, ctx: &Context, cmd: CommandInteraction) {
         token: &cmd.token,
         ephemeral,
     };
-    let (_, stats) = stream::answer(&h.app, inbound, &surface, live::style(&h.cfg), |result| {
+    let (_, stats) = stream::answer(&h.app, inbound, &surface, live::style(&cfg), |result| {
         // The deferred response must be replaced by something, or it "thinks" forever.
         let reply = result.reply_text();
         Some(if reply.trim().is_empty() {
@@ -238,7 +240,8 @@ pub async fn autocomplete(h: &Handler, ctx: &Context, ac: CommandInteraction) {
 /// Every `/model` suggestion for `user`; profile forms only for owners (the profile
 /// list is read off the runtime threads).
 async fn suggestions(h: &Handler, user: &str) -> Vec<String> {
-    let catalog = &h.app.engine.catalog;
+    let cfg = h.cfg();
+    let catalog = &h.app.engine.catalog();
     let mut choices: Vec<String> = vec!["list".into(), "status".into(), "default".into()];
     choices.extend(catalog.aliases.keys().cloned());
     choices.extend(
@@ -247,10 +250,10 @@ async fn suggestions(h: &Handler, user: &str) -> Vec<String> {
             .into_iter()
             .map(|m| m.split(' ').next().unwrap_or_default().to_string()),
     );
-    if !access::is_owner(&h.cfg, user) {
+    if !access::is_owner(&cfg, user) {
         return choices;
     }
-    let resolver = h.app.engine.resolver_for(h.cfg.agent.as_deref());
+    let resolver = h.app.engine.resolver_for(cfg.agent.as_deref());
     let profiles = match resolver.profiles_async(None).await {
         Ok(p) => p,
         Err(e) => {

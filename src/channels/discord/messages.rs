@@ -58,13 +58,14 @@ impl Handler {
     /// may not talk here (then it never reaches a model; only an unknown DM sender
     /// under `dmPolicy = "pairing"` hears back, with a pairing code).
     async fn admit(&self, ctx: &Context, msg: &Message, may_reply: bool) -> Option<String> {
+        let cfg = self.cfg();
         let user = msg.author.id.to_string();
         match msg.guild_id {
             None => {
-                if access::dm_admitted(&self.cfg, &self.pairing, &user).await {
+                if access::dm_admitted(&cfg, &self.pairing, &user).await {
                     return Some(key::discord_dm(&user));
                 }
-                if may_reply && self.cfg.dm_policy == DmPolicy::Pairing {
+                if may_reply && cfg.dm_policy == DmPolicy::Pairing {
                     self.offer_pairing(ctx, msg).await;
                 }
                 None
@@ -77,7 +78,7 @@ impl Handler {
                     user: &user,
                 };
                 let mentioned = self.me.get().is_some_and(|me| msg.mentions_user_id(*me));
-                access::guild_message_admitted(&self.cfg, event, mentioned)
+                access::guild_message_admitted(&cfg, event, mentioned)
                     .then(|| key::discord_channel(&channel, None))
             }
         }
@@ -85,6 +86,7 @@ impl Handler {
 
     /// Run the message as a turn of `session`, send the reply, mark it answered.
     async fn answer(&self, ctx: &Context, msg: &Message, session: &str) {
+        let cfg = self.cfg();
         let user = msg.author.id.to_string();
         let text = match self.me.get() {
             Some(me) => msg
@@ -95,7 +97,7 @@ impl Handler {
         };
         let typing = typing_after_grace(ctx, msg.channel_id);
         // Images and files, downloaded and checked; the person hears about any refused.
-        let max = self.app.config.agents.defaults.max_image_bytes();
+        let max = self.app.config().agents.defaults.max_image_bytes();
         let gathered = self.media.gather(&msg.attachments, max).await;
         if let Some(notice) = gathered.notice() {
             self.reply(ctx, msg.channel_id, &notice).await;
@@ -113,27 +115,22 @@ impl Handler {
         let inbound = Inbound {
             session,
             text: text.trim(),
-            owner: access::is_owner(&self.cfg, &user),
+            owner: access::is_owner(&cfg, &user),
             bot_username: None,
-            agent: self.cfg.agent.as_deref(),
-            system_prompt: self.cfg.prompt_for(&msg.channel_id.to_string()),
+            agent: cfg.agent.as_deref(),
+            system_prompt: cfg.prompt_for(&msg.channel_id.to_string()),
             attachments: &gathered.attachments,
             quoted: msg
                 .referenced_message
                 .as_deref()
                 .map(|m| m.content.as_str()),
         };
-        let (_, stats) = stream::answer(
-            &self.app,
-            inbound,
-            &surface,
-            live::style(&self.cfg),
-            |result| {
+        let (_, stats) =
+            stream::answer(&self.app, inbound, &surface, live::style(&cfg), |result| {
                 typing.abort();
                 (!result.ignored).then(|| result.reply_text())
-            },
-        )
-        .await;
+            })
+            .await;
         tracing::debug!(channel = %msg.channel_id, ?stats, "reply delivered");
         if let Err(e) = self.inbox.answered(INBOX, &msg.id.to_string()).await {
             tracing::warn!(message = %msg.id, "could not mark a Discord message answered: {e}");

@@ -20,6 +20,7 @@ pub mod shards;
 
 use crate::app::App;
 use crate::config::DiscordConfig;
+use crate::config::live::LiveSection;
 use crate::inbox::Inbox;
 use crate::pairing::PairingStore;
 use crate::secret::Secret;
@@ -68,7 +69,8 @@ pub async fn token(app: &App, cfg: &DiscordConfig) -> Result<Secret, DiscordErro
 /// The serenity event handler; one task per event, each holding a drain pass.
 struct Handler {
     app: Arc<App>,
-    cfg: DiscordConfig,
+    /// `[channels.discord]` in force (a reload replaces it; read once per event).
+    cfg: LiveSection<DiscordConfig>,
     pairing: PairingStore,
     inbox: Inbox,
     rest: Rest,
@@ -85,6 +87,13 @@ struct Handler {
     shards: Option<ShardRange>,
 }
 
+impl Handler {
+    /// The channel's settings in force now.
+    fn cfg(&self) -> Arc<DiscordConfig> {
+        self.cfg.load_full()
+    }
+}
+
 #[serenity::async_trait]
 impl EventHandler for Handler {
     async fn ready(&self, ctx: Context, ready: Ready) {
@@ -94,7 +103,7 @@ impl EventHandler for Handler {
         // Once per connection of the process's first shard, not once per shard.
         if shard.is_none_or(|[id, _]| id == self.first_shard) {
             let http = ctx.http.clone();
-            let guilds = self.cfg.guilds.clone();
+            let guilds = self.cfg().guilds.clone();
             // Registration never blocks start-up.
             tokio::spawn(async move { commands::register(&http, &guilds).await });
         }
@@ -121,10 +130,11 @@ impl EventHandler for Handler {
 /// gateway connection and returns.
 pub async fn run(
     app: Arc<App>,
-    cfg: DiscordConfig,
+    live: LiveSection<DiscordConfig>,
     token: Secret,
     mut shutdown: watch::Receiver<bool>,
 ) -> Result<(), DiscordError> {
+    let cfg = live.load_full();
     // serenity's own client settings, built here so replies can use it too (`rest`);
     // Discord never redirects, and a redirect must not carry the bot token elsewhere.
     let client = reqwest::Client::builder()
@@ -151,7 +161,7 @@ pub async fn run(
         pairing: app.pairing(),
         inbox: app.inbox(),
         app,
-        cfg,
+        cfg: live,
         rest: Rest::new(client),
         gate: gate.clone(),
         me: std::sync::OnceLock::new(),

@@ -134,7 +134,7 @@ pub(super) fn plan(
 /// Fetch and check the photos and documents of a message and the rest of its album.
 /// At most [`crate::media::MAX_IMAGES`] images are downloaded.
 pub(super) async fn gather(ctx: &Ctx, msg: &Message, album: &[&Message]) -> Gathered {
-    let max = ctx.app.config.agents.defaults.max_image_bytes();
+    let max = ctx.app.config().agents.defaults.max_image_bytes();
     let all: Vec<&Message> = std::iter::once(msg).chain(album.iter().copied()).collect();
     let photos = all.iter().filter(|m| m.photo().is_some()).count();
     let mut n = 0;

@@ -21,6 +21,7 @@
 
 use crate::app::App;
 use crate::config::TelegramConfig;
+use crate::config::live::LiveSection;
 use crate::pairing::PairingStore;
 use crate::secret::Secret;
 use std::sync::Arc;
@@ -105,7 +106,8 @@ fn describe(e: &RequestError, token: &Secret) -> String {
 struct Ctx {
     app: Arc<App>,
     token: Secret,
-    cfg: TelegramConfig,
+    /// `[channels.telegram]` in force (a reload replaces it; read once per message).
+    cfg: LiveSection<TelegramConfig>,
     bot: Bot,
     username: String,
     bot_id: u64,
@@ -116,15 +118,23 @@ struct Ctx {
     limiter: limiter::Limiter,
 }
 
+impl Ctx {
+    /// The channel's settings in force now.
+    fn cfg(&self) -> Arc<TelegramConfig> {
+        self.cfg.load_full()
+    }
+}
+
 /// Run the channel until `shutdown` turns true; then take no new messages, let the
 /// turns in flight and queued finish and reply, store the update offset and return.
 /// With `[channels.telegram.webhook]` updates come from the gateway instead of polls.
 pub async fn run(
     app: Arc<App>,
-    cfg: TelegramConfig,
+    live: LiveSection<TelegramConfig>,
     token: Secret,
     shutdown: watch::Receiver<bool>,
 ) -> Result<(), TelegramError> {
+    let cfg = live.load_full();
     let url = reqwest::Url::parse(&cfg.api_root)
         .map_err(|_| TelegramError::BadApiRoot(cfg.api_root.clone()))?;
     let hook = match &cfg.webhook {
@@ -145,7 +155,7 @@ pub async fn run(
     let ctx = Arc::new(Ctx {
         app,
         token,
-        cfg,
+        cfg: live,
         bot,
         username,
         bot_id: me.id.0,
@@ -177,7 +187,7 @@ pub async fn run(
     );
     ctx.queues.close();
     ctx.queues.tasks.idle().await;
-    if ctx.cfg.webhook.is_none() {
+    if cfg.webhook.is_none() {
         ctx.journal.record_offset().await;
     }
     // Only now may another replica take over: everything taken here was answered and
@@ -491,10 +501,11 @@ fn act(ctx: &Arc<Ctx>, t: Triaged) {
 /// Who may talk: the pairing approval is looked up (off the runtime threads) only
 /// when the decision depends on it.
 async fn decide(ctx: &Ctx, msg: &Message) -> Access {
+    let cfg = ctx.cfg();
     if !media::carries_input(msg) {
         return Access::Ignored;
     }
-    let approved = match approval_needed(&ctx.cfg, msg) {
+    let approved = match approval_needed(&cfg, msg) {
         Some(user) => ctx
             .pairing
             .is_approved("telegram", &user.to_string())
@@ -505,7 +516,7 @@ async fn decide(ctx: &Ctx, msg: &Message) -> Access {
             }),
         None => false,
     };
-    access(&ctx.cfg, &ctx.username, ctx.bot_id, msg, approved)
+    access(&cfg, &ctx.username, ctx.bot_id, msg, approved)
 }
 
 /// The command menu from `commands/*.toml`, checked against Telegram's limits first;

@@ -29,7 +29,7 @@ impl Picker {
     pub fn offer(&self, app: &App, session: &str, now_ms: i64) -> Vec<(String, String)> {
         self.offers.retain(|_, (_, _, exp)| *exp > now_ms);
         app.engine
-            .catalog
+            .catalog()
             .allowed_list()
             .into_iter()
             .take(40)

@@ -34,6 +34,7 @@ pub fn thread_of(msg: &Message) -> Option<ThreadId> {
 
 /// Answer one allowed message in its session, with the rest of its album (`media`).
 pub async fn answer(ctx: &Ctx, session: &str, owner: bool, msg: &Message, album: &[&Message]) {
+    let cfg = ctx.cfg();
     let text = strip_mention(&media::text_of(msg, album), &ctx.username);
     if text.is_empty() && !media::has_files(msg, album) {
         return;
@@ -68,12 +69,12 @@ pub async fn answer(ctx: &Ctx, session: &str, owner: bool, msg: &Message, album:
         text: &text,
         owner,
         bot_username: Some(&ctx.username),
-        agent: ctx.cfg.agent.as_deref(),
-        system_prompt: ctx.cfg.prompt_for(chat.0),
+        agent: cfg.agent.as_deref(),
+        system_prompt: cfg.prompt_for(chat.0),
         attachments: &gathered.attachments,
         quoted,
     };
-    let mode = match ctx.cfg.streaming {
+    let mode = match cfg.streaming {
         Streaming::Off => None,
         Streaming::Draft if msg.chat.is_private() => Some(Mode::Draft),
         Streaming::Draft | Streaming::Edit => Some(Mode::Edit),
@@ -90,7 +91,7 @@ pub async fn answer(ctx: &Ctx, session: &str, owner: bool, msg: &Message, album:
     };
     let style = stream::Style {
         mode,
-        interval: Duration::from_millis(ctx.cfg.stream_interval_ms),
+        interval: Duration::from_millis(cfg.stream_interval_ms),
     };
     // `/model` alone in a DM: the compact view plus a keyboard of allowed models.
     let picker = |result: &crate::chat::ChatResult| {
@@ -167,6 +168,7 @@ pub async fn offer_pairing(ctx: &Ctx, msg: &Message) {
 /// A button of the model picker: re-check the sender, then apply the choice exactly as
 /// the typed `/model <m>` would, and answer in the chat.
 pub async fn on_button(ctx: &Ctx, q: CallbackQuery) {
+    let cfg = ctx.cfg();
     // A query replayed after a restart is too old to answer: that is fine.
     let _ = ctx.bot.answer_callback_query(q.id.clone()).await;
     let Some(chat) = q.message.as_ref().map(|m| m.chat().clone()) else {
@@ -196,8 +198,8 @@ pub async fn on_button(ctx: &Ctx, q: CallbackQuery) {
             return;
         }
     };
-    let listed = ctx.cfg.allow_from.contains(&user);
-    let approved = if listed || ctx.cfg.dm_policy != crate::config::DmPolicy::Pairing {
+    let listed = cfg.allow_from.contains(&user);
+    let approved = if listed || cfg.dm_policy != crate::config::DmPolicy::Pairing {
         false
     } else {
         ctx.pairing
@@ -205,10 +207,10 @@ pub async fn on_button(ctx: &Ctx, q: CallbackQuery) {
             .await
             .unwrap_or(false)
     };
-    if !ctx.cfg.dm_policy.admits(listed, || approved) {
+    if !cfg.dm_policy.admits(listed, || approved) {
         return;
     }
-    let owner = super::access::is_owner(&ctx.cfg, user);
+    let owner = super::access::is_owner(&cfg, user);
     let text = format!("/model {model}");
     let session = key::telegram_dm(user);
     let result = handle_limited(
@@ -218,7 +220,7 @@ pub async fn on_button(ctx: &Ctx, q: CallbackQuery) {
             text: &text,
             owner,
             bot_username: Some(&ctx.username),
-            agent: ctx.cfg.agent.as_deref(),
+            agent: cfg.agent.as_deref(),
             system_prompt: None,
             attachments: &[],
             quoted: None,

@@ -36,6 +36,9 @@ const PRUNE_CHECK: Duration = Duration::from_secs(300);
 #[derive(Default)]
 pub struct Intake {
     slot: RwLock<Option<Arc<Endpoint>>>,
+    /// The path of `channels.telegram.webhook.url` while the channel is configured in
+    /// webhook mode (set by the gateway at start and on every reload).
+    path: arc_swap::ArcSwapOption<String>,
 }
 
 impl std::fmt::Debug for Intake {
@@ -47,6 +50,15 @@ impl std::fmt::Debug for Intake {
 }
 
 impl Intake {
+    /// The webhook path the gateway answers (`None`: not in webhook mode).
+    pub fn path(&self) -> Option<Arc<String>> {
+        self.path.load_full()
+    }
+
+    pub fn set_path(&self, path: Option<String>) {
+        self.path.store(path.map(Arc::new));
+    }
+
     /// The running channel's endpoint; `None` while none runs (starting, stopped).
     pub fn endpoint(&self) -> Option<Arc<Endpoint>> {
         self.slot

@@ -57,37 +57,7 @@ pub(super) fn stat(path: &Path) -> std::io::Result<Option<Stat>> {
     }
 }
 
-/// Loader messages may quote a value (`invalid type: string "sk-…", expected a map`):
-/// blank out every quoted string that follows the word `string`.
-pub fn redact_values(msg: &str) -> String {
-    const MARK: &str = "string \"";
-    let mut out = String::with_capacity(msg.len());
-    let mut rest = msg;
-    while let Some(i) = rest.find(MARK) {
-        let start = i + MARK.len();
-        out.push_str(&rest[..start]);
-        let tail = &rest[start..];
-        let mut escaped = false;
-        let end = tail.char_indices().find_map(|(j, c)| {
-            if escaped {
-                escaped = false;
-                return None;
-            }
-            match c {
-                '\\' => {
-                    escaped = true;
-                    None
-                }
-                '"' => Some(j),
-                _ => None,
-            }
-        });
-        out.push_str("…\"");
-        rest = end.map_or("", |j| &tail[j + 1..]);
-    }
-    out.push_str(rest);
-    out
-}
+pub use crate::config::redact_values;
 
 /// Dotted paths of `botToken`/`token`/`apiKey` keys holding a non-blank plain string.
 pub fn plain_secret_keys(table: &toml::Table) -> Vec<String> {

@@ -150,7 +150,7 @@ pub(super) fn config_file(
             Some(loaded.config)
         }
         Err(e) => {
-            let refuse = "every other command refuses to start until it loads";
+            let refuse = "a running gateway keeps its last valid config (and shows this as configError on /health); every other command refuses to start until it loads";
             let f = match e {
                 crate::config::ConfigError::Invalid {
                     path,

@@ -45,7 +45,7 @@ struct ListJson {
 
 pub async fn run(args: ListArgs) -> anyhow::Result<ExitCode> {
     let app = App::load(EnvMap::from_process(), None).await?;
-    let catalog = &app.engine.catalog;
+    let catalog = &app.engine.catalog();
     let mut refs: Vec<crate::catalog::ModelRef> = catalog.allowed.keys().cloned().collect();
     for m in std::iter::once(&catalog.default).chain(&catalog.fallbacks) {
         if !refs.contains(m) {
@@ -66,7 +66,7 @@ pub async fn run(args: ListArgs) -> anyhow::Result<ExitCode> {
         .providers
         .iter()
         .map(|p| {
-            let s = ProviderSettings::resolve(&app.config, p);
+            let s = ProviderSettings::resolve(&app.config(), p);
             ProviderJson {
                 provider: p.clone(),
                 base_url: s.as_ref().map(|s| s.base_url.clone()),

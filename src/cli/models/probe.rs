@@ -40,7 +40,7 @@ pub struct ProbeResult {
 
 /// The model to probe a provider with: the first configured model of that provider.
 fn probe_model(app: &App, provider: &str) -> Option<ModelRef> {
-    let c = &app.engine.catalog;
+    let c = &app.engine.catalog();
     std::iter::once(&c.default)
         .chain(&c.fallbacks)
         .chain(c.allowed.keys())
@@ -69,7 +69,7 @@ pub async fn run_probes(app: &App, opts: &ProbeOptions<'_>) -> anyhow::Result<Ve
             .resolve(provider, ANY_MODEL, None)
             .await?;
         let model = probe_model(app, provider);
-        let client = ProviderSettings::resolve(&app.config, provider)
+        let client = ProviderSettings::resolve(&app.config(), provider)
             .map(|s| ProviderSettings {
                 connect_timeout: opts.timeout,
                 idle_timeout: opts.timeout,

@@ -85,7 +85,7 @@ struct CandidateJson {
 /// Providers the default model chain and allowlist use, then any other provider that has
 /// credentials (stored profiles, environment keys, a config key).
 fn providers_to_show(app: &App) -> Vec<(String, bool)> {
-    let catalog = &app.engine.catalog;
+    let catalog = &app.engine.catalog();
     let mut out: Vec<(String, bool)> = Vec::new();
     let mut add = |p: &str, in_use: bool| {
         if !out.iter().any(|(q, _)| q == p) {
@@ -105,7 +105,7 @@ fn providers_to_show(app: &App) -> Vec<(String, bool)> {
     for p in &catalog.providers {
         if !env_candidates(p, &app.env).is_empty()
             || app
-                .config
+                .config()
                 .models
                 .providers
                 .get(p)
@@ -143,7 +143,7 @@ fn check_level(res: &Resolution, in_use: bool) -> u8 {
 pub async fn run(args: StatusArgs) -> anyhow::Result<ExitCode> {
     let app = App::load(EnvMap::from_process(), args.agent.as_deref()).await?;
     let now = app.clock.now_ms();
-    let catalog = &app.engine.catalog;
+    let catalog = &app.engine.catalog();
     let probes = if args.probe {
         let names: Vec<String> = providers_to_show(&app)
             .into_iter()
@@ -177,7 +177,7 @@ pub async fn run(args: StatusArgs) -> anyhow::Result<ExitCode> {
         if in_use && !res.has_attempts() {
             missing.push(provider.clone());
         }
-        let settings = ProviderSettings::resolve(&app.config, &provider);
+        let settings = ProviderSettings::resolve(&app.config(), &provider);
         providers.push((provider, in_use, settings, res));
     }
 
@@ -271,7 +271,7 @@ pub async fn run(args: StatusArgs) -> anyhow::Result<ExitCode> {
         }
         println!(
             "Shell env:     {}",
-            if app.config.env.shell_env.enabled {
+            if app.config().env.shell_env.enabled {
                 "imported from the login shell"
             } else {
                 "off"
@@ -297,7 +297,7 @@ pub async fn run(args: StatusArgs) -> anyhow::Result<ExitCode> {
             }
             for (line, c) in candidate_lines(res, now).into_iter().zip(&res.candidates) {
                 println!("{line}");
-                if let Some(f) = oauth::OauthFacts::of(c, p, store.as_deref(), &app.config) {
+                if let Some(f) = oauth::OauthFacts::of(c, p, store.as_deref(), &app.config()) {
                     println!("      {}", oauth::note(&f, now));
                 }
                 if let Some(u) = usage.get(&*c.id) {

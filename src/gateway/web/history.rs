@@ -36,7 +36,7 @@ pub async fn history(
         Ok(id) => id,
         Err(refusal) => return refusal.plain(),
     };
-    let limit = state.app.config.session.history_turns.saturating_mul(2);
+    let limit = state.app.config().session.history_turns.saturating_mul(2);
     let loaded = state.app.sessions.store().load(&key::web(id), limit).await;
     let record = match loaded {
         Ok(record) => record,
@@ -58,7 +58,7 @@ pub async fn history(
         .collect();
     let limits = json!({
         "maxImages": MAX_IMAGES,
-        "maxImageBytes": state.app.config.agents.defaults.max_image_bytes(),
+        "maxImageBytes": state.app.config().agents.defaults.max_image_bytes(),
     });
     axum::Json(json!({"messages": messages, "limits": limits})).into_response()
 }

@@ -79,6 +79,8 @@ pub struct RecordedCall {
     pub content_type: Option<String>,
     /// `false` when the path carried another token (answered 401).
     pub authorized: bool,
+    /// The bot token the path carried.
+    pub token: String,
     /// When the request arrived.
     pub at: Instant,
     /// HTTP status of the answer; 0 while it is still pending (long poll).
@@ -176,6 +178,7 @@ impl FakeTelegram {
             .unwrap_or(7_000_000_001);
         let inner = Arc::new(Inner {
             token: token.to_string(),
+            also: Mutex::new(Vec::new()),
             bot_id,
             bot_user: json!({
                 "id": bot_id,
@@ -224,6 +227,12 @@ impl FakeTelegram {
 
     pub fn bot_username(&self) -> &str {
         BOT_USERNAME
+    }
+
+    /// Answer calls made with `token` too, as the same bot (a bot token that was
+    /// regenerated: which token a call carried is in [`RecordedCall::token`]).
+    pub fn accept_token(&self, token: &str) {
+        lock(&self.inner.also).push(token.to_string());
     }
 
     pub fn bot_id(&self) -> i64 {
@@ -282,6 +291,8 @@ impl Drop for FakeTelegram {
 
 struct Inner {
     token: String,
+    /// Further tokens answered as this bot (a token change, [`FakeTelegram::accept_token`]).
+    also: Mutex<Vec<String>>,
     bot_id: i64,
     bot_user: Value,
     state: Mutex<St>,
@@ -493,7 +504,7 @@ async fn handle(
         .get(header::CONTENT_TYPE)
         .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
     let params = objects::parse_params(content_type.as_deref(), uri.query(), &body);
-    let authorized = token == inner.token;
+    let authorized = token == inner.token || lock(&inner.also).iter().any(|t| t == token);
     let lc = name.to_ascii_lowercase();
     let (seq, scripted) = {
         let mut st = lock(&inner.state);
@@ -508,6 +519,7 @@ async fn handle(
                 raw_body: String::from_utf8_lossy(&body).into_owned(),
                 content_type,
                 authorized,
+                token: token.to_string(),
                 at: Instant::now(),
                 status: 0,
                 response: Value::Null,

@@ -1,0 +1,205 @@
+//! Live config reload (DESIGN §11): the gateway looks at `remoteclaw.toml` every
+//! [`POLL_EVERY`] (a `stat` on the blocking pool; the text is read only when the
+//! file's size, mtime or inode moved) and, when the text changed:
+//! - valid: the new config is put in force for the next message ([`App::apply_config`]),
+//!   the running channels get their live sections, a channel whose connection settings
+//!   changed is restarted on its own, and keys that need a restart are named in the log;
+//! - invalid: the running config stays in force, the error (file, line, key) is logged
+//!   once and shown on `/health` as `configError` until the file is valid again.
+
+use super::channels::Channels;
+use crate::app::App;
+use crate::config::live::classify;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+/// How often the config file is looked at (a change is noticed within 2 s).
+pub const POLL_EVERY: Duration = Duration::from_millis(500);
+
+/// What `stat` says about the file; `None` when it does not exist.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Stamp {
+    len: u64,
+    modified: Option<SystemTime>,
+    #[cfg(unix)]
+    inode: u64,
+}
+
+fn stamp(path: &std::path::Path) -> Option<Stamp> {
+    let meta = std::fs::metadata(path).ok()?;
+    Some(Stamp {
+        len: meta.len(),
+        modified: meta.modified().ok(),
+        #[cfg(unix)]
+        inode: std::os::unix::fs::MetadataExt::ino(&meta),
+    })
+}
+
+/// What a poll found.
+enum Read {
+    Same,
+    /// The file's text now (`None`: the file is gone).
+    Changed(Option<Stamp>, Result<Option<String>, String>),
+}
+
+/// Watches the config file of a running gateway.
+pub struct Reloader {
+    app: Arc<App>,
+    channels: Arc<tokio::sync::Mutex<Channels>>,
+    path: PathBuf,
+    /// The operator named the file (`REMOTECLAW_CONFIG_PATH`): its absence is an error.
+    required: bool,
+    stamp: Option<Stamp>,
+    /// The text last looked at (valid or not), so one edit is handled once.
+    text: Option<String>,
+    /// The TOML of the config in force, to tell what an edit changed.
+    good: toml::Table,
+}
+
+impl Reloader {
+    /// Start from the config the gateway loaded at start-up.
+    pub async fn new(app: Arc<App>, channels: Arc<tokio::sync::Mutex<Channels>>) -> Reloader {
+        let path = app.config_path.clone();
+        let p = path.clone();
+        let (stamp, text) =
+            tokio::task::spawn_blocking(move || (stamp(&p), std::fs::read_to_string(&p).ok()))
+                .await
+                .unwrap_or((None, None));
+        let good = text
+            .as_deref()
+            .and_then(|t| t.parse::<toml::Table>().ok())
+            .unwrap_or_default();
+        Reloader {
+            required: app.paths.config_explicit,
+            app,
+            channels,
+            path,
+            stamp,
+            text,
+            good,
+        }
+    }
+
+    /// Poll until `stop` turns true (the gateway stops); a reload under way (a channel
+    /// restart) finishes first.
+    pub async fn run(mut self, mut stop: tokio::sync::watch::Receiver<bool>) {
+        let mut tick = tokio::time::interval(POLL_EVERY);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = tick.tick() => self.poll().await,
+                () = stopped(&mut stop) => return,
+            }
+        }
+    }
+
+    /// Look at the file once; apply a changed text.
+    pub async fn poll(&mut self) {
+        let path = self.path.clone();
+        let known = self.stamp.clone();
+        let read = tokio::task::spawn_blocking(move || {
+            let now = stamp(&path);
+            if now == known {
+                return Read::Same;
+            }
+            let text = match std::fs::read_to_string(&path) {
+                Ok(t) => Ok(Some(t)),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+                Err(e) => Err(format!(
+                    "cannot read config file {}: {e}; the running config stays in force",
+                    path.display()
+                )),
+            };
+            Read::Changed(now, text)
+        })
+        .await;
+        let Ok(Read::Changed(stamp, text)) = read else {
+            return;
+        };
+        self.stamp = stamp;
+        match text {
+            Ok(text) => self.changed(text).await,
+            Err(e) => self.invalid(e),
+        }
+    }
+
+    async fn changed(&mut self, text: Option<String>) {
+        if text == self.text {
+            return;
+        }
+        self.text = text.clone();
+        let parsed = match &text {
+            // A loader message may quote a value: never a secret in a log or on /health.
+            Some(t) => crate::config::parse(&self.path, t)
+                .map_err(|e| one_line(&crate::config::redact_values(&e.to_string()))),
+            None if self.required => Err(format!(
+                "config file {} is gone (REMOTECLAW_CONFIG_PATH names it); the running config stays in force",
+                self.path.display()
+            )),
+            // The default location without a file: the empty config, as at start-up.
+            None => Ok(crate::config::Config::default()),
+        };
+        let config = match parsed.and_then(|c| self.app.check_reload(&c).map(|()| c)) {
+            Ok(c) => c,
+            Err(e) => return self.invalid(e),
+        };
+        let table = text
+            .as_deref()
+            .and_then(|t| t.parse::<toml::Table>().ok())
+            .unwrap_or_default();
+        let changes = classify(&self.good, &table);
+        self.good = table;
+        let config = Arc::new(config);
+        self.app.apply_config(config.clone());
+        if self.app.take_config_error() {
+            tracing::info!(config = %self.path.display(), "config file is valid again");
+        }
+        if changes.is_empty() {
+            return;
+        }
+        let mut channels = self.channels.lock().await;
+        channels.update(&config);
+        for name in &changes.restart_channels {
+            channels.restart(name, &self.app, &config).await;
+        }
+        drop(channels);
+        if !changes.live.is_empty() {
+            tracing::info!(
+                config = %self.path.display(),
+                keys = %changes.live.join(", "),
+                "config reloaded: the change applies to the next message"
+            );
+        }
+        if !changes.need_restart.is_empty() {
+            tracing::warn!(
+                config = %self.path.display(),
+                keys = %changes.need_restart.join(", "),
+                "config changed keys that take effect only after a restart of the gateway; until then the old values stay in force"
+            );
+        }
+    }
+
+    fn invalid(&mut self, message: String) {
+        if self.app.set_config_error(&message) {
+            tracing::error!(
+                config = %self.path.display(),
+                "config file changed but is invalid; the running config stays in force: {message}"
+            );
+        }
+    }
+}
+
+async fn stopped(stop: &mut tokio::sync::watch::Receiver<bool>) {
+    let _ = stop.wait_for(|s| *s).await;
+}
+
+/// A multi-line config error on one line (for `/health` and one log record).
+fn one_line(message: &str) -> String {
+    message
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .join("; ")
+}

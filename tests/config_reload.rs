@@ -1,0 +1,160 @@
+//! Live config reload (DESIGN §11, issue 14): a running `remoteclaw gateway` process
+//! notices an edited `remoteclaw.toml` and applies it to the next message, without a
+//! restart (same PID); an invalid edit keeps the running config and shows as
+//! `configError` on `/health` until the file is fixed; a changed channel token restarts
+//! only that channel.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+#[path = "telegram_support/mod.rs"]
+mod telegram_support;
+
+use serde_json::Value;
+use support::fake_discord::FakeDiscord;
+use support::fake_telegram::FakeTelegram;
+use support::home::TestHome;
+use telegram_support::{Binary, TOKEN, WAIT, prepare};
+
+/// The gateway's `/health` body.
+async fn health(b: &Binary) -> Value {
+    reqwest::get(format!("http://{}/health", b.addr()))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
+/// Replace `from` by `to` in the config file (an operator's edit).
+fn edit(home: &TestHome, from: &str, to: &str) {
+    let text = std::fs::read_to_string(home.config_path()).unwrap();
+    assert!(text.contains(from), "{from:?} not in:\n{text}");
+    std::fs::write(home.config_path(), text.replacen(from, to, 1)).unwrap();
+}
+
+/// Send a DM and wait for the bot's answer to that chat; its text.
+async fn ask(tg: &FakeTelegram, user: i64, text: &str) -> String {
+    let before = tg.sent_messages().len();
+    tg.send_dm(user, "someone", text);
+    let sent = tg.wait_for_messages(before + 1, WAIT).await;
+    let reply = sent
+        .iter()
+        .skip(before)
+        .find(|m| m.chat_id == user)
+        .unwrap_or_else(|| panic!("no answer to {text:?} from {user}: {sent:?}"));
+    reply.text.clone()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_edited_config_applies_to_the_next_message_and_an_invalid_one_keeps_the_old() {
+    let tg = FakeTelegram::start(TOKEN).await;
+    let (home, _llm) = prepare(&tg, "dmPolicy = \"allowlist\"\n").await;
+    let mut gw = Binary::spawn(&home).await;
+    let pid = gw.child.id();
+
+    // 44 is not on the allowlist: no answer (42's later message is answered first,
+    // so 44's was looked at and dropped).
+    tg.send_dm(44, "carol", "let me in");
+    let _ = ask(&tg, 42, "ping").await;
+    assert!(
+        tg.sent_messages().iter().all(|m| m.chat_id != 44),
+        "a user off the allowlist got an answer"
+    );
+    let reply = ask(&tg, 42, "/opus").await;
+    assert!(
+        reply.contains("Model set to anthropic/claude-opus-4-5 (opus)"),
+        "{reply}"
+    );
+
+    // Allow 44 and rename the alias.
+    edit(&home, "allowFrom = [42, 43]", "allowFrom = [42, 43, 44]");
+    edit(&home, "alias = \"opus\"", "alias = \"big\"");
+    gw.wait_for_line("config reloaded").await;
+    let reply = ask(&tg, 44, "hello again").await;
+    assert!(reply.contains("hello again"), "{reply}");
+    let reply = ask(&tg, 42, "/model big").await;
+    assert!(
+        reply.contains("Model set to anthropic/claude-opus-4-5 (big)"),
+        "{reply}"
+    );
+    let reply = ask(&tg, 42, "/model opus").await;
+    assert!(
+        !reply.contains("Model set"),
+        "the old alias still works: {reply}"
+    );
+
+    // A live change neither restarted the process nor the channel.
+    assert_eq!(gw.child.id(), pid);
+    assert!(gw.child.try_wait().unwrap().is_none());
+    assert_eq!(gw.log().matches("Telegram channel connected").count(), 1);
+    assert!(health(&gw).await.get("configError").is_none());
+
+    // An invalid edit: logged with file, line and key; the running config stays.
+    edit(&home, "allowFrom = [42, 43, 44]", "allowFrom = [42, \"x\"]");
+    gw.wait_for_line("config file changed but is invalid").await;
+    let body = health(&gw).await;
+    let error = body["configError"]
+        .as_str()
+        .expect("configError")
+        .to_string();
+    let path = home.config_path().display().to_string();
+    assert!(error.contains(&path), "{error}");
+    assert!(error.contains("channels.telegram.allowFrom"), "{error}");
+    let line = std::fs::read_to_string(home.config_path())
+        .unwrap()
+        .lines()
+        .position(|l| l.starts_with("allowFrom"))
+        .unwrap()
+        + 1;
+    assert!(error.contains(&format!("{path}:{line}")), "{error}");
+    let reply = ask(&tg, 44, "still here").await;
+    assert!(reply.contains("still here"), "{reply}");
+
+    // Fixed again: the error goes away.
+    edit(&home, "allowFrom = [42, \"x\"]", "allowFrom = [42]");
+    gw.wait_for_line("config file is valid again").await;
+    assert!(health(&gw).await.get("configError").is_none());
+    assert_eq!(gw.child.id(), pid);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_changed_token_restarts_only_that_channel() {
+    const DISCORD_TOKEN: &str = "discord-test-token";
+    const NEW_TOKEN: &str = "123456:NEW-token";
+    let tg = FakeTelegram::start(TOKEN).await;
+    tg.accept_token(NEW_TOKEN);
+    let dc = FakeDiscord::start(DISCORD_TOKEN).await;
+    let (home, _llm) = prepare(&tg, "").await;
+    let mut config = std::fs::read_to_string(home.config_path()).unwrap();
+    config.push_str(&format!(
+        "\n[channels.discord]\nenabled = true\napiBase = \"{}\"\ntoken = \"{DISCORD_TOKEN}\"\nallowFrom = [\"222\"]\n",
+        dc.api_base()
+    ));
+    std::fs::write(home.config_path(), config).unwrap();
+    let gw = Binary::spawn(&home).await;
+    gw.wait_for_line("Discord channel connected").await;
+    let identifies = dc.identifies();
+
+    edit(&home, TOKEN, NEW_TOKEN);
+    gw.wait_for_line("restarting the Telegram channel").await;
+    telegram_support::eventually(
+        "the Telegram channel polls with the new token",
+        WAIT,
+        || {
+            let polled = tg
+                .calls_of("getUpdates")
+                .iter()
+                .any(|c| c.token == NEW_TOKEN && c.authorized);
+            async move { polled }
+        },
+    )
+    .await;
+    let reply = ask(&tg, 42, "after the token change").await;
+    assert!(reply.contains("after the token change"), "{reply}");
+    assert_eq!(gw.log().matches("Telegram channel connected").count(), 2);
+
+    // Discord kept its connection: no second Identify, no restart.
+    assert_eq!(dc.identifies(), identifies);
+    assert_eq!(gw.log().matches("Discord channel connected").count(), 1);
+    assert!(!gw.log().contains("restarting the Discord channel"));
+}
