@@ -102,6 +102,17 @@ const RESTART_KEYS: &[&str] = &["agents.defaultId"];
 /// Sort the differences between two config texts (both valid TOML) by what they need.
 pub fn classify(old: &toml::Table, new: &toml::Table) -> Changes {
     let mut changes = Changes::default();
+    // A channel table added or removed starts or stops that channel.
+    for name in ["telegram", "discord"] {
+        let has = |t: &toml::Table| {
+            t.get("channels")
+                .and_then(toml::Value::as_table)
+                .is_some_and(|c| c.contains_key(name))
+        };
+        if has(old) != has(new) {
+            changes.restart_channels.push(name);
+        }
+    }
     let mut changed = Vec::new();
     diff("", old, new, &mut changed);
     for key in changed {
@@ -120,7 +131,9 @@ pub fn classify(old: &toml::Table, new: &toml::Table) -> Changes {
                 _ => None,
             };
             if let Some((name, keys)) = restart {
-                // A whole channel table added or removed starts or stops the channel.
+                if changes.restart_channels.contains(&name) {
+                    continue;
+                }
                 if field.is_none_or(|f| keys.contains(&f)) {
                     if !changes.restart_channels.contains(&name) {
                         changes.restart_channels.push(name);
@@ -144,16 +157,21 @@ fn diff(prefix: &str, old: &toml::Table, new: &toml::Table, out: &mut Vec<String
             format!("{prefix}.{k}")
         }
     };
+    let empty = toml::Table::new();
     for (k, a) in old {
         match (a, new.get(k)) {
             (toml::Value::Table(a), Some(toml::Value::Table(b))) => diff(&path(k), a, b, out),
+            // A table removed: each of its keys is.
+            (toml::Value::Table(a), None) => diff(&path(k), a, &empty, out),
             (a, Some(b)) if a == b => {}
             _ => out.push(path(k)),
         }
     }
-    for k in new.keys() {
-        if !old.contains_key(k) {
-            out.push(path(k));
+    for (k, b) in new {
+        match (old.get(k), b) {
+            (None, toml::Value::Table(b)) => diff(&path(k), &empty, b, out),
+            (None, _) => out.push(path(k)),
+            _ => {}
         }
     }
 }
