@@ -89,6 +89,19 @@ async fn an_edited_config_applies_to_the_next_message_and_an_invalid_one_keeps_t
     assert_eq!(gw.log().matches("Telegram channel connected").count(), 1);
     assert!(health(&gw).await.get("configError").is_none());
 
+    // A key that needs a restart: named in the log, the running value stays.
+    let mut text = std::fs::read_to_string(home.config_path()).unwrap();
+    text.push_str("\n[gateway]\nmaxBodyBytes = 4096\n");
+    std::fs::write(home.config_path(), text).unwrap();
+    gw.wait_for_line("take effect only after a restart").await;
+    assert!(
+        gw.log()
+            .lines()
+            .any(|l| l.contains("only after a restart") && l.contains("gateway.maxBodyBytes")),
+        "{}",
+        gw.log()
+    );
+
     // An invalid edit: logged with file, line and key; the running config stays.
     edit(&home, "allowFrom = [42, 43, 44]", "allowFrom = [42, \"x\"]");
     gw.wait_for_line("config file changed but is invalid").await;
