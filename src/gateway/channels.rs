@@ -18,7 +18,29 @@ struct Running<T> {
     task: JoinHandle<()>,
 }
 
-impl<T> Running<T> {
+impl<T: Send + Sync + 'static> Running<T> {
+    /// Run a channel with `cfg` as its live section until its own stop signal.
+    fn spawn<F, Fut, E>(name: &'static str, cfg: T, run: F) -> Running<T>
+    where
+        F: FnOnce(LiveSection<T>, watch::Receiver<bool>) -> Fut,
+        Fut: std::future::Future<Output = Result<(), E>> + Send + 'static,
+        E: std::fmt::Display,
+    {
+        let section = crate::config::live::section(cfg);
+        let (stop, stopped) = watch::channel(false);
+        let running = run(section.clone(), stopped);
+        let task = tokio::spawn(async move {
+            if let Err(e) = running.await {
+                tracing::error!("{name} channel stopped: {e}");
+            }
+        });
+        Running {
+            section,
+            stop,
+            task,
+        }
+    }
+
     /// Ask the channel to stop taking messages and wait until its turns in flight
     /// answered (or `grace` ran out).
     async fn stop(self, name: &str, grace: std::time::Duration) {
@@ -59,20 +81,10 @@ impl Channels {
         };
         match crate::channels::telegram::token(app, &cfg).await {
             Ok(token) => {
-                let section = crate::config::live::section(cfg);
-                let (stop, stopped) = watch::channel(false);
-                let (app, live) = (app.clone(), section.clone());
-                let task = tokio::spawn(async move {
-                    if let Err(e) = crate::channels::telegram::run(app, live, token, stopped).await
-                    {
-                        tracing::error!("Telegram channel stopped: {e}");
-                    }
-                });
-                self.telegram = Some(Running {
-                    section,
-                    stop,
-                    task,
-                });
+                let app = app.clone();
+                self.telegram = Some(Running::spawn("Telegram", cfg, move |live, stopped| {
+                    crate::channels::telegram::run(app, live, token, stopped)
+                }));
             }
             Err(e) => tracing::error!("Telegram channel not started: {e}"),
         }
@@ -84,19 +96,10 @@ impl Channels {
         };
         match crate::channels::discord::token(app, &cfg).await {
             Ok(token) => {
-                let section = crate::config::live::section(cfg);
-                let (stop, stopped) = watch::channel(false);
-                let (app, live) = (app.clone(), section.clone());
-                let task = tokio::spawn(async move {
-                    if let Err(e) = crate::channels::discord::run(app, live, token, stopped).await {
-                        tracing::error!("Discord channel stopped: {e}");
-                    }
-                });
-                self.discord = Some(Running {
-                    section,
-                    stop,
-                    task,
-                });
+                let app = app.clone();
+                self.discord = Some(Running::spawn("Discord", cfg, move |live, stopped| {
+                    crate::channels::discord::run(app, live, token, stopped)
+                }));
             }
             Err(e) => tracing::error!("Discord channel not started: {e}"),
         }
