@@ -176,6 +176,8 @@ pub async fn run(args: GatewayArgs) -> anyhow::Result<ExitCode> {
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let grace = Duration::from_secs(app.config.gateway.shutdown_grace_secs);
     let channels = start_channels(&app, stop_rx.clone()).await;
+    // Credential alerts (`[alerts]`, DESIGN §11), stopped by the same signal.
+    let alerts = crate::alerts::spawn(app.clone(), stop_rx.clone());
     let state = GatewayState::new(app.clone(), token);
     let mut http_stop = stop_rx.clone();
     let mut serving = tokio::spawn(serve(listener, state, async move {
@@ -211,6 +213,8 @@ pub async fn run(args: GatewayArgs) -> anyhow::Result<ExitCode> {
         }
     };
     app.settle(Duration::from_secs(5)).await;
+    // A check under way finishes (its alert posted or put back), briefly.
+    let _ = tokio::time::timeout(Duration::from_secs(5), alerts).await;
     served.context("the gateway stopped with an error")?;
     sweeper.abort();
     tracing::info!("gateway stopped");

@@ -70,6 +70,12 @@ impl Engine {
             .unwrap_or(&self.resolver)
     }
 
+    /// The other agents that have a resolver of their own, by id (the default agent's
+    /// is `resolver`).
+    pub fn agents(&self) -> impl Iterator<Item = (&str, &Arc<CredentialResolver>)> {
+        self.agents.iter().map(|(id, r)| (id.as_str(), r))
+    }
+
     /// The (cached) client for a provider; `None` when the provider is unknown.
     pub fn client(&self, provider: &str) -> Option<Result<ProviderClient, ProviderError>> {
         if let Some(c) = self.clients.get(provider) {
