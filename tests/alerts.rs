@@ -328,7 +328,8 @@ async fn a_restart_does_not_repeat_what_was_posted() {
 async fn a_failed_post_is_not_marked_and_goes_at_the_next_check() {
     let s = setup("").await;
     s.profiles(&token_profiles(T0 + 30 * 24 * HOUR, T0 - HOUR));
-    s.tg.fail_next("sendMessage", 502, "Bad Gateway");
+    // (A 403, as when the bot was blocked: teloxide pauses 10 s after a 5xx.)
+    s.tg.fail_next("sendMessage", 403, "Forbidden: bot was blocked by the user");
     let mut alerts = Alerts::new(s.app().await);
     let r = alerts.check().await;
     assert_eq!(
@@ -346,6 +347,54 @@ async fn a_failed_post_is_not_marked_and_goes_at_the_next_check() {
     );
     s.assert_posted(1);
     assert_eq!(alerts.check().await, Default::default());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_target_without_a_bot_token_is_skipped_and_the_other_still_posts() {
+    let s = setup("").await;
+    // No Telegram token anywhere (not in the config, not in the environment): fine at
+    // load, warned about at start, and Discord still gets every alert.
+    let config = std::fs::read_to_string(s.home.config_path())
+        .unwrap()
+        .replace(&format!("botToken = \"{TG_TOKEN}\"\n"), "");
+    std::fs::write(s.home.config_path(), config).unwrap();
+    s.profiles(&token_profiles(T0 + 30 * 24 * HOUR, T0 - HOUR));
+    let mut alerts = Alerts::new(s.app().await);
+    let r = alerts.check().await;
+    assert_eq!((r.posted, r.failed), (1, 0));
+    assert!(s.telegram().is_empty());
+    assert_eq!(s.discord().len(), 1, "{:?}", s.discord());
+    assert!(s.tg.calls().is_empty(), "no call without a token");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_credential_that_goes_away_is_forgotten_quietly_and_alerts_again_when_back() {
+    let s = setup("").await;
+    let app = s.app().await;
+    s.profiles(&token_profiles(T0 + 30 * 24 * HOUR, T0 - HOUR));
+    let mut alerts = Alerts::new(app.clone());
+    assert_eq!(alerts.check().await.posted, 2);
+    s.assert_posted(1);
+    // anthropic:old is removed from the file: no message, and the store forgets it.
+    s.profiles(&format!(
+        r#"{{"version":1,"profiles":{{"anthropic:work":{{"type":"api_key","provider":"anthropic","key":"{WORK_KEY}"}}}}}}"#
+    ));
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        assert_eq!(alerts.check().await.posted, 0);
+        let left = app.stores.alerts.load().await.unwrap();
+        if left.is_empty() {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{left:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    s.assert_posted(1);
+    // Back, still expired: reported again.
+    s.profiles(&token_profiles(T0 + 30 * 24 * HOUR, T0 - HOUR));
+    assert_eq!(check_until_posted(&mut alerts).await.posted, 2);
+    let sent = s.assert_posted(2);
+    assert_eq!(sent[0], sent[1]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

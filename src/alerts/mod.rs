@@ -353,7 +353,11 @@ fn observe_credential(
         cli_agent: cli_agent.filter(|_| !shared),
         expires_ms: c.expires_ms,
         until: c.until,
-        detail: c.detail.as_deref().filter(|_| c.reason.is_none()),
+        // The ref a secret comes from (a label, never a value); not an error text.
+        detail: c
+            .detail
+            .as_deref()
+            .filter(|_| !matches!(c.reason, Some("unresolved_ref" | "provider_mismatch"))),
     };
     let problem = problem_of(c);
     Some(Observation {
