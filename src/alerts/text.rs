@@ -227,7 +227,11 @@ pub fn credential_problem(f: &CredentialFacts<'_>, problem: Problem, now: i64) -
             };
             (format!("is disabled {until}: {why}"), step)
         }
-        Problem::NoCredential => ("has a problem".to_string(), String::new()),
+        // A provider's problem (`provider_problem`); not said of one credential.
+        Problem::NoCredential => (
+            "cannot be used".to_string(),
+            "see `remoteclaw models status`".to_string(),
+        ),
     };
     format!("⚠️ RemoteClaw: {name} {state}. Next step: {step}.")
 }
