@@ -6,6 +6,7 @@
 //! per-session state) → `directive` + `chat` (one message) → `gateway` (HTTP, web chat)
 //! and `cli`.
 
+pub mod alerts;
 pub mod app;
 pub mod auth;
 pub mod catalog;

@@ -1,7 +1,8 @@
 //! The runtime state database `<state>/state.db` (DESIGN §2): SQLite (bundled), WAL
 //! mode, numbered migrations tracked in `PRAGMA user_version`. Sessions
 //! (`session::sqlite`), credential cooldowns and usage (`auth::cooldown`), pairing and
-//! the channels' inbox keep their tables here.
+//! the channels' inbox keep their tables here, and so do the credential alerts already
+//! reported (`alerts::store`).
 //!
 //! Connections: one writer (writes queue for it), a small pool of read connections and
 //! one connection that watches `data_version`. While another process holds the write
@@ -132,6 +133,12 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (session, credential)
     ) WITHOUT ROWID;
     CREATE INDEX usage_credential ON usage (credential);",
+    // v6: credential alerts already reported, per target and subject (DESIGN §11).
+    "CREATE TABLE alerts (
+        key        TEXT PRIMARY KEY,
+        state      TEXT NOT NULL,
+        updated_at INTEGER NOT NULL
+    ) WITHOUT ROWID;",
 ];
 
 /// The schema version this build writes.

@@ -1,7 +1,7 @@
-//! One suite for the cooldown book, pairing, the channels' inbox and usage totals over
-//! both stores (issue 13): each test is written once against `Stores` and run by
-//! `both_backends!` on `state.db` and on Redis (a private `redis-server`, see
-//! `support::redis`). `again()` opens a second handle on the same data, as another
+//! One suite for the cooldown book, pairing, the channels' inbox, usage totals and the
+//! credential alerts already reported, over both stores (issue 13): each test is written
+//! once against `Stores` and run by `both_backends!` on `state.db` and on Redis (a
+//! private `redis-server`, see `support::redis`). `again()` opens a second handle on the same data, as another
 //! process or replica would.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -96,6 +96,7 @@ both_backends!(
     inbox_keeps_pending_messages_in_order_and_prunes_answered_marks,
     channel_offsets_round_trip,
     usage_totals_add_up_and_saturate,
+    alert_states_are_set_once_across_handles,
 );
 
 fn book(stores: &Stores) -> CooldownBook {
@@ -588,6 +589,37 @@ async fn usage_totals_add_up_and_saturate(be: Backend) {
         .unwrap();
     let (t, _) = book.session("s2").await.unwrap();
     assert_eq!(t.input_tokens, i64::MAX as u64, "capped, not wrapped");
+}
+
+// ---------------------------------------------------------------- credential alerts
+
+async fn alert_states_are_set_once_across_handles(be: Backend) {
+    let a = be.stores.alerts.clone();
+    let b = be.again().await.alerts;
+    let key = "telegram:777|cred:main:anthropic:work";
+    assert!(a.set(key, Some("expired"), T0).await.unwrap());
+    assert!(
+        !b.set(key, Some("expired"), T0).await.unwrap(),
+        "the other handle sees it reported"
+    );
+    assert!(b.set(key, Some("disabled:auth"), T0).await.unwrap());
+    assert_eq!(
+        a.load().await.unwrap(),
+        vec![(key.to_string(), "disabled:auth".to_string())]
+    );
+    // Two handles racing for one change: exactly one wins.
+    let other = "discord:9|provider:main:openai";
+    let (x, y) = tokio::join!(
+        a.set(other, Some("no_credential"), T0),
+        b.set(other, Some("no_credential"), T0)
+    );
+    assert!(x.unwrap() ^ y.unwrap(), "exactly one handle changed it");
+    // Removing: once.
+    assert!(a.set(key, None, T0).await.unwrap());
+    assert!(!b.set(key, None, T0).await.unwrap());
+    let mut left = b.load().await.unwrap();
+    left.sort();
+    assert_eq!(left, vec![(other.to_string(), "no_credential".to_string())]);
 }
 
 // ---------------------------------------------------------------- replica coordination

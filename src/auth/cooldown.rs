@@ -307,6 +307,9 @@ pub struct CooldownBook {
     /// One staleness check (and reload) at a time.
     reload: tokio::sync::Mutex<()>,
     recheck: Recheck,
+    /// Poked when a failure disables a credential (quota, billing, auth, refused
+    /// refresh), so the alerts task reports it at once instead of at its next poll.
+    disabled: tokio::sync::Notify,
 }
 
 impl CooldownBook {
@@ -322,6 +325,7 @@ impl CooldownBook {
             cache: Mutex::new(Cache::default()),
             reload: tokio::sync::Mutex::new(()),
             recheck: Recheck::new(RECHECK_EVERY),
+            disabled: tokio::sync::Notify::new(),
         }
     }
 
@@ -335,6 +339,12 @@ impl CooldownBook {
     pub fn with_recheck(mut self, every: Duration) -> CooldownBook {
         self.recheck = Recheck::new(every);
         self
+    }
+
+    /// Notified (one stored permit) whenever this process records a failure that
+    /// disables a credential: the alerts task waits on it between polls.
+    pub fn disabled_signal(&self) -> &tokio::sync::Notify {
+        &self.disabled
     }
 
     /// Memory work on the cache (a poisoned lock is taken over: the cache holds no
@@ -467,6 +477,9 @@ impl CooldownBook {
                 .insert(scope.to_string(), row);
             Arc::make_mut(&mut c.last_used).insert(credential.to_string(), now_ms);
         });
+        if reason.disables() {
+            self.disabled.notify_one();
+        }
         Ok(Some(Standing { reason, until }))
     }
 

@@ -151,6 +151,8 @@ pub async fn run(args: GatewayArgs) -> anyhow::Result<ExitCode> {
             .await
             .run(stop_rx.clone()),
     );
+    // Credential alerts (`[alerts]`, DESIGN §11), stopped by the same signal.
+    let alerts = crate::alerts::spawn(app.clone(), stop_rx.clone());
     let state = GatewayState::new(app.clone(), token);
     let mut http_stop = stop_rx.clone();
     let mut serving = tokio::spawn(serve(listener, state, async move {
@@ -191,6 +193,8 @@ pub async fn run(args: GatewayArgs) -> anyhow::Result<ExitCode> {
         }
     };
     app.settle(Duration::from_secs(5)).await;
+    // A check under way finishes (its alert posted or put back), briefly.
+    let _ = tokio::time::timeout(Duration::from_secs(5), alerts).await;
     served.context("the gateway stopped with an error")?;
     sweeper.abort();
     tracing::info!("gateway stopped");

@@ -15,6 +15,8 @@ pub struct Config {
     pub channels: ChannelsConfig,
     pub gateway: GatewayConfig,
     pub session: SessionConfig,
+    /// `[alerts]`: where the gateway reports credential trouble (DESIGN §11).
+    pub alerts: Option<AlertsConfig>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -677,6 +679,30 @@ impl Default for SessionConfig {
             redis_prefix: crate::state::redis::DEFAULT_PREFIX.to_string(),
             history_turns: 20,
         }
+    }
+}
+
+/// `[alerts]` (DESIGN §11): the running gateway posts credential trouble (expiring,
+/// expired, disabled, a provider in use with no usable credential left) and recoveries
+/// to this Telegram chat and/or Discord channel, with the bot tokens of `[channels]`
+/// (or `TELEGRAM_BOT_TOKEN` / `DISCORD_BOT_TOKEN`), whether those channels are enabled
+/// or not.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields, rename_all = "camelCase")]
+pub struct AlertsConfig {
+    /// A Telegram chat id (a user, group or channel the bot may write to).
+    pub telegram_chat: Option<i64>,
+    /// A Discord channel id (a snowflake, as a string).
+    pub discord_channel: Option<String>,
+}
+
+impl AlertsConfig {
+    /// `discordChannel` as a number, when it is a valid snowflake.
+    pub fn discord_channel_id(&self) -> Option<u64> {
+        self.discord_channel
+            .as_deref()
+            .and_then(|c| c.trim().parse::<u64>().ok())
+            .filter(|n| *n != 0)
     }
 }
 

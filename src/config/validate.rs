@@ -394,11 +394,40 @@ pub fn validate(config: &Config) -> Result<(), Violation> {
             "use a number of seconds, e.g. 600 (the default)",
         ));
     }
+    if let Some(a) = &config.alerts {
+        alerts(a)?;
+    }
     if config.session.history_turns == 0 {
         return Err(violation(
             "session.historyTurns",
             "historyTurns = 0 would forget every message",
             "use a positive number, e.g. 20",
+        ));
+    }
+    Ok(())
+}
+
+/// `[alerts]` (DESIGN §11): a Telegram chat id is a non-zero integer, a Discord channel
+/// a snowflake (digits, as a string). A target without a bot token is not an error here:
+/// tokens may come from the environment, and the gateway warns at start.
+fn alerts(a: &crate::config::AlertsConfig) -> Result<(), Violation> {
+    if a.telegram_chat == Some(0) {
+        return Err(violation(
+            "alerts.telegramChat",
+            "0 is not a Telegram chat id",
+            "use the chat's id, e.g. 123456789 (a user) or -1001234567890 (a group)",
+        ));
+    }
+    if let Some(c) = &a.discord_channel
+        && a.discord_channel_id().is_none()
+    {
+        return Err(violation(
+            "alerts.discordChannel",
+            format!(
+                "\"{}\" is not a Discord channel id",
+                c.chars().take(64).collect::<String>()
+            ),
+            "use the channel's id (a snowflake of digits, as a string), e.g. \"333333333333333333\"",
         ));
     }
     Ok(())
@@ -754,6 +783,54 @@ mod tests {
             "a".repeat(256)
         ))
         .unwrap();
+    }
+
+    #[test]
+    fn alerts_targets_are_checked() {
+        let parse = |body: &str| {
+            crate::config::parse(std::path::Path::new("t.toml"), &format!("[alerts]\n{body}"))
+        };
+        let ok = parse("telegramChat = -1001234567890\ndiscordChannel = \"333\"").unwrap();
+        let a = ok.alerts.unwrap();
+        assert_eq!(a.telegram_chat, Some(-1001234567890));
+        assert_eq!(a.discord_channel_id(), Some(333));
+        assert!(parse("").unwrap().alerts.is_some(), "an empty table loads");
+        for (body, key, says) in [
+            (
+                "telegramChat = 0",
+                "alerts.telegramChat",
+                "not a Telegram chat id",
+            ),
+            (
+                "telegramChat = \"123\"",
+                "alerts.telegramChat",
+                "invalid type",
+            ),
+            (
+                "discordChannel = \"general\"",
+                "alerts.discordChannel",
+                "not a Discord channel id",
+            ),
+            (
+                "discordChannel = \"0\"",
+                "alerts.discordChannel",
+                "not a Discord channel id",
+            ),
+            (
+                "discordChannel = 333",
+                "alerts.discordChannel",
+                "invalid type",
+            ),
+            (
+                "slackChannel = \"x\"",
+                "alerts.slackChannel",
+                "unknown field",
+            ),
+        ] {
+            let e = parse(body).expect_err(body);
+            assert_eq!(e.key(), Some(key), "{body}: {e}");
+            assert!(e.to_string().contains(says), "{body}: {e}");
+        }
     }
 
     #[test]

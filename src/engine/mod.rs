@@ -122,6 +122,15 @@ impl Engine {
             .unwrap_or_else(|| self.resolver.clone())
     }
 
+    /// The other agents that have a resolver of their own, by id (the default agent's
+    /// is `resolver`).
+    pub fn agents(&self) -> Vec<(String, Arc<CredentialResolver>)> {
+        self.agents
+            .iter()
+            .map(|e| (e.key().clone(), e.value().clone()))
+            .collect()
+    }
+
     /// The (cached) client for a provider; `None` when the provider is unknown.
     pub fn client(&self, provider: &str) -> Option<Result<ProviderClient, ProviderError>> {
         self.current().client(provider)

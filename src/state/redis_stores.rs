@@ -15,6 +15,7 @@
 //!   `offsets` — hash key → read position.
 //! - `usage:session:<session>` — hash `in:<credential>`, `out:<credential>`,
 //!   `turns:<credential>`; `usage:credentials` — hash `in:<credential>`, `out:<credential>`.
+//! - `alerts` — hash alert key → the state last reported (`crate::alerts::redis`).
 //!
 //! Numbers inside JSON records are epoch milliseconds (13 digits), exact in Lua's cjson
 //! (14 significant digits).

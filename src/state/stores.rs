@@ -5,6 +5,7 @@
 use super::lease::Coordinator;
 use super::redis::Redis;
 use super::{StateDb, StoreError};
+use crate::alerts::store::{AlertStore, SqliteAlerts};
 use crate::auth::cooldown::{CooldownStore, SqliteCooldowns};
 use crate::inbox::{InboxStore, SqliteInbox};
 use crate::pairing::{PairingBackend, SqlitePairing};
@@ -20,6 +21,8 @@ pub struct Stores {
     pub pairing: Arc<dyn PairingBackend>,
     pub inbox: Arc<dyn InboxStore>,
     pub usage: UsageBook,
+    /// Credential alerts already reported (DESIGN §11).
+    pub alerts: Arc<dyn AlertStore>,
     /// The shared store when there is one (health checks, leases, locks).
     pub redis: Option<Redis>,
     /// The embedded database when it is the store.
@@ -37,6 +40,7 @@ impl Stores {
             pairing: Arc::new(SqlitePairing::new(db.clone())),
             inbox: Arc::new(SqliteInbox::new(db.clone())),
             usage: UsageBook::with_store(Arc::new(SqliteUsage::new(db.clone()))),
+            alerts: Arc::new(SqliteAlerts::new(db.clone())),
             redis: None,
             db: Some(db),
             coordinator: None,
@@ -52,6 +56,7 @@ impl Stores {
             pairing: Arc::new(RedisPairing::new(redis.clone())),
             inbox: Arc::new(RedisInbox::new(redis.clone())),
             usage: UsageBook::with_store(Arc::new(RedisUsage::new(redis.clone()))),
+            alerts: Arc::new(crate::alerts::redis::RedisAlerts::new(redis.clone())),
             coordinator: Some(Coordinator::new(redis.clone())),
             redis: Some(redis),
             db: None,
