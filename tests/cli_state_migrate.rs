@@ -48,6 +48,7 @@ const COUNTS: &[&str] = &[
     "usage rows: 3",
     "inbox marks: 1",
     "inbox pending: 1",
+    "alerts sent: 1",
 ];
 
 /// What was put in state.db, to compare with what Redis serves.
@@ -132,6 +133,12 @@ async fn fill(home: &TestHome) -> Filled {
         .await
         .unwrap();
     inbox.set_offset("telegram:offset:42", 1001).await.unwrap();
+    assert!(
+        s.alerts
+            .set("telegram:7|cred:main:anthropic:work", Some("expired"), now)
+            .await
+            .unwrap()
+    );
     let u = |i, o| Usage {
         input_tokens: i,
         output_tokens: o,
@@ -231,6 +238,14 @@ fn assert_counts(out: &str) {
 /// Everything in `fill` reads back through the Redis stores.
 async fn check_redis(server: &RedisServer, filled: &Filled) {
     let stores = Stores::redis(redis(server).await);
+    assert_eq!(
+        stores.alerts.load().await.unwrap(),
+        vec![(
+            "telegram:7|cred:main:anthropic:work".to_string(),
+            "expired".to_string()
+        )],
+        "the alerts already sent are carried over"
+    );
     let now = filled.now;
     let rec = stores
         .sessions

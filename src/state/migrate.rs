@@ -101,6 +101,8 @@ pub struct Snapshot {
     /// (`meta` key, offset)
     pub offsets: Vec<(String, i64)>,
     pub usage: Vec<UsageRow>,
+    /// Alert states reported (`alerts` table): (alert key, state).
+    pub alerts: Vec<(String, String)>,
 }
 
 /// How many records of each kind a copy carries (what the command prints).
@@ -115,11 +117,12 @@ pub struct Counts {
     pub usage_rows: usize,
     pub inbox_marks: usize,
     pub inbox_pending: usize,
+    pub alerts: usize,
 }
 
 impl Counts {
     /// `(label, count)` in the order the command prints them.
-    pub fn lines(&self) -> [(&'static str, usize); 9] {
+    pub fn lines(&self) -> [(&'static str, usize); 10] {
         [
             ("sessions", self.sessions),
             ("pins", self.pins),
@@ -130,6 +133,7 @@ impl Counts {
             ("usage rows", self.usage_rows),
             ("inbox marks", self.inbox_marks),
             ("inbox pending", self.inbox_pending),
+            ("alerts sent", self.alerts),
         ]
     }
 }
@@ -152,6 +156,7 @@ impl Snapshot {
             usage_rows: self.usage.len(),
             inbox_marks: self.inbox.iter().filter(|r| r.answered).count(),
             inbox_pending: self.inbox.iter().filter(|r| !r.answered).count(),
+            alerts: self.alerts.len(),
         }
     }
 }
@@ -242,6 +247,12 @@ fn read_all(c: &mut Connection) -> rusqlite::Result<Snapshot> {
             }
         }
     }
+
+    let mut stmt = tx.prepare("SELECT key, state FROM alerts ORDER BY key")?;
+    out.alerts = stmt
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect::<rusqlite::Result<_>>()?;
+    drop(stmt);
 
     let mut stmt = tx.prepare(
         "SELECT channel, sender, code, label, status, created_at, expires_at, approved_at

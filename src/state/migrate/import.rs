@@ -167,6 +167,14 @@ impl RedisImport {
         for u in &snap.usage {
             self.usage(u).await?;
         }
+        // What the alerts task reported, so the switch does not repeat an alert.
+        let hash = crate::alerts::redis::RedisAlerts::key(&self.redis);
+        let commands = snap
+            .alerts
+            .iter()
+            .map(|(k, v)| redis::cmd("HSET").arg(&hash).arg(k).arg(v).clone())
+            .collect();
+        self.run(commands).await?;
         let [.., rev] = cooldown_keys(&self.redis);
         self.redis
             .cmd::<i64>(redis::cmd("INCR").arg(rev).clone())
