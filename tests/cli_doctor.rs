@@ -552,3 +552,43 @@ async fn doctor_checks_the_redis_store_when_it_is_the_store() {
     );
     assert!(!printed.contains("canary-doctor-pw"), "{printed}");
 }
+
+#[tokio::test]
+async fn alerts_targets_need_a_bot_token() {
+    let mut h = TestHome::new(
+        "[alerts]\ntelegramChat = 123456789\ndiscordChannel = \"333\"\n[channels.telegram]\nenabled = false\nbotToken = \"42:tg-secret-token\"\n",
+    );
+    h.set("ANTHROPIC_API_KEY", "sk-ant-api03-test");
+    tidy(&h);
+    chmod(&h.config_path(), 0o600);
+    let (code, v, printed) = doctor(&h, &[]).await;
+    assert_eq!(code, 0, "a missing alert target is a warning: {printed}");
+    let ok = one(&v, "alerts_ok");
+    assert_eq!(
+        ok["message"], "credential alerts go to Telegram chat 123456789",
+        "{v:#}"
+    );
+    let missing = one(&v, "alerts_no_token");
+    assert_eq!(missing["severity"], "warning");
+    assert!(
+        missing["message"]
+            .as_str()
+            .unwrap()
+            .contains("alerts.discordChannel")
+    );
+    assert!(
+        missing["fix"]
+            .as_str()
+            .unwrap()
+            .contains("DISCORD_BOT_TOKEN")
+    );
+    assert!(!printed.contains("tg-secret-token"), "{printed}");
+
+    h.set("DISCORD_BOT_TOKEN", "discord-secret");
+    let (_, v, _) = doctor(&h, &[]).await;
+    assert!(find(&v, "alerts_no_token").is_empty(), "{v:#}");
+    assert_eq!(
+        one(&v, "alerts_ok")["message"],
+        "credential alerts go to Telegram chat 123456789 and Discord channel 333"
+    );
+}

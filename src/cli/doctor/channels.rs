@@ -309,3 +309,59 @@ pub(super) async fn pairing_pending(pairing: &PairingStore, config: &Config, r: 
         }
     }
 }
+
+/// `[alerts]` (DESIGN §11): each target needs its channel's bot token (the channel
+/// itself need not be enabled).
+pub(super) fn alerts(config: &Config, env: &EnvMap, config_path: &str, r: &mut Vec<Finding>) {
+    let Some(a) = &config.alerts else {
+        return;
+    };
+    let telegram = config.channels.telegram.as_ref();
+    let discord = config.channels.discord.as_ref();
+    let has = |plain: Option<&str>, reference: bool, var: &str| {
+        plain.is_some_and(|v| !v.trim().is_empty()) || reference || env.get_nonblank(var).is_some()
+    };
+    let mut targets = Vec::new();
+    if let Some(chat) = a.telegram_chat {
+        let ok = has(
+            telegram.and_then(|t| t.bot_token.as_deref()),
+            telegram.is_some_and(|t| t.bot_token_ref.is_some()),
+            "TELEGRAM_BOT_TOKEN",
+        );
+        if ok {
+            targets.push(format!("Telegram chat {chat}"));
+        } else {
+            r.push(
+                Finding::warning(
+                    "alerts_no_token",
+                    format!("alerts.telegramChat in {config_path}: no Telegram bot token to post with, so these alerts are not sent"),
+                )
+                .fix("set channels.telegram.botToken or botTokenRef, or TELEGRAM_BOT_TOKEN (the channel need not be enabled)"),
+            );
+        }
+    }
+    if let Some(channel) = &a.discord_channel {
+        let ok = has(
+            discord.and_then(|d| d.token.as_deref()),
+            discord.is_some_and(|d| d.token_ref.is_some()),
+            "DISCORD_BOT_TOKEN",
+        );
+        if ok {
+            targets.push(format!("Discord channel {channel}"));
+        } else {
+            r.push(
+                Finding::warning(
+                    "alerts_no_token",
+                    format!("alerts.discordChannel in {config_path}: no Discord bot token to post with, so these alerts are not sent"),
+                )
+                .fix("set channels.discord.token or tokenRef, or DISCORD_BOT_TOKEN (the channel need not be enabled)"),
+            );
+        }
+    }
+    if !targets.is_empty() {
+        r.push(Finding::ok(
+            "alerts_ok",
+            format!("credential alerts go to {}", targets.join(" and ")),
+        ));
+    }
+}

@@ -5,7 +5,7 @@
 //! state.db is migrated on open, as every command does.
 
 use super::Finding;
-use super::channels::{channels, gateway, pairing_pending};
+use super::channels::{alerts, channels, gateway, pairing_pending};
 use super::cooldowns::cooldown_list;
 use super::credentials::{Ctx, credentials};
 use super::files::{auth_files, config_file, env_file, state_db, state_dir};
@@ -252,6 +252,7 @@ pub async fn run_all(
         )
         .await;
         gateway(&config, &resolver, &config_path, &mut r).await;
+        alerts(&config, &env, &config_path, &mut r);
     }
     if let Some(stores) = &stores {
         let pairing = crate::pairing::PairingStore::with_backend(stores.pairing.clone(), clock);
