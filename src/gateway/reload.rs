@@ -149,7 +149,9 @@ impl Reloader {
             .and_then(|t| t.parse::<toml::Table>().ok())
             .unwrap_or_default();
         let changes = classify(&self.good, &table);
-        self.good = table;
+        // What needs a restart keeps its running value (`apply_config`), so it is what
+        // the next edit is compared with: undoing such an edit is no change.
+        self.good = keep_running(&self.good, table);
         let config = Arc::new(config);
         self.app.apply_config(config.clone());
         if self.app.take_config_error() {
@@ -190,6 +192,39 @@ impl Reloader {
     }
 }
 
+/// `new` with the restart-only parts (`gateway`, `session`, `env`, `agents.defaultId`)
+/// as they are in `running`.
+fn keep_running(running: &toml::Table, mut new: toml::Table) -> toml::Table {
+    for table in ["gateway", "session", "env"] {
+        match running.get(table) {
+            Some(v) => new.insert(table.to_string(), v.clone()),
+            None => new.remove(table),
+        };
+    }
+    let default_id = running
+        .get("agents")
+        .and_then(|a| a.get("defaultId"))
+        .cloned();
+    let agents = new
+        .entry("agents")
+        .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+    if let Some(agents) = agents.as_table_mut() {
+        match default_id {
+            Some(v) => agents.insert("defaultId".to_string(), v),
+            None => agents.remove("defaultId"),
+        };
+    }
+    if new
+        .get("agents")
+        .and_then(toml::Value::as_table)
+        .is_some_and(toml::Table::is_empty)
+        && !running.contains_key("agents")
+    {
+        new.remove("agents");
+    }
+    new
+}
+
 async fn stopped(stop: &mut tokio::sync::watch::Receiver<bool>) {
     let _ = stop.wait_for(|s| *s).await;
 }
@@ -202,4 +237,23 @@ fn one_line(message: &str) -> String {
         .filter(|l| !l.is_empty())
         .collect::<Vec<_>>()
         .join("; ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn undoing_a_restart_only_edit_is_no_change() {
+        let start: toml::Table = "[gateway]\nport = 1\n".parse().unwrap();
+        let edited: toml::Table = "[gateway]\nport = 2\n[agents]\ndefaultId = \"x\"\n"
+            .parse()
+            .unwrap();
+        let first = classify(&start, &edited);
+        assert_eq!(first.need_restart, vec!["gateway.port", "agents.defaultId"]);
+        let running = keep_running(&start, edited);
+        assert_eq!(running, start);
+        let undone: toml::Table = "[gateway]\nport = 1\n".parse().unwrap();
+        assert!(classify(&running, &undone).is_empty());
+    }
 }
