@@ -21,6 +21,7 @@ use std::time::{Duration, Instant};
 const TOKEN: &str = "discord-bench-token";
 
 fn main() {
+    remoteclaw::process_setup();
     let n: usize = std::env::var("DC_INTERACTIONS")
         .ok()
         .and_then(|v| v.parse().ok())

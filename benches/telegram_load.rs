@@ -37,6 +37,7 @@ fn env_usize(name: &str, default: usize) -> usize {
 }
 
 fn main() {
+    remoteclaw::process_setup();
     let streaming = std::env::var("TG_STREAMING").unwrap_or_else(|_| "off".into());
     let interval = env_usize("TG_STREAM_INTERVAL_MS", 1000);
     let chats = env_usize("TG_CHATS", 1000);

@@ -7,5 +7,6 @@
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> std::process::ExitCode {
+    remoteclaw::process_setup();
     remoteclaw::cli::main()
 }
