@@ -60,6 +60,29 @@ pub enum StartupError {
     BadAgent(String),
 }
 
+/// The credential resolver of agent `id`: its own auth-profiles.json, the shared
+/// config, environment, cooldown book and store coordinator.
+fn agent_resolver(
+    live: &LiveConfig,
+    env: &Arc<EnvMap>,
+    paths: &Paths,
+    clock: &Arc<dyn Clock>,
+    cooldowns: &Arc<CooldownBook>,
+    coordinator: &Option<crate::state::lease::Coordinator>,
+    id: &str,
+) -> Arc<CredentialResolver> {
+    Arc::new(
+        CredentialResolver::new(
+            live.clone(),
+            env.clone(),
+            paths.auth_profiles(id),
+            clock.clone(),
+            cooldowns.clone(),
+        )
+        .with_coordinator(coordinator.clone()),
+    )
+}
+
 /// The agents that channels name (`channels.<c>.agent`).
 fn channel_agents(config: &Config) -> Vec<String> {
     let telegram = config
@@ -134,15 +157,14 @@ impl App {
     /// The credential resolver of agent `id` (its own auth-profiles.json), sharing this
     /// app's config, cooldowns and store.
     fn resolver(&self, id: &str) -> Arc<CredentialResolver> {
-        Arc::new(
-            CredentialResolver::new(
-                self.live.clone(),
-                self.env.clone(),
-                self.paths.auth_profiles(id),
-                self.clock.clone(),
-                self.engine.resolver.cooldowns.clone(),
-            )
-            .with_coordinator(self.stores.coordinator.clone()),
+        agent_resolver(
+            &self.live,
+            &self.env,
+            &self.paths,
+            &self.clock,
+            &self.engine.resolver.cooldowns,
+            &self.stores.coordinator,
+            id,
         )
     }
 
@@ -220,15 +242,14 @@ impl App {
             config.auth.cooldowns.clone(),
         ));
         let resolver_of = |id: &str| {
-            Arc::new(
-                CredentialResolver::new(
-                    live.clone(),
-                    env.clone(),
-                    paths.auth_profiles(id),
-                    clock.clone(),
-                    cooldowns.clone(),
-                )
-                .with_coordinator(stores.coordinator.clone()),
+            agent_resolver(
+                &live,
+                &env,
+                &paths,
+                &clock,
+                &cooldowns,
+                &stores.coordinator,
+                id,
             )
         };
         let resolver = resolver_of(&agent_id);

@@ -112,6 +112,21 @@ pub fn closest<'a>(input: &str, candidates: impl IntoIterator<Item = &'a str>) -
 }
 
 impl Catalog {
+    /// Providers the default model, its fallbacks and the allowlist use, each with the
+    /// first model that needs it (`default model anthropic/claude-sonnet-4-5`).
+    pub fn providers_in_use(&self) -> Vec<(String, String)> {
+        let mut out: Vec<(String, String)> = Vec::new();
+        let models = std::iter::once((&self.default, "default model"))
+            .chain(self.fallbacks.iter().map(|m| (m, "fallback model")))
+            .chain(self.allowed.keys().map(|m| (m, "allowlisted model")));
+        for (m, role) in models {
+            if !out.iter().any(|(p, _)| *p == m.provider) {
+                out.push((m.provider.clone(), format!("{role} {m}")));
+            }
+        }
+        out
+    }
+
     /// Build from a validated config (validation guarantees the refs parse).
     pub fn from_config(config: &Config) -> Catalog {
         let defaults = &config.agents.defaults;

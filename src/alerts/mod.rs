@@ -29,8 +29,7 @@ use crate::auth::cooldown::{ANY_MODEL, Reason};
 use crate::auth::env_keys::{env_candidates, primary_env_var};
 use crate::auth::resolver::health_str;
 use crate::auth::{Candidate, CredentialResolver, CredentialSource, Health, Resolution};
-use crate::catalog::Catalog;
-use crate::config::Config;
+use crate::engine::Derived;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
@@ -115,7 +114,9 @@ impl Alerts {
     /// One check: observe, compare with what was reported, post the differences.
     pub async fn check(&mut self) -> Report {
         let mut report = Report::default();
-        let config = self.app.config();
+        // The config in force and the engine's catalog of it (one snapshot).
+        let current = self.app.engine.current();
+        let config = current.config.clone();
         let Some(alerts) = config.alerts.clone() else {
             self.warned.clear();
             return report;
@@ -138,7 +139,7 @@ impl Alerts {
             return report;
         }
         let now = self.app.engine.resolver.clock.now_ms();
-        let (observed, complete) = observe(&self.app, &config, now).await;
+        let (observed, complete) = observe(&self.app, &current, now).await;
         let stored: HashMap<String, String> = match self.app.stores.alerts.load().await {
             Ok(rows) => rows.into_iter().collect(),
             Err(e) => {
@@ -246,26 +247,11 @@ fn problem_of(c: &Candidate) -> Option<Problem> {
     }
 }
 
-/// Providers the default model, its fallbacks and the allowlist use, each with the
-/// first model that needs it (`default model anthropic/claude-sonnet-4-5`).
-fn providers_in_use(catalog: &Catalog) -> Vec<(String, String)> {
-    let mut out: Vec<(String, String)> = Vec::new();
-    let models = std::iter::once((&catalog.default, "default model"))
-        .chain(catalog.fallbacks.iter().map(|m| (m, "fallback model")))
-        .chain(catalog.allowed.keys().map(|m| (m, "allowlisted model")));
-    for (m, role) in models {
-        if !out.iter().any(|(p, _)| *p == m.provider) {
-            out.push((m.provider.clone(), format!("{role} {m}")));
-        }
-    }
-    out
-}
-
 /// Every subject of alerts now, in a stable order (credentials, then providers), and
 /// whether every resolver answered (only then may vanished subjects be forgotten).
-pub async fn observe(app: &App, config: &Config, now: i64) -> (Vec<Observation>, bool) {
-    let catalog = Catalog::from_config(config);
-    let in_use = providers_in_use(&catalog);
+pub async fn observe(app: &App, current: &Derived, now: i64) -> (Vec<Observation>, bool) {
+    let (config, catalog) = (&current.config, &current.catalog);
+    let in_use = catalog.providers_in_use();
     let mut agents: Vec<(String, Arc<CredentialResolver>)> =
         vec![(app.agent_id.clone(), app.engine.resolver.clone())];
     let mut others = app.engine.agents();

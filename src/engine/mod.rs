@@ -100,12 +100,6 @@ impl Engine {
         self.current().catalog.clone()
     }
 
-    /// Add the resolver of another agent (its own auth-profiles.json).
-    pub fn with_agent(self, id: &str, resolver: Arc<CredentialResolver>) -> Engine {
-        self.add_agent(id, resolver);
-        self
-    }
-
     /// Add the resolver of another agent (a reload that names a new agent).
     pub fn add_agent(&self, id: &str, resolver: Arc<CredentialResolver>) {
         self.agents.insert(id.to_string(), resolver);

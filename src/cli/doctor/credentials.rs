@@ -208,24 +208,8 @@ fn profile_finding(
     }
 }
 
-/// Providers the default model chain and the allowlist use, with the first model that
-/// needs each.
-fn providers_in_use(config: &Config) -> Vec<(String, String)> {
-    let catalog = Catalog::from_config(config);
-    let mut out: Vec<(String, String)> = Vec::new();
-    let models = std::iter::once((&catalog.default, "default model"))
-        .chain(catalog.fallbacks.iter().map(|m| (m, "fallback model")))
-        .chain(catalog.allowed.keys().map(|m| (m, "allowlisted model")));
-    for (m, role) in models {
-        if !out.iter().any(|(p, _)| *p == m.provider) {
-            out.push((m.provider.clone(), format!("{role} {m}")));
-        }
-    }
-    out
-}
-
 pub(super) async fn credentials(ctx: &Ctx<'_>, r: &mut Vec<Finding>) {
-    let in_use = providers_in_use(ctx.config);
+    let in_use = Catalog::from_config(ctx.config).providers_in_use();
     let mut others: Vec<String> = ctx
         .store
         .profiles

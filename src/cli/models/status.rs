@@ -92,11 +92,8 @@ fn providers_to_show(app: &App) -> Vec<(String, bool)> {
             out.push((p.to_string(), in_use));
         }
     };
-    for m in std::iter::once(&catalog.default)
-        .chain(&catalog.fallbacks)
-        .chain(catalog.allowed.keys())
-    {
-        add(&m.provider, true);
+    for (p, _) in catalog.providers_in_use() {
+        add(&p, true);
     }
     let mut others: Vec<String> = Vec::new();
     if let Ok(profiles) = app.engine.resolver.profiles() {
