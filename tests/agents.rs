@@ -3,7 +3,7 @@
 //! default agent's credentials.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
+use crate::support;
 
 use remoteclaw::chat::{Inbound, handle};
 use serde_json::json;

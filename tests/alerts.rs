@@ -9,7 +9,7 @@
 //! in the resolver (no sleeps); one runs the real binary to see the gateway start it.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
+use crate::support;
 
 use remoteclaw::alerts::Alerts;
 use remoteclaw::app::App;

@@ -3,7 +3,7 @@
 //! `.env` loading and a canary that must never leak.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
+use crate::support;
 
 use serde_json::Value;
 use support::fake_provider::{Behavior, FakeProvider};

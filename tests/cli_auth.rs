@@ -3,7 +3,7 @@
 //! what bad input gets.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
+use crate::support;
 
 use remoteclaw::secret::Secret;
 use serde_json::{Value, json};

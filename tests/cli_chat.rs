@@ -2,7 +2,7 @@
 //! between lines, end of input (Ctrl-D) exits 0, and `/exit` leaves early.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
+use crate::support;
 
 use std::process::Stdio;
 use support::fake_provider::FakeProvider;

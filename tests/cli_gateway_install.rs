@@ -6,7 +6,7 @@
 #![cfg(not(target_os = "macos"))]
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
+use crate::support;
 
 use std::path::{Path, PathBuf};
 use support::home::{TestHome, stdout};

@@ -5,7 +5,7 @@
 //! it could not carry over, and `models list/status --json` read the result.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
+use crate::support;
 
 use serde_json::Value;
 use std::os::unix::fs::PermissionsExt;

@@ -2,7 +2,7 @@
 //! `models status --probe` against the loopback fake provider.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
+use crate::support;
 
 use serde_json::Value;
 use support::fake_provider::{Behavior, FakeProvider};

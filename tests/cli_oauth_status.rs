@@ -3,7 +3,7 @@
 //! loopback fake OAuth server and its API the loopback fake provider.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
+use crate::support;
 
 use serde_json::{Value, json};
 use std::os::unix::fs::PermissionsExt;

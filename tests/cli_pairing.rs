@@ -3,7 +3,7 @@
 //! revoked with the real binary.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
+use crate::support;
 
 use remoteclaw::clock::{Clock, ManualClock, SystemClock};
 use remoteclaw::pairing::PairingStore;

@@ -5,7 +5,7 @@
 //! URL, no state.db, Redis down (the password never printed).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
+use crate::support;
 
 use remoteclaw::auth::cooldown::{CooldownBook, CooldownRow, Reason, Standing};
 use remoteclaw::clock::{Clock, ManualClock, SystemClock};

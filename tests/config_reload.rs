@@ -5,9 +5,8 @@
 //! only that channel.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
-#[path = "telegram_support/mod.rs"]
-mod telegram_support;
+use crate::support;
+use crate::telegram_support;
 
 use serde_json::Value;
 use support::fake_discord::FakeDiscord;

@@ -4,14 +4,14 @@
 //! live in the submodules under `tests/discord/`.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
+use crate::support;
 
 #[path = "discord/access.rs"]
 mod access;
 #[path = "discord/drain.rs"]
 mod drain;
 #[path = "discord/harness.rs"]
-mod harness;
+pub(crate) mod harness;
 #[path = "discord/inbox.rs"]
 mod inbox;
 #[path = "discord/rate_limits.rs"]

@@ -6,11 +6,9 @@
 //! bot token.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
+use crate::support;
 
-#[path = "discord/harness.rs"]
-#[allow(dead_code)]
-mod harness;
+use crate::discord::harness;
 
 use base64::Engine;
 use harness::*;

@@ -1,7 +1,7 @@
 //! Self-test of the fake Discord (REST + gateway) in `tests/support/fake_discord`.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
+use crate::support;
 
 use std::time::Duration;
 

@@ -6,7 +6,7 @@
 
 #[path = "fake_oauth_selftest/grants.rs"]
 mod grants;
-mod support;
+use crate::support;
 
 use reqwest::Url;
 use reqwest::redirect::Policy;

@@ -1,9 +1,7 @@
 //! The fake Telegram's HTML mode (tests/support/fake_telegram/markup) follows the Bot API's
 //! documented rules: it accepts the documented tags and refuses what the docs rule out.
 
-#[path = "support/fake_telegram/markup.rs"]
-#[allow(dead_code)]
-mod markup;
+use crate::support::fake_telegram::markup;
 
 fn telegram_accepts(html: &str) -> Result<String, String> {
     markup::render(Some("HTML"), html)

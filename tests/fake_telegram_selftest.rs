@@ -1,7 +1,7 @@
 //! Self-test of the fake Telegram Bot API in `tests/support/fake_telegram`.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
+use crate::support;
 
 use std::time::{Duration, Instant};
 

@@ -3,7 +3,7 @@
 //! web chat, token checks and graceful shutdown. Plus the binary's bind rules.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
+use crate::support;
 
 use serde_json::{Value, json};
 use std::time::Duration;

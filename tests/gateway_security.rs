@@ -4,7 +4,7 @@
 //! after it. Served in-process on 127.0.0.1:0 against the fake provider.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
+use crate::support;
 
 use serde_json::{Value, json};
 use support::fake_provider::{Behavior, FakeProvider};

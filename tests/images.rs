@@ -5,7 +5,7 @@
 //! and a provider's refusal. HTTP refusals of bad image parts are in `images_http.rs`.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
+use crate::support;
 
 use bytes::Bytes;
 use remoteclaw::chat::{Inbound, handle};

@@ -4,7 +4,7 @@
 //! checks, which the other image tests rely on.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
+use crate::support;
 
 use serde_json::{Value, json};
 use support::fake_provider::images::{JPEG_MIN, PNG_1X1, data_url};

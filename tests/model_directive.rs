@@ -3,7 +3,7 @@
 //! show the endpoint but never a secret; and `remoteclaw sessions`.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
+use crate::support;
 
 use serde_json::{Value, json};
 use support::fake_provider::FakeProvider;

@@ -6,7 +6,7 @@
 //! carries a token, code or verifier.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
+use crate::support;
 
 use serde_json::Value;
 use std::process::Stdio;

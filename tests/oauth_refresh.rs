@@ -6,7 +6,7 @@
 //! canaries the fakes put in tokens, codes and refresh tokens — at trace level too.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
+use crate::support;
 
 use serde_json::{Value, json};
 use std::os::unix::fs::PermissionsExt;

@@ -4,7 +4,7 @@
 //! pointing `REMOTECLAW_PYTHON` at that interpreter.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
+use crate::support;
 
 use support::fake_provider::FakeProvider;
 use support::gateway::spawn_binary;

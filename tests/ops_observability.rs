@@ -3,7 +3,7 @@
 //! that match the traffic driven through the real gateway binary.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
+use crate::support;
 
 use serde_json::{Value, json};
 use std::time::Duration;

@@ -2,7 +2,7 @@
 //! auth-profiles.json → valid JSON, all 1,000 updates present, mode 0600, no temp files left;
 //! and unknown keys surviving repeated writes.
 //!
-//! The second process is this test binary itself, re-run with `--exact child_writer
+//! The second process is this test binary itself, re-run with `--exact profile_writer::child_writer
 //! --ignored`: `child_writer` does nothing unless `RC_WRITER_PATH` and `RC_WRITER_ID` are set.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -71,7 +71,12 @@ fn concurrent_writers() {
         .into_iter()
         .map(|id| {
             let child = Command::new(&exe)
-                .args(["--exact", "child_writer", "--ignored", "--nocapture"])
+                .args([
+                    "--exact",
+                    "profile_writer::child_writer",
+                    "--ignored",
+                    "--nocapture",
+                ])
                 .env("RC_WRITER_PATH", &path)
                 .env("RC_WRITER_ID", id)
                 .stdout(Stdio::piped())

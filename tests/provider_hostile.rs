@@ -5,7 +5,7 @@
 //! never a panic, a hang or a credential sent elsewhere. Timing runs on paused tokio time.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
+use crate::support;
 
 use remoteclaw::auth::{Credential, CredentialKind, CredentialSource};
 use remoteclaw::config::ApiKind;

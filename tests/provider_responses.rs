@@ -6,7 +6,7 @@
 //! client against the loopback fake.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
+use crate::support;
 
 use remoteclaw::auth::{Credential, CredentialKind, CredentialSource};
 use remoteclaw::config::ApiKind;

@@ -2,7 +2,7 @@
 //! each API — headers, body, replies, streaming, every error kind and the timeouts.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
+use crate::support;
 
 use remoteclaw::auth::{Credential, CredentialKind, CredentialSource};
 use remoteclaw::config::ApiKind;

@@ -8,7 +8,7 @@
 //! Also: `Debug` of the whole runtime (`App`) shows no secret.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
+use crate::support;
 
 use serde_json::json;
 use std::process::Stdio;

@@ -4,7 +4,7 @@
 //! other, and a Redis outage gives clear errors and then recovers without a restart.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
+use crate::support;
 
 use serde_json::{Value, json};
 use std::time::{Duration, Instant};

@@ -3,7 +3,7 @@
 //! ever carries a secret value (a canary is planted in every source).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
+use crate::support;
 
 use remoteclaw::auth::secrets::{RefError, SecretResolver, ref_label};
 use remoteclaw::config::env::EnvMap;

@@ -6,7 +6,7 @@
 //! same store.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
+use crate::support;
 
 use remoteclaw::providers::ChatMessage;
 use remoteclaw::session::redis::RedisStore;

@@ -3,7 +3,7 @@
 //! OpenAI endpoint applies chat commands to its session; non-owners cannot pin.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
+use crate::support;
 
 use remoteclaw::chat::{Inbound, handle};
 use serde_json::{Value, json};

@@ -5,7 +5,7 @@
 //! process or replica would.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
+use crate::support;
 
 use remoteclaw::auth::cooldown::{CooldownBook, FOREVER, ImportEntry, Reason, Standing};
 use remoteclaw::clock::ManualClock;

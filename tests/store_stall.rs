@@ -12,7 +12,7 @@
 //! answers only after the holder gave up, so the ordering is the assertion: no clock.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
+use crate::support;
 
 use serde_json::{Value, json};
 use std::process::Stdio;

@@ -1,7 +1,7 @@
 //! Self-test of the fake provider in `tests/support/fake_provider`.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
+use crate::support;
 
 use std::time::Duration;
 

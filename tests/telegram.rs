@@ -5,9 +5,9 @@
 //! `telegram_delivery.rs`, `telegram_shutdown.rs`.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
+use crate::support;
 
-mod telegram_support;
+use crate::telegram_support;
 
 use remoteclaw::channels::telegram;
 use remoteclaw::secret::Secret;

@@ -5,8 +5,8 @@
 //! runtime threads. In-process, against the fake Bot API and the fake provider.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
-mod telegram_support;
+use crate::support;
+use crate::telegram_support;
 
 use remoteclaw::app::App;
 use remoteclaw::channels::telegram;

@@ -3,8 +3,7 @@
 //! senders get nothing), mentions and commands for other bots, forum topics.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
-mod telegram_support;
+use crate::telegram_support;
 
 use telegram_support::{WAIT, inbox, setup, wait_answered};
 

@@ -1,9 +1,7 @@
 //! The Markdown → Telegram HTML renderer and the tag-balanced HTML chunker
 //! (`remoteclaw::format`), checked against the fake Telegram's HTML-mode rules.
 
-#[path = "support/fake_telegram/markup.rs"]
-#[allow(dead_code)]
-mod markup;
+use crate::support::fake_telegram::markup;
 
 use proptest::prelude::*;
 use remoteclaw::channels::chunk::{Limit, Measure, TELEGRAM};

@@ -5,9 +5,9 @@
 //! in the chat, albums go to the model together, and the bot token never shows.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
+use crate::support;
 
-mod telegram_support;
+use crate::telegram_support;
 
 #[path = "telegram_media/refusals.rs"]
 mod refusals;

@@ -4,9 +4,8 @@
 //! within the lease TTL and answers what comes next.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
-#[path = "telegram_support/mod.rs"]
-mod telegram_support;
+use crate::support;
+use crate::telegram_support;
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};

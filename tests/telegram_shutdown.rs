@@ -5,8 +5,8 @@
 //! once). Conditions are polled with deadlines; no sleep decides anything.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
-mod telegram_support;
+use crate::support;
+use crate::telegram_support;
 
 use rustix::process::Signal;
 use std::collections::BTreeMap;

@@ -5,8 +5,8 @@
 //! than the interval, never sooner).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
-mod telegram_support;
+use crate::support;
+use crate::telegram_support;
 
 use std::time::Duration;
 use support::fake_provider::Behavior;

@@ -5,9 +5,9 @@
 //! 200 at once, deduplicated by update id, and answered in the chat like polled ones.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
+use crate::support;
 
-mod telegram_support;
+use crate::telegram_support;
 
 use remoteclaw::gateway::{GatewayState, serve};
 use remoteclaw::secret::Secret;

@@ -4,7 +4,7 @@
 //! and `models status` shows them per credential.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
+use crate::support;
 
 use serde_json::Value;
 use support::fake_provider::FakeProvider;

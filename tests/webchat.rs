@@ -5,7 +5,7 @@
 //! The page itself in a real browser: tests/webchat_browser.rs.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
+use crate::support;
 
 use base64::Engine;
 use serde_json::{Value, json};

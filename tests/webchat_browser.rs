@@ -6,12 +6,12 @@
 //! placeholders come back with the history after a reload.
 //!
 //! Ignored by default (a fresh `cargo test` needs no browser):
-//! `cargo test --test webchat_browser -- --ignored` (.ci/run installs Chromium).
+//! `cargo test --test integration webchat_browser:: -- --ignored` (.ci/run installs Chromium).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 #[path = "webchat_browser/cdp.rs"]
 mod cdp;
-mod support;
+use crate::support;
 
 use base64::Engine;
 use cdp::Browser;
@@ -82,7 +82,7 @@ async fn paste(b: &mut Browser, name: &str, mime: &str, data: &str) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "needs Chromium: cargo test --test webchat_browser -- --ignored"]
+#[ignore = "needs Chromium: cargo test --test integration webchat_browser:: -- --ignored"]
 async fn markdown_renders_and_a_hostile_img_creates_nothing_and_runs_nothing() {
     let fake = FakeProvider::start().await;
     fake.set_default(Behavior::Reply(
@@ -176,7 +176,7 @@ async fn markdown_renders_and_a_hostile_img_creates_nothing_and_runs_nothing() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "needs Chromium: cargo test --test webchat_browser -- --ignored"]
+#[ignore = "needs Chromium: cargo test --test integration webchat_browser:: -- --ignored"]
 async fn picked_and_pasted_images_are_sent_refused_ones_named_and_history_shows_placeholders() {
     let fake = FakeProvider::start().await;
     let gw = gateway(&fake).await;

@@ -15,7 +15,7 @@ mod html_rules;
 const RESERVED_V2: &str = "_*[]()~`>#+-=|{}.!";
 
 /// `Ok(visible text)` or `Err(full error description)`.
-pub(super) fn render(parse_mode: Option<&str>, text: &str) -> Result<String, String> {
+pub fn render(parse_mode: Option<&str>, text: &str) -> Result<String, String> {
     let detail = |d: String| format!("Bad Request: can't parse entities: {d}");
     match parse_mode.map(str::to_ascii_lowercase).as_deref() {
         None | Some("") => Ok(text.to_string()),

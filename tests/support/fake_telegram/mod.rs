@@ -36,7 +36,7 @@
 
 mod files;
 mod inspect;
-mod markup;
+pub mod markup;
 mod methods;
 mod objects;
 mod updates;

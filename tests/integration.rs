@@ -1,0 +1,63 @@
+//! All integration tests in one binary: one link instead of one per file keeps a fresh
+//! clone's `target/` small and CI fast. Each module is one former test file; run one
+//! with `cargo test --test integration <module>::`.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+mod telegram_support;
+
+mod agents;
+mod alerts;
+mod cli_agent;
+mod cli_auth;
+mod cli_chat;
+mod cli_doctor;
+mod cli_gateway_install;
+mod cli_import_openclaw;
+mod cli_models;
+mod cli_oauth_status;
+mod cli_onboard;
+mod cli_pairing;
+mod cli_state_migrate;
+mod config_reload;
+mod credentials;
+mod discord;
+mod discord_media;
+mod fake_discord_selftest;
+mod fake_oauth_selftest;
+mod fake_telegram_html;
+mod fake_telegram_selftest;
+mod gateway_hostile;
+mod gateway_http;
+mod gateway_security;
+mod images;
+mod images_http;
+mod model_directive;
+mod oauth_login;
+mod oauth_refresh;
+mod openai_client;
+mod ops_observability;
+mod profile_writer;
+mod provider_hostile;
+mod provider_responses;
+mod providers;
+mod redaction;
+mod replicas;
+mod secret_refs;
+mod session_store;
+mod sessions_http;
+mod state_stores;
+mod store_stall;
+mod support_selftest;
+mod telegram;
+mod telegram_delivery;
+mod telegram_groups;
+mod telegram_html;
+mod telegram_media;
+mod telegram_replicas;
+mod telegram_shutdown;
+mod telegram_streaming;
+mod telegram_webhook;
+mod usage;
+mod webchat;
+mod webchat_browser;
