@@ -151,6 +151,21 @@ async fn directive_then_text_runs_the_rest_as_a_turn() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_empty_profile_side_selects_the_model_without_a_pin() {
+    let fake = FakeProvider::start().await;
+    let h = home(&fake);
+    let (ok, v) = agent(&h, "ep", "/model mini@ hello").await;
+    assert!(ok, "{v}");
+    assert_eq!(v["directive"]["kind"], "select", "{v}");
+    assert_eq!(v["model"], "openai/gpt-4o-mini");
+    assert_eq!(v["reply"], "fake reply to: hello");
+    let out = h.run(&["sessions", "show", "ep", "--json"]).await;
+    assert!(out.status.success());
+    let s: Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(s["pin"], Value::Null, "{s}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn errors_name_the_input_and_the_fix() {
     let fake = FakeProvider::start().await;
     let h = home(&fake);

@@ -129,6 +129,10 @@ proptest! {
     fn split_never_panics_and_rejoins(arg in "[a-z0-9@/:.é-]{0,24}") {
         let (model, profile) = split_model_profile(&arg);
         match profile {
+            // No profile: the whole argument, or the model before an `@` with nothing after.
+            None if model.len() < arg.len() => {
+                prop_assert_eq!(format!("{model}@"), arg.clone());
+            }
             None => prop_assert_eq!(model, arg.as_str()),
             Some(profile) => {
                 prop_assert!(!model.is_empty() && !profile.is_empty());

@@ -39,7 +39,11 @@ pub fn split_model_profile(arg: &str) -> (&str, Option<&str>) {
             next_at = after.bytes().position(|b| b == b'@').map(|i| at + 1 + i);
             continue;
         }
-        if after.is_empty() || is_version_like(after) {
+        if after.is_empty() {
+            // `opus@`: the profile side is empty, so no profile (and no `@` in the model).
+            return (&arg[..at], None);
+        }
+        if is_version_like(after) {
             return (arg, None);
         }
         return (&arg[..at], Some(after));
@@ -96,13 +100,13 @@ mod tests {
             ("gpt@v1.2.3", "gpt@v1.2.3", None),
             ("gpt@1234", "gpt@1234", None),
             ("@work", "@work", None),
-            ("opus@", "opus@", None),
+            ("opus@", "opus", None),
             ("opus@anthropic:work", "opus", Some("anthropic:work")),
             // plain and empty
             ("", "", None),
             ("opus", "opus", None),
             ("@", "@", None),
-            ("@@", "@@", None),
+            ("@@", "@", None),
             ("a/b/c", "a/b/c", None),
             // `@` at 0 is skipped, the next one splits
             ("@a@b", "@a", Some("b")),
@@ -111,7 +115,7 @@ mod tests {
             ("a@b/c@d", "a@b/c", Some("d")),
             ("x/@y", "x/", Some("y")),
             // dates: exactly 8 digits then end or `@`
-            ("x@20251001@", "x@20251001@", None),
+            ("x@20251001@", "x@20251001", None),
             ("x@20251001@20251002", "x@20251001@20251002", None),
             ("x@20251001@v2", "x@20251001@v2", None),
             ("x@20251001x", "x", Some("20251001x")),

@@ -88,7 +88,7 @@ fn cases() -> Vec<(&'static str, Option<&'static str>, Want)> {
         ("/model gpt@v1.2.3", OURS, Dir(sel("gpt@v1.2.3"), "/model gpt@v1.2.3", "")),
         ("/model gpt@1234", OURS, Dir(sel("gpt@1234"), "/model gpt@1234", "")),
         ("/model @work", OURS, Dir(sel("@work"), "/model @work", "")),
-        ("/model opus@", OURS, Dir(sel("opus@"), "/model opus@", "")),
+        ("/model opus@", OURS, Dir(sel("opus"), "/model opus@", "")),
         ("/model z.ai/glm-4.6", OURS, Dir(sel("z.ai/glm-4.6"), "/model z.ai/glm-4.6", "")),
         ("/model Anthropic/Claude-Opus-4-5@Anthropic:Work", OURS, Dir(pin("Anthropic/Claude-Opus-4-5", "Anthropic:Work"), "/model Anthropic/Claude-Opus-4-5@Anthropic:Work", "")),
         ("/model a@b/c@d", OURS, Dir(pin("a@b/c", "d"), "/model a@b/c@d", "")),
