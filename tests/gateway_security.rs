@@ -215,9 +215,27 @@ async fn foreign_origin_is_refused() {
         if origin == "https://app.example" {
             assert_eq!(cors, Some("https://app.example"));
         } else {
-            assert_eq!(cors, None, "CORS only for listed origins");
+            let any_cors: Vec<_> = r
+                .headers
+                .iter()
+                .filter(|(k, _)| k.starts_with("access-control-"))
+                .collect();
+            assert!(
+                any_cors.is_empty(),
+                "CORS only for listed origins: {any_cors:?}"
+            );
         }
     }
+    // An OPTIONS without a listed origin is no preflight: no CORS header, not a 2xx.
+    let bare = format!("OPTIONS /v1/chat/completions HTTP/1.1\r\n{host}Connection: close\r\n\r\n");
+    let r = raw(gw.addr, bare.as_bytes()).await.unwrap();
+    assert!(r.status >= 400, "{r:?}");
+    assert!(
+        !r.headers
+            .iter()
+            .any(|(k, _)| k.starts_with("access-control-")),
+        "{r:?}"
+    );
     // A listed origin's preflight is answered; the actual request then carries a token.
     let preflight = format!(
         "OPTIONS /v1/chat/completions HTTP/1.1\r\n{host}Origin: https://app.example\r\nAccess-Control-Request-Method: POST\r\nAccess-Control-Request-Headers: authorization, content-type\r\nConnection: close\r\n\r\n"

@@ -104,7 +104,22 @@ pub fn router(state: GatewayState) -> Router {
     // Innermost first: CORS (listed origins only), then Host/Origin, then the Telegram
     // webhook path (outside the guards: its secret is its only check), then headers.
     if let Some(cors) = state.access.cors_layer() {
-        routes = routes.layer(cors);
+        // Only a request from a listed origin goes through the CORS layer: any other
+        // request (no Origin, the gateway's own page) gets no CORS header at all, and
+        // an OPTIONS without a listed origin is not answered as a preflight.
+        let plain = routes.clone().with_state(state.clone());
+        let corsy = routes.layer(cors).with_state(state.clone());
+        let policy = state.access.clone();
+        let pick = tower::service_fn(move |req: Request| {
+            let listed = req
+                .headers()
+                .get(header::ORIGIN)
+                .and_then(|o| o.to_str().ok())
+                .is_some_and(|o| policy.origin_listed(o));
+            let router = if listed { corsy.clone() } else { plain.clone() };
+            tower::ServiceExt::oneshot(router, req)
+        });
+        routes = Router::new().fallback_service(pick);
     }
     routes
         .layer(axum::middleware::from_fn_with_state(
