@@ -28,6 +28,20 @@ pub struct MessageLabels {
     pub direction: &'static str,
 }
 
+/// Turn outcomes shown from the start: `ok` and the provider error kinds of
+/// `agent --json`, plus a turn that found no credential.
+const TURN_OUTCOMES: &[&str] = &[
+    "ok",
+    "rate_limit",
+    "billing",
+    "auth",
+    "overloaded",
+    "timeout",
+    "format",
+    "unknown",
+    "no_credentials",
+];
+
 #[derive(Debug)]
 pub struct Metrics {
     registry: Registry,
@@ -100,6 +114,22 @@ impl Metrics {
             "OAuth token refreshes by provider and outcome",
             oauth_refreshes.clone(),
         );
+        // The series every gateway has, at 0 from the start, so a scrape (and a rate())
+        // sees them before the first turn or message.
+        for outcome in TURN_OUTCOMES {
+            turns
+                .get_or_create(&OutcomeLabels {
+                    outcome: (*outcome).to_string(),
+                })
+                .get();
+        }
+        for channel in ["telegram", "discord", "web", "http", "local"] {
+            for direction in ["in", "out"] {
+                messages
+                    .get_or_create(&MessageLabels { channel, direction })
+                    .get();
+            }
+        }
         Metrics {
             registry,
             turns,
@@ -129,12 +159,116 @@ impl Metrics {
             .inc();
     }
 
-    /// Prometheus text exposition.
+    /// The Prometheus text format, version 0.0.4 (what `/metrics` serves as
+    /// `text/plain; version=0.0.4`).
     pub fn render(&self) -> String {
         let mut out = String::new();
         if prometheus_client::encoding::text::encode(&mut out, &self.registry).is_err() {
             out.clear();
         }
-        out
+        openmetrics_to_text(&out)
+    }
+}
+
+/// prometheus-client writes OpenMetrics, where a counter family `x` has samples named
+/// `x_total` and the text ends with `# EOF`. In the 0.0.4 text format a family's HELP
+/// and TYPE lines carry the samples' own name (`# TYPE x_total counter`) and there is no
+/// EOF marker; without this a 0.0.4 parser sees an empty counter `x` and an untyped
+/// `x_total`.
+fn openmetrics_to_text(om: &str) -> String {
+    let counters: std::collections::HashSet<&str> = om
+        .lines()
+        .filter_map(|l| l.strip_prefix("# TYPE "))
+        .filter_map(|rest| rest.strip_suffix(" counter"))
+        .collect();
+    let mut out = String::with_capacity(om.len() + 16 * counters.len());
+    for line in om.lines() {
+        if line == "# EOF" {
+            continue;
+        }
+        let meta = ["# HELP ", "# TYPE "]
+            .into_iter()
+            .find_map(|p| line.strip_prefix(p).map(|rest| (p, rest)));
+        match meta {
+            Some((prefix, rest)) => {
+                let (name, tail) = rest.split_once(' ').unwrap_or((rest, ""));
+                out.push_str(prefix);
+                out.push_str(name);
+                if counters.contains(name) && !name.ends_with("_total") {
+                    out.push_str("_total");
+                }
+                if !tail.is_empty() {
+                    out.push(' ');
+                    out.push_str(tail);
+                }
+            }
+            None => out.push_str(line),
+        }
+        out.push('\n');
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counters_are_typed_under_their_sample_names_and_no_eof() {
+        let m = Metrics::new();
+        m.message("web", "in");
+        let text = m.render();
+        assert!(
+            text.contains("# TYPE remoteclaw_messages_total counter\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("# HELP remoteclaw_messages_total Chat messages"),
+            "{text}"
+        );
+        assert!(
+            text.contains("remoteclaw_messages_total{channel=\"web\",direction=\"in\"} 1\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("# TYPE remoteclaw_turns_in_flight gauge\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("# TYPE remoteclaw_turn_duration_seconds histogram\n"),
+            "{text}"
+        );
+        assert!(!text.contains("# EOF"), "{text}");
+        // Every sample line belongs to the family whose TYPE line precedes it.
+        let mut family = String::new();
+        for line in text.lines() {
+            if let Some(rest) = line.strip_prefix("# TYPE ") {
+                family = rest.split(' ').next().unwrap_or("").to_string();
+            } else if !line.starts_with('#') {
+                let name = line.split(['{', ' ']).next().unwrap_or("");
+                let base = ["_bucket", "_sum", "_count"]
+                    .into_iter()
+                    .find_map(|s| name.strip_suffix(s))
+                    .unwrap_or(name);
+                assert!(name == family || base == family, "{line} under {family}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_fresh_registry_already_shows_the_turn_and_message_series() {
+        let text = Metrics::new().render();
+        assert!(
+            text.contains("remoteclaw_turns_total{outcome=\"ok\"} 0\n"),
+            "{text}"
+        );
+        for channel in ["telegram", "discord", "web", "http", "local"] {
+            for direction in ["in", "out"] {
+                let series = format!(
+                    "remoteclaw_messages_total{{channel=\"{channel}\",direction=\"{direction}\"}} 0\n"
+                );
+                assert!(text.contains(&series), "{series} in {text}");
+            }
+        }
     }
 }
