@@ -535,3 +535,47 @@ mod binary {
         assert!(stderr(&out).contains("gateway.auth"), "{}", stderr(&out));
     }
 }
+
+/// DESIGN §8: a turn that times out answers 504 `timeout`; streamed, the 504 carries the
+/// stream's shape (an error chunk, then `[DONE]`) so a streaming client reads it as one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_timed_out_turn_is_504_and_streamed_an_error_chunk_then_done() {
+    let fake = FakeProvider::start().await;
+    fake.set_default(Behavior::Stall);
+    let gw = Gateway::start(
+        home_for(&fake, "\n[agents.defaults]\nturnTimeoutSecs = 1\n"),
+        None,
+    )
+    .await;
+    let url = format!("{}/v1/chat/completions", gw.url);
+
+    let r = http()
+        .post(&url)
+        .json(&json!({"model": "remoteclaw", "messages": [{"role": "user", "content": "hi"}]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 504);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["error"]["code"], "timeout", "{v}");
+
+    let r = http()
+        .post(&url)
+        .json(&json!({"model": "remoteclaw", "stream": true,
+                      "messages": [{"role": "user", "content": "hi"}]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 504);
+    assert!(
+        r.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/event-stream")
+    );
+    let events = sse_events(&r.text().await.unwrap());
+    assert_eq!(events.len(), 2, "{events:?}");
+    let err: Value = serde_json::from_str(&events[0].1).unwrap();
+    assert_eq!(err["error"]["code"], "timeout", "{err}");
+    assert_eq!(events[1].1, "[DONE]");
+}

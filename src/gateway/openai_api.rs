@@ -298,11 +298,23 @@ async fn completions(state: GatewayState, headers: HeaderMap, body: Body) -> Res
     // Wait for the first event: a turn that fails before any text gets a proper HTTP error.
     let first = match rx.recv().await {
         Some(StreamEvent::Done(result)) if result.error.is_some() => {
-            return result
-                .error
-                .as_ref()
-                .map(turn_error_response)
-                .unwrap_or_else(|| StatusCode::INTERNAL_SERVER_ERROR.into_response());
+            return match result.error.as_ref() {
+                // DESIGN §8: a timed-out streamed turn is 504 *and* the stream's shape,
+                // an error chunk then `[DONE]`, so a streaming client reads it as one.
+                Some(e @ TurnError::Provider(p)) if p.kind == ErrorKind::Timeout => {
+                    let events = [error_chunk(e), "[DONE]".to_string()];
+                    let mut resp = Sse::new(stream::iter(
+                        events
+                            .into_iter()
+                            .map(|d| Ok::<_, Infallible>(Event::default().data(d))),
+                    ))
+                    .into_response();
+                    *resp.status_mut() = StatusCode::GATEWAY_TIMEOUT;
+                    resp
+                }
+                Some(e) => turn_error_response(e),
+                None => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
+            };
         }
         other => other,
     };
@@ -338,10 +350,7 @@ async fn completions(state: GatewayState, headers: HeaderMap, body: Body) -> Res
                         None => evs.push(
                             Event::default().data(chunk(json!({}), Some("stop")).to_string()),
                         ),
-                        Some(e) => {
-                            let (_, code) = error_status(e);
-                            evs.push(Event::default().data(json!({"error": {"message": e.to_string(), "type": "remoteclaw_error", "param": null, "code": code}}).to_string()));
-                        }
+                        Some(e) => evs.push(Event::default().data(error_chunk(e))),
                     }
                     evs.push(Event::default().data("[DONE]"));
                     (evs, true)
@@ -354,6 +363,13 @@ async fn completions(state: GatewayState, headers: HeaderMap, body: Body) -> Res
         stream::iter(evs.into_iter().map(Ok::<_, Infallible>))
     });
     Sse::new(flat).into_response()
+}
+
+/// The SSE data of a turn that failed mid-stream (OpenAI's error object).
+fn error_chunk(e: &TurnError) -> String {
+    let (_, code) = error_status(e);
+    json!({"error": {"message": e.to_string(), "type": "remoteclaw_error", "param": null, "code": code}})
+        .to_string()
 }
 
 fn completion_body(id: &str, created: u64, result: &TurnResult) -> Value {
