@@ -342,8 +342,14 @@ async fn body_over_max_body_bytes_is_413() {
     let big = json!({"messages": [{"role": "user", "content": "x".repeat(5000)}]}).to_string();
     // The web chat's route has room for images besides, but not for more text.
     let web = json!({"session": "s", "message": "x".repeat(5000)}).to_string();
+    // Nor for anything else that is not an image.
+    let padded = json!({"session": "s", "message": "hi", "pad": "x".repeat(5000)}).to_string();
     let host = format!("Host: {}\r\nContent-Type: application/json\r\n", gw.addr);
-    for (path, body) in [("/v1/chat/completions", &big), ("/api/chat", &web)] {
+    for (path, body) in [
+        ("/v1/chat/completions", &big),
+        ("/api/chat", &web),
+        ("/api/chat", &padded),
+    ] {
         let r = raw(gw.addr, &post(path, &host, body)).await.unwrap();
         assert_eq!(r.status, 413, "{path}");
         let v = r.json();

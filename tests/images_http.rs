@@ -1,5 +1,6 @@
-//! `/v1/chat/completions` image parts that are refused (DESIGN §10): too many, too
-//! large, a link (never fetched), not an image, and a body over `gateway.maxBodyBytes`;
+//! `/v1/chat/completions` image parts (DESIGN §10): refused when too many, too large,
+//! not an image, a link that cannot be fetched, or a body over `gateway.maxBodyBytes`; links
+//! downloaded and sent inline;
 //! every message's images go (the API is stateless). Also the fake provider's own image
 //! checks, which the other image tests rely on.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -49,8 +50,8 @@ async fn bad_image_parts_get_a_400_naming_the_part() {
             "image_too_large",
         ),
         (
-            "https://example.com/cat.png".to_string(),
-            "messages[0].content[1] is a link (https://…): the gateway never fetches URLs — send the image itself as a base64 data: URL (data:image/png;base64,…)",
+            "ftp://example.com/cat.png".to_string(),
+            "messages[0].content[1] is a ftp:// link, which the gateway does not fetch — link it over http(s) or send the image itself as a base64 data: URL (data:image/png;base64,…)",
             "image_url_not_fetched",
         ),
         (
@@ -93,23 +94,106 @@ async fn bad_image_parts_get_a_400_naming_the_part() {
     gw.shutdown().await;
 }
 
-/// The gateway never fetches an image link: a listener at the link's address sees no
-/// connection.
+/// A loopback web server for image links: `/cat.png` (a PNG), `/missing.png` (404),
+/// `/big.png` (announces 10 MB), `/moved.png` (a redirect to `/cat.png`) and
+/// `/page.png` (HTML). Returns its base URL and a count of the requests it served.
+async fn image_host() -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    use axum::http::{StatusCode, header};
+    use axum::response::IntoResponse;
+    use futures_util::StreamExt;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let hits = std::sync::Arc::new(AtomicUsize::new(0));
+    let counted = hits.clone();
+    let app = axum::Router::new().fallback(move |uri: axum::http::Uri| {
+        let hits = counted.clone();
+        async move {
+            hits.fetch_add(1, Ordering::SeqCst);
+            match uri.path() {
+                "/cat.png" => {
+                    ([(header::CONTENT_TYPE, "image/png")], PNG_1X1.to_vec()).into_response()
+                }
+                "/big.png" => {
+                    // Announces 10 MB, sends 68 bytes, then nothing: a gateway that
+                    // read before checking the announced size would hang here.
+                    let body = futures_util::stream::iter([Ok::<_, std::io::Error>(
+                        bytes::Bytes::from_static(PNG_1X1),
+                    )])
+                    .chain(futures_util::stream::pending());
+                    (
+                        [
+                            (header::CONTENT_TYPE, "image/png"),
+                            (header::CONTENT_LENGTH, "10000000"),
+                        ],
+                        axum::body::Body::from_stream(body),
+                    )
+                        .into_response()
+                }
+                "/moved.png" => {
+                    (StatusCode::FOUND, [(header::LOCATION, "/cat.png")]).into_response()
+                }
+                "/page.png" => {
+                    ([(header::CONTENT_TYPE, "image/png")], "<html>hi</html>").into_response()
+                }
+                _ => StatusCode::NOT_FOUND.into_response(),
+            }
+        }
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    (url, hits)
+}
+
+/// An `http(s)://` image link is downloaded and sent inline (DESIGN §10): the model gets
+/// the bytes with their media type, never the link; a link that fails, redirects,
+/// announces more than `maxImageBytes` or is not an image gets a 400 naming the part.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_image_link_is_never_fetched() {
+async fn an_image_link_is_downloaded_and_sent_inline() {
     let fake = FakeProvider::start().await;
-    let gw = gateway(&fake, "").await;
-    let target = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    target.set_nonblocking(true).unwrap();
-    let url = format!("http://{}/cat.png", target.local_addr().unwrap());
-    let (status, v) = post(&gw, &with_image(&url)).await;
-    assert_eq!(status, 400);
-    assert_eq!(v["error"]["code"], "image_url_not_fetched");
-    let accepted = target.accept();
+    let gw = gateway(&fake, "[agents.defaults]\nmaxImageBytes = 1024\n").await;
+    let (host, hits) = image_host().await;
+
+    let (status, v) = post(&gw, &with_image(&format!("{host}/cat.png"))).await;
+    assert_eq!(status, 200, "{v}");
+    let sent = fake.requests().pop().unwrap();
+    assert_eq!(sent.images.len(), 1);
+    assert_eq!(sent.images[0].data, PNG_1X1);
     assert!(
-        matches!(&accepted, Err(e) if e.kind() == std::io::ErrorKind::WouldBlock),
-        "the gateway connected to the image link: {accepted:?}"
+        !sent.body.to_string().contains(&host),
+        "the link itself never reaches the model"
     );
+
+    let cases = [
+        ("/missing.png", "image_download_failed", "answered HTTP 404"),
+        (
+            "/moved.png",
+            "image_download_failed",
+            "links are not followed",
+        ),
+        (
+            "/big.png",
+            "image_too_large",
+            "10000000 bytes, over the 1024-byte limit",
+        ),
+        (
+            "/page.png",
+            "invalid_image",
+            "is not a PNG, JPEG, GIF or WebP image",
+        ),
+    ];
+    for (path, code, says) in cases {
+        let (status, v) = post(&gw, &with_image(&format!("{host}{path}"))).await;
+        assert_eq!(status, 400, "{path}: {v}");
+        assert_eq!(v["error"]["code"], code, "{path}: {v}");
+        assert_eq!(v["error"]["param"], "messages[0].content[1]", "{path}");
+        let message = v["error"]["message"].as_str().unwrap();
+        assert!(message.contains(says), "{path}: {message}");
+    }
+    // One request per link: the redirect was not followed.
+    assert_eq!(hits.load(std::sync::atomic::Ordering::SeqCst), 5);
+    assert_eq!(fake.request_count(), 1, "refused links reach no model");
     gw.shutdown().await;
 }
 

@@ -151,12 +151,17 @@ pub async fn chat_completions(
 
 async fn completions(state: GatewayState, headers: HeaderMap, body: Body) -> Response {
     let max_image = state.app.config().agents.defaults.max_image_bytes();
-    let (req, images) = match read_json(&headers, body, state.max_body_bytes)
+    let (req, parts) = match read_json(&headers, body, state.max_body_bytes)
         .await
         .and_then(|v| completion_request(&v))
         .and_then(|r| super::images::decode(&r.messages, max_image).map(|i| (r, i)))
     {
         Ok(r) => r,
+        Err(refusal) => return refusal.openai(),
+    };
+    // Linked images are downloaded now, before a turn slot or the session is taken.
+    let images = match super::images::fetch(parts, max_image).await {
+        Ok(i) => i,
         Err(refusal) => return refusal.openai(),
     };
     let session = headers

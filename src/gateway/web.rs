@@ -139,6 +139,18 @@ fn text_too_long(limit: usize) -> Refusal {
     )
 }
 
+/// The body without its images may be at most `gateway.maxBodyBytes` (DESIGN §7); the
+/// images get room of their own (`agents.defaults.maxImageBytes` each).
+fn rest_too_large(limit: usize) -> Refusal {
+    Refusal::new(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "body_too_large",
+        format!(
+            "the request body without its images is larger than gateway.maxBodyBytes ({limit} bytes): send a shorter message and no extra fields, or raise gateway.maxBodyBytes in the config"
+        ),
+    )
+}
+
 pub async fn chat(State(state): State<GatewayState>, headers: HeaderMap, body: Body) -> Response {
     let max_image = state.app.config().agents.defaults.max_image_bytes();
     let limit = upload::body_limit(state.max_body_bytes, max_image);
@@ -157,6 +169,11 @@ pub async fn chat(State(state): State<GatewayState>, headers: HeaderMap, body: B
                 return Err(text_too_long(state.max_body_bytes));
             }
             let images = upload::take_images(&mut v, max_image)?;
+            // What is left once the images are out (re-encoded compactly, so never
+            // more than the bytes that came in).
+            if serde_json::to_vec(&v).map_or(0, |b| b.len()) > state.max_body_bytes {
+                return Err(rest_too_large(state.max_body_bytes));
+            }
             Ok((id, body.message, images))
         });
     let (id, message, attachments) = match parsed {

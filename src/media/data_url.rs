@@ -1,6 +1,6 @@
 //! Images that arrive as `data:` URLs (the OpenAI `image_url` content part, the web
-//! chat): decoded and checked like a downloaded image. The gateway never fetches a URL
-//! (no SSRF): an `http(s)://` image is refused with the way to send it instead.
+//! chat): decoded and checked like a downloaded image. `http(s)://` links are fetched by
+//! `media::link`; any other scheme is refused with the way to send the image instead.
 
 use super::{ImagePart, MediaError};
 use base64::Engine;
@@ -100,14 +100,14 @@ mod tests {
     fn refusals_name_the_part_and_the_fix() {
         let cases: [(&str, u64, &str); 7] = [
             (
-                "https://example.com/cat.png",
+                "ftp://example.com/cat.png",
                 100,
-                "p is a link (https://…): the gateway never fetches URLs — send the image itself as a base64 data: URL (data:image/png;base64,…)",
+                "p is a ftp:// link, which the gateway does not fetch — link it over http(s) or send the image itself as a base64 data: URL (data:image/png;base64,…)",
             ),
             (
-                "HTTP://10.0.0.1/x",
+                "FILE://10.0.0.1/x",
                 100,
-                "p is a link (http://…): the gateway never fetches URLs — send the image itself as a base64 data: URL (data:image/png;base64,…)",
+                "p is a file:// link, which the gateway does not fetch — link it over http(s) or send the image itself as a base64 data: URL (data:image/png;base64,…)",
             ),
             (
                 "cat.png",

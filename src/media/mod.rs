@@ -5,11 +5,13 @@
 //! - An image reaches the model inline, with the media type of its bytes, never a URL.
 //! - A plain-text file up to [`MAX_TEXT_FILE_BYTES`] is inlined as text with its name.
 //! - History keeps a placeholder for an image, never its bytes.
-//! - An image sent as a `data:` URL is decoded here (`data_url`); a link is never fetched.
+//! - An image sent as a `data:` URL is decoded here (`data_url`); an `http(s)://` link is
+//!   downloaded by `link`.
 
 use bytes::Bytes;
 
 mod data_url;
+pub mod link;
 
 /// Images per message, at most (DESIGN §10).
 pub const MAX_IMAGES: usize = 4;
@@ -59,9 +61,9 @@ pub enum MediaError {
     NotText { name: String },
     #[error("could not download {name}: {reason} — send it again")]
     Download { name: String, reason: String },
-    /// An image given as an `http(s)://` (or other) link: never fetched (SSRF).
+    /// An image given as a link of a scheme that is not fetched (`ftp://`, `file://`, …).
     #[error(
-        "{name} is a link ({scheme}://…): the gateway never fetches URLs — send the image itself as a base64 data: URL (data:image/png;base64,…)"
+        "{name} is a {scheme}:// link, which the gateway does not fetch — link it over http(s) or send the image itself as a base64 data: URL (data:image/png;base64,…)"
     )]
     RemoteUrl { name: String, scheme: String },
     #[error(
