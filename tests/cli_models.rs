@@ -176,3 +176,29 @@ async fn models_status_text_with_cooldowns() {
         without_times(&filtered(&h, &stdout(&out)).replace(&fake.anthropic_base(), "[FAKE]"));
     insta::assert_snapshot!("models_status_text_cooldowns", text);
 }
+
+/// `remoteclaw models status | head -1`: a reader that goes away is no error and no
+/// panic — the command ends quietly with status 0.
+#[tokio::test]
+async fn a_closed_stdout_ends_quietly_without_a_panic() {
+    let h = TestHome::new(CONFIG);
+    // (doctor exits 1 here: this home has no credentials.)
+    for (args, code) in [
+        (&["models", "status"][..], 0),
+        (&["models", "list", "--json"][..], 0),
+        (&["doctor", "--json"][..], 1),
+    ] {
+        // A pipe whose reading end is already closed: every write gets EPIPE.
+        let (reader, writer) = std::io::pipe().unwrap();
+        drop(reader);
+        let out = h
+            .command(args)
+            .stdout(std::process::Stdio::from(writer))
+            .output()
+            .await
+            .unwrap();
+        let err = stderr(&out);
+        assert!(!err.contains("panicked"), "{args:?}: {err}");
+        assert_eq!(out.status.code(), Some(code), "{args:?}: {err}");
+    }
+}

@@ -57,7 +57,28 @@ pub enum Command {
 }
 
 /// Parse arguments, run, map to an exit code.
+/// `remoteclaw models status | head -1`: once the reader is gone, a print fails with
+/// EPIPE and Rust's `println!` panics. That is the reader's choice, not an error: end
+/// quietly with status 0 (as ripgrep does) instead of a panic and a backtrace. Any
+/// other panic still goes to the default hook.
+fn quiet_on_broken_pipe() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let payload = info.payload();
+        let message = payload
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| payload.downcast_ref::<&str>().copied())
+            .unwrap_or("");
+        if message.starts_with("failed printing to std") && message.contains("Broken pipe") {
+            std::process::exit(0);
+        }
+        default(info);
+    }));
+}
+
 pub fn main() -> ExitCode {
+    quiet_on_broken_pipe();
     let cli = Cli::parse();
     let default_level = match cli.command {
         Command::Gateway(ref g) if g.command.is_none() => "info",
