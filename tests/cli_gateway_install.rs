@@ -180,6 +180,13 @@ async fn install_status_uninstall_without_user_systemd() {
     let out = h.run(&["gateway", "status"]).await;
     assert!(out.status.success());
     assert_eq!(stdout(&out), "installed, not running\n");
+    let out = h.run(&["gateway", "status", "--dry-run", "--json"]).await;
+    assert!(out.status.success(), "{out:?}");
+    let v: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(v["state"], "installed, not running");
+    assert_eq!(v["installed"], true);
+    assert_eq!(v["running"], false);
+    assert_eq!(v["unit"], dir.join(UNITS[0]).display().to_string());
 
     // Again: nothing to rewrite. A file edited by hand is put back.
     std::fs::write(dir.join(UNITS[2]), "[Timer]\nOnCalendar=daily\n").unwrap();

@@ -46,7 +46,17 @@ pub enum ServiceCommand {
     /// Stop, disable and remove what `install` wrote.
     Uninstall(DryRunArgs),
     /// Print `not installed`, `running` or `installed, not running`.
-    Status,
+    Status(StatusArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// Accepted like install's and uninstall's: status changes nothing either way.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// `{"state": …, "installed": bool, "running": bool, "unit": "<path>"}`.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]
@@ -400,7 +410,7 @@ pub async fn run(command: ServiceCommand) -> anyhow::Result<ExitCode> {
         match command {
             ServiceCommand::Install(a) => install(&env, a.dry_run, &mut out),
             ServiceCommand::Uninstall(a) => uninstall(&env, a.dry_run, &mut out),
-            ServiceCommand::Status => status(&env, &mut out),
+            ServiceCommand::Status(a) => status(&env, a.json, &mut out),
         }
     })
     .await
@@ -561,13 +571,14 @@ fn uninstall(env: &EnvMap, dry_run: bool, out: &mut impl Write) -> anyhow::Resul
     Ok(ExitCode::SUCCESS)
 }
 
-fn status(env: &EnvMap, out: &mut impl Write) -> anyhow::Result<ExitCode> {
+fn status(env: &EnvMap, json: bool, out: &mut impl Write) -> anyhow::Result<ExitCode> {
     let manager = Manager::current();
     let dir = unit_dir(manager, env)?;
     let Some((_, gateway)) = installed_paths(manager, &dir).into_iter().next() else {
         anyhow::bail!("no gateway service file is known for this platform");
     };
-    let text = if !gateway.exists() {
+    let installed = gateway.exists();
+    let text = if !installed {
         "not installed"
     } else {
         let ctl = Ctl::new(manager, env);
@@ -585,7 +596,17 @@ fn status(env: &EnvMap, out: &mut impl Write) -> anyhow::Result<ExitCode> {
             "installed, not running"
         }
     };
-    writeln!(out, "{text}")?;
+    if json {
+        let v = serde_json::json!({
+            "state": text,
+            "installed": installed,
+            "running": text == "running",
+            "unit": gateway.display().to_string(),
+        });
+        writeln!(out, "{v}")?;
+    } else {
+        writeln!(out, "{text}")?;
+    }
     Ok(ExitCode::SUCCESS)
 }
 
