@@ -107,7 +107,18 @@ async fn probe_checks_each_credential_and_updates_cooldowns() {
         (revoked["health"].as_str(), revoked["reason"].as_str()),
         (Some("disabled"), Some("auth"))
     );
+    // Disabled until cleared: no end time (DESIGN §6 `"until": null | <ms>`).
+    assert_eq!(revoked["until"], Value::Null, "{revoked}");
     assert!(!stdout(&out).contains("pk-"), "no secret in the output");
+    let list = h
+        .run(&["models", "auth", "cooldown", "list", "--json"])
+        .await;
+    let listed: Value = serde_json::from_str(&stdout(&list)).unwrap();
+    let entry = listed
+        .as_array()
+        .and_then(|l| l.iter().find(|e| e["id"] == "env:ANTHROPIC_API_KEYS[1]"))
+        .unwrap();
+    assert_eq!(entry["until"], Value::Null, "{listed}");
 
     // Filters: one profile only.
     let out = h

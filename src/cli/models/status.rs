@@ -200,7 +200,8 @@ pub async fn run(args: StatusArgs) -> anyhow::Result<ExitCode> {
                             source: source_str(c.source),
                             health: c.health,
                             reason: c.reason,
-                            until: c.until,
+                            // Disabled until cleared: no time (DESIGN §6 `null | <ms>`).
+                            until: c.until.filter(|&u| u != crate::auth::cooldown::FOREVER),
                             fingerprint: c.fingerprint().map(str::to_string),
                         })
                         .collect(),
@@ -231,7 +232,10 @@ pub async fn run(args: StatusArgs) -> anyhow::Result<ExitCode> {
                     source_str(c.source),
                     health_str(c.health),
                     c.reason.unwrap_or("-"),
-                    c.until.map(|u| u.to_string()).unwrap_or_else(|| "-".into()),
+                    c.until
+                        .filter(|&u| u != crate::auth::cooldown::FOREVER)
+                        .map(|u| u.to_string())
+                        .unwrap_or_else(|| "-".into()),
                     c.fingerprint().unwrap_or("-")
                 );
             }
