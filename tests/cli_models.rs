@@ -133,6 +133,15 @@ async fn probe_checks_each_credential_and_updates_cooldowns() {
         .await;
     let v: Value = serde_json::from_str(&stdout(&out)).unwrap();
     assert_eq!(v["probes"].as_array().unwrap().len(), 1);
+
+    // A probe target that does not exist is named, with the way to find the right one.
+    for (flag, value) in [("--probe-provider", "nope"), ("--probe-profile", "nope:x")] {
+        let out = h.run(&["models", "status", "--probe", flag, value]).await;
+        assert_eq!(out.status.code(), Some(1), "{flag} {value}");
+        let err = stderr(&out);
+        assert!(err.contains(&format!("{flag} {value}")), "{err}");
+        assert!(err.contains("remoteclaw models status"), "{err}");
+    }
 }
 
 /// Replace every "until HH:MM UTC (in …)" with "until [time]": the rest of the text is

@@ -146,13 +146,33 @@ pub async fn run(args: StatusArgs) -> anyhow::Result<ExitCode> {
             .into_iter()
             .map(|(p, _)| p)
             .collect();
+        if let Some(p) = args.probe_provider.as_deref()
+            && !names.iter().any(|n| n == p)
+        {
+            anyhow::bail!(
+                "--probe-provider {p}: no such provider here (providers: {}) — use one of those names, as `remoteclaw models status` lists them",
+                names.join(", ")
+            );
+        }
         let opts = super::probe::ProbeOptions {
             providers: &names,
             only_provider: args.probe_provider.as_deref(),
             only_profile: args.probe_profile.as_deref(),
             timeout: std::time::Duration::from_millis(args.probe_timeout.max(1)),
         };
-        Some(super::probe::run_probes(&app, &opts).await?)
+        let probes = super::probe::run_probes(&app, &opts).await?;
+        if let Some(id) = args.probe_profile.as_deref()
+            && probes.is_empty()
+        {
+            anyhow::bail!(
+                "--probe-profile {id}: no credential with that id{} — use an id as `remoteclaw models status` lists it",
+                args.probe_provider
+                    .as_deref()
+                    .map(|p| format!(" for {p}"))
+                    .unwrap_or_default()
+            );
+        }
+        Some(probes)
     } else {
         None
     };
