@@ -263,7 +263,7 @@ async fn probe_refused_refresh_disables_the_sign_in_with_the_login_hint() {
         p["error"]
             .as_str()
             .unwrap()
-            .contains("Sign in again: `remoteclaw models auth login --provider corp`"),
+            .contains("sign in again: `remoteclaw models auth login --provider corp`"),
         "{p}"
     );
     assert_eq!(oauth.refresh_requests(), 1);

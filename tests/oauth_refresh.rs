@@ -259,6 +259,32 @@ async fn invalid_grant_disables_with_refresh_failed_and_stops_token_requests() {
     assert_eq!(v["reply"], "fake reply to: back", "{v}");
 }
 
+/// DESIGN §5/§5a: a refused refresh is no reason to rotate — the turn answers "sign in
+/// again" (only a network error or 5xx of the token endpoint moves on); the sign-in is
+/// disabled, so the next turn starts with the other credential.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_refresh_is_the_answer_and_the_next_turn_starts_elsewhere() {
+    let oauth = FakeOAuth::start().await;
+    let provider = FakeProvider::start().await;
+    let (mut home, _) = home(&oauth, &provider, now_ms() - 1);
+    home.set("CORP_API_KEY", "sk-corp-env");
+    oauth.script_refresh([RefreshBehavior::InvalidGrant]);
+
+    let (v, _) = agent(&home, "one").await;
+    assert_eq!(outcomes(&v), [(PROFILE.to_string(), "auth".to_string())]);
+    let error = v["error"].as_str().unwrap();
+    assert!(error.contains("sign in again"), "{error}");
+    assert_eq!(provider.request_count(), 0, "no other credential was tried");
+
+    let (v, _) = agent(&home, "two").await;
+    assert_eq!(v["reply"], "fake reply to: two", "{v}");
+    assert_eq!(
+        outcomes(&v),
+        [("env:CORP_API_KEY".to_string(), "ok".to_string())]
+    );
+    assert_eq!(oauth.refresh_requests(), 1);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_token_endpoint_500_moves_the_turn_on_and_the_next_turn_refreshes() {
     let oauth = FakeOAuth::start().await;

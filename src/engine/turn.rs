@@ -147,12 +147,11 @@ impl Attempt {
     }
 }
 
-/// An error from refreshing an OAuth sign-in rather than from the model call.
-fn is_refresh_error(e: &ProviderError) -> bool {
-    matches!(
-        e.code.as_deref(),
-        Some(crate::oauth::refresh::REFRESH_FAILED | crate::oauth::refresh::REFRESH_UNAVAILABLE)
-    )
+/// A token endpoint that could not be reached or answered 5xx (DESIGN §5a): transient,
+/// so the turn moves on to the next credential. A refusal (`refresh_failed`) is not: it
+/// disables the sign-in and is handled like an auth error from the provider.
+fn is_transient_refresh_error(e: &ProviderError) -> bool {
+    e.code.as_deref() == Some(crate::oauth::refresh::REFRESH_UNAVAILABLE)
 }
 
 /// One provider call with `cred`, streamed into `sink` when there is one (`emitted` turns
@@ -383,8 +382,17 @@ impl Engine {
                             .await;
                         progress.attempts.push(Attempt::failed(listed, &e));
                         tracing::warn!(model = %model, credential = %listed.id, kind = e.kind.as_str(), error = %e.message, "OAuth refresh failed");
+                        let (kind, transient) = (e.kind, is_transient_refresh_error(&e));
                         last_error = Some(e.into());
-                        continue; // the next credential may answer
+                        if transient {
+                            continue; // the next credential may answer
+                        }
+                        // Refused: "sign in again" is the answer (the credential is now
+                        // disabled, so the next turn starts elsewhere).
+                        if worth_falling_back(kind) && input.pin.is_none() {
+                            continue 'models;
+                        }
+                        break 'models;
                     }
                 };
                 progress.calling = Some(cred.id.to_string());
@@ -440,13 +448,13 @@ impl Engine {
                         progress.attempts.push(Attempt::failed(&cred, &e));
                         tracing::warn!(model = %model, credential = %cred.id, kind = e.kind.as_str(), error = %e.message, "provider call failed");
                         let kind = e.kind;
-                        let refresh_failed = is_refresh_error(&e);
+                        let refresh_transient = is_transient_refresh_error(&e);
                         last_error = Some(e.into());
                         if emitted() {
                             break 'models; // part of a reply went out: never mix in another answer
                         }
-                        if refresh_failed {
-                            continue; // the sign-in is unusable now; the next credential may answer
+                        if refresh_transient {
+                            continue; // the token endpoint is down; the next credential may answer
                         }
                         if kind != ErrorKind::RateLimit {
                             if worth_falling_back(kind) && input.pin.is_none() {

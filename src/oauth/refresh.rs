@@ -332,7 +332,7 @@ fn refused(cred: &Credential, status: Option<u16>, why: &str) -> ProviderError {
         status,
         code: Some(REFRESH_FAILED.into()),
         message: format!(
-            "{}: {why}. Sign in again: `remoteclaw models auth login --provider {}`",
+            "{}: {why} — sign in again: `remoteclaw models auth login --provider {}`",
             cred.id, cred.provider
         ),
         retry_after: None,
