@@ -347,10 +347,21 @@ async fn models_status_check_exit_codes() {
         (case(now + 3_600_000), 2, "expiring within 24 h"),
         (case(now - 1000), 1, "expired"),
         (missing, 1, "token without a value"),
-        (oauth, 0, "oauth with a refresh token renews itself"),
+        (oauth.clone(), 0, "oauth with a refresh token renews itself"),
+        (
+            oauth,
+            2,
+            "oauth whose provider has no token endpoint: its expiry decides",
+        ),
     ];
-    for (profiles, want, what) in cases {
-        let h = home(&fake, "");
+    for (i, (profiles, want, what)) in cases.into_iter().enumerate() {
+        // The provider has a token endpoint in all cases but the last.
+        let endpoint = if i < 5 {
+            "[models.providers.anthropic.oauth]\ntokenUrl = \"http://127.0.0.1:9/token\"\nclientId = \"c\"\n"
+        } else {
+            ""
+        };
+        let h = home(&fake, endpoint);
         h.write("agents/main/agent/auth-profiles.json", &profiles);
         let out = h.run(&["models", "status", "--check"]).await;
         assert_eq!(

@@ -364,10 +364,12 @@ fn evaluate(
             ..
         } => (
             *expires_ms,
-            // DESIGN §6: an OAuth credential with a refresh token is `ok` (it renews
-            // itself). One whose provider has no token endpoint is flagged by `doctor`
-            // (`oauth_cannot_refresh`) and the status text rather than by its health.
-            refresh.as_ref().is_some_and(|r| !r.is_blank()),
+            // DESIGN §5a: an OAuth credential is `ok` while it can be refreshed: it has a
+            // refresh token and its provider a token endpoint. Without one its access
+            // token's expiry decides, like a token's (`doctor` also flags it as
+            // `oauth_cannot_refresh`).
+            refresh.as_ref().is_some_and(|r| !r.is_blank())
+                && crate::oauth::preset::Endpoints::of(inp.config, inp.provider).is_some(),
         ),
     };
     let state = match inline_secret(&p.credential) {
@@ -963,7 +965,11 @@ mod tests {
 
     #[test]
     fn stored_profiles_sort_by_kind_then_least_recently_used() {
-        let mut f = fixture(PROFILES, "");
+        // anthropic has a token endpoint here, so its OAuth sign-in can be refreshed.
+        let mut f = fixture(
+            PROFILES,
+            "[models.providers.anthropic.oauth]\ntokenUrl = \"http://127.0.0.1:9/token\"\nclientId = \"c\"\n",
+        );
         f.last_used.insert("anthropic:soon".into(), 50);
         f.last_used.insert("anthropic:tok".into(), 10);
         let got = run(&f, None);
@@ -1004,6 +1010,12 @@ mod tests {
             by_id["anthropic:empty"],
             (Health::Missing, Some("missing_credential"))
         );
+        // Without a token endpoint the sign-in cannot renew itself: its access token's
+        // expiry decides (none given here: static).
+        let f = fixture(PROFILES, "");
+        let got = run(&f, None);
+        let oauth = got.iter().find(|(i, _, _)| i == "anthropic:oauth").unwrap();
+        assert_eq!((oauth.1, oauth.2), (Health::Static, None));
     }
 
     #[test]
