@@ -193,7 +193,22 @@ impl App {
     }
 
     /// Build from a process environment. `agent` overrides `agents.defaultId`.
-    pub async fn load(mut env: EnvMap, agent: Option<&str>) -> Result<App, StartupError> {
+    pub async fn load(env: EnvMap, agent: Option<&str>) -> Result<App, StartupError> {
+        Self::load_with(env, agent, false).await
+    }
+
+    /// [`App::load`] for a gateway: a Redis store is not reached at start, so a gateway
+    /// started while Redis is down serves (`/health` 503, turns "state store
+    /// unavailable") and recovers by itself when Redis answers (DESIGN §9).
+    pub async fn load_for_gateway(env: EnvMap) -> Result<App, StartupError> {
+        Self::load_with(env, None, true).await
+    }
+
+    async fn load_with(
+        mut env: EnvMap,
+        agent: Option<&str>,
+        lazy_store: bool,
+    ) -> Result<App, StartupError> {
         let paths = Paths::from_env(&env)?;
         if let Err(e) = crate::config::paths::ensure_private_dir(&paths.state_dir) {
             tracing::warn!(
@@ -236,7 +251,7 @@ impl App {
         let live = LiveConfig::new(config.clone());
         let env = Arc::new(env);
         let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-        let stores = open_stores(&config, &env, &paths).await?;
+        let stores = open_stores(&config, &env, &paths, lazy_store).await?;
         let cooldowns = Arc::new(CooldownBook::with_store(
             stores.cooldowns.clone(),
             config.auth.cooldowns.clone(),
@@ -346,12 +361,14 @@ pub async fn redis_url(
         .map_err(|e| StartupError::RedisUrlRef(e.to_string()))
 }
 
-/// The stores `session.store` chooses: `state.db`, or Redis (connected now; a server
-/// that does not answer stops start-up with "state store unavailable").
+/// The stores `session.store` chooses: `state.db`, or Redis — connected now (a server
+/// that does not answer stops start-up with "state store unavailable"), or with `lazy`
+/// at its first use.
 pub async fn open_stores(
     config: &Arc<Config>,
     env: &Arc<EnvMap>,
     paths: &Paths,
+    lazy: bool,
 ) -> Result<Stores, StartupError> {
     match config.session.store {
         crate::config::SessionStoreKind::Sqlite => {
@@ -363,7 +380,11 @@ pub async fn open_stores(
                     "session.store = \"redis\" needs redisUrl or redisUrlRef".to_string(),
                 ));
             };
-            let redis = Redis::connect(url.expose(), &config.session.redis_prefix).await?;
+            let redis = if lazy {
+                Redis::connect_lazily(url.expose(), &config.session.redis_prefix).await?
+            } else {
+                Redis::connect(url.expose(), &config.session.redis_prefix).await?
+            };
             Ok(Stores::redis(redis))
         }
     }

@@ -297,6 +297,42 @@ async fn a_redis_outage_gives_clear_errors_then_recovers_without_a_restart() {
     assert_eq!(a.health().await, (200, json!({"ok": true})));
 }
 
+/// A replica started while Redis is down does not exit: it serves, `/health` says 503
+/// `store`, turns get "state store unavailable", and once Redis answers it serves turns
+/// by itself (DESIGN §9).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_started_while_redis_is_down_serves_once_it_answers() {
+    let fake = FakeProvider::start().await;
+    let mut redis = RedisServer::start();
+    let home = replica_home(&fake, &redis, "");
+    redis.stop();
+    let a = Replica::start(home).await;
+    assert_eq!(
+        a.health().await,
+        (503, json!({"ok": false, "store": "unavailable"}))
+    );
+    let (status, v) = a.complete("s", "remoteclaw", "during").await;
+    assert_eq!(status, 503, "{v}");
+    assert_eq!(v["error"]["code"], "store_unavailable");
+    assert_eq!(fake.request_count(), 0);
+
+    redis.restart();
+    let back = Instant::now();
+    loop {
+        let (status, v) = a.complete("s", "remoteclaw", "after").await;
+        if status == 200 {
+            assert_eq!(reply_text(&v), "fake reply to: after");
+            break;
+        }
+        assert!(
+            back.elapsed() < Duration::from_secs(10),
+            "not serving 10 s after Redis came up: {status} {v}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(a.health().await, (200, json!({"ok": true})));
+}
+
 /// The operator CLI on a host of the cluster works on the shared store: a pairing code
 /// a replica issued is approved with `remoteclaw pairing approve`, a cooldown is listed
 /// and cleared, and a session made through a replica shows in `sessions show`.

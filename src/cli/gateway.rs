@@ -83,7 +83,7 @@ pub async fn run(args: GatewayArgs) -> anyhow::Result<ExitCode> {
     if let Some(command) = args.command {
         return super::service::run(command).await;
     }
-    let app = App::load(EnvMap::from_process(), None).await?;
+    let app = App::load_for_gateway(EnvMap::from_process()).await?;
     let token = gateway_token(&app).await?;
     let config = app.config();
     let bind = args

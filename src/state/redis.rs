@@ -61,6 +61,17 @@ impl Redis {
     /// Fails (with a message that never holds the password) when the URL does not parse
     /// or the server does not answer within [`CALL_TIMEOUT`].
     pub async fn connect(url: &str, prefix: &str) -> Result<Redis, StoreError> {
+        Self::open(url, prefix, false).await
+    }
+
+    /// Like [`Redis::connect`], but without reaching the server now: the first call
+    /// connects (and fails with "state store unavailable" while it cannot). A gateway
+    /// starts like this, so it serves `/health` 503 until Redis answers.
+    pub async fn connect_lazily(url: &str, prefix: &str) -> Result<Redis, StoreError> {
+        Self::open(url, prefix, true).await
+    }
+
+    async fn open(url: &str, prefix: &str, lazy: bool) -> Result<Redis, StoreError> {
         let client = redis::Client::open(url).map_err(|e| {
             unavailable(
                 "(unparsed URL)",
@@ -89,19 +100,24 @@ impl Redis {
             .set_number_of_retries(2)
             .set_max_delay(Duration::from_millis(500));
         let scrub_e = |e: RedisError| scrub(password.as_deref(), &e.to_string());
-        let conn = match tokio::time::timeout(
-            CALL_TIMEOUT,
-            client.get_connection_manager_with_config(config),
-        )
-        .await
-        {
-            Ok(Ok(conn)) => conn,
-            Ok(Err(e)) => return Err(unavailable(&location, &scrub_e(e))),
-            Err(_) => {
-                return Err(unavailable(
-                    &location,
-                    &format!("no answer within {} s", CALL_TIMEOUT.as_secs()),
-                ));
+        let conn = if lazy {
+            ConnectionManager::new_lazy_with_config(client, config)
+                .map_err(|e| unavailable(&location, &scrub_e(e)))?
+        } else {
+            match tokio::time::timeout(
+                CALL_TIMEOUT,
+                client.get_connection_manager_with_config(config),
+            )
+            .await
+            {
+                Ok(Ok(conn)) => conn,
+                Ok(Err(e)) => return Err(unavailable(&location, &scrub_e(e))),
+                Err(_) => {
+                    return Err(unavailable(
+                        &location,
+                        &format!("no answer within {} s", CALL_TIMEOUT.as_secs()),
+                    ));
+                }
             }
         };
         Ok(Redis {

@@ -184,7 +184,7 @@ pub async fn run_all(
     let config_path = paths.config_path.display().to_string();
     // With `session.store = "redis"` the runtime state is in Redis, not in state.db.
     let stores = if config.session.store == crate::config::SessionStoreKind::Redis {
-        match crate::app::open_stores(&config, &env, &paths).await {
+        match crate::app::open_stores(&config, &env, &paths, false).await {
             Ok(s) => {
                 let at = s.redis.as_ref().map_or("", |r| r.location()).to_string();
                 r.push(Finding::ok(
