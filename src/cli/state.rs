@@ -1,7 +1,8 @@
 //! `remoteclaw state migrate --to redis [--dry-run]` (DESIGN §6, §9): copy
 //! `<state>/state.db` into the Redis store named by `[session] redisUrl`/`redisUrlRef`
 //! and `redisPrefix` (whatever `session.store` says), and print how many records of
-//! each kind it holds. Idempotent; `--dry-run` connects and counts but writes nothing.
+//! each kind it holds. Idempotent; `--dry-run` counts but writes nothing (and counts even
+//! when Redis cannot be reached); no state.db is an empty state (all counts 0).
 //! The reading and writing live in `state::migrate`; this file wires config and output.
 
 use crate::config::env::{EnvMap, import_shell_env, load_env_file};
@@ -35,6 +36,9 @@ pub struct MigrateArgs {
     /// Count what would be copied; write nothing.
     #[arg(long)]
     pub dry_run: bool,
+    /// `{"from", "to", "prefix", "dryRun", "counts": {"sessions": n, …}, "sessionsWritten"}`.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -66,13 +70,6 @@ async fn migrate(args: MigrateArgs) -> anyhow::Result<ExitCode> {
     let env = Arc::new(env);
 
     let db_path = paths.state_db();
-    if !tokio::fs::try_exists(&db_path).await.unwrap_or(false) {
-        anyhow::bail!(
-            "no state database at {}: nothing to migrate. `state migrate` copies <state>/state.db; \
-             set REMOTECLAW_STATE_DIR when it lives elsewhere.",
-            db_path.display()
-        );
-    }
     let Some(url) = crate::app::redis_url(&config, &env).await? else {
         anyhow::bail!(
             "session.redisUrl is not set in {}: `state migrate --to redis` needs the server to copy into. \
@@ -80,20 +77,59 @@ async fn migrate(args: MigrateArgs) -> anyhow::Result<ExitCode> {
             loaded.path.display()
         );
     };
-    let redis = Redis::connect(url.expose(), &config.session.redis_prefix).await?;
-    let snapshot = read(&db_path).await?;
-    let counts = snapshot.counts();
-    let written = if args.dry_run {
-        None
+    // No state.db is an empty state: nothing to copy, all counts 0 (and said so).
+    let snapshot = if tokio::fs::try_exists(&db_path).await.unwrap_or(false) {
+        read(&db_path).await?
     } else {
-        Some(RedisImport::new(redis.clone()).write(&snapshot).await?)
+        eprintln!(
+            "note: no state database at {}: nothing to copy (set REMOTECLAW_STATE_DIR when it lives elsewhere)",
+            db_path.display()
+        );
+        Snapshot::default()
     };
+    let counts = snapshot.counts();
+    // A dry run counts even when Redis cannot be reached (and says so); a real run
+    // needs it.
+    let (location, written) = if args.dry_run {
+        match Redis::connect(url.expose(), &config.session.redis_prefix).await {
+            Ok(redis) => (redis.location().to_string(), None),
+            Err(e) => {
+                eprintln!("warning: {e} — the copy itself will need it");
+                (url_location(url.expose()), None)
+            }
+        }
+    } else {
+        let redis = Redis::connect(url.expose(), &config.session.redis_prefix).await?;
+        // Nothing to copy: leave the server untouched.
+        let w = if snapshot == Snapshot::default() {
+            crate::state::migrate::Written::default()
+        } else {
+            RedisImport::new(redis.clone()).write(&snapshot).await?
+        };
+        (redis.location().to_string(), Some(w))
+    };
+    let prefix = &config.session.redis_prefix;
 
+    if args.json {
+        let counts_json: serde_json::Map<String, serde_json::Value> = counts
+            .lines()
+            .iter()
+            .map(|(label, n)| (camel(label), serde_json::json!(n)))
+            .collect();
+        let v = serde_json::json!({
+            "from": db_path.display().to_string(),
+            "to": location,
+            "prefix": prefix,
+            "dryRun": args.dry_run,
+            "counts": counts_json,
+            "sessionsWritten": written.as_ref().map(|w| w.sessions_changed),
+        });
+        println!("{v}");
+        return Ok(ExitCode::SUCCESS);
+    }
     println!(
-        "state.db at {} → redis at {}, prefix \"{}\"",
+        "state.db at {} → redis at {location}, prefix \"{prefix}\"",
         db_path.display(),
-        redis.location(),
-        redis.prefix()
     );
     print_counts(&counts);
     match written {
@@ -105,6 +141,31 @@ async fn migrate(args: MigrateArgs) -> anyhow::Result<ExitCode> {
         ),
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `history entries` → `historyEntries`.
+fn camel(label: &str) -> String {
+    let mut out = String::with_capacity(label.len());
+    let mut upper = false;
+    for c in label.chars() {
+        if c == ' ' {
+            upper = true;
+        } else if upper {
+            out.extend(c.to_uppercase());
+            upper = false;
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// host:port of a Redis URL, without credentials (for the dry run's header when the
+/// server cannot be reached).
+fn url_location(url: &str) -> String {
+    redis::Client::open(url)
+        .map(|c| c.get_connection_info().addr().to_string())
+        .unwrap_or_else(|_| "(unparsed URL)".to_string())
 }
 
 /// Open `state.db` and read it, on the blocking pool.

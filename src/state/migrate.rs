@@ -6,7 +6,7 @@
 
 mod import;
 
-pub use import::RedisImport;
+pub use import::{RedisImport, Written};
 
 use super::{StateDb, StoreError};
 use crate::session::Pin;
