@@ -128,7 +128,63 @@ fn telegram_webhook(w: &crate::config::TelegramWebhookConfig) -> Result<(), Viol
     }
 }
 
+/// A secret given both inline and as a ref, or a ref to a secret provider the config
+/// does not define (DESIGN §3: contradictions are load errors).
+fn secrets(config: &Config) -> Result<(), Violation> {
+    use super::types::{SecretInput, SecretRef};
+    let both = |key: &str, plain: &str, by_ref: &str| {
+        violation(
+            format!("{key}.{by_ref}"),
+            format!("both {plain} and {by_ref} are set"),
+            format!(
+                "keep one of them ({plain} inline, or {by_ref} to read it from a secret provider)"
+            ),
+        )
+    };
+    let mut refs: Vec<(String, &SecretRef)> = Vec::new();
+    if let Some(t) = &config.channels.telegram {
+        if t.bot_token.is_some() && t.bot_token_ref.is_some() {
+            return Err(both("channels.telegram", "botToken", "botTokenRef"));
+        }
+        if let Some(r) = &t.bot_token_ref {
+            refs.push(("channels.telegram.botTokenRef".into(), r));
+        }
+        if let Some(r) = t.webhook.as_ref().and_then(|w| w.secret_token_ref.as_ref()) {
+            refs.push(("channels.telegram.webhook.secretTokenRef".into(), r));
+        }
+    }
+    if let Some(d) = &config.channels.discord {
+        if d.token.is_some() && d.token_ref.is_some() {
+            return Err(both("channels.discord", "token", "tokenRef"));
+        }
+        if let Some(r) = &d.token_ref {
+            refs.push(("channels.discord.tokenRef".into(), r));
+        }
+    }
+    let s = &config.session;
+    if s.redis_url.is_some() && s.redis_url_ref.is_some() {
+        return Err(both("session", "redisUrl", "redisUrlRef"));
+    }
+    if let Some(r) = &s.redis_url_ref {
+        refs.push(("session.redisUrlRef".into(), r));
+    }
+    if let Some(SecretInput::Ref(r)) = &config.gateway.auth.token {
+        refs.push(("gateway.auth.token".into(), r));
+    }
+    for (id, p) in &config.models.providers {
+        if let Some(SecretInput::Ref(r)) = &p.api_key {
+            refs.push((format!("models.providers.{id}.apiKey"), r));
+        }
+    }
+    for (key, r) in refs {
+        crate::auth::secrets::check_ref(config, r)
+            .map_err(|e| violation(key, e, "define the provider under [secrets.providers], or point the ref at one that exists"))?;
+    }
+    Ok(())
+}
+
 pub fn validate(config: &Config) -> Result<(), Violation> {
+    secrets(config)?;
     let defaults = &config.agents.defaults;
     let known_provider = |p: &str| registry::ProviderSettings::resolve(config, p).is_some();
 
@@ -326,6 +382,13 @@ pub fn validate(config: &Config) -> Result<(), Violation> {
             "auth.cooldowns.rateLimitBackoffSecs",
             "the backoff list is empty",
             "give at least one duration in seconds, e.g. [60, 300, 1500, 3600]",
+        ));
+    }
+    if config.auth.cooldowns.billing_backoff_hours == 0 {
+        return Err(violation(
+            "auth.cooldowns.billingBackoffHours",
+            "a billing disable of 0 hours would retry an exhausted credential on every turn",
+            "use a positive number of hours, e.g. 5",
         ));
     }
     if config.auth.cooldowns.billing_max_hours < config.auth.cooldowns.billing_backoff_hours {
@@ -652,6 +715,59 @@ mod tests {
                 err.key()
                     .is_some_and(|k| k.starts_with("channels.discord.shard")),
                 "{body}: {err}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_secret_given_twice_or_through_an_undefined_provider_is_refused() {
+        let env_ref = |provider: &str| {
+            format!("{{ source = \"env\", provider = \"{provider}\", id = \"X\" }}")
+        };
+        // (config, key named, words in the message)
+        let bad = [
+            (
+                format!("[channels.telegram]\nbotToken = \"1:a\"\nbotTokenRef = {}", env_ref("default")),
+                "channels.telegram.botTokenRef",
+                "both botToken and botTokenRef are set",
+            ),
+            (
+                format!("[channels.discord]\ntoken = \"t\"\ntokenRef = {}", env_ref("default")),
+                "channels.discord.tokenRef",
+                "both token and tokenRef are set",
+            ),
+            (
+                format!("[session]\nredisUrl = \"redis://127.0.0.1\"\nredisUrlRef = {}", env_ref("default")),
+                "session.redisUrlRef",
+                "both redisUrl and redisUrlRef are set",
+            ),
+            (
+                "[channels.telegram]\nbotTokenRef = { source = \"exec\", provider = \"nope\", id = \"X\" }".to_string(),
+                "channels.telegram.botTokenRef",
+                "no secret provider \"nope\"",
+            ),
+            (
+                format!("[models.providers.openai]\napiKey = {}", env_ref("vault")),
+                "models.providers.openai.apiKey",
+                "no secret provider \"vault\"",
+            ),
+        ];
+        for (text, key, message) in bad {
+            let err = crate::config::parse(std::path::Path::new("rc.toml"), &text).unwrap_err();
+            assert_eq!(err.key(), Some(key), "{text}: {err}");
+            assert!(err.to_string().contains(message), "{text}: {err}");
+        }
+        // The implicit env provider, and a defined one, are fine.
+        for text in [
+            format!("[channels.telegram]\nbotTokenRef = {}", env_ref("default")),
+            format!(
+                "[secrets.providers.vault]\nsource = \"env\"\n[channels.discord]\ntokenRef = {}",
+                env_ref("vault")
+            ),
+        ] {
+            assert!(
+                crate::config::parse(std::path::Path::new("rc.toml"), &text).is_ok(),
+                "{text}"
             );
         }
     }

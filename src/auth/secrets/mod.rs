@@ -15,6 +15,15 @@ mod exec;
 mod file;
 mod route;
 
+/// Whether `r` names a secret provider the config defines, of the ref's source (the
+/// implicit `env`/`default` always exists). `Err` says what is wrong and the fix.
+pub fn check_ref(
+    config: &crate::config::Config,
+    r: &crate::config::SecretRef,
+) -> Result<(), String> {
+    route::lookup(config, r).map(|_| ())
+}
+
 use route::{Provider, lookup, resolve_env};
 
 use crate::clock::{Clock, SystemClock};
