@@ -61,7 +61,7 @@ const OPENCLAW_JSON: &str = r#"// Written by `openclaw onboard`, then edited by 
       guilds: {
         "111": {
           users: ["222"],
-          channels: { "444": { requireMention: false, systemPrompt: "You review pull requests." } },
+          channels: { "444": { allow: true, requireMention: false, systemPrompt: "You review pull requests." } },
         },
       },
     },
@@ -183,20 +183,21 @@ channels = ["444"]
 port = 18790
 "#;
 
-const NOT_CARRIED: [&str; 14] = [
-    "meta",
-    "agents.defaults.models.\"anthropic/claude-sonnet-4-5\".params",
+const NOT_CARRIED: [&str; 15] = [
+    "meta.lastTouchedVersion",
+    "agents.defaults.models.\"anthropic/claude-sonnet-4-5\".params.temperature",
     "agents.defaults.model.fallbacks[1]",
     "agents.defaults.workspace",
-    "agents.defaults.sandbox",
+    "agents.defaults.sandbox.mode",
     "agents.list[1].workspace",
     "auth.profiles.\"anthropic:manual\".email",
     "commands.native",
     "channels.telegram.allowFrom[3]",
     "channels.telegram.linkPreview",
-    "channels.whatsapp",
+    "channels.whatsapp.allowFrom",
     "gateway.mode",
-    "messages",
+    "channels.discord.guilds.111.channels.444.allow",
+    "messages.ackReaction",
     "agents/work/agent/auth-profiles.json: profiles.\"aws:default\"",
 ];
 

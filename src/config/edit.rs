@@ -4,7 +4,7 @@
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use toml_edit::{DocumentMut, Item, Table, value};
+use toml_edit::{DocumentMut, Item, Table};
 
 #[derive(Debug, thiserror::Error)]
 pub enum EditError {
@@ -128,9 +128,19 @@ pub fn declare_profile(
     mode: &str,
 ) -> Result<(), String> {
     let t = table_mut(doc, &["auth", "profiles", id])?;
-    t["provider"] = value(provider);
-    t["mode"] = value(mode);
+    set_value(t, "provider", provider);
+    set_value(t, "mode", mode);
     Ok(())
+}
+
+/// `t[key] = v`, keeping what surrounded the old value on its line (the spacing and a
+/// trailing `# comment`), so an edited line keeps its comment.
+pub fn set_value(t: &mut Table, key: &str, v: impl Into<toml_edit::Value>) {
+    let mut new: toml_edit::Value = v.into();
+    if let Some(old) = t.get(key).and_then(Item::as_value) {
+        *new.decor_mut() = old.decor().clone();
+    }
+    t[key] = Item::Value(new);
 }
 
 /// Remove an auth profile's declaration (`[auth.profiles."<id>"]`) and its entries in
@@ -195,12 +205,29 @@ mod tests {
     }
 
     #[test]
+    fn an_edited_line_keeps_its_comment() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("remoteclaw.toml");
+        std::fs::write(
+            &path,
+            "[auth.profiles.\"anthropic:work\"]\nprovider = \"anthropic\"\nmode = \"api_key\"   # keep\n",
+        )
+        .unwrap();
+        update_config(&path, |doc| {
+            declare_profile(doc, "anthropic:work", "anthropic", "token")
+        })
+        .unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(text.contains("mode = \"token\"   # keep\n"), "{text}");
+    }
+
+    #[test]
     fn refuses_changes_that_would_not_load_and_bad_files() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("remoteclaw.toml");
         let e = update_config(&path, |doc| {
             doc["gateway"] = toml_edit::table();
-            doc["gateway"]["prot"] = value(1);
+            doc["gateway"]["prot"] = toml_edit::value(1);
             Ok(())
         })
         .unwrap_err();

@@ -113,7 +113,10 @@ pub fn discord(
                 if c.take("requireMention").and_then(Value::as_bool) == Some(false) {
                     free.push(cid.clone());
                 }
-                if c.take("allow").is_some_and(|a| a.as_bool() != Some(true)) {
+                // A per-channel allowlist has no RemoteClaw equivalent (every channel of
+                // an allowed guild is allowed): listed whatever its value, since even
+                // `allow = true` narrowed the guild to the listed channels.
+                if c.take("allow").is_some() {
                     skipped.push(c.key_path("allow"));
                 }
                 if let Some(p) = c.take("systemPrompt") {

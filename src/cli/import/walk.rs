@@ -101,11 +101,25 @@ impl<'a> Obj<'a> {
 
     /// Report every key that was not taken.
     pub fn finish(self, skipped: &mut Skipped) {
-        for k in self.map.keys() {
+        for (k, v) in self.map {
             if !self.used.contains(k.as_str()) {
-                skipped.push(child(&self.path, k));
+                push_leaves(&child(&self.path, k), v, skipped);
             }
         }
+    }
+}
+
+/// Report `value` at `path` by its full key paths: each leaf of an object
+/// (`messages.ackReaction`), the path itself for anything else (an empty object, an
+/// array, a scalar).
+fn push_leaves(path: &str, value: &Value, skipped: &mut Skipped) {
+    match value {
+        Value::Object(map) if !map.is_empty() => {
+            for (k, v) in map {
+                push_leaves(&child(path, k), v, skipped);
+            }
+        }
+        _ => skipped.push(path),
     }
 }
 
