@@ -579,3 +579,63 @@ async fn a_timed_out_turn_is_504_and_streamed_an_error_chunk_then_done() {
     assert_eq!(err["error"]["code"], "timeout", "{err}");
     assert_eq!(events[1].1, "[DONE]");
 }
+
+/// `stream_options.include_usage` (as OpenAI's clients send it): one more chunk before
+/// `[DONE]`, with no choices and the turn's token counts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn streamed_usage_comes_when_asked_for() {
+    let fake = FakeProvider::start().await;
+    let gw = Gateway::start(home_for(&fake, ""), None).await;
+    let url = format!("{}/v1/chat/completions", gw.url);
+    let body = |include: bool| {
+        json!({"model": "remoteclaw", "stream": true,
+               "stream_options": {"include_usage": include},
+               "messages": [{"role": "user", "content": "hi"}]})
+    };
+    let text = http()
+        .post(&url)
+        .json(&body(true))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let events = sse_events(&text);
+    let n = events.len();
+    assert_eq!(events[n - 1].1, "[DONE]", "{text}");
+    let usage: Value = serde_json::from_str(&events[n - 2].1).unwrap();
+    assert_eq!(usage["choices"], json!([]), "{usage}");
+    let total = usage["usage"]["total_tokens"].as_u64().unwrap();
+    assert!(total > 0, "{usage}");
+    assert_eq!(
+        total,
+        usage["usage"]["prompt_tokens"].as_u64().unwrap()
+            + usage["usage"]["completion_tokens"].as_u64().unwrap()
+    );
+    let stop: Value = serde_json::from_str(&events[n - 3].1).unwrap();
+    assert_eq!(stop["choices"][0]["finish_reason"], "stop", "{stop}");
+
+    // Not asked for: no usage chunk.
+    let text = http()
+        .post(&url)
+        .json(&body(false))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(!text.contains("\"usage\""), "{text}");
+    // A wrong shape is a 400 naming the field.
+    let r = http()
+        .post(&url)
+        .json(&json!({"model": "remoteclaw", "stream": true, "stream_options": {"include_usage": "yes"},
+                      "messages": [{"role": "user", "content": "hi"}]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["error"]["param"], "stream_options.include_usage", "{v}");
+}

@@ -107,7 +107,14 @@ fn unix_now() -> u64 {
 
 /// A reply that is plain text from RemoteClaw itself (a directive's answer), in the
 /// shape the client asked for.
-fn text_response(id: String, created: u64, model: &str, text: &str, stream: bool) -> Response {
+fn text_response(
+    id: String,
+    created: u64,
+    model: &str,
+    text: &str,
+    stream: bool,
+    include_usage: bool,
+) -> Response {
     if !stream {
         return axum::Json(json!({
             "id": id, "object": "chat.completion", "created": created, "model": model,
@@ -121,12 +128,15 @@ fn text_response(id: String, created: u64, model: &str, text: &str, stream: bool
                "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]})
         .to_string()
     };
-    let events = [
+    let mut events = vec![
         chunk(json!({"role": "assistant", "content": ""}), None),
         chunk(json!({"content": text}), None),
         chunk(json!({}), Some("stop")),
-        "[DONE]".to_string(),
     ];
+    if include_usage {
+        events.push(usage_chunk(&id, created, model, None));
+    }
+    events.push("[DONE]".to_string());
     Sse::new(stream::iter(
         events
             .into_iter()
@@ -236,7 +246,14 @@ async fn completions(state: GatewayState, headers: HeaderMap, body: Body) -> Res
     match directive::parse(&messages[last_user].content, &ctx) {
         Parsed::Plain | Parsed::NotForUs => {}
         Parsed::Error { error, .. } => {
-            return text_response(id, created, SESSION_MODEL, &error.to_string(), req.stream);
+            return text_response(
+                id,
+                created,
+                SESSION_MODEL,
+                &error.to_string(),
+                req.stream,
+                req.include_usage,
+            );
         }
         Parsed::Directive {
             directive, rest, ..
@@ -255,7 +272,14 @@ async fn completions(state: GatewayState, headers: HeaderMap, body: Body) -> Res
             };
             let (text, _, ok) = apply(app, &mut turn, &directive, true, None).await;
             if !ok || rest.is_empty() {
-                return text_response(id, created, SESSION_MODEL, &text, req.stream);
+                return text_response(
+                    id,
+                    created,
+                    SESSION_MODEL,
+                    &text,
+                    req.stream,
+                    req.include_usage,
+                );
             }
             messages[last_user].content = rest;
         }
@@ -323,18 +347,23 @@ async fn completions(state: GatewayState, headers: HeaderMap, body: Body) -> Res
         }
         other => other,
     };
+    // `stream_options.include_usage`: one more chunk, no choices, the turn's token counts.
+    let usage_of = req.include_usage.then(|| {
+        let (id, model) = (id.clone(), shown_model.clone());
+        move |u: Option<crate::providers::Usage>| usage_chunk(&id, created, &model, u)
+    });
     let chunk = move |delta: Value, finish: Option<&str>| {
         json!({"id": id, "object": "chat.completion.chunk", "created": created, "model": shown_model,
                "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]})
     };
     let head = chunk(json!({"role": "assistant", "content": ""}), None);
     let events = stream::unfold(
-        (Some(head), first, rx, chunk, false),
-        |(head, pending, mut rx, chunk, finished)| async move {
+        (Some(head), first, rx, chunk, false, usage_of),
+        |(head, pending, mut rx, chunk, finished, usage_of)| async move {
             if let Some(h) = head {
                 return Some((
                     vec![Event::default().data(h.to_string())],
-                    (None, pending, rx, chunk, finished),
+                    (None, pending, rx, chunk, finished, usage_of),
                 ));
             }
             if finished {
@@ -352,22 +381,36 @@ async fn completions(state: GatewayState, headers: HeaderMap, body: Body) -> Res
                 StreamEvent::Done(result) => {
                     let mut evs = Vec::new();
                     match &result.error {
-                        None => evs.push(
-                            Event::default().data(chunk(json!({}), Some("stop")).to_string()),
-                        ),
+                        None => {
+                            evs.push(
+                                Event::default().data(chunk(json!({}), Some("stop")).to_string()),
+                            );
+                            if let Some(u) = &usage_of {
+                                evs.push(Event::default().data(u(result.usage)));
+                            }
+                        }
                         Some(e) => evs.push(Event::default().data(error_chunk(e))),
                     }
                     evs.push(Event::default().data("[DONE]"));
                     (evs, true)
                 }
             };
-            Some((out.0, (None, None, rx, chunk, out.1)))
+            Some((out.0, (None, None, rx, chunk, out.1, usage_of)))
         },
     );
     let flat = futures_util::StreamExt::flat_map(events, |evs| {
         stream::iter(evs.into_iter().map(Ok::<_, Infallible>))
     });
     Sse::new(flat).into_response()
+}
+
+/// The last chunk of a stream asked for with `stream_options.include_usage`.
+fn usage_chunk(id: &str, created: u64, model: &str, u: Option<crate::providers::Usage>) -> String {
+    let u = u.unwrap_or_default();
+    json!({"id": id, "object": "chat.completion.chunk", "created": created, "model": model,
+           "choices": [],
+           "usage": {"prompt_tokens": u.input_tokens, "completion_tokens": u.output_tokens, "total_tokens": u.total()}})
+    .to_string()
 }
 
 /// The SSE data of a turn that failed mid-stream (OpenAI's error object).

@@ -13,6 +13,8 @@ pub struct CompletionRequest {
     pub model: String,
     pub messages: Vec<InMessage>,
     pub stream: bool,
+    /// `stream_options.include_usage`: a last chunk carries the token counts.
+    pub include_usage: bool,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -128,6 +130,25 @@ pub fn completion_request(v: &Value) -> Result<CompletionRequest, Refusal> {
         Some(Value::Bool(b)) => *b,
         Some(_) => return Err(Refusal::field("stream", "stream must be true or false")),
     };
+    let include_usage = match top.get("stream_options") {
+        None | Some(Value::Null) => false,
+        Some(Value::Object(o)) => match o.get("include_usage") {
+            None | Some(Value::Null) => false,
+            Some(Value::Bool(b)) => *b,
+            Some(_) => {
+                return Err(Refusal::field(
+                    "stream_options.include_usage",
+                    "stream_options.include_usage must be true or false",
+                ));
+            }
+        },
+        Some(_) => {
+            return Err(Refusal::field(
+                "stream_options",
+                "stream_options must be an object such as {\"include_usage\": true}",
+            ));
+        }
+    };
     let list = match top.get("messages") {
         Some(Value::Array(list)) => list,
         None | Some(Value::Null) => {
@@ -155,6 +176,7 @@ pub fn completion_request(v: &Value) -> Result<CompletionRequest, Refusal> {
         model,
         messages,
         stream,
+        include_usage,
     })
 }
 
