@@ -81,10 +81,7 @@ pub fn load(path: &Path, required: bool) -> Result<LoadedConfig, ConfigError> {
 pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
     let de = toml::Deserializer::new(text);
     let config: Config = serde_path_to_error::deserialize(de).map_err(|e| {
-        let mut key = e.path().to_string();
-        if key == "." {
-            key.clear();
-        }
+        let mut key = key_path(e.path());
         let inner = e.into_inner();
         let mut message = inner.message().trim().to_string();
         if message.contains("untagged enum SecretInput") {
@@ -119,6 +116,42 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
     Ok(config)
 }
 
+/// The TOML key path of a deserialization error, quoting the keys that are not bare
+/// (`auth.profiles."anthropic:work".mode`, `agents.defaults.models."openai/gpt-4o".images`),
+/// as the validation errors write them.
+fn key_path(path: &serde_path_to_error::Path) -> String {
+    use serde_path_to_error::Segment;
+    let mut out = String::new();
+    for seg in path.iter() {
+        match seg {
+            Segment::Seq { index } => out.push_str(&format!("[{index}]")),
+            Segment::Map { key } | Segment::Enum { variant: key } => {
+                if !out.is_empty() {
+                    out.push('.');
+                }
+                let bare = !key.is_empty()
+                    && key
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+                if bare {
+                    out.push_str(key);
+                } else {
+                    out.push('"');
+                    out.push_str(&key.replace('\\', "\\\\").replace('"', "\\\""));
+                    out.push('"');
+                }
+            }
+            Segment::Unknown => {
+                if !out.is_empty() {
+                    out.push('.');
+                }
+                out.push('?');
+            }
+        }
+    }
+    out
+}
+
 fn hint_for(message: &str, key: &str) -> String {
     if let Some(rest) = message.strip_prefix("unknown field `") {
         let unknown = rest.split('`').next().unwrap_or_default();
@@ -145,6 +178,10 @@ fn hint_for(message: &str, key: &str) -> String {
     }
     if key.is_empty() {
         return format!("fix the TOML syntax at the marked position; {EXAMPLE_HINT}");
+    }
+    if let Some(rest) = message.strip_prefix("missing field `") {
+        let field = rest.split('`').next().unwrap_or_default();
+        return format!("add `{field} = …` to `{key}`; {EXAMPLE_HINT}");
     }
     format!("give `{key}` a value of the expected type; {EXAMPLE_HINT}")
 }

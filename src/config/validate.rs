@@ -773,6 +773,21 @@ mod tests {
     }
 
     #[test]
+    fn loader_errors_quote_keys_that_are_not_bare_and_say_what_is_missing() {
+        let parse = |t: &str| crate::config::parse(std::path::Path::new("rc.toml"), t).unwrap_err();
+        let err = parse("[auth.profiles.\"anthropic:work\"]\nprovider = \"anthropic\"\n");
+        assert_eq!(err.key(), Some("auth.profiles.\"anthropic:work\""), "{err}");
+        assert!(err.to_string().contains("add `mode = …`"), "{err}");
+        let err =
+            parse("[agents.defaults.models.\"anthropic/claude-opus-4-5\"]\nimages = \"no\"\n");
+        assert_eq!(
+            err.key(),
+            Some("agents.defaults.models.\"anthropic/claude-opus-4-5\".images"),
+            "{err}"
+        );
+    }
+
+    #[test]
     fn discord_shard_ranges_that_are_fine() {
         for (body, count, range) in [
             ("", None, None),
