@@ -114,7 +114,7 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<ExitCode> {
     if args.json {
         println!(
             "{}",
-            serde_json::to_string(&AgentJson::new(&args.session, &result))?
+            crate::cli::json_text(&AgentJson::new(&args.session, &result), false)?
         );
     } else if result.is_error() {
         eprintln!("error: {}", result.reply_text());

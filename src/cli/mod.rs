@@ -57,6 +57,30 @@ pub enum Command {
 }
 
 /// Parse arguments, run, map to an exit code.
+/// JSON for the terminal: `serde_json` leaves C1 control characters (U+0080–U+009F,
+/// e.g. U+009B, a CSI on some terminals) and other non-ASCII controls unescaped; this
+/// writes every control character other than the layout's newlines as `\uXXXX`. The
+/// value a parser reads back is unchanged.
+pub fn json_text(v: &impl serde::Serialize, pretty: bool) -> serde_json::Result<String> {
+    let text = if pretty {
+        serde_json::to_string_pretty(v)?
+    } else {
+        serde_json::to_string(v)?
+    };
+    if !text.chars().any(|c| c.is_control() && c != '\n') {
+        return Ok(text);
+    }
+    let mut out = String::with_capacity(text.len() + 16);
+    for c in text.chars() {
+        if c.is_control() && c != '\n' {
+            out.push_str(&format!("\\u{:04x}", u32::from(c)));
+        } else {
+            out.push(c);
+        }
+    }
+    Ok(out)
+}
+
 /// `remoteclaw models status | head -1`: once the reader is gone, a print fails with
 /// EPIPE and Rust's `println!` panics. That is the reader's choice, not an error: end
 /// quietly with status 0 (as ripgrep does) instead of a panic and a backtrace. Any

@@ -4,7 +4,7 @@
 use crate::app::App;
 use crate::config::DmPolicy;
 use crate::config::env::EnvMap;
-use crate::pairing::{PairingEntry, PairingStatus, PairingStore, printable, who};
+use crate::pairing::{PairingEntry, PairingStatus, PairingStore, who};
 use clap::{Args, Subcommand};
 use serde_json::json;
 use std::process::ExitCode;
@@ -103,11 +103,11 @@ fn policy_note(app: &App, channel: &str) -> Option<String> {
 fn entry_json(e: &PairingEntry) -> serde_json::Value {
     match e.status {
         PairingStatus::Pending => json!({
-            "channel": e.channel, "sender": e.sender, "label": e.label.as_deref().map(printable), "code": e.code,
+            "channel": e.channel, "sender": e.sender, "label": e.label, "code": e.code,
             "createdAt": e.created_at, "expiresAt": e.expires_at,
         }),
         PairingStatus::Approved => json!({
-            "channel": e.channel, "sender": e.sender, "label": e.label.as_deref().map(printable),
+            "channel": e.channel, "sender": e.sender, "label": e.label,
             "approvedAt": e.approved_at,
         }),
     }
@@ -164,7 +164,7 @@ async fn list(json: bool) -> anyhow::Result<()> {
             "pending": pending.iter().map(|e| entry_json(e)).collect::<Vec<_>>(),
             "approved": approved.iter().map(|e| entry_json(e)).collect::<Vec<_>>(),
         });
-        println!("{}", serde_json::to_string_pretty(&out)?);
+        println!("{}", crate::cli::json_text(&out, true)?);
         return Ok(());
     }
     if entries.is_empty() {

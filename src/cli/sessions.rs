@@ -83,7 +83,7 @@ pub async fn run(args: SessionsArgs) -> anyhow::Result<ExitCode> {
                 for s in &all {
                     out.push(to_json(&app, s).await);
                 }
-                println!("{}", serde_json::to_string_pretty(&out)?);
+                println!("{}", crate::cli::json_text(&out, true)?);
             } else if all.is_empty() {
                 println!("No sessions yet. A session is created by its first message.");
             } else {
@@ -116,7 +116,7 @@ pub async fn run(args: SessionsArgs) -> anyhow::Result<ExitCode> {
             };
             let j = to_json(&app, &s).await;
             if json {
-                println!("{}", serde_json::to_string_pretty(&j)?);
+                println!("{}", crate::cli::json_text(&j, true)?);
             } else {
                 println!("Session {}", j.key);
                 println!("  model:   {} ({})", j.model, j.model_source);

@@ -272,7 +272,7 @@ pub async fn run(args: DoctorArgs) -> anyhow::Result<ExitCode> {
                 .collect(),
             backup_dir: backup.as_ref().map(|b| b.display().to_string()),
         };
-        println!("{}", serde_json::to_string_pretty(&report)?);
+        println!("{}", crate::cli::json_text(&report, true)?);
     } else {
         print_text(&outcome, args.fix, backup.as_deref());
         if args.fix && backup.is_none() && outcome.findings.iter().all(|f| f.repairs.is_empty()) {

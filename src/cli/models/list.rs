@@ -82,7 +82,7 @@ pub async fn run(args: ListArgs) -> anyhow::Result<ExitCode> {
         providers,
     };
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&out)?);
+        println!("{}", crate::cli::json_text(&out, true)?);
         return Ok(ExitCode::SUCCESS);
     }
     println!("Models{}:", if out.allowlist { " (allowlist)" } else { "" });

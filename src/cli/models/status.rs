@@ -230,7 +230,7 @@ pub async fn run(args: StatusArgs) -> anyhow::Result<ExitCode> {
             missing_providers_in_use: missing.clone(),
             probes: probes.clone(),
         };
-        println!("{}", serde_json::to_string_pretty(&out)?);
+        println!("{}", crate::cli::json_text(&out, true)?);
     } else if args.plain {
         for r in probes.iter().flatten() {
             println!(

@@ -42,7 +42,7 @@ pub async fn run(args: CooldownArgs) -> anyhow::Result<ExitCode> {
                     .iter()
                     .map(|e| json!({"id": e.credential, "model": if e.model.is_empty() { None } else { Some(&e.model) }, "reason": e.reason.as_str(), "until": (e.until != crate::auth::cooldown::FOREVER).then_some(e.until), "errorCount": e.error_count}))
                     .collect();
-                println!("{}", serde_json::to_string_pretty(&rows)?);
+                println!("{}", crate::cli::json_text(&rows, true)?);
             } else if list.is_empty() {
                 println!("No credential is cooling down or disabled.");
             } else {

@@ -124,7 +124,7 @@ async fn get(args: OrderTarget, json: bool) -> anyhow::Result<ExitCode> {
             agent_id: &target.agent_id,
             order: stored.map(Vec::as_slice),
         };
-        println!("{}", serde_json::to_string_pretty(&out)?);
+        println!("{}", crate::cli::json_text(&out, true)?);
         return Ok(ExitCode::SUCCESS);
     }
     if let Some(order) = stored {
