@@ -49,6 +49,13 @@ pub enum WriteError {
         line: usize,
         message: String,
     },
+    /// A schema version this RemoteClaw does not know (written by a newer one): never
+    /// rewritten as version 1.
+    #[error(
+        "{}: schema version {version} (this RemoteClaw reads and writes version 1). The file was left untouched; run the RemoteClaw that wrote it, or edit it with that version",
+        path.display()
+    )]
+    Unsupported { path: PathBuf, version: String },
     #[error("cannot {action} {}: {source}", path.display())]
     Io {
         path: PathBuf,
@@ -347,6 +354,14 @@ fn normalize_read(path: &Path, doc: &mut Value) -> Result<(), WriteError> {
         line: 1,
         message: "the top level is not a JSON object".into(),
     })?;
+    if let Some(Value::Number(n)) = obj.get("version")
+        && n.as_f64() != Some(SCHEMA_VERSION as f64)
+    {
+        return Err(WriteError::Unsupported {
+            path: path.to_path_buf(),
+            version: n.to_string(),
+        });
+    }
     version_ok(obj.get("version")).map_err(|message| WriteError::Corrupt {
         path: path.to_path_buf(),
         line: 1,
@@ -681,8 +696,12 @@ mod tests {
 
         std::fs::write(&path, r#"{"version":2,"profiles":{}}"#).expect("write");
         let err = put_profile(&path, "a:1", key("k")).unwrap_err();
-        assert!(matches!(err, WriteError::Corrupt { .. }), "{err}");
-        assert!(err.to_string().contains("version 2"), "{err}");
+        assert!(matches!(err, WriteError::Unsupported { .. }), "{err}");
+        assert!(err.to_string().contains("schema version 2"), "{err}");
+        assert!(
+            !err.to_string().contains(".bak"),
+            "no backup to restore: {err}"
+        );
         assert_eq!(
             std::fs::read_to_string(&path).expect("read"),
             r#"{"version":2,"profiles":{}}"#

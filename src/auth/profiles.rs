@@ -75,6 +75,8 @@ pub enum ProfileStoreError {
 #[derive(Deserialize)]
 struct RawFile {
     #[serde(default)]
+    version: Option<Value>,
+    #[serde(default)]
     profiles: BTreeMap<String, Value>,
     #[serde(default, rename = "usageStats")]
     usage_stats: BTreeMap<String, Value>,
@@ -148,6 +150,15 @@ impl ProfileStore {
             },
         })?;
         let mut store = ProfileStore::default();
+        if let Some(v) = raw
+            .version
+            .as_ref()
+            .filter(|v| !v.is_null() && v.as_f64() != Some(1.0))
+        {
+            store.warnings.push(format!(
+                "schema version {v}: this RemoteClaw reads version 1, so entries a newer version added may be ignored; run the RemoteClaw that wrote the file"
+            ));
+        }
         for (id, v) in raw.profiles {
             let Some(provider) = opt_str(&v, "provider").filter(|p| !p.trim().is_empty()) else {
                 store
