@@ -199,10 +199,29 @@ impl<'c> AsyncHttpClient<'c> for Recorder<'_> {
 
     fn call(&'c self, request: HttpRequest) -> Self::Future {
         Box::pin(async move {
-            let resp = self.http.call(request).await?;
+            let mut resp = self.http.call(request).await?;
             self.status.store(resp.status().as_u16(), Ordering::Relaxed);
+            if resp.status().is_success() {
+                with_token_type(resp.body_mut());
+            }
             Ok(resp)
         })
+    }
+}
+
+/// A token response without `token_type` (RFC 6749 requires it, but some servers leave
+/// it out) gets `"Bearer"`, the only type there is in practice; `oauth2` would otherwise
+/// refuse the whole answer, tokens and all. Anything else is left as it came.
+fn with_token_type(body: &mut Vec<u8>) {
+    let Ok(Value::Object(mut obj)) = serde_json::from_slice::<Value>(body) else {
+        return;
+    };
+    if !obj.contains_key("access_token") || obj.contains_key("token_type") {
+        return;
+    }
+    obj.insert("token_type".into(), Value::from("Bearer"));
+    if let Ok(patched) = serde_json::to_vec(&obj) {
+        *body = patched;
     }
 }
 
@@ -338,6 +357,24 @@ mod tests {
             refused.to_string(),
             "the token endpoint refused (invalid_grant)"
         );
+    }
+
+    #[test]
+    fn a_token_answer_without_token_type_gets_bearer() {
+        let mut body = br#"{"access_token":"a","expires_in":60}"#.to_vec();
+        with_token_type(&mut body);
+        let v: Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(v["token_type"], "Bearer");
+        assert_eq!(v["access_token"], "a");
+        for untouched in [
+            &br#"{"access_token":"a","token_type":"mac"}"#[..],
+            br#"{"device_code":"d","user_code":"u"}"#,
+            b"not json",
+        ] {
+            let mut body = untouched.to_vec();
+            with_token_type(&mut body);
+            assert_eq!(body, untouched);
+        }
     }
 
     #[test]
