@@ -285,6 +285,39 @@ async fn a_refused_refresh_is_the_answer_and_the_next_turn_starts_elsewhere() {
     assert_eq!(oauth.refresh_requests(), 1);
 }
 
+/// DESIGN §5a: a refused refresh disables the sign-in "until its profile changes" — a
+/// pasted refresh token alone (same access token, same expiry) is such a change.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_refresh_token_alone_lifts_a_refresh_failed_disable() {
+    let oauth = FakeOAuth::start().await;
+    let provider = FakeProvider::start().await;
+    let (home, before) = home(&oauth, &provider, now_ms() - 1);
+    oauth.script_refresh([RefreshBehavior::InvalidGrant]);
+    let (v, _) = agent(&home, "one").await;
+    assert!(
+        v["error"].as_str().unwrap().contains("sign in again"),
+        "{v}"
+    );
+    let (v, _) = agent(&home, "two").await;
+    assert!(v["error"].is_string(), "still disabled: {v}");
+    assert_eq!(
+        oauth.refresh_requests(),
+        1,
+        "no token request while disabled"
+    );
+
+    let mut pasted = before.clone();
+    pasted["refresh"] = json!(oauth.mint_tokens().refresh_token);
+    write_profiles(&home, &json!({"version": 1, "profiles": {PROFILE: pasted}}));
+    let (v, _) = agent(&home, "three").await;
+    assert_eq!(v["reply"], "fake reply to: three", "{v}");
+    assert_eq!(
+        oauth.refresh_requests(),
+        2,
+        "the new refresh token was used"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_token_endpoint_500_moves_the_turn_on_and_the_next_turn_refreshes() {
     let oauth = FakeOAuth::start().await;

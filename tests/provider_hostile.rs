@@ -73,6 +73,7 @@ fn cred() -> Credential {
         secret: Secret::new(KEY),
         expires_ms: None,
         account_id: None,
+        refresh_fp: None,
     }
 }
 

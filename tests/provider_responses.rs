@@ -48,6 +48,7 @@ fn cred_for(key: &str) -> Credential {
         secret: Secret::new(key),
         expires_ms: None,
         account_id: None,
+        refresh_fp: None,
     }
 }
 

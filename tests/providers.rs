@@ -58,6 +58,7 @@ fn cred(key: &str) -> Credential {
         secret: Secret::new(key),
         expires_ms: None,
         account_id: None,
+        refresh_fp: None,
     }
 }
 

@@ -36,12 +36,46 @@ pub struct Credential {
     /// An OAuth profile's account id (sent where the provider wants it, e.g. the Codex
     /// backend's `chatgpt-account-id`).
     pub account_id: Option<Arc<str>>,
+    /// An OAuth profile's refresh token, as its fingerprint (never the token): part of
+    /// the identity a refused refresh is remembered under ([`Credential::sign_in_fingerprint`]).
+    pub refresh_fp: Option<Arc<str>>,
+}
+
+/// [`Credential::sign_in_fingerprint`] from its parts: the access token's and the refresh
+/// token's fingerprints and the expiry.
+pub fn sign_in_fingerprint(
+    access_fp: &str,
+    refresh_fp: Option<&str>,
+    expires_ms: Option<i64>,
+) -> String {
+    use sha2::{Digest, Sha256};
+    let text = format!(
+        "{access_fp}|{}|{}",
+        refresh_fp.unwrap_or(""),
+        expires_ms.unwrap_or(0)
+    );
+    Sha256::digest(text.as_bytes())[..4]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 /// Anthropic setup/OAuth tokens go in `Authorization: Bearer`, not `x-api-key`.
 pub const ANTHROPIC_OAUTH_PREFIX: &str = "sk-ant-oat01-";
 
 impl Credential {
+    /// What a `refresh_failed` disable is kept under: the access token, the refresh token
+    /// and the expiry together, so a profile whose sign-in changes in any of them (a new
+    /// login, a pasted refresh token, an edited `expires`) is tried again (DESIGN §5a:
+    /// "until its profile changes"). 8 hex digits, like a secret's fingerprint.
+    pub fn sign_in_fingerprint(&self) -> String {
+        sign_in_fingerprint(
+            self.secret.fingerprint(),
+            self.refresh_fp.as_deref(),
+            self.expires_ms,
+        )
+    }
+
     /// True when the credential must be sent as a bearer token with the OAuth beta header.
     pub fn is_anthropic_oauth(&self) -> bool {
         self.kind == CredentialKind::Oauth

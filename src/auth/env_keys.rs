@@ -28,6 +28,7 @@ fn cred(provider: &str, id: String, value: &str) -> Credential {
         secret: Secret::new(value.trim()),
         expires_ms: None,
         account_id: None,
+        refresh_fp: None,
     }
 }
 

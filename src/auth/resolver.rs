@@ -421,6 +421,12 @@ fn evaluate(
             ProfileCredential::Oauth { account_id, .. } => account_id.as_deref().map(Arc::from),
             _ => None,
         },
+        refresh_fp: match &p.credential {
+            ProfileCredential::Oauth {
+                refresh: Some(r), ..
+            } => Some(Arc::from(r.fingerprint())),
+            _ => None,
+        },
     };
     eligible(credential, health, detail, inp)
 }
@@ -431,7 +437,13 @@ fn eligible(
     detail: Option<String>,
     inp: &OrderInputs<'_>,
 ) -> Candidate {
-    let standing = (inp.standing)(&credential.id, credential.secret.fingerprint());
+    // A refused refresh is kept under the whole sign-in (access, refresh, expiry), any
+    // other standing under the secret.
+    let standing = (inp.standing)(&credential.id, credential.secret.fingerprint()).or_else(|| {
+        (credential.kind == CredentialKind::Oauth)
+            .then(|| (inp.standing)(&credential.id, &credential.sign_in_fingerprint()))
+            .flatten()
+    });
     let (health, reason, until) = match standing {
         Some(s) if s.reason == Reason::RateLimit => {
             (Health::Cooldown, Some(s.reason.as_str()), Some(s.until))
@@ -513,6 +525,7 @@ pub fn order(inp: &OrderInputs<'_>) -> Vec<Candidate> {
             secret: secret.clone(),
             expires_ms: None,
             account_id: None,
+            refresh_fp: None,
         };
         list.push(eligible(c, Health::Static, detail.clone(), inp));
     }
@@ -1150,6 +1163,7 @@ mod tests {
                     secret: Secret::new(id),
                     expires_ms: None,
                     account_id: None,
+                    refresh_fp: None,
                 }),
                 health,
                 reason,

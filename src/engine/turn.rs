@@ -147,6 +147,16 @@ impl Attempt {
     }
 }
 
+/// The fingerprint a failure of `cred` is recorded under: a refused refresh under the
+/// whole sign-in ([`Credential::sign_in_fingerprint`]), anything else under the secret.
+pub fn standing_fingerprint(cred: &crate::auth::Credential, e: &ProviderError) -> String {
+    if e.code.as_deref() == Some(crate::oauth::refresh::REFRESH_FAILED) {
+        cred.sign_in_fingerprint()
+    } else {
+        cred.secret.fingerprint().to_string()
+    }
+}
+
 /// A token endpoint that could not be reached or answered 5xx (DESIGN §5a): transient,
 /// so the turn moves on to the next credential. A refusal (`refresh_failed`) is not: it
 /// disables the sign-in and is handled like an auth error from the provider.
@@ -210,7 +220,7 @@ impl Engine {
             }
             Ok(_) => book.record_success_quiet(&cred.id, model_key).await,
             Err(e) => book
-                .record_failure(&cred.id, cred.secret.fingerprint(), model_key, e, now)
+                .record_failure(&cred.id, &standing_fingerprint(cred, e), model_key, e, now)
                 .await
                 .map(|_| ()),
         };

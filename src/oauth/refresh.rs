@@ -295,6 +295,9 @@ fn credential_from(had: &Credential, g: &Granted) -> Credential {
     let mut c = had.clone();
     c.secret = g.access.clone();
     c.expires_ms = g.expires_ms;
+    if let Some(r) = &g.refresh {
+        c.refresh_fp = Some(Arc::from(r.fingerprint()));
+    }
     if let Some(a) = &g.account_id {
         c.account_id = Some(Arc::from(a.as_str()));
     }

@@ -20,15 +20,22 @@ async fn refresh_failed(
     let profile = store.and_then(|s| s.profiles.get(&e.credential));
     if let Some(ProfileCredential::Oauth {
         access: Some(access),
+        refresh,
+        expires_ms,
         ..
     }) = profile.map(|p| &p.credential)
     {
-        let standing = resolver.cooldowns.view().await.standing(
-            &e.credential,
+        // Kept under the whole sign-in (access, refresh, expiry): see
+        // `Credential::sign_in_fingerprint`.
+        let fp = crate::auth::credential::sign_in_fingerprint(
             access.fingerprint(),
-            ANY_MODEL,
-            now,
+            refresh.as_ref().map(|r| r.fingerprint()),
+            *expires_ms,
         );
+        let view = resolver.cooldowns.view().await;
+        let standing = view
+            .standing(&e.credential, &fp, ANY_MODEL, now)
+            .or_else(|| view.standing(&e.credential, access.fingerprint(), ANY_MODEL, now));
         if standing.is_none_or(|s| s.reason != Reason::RefreshFailed) {
             return None;
         }

@@ -239,7 +239,13 @@ async fn record(
     let recorded = match result {
         Ok(_) => book.record_success(&cred.id, key, now).await,
         Err(e) => book
-            .record_failure(&cred.id, cred.secret.fingerprint(), key, e, now)
+            .record_failure(
+                &cred.id,
+                &crate::engine::standing_fingerprint(cred, e),
+                key,
+                e,
+                now,
+            )
             .await
             .map(|_| ()),
     };
