@@ -1079,6 +1079,18 @@ mod tests {
     }
 
     #[test]
+    fn declared_profiles_go_in_the_order_the_config_declares_them() {
+        let profiles = r#"{"profiles":{
+            "anthropic:a": {"type":"api_key","provider":"anthropic","key":"k-a"},
+            "anthropic:b": {"type":"api_key","provider":"anthropic","key":"k-b"}}}"#;
+        let f = fixture(
+            profiles,
+            "[auth.profiles.\"anthropic:b\"]\nprovider = \"anthropic\"\nmode = \"api_key\"\n[auth.profiles.\"anthropic:a\"]\nprovider = \"anthropic\"\nmode = \"api_key\"\n",
+        );
+        assert_eq!(ids(&run(&f, None)), ["anthropic:b", "anthropic:a"]);
+    }
+
+    #[test]
     fn set_aside_credentials_move_back_soonest_first() {
         let mut f = fixture(r#"{"profiles":{}}"#, "");
         f.env = vec![("ANTHROPIC_API_KEYS", "k1,k2,k3,k4")];

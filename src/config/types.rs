@@ -136,7 +136,9 @@ pub const DEFAULT_STREAM_INTERVAL_MS: u64 = 1000;
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(default, deny_unknown_fields, rename_all = "camelCase")]
 pub struct AuthConfig {
-    pub profiles: BTreeMap<String, ProfileDecl>,
+    /// In the order the file declares them: that order is the auth order when neither
+    /// auth-profiles.json nor `auth.order` gives one (DESIGN §5).
+    pub profiles: indexmap::IndexMap<String, ProfileDecl>,
     pub order: BTreeMap<String, Vec<String>>,
     pub cooldowns: CooldownConfig,
     pub pin_policy: PinPolicy,
