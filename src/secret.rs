@@ -48,10 +48,9 @@ impl Secret {
 
     /// First 8 hex digits of the SHA-256 of the value: safe to show and log.
     pub fn fingerprint(&self) -> &str {
-        self.0.fingerprint.get_or_init(|| {
-            let digest = Sha256::digest(self.0.value.as_bytes());
-            digest[..4].iter().map(|b| format!("{b:02x}")).collect()
-        })
+        self.0
+            .fingerprint
+            .get_or_init(|| fingerprint_of(&self.0.value))
     }
 
     /// `text` with every occurrence of this secret replaced by `<redacted>` — for error
@@ -81,6 +80,14 @@ impl fmt::Display for Secret {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("<redacted>")
     }
+}
+
+/// First 8 hex digits of the SHA-256 of `text` (what [`Secret::fingerprint`] shows).
+pub fn fingerprint_of(text: &str) -> String {
+    Sha256::digest(text.as_bytes())[..4]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 #[cfg(test)]

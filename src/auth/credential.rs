@@ -48,16 +48,11 @@ pub fn sign_in_fingerprint(
     refresh_fp: Option<&str>,
     expires_ms: Option<i64>,
 ) -> String {
-    use sha2::{Digest, Sha256};
-    let text = format!(
+    crate::secret::fingerprint_of(&format!(
         "{access_fp}|{}|{}",
         refresh_fp.unwrap_or(""),
         expires_ms.unwrap_or(0)
-    );
-    Sha256::digest(text.as_bytes())[..4]
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    ))
 }
 
 /// Anthropic setup/OAuth tokens go in `Authorization: Bearer`, not `x-api-key`.

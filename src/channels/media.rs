@@ -7,7 +7,6 @@
 
 use crate::media::{self, Attachment, ImagePart, MAX_IMAGES, MAX_TEXT_FILE_BYTES, MediaError};
 use bytes::Bytes;
-use futures_util::{Stream, StreamExt};
 
 /// How a file is read once downloaded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -97,23 +96,7 @@ pub(crate) fn check_size(
     }
 }
 
-/// Read a download until it ends or holds more than `cap` bytes (then it stops: a
-/// server that announced less than it sends is not read to its end). The caller's
-/// checks refuse what is over the cap.
-pub(crate) async fn read_capped<S, E>(stream: S, cap: u64) -> Result<Vec<u8>, E>
-where
-    S: Stream<Item = Result<Bytes, E>>,
-{
-    let mut stream = std::pin::pin!(stream);
-    let mut out = Vec::new();
-    while let Some(chunk) = stream.next().await {
-        out.extend_from_slice(&chunk?);
-        if out.len() as u64 > cap {
-            break;
-        }
-    }
-    Ok(out)
-}
+pub(crate) use crate::media::read_capped;
 
 /// Downloaded bytes as an attachment: an image (its type from its bytes) or text.
 pub(crate) fn finish(

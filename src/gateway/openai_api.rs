@@ -119,7 +119,7 @@ fn text_response(
         return axum::Json(json!({
             "id": id, "object": "chat.completion", "created": created, "model": model,
             "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
-            "usage": {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0},
+            "usage": usage_json(None),
         }))
         .into_response();
     }
@@ -404,12 +404,16 @@ async fn completions(state: GatewayState, headers: HeaderMap, body: Body) -> Res
     Sse::new(flat).into_response()
 }
 
+/// OpenAI's `usage` object (zeros when the provider reported none).
+fn usage_json(u: Option<crate::providers::Usage>) -> Value {
+    let u = u.unwrap_or_default();
+    json!({"prompt_tokens": u.input_tokens, "completion_tokens": u.output_tokens, "total_tokens": u.total()})
+}
+
 /// The last chunk of a stream asked for with `stream_options.include_usage`.
 fn usage_chunk(id: &str, created: u64, model: &str, u: Option<crate::providers::Usage>) -> String {
-    let u = u.unwrap_or_default();
     json!({"id": id, "object": "chat.completion.chunk", "created": created, "model": model,
-           "choices": [],
-           "usage": {"prompt_tokens": u.input_tokens, "completion_tokens": u.output_tokens, "total_tokens": u.total()}})
+           "choices": [], "usage": usage_json(u)})
     .to_string()
 }
 
@@ -421,8 +425,7 @@ fn error_chunk(e: &TurnError) -> String {
 }
 
 fn completion_body(id: &str, created: u64, result: &TurnResult) -> Value {
-    let u = result.usage.unwrap_or_default();
-    let usage = json!({"prompt_tokens": u.input_tokens, "completion_tokens": u.output_tokens, "total_tokens": u.total()});
+    let usage = usage_json(result.usage);
     json!({
         "id": id,
         "object": "chat.completion",

@@ -5,7 +5,6 @@
 //! and no credential or cookie is sent. Only `http` and `https` links are fetched.
 
 use super::{ImagePart, MediaError, check_announced};
-use futures_util::StreamExt;
 use std::sync::OnceLock;
 use std::time::Duration;
 
@@ -68,15 +67,9 @@ pub async fn fetch(name: &str, url: &str, max: u64) -> Result<ImagePart, MediaEr
     if let Some(len) = response.content_length() {
         check_announced(name, len, true, max)?;
     }
-    let mut body = response.bytes_stream();
-    let mut data = Vec::new();
-    while let Some(chunk) = body.next().await {
-        let chunk = chunk.map_err(|_| failed(format!("the download from {host} was cut off")))?;
-        data.extend_from_slice(&chunk);
-        if data.len() as u64 > max {
-            // Over the limit: stop reading; from_bytes names the size.
-            break;
-        }
-    }
+    // Over the limit, reading stops; from_bytes names the size.
+    let data = super::read_capped(response.bytes_stream(), max)
+        .await
+        .map_err(|_| failed(format!("the download from {host} was cut off")))?;
     ImagePart::from_bytes(name, bytes::Bytes::from(data), max)
 }

@@ -9,6 +9,7 @@
 //!   downloaded by `link`.
 
 use bytes::Bytes;
+use futures_util::{Stream, StreamExt};
 
 mod data_url;
 pub mod link;
@@ -124,6 +125,24 @@ impl ImagePart {
         use base64::Engine;
         base64::engine::general_purpose::STANDARD.encode(&self.data)
     }
+}
+
+/// Read a download until it ends or holds more than `cap` bytes (then it stops: a
+/// server that announced less than it sends is not read to its end). The caller's
+/// checks refuse what is over the cap.
+pub async fn read_capped<S, E>(stream: S, cap: u64) -> Result<Vec<u8>, E>
+where
+    S: Stream<Item = Result<Bytes, E>>,
+{
+    let mut stream = std::pin::pin!(stream);
+    let mut out = Vec::new();
+    while let Some(chunk) = stream.next().await {
+        out.extend_from_slice(&chunk?);
+        if out.len() as u64 > cap {
+            break;
+        }
+    }
+    Ok(out)
 }
 
 /// Check a size the platform announces before downloading: an image over `max`, or a
