@@ -137,6 +137,11 @@ fn text_response(
         events.push(usage_chunk(&id, created, model, None));
     }
     events.push("[DONE]".to_string());
+    sse_of(events)
+}
+
+/// A finished SSE stream of these `data:` lines.
+fn sse_of(events: Vec<String>) -> Response {
     Sse::new(stream::iter(
         events
             .into_iter()
@@ -331,13 +336,7 @@ async fn completions(state: GatewayState, headers: HeaderMap, body: Body) -> Res
                 // DESIGN §8: a timed-out streamed turn is 504 *and* the stream's shape,
                 // an error chunk then `[DONE]`, so a streaming client reads it as one.
                 Some(e @ TurnError::Provider(p)) if p.kind == ErrorKind::Timeout => {
-                    let events = [error_chunk(e), "[DONE]".to_string()];
-                    let mut resp = Sse::new(stream::iter(
-                        events
-                            .into_iter()
-                            .map(|d| Ok::<_, Infallible>(Event::default().data(d))),
-                    ))
-                    .into_response();
+                    let mut resp = sse_of(vec![error_chunk(e), "[DONE]".to_string()]);
                     *resp.status_mut() = StatusCode::GATEWAY_TIMEOUT;
                     resp
                 }
