@@ -22,6 +22,9 @@ use fake_telegram::FakeTelegram;
 use remoteclaw::secret::Secret;
 use std::time::{Duration, Instant};
 
+#[path = "support/host_monitor.rs"]
+mod host_monitor;
+
 const TOKEN: &str = "123456:BENCH";
 
 /// The allocator of the `remoteclaw` binary (`src/main.rs`), so the gateway runs here as
@@ -45,6 +48,9 @@ fn main() {
     let turns = env_usize("TG_MAX_TURNS", 2048);
     let per_chat = env_usize("TG_PER_CHAT", 5);
     let total = chats * per_chat;
+    // The host's slow-down episodes (see `support/host_monitor.rs`) show in the burst
+    // figures as lost time; each burst reports how much of it they took.
+    let monitor = host_monitor::HostMonitor::start();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -111,6 +117,9 @@ fn main() {
             let kind = if burst == 1 { "cold" } else { "warm" };
             println!("burst {burst} ({kind}): chats: {chats}, messages: {total}, replies: {replies} ({busy} of them the gateway-busy reply), elapsed: {:.2} s", elapsed.as_secs_f64());
             println!("burst {burst} ({kind}): throughput: {:.0} messages/s (target >= 5000)", replies as f64 / elapsed.as_secs_f64());
+            let episodes = monitor.episodes(started, started + elapsed);
+            let slow: Duration = episodes.iter().map(|e| e.end.min(started + elapsed).saturating_duration_since(e.start.max(started))).sum();
+            println!("burst {burst} ({kind}): host slow-downs during it: {} ({:.1} % of its time)", episodes.len(), 100.0 * slow.as_secs_f64() / elapsed.as_secs_f64());
             println!("burst {burst} ({kind}): every update taken in after {:.2} s", taken_in.as_secs_f64());
             println!("burst {burst} ({kind}): queued -> reply sent: p50 {:.1} ms, p99 {:.1} ms", support::pct(&mut loaded, 0.5), support::pct(&mut loaded, 0.99));
             assert_eq!(replies, total, "every message answered exactly once");

@@ -8,10 +8,12 @@
 //! latency measurement here.
 //!
 //! The monitor measures that directly: a thread runs a small fixed loop (calibrated to
-//! ~50 µs) every [`EVERY`] and records how long it took. [`HostMonitor::episodes`] turns
-//! runs of at least [`MIN_RUN`] consecutive slow samples (over [`SLOW_FACTOR`] × the
-//! median) into slow-down windows. A lone slow sample is a preemption by our own load,
-//! not a host episode, and is ignored. The thread asks for real-time scheduling
+//! ~50 µs) every [`EVERY`] and records how long it took. [`HostMonitor::episodes`] finds
+//! the episodes: a run of consecutive probes each over [`SHOULDER`] × the median that
+//! holds at least [`MIN_CORE`] probes over [`CORE`] × the median. The core is what no
+//! load of ours can do to the probe (a busy hyperthread sibling slows it ~2×); the
+//! shoulders around it (an episode ramps up and down, 2–5× slower) belong to the same
+//! event. A slow run with no core — our own load, or a lone preemption — is ignored. The thread asks for real-time scheduling
 //! (`chrt -f`, root only) so that the load under test cannot preempt it and pass for a
 //! host slow-down; [`HostMonitor::realtime`] says whether it got it. It costs ~1 % of
 //! one core.
@@ -24,10 +26,13 @@ use std::time::{Duration, Instant};
 
 /// Gap between two probe loops.
 pub const EVERY: Duration = Duration::from_millis(4);
-/// A probe this many times slower than the median is slow.
-pub const SLOW_FACTOR: f64 = 2.5;
-/// Consecutive slow probes that make an episode.
-pub const MIN_RUN: usize = 3;
+/// Slow-down of a probe (against the median) that only the host causes: episodes run
+/// 10–18× slower at their core.
+pub const CORE: f64 = 5.0;
+/// Slow-down that extends an episode around its core.
+pub const SHOULDER: f64 = 2.0;
+/// Core probes an episode needs.
+pub const MIN_CORE: usize = 2;
 /// Usual duration the probe loop is calibrated to.
 const PROBE_TARGET: Duration = Duration::from_micros(50);
 
@@ -153,27 +158,25 @@ pub fn episodes_of(samples: &[(Instant, Duration)], from: Instant, to: Instant) 
     }
     durations.sort_unstable();
     let median = durations[durations.len() / 2].as_secs_f64().max(1e-9);
+    let factor = |d: Duration| d.as_secs_f64() / median;
     let mut out = Vec::new();
     let mut run: Vec<(Instant, Duration)> = Vec::new();
     let mut flush = |run: &mut Vec<(Instant, Duration)>| {
-        if run.len() >= MIN_RUN {
+        if run.iter().filter(|s| factor(s.1) > CORE).count() >= MIN_CORE {
             let (first, last) = (run[0], run[run.len() - 1]);
-            let factor = run
-                .iter()
-                .map(|s| s.1.as_secs_f64() / median)
-                .fold(0.0, f64::max);
+            let worst = run.iter().map(|s| factor(s.1)).fold(0.0, f64::max);
             if first.0 <= to && last.0 + last.1 >= from {
                 out.push(Episode {
                     start: first.0,
                     end: last.0 + last.1,
-                    factor,
+                    factor: worst,
                 });
             }
         }
         run.clear();
     };
     for &(at, took) in samples {
-        let slow = took.as_secs_f64() > SLOW_FACTOR * median;
+        let slow = factor(took) > SHOULDER;
         // Consecutive: no probe missing in between (the thread could not run at all).
         let follows = run
             .last()
