@@ -99,6 +99,28 @@ fn dry_run_sections(text: &str) -> Vec<(String, String)> {
 }
 
 #[tokio::test]
+async fn a_config_file_named_by_the_operator_goes_into_the_units() {
+    // `REMOTECLAW_CONFIG_PATH=etc/rc.toml remoteclaw gateway install`: the service and the
+    // hourly check must read that file too, not <state>/remoteclaw.toml.
+    let mut h = home("");
+    let missing = missing_systemctl(&h);
+    h.set("REMOTECLAW_SYSTEMCTL", &missing);
+    let config = h.dir.path().join("etc/rc.toml");
+    std::fs::create_dir_all(config.parent().unwrap()).unwrap();
+    std::fs::write(&config, "").unwrap();
+    h.set("REMOTECLAW_CONFIG_PATH", &config.display().to_string());
+    let out = h.run(&["gateway", "install", "--dry-run"]).await;
+    assert!(out.status.success(), "{out:?}");
+    let sections = dry_run_sections(&stdout(&out));
+    let line = format!(
+        "\nEnvironment=REMOTECLAW_CONFIG_PATH={}\n",
+        config.display()
+    );
+    assert!(sections[0].1.contains(&line), "{}", sections[0].1);
+    assert!(sections[1].1.contains(&line), "{}", sections[1].1);
+}
+
+#[tokio::test]
 async fn dry_run_prints_the_units_and_writes_nothing() {
     let h = home("");
     let (fake, log) = fake_systemctl(h.dir.path(), 0);

@@ -142,7 +142,10 @@ fn systemd_word(s: &str) -> String {
 /// A systemd unit from its template, line by line: in `ExecStart=` `{{BIN}}` becomes one
 /// (quoted when needed) word; an `Environment=` assignment is one word; elsewhere (e.g.
 /// `EnvironmentFile=`, which takes the rest of the line as a path) only `%` is escaped.
-pub fn render_systemd(template: &str, bin: &str, state_dir: &str) -> String {
+/// With `config` (the operator named the config file with `REMOTECLAW_CONFIG_PATH`), an
+/// `Environment=REMOTECLAW_CONFIG_PATH=…` line follows the state directory's, so the
+/// service reads the same file as the command that installed it.
+pub fn render_systemd(template: &str, bin: &str, state_dir: &str, config: Option<&str>) -> String {
     let plain_state = state_dir.replace('%', "%%");
     let mut out = String::with_capacity(template.len() + 2 * bin.len());
     for line in template.lines() {
@@ -154,6 +157,11 @@ pub fn render_systemd(template: &str, bin: &str, state_dir: &str) -> String {
             out.push_str(&systemd_word(
                 &assignment.replace("{{STATE_DIR}}", state_dir),
             ));
+            if let Some(config) = config.filter(|_| assignment.starts_with("REMOTECLAW_STATE_DIR="))
+            {
+                out.push_str("\nEnvironment=");
+                out.push_str(&systemd_word(&format!("REMOTECLAW_CONFIG_PATH={config}")));
+            }
         } else {
             out.push_str(&line.replace("{{STATE_DIR}}", &plain_state));
         }
@@ -177,9 +185,22 @@ fn xml_escape(s: &str) -> String {
     out
 }
 
-/// A launchd plist from its template: the paths XML-escaped.
-pub fn render_plist(template: &str, bin: &str, state_dir: &str) -> String {
-    template
+/// A launchd plist from its template: the paths XML-escaped; with `config`, a
+/// `REMOTECLAW_CONFIG_PATH` entry after `REMOTECLAW_STATE_DIR` in `EnvironmentVariables`.
+pub fn render_plist(template: &str, bin: &str, state_dir: &str, config: Option<&str>) -> String {
+    const STATE_ENTRY: &str =
+        "<key>REMOTECLAW_STATE_DIR</key>\n    <string>{{STATE_DIR}}</string>\n";
+    let with_config = match config {
+        Some(config) => template.replace(
+            STATE_ENTRY,
+            &format!(
+                "{STATE_ENTRY}    <key>REMOTECLAW_CONFIG_PATH</key>\n    <string>{}</string>\n",
+                xml_escape(config)
+            ),
+        ),
+        None => template.to_string(),
+    };
+    with_config
         .replace("{{BIN}}", &xml_escape(bin))
         .replace("{{STATE_DIR}}", &xml_escape(state_dir))
 }
@@ -252,10 +273,18 @@ fn specs(manager: Manager) -> &'static [Spec] {
     }
 }
 
-/// The files for `bin` (absolute) and `state_dir` (absolute) in `dir`.
-pub fn plan(manager: Manager, dir: &Path, bin: &Path, state_dir: &Path) -> anyhow::Result<Plan> {
+/// The files for `bin` (absolute) and `state_dir` (absolute) in `dir`; `config` (absolute)
+/// when the operator named the config file.
+pub fn plan(
+    manager: Manager,
+    dir: &Path,
+    bin: &Path,
+    state_dir: &Path,
+    config: Option<&Path>,
+) -> anyhow::Result<Plan> {
     let bin = path_text("binary path", bin)?;
     let state = path_text("state directory", state_dir)?;
+    let config = config.map(|c| path_text("config file", c)).transpose()?;
     if manager == Manager::Systemd && bin.contains(['"', '\'', '\\']) {
         anyhow::bail!(
             "systemd cannot run a program whose path contains a quote or a backslash: {bin}. Move the binary to a plain path and run `gateway install` from there."
@@ -267,8 +296,8 @@ pub fn plan(manager: Manager, dir: &Path, bin: &Path, state_dir: &Path) -> anyho
             name: spec.name,
             path: dir.join(spec.file_name),
             content: match manager {
-                Manager::Systemd => render_systemd(spec.template, bin, state),
-                Manager::Launchd => render_plist(spec.template, bin, state),
+                Manager::Systemd => render_systemd(spec.template, bin, state, config),
+                Manager::Launchd => render_plist(spec.template, bin, state, config),
             },
         })
         .collect();
@@ -397,8 +426,25 @@ fn plan_from_env(env: &EnvMap) -> anyhow::Result<(Plan, PathBuf)> {
             paths.state_dir.display()
         )
     })?;
+    // A config file named with REMOTECLAW_CONFIG_PATH goes into the service's environment
+    // (absolute: the service does not start in this directory).
+    let config = match paths.config_explicit {
+        true => Some(std::path::absolute(&paths.config_path).with_context(|| {
+            format!(
+                "cannot make the config path {} absolute",
+                paths.config_path.display()
+            )
+        })?),
+        false => None,
+    };
     let dir = unit_dir(manager, env)?;
-    let plan = plan(manager, &dir, &current_binary()?, &state_dir)?;
+    let plan = plan(
+        manager,
+        &dir,
+        &current_binary()?,
+        &state_dir,
+        config.as_deref(),
+    )?;
     Ok((plan, state_dir))
 }
 
@@ -621,6 +667,7 @@ mod tests {
             Path::new("/home/u/.config/systemd/user"),
             Path::new("/opt/rc/bin/remoteclaw"),
             Path::new("/home/u/.remoteclaw"),
+            None,
         )
         .unwrap();
         let names: Vec<_> = p
@@ -657,6 +704,7 @@ mod tests {
             GATEWAY_UNIT_TEMPLATE,
             "/home/u/my apps/100%/$HOME/remoteclaw",
             "/home/u/state dir/50%/\"q\"",
+            None,
         );
         assert!(
             unit.contains("\nExecStart=\"/home/u/my apps/100%%/$HOME/remoteclaw\" gateway\n"),
@@ -681,9 +729,60 @@ mod tests {
             Path::new("/u"),
             Path::new("/opt/it's/remoteclaw"),
             Path::new("/s"),
+            None,
         )
         .unwrap_err();
         assert!(err.to_string().contains("quote or a backslash"), "{err}");
+    }
+
+    #[test]
+    fn a_named_config_file_goes_into_every_service_environment() {
+        let p = plan(
+            Manager::Systemd,
+            Path::new("/u"),
+            Path::new("/opt/remoteclaw"),
+            Path::new("/home/u/.remoteclaw"),
+            Some(Path::new("/etc/remote claw/rc.toml")),
+        )
+        .unwrap();
+        for f in &p.files[..2] {
+            assert!(
+                f.content.contains(
+                    "\nEnvironment=REMOTECLAW_STATE_DIR=/home/u/.remoteclaw\n\
+                     Environment=\"REMOTECLAW_CONFIG_PATH=/etc/remote claw/rc.toml\"\n"
+                ),
+                "{}",
+                f.content
+            );
+        }
+        let p = plan(
+            Manager::Launchd,
+            Path::new("/u"),
+            Path::new("/opt/remoteclaw"),
+            Path::new("/Users/u/.remoteclaw"),
+            Some(Path::new("/etc/R&D/rc.toml")),
+        )
+        .unwrap();
+        for f in &p.files {
+            assert!(
+                f.content.contains(
+                    "<key>REMOTECLAW_STATE_DIR</key>\n    <string>/Users/u/.remoteclaw</string>\n    \
+                     <key>REMOTECLAW_CONFIG_PATH</key>\n    <string>/etc/R&amp;D/rc.toml</string>\n  </dict>"
+                ),
+                "{}",
+                f.content
+            );
+        }
+        // Without one, the units stay as DESIGN §11 shows them.
+        let p = plan(
+            Manager::Systemd,
+            Path::new("/u"),
+            Path::new("/opt/remoteclaw"),
+            Path::new("/s"),
+            None,
+        )
+        .unwrap();
+        assert!(!p.files[0].content.contains("REMOTECLAW_CONFIG_PATH"));
     }
 
     #[test]
@@ -693,6 +792,7 @@ mod tests {
             Path::new("/Users/u/Library/LaunchAgents"),
             Path::new("/Apps/R&D <x>/remoteclaw"),
             Path::new("/Users/u/.remoteclaw"),
+            None,
         )
         .unwrap();
         assert_eq!(
@@ -718,6 +818,7 @@ mod tests {
             Path::new("/u"),
             Path::new("/bin/remote\nclaw"),
             Path::new("/s"),
+            None,
         )
         .unwrap_err();
         assert!(err.to_string().contains("control character"), "{err}");
