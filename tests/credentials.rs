@@ -212,6 +212,17 @@ async fn pinned_profile_cooling_down_is_reported_not_replaced() {
         [pair("anthropic:work", "rate_limit")],
         "strict pin: no other key tried"
     );
+    // The turn that put it in a cooldown already says why, until when and how to unpin
+    // (DESIGN §5.1), with what the provider said.
+    let err = v["error"].as_str().unwrap();
+    assert!(
+        err.starts_with(
+            "Pinned auth profile \"anthropic:work\" is cooling down after a rate limit until "
+        ) && err.contains("(in 10m)")
+            && err.contains("unpin with /model default")
+            && err.contains("(The provider said: "),
+        "{err}"
+    );
     let (code, v, _) = agent_json(&h, &["--session", "p", "--message", "hi again"]).await;
     assert_eq!(code, Some(1));
     assert_eq!(v["attempts"], json!([]));

@@ -86,6 +86,7 @@ macro_rules! both_backends {
 
 both_backends!(
     rate_limits_are_per_model_and_reset_on_success,
+    a_success_clears_only_the_rows_of_its_own_secret,
     quota_billing_and_auth_disable_the_credential,
     another_process_sees_the_cooldown,
     a_turn_sees_its_own_records_at_once_and_others_after_a_recheck,
@@ -116,6 +117,56 @@ async fn standing(
     now: i64,
 ) -> Option<Standing> {
     b.view().await.standing(cred, fp, model, now)
+}
+
+/// The fingerprints a success clears (a secret's; an OAuth sign-in's is the second).
+fn fps(fp: &str) -> [String; 2] {
+    [fp.to_string(), format!("sign-in of {fp}")]
+}
+
+/// Two agents each have a profile `anthropic:x`, with different keys: one agent's
+/// success must not lift the other's billing disable (nor its rate limit).
+async fn a_success_clears_only_the_rows_of_its_own_secret(be: Backend) {
+    let b = book(&be.stores);
+    let billing = err(
+        402,
+        r#"{"error":{"type":"billing_error","message":"pay"}}"#,
+        None,
+    );
+    b.record_failure("anthropic:x", "fpW", "anthropic/a", &billing, 0)
+        .await
+        .unwrap();
+    assert_eq!(
+        standing(&b, "anthropic:x", "fpW", "anthropic/a", 1)
+            .await
+            .map(|s| s.reason),
+        Some(Reason::Billing)
+    );
+    // The other agent's key answers: its success has nothing of its own to clear.
+    b.record_success("anthropic:x", &fps("fpM"), "anthropic/a", 10)
+        .await
+        .unwrap();
+    b.record_success_quiet("anthropic:x", &fps("fpM"), "anthropic/a")
+        .await
+        .unwrap();
+    let fresh = book(&be.again().await);
+    for view in [&b, &fresh] {
+        assert_eq!(
+            standing(view, "anthropic:x", "fpW", "anthropic/a", 20)
+                .await
+                .map(|s| s.reason),
+            Some(Reason::Billing),
+            "the disabled key stays disabled, in memory and in the store"
+        );
+    }
+    // Its own success lifts it.
+    b.record_success("anthropic:x", &fps("fpW"), "anthropic/a", 30)
+        .await
+        .unwrap();
+    assert_eq!(
+        standing(&fresh, "anthropic:x", "fpW", "anthropic/a", 40).await,
+        None
+    );
 }
 
 async fn rate_limits_are_per_model_and_reset_on_success(be: Backend) {
@@ -160,7 +211,7 @@ async fn rate_limits_are_per_model_and_reset_on_success(be: Backend) {
         Some(370_000),
         "second step is 5 min"
     );
-    b.record_success("env:K", "anthropic/a", 80_000)
+    b.record_success("env:K", &fps("fp1"), "anthropic/a", 80_000)
         .await
         .unwrap();
     assert_eq!(
@@ -296,7 +347,7 @@ async fn a_turn_sees_its_own_records_at_once_and_others_after_a_recheck(be: Back
         standing(&fresh, "j", "f", "m", 1).await.map(|s| s.until),
         Some(30_000)
     );
-    a.record_success("k", "m", 5).await.unwrap();
+    a.record_success("k", &fps("f"), "m", 5).await.unwrap();
     assert_eq!(a.view().await.last_used("k"), Some(5));
 }
 

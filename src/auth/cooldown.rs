@@ -207,8 +207,15 @@ pub trait CooldownStore: Send + Sync + std::fmt::Debug + 'static {
     fn set(&self, credential: &str, scope: &str, row: CooldownRow, now_ms: i64) -> StoreFuture<()>;
     /// The credential was tried at `now_ms` (`good`: and answered).
     fn touch(&self, credential: &str, now_ms: i64, good: bool) -> StoreFuture<()>;
-    /// Remove the credential's cooldown for `model` and its credential-wide disable.
-    fn clear_standing(&self, credential: &str, model: &str) -> StoreFuture<()>;
+    /// Remove the credential's cooldown for `model` and its credential-wide disable,
+    /// those rows only that carry one of `fingerprints`: another agent's credential of the
+    /// same id (another secret) keeps its state.
+    fn clear_standing(
+        &self,
+        credential: &str,
+        model: &str,
+        fingerprints: &[String],
+    ) -> StoreFuture<()>;
     /// Import `entries` unless `marker` was imported before; whether it was imported now.
     fn import_once(
         &self,
@@ -283,15 +290,20 @@ impl CooldownView {
             .count()
     }
 
-    /// Whether a success on `model` has a cooldown or disable of `credential` to clear.
-    fn has_state(&self, credential: &str, model: &str) -> bool {
-        has_state(&self.rows, credential, model)
+    /// Whether a success on `model` has a cooldown or disable of `credential` (with one
+    /// of `fingerprints`) to clear.
+    fn has_state(&self, credential: &str, model: &str, fingerprints: &[String]) -> bool {
+        has_state(&self.rows, credential, model, fingerprints)
     }
 }
 
-fn has_state(rows: &Rows, credential: &str, model: &str) -> bool {
-    rows.get(credential)
-        .is_some_and(|m| m.contains_key(model) || m.contains_key(""))
+fn has_state(rows: &Rows, credential: &str, model: &str, fingerprints: &[String]) -> bool {
+    rows.get(credential).is_some_and(|m| {
+        [m.get(model), m.get("")]
+            .into_iter()
+            .flatten()
+            .any(|r| fingerprints.contains(&r.fingerprint))
+    })
 }
 
 /// The cooldown book: the store's state with an in-memory copy that a turn reads
@@ -484,13 +496,16 @@ impl CooldownBook {
     }
 
     /// Record a success: the credential's cooldown for this model and any disable end.
+    /// `fingerprints` are the ones its rows may carry (the secret's; an OAuth sign-in's):
+    /// rows with another (the same id in another agent, a replaced secret) stay.
     pub async fn record_success(
         &self,
         credential: &str,
+        fingerprints: &[String],
         model: &str,
         now_ms: i64,
     ) -> Result<(), StoreError> {
-        self.clear_standing(credential, model).await?;
+        self.clear_standing(credential, model, fingerprints).await?;
         self.touch(credential, now_ms, true).await
     }
 
@@ -500,27 +515,40 @@ impl CooldownBook {
     pub async fn record_success_quiet(
         &self,
         credential: &str,
+        fingerprints: &[String],
         model: &str,
     ) -> Result<(), StoreError> {
         if self
             .snapshot()
-            .is_some_and(|v| !v.has_state(credential, model))
+            .is_some_and(|v| !v.has_state(credential, model, fingerprints))
         {
             return Ok(());
         }
-        self.clear_standing(credential, model).await
+        self.clear_standing(credential, model, fingerprints).await
     }
 
-    async fn clear_standing(&self, credential: &str, model: &str) -> Result<(), StoreError> {
+    async fn clear_standing(
+        &self,
+        credential: &str,
+        model: &str,
+        fingerprints: &[String],
+    ) -> Result<(), StoreError> {
         let had_state = self
-            .cached(|c| has_state(&c.rows, credential, model))
+            .cached(|c| has_state(&c.rows, credential, model, fingerprints))
             .await?;
         if had_state {
-            self.store.clear_standing(credential, model).await?;
+            self.store
+                .clear_standing(credential, model, fingerprints)
+                .await?;
             self.with_cache(|c| {
                 if let Some(m) = Arc::make_mut(&mut c.rows).get_mut(credential) {
-                    m.remove(model);
-                    m.remove("");
+                    for scope in [model, ""] {
+                        if m.get(scope)
+                            .is_some_and(|r| fingerprints.contains(&r.fingerprint))
+                        {
+                            m.remove(scope);
+                        }
+                    }
                 }
             });
         }

@@ -11,7 +11,9 @@
 
 mod turn;
 
-pub use turn::{Attempt, TurnError, TurnInput, TurnResult, standing_fingerprint};
+pub use turn::{
+    Attempt, TurnError, TurnInput, TurnResult, standing_fingerprint, success_fingerprints,
+};
 
 use crate::auth::CredentialResolver;
 use crate::catalog::Catalog;

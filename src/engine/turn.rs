@@ -157,6 +157,15 @@ pub fn standing_fingerprint(cred: &crate::auth::Credential, e: &ProviderError) -
     }
 }
 
+/// The fingerprints a success of `cred` clears rows of: its secret's (cooldowns and
+/// disables) and, for an OAuth sign-in, the sign-in's (`refresh_failed`).
+pub fn success_fingerprints(cred: &crate::auth::Credential) -> [String; 2] {
+    [
+        cred.secret.fingerprint().to_string(),
+        cred.sign_in_fingerprint(),
+    ]
+}
+
 /// A token endpoint that could not be reached or answered 5xx (DESIGN §5a): transient,
 /// so the turn moves on to the next credential. A refusal (`refresh_failed`) is not: it
 /// disables the sign-in and is handled like an auth error from the provider.
@@ -216,9 +225,13 @@ impl Engine {
                     CredentialSource::Profile | CredentialSource::Ref
                 ) =>
             {
-                book.record_success(&cred.id, model_key, now).await
+                book.record_success(&cred.id, &success_fingerprints(cred), model_key, now)
+                    .await
             }
-            Ok(_) => book.record_success_quiet(&cred.id, model_key).await,
+            Ok(_) => {
+                book.record_success_quiet(&cred.id, &success_fingerprints(cred), model_key)
+                    .await
+            }
             Err(e) => book
                 .record_failure(&cred.id, &standing_fingerprint(cred, e), model_key, e, now)
                 .await
@@ -478,6 +491,22 @@ impl Engine {
             if input.pin.is_some() {
                 break;
             }
+        }
+        // A pinned profile that this very turn put in a cooldown (or disabled) answers as
+        // one found so at the start of a turn would (DESIGN §5.1): why, until when and how
+        // to unpin, with what the provider said.
+        if let (Some(pin), Some(TurnError::Provider(e))) = (input.pin.as_deref(), &mut last_error)
+            && matches!(
+                e.kind,
+                ErrorKind::RateLimit | ErrorKind::Billing | ErrorKind::Auth
+            )
+            && !emitted()
+            && let Err(ResolveError::PinUnusable(why)) = self
+                .resolver_for(input.agent.as_deref())
+                .attempt_list(&last_model.provider, &last_model.to_string(), Some(pin))
+                .await
+        {
+            e.message = format!("{why} (The provider said: {})", e.message);
         }
         let error = last_error
             .or(first_error)

@@ -104,6 +104,11 @@ fn content(text: String, images: &[&ImagePart]) -> Value {
 
 #[derive(Deserialize)]
 struct Reply {
+    /// `"message"`; `"error"` for an error object (which a proxy may send with 200).
+    #[serde(rename = "type", default)]
+    kind: Option<String>,
+    #[serde(default)]
+    error: Option<Value>,
     #[serde(default)]
     content: Vec<Block>,
     stop_reason: Option<String>,
@@ -121,6 +126,13 @@ struct Block {
 
 pub fn parse_reply(provider: &str, body: &[u8]) -> Result<Completion, ProviderError> {
     let reply: Reply = serde_json::from_slice(body).map_err(|e| malformed(provider, e))?;
+    // An error object in a 200 answer is still an error: classified by its fields
+    // (`rate_limit_error` rotates like a 429), never an empty success.
+    if reply.kind.as_deref() == Some("error") || reply.error.as_ref().is_some_and(|e| !e.is_null())
+    {
+        let text = String::from_utf8_lossy(body);
+        return Err(super::error::classify(provider, None, None, &text));
+    }
     Ok(Completion {
         text: reply
             .content
@@ -197,6 +209,28 @@ mod tests {
             messages,
             max_tokens: 1,
         }
+    }
+
+    #[test]
+    fn an_error_object_in_a_200_answer_is_an_error_not_an_empty_reply() {
+        use crate::providers::error::ErrorKind;
+        let body = br#"{"type":"error","error":{"type":"rate_limit_error","message":"slow"}}"#;
+        let e = parse_reply("anthropic", body).unwrap_err();
+        assert_eq!(e.kind, ErrorKind::RateLimit);
+        assert_eq!(e.code.as_deref(), Some("rate_limit_error"));
+        let e = parse_reply(
+            "anthropic",
+            br#"{"type":"error","error":{"type":"authentication_error","message":"bad key"}}"#,
+        )
+        .unwrap_err();
+        assert_eq!(e.kind, ErrorKind::Auth);
+        // A normal reply is untouched.
+        let ok = parse_reply(
+            "anthropic",
+            br#"{"type":"message","content":[{"type":"text","text":"hi"}],"stop_reason":"end_turn"}"#,
+        )
+        .unwrap();
+        assert_eq!(ok.text, "hi");
     }
 
     #[test]

@@ -61,12 +61,28 @@ pub(crate) fn cooldown_imports_key(redis: &Redis) -> String {
     redis.key("cooldowns:imports")
 }
 
-/// `KEYS[1]` cooldowns, `KEYS[2]` rev; ARGV = fields to delete. Bumps rev when any went.
-static DELETE_FIELDS: LazyLock<Script> = LazyLock::new(|| {
+/// `KEYS[1]` cooldowns, `KEYS[2]` rev; `ARGV[1]` = how many fields follow, then the
+/// fields, then fingerprints: deletes each field whose row carries one of them (another
+/// agent's credential of the same id keeps its row). Returns how many went.
+static DELETE_FIELDS_WITH_FINGERPRINT: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r#"
+local nf = tonumber(ARGV[1])
 local n = 0
-for i = 1, #ARGV do n = n + redis.call('HDEL', KEYS[1], ARGV[i]) end
+for i = 2, nf + 1 do
+  local v = redis.call('HGET', KEYS[1], ARGV[i])
+  if v then
+    local ok, row = pcall(cjson.decode, v)
+    if ok and type(row) == 'table' then
+      for j = nf + 2, #ARGV do
+        if row['fingerprint'] == ARGV[j] then
+          n = n + redis.call('HDEL', KEYS[1], ARGV[i])
+          break
+        end
+      end
+    end
+  end
+end
 if n > 0 then redis.call('INCR', KEYS[2]) end
 return n
 "#,
@@ -226,13 +242,22 @@ impl CooldownStore for RedisCooldowns {
         self.redis.pipe::<()>(pipe)
     }
 
-    fn clear_standing(&self, credential: &str, model: &str) -> StoreFuture<()> {
+    fn clear_standing(
+        &self,
+        credential: &str,
+        model: &str,
+        fingerprints: &[String],
+    ) -> StoreFuture<()> {
         let [rows, _, _, rev] = self.keys();
-        let fut = self.redis.script::<i64>(
-            &DELETE_FIELDS,
-            vec![rows, rev],
-            vec![field(credential, model), field(credential, "")],
-        );
+        let mut args = vec![
+            "2".to_string(),
+            field(credential, model),
+            field(credential, ""),
+        ];
+        args.extend(fingerprints.iter().cloned());
+        let fut = self
+            .redis
+            .script::<i64>(&DELETE_FIELDS_WITH_FINGERPRINT, vec![rows, rev], args);
         Box::pin(async move { fut.await.map(|_| ()) })
     }
 

@@ -102,14 +102,23 @@ impl CooldownStore for SqliteCooldowns {
         })
     }
 
-    fn clear_standing(&self, credential: &str, model: &str) -> StoreFuture<()> {
+    fn clear_standing(
+        &self,
+        credential: &str,
+        model: &str,
+        fingerprints: &[String],
+    ) -> StoreFuture<()> {
         let (credential, model) = (credential.to_string(), model.to_string());
+        let fingerprints = fingerprints.to_vec();
         self.write(move |c| {
-            c.prepare_cached(
-                "DELETE FROM credential_state WHERE credential = ?1 AND model IN (?2, '')",
-            )?
-            .execute(params![credential, model])
-            .map(|_| ())
+            let tx = c.savepoint()?;
+            for fp in &fingerprints {
+                tx.prepare_cached(
+                    "DELETE FROM credential_state WHERE credential = ?1 AND model IN (?2, '') AND fingerprint = ?3",
+                )?
+                .execute(params![credential, model, fp])?;
+            }
+            tx.commit()
         })
     }
 

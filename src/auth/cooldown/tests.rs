@@ -56,9 +56,13 @@ async fn a_quiet_success_with_nothing_to_clear_needs_no_write_lock() {
     let other = rusqlite::Connection::open(&path).unwrap();
     other.execute_batch("BEGIN IMMEDIATE").unwrap();
     // With the write lock taken elsewhere, a write would wait 5 s and then fail.
-    book.record_success_quiet("env:K", "m").await.unwrap();
+    book.record_success_quiet("env:K", &["g".to_string()], "m")
+        .await
+        .unwrap();
     other.execute_batch("COMMIT").unwrap();
-    book.record_success_quiet("cooled", "m").await.unwrap();
+    book.record_success_quiet("cooled", &["f".to_string()], "m")
+        .await
+        .unwrap();
     assert_eq!(
         book.view().await.standing("cooled", "f", "m", 1),
         None,

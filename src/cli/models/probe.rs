@@ -237,7 +237,15 @@ async fn record(
     let now = app.clock.now_ms();
     let book = &app.engine.resolver.cooldowns;
     let recorded = match result {
-        Ok(_) => book.record_success(&cred.id, key, now).await,
+        Ok(_) => {
+            book.record_success(
+                &cred.id,
+                &crate::engine::success_fingerprints(cred),
+                key,
+                now,
+            )
+            .await
+        }
         Err(e) => book
             .record_failure(
                 &cred.id,
