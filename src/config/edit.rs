@@ -1,6 +1,8 @@
 //! Editing `remoteclaw.toml` from the CLI with `toml_edit`, so comments, ordering and
 //! keys the command does not know survive. Every write is validated (the result must
-//! load), keeps a backup of the previous file, and replaces the file atomically.
+//! load), keeps a backup of the previous file, and replaces the file atomically, under a
+//! cross-process lock (`<config>.lock`, 0600, never deleted) taken before the file is
+//! read: two CLI commands editing at once (`paste-token` in parallel) both land.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -26,9 +28,50 @@ pub enum EditError {
 }
 
 /// Apply `edit` to the config document (an empty one when the file does not exist),
-/// check the result loads, back up the old file to `<path>.bak`, and write atomically.
+/// check the result loads, back up the old file to `<path>.bak`, and write atomically;
+/// all of it under the config's lock, so a concurrent edit is read, not overwritten.
 pub fn update_config(
     path: &Path,
+    edit: impl FnOnce(&mut DocumentMut) -> Result<(), String>,
+) -> Result<(), EditError> {
+    let io = |action: &'static str| {
+        move |source| EditError::Io {
+            path: path.to_path_buf(),
+            action,
+            source,
+        }
+    };
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    super::paths::ensure_private_dir(dir).map_err(io("create directory"))?;
+    let lock = lock_config(path).map_err(io("lock"))?;
+    let result = update_locked(path, dir, edit);
+    let _ = lock.unlock();
+    result
+}
+
+/// Open `<path>.lock` (0600) and take an exclusive lock on it; released when unlocked or
+/// dropped. Blocking: callers are CLI commands.
+fn lock_config(path: &Path) -> std::io::Result<std::fs::File> {
+    let mut name = path.as_os_str().to_owned();
+    name.push(".lock");
+    let mut opts = std::fs::OpenOptions::new();
+    opts.read(true).write(true).create(true).truncate(false);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600);
+    }
+    let f = opts.open(PathBuf::from(name))?;
+    f.lock()?;
+    Ok(f)
+}
+
+fn update_locked(
+    path: &Path,
+    dir: &Path,
     edit: impl FnOnce(&mut DocumentMut) -> Result<(), String>,
 ) -> Result<(), EditError> {
     let io = |action: &'static str| {
@@ -60,11 +103,7 @@ pub fn update_config(
     if old.as_deref() == Some(text.as_str()) {
         return Ok(());
     }
-    let dir = path
-        .parent()
-        .filter(|d| !d.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    super::paths::ensure_private_dir(dir).map_err(io("create directory"))?;
+    let _ = dir;
     if let Some(old) = &old {
         write_atomic(&path.with_extension("toml.bak"), old.as_bytes())
             .map_err(io("write backup"))?;
@@ -149,10 +188,21 @@ pub fn undeclare_profile(doc: &mut DocumentMut, id: &str) -> bool {
     let Some(auth) = doc.get_mut("auth").and_then(|a| a.as_table_like_mut()) else {
         return false;
     };
-    let mut changed = auth
+    let removed = auth
         .get_mut("profiles")
         .and_then(|p| p.as_table_like_mut())
-        .is_some_and(|p| p.remove(id).is_some());
+        .and_then(|p| p.remove(id));
+    let mut changed = removed.is_some();
+    // The comment lines above the removed table belong to what follows it (often the
+    // file's own header): hand them on to the next table instead of dropping them.
+    let orphaned = removed.as_ref().and_then(|item| {
+        let t = item.as_table()?;
+        let prefix = t.decor().prefix()?.as_str()?.to_string();
+        prefix
+            .lines()
+            .any(|l| l.trim_start().starts_with('#'))
+            .then(|| (t.position(), prefix))
+    });
     if let Some(order) = auth.get_mut("order").and_then(|o| o.as_table_like_mut()) {
         for (_, list) in order.iter_mut() {
             if let Some(arr) = list.as_array_mut() {
@@ -162,7 +212,62 @@ pub fn undeclare_profile(doc: &mut DocumentMut, id: &str) -> bool {
             }
         }
     }
+    if let Some((position, prefix)) = orphaned {
+        hand_on_comment(doc, position, &prefix);
+    }
     changed
+}
+
+/// Prepend `prefix` (comment lines) to the table that follows `position` in the file,
+/// or to the document's end when none does.
+fn hand_on_comment(doc: &mut DocumentMut, position: Option<usize>, prefix: &str) {
+    fn next_table(
+        t: &Table,
+        after: usize,
+        path: &mut Vec<String>,
+        best: &mut Option<(usize, Vec<String>)>,
+    ) {
+        for (k, item) in t.iter() {
+            if let Some(child) = item.as_table() {
+                path.push(k.to_string());
+                if let Some(p) = child
+                    .position()
+                    .filter(|p| *p > after && !child.is_implicit())
+                    && best.as_ref().is_none_or(|(b, _)| p < *b)
+                {
+                    *best = Some((p, path.clone()));
+                }
+                next_table(child, after, path, best);
+                path.pop();
+            }
+        }
+    }
+    let mut best = None;
+    if let Some(after) = position {
+        next_table(doc.as_table(), after, &mut Vec::new(), &mut best);
+    }
+    let target = best.and_then(|(_, path)| {
+        let mut t = doc.as_table_mut();
+        for k in &path {
+            t = t.get_mut(k)?.as_table_mut()?;
+        }
+        Some(t)
+    });
+    match target {
+        Some(t) => {
+            let own = t
+                .decor()
+                .prefix()
+                .and_then(|p| p.as_str())
+                .unwrap_or("")
+                .to_string();
+            t.decor_mut().set_prefix(format!("{prefix}{own}"));
+        }
+        None => {
+            let trailing = doc.trailing().as_str().unwrap_or("").to_string();
+            doc.set_trailing(format!("{trailing}\n{}", prefix.trim_start_matches('\n')));
+        }
+    }
 }
 
 #[cfg(test)]
@@ -202,6 +307,70 @@ mod tests {
                 0o600
             );
         }
+    }
+
+    #[test]
+    fn concurrent_edits_all_land() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("remoteclaw.toml");
+        std::fs::write(&path, "# operator's notes\n").unwrap();
+        let threads: Vec<_> = (0..12)
+            .map(|i| {
+                let path = path.clone();
+                std::thread::spawn(move || {
+                    update_config(&path, |doc| {
+                        // Widen the read-modify-write window.
+                        std::thread::sleep(std::time::Duration::from_millis(5));
+                        declare_profile(doc, &format!("openai:p{i}"), "openai", "api_key")
+                    })
+                    .unwrap();
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+        let text = std::fs::read_to_string(&path).unwrap();
+        for i in 0..12 {
+            assert!(
+                text.contains(&format!("[auth.profiles.\"openai:p{i}\"]")),
+                "{text}"
+            );
+        }
+        assert!(text.contains("# operator's notes\n"), "{text}");
+    }
+
+    #[test]
+    fn removing_the_first_profile_keeps_the_comment_above_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("remoteclaw.toml");
+        std::fs::write(
+            &path,
+            "# keep me\n[auth.profiles.\"openai:a\"]\nprovider = \"openai\"\nmode = \"api_key\"\n\n[auth.profiles.\"openai:b\"]\nprovider = \"openai\"\nmode = \"api_key\"\n",
+        )
+        .unwrap();
+        update_config(&path, |doc| {
+            assert!(undeclare_profile(doc, "openai:a"));
+            Ok(())
+        })
+        .unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(
+            text.starts_with("# keep me\n") && !text.contains("openai:a"),
+            "{text}"
+        );
+        assert!(text.contains("[auth.profiles.\"openai:b\"]"), "{text}");
+        // The last one too: the comment goes to the end rather than away.
+        update_config(&path, |doc| {
+            assert!(undeclare_profile(doc, "openai:b"));
+            Ok(())
+        })
+        .unwrap();
+        assert!(
+            std::fs::read_to_string(&path)
+                .unwrap()
+                .contains("# keep me")
+        );
     }
 
     #[test]
