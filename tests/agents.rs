@@ -8,7 +8,7 @@ use crate::support;
 use remoteclaw::chat::{Inbound, handle};
 use serde_json::json;
 use support::fake_provider::FakeProvider;
-use support::home::TestHome;
+use support::home::{TestHome, stdout};
 
 fn home(fake: &FakeProvider) -> TestHome {
     let config = format!(
@@ -139,10 +139,19 @@ async fn an_agent_id_that_is_not_a_plain_name_is_refused_at_start() {
     let err = remoteclaw::app::App::load(h.env_map(), None)
         .await
         .unwrap_err();
+    let err = err.to_string();
+    assert!(err.contains("\"../escape\" is not a plain name"), "{err}");
+    // A load error like any other (DESIGN §3): the file, the line and the key path.
     assert!(
-        err.to_string()
-            .contains("\"../escape\" is not a plain name"),
+        err.contains("remoteclaw.toml:") && err.contains("(key `channels.telegram.agent`)"),
         "{err}"
+    );
+    // And doctor reports the config as not loading.
+    let out = h.run(&["doctor", "--json"]).await;
+    assert!(
+        stdout(&out).contains("channels.telegram.agent"),
+        "{}",
+        stdout(&out)
     );
 }
 

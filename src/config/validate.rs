@@ -351,21 +351,41 @@ pub fn validate(config: &Config) -> Result<(), Violation> {
         telegram_webhook(w)?;
     }
 
-    if config.agents.default_id.trim().is_empty()
-        || !config
-            .agents
-            .default_id
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "_-".contains(c))
-    {
-        return Err(violation(
-            "agents.defaultId",
-            format!(
-                "agent id \"{}\" is not a plain name",
-                config.agents.default_id
-            ),
-            "use letters, digits, '_' or '-', e.g. \"main\"",
-        ));
+    // Agent ids become directory names: plain names only.
+    let plain = |id: &str| {
+        !id.trim().is_empty()
+            && id
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "_-".contains(c))
+    };
+    let channel_agents = [
+        (
+            "channels.telegram.agent",
+            config
+                .channels
+                .telegram
+                .as_ref()
+                .and_then(|c| c.agent.as_deref()),
+        ),
+        (
+            "channels.discord.agent",
+            config
+                .channels
+                .discord
+                .as_ref()
+                .and_then(|c| c.agent.as_deref()),
+        ),
+    ];
+    let agents = std::iter::once(("agents.defaultId", Some(config.agents.default_id.as_str())))
+        .chain(channel_agents);
+    for (key, id) in agents {
+        if let Some(id) = id.filter(|id| !plain(id)) {
+            return Err(violation(
+                key,
+                format!("agent id \"{id}\" is not a plain name"),
+                "use letters, digits, '_' or '-', e.g. \"main\"",
+            ));
+        }
     }
 
     for (id, decl) in &config.auth.profiles {
