@@ -376,6 +376,37 @@ mod config_errors {
     }
 
     #[tokio::test]
+    async fn secretref_tables_report_a_wrong_value_at_its_own_line_and_key() {
+        for (table, line, key) in [
+            (
+                "[secrets.providers.v]\nsource = \"file\"\npath = \"/x\"\nmode = \"yaml\"\n",
+                4,
+                "secrets.providers.v.mode",
+            ),
+            (
+                "[secrets.providers.v]\nsource = \"exec\"\ncommand = \"/bin/x\"\ntimeoutMs = \"x\"\n",
+                4,
+                "secrets.providers.v.timeoutMs",
+            ),
+        ] {
+            let (code, err) = agent_with_config(table).await;
+            assert_eq!(code, Some(1));
+            assert!(
+                err.contains(&format!("<config>:{line}:")) && err.contains(&format!("`{key}`")),
+                "{err}"
+            );
+        }
+        // Keys of another source are refused, naming the source.
+        let (code, err) =
+            agent_with_config("[secrets.providers.v]\nsource = \"exec\"\npath = \"/x\"\n").await;
+        assert_eq!(code, Some(1));
+        assert!(
+            err.contains("`path` does not belong to source = \"exec\""),
+            "{err}"
+        );
+    }
+
+    #[tokio::test]
     async fn missing_explicit_config_is_an_error() {
         let mut home = TestHome::new("");
         home.set("REMOTECLAW_CONFIG_PATH", "/nonexistent/rc.toml");

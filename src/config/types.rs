@@ -316,12 +316,104 @@ pub struct SecretsConfig {
     pub providers: BTreeMap<String, SecretProviderConfig>,
 }
 
+/// Read through [`RawSecretProvider`] (a plain table) rather than as an internally
+/// tagged enum: serde buffers a tagged enum's fields and loses their places, so a wrong
+/// `mode` or `timeoutMs` would be reported at the table, not at its own line and key.
 #[derive(Debug, Clone, Deserialize)]
-#[serde(tag = "source", rename_all = "lowercase")]
+#[serde(try_from = "RawSecretProvider")]
 pub enum SecretProviderConfig {
     Env(EnvSecretProvider),
     File(FileSecretProvider),
     Exec(ExecSecretProvider),
+}
+
+/// `[secrets.providers.<name>]` as written: every field of every source, each checked
+/// for its type where it stands; [`SecretProviderConfig::try_from`] then checks that the
+/// fields fit the `source`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RawSecretProvider {
+    source: SecretSource,
+    allowlist: Option<Vec<String>>,
+    path: Option<String>,
+    mode: Option<FileSecretMode>,
+    max_bytes: Option<u64>,
+    allow_symlink: Option<bool>,
+    command: Option<String>,
+    args: Option<Vec<String>>,
+    env: Option<BTreeMap<String, String>>,
+    pass_env: Option<Vec<String>>,
+    timeout_ms: Option<u64>,
+    max_output_bytes: Option<u64>,
+}
+
+impl TryFrom<RawSecretProvider> for SecretProviderConfig {
+    type Error = String;
+
+    fn try_from(r: RawSecretProvider) -> Result<Self, String> {
+        let given = [
+            ("allowlist", r.allowlist.is_some()),
+            ("path", r.path.is_some()),
+            ("mode", r.mode.is_some()),
+            ("maxBytes", r.max_bytes.is_some()),
+            ("allowSymlink", r.allow_symlink.is_some()),
+            ("command", r.command.is_some()),
+            ("args", r.args.is_some()),
+            ("env", r.env.is_some()),
+            ("passEnv", r.pass_env.is_some()),
+            ("timeoutMs", r.timeout_ms.is_some()),
+            ("maxOutputBytes", r.max_output_bytes.is_some()),
+        ];
+        let (name, allowed): (&str, &[&str]) = match r.source {
+            SecretSource::Env => ("env", &["allowlist"]),
+            SecretSource::File => ("file", &["path", "mode", "maxBytes", "allowSymlink"]),
+            SecretSource::Exec => (
+                "exec",
+                &[
+                    "command",
+                    "args",
+                    "env",
+                    "passEnv",
+                    "timeoutMs",
+                    "maxOutputBytes",
+                    "allowSymlink",
+                ],
+            ),
+        };
+        if let Some((key, _)) = given
+            .iter()
+            .find(|(key, set)| *set && !allowed.contains(key))
+        {
+            return Err(format!(
+                "`{key}` does not belong to source = \"{name}\" (its keys: {})",
+                allowed.join(", ")
+            ));
+        }
+        Ok(match r.source {
+            SecretSource::Env => SecretProviderConfig::Env(EnvSecretProvider {
+                allowlist: r.allowlist,
+            }),
+            SecretSource::File => SecretProviderConfig::File(FileSecretProvider {
+                path: r
+                    .path
+                    .ok_or("source = \"file\" needs `path` (an absolute path)")?,
+                mode: r.mode.unwrap_or_default(),
+                max_bytes: r.max_bytes,
+                allow_symlink: r.allow_symlink.unwrap_or(false),
+            }),
+            SecretSource::Exec => SecretProviderConfig::Exec(ExecSecretProvider {
+                command: r
+                    .command
+                    .ok_or("source = \"exec\" needs `command` (an absolute path)")?,
+                args: r.args.unwrap_or_default(),
+                env: r.env.unwrap_or_default(),
+                pass_env: r.pass_env.unwrap_or_default(),
+                timeout_ms: r.timeout_ms,
+                max_output_bytes: r.max_output_bytes,
+                allow_symlink: r.allow_symlink.unwrap_or(false),
+            }),
+        })
+    }
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
