@@ -254,6 +254,41 @@ async fn no_credentials_names_the_variable_and_onboard() {
     );
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_directive_still_names_the_model_and_what_was_asked() {
+    let home = TestHome::new("");
+    // A directive that does not parse never reaches the session: `model` is still the
+    // session's model, not "".
+    for message in ["/model 3", "/model status@x"] {
+        let out = home.run(&["agent", "--message", message, "--json"]).await;
+        assert_eq!(out.status.code(), Some(1));
+        let v = json(&out);
+        assert_eq!(v["model"], "anthropic/claude-sonnet-4-5", "{v}");
+        assert!(v["error"].as_str().is_some_and(|e| !e.is_empty()), "{v}");
+    }
+    // A select that is refused echoes the model and profile it asked for.
+    let out = home
+        .run(&[
+            "agent",
+            "--message",
+            "/model anthropic/claude-sonnet-4-5@anthropic:wrk",
+            "--json",
+        ])
+        .await;
+    assert_eq!(out.status.code(), Some(1));
+    let v = json(&out);
+    assert_eq!(
+        v["directive"],
+        serde_json::json!({"kind": "select", "model": "anthropic/claude-sonnet-4-5", "profile": "anthropic:wrk"})
+    );
+    assert!(
+        v["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("\"anthropic:wrk\" not found")),
+        "{v}"
+    );
+}
+
 /// The canary secrets must not appear in stdout (JSON) or stderr (logs at trace level),
 /// on success, rotation and failure paths alike.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

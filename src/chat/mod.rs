@@ -97,10 +97,16 @@ fn info(d: &Directive) -> DirectiveInfo {
         Directive::Help => "help",
         Directive::Usage => "usage",
     };
+    // A select names what was asked for (as typed); once it succeeds, the resolved model
+    // id and the pinned profile replace it.
+    let (model, profile) = match d {
+        Directive::ModelSelect { model, profile } => (Some(model.clone()), profile.clone()),
+        _ => (None, None),
+    };
     DirectiveInfo {
         kind,
-        model: None,
-        profile: None,
+        model,
+        profile,
     }
 }
 

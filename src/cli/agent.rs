@@ -108,6 +108,14 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<ExitCode> {
         r
     };
     app.settle(std::time::Duration::from_secs(10)).await;
+    // A message that never reached a turn (a directive that did not parse) still names
+    // the session's model in `--json` (DESIGN §6), not an empty string.
+    let mut result = result;
+    if result.model.is_none()
+        && let Ok(state) = app.sessions.choice(&args.session).await
+    {
+        result.model = Some(crate::chat::views::effective_model(&app, &state).0);
+    }
     if result.ignored {
         return Ok(ExitCode::SUCCESS);
     }
