@@ -185,6 +185,51 @@ async fn billing_disables_the_key_for_later_turns() {
     assert_eq!(list[0]["reason"], "billing");
 }
 
+/// Two agents, each with a profile `anthropic:x` but different keys, share one state.db:
+/// one agent's disabled key is listed for that agent only, and the other agent's
+/// success does not make it usable again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn agents_with_the_same_profile_id_keep_their_own_credential_state() {
+    let fake = FakeProvider::start().await;
+    let h = home(&fake, "");
+    let profile = |key: &str| {
+        format!(
+            r#"{{"profiles":{{"anthropic:x":{{"type":"api_key","provider":"anthropic","key":"{key}"}}}}}}"#
+        )
+    };
+    h.write("agents/main/agent/auth-profiles.json", &profile("main-key"));
+    h.write("agents/work/agent/auth-profiles.json", &profile("work-key"));
+    fake.script("work-key", [Behavior::Billing]);
+    let (code, v, _) = agent_json(&h, &["--agent", "work", "--message", "hi"]).await;
+    assert_eq!(code, Some(1));
+    assert_eq!(outcomes(&v), [pair("anthropic:x", "billing")]);
+
+    let list = |agent: &'static str| {
+        let h = &h;
+        async move {
+            let out = h
+                .run(&[
+                    "models", "auth", "cooldown", "list", "--json", "--agent", agent,
+                ])
+                .await;
+            assert!(out.status.success(), "{}", stderr(&out));
+            serde_json::from_str::<Value>(&stdout(&out)).unwrap()
+        }
+    };
+    assert_eq!(list("work").await[0]["reason"], "billing");
+    assert_eq!(list("main").await, json!([]), "not main's key");
+
+    // Main's key answers; work's stays disabled.
+    let (code, v, _) = agent_json(&h, &["--message", "hi"]).await;
+    assert_eq!(code, Some(0), "{v}");
+    assert_eq!(outcomes(&v), [pair("anthropic:x", "ok")]);
+    assert_eq!(list("work").await[0]["reason"], "billing");
+    let (code, v, _) = agent_json(&h, &["--agent", "work", "--message", "hi"]).await;
+    assert_eq!(code, Some(1));
+    assert_eq!(v["attempts"], json!([]), "still disabled: {v}");
+    assert_eq!(fake.requests_for_key("work-key").len(), 1);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pinned_profile_cooling_down_is_reported_not_replaced() {
     let fake = FakeProvider::start().await;

@@ -170,6 +170,8 @@ impl ImportEntry {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CooldownEntry {
     pub credential: String,
+    /// The fingerprint of the secret (or sign-in) the entry was recorded for.
+    pub fingerprint: String,
     /// Empty for credential-wide states (quota, billing, auth).
     pub model: String,
     pub reason: Reason,
@@ -594,6 +596,7 @@ impl CooldownBook {
                     .filter(|(_, _, r)| r.until > now_ms)
                     .map(|(cred, model, r)| CooldownEntry {
                         credential: cred.clone(),
+                        fingerprint: r.fingerprint.clone(),
                         model: model.clone(),
                         reason: r.reason,
                         until: r.until,

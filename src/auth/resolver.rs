@@ -691,6 +691,47 @@ impl CredentialResolver {
         }
     }
 
+    /// Of `entries` (the shared cooldown book), the ones that are this agent's: the
+    /// environment and config keys every agent shares, and entries of its own profiles
+    /// recorded for the secret (or sign-in) the profile holds now. Another agent's
+    /// profile of the same id, or a secret since replaced, is not listed.
+    pub async fn own_entries(
+        &self,
+        entries: Vec<crate::auth::cooldown::CooldownEntry>,
+    ) -> Result<Vec<crate::auth::cooldown::CooldownEntry>, ResolveError> {
+        let store = self.store_async().await?;
+        let config = self.config.get();
+        let mut providers: Vec<&str> = store
+            .profiles
+            .values()
+            .map(|p| p.provider.as_str())
+            .chain(config.auth.profiles.values().map(|d| d.provider.as_str()))
+            .collect();
+        providers.sort_unstable();
+        providers.dedup();
+        let mut mine: std::collections::HashSet<(String, String)> = Default::default();
+        for provider in providers {
+            let res = self
+                .resolve(provider, crate::auth::cooldown::ANY_MODEL, None)
+                .await?;
+            for c in res.candidates {
+                if let Some(fp) = c.fingerprint() {
+                    mine.insert((c.id.to_string(), fp.to_string()));
+                }
+                if let Some(cred) = &c.credential {
+                    mine.insert((c.id.to_string(), cred.sign_in_fingerprint()));
+                }
+            }
+        }
+        Ok(entries
+            .into_iter()
+            .filter(|e| {
+                !is_profile_id(&e.credential)
+                    || mine.contains(&(e.credential.clone(), e.fingerprint.clone()))
+            })
+            .collect())
+    }
+
     pub fn profiles(&self) -> Result<Vec<ProfileInfo>, ResolveError> {
         Ok(profile_infos(&*self.store()?))
     }
@@ -872,6 +913,12 @@ impl CredentialResolver {
         }
         Ok(res)
     }
+}
+
+/// A profile's id, as opposed to an environment key's (`env:…`) or the config key's
+/// (`config:<provider>`), which every agent shares.
+fn is_profile_id(id: &str) -> bool {
+    !id.starts_with("env:") && !id.starts_with("config:")
 }
 
 fn profile_infos(store: &ProfileStore) -> Vec<ProfileInfo> {

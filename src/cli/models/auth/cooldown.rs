@@ -36,7 +36,12 @@ pub async fn run(args: CooldownArgs) -> anyhow::Result<ExitCode> {
     let now = app.clock.now_ms();
     match args.command {
         CooldownCommand::List { json } => {
-            let list = book.list(now).await?;
+            // The book is shared by every agent: list this agent's entries only.
+            let list = app
+                .engine
+                .resolver
+                .own_entries(book.list(now).await?)
+                .await?;
             if json {
                 let rows: Vec<_> = list
                     .iter()
