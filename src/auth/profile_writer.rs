@@ -35,19 +35,35 @@ use std::sync::atomic::{AtomicU64, Ordering};
 /// The only schema version this writer reads and writes.
 const SCHEMA_VERSION: u64 = 1;
 
+/// [`WriteError::Corrupt`] for `path`, naming its backup only when there is one.
+fn corrupt_error(path: &Path, line: usize, message: String) -> WriteError {
+    let bak = with_suffix(path, ".bak");
+    WriteError::Corrupt {
+        path: path.to_path_buf(),
+        line,
+        message,
+        backup: bak.is_file().then_some(bak),
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum WriteError {
     /// The current file is not valid JSON (or not an auth-profiles document): it is never
     /// overwritten.
     #[error(
-        "{}:{line}: {message}. The file was left untouched; fix it by hand or restore {}.bak.",
+        "{}:{line}: {message}. The file was left untouched; fix it by hand{}.",
         path.display(),
-        path.display()
+        match backup {
+            Some(b) => format!(" or restore {}", b.display()),
+            None => " (there is no backup to restore)".to_string(),
+        }
     )]
     Corrupt {
         path: PathBuf,
         line: usize,
         message: String,
+        /// `<path>.bak`, when there is one.
+        backup: Option<PathBuf>,
     },
     /// A schema version this RemoteClaw does not know (written by a newer one): never
     /// rewritten as version 1.
@@ -288,11 +304,7 @@ fn read_current(path: &Path) -> Result<Option<(Vec<u8>, Value)>, WriteError> {
         Err(e) if e.kind() == ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(io_err(path, "read")(e)),
     };
-    let corrupt = |line: usize, message: String| WriteError::Corrupt {
-        path: path.to_path_buf(),
-        line,
-        message,
-    };
+    let corrupt = |line: usize, message: String| corrupt_error(path, line, message);
     let text = std::str::from_utf8(&bytes).map_err(|e| {
         let line = 1 + bytes[..e.valid_up_to()]
             .iter()
@@ -349,11 +361,9 @@ fn version_ok(v: Option<&Value>) -> Result<(), String> {
 
 /// The document as read, made ready for an edit: `version` 1 and a `profiles` object.
 fn normalize_read(path: &Path, doc: &mut Value) -> Result<(), WriteError> {
-    let obj = doc.as_object_mut().ok_or_else(|| WriteError::Corrupt {
-        path: path.to_path_buf(),
-        line: 1,
-        message: "the top level is not a JSON object".into(),
-    })?;
+    let obj = doc
+        .as_object_mut()
+        .ok_or_else(|| corrupt_error(path, 1, "the top level is not a JSON object".into()))?;
     if let Some(Value::Number(n)) = obj.get("version")
         && n.as_f64() != Some(SCHEMA_VERSION as f64)
     {
@@ -362,11 +372,7 @@ fn normalize_read(path: &Path, doc: &mut Value) -> Result<(), WriteError> {
             version: n.to_string(),
         });
     }
-    version_ok(obj.get("version")).map_err(|message| WriteError::Corrupt {
-        path: path.to_path_buf(),
-        line: 1,
-        message,
-    })?;
+    version_ok(obj.get("version")).map_err(|message| corrupt_error(path, 1, message))?;
     obj.insert("version".into(), Value::from(SCHEMA_VERSION));
     obj.entry("profiles")
         .or_insert_with(|| Value::Object(Map::new()));
@@ -731,14 +737,28 @@ mod tests {
             };
             assert_eq!(*got, line, "{msg}");
             assert!(msg.contains(&format!("{}:{line}", path.display())), "{msg}");
-            assert!(
-                msg.contains(&format!("restore {}.bak", path.display())),
-                "{msg}"
-            );
+            // No backup exists here: the message does not send anyone to one.
+            assert!(msg.contains("there is no backup to restore"), "{msg}");
             assert!(!msg.contains("canary"), "{msg}");
             assert_eq!(std::fs::read(&path).expect("read"), before);
             assert!(!with_suffix(&path, ".bak").exists());
         }
+
+        // With a backup from an earlier write, the message names it.
+        let other = tmp.path().join("other.json");
+        put_profile(&other, "a:1", key("k1")).expect("put");
+        put_profile(&other, "a:2", key("k2")).expect("put");
+        std::fs::write(&other, "{").expect("write");
+        let msg = put_profile(&other, "a:3", key("k3"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            msg.contains(&format!("restore {}.bak", other.display())),
+            "{msg}"
+        );
+        std::fs::remove_file(&other).expect("rm");
+        std::fs::remove_file(with_suffix(&other, ".bak")).expect("rm");
+        let _ = std::fs::remove_file(with_suffix(&other, ".lock"));
 
         std::fs::write(&path, b"{\"profiles\":\n{\"a\": \"\xff\"}}").expect("write");
         let err = remove_profile(&path, "a").unwrap_err();

@@ -892,8 +892,14 @@ impl CredentialResolver {
                     .as_ref()
                     .map(|d| format!(" [{d}]"))
                     .unwrap_or_default();
+                // A cooldown ends on its own; an expired or broken profile does not.
+                let wait = if c.until.is_some() {
+                    "Wait, fix it"
+                } else {
+                    "Fix it"
+                };
                 return Err(ResolveError::PinUnusable(format!(
-                    "Pinned auth profile \"{pin}\" {why}{detail}. Wait, fix it (`remoteclaw models status`), or unpin with /model default."
+                    "Pinned auth profile \"{pin}\" {why}{detail}. {wait} (`remoteclaw models status`), or unpin with /model default."
                 )));
             }
         }

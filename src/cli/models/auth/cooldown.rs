@@ -58,12 +58,13 @@ pub async fn run(args: CooldownArgs) -> anyhow::Result<ExitCode> {
                         e.model.clone()
                     };
                     println!(
-                        "{}  {}  {}  {}  ({} errors)",
+                        "{}  {}  {}  {}  ({} error{})",
                         e.credential,
                         e.reason.as_str(),
                         scope,
                         until_text(e.until, now),
-                        e.error_count
+                        e.error_count,
+                        if e.error_count == 1 { "" } else { "s" }
                     );
                 }
             }
