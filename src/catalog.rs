@@ -39,6 +39,22 @@ impl ModelRef {
         if raw.is_empty() {
             return Err("a model reference is empty".into());
         }
+        // Model ids have no spaces; `@` starts a profile override (`/model opus@work`).
+        if let Some(c) = raw
+            .chars()
+            .find(|c| c.is_whitespace() || c.is_control() || *c == '@')
+        {
+            return Err(format!(
+                "model reference \"{}\" contains {}; write provider/model, e.g. anthropic/claude-sonnet-4-5",
+                raw.escape_debug(),
+                match c {
+                    '@' => "'@' (a profile goes in /model <model>@<profile>, not in the config)"
+                        .to_string(),
+                    c if c.is_whitespace() => "a space".to_string(),
+                    _ => "a control character".to_string(),
+                }
+            ));
+        }
         match raw.split_once('/') {
             Some((p, m)) => {
                 let provider = normalize_provider(p);
@@ -305,7 +321,16 @@ mod tests {
             let r = ModelRef::parse(input, "anthropic").expect(input);
             assert_eq!((r.provider.as_str(), r.model.as_str()), (p, m), "{input}");
         }
-        for bad in ["", "/x", "anthropic/", "  "] {
+        for bad in [
+            "",
+            "/x",
+            "anthropic/",
+            "  ",
+            "not a ref!!",
+            "anthropic/claude opus",
+            "opus@anthropic:work",
+            "a/b\u{7}",
+        ] {
             assert!(ModelRef::parse(bad, "anthropic").is_err(), "{bad:?}");
         }
     }
