@@ -47,7 +47,7 @@ pub fn update_config(
         .unwrap_or(Path::new("."));
     super::paths::ensure_private_dir(dir).map_err(io("create directory"))?;
     let lock = lock_config(path).map_err(io("lock"))?;
-    let result = update_locked(path, dir, edit);
+    let result = update_locked(path, edit);
     let _ = lock.unlock();
     result
 }
@@ -71,7 +71,6 @@ fn lock_config(path: &Path) -> std::io::Result<std::fs::File> {
 
 fn update_locked(
     path: &Path,
-    dir: &Path,
     edit: impl FnOnce(&mut DocumentMut) -> Result<(), String>,
 ) -> Result<(), EditError> {
     let io = |action: &'static str| {
@@ -103,7 +102,6 @@ fn update_locked(
     if old.as_deref() == Some(text.as_str()) {
         return Ok(());
     }
-    let _ = dir;
     if let Some(old) = &old {
         write_atomic(&path.with_extension("toml.bak"), old.as_bytes())
             .map_err(io("write backup"))?;
