@@ -36,12 +36,16 @@ pub async fn run(args: CooldownArgs) -> anyhow::Result<ExitCode> {
     let now = app.clock.now_ms();
     match args.command {
         CooldownCommand::List { json } => {
-            // The book is shared by every agent: list this agent's entries only.
-            let list = app
-                .engine
-                .resolver
-                .own_entries(book.list(now).await?)
-                .await?;
+            // The book is shared by every agent: list this agent's entries only (all of
+            // them when its profiles cannot be read: this is a recovery tool too).
+            let all = book.list(now).await?;
+            let list = match app.engine.resolver.own_entries(all.clone()).await {
+                Ok(mine) => mine,
+                Err(e) => {
+                    tracing::warn!("listing every agent's entries: {e}");
+                    all
+                }
+            };
             if json {
                 let rows: Vec<_> = list
                     .iter()
