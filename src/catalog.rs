@@ -39,19 +39,16 @@ impl ModelRef {
         if raw.is_empty() {
             return Err("a model reference is empty".into());
         }
-        // Model ids have no spaces; `@` starts a profile override (`/model opus@work`).
-        if let Some(c) = raw
-            .chars()
-            .find(|c| c.is_whitespace() || c.is_control() || *c == '@')
-        {
+        // Model ids have no spaces. (`@` they may have: `claude-haiku@20251001`,
+        // `openai/@cf/openai/gpt-oss-20b`, DESIGN §4.)
+        if let Some(c) = raw.chars().find(|c| c.is_whitespace() || c.is_control()) {
             return Err(format!(
                 "model reference \"{}\" contains {}; write provider/model, e.g. anthropic/claude-sonnet-4-5",
                 raw.escape_debug(),
-                match c {
-                    '@' => "'@' (a profile goes in /model <model>@<profile>, not in the config)"
-                        .to_string(),
-                    c if c.is_whitespace() => "a space".to_string(),
-                    _ => "a control character".to_string(),
+                if c.is_whitespace() {
+                    "a space"
+                } else {
+                    "a control character"
                 }
             ));
         }
@@ -316,6 +313,17 @@ mod tests {
             ),
             ("z.ai/glm-4.6", "zai", "glm-4.6"),
             ("gpt-4o", "anthropic", "gpt-4o"),
+            // `@` belongs to model ids too (DESIGN §4).
+            (
+                "anthropic/claude-haiku@20251001",
+                "anthropic",
+                "claude-haiku@20251001",
+            ),
+            (
+                "openai/@cf/openai/gpt-oss-20b",
+                "openai",
+                "@cf/openai/gpt-oss-20b",
+            ),
         ];
         for (input, p, m) in cases {
             let r = ModelRef::parse(input, "anthropic").expect(input);
@@ -328,7 +336,6 @@ mod tests {
             "  ",
             "not a ref!!",
             "anthropic/claude opus",
-            "opus@anthropic:work",
             "a/b\u{7}",
         ] {
             assert!(ModelRef::parse(bad, "anthropic").is_err(), "{bad:?}");

@@ -255,6 +255,28 @@ async fn no_credentials_names_the_variable_and_onboard() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn model_ids_with_at_signs_can_be_selected() {
+    // DESIGN §4: an 8-digit date after `@` and `@cf/…` belong to the model id.
+    let home = TestHome::new("");
+    for (message, model) in [
+        (
+            "/model claude-haiku@20251001",
+            "anthropic/claude-haiku@20251001",
+        ),
+        (
+            "/model openai/@cf/openai/gpt-oss-20b",
+            "openai/@cf/openai/gpt-oss-20b",
+        ),
+    ] {
+        let out = home.run(&["agent", "--message", message, "--json"]).await;
+        assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
+        let v = json(&out);
+        assert_eq!(v["model"], model, "{v}");
+        assert_eq!(v["directive"]["model"], model, "{v}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_refused_directive_still_names_the_model_and_what_was_asked() {
     let home = TestHome::new("");
     // A directive that does not parse never reaches the session: `model` is still the
