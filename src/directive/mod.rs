@@ -177,21 +177,30 @@ pub fn parse(text: &str, ctx: &ParseContext<'_>) -> Parsed {
         let end = start + candidate.len;
         if let (Some(bot), None) = (candidate.bot, ctx.bot_username) {
             // No bot name here (terminal, web chat, HTTP API): nothing can be addressed
-            // to another bot, so the suffix is a mistake worth explaining.
+            // to another bot, so the suffix is a mistake worth explaining. Quote it as
+            // typed, to the next space: in `/sonnet@anthropic:work` the grammar's bot name
+            // stops at the `:`, the user's profile id does not.
+            let typed_end = end.max(
+                start
+                    + text[start..]
+                        .find(char::is_whitespace)
+                        .unwrap_or(text.len() - start),
+            );
+            let typed = &text[start..typed_end];
             let hint = match candidate.word {
-                grammar::Word::Alias(alias) => format!("/model {alias}@{bot}"),
-                _ => {
-                    let whole = &text[start..end];
-                    whole.replacen(&format!("@{bot}"), "", 1)
+                grammar::Word::Alias(alias) => {
+                    let suffix = typed.split_once('@').map_or(bot, |(_, s)| s);
+                    format!("/model {alias}@{suffix}")
                 }
+                _ => typed.replacen(&format!("@{bot}"), "", 1),
             };
             return Parsed::Error {
                 error: DirectiveError::SuffixHere {
-                    input: text[start..end].to_owned(),
+                    input: typed.to_owned(),
                     hint,
                     offset: start,
                 },
-                rest: rest_of(text, start, end),
+                rest: rest_of(text, start, typed_end),
             };
         }
         if candidate

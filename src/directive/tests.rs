@@ -382,6 +382,14 @@ fn opus_at_work_in_the_terminal_is_explained_not_ignored() {
         ),
         other => panic!("{other:?}"),
     }
+    // A profile id's `:` is part of what was typed: quoted whole, suggested whole.
+    match parse("/opus@anthropic:work please", &ctx) {
+        Parsed::Error { error, .. } => assert_eq!(
+            error.to_string(),
+            "\"/opus@anthropic:work\": an @suffix after a command names a bot, and there is none here; did you mean /model opus@anthropic:work?"
+        ),
+        other => panic!("{other:?}"),
+    }
     match parse("/model@SomeBot list", &ctx) {
         Parsed::Error { error, .. } => assert!(
             error.to_string().contains("did you mean /model list?"),
