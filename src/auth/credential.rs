@@ -71,6 +71,17 @@ impl Credential {
         )
     }
 
+    /// The fingerprints this credential's cooldown and disable entries are kept under:
+    /// the secret's, and for an OAuth sign-in also the whole sign-in's (a refused refresh,
+    /// `crate::engine::standing_fingerprint`). Only OAuth pays for the second hash.
+    pub fn state_fingerprints(&self) -> Vec<String> {
+        let mut fps = vec![self.secret.fingerprint().to_string()];
+        if self.kind == CredentialKind::Oauth {
+            fps.push(self.sign_in_fingerprint());
+        }
+        fps
+    }
+
     /// True when the credential must be sent as a bearer token with the OAuth beta header.
     pub fn is_anthropic_oauth(&self) -> bool {
         self.kind == CredentialKind::Oauth

@@ -697,7 +697,7 @@ impl CredentialResolver {
     /// profile of the same id, or a secret since replaced, is not listed.
     pub async fn own_entries(
         &self,
-        entries: Vec<crate::auth::cooldown::CooldownEntry>,
+        entries: &[crate::auth::cooldown::CooldownEntry],
     ) -> Result<Vec<crate::auth::cooldown::CooldownEntry>, ResolveError> {
         let store = self.store_async().await?;
         let config = self.config.get();
@@ -715,20 +715,20 @@ impl CredentialResolver {
                 .resolve(provider, crate::auth::cooldown::ANY_MODEL, None)
                 .await?;
             for c in res.candidates {
-                if let Some(fp) = c.fingerprint() {
-                    mine.insert((c.id.to_string(), fp.to_string()));
-                }
-                if let Some(cred) = &c.credential {
-                    mine.insert((c.id.to_string(), cred.sign_in_fingerprint()));
-                }
+                let fps = match &c.credential {
+                    Some(cred) => cred.state_fingerprints(),
+                    None => c.fingerprint().map(str::to_string).into_iter().collect(),
+                };
+                mine.extend(fps.into_iter().map(|fp| (c.id.to_string(), fp)));
             }
         }
         Ok(entries
-            .into_iter()
+            .iter()
             .filter(|e| {
                 !is_profile_id(&e.credential)
                     || mine.contains(&(e.credential.clone(), e.fingerprint.clone()))
             })
+            .cloned()
             .collect())
     }
 

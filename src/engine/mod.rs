@@ -11,9 +11,7 @@
 
 mod turn;
 
-pub use turn::{
-    Attempt, TurnError, TurnInput, TurnResult, standing_fingerprint, success_fingerprints,
-};
+pub use turn::{Attempt, TurnError, TurnInput, TurnResult, standing_fingerprint};
 
 use crate::auth::CredentialResolver;
 use crate::catalog::Catalog;

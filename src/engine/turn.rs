@@ -157,15 +157,6 @@ pub fn standing_fingerprint(cred: &crate::auth::Credential, e: &ProviderError) -
     }
 }
 
-/// The fingerprints a success of `cred` clears rows of: its secret's (cooldowns and
-/// disables) and, for an OAuth sign-in, the sign-in's (`refresh_failed`).
-pub fn success_fingerprints(cred: &crate::auth::Credential) -> [String; 2] {
-    [
-        cred.secret.fingerprint().to_string(),
-        cred.sign_in_fingerprint(),
-    ]
-}
-
 /// A token endpoint that could not be reached or answered 5xx (DESIGN §5a): transient,
 /// so the turn moves on to the next credential. A refusal (`refresh_failed`) is not: it
 /// disables the sign-in and is handled like an auth error from the provider.
@@ -225,11 +216,11 @@ impl Engine {
                     CredentialSource::Profile | CredentialSource::Ref
                 ) =>
             {
-                book.record_success(&cred.id, &success_fingerprints(cred), model_key, now)
+                book.record_success(&cred.id, &cred.state_fingerprints(), model_key, now)
                     .await
             }
             Ok(_) => {
-                book.record_success_quiet(&cred.id, &success_fingerprints(cred), model_key)
+                book.record_success_quiet(&cred.id, &cred.state_fingerprints(), model_key)
                     .await
             }
             Err(e) => book

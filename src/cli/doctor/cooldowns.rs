@@ -62,7 +62,7 @@ async fn refresh_failed(
 pub(super) async fn cooldown_list(resolver: &CredentialResolver, now: i64, r: &mut Vec<Finding>) {
     // The book is shared by every agent: this agent's entries only.
     let list = match resolver.cooldowns.list(now).await {
-        Ok(list) => resolver.own_entries(list.clone()).await.unwrap_or(list),
+        Ok(list) => resolver.own_entries(&list).await.unwrap_or(list),
         Err(e) => {
             r.push(Finding::warning(
                 "state_db_error",

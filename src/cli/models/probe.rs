@@ -238,13 +238,8 @@ async fn record(
     let book = &app.engine.resolver.cooldowns;
     let recorded = match result {
         Ok(_) => {
-            book.record_success(
-                &cred.id,
-                &crate::engine::success_fingerprints(cred),
-                key,
-                now,
-            )
-            .await
+            book.record_success(&cred.id, &cred.state_fingerprints(), key, now)
+                .await
         }
         Err(e) => book
             .record_failure(

@@ -39,7 +39,7 @@ pub async fn run(args: CooldownArgs) -> anyhow::Result<ExitCode> {
             // The book is shared by every agent: list this agent's entries only (all of
             // them when its profiles cannot be read: this is a recovery tool too).
             let all = book.list(now).await?;
-            let list = match app.engine.resolver.own_entries(all.clone()).await {
+            let list = match app.engine.resolver.own_entries(&all).await {
                 Ok(mine) => mine,
                 Err(e) => {
                     tracing::warn!("listing every agent's entries: {e}");
