@@ -98,13 +98,10 @@ fn channel_agents(config: &Config) -> Vec<String> {
     [telegram, discord].into_iter().flatten().collect()
 }
 
-/// Agent ids become directory names: plain names only.
+/// `--agent ID` becomes a directory name: plain names only (config values are checked
+/// when the config loads).
 fn check_agent_id(id: &str) -> Result<(), StartupError> {
-    if id.is_empty()
-        || !id
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "_-".contains(c))
-    {
+    if !crate::config::is_plain_agent_id(id) {
         return Err(StartupError::BadAgent(id.to_string()));
     }
     Ok(())
@@ -120,15 +117,6 @@ impl App {
     /// The shared handle of the config in force (components that read it per message).
     pub fn live_config(&self) -> &LiveConfig {
         &self.live
-    }
-
-    /// Whether `config` can be put in force by a reload (what `load` checks beyond the
-    /// file itself).
-    pub fn check_reload(&self, config: &Config) -> Result<(), String> {
-        for a in channel_agents(config) {
-            check_agent_id(&a).map_err(|e| format!("{}: {e}", self.config_path.display()))?;
-        }
-        Ok(())
     }
 
     /// Put a reloaded config in force for the next message. The keys that need a
@@ -244,9 +232,6 @@ impl App {
             .into_iter()
             .filter(|a| *a != agent_id)
             .collect();
-        for a in &channel_agents {
-            check_agent_id(a)?;
-        }
         let config = Arc::new(config);
         let live = LiveConfig::new(config.clone());
         let env = Arc::new(env);

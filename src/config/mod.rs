@@ -10,6 +10,7 @@ pub mod live;
 pub mod paths;
 pub mod types;
 mod validate;
+pub use validate::is_plain_agent_id;
 
 pub use types::*;
 

@@ -183,6 +183,14 @@ fn secrets(config: &Config) -> Result<(), Violation> {
     Ok(())
 }
 
+/// Agent ids become directory names (`agents/<id>/agent/`): letters, digits, `_`, `-`.
+pub fn is_plain_agent_id(id: &str) -> bool {
+    !id.is_empty()
+        && id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "_-".contains(c))
+}
+
 pub fn validate(config: &Config) -> Result<(), Violation> {
     secrets(config)?;
     let defaults = &config.agents.defaults;
@@ -351,13 +359,6 @@ pub fn validate(config: &Config) -> Result<(), Violation> {
         telegram_webhook(w)?;
     }
 
-    // Agent ids become directory names: plain names only.
-    let plain = |id: &str| {
-        !id.trim().is_empty()
-            && id
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || "_-".contains(c))
-    };
     let channel_agents = [
         (
             "channels.telegram.agent",
@@ -379,7 +380,7 @@ pub fn validate(config: &Config) -> Result<(), Violation> {
     let agents = std::iter::once(("agents.defaultId", Some(config.agents.default_id.as_str())))
         .chain(channel_agents);
     for (key, id) in agents {
-        if let Some(id) = id.filter(|id| !plain(id)) {
+        if let Some(id) = id.filter(|id| !is_plain_agent_id(id)) {
             return Err(violation(
                 key,
                 format!("agent id \"{id}\" is not a plain name"),

@@ -140,7 +140,7 @@ impl Reloader {
             // The default location without a file: the empty config, as at start-up.
             None => Ok(crate::config::Config::default()),
         };
-        let config = match parsed.and_then(|c| self.app.check_reload(&c).map(|()| c)) {
+        let config = match parsed {
             Ok(c) => c,
             Err(e) => return self.invalid(e),
         };
