@@ -125,8 +125,9 @@ pub fn hold(path: &Path) -> Result<Held, WriteError> {
     }
     let dir = parent_dir(path);
     crate::config::paths::ensure_private_dir(dir).map_err(io_err(dir, "create directory"))?;
-    let lock_path = with_suffix(path, ".lock");
-    let lock = open_lock_file(&lock_path)?;
+    let lock_path = crate::config::paths::lock_path(path);
+    let lock = crate::config::paths::open_lock_file(&lock_path)
+        .map_err(|(action, e)| io_err(&lock_path, action)(e))?;
     lock.lock().map_err(io_err(&lock_path, "lock"))?;
     Ok(Held {
         lock,
@@ -488,24 +489,6 @@ fn with_suffix(path: &Path, suffix: &str) -> PathBuf {
     let mut s: OsString = path.as_os_str().to_owned();
     s.push(suffix);
     PathBuf::from(s)
-}
-
-fn open_lock_file(lock_path: &Path) -> Result<File, WriteError> {
-    let created = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(lock_path);
-    match created {
-        Ok(f) => Ok(f),
-        Err(e) if e.kind() == ErrorKind::AlreadyExists => OpenOptions::new()
-            .read(true)
-            .write(true)
-            .open(lock_path)
-            .map_err(io_err(lock_path, "open lock file")),
-        Err(e) => Err(io_err(lock_path, "create lock file")(e)),
-    }
 }
 
 static TEMP_COUNTER: AtomicU64 = AtomicU64::new(0);

@@ -34,52 +34,35 @@ pub fn update_config(
     path: &Path,
     edit: impl FnOnce(&mut DocumentMut) -> Result<(), String>,
 ) -> Result<(), EditError> {
-    let io = |action: &'static str| {
-        move |source| EditError::Io {
-            path: path.to_path_buf(),
-            action,
-            source,
-        }
-    };
     let dir = path
         .parent()
         .filter(|d| !d.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
-    super::paths::ensure_private_dir(dir).map_err(io("create directory"))?;
-    let lock = lock_config(path).map_err(io("lock"))?;
+    super::paths::ensure_private_dir(dir).map_err(io_err(path, "create directory"))?;
+    // Blocking: callers are CLI commands.
+    let lock_path = super::paths::lock_path(path);
+    let lock =
+        super::paths::open_lock_file(&lock_path).map_err(|(_, e)| io_err(path, "lock")(e))?;
+    lock.lock().map_err(io_err(path, "lock"))?;
     let result = update_locked(path, edit);
     let _ = lock.unlock();
     result
 }
 
-/// Open `<path>.lock` (0600) and take an exclusive lock on it; released when unlocked or
-/// dropped. Blocking: callers are CLI commands.
-fn lock_config(path: &Path) -> std::io::Result<std::fs::File> {
-    let mut name = path.as_os_str().to_owned();
-    name.push(".lock");
-    let mut opts = std::fs::OpenOptions::new();
-    opts.read(true).write(true).create(true).truncate(false);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        opts.mode(0o600);
+fn io_err(path: &Path, action: &'static str) -> impl FnOnce(std::io::Error) -> EditError {
+    let path = path.to_path_buf();
+    move |source| EditError::Io {
+        path,
+        action,
+        source,
     }
-    let f = opts.open(PathBuf::from(name))?;
-    f.lock()?;
-    Ok(f)
 }
 
 fn update_locked(
     path: &Path,
     edit: impl FnOnce(&mut DocumentMut) -> Result<(), String>,
 ) -> Result<(), EditError> {
-    let io = |action: &'static str| {
-        move |source| EditError::Io {
-            path: path.to_path_buf(),
-            action,
-            source,
-        }
-    };
+    let io = |action: &'static str| io_err(path, action);
     let old = match std::fs::read_to_string(path) {
         Ok(t) => Some(t),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,

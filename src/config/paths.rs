@@ -88,6 +88,36 @@ pub fn ensure_private_dir(dir: &Path) -> std::io::Result<()> {
     builder.create(dir)
 }
 
+/// `<path>.lock`: the file whose `flock` guards `path` across processes.
+pub fn lock_path(path: &Path) -> PathBuf {
+    let mut s = path.as_os_str().to_owned();
+    s.push(".lock");
+    PathBuf::from(s)
+}
+
+/// Open `lock_path` for locking, creating it 0600 when missing (it is never deleted: a
+/// lock file that comes and goes lets two processes hold "the" lock at once). The
+/// writers of auth-profiles.json and of remoteclaw.toml lock it before they read. `Err`
+/// names the step that failed.
+pub fn open_lock_file(lock_path: &Path) -> Result<std::fs::File, (&'static str, std::io::Error)> {
+    let mut create = std::fs::OpenOptions::new();
+    create.read(true).write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        create.mode(0o600);
+    }
+    match create.open(lock_path) {
+        Ok(f) => Ok(f),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(lock_path)
+            .map_err(|e| ("open lock file", e)),
+        Err(e) => Err(("create lock file", e)),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
