@@ -723,6 +723,7 @@ mod coordination {
     async fn turns_of_a_session_never_overlap_across_replicas_and_keep_their_order() {
         let server = RedisServer::start();
         let (a, b) = pair(&server, Duration::from_secs(15)).await;
+        let watch = Redis::connect(&server.url(), "rc-test:").await.unwrap();
         let running = Arc::new(AtomicUsize::new(0));
         let order = Arc::new(std::sync::Mutex::new(Vec::new()));
         let mut tasks = Vec::new();
@@ -737,8 +738,27 @@ mod coordination {
                 running.fetch_sub(1, Ordering::SeqCst);
                 ticket.finish().await;
             }));
-            // Each takes its ticket before the next is sent.
-            tokio::time::sleep(Duration::from_millis(5)).await;
+            // The next message arrives once this one has its ticket (seen in Redis, so a
+            // slow scheduler cannot reorder the arrivals).
+            let started = Instant::now();
+            loop {
+                let seq: Option<i64> = watch
+                    .cmd(
+                        redis::cmd("GET")
+                            .arg(watch.key("turn:web:shared:seq"))
+                            .clone(),
+                    )
+                    .await
+                    .unwrap();
+                if seq == Some(i + 1) {
+                    break;
+                }
+                assert!(
+                    started.elapsed() < Duration::from_secs(10),
+                    "ticket {i} taken"
+                );
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
         }
         for t in tasks {
             t.await.unwrap();
