@@ -72,7 +72,9 @@ async fn probe_checks_each_credential_and_updates_cooldowns() {
             "status",
             "--probe",
             "--probe-timeout",
-            "300",
+            // Long enough for a fresh process's first round trips on a stalling host;
+            // the stalled key still times out.
+            "3000",
             "--json",
         ])
         .await;

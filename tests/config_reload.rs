@@ -26,9 +26,21 @@ async fn health(b: &Binary) -> Value {
 
 /// Replace `from` by `to` in the config file (an operator's edit).
 fn edit(home: &TestHome, from: &str, to: &str) {
-    let text = std::fs::read_to_string(home.config_path()).unwrap();
-    assert!(text.contains(from), "{from:?} not in:\n{text}");
-    std::fs::write(home.config_path(), text.replacen(from, to, 1)).unwrap();
+    edit_all(home, &[(from, to)]);
+}
+
+/// Several replacements saved at once, the file replaced whole (as editors save), so
+/// the gateway never reads half an edit.
+fn edit_all(home: &TestHome, changes: &[(&str, &str)]) {
+    let path = home.config_path();
+    let mut text = std::fs::read_to_string(&path).unwrap();
+    for (from, to) in changes {
+        assert!(text.contains(from), "{from:?} not in:\n{text}");
+        text = text.replacen(from, to, 1);
+    }
+    let tmp = path.with_extension("toml.edit");
+    std::fs::write(&tmp, text).unwrap();
+    std::fs::rename(&tmp, &path).unwrap();
 }
 
 /// Send a DM and wait for the bot's answer to that chat; its text.
@@ -66,8 +78,13 @@ async fn an_edited_config_applies_to_the_next_message_and_an_invalid_one_keeps_t
     );
 
     // Allow 44 and rename the alias.
-    edit(&home, "allowFrom = [42, 43]", "allowFrom = [42, 43, 44]");
-    edit(&home, "alias = \"opus\"", "alias = \"big\"");
+    edit_all(
+        &home,
+        &[
+            ("allowFrom = [42, 43]", "allowFrom = [42, 43, 44]"),
+            ("alias = \"opus\"", "alias = \"big\""),
+        ],
+    );
     gw.wait_for_line("config reloaded").await;
     let reply = ask(&tg, 44, "hello again").await;
     assert!(reply.contains("hello again"), "{reply}");

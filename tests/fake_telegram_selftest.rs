@@ -87,7 +87,8 @@ async fn long_poll_returns_queued_updates_at_once_and_acknowledges_by_offset() {
 
     let started = Instant::now();
     let (status, body) = call(&tg, "getUpdates", json!({"timeout": 10})).await;
-    assert!(started.elapsed() < Duration::from_secs(1));
+    // At once, not after the 10 s poll timeout (bounds loose for a stalling host).
+    assert!(started.elapsed() < Duration::from_secs(5));
     assert_eq!(status, 200);
     let updates = body["result"].as_array().unwrap();
     assert_eq!(updates.len(), 2);
@@ -178,7 +179,7 @@ async fn long_poll_times_out_empty_and_wakes_on_new_updates() {
     assert_eq!(status, 200);
     assert_eq!(body, json!({"ok": true, "result": []}));
     assert!(waited >= Duration::from_millis(900), "{waited:?}");
-    assert!(waited < Duration::from_millis(1900), "{waited:?}");
+    assert!(waited < Duration::from_secs(5), "{waited:?}");
 
     let url = tg.method_url("getUpdates");
     let poll = tokio::spawn(async move {
@@ -194,12 +195,12 @@ async fn long_poll_times_out_empty_and_wakes_on_new_updates() {
             .unwrap();
         (started.elapsed(), body)
     });
-    tg.wait_for_calls("getupdates", 2, Duration::from_secs(2))
+    tg.wait_for_calls("getupdates", 2, Duration::from_secs(10))
         .await;
     tokio::time::sleep(Duration::from_millis(50)).await;
     tg.send_dm(7, "bob", "wake up");
     let (elapsed, body) = poll.await.unwrap();
-    assert!(elapsed < Duration::from_secs(2), "{elapsed:?}");
+    assert!(elapsed < Duration::from_secs(5), "{elapsed:?}");
     assert_eq!(body["result"][0]["message"]["text"], json!("wake up"));
 }
 
@@ -216,7 +217,7 @@ async fn a_second_poll_ends_the_first_with_conflict() {
             .unwrap();
         (resp.status().as_u16(), resp.json::<Value>().await.unwrap())
     });
-    tg.wait_for_calls("getUpdates", 1, Duration::from_secs(2))
+    tg.wait_for_calls("getUpdates", 1, Duration::from_secs(10))
         .await;
     tg.send_dm(1, "x", "hi");
     // The waiting poll answers as soon as the update is queued.
@@ -235,7 +236,7 @@ async fn a_second_poll_ends_the_first_with_conflict() {
             .unwrap();
         (resp.status().as_u16(), resp.json::<Value>().await.unwrap())
     });
-    tg.wait_for_calls("getUpdates", 2, Duration::from_secs(2))
+    tg.wait_for_calls("getUpdates", 2, Duration::from_secs(10))
         .await;
     tokio::time::sleep(Duration::from_millis(50)).await;
     let second = tokio::spawn({

@@ -187,7 +187,7 @@ async fn a_cooldown_set_by_one_replica_is_honoured_by_the_other() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn six_messages_of_one_session_alternating_replicas_never_overlap_and_answer_in_order() {
     let fake = FakeProvider::start().await;
-    fake.set_latency(Duration::from_millis(150));
+    fake.set_latency(Duration::from_millis(400));
     let redis = RedisServer::start();
     let a = std::sync::Arc::new(Replica::start(replica_home(&fake, &redis, "")).await);
     let b = std::sync::Arc::new(Replica::start(replica_home(&fake, &redis, "")).await);
@@ -198,8 +198,10 @@ async fn six_messages_of_one_session_alternating_replicas_never_overlap_and_answ
         tasks.push(tokio::spawn(async move {
             r.chat("shared", &format!("m{i}")).await
         }));
-        // Sent in this order, while the first turns are still running.
-        tokio::time::sleep(Duration::from_millis(30)).await;
+        // Sent in this order, while the first turns are still running. (The order a
+        // replica received them in is not visible from here, so they go 150 ms apart: more
+        // than the host's longest stalls, and a turn takes 400 ms.)
+        tokio::time::sleep(Duration::from_millis(150)).await;
     }
     for (i, t) in tasks.into_iter().enumerate() {
         assert_eq!(t.await.unwrap(), format!("fake reply to: m{i}"));

@@ -432,24 +432,25 @@ async fn exec_timeout_kills_the_command() {
         &exec_provider(
             "vault",
             &script,
-            "timeoutMs = 300\nenv = { PATH = \"/usr/bin:/bin\" }",
+            // Long enough for bash to start `sleep` and write its pid first.
+            "timeoutMs = 1500\nenv = { PATH = \"/usr/bin:/bin\" }",
         ),
         &[],
     );
     let started = Instant::now();
     let e = fails(&r, &exec_ref("vault", "k")).await;
     assert!(
-        started.elapsed() < Duration::from_secs(5),
+        started.elapsed() < Duration::from_secs(10),
         "{:?}",
         started.elapsed()
     );
-    assert!(e.message.contains("did not answer within 300 ms"), "{e}");
+    assert!(e.message.contains("did not answer within 1500 ms"), "{e}");
     assert!(e.message.contains("timeoutMs"), "{e}");
 
     // The whole process group died, including the background `sleep`.
     let pid = std::fs::read_to_string(&pidfile).unwrap();
     let stat = format!("/proc/{}/stat", pid.trim());
-    let deadline = Instant::now() + Duration::from_secs(3);
+    let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         let alive = std::fs::read_to_string(&stat)
             .map(|s| {

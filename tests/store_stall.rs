@@ -84,7 +84,9 @@ async fn a_cli_write_lock_on_state_db_does_not_stall_health_or_a_read_only_turn(
     }
 
     let mut holder = tokio::process::Command::new("python3")
-        .args(["-c", HOLDER, &db.display().to_string(), "3"])
+        // Under the gateway's 5 s busy timeout, so a gateway stuck waiting for the lock
+        // could not have answered before the holder gives up.
+        .args(["-c", HOLDER, &db.display().to_string(), "4.5"])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .kill_on_drop(true)

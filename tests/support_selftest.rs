@@ -429,8 +429,9 @@ async fn records_headers_key_and_body() {
 async fn stall_is_recorded_and_unknown_route_is_404() {
     let fp = FakeProvider::start().await;
     fp.script("s", [Behavior::Stall]);
+    // Long enough for the request to arrive whole on a stalling host.
     let short = reqwest::Client::builder()
-        .timeout(Duration::from_millis(200))
+        .timeout(Duration::from_secs(2))
         .build()
         .unwrap();
     let err = short

@@ -150,7 +150,7 @@ async fn acknowledged_messages_are_answered_after_a_crash() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shutdown_waits_for_turns_in_flight_and_their_replies() {
     let s = setup("").await;
-    s.llm.set_latency(Duration::from_secs(2));
+    s.llm.hold();
     let one = s.tg.send_dm(42, "alice", "one");
     let queued = s.tg.send_dm(42, "alice", "three");
     let two = s.tg.send_dm(43, "bob", "two");
@@ -164,7 +164,12 @@ async fn shutdown_waits_for_turns_in_flight_and_their_replies() {
         s.tg.sent_messages().is_empty(),
         "the turns are still running"
     );
-    let s = s.stop_channel().await;
+    // Stop as the gateway does; the model answers only once the stop is under way.
+    let mut s = s;
+    let _ = s.stop.send(true);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    s.llm.release();
+    (&mut s.task).await.unwrap();
     let mut texts: Vec<String> = s.tg.sent_messages().into_iter().map(|m| m.text).collect();
     texts.sort();
     assert_eq!(
@@ -238,8 +243,8 @@ async fn a_write_locked_state_db_does_not_stall_the_telegram_runtime() {
         conn.execute_batch("BEGIN IMMEDIATE").unwrap();
         let _ = locked_tx.send(());
         // The state db's busy timeout is 5 s: a runtime thread stuck in it could
-        // not release us within 3 s.
-        let on_time = release_rx.recv_timeout(Duration::from_secs(3)).is_ok();
+        // not release us within 4.5 s.
+        let on_time = release_rx.recv_timeout(Duration::from_millis(4500)).is_ok();
         flag.store(on_time, Ordering::SeqCst);
         conn.execute_batch("ROLLBACK").unwrap();
     });

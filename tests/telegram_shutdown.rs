@@ -79,8 +79,8 @@ async fn sigterm_during_20_turns_delivers_every_reply_and_a_restart_answers_noth
     let llm = FakeProvider::start().await;
     let home = home(&tg, &llm);
     let mut gw = Binary::spawn(&home).await;
-    // The model holds every reply until well after the SIGTERM.
-    llm.set_latency(Duration::from_secs(4));
+    // The model holds every reply until after the SIGTERM.
+    llm.hold();
     let ids = ask(&tg, 1..=CHATS);
     wait_at_model(&llm, 20).await;
     assert!(
@@ -88,6 +88,8 @@ async fn sigterm_during_20_turns_delivers_every_reply_and_a_restart_answers_noth
         "the 20 turns are still in flight at the SIGTERM"
     );
     gw.signal(Signal::TERM);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    llm.release();
     let status = gw.exit(Duration::from_secs(GRACE_SECS + 20)).await;
     assert!(status.success(), "{status:?}\n{}", gw.log());
     assert!(

@@ -214,6 +214,7 @@ impl FakeProvider {
             scripts: Mutex::new(HashMap::new()),
             default: Mutex::new(Behavior::Echo),
             latency: Mutex::new(Duration::ZERO),
+            held: watch::channel(false).0,
             chunk_delay: Mutex::new(Duration::ZERO),
             requests: Mutex::new(Vec::new()),
             keep_requests: std::sync::atomic::AtomicBool::new(true),
@@ -294,6 +295,20 @@ impl FakeProvider {
     }
 
     /// Fixed delay before every response, errors included (default zero).
+    /// Requests wait (after being recorded, before answering) until [`release`]: a
+    /// test holds a turn in its model call for exactly as long as it needs, however
+    /// slow the machine, instead of guessing a latency.
+    ///
+    /// [`release`]: FakeProvider::release
+    pub fn hold(&self) {
+        self.inner.held.send_replace(true);
+    }
+
+    /// Lets held requests (and later ones) answer.
+    pub fn release(&self) {
+        self.inner.held.send_replace(false);
+    }
+
     pub fn set_latency(&self, d: Duration) {
         *lock(&self.inner.latency) = d;
     }
@@ -346,6 +361,8 @@ struct Inner {
     scripts: Mutex<HashMap<String, VecDeque<Behavior>>>,
     default: Mutex<Behavior>,
     latency: Mutex<Duration>,
+    /// While true, requests wait before answering (`hold`/`release`).
+    held: watch::Sender<bool>,
     chunk_delay: Mutex<Duration>,
     requests: Mutex<Vec<RecordedRequest>>,
     /// Requests are kept for `requests()` (default) or only counted (load benches).
@@ -541,6 +558,11 @@ async fn handle(
     let latency = *lock(&inner.latency);
     if !latency.is_zero() {
         tokio::time::sleep(latency).await;
+    }
+    let mut held = inner.held.subscribe();
+    tokio::select! {
+        _ = held.wait_for(|h| !*h) => {}
+        _ = inner.shut_down() => {}
     }
 
     let text_response = |text: String| {
