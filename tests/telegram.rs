@@ -12,11 +12,12 @@ use crate::telegram_support;
 use remoteclaw::channels::telegram;
 use remoteclaw::secret::Secret;
 use std::sync::Arc;
+use std::time::Duration;
 use support::fake_provider::{Behavior, FakeProvider};
 use support::fake_telegram::FakeTelegram;
 use support::home::TestHome;
 use telegram_support::{
-    MODELS, OFFSET_KEY, TOKEN, WAIT, config, inbox, setup, start, wait_answered,
+    Binary, MODELS, OFFSET_KEY, TOKEN, WAIT, config, inbox, prepare, setup, start, wait_answered,
 };
 use tokio::sync::watch;
 
@@ -243,7 +244,7 @@ async fn mention_stripping_keeps_newlines_and_indentation() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn network_errors_never_show_the_bot_token() {
+async fn telegram_unreachable_at_start_is_asked_again_until_the_stop() {
     let closed = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -259,18 +260,45 @@ async fn network_errors_never_show_the_bot_token() {
     let home = TestHome::new(&config);
     let app = Arc::new(home.app().await);
     let cfg = app.config().channels.telegram.clone().unwrap();
-    let (_stop, rx) = watch::channel(false);
-    let err = telegram::run(
+    let (stop, rx) = watch::channel(false);
+    let run = tokio::spawn(telegram::run(
         app,
         remoteclaw::config::live::section(cfg),
         Secret::new(TOKEN),
         rx,
-    )
-    .await
-    .unwrap_err()
-    .to_string();
-    assert!(err.contains("getMe failed"), "{err}");
-    assert!(!err.contains("TEST-token"), "the token leaked: {err}");
+    ));
+    // Past the first retry (1 s): still running, not stopped by the network error.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert!(!run.is_finished(), "the channel gave up on a network error");
+    let _ = stop.send(true);
+    let ended = tokio::time::timeout(WAIT, run)
+        .await
+        .expect("stops when told");
+    assert!(ended.unwrap().is_ok());
+}
+
+/// A failed `getMe` at start-up (Telegram briefly down) is asked again; the channel then
+/// answers, and the log's warning names what failed without the token.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_get_me_at_start_is_retried_and_the_bot_then_answers() {
+    let tg = FakeTelegram::start(TOKEN).await;
+    tg.fail_next("getMe", 502, "Bad Gateway");
+    let (home, _llm) = prepare(&tg, "").await;
+    let mut gw = Binary::spawn(&home).await;
+    let dm = tg.send_dm(42, "alice", "are you there?");
+    wait_answered(&tg, &inbox(&home), &[dm]).await;
+    assert_eq!(
+        tg.calls_of("getMe").len(),
+        2,
+        "asked again after the failure"
+    );
+    gw.signal(rustix::process::Signal::TERM);
+    assert!(gw.exit(WAIT).await.success());
+    let log = gw.log();
+    assert!(log.contains("Telegram getMe failed"), "{log}");
+    assert!(log.contains("retrying in 1 s"), "{log}");
+    let secret = TOKEN.split(':').nth(1).unwrap();
+    assert!(!log.contains(secret), "the token leaked: {log}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

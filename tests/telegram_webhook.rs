@@ -437,6 +437,16 @@ async fn deliveries_wait_while_the_channel_is_not_running_and_a_refused_webhook_
         503,
         "the stopped channel takes no deliveries"
     );
+    // The secret is known once the channel has resolved it: a wrong one is refused
+    // as such even while no channel runs (not told to come back).
+    let wrong = reqwest::Client::new()
+        .post(format!("http://{addr}{PATH}"))
+        .header("X-Telegram-Bot-Api-Secret-Token", "not-the-secret")
+        .json(&update)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(wrong.status().as_u16(), 403);
     assert!(tg.calls_of("getUpdates").is_empty());
     assert!(inbox(&home).pending(CHANNEL).await.unwrap().is_empty());
 }

@@ -53,7 +53,28 @@ async fn deliver(state: &GatewayState, req: Request) -> Response {
             .insert(header::ALLOW, HeaderValue::from_static("POST"));
         return resp;
     }
-    let Some(endpoint) = state.app.telegram_webhook.endpoint() else {
+    let intake = &state.app.telegram_webhook;
+    let endpoint = intake.endpoint();
+    let mut given = req.headers().get_all(WEBHOOK_SECRET_HEADER).iter();
+    let secret = match (given.next(), given.next()) {
+        (Some(v), None) => Some(v.as_bytes()),
+        _ => None,
+    };
+    // The secret first: a wrong one gets 403 even while the channel is starting (it
+    // knows the secret before it has reached Telegram).
+    let authentic = match &endpoint {
+        Some(e) => e.authenticates(secret),
+        None => intake.authenticates(secret).unwrap_or(true),
+    };
+    if !authentic {
+        return Refusal::new(
+            StatusCode::FORBIDDEN,
+            "invalid_webhook_secret",
+            "this path takes Telegram webhook deliveries only: they carry the secret token of channels.telegram.webhook in X-Telegram-Bot-Api-Secret-Token",
+        )
+        .plain();
+    }
+    let Some(endpoint) = endpoint else {
         return Refusal::new(
             StatusCode::SERVICE_UNAVAILABLE,
             "telegram_not_ready",
@@ -62,19 +83,6 @@ async fn deliver(state: &GatewayState, req: Request) -> Response {
         .retry_after(NOT_READY_RETRY_SECS)
         .plain();
     };
-    let mut given = req.headers().get_all(WEBHOOK_SECRET_HEADER).iter();
-    let secret = match (given.next(), given.next()) {
-        (Some(v), None) => Some(v.as_bytes()),
-        _ => None,
-    };
-    if !endpoint.authenticates(secret) {
-        return Refusal::new(
-            StatusCode::FORBIDDEN,
-            "invalid_webhook_secret",
-            "this path takes Telegram webhook deliveries only: they carry the secret token of channels.telegram.webhook in X-Telegram-Bot-Api-Secret-Token",
-        )
-        .plain();
-    }
     let (parts, body) = req.into_parts();
     let bytes = match read_json_bytes(&parts.headers, body, state.max_body_bytes).await {
         Ok(b) => b,

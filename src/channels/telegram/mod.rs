@@ -70,8 +70,6 @@ pub enum TelegramError {
         "Telegram rejected the bot token (401). Check it with @BotFather and update channels.telegram."
     )]
     InvalidToken,
-    #[error("Telegram getMe failed: {0}")]
-    GetMe(String),
     #[error("channels.telegram.webhook.url \"{0}\" is not a URL")]
     WebhookUrl(String),
     #[error("channels.telegram.webhook secret: {0}")]
@@ -138,14 +136,17 @@ pub async fn run(
     let url = reqwest::Url::parse(&cfg.api_root)
         .map_err(|_| TelegramError::BadApiRoot(cfg.api_root.clone()))?;
     let hook = match &cfg.webhook {
-        Some(w) => Some(webhook::settings(&app, w).await?),
+        Some(w) => {
+            let settings = webhook::settings(&app, w).await?;
+            app.telegram_webhook
+                .expect_secret(settings.secret().clone());
+            Some(settings)
+        }
         None => None,
     };
     let bot = Bot::new(token.expose()).set_api_url(url);
-    let me = match bot.get_me().await {
-        Ok(me) => me,
-        Err(RequestError::Api(ApiError::InvalidToken)) => return Err(TelegramError::InvalidToken),
-        Err(e) => return Err(TelegramError::GetMe(describe(&e, &token))),
+    let Some(me) = get_me(&bot, &token, &mut shutdown.clone()).await? else {
+        return Ok(());
     };
     let username = me.username().to_string();
     tracing::info!(bot = %username, "Telegram channel connected");
@@ -346,6 +347,44 @@ async fn poll_on_own_thread(
         Err(e) => {
             tracing::error!("the Telegram poller stopped: {e}");
             Ok(())
+        }
+    }
+}
+
+/// Who the bot is (`getMe`), asked again with a growing pause (1 s, doubling to 60 s,
+/// or what a 429 says) while Telegram cannot be reached or answers with something else
+/// than the bot: a network blip at start-up must not leave the channel stopped for good.
+/// Only a refused token ends it. `None`: stopped while waiting.
+async fn get_me(
+    bot: &Bot,
+    token: &Secret,
+    shutdown: &mut watch::Receiver<bool>,
+) -> Result<Option<teloxide::types::Me>, TelegramError> {
+    let mut backoff = Duration::from_secs(1);
+    loop {
+        if *shutdown.borrow() {
+            return Ok(None);
+        }
+        let wait = match bot.get_me().await {
+            Ok(me) => return Ok(Some(me)),
+            Err(RequestError::Api(ApiError::InvalidToken)) => {
+                return Err(TelegramError::InvalidToken);
+            }
+            Err(RequestError::RetryAfter(s)) => s.duration().min(limiter::MAX_RETRY_AFTER),
+            Err(e) => {
+                let wait = backoff;
+                backoff = (backoff * 2).min(Duration::from_secs(60));
+                tracing::warn!(
+                    "Telegram getMe failed ({}); retrying in {} s",
+                    describe(&e, token),
+                    wait.as_secs()
+                );
+                wait
+            }
+        };
+        tokio::select! {
+            _ = shutdown.changed() => return Ok(None),
+            _ = tokio::time::sleep(wait) => {}
         }
     }
 }

@@ -39,6 +39,9 @@ pub struct Intake {
     /// The path of `channels.telegram.webhook.url` while the channel is configured in
     /// webhook mode (set by the gateway at start and on every reload).
     path: arc_swap::ArcSwapOption<String>,
+    /// The secret the channel resolved last, known before its endpoint opens (while it
+    /// is still reaching Telegram), so a delivery without it is refused even then.
+    secret: arc_swap::ArcSwapOption<Secret>,
 }
 
 impl std::fmt::Debug for Intake {
@@ -57,6 +60,18 @@ impl Intake {
 
     pub fn set_path(&self, path: Option<String>) {
         self.path.store(path.map(Arc::new));
+    }
+
+    /// Remember the secret deliveries must carry (the channel, once it resolved it).
+    pub fn expect_secret(&self, secret: Secret) {
+        self.secret.store(Some(Arc::new(secret)));
+    }
+
+    /// Whether a delivery's secret header is the one expected; `None` while no secret
+    /// is known yet (the channel has not resolved it).
+    pub fn authenticates(&self, given: Option<&[u8]>) -> Option<bool> {
+        let secret = self.secret.load_full()?;
+        Some(given.is_some_and(|g| secret_matches(&secret, g)))
     }
 
     /// The running channel's endpoint; `None` while none runs (starting, stopped).
@@ -160,6 +175,13 @@ impl Endpoint {
 pub struct Settings {
     url: reqwest::Url,
     secret: Secret,
+}
+
+impl Settings {
+    /// The secret token deliveries carry.
+    pub fn secret(&self) -> &Secret {
+        &self.secret
+    }
 }
 
 /// Resolve and check the webhook settings before the channel connects.
