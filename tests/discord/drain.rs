@@ -162,3 +162,77 @@ async fn a_full_session_queue_gets_the_busy_reply_at_once() {
     assert!(all.iter().filter(|t| *t == BUSY_REPLY).count() >= 3);
     assert_eq!(s.llm.request_count(), 1);
 }
+
+/// A home whose Discord channel points at `dc`, the channel not started yet.
+async fn unstarted(dc: &FakeDiscord, llm: &FakeProvider) -> (TestHome, Arc<remoteclaw::app::App>) {
+    let mut home = TestHome::new(&config(
+        llm,
+        "openai/gpt-4o-mini",
+        "[agents.defaults.models.\"openai/gpt-4o-mini\"]\n",
+        &dc.api_base(),
+        &default_body(),
+    ));
+    home.set("OPENAI_API_KEY", "sk-oa");
+    let app = Arc::new(home.app().await);
+    (home, app)
+}
+
+/// Discord briefly unreachable at start-up (a 502 on `GET /gateway`, which serenity
+/// answers by falling back to discord.com's gateway): asked again after a pause, then
+/// the channel connects to the gateway this `apiBase` names and answers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_gateway_lookup_at_start_is_retried_and_the_bot_then_answers() {
+    let dc = FakeDiscord::start(TOKEN).await;
+    dc.fail_next(
+        "/gateway",
+        502,
+        json!({"message": "Bad Gateway", "code": 0}),
+    );
+    let llm = FakeProvider::start().await;
+    let (_home, app) = unstarted(&dc, &llm).await;
+    let channel = run_channel(app, &dc).await;
+    let lookups = dc
+        .calls()
+        .iter()
+        .filter(|c| c.method == "GET" && c.path.ends_with("/gateway"))
+        .count();
+    assert!(lookups >= 2, "asked again: {lookups}");
+    dc.register_channel(DM_CHANNEL, None, OWNER);
+    dc.send_message(DM_CHANNEL, None, OWNER, "alice", "are you there?", false);
+    dc.wait_for_channel_messages(DM_CHANNEL, 1, WAIT).await;
+    channel.stop_and_wait().await;
+    assert_eq!(contents(&dc, DM_CHANNEL), ["fake reply to: are you there?"]);
+}
+
+/// A refused token is not retried: the channel stops with a message saying so.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_token_at_start_stops_the_channel_with_the_reason() {
+    let dc = FakeDiscord::start(TOKEN).await;
+    // Both lookups: serenity's own while the client is built, then the channel's.
+    for _ in 0..2 {
+        dc.fail_next(
+            "/gateway",
+            401,
+            json!({"message": "401: Unauthorized", "code": 0}),
+        );
+    }
+    let llm = FakeProvider::start().await;
+    let (_home, app) = unstarted(&dc, &llm).await;
+    let cfg = app.config().channels.discord.clone().unwrap();
+    let (_stop, rx) = watch::channel(false);
+    let err = tokio::time::timeout(
+        WAIT,
+        discord::run(
+            app,
+            remoteclaw::config::live::section(cfg),
+            Secret::new(TOKEN),
+            rx,
+        ),
+    )
+    .await
+    .expect("not retried")
+    .expect_err("the channel stops");
+    let text = err.to_string();
+    assert!(text.contains("refused the bot token (401)"), "{text}");
+    assert!(!text.contains(TOKEN), "{text}");
+}

@@ -173,6 +173,12 @@ pub async fn run(
         .event_handler(handler)
         .await
         .map_err(|e| DiscordError::Client(token.redact_in(&e.to_string())))?;
+    // serenity asked for the gateway URL while it was built, and on a failure fell back
+    // to discord.com's: the channel connects to the one Discord (or `apiBase`) names.
+    let Some(ws_url) = reach_discord(&client.http, &token, &mut shutdown).await? else {
+        return Ok(());
+    };
+    *client.ws_url.lock().await = ws_url;
     if let Some(range) = range
         && !wait_for_identify_turn(&client.http, &token, range, &mut shutdown).await
     {
@@ -205,6 +211,45 @@ pub async fn run(
     };
     stopper.abort();
     started.map_err(|e| DiscordError::Client(token.redact_in(&e.to_string())))
+}
+
+/// Ask Discord where its gateway is (`GET /gateway`) until it answers, with a growing
+/// pause (1 s, doubling to 60 s): a network blip at start-up must not leave the channel
+/// stopped for good, or connecting elsewhere. A refused token (401/403) ends it.
+/// `None` when shutdown came first.
+async fn reach_discord(
+    http: &serenity::all::Http,
+    token: &Secret,
+    shutdown: &mut watch::Receiver<bool>,
+) -> Result<Option<String>, DiscordError> {
+    let mut backoff = std::time::Duration::from_secs(1);
+    loop {
+        if *shutdown.borrow() {
+            return Ok(None);
+        }
+        let e = match http.get_gateway().await {
+            Ok(gateway) => return Ok(Some(gateway.url)),
+            Err(e) => e,
+        };
+        if let serenity::Error::Http(serenity::http::HttpError::UnsuccessfulRequest(r)) = &e
+            && matches!(r.status_code.as_u16(), 401 | 403)
+        {
+            return Err(DiscordError::Client(format!(
+                "Discord refused the bot token ({}): check it in the Developer Portal and update channels.discord",
+                r.status_code.as_u16()
+            )));
+        }
+        tracing::warn!(
+            "Discord GET /gateway failed ({}); retrying in {} s",
+            token.redact_in(&e.to_string()),
+            backoff.as_secs()
+        );
+        tokio::select! {
+            _ = shutdown.changed() => return Ok(None),
+            _ = tokio::time::sleep(backoff) => {}
+        }
+        backoff = (backoff * 2).min(std::time::Duration::from_secs(60));
+    }
 }
 
 /// Wait until this process may identify its first shard (`shards::ShardRange::start_delay`
