@@ -493,6 +493,36 @@ mod config_errors {
         assert!(err.contains("state store unavailable"), "{err}");
         assert!(err.contains(&format!("127.0.0.1:{port}")), "{err}");
         assert!(!err.contains("canary-agent-pw"), "{err}");
+
+        // `--json` still prints its object, the error in `error` (DESIGN §6).
+        let home = TestHome::new(&format!(
+            "[session]\nstore = \"redis\"\nredisUrl = \"redis://:canary-agent-pw@127.0.0.1:{port}\"\n"
+        ));
+        let out = home.run(&["agent", "--message", "hi", "--json"]).await;
+        assert_eq!(out.status.code(), Some(1));
+        let v: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+        assert_eq!(v["reply"], "");
+        assert_eq!(v["session"], "local:default");
+        assert_eq!(v["attempts"], serde_json::json!([]));
+        let error = v["error"].as_str().unwrap();
+        assert!(error.contains("state store unavailable"), "{error}");
+        assert!(!stdout(&out).contains("canary-agent-pw"));
+    }
+
+    /// A Redis URL that cannot be one is a config error naming the key, not a store
+    /// that "cannot be reached".
+    #[tokio::test]
+    async fn a_redis_url_that_does_not_parse_names_the_key() {
+        let (code, err) = agent_with_config(
+            "[session]\nstore = \"redis\"\nredisUrl = \"http://:canary-url-pw@127.0.0.1:6379\"\n",
+        )
+        .await;
+        assert_eq!(code, Some(1));
+        assert!(err.contains("<config>:3:"), "{err}");
+        assert!(err.contains("session.redisUrl"), "{err}");
+        assert!(err.contains("does not parse"), "{err}");
+        assert!(!err.contains("unavailable"), "{err}");
+        assert!(!err.contains("canary-url-pw"), "{err}");
     }
 
     #[test]

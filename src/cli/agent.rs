@@ -77,7 +77,27 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<ExitCode> {
     if args.message.trim().is_empty() {
         anyhow::bail!("--message is empty: give the text to send, e.g. --message \"hello\"");
     }
-    let app = App::load(EnvMap::from_process(), args.agent.as_deref()).await?;
+    let app = match App::load(EnvMap::from_process(), args.agent.as_deref()).await {
+        Ok(app) => app,
+        // `--json` prints its object for a turn that could not start too (DESIGN §6:
+        // a failed turn still prints it): the config or the state store failed.
+        Err(e) if args.json => {
+            let failed = AgentJson {
+                reply: String::new(),
+                session: &args.session,
+                model: String::new(),
+                credential: None,
+                attempts: &[],
+                directive: None,
+                usage: crate::usage::Totals::default(),
+                error: Some(e.to_string()),
+            };
+            println!("{}", crate::cli::json_text(&failed, false)?);
+            eprintln!("error: {e}");
+            return Ok(ExitCode::FAILURE);
+        }
+        Err(e) => return Err(e.into()),
+    };
     // The operator at the terminal is an owner.
     let msg = Inbound {
         session: &args.session,

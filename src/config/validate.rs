@@ -471,6 +471,15 @@ pub fn validate(config: &Config) -> Result<(), Violation> {
             "keep one of them",
         ));
     }
+    if let Some(url) = &session.redis_url
+        && let Err(why) = crate::state::redis::check_url(url)
+    {
+        return Err(violation(
+            "session.redisUrl",
+            why,
+            "write it as redis://127.0.0.1:6379 (redis://:password@host:port/db with a password, better kept in redisUrlRef)",
+        ));
+    }
     if defaults.turn_timeout_secs == Some(0) {
         return Err(violation(
             "agents.defaults.turnTimeoutSecs",
@@ -763,6 +772,16 @@ mod tests {
                 "both redisUrl and redisUrlRef are set",
             ),
             (
+                "[session]\nstore = \"redis\"\nredisUrl = \"http://:pw-canary@127.0.0.1:6379\"".to_string(),
+                "session.redisUrl",
+                "the Redis URL does not parse",
+            ),
+            (
+                "[session]\nredisUrl = \"rediss://127.0.0.1:6379\"".to_string(),
+                "session.redisUrl",
+                "rediss:// (Redis over TLS) is not supported",
+            ),
+            (
                 "[channels.telegram]\nbotTokenRef = { source = \"exec\", provider = \"nope\", id = \"X\" }".to_string(),
                 "channels.telegram.botTokenRef",
                 "no secret provider \"nope\"",
@@ -777,6 +796,7 @@ mod tests {
             let err = crate::config::parse(std::path::Path::new("rc.toml"), &text).unwrap_err();
             assert_eq!(err.key(), Some(key), "{text}: {err}");
             assert!(err.to_string().contains(message), "{text}: {err}");
+            assert!(!err.to_string().contains("pw-canary"), "{err}");
         }
         // The implicit env provider, and a defined one, are fine.
         for text in [

@@ -56,6 +56,26 @@ pub fn is_unavailable(e: &StoreError) -> bool {
     }
 }
 
+/// Whether `url` is a Redis URL this build can connect to; why not, in words that never
+/// hold the URL (it may carry a password).
+pub fn check_url(url: &str) -> Result<(), String> {
+    if url
+        .trim_start()
+        .to_ascii_lowercase()
+        .starts_with("rediss://")
+    {
+        return Err(
+            "rediss:// (Redis over TLS) is not supported: use redis:// on a private network, or through a TLS tunnel such as stunnel".into(),
+        );
+    }
+    redis::Client::open(url).map(|_| ()).map_err(|e| {
+        format!(
+            "the Redis URL does not parse ({:?}): expected redis://[:password@]host:port[/db]",
+            e.kind()
+        )
+    })
+}
+
 impl Redis {
     /// Connect to `url` (`redis://[:password@]host:port[/db]`) with keys under `prefix`.
     /// Fails (with a message that never holds the password) when the URL does not parse
@@ -72,15 +92,13 @@ impl Redis {
     }
 
     async fn open(url: &str, prefix: &str, lazy: bool) -> Result<Redis, StoreError> {
-        let client = redis::Client::open(url).map_err(|e| {
-            unavailable(
-                "(unparsed URL)",
-                &format!(
-                    "the Redis URL does not parse ({:?}); expected redis://[:password@]host:port[/db]",
-                    e.kind()
-                ),
-            )
+        // Not "unavailable": no server would help; the URL itself needs fixing.
+        check_url(url).map_err(|message| StoreError::Backend {
+            path: "redis (the URL of session.redisUrl or session.redisUrlRef)".into(),
+            message,
         })?;
+        let client = redis::Client::open(url)
+            .map_err(|e| unavailable("(unparsed URL)", &format!("{:?}", e.kind())))?;
         // TCP_NODELAY: a command goes out at once instead of waiting for the server's
         // delayed ACK of the previous one (Nagle), which added up to 40 ms to a turn.
         let info = client.get_connection_info().clone();
