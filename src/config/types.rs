@@ -133,6 +133,17 @@ pub enum Streaming {
 /// `streamIntervalMs` when unset.
 pub const DEFAULT_STREAM_INTERVAL_MS: u64 = 1000;
 
+/// The least time between two writes of one streamed message, whatever
+/// `streamIntervalMs` says: below it every chunk would be an edit, and the platform's
+/// rate limits would answer.
+pub const MIN_STREAM_INTERVAL_MS: u64 = 100;
+
+/// The interval a channel streams with: `streamIntervalMs`, at least
+/// [`MIN_STREAM_INTERVAL_MS`].
+pub fn stream_interval(ms: u64) -> std::time::Duration {
+    std::time::Duration::from_millis(ms.max(MIN_STREAM_INTERVAL_MS))
+}
+
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(default, deny_unknown_fields, rename_all = "camelCase")]
 pub struct AuthConfig {

@@ -325,31 +325,25 @@ pub fn validate(config: &Config) -> Result<(), Violation> {
     }
     if let Some(d) = discord {
         discord_shards(d.shard_count, d.shards.as_deref())?;
-    }
-    let intervals = [
-        (
-            "channels.telegram.streamIntervalMs",
-            config
-                .channels
-                .telegram
-                .as_ref()
-                .map(|t| t.stream_interval_ms),
-        ),
-        (
-            "channels.discord.streamIntervalMs",
-            discord.map(|d| d.stream_interval_ms),
-        ),
-    ];
-    for (key, ms) in intervals {
-        if let Some(ms) = ms.filter(|ms| *ms < 100) {
+        if let Some(key) = d.channel_prompts.keys().find(|k| !is_snowflake(k)) {
             return Err(violation(
-                key,
-                format!("{ms} ms between edits would run into the platform's rate limits"),
-                "use at least 100 (the default is 1000)",
+                format!("channels.discord.channelPrompts.\"{key}\""),
+                format!("\"{}\" is not a Discord channel id", shown(key)),
+                "key each prompt by the channel's id (a snowflake of digits), e.g. \"333333333333333333\" = \"…\"",
             ));
         }
     }
-
+    if let Some(key) = config.channels.telegram.as_ref().and_then(|t| {
+        t.group_prompts
+            .keys()
+            .find(|k| k.trim().parse::<i64>().map_or(true, |id| id == 0))
+    }) {
+        return Err(violation(
+            format!("channels.telegram.groupPrompts.\"{key}\""),
+            format!("\"{}\" is not a Telegram chat id", shown(key)),
+            "key each prompt by the group's chat id, e.g. \"-1001234567890\" = \"…\"",
+        ));
+    }
     if let Some(w) = config
         .channels
         .telegram
@@ -498,6 +492,16 @@ pub fn validate(config: &Config) -> Result<(), Violation> {
         ));
     }
     Ok(())
+}
+
+/// A Discord id: a snowflake, digits only.
+fn is_snowflake(s: &str) -> bool {
+    !s.is_empty() && s.len() <= 20 && s.bytes().all(|b| b.is_ascii_digit())
+}
+
+/// A value from the file, cut short for a message.
+fn shown(s: &str) -> String {
+    s.chars().take(64).collect()
 }
 
 /// `[alerts]` (DESIGN §11): a Telegram chat id is a non-zero integer, a Discord channel
@@ -782,6 +786,16 @@ mod tests {
                 "rediss:// (Redis over TLS) is not supported",
             ),
             (
+                "[channels.telegram.groupPrompts]\n\"-100\" = \"ok\"\n\"abc\" = \"x\"".to_string(),
+                "channels.telegram.groupPrompts.\"abc\"",
+                "\"abc\" is not a Telegram chat id",
+            ),
+            (
+                "[channels.discord.channelPrompts]\n\"12x\" = \"x\"".to_string(),
+                "channels.discord.channelPrompts.\"12x\"",
+                "\"12x\" is not a Discord channel id",
+            ),
+            (
                 "[channels.telegram]\nbotTokenRef = { source = \"exec\", provider = \"nope\", id = \"X\" }".to_string(),
                 "channels.telegram.botTokenRef",
                 "no secret provider \"nope\"",
@@ -798,8 +812,11 @@ mod tests {
             assert!(err.to_string().contains(message), "{text}: {err}");
             assert!(!err.to_string().contains("pw-canary"), "{err}");
         }
-        // The implicit env provider, and a defined one, are fine.
+        // The implicit env provider, and a defined one, are fine; so are chat ids as
+        // prompt keys, and a short stream interval (it acts as 100 ms).
         for text in [
+            "[channels.telegram]\nstreamIntervalMs = 50\n[channels.telegram.groupPrompts]\n\"-1001234567890\" = \"x\"\n\"42\" = \"y\"".to_string(),
+            "[channels.discord]\nstreamIntervalMs = 0\n[channels.discord.channelPrompts]\n\"333333333333333333\" = \"x\"".to_string(),
             format!("[channels.telegram]\nbotTokenRef = {}", env_ref("default")),
             format!(
                 "[secrets.providers.vault]\nsource = \"env\"\n[channels.discord]\ntokenRef = {}",

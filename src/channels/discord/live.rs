@@ -18,7 +18,7 @@ pub(super) fn style(cfg: &DiscordConfig) -> Style {
             Streaming::Off => None,
             Streaming::Edit | Streaming::Draft => Some(Mode::Edit),
         },
-        interval: Duration::from_millis(cfg.stream_interval_ms),
+        interval: crate::config::types::stream_interval(cfg.stream_interval_ms),
     }
 }
 

@@ -91,7 +91,7 @@ pub async fn answer(ctx: &Ctx, session: &str, owner: bool, msg: &Message, album:
     };
     let style = stream::Style {
         mode,
-        interval: Duration::from_millis(cfg.stream_interval_ms),
+        interval: crate::config::types::stream_interval(cfg.stream_interval_ms),
     };
     // `/model` alone in a DM: the compact view plus a keyboard of allowed models.
     let picker = |result: &crate::chat::ChatResult| {
