@@ -144,6 +144,41 @@ async fn an_edited_config_applies_to_the_next_message_and_an_invalid_one_keeps_t
     gw.wait_for_line("config file is valid again").await;
     assert!(health(&gw).await.get("configError").is_none());
     assert_eq!(gw.child.id(), pid);
+
+    // The file goes away: not an edit to the defaults (which would drop the bot token
+    // and the fake provider); the running config stays and says why, until it is back.
+    let saved = std::fs::read_to_string(home.config_path()).unwrap();
+    let invalid = gw
+        .log()
+        .matches("config file changed but is invalid")
+        .count();
+    let valid = gw.log().matches("config file is valid again").count();
+    std::fs::remove_file(home.config_path()).unwrap();
+    wait_for_another(&gw, "config file changed but is invalid", invalid).await;
+    let error = health(&gw).await["configError"]
+        .as_str()
+        .expect("configError")
+        .to_string();
+    assert!(error.contains("is gone"), "{error}");
+    let reply = ask(&tg, 42, "without a file").await;
+    assert!(reply.contains("without a file"), "{reply}");
+    assert_eq!(gw.log().matches("Telegram channel connected").count(), 1);
+    std::fs::write(home.config_path(), saved).unwrap();
+    wait_for_another(&gw, "config file is valid again", valid).await;
+    assert!(health(&gw).await.get("configError").is_none());
+}
+
+/// Wait until the log holds more than `seen` lines with `needle`.
+async fn wait_for_another(gw: &Binary, needle: &str, seen: usize) {
+    let deadline = std::time::Instant::now() + WAIT * 3;
+    while gw.log().matches(needle).count() <= seen {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no new {needle:?}:\n{}",
+            gw.log()
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

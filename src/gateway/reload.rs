@@ -5,7 +5,8 @@
 //!   the running channels get their live sections, a channel whose connection settings
 //!   changed is restarted on its own, and keys that need a restart are named in the log;
 //! - invalid: the running config stays in force, the error (file, line, key) is logged
-//!   once and shown on `/health` as `configError` until the file is valid again.
+//!   once and shown on `/health` as `configError` until the file is valid again;
+//! - gone (it was there): the same, until the file is back.
 
 use super::channels::Channels;
 use crate::app::App;
@@ -128,6 +129,7 @@ impl Reloader {
         if text == self.text {
             return;
         }
+        let had_file = self.text.is_some();
         self.text = text.clone();
         let parsed = match &text {
             // A loader message may quote a value: never a secret in a log or on /health.
@@ -137,7 +139,14 @@ impl Reloader {
                 "config file {} is gone (REMOTECLAW_CONFIG_PATH names it); the running config stays in force",
                 self.path.display()
             )),
-            // The default location without a file: the empty config, as at start-up.
+            // A file that vanishes (deleted, or moved away while being replaced) is not an
+            // edit to the defaults: dropping every channel token and provider setting
+            // because of it would be worse than keeping what runs.
+            None if had_file => Err(format!(
+                "config file {} is gone; the running config stays in force until the file is back (an empty file means the defaults)",
+                self.path.display()
+            )),
+            // Still no file at the default location: the empty config, as at start-up.
             None => Ok(crate::config::Config::default()),
         };
         let config = match parsed {
