@@ -143,3 +143,55 @@ async fn the_http_api_counts_usage_under_its_session() {
     }
     gw.shutdown().await;
 }
+
+/// A session used only through `/v1/chat/completions` (the client keeps the
+/// conversation, so nothing else is stored) still shows its totals in `sessions show`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_used_only_over_the_openai_api_shows_its_usage() {
+    let fake = FakeProvider::start().await;
+    let mut home = TestHome::new(&TestHome::config_for_fake(
+        "openai/gpt-4o-mini",
+        &fake.anthropic_base(),
+        &fake.openai_base(),
+        &fake.google_base(),
+    ));
+    home.set("OPENAI_API_KEY", "sk-oa-usage");
+    let (mut child, addr) = support::gateway::spawn_binary(&home).await;
+    let resp: Value = reqwest::Client::new()
+        .post(format!("http://{addr}/v1/chat/completions"))
+        .json(&serde_json::json!({
+            "model": "remoteclaw",
+            "messages": [{"role": "user", "content": "count my tokens please"}]
+        }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let input = resp["usage"]["prompt_tokens"].as_u64().unwrap();
+    // The totals are written after the reply: the CLI reads them once they are there.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let shown = loop {
+        let out = home
+            .run(&["sessions", "show", "web:default", "--json"])
+            .await;
+        if out.status.success() {
+            break json(&out);
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "never shown: {}",
+            stderr(&out)
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
+    assert_eq!(shown["key"], "web:default");
+    assert_eq!(shown["historyLength"], 0);
+    assert_eq!(shown["usage"]["inputTokens"], input);
+    let _ = child.start_kill();
+    let _ = child.wait().await;
+    // A session nobody used is still unknown.
+    let out = home.run(&["sessions", "show", "web:nobody"]).await;
+    assert_eq!(out.status.code(), Some(1));
+}

@@ -68,6 +68,9 @@ async fn to_json(app: &App, s: &SessionSummary) -> SessionJson {
     }
 }
 
+/// `updated_at` of a session that has usage but no stored record.
+const NEVER: i64 = i64::MIN;
+
 async fn find(app: &App, wanted: &str) -> anyhow::Result<Option<SessionSummary>> {
     Ok(app.sessions.store().summary(wanted).await?)
 }
@@ -107,12 +110,31 @@ pub async fn run(args: SessionsArgs) -> anyhow::Result<ExitCode> {
         }
         SessionsCommand::Show { key: k, json } => {
             key::validate(&k).map_err(anyhow::Error::msg)?;
-            let Some(s) = find(&app, &k).await? else {
-                eprintln!(
-                    "error: no session \"{k}\" in {}. `remoteclaw sessions list` shows the stored ones.",
-                    app.paths.state_db().display()
-                );
-                return Ok(ExitCode::FAILURE);
+            let s = match find(&app, &k).await? {
+                Some(s) => s,
+                // A session used only through `/v1/chat/completions` (its client keeps
+                // the conversation) has usage but nothing else stored: shown as such.
+                None if app
+                    .usage()
+                    .session(&k)
+                    .await
+                    .is_ok_and(|(_, turns)| turns > 0) =>
+                {
+                    SessionSummary {
+                        key: k.clone(),
+                        model: None,
+                        pin: None,
+                        history_len: 0,
+                        updated_at: NEVER,
+                    }
+                }
+                None => {
+                    eprintln!(
+                        "error: no session \"{k}\" in {}. `remoteclaw sessions list` shows the stored ones.",
+                        app.paths.state_db().display()
+                    );
+                    return Ok(ExitCode::FAILURE);
+                }
             };
             let j = to_json(&app, &s).await;
             if json {
@@ -134,7 +156,9 @@ pub async fn run(args: SessionsArgs) -> anyhow::Result<ExitCode> {
                     "  usage:   {} input, {} output tokens",
                     j.usage.input_tokens, j.usage.output_tokens
                 );
-                println!("  updated: {}", age(s.updated_at, now));
+                if s.updated_at != NEVER {
+                    println!("  updated: {}", age(s.updated_at, now));
+                }
             }
         }
         SessionsCommand::Reset { key: k, all } => {
