@@ -295,6 +295,21 @@ async fn setup_token_needs_a_tty() {
     );
     assert!(err.contains("paste-token"), "{err}");
     assert!(!profiles_path(&home).exists());
+
+    // Another provider is refused as such, terminal or not.
+    let out = run_stdin(
+        &home,
+        &["models", "auth", "setup-token", "--provider", "openai"],
+        CANARY,
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(
+        err.contains("setup-token is only for --provider anthropic"),
+        "{err}"
+    );
+    assert!(err.contains("paste-token --provider openai"), "{err}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

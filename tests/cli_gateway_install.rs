@@ -336,3 +336,25 @@ async fn gateway_flags_do_not_mix_with_subcommands() {
     assert_eq!(out.status.code(), Some(2), "{out:?}");
     assert!(!h.dir.path().join("xdg").exists());
 }
+
+/// `remoteclaw gateway install --dry-run | head -1`: the reader leaving early is no
+/// error worth a message.
+#[tokio::test]
+async fn a_reader_that_leaves_early_gets_no_broken_pipe_error() {
+    let mut h = home("");
+    let none = missing_systemctl(&h);
+    h.set("REMOTECLAW_SYSTEMCTL", &none);
+    let mut child = h
+        .command(&["gateway", "install", "--dry-run"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Close the read end before anything is written.
+    drop(child.stdout.take());
+    let out = child.wait_with_output().await.unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{:?}: {err}", out.status);
+    assert!(!err.contains("Broken pipe"), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+}

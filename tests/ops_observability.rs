@@ -137,3 +137,27 @@ async fn json_logs_parse_line_by_line_and_metrics_follow_the_traffic() {
     child.start_kill().unwrap();
     let _ = child.wait().await;
 }
+
+/// In JSON mode a command's closing error is a JSON line too, so every stderr line
+/// parses; in text mode it stays the `error: …` line people read.
+#[tokio::test]
+async fn a_commands_error_is_a_json_line_in_json_mode() {
+    let mut home = support::home::TestHome::new("[gateway]\nprot = 1\n");
+    let text = home.run(&["models", "list"]).await;
+    assert_eq!(text.status.code(), Some(1));
+    assert!(support::home::stderr(&text).starts_with("error: "));
+
+    home.set("REMOTECLAW_LOG_FORMAT", "json");
+    let out = home.run(&["models", "list"]).await;
+    assert_eq!(out.status.code(), Some(1));
+    let err = support::home::stderr(&out);
+    let lines: Vec<Value> = err
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect();
+    let last = lines.last().expect("an error line");
+    assert_eq!(last["level"], "ERROR");
+    assert!(last["timestamp"].is_string());
+    let message = last["fields"]["message"].as_str().unwrap();
+    assert!(message.contains("gateway.prot"), "{message}");
+}

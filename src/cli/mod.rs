@@ -136,6 +136,18 @@ pub fn main() -> ExitCode {
     });
     match result {
         Ok(code) => code,
+        // The reader went away (`remoteclaw … | head`): nothing left to tell anyone.
+        Err(e) if broken_pipe(&e) => ExitCode::SUCCESS,
+        Err(e) if json_logs() => {
+            // Every stderr line is one JSON object in this mode, the last one too.
+            let causes: Vec<String> = e.chain().skip(1).map(ToString::to_string).collect();
+            if causes.is_empty() {
+                tracing::error!("{e}");
+            } else {
+                tracing::error!(caused_by = %causes.join("; "), "{e}");
+            }
+            ExitCode::FAILURE
+        }
         Err(e) => {
             eprintln!("error: {e}");
             for cause in e.chain().skip(1) {
@@ -146,6 +158,19 @@ pub fn main() -> ExitCode {
     }
 }
 
+/// Whether an error comes from writing to a closed pipe.
+fn broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    })
+}
+
+/// `REMOTECLAW_LOG_FORMAT=json`: logs (and the final error) as JSON lines on stderr.
+fn json_logs() -> bool {
+    std::env::var("REMOTECLAW_LOG_FORMAT").is_ok_and(|f| f.eq_ignore_ascii_case("json"))
+}
+
 /// Logs on stderr, filtered by `RUST_LOG`; `REMOTECLAW_LOG_FORMAT=json` writes one JSON
 /// object per line (`timestamp`, `level`, `target`, `fields.message`, DESIGN §11).
 fn init_logging(default_level: &str) {
@@ -154,8 +179,7 @@ fn init_logging(default_level: &str) {
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
-    let json = std::env::var("REMOTECLAW_LOG_FORMAT").is_ok_and(|f| f.eq_ignore_ascii_case("json"));
-    let _ = if json {
+    let _ = if json_logs() {
         builder.json().try_init()
     } else {
         builder

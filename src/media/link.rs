@@ -47,9 +47,9 @@ pub async fn fetch(name: &str, url: &str, max: u64) -> Result<ImagePart, MediaEr
     let client = client().map_err(|e| failed(format!("no HTTP client: {e}")))?;
     let response = client.get(url).send().await.map_err(|e| {
         let why = if e.is_timeout() {
-            "it did not answer in time"
+            "did not answer in time"
         } else {
-            "it could not be reached"
+            "could not be reached"
         };
         tracing::debug!("image link {name}: {}", e.without_url());
         failed(format!("{host} {why}"))

@@ -58,17 +58,18 @@ pub(super) fn validate_setup_token(token: &str) -> Result<(), String> {
 }
 
 pub async fn run(args: SetupTokenArgs) -> anyhow::Result<ExitCode> {
-    if !stdin_is_tty() {
-        bail!(
-            "setup-token requires an interactive TTY\nhint: in a script, pipe the token into `remoteclaw models auth paste-token --provider anthropic` instead (it reads stdin when stdin is not a terminal)"
-        );
-    }
+    // The provider first: a wrong one is wrong with or without a terminal.
     let provider = normalize_provider(&args.provider);
     if provider != "anthropic" {
         bail!(
             "setup-token is only for --provider anthropic (Claude setup tokens); for {} use `remoteclaw models auth paste-token --provider {}`",
             args.provider.trim(),
             provider
+        );
+    }
+    if !stdin_is_tty() {
+        bail!(
+            "setup-token requires an interactive TTY\nhint: in a script, pipe the token into `remoteclaw models auth paste-token --provider anthropic` instead (it reads stdin when stdin is not a terminal)"
         );
     }
     let target = Target::load(args.agent.as_deref())?;
