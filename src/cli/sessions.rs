@@ -19,12 +19,14 @@ pub struct SessionsArgs {
 pub enum SessionsCommand {
     /// List stored sessions, most recently used first.
     List {
+        /// Print JSON (field names are stable).
         #[arg(long)]
         json: bool,
     },
     /// Show one session: model, pin, history length.
     Show {
         key: String,
+        /// Print JSON (field names are stable).
         #[arg(long)]
         json: bool,
     },

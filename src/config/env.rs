@@ -88,11 +88,39 @@ pub enum EnvFileError {
         path: String,
         source: std::io::Error,
     },
+    /// The state directory itself is the problem, not the `.env` in it.
+    #[error(
+        "the state directory {path} {why}. Point REMOTECLAW_STATE_DIR at a directory you own (default ~/.remoteclaw), or fix this one; `remoteclaw doctor` checks it."
+    )]
+    StateDir { path: String, why: &'static str },
     /// The offending line is never echoed: it may hold a secret.
     #[error(
         "{path}:{line}: not a KEY=VALUE line. Fix or remove that line (values with spaces need quotes)."
     )]
     Syntax { path: String, line: usize },
+}
+
+/// When `.env` cannot be read because of the directory it lives in (not a directory,
+/// or not one this user may open), that directory's problem.
+fn state_dir_problem(env_file: &Path) -> Option<EnvFileError> {
+    let dir = env_file.parent()?;
+    let why = match std::fs::metadata(dir) {
+        Ok(m) if !m.is_dir() => "is not a directory",
+        Ok(_) => match std::fs::read_dir(dir) {
+            Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
+                "cannot be opened (permission denied)"
+            }
+            _ => return None,
+        },
+        Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
+            "cannot be opened (permission denied)"
+        }
+        Err(_) => return None,
+    };
+    Some(EnvFileError::StateDir {
+        path: dir.display().to_string(),
+        why,
+    })
 }
 
 /// Read `<state>/.env` with dotenvy and add its variables where not already set.
@@ -103,10 +131,10 @@ pub fn load_env_file(path: &Path, env: &mut EnvMap) -> Result<usize, EnvFileErro
         Ok(it) => it,
         Err(dotenvy::Error::Io(e)) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
         Err(dotenvy::Error::Io(source)) => {
-            return Err(EnvFileError::Read {
+            return Err(state_dir_problem(path).unwrap_or(EnvFileError::Read {
                 path: shown,
                 source,
-            });
+            }));
         }
         Err(_) => {
             return Err(EnvFileError::Syntax {
@@ -195,6 +223,24 @@ mod tests {
         assert_eq!(load_env_file(&path, &mut env).expect("load"), 1);
         assert_eq!(env.get("A"), Some("from_process"));
         assert_eq!(env.get("B"), Some("two words"));
+    }
+
+    #[test]
+    fn a_state_dir_that_is_a_file_is_named_as_the_problem() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let state = dir.path().join("st");
+        std::fs::write(&state, "").expect("write");
+        let err = load_env_file(&state.join(".env"), &mut EnvMap::default())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with(&format!(
+                "the state directory {} is not a directory",
+                state.display()
+            )),
+            "{err}"
+        );
+        assert!(err.contains("REMOTECLAW_STATE_DIR"), "{err}");
     }
 
     #[test]

@@ -60,8 +60,13 @@ fn plain_id(id: &str) -> bool {
 
 pub fn read(dir: &Path) -> anyhow::Result<Source> {
     if !dir.is_dir() {
+        let what = if dir.exists() {
+            "is not a directory"
+        } else {
+            "does not exist"
+        };
         bail!(
-            "the OpenClaw directory {} does not exist. Pass the directory that holds openclaw.json with --from DIR.",
+            "the OpenClaw directory {} {what}. Pass the directory that holds openclaw.json with --from DIR.",
             dir.display()
         );
     }

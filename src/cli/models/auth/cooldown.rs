@@ -20,6 +20,7 @@ pub struct CooldownArgs {
 pub enum CooldownCommand {
     /// Credentials cooling down or disabled now.
     List {
+        /// Print JSON (field names are stable).
         #[arg(long)]
         json: bool,
     },

@@ -44,11 +44,13 @@ pub struct LoginArgs {
 
 #[derive(Debug, Args)]
 pub struct LogoutArgs {
+    /// Provider whose sign-in to remove.
     #[arg(long, value_name = "P")]
     pub provider: String,
     /// The profile to remove (needed when the provider has several sign-ins).
     #[arg(long, value_name = "ID")]
     pub profile_id: Option<String>,
+    /// Agent whose credentials to change (default: agents.defaultId).
     #[arg(long)]
     pub agent: Option<String>,
 }
