@@ -126,6 +126,16 @@ async fn rotation_acceptance_three_keys_two_rate_limited() {
     assert_eq!(status["defaultModel"], "anthropic/claude-sonnet-4-5");
     assert_eq!(status["missingProvidersInUse"], json!([]));
 
+    // An empty id is a mistake, not "every cooldown"; an id with control characters
+    // is echoed with them escaped.
+    let out = h.run(&["models", "auth", "cooldown", "clear", " "]).await;
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("the credential id is empty"));
+    let out = h
+        .run(&["models", "auth", "cooldown", "clear", "\u{1b}[31mX"])
+        .await;
+    assert!(out.status.success());
+    assert_eq!(stdout(&out), "\\u{1b}[31mX had no cooldown.\n");
     // The operator clears the cooldowns: k1 is first again.
     let out = h.run(&["models", "auth", "cooldown", "clear"]).await;
     assert!(out.status.success());

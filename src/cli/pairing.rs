@@ -138,7 +138,14 @@ pub async fn run(args: PairingArgs) -> anyhow::Result<ExitCode> {
             let channel = parse_channel(&channel)?;
             let (_app, store) = open().await?;
             let sender = sender.trim();
-            if store.revoke(channel, sender).await? {
+            if sender.is_empty() {
+                anyhow::bail!(
+                    "the sender id is empty: give the user id `remoteclaw pairing list` shows"
+                );
+            }
+            let revoked = store.revoke(channel, sender).await?;
+            let sender = crate::pairing::printable(sender);
+            if revoked {
                 println!(
                     "Revoked: {sender} on {channel} can no longer message the bot (unless channels.{channel}.allowFrom lists them)."
                 );

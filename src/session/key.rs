@@ -38,7 +38,7 @@ pub fn validate(key: &str) -> Result<(), String> {
     {
         return Err(format!(
             "session key \"{}\" is not valid: use a short name without spaces, e.g. local:default, web:abc or telegram:dm:123",
-            key.chars().take(80).collect::<String>()
+            crate::pairing::printable(&key.chars().take(80).collect::<String>())
         ));
     }
     Ok(())

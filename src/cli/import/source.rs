@@ -67,7 +67,7 @@ pub fn read(dir: &Path) -> anyhow::Result<Source> {
         };
         bail!(
             "the OpenClaw directory {} {what}. Pass the directory that holds openclaw.json with --from DIR.",
-            dir.display()
+            crate::pairing::printable(&dir.display().to_string())
         );
     }
     let config_path = dir.join("openclaw.json");

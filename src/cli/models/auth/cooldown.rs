@@ -75,7 +75,14 @@ pub async fn run(args: CooldownArgs) -> anyhow::Result<ExitCode> {
             }
         }
         CooldownCommand::Clear { id } => {
+            if id.as_deref().is_some_and(|i| i.trim().is_empty()) {
+                anyhow::bail!(
+                    "the credential id is empty: give one that `cooldown list` shows (e.g. anthropic:work or env:ANTHROPIC_API_KEY), or none to clear every cooldown"
+                );
+            }
             let n = book.clear(id.as_deref()).await?;
+            // Echoed as typed, control characters escaped (they could drive the terminal).
+            let id = id.as_deref().map(crate::pairing::printable);
             match (id, n) {
                 (Some(id), 0) => println!("{id} had no cooldown."),
                 (Some(id), n) => println!(
