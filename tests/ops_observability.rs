@@ -106,6 +106,9 @@ async fn json_logs_parse_line_by_line_and_metrics_follow_the_traffic() {
     assert_eq!(sample(&metrics, web_in), Some(2.0), "{metrics}");
     assert_eq!(sample(&metrics, web_out), Some(2.0), "{metrics}");
     assert_eq!(sample(&metrics, http_in), Some(1.0), "{metrics}");
+    // The failed turn was answered too (with the error object).
+    let http_out = r#"remoteclaw_messages_total{channel="http",direction="out"}"#;
+    assert_eq!(sample(&metrics, http_out), Some(1.0), "{metrics}");
     // The only credential was rate limited: the turn failed and the key cools down.
     assert_eq!(status, 429, "{body}");
     assert_eq!(

@@ -158,9 +158,9 @@ pub async fn chat_completions(
     let metrics = state.app.metrics.clone();
     metrics.message("http", "in");
     let response = completions(state, headers, body).await;
-    if response.status().is_success() {
-        metrics.message("http", "out");
-    }
+    // Every request is answered: a reply, or an error object that says why not (as a
+    // failed turn in a chat channel is answered with why).
+    metrics.message("http", "out");
     response
 }
 
