@@ -139,6 +139,24 @@ const MIGRATIONS: &[&str] = &[
         state      TEXT NOT NULL,
         updated_at INTEGER NOT NULL
     ) WITHOUT ROWID;",
+    // v7: a cooldown belongs to a secret, not to an id: two agents' profiles of one id
+    // (each its own auth-profiles.json, each its own key) keep a row each instead of
+    // overwriting each other's.
+    "CREATE TABLE credential_state_v7 (
+        credential  TEXT NOT NULL,
+        model       TEXT NOT NULL,
+        fingerprint TEXT NOT NULL,
+        reason      TEXT NOT NULL,
+        until_ms    INTEGER NOT NULL,
+        error_count INTEGER NOT NULL,
+        updated_at  INTEGER NOT NULL,
+        PRIMARY KEY (credential, fingerprint, model)
+    ) WITHOUT ROWID;
+    INSERT INTO credential_state_v7
+        SELECT credential, model, fingerprint, reason, until_ms, error_count, updated_at
+        FROM credential_state;
+    DROP TABLE credential_state;
+    ALTER TABLE credential_state_v7 RENAME TO credential_state;",
 ];
 
 /// The schema version this build writes.

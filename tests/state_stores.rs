@@ -87,6 +87,7 @@ macro_rules! both_backends {
 both_backends!(
     rate_limits_are_per_model_and_reset_on_success,
     a_success_clears_only_the_rows_of_its_own_secret,
+    two_secrets_of_one_id_keep_a_cooldown_each,
     quota_billing_and_auth_disable_the_credential,
     another_process_sees_the_cooldown,
     a_turn_sees_its_own_records_at_once_and_others_after_a_recheck,
@@ -165,6 +166,65 @@ async fn a_success_clears_only_the_rows_of_its_own_secret(be: Backend) {
         .unwrap();
     assert_eq!(
         standing(&fresh, "anthropic:x", "fpW", "anthropic/a", 40).await,
+        None
+    );
+}
+
+/// Two agents' `anthropic:default` profiles hold different keys; both get rate limited
+/// on one model. Each keeps its own cooldown (neither overwrites the other's row), in
+/// memory and for another process, with its own backoff count; a success of one ends
+/// only its own.
+async fn two_secrets_of_one_id_keep_a_cooldown_each(be: Backend) {
+    let b = book(&be.stores);
+    let rl = err(
+        429,
+        r#"{"type":"error","error":{"type":"rate_limit_error","message":"slow down"}}"#,
+        None,
+    );
+    let id = "anthropic:default";
+    b.record_failure(id, "fpA", "anthropic/a", &rl, 0)
+        .await
+        .unwrap();
+    b.record_failure(id, "fpB", "anthropic/a", &rl, 1_000)
+        .await
+        .unwrap();
+    // A's key again: its second rate limit backs off further (5 min), B's stays 1 min.
+    b.record_failure(id, "fpA", "anthropic/a", &rl, 2_000)
+        .await
+        .unwrap();
+    let fresh = book(&be.again().await);
+    for view in [&b, &fresh] {
+        assert_eq!(
+            standing(view, id, "fpA", "anthropic/a", 3_000).await,
+            Some(Standing {
+                reason: Reason::RateLimit,
+                until: 302_000
+            })
+        );
+        assert_eq!(
+            standing(view, id, "fpB", "anthropic/a", 3_000).await,
+            Some(Standing {
+                reason: Reason::RateLimit,
+                until: 61_000
+            })
+        );
+    }
+    let listed = fresh.list(3_000).await.unwrap();
+    let mut seen: Vec<&str> = listed.iter().map(|e| e.fingerprint.as_str()).collect();
+    seen.sort_unstable();
+    assert_eq!(seen, ["fpA", "fpB"], "{listed:?}");
+    // B's key answers: A's cooldown stays.
+    b.record_success(id, &fps("fpB"), "anthropic/a", 4_000)
+        .await
+        .unwrap();
+    let fresh = book(&be.again().await);
+    assert!(
+        standing(&fresh, id, "fpA", "anthropic/a", 5_000)
+            .await
+            .is_some()
+    );
+    assert_eq!(
+        standing(&fresh, id, "fpB", "anthropic/a", 5_000).await,
         None
     );
 }
@@ -795,4 +855,43 @@ mod coordination {
         );
         t.finish().await;
     }
+}
+
+/// A cooldown row written before rows were kept per secret (field
+/// `["<credential>","<model>"]`) is still read, and a success of its secret clears it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redis_row_of_the_older_shape_is_read_and_cleared() {
+    use remoteclaw::state::redis_stores::RedisCooldowns;
+    let server = RedisServer::start();
+    let redis = Redis::connect(&server.url(), "rc-legacy:").await.unwrap();
+    let _: () = redis
+        .cmd(
+            ::redis::cmd("HSET")
+                .arg(redis.key("cooldowns"))
+                .arg(r#"["env:K","anthropic/a"]"#)
+                .arg(r#"{"fingerprint":"fp1","reason":"rate_limit","until":60000,"count":1}"#)
+                .clone(),
+        )
+        .await
+        .unwrap();
+    let b = CooldownBook::with_store(
+        Arc::new(RedisCooldowns::new(redis.clone())),
+        CooldownConfig::default(),
+    )
+    .with_recheck(Duration::ZERO);
+    assert_eq!(
+        standing(&b, "env:K", "fp1", "anthropic/a", 1).await,
+        Some(Standing {
+            reason: Reason::RateLimit,
+            until: 60_000
+        })
+    );
+    b.record_success("env:K", &fps("fp1"), "anthropic/a", 2)
+        .await
+        .unwrap();
+    let left: i64 = redis
+        .cmd(::redis::cmd("HLEN").arg(redis.key("cooldowns")).clone())
+        .await
+        .unwrap();
+    assert_eq!(left, 0);
 }

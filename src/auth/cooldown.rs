@@ -229,8 +229,21 @@ pub trait CooldownStore: Send + Sync + std::fmt::Debug + 'static {
     fn clear(&self, credential: Option<&str>) -> StoreFuture<usize>;
 }
 
-/// credential → model (`""` for credential-wide) → row; looked up by `&str`.
-type Rows = FxHashMap<String, FxHashMap<String, CooldownRow>>;
+/// credential → its rows as (model or `""` for credential-wide, row): one per model and
+/// secret fingerprint (the same id in two agents, with two secrets, has a row each). A
+/// credential has a handful at most, so they are searched in order.
+type Rows = FxHashMap<String, Vec<(String, CooldownRow)>>;
+
+/// Store `row` for (`scope`, its fingerprint), replacing the one it supersedes.
+fn upsert(rows: &mut Vec<(String, CooldownRow)>, scope: &str, row: CooldownRow) {
+    match rows
+        .iter_mut()
+        .find(|(m, r)| m == scope && r.fingerprint == row.fingerprint)
+    {
+        Some(slot) => slot.1 = row,
+        None => rows.push((scope.to_string(), row)),
+    }
+}
 
 #[derive(Debug, Default)]
 struct Cache {
@@ -263,19 +276,11 @@ impl CooldownView {
             reason: row.reason,
             until: row.until,
         };
-        let rows = self.rows.get(credential)?;
-        if model == ANY_MODEL {
-            return rows
-                .values()
-                .filter(|row| live(row))
-                .map(to_standing)
-                .max_by_key(|s| s.until);
-        }
-        [rows.get(model), rows.get("")]
-            .into_iter()
-            .flatten()
-            .filter(|row| live(row))
-            .map(to_standing)
+        self.rows
+            .get(credential)?
+            .iter()
+            .filter(|(m, row)| (model == ANY_MODEL || m == model || m.is_empty()) && live(row))
+            .map(|(_, row)| to_standing(row))
             .max_by_key(|s| s.until)
     }
 
@@ -288,7 +293,7 @@ impl CooldownView {
     pub fn active_count(&self, now_ms: i64) -> usize {
         self.rows
             .values()
-            .filter(|models| models.values().any(|r| r.until > now_ms))
+            .filter(|rows| rows.iter().any(|(_, r)| r.until > now_ms))
             .count()
     }
 
@@ -300,12 +305,14 @@ impl CooldownView {
 }
 
 fn has_state(rows: &Rows, credential: &str, model: &str, fingerprints: &[String]) -> bool {
-    rows.get(credential).is_some_and(|m| {
-        [m.get(model), m.get("")]
-            .into_iter()
-            .flatten()
-            .any(|r| fingerprints.contains(&r.fingerprint))
-    })
+    rows.get(credential)
+        .is_some_and(|rows| rows.iter().any(|(m, r)| clears(m, r, model, fingerprints)))
+}
+
+/// Whether a success on `model` with one of `fingerprints` ends this row: its cooldown
+/// for that model, or its credential-wide disable.
+fn clears(scope: &str, row: &CooldownRow, model: &str, fingerprints: &[String]) -> bool {
+    (scope == model || scope.is_empty()) && fingerprints.contains(&row.fingerprint)
 }
 
 /// The cooldown book: the store's state with an in-memory copy that a turn reads
@@ -387,7 +394,7 @@ impl CooldownBook {
             let loaded = self.store.load().await?;
             let mut rows: Rows = FxHashMap::default();
             for (cred, model, row) in loaded.rows {
-                rows.entry(cred).or_default().insert(model, row);
+                upsert(rows.entry(cred).or_default(), &model, row);
             }
             let last_used = loaded.last_used.into_iter().collect();
             self.with_cache(|cache| {
@@ -453,9 +460,12 @@ impl CooldownBook {
             .cached(|c| {
                 c.rows
                     .get(credential)
-                    .and_then(|m| m.get(scope))
-                    .filter(|r| r.fingerprint == fingerprint && r.reason == reason)
-                    .map(|r| r.count)
+                    .and_then(|rows| {
+                        rows.iter().find(|(m, r)| {
+                            m == scope && r.fingerprint == fingerprint && r.reason == reason
+                        })
+                    })
+                    .map(|(_, r)| r.count)
             })
             .await?;
         let prev = prev.unwrap_or(0);
@@ -485,10 +495,13 @@ impl CooldownBook {
             .set(credential, scope, row.clone(), now_ms)
             .await?;
         self.with_cache(|c| {
-            Arc::make_mut(&mut c.rows)
-                .entry(credential.to_string())
-                .or_default()
-                .insert(scope.to_string(), row);
+            upsert(
+                Arc::make_mut(&mut c.rows)
+                    .entry(credential.to_string())
+                    .or_default(),
+                scope,
+                row,
+            );
             Arc::make_mut(&mut c.last_used).insert(credential.to_string(), now_ms);
         });
         if reason.disables() {
@@ -543,14 +556,8 @@ impl CooldownBook {
                 .clear_standing(credential, model, fingerprints)
                 .await?;
             self.with_cache(|c| {
-                if let Some(m) = Arc::make_mut(&mut c.rows).get_mut(credential) {
-                    for scope in [model, ""] {
-                        if m.get(scope)
-                            .is_some_and(|r| fingerprints.contains(&r.fingerprint))
-                        {
-                            m.remove(scope);
-                        }
-                    }
+                if let Some(rows) = Arc::make_mut(&mut c.rows).get_mut(credential) {
+                    rows.retain(|(m, r)| !clears(m, r, model, fingerprints));
                 }
             });
         }
@@ -590,9 +597,7 @@ impl CooldownBook {
             .cached(|c| {
                 c.rows
                     .iter()
-                    .flat_map(|(cred, models)| {
-                        models.iter().map(move |(model, r)| (cred, model, r))
-                    })
+                    .flat_map(|(cred, rows)| rows.iter().map(move |(model, r)| (cred, model, r)))
                     .filter(|(_, _, r)| r.until > now_ms)
                     .map(|(cred, model, r)| CooldownEntry {
                         credential: cred.clone(),

@@ -3,7 +3,9 @@
 //! is one Lua script, so replicas never lose each other's updates; plain reads are one
 //! command or pipeline. Layout, under the prefix:
 //!
-//! - `cooldowns` — hash `["<credential>","<model>"]` → `{"fingerprint","reason","until","count"}`;
+//! - `cooldowns` — hash `["<credential>","<model>","<fingerprint>"]` →
+//!   `{"fingerprint","reason","until","count"}` (one row per secret; fields of the older
+//!   `["<credential>","<model>"]` shape are still read);
 //!   `cooldowns:used` / `cooldowns:good` — hashes credential → epoch ms; `cooldowns:rev` —
 //!   bumped by every change of a cooldown (the books' staleness check);
 //!   `cooldowns:imports` — a set of imported files (paths).
@@ -141,8 +143,16 @@ impl RedisCooldowns {
     }
 }
 
-/// The hash field of (credential, model): a JSON array, so no separator can be forged.
-pub(crate) fn field(credential: &str, model: &str) -> String {
+/// The hash field of (credential, model, secret fingerprint): a JSON array, so no
+/// separator can be forged. One row per secret: two agents' profiles of one id keep a
+/// row each.
+pub(crate) fn field(credential: &str, model: &str, fingerprint: &str) -> String {
+    serde_json::json!([credential, model, fingerprint]).to_string()
+}
+
+/// The field of a row written before rows were kept per secret (`[credential, model]`):
+/// still read, and cleared with the others.
+fn legacy_field(credential: &str, model: &str) -> String {
     serde_json::json!([credential, model]).to_string()
 }
 
@@ -179,12 +189,22 @@ impl CooldownStore for RedisCooldowns {
         Box::pin(async move {
             let (rows, used) = fut.await?;
             let mut out = CooldownState::default();
+            // Fields of the older `[credential, model]` shape first, so a newer row of
+            // the same secret supersedes one (the book keeps one per model and secret).
+            let mut fields: Vec<(Vec<String>, String)> = Vec::with_capacity(rows.len());
             for (f, json) in rows {
-                let Ok((cred, model)) = serde_json::from_str::<(String, String)>(&f) else {
-                    tracing::warn!(
+                match serde_json::from_str::<Vec<String>>(&f) {
+                    Ok(parts) if matches!(parts.len(), 2 | 3) => fields.push((parts, json)),
+                    _ => tracing::warn!(
                         "ignoring a malformed cooldown field in {}",
                         redis.location()
-                    );
+                    ),
+                }
+            }
+            fields.sort_by_key(|(parts, _)| parts.len());
+            for (mut parts, json) in fields {
+                parts.truncate(2);
+                let (Some(model), Some(cred)) = (parts.pop(), parts.pop()) else {
                     continue;
                 };
                 let row: StoredRow = serde_json::from_str(&json)
@@ -207,6 +227,7 @@ impl CooldownStore for RedisCooldowns {
 
     fn set(&self, credential: &str, scope: &str, row: CooldownRow, now_ms: i64) -> StoreFuture<()> {
         let [rows, used, _, rev] = self.keys();
+        let row_fingerprint = row.fingerprint.clone();
         let json = match encode(
             &self.redis,
             &StoredRow {
@@ -221,7 +242,7 @@ impl CooldownStore for RedisCooldowns {
         };
         let mut pipe = redis::pipe();
         pipe.atomic()
-            .hset(rows, field(credential, scope), json)
+            .hset(rows, field(credential, scope, &row_fingerprint), json)
             .ignore()
             .hset(used, credential, now_ms)
             .ignore()
@@ -249,11 +270,18 @@ impl CooldownStore for RedisCooldowns {
         fingerprints: &[String],
     ) -> StoreFuture<()> {
         let [rows, _, _, rev] = self.keys();
-        let mut args = vec![
-            "2".to_string(),
-            field(credential, model),
-            field(credential, ""),
+        // The row for this model and the credential-wide one, of each secret, in both
+        // field shapes; the script deletes those whose row carries one of them.
+        let mut fields = vec![
+            legacy_field(credential, model),
+            legacy_field(credential, ""),
         ];
+        for fp in fingerprints {
+            fields.push(field(credential, model, fp));
+            fields.push(field(credential, "", fp));
+        }
+        let mut args = vec![fields.len().to_string()];
+        args.extend(fields);
         args.extend(fingerprints.iter().cloned());
         let fut = self
             .redis
@@ -279,7 +307,7 @@ impl CooldownStore for RedisCooldowns {
                     count: e.error_count.unwrap_or(1),
                 };
                 match encode(&self.redis, &row) {
-                    Ok(j) => fields.push((field(&e.credential, ""), j)),
+                    Ok(j) => fields.push((field(&e.credential, "", fp), j)),
                     Err(err) => return failed(err),
                 }
             }

@@ -27,6 +27,51 @@ fn migrates_to_current_version_and_refuses_newer() {
     );
 }
 
+/// A v6 database (cooldowns keyed by credential and model) moves to v7 (and by secret
+/// fingerprint) with its rows.
+#[test]
+fn cooldown_rows_survive_the_move_to_one_row_per_secret() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("state.db");
+    {
+        let mut c = Connection::open(&path).unwrap();
+        let tx = c.transaction().unwrap();
+        for (i, sql) in MIGRATIONS.iter().take(6).enumerate() {
+            tx.execute_batch(sql).unwrap();
+            tx.pragma_update(None, "user_version", (i + 1) as i64)
+                .unwrap();
+        }
+        tx.execute(
+            "INSERT INTO credential_state VALUES ('anthropic:x', 'm', 'fpA', 'rate_limit', 60000, 1, 5)",
+            [],
+        )
+        .unwrap();
+        tx.commit().unwrap();
+    }
+    let db = StateDb::open(&path).unwrap();
+    assert_eq!(db.schema_version().unwrap(), SCHEMA_VERSION);
+    let rows: Vec<(String, String, String, i64)> = db
+        .read(|c| {
+            let mut stmt =
+                c.prepare("SELECT credential, model, fingerprint, until_ms FROM credential_state")?;
+            let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?;
+            rows.collect()
+        })
+        .unwrap();
+    assert_eq!(
+        rows,
+        [("anthropic:x".into(), "m".into(), "fpA".into(), 60_000)]
+    );
+    // A second secret of the same id and model is a row of its own now.
+    db.write(|c| {
+        c.execute(
+            "INSERT INTO credential_state VALUES ('anthropic:x', 'm', 'fpB', 'rate_limit', 60000, 1, 6)",
+            [],
+        )
+    })
+    .unwrap();
+}
+
 #[test]
 fn data_version_moves_when_another_connection_commits() {
     let dir = tempfile::tempdir().unwrap();

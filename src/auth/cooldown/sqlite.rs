@@ -1,5 +1,6 @@
-//! Cooldowns in `state.db` (tables `credential_state` and `credential_usage`, migration
-//! v2; import markers in `meta`). Reads and writes run on the blocking pool; `version` is SQLite's `data_version`, which moves
+//! Cooldowns in `state.db` (tables `credential_state`, one row per credential, secret
+//! fingerprint and model (migration v7), and `credential_usage`, migration v2; import
+//! markers in `meta`). Reads and writes run on the blocking pool; `version` is SQLite's `data_version`, which moves
 //! whenever any connection or process commits.
 
 use super::{CooldownRow, CooldownState, CooldownStore, ImportEntry, Reason};
@@ -84,7 +85,7 @@ impl CooldownStore for SqliteCooldowns {
             let tx = c.savepoint()?;
             tx.prepare_cached("INSERT INTO credential_state (credential, model, fingerprint, reason, until_ms, error_count, updated_at)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
-                 ON CONFLICT(credential, model) DO UPDATE SET fingerprint = ?3, reason = ?4, until_ms = ?5, error_count = ?6, updated_at = ?7")?
+                 ON CONFLICT(credential, fingerprint, model) DO UPDATE SET reason = ?4, until_ms = ?5, error_count = ?6, updated_at = ?7")?
                 .execute(params![credential, scope, row.fingerprint, row.reason.as_str(), row.until, row.count, now_ms])?;
             tx.prepare_cached("INSERT INTO credential_usage (credential, last_used) VALUES (?1, ?2) ON CONFLICT(credential) DO UPDATE SET last_used = ?2")?
                 .execute(params![credential, now_ms])?;

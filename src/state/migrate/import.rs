@@ -229,7 +229,7 @@ impl RedisImport {
             commands.push(
                 redis::cmd("HSET")
                     .arg(&rows)
-                    .arg(field(&c.credential, &c.model))
+                    .arg(field(&c.credential, &c.model, &c.fingerprint))
                     .arg(json)
                     .clone(),
             );
