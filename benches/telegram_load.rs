@@ -79,6 +79,7 @@ fn main() {
         // later ones run with them open, as a gateway that has been up for a while.
         for burst in 1..=env_usize("TG_BURSTS", 2) {
             let before = tg.sends();
+            let cpu_before = support::process_cpu();
             let started = Instant::now();
             let mut queued = Vec::with_capacity(total);
             let mut last_update = 0;
@@ -98,6 +99,7 @@ fn main() {
             };
             let (taken_in, _) = tokio::join!(intake, tg.wait_for_sends(before + total, Duration::from_secs(300)));
             let elapsed = started.elapsed();
+            let cpu = support::process_cpu().zip(cpu_before).map(|(a, b)| a.saturating_sub(b));
             let taken_in = taken_in.saturating_duration_since(started);
             let sent: Vec<_> = tg.sent_messages().into_iter().filter(|m| !m.is_edit() && !m.is_draft()).skip(before).collect();
             let replies = sent.len();
@@ -120,6 +122,16 @@ fn main() {
             let episodes = monitor.episodes(started, started + elapsed);
             let slow: Duration = episodes.iter().map(|e| e.end.min(started + elapsed).saturating_duration_since(e.start.max(started))).sum();
             println!("burst {burst} ({kind}): host slow-downs during it: {} ({:.1} % of its time)", episodes.len(), 100.0 * slow.as_secs_f64() / elapsed.as_secs_f64());
+            // The CPU the whole process (gateway, both fakes, this bench) spent per
+            // message: the same work takes more of it when the host runs the vCPUs slower,
+            // which is what moves the throughput from run to run.
+            if let Some(cpu) = cpu {
+                println!(
+                    "burst {burst} ({kind}): CPU per message {:.0} µs (all of the process, fakes included; {:.2} of 2 cores busy)",
+                    cpu.as_secs_f64() * 1e6 / total as f64,
+                    cpu.as_secs_f64() / elapsed.as_secs_f64()
+                );
+            }
             println!("burst {burst} ({kind}): every update taken in after {:.2} s", taken_in.as_secs_f64());
             println!("burst {burst} ({kind}): queued -> reply sent: p50 {:.1} ms, p99 {:.1} ms", support::pct(&mut loaded, 0.5), support::pct(&mut loaded, 0.99));
             assert_eq!(replies, total, "every message answered exactly once");

@@ -28,3 +28,15 @@ pub fn pct(v: &mut [f64], p: f64) -> f64 {
         .copied()
         .unwrap_or(0.0)
 }
+
+/// CPU time this process has used so far (user + system, every thread), from
+/// `/proc/self/stat` (clock ticks of 10 ms); `None` where there is no such file.
+pub fn process_cpu() -> Option<std::time::Duration> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // The fields after the command name, which is in parentheses and may hold spaces.
+    let rest = stat.rsplit_once(')')?.1;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    // utime and stime are fields 14 and 15 of the line: 12 and 13 after the name.
+    let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+    Some(std::time::Duration::from_millis(ticks * 10))
+}
