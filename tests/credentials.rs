@@ -238,6 +238,32 @@ async fn agents_with_the_same_profile_id_keep_their_own_credential_state() {
     assert_eq!(code, Some(1));
     assert_eq!(v["attempts"], json!([]), "still disabled: {v}");
     assert_eq!(fake.requests_for_key("work-key").len(), 1);
+
+    // Main's key runs out too: both agents' anthropic:x are disabled, a row each.
+    fake.script("main-key", [Behavior::Billing]);
+    let (code, _, _) = agent_json(&h, &["--message", "hi"]).await;
+    assert_eq!(code, Some(1));
+    assert_eq!(list("main").await[0]["reason"], "billing");
+    assert_eq!(list("work").await[0]["reason"], "billing");
+    // Clearing work's anthropic:x leaves main's alone, and the other way round.
+    let clear = |args: &'static [&'static str]| {
+        let h = &h;
+        async move {
+            let mut all = vec!["models", "auth", "cooldown", "clear"];
+            all.extend_from_slice(args);
+            let out = h.run(&all).await;
+            assert!(out.status.success(), "{}", stderr(&out));
+            stdout(&out)
+        }
+    };
+    assert_eq!(
+        clear(&["anthropic:x", "--agent", "work"]).await,
+        "Cleared 1 cooldown entry of anthropic:x.\n"
+    );
+    assert_eq!(list("work").await, json!([]));
+    assert_eq!(list("main").await[0]["reason"], "billing");
+    assert_eq!(clear(&[]).await, "Cleared 1 cooldown entry.\n");
+    assert_eq!(list("main").await, json!([]));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -227,6 +227,28 @@ async fn two_secrets_of_one_id_keep_a_cooldown_each(be: Backend) {
         standing(&fresh, id, "fpB", "anthropic/a", 5_000).await,
         None
     );
+    // An operator clears B's row again (an agent's own entries): A's stays.
+    b.record_failure(id, "fpB", "anthropic/a", &rl, 6_000)
+        .await
+        .unwrap();
+    let b_only: Vec<_> = b
+        .list(7_000)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.fingerprint == "fpB")
+        .collect();
+    assert_eq!(b.clear_entries(&b_only).await.unwrap(), 1);
+    let fresh = book(&be.again().await);
+    assert!(
+        standing(&fresh, id, "fpA", "anthropic/a", 8_000)
+            .await
+            .is_some()
+    );
+    assert_eq!(
+        standing(&fresh, id, "fpB", "anthropic/a", 8_000).await,
+        None
+    );
 }
 
 async fn rate_limits_are_per_model_and_reset_on_success(be: Backend) {

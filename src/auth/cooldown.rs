@@ -227,6 +227,9 @@ pub trait CooldownStore: Send + Sync + std::fmt::Debug + 'static {
     ) -> StoreFuture<bool>;
     /// Remove one credential's entries (or all); how many went.
     fn clear(&self, credential: Option<&str>) -> StoreFuture<usize>;
+    /// Remove exactly these rows, each named by (credential, model or `""`,
+    /// fingerprint); how many went.
+    fn clear_rows(&self, rows: Vec<(String, String, String)>) -> StoreFuture<usize>;
 }
 
 /// credential → its rows as (model or `""` for credential-wide, row): one per model and
@@ -616,6 +619,28 @@ impl CooldownBook {
                 .then_with(|| a.credential.cmp(&b.credential))
         });
         Ok(out)
+    }
+
+    /// Clear exactly `entries` (an agent's own, from [`list`](Self::list)): another
+    /// agent's profile of the same id keeps its state. Returns how many were removed.
+    pub async fn clear_entries(&self, entries: &[CooldownEntry]) -> Result<usize, StoreError> {
+        if entries.is_empty() {
+            return Ok(0);
+        }
+        let rows = entries
+            .iter()
+            .map(|e| (e.credential.clone(), e.model.clone(), e.fingerprint.clone()))
+            .collect::<Vec<_>>();
+        let n = self.store.clear_rows(rows).await?;
+        self.with_cache(|c| {
+            let all = Arc::make_mut(&mut c.rows);
+            for e in entries {
+                if let Some(rows) = all.get_mut(&e.credential) {
+                    rows.retain(|(m, r)| !(*m == e.model && r.fingerprint == e.fingerprint));
+                }
+            }
+        });
+        Ok(n)
     }
 
     /// Clear one credential's entries (or all). Returns how many were removed.

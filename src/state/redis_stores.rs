@@ -328,6 +328,34 @@ impl CooldownStore for RedisCooldowns {
         Box::pin(async move { Ok(fut.await? == 1) })
     }
 
+    fn clear_rows(&self, list: Vec<(String, String, String)>) -> StoreFuture<usize> {
+        let [rows, _, _, rev] = self.keys();
+        // One script call per row: its field, and the older-shape field when that row
+        // carries the same secret.
+        let calls: Vec<_> = list
+            .iter()
+            .map(|(credential, model, fp)| {
+                self.redis.script::<i64>(
+                    &DELETE_FIELDS_WITH_FINGERPRINT,
+                    vec![rows.clone(), rev.clone()],
+                    vec![
+                        "2".to_string(),
+                        field(credential, model, fp),
+                        legacy_field(credential, model),
+                        fp.clone(),
+                    ],
+                )
+            })
+            .collect();
+        Box::pin(async move {
+            let mut n = 0;
+            for call in calls {
+                n += usize::try_from(call.await?).unwrap_or(0);
+            }
+            Ok(n)
+        })
+    }
+
     fn clear(&self, credential: Option<&str>) -> StoreFuture<usize> {
         let [rows, _, _, rev] = self.keys();
         let prefix = credential.map(field_prefix).unwrap_or_default();

@@ -150,6 +150,22 @@ impl CooldownStore for SqliteCooldowns {
         })
     }
 
+    fn clear_rows(&self, rows: Vec<(String, String, String)>) -> StoreFuture<usize> {
+        self.write(move |c| {
+            let tx = c.savepoint()?;
+            let mut n = 0;
+            for (credential, model, fingerprint) in &rows {
+                n += tx
+                    .prepare_cached(
+                        "DELETE FROM credential_state WHERE credential = ?1 AND model = ?2 AND fingerprint = ?3",
+                    )?
+                    .execute(params![credential, model, fingerprint])?;
+            }
+            tx.commit()?;
+            Ok(n)
+        })
+    }
+
     fn clear(&self, credential: Option<&str>) -> StoreFuture<usize> {
         let credential = credential.map(str::to_string);
         self.write(move |c| match credential {

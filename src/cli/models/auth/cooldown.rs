@@ -80,7 +80,22 @@ pub async fn run(args: CooldownArgs) -> anyhow::Result<ExitCode> {
                     "the credential id is empty: give one that `cooldown list` shows (e.g. anthropic:work or env:ANTHROPIC_API_KEY), or none to clear every cooldown"
                 );
             }
-            let n = book.clear(id.as_deref()).await?;
+            // Like `list`, this agent's entries only: another agent's profile of the
+            // same id (another secret) keeps its state. Every entry when this agent's
+            // profiles cannot be read (a recovery tool too).
+            let listed: Vec<_> = book
+                .list(now)
+                .await?
+                .into_iter()
+                .filter(|e| id.as_deref().is_none_or(|i| e.credential == i))
+                .collect();
+            let n = match app.engine.resolver.own_entries(&listed).await {
+                Ok(mine) => book.clear_entries(&mine).await?,
+                Err(e) => {
+                    tracing::warn!("clearing every agent's entries: {e}");
+                    book.clear(id.as_deref()).await?
+                }
+            };
             // Echoed as typed, control characters escaped (they could drive the terminal).
             let id = id.as_deref().map(crate::pairing::printable);
             match (id, n) {
