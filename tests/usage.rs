@@ -10,6 +10,18 @@ use serde_json::Value;
 use support::fake_provider::FakeProvider;
 use support::home::{TestHome, stderr, stdout};
 
+/// A home whose default model is OpenAI's on `fake`, with a key for it.
+fn home(fake: &FakeProvider) -> TestHome {
+    let mut home = TestHome::new(&TestHome::config_for_fake(
+        "openai/gpt-4o-mini",
+        &fake.anthropic_base(),
+        &fake.openai_base(),
+        &fake.google_base(),
+    ));
+    home.set("OPENAI_API_KEY", "sk-oa-usage");
+    home
+}
+
 fn json(o: &std::process::Output) -> Value {
     serde_json::from_str(stdout(o).trim())
         .unwrap_or_else(|e| panic!("not JSON ({e}): {}\n{}", stdout(o), stderr(o)))
@@ -18,13 +30,7 @@ fn json(o: &std::process::Output) -> Value {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn usage_per_turn_per_session_and_per_credential() {
     let fake = FakeProvider::start().await;
-    let mut home = TestHome::new(&TestHome::config_for_fake(
-        "openai/gpt-4o-mini",
-        &fake.anthropic_base(),
-        &fake.openai_base(),
-        &fake.google_base(),
-    ));
-    home.set("OPENAI_API_KEY", "sk-oa-usage");
+    let home = home(&fake);
 
     let mut total_in = 0;
     let mut total_out = 0;
@@ -100,13 +106,7 @@ async fn usage_per_turn_per_session_and_per_credential() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_http_api_counts_usage_under_its_session() {
     let fake = FakeProvider::start().await;
-    let mut home = TestHome::new(&TestHome::config_for_fake(
-        "openai/gpt-4o-mini",
-        &fake.anthropic_base(),
-        &fake.openai_base(),
-        &fake.google_base(),
-    ));
-    home.set("OPENAI_API_KEY", "sk-oa-usage");
+    let home = home(&fake);
     let db_path = home.state_dir().join("state.db");
     let gw = support::gateway::Gateway::start(home, None).await;
     let resp: Value = reqwest::Client::new()
@@ -149,13 +149,7 @@ async fn the_http_api_counts_usage_under_its_session() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_session_used_only_over_the_openai_api_shows_its_usage() {
     let fake = FakeProvider::start().await;
-    let mut home = TestHome::new(&TestHome::config_for_fake(
-        "openai/gpt-4o-mini",
-        &fake.anthropic_base(),
-        &fake.openai_base(),
-        &fake.google_base(),
-    ));
-    home.set("OPENAI_API_KEY", "sk-oa-usage");
+    let home = home(&fake);
     let (mut child, addr) = support::gateway::spawn_binary(&home).await;
     let resp: Value = reqwest::Client::new()
         .post(format!("http://{addr}/v1/chat/completions"))
