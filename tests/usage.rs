@@ -22,6 +22,26 @@ fn home(fake: &FakeProvider) -> TestHome {
     home
 }
 
+/// One `/v1/chat/completions` request to the gateway at `url` (in `session`, else the
+/// default one); the answer's JSON.
+async fn completion(url: &str, session: Option<&str>) -> Value {
+    let mut request = reqwest::Client::new().post(format!("{url}/v1/chat/completions"));
+    if let Some(s) = session {
+        request = request.header("x-remoteclaw-session", s);
+    }
+    request
+        .json(&serde_json::json!({
+            "model": "remoteclaw",
+            "messages": [{"role": "user", "content": "count my tokens please"}]
+        }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
 fn json(o: &std::process::Output) -> Value {
     serde_json::from_str(stdout(o).trim())
         .unwrap_or_else(|e| panic!("not JSON ({e}): {}\n{}", stdout(o), stderr(o)))
@@ -109,19 +129,7 @@ async fn the_http_api_counts_usage_under_its_session() {
     let home = home(&fake);
     let db_path = home.state_dir().join("state.db");
     let gw = support::gateway::Gateway::start(home, None).await;
-    let resp: Value = reqwest::Client::new()
-        .post(format!("{}/v1/chat/completions", gw.url))
-        .header("x-remoteclaw-session", "web:usage")
-        .json(&serde_json::json!({
-            "model": "remoteclaw",
-            "messages": [{"role": "user", "content": "count my tokens please"}]
-        }))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let resp = completion(&gw.url, Some("web:usage")).await;
     let (i, o) = (
         resp["usage"]["prompt_tokens"].as_u64().unwrap(),
         resp["usage"]["completion_tokens"].as_u64().unwrap(),
@@ -151,18 +159,7 @@ async fn a_session_used_only_over_the_openai_api_shows_its_usage() {
     let fake = FakeProvider::start().await;
     let home = home(&fake);
     let (mut child, addr) = support::gateway::spawn_binary(&home).await;
-    let resp: Value = reqwest::Client::new()
-        .post(format!("http://{addr}/v1/chat/completions"))
-        .json(&serde_json::json!({
-            "model": "remoteclaw",
-            "messages": [{"role": "user", "content": "count my tokens please"}]
-        }))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let resp = completion(&format!("http://{addr}"), None).await;
     let input = resp["usage"]["prompt_tokens"].as_u64().unwrap();
     // The totals are written after the reply: the CLI reads them once they are there.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
