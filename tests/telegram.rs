@@ -469,3 +469,22 @@ async fn a_rejected_token_stops_the_channel_with_a_clear_error() {
     assert!(err.contains("rejected the bot token"), "{err}");
     assert!(!err.contains("WRONG-token"), "{err}");
 }
+
+/// An update Telegram's JSON parser-refusing text (a lone UTF-16 surrogate escape, a
+/// character cut in two) does not stall the channel: teloxide cannot read that batch,
+/// the channel reads it update by update, answers both messages (the broken character
+/// as U+FFFD) and polls on past them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_update_with_a_lone_surrogate_neither_stalls_the_channel_nor_is_lost() {
+    let s = setup("").await;
+    s.tg.rewrite_next_updates("CUT", "\\udcff");
+    let cut = s.tg.send_dm(42, "alice", "hi CUT");
+    let fine = s.tg.send_dm(43, "bob", "second");
+    wait_answered(&s.tg, &inbox(&s.home), &[cut, fine]).await;
+    let mut seen: Vec<String> = s.llm.requests().iter().map(|r| r.user_text()).collect();
+    seen.sort();
+    assert_eq!(seen, ["hi \u{fffd}", "second"]);
+    // And the channel goes on: a later message is answered too.
+    let later = s.tg.send_dm(42, "alice", "still there?");
+    wait_answered(&s.tg, &inbox(&s.home), &[later]).await;
+}

@@ -80,7 +80,10 @@ impl Chat<'_> {
         let mut markup = Markup::Html;
         loop {
             self.ctx.limiter.wait(self.chat.0).await;
-            match write(markup.text(part), markup).await {
+            match write(markup.text(part), markup)
+                .await
+                .map_err(super::lenient::readable)
+            {
                 Ok(v) => return Ok(v),
                 Err(e) if markup == Markup::Html && cannot_parse(&e) => {
                     tracing::warn!(

@@ -35,6 +35,7 @@ use tokio::sync::watch;
 
 mod access;
 mod journal;
+mod lenient;
 mod limiter;
 mod live;
 mod media;
@@ -365,7 +366,7 @@ async fn get_me(
         if *shutdown.borrow() {
             return Ok(None);
         }
-        let wait = match bot.get_me().await {
+        let wait = match bot.get_me().await.map_err(lenient::readable) {
             Ok(me) => return Ok(Some(me)),
             Err(RequestError::Api(ApiError::InvalidToken)) => {
                 return Err(TelegramError::InvalidToken);
@@ -412,13 +413,30 @@ async fn poll(ctx: &Arc<Ctx>, shutdown: &mut watch::Receiver<bool>) -> Result<()
         let polled = async {
             tokio::select! {
                 _ = shutdown.changed() => None,
-                r = request => Some(r),
+                r = request => Some(r.map_err(lenient::readable)),
             }
         };
         let ((), result) = tokio::join!(bookkeeping, polled);
         let Some(result) = result else {
             return Ok(());
         };
+        // A batch teloxide cannot read as a whole: the readable updates are answered,
+        // the others skipped, so the next poll moves past them (instead of asking for
+        // the same batch forever).
+        if let Err(RequestError::InvalidJson { raw, .. }) = &result
+            && let Some(batch) = lenient::updates(raw)
+        {
+            tracing::warn!(
+                skipped = ?batch.skipped,
+                "Telegram sent updates that could not be read; answering the others and skipping these"
+            );
+            for id in &batch.skipped {
+                ctx.journal.skip(*id);
+            }
+            backoff = Duration::from_secs(1);
+            take(ctx, batch.updates).await;
+            continue;
+        }
         let wait = match result {
             Ok(updates) => {
                 backoff = Duration::from_secs(1);

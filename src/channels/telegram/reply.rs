@@ -252,7 +252,7 @@ pub async fn send_text(
                 ..ReplyParameters::new(id)
             });
         }
-        match req.await {
+        match req.await.map_err(super::lenient::readable) {
             Ok(_) => return,
             Err(RequestError::RetryAfter(s)) if attempt < SEND_ATTEMPTS => {
                 ctx.limiter.back_off(chat.0, s.duration());

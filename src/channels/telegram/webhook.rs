@@ -143,6 +143,12 @@ impl Endpoint {
     pub async fn deliver(&self, body: &[u8]) -> Delivery {
         // From the bytes (not a `serde_json::Value`): teloxide reads the update kind
         // from borrowed keys.
+        // A string with a lone UTF-16 surrogate escape (a character cut in two) is not
+        // JSON a parser takes: it is read with that half replaced by U+FFFD.
+        let lenient = std::str::from_utf8(body)
+            .ok()
+            .map(super::lenient::without_lone_surrogates);
+        let body = lenient.as_deref().map_or(body, str::as_bytes);
         let update: Update = match serde_json::from_slice(body) {
             Ok(u) => u,
             Err(e) if e.is_syntax() || e.is_eof() => return Delivery::NotJson(e),
@@ -259,7 +265,7 @@ async fn set_webhook(ctx: &Ctx, settings: &Settings) -> Result<(), TelegramError
             .set_webhook(settings.url.clone())
             .secret_token(settings.secret.expose())
             .allowed_updates(vec![AllowedUpdate::Message, AllowedUpdate::CallbackQuery]);
-        let wait = match request.await {
+        let wait = match request.await.map_err(super::lenient::readable) {
             Ok(_) => {
                 tracing::info!(
                     path = settings.url.path(),

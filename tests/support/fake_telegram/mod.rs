@@ -255,6 +255,13 @@ impl FakeTelegram {
         }
     }
 
+    /// In the body of the next `getUpdates` answer that holds `from`, replace it by
+    /// `to` as raw text: a way to send what a `serde_json::Value` cannot hold, such
+    /// as a lone UTF-16 surrogate escape (`\udcff`).
+    pub fn rewrite_next_updates(&self, from: &str, to: &str) {
+        lock(&self.inner.state).rewrite_updates = Some((from.to_string(), to.to_string()));
+    }
+
     /// Script the next call of `method` (case-insensitive) to fail with this
     /// `error_code` (also the HTTP status) and `description`.
     pub fn fail_next(&self, method: &str, error_code: u16, description: &str) {
@@ -339,6 +346,8 @@ struct St {
     /// How many of `sent` are `sendMessage`s (edits and drafts left out).
     sends: usize,
     last_commands: Option<Value>,
+    /// `rewrite_next_updates`: (from, to) in the next `getUpdates` body holding `from`.
+    rewrite_updates: Option<(String, String)>,
     /// scope + language → commands
     registered_commands: HashMap<String, Value>,
     highest_offset: i64,
@@ -558,6 +567,21 @@ async fn handle(
         }
     }
     inner.changed.notify_waiters();
+    if lc == "getupdates" {
+        let body = reply.1.to_string();
+        let rewrite = {
+            let mut st = lock(&inner.state);
+            match &st.rewrite_updates {
+                Some((from, _)) if body.contains(from.as_str()) => st.rewrite_updates.take(),
+                _ => None,
+            }
+        };
+        if let Some((from, to)) = rewrite {
+            let mut resp = respond(reply);
+            *resp.body_mut() = Body::from(body.replace(&from, &to));
+            return resp;
+        }
+    }
     respond(reply)
 }
 
