@@ -233,6 +233,46 @@ async fn openai_endpoint_applies_directives_to_its_session() {
     .await
     .unwrap();
     assert_eq!(r.status(), 400);
+    // A value that is not plain text, or the header twice, is refused too: never a
+    // directive quietly applied to `web:default` instead.
+    let directive = br#"{"messages":[{"role":"user","content":"/model openai/gpt-4o-mini"}]}"#;
+    for headers in [
+        &b"x-remoteclaw-session: web:\xc3\xa9t\xc3\xa9\r\n"[..],
+        &b"x-remoteclaw-session: web:a\r\nx-remoteclaw-session: web:b\r\n"[..],
+    ] {
+        let mut extra = b"Host: 127.0.0.1\r\nContent-Type: application/json\r\n".to_vec();
+        extra.extend_from_slice(headers);
+        let mut request = format!(
+            "POST /v1/chat/completions HTTP/1.1\r\nContent-Length: {}\r\nConnection: close\r\n",
+            directive.len()
+        )
+        .into_bytes();
+        request.extend_from_slice(&extra);
+        request.extend_from_slice(b"\r\n");
+        request.extend_from_slice(directive);
+        let resp = support::gateway::raw(gw.addr, &request).await.unwrap();
+        assert_eq!(
+            resp.status,
+            400,
+            "{:?}",
+            String::from_utf8_lossy(&resp.body)
+        );
+        assert_eq!(resp.json()["error"]["code"], "invalid_session");
+    }
+    let v: Value = post(
+        "web:default",
+        json!({"messages": [{"role": "user", "content": "/model status"}]}),
+    )
+    .await
+    .unwrap()
+    .json()
+    .await
+    .unwrap();
+    let status = v["choices"][0]["message"]["content"].as_str().unwrap();
+    assert!(
+        status.contains("(default)"),
+        "web:default kept its model: {status}"
+    );
     gw.shutdown().await;
 }
 

@@ -179,19 +179,28 @@ async fn completions(state: GatewayState, headers: HeaderMap, body: Body) -> Res
         Ok(i) => i,
         Err(refusal) => return refusal.openai(),
     };
-    let session = headers
-        .get("x-remoteclaw-session")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("web:default")
-        .to_string();
-    if let Err(e) = key::validate(&session) {
-        return api_error(
-            StatusCode::BAD_REQUEST,
-            "invalid_request_error",
-            "invalid_session",
-            &format!("x-remoteclaw-session: {e}"),
-        );
-    }
+    // Absent: the default session. Present, it must be one readable key, never quietly
+    // another session (a directive would land on `web:default`).
+    let mut given = headers.get_all("x-remoteclaw-session").iter();
+    let session = match (given.next(), given.next()) {
+        (None, _) => Ok("web:default".to_string()),
+        (Some(_), Some(_)) => Err("the header is given more than once: send it once".to_string()),
+        (Some(v), None) => v.to_str().map(str::to_string).map_err(|_| {
+            "the value is not plain ASCII text: use a short name such as web:abc".to_string()
+        }),
+    };
+    let validated = session.and_then(|s| key::validate(&s).map(|()| s));
+    let session = match validated {
+        Ok(s) => s,
+        Err(e) => {
+            return api_error(
+                StatusCode::BAD_REQUEST,
+                "invalid_request_error",
+                "invalid_session",
+                &format!("x-remoteclaw-session: {e}"),
+            );
+        }
+    };
     let app = &state.app;
     let catalog = &app.engine.catalog();
     // The request may name a model (and pin a profile for this request only).
