@@ -21,6 +21,14 @@ pub struct Totals {
     pub output_tokens: u64,
 }
 
+impl Totals {
+    /// Add a row's tokens, saturating.
+    pub fn add(&mut self, input: u64, output: u64) {
+        self.input_tokens = self.input_tokens.saturating_add(input);
+        self.output_tokens = self.output_tokens.saturating_add(output);
+    }
+}
+
 impl From<Usage> for Totals {
     fn from(u: Usage) -> Totals {
         Totals {
@@ -117,16 +125,18 @@ impl UsageStore for SqliteUsage {
             let d = db.clone();
             blocking(&d, move || {
                 db.read(|c| {
-                    c.prepare_cached("SELECT COALESCE(SUM(input_tokens), 0), COALESCE(SUM(output_tokens), 0), COALESCE(SUM(turns), 0) FROM usage WHERE session = ?1")?.query_row(params![session],
-                        |r| {
-                            Ok((
-                                Totals {
-                                    input_tokens: from_db(r.get(0)?),
-                                    output_tokens: from_db(r.get(1)?),
-                                },
-                                from_db(r.get(2)?),
-                            ))
-                        })
+                    // Added here, saturating (DESIGN §8: counters saturate): SQLite's SUM
+                    // fails with "integer overflow" past i64::MAX.
+                    let mut stmt = c.prepare_cached(
+                        "SELECT input_tokens, output_tokens, turns FROM usage WHERE session = ?1",
+                    )?;
+                    let mut rows = stmt.query(params![session])?;
+                    let (mut total, mut turns) = (Totals::default(), 0u64);
+                    while let Some(r) = rows.next()? {
+                        total.add(from_db(r.get(0)?), from_db(r.get(1)?));
+                        turns = turns.saturating_add(from_db(r.get(2)?));
+                    }
+                    Ok((total, turns))
                 })
             })
             .await
@@ -140,18 +150,16 @@ impl UsageStore for SqliteUsage {
             blocking(&d, move || {
                 db.read(|c| {
                     let mut stmt = c.prepare_cached(
-                        "SELECT credential, SUM(input_tokens), SUM(output_tokens) FROM usage GROUP BY credential",
+                        "SELECT credential, input_tokens, output_tokens FROM usage",
                     )?;
-                    let rows = stmt.query_map([], |r| {
-                        Ok((
-                            r.get::<_, String>(0)?,
-                            Totals {
-                                input_tokens: from_db(r.get(1)?),
-                                output_tokens: from_db(r.get(2)?),
-                            },
-                        ))
-                    })?;
-                    rows.collect()
+                    let mut rows = stmt.query([])?;
+                    let mut out: BTreeMap<String, Totals> = BTreeMap::new();
+                    while let Some(r) = rows.next()? {
+                        out.entry(r.get(0)?)
+                            .or_default()
+                            .add(from_db(r.get(1)?), from_db(r.get(2)?));
+                    }
+                    Ok(out)
                 })
             })
             .await
