@@ -184,6 +184,20 @@ async fn four_images_of_max_image_bytes_fit_past_max_body_bytes_but_nothing_else
             .unwrap()
             .contains("gateway.maxBodyBytes (4096 bytes)")
     );
+    // Text-only bodies are held to maxBodyBytes as sent: padding counts.
+    let padded = format!(
+        "{{\"session\": \"four\", \"message\": \"x\"{}}}",
+        " ".repeat(4096)
+    );
+    let r = reqwest::Client::new()
+        .post(format!("{}/api/chat", gw.url))
+        .header("content-type", "application/json")
+        .body(padded)
+        .send()
+        .await
+        .unwrap();
+    let e = refusal(r, 413).await;
+    assert_eq!(e["code"], "body_too_large");
     // A body past the images' room is refused before it is read.
     let huge = json!({"session": "four", "message": "x", "junk": "y".repeat(400_000)});
     let e = refusal(post(&gw, &huge).await, 413).await;

@@ -12,7 +12,7 @@ mod upload;
 pub use history::history;
 
 use super::GatewayState;
-use super::body::read_json;
+use super::body::read_json_bytes;
 use super::refusal::Refusal;
 use super::request::chat_body;
 use super::stream::{StreamEvent, spawn_streaming};
@@ -154,7 +154,7 @@ fn rest_too_large(limit: usize) -> Refusal {
 pub async fn chat(State(state): State<GatewayState>, headers: HeaderMap, body: Body) -> Response {
     let max_image = state.app.config().agents.defaults.max_image_bytes();
     let limit = upload::body_limit(state.max_body_bytes, max_image);
-    let parsed = read_json(&headers, body, limit)
+    let parsed = read_json_bytes(&headers, body, limit)
         .await
         .map_err(|r| match r.status {
             StatusCode::PAYLOAD_TOO_LARGE => {
@@ -162,18 +162,20 @@ pub async fn chat(State(state): State<GatewayState>, headers: HeaderMap, body: B
             }
             _ => r,
         })
-        .and_then(|mut v| {
+        .and_then(|raw| {
+            let mut v: serde_json::Value =
+                serde_json::from_slice(&raw).map_err(|e| super::body::invalid_json(&e))?;
             let body = chat_body(&v)?;
             let id = session_id(&body.session)?.to_string();
             if body.message.len() > state.max_body_bytes {
                 return Err(text_too_long(state.max_body_bytes));
             }
-            let images = upload::take_images(&mut v, max_image)?;
-            // What is left once the images are out (re-encoded compactly, so never
-            // more than the bytes that came in).
-            if serde_json::to_vec(&v).map_or(0, |b| b.len()) > state.max_body_bytes {
+            // The body as sent, less its images, is held to gateway.maxBodyBytes
+            // (whitespace counts: it is what came over the wire).
+            if raw.len().saturating_sub(upload::images_len(&v)) > state.max_body_bytes {
                 return Err(rest_too_large(state.max_body_bytes));
             }
+            let images = upload::take_images(&mut v, max_image)?;
             Ok((id, body.message, images))
         });
     let (id, message, attachments) = match parsed {

@@ -70,6 +70,14 @@ fn display_name(given: Option<&str>, index: usize) -> String {
     }
 }
 
+/// How many bytes of the body are its `images` field (`"images":[…],`, compact): what
+/// the text's budget (gateway.maxBodyBytes) does not pay for.
+pub fn images_len(body: &Value) -> usize {
+    body.get("images").map_or(0, |images| {
+        serde_json::to_vec(images).map_or(0, |b| b.len()) + r#""images":,"#.len()
+    })
+}
+
 /// Take the `images` field out of the body (absent or `null`: none) and check every
 /// image. `max` is `agents.defaults.maxImageBytes`.
 pub fn take_images(body: &mut Value, max: u64) -> Result<Vec<Attachment>, Refusal> {
