@@ -422,6 +422,22 @@ async fn token_is_required_when_configured() {
         .await
         .unwrap();
     assert_eq!(r.status(), 200);
+    // The scheme in any case; two Authorization headers are refused.
+    let r = http()
+        .get(format!("{}/metrics", gw.url))
+        .header("authorization", "BEARER gw-secret-token")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let r = http()
+        .get(format!("{}/metrics", gw.url))
+        .header("authorization", "Bearer wrong")
+        .header("authorization", "Bearer gw-secret-token")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
     // The page itself and the health probe carry no data and stay reachable.
     assert_eq!(
         http()

@@ -56,15 +56,18 @@ pub async fn require_token(
     let Some(expected) = &state.token else {
         return next.run(req).await;
     };
-    let given = req
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| {
-            v.strip_prefix("Bearer ")
-                .or_else(|| v.strip_prefix("bearer "))
-        })
-        .map(str::trim);
+    // One Authorization header (two are ambiguous: refused), scheme matched without
+    // regard to case (RFC 9110 §11.1).
+    let mut all = req.headers().get_all(header::AUTHORIZATION).iter();
+    let given = match (all.next(), all.next()) {
+        (Some(v), None) => v
+            .to_str()
+            .ok()
+            .and_then(|v| v.split_once(' '))
+            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+            .map(|(_, token)| token.trim()),
+        _ => None,
+    };
     match given {
         Some(g) if token_matches(expected, g) => next.run(req).await,
         _ => {
