@@ -236,6 +236,22 @@ async fn chat_completions_errors_are_openai_shaped() {
         .unwrap();
     assert_eq!(r.status(), 429);
     assert_eq!(r.headers()["retry-after"], "9");
+    // Without any hint from the provider (a compatible server's bare 429): the first
+    // cooldown step (1 min).
+    fake.script(
+        "gw-key",
+        [Behavior::Raw {
+            status: 429,
+            content_type: "application/json".into(),
+            body: r#"{"error":{"message":"Too many requests","type":"rate_limit_error"}}"#.into(),
+            headers: Vec::new(),
+        }],
+    );
+    let r = post(json!({"model": "mini", "messages": [{"role": "user", "content": "x"}]}))
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 429);
+    assert_eq!(r.headers()["retry-after"], "60");
 
     // Failing after some text: an error chunk inside the stream, then [DONE].
     fake.script("gw-key", [Behavior::ErrorMidStream("partial".into())]);

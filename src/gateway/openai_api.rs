@@ -68,7 +68,9 @@ fn error_status(e: &TurnError) -> (StatusCode, &'static str) {
     }
 }
 
-fn turn_error_response(e: &TurnError) -> Response {
+/// A failed turn as an OpenAI error. A rate limit carries `Retry-After`: the provider's
+/// hint, else `fallback_secs` (the first step of the cooldown the key was put in).
+fn turn_error_response(e: &TurnError, fallback_secs: u64) -> Response {
     let (status, code) = error_status(e);
     // The request's own fault (its images): OpenAI's type for it.
     let kind = if status == StatusCode::BAD_REQUEST {
@@ -77,13 +79,29 @@ fn turn_error_response(e: &TurnError) -> Response {
         "remoteclaw_error"
     };
     let mut resp = api_error(status, kind, code, &e.to_string());
-    if let TurnError::Provider(p) = e
-        && let Some(d) = p.retry_after
-        && let Ok(v) = HeaderValue::from_str(&d.as_secs().max(1).to_string())
-    {
-        resp.headers_mut().insert(header::RETRY_AFTER, v);
+    if let TurnError::Provider(p) = e {
+        let secs = match (p.retry_after, p.kind) {
+            (Some(d), _) => Some(d.as_secs()),
+            (None, ErrorKind::RateLimit) => Some(fallback_secs),
+            (None, _) => None,
+        };
+        if let Some(v) = secs.and_then(|s| HeaderValue::from_str(&s.max(1).to_string()).ok()) {
+            resp.headers_mut().insert(header::RETRY_AFTER, v);
+        }
     }
     resp
+}
+
+/// Seconds a rate-limited key cools down for when the provider named no time: the first
+/// step of `auth.cooldowns.rateLimitBackoffSecs` (DESIGN §5: 1 min).
+fn rate_limit_fallback(app: &crate::app::App) -> u64 {
+    app.config()
+        .auth
+        .cooldowns
+        .rate_limit_backoff_secs
+        .first()
+        .copied()
+        .unwrap_or(60)
 }
 
 fn completion_id() -> String {
@@ -325,7 +343,7 @@ async fn completions(state: GatewayState, headers: HeaderMap, body: Body) -> Res
         drop(permit);
         crate::chat::record_usage(&state.app, &session, &result);
         return match &result.error {
-            Some(e) => turn_error_response(e),
+            Some(e) => turn_error_response(e, rate_limit_fallback(&state.app)),
             None => axum::Json(completion_body(&id, created, &result)).into_response(),
         };
     }
@@ -349,7 +367,7 @@ async fn completions(state: GatewayState, headers: HeaderMap, body: Body) -> Res
                     *resp.status_mut() = StatusCode::GATEWAY_TIMEOUT;
                     resp
                 }
-                Some(e) => turn_error_response(e),
+                Some(e) => turn_error_response(e, rate_limit_fallback(&state.app)),
                 None => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
             };
         }
