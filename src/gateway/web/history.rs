@@ -28,7 +28,7 @@ pub async fn history(
     let Ok(Query(query)) = query else {
         return Refusal::field(
             "session",
-            "the session query parameter is required: GET /api/history?session=<id>",
+            "give the session query parameter once: GET /api/history?session=<id>",
         )
         .plain();
     };
