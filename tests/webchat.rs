@@ -275,6 +275,7 @@ async fn a_model_without_images_answers_in_the_chat_and_calls_no_provider() {
     let (name, data) = events.last().unwrap();
     assert_eq!(name, "error", "{events:?}");
     let message: Value = serde_json::from_str(data).unwrap();
+    assert_eq!(message["code"], "images_not_accepted", "{message}");
     assert!(
         message["message"]
             .as_str()

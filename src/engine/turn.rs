@@ -75,6 +75,18 @@ pub enum TurnError {
 }
 
 impl TurnError {
+    /// The failed turn's outcome word (metrics' `outcome`, the web chat's error `code`):
+    /// a provider error's kind (as in `agent --json` attempts), else what stopped it.
+    pub fn outcome(&self) -> &'static str {
+        match self {
+            TurnError::Provider(e) | TurnError::ImageRefused { error: e, .. } => e.kind.as_str(),
+            TurnError::Resolve(_) => "no_credentials",
+            TurnError::UnknownProvider { .. } => "unknown_provider",
+            TurnError::ImagesNotAccepted { .. } => "images_not_accepted",
+            TurnError::TooManyImages => "too_many_images",
+        }
+    }
+
     pub fn kind(&self) -> Option<ErrorKind> {
         match self {
             TurnError::Provider(e) | TurnError::ImageRefused { error: e, .. } => Some(e.kind),
@@ -517,15 +529,11 @@ impl Engine {
         self.metrics
             .turn_seconds
             .observe(started.elapsed().as_secs_f64());
-        let outcome = match &result.error {
-            None => "ok".to_string(),
-            Some(TurnError::Provider(e)) => e.kind.as_str().to_string(),
-            Some(TurnError::Resolve(_)) => "no_credentials".to_string(),
-            Some(TurnError::UnknownProvider { .. }) => "unknown_provider".to_string(),
-            Some(TurnError::ImagesNotAccepted { .. }) => "images_not_accepted".to_string(),
-            Some(TurnError::TooManyImages) => "too_many_images".to_string(),
-            Some(TurnError::ImageRefused { error, .. }) => error.kind.as_str().to_string(),
-        };
+        let outcome = result
+            .error
+            .as_ref()
+            .map_or("ok", TurnError::outcome)
+            .to_string();
         self.metrics
             .turns
             .get_or_create(&crate::metrics::OutcomeLabels { outcome })

@@ -110,10 +110,17 @@ fn final_events(result: &ChatResult) -> Vec<Event> {
         );
     }
     if result.is_error() {
+        // `code`: the failed turn's outcome (`rate_limit`, `no_credentials`, …), or
+        // `refused` when no turn ran (a busy session, a refused directive, the store).
+        let code = result
+            .turn
+            .as_ref()
+            .and_then(|t| t.error.as_ref())
+            .map_or("refused", crate::engine::TurnError::outcome);
         out.push(
             Event::default()
                 .event("error")
-                .data(json!({"message": result.reply_text()}).to_string()),
+                .data(json!({"message": result.reply_text(), "code": code}).to_string()),
         );
     } else {
         let credential = result.turn.as_ref().and_then(|t| t.credential.clone());
