@@ -86,6 +86,7 @@ async fn malformed_requests_get_4xx_or_close_and_health_stays_up() {
         ("JSON null", json_post("/api/chat", b"null")),
         ("NUL in path", b"GET /he\0alth HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n".to_vec()),
         ("path traversal", b"GET /../../etc/passwd HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n".to_vec()),
+        ("two Content-Types", b"POST /v1/chat/completions HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Type: text/plain\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}".to_vec()),
     ];
     for (what, bytes) in cases {
         assert_refused(what, raw(gw.addr, &bytes).await);

@@ -10,12 +10,18 @@ use futures_util::StreamExt;
 use serde_json::Value;
 
 /// `application/json`, with parameters (`; charset=utf-8`) and in any case.
+/// Whether the request says, once, that its body is JSON (two Content-Type headers are
+/// ambiguous: refused like a wrong one).
 fn is_json(headers: &HeaderMap) -> bool {
-    headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split(';').next())
-        .is_some_and(|essence| essence.trim().eq_ignore_ascii_case("application/json"))
+    let mut all = headers.get_all(header::CONTENT_TYPE).iter();
+    match (all.next(), all.next()) {
+        (Some(v), None) => v
+            .to_str()
+            .ok()
+            .and_then(|v| v.split(';').next())
+            .is_some_and(|essence| essence.trim().eq_ignore_ascii_case("application/json")),
+        _ => false,
+    }
 }
 
 fn too_large(limit: usize) -> Refusal {
@@ -51,13 +57,21 @@ pub async fn read_json_bytes(
     limit: usize,
 ) -> Result<Vec<u8>, Refusal> {
     if !is_json(headers) {
-        let given = headers.get(header::CONTENT_TYPE).map(|v| {
-            String::from_utf8_lossy(v.as_bytes())
-                .chars()
-                .take(100)
-                .collect::<String>()
-        });
-        let given = given.map_or_else(|| "none".to_string(), |g| format!("\"{g}\""));
+        let all: Vec<String> = headers
+            .get_all(header::CONTENT_TYPE)
+            .iter()
+            .map(|v| {
+                String::from_utf8_lossy(v.as_bytes())
+                    .chars()
+                    .take(100)
+                    .collect::<String>()
+            })
+            .collect();
+        let given = match all.as_slice() {
+            [] => "none".to_string(),
+            [one] => format!("\"{one}\""),
+            _ => format!("given {} times, send it once", all.len()),
+        };
         return Err(Refusal::new(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             "unsupported_media_type",
