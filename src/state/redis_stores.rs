@@ -141,6 +141,21 @@ impl RedisCooldowns {
     fn keys(&self) -> [String; 4] {
         cooldown_keys(&self.redis)
     }
+
+    /// Delete those of `fields` whose row carries one of `fingerprints`
+    /// ([`DELETE_FIELDS_WITH_FINGERPRINT`]); how many went.
+    fn delete_with_fingerprints(
+        &self,
+        fields: Vec<String>,
+        fingerprints: &[String],
+    ) -> StoreFuture<i64> {
+        let [rows, _, _, rev] = self.keys();
+        let mut args = vec![fields.len().to_string()];
+        args.extend(fields);
+        args.extend(fingerprints.iter().cloned());
+        self.redis
+            .script::<i64>(&DELETE_FIELDS_WITH_FINGERPRINT, vec![rows, rev], args)
+    }
 }
 
 /// The hash field of (credential, model, secret fingerprint): a JSON array, so no
@@ -202,9 +217,9 @@ impl CooldownStore for RedisCooldowns {
                 }
             }
             fields.sort_by_key(|(parts, _)| parts.len());
-            for (mut parts, json) in fields {
-                parts.truncate(2);
-                let (Some(model), Some(cred)) = (parts.pop(), parts.pop()) else {
+            for (parts, json) in fields {
+                let mut parts = parts.into_iter();
+                let (Some(cred), Some(model)) = (parts.next(), parts.next()) else {
                     continue;
                 };
                 let row: StoredRow = serde_json::from_str(&json)
@@ -227,7 +242,7 @@ impl CooldownStore for RedisCooldowns {
 
     fn set(&self, credential: &str, scope: &str, row: CooldownRow, now_ms: i64) -> StoreFuture<()> {
         let [rows, used, _, rev] = self.keys();
-        let row_fingerprint = row.fingerprint.clone();
+        let row_field = field(credential, scope, &row.fingerprint);
         let json = match encode(
             &self.redis,
             &StoredRow {
@@ -242,7 +257,7 @@ impl CooldownStore for RedisCooldowns {
         };
         let mut pipe = redis::pipe();
         pipe.atomic()
-            .hset(rows, field(credential, scope, &row_fingerprint), json)
+            .hset(rows, row_field, json)
             .ignore()
             .hset(used, credential, now_ms)
             .ignore()
@@ -269,9 +284,8 @@ impl CooldownStore for RedisCooldowns {
         model: &str,
         fingerprints: &[String],
     ) -> StoreFuture<()> {
-        let [rows, _, _, rev] = self.keys();
         // The row for this model and the credential-wide one, of each secret, in both
-        // field shapes; the script deletes those whose row carries one of them.
+        // field shapes; those whose row carries one of the secrets go.
         let mut fields = vec![
             legacy_field(credential, model),
             legacy_field(credential, ""),
@@ -280,12 +294,7 @@ impl CooldownStore for RedisCooldowns {
             fields.push(field(credential, model, fp));
             fields.push(field(credential, "", fp));
         }
-        let mut args = vec![fields.len().to_string()];
-        args.extend(fields);
-        args.extend(fingerprints.iter().cloned());
-        let fut = self
-            .redis
-            .script::<i64>(&DELETE_FIELDS_WITH_FINGERPRINT, vec![rows, rev], args);
+        let fut = self.delete_with_fingerprints(fields, fingerprints);
         Box::pin(async move { fut.await.map(|_| ()) })
     }
 
@@ -329,21 +338,17 @@ impl CooldownStore for RedisCooldowns {
     }
 
     fn clear_rows(&self, list: Vec<(String, String, String)>) -> StoreFuture<usize> {
-        let [rows, _, _, rev] = self.keys();
         // One script call per row: its field, and the older-shape field when that row
         // carries the same secret.
         let calls: Vec<_> = list
             .iter()
             .map(|(credential, model, fp)| {
-                self.redis.script::<i64>(
-                    &DELETE_FIELDS_WITH_FINGERPRINT,
-                    vec![rows.clone(), rev.clone()],
+                self.delete_with_fingerprints(
                     vec![
-                        "2".to_string(),
                         field(credential, model, fp),
                         legacy_field(credential, model),
-                        fp.clone(),
                     ],
+                    std::slice::from_ref(fp),
                 )
             })
             .collect();
