@@ -8,6 +8,33 @@
 /// sooner (a command, a fast model) costs no extra platform call.
 pub const TYPING_AFTER: std::time::Duration = std::time::Duration::from_millis(300);
 
+/// The pause before asking a platform again after a failure that may pass (the network,
+/// a 5xx, an answer that cannot be read): 1 s, doubling to 60 s; back to 1 s after a
+/// success.
+#[derive(Debug)]
+pub(crate) struct Backoff(std::time::Duration);
+
+impl Backoff {
+    const FIRST: std::time::Duration = std::time::Duration::from_secs(1);
+    const MOST: std::time::Duration = std::time::Duration::from_secs(60);
+
+    pub(crate) fn new() -> Backoff {
+        Backoff(Self::FIRST)
+    }
+
+    /// The pause to take now; the next one is twice as long (at most a minute).
+    pub(crate) fn next(&mut self) -> std::time::Duration {
+        let now = self.0;
+        self.0 = (now * 2).min(Self::MOST);
+        now
+    }
+
+    /// It worked: the next failure starts from 1 s again.
+    pub(crate) fn reset(&mut self) {
+        self.0 = Self::FIRST;
+    }
+}
+
 pub mod chunk;
 pub mod discord;
 pub(crate) mod media;
@@ -49,4 +76,19 @@ pub async fn bot_token(
         .get_nonblank(env_var)
         .map(|t| Secret::new(t.trim()))
         .ok_or(TokenError::Missing)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Backoff;
+    use std::time::Duration;
+
+    #[test]
+    fn backoff_doubles_to_a_minute_and_starts_over_after_a_success() {
+        let mut b = Backoff::new();
+        let waits: Vec<u64> = (0..8).map(|_| b.next().as_secs()).collect();
+        assert_eq!(waits, [1, 2, 4, 8, 16, 32, 60, 60]);
+        b.reset();
+        assert_eq!(b.next(), Duration::from_secs(1));
+    }
 }

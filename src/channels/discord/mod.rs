@@ -222,7 +222,7 @@ async fn reach_discord(
     token: &Secret,
     shutdown: &mut watch::Receiver<bool>,
 ) -> Result<Option<String>, DiscordError> {
-    let mut backoff = std::time::Duration::from_secs(1);
+    let mut backoff = super::Backoff::new();
     loop {
         if *shutdown.borrow() {
             return Ok(None);
@@ -239,16 +239,16 @@ async fn reach_discord(
                 r.status_code.as_u16()
             )));
         }
+        let wait = backoff.next();
         tracing::warn!(
             "Discord GET /gateway failed ({}); retrying in {} s",
             token.redact_in(&e.to_string()),
-            backoff.as_secs()
+            wait.as_secs()
         );
         tokio::select! {
             _ = shutdown.changed() => return Ok(None),
-            _ = tokio::time::sleep(backoff) => {}
+            _ = tokio::time::sleep(wait) => {}
         }
-        backoff = (backoff * 2).min(std::time::Duration::from_secs(60));
     }
 }
 

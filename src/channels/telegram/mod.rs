@@ -361,7 +361,7 @@ async fn get_me(
     token: &Secret,
     shutdown: &mut watch::Receiver<bool>,
 ) -> Result<Option<teloxide::types::Me>, TelegramError> {
-    let mut backoff = Duration::from_secs(1);
+    let mut backoff = super::Backoff::new();
     loop {
         if *shutdown.borrow() {
             return Ok(None);
@@ -373,8 +373,7 @@ async fn get_me(
             }
             Err(RequestError::RetryAfter(s)) => s.duration().min(limiter::MAX_RETRY_AFTER),
             Err(e) => {
-                let wait = backoff;
-                backoff = (backoff * 2).min(Duration::from_secs(60));
+                let wait = backoff.next();
                 tracing::warn!(
                     "Telegram getMe failed ({}); retrying in {} s",
                     describe(&e, token),
@@ -393,7 +392,7 @@ async fn get_me(
 /// Long-poll `getUpdates` until `shutdown`. Each update is recorded before the next
 /// poll acknowledges it; the offset stored is only ever one whose updates were answered.
 async fn poll(ctx: &Arc<Ctx>, shutdown: &mut watch::Receiver<bool>) -> Result<(), TelegramError> {
-    let mut backoff = Duration::from_secs(1);
+    let mut backoff = super::Backoff::new();
     loop {
         if *shutdown.borrow() {
             return Ok(());
@@ -423,23 +422,25 @@ async fn poll(ctx: &Arc<Ctx>, shutdown: &mut watch::Receiver<bool>) -> Result<()
         // A batch teloxide cannot read as a whole: the readable updates are answered,
         // the others skipped, so the next poll moves past them (instead of asking for
         // the same batch forever).
-        if let Err(RequestError::InvalidJson { raw, .. }) = &result
-            && let Some(batch) = lenient::updates(raw)
-        {
-            tracing::warn!(
-                skipped = ?batch.skipped,
-                "Telegram sent updates that could not be read; answering the others and skipping these"
-            );
-            for id in &batch.skipped {
-                ctx.journal.skip(*id);
-            }
-            backoff = Duration::from_secs(1);
-            take(ctx, batch.updates).await;
-            continue;
-        }
+        let result = match result {
+            Err(RequestError::InvalidJson { raw, source }) => match lenient::updates(&raw) {
+                Some(batch) => {
+                    tracing::warn!(
+                        skipped = ?batch.skipped,
+                        "Telegram sent updates that could not be read; answering the others and skipping these"
+                    );
+                    for id in &batch.skipped {
+                        ctx.journal.skip(*id);
+                    }
+                    Ok(batch.updates)
+                }
+                None => Err(RequestError::InvalidJson { raw, source }),
+            },
+            other => other,
+        };
         let wait = match result {
             Ok(updates) => {
-                backoff = Duration::from_secs(1);
+                backoff.reset();
                 take(ctx, updates).await;
                 continue;
             }
@@ -448,13 +449,12 @@ async fn poll(ctx: &Arc<Ctx>, shutdown: &mut watch::Receiver<bool>) -> Result<()
                 return Err(TelegramError::InvalidToken);
             }
             Err(e) => {
+                let wait = backoff.next();
                 tracing::warn!(
                     "Telegram getUpdates failed ({}); retrying in {} s",
                     describe(&e, &ctx.token),
-                    backoff.as_secs()
+                    wait.as_secs()
                 );
-                let wait = backoff;
-                backoff = (backoff * 2).min(Duration::from_secs(60));
                 wait
             }
         };

@@ -258,7 +258,7 @@ pub async fn serve(
 /// `setWebhook` with the url as configured, the secret and the update kinds the channel
 /// answers. Pending updates are kept (nothing lost).
 async fn set_webhook(ctx: &Ctx, settings: &Settings) -> Result<(), TelegramError> {
-    let mut backoff = Duration::from_secs(1);
+    let mut backoff = crate::channels::Backoff::new();
     loop {
         let request = ctx
             .bot
@@ -283,13 +283,12 @@ async fn set_webhook(ctx: &Ctx, settings: &Settings) -> Result<(), TelegramError
             }
             Err(RequestError::RetryAfter(s)) => s.duration().min(limiter::MAX_RETRY_AFTER),
             Err(e) => {
-                let wait = backoff;
+                let wait = backoff.next();
                 tracing::warn!(
                     "Telegram setWebhook failed ({}); retrying in {} s",
                     describe(&e, &ctx.token),
                     wait.as_secs()
                 );
-                backoff = (backoff * 2).min(Duration::from_secs(60));
                 wait
             }
         };
