@@ -82,17 +82,14 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<ExitCode> {
         // `--json` prints its object for a turn that could not start too (DESIGN §6:
         // a failed turn still prints it): the config or the state store failed.
         Err(e) if args.json => {
-            let failed = AgentJson {
-                reply: String::new(),
-                session: &args.session,
-                model: String::new(),
-                credential: None,
-                attempts: &[],
-                directive: None,
-                usage: crate::usage::Totals::default(),
+            let failed = ChatResult {
                 error: Some(e.to_string()),
+                ..ChatResult::default()
             };
-            println!("{}", crate::cli::json_text(&failed, false)?);
+            println!(
+                "{}",
+                crate::cli::json_text(&AgentJson::new(&args.session, &failed), false)?
+            );
             eprintln!("error: {e}");
             return Ok(ExitCode::FAILURE);
         }
