@@ -162,8 +162,11 @@ impl AccessPolicy {
     }
 }
 
-/// The one value of header `name`; several copies or a non-ASCII value are an error.
-fn single<'a>(headers: &'a HeaderMap, name: &HeaderName) -> Result<Option<&'a str>, ()> {
+/// The one value of header `name` (`None`: absent); several copies or a non-ASCII value
+/// are an error. Every header whose meaning a second copy would make ambiguous is read
+/// through this (`Host`, `Authorization`, `Content-Type`, `x-remoteclaw-session`, the
+/// Telegram webhook secret).
+pub(super) fn single<'a>(headers: &'a HeaderMap, name: &HeaderName) -> Result<Option<&'a str>, ()> {
     let mut values = headers.get_all(name).iter();
     let first = values.next();
     if values.next().is_some() {

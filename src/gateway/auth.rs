@@ -58,16 +58,12 @@ pub async fn require_token(
     };
     // One Authorization header (two are ambiguous: refused), scheme matched without
     // regard to case (RFC 9110 §11.1).
-    let mut all = req.headers().get_all(header::AUTHORIZATION).iter();
-    let given = match (all.next(), all.next()) {
-        (Some(v), None) => v
-            .to_str()
-            .ok()
-            .and_then(|v| v.split_once(' '))
-            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
-            .map(|(_, token)| token.trim()),
-        _ => None,
-    };
+    let given = super::access::single(req.headers(), &header::AUTHORIZATION)
+        .ok()
+        .flatten()
+        .and_then(|v| v.split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, token)| token.trim());
     match given {
         Some(g) if token_matches(expected, g) => next.run(req).await,
         _ => {

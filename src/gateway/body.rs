@@ -9,19 +9,14 @@ use axum::http::{HeaderMap, StatusCode, header};
 use futures_util::StreamExt;
 use serde_json::Value;
 
-/// `application/json`, with parameters (`; charset=utf-8`) and in any case.
-/// Whether the request says, once, that its body is JSON (two Content-Type headers are
-/// ambiguous: refused like a wrong one).
-fn is_json(headers: &HeaderMap) -> bool {
-    let mut all = headers.get_all(header::CONTENT_TYPE).iter();
-    match (all.next(), all.next()) {
-        (Some(v), None) => v
-            .to_str()
-            .ok()
-            .and_then(|v| v.split(';').next())
-            .is_some_and(|essence| essence.trim().eq_ignore_ascii_case("application/json")),
-        _ => false,
-    }
+/// Whether the one Content-Type is `application/json`, with parameters (`;
+/// charset=utf-8`) and in any case.
+fn is_json(content_type: Result<Option<&str>, ()>) -> bool {
+    content_type
+        .ok()
+        .flatten()
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|essence| essence.trim().eq_ignore_ascii_case("application/json"))
 }
 
 fn too_large(limit: usize) -> Refusal {
@@ -56,21 +51,13 @@ pub async fn read_json_bytes(
     body: Body,
     limit: usize,
 ) -> Result<Vec<u8>, Refusal> {
-    if !is_json(headers) {
-        let all: Vec<String> = headers
-            .get_all(header::CONTENT_TYPE)
-            .iter()
-            .map(|v| {
-                String::from_utf8_lossy(v.as_bytes())
-                    .chars()
-                    .take(100)
-                    .collect::<String>()
-            })
-            .collect();
-        let given = match all.as_slice() {
-            [] => "none".to_string(),
-            [one] => format!("\"{one}\""),
-            _ => format!("given {} times, send it once", all.len()),
+    // Two Content-Type headers are ambiguous: refused like a wrong one.
+    let content_type = super::access::single(headers, &header::CONTENT_TYPE);
+    if !is_json(content_type) {
+        let given = match content_type {
+            Ok(None) => "none".to_string(),
+            Ok(Some(v)) => format!("\"{}\"", v.chars().take(100).collect::<String>()),
+            Err(()) => "several, or one that is not plain ASCII: send exactly one".to_string(),
         };
         return Err(Refusal::new(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,

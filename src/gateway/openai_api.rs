@@ -199,15 +199,19 @@ async fn completions(state: GatewayState, headers: HeaderMap, body: Body) -> Res
     };
     // Absent: the default session. Present, it must be one readable key, never quietly
     // another session (a directive would land on `web:default`).
-    let mut given = headers.get_all("x-remoteclaw-session").iter();
-    let session = match (given.next(), given.next()) {
-        (None, _) => Ok("web:default".to_string()),
-        (Some(_), Some(_)) => Err("the header is given more than once: send it once".to_string()),
-        (Some(v), None) => v.to_str().map(str::to_string).map_err(|_| {
-            "the value is not plain ASCII text: use a short name such as web:abc".to_string()
-        }),
+    let given = super::access::single(
+        &headers,
+        &axum::http::HeaderName::from_static("x-remoteclaw-session"),
+    );
+    let validated = match given {
+        Ok(s) => {
+            let s = s.unwrap_or("web:default");
+            key::validate(s).map(|()| s.to_string())
+        }
+        Err(()) => {
+            Err("give it once, as plain ASCII text: a short name such as web:abc".to_string())
+        }
     };
-    let validated = session.and_then(|s| key::validate(&s).map(|()| s));
     let session = match validated {
         Ok(s) => s,
         Err(e) => {

@@ -55,11 +55,14 @@ async fn deliver(state: &GatewayState, req: Request) -> Response {
     }
     let intake = &state.app.telegram_webhook;
     let endpoint = intake.endpoint();
-    let mut given = req.headers().get_all(WEBHOOK_SECRET_HEADER).iter();
-    let secret = match (given.next(), given.next()) {
-        (Some(v), None) => Some(v.as_bytes()),
-        _ => None,
-    };
+    // Exactly one secret header (a second copy makes it no secret at all).
+    let secret = super::access::single(
+        req.headers(),
+        &axum::http::HeaderName::from_static(WEBHOOK_SECRET_HEADER),
+    )
+    .ok()
+    .flatten()
+    .map(str::as_bytes);
     // The secret first: a wrong one gets 403 even while the channel is starting (it
     // knows the secret before it has reached Telegram).
     let authentic = match &endpoint {
