@@ -9,10 +9,11 @@ use axum::http::{HeaderMap, StatusCode, header};
 use futures_util::StreamExt;
 use serde_json::Value;
 
-/// Whether the one Content-Type is `application/json`, with parameters (`;
-/// charset=utf-8`) and in any case.
-fn is_json(content_type: Result<Option<&str>, ()>) -> bool {
-    content_type
+/// Whether the request's one Content-Type is `application/json`, with parameters (`;
+/// charset=utf-8`) and in any case (two Content-Type headers are ambiguous: refused
+/// like a wrong one).
+fn is_json(headers: &HeaderMap) -> bool {
+    super::access::single(headers, &header::CONTENT_TYPE)
         .ok()
         .flatten()
         .and_then(|v| v.split(';').next())
@@ -51,10 +52,8 @@ pub async fn read_json_bytes(
     body: Body,
     limit: usize,
 ) -> Result<Vec<u8>, Refusal> {
-    // Two Content-Type headers are ambiguous: refused like a wrong one.
-    let content_type = super::access::single(headers, &header::CONTENT_TYPE);
-    if !is_json(content_type) {
-        let given = match content_type {
+    if !is_json(headers) {
+        let given = match super::access::single(headers, &header::CONTENT_TYPE) {
             Ok(None) => "none".to_string(),
             Ok(Some(v)) => format!("\"{}\"", v.chars().take(100).collect::<String>()),
             Err(()) => "several, or one that is not plain ASCII: send exactly one".to_string(),
