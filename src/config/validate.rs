@@ -520,10 +520,7 @@ fn alerts(a: &crate::config::AlertsConfig) -> Result<(), Violation> {
     {
         return Err(violation(
             "alerts.discordChannel",
-            format!(
-                "\"{}\" is not a Discord channel id",
-                c.chars().take(64).collect::<String>()
-            ),
+            format!("\"{}\" is not a Discord channel id", shown(c)),
             "use the channel's id (a snowflake of digits, as a string), e.g. \"333333333333333333\"",
         ));
     }
