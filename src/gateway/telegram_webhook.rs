@@ -54,7 +54,6 @@ async fn deliver(state: &GatewayState, req: Request) -> Response {
         return resp;
     }
     let intake = &state.app.telegram_webhook;
-    let endpoint = intake.endpoint();
     // Exactly one secret header (a second copy makes it no secret at all).
     let secret = super::access::single(
         req.headers(),
@@ -64,12 +63,8 @@ async fn deliver(state: &GatewayState, req: Request) -> Response {
     .flatten()
     .map(str::as_bytes);
     // The secret first: a wrong one gets 403 even while the channel is starting (it
-    // knows the secret before it has reached Telegram).
-    let authentic = match &endpoint {
-        Some(e) => e.authenticates(secret),
-        None => intake.authenticates(secret).unwrap_or(true),
-    };
-    if !authentic {
+    // knows the secret before it has reached Telegram, and before its endpoint opens).
+    if !intake.authenticates(secret).unwrap_or(true) {
         return Refusal::new(
             StatusCode::FORBIDDEN,
             "invalid_webhook_secret",
@@ -77,7 +72,7 @@ async fn deliver(state: &GatewayState, req: Request) -> Response {
         )
         .plain();
     }
-    let Some(endpoint) = endpoint else {
+    let Some(endpoint) = intake.endpoint() else {
         return Refusal::new(
             StatusCode::SERVICE_UNAVAILABLE,
             "telegram_not_ready",

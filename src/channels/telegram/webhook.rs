@@ -115,9 +115,9 @@ pub enum Delivery {
     Closed,
 }
 
-/// The running channel as the gateway sees it: the secret, and the way in.
+/// The running channel as the gateway sees it: the way in (the secret deliveries must
+/// carry is the [`Intake`]'s).
 pub struct Endpoint {
-    secret: Secret,
     ctx: Arc<Ctx>,
     /// Deliveries are taken one at a time, so a chat's messages reach its queue in the
     /// order they arrived; `true` once the channel stopped taking messages.
@@ -133,11 +133,6 @@ pub fn secret_matches(expected: &Secret, given: &[u8]) -> bool {
 }
 
 impl Endpoint {
-    /// Whether the delivery's `X-Telegram-Bot-Api-Secret-Token` is the secret.
-    pub fn authenticates(&self, given: Option<&[u8]>) -> bool {
-        given.is_some_and(|g| secret_matches(&self.secret, g))
-    }
-
     /// Take one delivery (a JSON body): decide, record, queue. Returns once the update
     /// is recorded; its turn runs afterwards.
     pub async fn deliver(&self, body: &[u8]) -> Delivery {
@@ -226,8 +221,10 @@ pub async fn serve(
     shutdown: &mut watch::Receiver<bool>,
 ) -> Result<(), TelegramError> {
     let intake = ctx.app.telegram_webhook.clone();
+    // The secret first (the channel set it already while connecting; a caller that did
+    // not still gets it checked before any delivery is taken).
+    intake.expect_secret(settings.secret.clone());
     let endpoint = Arc::new(Endpoint {
-        secret: settings.secret.clone(),
         ctx: ctx.clone(),
         gate: tokio::sync::Mutex::new(false),
     });
