@@ -567,26 +567,26 @@ async fn handle(
         }
     }
     inner.changed.notify_waiters();
+    let mut body = reply.1.to_string();
     if lc == "getupdates" {
-        let body = reply.1.to_string();
-        let rewrite = {
-            let mut st = lock(&inner.state);
-            match &st.rewrite_updates {
-                Some((from, _)) if body.contains(from.as_str()) => st.rewrite_updates.take(),
-                _ => None,
-            }
-        };
-        if let Some((from, to)) = rewrite {
-            let mut resp = respond(reply);
-            *resp.body_mut() = Body::from(body.replace(&from, &to));
-            return resp;
+        let mut st = lock(&inner.state);
+        if let Some((from, to)) = st
+            .rewrite_updates
+            .take_if(|(from, _)| body.contains(from.as_str()))
+        {
+            body = body.replace(&from, &to);
         }
     }
-    respond(reply)
+    respond_text(reply.0, body)
 }
 
 fn respond((status, body): Reply) -> Response {
-    let mut resp = Response::new(Body::from(body.to_string()));
+    respond_text(status, body.to_string())
+}
+
+/// An answer whose JSON body is already text.
+fn respond_text(status: u16, body: String) -> Response {
+    let mut resp = Response::new(Body::from(body));
     *resp.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     resp.headers_mut().insert(
         header::CONTENT_TYPE,
