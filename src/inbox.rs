@@ -138,24 +138,28 @@ impl InboxStore for SqliteInbox {
         let db = self.db.clone();
         let (channel, id, payload) = (channel.to_string(), id.to_string(), payload.to_string());
         Box::pin(async move {
-            db
-            .write_async(false, move |c| {
+            db.write_async(false, move |c| {
                 // Atomic without a savepoint here: every write runs in a transaction or savepoint of its own.
-    let tx = &*c;
+                let tx = &*c;
+                let added = tx
+                    .prepare_cached(
+                        "INSERT INTO inbox (channel, id, seq, payload, status, received_at)
+                         VALUES (?1, ?2,
+                                 (SELECT COALESCE(MAX(seq), 0) + 1 FROM inbox WHERE channel = ?1),
+                                 ?3, ?4, ?5)
+                         ON CONFLICT (channel, id) DO NOTHING",
+                    )?
+                    .execute(params![channel, id, payload, PENDING, now])?;
+                if added == 1 {
+                    return Ok(Receipt::New);
+                }
                 let known: Option<String> = tx
-                    .prepare_cached("SELECT status FROM inbox WHERE channel = ?1 AND id = ?2")?.query_row(params![channel, id],
-                        |r| r.get(0))
+                    .prepare_cached("SELECT status FROM inbox WHERE channel = ?1 AND id = ?2")?
+                    .query_row(params![channel, id], |r| r.get(0))
                     .optional()?;
                 let receipt = match known.as_deref() {
                     Some(ANSWERED) => Receipt::Answered,
-                    Some(_) => Receipt::Pending,
-                    None => {
-                        tx.prepare_cached("INSERT INTO inbox (channel, id, seq, payload, status, received_at)
-                             VALUES (?1, ?2,
-                                     (SELECT COALESCE(MAX(seq), 0) + 1 FROM inbox WHERE channel = ?1),
-                                     ?3, ?4, ?5)")?.execute(params![channel, id, payload, PENDING, now])?;
-                        Receipt::New
-                    }
+                    _ => Receipt::Pending,
                 };
                 Ok(receipt)
             })
@@ -168,7 +172,7 @@ impl InboxStore for SqliteInbox {
         let (channel, id) = (channel.to_string(), id.to_string());
         Box::pin(async move {
             db
-            .write_async(false, move |c| {
+            .write_one_async(move |c| {
                 c.prepare_cached("INSERT INTO inbox (channel, id, seq, payload, status, received_at, answered_at)
                      VALUES (?1, ?2, 0, '', ?3, ?4, ?4)
                      ON CONFLICT (channel, id) DO UPDATE SET
@@ -239,7 +243,7 @@ impl InboxStore for SqliteInbox {
         let db = self.db.clone();
         let key = key.to_string();
         Box::pin(async move {
-            db.write_async(false, move |c| {
+            db.write_one_async(move |c| {
                 c.prepare_cached(
                     "INSERT INTO meta (key, value) VALUES (?1, ?2)
                      ON CONFLICT(key) DO UPDATE SET value = ?2",

@@ -194,6 +194,9 @@ struct Queued {
     run: Run,
     /// Commit with `synchronous = FULL` (an acknowledged choice survives a power loss).
     durable: bool,
+    /// The write is one SQL statement: SQLite undoes a failed statement by itself, so
+    /// it needs no savepoint of its own.
+    one_statement: bool,
 }
 
 /// Open a connection to `path` with our settings (busy timeout, WAL, NORMAL sync).
@@ -297,6 +300,27 @@ impl StateDb {
         durable: bool,
         f: impl FnOnce(&mut Connection) -> rusqlite::Result<T> + Send + 'static,
     ) -> Result<T, StoreError> {
+        self.enqueue(durable, false, f).await
+    }
+
+    /// [`write_async`](Self::write_async) for a write that runs exactly one SQL
+    /// statement. A failing statement leaves nothing behind (SQLite rolls back the
+    /// statement), so the writer runs it without the savepoint every other write gets:
+    /// two statements fewer per write on the hot paths (answered marks, usage).
+    pub async fn write_one_async<T: Send + 'static>(
+        self: &Arc<Self>,
+        f: impl FnOnce(&Connection) -> rusqlite::Result<T> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        self.enqueue(false, true, move |c: &mut Connection| f(c))
+            .await
+    }
+
+    async fn enqueue<T: Send + 'static>(
+        self: &Arc<Self>,
+        durable: bool,
+        one_statement: bool,
+        f: impl FnOnce(&mut Connection) -> rusqlite::Result<T> + Send + 'static,
+    ) -> Result<T, StoreError> {
         let (tx, rx) = tokio::sync::oneshot::channel::<Result<T, String>>();
         let run = Box::new(
             move |conn: Result<&mut Connection, String>| -> (bool, Done) {
@@ -312,7 +336,11 @@ impl StateDb {
             },
         );
         self.queue()
-            .send(Queued { run, durable })
+            .send(Queued {
+                run,
+                durable,
+                one_statement,
+            })
             .map_err(|_| self.err("the store's writer thread stopped"))?;
         match rx.await {
             Ok(result) => result.map_err(|e| self.err(e)),
@@ -337,7 +365,8 @@ impl StateDb {
         })
     }
 
-    /// One group commit: `BEGIN IMMEDIATE`, each write in a savepoint, `COMMIT`. When
+    /// One group commit: `BEGIN IMMEDIATE`, each write in a savepoint (but one-statement
+    /// writes), `COMMIT`. When
     /// the write lock cannot be had (another process held it past the busy timeout)
     /// every write of the batch is told so without running.
     fn commit_batch(&self, batch: Vec<Queued>) {
@@ -352,9 +381,11 @@ impl StateDb {
         let begun = exec_cached(&conn, "BEGIN IMMEDIATE").map_err(|e| e.to_string());
         let mut done = Vec::with_capacity(batch.len());
         for q in batch {
+            // A one-statement write needs no savepoint: SQLite undoes a failed statement.
+            let savepoint = begun.is_ok() && !q.one_statement;
             let (ok, d) = match &begun {
                 Ok(()) => {
-                    if let Err(e) = exec_cached(&conn, "SAVEPOINT queued") {
+                    if savepoint && let Err(e) = exec_cached(&conn, "SAVEPOINT queued") {
                         done.push((q.run)(Err(e.to_string())).1);
                         continue;
                     }
@@ -365,15 +396,17 @@ impl StateDb {
                         Ok(r) => r,
                         // A panicking write is dropped: its caller hears the thread stopped.
                         Err(_) => {
-                            let _ = exec_cached(&conn, "ROLLBACK TO queued");
-                            let _ = exec_cached(&conn, "RELEASE queued");
+                            if savepoint {
+                                let _ = exec_cached(&conn, "ROLLBACK TO queued");
+                                let _ = exec_cached(&conn, "RELEASE queued");
+                            }
                             continue;
                         }
                     }
                 }
                 Err(e) => (q.run)(Err(e.clone())),
             };
-            if begun.is_ok() {
+            if savepoint {
                 if !ok {
                     let _ = exec_cached(&conn, "ROLLBACK TO queued");
                 }

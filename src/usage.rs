@@ -8,7 +8,7 @@
 
 use crate::providers::Usage;
 use crate::state::{StateDb, StoreError, StoreFuture, blocking};
-use rusqlite::{OptionalExtension, params};
+use rusqlite::params;
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -49,30 +49,32 @@ pub(crate) fn from_db(n: i64) -> u64 {
 
 /// Add one turn's usage to the `session` × `credential` row.
 fn add_tx(
-    c: &mut rusqlite::Connection,
+    c: &rusqlite::Connection,
     session: &str,
     credential: &str,
     usage: Usage,
     now_ms: i64,
 ) -> rusqlite::Result<()> {
-    // Atomic without a savepoint here: every write runs in a transaction or savepoint of its own.
-    let tx = &*c;
-    let prev: Option<(i64, i64, i64)> = tx
-        .prepare_cached("SELECT input_tokens, output_tokens, turns FROM usage WHERE session = ?1 AND credential = ?2")?
-        .query_row(params![session, credential], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
-        .optional()?;
-    let (input, output, turns) = prev.unwrap_or((0, 0, 0));
-    tx.prepare_cached("INSERT INTO usage (session, credential, input_tokens, output_tokens, turns, updated_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6)
-         ON CONFLICT(session, credential) DO UPDATE SET input_tokens = ?3, output_tokens = ?4, turns = ?5, updated_at = ?6")?
-        .execute(params![
-            session,
-            credential,
-            input.saturating_add(to_db(usage.input_tokens)),
-            output.saturating_add(to_db(usage.output_tokens)),
-            turns.saturating_add(1),
-            now_ms
-        ])?;
+    // One statement, added up saturating at i64::MAX (SQLite's `+` would turn an overflow
+    // into a float). The added counts are never negative (`to_db`).
+    c.prepare_cached(
+        "INSERT INTO usage (session, credential, input_tokens, output_tokens, turns, updated_at)
+         VALUES (?1, ?2, ?3, ?4, 1, ?5)
+         ON CONFLICT(session, credential) DO UPDATE SET
+           input_tokens = CASE WHEN input_tokens > 9223372036854775807 - excluded.input_tokens
+                          THEN 9223372036854775807 ELSE input_tokens + excluded.input_tokens END,
+           output_tokens = CASE WHEN output_tokens > 9223372036854775807 - excluded.output_tokens
+                           THEN 9223372036854775807 ELSE output_tokens + excluded.output_tokens END,
+           turns = CASE WHEN turns >= 9223372036854775807 THEN turns ELSE turns + 1 END,
+           updated_at = excluded.updated_at",
+    )?
+    .execute(params![
+        session,
+        credential,
+        to_db(usage.input_tokens),
+        to_db(usage.output_tokens),
+        now_ms
+    ])?;
     Ok(())
 }
 
@@ -112,10 +114,8 @@ impl UsageStore for SqliteUsage {
         let (db, session, credential) =
             (self.db.clone(), session.to_string(), credential.to_string());
         Box::pin(async move {
-            db.write_async(false, move |c| {
-                add_tx(c, &session, &credential, usage, now_ms)
-            })
-            .await
+            db.write_one_async(move |c| add_tx(c, &session, &credential, usage, now_ms))
+                .await
         })
     }
 

@@ -722,6 +722,12 @@ async fn usage_totals_add_up_and_saturate(be: Backend) {
         .unwrap();
     let (t, _) = book.session("s2").await.unwrap();
     assert_eq!(t.input_tokens, i64::MAX as u64, "capped, not wrapped");
+    // More on a capped row stays capped (never a float, never an error).
+    book.record("s2", "anthropic:work", u(5, 5), 4)
+        .await
+        .unwrap();
+    let (t, turns) = book.session("s2").await.unwrap();
+    assert_eq!((t.input_tokens, turns), (i64::MAX as u64, 3));
     // Two capped rows of one session (two credentials) add up without an overflow
     // error, in the session's totals and per credential.
     book.record("s2", "env:ANTHROPIC_API_KEY", u(u64::MAX, 1), 5)
@@ -731,7 +737,7 @@ async fn usage_totals_add_up_and_saturate(be: Backend) {
         .await
         .unwrap();
     let (t, turns) = book.session("s2").await.unwrap();
-    assert_eq!((t.input_tokens, turns), (2 * (i64::MAX as u64), 3));
+    assert_eq!((t.input_tokens, turns), (2 * (i64::MAX as u64), 4));
     let by = book.by_credential().await.unwrap();
     assert!(by["env:ANTHROPIC_API_KEY"].input_tokens >= i64::MAX as u64);
 }

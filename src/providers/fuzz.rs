@@ -248,6 +248,42 @@ fn check(api: ApiKind, r: &Result<impl Sized, ProviderError>) -> Result<(), Test
     Ok(())
 }
 
+proptest! {
+    /// The quick path for common OpenAI replies reads every reply it takes exactly as
+    /// the general path does (it leaves the others to it).
+    #[test]
+    fn the_quick_openai_reply_reader_agrees_with_the_general_one(body in json_text()) {
+        if let Some(quick) = openai::plain_reply(&body) {
+            let general = openai::parse_general("openai", &body);
+            prop_assert_eq!(Ok(quick), general.map_err(|e| e.message));
+        }
+    }
+}
+
+#[test]
+fn the_quick_openai_reply_reader_takes_the_common_shapes() {
+    let common = [
+        json!({"id":"x","object":"chat.completion","choices":[{"index":0,"message":{"role":"assistant","content":"hi"},"finish_reason":"stop"}],"usage":{"prompt_tokens":3,"completion_tokens":2,"total_tokens":5}}),
+        json!({"choices":[{"message":{"content":null}}]}),
+        json!({"choices":[{"message":{}},{"message":{"content":"second"}}],"usage":null,"error":null}),
+    ];
+    for v in common {
+        let body = v.to_string().into_bytes();
+        let quick = openai::plain_reply(&body);
+        assert!(quick.is_some(), "{v}");
+        assert_eq!(quick, openai::parse_general("openai", &body).ok(), "{v}");
+    }
+    let left = [
+        json!({"choices":[]}),
+        json!({"choices":[{"message":{"content":[{"type":"text"}]}}]}),
+        json!({"choices":[{"message":{"content":"hi"}}],"usage":{"prompt_tokens":1.5}}),
+        json!({"error":{"message":"slow down","type":"requests"}}),
+    ];
+    for v in left {
+        assert_eq!(openai::plain_reply(v.to_string().as_bytes()), None, "{v}");
+    }
+}
+
 thread_local! {
     static RUNTIME: tokio::runtime::Runtime = tokio::runtime::Builder::new_current_thread()
         .enable_time()

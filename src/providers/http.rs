@@ -26,7 +26,7 @@ pub(super) fn bearer_json(
     http: &reqwest::Client,
     url: String,
     cred: &crate::auth::credential::Credential,
-    body: &serde_json::Value,
+    body: &(impl serde::Serialize + ?Sized),
     stream: bool,
     api: ApiKind,
 ) -> ApiCall {

@@ -9,7 +9,9 @@ use super::{
 };
 use crate::auth::credential::Credential;
 use crate::config::ApiKind;
-use serde_json::{Value, json};
+use serde::de::IgnoredAny;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
 
 pub fn build(
     http: &reqwest::Client,
@@ -18,23 +20,25 @@ pub fn build(
     req: &ChatRequest,
     stream: bool,
 ) -> ApiCall {
-    let messages: Vec<Value> = req
-        .messages
-        .iter()
-        .map(|m| json!({"role": m.role.as_str(), "content": content(m)}))
-        .collect();
-    let mut body = json!({"model": req.model, "messages": messages});
     // OpenAI's newer models accept only max_completion_tokens; compatible servers expect max_tokens.
-    let limit_field = if settings.id == "openai" {
-        "max_completion_tokens"
-    } else {
-        "max_tokens"
+    let openai = settings.id == "openai";
+    let body = Body {
+        model: &req.model,
+        messages: req
+            .messages
+            .iter()
+            .map(|m| Message {
+                role: m.role.as_str(),
+                content: content(m),
+            })
+            .collect(),
+        max_completion_tokens: openai.then_some(req.max_tokens),
+        max_tokens: (!openai).then_some(req.max_tokens),
+        stream: stream.then_some(true),
+        stream_options: stream.then_some(StreamOptions {
+            include_usage: true,
+        }),
     };
-    body[limit_field] = json!(req.max_tokens);
-    if stream {
-        body["stream"] = json!(true);
-        body["stream_options"] = json!({"include_usage": true});
-    }
     super::http::bearer_json(
         http,
         format!("{}/chat/completions", settings.base_url),
@@ -45,20 +49,70 @@ pub fn build(
     )
 }
 
+/// The request body, serialized straight from the turn's messages (no `Value` tree in
+/// between: this runs once per turn).
+#[derive(Serialize)]
+struct Body<'a> {
+    model: &'a str,
+    messages: Vec<Message<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    max_completion_tokens: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    max_tokens: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    stream: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    stream_options: Option<StreamOptions>,
+}
+
+#[derive(Serialize)]
+struct StreamOptions {
+    include_usage: bool,
+}
+
+#[derive(Serialize)]
+struct Message<'a> {
+    role: &'a str,
+    content: Content<'a>,
+}
+
 /// A message's `content`: its text as it is, or, when it carries images, a text part
 /// (if there is text) followed by one `image_url` part per image as a `data:` URL.
-fn content(m: &ChatMessage) -> Value {
+#[derive(Serialize)]
+#[serde(untagged)]
+enum Content<'a> {
+    Text(&'a str),
+    Parts(Vec<Part<'a>>),
+}
+
+#[derive(Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+enum Part<'a> {
+    Text { text: &'a str },
+    ImageUrl { image_url: ImageUrl },
+}
+
+#[derive(Serialize)]
+struct ImageUrl {
+    url: String,
+}
+
+fn content(m: &ChatMessage) -> Content<'_> {
     if m.images.is_empty() {
-        return json!(m.content);
+        return Content::Text(&m.content);
     }
     let mut parts = Vec::with_capacity(m.images.len() + 1);
     if !m.content.is_empty() {
-        parts.push(json!({"type": "text", "text": m.content}));
+        parts.push(Part::Text { text: &m.content });
     }
     for img in &m.images {
-        parts.push(json!({"type": "image_url", "image_url": {"url": img.data_url()}}));
+        parts.push(Part::ImageUrl {
+            image_url: ImageUrl {
+                url: img.data_url(),
+            },
+        });
     }
-    Value::Array(parts)
+    Content::Parts(parts)
 }
 
 fn usage_of(v: &Value) -> Option<Usage> {
@@ -69,7 +123,65 @@ fn usage_of(v: &Value) -> Option<Usage> {
     })
 }
 
+/// The common reply (`choices[0].message.content` a string or null, token counts
+/// whole numbers), read without building a `Value` of the whole body.
+#[derive(Deserialize)]
+struct PlainReply {
+    #[serde(default)]
+    error: Option<IgnoredAny>,
+    choices: Vec<PlainChoice>,
+    #[serde(default)]
+    usage: Option<PlainUsage>,
+}
+
+#[derive(Deserialize)]
+struct PlainChoice {
+    message: PlainMessage,
+    #[serde(default)]
+    finish_reason: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct PlainMessage {
+    #[serde(default)]
+    content: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct PlainUsage {
+    #[serde(default)]
+    prompt_tokens: Option<u64>,
+    #[serde(default)]
+    completion_tokens: Option<u64>,
+}
+
+/// `Some` only for a reply with no error and at least one choice, read exactly as
+/// [`parse_reply`] would; anything else is left to the general path.
+pub(super) fn plain_reply(body: &[u8]) -> Option<Completion> {
+    let r: PlainReply = serde_json::from_slice(body).ok()?;
+    if r.error.is_some() {
+        return None;
+    }
+    let choice = r.choices.into_iter().next()?;
+    Some(Completion {
+        text: choice.message.content.unwrap_or_default(),
+        usage: r.usage.map(|u| Usage {
+            input_tokens: u.prompt_tokens.unwrap_or(0),
+            output_tokens: u.completion_tokens.unwrap_or(0),
+        }),
+        stop_reason: choice.finish_reason,
+    })
+}
+
 pub fn parse_reply(provider: &str, body: &[u8]) -> Result<Completion, ProviderError> {
+    match plain_reply(body) {
+        Some(done) => Ok(done),
+        None => parse_general(provider, body),
+    }
+}
+
+/// Any reply: errors, odd types, missing parts (what [`plain_reply`] leaves).
+pub(super) fn parse_general(provider: &str, body: &[u8]) -> Result<Completion, ProviderError> {
     let v: Value = serde_json::from_slice(body).map_err(|e| malformed(provider, e))?;
     if v.get("error").is_some_and(|e| !e.is_null()) {
         return Err(super::error::classify(provider, None, None, &v.to_string()));
@@ -129,11 +241,13 @@ pub fn on_event(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     #[test]
     fn images_go_as_image_url_parts_after_the_text() {
         let bytes = bytes::Bytes::from_static(&[0xFF, 0xD8, 0xFF, 0xE0, 1, 2]);
         let img = crate::media::ImagePart::from_bytes("a.jpg", bytes, 100).unwrap();
+        let content = |m: &ChatMessage| serde_json::to_value(super::content(m)).unwrap();
         assert_eq!(content(&ChatMessage::user("plain")), json!("plain"));
         let mut m = ChatMessage::user("look");
         m.images = vec![img.clone()];

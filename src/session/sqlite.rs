@@ -47,11 +47,10 @@ pub(crate) fn read_pin(r: &rusqlite::Row<'_>, at: usize) -> rusqlite::Result<Opt
 fn upsert_bump(tx: &Connection, key: &str, now: i64) -> rusqlite::Result<i64> {
     tx.prepare_cached(
         "INSERT INTO sessions (key, created_at, updated_at) VALUES (?1, ?2, ?2)
-         ON CONFLICT(key) DO UPDATE SET rev = rev + 1, updated_at = ?2",
+         ON CONFLICT(key) DO UPDATE SET rev = rev + 1, updated_at = ?2
+         RETURNING rev",
     )?
-    .execute(params![key, now])?;
-    tx.prepare_cached("SELECT rev FROM sessions WHERE key = ?1")?
-        .query_row([key], |r| r.get(0))
+    .query_row(params![key, now], |r| r.get(0))
 }
 
 fn set_choice_tx(
@@ -85,9 +84,11 @@ fn append_tx(
         tx.prepare_cached("INSERT INTO history (session_key, seq, role, content, created_at) VALUES (?1, ?2, ?3, ?4, ?5)")?
             .execute(params![key, next + i as i64, m.role.as_str(), m.content, now])?;
     }
+    // The newest message is now `next + len - 1`; everything more than `keep` below it goes.
     let keep = i64::try_from(keep).unwrap_or(i64::MAX);
-    tx.prepare_cached("DELETE FROM history WHERE session_key = ?1 AND seq <= (SELECT MAX(seq) FROM history WHERE session_key = ?1) - ?2")?
-        .execute(params![key, keep])?;
+    let newest = next.saturating_add(i64::try_from(messages.len()).unwrap_or(i64::MAX)) - 1;
+    tx.prepare_cached("DELETE FROM history WHERE session_key = ?1 AND seq <= ?2")?
+        .execute(params![key, newest.saturating_sub(keep)])?;
     Ok(rev)
 }
 

@@ -221,6 +221,69 @@ async fn queued_writes_commit_together_and_a_failing_one_rolls_back_alone() {
     );
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_one_statement_write_leaves_nothing_and_its_batch_commits() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("state.db");
+    let db = StateDb::open(&path).unwrap();
+    // One-statement writes (no savepoint) mixed with ordinary ones, many per batch.
+    // Every 7th one-statement write inserts two rows of one key: the statement fails
+    // on its second row, after its first row was written.
+    let writes = (0..300).map(|i| {
+        let db = db.clone();
+        tokio::spawn(async move {
+            if i % 2 == 0 {
+                db.write_one_async(move |c| {
+                    let sql = if i % 7 == 0 {
+                        "INSERT INTO meta (key, value) VALUES (?1, 'a'), (?1, 'b')"
+                    } else {
+                        "INSERT INTO meta (key, value) VALUES (?1, 'a')"
+                    };
+                    c.execute(sql, [format!("k{i}")])
+                })
+                .await
+            } else {
+                db.write_async(false, move |c| {
+                    c.execute(
+                        "INSERT INTO meta (key, value) VALUES (?1, 'a')",
+                        [format!("k{i}")],
+                    )?;
+                    c.execute(
+                        "INSERT INTO meta (key, value) VALUES (?1, 'b')",
+                        [format!("x{i}")],
+                    )
+                })
+                .await
+            }
+        })
+    });
+    let results = futures_util::future::join_all(writes).await;
+    let mut failed = 0;
+    for (i, r) in results.into_iter().enumerate() {
+        match r.unwrap() {
+            Err(e) => {
+                assert!(i % 2 == 0 && i % 7 == 0, "write {i}: {e}");
+                assert!(e.to_string().contains("UNIQUE"), "write {i}: {e}");
+                failed += 1;
+            }
+            Ok(_) => assert!(!(i % 2 == 0 && i % 7 == 0), "write {i} should fail"),
+        }
+    }
+    assert_eq!(failed, 22);
+    let other = Connection::open(&path).unwrap();
+    let count = |sql: &str| -> i64 { other.query_row(sql, [], |r| r.get(0)).unwrap() };
+    // Everything else committed; the failed statements left not even their first row.
+    assert_eq!(
+        count("SELECT COUNT(*) FROM meta WHERE key LIKE 'k%'"),
+        300 - 22
+    );
+    assert_eq!(count("SELECT COUNT(*) FROM meta WHERE key LIKE 'x%'"), 150);
+    assert_eq!(
+        count("SELECT COUNT(*) FROM meta WHERE key IN ('k0', 'k14', 'k294')"),
+        0
+    );
+}
+
 #[tokio::test]
 async fn an_async_write_waits_for_the_lock_and_then_commits() {
     let dir = tempfile::tempdir().unwrap();

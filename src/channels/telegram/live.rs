@@ -9,13 +9,12 @@
 //! `sendMessageDraft` is newer than teloxide's method list, so it goes as a custom JSON
 //! payload through the same bot's client.
 
-use super::{Ctx, describe};
+use super::{Ctx, describe, lean};
 use crate::channels::chunk;
 use crate::channels::stream::{Failure, Surface};
 use crate::format::{html_chunk, telegram_html};
 use serde::Serialize;
-use teloxide::payloads::{EditMessageTextSetters, SendMessageSetters};
-use teloxide::prelude::Requester;
+use teloxide::payloads;
 use teloxide::requests::{JsonRequest, Payload};
 use teloxide::types::{ChatId, MessageId, ParseMode, ReplyParameters, ThreadId, True};
 use teloxide::{ApiError, RequestError};
@@ -123,28 +122,24 @@ impl Surface for Chat<'_> {
         let reply_to = if index == 0 { self.reply_to } else { None };
         let sent = self
             .write(part, "send a reply", |text, markup| {
-                let mut req = self.ctx.bot.send_message(self.chat, text);
-                req.parse_mode = parse_mode(markup);
-                req.message_thread_id = self.thread;
-                if let Some(id) = reply_to {
-                    req = req.reply_parameters(ReplyParameters {
-                        allow_sending_without_reply: Some(true),
-                        ..ReplyParameters::new(id)
-                    });
-                }
-                req
+                let mut p = payloads::SendMessage::new(self.chat, text);
+                p.parse_mode = parse_mode(markup);
+                p.message_thread_id = self.thread;
+                p.reply_parameters = reply_to.map(|id| ReplyParameters {
+                    allow_sending_without_reply: Some(true),
+                    ..ReplyParameters::new(id)
+                });
+                lean::send(&self.ctx.bot, p)
             })
             .await?;
-        Ok(sent.id)
+        Ok(sent)
     }
 
     async fn edit(&self, id: &MessageId, part: &str) -> Result<(), Failure> {
         self.write(part, "edit a reply", |text, markup| {
-            let req = self.ctx.bot.edit_message_text(self.chat, *id, text);
-            let req = match parse_mode(markup) {
-                Some(m) => req.parse_mode(m),
-                None => req,
-            };
+            let mut p = payloads::EditMessageText::new(self.chat, *id, text);
+            p.parse_mode = parse_mode(markup);
+            let req = lean::edit(&self.ctx.bot, p);
             async move {
                 match req.await {
                     Err(RequestError::Api(ApiError::MessageNotModified)) => Ok(()),

@@ -35,6 +35,7 @@ use tokio::sync::watch;
 
 mod access;
 mod journal;
+mod lean;
 mod lenient;
 mod limiter;
 mod live;

@@ -242,17 +242,16 @@ pub async fn send_text(
 ) {
     for attempt in 1..=SEND_ATTEMPTS {
         ctx.limiter.wait(chat.0).await;
-        let mut req = ctx.bot.send_message(chat, text);
-        if let Some(t) = thread {
-            req = req.message_thread_id(t);
-        }
-        if let Some(id) = reply_to {
-            req = req.reply_parameters(ReplyParameters {
-                allow_sending_without_reply: Some(true),
-                ..ReplyParameters::new(id)
-            });
-        }
-        match req.await.map_err(super::lenient::readable) {
+        let mut p = teloxide::payloads::SendMessage::new(chat, text);
+        p.message_thread_id = thread;
+        p.reply_parameters = reply_to.map(|id| ReplyParameters {
+            allow_sending_without_reply: Some(true),
+            ..ReplyParameters::new(id)
+        });
+        match super::lean::send(&ctx.bot, p)
+            .await
+            .map_err(super::lenient::readable)
+        {
             Ok(_) => return,
             Err(RequestError::RetryAfter(s)) if attempt < SEND_ATTEMPTS => {
                 ctx.limiter.back_off(chat.0, s.duration());

@@ -474,7 +474,11 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 type Reply = (u16, Value);
 
 fn ok(result: Value) -> Reply {
-    (200, json!({"ok": true, "result": result}))
+    // Moved in, not through `json!` (which would copy the whole result once more).
+    let mut body = serde_json::Map::new();
+    body.insert("ok".into(), Value::Bool(true));
+    body.insert("result".into(), result);
+    (200, Value::Object(body))
 }
 
 fn fail(code: u16, description: impl Into<String>) -> Reply {
