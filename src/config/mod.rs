@@ -81,7 +81,7 @@ pub fn load(path: &Path, required: bool) -> Result<LoadedConfig, ConfigError> {
 /// Parse and validate config text. `path` is used only in messages.
 pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
     let de = toml::Deserializer::new(text);
-    let config: Config = serde_path_to_error::deserialize(de).map_err(|e| {
+    let mut config: Config = serde_path_to_error::deserialize(de).map_err(|e| {
         let mut key = key_path(e.path());
         let inner = e.into_inner();
         let mut message = inner.message().trim().to_string();
@@ -114,6 +114,7 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
         message: v.message,
         hint: v.hint,
     })?;
+    config.normalize();
     Ok(config)
 }
 

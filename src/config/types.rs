@@ -605,6 +605,43 @@ pub fn valid_webhook_secret(secret: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
 }
 
+/// A Discord id (snowflake) as the config writes it: digits, not 0, surrounding spaces
+/// allowed (`" 0333 "` is 333).
+pub fn snowflake(s: &str) -> Option<u64> {
+    let t = s.trim();
+    if t.is_empty() || !t.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    t.parse::<u64>().ok().filter(|n| *n != 0)
+}
+
+/// A Telegram chat id as the config writes it (a `groupPrompts` key): a non-zero integer,
+/// surrounding spaces allowed.
+pub fn telegram_chat(s: &str) -> Option<i64> {
+    s.trim().parse::<i64>().ok().filter(|n| *n != 0)
+}
+
+impl Config {
+    /// Ids written as map keys in their one canonical form, so a lookup by the id a
+    /// message carries finds them: `" -100123"` → `"-100123"`, `"0333"` → `"333"`.
+    /// Runs after [`validate`](super::validate::validate), which refused keys that are no
+    /// id and two keys naming one id.
+    pub fn normalize(&mut self) {
+        if let Some(t) = self.channels.telegram.as_mut() {
+            t.group_prompts = std::mem::take(&mut t.group_prompts)
+                .into_iter()
+                .map(|(k, v)| (telegram_chat(&k).map_or(k, |id| id.to_string()), v))
+                .collect();
+        }
+        if let Some(d) = self.channels.discord.as_mut() {
+            d.channel_prompts = std::mem::take(&mut d.channel_prompts)
+                .into_iter()
+                .map(|(k, v)| (snowflake(&k).map_or(k, |id| id.to_string()), v))
+                .collect();
+        }
+    }
+}
+
 impl TelegramConfig {
     /// The system prompt for chat `chat`: its `groupPrompts` entry, else `systemPrompt`.
     pub fn prompt_for(&self, chat: i64) -> Option<&str> {
@@ -804,10 +841,7 @@ pub struct AlertsConfig {
 impl AlertsConfig {
     /// `discordChannel` as a number, when it is a valid snowflake.
     pub fn discord_channel_id(&self) -> Option<u64> {
-        self.discord_channel
-            .as_deref()
-            .and_then(|c| c.trim().parse::<u64>().ok())
-            .filter(|n| *n != 0)
+        self.discord_channel.as_deref().and_then(snowflake)
     }
 }
 

@@ -2,7 +2,7 @@
 //! are unique, custom providers say where they live, paths are absolute, and so on.
 //! Also finds the line of a key path, so every error can point into the file.
 
-use super::types::{Config, SecretProviderConfig, SessionStoreKind};
+use super::types::{Config, SecretProviderConfig, SessionStoreKind, snowflake, telegram_chat};
 use crate::catalog::{ModelRef, normalize_provider};
 use crate::providers::registry;
 use std::collections::BTreeMap;
@@ -325,24 +325,22 @@ pub fn validate(config: &Config) -> Result<(), Violation> {
     }
     if let Some(d) = discord {
         discord_shards(d.shard_count, d.shards.as_deref())?;
-        if let Some(key) = d.channel_prompts.keys().find(|k| !is_snowflake(k)) {
-            return Err(violation(
-                format!("channels.discord.channelPrompts.\"{key}\""),
-                format!("\"{}\" is not a Discord channel id", shown(key)),
-                "key each prompt by the channel's id (a snowflake of digits), e.g. \"333333333333333333\" = \"…\"",
-            ));
-        }
+        id_keys(
+            d.channel_prompts.keys(),
+            "channels.discord.channelPrompts",
+            snowflake,
+            "is not a Discord channel id",
+            "key each prompt by the channel's id (a snowflake of digits), e.g. \"333333333333333333\" = \"…\"",
+        )?;
     }
-    if let Some(key) = config.channels.telegram.as_ref().and_then(|t| {
-        t.group_prompts
-            .keys()
-            .find(|k| k.trim().parse::<i64>().map_or(true, |id| id == 0))
-    }) {
-        return Err(violation(
-            format!("channels.telegram.groupPrompts.\"{key}\""),
-            format!("\"{}\" is not a Telegram chat id", shown(key)),
+    if let Some(t) = &config.channels.telegram {
+        id_keys(
+            t.group_prompts.keys(),
+            "channels.telegram.groupPrompts",
+            telegram_chat,
+            "is not a Telegram chat id",
             "key each prompt by the group's chat id, e.g. \"-1001234567890\" = \"…\"",
-        ));
+        )?;
     }
     if let Some(w) = config
         .channels
@@ -494,9 +492,35 @@ pub fn validate(config: &Config) -> Result<(), Violation> {
     Ok(())
 }
 
-/// A Discord id: a snowflake, digits only.
-fn is_snowflake(s: &str) -> bool {
-    !s.is_empty() && s.len() <= 20 && s.bytes().all(|b| b.is_ascii_digit())
+/// Map keys that must each name an id (`parse`), no two the same one (`"42"` and
+/// `" 42"`, `"0333"` and `"333"`: after [`Config::normalize`](crate::config::Config::normalize)
+/// one would silently replace the other).
+fn id_keys<'a, T: PartialEq + std::fmt::Display>(
+    keys: impl Iterator<Item = &'a String>,
+    table: &str,
+    parse: fn(&str) -> Option<T>,
+    not_an_id: &str,
+    hint: &str,
+) -> Result<(), Violation> {
+    let mut seen: Vec<(T, &String)> = Vec::new();
+    for key in keys {
+        let Some(id) = parse(key) else {
+            return Err(violation(
+                format!("{table}.\"{key}\""),
+                format!("\"{}\" {not_an_id}", shown(key)),
+                hint,
+            ));
+        };
+        if let Some((_, first)) = seen.iter().find(|(known, _)| *known == id) {
+            return Err(violation(
+                format!("{table}.\"{key}\""),
+                format!("\"{}\" and \"{}\" both name {id}", shown(first), shown(key)),
+                "keep one of them",
+            ));
+        }
+        seen.push((id, key));
+    }
+    Ok(())
 }
 
 /// A value from the file, cut short for a message.
@@ -751,6 +775,23 @@ mod tests {
     }
 
     #[test]
+    fn prompt_keys_are_found_by_the_id_a_message_carries() {
+        let cfg = crate::config::parse(
+            std::path::Path::new("rc.toml"),
+            "[channels.telegram.groupPrompts]\n\" -1001234 \" = \"group\"\n\"+42\" = \"dm\"\n\
+             [channels.discord.channelPrompts]\n\"000333\" = \"chan\"\n\
+             [alerts]\ndiscordChannel = \" 0444 \"",
+        )
+        .unwrap();
+        let t = cfg.channels.telegram.as_ref().unwrap();
+        assert_eq!(t.prompt_for(-1001234), Some("group"));
+        assert_eq!(t.prompt_for(42), Some("dm"));
+        let d = cfg.channels.discord.as_ref().unwrap();
+        assert_eq!(d.prompt_for("333"), Some("chan"));
+        assert_eq!(cfg.alerts.unwrap().discord_channel_id(), Some(444));
+    }
+
+    #[test]
     fn a_secret_given_twice_or_through_an_undefined_provider_is_refused() {
         let env_ref = |provider: &str| {
             format!("{{ source = \"env\", provider = \"{provider}\", id = \"X\" }}")
@@ -791,6 +832,21 @@ mod tests {
                 "[channels.discord.channelPrompts]\n\"12x\" = \"x\"".to_string(),
                 "channels.discord.channelPrompts.\"12x\"",
                 "\"12x\" is not a Discord channel id",
+            ),
+            (
+                "[channels.discord.channelPrompts]\n\"0\" = \"x\"".to_string(),
+                "channels.discord.channelPrompts.\"0\"",
+                "\"0\" is not a Discord channel id",
+            ),
+            (
+                "[channels.discord.channelPrompts]\n\"0333\" = \"x\"\n\"333\" = \"y\"".to_string(),
+                "channels.discord.channelPrompts.\"333\"",
+                "\"0333\" and \"333\" both name 333",
+            ),
+            (
+                "[channels.telegram.groupPrompts]\n\" -100\" = \"x\"\n\"-100\" = \"y\"".to_string(),
+                "channels.telegram.groupPrompts.\"-100\"",
+                "\" -100\" and \"-100\" both name -100",
             ),
             (
                 "[channels.telegram]\nbotTokenRef = { source = \"exec\", provider = \"nope\", id = \"X\" }".to_string(),
