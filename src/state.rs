@@ -304,9 +304,11 @@ impl StateDb {
     }
 
     /// [`write_async`](Self::write_async) for a write that runs exactly one SQL
-    /// statement. A failing statement leaves nothing behind (SQLite rolls back the
-    /// statement), so the writer runs it without the savepoint every other write gets:
-    /// two statements fewer per write on the hot paths (answered marks, usage).
+    /// statement, with SQLite's default conflict handling (`ABORT`; not `OR FAIL`, which
+    /// keeps the rows written before the failure). A failing statement leaves nothing
+    /// behind, so the writer runs it without the savepoint every other write gets: two
+    /// statements fewer per write on the hot paths (answered marks, usage). If `f`
+    /// panics, the whole batch it ran in is rolled back and every write of it fails.
     pub async fn write_one_async<T: Send + 'static>(
         self: &Arc<Self>,
         f: impl FnOnce(&Connection) -> rusqlite::Result<T> + Send + 'static,
@@ -378,12 +380,14 @@ impl StateDb {
         if durable {
             let _ = conn.pragma_update(None, "synchronous", "FULL");
         }
-        let begun = exec_cached(&conn, "BEGIN IMMEDIATE").map_err(|e| e.to_string());
+        let mut begun = exec_cached(&conn, "BEGIN IMMEDIATE").map_err(|e| e.to_string());
+        // Set when the batch had to be rolled back as a whole.
+        let mut aborted: Option<String> = None;
         let mut done = Vec::with_capacity(batch.len());
         for q in batch {
             // A one-statement write needs no savepoint: SQLite undoes a failed statement.
             let savepoint = begun.is_ok() && !q.one_statement;
-            let (ok, d) = match &begun {
+            let (ok, d) = match begun.clone() {
                 Ok(()) => {
                     if savepoint && let Err(e) = exec_cached(&conn, "SAVEPOINT queued") {
                         done.push((q.run)(Err(e.to_string())).1);
@@ -399,12 +403,19 @@ impl StateDb {
                             if savepoint {
                                 let _ = exec_cached(&conn, "ROLLBACK TO queued");
                                 let _ = exec_cached(&conn, "RELEASE queued");
+                            } else {
+                                // Its statement may have run, and only the whole batch can
+                                // be undone: every write of it is told nothing was saved.
+                                let _ = conn.execute_batch("ROLLBACK");
+                                let why = "another write of the same batch failed unexpectedly; nothing was saved".to_string();
+                                begun = Err(why.clone());
+                                aborted = Some(why);
                             }
                             continue;
                         }
                     }
                 }
-                Err(e) => (q.run)(Err(e.clone())),
+                Err(e) => (q.run)(Err(e)),
             };
             if savepoint {
                 if !ok {
@@ -414,12 +425,14 @@ impl StateDb {
             }
             done.push(d);
         }
-        let commit = match begun {
-            Ok(()) => exec_cached(&conn, "COMMIT").map_err(|e| {
+        let commit = match (begun, aborted) {
+            (_, Some(why)) => Err(why),
+            (Ok(()), None) => exec_cached(&conn, "COMMIT").map_err(|e| {
                 let _ = conn.execute_batch("ROLLBACK");
                 e.to_string()
             }),
-            Err(_) => Ok(()),
+            // Each write was told why it did not run.
+            (Err(_), None) => Ok(()),
         };
         if durable {
             let _ = conn.pragma_update(None, "synchronous", "NORMAL");

@@ -606,9 +606,10 @@ pub fn valid_webhook_secret(secret: &str) -> bool {
 }
 
 /// A Discord id (snowflake) as the config writes it: digits, not 0, surrounding spaces
-/// allowed (`" 0333 "` is 333).
+/// and a leading `+` allowed (`" 0333 "` is 333).
 pub fn snowflake(s: &str) -> Option<u64> {
     let t = s.trim();
+    let t = t.strip_prefix('+').unwrap_or(t);
     if t.is_empty() || !t.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }

@@ -780,7 +780,7 @@ mod tests {
             std::path::Path::new("rc.toml"),
             "[channels.telegram.groupPrompts]\n\" -1001234 \" = \"group\"\n\"+42\" = \"dm\"\n\
              [channels.discord.channelPrompts]\n\"000333\" = \"chan\"\n\
-             [alerts]\ndiscordChannel = \" 0444 \"",
+             [alerts]\ndiscordChannel = \" +0444 \"",
         )
         .unwrap();
         let t = cfg.channels.telegram.as_ref().unwrap();

@@ -278,6 +278,13 @@ fn the_quick_openai_reply_reader_takes_the_common_shapes() {
         json!({"choices":[{"message":{"content":[{"type":"text"}]}}]}),
         json!({"choices":[{"message":{"content":"hi"}}],"usage":{"prompt_tokens":1.5}}),
         json!({"error":{"message":"slow down","type":"requests"}}),
+        // Arrays where the general path expects objects (a derived struct would read
+        // them positionally).
+        json!({"choices":[{"message":{"content":"hi"}}],"usage":[]}),
+        json!({"choices":[{"message":{"content":"hi"}}],"usage":[5,7]}),
+        json!({"choices":[{"message":["hi"]}]}),
+        json!({"choices":[[{"content":"hi"},"stop"]]}),
+        json!([null,[{"message":{"content":"x"}}]]),
     ];
     for v in left {
         assert_eq!(openai::plain_reply(v.to_string().as_bytes()), None, "{v}");

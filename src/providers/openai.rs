@@ -124,19 +124,21 @@ fn usage_of(v: &Value) -> Option<Usage> {
 }
 
 /// The common reply (`choices[0].message.content` a string or null, token counts
-/// whole numbers), read without building a `Value` of the whole body.
+/// whole numbers), read without building a `Value` of the whole body. Every level is
+/// read as a JSON object only ([`Obj`]): a derived struct would also take an array
+/// positionally, which the general path reads differently.
 #[derive(Deserialize)]
 struct PlainReply {
     #[serde(default)]
     error: Option<IgnoredAny>,
-    choices: Vec<PlainChoice>,
+    choices: Vec<Obj<PlainChoice>>,
     #[serde(default)]
-    usage: Option<PlainUsage>,
+    usage: Option<Obj<PlainUsage>>,
 }
 
 #[derive(Deserialize)]
 struct PlainChoice {
-    message: PlainMessage,
+    message: Obj<PlainMessage>,
     #[serde(default)]
     finish_reason: Option<String>,
 }
@@ -155,17 +157,36 @@ struct PlainUsage {
     completion_tokens: Option<u64>,
 }
 
+/// `T` read from a JSON object and nothing else.
+struct Obj<T>(T);
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for Obj<T> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Only<T>(std::marker::PhantomData<T>);
+        impl<'de, T: Deserialize<'de>> serde::de::Visitor<'de> for Only<T> {
+            type Value = T;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<T, A::Error> {
+                T::deserialize(serde::de::value::MapAccessDeserializer::new(map))
+            }
+        }
+        d.deserialize_map(Only(std::marker::PhantomData)).map(Obj)
+    }
+}
+
 /// `Some` only for a reply with no error and at least one choice, read exactly as
 /// [`parse_reply`] would; anything else is left to the general path.
 pub(super) fn plain_reply(body: &[u8]) -> Option<Completion> {
-    let r: PlainReply = serde_json::from_slice(body).ok()?;
+    let Obj(r): Obj<PlainReply> = serde_json::from_slice(body).ok()?;
     if r.error.is_some() {
         return None;
     }
-    let choice = r.choices.into_iter().next()?;
+    let Obj(choice) = r.choices.into_iter().next()?;
     Some(Completion {
-        text: choice.message.content.unwrap_or_default(),
-        usage: r.usage.map(|u| Usage {
+        text: choice.message.0.content.unwrap_or_default(),
+        usage: r.usage.map(|Obj(u)| Usage {
             input_tokens: u.prompt_tokens.unwrap_or(0),
             output_tokens: u.completion_tokens.unwrap_or(0),
         }),

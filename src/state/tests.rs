@@ -221,43 +221,93 @@ async fn queued_writes_commit_together_and_a_failing_one_rolls_back_alone() {
     );
 }
 
+/// Holds the writer thread inside a write (its own batch) until the returned sender
+/// fires: writes queued meanwhile run as one batch after it.
+async fn hold_writer(
+    db: &Arc<StateDb>,
+) -> (
+    tokio::task::JoinHandle<Result<usize, StoreError>>,
+    std::sync::mpsc::Sender<()>,
+) {
+    let (started_tx, started_rx) = std::sync::mpsc::channel();
+    let (gate_tx, gate_rx) = std::sync::mpsc::channel::<()>();
+    let db = db.clone();
+    let gate = tokio::spawn(async move {
+        db.write_async(false, move |c| {
+            let _ = started_tx.send(());
+            let _ = gate_rx.recv();
+            c.execute("INSERT INTO meta (key, value) VALUES ('gate', '1')", [])
+        })
+        .await
+    });
+    tokio::task::spawn_blocking(move || started_rx.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    (gate, gate_tx)
+}
+
+/// Poll each future once (each queues its write), then let the writer go.
+async fn queue_then_release<F: std::future::Future + Unpin>(
+    writes: &mut [F],
+    gate: std::sync::mpsc::Sender<()>,
+) {
+    std::future::poll_fn(|cx| {
+        for w in writes.iter_mut() {
+            assert!(std::pin::Pin::new(w).poll(cx).is_pending());
+        }
+        std::task::Poll::Ready(())
+    })
+    .await;
+    gate.send(()).unwrap();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failing_one_statement_write_leaves_nothing_and_its_batch_commits() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("state.db");
     let db = StateDb::open(&path).unwrap();
-    // One-statement writes (no savepoint) mixed with ordinary ones, many per batch.
+    // One-statement writes (no savepoint) mixed with ordinary ones, all in one batch.
     // Every 7th one-statement write inserts two rows of one key: the statement fails
     // on its second row, after its first row was written.
-    let writes = (0..300).map(|i| {
-        let db = db.clone();
-        tokio::spawn(async move {
-            if i % 2 == 0 {
-                db.write_one_async(move |c| {
-                    let sql = if i % 7 == 0 {
-                        "INSERT INTO meta (key, value) VALUES (?1, 'a'), (?1, 'b')"
-                    } else {
-                        "INSERT INTO meta (key, value) VALUES (?1, 'a')"
-                    };
-                    c.execute(sql, [format!("k{i}")])
-                })
-                .await
-            } else {
-                db.write_async(false, move |c| {
-                    c.execute(
-                        "INSERT INTO meta (key, value) VALUES (?1, 'a')",
-                        [format!("k{i}")],
-                    )?;
-                    c.execute(
-                        "INSERT INTO meta (key, value) VALUES (?1, 'b')",
-                        [format!("x{i}")],
-                    )
-                })
-                .await
-            }
+    let (gate, release) = hold_writer(&db).await;
+    let mut writes: Vec<_> = (0..300)
+        .map(|i| {
+            let db = db.clone();
+            Box::pin(async move {
+                if i % 2 == 0 {
+                    db.write_one_async(move |c| {
+                        let sql = if i % 7 == 0 {
+                            "INSERT INTO meta (key, value) VALUES (?1, 'a'), (?1, 'b')"
+                        } else {
+                            "INSERT INTO meta (key, value) VALUES (?1, 'a')"
+                        };
+                        c.execute(sql, [format!("k{i}")])
+                    })
+                    .await
+                } else {
+                    db.write_async(false, move |c| {
+                        c.execute(
+                            "INSERT INTO meta (key, value) VALUES (?1, 'a')",
+                            [format!("k{i}")],
+                        )?;
+                        c.execute(
+                            "INSERT INTO meta (key, value) VALUES (?1, 'b')",
+                            [format!("x{i}")],
+                        )
+                    })
+                    .await
+                }
+            })
         })
-    });
-    let results = futures_util::future::join_all(writes).await;
+        .collect();
+    queue_then_release(&mut writes, release).await;
+    gate.await.unwrap().unwrap();
+    let results: Vec<_> = futures_util::future::join_all(writes)
+        .await
+        .into_iter()
+        .map(Ok::<_, ()>)
+        .collect();
     let mut failed = 0;
     for (i, r) in results.into_iter().enumerate() {
         match r.unwrap() {
@@ -282,6 +332,58 @@ async fn a_failing_one_statement_write_leaves_nothing_and_its_batch_commits() {
         count("SELECT COUNT(*) FROM meta WHERE key IN ('k0', 'k14', 'k294')"),
         0
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_panicking_one_statement_write_rolls_back_its_whole_batch() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("state.db");
+    let db = StateDb::open(&path).unwrap();
+    let insert = "INSERT INTO meta (key, value) VALUES (?1, '1')";
+    let (gate, release) = hold_writer(&db).await;
+    // One batch: a one-statement write, one that panics after its statement ran, and an
+    // ordinary one.
+    let a = db.write_one_async(move |c| c.execute(insert, ["a"]));
+    let p = db.write_one_async(move |c| -> rusqlite::Result<usize> {
+        c.execute(insert, ["p"])?;
+        panic!("a bug in a write")
+    });
+    let b = db.write_async(false, move |c| c.execute(insert, ["b"]));
+    let (mut a, mut p, mut b) = (Box::pin(a), Box::pin(p), Box::pin(b));
+    std::future::poll_fn(|cx| {
+        use std::future::Future;
+        assert!(a.as_mut().poll(cx).is_pending());
+        assert!(p.as_mut().poll(cx).is_pending());
+        assert!(b.as_mut().poll(cx).is_pending());
+        std::task::Poll::Ready(())
+    })
+    .await;
+    release.send(()).unwrap();
+    assert!(gate.await.unwrap().is_ok());
+    let (a, p, b) = (a.await, p.await, b.await);
+    assert!(
+        a.unwrap_err().to_string().contains("nothing was saved"),
+        "a write before the panic is told it was not saved"
+    );
+    assert!(p.unwrap_err().to_string().contains("writer thread stopped"));
+    assert!(b.unwrap_err().to_string().contains("nothing was saved"));
+    let other = Connection::open(&path).unwrap();
+    let keys: Vec<String> = other
+        .prepare("SELECT key FROM meta WHERE key IN ('gate', 'a', 'p', 'b') ORDER BY key")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(
+        keys,
+        ["gate"],
+        "the panicking write's statement is not committed"
+    );
+    // The writer goes on with the next batch.
+    db.write_one_async(move |c| c.execute(insert, ["after"]))
+        .await
+        .unwrap();
 }
 
 #[tokio::test]

@@ -68,23 +68,36 @@ pub fn edit(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use teloxide::types::{ChatId, ParseMode};
+    use teloxide::types::{ChatId, ParseMode, ReplyParameters, ThreadId};
 
     #[test]
-    fn the_payload_goes_out_as_teloxide_sends_it() {
+    fn the_payload_goes_out_in_the_bot_api_shape() {
         let mut p = payloads::SendMessage::new(ChatId(42), "<b>hi</b>");
         p.parse_mode = Some(ParseMode::Html);
+        p.message_thread_id = Some(ThreadId(MessageId(7)));
+        p.reply_parameters = Some(ReplyParameters {
+            allow_sending_without_reply: Some(true),
+            ..ReplyParameters::new(MessageId(5))
+        });
         let lean: Lean<_, MessageId> = Lean {
-            payload: p.clone(),
+            payload: p,
             answer: PhantomData,
         };
         assert_eq!(
             serde_json::to_value(&lean).unwrap(),
-            serde_json::to_value(&p).unwrap()
+            serde_json::json!({
+                "chat_id": 42, "text": "<b>hi</b>", "parse_mode": "HTML",
+                "message_thread_id": 7,
+                "reply_parameters": {"message_id": 5, "allow_sending_without_reply": true},
+            })
         );
         assert_eq!(
             <Lean<payloads::SendMessage, MessageId> as Payload>::NAME,
             "SendMessage"
+        );
+        assert_eq!(
+            <Lean<payloads::EditMessageText, IgnoredAny> as Payload>::NAME,
+            "EditMessageText"
         );
     }
 
