@@ -27,7 +27,8 @@ pub use split::split_model_profile;
 /// `Display` gives the canonical text (`/model`, `/model list`, `/model <model>@<profile>`,
 /// `/new`, …). Every value that [`parse`] returns prints as text that parses back to the same
 /// value. A hand-built [`Directive::ModelSelect`] is printed verbatim as
-/// `/model {model}` or `/model {model}@{profile}`: chat has no escape syntax, so such a value
+/// `/model {model}` (`/model {model}@` when it ends in `.` or `:`) or
+/// `/model {model}@{profile}`: chat has no escape syntax, so such a value
 /// reads back unchanged only if that text is one argument token and
 /// [`split_model_profile`] splits it at the same `@` (a profile such as `1234` or `v2`, or a
 /// model with an undated `@` after its last `/`, would read back differently).
@@ -64,6 +65,12 @@ impl fmt::Display for Directive {
             Self::ModelList => f.write_str("/model list"),
             Self::ModelStatus => f.write_str("/model status"),
             Self::ModelDefault => f.write_str("/model default"),
+            // A trailing `.` or `:` would read back as the sentence's punctuation: the
+            // empty profile side (`opus:@`, which is how such a model was typed) keeps it.
+            Self::ModelSelect {
+                model,
+                profile: None,
+            } if model.ends_with(['.', ':']) => write!(f, "/model {model}@"),
             Self::ModelSelect {
                 model,
                 profile: None,

@@ -110,6 +110,32 @@ fn check(text: &str, ctx: &ParseContext<'_>) {
     }
 }
 
+/// Cases the properties found (CI seeds are not kept): a model ending in `.` or `:`
+/// before an empty profile side must print as text that reads back the same.
+#[test]
+fn found_cases_hold() {
+    let aliases = aliases();
+    for text in [
+        "/MODEL\u{a0}/help:@",
+        "/model opus:@",
+        "/model opus.@ thanks",
+        "/model :@",
+        "/model .@",
+        "/model a.:@work",
+        "/model x:@20251001",
+    ] {
+        for bot in [None, Some("OurBot")] {
+            check(
+                text,
+                &ParseContext {
+                    bot_username: bot,
+                    aliases: &aliases,
+                },
+            );
+        }
+    }
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(2000))]
 

@@ -189,6 +189,8 @@ fn cases() -> Vec<(&'static str, Option<&'static str>, Want)> {
         ("/model opus...", OURS, Dir(sel("opus"), "/model opus", "...")),
         ("/model gpt-4.1.", OURS, Dir(sel("gpt-4.1"), "/model gpt-4.1", ".")),
         ("/model opus@work.", OURS, Dir(pin("opus", "work"), "/model opus@work", ".")),
+        // An empty profile side keeps the punctuation before it in the model.
+        ("/model opus:@", OURS, Dir(sel("opus:"), "/model opus:@", "")),
         ("/model (opus)", OURS, Dir(ModelShow, "/model", "(opus)")),
         ("/model ...", OURS, Dir(ModelShow, "/model", "...")),
         ("/model , x", OURS, Dir(ModelShow, "/model", ", x")),
