@@ -22,12 +22,7 @@ agent = "ops"
 [channels.discord]
 agent = "ops"
 "#,
-        TestHome::config_for_fake(
-            "anthropic/claude-opus-4-5",
-            &fake.anthropic_base(),
-            &fake.openai_base(),
-            &fake.google_base()
-        )
+        TestHome::config_for_fake("anthropic/claude-opus-4-5", fake)
     );
     let home = TestHome::new(&config);
     let profile = |id: &str, key: &str| {
@@ -129,12 +124,7 @@ async fn an_agent_id_that_is_not_a_plain_name_is_refused_at_start() {
     let fake = FakeProvider::start().await;
     let h = TestHome::new(&format!(
         "{}\n[channels.telegram]\nagent = \"../escape\"\n",
-        TestHome::config_for_fake(
-            "anthropic/claude-opus-4-5",
-            &fake.anthropic_base(),
-            &fake.openai_base(),
-            &fake.google_base()
-        )
+        TestHome::config_for_fake("anthropic/claude-opus-4-5", &fake)
     ));
     let err = remoteclaw::app::App::load(h.env_map(), None)
         .await
@@ -164,12 +154,7 @@ async fn chat_messages_past_max_concurrent_turns_get_a_busy_reply() {
     let fake = FakeProvider::start().await;
     let mut h = TestHome::new(&format!(
         "{}\n[gateway]\nmaxConcurrentTurns = 1\n",
-        TestHome::config_for_fake(
-            "anthropic/claude-opus-4-5",
-            &fake.anthropic_base(),
-            &fake.openai_base(),
-            &fake.google_base()
-        )
+        TestHome::config_for_fake("anthropic/claude-opus-4-5", &fake)
     ));
     h.set("ANTHROPIC_API_KEY", "sk-ant-slow");
     fake.set_default(support::fake_provider::Behavior::Stall);

@@ -54,12 +54,7 @@ async fn setup(extra: &str) -> Setup {
     let dc = FakeDiscord::start(DC_TOKEN).await;
     dc.register_channel(CHANNEL, Some(111), 1);
     let llm = FakeProvider::start().await;
-    let mut config = TestHome::config_for_fake(
-        "anthropic/claude-sonnet-4-5",
-        &llm.anthropic_base(),
-        &llm.openai_base(),
-        &llm.google_base(),
-    );
+    let mut config = TestHome::config_for_fake("anthropic/claude-sonnet-4-5", &llm);
     config.push_str(&format!(
         r#"
 [channels.telegram]

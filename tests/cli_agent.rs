@@ -10,12 +10,7 @@ use support::fake_provider::{Behavior, FakeProvider};
 use support::home::{TestHome, stderr, stdout};
 
 fn home_for(fake: &FakeProvider, primary: &str) -> TestHome {
-    TestHome::new(&TestHome::config_for_fake(
-        primary,
-        &fake.anthropic_base(),
-        &fake.openai_base(),
-        &fake.google_base(),
-    ))
+    TestHome::new(&TestHome::config_for_fake(primary, fake))
 }
 
 fn json(o: &std::process::Output) -> Value {
@@ -180,13 +175,7 @@ async fn every_key_rate_limited_returns_the_last_error() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fallback_model_answers_when_the_primary_is_overloaded() {
     let fake = FakeProvider::start().await;
-    let config = TestHome::config_for_fake(
-        "anthropic/claude-sonnet-4-5",
-        &fake.anthropic_base(),
-        &fake.openai_base(),
-        &fake.google_base(),
-    )
-    .replace(
+    let config = TestHome::config_for_fake("anthropic/claude-sonnet-4-5", &fake).replace(
         "primary = \"anthropic/claude-sonnet-4-5\"",
         "primary = \"anthropic/claude-sonnet-4-5\"\nfallbacks = [\"openai/gpt-4o-mini\"]",
     );
@@ -547,12 +536,7 @@ async fn agent_opus_at_work_is_explained_and_exits_1() {
     let fake = FakeProvider::start().await;
     let mut home = TestHome::new(&format!(
         "{}\n[agents.defaults.models.\"openai/gpt-4o\"]\nalias = \"opus\"\n[agents.defaults.models.\"openai/gpt-4o-mini\"]\n",
-        TestHome::config_for_fake(
-            "openai/gpt-4o-mini",
-            &fake.anthropic_base(),
-            &fake.openai_base(),
-            &fake.google_base(),
-        )
+        TestHome::config_for_fake("openai/gpt-4o-mini", &fake)
     ));
     home.set("OPENAI_API_KEY", "k");
     let out = home.run(&["agent", "-m", "/opus@work"]).await;

@@ -26,12 +26,7 @@ async fn chat(home: &TestHome, input: &str) -> std::process::Output {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn chat_answers_each_line_and_exits_on_end_of_input() {
     let fake = FakeProvider::start().await;
-    let mut home = TestHome::new(&TestHome::config_for_fake(
-        "openai/gpt-4o-mini",
-        &fake.anthropic_base(),
-        &fake.openai_base(),
-        &fake.google_base(),
-    ));
+    let mut home = TestHome::new(&TestHome::config_for_fake("openai/gpt-4o-mini", &fake));
     home.set("OPENAI_API_KEY", "k");
     let out = chat(&home, "one\n\ntwo\n").await;
     assert!(out.status.success(), "{}", stderr(&out));

@@ -59,9 +59,7 @@ async fn probe_checks_each_credential_and_updates_cooldowns() {
     let fake = FakeProvider::start().await;
     let mut h = TestHome::new(&TestHome::config_for_fake(
         "anthropic/claude-sonnet-4-5",
-        &fake.anthropic_base(),
-        &fake.openai_base(),
-        &fake.google_base(),
+        &fake,
     ));
     h.set("ANTHROPIC_API_KEYS", "pk-good,pk-revoked,pk-slow");
     fake.script("pk-revoked", [Behavior::Auth]);
@@ -174,9 +172,7 @@ async fn models_status_text_with_cooldowns() {
     let fake = FakeProvider::start().await;
     let mut h = TestHome::new(&TestHome::config_for_fake(
         "anthropic/claude-sonnet-4-5",
-        &fake.anthropic_base(),
-        &fake.openai_base(),
-        &fake.google_base(),
+        &fake,
     ));
     h.set("ANTHROPIC_API_KEYS", "ck-one,ck-two,ck-three");
     fake.script(

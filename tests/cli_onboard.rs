@@ -38,12 +38,7 @@ const COMMENT: &str = "# managed by hand: keep this comment\n";
 fn home_for(fake: &FakeProvider, primary: &str) -> TestHome {
     TestHome::new(&format!(
         "{COMMENT}{}",
-        TestHome::config_for_fake(
-            primary,
-            &fake.anthropic_base(),
-            &fake.openai_base(),
-            &fake.google_base()
-        )
+        TestHome::config_for_fake(primary, fake)
     ))
 }
 

@@ -11,12 +11,7 @@ use support::fake_provider::{Behavior, FakeProvider};
 use support::home::{TestHome, stderr, stdout};
 
 fn home(fake: &FakeProvider, extra: &str) -> TestHome {
-    let mut config = TestHome::config_for_fake(
-        "anthropic/claude-sonnet-4-5",
-        &fake.anthropic_base(),
-        &fake.openai_base(),
-        &fake.google_base(),
-    );
+    let mut config = TestHome::config_for_fake("anthropic/claude-sonnet-4-5", fake);
     config.push_str(extra);
     TestHome::new(&config)
 }

@@ -12,12 +12,7 @@ use support::gateway::{Gateway, spawn_binary, sse_events};
 use support::home::{TestHome, stderr};
 
 fn home_for(fake: &FakeProvider, extra: &str) -> TestHome {
-    let mut config = TestHome::config_for_fake(
-        "openai/gpt-4o-mini",
-        &fake.anthropic_base(),
-        &fake.openai_base(),
-        &fake.google_base(),
-    );
+    let mut config = TestHome::config_for_fake("openai/gpt-4o-mini", fake);
     config.push_str(extra);
     let mut home = TestHome::new(&config);
     home.set("OPENAI_API_KEY", "gw-key")

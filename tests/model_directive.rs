@@ -13,12 +13,7 @@ const WORK_KEY: &str = "sk-ant-api03-WORKCANARY-0000";
 const ENV_KEY: &str = "sk-ant-api03-ENVCANARY-1111";
 
 fn home(fake: &FakeProvider) -> TestHome {
-    let mut config = TestHome::config_for_fake(
-        "anthropic/claude-sonnet-4-5",
-        &fake.anthropic_base(),
-        &fake.openai_base(),
-        &fake.google_base(),
-    );
+    let mut config = TestHome::config_for_fake("anthropic/claude-sonnet-4-5", fake);
     config.push_str(
         r#"
 [agents.defaults.models."anthropic/claude-opus-4-5"]

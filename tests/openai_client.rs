@@ -15,12 +15,7 @@ use support::home::TestHome;
 async fn official_openai_python_client_works_against_the_gateway() {
     let python = std::env::var("REMOTECLAW_PYTHON").unwrap_or_else(|_| "python3".into());
     let fake = FakeProvider::start().await;
-    let mut home = TestHome::new(&TestHome::config_for_fake(
-        "openai/gpt-4o-mini",
-        &fake.anthropic_base(),
-        &fake.openai_base(),
-        &fake.google_base(),
-    ));
+    let mut home = TestHome::new(&TestHome::config_for_fake("openai/gpt-4o-mini", &fake));
     home.set("OPENAI_API_KEY", "sk-py");
     let (mut child, addr) = spawn_binary(&home).await;
     let script = concat!(

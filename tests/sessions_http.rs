@@ -13,12 +13,7 @@ use support::gateway::{Gateway, spawn_binary, sse_events};
 use support::home::{TestHome, stderr, stdout};
 
 fn home(fake: &FakeProvider) -> TestHome {
-    let mut config = TestHome::config_for_fake(
-        "openai/gpt-4o-mini",
-        &fake.anthropic_base(),
-        &fake.openai_base(),
-        &fake.google_base(),
-    );
+    let mut config = TestHome::config_for_fake("openai/gpt-4o-mini", fake);
     config.push_str("[agents.defaults.models.\"anthropic/claude-opus-4-5\"]\nalias = \"opus\"\n[agents.defaults.models.\"openai/gpt-4o-mini\"]\n");
     let mut h = TestHome::new(&config);
     h.set("OPENAI_API_KEY", "sk-oa")

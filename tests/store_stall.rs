@@ -60,12 +60,7 @@ fn reply(v: &Value) -> (&str, &str) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_cli_write_lock_on_state_db_does_not_stall_health_or_a_read_only_turn() {
     let fake = FakeProvider::start().await;
-    let mut home = TestHome::new(&TestHome::config_for_fake(
-        "openai/gpt-4o-mini",
-        &fake.anthropic_base(),
-        &fake.openai_base(),
-        &fake.google_base(),
-    ));
+    let mut home = TestHome::new(&TestHome::config_for_fake("openai/gpt-4o-mini", &fake));
     // OpenAI has only an environment key: a turn on it records nothing. Anthropic has a
     // stored profile: a turn on it records the profile's last use (a write).
     home.set("OPENAI_API_KEY", "env-key");
@@ -145,12 +140,7 @@ async fn a_cli_write_lock_on_state_db_does_not_stall_health_or_a_read_only_turn(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_profile_added_a_moment_ago_can_be_pinned_at_once() {
     let fake = FakeProvider::start().await;
-    let mut home = TestHome::new(&TestHome::config_for_fake(
-        "openai/gpt-4o-mini",
-        &fake.anthropic_base(),
-        &fake.openai_base(),
-        &fake.google_base(),
-    ));
+    let mut home = TestHome::new(&TestHome::config_for_fake("openai/gpt-4o-mini", &fake));
     home.set("OPENAI_API_KEY", "env-key");
     let app = home.app().await;
     let resolver = &app.engine.resolver;

@@ -12,12 +12,7 @@ use support::home::{TestHome, stderr, stdout};
 
 /// A home whose default model is OpenAI's on `fake`, with a key for it.
 fn home(fake: &FakeProvider) -> TestHome {
-    let mut home = TestHome::new(&TestHome::config_for_fake(
-        "openai/gpt-4o-mini",
-        &fake.anthropic_base(),
-        &fake.openai_base(),
-        &fake.google_base(),
-    ));
+    let mut home = TestHome::new(&TestHome::config_for_fake("openai/gpt-4o-mini", fake));
     home.set("OPENAI_API_KEY", "sk-oa-usage");
     home
 }

@@ -27,12 +27,7 @@ const PRELUDE: &str = "window.__csp = []; document.addEventListener('securitypol
 const DOT_PNG: &str = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNkYPhfDwAChwGA60e6kgAAAABJRU5ErkJggg==";
 
 async fn gateway(fake: &FakeProvider) -> Gateway {
-    let config = TestHome::config_for_fake(
-        "openai/gpt-4o-mini",
-        &fake.anthropic_base(),
-        &fake.openai_base(),
-        &fake.google_base(),
-    );
+    let config = TestHome::config_for_fake("openai/gpt-4o-mini", fake);
     let mut home = TestHome::new(&config);
     home.set("OPENAI_API_KEY", "browser-key");
     Gateway::start(home, None).await

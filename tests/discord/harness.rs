@@ -84,12 +84,7 @@ pub fn config(
     api_base: &str,
     discord: &str,
 ) -> String {
-    let mut c = TestHome::config_for_fake(
-        primary,
-        &llm.anthropic_base(),
-        &llm.openai_base(),
-        &llm.google_base(),
-    );
+    let mut c = TestHome::config_for_fake(primary, llm);
     // Most tests look at whole messages: replies are not streamed unless a test says so.
     let streaming = if discord.contains("streaming") {
         ""

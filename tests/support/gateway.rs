@@ -184,12 +184,7 @@ pub fn parse_response(buf: &[u8]) -> Option<RawResponse> {
 /// A home whose providers all point at `fake` (primary `openai/gpt-4o-mini`, key
 /// `gw-key`), with `extra` TOML appended.
 pub fn fake_home(fake: &FakeProvider, extra: &str) -> TestHome {
-    let mut config = TestHome::config_for_fake(
-        "openai/gpt-4o-mini",
-        &fake.anthropic_base(),
-        &fake.openai_base(),
-        &fake.google_base(),
-    );
+    let mut config = TestHome::config_for_fake("openai/gpt-4o-mini", fake);
     config.push_str(extra);
     let mut home = TestHome::new(&config);
     home.set("OPENAI_API_KEY", "gw-key");

@@ -1,6 +1,7 @@
 //! A throwaway RemoteClaw home for a test: a state dir with `remoteclaw.toml`, an
 //! environment to go with it, and helpers to run the real binary against it.
 
+use super::fake_provider::FakeProvider;
 use remoteclaw::app::App;
 use remoteclaw::config::env::EnvMap;
 use std::path::{Path, PathBuf};
@@ -35,7 +36,12 @@ impl TestHome {
     }
 
     /// Config pointing the three built-in providers at a fake.
-    pub fn config_for_fake(primary: &str, anthropic: &str, openai: &str, google: &str) -> String {
+    pub fn config_for_fake(primary: &str, fake: &FakeProvider) -> String {
+        let (anthropic, openai, google) = (
+            fake.anthropic_base(),
+            fake.openai_base(),
+            fake.google_base(),
+        );
         format!(
             r#"[agents.defaults.model]
 primary = "{primary}"

@@ -61,12 +61,7 @@ pub fn config(
     api_root: &str,
     telegram: &str,
 ) -> String {
-    let mut c = TestHome::config_for_fake(
-        primary,
-        &llm.anthropic_base(),
-        &llm.openai_base(),
-        &llm.google_base(),
-    );
+    let mut c = TestHome::config_for_fake(primary, llm);
     // Most tests look at whole messages: replies are not streamed unless a test says so.
     let streaming = if telegram.contains("streaming") {
         ""
