@@ -17,7 +17,8 @@ use support::fake_provider::{Behavior, FakeProvider};
 use support::fake_telegram::FakeTelegram;
 use support::home::TestHome;
 use telegram_support::{
-    Binary, MODELS, OFFSET_KEY, TOKEN, WAIT, config, inbox, prepare, setup, start, wait_answered,
+    Binary, MODELS, OFFSET_KEY, TOKEN, WAIT, config, inbox, prepare, setup, setup_with, start,
+    wait_answered,
 };
 use tokio::sync::watch;
 
@@ -487,4 +488,62 @@ async fn an_update_with_a_lone_surrogate_neither_stalls_the_channel_nor_is_lost(
     // And the channel goes on: a later message is answered too.
     let later = s.tg.send_dm(42, "alice", "still there?");
     wait_answered(&s.tg, &inbox(&s.home), &[later]).await;
+}
+
+/// A 429 on `getUpdates` is waited out (its `retry_after`), then the poll goes on and
+/// the message sent meanwhile is answered once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rate_limited_poll_waits_and_then_answers_what_came_meanwhile() {
+    let tg = FakeTelegram::start(TOKEN).await;
+    tg.rate_limit_next("getUpdates", 1, 1);
+    let s = setup_with(tg, "").await;
+    let id = s.tg.send_dm(42, "alice", "still there?");
+    wait_answered(&s.tg, &inbox(&s.home), &[id]).await;
+    assert_eq!(s.tg.pending_failures("getUpdates"), 0);
+    let polls = s.tg.calls_of("getUpdates");
+    assert_eq!(polls[0].error_code(), Some(429), "{polls:?}");
+    // Answered polls (the last one may still be waiting) all succeeded; the first of
+    // them came after the wait Telegram asked for.
+    let answered: Vec<_> = polls[1..].iter().filter(|c| c.status != 0).collect();
+    assert!(
+        !answered.is_empty() && answered.iter().all(|c| c.succeeded()),
+        "{polls:?}"
+    );
+    assert!(
+        polls[1].at - polls[0].at >= Duration::from_secs(1),
+        "{polls:?}"
+    );
+    assert_eq!(s.llm.requests().len(), 1);
+    assert_eq!(s.tg.sent_messages().len(), 1);
+}
+
+/// A token revoked while the channel runs (`getUpdates` answers 401) stops the channel
+/// with the same clear error as a token refused at start, the token not in it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_revoked_while_polling_stops_the_channel_with_a_clear_error() {
+    let tg = FakeTelegram::start(TOKEN).await;
+    tg.fail_next("getUpdates", 401, "Unauthorized");
+    let home = TestHome::new(&format!(
+        "[channels.telegram]\nenabled = true\napiRoot = \"{}\"\n",
+        tg.api_url()
+    ));
+    let app = Arc::new(home.app().await);
+    let cfg = app.config().channels.telegram.clone().unwrap();
+    let (_stop, rx) = watch::channel(false);
+    let err = tokio::time::timeout(
+        WAIT,
+        telegram::run(
+            app,
+            remoteclaw::config::live::section(cfg),
+            Secret::new(TOKEN),
+            rx,
+        ),
+    )
+    .await
+    .expect("the channel stops")
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("rejected the bot token"), "{err}");
+    assert!(!err.contains(TOKEN), "{err}");
+    assert_eq!(tg.pending_failures("getUpdates"), 0);
 }

@@ -238,6 +238,20 @@ impl SessionTurn {
         &self.key
     }
 
+    /// Our write made the stored session `rev`. One more than the revision the turn
+    /// began with: nobody else wrote in between, and the cached state (updated by the
+    /// caller) is what the store holds. Anything else: another process (a CLI `sessions
+    /// reset`, a replica) wrote meanwhile, so the next turn reads the session again
+    /// instead of keeping a history the store no longer has.
+    fn wrote(&mut self, rev: i64) {
+        let s = self.state_mut();
+        s.rev = if rev == s.rev.saturating_add(1) {
+            rev
+        } else {
+            NOT_LOADED
+        };
+    }
+
     fn state_mut(&mut self) -> &mut SessionState {
         &mut self.guard
     }
@@ -257,10 +271,10 @@ impl SessionTurn {
             .store
             .set_choice(&self.key, model.as_deref(), pin.as_ref(), now)
             .await?;
+        self.wrote(rev);
         let s = self.state_mut();
         s.model = model;
         s.pin = pin;
-        s.rev = rev;
         Ok(())
     }
 
@@ -276,11 +290,11 @@ impl SessionTurn {
             .store
             .append_history(&self.key, &msgs, keep, now)
             .await?;
+        self.wrote(rev);
         let s = self.state_mut();
         s.history.extend(msgs);
         let excess = s.history.len().saturating_sub(keep);
         s.history.drain(..excess);
-        s.rev = rev;
         Ok(())
     }
 
@@ -288,9 +302,8 @@ impl SessionTurn {
     pub async fn clear_history(&mut self) -> Result<(), StoreError> {
         let now = self.clock.now_ms();
         let rev = self.store.clear_history(&self.key, now).await?;
-        let s = self.state_mut();
-        s.history.clear();
-        s.rev = rev;
+        self.wrote(rev);
+        self.state_mut().history.clear();
         Ok(())
     }
 }
@@ -310,6 +323,57 @@ mod tests {
             clock,
             dir,
         )
+    }
+
+    /// Another process writes the session while a turn runs (a CLI `sessions reset`
+    /// between the turn's read and its write): the next turn sees what the store holds,
+    /// not the history the turn had cached.
+    #[tokio::test]
+    async fn a_write_from_elsewhere_during_a_turn_is_seen_by_the_next_turn() {
+        let (m, _c, _d) = manager();
+        {
+            let mut t = m.begin("web:a").await.unwrap();
+            t.append_exchange(ChatMessage::user("old q"), ChatMessage::assistant("old a"))
+                .await
+                .unwrap();
+        }
+        {
+            let mut t = m.begin("web:a").await.unwrap();
+            assert_eq!(t.state().history.len(), 2);
+            // Elsewhere: the history is cleared and the model set, while this turn runs.
+            let store = m.store().clone();
+            store.clear_history("web:a", 2_000).await.unwrap();
+            store
+                .set_choice("web:a", Some("openai/gpt-4o"), None, 2_000)
+                .await
+                .unwrap();
+            t.append_exchange(ChatMessage::user("new q"), ChatMessage::assistant("new a"))
+                .await
+                .unwrap();
+        }
+        let t = m.begin("web:a").await.unwrap();
+        let texts: Vec<&str> = t
+            .state()
+            .history
+            .iter()
+            .map(|h| h.content.as_str())
+            .collect();
+        assert_eq!(
+            texts,
+            ["new q", "new a"],
+            "the store's history, not the cached one"
+        );
+        assert_eq!(t.state().model.as_deref(), Some("openai/gpt-4o"));
+        drop(t);
+        // Our own writes alone keep the cache as it is (and it matches the store).
+        {
+            let mut t = m.begin("web:a").await.unwrap();
+            t.set_choice(None, None).await.unwrap();
+            assert_eq!(t.state().rev, m.store().rev("web:a").await.unwrap());
+        }
+        let t = m.begin("web:a").await.unwrap();
+        assert_eq!(t.state().model, None);
+        assert_eq!(t.state().history.len(), 2);
     }
 
     #[tokio::test]
