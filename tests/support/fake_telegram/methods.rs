@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 use super::objects::{
     Params, boolean, int, int_value, string, strip_reply, structured, unix_now, utf16_len,
 };
-use super::{Inner, Reply, SentMessage, St, bad_request, fail, lock, markup, ok};
+use super::{Inner, Queued, Reply, SentMessage, St, bad_request, fail, lock, markup, ok};
 
 const CONFLICT_POLL: &str = "Conflict: terminated by other getUpdates request; make sure that only one bot instance is running";
 const CONFLICT_WEBHOOK: &str = "Conflict: can't use getUpdates method while webhook is active; use deleteWebhook to delete the webhook first";
@@ -47,14 +47,14 @@ const BUTTON_ACTIONS: &[&str] = &[
 /// Long poll: answers as soon as deliverable updates (`update_id >= offset`) are
 /// queued, else after `timeout` seconds with `[]`; a newer `getUpdates` ends this one
 /// with 409.
-pub(super) async fn get_updates(inner: &Arc<Inner>, p: &Params) -> Reply {
+pub(super) async fn get_updates(inner: &Arc<Inner>, p: &Params) -> Result<Vec<Arc<Queued>>, Reply> {
     let limit = int(p, "limit").unwrap_or(100).clamp(1, 100) as usize;
     let timeout = int(p, "timeout").unwrap_or(0).clamp(0, 3600) as u64;
     let offset = int(p, "offset");
     let generation = {
         let mut st = lock(&inner.state);
         if !st.webhook_url.is_empty() {
-            return fail(409, CONFLICT_WEBHOOK);
+            return Err(fail(409, CONFLICT_WEBHOOK));
         }
         st.poll_offsets.push(offset);
         if let Some(offset) = offset {
@@ -79,11 +79,11 @@ pub(super) async fn get_updates(inner: &Arc<Inner>, p: &Params) -> Reply {
         {
             let st = lock(&inner.state);
             if st.poll_generation != generation {
-                return fail(409, CONFLICT_POLL);
+                return Err(fail(409, CONFLICT_POLL));
             }
             let ready = st.deliverable(limit, offset);
             if !ready.is_empty() || tokio::time::Instant::now() >= deadline || *shutdown.borrow() {
-                return ok(Value::Array(ready));
+                return Ok(ready);
             }
         }
         tokio::select! {
@@ -99,8 +99,7 @@ impl St {
     fn acknowledge(&mut self, offset: i64) {
         self.highest_offset = self.highest_offset.max(offset);
         if offset > 0 {
-            self.queue
-                .retain(|u| u["update_id"].as_i64().unwrap_or(0) >= offset);
+            self.queue.retain(|u| u.id >= offset);
         } else if offset < 0 {
             let keep = offset.unsigned_abs() as usize;
             while self.queue.len() > keep {
@@ -111,18 +110,12 @@ impl St {
 
     /// Queued updates of the allowed kinds, none below a positive `offset` (an update
     /// queued again after it was acknowledged is never handed out).
-    fn deliverable(&self, limit: usize, offset: Option<i64>) -> Vec<Value> {
+    fn deliverable(&self, limit: usize, offset: Option<i64>) -> Vec<Arc<Queued>> {
         let floor = offset.filter(|o| *o > 0).unwrap_or(i64::MIN);
         self.queue
             .iter()
-            .filter(|u| u["update_id"].as_i64().unwrap_or(0) >= floor)
-            .filter(|u| {
-                self.allowed_updates.is_empty()
-                    || u.as_object().is_some_and(|o| {
-                        o.keys()
-                            .any(|k| k != "update_id" && self.allowed_updates.contains(k))
-                    })
-            })
+            .filter(|u| u.id >= floor)
+            .filter(|u| self.allowed_updates.is_empty() || self.allowed_updates.contains(&u.kind))
             .take(limit)
             .cloned()
             .collect()

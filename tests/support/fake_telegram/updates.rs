@@ -99,9 +99,7 @@ impl FakeTelegram {
                 _ => Map::new(),
             };
             update.insert("update_id".into(), json!(id));
-            let update = Value::Object(update);
-            st.queue.push_back(update.clone());
-            st.history.push(update);
+            st.enqueue(Value::Object(update));
             id
         };
         self.inner.wake();
@@ -129,7 +127,11 @@ impl FakeTelegram {
 
     /// Every update ever queued, in order (acknowledged ones included).
     pub fn updates(&self) -> Vec<Value> {
-        lock(&self.inner.state).history.clone()
+        lock(&self.inner.state)
+            .history
+            .iter()
+            .map(|u| u.value.clone())
+            .collect()
     }
 
     /// The `message_id` of a queued message update.
@@ -137,8 +139,8 @@ impl FakeTelegram {
         lock(&self.inner.state)
             .history
             .iter()
-            .find(|u| u["update_id"].as_i64() == Some(update_id))
-            .and_then(|u| u["message"]["message_id"].as_i64())
+            .find(|u| u.id == update_id)
+            .and_then(|u| u.value["message"]["message_id"].as_i64())
     }
 
     /// Current state of a stored message (user or bot, after edits).
@@ -155,11 +157,7 @@ impl FakeTelegram {
     pub fn redeliver(&self, update_id: i64) -> bool {
         let found = {
             let mut st = lock(&self.inner.state);
-            let update = st
-                .history
-                .iter()
-                .find(|u| u["update_id"].as_i64() == Some(update_id))
-                .cloned();
+            let update = st.history.iter().find(|u| u.id == update_id).cloned();
             match update {
                 Some(u) => {
                     st.queue.push_back(u);
