@@ -82,6 +82,56 @@ impl fmt::Display for Secret {
     }
 }
 
+/// [`Secret::redact_in`] for text that arrives in pieces (a streamed reply): each piece
+/// comes out with every whole occurrence of the secret replaced, and an ending that could
+/// be the start of the secret is held back until the next piece shows whether it is. What
+/// comes out, joined, is the whole text redacted in one go; no piece ever carries the
+/// secret, not even cut across two pieces.
+pub struct Redactor {
+    secret: Secret,
+    held: String,
+}
+
+impl Redactor {
+    pub fn new(secret: &Secret) -> Redactor {
+        Redactor {
+            secret: secret.clone(),
+            held: String::new(),
+        }
+    }
+
+    /// The part of `piece` (after what was held back) that can be shown now.
+    pub fn push(&mut self, piece: &str) -> String {
+        let secret = self.secret.expose();
+        if secret.len() < 4 {
+            return piece.to_string();
+        }
+        let mut text = std::mem::take(&mut self.held);
+        text.push_str(piece);
+        let mut out = String::with_capacity(text.len());
+        let mut rest = text.as_str();
+        while let Some(at) = rest.find(secret) {
+            out.push_str(&rest[..at]);
+            out.push_str("<redacted>");
+            rest = &rest[at + secret.len()..];
+        }
+        // The longest ending of `rest` that begins the secret (shorter than the secret,
+        // or it would have been found above) waits for the next piece.
+        let keep = (1..secret.len().min(rest.len() + 1))
+            .rev()
+            .find(|&n| secret.is_char_boundary(n) && rest.ends_with(&secret[..n]))
+            .unwrap_or(0);
+        out.push_str(&rest[..rest.len() - keep]);
+        self.held = rest[rest.len() - keep..].to_string();
+        out
+    }
+
+    /// What is still held back: the text ended, so it was not the secret.
+    pub fn finish(self) -> String {
+        self.held
+    }
+}
+
 /// First 8 hex digits of the SHA-256 of `text` (what [`Secret::fingerprint`] shows).
 pub fn fingerprint_of(text: &str) -> String {
     Sha256::digest(text.as_bytes())[..4]
@@ -111,6 +161,70 @@ mod tests {
         );
         assert_eq!(Secret::new("ab").redact_in("abc"), "abc");
         assert_eq!(Secret::new("").redact_in("abc"), "abc");
+    }
+
+    #[test]
+    fn a_streamed_secret_is_redacted_even_when_cut_across_pieces() {
+        let key = Secret::new("sk-KEY-1234");
+        let mut r = Redactor::new(&key);
+        let shown: Vec<String> = [
+            "your key: sk-",
+            "KEY-12",
+            "34, and sk-K",
+            "ite",
+            " sk-KEY-12",
+        ]
+        .iter()
+        .map(|p| r.push(p))
+        .collect();
+        assert_eq!(
+            shown,
+            ["your key: ", "", "<redacted>, and ", "sk-Kite", " "]
+        );
+        assert_eq!(r.finish(), "sk-KEY-12");
+        // Short values are never held or replaced, as in `redact_in`.
+        let mut r = Redactor::new(&Secret::new("ab"));
+        assert_eq!(r.push("a"), "a");
+        assert_eq!(r.finish(), "");
+    }
+
+    proptest::proptest! {
+        /// Any text (the secret put in it anywhere, also overlapping itself), cut
+        /// anywhere: the pieces join to the one-shot redaction, and no piece shows the
+        /// secret.
+        #[test]
+        fn streamed_redaction_is_the_one_shot_redaction(
+            secret in "[a-c]{4,8}|sk-[a-zA-Z0-9é]{4,12}",
+            parts in proptest::collection::vec("[a-c ]{0,6}|sk-[a-zA-Z0-9é]{0,6}", 0..8),
+            with_secret in proptest::collection::vec(proptest::bool::ANY, 8),
+            cuts in proptest::collection::vec(0usize..64, 0..10),
+        ) {
+            let mut text = String::new();
+            for (i, p) in parts.iter().enumerate() {
+                text.push_str(p);
+                if with_secret[i] {
+                    text.push_str(&secret);
+                }
+            }
+            let mut bounds: Vec<usize> = cuts
+                .iter()
+                .map(|c| c % (text.len() + 1))
+                .filter(|c| text.is_char_boundary(*c))
+                .collect();
+            bounds.extend([0, text.len()]);
+            bounds.sort_unstable();
+            bounds.dedup();
+            let key = Secret::new(secret.clone());
+            let mut r = Redactor::new(&key);
+            let mut joined = String::new();
+            for w in bounds.windows(2) {
+                let piece = r.push(&text[w[0]..w[1]]);
+                proptest::prop_assert!(!piece.contains(&secret), "{piece:?}");
+                joined.push_str(&piece);
+            }
+            joined.push_str(&r.finish());
+            proptest::prop_assert_eq!(joined, key.redact_in(&text));
+        }
     }
 
     #[test]

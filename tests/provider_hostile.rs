@@ -570,3 +570,51 @@ async fn in_flight_gauge_is_released_when_a_turn_is_dropped() {
         "the dropped turn left the gauge"
     );
 }
+
+// ------------------------------------------------------------------ a reply quoting the key
+
+/// A provider (or a proxy in front of it) that quotes the key it was sent in a normal
+/// reply: the turn shows `<redacted>` in its place, whole or streamed, also when the key
+/// arrives cut across two deltas, and the session history keeps only the redacted text.
+#[tokio::test]
+async fn a_reply_quoting_the_key_never_shows_it() {
+    let fake = FakeProvider::start().await;
+    let mut home = TestHome::new(&format!(
+        "[agents.defaults.model]\nprimary = \"openai/m\"\n\n[models.providers.openai]\nbaseUrl = \"{}\"\n",
+        fake.openai_base()
+    ));
+    home.set("OPENAI_API_KEY", KEY);
+    let app = home.app().await;
+
+    fake.set_default(Behavior::Reply(format!("your key is {KEY}, keep it")));
+    let whole = app.engine.run_turn(input(), None).await;
+    assert!(whole.error.is_none(), "{:?}", whole.error);
+    assert_eq!(whole.reply, "your key is <redacted>, keep it");
+
+    // Streamed: the key cut in two ("k-ho" + "stile"), then its start again, unfinished.
+    let chunk = |text: &str| {
+        format!(
+            "data: {}\n\n",
+            serde_json::json!({"id": "c1", "object": "chat.completion.chunk", "created": 1,
+                "model": "m", "choices": [{"index": 0, "delta": {"content": text}, "finish_reason": null}]})
+        )
+        .into_bytes()
+    };
+    let mut frames: Vec<Vec<u8>> = ["key: k-ho", "stile! and k-h", "ost"].map(chunk).to_vec();
+    frames.push(b"data: [DONE]\n\n".to_vec());
+    fake.set_default(Behavior::RawChunks(RawChunks {
+        frames,
+        ..RawChunks::sse(Vec::new())
+    }));
+    let mut deltas: Vec<String> = Vec::new();
+    let mut sink = |d: &str| deltas.push(d.to_string());
+    let streamed = app.engine.run_turn(input(), Some(&mut sink)).await;
+    assert!(streamed.error.is_none(), "{:?}", streamed.error);
+    assert_eq!(streamed.reply, "key: <redacted>! and k-host");
+    assert!(deltas.iter().all(|d| !d.contains(KEY)), "{deltas:?}");
+    assert_eq!(deltas.concat(), streamed.reply, "{deltas:?}");
+    assert!(
+        deltas.iter().all(|d| !d.ends_with("k-ho")),
+        "the key's start is held back until the next delta: {deltas:?}"
+    );
+}

@@ -9,6 +9,7 @@ use crate::providers::{
     ChatMessage, ChatRequest, Completion, DeltaSink, ErrorKind, ProviderClient, ProviderError,
     Role, Usage,
 };
+use crate::secret::Redactor;
 use serde::Serialize;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -177,7 +178,12 @@ fn is_transient_refresh_error(e: &ProviderError) -> bool {
 }
 
 /// One provider call with `cred`, streamed into `sink` when there is one (`emitted` turns
-/// true once a delta went out). Boxed as `Send` here, where its lifetimes are concrete.
+/// true once a delta arrived). Boxed as `Send` here, where its lifetimes are concrete.
+///
+/// A reply that quotes the credential's own secret (a proxy echoing the key, a model
+/// told it) shows `<redacted>` in its place, in the streamed deltas too, even when the
+/// secret arrives cut across two of them (DESIGN §8: no secret in a chat reply). The
+/// history keeps the redacted text, so the secret never goes back to the model either.
 fn call<'a, 's: 'a>(
     client: &'a ProviderClient,
     cred: &'a Credential,
@@ -186,16 +192,31 @@ fn call<'a, 's: 'a>(
     emitted: &'a AtomicBool,
 ) -> Pin<Box<dyn Future<Output = Result<Completion, ProviderError>> + Send + 'a>> {
     Box::pin(async move {
-        match sink {
+        let result = match sink {
             Some(s) => {
-                let mut wrapped = |d: &str| {
-                    emitted.store(true, Ordering::Relaxed);
-                    s(d)
+                let mut redactor = Redactor::new(&cred.secret);
+                let result = {
+                    let mut wrapped = |d: &str| {
+                        emitted.store(true, Ordering::Relaxed);
+                        let shown = redactor.push(d);
+                        if !shown.is_empty() {
+                            s(&shown);
+                        }
+                    };
+                    client.stream(cred, request, &mut wrapped).await
                 };
-                client.stream(cred, request, &mut wrapped).await
+                let rest = redactor.finish();
+                if result.is_ok() && !rest.is_empty() {
+                    s(&rest);
+                }
+                result
             }
             None => client.complete(cred, request).await,
-        }
+        };
+        result.map(|mut c| {
+            c.text = cred.secret.redact_in(&c.text);
+            c
+        })
     })
 }
 
