@@ -82,17 +82,25 @@ impl fmt::Display for Secret {
     }
 }
 
-/// [`Secret::redact_in`] for text that arrives in pieces (a streamed reply): each piece
-/// comes out with every whole occurrence of the secret replaced, and an ending that could
-/// be the start of the secret is held back until the next piece shows whether it is. What
-/// comes out, joined, is the whole text redacted in one go; no piece ever carries the
-/// secret, not even cut across two pieces.
+/// A model's reply with a secret taken out, for text that may arrive in pieces (a
+/// streamed reply): each piece comes out with every whole occurrence of the secret
+/// replaced by `<redacted>`, and an ending that could be the start of the secret is held
+/// back until the next piece shows whether it is. What comes out, joined, is
+/// [`Redactor::redact`] of the whole text; no piece ever carries the secret, not even cut
+/// across two pieces.
+///
+/// Secrets shorter than [`Redactor::MIN_LEN`] are left in replies: real keys and tokens
+/// are longer, and the placeholder key of a local server (`none`, `ollama`, `EMPTY`) is
+/// a word a reply may well contain.
 pub struct Redactor {
     secret: Secret,
     held: String,
 }
 
 impl Redactor {
+    /// The shortest secret taken out of replies.
+    pub const MIN_LEN: usize = 16;
+
     pub fn new(secret: &Secret) -> Redactor {
         Redactor {
             secret: secret.clone(),
@@ -100,10 +108,18 @@ impl Redactor {
         }
     }
 
+    /// A whole reply with `secret` taken out (what the pieces of it join to).
+    pub fn redact(secret: &Secret, text: &str) -> String {
+        if secret.expose().len() < Self::MIN_LEN {
+            return text.to_string();
+        }
+        secret.redact_in(text)
+    }
+
     /// The part of `piece` (after what was held back) that can be shown now.
     pub fn push(&mut self, piece: &str) -> String {
         let secret = self.secret.expose();
-        if secret.len() < 4 {
+        if secret.len() < Self::MIN_LEN {
             return piece.to_string();
         }
         let mut text = std::mem::take(&mut self.held);
@@ -165,27 +181,30 @@ mod tests {
 
     #[test]
     fn a_streamed_secret_is_redacted_even_when_cut_across_pieces() {
-        let key = Secret::new("sk-KEY-1234");
+        let key = Secret::new("sk-KEY-1234567890");
         let mut r = Redactor::new(&key);
-        let shown: Vec<String> = [
+        let pieces = [
             "your key: sk-",
-            "KEY-12",
-            "34, and sk-K",
+            "KEY-1234567",
+            "890, and sk-K",
             "ite",
             " sk-KEY-12",
-        ]
-        .iter()
-        .map(|p| r.push(p))
-        .collect();
+        ];
+        let shown: Vec<String> = pieces.iter().map(|p| r.push(p)).collect();
         assert_eq!(
             shown,
             ["your key: ", "", "<redacted>, and ", "sk-Kite", " "]
         );
         assert_eq!(r.finish(), "sk-KEY-12");
-        // Short values are never held or replaced, as in `redact_in`.
-        let mut r = Redactor::new(&Secret::new("ab"));
-        assert_eq!(r.push("a"), "a");
-        assert_eq!(r.finish(), "");
+        // A local server's placeholder key is a word like any other in a reply.
+        for placeholder in ["none", "EMPTY", "ollama", "lm-studio"] {
+            let key = Secret::new(placeholder);
+            let text = format!("there is {placeholder} left");
+            assert_eq!(Redactor::redact(&key, &text), text);
+            let mut r = Redactor::new(&key);
+            assert_eq!(r.push(&text), text);
+            assert_eq!(r.finish(), "");
+        }
     }
 
     proptest::proptest! {
@@ -194,8 +213,8 @@ mod tests {
         /// secret.
         #[test]
         fn streamed_redaction_is_the_one_shot_redaction(
-            secret in "[a-c]{4,8}|sk-[a-zA-Z0-9é]{4,12}",
-            parts in proptest::collection::vec("[a-c ]{0,6}|sk-[a-zA-Z0-9é]{0,6}", 0..8),
+            secret in "[ab]{16,18}|sk-[a-zA-Z0-9é]{13,20}",
+            parts in proptest::collection::vec("[ab ]{0,20}|sk-[a-zA-Z0-9é]{0,16}", 0..8),
             with_secret in proptest::collection::vec(proptest::bool::ANY, 8),
             cuts in proptest::collection::vec(0usize..64, 0..10),
         ) {
@@ -223,7 +242,7 @@ mod tests {
                 joined.push_str(&piece);
             }
             joined.push_str(&r.finish());
-            proptest::prop_assert_eq!(joined, key.redact_in(&text));
+            proptest::prop_assert_eq!(joined, Redactor::redact(&key, &text));
         }
     }
 

@@ -578,6 +578,7 @@ async fn in_flight_gauge_is_released_when_a_turn_is_dropped() {
 /// arrives cut across two deltas, and the session history keeps only the redacted text.
 #[tokio::test]
 async fn a_reply_quoting_the_key_never_shows_it() {
+    const KEY: &str = "sk-hostile-echo-0123456789";
     let fake = FakeProvider::start().await;
     let mut home = TestHome::new(&format!(
         "[agents.defaults.model]\nprimary = \"openai/m\"\n\n[models.providers.openai]\nbaseUrl = \"{}\"\n",
@@ -591,7 +592,7 @@ async fn a_reply_quoting_the_key_never_shows_it() {
     assert!(whole.error.is_none(), "{:?}", whole.error);
     assert_eq!(whole.reply, "your key is <redacted>, keep it");
 
-    // Streamed: the key cut in two ("k-ho" + "stile"), then its start again, unfinished.
+    // Streamed: the key cut in two, then its start again, unfinished.
     let chunk = |text: &str| {
         format!(
             "data: {}\n\n",
@@ -600,7 +601,9 @@ async fn a_reply_quoting_the_key_never_shows_it() {
         )
         .into_bytes()
     };
-    let mut frames: Vec<Vec<u8>> = ["key: k-ho", "stile! and k-h", "ost"].map(chunk).to_vec();
+    let mut frames: Vec<Vec<u8>> = ["key: sk-hostile-e", "cho-0123456789! and sk-h", "ost"]
+        .map(chunk)
+        .to_vec();
     frames.push(b"data: [DONE]\n\n".to_vec());
     fake.set_default(Behavior::RawChunks(RawChunks {
         frames,
@@ -610,11 +613,13 @@ async fn a_reply_quoting_the_key_never_shows_it() {
     let mut sink = |d: &str| deltas.push(d.to_string());
     let streamed = app.engine.run_turn(input(), Some(&mut sink)).await;
     assert!(streamed.error.is_none(), "{:?}", streamed.error);
-    assert_eq!(streamed.reply, "key: <redacted>! and k-host");
+    assert_eq!(streamed.reply, "key: <redacted>! and sk-host");
     assert!(deltas.iter().all(|d| !d.contains(KEY)), "{deltas:?}");
     assert_eq!(deltas.concat(), streamed.reply, "{deltas:?}");
     assert!(
-        deltas.iter().all(|d| !d.ends_with("k-ho")),
+        deltas
+            .iter()
+            .all(|d| !d.ends_with("sk-hostile-e") && !d.ends_with("sk-h")),
         "the key's start is held back until the next delta: {deltas:?}"
     );
 }

@@ -182,8 +182,9 @@ fn is_transient_refresh_error(e: &ProviderError) -> bool {
 ///
 /// A reply that quotes the credential's own secret (a proxy echoing the key, a model
 /// told it) shows `<redacted>` in its place, in the streamed deltas too, even when the
-/// secret arrives cut across two of them (DESIGN §8: no secret in a chat reply). The
-/// history keeps the redacted text, so the secret never goes back to the model either.
+/// secret arrives cut across two of them (DESIGN §8: no secret in a chat reply; see
+/// [`Redactor`] for the placeholder keys it leaves alone). The history keeps the redacted
+/// text, so the secret never goes back to the model either.
 fn call<'a, 's: 'a>(
     client: &'a ProviderClient,
     cred: &'a Credential,
@@ -214,7 +215,7 @@ fn call<'a, 's: 'a>(
             None => client.complete(cred, request).await,
         };
         result.map(|mut c| {
-            c.text = cred.secret.redact_in(&c.text);
+            c.text = Redactor::redact(&cred.secret, &c.text);
             c
         })
     })
