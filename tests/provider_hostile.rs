@@ -575,7 +575,7 @@ async fn in_flight_gauge_is_released_when_a_turn_is_dropped() {
 
 /// A provider (or a proxy in front of it) that quotes the key it was sent in a normal
 /// reply: the turn shows `<redacted>` in its place, whole or streamed, also when the key
-/// arrives cut across two deltas, and the session history keeps only the redacted text.
+/// arrives cut across two deltas. The turn's reply is what the session history keeps.
 #[tokio::test]
 async fn a_reply_quoting_the_key_never_shows_it() {
     const KEY: &str = "sk-hostile-echo-0123456789";

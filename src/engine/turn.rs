@@ -206,6 +206,8 @@ fn call<'a, 's: 'a>(
                     };
                     client.stream(cred, request, &mut wrapped).await
                 };
+                // Shown once the reply is complete; a reply that fails mid-stream loses it
+                // with the rest of its unfinished text.
                 let rest = redactor.finish();
                 if result.is_ok() && !rest.is_empty() {
                     s(&rest);
@@ -365,7 +367,8 @@ impl Engine {
             .first()
             .cloned()
             .unwrap_or_else(|| now.catalog.default.clone());
-        // Whether a delta went out: after that, no other credential or model may answer.
+        // Whether a delta arrived (shown, or held back by the redactor as the possible start
+        // of the key): after that, no other credential or model may answer.
         let emitted_flag = AtomicBool::new(false);
         let emitted = || emitted_flag.load(Ordering::Relaxed);
 
