@@ -371,7 +371,7 @@ async fn order_set_get_clear() {
     assert_eq!(out.status.code(), Some(1));
     assert!(
         stderr(&out).contains(
-            "Auth profile \"anthropic:wrk\" not found. Profiles for anthropic: anthropic:manual, anthropic:work."
+            "Auth profile \"anthropic:wrk\" not found. Profiles for anthropic: anthropic:work, anthropic:manual."
         ),
         "{}",
         stderr(&out)

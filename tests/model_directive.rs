@@ -275,3 +275,46 @@ async fn sessions_list_and_reset() {
         stderr(&out)
     );
 }
+
+/// DESIGN §4's own example: with the profiles of §2 (`anthropic:work` and
+/// `anthropic:manual`, auth order work then manual), a mistyped profile is answered with
+/// exactly the quoted text — the profiles listed in auth order. Without a stored order,
+/// `auth.order` from the config decides; without either, the ids are listed sorted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_mistyped_profile_lists_the_profiles_in_auth_order() {
+    let fake = FakeProvider::start().await;
+    let h = home(&fake);
+    let profiles = |order: &str| {
+        format!(
+            r#"{{"version":1,"profiles":{{
+                "anthropic:work":{{"type":"api_key","provider":"anthropic","key":"{WORK_KEY}"}},
+                "anthropic:manual":{{"type":"token","provider":"anthropic","token":"sk-ant-manual-0000"}}}}
+                {order}}}"#
+        )
+    };
+    let cases = [
+        (
+            profiles(r#","order":{"anthropic":["anthropic:work","anthropic:manual"]}"#),
+            "",
+            "anthropic:work, anthropic:manual",
+        ),
+        (
+            profiles(""),
+            "\n[auth.order]\nanthropic = [\"anthropic:work\"]\n",
+            "anthropic:work, anthropic:manual",
+        ),
+        (profiles(""), "", "anthropic:manual, anthropic:work"),
+    ];
+    let base = std::fs::read_to_string(h.config_path()).unwrap();
+    for (file, config, listed) in cases {
+        h.write("agents/main/agent/auth-profiles.json", &file);
+        std::fs::write(h.config_path(), format!("{base}{config}")).unwrap();
+        let (ok, v) = agent(&h, "typo", "/model opus@anthropic:wrk").await;
+        assert!(!ok, "{v}");
+        assert_eq!(
+            v["error"],
+            format!("Auth profile \"anthropic:wrk\" not found. Profiles for anthropic: {listed}."),
+            "{v}"
+        );
+    }
+}

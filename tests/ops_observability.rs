@@ -164,3 +164,50 @@ async fn a_commands_error_is_a_json_line_in_json_mode() {
     let message = last["fields"]["message"].as_str().unwrap();
     assert!(message.contains("gateway.prot"), "{message}");
 }
+
+/// Every message a command writes for the person running it (a missing session, a turn
+/// without credentials, a note from `state migrate`) is a JSON line in JSON mode, and the
+/// same `error: …` / `note: …` text otherwise.
+#[tokio::test]
+async fn a_commands_messages_are_json_lines_in_json_mode() {
+    let mut home = support::home::TestHome::new("");
+    let runs: [&[&str]; 3] = [
+        &["sessions", "show", "local:nope"],
+        &["agent", "--message", "hi"],
+        &["state", "migrate", "--to", "redis", "--dry-run"],
+    ];
+    let mut text_mode = Vec::new();
+    for args in runs {
+        text_mode.push(support::home::stderr(&home.run(args).await));
+    }
+    assert!(
+        text_mode[0].starts_with("error: no session"),
+        "{}",
+        text_mode[0]
+    );
+    assert!(text_mode[1].starts_with("error: "), "{}", text_mode[1]);
+    home.set("REMOTECLAW_LOG_FORMAT", "json");
+    for (args, plain) in runs.iter().zip(&text_mode) {
+        let out = home.run(args).await;
+        let err = support::home::stderr(&out);
+        let lines: Vec<Value> = err
+            .lines()
+            .map(|l| {
+                serde_json::from_str(l).unwrap_or_else(|e| panic!("{args:?}: not JSON ({e}): {l}"))
+            })
+            .collect();
+        assert!(!lines.is_empty(), "{args:?} said nothing: {plain}");
+        for v in &lines {
+            assert!(v["timestamp"].is_string() && v["target"].is_string(), "{v}");
+        }
+        // The text-mode message is there, without its `error: ` prefix.
+        let first = plain.lines().next().unwrap();
+        let body = first.split_once(": ").map_or(first, |(_, b)| b);
+        assert!(
+            lines.iter().any(|v| v["fields"]["message"]
+                .as_str()
+                .is_some_and(|m| m.contains(body))),
+            "{args:?}: {err}"
+        );
+    }
+}

@@ -234,6 +234,21 @@ impl ProfileStore {
             .values()
             .filter(move |p| p.provider == provider)
     }
+
+    /// The ids of `provider`'s profiles as messages list them (`Profiles for anthropic:
+    /// anthropic:work, anthropic:manual.`): those in the auth order first, in its order —
+    /// this file's `order` for the provider, else `config_order` (`auth.order`) — then
+    /// the others by id.
+    pub fn ids_in_order(&self, provider: &str, config_order: Option<&[String]>) -> Vec<String> {
+        let order: &[String] = match self.order.get(provider) {
+            Some(o) => o,
+            None => config_order.unwrap_or_default(),
+        };
+        let mut ids: Vec<&str> = self.for_provider(provider).map(|p| p.id.as_str()).collect();
+        // Stable: ids outside the order keep the store's (sorted) order behind them.
+        ids.sort_by_key(|id| order.iter().position(|o| o == id).unwrap_or(usize::MAX));
+        ids.into_iter().map(str::to_string).collect()
+    }
 }
 
 /// File identity used to notice edits by another process (the CLI): mtime and size;

@@ -752,6 +752,24 @@ impl CredentialResolver {
         Ok(profile_infos(&store))
     }
 
+    /// `provider`'s profile ids as messages list them ([`ProfileStore::ids_in_order`]),
+    /// looking at the file again when `wanted` is not among them (see
+    /// [`profiles_async`](Self::profiles_async)).
+    pub async fn profile_ids_for(
+        &self,
+        provider: &str,
+        wanted: Option<&str>,
+    ) -> Result<Vec<String>, ResolveError> {
+        let mut store = self.store_async().await?;
+        if let Some(id) = wanted
+            && !store.profiles.contains_key(id)
+        {
+            store = self.profile_file.check_async().await?;
+        }
+        let config = self.config.get();
+        Ok(store.ids_in_order(provider, config.auth.order.get(provider).map(Vec::as_slice)))
+    }
+
     /// Every candidate for a turn on `provider` with `model` (`provider/model`).
     pub async fn resolve(
         &self,
@@ -769,10 +787,12 @@ impl CredentialResolver {
         if let Some(pin) = pinned
             && !store.profiles.contains_key(pin)
         {
+            let config = self.config.get();
             return Err(ResolveError::ProfileNotFound {
                 id: pin.to_string(),
                 provider: provider.to_string(),
-                known: store.for_provider(provider).map(|p| p.id.clone()).collect(),
+                known: store
+                    .ids_in_order(provider, config.auth.order.get(provider).map(Vec::as_slice)),
             });
         }
         // Profiles whose secret is a SecretRef: resolved in one batch (cached for a while).

@@ -384,17 +384,15 @@ pub async fn select(
             "Only owners can pin a credential profile (@{profile}). Use /model {model} without @profile, or ask an owner to pin it."
         ));
     }
-    let profiles = app
-        .engine
-        .resolver_for(agent)
+    let resolver = app.engine.resolver_for(agent);
+    let profiles = resolver
         .profiles_async(Some(profile))
         .await
         .map_err(|e| e.to_string())?;
-    let of_provider: Vec<&str> = profiles
-        .iter()
-        .filter(|p| p.provider == model_ref.provider)
-        .map(|p| p.id.as_str())
-        .collect();
+    let of_provider = resolver
+        .profile_ids_for(&model_ref.provider, None)
+        .await
+        .map_err(|e| e.to_string())?;
     let listing = if of_provider.is_empty() {
         "none".to_string()
     } else {

@@ -90,7 +90,7 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<ExitCode> {
                 "{}",
                 crate::cli::json_text(&AgentJson::new(&args.session, &failed), false)?
             );
-            eprintln!("error: {e}");
+            crate::cli::say(crate::cli::Say::Error, &e);
             return Ok(ExitCode::FAILURE);
         }
         Err(e) => return Err(e.into()),
@@ -142,7 +142,7 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<ExitCode> {
             crate::cli::json_text(&AgentJson::new(&args.session, &result), false)?
         );
     } else if result.is_error() {
-        eprintln!("error: {}", result.reply_text());
+        crate::cli::say(crate::cli::Say::Error, result.reply_text());
     }
     Ok(if result.is_error() {
         ExitCode::FAILURE

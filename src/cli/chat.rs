@@ -3,6 +3,7 @@
 
 use crate::app::App;
 use crate::chat::{Inbound, handle};
+use crate::cli::{Say, say};
 use crate::config::env::EnvMap;
 use clap::Args;
 use std::io::{IsTerminal, Write};
@@ -45,7 +46,12 @@ pub async fn run(args: ChatArgs) -> anyhow::Result<ExitCode> {
         prompt(interactive);
         let line = tokio::select! {
             line = lines.next_line() => line?,
-            _ = &mut ctrl_c => { eprintln!(); break; }
+            _ = &mut ctrl_c => {
+                if interactive {
+                    eprintln!();
+                }
+                break;
+            }
         };
         let Some(line) = line else {
             if interactive {
@@ -78,7 +84,14 @@ pub async fn run(args: ChatArgs) -> anyhow::Result<ExitCode> {
         let turn = handle(&app, msg, Some(&mut sink));
         let result = tokio::select! {
             r = turn => r,
-            _ = &mut ctrl_c => { eprintln!("\n(interrupted)"); break; }
+            _ = &mut ctrl_c => {
+                if interactive {
+                    eprintln!("\n(interrupted)");
+                } else {
+                    say(Say::Warning, "interrupted");
+                }
+                break;
+            }
         };
         let turn_failed = result.turn.as_ref().and_then(|t| t.error.as_ref());
         match (&result.turn, turn_failed) {
@@ -87,9 +100,9 @@ pub async fn run(args: ChatArgs) -> anyhow::Result<ExitCode> {
                 if !t.reply.is_empty() {
                     println!();
                 }
-                eprintln!("error: {e}");
+                say(Say::Error, e);
             }
-            (None, _) if result.is_error() => eprintln!("{}", result.reply_text()),
+            (None, _) if result.is_error() => say(Say::Bare, result.reply_text()),
             (None, _) => println!("{}", result.notice.as_deref().unwrap_or_default()),
         }
     }

@@ -115,7 +115,10 @@ pub fn main() -> ExitCode {
     {
         Ok(rt) => rt,
         Err(e) => {
-            eprintln!("error: cannot start the async runtime: {e}");
+            say(
+                Say::Error,
+                format_args!("cannot start the async runtime: {e}"),
+            );
             return ExitCode::FAILURE;
         }
     };
@@ -164,6 +167,39 @@ fn broken_pipe(e: &anyhow::Error) -> bool {
         c.downcast_ref::<std::io::Error>()
             .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
     })
+}
+
+/// What a message to the person running a command is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Say {
+    /// `error: …`
+    Error,
+    /// `warning: …`
+    Warning,
+    /// `note: …`
+    Note,
+    /// An error whose text says all (a turn's error reply): shown without a prefix.
+    Bare,
+}
+
+/// A message for the person running the command, on stderr: `error: …`, `warning: …` or
+/// `note: …` as text, or, with `REMOTECLAW_LOG_FORMAT=json`, one JSON line like every
+/// other stderr line in that mode (DESIGN §11). Notes are logged at WARN there, so the
+/// default filter of the CLI commands keeps them.
+pub fn say(kind: Say, msg: impl std::fmt::Display) {
+    if json_logs() {
+        match kind {
+            Say::Error | Say::Bare => tracing::error!("{msg}"),
+            Say::Warning | Say::Note => tracing::warn!("{msg}"),
+        }
+        return;
+    }
+    match kind {
+        Say::Error => eprintln!("error: {msg}"),
+        Say::Warning => eprintln!("warning: {msg}"),
+        Say::Note => eprintln!("note: {msg}"),
+        Say::Bare => eprintln!("{msg}"),
+    }
 }
 
 /// `REMOTECLAW_LOG_FORMAT=json`: logs (and the final error) as JSON lines on stderr.

@@ -131,9 +131,12 @@ pub async fn run(args: SessionsArgs) -> anyhow::Result<ExitCode> {
                     }
                 }
                 None => {
-                    eprintln!(
-                        "error: no session \"{k}\" in {}. `remoteclaw sessions list` shows the stored ones.",
-                        app.paths.state_db().display()
+                    crate::cli::say(
+                        crate::cli::Say::Error,
+                        format_args!(
+                            "no session \"{k}\" in {}. `remoteclaw sessions list` shows the stored ones.",
+                            app.paths.state_db().display()
+                        ),
                     );
                     return Ok(ExitCode::FAILURE);
                 }
@@ -166,8 +169,11 @@ pub async fn run(args: SessionsArgs) -> anyhow::Result<ExitCode> {
         SessionsCommand::Reset { key: k, all } => {
             key::validate(&k).map_err(anyhow::Error::msg)?;
             if find(&app, &k).await?.is_none() {
-                eprintln!(
-                    "error: no session \"{k}\". `remoteclaw sessions list` shows the stored ones."
+                crate::cli::say(
+                    crate::cli::Say::Error,
+                    format_args!(
+                        "no session \"{k}\". `remoteclaw sessions list` shows the stored ones."
+                    ),
                 );
                 return Ok(ExitCode::FAILURE);
             }

@@ -81,9 +81,12 @@ async fn migrate(args: MigrateArgs) -> anyhow::Result<ExitCode> {
     let snapshot = if tokio::fs::try_exists(&db_path).await.unwrap_or(false) {
         read(&db_path).await?
     } else {
-        eprintln!(
-            "note: no state database at {}: nothing to copy (set REMOTECLAW_STATE_DIR when it lives elsewhere)",
-            db_path.display()
+        crate::cli::say(
+            crate::cli::Say::Note,
+            format_args!(
+                "no state database at {}: nothing to copy (set REMOTECLAW_STATE_DIR when it lives elsewhere)",
+                db_path.display()
+            ),
         );
         Snapshot::default()
     };
@@ -94,7 +97,10 @@ async fn migrate(args: MigrateArgs) -> anyhow::Result<ExitCode> {
         match Redis::connect(url.expose(), &config.session.redis_prefix).await {
             Ok(redis) => (redis.location().to_string(), None),
             Err(e) => {
-                eprintln!("warning: {e} — the copy itself will need it");
+                crate::cli::say(
+                    crate::cli::Say::Warning,
+                    format_args!("{e} — the copy itself will need it"),
+                );
                 (url_location(url.expose()), None)
             }
         }

@@ -77,10 +77,7 @@ fn provider_of(target: &Target, store: &ProfileStore, raw: &str) -> anyhow::Resu
 }
 
 fn profile_list(store: &ProfileStore, provider: &str) -> String {
-    let ids: Vec<&str> = store
-        .for_provider(provider)
-        .map(|p| p.id.as_str())
-        .collect();
+    let ids = store.ids_in_order(provider, None);
     if ids.is_empty() {
         "none (store one with `remoteclaw models auth paste-token` or `remoteclaw onboard`)".into()
     } else {
