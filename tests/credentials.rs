@@ -497,3 +497,48 @@ async fn imported_usage_stats_are_read_once() {
         "not imported a second time"
     );
 }
+
+/// `cooldown clear` forgets the failures counted by a cooldown whose time already ran
+/// out too: the next rate limit starts again at the first step (1 min), not the second.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clearing_cooldowns_also_forgets_the_failures_of_expired_ones() {
+    let fake = FakeProvider::start().await;
+    let mut h = home(&fake, "");
+    h.set("ANTHROPIC_API_KEY", "sk-ant-only-key");
+    let rate_limited = |secs| Behavior::RateLimit {
+        retry_after_secs: secs,
+    };
+    // A 429 asking for no wait at all: a cooldown that is over at once, one failure counted.
+    fake.script("sk-ant-only-key", vec![rate_limited(Some(0))]);
+    let (code, v, _) = agent_json(&h, &["--message", "one"]).await;
+    assert_eq!(code, Some(1), "{v}");
+    let out = h.run(&["models", "auth", "cooldown", "clear"]).await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(
+        stdout(&out),
+        "Cleared 0 cooldown entries.\n",
+        "none was in force"
+    );
+
+    fake.script("sk-ant-only-key", vec![rate_limited(None)]);
+    let before = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    let (code, v, _) = agent_json(&h, &["--message", "two"]).await;
+    assert_eq!(code, Some(1), "{v}");
+    let out = h.run(&["models", "status", "--json"]).await;
+    let status: Value = serde_json::from_str(&stdout(&out)).unwrap();
+    let anthropic = status["providers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["provider"] == "anthropic")
+        .unwrap();
+    let until = anthropic["candidates"][0]["until"].as_i64().unwrap();
+    let wait = until - before;
+    assert!(
+        (55_000..=65_000).contains(&wait),
+        "the first step (60 s), not the second (300 s): {wait} ms"
+    );
+}

@@ -594,7 +594,8 @@ impl CooldownBook {
         Ok(imported)
     }
 
-    /// Active entries (not yet expired), soonest end first.
+    /// Entries in force at `now_ms` (`i64::MIN`: every entry, also those whose time has
+    /// run out but which still count failures), soonest end first.
     pub async fn list(&self, now_ms: i64) -> Result<Vec<CooldownEntry>, StoreError> {
         let mut out = self
             .cached(|c| {

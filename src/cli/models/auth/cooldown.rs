@@ -82,15 +82,20 @@ pub async fn run(args: CooldownArgs) -> anyhow::Result<ExitCode> {
             }
             // Like `list`, this agent's entries only: another agent's profile of the
             // same id (another secret) keeps its state. Every entry when this agent's
-            // profiles cannot be read (a recovery tool too).
+            // profiles cannot be read (a recovery tool too). Entries whose time has run
+            // out go too: they still count the failures, so the next one would start at
+            // a longer step (5 min, not 1 min). The count printed is of the ones in force.
             let listed: Vec<_> = book
-                .list(now)
+                .list(i64::MIN)
                 .await?
                 .into_iter()
                 .filter(|e| id.as_deref().is_none_or(|i| e.credential == i))
                 .collect();
             let n = match app.engine.resolver.own_entries(&listed).await {
-                Ok(mine) => book.clear_entries(&mine).await?,
+                Ok(mine) => {
+                    book.clear_entries(&mine).await?;
+                    mine.iter().filter(|e| e.until > now).count()
+                }
                 Err(e) => {
                     tracing::warn!("clearing every agent's entries: {e}");
                     book.clear(id.as_deref()).await?
