@@ -312,6 +312,7 @@ clientId = "{}"
     .unwrap();
     let ep = remoteclaw::oauth::preset::Endpoints::of(&config, "corp").unwrap();
     let mut out = Vec::new();
+    let started = tokio::time::Instant::now();
     let granted =
         remoteclaw::oauth::login::device_login(&reqwest::Client::new(), &ep, &mut out, || 0)
             .await
@@ -320,6 +321,11 @@ clientId = "{}"
     assert_eq!(granted.email.as_deref(), Some("alice@example.com"));
     let polls = oauth.device_polls();
     assert_eq!(polls.len(), 3);
+    assert!(
+        polls[0] - started >= Duration::from_secs(2),
+        "the first poll waits the interval too: {:?}",
+        polls[0] - started
+    );
     assert_eq!(polls[1] - polls[0], Duration::from_secs(2));
     assert_eq!(
         polls[2] - polls[1],

@@ -343,6 +343,9 @@ pub async fn device_login(
     if let Some((_, verifier)) = &pkce {
         token_req = token_req.add_extra_param("code_verifier", verifier.secret().clone());
     }
+    // The first poll waits the interval too (RFC 8628 §3.5: the interval is the time
+    // between requests, the code's own request included); `oauth2` polls at once.
+    tokio::time::sleep(details.interval()).await;
     let tokens = token_req
         .request_async(&rec, tokio::time::sleep, None)
         .await
