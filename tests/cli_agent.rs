@@ -276,6 +276,8 @@ async fn a_refused_directive_still_names_the_model_and_what_was_asked() {
         let v = json(&out);
         assert_eq!(v["model"], "anthropic/claude-sonnet-4-5", "{v}");
         assert!(v["error"].as_str().is_some_and(|e| !e.is_empty()), "{v}");
+        // Errors are replies (DESIGN §4): the refusal is the directive's reply.
+        assert_eq!(v["reply"], v["error"], "{v}");
     }
     // A select that is refused echoes the model and profile it asked for.
     let out = home
@@ -298,6 +300,7 @@ async fn a_refused_directive_still_names_the_model_and_what_was_asked() {
             .is_some_and(|e| e.contains("\"anthropic:wrk\" not found")),
         "{v}"
     );
+    assert_eq!(v["reply"], v["error"], "{v}");
 }
 
 /// The canary secrets must not appear in stdout (JSON) or stderr (logs at trace level),

@@ -45,11 +45,11 @@ impl<'a> AgentJson<'a> {
     pub fn new(session: &'a str, r: &'a ChatResult) -> Self {
         let turn = r.turn.as_ref();
         AgentJson {
-            // A directive-only message answers with the directive's reply.
+            // A directive-only message answers with the directive's reply, a refusal
+            // too (DESIGN §4: errors are replies; the text is in `error` as well).
             reply: match turn {
                 Some(t) => t.reply.clone(),
-                None if r.error.is_none() => r.notice.clone().unwrap_or_default(),
-                None => String::new(),
+                None => r.notice.clone().unwrap_or_default(),
             },
             session,
             model: r
