@@ -318,3 +318,33 @@ async fn a_mistyped_profile_lists_the_profiles_in_auth_order() {
         );
     }
 }
+
+/// Punctuation that only ends the directive's sentence (`/model opus.`) is not a
+/// message: the directive is applied and answered, and no turn asks the model about
+/// a full stop. Words after it still make a turn.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn punctuation_after_a_directive_is_not_a_message() {
+    let fake = FakeProvider::start().await;
+    let h = home(&fake);
+    for (i, message) in [
+        "/model opus.",
+        "/model mini?",
+        "/model sonnet!!",
+        "/model ...",
+    ]
+    .iter()
+    .enumerate()
+    {
+        let (ok, v) = agent(&h, &format!("p{i}"), message).await;
+        assert!(ok, "{message}: {v}");
+        assert!(
+            v["reply"].as_str().is_some_and(|r| !r.is_empty()),
+            "{message}: {v}"
+        );
+        assert_eq!(v["attempts"], json!([]), "{message}: {v}");
+    }
+    assert_eq!(fake.request_count(), 0, "no turn was run");
+    let (ok, v) = agent(&h, "p9", "/model mini, then say hi").await;
+    assert!(ok, "{v}");
+    assert_eq!(v["reply"], "fake reply to: , then say hi", "{v}");
+}

@@ -162,7 +162,12 @@ async fn handle_message(
             result.notice = Some(text);
             return result;
         }
-        if rest.is_empty() && msg.attachments.is_empty() {
+        // Punctuation that only ended the directive's sentence (`/model opus.`, `/model
+        // opus?`) is not a message for the model.
+        let only_punctuation = rest
+            .chars()
+            .all(|c| c.is_ascii_punctuation() || c.is_whitespace());
+        if only_punctuation && msg.attachments.is_empty() {
             result.notice = Some(text);
             return result;
         }
