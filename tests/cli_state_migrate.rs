@@ -418,36 +418,99 @@ async fn migrate_copies_every_kind_once_and_is_idempotent() {
     assert_eq!(j["usage"]["inputTokens"], 13);
 }
 
+/// A second copy never undoes what Redis moved on since the first: a session a replica
+/// wrote (an acknowledged `/model` change, a longer conversation) keeps Redis's version,
+/// and its usage stays. A session only state.db moved on (the gateway still on SQLite
+/// between two copies) is rewritten, with a `rev` above any a replica saw.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_changed_session_is_rewritten_with_a_higher_rev() {
+async fn a_second_copy_keeps_what_redis_moved_on_and_updates_the_rest() {
     let server = RedisServer::start();
     let home = TestHome::new(&config(Some(&server.url()), false));
     fill(&home).await;
     let first = home.run(&["state", "migrate", "--to", "redis"]).await;
     assert!(first.status.success(), "stderr: {}", stderr(&first));
     let stores = Stores::redis(redis(&server).await);
-    let before = stores.sessions.rev("web:b").await.unwrap();
-    // A replica already on Redis moves the session on; state.db is copied over it again.
+    // A replica already on Redis moves web:b on.
     stores
         .sessions
         .append_history("web:b", &[ChatMessage::user("three")], 50, 7)
         .await
         .unwrap();
-    let seen = stores.sessions.rev("web:b").await.unwrap();
-    assert_eq!(seen, before + 1);
+    stores
+        .sessions
+        .set_choice("web:b", Some("openai/o3"), None, 8)
+        .await
+        .unwrap();
+    let replica_rev = stores.sessions.rev("web:b").await.unwrap();
+    // Replicas polled on: the Telegram offset moved forward in Redis, and web:b's usage grew.
+    let clock = std::sync::Arc::new(SystemClock);
+    let inbox = Inbox::with_store(stores.inbox.clone(), clock);
+    inbox.set_offset("telegram:offset:42", 2000).await.unwrap();
+    let turn = Usage {
+        input_tokens: 100,
+        output_tokens: 50,
+    };
+    stores
+        .usage
+        .record("web:b", "anthropic:work", turn, 10)
+        .await
+        .unwrap();
+    let (usage_before, _) = stores.usage.session("web:b").await.unwrap();
+    // state.db moves telegram:100 on.
+    let before = stores.sessions.rev("telegram:100").await.unwrap();
+    {
+        let app = home.app().await;
+        app.stores
+            .sessions
+            .append_history("telegram:100", &[ChatMessage::user("later")], 50, 9)
+            .await
+            .unwrap();
+    }
     let again = home.run(&["state", "migrate", "--to", "redis"]).await;
     assert!(again.status.success(), "stderr: {}", stderr(&again));
     assert!(
-        stdout(&again).contains("1 sessions written, 1 already up to date"),
+        stdout(&again).contains(
+            "1 sessions written, 0 already up to date, 1 kept as Redis has them (written there since they were copied)"
+        ),
         "{}",
         stdout(&again)
     );
-    assert!(
-        stores.sessions.rev("web:b").await.unwrap() > seen,
-        "replicas that saw rev {seen} notice the copy"
+    let kept = stores.sessions.load("web:b", 100).await.unwrap().unwrap();
+    assert_eq!(
+        kept.model.as_deref(),
+        Some("openai/o3"),
+        "the acknowledged change stays"
     );
-    let rec = stores.sessions.load("web:b", 100).await.unwrap().unwrap();
-    assert_eq!(rec.history.len(), 2, "state.db's history, as copied");
+    assert_eq!(kept.history.len(), 3, "and the replica's conversation");
+    assert_eq!(kept.rev, replica_rev);
+    let updated = stores
+        .sessions
+        .load("telegram:100", 100)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(updated.history.len(), 5, "state.db's newer history");
+    assert!(
+        updated.rev > before,
+        "replicas that saw rev {before} notice the copy"
+    );
+    assert_eq!(
+        inbox.offset("telegram:offset:42").await.unwrap(),
+        Some(2000),
+        "an offset never goes back (state.db has 1001)"
+    );
+    assert_eq!(
+        stores.usage.session("web:b").await.unwrap().0,
+        usage_before,
+        "the replica's usage of the kept session stays"
+    );
+    // A third run changes nothing.
+    let third = home.run(&["state", "migrate", "--to", "redis"]).await;
+    assert!(
+        stdout(&third).contains("0 sessions written, 1 already up to date, 1 kept"),
+        "{}",
+        stdout(&third)
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -530,4 +593,42 @@ async fn redis_down_is_state_store_unavailable_without_the_password() {
             "the password leaked: {o}{e}"
         );
     }
+}
+
+/// `--dry-run` writes nothing to state.db, not even the schema that opening a state
+/// database adds: a SQLite file of another program's, and an ordinary state.db, stay
+/// byte for byte as they were, and the counts are still printed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dry_run_leaves_the_state_database_untouched() {
+    let server = RedisServer::start();
+    let home = TestHome::new(&config(Some(&server.url()), false));
+    let db = home.state_dir().join("state.db");
+    std::fs::create_dir_all(home.state_dir()).unwrap();
+    {
+        let c = rusqlite::Connection::open(&db).unwrap();
+        c.execute_batch("CREATE TABLE notes (body TEXT); INSERT INTO notes VALUES ('mine');")
+            .unwrap();
+    }
+    let before = std::fs::read(&db).unwrap();
+    let out = home
+        .run(&["state", "migrate", "--to", "redis", "--dry-run"])
+        .await;
+    assert!(out.status.success(), "stderr: {}", stderr(&out));
+    assert!(stdout(&out).contains("sessions: 0"), "{}", stdout(&out));
+    assert_eq!(
+        std::fs::read(&db).unwrap(),
+        before,
+        "another program's database"
+    );
+
+    std::fs::remove_file(&db).unwrap();
+    fill(&home).await;
+    let before = std::fs::read(&db).unwrap();
+    let out = home
+        .run(&["state", "migrate", "--to", "redis", "--dry-run"])
+        .await;
+    assert!(out.status.success(), "stderr: {}", stderr(&out));
+    assert_counts(&stdout(&out));
+    assert_eq!(std::fs::read(&db).unwrap(), before);
+    assert_eq!(dbsize(&server).await, 0, "and nothing in Redis");
 }

@@ -79,7 +79,7 @@ async fn migrate(args: MigrateArgs) -> anyhow::Result<ExitCode> {
     };
     // No state.db is an empty state: nothing to copy, all counts 0 (and said so).
     let snapshot = if tokio::fs::try_exists(&db_path).await.unwrap_or(false) {
-        read(&db_path).await?
+        read(&db_path, args.dry_run).await?
     } else {
         crate::cli::say(
             crate::cli::Say::Note,
@@ -129,6 +129,7 @@ async fn migrate(args: MigrateArgs) -> anyhow::Result<ExitCode> {
             "dryRun": args.dry_run,
             "counts": counts_json,
             "sessionsWritten": written.as_ref().map(|w| w.sessions_changed),
+            "sessionsKept": written.as_ref().map(|w| w.sessions_kept),
         });
         println!("{v}");
         return Ok(ExitCode::SUCCESS);
@@ -140,11 +141,23 @@ async fn migrate(args: MigrateArgs) -> anyhow::Result<ExitCode> {
     print_counts(&counts);
     match written {
         None => println!("--dry-run: nothing written"),
-        Some(w) => println!(
-            "copied: {} sessions written, {} already up to date. Set [session] store = \"redis\" to use it.",
-            w.sessions_changed,
-            counts.sessions.saturating_sub(w.sessions_changed)
-        ),
+        Some(w) => {
+            let kept = if w.sessions_kept == 0 {
+                String::new()
+            } else {
+                format!(
+                    ", {} kept as Redis has them (written there since they were copied)",
+                    w.sessions_kept
+                )
+            };
+            println!(
+                "copied: {} sessions written, {} already up to date{kept}. Set [session] store = \"redis\" to use it.",
+                w.sessions_changed,
+                counts
+                    .sessions
+                    .saturating_sub(w.sessions_changed + w.sessions_kept)
+            )
+        }
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -175,14 +188,77 @@ fn url_location(url: &str) -> String {
 }
 
 /// Open `state.db` and read it, on the blocking pool.
-async fn read(path: &Path) -> anyhow::Result<Snapshot> {
+/// What `path` holds. A dry run writes nothing to it, not even the schema upgrade that
+/// opening a state database does: it reads a private copy (`VACUUM INTO` from a read-only
+/// connection, in a 0700 temporary directory removed afterwards).
+async fn read(path: &Path, dry_run: bool) -> anyhow::Result<Snapshot> {
     let path = path.to_path_buf();
-    let snapshot = tokio::task::spawn_blocking(move || {
-        let db = StateDb::open(&path)?;
-        Snapshot::read(&db)
+    let snapshot = tokio::task::spawn_blocking(move || -> anyhow::Result<Snapshot> {
+        if !dry_run {
+            let db = StateDb::open(&path)?;
+            return Ok(Snapshot::read(&db)?);
+        }
+        let copy = PrivateCopy::of(&path)?;
+        let db = StateDb::open(&copy.file)?;
+        let snapshot = Snapshot::read(&db)?;
+        // Its connections close before the copy's directory goes.
+        drop(db);
+        drop(copy);
+        Ok(snapshot)
     })
     .await??;
     Ok(snapshot)
+}
+
+/// A copy of a state database in a temporary directory of its own, removed on drop.
+struct PrivateCopy {
+    dir: std::path::PathBuf,
+    file: std::path::PathBuf,
+}
+
+impl PrivateCopy {
+    fn of(path: &Path) -> anyhow::Result<PrivateCopy> {
+        use std::os::unix::fs::DirBuilderExt;
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.subsec_nanos());
+        let dir =
+            std::env::temp_dir().join(format!("remoteclaw-migrate-{}-{nanos}", std::process::id()));
+        std::fs::DirBuilder::new()
+            .mode(0o700)
+            .create(&dir)
+            .map_err(|e| {
+                anyhow::anyhow!(
+                    "cannot make a directory for a copy of {}: {e}",
+                    path.display()
+                )
+            })?;
+        let copy = PrivateCopy {
+            file: dir.join("state.db"),
+            dir,
+        };
+        let source = rusqlite::Connection::open_with_flags(
+            path,
+            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .and_then(|c| {
+            c.busy_timeout(std::time::Duration::from_secs(5))?;
+            c.execute("VACUUM INTO ?1", [copy.file.to_string_lossy()])
+        })
+        .map_err(|e| {
+            anyhow::anyhow!(
+                "cannot read {} for a dry run: {e}. Check that it is RemoteClaw's state database.",
+                path.display()
+            )
+        });
+        source.map(|_| copy)
+    }
+}
+
+impl Drop for PrivateCopy {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
 }
 
 fn print_counts(counts: &Counts) {

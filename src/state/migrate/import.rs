@@ -2,7 +2,11 @@
 //! backends read (their key helpers build every key here). Idempotent: a second run
 //! over the same snapshot leaves Redis as the first did (a session already equal is not
 //! touched, usage fields are set rather than added to, answered marks stay answered).
-//! Records Redis holds that `state.db` does not are left alone.
+//! Records Redis holds that `state.db` does not are left alone, and so is what Redis has
+//! moved on since: a session a replica wrote after it was copied (or that a replica
+//! made) keeps Redis's version and its usage, a Telegram offset never goes back, and a
+//! cooldown row is replaced only by one that lasts longer. A run after the switch cannot
+//! undo an acknowledged `/model` change or lose a conversation.
 
 use super::{InboxRow, Snapshot, UsageRow};
 use crate::session::redis::{history_entry, history_key, listing_key, session_key};
@@ -22,14 +26,17 @@ const BATCH: usize = 256;
 /// One session: KEYS session hash, listing, history list. ARGV[1] key, [2] source rev,
 /// [3] created_at, [4] updated_at, [5] "1" when a model is chosen, [6] model, [7] "1"
 /// when pinned, [8..10] pin profile, source, since; [11..] history entries (JSON).
-/// Answers 0 when Redis already holds exactly this session (nothing written), else 1;
-/// a rewritten session's `rev` is above any the replicas saw (max(source, existing + 1)).
+/// Answers 0 when Redis already holds exactly this session (nothing written), 2 when
+/// Redis has moved on from what a copy wrote (its `rev` is not the `imported_rev` the
+/// copy left, or no copy made it): kept as it is; else 1, written, with a `rev` above any
+/// the replicas saw (max(source, existing + 1)) and `imported_rev` set to it.
 static SESSION: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r#"
 local cur = redis.call('HGETALL', KEYS[1])
 local f = {}
 for i = 1, #cur, 2 do f[cur[i]] = cur[i + 1] end
+if f.rev ~= nil and f.imported_rev ~= f.rev then return 2 end
 local want = {created_at = ARGV[3], updated_at = ARGV[4]}
 if ARGV[5] == '1' then want.model = ARGV[6] end
 if ARGV[7] == '1' then
@@ -38,7 +45,7 @@ end
 local same = f.rev ~= nil
 if same then
   for k, _ in pairs(f) do
-    if k ~= 'rev' and f[k] ~= want[k] then same = false end
+    if k ~= 'rev' and k ~= 'imported_rev' and f[k] ~= want[k] then same = false end
   end
   for k, _ in pairs(want) do
     if f[k] ~= want[k] then same = false end
@@ -59,8 +66,41 @@ local rev = tonumber(ARGV[2])
 if f.rev then rev = math.max(rev, (tonumber(f.rev) or 0) + 1) end
 redis.call('DEL', KEYS[1], KEYS[3])
 redis.call('HSET', KEYS[1], 'rev', string.format('%.0f', rev))
+redis.call('HSET', KEYS[1], 'imported_rev', string.format('%.0f', rev))
 for k, v in pairs(want) do redis.call('HSET', KEYS[1], k, v) end
 for i = 11, #ARGV do redis.call('RPUSH', KEYS[3], ARGV[i]) end
+return 1
+"#,
+    )
+});
+
+/// A number field that only grows: KEYS hash, ARGV field, value. Sets it when absent or
+/// smaller (a Telegram offset, a last-used time).
+static AT_LEAST: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r#"
+local cur = tonumber(redis.call('HGET', KEYS[1], ARGV[1]) or '')
+if cur ~= nil and cur >= tonumber(ARGV[2]) then return 0 end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+return 1
+"#,
+    )
+});
+
+/// One cooldown row: KEYS rows hash, ARGV field, row JSON, its `until`. Replaces a row
+/// only by one that lasts longer (Redis's may hold a later failure than `state.db`).
+static COOLDOWN_ROW: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r#"
+local raw = redis.call('HGET', KEYS[1], ARGV[1])
+if raw then
+  local ok, cur = pcall(cjson.decode, raw)
+  if ok and type(cur) == 'table' and tonumber(cur['until']) ~= nil
+     and tonumber(cur['until']) >= tonumber(ARGV[3]) then
+    return 0
+  end
+end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
 return 1
 "#,
     )
@@ -132,8 +172,11 @@ return 1
 /// What a copy changed.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Written {
-    /// Sessions written (the others were already equal in Redis).
+    /// Sessions written (the others were already equal in Redis, or kept).
     pub sessions_changed: usize,
+    /// Sessions Redis has moved on from since they were copied (or that replicas made):
+    /// kept as Redis has them, with their usage.
+    pub sessions_kept: usize,
 }
 
 /// Writes a snapshot of `state.db` into the Redis store.
@@ -151,9 +194,15 @@ impl RedisImport {
     /// reload their cooldown books.
     pub async fn write(&self, snap: &Snapshot) -> Result<Written, StoreError> {
         let mut written = Written::default();
+        let mut kept = std::collections::HashSet::new();
         for s in &snap.sessions {
-            if self.session(s).await? {
-                written.sessions_changed += 1;
+            match self.session(s).await? {
+                1 => written.sessions_changed += 1,
+                2 => {
+                    written.sessions_kept += 1;
+                    kept.insert(s.key.as_str());
+                }
+                _ => {}
             }
         }
         self.cooldowns(snap).await?;
@@ -164,7 +213,11 @@ impl RedisImport {
             self.inbox(row).await?;
         }
         self.offsets(snap).await?;
-        for u in &snap.usage {
+        for u in snap
+            .usage
+            .iter()
+            .filter(|u| !kept.contains(u.session.as_str()))
+        {
             self.usage(u).await?;
         }
         // What the alerts task reported, so the switch does not repeat an alert.
@@ -182,7 +235,8 @@ impl RedisImport {
         Ok(written)
     }
 
-    async fn session(&self, s: &super::SessionRow) -> Result<bool, StoreError> {
+    /// 0 already equal, 1 written, 2 kept (see [`SESSION`]).
+    async fn session(&self, s: &super::SessionRow) -> Result<i64, StoreError> {
         let flag = |b: bool| if b { "1" } else { "0" }.to_string();
         let mut args = vec![
             s.key.clone(),
@@ -213,12 +267,11 @@ impl RedisImport {
             listing_key(&self.redis),
             history_key(&self.redis, &s.key),
         ];
-        Ok(self.redis.script::<i64>(&SESSION, keys, args).await? == 1)
+        self.redis.script::<i64>(&SESSION, keys, args).await
     }
 
     async fn cooldowns(&self, snap: &Snapshot) -> Result<(), StoreError> {
         let [rows, used, good, _] = cooldown_keys(&self.redis);
-        let mut commands: Vec<redis::Cmd> = Vec::new();
         for c in &snap.cooldowns {
             let json = self.encode(&StoredRow {
                 fingerprint: c.fingerprint.clone(),
@@ -226,34 +279,23 @@ impl RedisImport {
                 until: c.until,
                 count: c.count,
             })?;
-            commands.push(
-                redis::cmd("HSET")
-                    .arg(&rows)
-                    .arg(field(&c.credential, &c.model, &c.fingerprint))
-                    .arg(json)
-                    .clone(),
-            );
+            let args = vec![
+                field(&c.credential, &c.model, &c.fingerprint),
+                json,
+                c.until.to_string(),
+            ];
+            self.redis
+                .script::<i64>(&COOLDOWN_ROW, vec![rows.clone()], args)
+                .await?;
         }
         for u in &snap.last_use {
-            if let Some(t) = u.last_used {
-                commands.push(
-                    redis::cmd("HSET")
-                        .arg(&used)
-                        .arg(&u.credential)
-                        .arg(t)
-                        .clone(),
-                );
-            }
-            if let Some(t) = u.last_good {
-                commands.push(
-                    redis::cmd("HSET")
-                        .arg(&good)
-                        .arg(&u.credential)
-                        .arg(t)
-                        .clone(),
-                );
+            for (hash, at) in [(&used, u.last_used), (&good, u.last_good)] {
+                if let Some(t) = at {
+                    self.at_least(hash, &u.credential, t).await?;
+                }
             }
         }
+        let mut commands: Vec<redis::Cmd> = Vec::new();
         let imports = cooldown_imports_key(&self.redis);
         for m in &snap.import_markers {
             commands.push(redis::cmd("SADD").arg(&imports).arg(m).clone());
@@ -299,12 +341,19 @@ impl RedisImport {
 
     async fn offsets(&self, snap: &Snapshot) -> Result<(), StoreError> {
         let key = offsets_key(&self.redis);
-        let commands = snap
-            .offsets
-            .iter()
-            .map(|(k, v)| redis::cmd("HSET").arg(&key).arg(k).arg(*v).clone())
-            .collect();
-        self.run(commands).await
+        for (k, v) in &snap.offsets {
+            self.at_least(&key, k, *v).await?;
+        }
+        Ok(())
+    }
+
+    /// `hash.field = value` unless it already holds as much ([`AT_LEAST`]).
+    async fn at_least(&self, hash: &str, field: &str, value: i64) -> Result<(), StoreError> {
+        let args = vec![field.to_string(), value.to_string()];
+        self.redis
+            .script::<i64>(&AT_LEAST, vec![hash.to_string()], args)
+            .await?;
+        Ok(())
     }
 
     async fn usage(&self, u: &UsageRow) -> Result<(), StoreError> {
