@@ -299,10 +299,25 @@ async fn a_redis_outage_gives_clear_errors_then_recovers_without_a_restart() {
     assert_eq!(resp.status().as_u16(), 503);
     let v: Value = resp.json().await.unwrap();
     assert_eq!(v["error"]["code"], "store_unavailable", "{v}");
+    // A request naming its model reads no session, but the cooldowns other replicas set
+    // are in Redis too: once the copy in memory is due for a check (250 ms), it is not
+    // answered from the old copy either.
+    tokio::time::sleep(remoteclaw::state::RECHECK_EVERY + Duration::from_millis(150)).await;
+    let (status, v) = a.complete("s", "openai/gpt-4o-mini", "during").await;
+    assert_eq!(status, 503, "{v}");
+    assert_eq!(v["error"]["code"], "store_unavailable", "{v}");
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.starts_with("state store unavailable: ")),
+        "{v}"
+    );
     assert_eq!(fake.request_count(), 1, "no turn ran without the store");
 
     redis.restart();
     serves_again_within_10_s(&a).await;
+    let (status, v) = a.complete("s", "openai/gpt-4o-mini", "after").await;
+    assert_eq!(status, 200, "{v}");
 }
 
 /// A replica started while Redis is down does not exit: it serves, `/health` says 503

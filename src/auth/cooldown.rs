@@ -230,6 +230,11 @@ pub trait CooldownStore: Send + Sync + std::fmt::Debug + 'static {
     /// Remove exactly these rows, each named by (credential, model or `""`,
     /// fingerprint); how many went.
     fn clear_rows(&self, rows: Vec<(String, String, String)>) -> StoreFuture<usize>;
+    /// Other gateways write this store too (Redis): a turn must not go on from a copy
+    /// that could not be checked ([`CooldownBook::turn_view`]).
+    fn shared(&self) -> bool {
+        false
+    }
 }
 
 /// credential → its rows as (model or `""` for credential-wide, row): one per model and
@@ -432,6 +437,23 @@ impl CooldownBook {
                 self.snapshot().unwrap_or_default()
             }
         }
+    }
+
+    /// [`view`](Self::view) for a turn. A shared store (Redis) that cannot be read when
+    /// the copy is due for a check fails the turn ("state store unavailable", DESIGN §9):
+    /// other replicas may have set a cooldown since, and going on from the old copy would
+    /// be falling back to a private store. `state.db` keeps the last known state in force.
+    pub async fn turn_view(&self) -> Result<CooldownView, StoreError> {
+        if !self.store.shared() {
+            return Ok(self.view().await);
+        }
+        if !self.recheck.due()
+            && let Some(view) = self.snapshot()
+        {
+            return Ok(view);
+        }
+        self.refresh().await?;
+        Ok(self.snapshot().unwrap_or_default())
     }
 
     /// A view checked against the store now (listings, status).

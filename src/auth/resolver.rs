@@ -49,6 +49,9 @@ pub enum ResolveError {
     PinUnusable(String),
     #[error(transparent)]
     Store(#[from] ProfileStoreError),
+    /// The shared state store (Redis) could not be read (DESIGN §9).
+    #[error(transparent)]
+    StateStore(crate::state::StoreError),
 }
 
 /// Health of a credential (DESIGN §6).
@@ -850,7 +853,11 @@ impl CredentialResolver {
             _ => None,
         };
         let now = self.clock.now_ms();
-        let view = self.cooldowns.view().await;
+        let view = self
+            .cooldowns
+            .turn_view()
+            .await
+            .map_err(ResolveError::StateStore)?;
         let standing = |id: &str, fp: &str| view.standing(id, fp, model, now);
         let last_used = |id: &str| view.last_used(id);
         let inputs = OrderInputs {

@@ -44,6 +44,9 @@ pub struct Attempt {
 pub enum TurnError {
     #[error("{0}")]
     Resolve(String),
+    /// The shared state store (Redis) could not be read: no provider was called.
+    #[error("{0}")]
+    StateStore(String),
     #[error("{0}")]
     Provider(#[from] ProviderError),
     #[error(
@@ -82,6 +85,7 @@ impl TurnError {
         match self {
             TurnError::Provider(e) | TurnError::ImageRefused { error: e, .. } => e.kind.as_str(),
             TurnError::Resolve(_) => "no_credentials",
+            TurnError::StateStore(_) => "store_unavailable",
             TurnError::UnknownProvider { .. } => "unknown_provider",
             TurnError::ImagesNotAccepted { .. } => "images_not_accepted",
             TurnError::TooManyImages => "too_many_images",
@@ -403,7 +407,10 @@ impl Engine {
                         e,
                         ResolveError::NoCredentials { .. } | ResolveError::NothingUsable { .. }
                     );
-                    let e = TurnError::Resolve(e.to_string());
+                    let e = match e {
+                        ResolveError::StateStore(e) => TurnError::StateStore(e.to_string()),
+                        e => TurnError::Resolve(e.to_string()),
+                    };
                     first_error.get_or_insert(e.clone());
                     if fatal {
                         last_error = Some(e);

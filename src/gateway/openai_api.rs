@@ -51,6 +51,7 @@ fn store_error(e: &crate::state::StoreError) -> Response {
 fn error_status(e: &TurnError) -> (StatusCode, &'static str) {
     match e {
         TurnError::Resolve(_) => (StatusCode::FAILED_DEPENDENCY, "no_credentials"),
+        TurnError::StateStore(_) => (StatusCode::SERVICE_UNAVAILABLE, "store_unavailable"),
         TurnError::UnknownProvider { .. } => (StatusCode::INTERNAL_SERVER_ERROR, "config_error"),
         TurnError::ImagesNotAccepted { .. } => {
             (StatusCode::BAD_REQUEST, "model_does_not_accept_images")

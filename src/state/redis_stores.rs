@@ -185,6 +185,10 @@ fn failed<T: Send + 'static>(e: StoreError) -> StoreFuture<T> {
 }
 
 impl CooldownStore for RedisCooldowns {
+    fn shared(&self) -> bool {
+        true
+    }
+
     fn version(&self) -> StoreFuture<i64> {
         let [.., rev] = self.keys();
         let fut = self
