@@ -44,7 +44,16 @@ pub type StoreFuture<T> =
 
 /// How a [`StoreError::Backend`] reads: the hint fits the kind of store.
 fn backend_text(path: &str, message: &str) -> String {
-    if message.starts_with("state store unavailable: ") {
+    let lower = message.to_ascii_lowercase();
+    if message.starts_with("state store unavailable: ")
+        && (lower.contains("authentication")
+            || lower.contains("wrongpass")
+            || lower.contains("noauth"))
+    {
+        format!(
+            "{message} ({path}). Check the user name and password in session.redisUrl (or the secret redisUrlRef names)."
+        )
+    } else if message.starts_with("state store unavailable: ") {
         format!("{message} ({path}). Check that the server is running and reachable.")
     } else if path.starts_with("redis ") {
         format!("state store {path}: {message}")
@@ -600,3 +609,27 @@ pub mod stores;
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod backend_text_tests {
+    #[test]
+    fn a_refused_password_points_at_the_password_not_the_server() {
+        let refused = super::backend_text(
+            "redis at 127.0.0.1:6390",
+            "state store unavailable: Password authentication failed- AuthenticationFailed",
+        );
+        assert!(
+            refused.contains("password in session.redisUrl"),
+            "{refused}"
+        );
+        assert!(!refused.contains("running"), "{refused}");
+        let down = super::backend_text(
+            "redis at 127.0.0.1:6390",
+            "state store unavailable: Connection refused (os error 111)",
+        );
+        assert!(
+            down.ends_with("Check that the server is running and reachable."),
+            "{down}"
+        );
+    }
+}

@@ -98,6 +98,8 @@ pub enum EnvFileError {
         "{path}:{line}: not a KEY=VALUE line. Fix or remove that line (values with spaces need quotes)."
     )]
     Syntax { path: String, line: usize },
+    #[error("{path}:{line}: not valid UTF-8. Save the file as UTF-8, or fix or remove that line.")]
+    NotUtf8 { path: String, line: usize },
 }
 
 /// When `.env` cannot be read because of the directory it lives in (not a directory,
@@ -127,28 +129,31 @@ fn state_dir_problem(env_file: &Path) -> Option<EnvFileError> {
 /// A missing file is fine; returns how many variables were added.
 pub fn load_env_file(path: &Path, env: &mut EnvMap) -> Result<usize, EnvFileError> {
     let shown = path.display().to_string();
-    let iter = match dotenvy::from_path_iter(path) {
-        Ok(it) => it,
-        Err(dotenvy::Error::Io(e)) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
-        Err(dotenvy::Error::Io(source)) => {
+    let bytes = match std::fs::read(path) {
+        Ok(b) => b,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
+        Err(source) => {
             return Err(state_dir_problem(path).unwrap_or(EnvFileError::Read {
                 path: shown,
                 source,
             }));
         }
+    };
+    let text = match std::str::from_utf8(&bytes) {
+        Ok(t) => t,
         Err(_) => {
-            return Err(EnvFileError::Syntax {
-                path: shown,
-                line: 1,
-            });
+            let line = super::first_bad_utf8(&bytes).map_or(1, |(l, _)| l);
+            return Err(EnvFileError::NotUtf8 { path: shown, line });
         }
     };
+    // Editors on some systems start a file with a byte order mark: not part of line 1.
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    let iter = dotenvy::from_read_iter(text.as_bytes());
     let mut pairs = Vec::new();
     for item in iter {
         match item {
             Ok(pair) => pairs.push(pair),
             Err(dotenvy::Error::LineParse(content, _)) => {
-                let text = std::fs::read_to_string(path).unwrap_or_default();
                 let first = content.lines().next().unwrap_or_default();
                 let line = text
                     .lines()
@@ -253,6 +258,27 @@ mod tests {
             .to_string();
         assert!(err.contains(":2:"), "{err}");
         assert!(!err.contains("canary"), "{err}");
+    }
+
+    #[test]
+    fn a_dotenv_that_is_not_utf8_names_the_line_and_a_bom_is_no_line() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join(".env");
+        std::fs::write(&path, b"A=1\nB=caf\xe9\n").expect("write");
+        let err = load_env_file(&path, &mut EnvMap::default())
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            err,
+            format!(
+                "{}:2: not valid UTF-8. Save the file as UTF-8, or fix or remove that line.",
+                path.display()
+            )
+        );
+        std::fs::write(&path, "\u{feff}A=1\nB=2\n").expect("write");
+        let mut env = EnvMap::default();
+        assert_eq!(load_env_file(&path, &mut env).expect("a BOM is fine"), 2);
+        assert_eq!(env.get("A"), Some("1"));
     }
 
     #[test]

@@ -71,11 +71,30 @@ pub fn load(path: &Path, required: bool) -> Result<LoadedConfig, ConfigError> {
             path: path.to_path_buf(),
             exists: false,
         }),
+        Err(e) if e.kind() == std::io::ErrorKind::InvalidData => {
+            // Not UTF-8: say where, not "check its permissions".
+            let bytes = std::fs::read(path).unwrap_or_default();
+            let (line, byte) = first_bad_utf8(&bytes).unwrap_or((1, 0));
+            Err(ConfigError::Invalid {
+                path: path.to_path_buf(),
+                line: Some(line),
+                key: String::new(),
+                message: format!("not valid UTF-8 (byte 0x{byte:02x})"),
+                hint: "save the file as UTF-8 (TOML files are UTF-8 text)".into(),
+            })
+        }
         Err(source) => Err(ConfigError::Read {
             path: path.to_path_buf(),
             source,
         }),
     }
+}
+
+/// The line (1-based) and value of the first byte of `bytes` that is not UTF-8.
+pub fn first_bad_utf8(bytes: &[u8]) -> Option<(usize, u8)> {
+    let at = std::str::from_utf8(bytes).err()?.valid_up_to();
+    let line = 1 + bytes[..at].iter().filter(|b| **b == b'\n').count();
+    Some((line, bytes.get(at).copied().unwrap_or(0)))
 }
 
 /// Parse and validate config text. `path` is used only in messages.
@@ -228,4 +247,26 @@ pub fn line_of_offset(text: &str, offset: usize) -> usize {
         .filter(|&&b| b == b'\n')
         .count()
         + 1
+}
+
+#[cfg(test)]
+mod load_tests {
+    use super::*;
+
+    #[test]
+    fn a_config_that_is_not_utf8_names_the_line_not_the_permissions() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("remoteclaw.toml");
+        std::fs::write(&path, b"[gateway]\nport = 8080\n# caf\xe9\n").expect("write");
+        let err = load(&path, true).unwrap_err().to_string();
+        assert!(
+            err.starts_with(&format!(
+                "{}:3: not valid UTF-8 (byte 0xe9)",
+                path.display()
+            )),
+            "{err}"
+        );
+        assert!(err.contains("save the file as UTF-8"), "{err}");
+        assert!(!err.contains("permissions"), "{err}");
+    }
 }
