@@ -16,6 +16,16 @@ fn home(fake: &FakeProvider, extra: &str) -> TestHome {
     TestHome::new(&config)
 }
 
+/// One provider's entry of `models status --json`.
+fn provider<'a>(status: &'a Value, name: &str) -> &'a Value {
+    status["providers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["provider"] == name)
+        .unwrap()
+}
+
 async fn agent_json(h: &TestHome, args: &[&str]) -> (Option<i32>, Value, String) {
     let mut all = vec!["agent", "--json"];
     all.extend_from_slice(args);
@@ -96,12 +106,7 @@ async fn rotation_acceptance_three_keys_two_rate_limited() {
     let printed = format!("{}{}", stdout(&out), stderr(&out));
     assert!(!printed.contains("CANARY"), "{printed}");
     let status: Value = serde_json::from_str(&stdout(&out)).unwrap();
-    let anthropic = status["providers"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|p| p["provider"] == "anthropic")
-        .unwrap();
+    let anthropic = provider(&status, "anthropic");
     assert_eq!(anthropic["baseUrl"], fake.anthropic_base());
     assert_eq!(anthropic["api"], "anthropic-messages");
     let cands = anthropic["candidates"].as_array().unwrap();
@@ -529,13 +534,9 @@ async fn clearing_cooldowns_also_forgets_the_failures_of_expired_ones() {
     assert_eq!(code, Some(1), "{v}");
     let out = h.run(&["models", "status", "--json"]).await;
     let status: Value = serde_json::from_str(&stdout(&out)).unwrap();
-    let anthropic = status["providers"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|p| p["provider"] == "anthropic")
+    let until = provider(&status, "anthropic")["candidates"][0]["until"]
+        .as_i64()
         .unwrap();
-    let until = anthropic["candidates"][0]["until"].as_i64().unwrap();
     let wait = until - before;
     assert!(
         (55_000..=65_000).contains(&wait),

@@ -448,25 +448,35 @@ async fn gateway_binary_serves_telegram_end_to_end() {
     child.start_kill().unwrap();
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_rejected_token_stops_the_channel_with_a_clear_error() {
-    let tg = FakeTelegram::start(TOKEN).await;
+/// The channel alone (no config token, no allowlist) at `tg` with `token`, run as a
+/// task; its result says why it stopped.
+async fn run_channel(
+    tg: &FakeTelegram,
+    token: &str,
+) -> tokio::task::JoinHandle<Result<(), telegram::TelegramError>> {
     let home = TestHome::new(&format!(
         "[channels.telegram]\nenabled = true\napiRoot = \"{}\"\n",
         tg.api_url()
     ));
     let app = Arc::new(home.app().await);
     let cfg = app.config().channels.telegram.clone().unwrap();
-    let (_stop, rx) = watch::channel(false);
-    let err = telegram::run(
-        app,
-        remoteclaw::config::live::section(cfg),
-        Secret::new("999:WRONG-token"),
-        rx,
-    )
-    .await
-    .unwrap_err()
-    .to_string();
+    let token = Secret::new(token);
+    tokio::spawn(async move {
+        let (_stop, rx) = watch::channel(false);
+        let _home = home;
+        telegram::run(app, remoteclaw::config::live::section(cfg), token, rx).await
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rejected_token_stops_the_channel_with_a_clear_error() {
+    let tg = FakeTelegram::start(TOKEN).await;
+    let err = run_channel(&tg, "999:WRONG-token")
+        .await
+        .await
+        .unwrap()
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("rejected the bot token"), "{err}");
     assert!(!err.contains("WRONG-token"), "{err}");
 }
@@ -522,19 +532,7 @@ async fn a_rate_limited_poll_waits_and_then_answers_what_came_meanwhile() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_token_revoked_while_polling_stops_the_channel_with_a_clear_error() {
     let tg = FakeTelegram::start(TOKEN).await;
-    let home = TestHome::new(&format!(
-        "[channels.telegram]\nenabled = true\napiRoot = \"{}\"\n",
-        tg.api_url()
-    ));
-    let app = Arc::new(home.app().await);
-    let cfg = app.config().channels.telegram.clone().unwrap();
-    let (_stop, rx) = watch::channel(false);
-    let channel = tokio::spawn(telegram::run(
-        app,
-        remoteclaw::config::live::section(cfg),
-        Secret::new(TOKEN),
-        rx,
-    ));
+    let channel = run_channel(&tg, TOKEN).await;
     // The channel polls; then the token is revoked and a message ends the waiting poll.
     tg.wait_for_calls("getUpdates", 1, WAIT).await;
     tg.fail_next("getUpdates", 401, "Unauthorized");

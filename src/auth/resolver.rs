@@ -746,13 +746,18 @@ impl CredentialResolver {
         &self,
         wanted: Option<&str>,
     ) -> Result<Vec<ProfileInfo>, ResolveError> {
-        let mut store = self.store_async().await?;
-        if let Some(id) = wanted
-            && !store.profiles.contains_key(id)
-        {
-            store = self.profile_file.check_async().await?;
+        Ok(profile_infos(&*self.store_holding(wanted).await?))
+    }
+
+    /// The profiles, read from the file again when `wanted` is not among those in memory.
+    async fn store_holding(&self, wanted: Option<&str>) -> Result<Arc<ProfileStore>, ResolveError> {
+        let store = self.store_async().await?;
+        match wanted {
+            Some(id) if !store.profiles.contains_key(id) => {
+                Ok(self.profile_file.check_async().await?)
+            }
+            _ => Ok(store),
         }
-        Ok(profile_infos(&store))
     }
 
     /// `provider`'s profile ids as messages list them ([`ProfileStore::ids_in_order`]),
@@ -763,12 +768,7 @@ impl CredentialResolver {
         provider: &str,
         wanted: Option<&str>,
     ) -> Result<Vec<String>, ResolveError> {
-        let mut store = self.store_async().await?;
-        if let Some(id) = wanted
-            && !store.profiles.contains_key(id)
-        {
-            store = self.profile_file.check_async().await?;
-        }
+        let store = self.store_holding(wanted).await?;
         let config = self.config.get();
         Ok(store.ids_in_order(provider, config.auth.order.get(provider).map(Vec::as_slice)))
     }
@@ -780,13 +780,8 @@ impl CredentialResolver {
         model: &str,
         pinned: Option<&str>,
     ) -> Result<Resolution, ResolveError> {
-        let mut store = self.store_async().await?;
-        if let Some(pin) = pinned
-            && !store.profiles.contains_key(pin)
-        {
-            // The copy in memory may predate a profile the CLI just added.
-            store = self.profile_file.check_async().await?;
-        }
+        // The copy in memory may predate a profile the CLI just added.
+        let store = self.store_holding(pinned).await?;
         if let Some(pin) = pinned
             && !store.profiles.contains_key(pin)
         {
