@@ -623,3 +623,31 @@ async fn a_reply_quoting_the_key_never_shows_it() {
         "the key's start is held back until the next delta: {deltas:?}"
     );
 }
+
+/// A key holding a character no HTTP header can carry (a control character pasted into
+/// `.env`) fails its turn with a message that says so and where to fix it, not a bare
+/// "builder error", and without the key; no request goes out.
+#[tokio::test]
+async fn a_key_no_header_can_carry_is_named_as_the_problem() {
+    const BAD: &str = "sk-pasted\u{1}-with-a-control-character";
+    let fake = FakeProvider::start().await;
+    let mut home = TestHome::new(&format!(
+        "[agents.defaults.model]\nprimary = \"openai/m\"\n\n[models.providers.openai]\nbaseUrl = \"{}\"\n",
+        fake.openai_base()
+    ));
+    home.set("OPENAI_API_KEY", BAD);
+    let app = home.app().await;
+    let result = app.engine.run_turn(input(), None).await;
+    let message = result
+        .error
+        .as_ref()
+        .map(ToString::to_string)
+        .unwrap_or_default();
+    assert!(
+        message.contains("the credential's key holds a character an HTTP header cannot carry"),
+        "{message}"
+    );
+    assert!(message.contains(".env"), "{message}");
+    assert!(!message.contains("sk-pasted"), "{message}");
+    assert_eq!(fake.request_count(), 0);
+}

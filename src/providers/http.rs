@@ -207,6 +207,17 @@ fn network_error(settings: &ProviderSettings, e: &reqwest::Error) -> ProviderErr
             ),
         );
     }
+    if e.is_builder() {
+        // The URL is checked at config load; what is left is a header value, and the one
+        // that comes from outside is the credential's key.
+        return ProviderError::new(
+            ErrorKind::Unknown,
+            format!(
+                "{}: the request could not be built ({detail}): the credential's key holds a character an HTTP header cannot carry (a control character or line break). Fix the key where it is set (.env, the environment, auth-profiles.json or the SecretRef's source).",
+                settings.id
+            ),
+        );
+    }
     ProviderError::new(
         ErrorKind::Unknown,
         format!(
