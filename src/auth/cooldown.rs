@@ -425,28 +425,15 @@ impl CooldownBook {
     /// [`RECHECK_EVERY`] old. A store that cannot be read leaves the last known state
     /// in force.
     pub async fn view(&self) -> CooldownView {
-        if !self.recheck.due()
-            && let Some(view) = self.snapshot()
-        {
-            return view;
-        }
-        match self.refresh().await {
-            Ok(()) => self.snapshot().unwrap_or_default(),
-            Err(e) => {
-                tracing::warn!("cooldown state unavailable: {e}");
-                self.snapshot().unwrap_or_default()
-            }
-        }
+        self.checked_view().await.unwrap_or_else(|e| {
+            tracing::warn!("cooldown state unavailable: {e}");
+            self.snapshot().unwrap_or_default()
+        })
     }
 
-    /// [`view`](Self::view) for a turn. A shared store (Redis) that cannot be read when
-    /// the copy is due for a check fails the turn ("state store unavailable", DESIGN §9):
-    /// other replicas may have set a cooldown since, and going on from the old copy would
-    /// be falling back to a private store. `state.db` keeps the last known state in force.
-    pub async fn turn_view(&self) -> Result<CooldownView, StoreError> {
-        if !self.store.shared() {
-            return Ok(self.view().await);
-        }
+    /// From memory, checked against the store when the last check is [`RECHECK_EVERY`]
+    /// old; `Err` when that check fails.
+    async fn checked_view(&self) -> Result<CooldownView, StoreError> {
         if !self.recheck.due()
             && let Some(view) = self.snapshot()
         {
@@ -454,6 +441,18 @@ impl CooldownBook {
         }
         self.refresh().await?;
         Ok(self.snapshot().unwrap_or_default())
+    }
+
+    /// [`view`](Self::view) for a turn. A shared store (Redis) that cannot be read when
+    /// the copy is due for a check fails the turn ("state store unavailable", DESIGN §9):
+    /// other replicas may have set a cooldown since, and going on from the old copy would
+    /// be falling back to a private store. `state.db` keeps the last known state in force.
+    pub async fn turn_view(&self) -> Result<CooldownView, StoreError> {
+        if self.store.shared() {
+            self.checked_view().await
+        } else {
+            Ok(self.view().await)
+        }
     }
 
     /// A view checked against the store now (listings, status).

@@ -749,8 +749,12 @@ impl CredentialResolver {
         Ok(profile_infos(&*self.store_holding(wanted).await?))
     }
 
-    /// The profiles, read from the file again when `wanted` is not among those in memory.
-    async fn store_holding(&self, wanted: Option<&str>) -> Result<Arc<ProfileStore>, ResolveError> {
+    /// The profiles, read from the file again when `wanted` is not among those in memory
+    /// (the CLI may have added it a moment ago).
+    pub async fn store_holding(
+        &self,
+        wanted: Option<&str>,
+    ) -> Result<Arc<ProfileStore>, ResolveError> {
         let store = self.store_async().await?;
         match wanted {
             Some(id) if !store.profiles.contains_key(id) => {
@@ -760,17 +764,11 @@ impl CredentialResolver {
         }
     }
 
-    /// `provider`'s profile ids as messages list them ([`ProfileStore::ids_in_order`]),
-    /// looking at the file again when `wanted` is not among them (see
-    /// [`profiles_async`](Self::profiles_async)).
-    pub async fn profile_ids_for(
-        &self,
-        provider: &str,
-        wanted: Option<&str>,
-    ) -> Result<Vec<String>, ResolveError> {
-        let store = self.store_holding(wanted).await?;
+    /// `provider`'s profile ids in `store` as messages list them
+    /// ([`ProfileStore::ids_in_order`], with this config's `auth.order`).
+    pub fn listed_ids(&self, store: &ProfileStore, provider: &str) -> Vec<String> {
         let config = self.config.get();
-        Ok(store.ids_in_order(provider, config.auth.order.get(provider).map(Vec::as_slice)))
+        store.ids_in_order(provider, config.auth.order.get(provider).map(Vec::as_slice))
     }
 
     /// Every candidate for a turn on `provider` with `model` (`provider/model`).
@@ -785,12 +783,10 @@ impl CredentialResolver {
         if let Some(pin) = pinned
             && !store.profiles.contains_key(pin)
         {
-            let config = self.config.get();
             return Err(ResolveError::ProfileNotFound {
                 id: pin.to_string(),
                 provider: provider.to_string(),
-                known: store
-                    .ids_in_order(provider, config.auth.order.get(provider).map(Vec::as_slice)),
+                known: self.listed_ids(&store, provider),
             });
         }
         // Profiles whose secret is a SecretRef: resolved in one batch (cached for a while).

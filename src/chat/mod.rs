@@ -390,20 +390,17 @@ pub async fn select(
         ));
     }
     let resolver = app.engine.resolver_for(agent);
-    let profiles = resolver
-        .profiles_async(Some(profile))
+    let store = resolver
+        .store_holding(Some(profile))
         .await
         .map_err(|e| e.to_string())?;
-    let of_provider = resolver
-        .profile_ids_for(&model_ref.provider, None)
-        .await
-        .map_err(|e| e.to_string())?;
+    let of_provider = resolver.listed_ids(&store, &model_ref.provider);
     let listing = if of_provider.is_empty() {
         "none".to_string()
     } else {
         of_provider.join(", ")
     };
-    match profiles.iter().find(|p| p.id == profile) {
+    match store.profiles.get(profile) {
         None => Err(format!(
             "Auth profile \"{profile}\" not found. Profiles for {}: {listing}.",
             model_ref.provider

@@ -60,29 +60,30 @@ pub struct LoadedConfig {
 /// Load the config at `path`. A missing file is the empty config when `required` is
 /// false (the default location), and an error when the operator named the file.
 pub fn load(path: &Path, required: bool) -> Result<LoadedConfig, ConfigError> {
-    match std::fs::read_to_string(path) {
-        Ok(text) => Ok(LoadedConfig {
-            config: parse(path, &text)?,
-            path: path.to_path_buf(),
-            exists: true,
-        }),
+    match std::fs::read(path) {
+        Ok(bytes) => match String::from_utf8(bytes) {
+            Ok(text) => Ok(LoadedConfig {
+                config: parse(path, &text)?,
+                path: path.to_path_buf(),
+                exists: true,
+            }),
+            // Not UTF-8: say where, not "check its permissions".
+            Err(e) => {
+                let (line, byte) = first_bad_utf8(e.as_bytes()).unwrap_or((1, 0));
+                Err(ConfigError::Invalid {
+                    path: path.to_path_buf(),
+                    line: Some(line),
+                    key: String::new(),
+                    message: format!("not valid UTF-8 (byte 0x{byte:02x})"),
+                    hint: "save the file as UTF-8 (TOML files are UTF-8 text)".into(),
+                })
+            }
+        },
         Err(e) if e.kind() == std::io::ErrorKind::NotFound && !required => Ok(LoadedConfig {
             config: Config::default(),
             path: path.to_path_buf(),
             exists: false,
         }),
-        Err(e) if e.kind() == std::io::ErrorKind::InvalidData => {
-            // Not UTF-8: say where, not "check its permissions".
-            let bytes = std::fs::read(path).unwrap_or_default();
-            let (line, byte) = first_bad_utf8(&bytes).unwrap_or((1, 0));
-            Err(ConfigError::Invalid {
-                path: path.to_path_buf(),
-                line: Some(line),
-                key: String::new(),
-                message: format!("not valid UTF-8 (byte 0x{byte:02x})"),
-                hint: "save the file as UTF-8 (TOML files are UTF-8 text)".into(),
-            })
-        }
         Err(source) => Err(ConfigError::Read {
             path: path.to_path_buf(),
             source,

@@ -416,3 +416,24 @@ async fn an_async_write_waits_for_the_lock_and_then_commits() {
         .unwrap();
     assert_eq!(n, 2);
 }
+
+#[test]
+fn a_refused_password_points_at_the_password_not_the_server() {
+    let refused = super::backend_text(
+        "redis at 127.0.0.1:6390",
+        "state store unavailable: Password authentication failed- AuthenticationFailed",
+    );
+    assert!(
+        refused.contains("password in session.redisUrl"),
+        "{refused}"
+    );
+    assert!(!refused.contains("running"), "{refused}");
+    let down = super::backend_text(
+        "redis at 127.0.0.1:6390",
+        "state store unavailable: Connection refused (os error 111)",
+    );
+    assert!(
+        down.ends_with("Check that the server is running and reachable."),
+        "{down}"
+    );
+}

@@ -600,15 +600,22 @@ async fn handle(
     let mut body = reply.1.to_string();
     record(&inner, seq, reply.0, || reply.1);
     if lc == "getupdates" {
-        let mut st = lock(&inner.state);
-        if let Some((from, to)) = st
-            .rewrite_updates
-            .take_if(|(from, _)| body.contains(from.as_str()))
-        {
-            body = body.replace(&from, &to);
-        }
+        body = rewritten(&inner, body);
     }
     respond_text(reply.0, body)
+}
+
+/// A `getUpdates` answer's text, rewritten once if a test asked
+/// ([`FakeTelegram::rewrite_next_updates`]).
+fn rewritten(inner: &Inner, body: String) -> String {
+    let mut st = lock(&inner.state);
+    match st
+        .rewrite_updates
+        .take_if(|(from, _)| body.contains(from.as_str()))
+    {
+        Some((from, to)) => body.replace(&from, &to),
+        None => body,
+    }
 }
 
 /// Keep a call's answer (unless calls are not kept) and tell the waiters.
@@ -624,7 +631,7 @@ fn record(inner: &Inner, seq: u64, status: u16, response: impl FnOnce() -> Value
     inner.changed.notify_waiters();
 }
 
-/// A successful `getUpdates`: the updates' text joined (rewritten once if a test asked).
+/// A successful `getUpdates`: the updates' text joined ([`rewritten`] if a test asked).
 fn answer_batch(inner: &Inner, seq: u64, batch: Vec<Arc<Queued>>) -> Response {
     let mut body =
         String::with_capacity(32 + batch.iter().map(|u| u.json.len() + 1).sum::<usize>());
@@ -642,15 +649,7 @@ fn answer_batch(inner: &Inner, seq: u64, batch: Vec<Arc<Queued>>) -> Response {
         200,
         || json!({"ok": true, "result": batch.iter().map(|u| u.value.clone()).collect::<Vec<_>>()}),
     );
-    let mut st = lock(&inner.state);
-    if let Some((from, to)) = st
-        .rewrite_updates
-        .take_if(|(from, _)| body.contains(from.as_str()))
-    {
-        body = body.replace(&from, &to);
-    }
-    drop(st);
-    respond_text(200, body)
+    respond_text(200, rewritten(inner, body))
 }
 
 fn respond((status, body): Reply) -> Response {
