@@ -212,7 +212,12 @@ impl<S: Surface> Presenter<'_, S> {
     fn fail(&mut self, f: &Failure) {
         self.stats.failures += 1;
         match f {
-            Failure::RetryAfter(d) => self.not_before = self.not_before.max(Instant::now() + *d),
+            // A platform's hint is clamped like every other (DESIGN §8): no reply waits
+            // longer than a day for its next write.
+            Failure::RetryAfter(d) => {
+                let wait = (*d).min(crate::providers::error::MAX_RETRY_HINT);
+                self.not_before = self.not_before.max(Instant::now() + wait);
+            }
             Failure::Refused(why) => tracing::debug!("a streamed write was refused: {why}"),
         }
     }

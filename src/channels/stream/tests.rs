@@ -272,6 +272,26 @@ async fn the_final_send_is_retried_after_each_429() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn a_retry_hint_of_years_waits_a_day_at_most() {
+    let fake = Fake::new();
+    fake.fail_next(
+        Kind::Send,
+        Failure::RetryAfter(Duration::from_secs(u64::from(u32::MAX))),
+    );
+    let (_tx, rx) = watch::channel(String::new());
+    let (done_tx, done_rx) = oneshot::channel();
+    let _ = done_tx.send(Some("a whole answer".to_string()));
+    let stats = present(&fake, rx, done_rx, INTERVAL, Mode::Edit).await;
+    assert_eq!(fake.chat(), vec!["a whole answer"]);
+    assert_eq!((stats.sends, stats.failures), (1, 1));
+    let waited = Instant::now() - fake.t0;
+    assert!(
+        waited <= crate::providers::error::MAX_RETRY_HINT + Duration::from_secs(1),
+        "waited {waited:?}"
+    );
+}
+
+#[tokio::test(start_paused = true)]
 async fn a_send_refused_for_good_is_not_repeated() {
     let fake = Fake::new();
     fake.fail_next(Kind::Send, Failure::Refused("chat not found".into()));

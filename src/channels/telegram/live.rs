@@ -93,8 +93,9 @@ impl Chat<'_> {
                     markup = Markup::Plain;
                 }
                 Err(RequestError::RetryAfter(s)) => {
-                    self.ctx.limiter.back_off(self.chat.0, s.duration());
-                    return Err(Failure::RetryAfter(s.duration()));
+                    let wait = s.duration().min(super::limiter::MAX_RETRY_AFTER);
+                    self.ctx.limiter.back_off(self.chat.0, wait);
+                    return Err(Failure::RetryAfter(wait));
                 }
                 Err(e) => {
                     return Err(Failure::Refused(format!(
