@@ -327,3 +327,30 @@ async fn the_fake_refuses_bad_image_parts_like_the_real_apis() {
         "{v}"
     );
 }
+
+/// A last message holding a chat command and an image: the command applies, and the
+/// image still goes to the model (as in the web chat), never dropped silently.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_directive_with_an_image_still_sends_the_image() {
+    let fake = FakeProvider::start().await;
+    let gw = gateway(&fake, "").await;
+    let body = json!({"messages": [{"role": "user", "content": [
+        {"type": "text", "text": "/model openai/gpt-4o-mini"},
+        {"type": "image_url", "image_url": {"url": data_url("image/png", PNG_1X1)}},
+    ]}]});
+    let (status, v) = post(&gw, &body).await;
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(fake.request_count(), 1, "the image's turn ran: {v}");
+    let r = fake.requests().pop().unwrap();
+    assert_eq!(r.images.len(), 1);
+    assert_eq!(r.images[0].data, PNG_1X1);
+    // A directive alone still answers as a directive, with no model call.
+    let (status, v) = post(
+        &gw,
+        &json!({"messages": [{"role": "user", "content": "/model openai/gpt-4o-mini"}]}),
+    )
+    .await;
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(fake.request_count(), 1);
+    gw.shutdown().await;
+}

@@ -20,7 +20,7 @@ fn home(fake: &FakeProvider) -> TestHome {
         .set("ANTHROPIC_API_KEY", "sk-ant-env");
     h.write(
         "agents/main/agent/auth-profiles.json",
-        r#"{"version":1,"profiles":{"anthropic:work":{"type":"api_key","provider":"anthropic","key":"sk-ant-work"}}}"#,
+        r#"{"version":1,"profiles":{"anthropic:home":{"type":"api_key","provider":"anthropic","key":"sk-ant-home"},"anthropic:work":{"type":"api_key","provider":"anthropic","key":"sk-ant-work"}}}"#,
     );
     h
 }
@@ -161,6 +161,41 @@ async fn openai_endpoint_applies_directives_to_its_session() {
     .unwrap();
     assert_eq!(v["model"], "anthropic/claude-opus-4-5");
     assert_eq!(fake.requests()[0].key.as_deref(), Some("sk-ant-work"));
+    // A client that names the model (as OpenAI clients do) keeps the session's pin for
+    // a model of the pin's provider; a model of another provider cannot use it.
+    let unpinned = post(
+        "api:9",
+        json!({"model": "opus", "messages": [{"role": "user", "content": "hi"}]}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(unpinned.status(), 200);
+    assert_eq!(
+        fake.requests().last().unwrap().key.as_deref(),
+        Some("sk-ant-home"),
+        "without a pin the auth order's first profile answers"
+    );
+    for (model, key) in [
+        ("opus", "sk-ant-work"),
+        ("anthropic/claude-opus-4-5", "sk-ant-work"),
+        ("openai/gpt-4o-mini", "sk-oa"),
+    ] {
+        let before = fake.request_count();
+        let r = post(
+            "api:1",
+            json!({"model": model, "messages": [{"role": "user", "content": "hi"}]}),
+        )
+        .await
+        .unwrap();
+        assert_eq!(r.status(), 200, "{model}");
+        assert_eq!(fake.request_count(), before + 1);
+        assert_eq!(
+            fake.requests().last().unwrap().key.as_deref(),
+            Some(key),
+            "{model}"
+        );
+    }
+    let first_on_api2 = fake.request_count();
 
     // Another session is untouched; an explicit model@profile applies to one request only.
     let v: Value = post(
@@ -183,7 +218,10 @@ async fn openai_endpoint_applies_directives_to_its_session() {
     .await
     .unwrap();
     assert_eq!(v["model"], "anthropic/claude-opus-4-5");
-    assert_eq!(fake.requests()[2].key.as_deref(), Some("sk-ant-work"));
+    assert_eq!(
+        fake.requests()[first_on_api2 + 1].key.as_deref(),
+        Some("sk-ant-work")
+    );
     let v: Value = post(
         "api:2",
         json!({"model": "remoteclaw", "messages": [{"role": "user", "content": "hi"}]}),

@@ -308,7 +308,8 @@ async fn completions(state: GatewayState, headers: HeaderMap, body: Body) -> Res
                 }
             };
             let (text, _, ok) = apply(app, &mut turn, &directive, true, None).await;
-            if !ok || rest.is_empty() {
+            // A directive alone answers as a directive; with images it is their turn.
+            if !ok || (rest.is_empty() && messages[last_user].images.is_empty()) {
                 return text_response(
                     id,
                     created,
@@ -322,7 +323,21 @@ async fn completions(state: GatewayState, headers: HeaderMap, body: Body) -> Res
         }
     }
     let (model, pin) = match explicit {
-        Some((m, p)) => (Some(m), p),
+        Some((m, Some(p))) => (Some(m), Some(p)),
+        // A model named without a profile keeps the session's pin when the pin is for
+        // that model's provider: OpenAI clients always send a model, and a pinned
+        // credential is never silently replaced (DESIGN §3 `pinPolicy`, §7).
+        Some((m, None)) => match app.sessions.choice(&session).await {
+            Ok(state) => {
+                let (current, _) = effective_model(app, &state);
+                let pin = state
+                    .pin
+                    .filter(|_| current.provider == m.provider)
+                    .map(|p| p.profile);
+                (Some(m), pin)
+            }
+            Err(e) => return store_error(&e),
+        },
         None => match app.sessions.choice(&session).await {
             Ok(state) => {
                 let (m, chosen) = effective_model(app, &state);

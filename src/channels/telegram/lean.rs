@@ -57,6 +57,15 @@ pub fn send(
     request(bot, payload)
 }
 
+/// `getUpdates`, each update read by [`super::plain`] (a plain text message without
+/// teloxide's general reader, anything else with it).
+pub fn updates(
+    bot: &Bot,
+    payload: payloads::GetUpdates,
+) -> JsonRequest<Lean<payloads::GetUpdates, Vec<super::plain::Polled>>> {
+    request(bot, payload)
+}
+
 /// `editMessageText`; its answer (the edited message) is not read.
 pub fn edit(
     bot: &Bot,

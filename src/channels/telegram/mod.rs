@@ -42,6 +42,7 @@ mod live;
 mod media;
 mod mention;
 mod picker;
+mod plain;
 mod queue;
 mod reply;
 mod webhook;
@@ -398,12 +399,13 @@ async fn poll(ctx: &Arc<Ctx>, shutdown: &mut watch::Receiver<bool>) -> Result<()
         if *shutdown.borrow() {
             return Ok(());
         }
-        let request = ctx
-            .bot
-            .get_updates()
-            .offset(ctx.journal.poll_offset())
-            .timeout(POLL_TIMEOUT_SECS)
-            .allowed_updates(vec![AllowedUpdate::Message, AllowedUpdate::CallbackQuery]);
+        let request = lean::updates(
+            &ctx.bot,
+            teloxide::payloads::GetUpdates::new()
+                .offset(ctx.journal.poll_offset())
+                .timeout(POLL_TIMEOUT_SECS)
+                .allowed_updates(vec![AllowedUpdate::Message, AllowedUpdate::CallbackQuery]),
+        );
         // The answered offset is stored while the poll runs (at most one write in flight,
         // so offsets are stored in order), not before it: a busy channel polls sooner.
         let bookkeeping = async {
@@ -413,7 +415,7 @@ async fn poll(ctx: &Arc<Ctx>, shutdown: &mut watch::Receiver<bool>) -> Result<()
         let polled = async {
             tokio::select! {
                 _ = shutdown.changed() => None,
-                r = request => Some(r.map_err(lenient::readable)),
+                r = request => Some(r.map(|batch| batch.into_iter().map(|p| p.0).collect()).map_err(lenient::readable)),
             }
         };
         let ((), result) = tokio::join!(bookkeeping, polled);

@@ -136,16 +136,15 @@ impl Endpoint {
     /// Take one delivery (a JSON body): decide, record, queue. Returns once the update
     /// is recorded; its turn runs afterwards.
     pub async fn deliver(&self, body: &[u8]) -> Delivery {
-        // From the bytes (not a `serde_json::Value`): teloxide reads the update kind
-        // from borrowed keys.
+        // Read like a polled update (`plain`: a text message the short way).
         // A string with a lone UTF-16 surrogate escape (a character cut in two) is not
         // JSON a parser takes: it is read with that half replaced by U+FFFD.
         let lenient = std::str::from_utf8(body)
             .ok()
             .map(super::lenient::without_lone_surrogates);
         let body = lenient.as_deref().map_or(body, str::as_bytes);
-        let update: Update = match serde_json::from_slice(body) {
-            Ok(u) => u,
+        let update: Update = match serde_json::from_slice::<super::plain::Polled>(body) {
+            Ok(u) => u.0,
             Err(e) if e.is_syntax() || e.is_eof() => return Delivery::NotJson(e),
             Err(e) => {
                 let why: String = e.to_string().chars().take(300).collect();

@@ -1,0 +1,233 @@
+use super::*;
+use proptest::prelude::*;
+use serde_json::json;
+
+/// What teloxide itself reads from the same update text.
+fn teloxide_reads(v: &Value) -> Option<Update> {
+    serde_json::from_str::<Update>(&v.to_string()).ok()
+}
+
+fn plain(v: &Value) -> Option<Update> {
+    PlainUpdate::deserialize(v)
+        .ok()
+        .and_then(PlainUpdate::into_update)
+}
+
+fn opt_text() -> impl Strategy<Value = Option<String>> {
+    prop::option::of(any::<String>())
+}
+
+fn user() -> impl Strategy<Value = Value> {
+    (
+        any::<u64>(),
+        any::<bool>(),
+        any::<String>(),
+        opt_text(),
+        opt_text(),
+        prop::option::of("[a-z]{2}(-[A-Z]{2})?"),
+        prop::option::of(any::<bool>()),
+    )
+        .prop_map(|(id, is_bot, first, last, username, lang, premium)| {
+            let mut u = json!({"id": id, "is_bot": is_bot, "first_name": first});
+            for (k, v) in [
+                ("last_name", last),
+                ("username", username),
+                ("language_code", lang),
+            ] {
+                if let Some(v) = v {
+                    u[k] = json!(v);
+                }
+            }
+            if let Some(p) = premium {
+                u["is_premium"] = json!(p);
+            }
+            u
+        })
+}
+
+fn chat() -> impl Strategy<Value = Value> {
+    (
+        any::<i64>(),
+        0..3u8,
+        opt_text(),
+        opt_text(),
+        opt_text(),
+        prop::option::of(any::<bool>()),
+    )
+        .prop_map(|(id, kind, a, b, c, forum)| match kind {
+            0 => {
+                let mut ch = json!({"id": id, "type": "private"});
+                for (k, v) in [("first_name", a), ("last_name", b), ("username", c)] {
+                    if let Some(v) = v {
+                        ch[k] = json!(v);
+                    }
+                }
+                ch
+            }
+            1 => {
+                let mut ch = json!({"id": id, "type": "group"});
+                if let Some(t) = a {
+                    ch["title"] = json!(t);
+                }
+                ch
+            }
+            _ => {
+                let mut ch = json!({"id": id, "type": "supergroup"});
+                if let Some(t) = a {
+                    ch["title"] = json!(t);
+                }
+                if let Some(u) = c {
+                    ch["username"] = json!(u);
+                }
+                if let Some(f) = forum {
+                    ch["is_forum"] = json!(f);
+                }
+                ch
+            }
+        })
+}
+
+fn entities() -> impl Strategy<Value = Option<Value>> {
+    prop::option::of(prop::collection::vec((0..50usize, 1..20usize, 0..3u8), 0..3).prop_map(|es| {
+        Value::Array(
+            es.into_iter()
+                .map(|(offset, length, kind)| match kind {
+                    0 => json!({"type": "bot_command", "offset": offset, "length": length}),
+                    1 => json!({"type": "bold", "offset": offset, "length": length}),
+                    _ => json!({"type": "text_link", "offset": offset, "length": length, "url": "https://example.com/a?b=c"}),
+                })
+                .collect(),
+        )
+    }))
+}
+
+/// A plain text message update, as Telegram sends one.
+fn plain_update() -> impl Strategy<Value = Value> {
+    (
+        any::<u32>(),
+        any::<i32>(),
+        prop::option::of(user()),
+        chat(),
+        // Seconds since 1970 up to the year 2100, and now and then out of any range.
+        prop_oneof![9 => 0..4_102_444_800i64, 1 => any::<i64>()],
+        any::<String>(),
+        entities(),
+    )
+        .prop_map(
+            |(update_id, message_id, from, chat, date, text, entities)| {
+                let mut m =
+                    json!({"message_id": message_id, "chat": chat, "date": date, "text": text});
+                if let Some(f) = from {
+                    m["from"] = f;
+                }
+                if let Some(e) = entities {
+                    m["entities"] = e;
+                }
+                json!({"update_id": update_id, "message": m})
+            },
+        )
+}
+
+/// A field that makes a message more than plain, at the message or the chat.
+fn extra() -> impl Strategy<Value = (bool, &'static str, Value)> {
+    prop_oneof![
+        Just((true, "message_thread_id", json!(7))),
+        Just((true, "is_topic_message", json!(true))),
+        Just((true, "edit_date", json!(1_700_000_000))),
+        Just((true, "caption", json!("a caption"))),
+        Just((
+            true,
+            "photo",
+            json!([{"file_id": "f", "file_unique_id": "u", "width": 1, "height": 1}])
+        )),
+        Just((
+            true,
+            "reply_to_message",
+            json!({"message_id": 1, "chat": {"id": 5, "type": "private"}, "date": 1, "text": "earlier"})
+        )),
+        Just((
+            true,
+            "sender_chat",
+            json!({"id": -100, "type": "channel", "title": "c"})
+        )),
+        Just((true, "link_preview_options", json!({"is_disabled": true}))),
+        Just((true, "something_new", json!({"a": 1}))),
+        Just((false, "title", json!("a title"))),
+        Just((false, "is_forum", json!(true))),
+        Just((false, "first_name", json!("Ann"))),
+        Just((false, "all_members_are_administrators", json!(true))),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(2000))]
+
+    #[test]
+    fn a_plain_text_message_reads_as_teloxide_reads_it(v in plain_update()) {
+        let ours = read(&v).ok();
+        prop_assert_eq!(&ours, &teloxide_reads(&v), "{}", v);
+        // Every plain update teloxide reads as a message went the short way.
+        if ours.as_ref().is_some_and(|u| matches!(u.kind, UpdateKind::Message(_))) {
+            prop_assert!(plain(&v).is_some(), "not read as plain: {}", v);
+        }
+    }
+
+    #[test]
+    fn a_message_with_anything_more_reads_as_teloxide_reads_it(
+        v in plain_update(),
+        (at_message, key, value) in extra(),
+    ) {
+        let mut v = v;
+        if at_message {
+            v["message"][key] = value;
+        } else {
+            v["message"]["chat"][key] = value;
+        }
+        prop_assert_eq!(read(&v).ok(), teloxide_reads(&v), "{}", v);
+    }
+}
+
+#[test]
+fn other_updates_go_to_teloxide() {
+    let chat = json!({"id": 5, "type": "private", "first_name": "Ann"});
+    let from = json!({"id": 5, "is_bot": false, "first_name": "Ann"});
+    let message =
+        json!({"message_id": 3, "from": from, "chat": chat, "date": 1_700_000_000, "text": "hi"});
+    let cases = [
+        json!({"update_id": 1, "edited_message": message}),
+        json!({"update_id": 2, "channel_post": message}),
+        json!({"update_id": 3, "callback_query": {"id": "q", "from": from, "chat_instance": "1", "data": "x", "message": message}}),
+        json!({"update_id": 4, "message": {"message_id": 3, "chat": chat, "date": 1, "sticker": {}}}),
+        json!({"update_id": 5, "brand_new_kind": {"x": 1}}),
+        json!({"update_id": 6, "message": message, "extra": 1}),
+    ];
+    for v in cases {
+        assert!(plain(&v).is_none(), "{v}");
+        let ours = read(&v).unwrap_or_else(|e| panic!("{v}: {e}"));
+        assert_eq!(Some(ours), teloxide_reads(&v), "{v}");
+    }
+}
+
+#[test]
+fn a_getupdates_answer_reads_through_the_bots_envelope() {
+    // The shape `lean::updates` asks teloxide to read: its envelope, our updates.
+    let text = json!({"ok": true, "result": [
+        {"update_id": 10, "message": {"message_id": 1, "chat": {"id": 5, "type": "private"}, "date": 1_700_000_000, "text": "plain"}},
+        {"update_id": 11, "message": {"message_id": 2, "chat": {"id": 5, "type": "private"}, "date": 1_700_000_000, "text": "with thread", "message_thread_id": 4}},
+    ]})
+    .to_string();
+    #[derive(Deserialize)]
+    struct Answer {
+        result: Vec<Polled>,
+    }
+    let read: Answer = serde_json::from_str(&text).unwrap();
+    let ours: Vec<Update> = read.result.into_iter().map(|p| p.0).collect();
+    assert_eq!(ours.len(), 2);
+    let teloxide: Vec<Update> = serde_json::from_str::<Value>(&text).unwrap()["result"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| teloxide_reads(u).unwrap())
+        .collect();
+    assert_eq!(ours, teloxide);
+}
