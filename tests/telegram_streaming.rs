@@ -260,3 +260,45 @@ async fn markdown_from_the_model_arrives_as_telegram_html() {
     }
     assert_eq!(sent[0].parse_mode.as_deref(), Some("HTML"));
 }
+
+/// A long link streaming in at the length limit: its raw Markdown pushes the partial
+/// reply into a second message; rendered, the whole reply fits in the first. The second
+/// message is removed, so the chat shows the reply once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_streamed_past_the_final_replys_end_is_removed() {
+    let s = setup(&streaming("edit")).await;
+    let paragraph = format!("{}\n\n", "word ".repeat(199).trim_end());
+    let mut words: Vec<String> = vec![paragraph.clone(); 4];
+    words.push("More in [the docs](https://docs.example.com/guide/".into());
+    words.extend(std::iter::repeat_n("x".repeat(20), 12));
+    words.push(").".into());
+    let refs: Vec<&str> = words.iter().map(String::as_str).collect();
+    s.llm.script(
+        "sk-oa",
+        [slow_stream::openai_words(&refs, Duration::from_millis(150))],
+    );
+    let hi = s.tg.send_dm(42, "alice", "tell me");
+    wait_answered(&s.tg, &inbox(&s.home), &[hi]).await;
+    let sent = s.tg.sent_messages();
+    let sends: Vec<_> = sent.iter().filter(|m| m.method == "sendmessage").collect();
+    assert!(
+        sends.len() >= 2,
+        "the raw link went past the limit while streaming: {:?}",
+        sends.iter().map(|m| m.plain_text.len()).collect::<Vec<_>>()
+    );
+    let first = s.tg.message(42, sends[0].message_id).unwrap();
+    let expected = format!("{}More in the docs.", paragraph.repeat(4));
+    assert_eq!(
+        first["text"].as_str().unwrap().trim_end(),
+        expected.trim_end()
+    );
+    for extra in &sends[1..] {
+        assert!(
+            s.tg.message(42, extra.message_id).is_none(),
+            "message {} still shows {:?}",
+            extra.message_id,
+            extra.plain_text
+        );
+    }
+    assert_eq!(s.tg.calls_of("deletemessage").len(), sends.len() - 1);
+}

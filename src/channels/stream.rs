@@ -60,6 +60,11 @@ pub trait Surface: Sync {
     /// Replace the text of a sent message. Content equal to the current one is success.
     fn edit(&self, id: &Self::Id, part: &str) -> impl Future<Output = Result<(), Failure>> + Send;
 
+    /// Remove a message of the reply that the final text no longer fills (the formatted
+    /// reply came out shorter than the text streamed so far, as when a long link's
+    /// Markdown collapses into its title).
+    fn delete(&self, id: &Self::Id) -> impl Future<Output = Result<(), Failure>> + Send;
+
     /// Show `part` as the draft being written (only surfaces that offer drafts).
     fn draft(&self, part: &str) -> impl Future<Output = Result<(), Failure>> + Send {
         let _ = part;
@@ -73,13 +78,15 @@ pub struct Stats {
     pub sends: u32,
     pub edits: u32,
     pub drafts: u32,
+    /// Streamed messages removed because the final text ended before them.
+    pub deletes: u32,
     /// Writes that failed (rate limits included).
     pub failures: u32,
 }
 
 impl Stats {
     pub fn calls(&self) -> u32 {
-        self.sends + self.edits + self.drafts + self.failures
+        self.sends + self.edits + self.drafts + self.deletes + self.failures
     }
 }
 
@@ -290,9 +297,11 @@ impl<S: Surface> Presenter<'_, S> {
         }
     }
 
-    /// Deliver the complete reply: every part once, in full.
+    /// Deliver the complete reply: every part once, in full; then remove the messages
+    /// streamed past its end.
     async fn finish(&mut self, text: &str) {
-        for (i, part) in self.surface.parts(text).iter().enumerate() {
+        let parts = self.surface.parts(text);
+        for (i, part) in parts.iter().enumerate() {
             let edited = match self.shown.get(i) {
                 Some(m) if !m.dead && m.text == *part => continue,
                 Some(m) if !m.dead => {
@@ -304,6 +313,36 @@ impl<S: Surface> Presenter<'_, S> {
             if !edited && !self.send_final(i, part).await {
                 tracing::error!("a reply part could not be delivered; the rest is not sent");
                 return;
+            }
+        }
+        let beyond: Vec<S::Id> = self
+            .shown
+            .iter()
+            .skip(parts.len())
+            .filter(|m| !m.dead)
+            .map(|m| m.id.clone())
+            .collect();
+        for id in beyond {
+            self.delete_final(&id).await;
+        }
+    }
+
+    async fn delete_final(&mut self, id: &S::Id) {
+        for _ in 0..FINAL_ATTEMPTS {
+            tokio::time::sleep_until(self.not_before).await;
+            match self.surface.delete(id).await {
+                Ok(()) => {
+                    self.stats.deletes += 1;
+                    return;
+                }
+                Err(f @ Failure::RetryAfter(_)) => self.fail(&f),
+                Err(f) => {
+                    if let Failure::Refused(why) = &f {
+                        tracing::warn!("a streamed part past the reply's end stays: {why}");
+                    }
+                    self.fail(&f);
+                    return;
+                }
             }
         }
     }

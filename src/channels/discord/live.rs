@@ -58,6 +58,13 @@ impl Surface for ChannelReply<'_> {
             .await
             .map_err(failure)
     }
+
+    async fn delete(&self, id: &MessageId) -> Result<(), Failure> {
+        self.rest
+            .delete_message(self.http, self.channel, *id)
+            .await
+            .map_err(failure)
+    }
 }
 
 /// Which message of a slash command's answer.
@@ -119,5 +126,19 @@ impl Surface for InteractionReply<'_> {
             }
         };
         done.map_err(failure)
+    }
+
+    async fn delete(&self, id: &Target) -> Result<(), Failure> {
+        match id {
+            // The deferred response holds the reply's first part: never one to remove.
+            Target::Original => Err(Failure::Refused(
+                "the first part of a slash command's answer stays".into(),
+            )),
+            Target::Followup(m) => self
+                .rest
+                .delete_followup(self.http, self.application_id, self.token, *m)
+                .await
+                .map_err(failure),
+        }
     }
 }

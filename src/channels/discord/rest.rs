@@ -98,7 +98,9 @@ impl Rest {
             channel_id: channel,
         };
         let body = serde_json::json!({ "content": text });
-        let sent = self.send(http, route, LightMethod::Post, &body).await?;
+        let sent = self
+            .send(http, route, LightMethod::Post, Some(&body))
+            .await?;
         message_id(&sent)
     }
 
@@ -115,7 +117,8 @@ impl Rest {
             message_id: message,
         };
         let body = serde_json::json!({ "content": text });
-        self.send(http, route, LightMethod::Patch, &body).await?;
+        self.send(http, route, LightMethod::Patch, Some(&body))
+            .await?;
         Ok(())
     }
 
@@ -132,7 +135,8 @@ impl Rest {
             token,
         };
         let body = serde_json::json!({ "content": text });
-        self.send(http, route, LightMethod::Patch, &body).await?;
+        self.send(http, route, LightMethod::Patch, Some(&body))
+            .await?;
         Ok(())
     }
 
@@ -153,7 +157,9 @@ impl Rest {
         if ephemeral {
             body["flags"] = serde_json::json!(64);
         }
-        let sent = self.send(http, route, LightMethod::Post, &body).await?;
+        let sent = self
+            .send(http, route, LightMethod::Post, Some(&body))
+            .await?;
         message_id(&sent)
     }
 
@@ -172,7 +178,40 @@ impl Rest {
             message_id: message,
         };
         let body = serde_json::json!({ "content": text });
-        self.send(http, route, LightMethod::Patch, &body).await?;
+        self.send(http, route, LightMethod::Patch, Some(&body))
+            .await?;
+        Ok(())
+    }
+
+    /// Delete a message the bot posted in a channel.
+    pub(super) async fn delete_message(
+        &self,
+        http: &Http,
+        channel: ChannelId,
+        message: MessageId,
+    ) -> Result<(), SendError> {
+        let route = Route::ChannelMessage {
+            channel_id: channel,
+            message_id: message,
+        };
+        self.send(http, route, LightMethod::Delete, None).await?;
+        Ok(())
+    }
+
+    /// Delete a follow-up message of an interaction.
+    pub(super) async fn delete_followup(
+        &self,
+        http: &Http,
+        application_id: ApplicationId,
+        token: &str,
+        message: MessageId,
+    ) -> Result<(), SendError> {
+        let route = Route::WebhookFollowupMessage {
+            application_id,
+            token,
+            message_id: message,
+        };
+        self.send(http, route, LightMethod::Delete, None).await?;
         Ok(())
     }
 
@@ -181,10 +220,13 @@ impl Rest {
         http: &Http,
         route: Route<'_>,
         method: LightMethod,
-        body: &serde_json::Value,
+        body: Option<&serde_json::Value>,
     ) -> Result<Vec<u8>, SendError> {
-        let bytes = serde_json::to_vec(body).map_err(|e| SendError::Transport(e.to_string()))?;
-        let request = Request::new(route, method).body(Some(bytes));
+        let bytes = body
+            .map(serde_json::to_vec)
+            .transpose()
+            .map_err(|e| SendError::Transport(e.to_string()))?;
+        let request = Request::new(route, method).body(bytes);
         for attempt in 1..=MAX_ATTEMPTS {
             let response = self.execute(http, request.clone()).await?;
             let status = response.status();

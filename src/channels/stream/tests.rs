@@ -12,6 +12,7 @@ enum Kind {
     Send,
     Edit,
     Draft,
+    Delete,
 }
 
 #[derive(Debug, Clone)]
@@ -54,15 +55,16 @@ impl Fake {
     }
     /// The chat as a person sees it: each message's last successful text.
     fn chat(&self) -> Vec<String> {
-        let mut msgs: Vec<String> = Vec::new();
+        let mut msgs: Vec<Option<String>> = Vec::new();
         for c in self.ok_calls() {
             match c.kind {
-                Kind::Send => msgs.push(c.text),
-                Kind::Edit => msgs[c.msg] = c.text,
+                Kind::Send => msgs.push(Some(c.text)),
+                Kind::Edit => msgs[c.msg] = Some(c.text),
+                Kind::Delete => msgs[c.msg] = None,
                 Kind::Draft => {}
             }
         }
-        msgs
+        msgs.into_iter().flatten().collect()
     }
     fn record(&self, kind: Kind, msg: Option<usize>, text: &str) -> Result<usize, Failure> {
         let mut s = self.script.lock().unwrap();
@@ -94,8 +96,22 @@ impl Fake {
 impl Surface for Fake {
     type Id = usize;
 
+    /// Like a link's Markdown, `(…)` shows as nothing once it is closed: a final
+    /// text can make fewer parts than the text streamed before it.
     fn parts(&self, text: &str) -> Vec<String> {
-        let chars: Vec<char> = text.chars().collect();
+        let mut shown = String::new();
+        let mut rest = text;
+        while let Some(open) = rest.find('(') {
+            match rest[open..].find(')') {
+                Some(close) => {
+                    shown.push_str(&rest[..open]);
+                    rest = &rest[open + close + 1..];
+                }
+                None => break,
+            }
+        }
+        shown.push_str(rest);
+        let chars: Vec<char> = shown.chars().collect();
         chars.chunks(LIMIT).map(|c| c.iter().collect()).collect()
     }
 
@@ -107,6 +123,11 @@ impl Surface for Fake {
     async fn edit(&self, id: &usize, part: &str) -> Result<(), Failure> {
         tokio::time::sleep(Duration::from_millis(20)).await;
         self.record(Kind::Edit, Some(*id), part).map(|_| ())
+    }
+
+    async fn delete(&self, id: &usize) -> Result<(), Failure> {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        self.record(Kind::Delete, Some(*id), "").map(|_| ())
     }
 
     async fn draft(&self, part: &str) -> Result<(), Failure> {
@@ -347,4 +368,36 @@ async fn a_reply_that_needs_no_edit_gets_none() {
     let stats = present(&fake, rx, done_rx, INTERVAL, Mode::Edit).await;
     assert_eq!((stats.sends, stats.edits), (1, 0));
     assert_eq!(fake.chat(), vec!["short"]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn messages_streamed_past_the_final_texts_end_are_removed() {
+    let fake = Fake::new();
+    // 15 characters, then an open "(" and 30 more: three parts while streaming; the
+    // closing ")" makes the whole thing one part of 15.
+    let deltas = ["fifteen chars..", "(0123456789", "0123456789", "0123456789"];
+    let stats = run(&fake, Mode::Edit, &deltas, Duration::from_millis(1500), ")").await;
+    assert_eq!(fake.chat(), vec!["fifteen chars.."], "{:#?}", fake.calls());
+    assert!(stats.sends >= 2, "the stream went past one part: {stats:?}");
+    assert_eq!(stats.deletes, stats.sends - 1, "{stats:?}");
+    assert_spaced(&fake);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_removal_refused_is_not_repeated_and_the_reply_stands() {
+    let fake = Fake::new();
+    fake.fail_next(
+        Kind::Delete,
+        Failure::Refused("message can't be deleted".into()),
+    );
+    let deltas = ["fifteen chars..", "(0123456789", "0123456789"];
+    let stats = run(&fake, Mode::Edit, &deltas, Duration::from_millis(1500), ")").await;
+    let calls = fake.calls();
+    assert_eq!(
+        calls.iter().filter(|c| c.kind == Kind::Delete).count(),
+        1,
+        "{calls:#?}"
+    );
+    assert_eq!(fake.chat()[0], "fifteen chars..");
+    assert_eq!(stats.deletes, 0);
 }

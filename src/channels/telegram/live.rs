@@ -15,6 +15,7 @@ use crate::channels::stream::{Failure, Surface};
 use crate::format::{html_chunk, telegram_html};
 use serde::Serialize;
 use teloxide::payloads;
+use teloxide::prelude::Requester;
 use teloxide::requests::{JsonRequest, Payload};
 use teloxide::types::{ChatId, MessageId, ParseMode, ReplyParameters, ThreadId, True};
 use teloxide::{ApiError, RequestError};
@@ -149,6 +150,28 @@ impl Surface for Chat<'_> {
             }
         })
         .await
+    }
+
+    async fn delete(&self, id: &MessageId) -> Result<(), Failure> {
+        self.ctx.limiter.wait(self.chat.0).await;
+        match self
+            .ctx
+            .bot
+            .delete_message(self.chat, *id)
+            .await
+            .map_err(super::lenient::readable)
+        {
+            Ok(_) => Ok(()),
+            Err(RequestError::RetryAfter(s)) => {
+                let wait = s.duration().min(super::limiter::MAX_RETRY_AFTER);
+                self.ctx.limiter.back_off(self.chat.0, wait);
+                Err(Failure::RetryAfter(wait))
+            }
+            Err(e) => Err(Failure::Refused(format!(
+                "could not delete a streamed part on Telegram: {}",
+                describe(&e, &self.ctx.token)
+            ))),
+        }
     }
 
     async fn draft(&self, part: &str) -> Result<(), Failure> {
