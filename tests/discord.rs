@@ -361,3 +361,27 @@ async fn channel_prompts_and_the_referenced_message_reach_the_model() {
         "{user}"
     );
 }
+
+/// A command's answer is shown as written (what the user typed is not formatted), and
+/// no reply pings anyone: every message body turns mention parsing off.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn command_answers_are_literal_and_replies_ping_nobody() {
+    let s = setup().await;
+    s.dc.send_message(DM_CHANNEL, None, OWNER, "alice", "/model __secret__", false);
+    let sent = s.dc.wait_for_channel_messages(DM_CHANNEL, 1, WAIT).await;
+    let text = sent[0]["content"].as_str().unwrap();
+    assert!(text.contains(r#""\_\_secret\_\_""#), "{text}");
+    s.dc.send_message(DM_CHANNEL, None, OWNER, "alice", "@everyone hello", false);
+    s.dc.wait_for_channel_messages(DM_CHANNEL, 2, WAIT).await;
+    let posts =
+        s.dc.calls_matching("POST", &format!("/channels/{DM_CHANNEL}/messages"));
+    assert_eq!(posts.len(), 2);
+    for p in posts {
+        assert_eq!(
+            p.body["allowed_mentions"],
+            json!({"parse": []}),
+            "{}",
+            p.body
+        );
+    }
+}

@@ -302,3 +302,41 @@ async fn a_message_streamed_past_the_final_replys_end_is_removed() {
     }
     assert_eq!(s.tg.calls_of("deletemessage").len(), sends.len() - 1);
 }
+
+/// A command's answer is shown exactly as written: what the user typed comes back as
+/// typed (`__x__` is not bold), in every streaming mode.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_commands_answer_echoes_the_input_as_typed() {
+    for mode in ["edit", "off"] {
+        let s = setup(&streaming(mode)).await;
+        let hi = s.tg.send_dm(42, "alice", "/model __secret__ <b>");
+        wait_answered(&s.tg, &inbox(&s.home), &[hi]).await;
+        let sent = s.tg.sent_messages();
+        let reply = sent.last().unwrap();
+        assert!(
+            reply.plain_text.contains("\"__secret__\""),
+            "{mode}: {:?}",
+            reply.plain_text
+        );
+        assert!(!reply.text.contains("<b>"), "{mode}: {:?}", reply.text);
+        assert_eq!(s.llm.request_count(), 0);
+    }
+}
+
+/// A model that answers nothing: the chat says so instead of staying silent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_empty_model_reply_is_said_not_swallowed() {
+    for mode in ["edit", "off"] {
+        let s = setup(&streaming(mode)).await;
+        s.llm.script("sk-oa", [Behavior::Reply("  \n ".into())]);
+        let hi = s.tg.send_dm(42, "alice", "say nothing");
+        wait_answered(&s.tg, &inbox(&s.home), &[hi]).await;
+        let sent = s.tg.sent_messages();
+        assert_eq!(sent.len(), 1, "{mode}: {sent:#?}");
+        assert_eq!(
+            sent[0].plain_text,
+            remoteclaw::channels::stream::EMPTY_REPLY,
+            "{mode}"
+        );
+    }
+}

@@ -26,6 +26,31 @@ use tokio::time::Instant;
 /// Tries per part of the final text (the first write and the retries after 429s).
 pub const FINAL_ATTEMPTS: usize = 5;
 
+/// What a chat shows when the model's reply was empty (or formats to nothing): silence
+/// would look like a lost message.
+pub const EMPTY_REPLY: &str = "The model sent an empty reply; try rephrasing.";
+
+/// The reply to deliver in the end.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Final {
+    /// The model's Markdown, formatted for the platform.
+    Markdown(String),
+    /// RemoteClaw's own text (a command's answer, which may echo what the user typed:
+    /// `/model __x__` must not come back as a bold "x"), shown exactly as written.
+    Literal(String),
+}
+
+impl Final {
+    /// What a chat shows for `result`: a command's answer as written, a turn's reply
+    /// (or its error) formatted.
+    pub fn of(result: &ChatResult) -> Final {
+        match result.turn {
+            None => Final::Literal(result.reply_text()),
+            Some(_) => Final::Markdown(result.reply_text()),
+        }
+    }
+}
+
 /// How a streamed reply is shown.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mode {
@@ -49,6 +74,9 @@ pub trait Surface: Sync {
 
     /// The messages `text` (the model's Markdown) makes, formatted and cut to fit.
     fn parts(&self, text: &str) -> Vec<String>;
+
+    /// The messages `text` makes shown exactly as written (no Markdown), cut to fit.
+    fn literal_parts(&self, text: &str) -> Vec<String>;
 
     /// Send part `index` of the reply as a new message.
     fn send(
@@ -132,7 +160,7 @@ pub async fn answer<S: Surface>(
     msg: Inbound<'_>,
     surface: &S,
     style: Style,
-    decide: impl FnOnce(&ChatResult) -> Option<String>,
+    decide: impl FnOnce(&ChatResult) -> Option<Final>,
 ) -> (ChatResult, Stats) {
     let (text_tx, text_rx) = watch::channel(String::new());
     let (done_tx, done_rx) = oneshot::channel();
@@ -157,7 +185,7 @@ pub async fn answer<S: Surface>(
 pub async fn present<S: Surface>(
     surface: &S,
     mut text: watch::Receiver<String>,
-    done: oneshot::Receiver<Option<String>>,
+    done: oneshot::Receiver<Option<Final>>,
     interval: Duration,
     mode: Mode,
 ) -> Stats {
@@ -298,9 +326,15 @@ impl<S: Surface> Presenter<'_, S> {
     }
 
     /// Deliver the complete reply: every part once, in full; then remove the messages
-    /// streamed past its end.
-    async fn finish(&mut self, text: &str) {
-        let parts = self.surface.parts(text);
+    /// streamed past its end. A reply that shows as nothing says so.
+    async fn finish(&mut self, reply: &Final) {
+        let mut parts = match reply {
+            Final::Markdown(text) => self.surface.parts(text),
+            Final::Literal(text) => self.surface.literal_parts(text),
+        };
+        if parts.iter().all(|p| p.trim().is_empty()) {
+            parts = self.surface.literal_parts(EMPTY_REPLY);
+        }
         for (i, part) in parts.iter().enumerate() {
             let edited = match self.shown.get(i) {
                 Some(m) if !m.dead && m.text == *part => continue,

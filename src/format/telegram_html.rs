@@ -22,6 +22,11 @@ use super::html_chunk::{Token, tokens};
 pub use super::tags::escape;
 use super::tags::{Style, language, link_allowed};
 
+/// `text` as Telegram HTML that shows it exactly as written (no Markdown).
+pub fn literal(text: &str) -> String {
+    super::tags::escape(text)
+}
+
 /// Render the model's Markdown as Telegram HTML (see the module docs).
 pub fn render(markdown: &str) -> String {
     let options = Options::ENABLE_STRIKETHROUGH | Options::ENABLE_TABLES;

@@ -183,22 +183,15 @@ pub async fn run(h: &Handler, ctx: &Context, cmd: CommandInteraction) {
         token: &cmd.token,
         ephemeral,
     };
+    // The deferred response must be replaced by something, or it "thinks" forever: an
+    // empty reply shows `stream::EMPTY_REPLY`.
     let (_, stats) = stream::answer(&h.app, inbound, &surface, live::style(&cfg), |result| {
-        // The deferred response must be replaced by something, or it "thinks" forever.
-        let reply = result.reply_text();
-        Some(if reply.trim().is_empty() {
-            EMPTY_REPLY.to_string()
-        } else {
-            reply
-        })
+        Some(stream::Final::of(result))
     })
     .await;
     tracing::debug!(interaction = %id, ?stats, "slash command answered");
     h.mark_answered(&id).await;
 }
-
-/// What a slash command shows when the model's reply was empty.
-const EMPTY_REPLY: &str = "The model sent an empty reply; try rephrasing.";
 
 /// Suggestions for the `/model` option: aliases, allowed models, keywords, and
 /// `model@profile` forms for owners — at most 25, matching what was typed. Someone who

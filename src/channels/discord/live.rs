@@ -22,6 +22,45 @@ pub(super) fn style(cfg: &DiscordConfig) -> Style {
     }
 }
 
+/// `text` as Discord Markdown that shows it exactly as written: the characters that
+/// format anywhere (`\ * _ ~ | ` [ ]`) and those that start a quote, heading or list
+/// at the start of a line are escaped with a backslash, which Discord does not show.
+pub(super) fn literal(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() + 8);
+    for (n, line) in text.split('\n').enumerate() {
+        if n > 0 {
+            out.push('\n');
+        }
+        let body = line.trim_start_matches(' ');
+        out.push_str(&line[..line.len() - body.len()]);
+        // A line's first mark: `>`, `#`, `-` or `+` (quote, heading, list).
+        if body.starts_with(['>', '#', '-', '+']) {
+            out.push('\\');
+        }
+        // A numbered list item: `1.` becomes `1\.`.
+        let digits: String = body.chars().take_while(char::is_ascii_digit).collect();
+        if !digits.is_empty() && body[digits.len()..].starts_with(". ") {
+            out.push_str(&digits);
+            out.push_str("\\.");
+            out.push_str(&escape_inline(&body[digits.len() + 1..]));
+            continue;
+        }
+        out.push_str(&escape_inline(body));
+    }
+    out
+}
+
+fn escape_inline(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if matches!(c, '\\' | '*' | '_' | '~' | '|' | '`' | '[' | ']') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
 /// A `rest` error as the presenter sees it.
 fn failure(e: SendError) -> Failure {
     match e {
@@ -43,6 +82,10 @@ impl Surface for ChannelReply<'_> {
 
     fn parts(&self, text: &str) -> Vec<String> {
         chunk::split(text, chunk::DISCORD)
+    }
+
+    fn literal_parts(&self, text: &str) -> Vec<String> {
+        chunk::split(&literal(text), chunk::DISCORD)
     }
 
     async fn send(&self, _index: usize, part: &str) -> Result<MessageId, Failure> {
@@ -89,6 +132,10 @@ impl Surface for InteractionReply<'_> {
 
     fn parts(&self, text: &str) -> Vec<String> {
         chunk::split(text, chunk::DISCORD)
+    }
+
+    fn literal_parts(&self, text: &str) -> Vec<String> {
+        chunk::split(&literal(text), chunk::DISCORD)
     }
 
     async fn send(&self, index: usize, part: &str) -> Result<Target, Failure> {
@@ -139,6 +186,41 @@ impl Surface for InteractionReply<'_> {
                 .delete_followup(self.http, self.application_id, self.token, *m)
                 .await
                 .map_err(failure),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::literal;
+
+    #[test]
+    fn literal_text_escapes_what_discord_would_format() {
+        let cases = [
+            (
+                r#"Model "__secret__" is not allowed"#,
+                r#"Model "\_\_secret\_\_" is not allowed"#,
+            ),
+            (
+                "a *b* ~~c~~ ||d|| `e` [f](g)",
+                r"a \*b\* \~\~c\~\~ \|\|d\|\| \`e\` \[f\](g)",
+            ),
+            (
+                "> quote\n# head\n  - item\n+ plus",
+                "\\> quote\n\\# head\n  \\- item\n\\+ plus",
+            ),
+            (
+                "1. first\n10. tenth\n3.5 is fine",
+                "1\\. first\n10\\. tenth\n3.5 is fine",
+            ),
+            (r"back\slash", r"back\\slash"),
+            (
+                "plain text: anthropic:work, gpt-4o-mini (mini)",
+                "plain text: anthropic:work, gpt-4o-mini (mini)",
+            ),
+        ];
+        for (text, want) in cases {
+            assert_eq!(literal(text), want, "{text}");
         }
     }
 }

@@ -128,7 +128,7 @@ impl Handler {
         let (_, stats) =
             stream::answer(&self.app, inbound, &surface, live::style(&cfg), |result| {
                 typing.abort();
-                (!result.ignored).then(|| result.reply_text())
+                (!result.ignored).then(|| stream::Final::of(result))
             })
             .await;
         tracing::debug!(channel = %msg.channel_id, ?stats, "reply delivered");

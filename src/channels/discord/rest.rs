@@ -97,7 +97,7 @@ impl Rest {
         let route = Route::ChannelMessages {
             channel_id: channel,
         };
-        let body = serde_json::json!({ "content": text });
+        let body = content(text);
         let sent = self
             .send(http, route, LightMethod::Post, Some(&body))
             .await?;
@@ -116,7 +116,7 @@ impl Rest {
             channel_id: channel,
             message_id: message,
         };
-        let body = serde_json::json!({ "content": text });
+        let body = content(text);
         self.send(http, route, LightMethod::Patch, Some(&body))
             .await?;
         Ok(())
@@ -134,7 +134,7 @@ impl Rest {
             application_id,
             token,
         };
-        let body = serde_json::json!({ "content": text });
+        let body = content(text);
         self.send(http, route, LightMethod::Patch, Some(&body))
             .await?;
         Ok(())
@@ -153,7 +153,7 @@ impl Rest {
             application_id,
             token,
         };
-        let mut body = serde_json::json!({ "content": text });
+        let mut body = content(text);
         if ephemeral {
             body["flags"] = serde_json::json!(64);
         }
@@ -177,7 +177,7 @@ impl Rest {
             token,
             message_id: message,
         };
-        let body = serde_json::json!({ "content": text });
+        let body = content(text);
         self.send(http, route, LightMethod::Patch, Some(&body))
             .await?;
         Ok(())
@@ -281,6 +281,12 @@ impl Rest {
             .await
             .map_err(|e| SendError::Transport(e.without_url().to_string()))
     }
+}
+
+/// A message body: `text`, with every mention shown as text, never a ping (a reply that
+/// quotes `@everyone` or a user id must not notify anyone).
+fn content(text: &str) -> serde_json::Value {
+    serde_json::json!({ "content": text, "allowed_mentions": { "parse": [] } })
 }
 
 /// The `id` of the message object Discord answered with.

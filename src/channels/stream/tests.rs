@@ -98,6 +98,11 @@ impl Surface for Fake {
 
     /// Like a link's Markdown, `(…)` shows as nothing once it is closed: a final
     /// text can make fewer parts than the text streamed before it.
+    fn literal_parts(&self, text: &str) -> Vec<String> {
+        let chars: Vec<char> = text.chars().collect();
+        chars.chunks(LIMIT).map(|c| c.iter().collect()).collect()
+    }
+
     fn parts(&self, text: &str) -> Vec<String> {
         let mut shown = String::new();
         let mut rest = text;
@@ -147,7 +152,7 @@ async fn run(fake: &Fake, mode: Mode, deltas: &[&str], gap: Duration, tail: &str
         }
         let full = format!("{}{tail}", tx.borrow().clone());
         drop(tx);
-        let _ = done_tx.send(Some(full));
+        let _ = done_tx.send(Some(Final::Markdown(full)));
     };
     let ((), stats) = tokio::join!(feed, present(fake, rx, done_rx, INTERVAL, mode));
     stats
@@ -285,7 +290,7 @@ async fn the_final_send_is_retried_after_each_429() {
     }
     let (_tx, rx) = watch::channel(String::new());
     let (done_tx, done_rx) = oneshot::channel();
-    let _ = done_tx.send(Some("a whole answer".to_string()));
+    let _ = done_tx.send(Some(Final::Markdown("a whole answer".to_string())));
     let stats = present(&fake, rx, done_rx, INTERVAL, Mode::Edit).await;
     assert_eq!(fake.chat(), vec!["a whole answer"]);
     assert_eq!((stats.sends, stats.failures), (1, 2));
@@ -301,7 +306,7 @@ async fn a_retry_hint_of_years_waits_a_day_at_most() {
     );
     let (_tx, rx) = watch::channel(String::new());
     let (done_tx, done_rx) = oneshot::channel();
-    let _ = done_tx.send(Some("a whole answer".to_string()));
+    let _ = done_tx.send(Some(Final::Markdown("a whole answer".to_string())));
     let stats = present(&fake, rx, done_rx, INTERVAL, Mode::Edit).await;
     assert_eq!(fake.chat(), vec!["a whole answer"]);
     assert_eq!((stats.sends, stats.failures), (1, 1));
@@ -318,7 +323,7 @@ async fn a_send_refused_for_good_is_not_repeated() {
     fake.fail_next(Kind::Send, Failure::Refused("chat not found".into()));
     let (_tx, rx) = watch::channel(String::new());
     let (done_tx, done_rx) = oneshot::channel();
-    let _ = done_tx.send(Some("x".repeat(50)));
+    let _ = done_tx.send(Some(Final::Markdown("x".repeat(50))));
     let stats = present(&fake, rx, done_rx, INTERVAL, Mode::Edit).await;
     assert_eq!(fake.calls().len(), 1, "the rest of the reply is not sent");
     assert_eq!(stats.sends, 0);
@@ -364,7 +369,7 @@ async fn a_reply_that_needs_no_edit_gets_none() {
     let fake = Fake::new();
     let (_tx, rx) = watch::channel(String::new());
     let (done_tx, done_rx) = oneshot::channel();
-    let _ = done_tx.send(Some("short".into()));
+    let _ = done_tx.send(Some(Final::Markdown("short".into())));
     let stats = present(&fake, rx, done_rx, INTERVAL, Mode::Edit).await;
     assert_eq!((stats.sends, stats.edits), (1, 0));
     assert_eq!(fake.chat(), vec!["short"]);

@@ -120,6 +120,10 @@ impl Surface for Chat<'_> {
         html_chunk::split(&telegram_html::render(text), chunk::TELEGRAM)
     }
 
+    fn literal_parts(&self, text: &str) -> Vec<String> {
+        html_chunk::split(&telegram_html::literal(text), chunk::TELEGRAM)
+    }
+
     async fn send(&self, index: usize, part: &str) -> Result<MessageId, Failure> {
         let reply_to = if index == 0 { self.reply_to } else { None };
         let sent = self

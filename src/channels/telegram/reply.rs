@@ -102,7 +102,7 @@ pub async fn answer(ctx: &Ctx, session: &str, owner: bool, msg: &Message, album:
     };
     let (result, stats) = stream::answer(&ctx.app, inbound, &surface, style, |result| {
         typing.abort();
-        (!result.ignored && !picker(result)).then(|| result.reply_text())
+        (!result.ignored && !picker(result)).then(|| stream::Final::of(result))
     })
     .await;
     tracing::debug!(chat = chat.0, ?stats, "reply delivered");
