@@ -198,7 +198,7 @@ async fn four_images_of_max_image_bytes_fit_past_max_body_bytes_but_nothing_else
     let e = refusal(post(&gw, &huge).await, 413).await;
     assert_eq!(
         e,
-        json!({"code": "body_too_large", "message": "the message and its images are larger than the web chat takes (357728 bytes: gateway.maxBodyBytes (4096) for the text plus 4 images of agents.defaults.maxImageBytes (65536) as base64): send fewer or smaller images"})
+        json!({"code": "body_too_large", "message": "the message and its images are larger than the web chat takes (357728 bytes: gateway.maxBodyBytes (4096) for the text plus 4 images of agents.defaults.maxImageBytes (65536) as base64): send a shorter message, or fewer or smaller images"})
     );
     // The other routes keep maxBodyBytes.
     let r = reqwest::Client::new()

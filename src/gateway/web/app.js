@@ -209,7 +209,9 @@
   }
 
   function submit() {
-    const text = input.value.trim();
+    // Sent as typed (indentation kept, DESIGN §8); the gateway drops only blank lines
+    // before it and whitespace after it.
+    const text = input.value.trim() ? input.value : "";
     if ((!text && !pending.length) || busy) return;
     const images = pending;
     pending = [];

@@ -39,7 +39,7 @@ pub fn body_too_large(limit: usize, max_body_bytes: usize, max_image_bytes: u64)
         StatusCode::PAYLOAD_TOO_LARGE,
         "body_too_large",
         format!(
-            "the message and its images are larger than the web chat takes ({limit} bytes: gateway.maxBodyBytes ({max_body_bytes}) for the text plus {MAX_IMAGES} images of agents.defaults.maxImageBytes ({max_image_bytes}) as base64): send fewer or smaller images"
+            "the message and its images are larger than the web chat takes ({limit} bytes: gateway.maxBodyBytes ({max_body_bytes}) for the text plus {MAX_IMAGES} images of agents.defaults.maxImageBytes ({max_image_bytes}) as base64): send a shorter message, or fewer or smaller images"
         ),
     )
 }
