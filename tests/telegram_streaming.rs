@@ -309,16 +309,27 @@ async fn a_message_streamed_past_the_final_replys_end_is_removed() {
 async fn a_commands_answer_echoes_the_input_as_typed() {
     for mode in ["edit", "off"] {
         let s = setup(&streaming(mode)).await;
-        let hi = s.tg.send_dm(42, "alice", "/model __secret__ <b>");
-        wait_answered(&s.tg, &inbox(&s.home), &[hi]).await;
+        let hi = s.tg.send_dm(42, "alice", "/model __secret__");
+        let help = s.tg.send_dm(42, "alice", "/help");
+        wait_answered(&s.tg, &inbox(&s.home), &[hi, help]).await;
         let sent = s.tg.sent_messages();
-        let reply = sent.last().unwrap();
         assert!(
-            reply.plain_text.contains("\"__secret__\""),
+            sent[0].plain_text.contains("\"__secret__\""),
             "{mode}: {:?}",
-            reply.plain_text
+            sent[0].plain_text
         );
-        assert!(!reply.text.contains("<b>"), "{mode}: {:?}", reply.text);
+        // `<alias-or-id>` in the help is text, escaped for Telegram's HTML.
+        let help = sent.last().unwrap();
+        assert!(
+            help.plain_text.contains("/model <alias-or-id>@<profileId>"),
+            "{mode}: {:?}",
+            help.plain_text
+        );
+        assert!(
+            help.text.contains("&lt;alias-or-id&gt;"),
+            "{mode}: {:?}",
+            help.text
+        );
         assert_eq!(s.llm.request_count(), 0);
     }
 }

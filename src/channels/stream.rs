@@ -26,6 +26,10 @@ use tokio::time::Instant;
 /// Tries per part of the final text (the first write and the retries after 429s).
 pub const FINAL_ATTEMPTS: usize = 5;
 
+/// The longest a reply waits for a platform's rate limit before removing a message
+/// streamed past its end (see `Presenter::finish`).
+const DELETE_WAIT: Duration = Duration::from_secs(10);
+
 /// What a chat shows when the model's reply was empty (or formats to nothing): silence
 /// would look like a lost message.
 pub const EMPTY_REPLY: &str = "The model sent an empty reply; try rephrasing.";
@@ -349,34 +353,34 @@ impl<S: Surface> Presenter<'_, S> {
                 return;
             }
         }
+        // Those that can no longer be edited too: one may still be deletable.
         let beyond: Vec<S::Id> = self
             .shown
             .iter()
             .skip(parts.len())
-            .filter(|m| !m.dead)
             .map(|m| m.id.clone())
             .collect();
         for id in beyond {
-            self.delete_final(&id).await;
+            self.delete_beyond(&id).await;
         }
     }
 
-    async fn delete_final(&mut self, id: &S::Id) {
-        for _ in 0..FINAL_ATTEMPTS {
-            tokio::time::sleep_until(self.not_before).await;
-            match self.surface.delete(id).await {
-                Ok(()) => {
-                    self.stats.deletes += 1;
-                    return;
+    /// Remove a message past the reply's end: tidying, so it never holds the chat up
+    /// long. One try, after a pause of at most [`DELETE_WAIT`]; a longer rate limit
+    /// leaves the message as it is.
+    async fn delete_beyond(&mut self, id: &S::Id) {
+        if self.not_before > Instant::now() + DELETE_WAIT {
+            tracing::warn!("a streamed part past the reply's end stays: rate limited");
+            return;
+        }
+        tokio::time::sleep_until(self.not_before).await;
+        match self.surface.delete(id).await {
+            Ok(()) => self.stats.deletes += 1,
+            Err(f) => {
+                if let Failure::Refused(why) = &f {
+                    tracing::warn!("a streamed part past the reply's end stays: {why}");
                 }
-                Err(f @ Failure::RetryAfter(_)) => self.fail(&f),
-                Err(f) => {
-                    if let Failure::Refused(why) = &f {
-                        tracing::warn!("a streamed part past the reply's end stays: {why}");
-                    }
-                    self.fail(&f);
-                    return;
-                }
+                self.fail(&f);
             }
         }
     }

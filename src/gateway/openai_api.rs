@@ -329,11 +329,15 @@ async fn completions(state: GatewayState, headers: HeaderMap, body: Body) -> Res
         // credential is never silently replaced (DESIGN §3 `pinPolicy`, §7).
         Some((m, None)) => match app.sessions.choice(&session).await {
             Ok(state) => {
-                let (current, _) = effective_model(app, &state);
-                let pin = state
-                    .pin
-                    .filter(|_| current.provider == m.provider)
-                    .map(|p| p.profile);
+                let pin = match state.pin {
+                    Some(pin)
+                        if pin_provider(app, &pin.profile).await.as_deref()
+                            == Some(m.provider.as_str()) =>
+                    {
+                        Some(pin.profile)
+                    }
+                    _ => None,
+                };
                 (Some(m), pin)
             }
             Err(e) => return store_error(&e),
@@ -495,4 +499,15 @@ pub async fn list_models(State(state): State<GatewayState>) -> impl IntoResponse
         .map(|id| json!({"id": id, "object": "model", "created": 0, "owned_by": "remoteclaw"}))
         .collect();
     axum::Json(json!({"object": "list", "data": data}))
+}
+
+/// The provider of auth profile `id` (of the default agent), if the profile is known.
+async fn pin_provider(app: &crate::app::App, id: &str) -> Option<String> {
+    let store = app
+        .engine
+        .resolver_for(None)
+        .store_holding(Some(id))
+        .await
+        .ok()?;
+    store.profiles.get(id).map(|p| p.provider.clone())
 }

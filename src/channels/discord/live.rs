@@ -31,7 +31,7 @@ pub(super) fn literal(text: &str) -> String {
         if n > 0 {
             out.push('\n');
         }
-        let body = line.trim_start_matches(' ');
+        let body = line.trim_start_matches([' ', '\t']);
         out.push_str(&line[..line.len() - body.len()]);
         // A line's first mark: `>`, `#`, `-` or `+` (quote, heading, list).
         if body.starts_with(['>', '#', '-', '+']) {
@@ -209,6 +209,7 @@ mod tests {
                 "> quote\n# head\n  - item\n+ plus",
                 "\\> quote\n\\# head\n  \\- item\n\\+ plus",
             ),
+            ("\t- tabbed", "\t\\- tabbed"),
             (
                 "1. first\n10. tenth\n3.5 is fine",
                 "1\\. first\n10\\. tenth\n3.5 is fine",

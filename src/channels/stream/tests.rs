@@ -28,8 +28,9 @@ struct Call {
 #[derive(Default)]
 struct Script {
     calls: Vec<Call>,
-    /// Failures handed out to the next calls of a kind, in order.
-    failures: Vec<(Kind, Failure)>,
+    /// Failures handed out to calls of a kind, in order: each after letting the
+    /// given number of that kind's calls through.
+    failures: Vec<(Kind, usize, Failure)>,
 }
 
 struct Fake {
@@ -45,7 +46,11 @@ impl Fake {
         }
     }
     fn fail_next(&self, kind: Kind, f: Failure) {
-        self.script.lock().unwrap().failures.push((kind, f));
+        self.fail_after(kind, 0, f);
+    }
+    /// Fail the call of `kind` that comes after `skip` more of them.
+    fn fail_after(&self, kind: Kind, skip: usize, f: Failure) {
+        self.script.lock().unwrap().failures.push((kind, skip, f));
     }
     fn calls(&self) -> Vec<Call> {
         self.script.lock().unwrap().calls.clone()
@@ -68,11 +73,14 @@ impl Fake {
     }
     fn record(&self, kind: Kind, msg: Option<usize>, text: &str) -> Result<usize, Failure> {
         let mut s = self.script.lock().unwrap();
-        let failure = s
-            .failures
-            .iter()
-            .position(|(k, _)| *k == kind)
-            .map(|i| s.failures.remove(i).1);
+        let failure = match s.failures.iter().position(|(k, _, _)| *k == kind) {
+            Some(i) if s.failures[i].1 > 0 => {
+                s.failures[i].1 -= 1;
+                None
+            }
+            Some(i) => Some(s.failures.remove(i).2),
+            None => None,
+        };
         let sent = s
             .calls
             .iter()
@@ -405,4 +413,21 @@ async fn a_removal_refused_is_not_repeated_and_the_reply_stands() {
     );
     assert_eq!(fake.chat()[0], "fifteen chars..");
     assert_eq!(stats.deletes, 0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_removal_is_tried_once_and_never_waits_out_a_long_rate_limit() {
+    let fake = Fake::new();
+    fake.fail_next(Kind::Delete, Failure::RetryAfter(Duration::from_secs(3600)));
+    let deltas = ["fifteen chars..", "(0123456789", "0123456789"];
+    let started = Instant::now();
+    let stats = run(&fake, Mode::Edit, &deltas, Duration::from_millis(1500), ")").await;
+    let deletes = fake
+        .calls()
+        .iter()
+        .filter(|c| c.kind == Kind::Delete)
+        .count();
+    assert_eq!((deletes, stats.deletes), (1, 0), "{:#?}", fake.calls());
+    assert_eq!(fake.chat()[0], "fifteen chars..");
+    assert!(Instant::now() - started < Duration::from_secs(60));
 }

@@ -12,7 +12,7 @@
 //! kind, another chat type — goes to teloxide's reader unchanged. A property test holds
 //! the two readers to the same result.
 
-use serde::de::Error as _;
+use serde::de::{Error as _, MapAccess, Visitor};
 use serde::{Deserialize, Deserializer};
 use serde_json::Value;
 use teloxide::types::{
@@ -21,32 +21,63 @@ use teloxide::types::{
     UpdateKind, User,
 };
 
-/// One update of a `getUpdates` answer, read by [`read`].
+/// One update (of a `getUpdates` answer or a webhook delivery), read by [`read`].
 pub struct Polled(pub Update);
 
 impl<'de> Deserialize<'de> for Polled {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Polled, D::Error> {
-        let value = Value::deserialize(d)?;
-        read(&value).map(Polled).map_err(D::Error::custom)
+        d.deserialize_map(Fields)
     }
 }
 
-/// The update `value` holds, as teloxide reads it.
-pub fn read(value: &Value) -> Result<Update, serde_json::Error> {
-    if let Some(update) = PlainUpdate::deserialize(value)
-        .ok()
-        .and_then(PlainUpdate::into_update)
+/// An update's top-level fields in the order they came: teloxide takes the update's
+/// kind from the first field after `update_id`, so the order is kept (a
+/// `serde_json::Value` object would sort it), duplicates too.
+struct Fields;
+
+impl<'de> Visitor<'de> for Fields {
+    type Value = Polled;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a Telegram Update object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Polled, A::Error> {
+        let mut fields: Vec<(String, Value)> = Vec::with_capacity(2);
+        while let Some(key) = map.next_key::<String>()? {
+            fields.push((key, map.next_value()?));
+        }
+        read(&fields).map(Polled).map_err(A::Error::custom)
+    }
+}
+
+/// The update made of `fields` (in their order), as teloxide reads it.
+pub fn read(fields: &[(String, Value)]) -> Result<Update, serde_json::Error> {
+    if let [(first, id), (second, message)] = fields
+        && first == "update_id"
+        && second == "message"
+        && let Some(update) = plain(id, message)
     {
         return Ok(update);
     }
-    Update::deserialize(value)
+    // Anything else as teloxide reads it, from the fields as they came.
+    let mut text = String::from("{");
+    for (i, (key, value)) in fields.iter().enumerate() {
+        if i > 0 {
+            text.push(',');
+        }
+        text.push_str(&serde_json::to_string(key)?);
+        text.push(':');
+        text.push_str(&serde_json::to_string(value)?);
+    }
+    text.push('}');
+    serde_json::from_str(&text)
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct PlainUpdate {
-    update_id: u32,
-    message: PlainMessage,
+/// A plain text message update read the short way; `None` for any other shape.
+fn plain(id: &Value, message: &Value) -> Option<Update> {
+    let id = u32::deserialize(id).ok()?;
+    PlainMessage::deserialize(message).ok()?.into_update(id)
 }
 
 #[derive(Deserialize)]
@@ -76,8 +107,14 @@ struct PlainChat {
     first_name: Option<String>,
     #[serde(default)]
     last_name: Option<String>,
-    #[serde(default)]
-    is_forum: Option<bool>,
+    /// Kept as given: teloxide reads `"is_forum": null` as an error, not as absent.
+    #[serde(default, deserialize_with = "given")]
+    is_forum: Option<Value>,
+}
+
+/// A field's value as given, `null` included (`Some(Value::Null)`, not `None`).
+fn given<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Value>, D::Error> {
+    Value::deserialize(d).map(Some)
 }
 
 impl PlainChat {
@@ -103,11 +140,16 @@ impl PlainChat {
                 })
             }
             "supergroup" if self.first_name.is_none() && self.last_name.is_none() => {
+                let is_forum = match self.is_forum {
+                    None => false,
+                    Some(Value::Bool(b)) => b,
+                    Some(_) => return None,
+                };
                 ChatKind::Public(ChatPublic {
                     title: self.title,
                     kind: PublicChatKind::Supergroup(PublicChatSupergroup {
                         username: self.username,
-                        is_forum: self.is_forum.unwrap_or(false),
+                        is_forum,
                     }),
                 })
             }
@@ -120,9 +162,9 @@ impl PlainChat {
     }
 }
 
-impl PlainUpdate {
-    fn into_update(self) -> Option<Update> {
-        let m = self.message;
+impl PlainMessage {
+    fn into_update(self, update_id: u32) -> Option<Update> {
+        let m = self;
         let date = chrono::DateTime::from_timestamp(m.date, 0)?;
         let chat = m.chat.into_chat()?;
         let common = MessageCommon {
@@ -160,7 +202,7 @@ impl PlainUpdate {
             kind: MessageKind::Common(common),
         };
         Some(Update {
-            id: UpdateId(self.update_id),
+            id: UpdateId(update_id),
             kind: UpdateKind::Message(message),
         })
     }

@@ -2,15 +2,19 @@ use super::*;
 use proptest::prelude::*;
 use serde_json::json;
 
-/// What teloxide itself reads from the same update text.
-fn teloxide_reads(v: &Value) -> Option<Update> {
-    serde_json::from_str::<Update>(&v.to_string()).ok()
+/// What teloxide itself reads from the update's text.
+fn teloxide_reads(text: &str) -> Option<Update> {
+    serde_json::from_str::<Update>(text).ok()
 }
 
-fn plain(v: &Value) -> Option<Update> {
-    PlainUpdate::deserialize(v)
-        .ok()
-        .and_then(PlainUpdate::into_update)
+/// What the channel reads from it.
+fn ours(text: &str) -> Option<Update> {
+    serde_json::from_str::<Polled>(text).ok().map(|p| p.0)
+}
+
+/// An update as Telegram writes one: `update_id` first, then its kind.
+fn text_of(update_id: &Value, kind: &str, payload: &Value) -> String {
+    format!("{{\"update_id\":{update_id},{}:{payload}}}", json!(kind))
 }
 
 fn opt_text() -> impl Strategy<Value = Option<String>> {
@@ -101,8 +105,8 @@ fn entities() -> impl Strategy<Value = Option<Value>> {
     }))
 }
 
-/// A plain text message update, as Telegram sends one.
-fn plain_update() -> impl Strategy<Value = Value> {
+/// A plain text message update (`update_id`, `message`), as Telegram sends one.
+fn plain_update() -> impl Strategy<Value = (Value, Value)> {
     (
         any::<u32>(),
         any::<i32>(),
@@ -123,7 +127,7 @@ fn plain_update() -> impl Strategy<Value = Value> {
                 if let Some(e) = entities {
                     m["entities"] = e;
                 }
-                json!({"update_id": update_id, "message": m})
+                (json!(update_id), m)
             },
         )
 }
@@ -163,71 +167,95 @@ proptest! {
     #![proptest_config(ProptestConfig::with_cases(2000))]
 
     #[test]
-    fn a_plain_text_message_reads_as_teloxide_reads_it(v in plain_update()) {
-        let ours = read(&v).ok();
-        prop_assert_eq!(&ours, &teloxide_reads(&v), "{}", v);
+    fn a_plain_text_message_reads_as_teloxide_reads_it((id, message) in plain_update()) {
+        let text = text_of(&id, "message", &message);
+        let read = ours(&text);
+        prop_assert_eq!(&read, &teloxide_reads(&text), "{}", text);
         // Every plain update teloxide reads as a message went the short way.
-        if ours.as_ref().is_some_and(|u| matches!(u.kind, UpdateKind::Message(_))) {
-            prop_assert!(plain(&v).is_some(), "not read as plain: {}", v);
+        if read.as_ref().is_some_and(|u| matches!(u.kind, UpdateKind::Message(_))) {
+            prop_assert!(plain(&id, &message).is_some(), "not read as plain: {}", text);
         }
     }
 
     #[test]
     fn a_message_with_anything_more_reads_as_teloxide_reads_it(
-        v in plain_update(),
+        (id, message) in plain_update(),
         (at_message, key, value) in extra(),
     ) {
-        let mut v = v;
+        let mut message = message;
         if at_message {
-            v["message"][key] = value;
+            message[key] = value;
         } else {
-            v["message"]["chat"][key] = value;
+            message["chat"][key] = value;
         }
-        prop_assert_eq!(read(&v).ok(), teloxide_reads(&v), "{}", v);
+        let text = text_of(&id, "message", &message);
+        prop_assert_eq!(ours(&text), teloxide_reads(&text), "{}", text);
     }
 }
 
 #[test]
-fn other_updates_go_to_teloxide() {
-    let chat = json!({"id": 5, "type": "private", "first_name": "Ann"});
-    let from = json!({"id": 5, "is_bot": false, "first_name": "Ann"});
+fn other_updates_and_shapes_go_to_teloxide_as_they_came() {
+    let chat = r#"{"id":5,"type":"private","first_name":"Ann"}"#;
+    let from = r#"{"id":5,"is_bot":false,"first_name":"Ann"}"#;
     let message =
-        json!({"message_id": 3, "from": from, "chat": chat, "date": 1_700_000_000, "text": "hi"});
+        format!(r#"{{"message_id":3,"from":{from},"chat":{chat},"date":1700000000,"text":"hi"}}"#);
+    let query =
+        format!(r#"{{"id":"q","from":{from},"chat_instance":"1","data":"x","message":{message}}}"#);
     let cases = [
-        json!({"update_id": 1, "edited_message": message}),
-        json!({"update_id": 2, "channel_post": message}),
-        json!({"update_id": 3, "callback_query": {"id": "q", "from": from, "chat_instance": "1", "data": "x", "message": message}}),
-        json!({"update_id": 4, "message": {"message_id": 3, "chat": chat, "date": 1, "sticker": {}}}),
-        json!({"update_id": 5, "brand_new_kind": {"x": 1}}),
-        json!({"update_id": 6, "message": message, "extra": 1}),
+        format!(r#"{{"update_id":1,"edited_message":{message}}}"#),
+        format!(r#"{{"update_id":2,"channel_post":{message}}}"#),
+        format!(r#"{{"update_id":3,"callback_query":{query}}}"#),
+        format!(
+            r#"{{"update_id":4,"message":{{"message_id":3,"chat":{chat},"date":1,"sticker":{{}}}}}}"#
+        ),
+        r#"{"update_id":5,"brand_new_kind":{"x":1}}"#.to_string(),
+        // Fields past the kind, or before it: teloxide takes the first after update_id.
+        format!(r#"{{"update_id":6,"message":{message},"extra":1}}"#),
+        format!(r#"{{"update_id":7,"callback_query":{query},"business_x":1}}"#),
+        format!(r#"{{"update_id":8,"aaa":1,"message":{message}}}"#),
+        format!(r#"{{"message":{message},"update_id":9}}"#),
+        // Duplicated keys.
+        format!(r#"{{"update_id":10,"update_id":11,"message":{message}}}"#),
+        // A supergroup whose is_forum is null: teloxide cannot read the chat.
+        r#"{"update_id":13,"message":{"message_id":1,"chat":{"id":-100,"type":"supergroup","is_forum":null},"date":1,"text":"x"}}"#.to_string(),
     ];
-    for v in cases {
-        assert!(plain(&v).is_none(), "{v}");
-        let ours = read(&v).unwrap_or_else(|e| panic!("{v}: {e}"));
-        assert_eq!(Some(ours), teloxide_reads(&v), "{v}");
+    for text in cases {
+        assert_eq!(ours(&text), teloxide_reads(&text), "{text}");
     }
+    // A key written with escapes is the same key (teloxide alone cannot borrow it and
+    // reads no kind; Telegram does not escape its keys).
+    let escaped = format!(r#"{{"update_id":12,"mess\u0061ge":{message}}}"#);
+    let plain_text = format!(r#"{{"update_id":12,"message":{message}}}"#);
+    assert_eq!(ours(&escaped), teloxide_reads(&plain_text));
+    // The same plain message, in Telegram's order, goes the short way.
+    let text = format!(r#"{{"update_id":14,"message":{message}}}"#);
+    let v: Value = serde_json::from_str(&text).unwrap();
+    assert!(plain(&v["update_id"], &v["message"]).is_some());
+    assert_eq!(ours(&text), teloxide_reads(&text));
 }
 
 #[test]
 fn a_getupdates_answer_reads_through_the_bots_envelope() {
-    // The shape `lean::updates` asks teloxide to read: its envelope, our updates.
-    let text = json!({"ok": true, "result": [
-        {"update_id": 10, "message": {"message_id": 1, "chat": {"id": 5, "type": "private"}, "date": 1_700_000_000, "text": "plain"}},
-        {"update_id": 11, "message": {"message_id": 2, "chat": {"id": 5, "type": "private"}, "date": 1_700_000_000, "text": "with thread", "message_thread_id": 4}},
-    ]})
-    .to_string();
+    // Inside teloxide's untagged envelope (`lean::updates`), the fields keep their order.
+    let plain_update = r#"{"update_id":10,"message":{"message_id":1,"chat":{"id":5,"type":"private"},"date":1700000000,"text":"plain"}}"#;
+    let threaded = r#"{"update_id":11,"message":{"message_id":2,"chat":{"id":5,"type":"private"},"date":1700000000,"text":"with thread","message_thread_id":4}}"#;
+    let late_kind = r#"{"update_id":12,"aaa":1,"message":{"message_id":3,"chat":{"id":5,"type":"private"},"date":1700000000,"text":"x"}}"#;
+    let text = format!(r#"{{"ok":true,"result":[{plain_update},{threaded},{late_kind}]}}"#);
     #[derive(Deserialize)]
-    struct Answer {
-        result: Vec<Polled>,
+    #[serde(untagged)]
+    enum Envelope {
+        Ok { result: Vec<Polled> },
     }
-    let read: Answer = serde_json::from_str(&text).unwrap();
-    let ours: Vec<Update> = read.result.into_iter().map(|p| p.0).collect();
-    assert_eq!(ours.len(), 2);
-    let teloxide: Vec<Update> = serde_json::from_str::<Value>(&text).unwrap()["result"]
-        .as_array()
-        .unwrap()
+    let Envelope::Ok { result } = serde_json::from_str(&text).unwrap();
+    let read: Vec<Update> = result.into_iter().map(|p| p.0).collect();
+    let teloxide: Vec<Update> = [plain_update, threaded, late_kind]
         .iter()
         .map(|u| teloxide_reads(u).unwrap())
         .collect();
-    assert_eq!(ours, teloxide);
+    assert_eq!(read, teloxide);
+    assert!(
+        matches!(read[2].kind, UpdateKind::Error(_)),
+        "{:?}",
+        read[2]
+    );
 }
