@@ -14,6 +14,8 @@ mod drain;
 pub(crate) mod harness;
 #[path = "discord/inbox.rs"]
 mod inbox;
+#[path = "discord/ordering.rs"]
+mod ordering;
 #[path = "discord/rate_limits.rs"]
 mod rate_limits;
 #[path = "discord/shards.rs"]

@@ -35,6 +35,42 @@ impl Backoff {
     }
 }
 
+fn is_blank(c: char) -> bool {
+    c == ' ' || c == '\t'
+}
+
+/// `text` without the mentions of the bot at `spans` (byte ranges, in order), as the
+/// model should see it (DESIGN §8): only the blanks a mention leaves behind go (and a
+/// `,` or `:` right after a mention that opens a line); everything else stays as
+/// written, then blank lines at the start and whitespace at the end are dropped.
+pub(crate) fn without_mentions(
+    text: &str,
+    spans: impl IntoIterator<Item = std::ops::Range<usize>>,
+) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut from = 0;
+    for range in spans {
+        if range.start < from {
+            continue;
+        }
+        out.push_str(&text[from..range.start]);
+        let head = out.trim_end_matches(is_blank);
+        let opens_line = head.is_empty() || head.ends_with('\n');
+        let mut after = &text[range.end..];
+        if opens_line && let Some(rest) = after.strip_prefix([',', ':']) {
+            after = rest;
+        }
+        let rest = after.trim_start_matches(is_blank);
+        if rest.is_empty() || rest.starts_with(['\n', '\r']) {
+            // The mention ended its line: the blanks before it go too.
+            out.truncate(out.trim_end_matches(is_blank).len());
+        }
+        from = text.len() - rest.len();
+    }
+    out.push_str(&text[from..]);
+    crate::directive::tidy(&out).to_string()
+}
+
 pub mod chunk;
 pub mod discord;
 pub(crate) mod media;

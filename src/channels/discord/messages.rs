@@ -5,13 +5,15 @@
 //! (`live`), split at 2000 characters. Unknown DM senders are offered a pairing code.
 
 use super::access::{self, GuildEvent};
+use super::arrivals::Turn;
 use super::{Handler, live};
 use crate::channels::{chunk, stream};
 use crate::chat::Inbound;
-use crate::config::DmPolicy;
+use crate::config::{DiscordConfig, DmPolicy};
 use crate::inbox::Receipt;
+use crate::session::BUSY_REPLY;
 use crate::session::key;
-use serenity::all::{ChannelId, Context, Message};
+use serenity::all::{ChannelId, Context, Message, UserId};
 
 /// The inbox channel name of Discord (message and interaction ids are snowflakes, unique
 /// across both).
@@ -24,6 +26,34 @@ const REPLAY_MAX_AGE_MS: i64 = 24 * 60 * 60 * 1000;
 /// Answered marks are kept this long (Discord does not redeliver after that).
 const KEEP_ANSWERED_MS: i64 = 7 * 24 * 60 * 60 * 1000;
 
+/// Whether a message may be for the bot: a person's (not a bot's or a webhook's) text
+/// or files, in a DM, a listed channel, or mentioning the bot. Who may talk is decided
+/// later (`access`); this only keeps other traffic out of a channel's order
+/// (`arrivals`).
+pub(super) fn wanted(cfg: &DiscordConfig, me: UserId, msg: &Message) -> bool {
+    if msg.author.bot || (msg.content.trim().is_empty() && msg.attachments.is_empty()) {
+        return false;
+    }
+    msg.guild_id.is_none()
+        || cfg
+            .channels
+            .iter()
+            .any(|c| *c == msg.channel_id.to_string())
+        || msg.mentions_user_id(me)
+}
+
+/// The text without the bot's mentions (`<@id>`, `<@!id>`), the rest as written.
+fn without_me(text: &str, me: UserId) -> String {
+    let (plain, nick) = (format!("<@{me}>"), format!("<@!{me}>"));
+    let mut spans: Vec<std::ops::Range<usize>> = text
+        .match_indices(&plain)
+        .chain(text.match_indices(&nick))
+        .map(|(at, m)| at..at + m.len())
+        .collect();
+    spans.sort_by_key(|r| r.start);
+    crate::channels::without_mentions(text, spans)
+}
+
 impl Handler {
     /// A MESSAGE_CREATE.
     pub(super) async fn on_message(&self, ctx: &Context, msg: Message) {
@@ -31,6 +61,13 @@ impl Handler {
             return;
         }
         let pass = self.gate.enter();
+        // Its turn in the channel: the messages that came before it are answered first.
+        // Held until the reply is sent (dropped on every way out).
+        let (_place, busy) = match self.arrivals.turn(msg.channel_id, msg.id).await {
+            Turn::Go(place) => (Some(place), false),
+            Turn::Unordered => (None, false),
+            Turn::Busy => (None, true),
+        };
         let Some(session) = self.admit(ctx, &msg, !pass.late()).await else {
             return;
         };
@@ -49,6 +86,12 @@ impl Handler {
         }
         if pass.late() {
             tracing::info!(message = %id, "shutting down: the message is answered at the next start");
+            return;
+        }
+        if busy {
+            tracing::debug!(message = %id, "channel queue full: answering busy");
+            self.reply(ctx, msg.channel_id, BUSY_REPLY).await;
+            self.mark_answered(&id).await;
             return;
         }
         self.answer(ctx, &msg, &session).await;
@@ -89,11 +132,8 @@ impl Handler {
         let cfg = self.cfg();
         let user = msg.author.id.to_string();
         let text = match self.me.get() {
-            Some(me) => msg
-                .content
-                .replace(&format!("<@{me}>"), " ")
-                .replace(&format!("<@!{me}>"), " "),
-            None => msg.content.clone(),
+            Some(me) => without_me(&msg.content, *me),
+            None => crate::directive::tidy(&msg.content).to_string(),
         };
         let typing = typing_after_grace(ctx, msg.channel_id);
         // Images and files, downloaded and checked; the person hears about any refused.
@@ -114,7 +154,7 @@ impl Handler {
         };
         let inbound = Inbound {
             session,
-            text: text.trim(),
+            text: &text,
             owner: access::is_owner(&cfg, &user),
             bot_username: None,
             agent: cfg.agent.as_deref(),

@@ -10,6 +10,7 @@
 //! itself goes through `chat::handle`.
 
 mod access;
+mod arrivals;
 mod commands;
 mod drain;
 mod live;
@@ -85,6 +86,8 @@ struct Handler {
     first_shard: u32,
     /// The shards this process runs, when it runs a range of them.
     shards: Option<ShardRange>,
+    /// The order messages arrived in, per channel (`arrivals`).
+    arrivals: Arc<arrivals::Arrivals>,
 }
 
 impl Handler {
@@ -100,6 +103,12 @@ impl EventHandler for Handler {
         let shard = ready.shard.map(|s| [s.id.0, s.total]);
         tracing::info!(bot = %ready.user.name, ?shard, "Discord channel connected");
         let _ = self.me.set(ready.user.id);
+        // Messages are noted in the order this connection receives them.
+        let (cfg, me) = (self.cfg.clone(), ready.user.id);
+        let collector = self.arrivals.collector(ctx.shard_id.0, move |m| {
+            messages::wanted(&cfg.load_full(), me, m)
+        });
+        ctx.shard.add_collector(collector);
         // Once per connection of the process's first shard, not once per shard.
         if shard.is_none_or(|[id, _]| id == self.first_shard) {
             let http = ctx.http.clone();
@@ -168,6 +177,7 @@ pub async fn run(
         started: AtomicBool::new(false),
         first_shard: range.map_or(0, |r| r.from),
         shards: range,
+        arrivals: Arc::default(),
     };
     let mut client = serenity::all::ClientBuilder::new_with_http(http.build(), intents)
         .event_handler(handler)

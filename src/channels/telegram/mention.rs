@@ -9,10 +9,6 @@ fn is_word(c: char) -> bool {
     c.is_alphanumeric() || c == '_'
 }
 
-fn is_blank(c: char) -> bool {
-    c == ' ' || c == '\t'
-}
-
 /// Byte ranges of every `@bot` (ASCII case-insensitive) that no word character
 /// follows, with whether it also stands alone on its left (start, blank or
 /// punctuation — not `/cmd@bot`, not `me@bot`).
@@ -49,32 +45,14 @@ pub fn addresses(text: &str, bot: &str) -> bool {
 }
 
 /// The text without the standalone `@BotName` mentions (not `/cmd@BotName`, which
-/// the directive parser handles). Only the blanks the mention leaves behind go (and
-/// a `,` or `:` right after a mention that opens a line); everything else stays as
-/// written, then blank lines at the start and whitespace at the end are dropped.
+/// the directive parser handles), as [`crate::channels::without_mentions`] takes them
+/// out.
 pub fn strip_mention(text: &str, bot: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    let mut from = 0;
-    for (range, alone) in occurrences(text, bot) {
-        if !alone || range.start < from {
-            continue;
-        }
-        out.push_str(&text[from..range.start]);
-        let head = out.trim_end_matches(is_blank);
-        let opens_line = head.is_empty() || head.ends_with('\n');
-        let mut after = &text[range.end..];
-        if opens_line && let Some(rest) = after.strip_prefix([',', ':']) {
-            after = rest;
-        }
-        let rest = after.trim_start_matches(is_blank);
-        if rest.is_empty() || rest.starts_with(['\n', '\r']) {
-            // The mention ended its line: the blanks before it go too.
-            out.truncate(out.trim_end_matches(is_blank).len());
-        }
-        from = text.len() - rest.len();
-    }
-    out.push_str(&text[from..]);
-    crate::directive::tidy(&out).to_string()
+    let spans = occurrences(text, bot)
+        .into_iter()
+        .filter(|(_, alone)| *alone)
+        .map(|(range, _)| range);
+    crate::channels::without_mentions(text, spans)
 }
 
 #[cfg(test)]
