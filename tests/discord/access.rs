@@ -222,3 +222,33 @@ async fn a_pairing_lookup_does_not_stall_the_runtime_while_state_db_is_busy() {
     assert_eq!(sent[0]["content"], "fake reply to: hello");
     s.finish().await;
 }
+
+/// In an allowed guild, a reply to the bot's message speaks to the bot even with the
+/// reply's ping turned off (no mention), as a reply does on Telegram; a reply to
+/// someone else without a mention does not.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reply_to_the_bot_is_answered_without_a_mention() {
+    let s = setup().await;
+    let hello = format!("<@{}> hello", crate::support::fake_discord::BOT_USER_ID);
+    let first =
+        s.dc.send_message(GUILD_CHANNEL, Some(GUILD), MEMBER, "bob", &hello, true);
+    let sent = s.dc.wait_for_channel_messages(GUILD_CHANNEL, 1, WAIT).await;
+    let bot_message: u64 = sent[0]["id"].as_str().unwrap().parse().unwrap();
+    s.dc.send_reply(
+        GUILD_CHANNEL,
+        GUILD,
+        MEMBER,
+        "bob",
+        "and then?",
+        bot_message,
+    );
+    s.dc.wait_for_channel_messages(GUILD_CHANNEL, 2, WAIT).await;
+    // A reply to a person's message, without a mention, is not for the bot.
+    s.dc.send_reply(GUILD_CHANNEL, GUILD, OWNER, "alice", "agreed", first);
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    let s = s.finish().await;
+    let seen: Vec<String> = s.llm.requests().iter().map(|r| r.user_text()).collect();
+    assert_eq!(seen.len(), 2, "{seen:?}");
+    assert!(seen[1].ends_with("and then?"), "{seen:?}");
+    assert_eq!(contents(&s.dc, GUILD_CHANNEL).len(), 2);
+}

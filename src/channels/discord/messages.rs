@@ -27,7 +27,7 @@ const REPLAY_MAX_AGE_MS: i64 = 24 * 60 * 60 * 1000;
 const KEEP_ANSWERED_MS: i64 = 7 * 24 * 60 * 60 * 1000;
 
 /// Whether a message may be for the bot: a person's (not a bot's or a webhook's) text
-/// or files, in a DM, a listed channel, or mentioning the bot. Who may talk is decided
+/// or files, in a DM, a listed channel, or speaking to the bot ([`addresses`]). Who may talk is decided
 /// later (`access`); this only keeps other traffic out of a channel's order
 /// (`arrivals`).
 pub(super) fn wanted(cfg: &DiscordConfig, me: UserId, msg: &Message) -> bool {
@@ -39,7 +39,17 @@ pub(super) fn wanted(cfg: &DiscordConfig, me: UserId, msg: &Message) -> bool {
             .channels
             .iter()
             .any(|c| *c == msg.channel_id.to_string())
-        || msg.mentions_user_id(me)
+        || addresses(msg, me)
+}
+
+/// A guild message speaks to the bot: it mentions the bot, or replies to one of its
+/// messages (with the reply's ping turned off too, as Telegram counts a reply).
+fn addresses(msg: &Message, me: UserId) -> bool {
+    msg.mentions_user_id(me)
+        || msg
+            .referenced_message
+            .as_ref()
+            .is_some_and(|r| r.author.id == me)
 }
 
 /// The text without the bot's mentions (`<@id>`, `<@!id>`), the rest as written.
@@ -120,7 +130,7 @@ impl Handler {
                     channel: &channel,
                     user: &user,
                 };
-                let mentioned = self.me.get().is_some_and(|me| msg.mentions_user_id(*me));
+                let mentioned = self.me.get().is_some_and(|me| addresses(msg, *me));
                 access::guild_message_admitted(&cfg, event, mentioned)
                     .then(|| key::discord_channel(&channel, None))
             }
