@@ -87,3 +87,63 @@ async fn a_mention_is_removed_and_the_rest_kept_as_written() {
         ["    let x = 1;\n    let y = 2;", "please review this", "hi"]
     );
 }
+
+/// A thread has a session of its own (`discord:channel:<channel>:thread:<thread>`), and
+/// its parent channel's listing and prompt apply to it (DESIGN §4, §10).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_thread_has_its_own_session_under_its_parent_channel() {
+    const THREAD: u64 = 7777;
+    let body = format!(
+        "{}channels = [\"{GUILD_CHANNEL}\"]\nchannelPrompts = {{ \"{GUILD_CHANNEL}\" = \"You review pull requests.\" }}\n",
+        default_body()
+    );
+    let s = setup_with(&body, None).await;
+    // The connection's READY has been handled once a first message is answered.
+    s.dc.send_message(DM_CHANNEL, None, OWNER, "alice", "warm up", false);
+    s.dc.wait_for_channel_messages(DM_CHANNEL, 1, WAIT).await;
+    s.dc.send_raw_dispatch(
+        "THREAD_CREATE",
+        serde_json::json!({
+            "id": THREAD.to_string(), "type": 11, "guild_id": GUILD.to_string(),
+            "parent_id": GUILD_CHANNEL.to_string(), "owner_id": MEMBER.to_string(),
+            "name": "review", "last_message_id": null, "rate_limit_per_user": 0,
+            "message_count": 0, "member_count": 1, "flags": 0, "newly_created": true,
+        }),
+    );
+    // No mention: the parent channel is listed, so the thread's messages are answered.
+    s.dc.send_message(THREAD, Some(GUILD), MEMBER, "bob", "in the thread", false);
+    s.dc.wait_for_channel_messages(THREAD, 1, WAIT).await;
+    s.dc.send_message(
+        GUILD_CHANNEL,
+        Some(GUILD),
+        MEMBER,
+        "bob",
+        "in the channel",
+        false,
+    );
+    s.dc.wait_for_channel_messages(GUILD_CHANNEL, 1, WAIT).await;
+    let store = s.app.sessions.store().clone();
+    let s = s.finish().await;
+    let requests = s.llm.requests();
+    let prompts: Vec<&serde_json::Value> = requests[1..]
+        .iter()
+        .map(|r| &r.body["messages"][0]["content"])
+        .collect();
+    assert_eq!(
+        prompts,
+        ["You review pull requests.", "You review pull requests."]
+    );
+    let thread_key = format!("discord:channel:{GUILD_CHANNEL}:thread:{THREAD}");
+    let thread = store
+        .load(&thread_key, 10)
+        .await
+        .unwrap()
+        .expect("the thread's session");
+    assert_eq!(thread.history.len(), 2, "{:?}", thread.history);
+    let channel = store
+        .load(&format!("discord:channel:{GUILD_CHANNEL}"), 10)
+        .await
+        .unwrap()
+        .expect("the channel's session");
+    assert_eq!(channel.history[0].content, "in the channel");
+}

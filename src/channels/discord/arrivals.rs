@@ -46,6 +46,9 @@ struct Channels {
 
 #[derive(Debug, Default)]
 pub struct Arrivals {
+    /// Each known thread's parent channel, from the thread events the collector saw
+    /// (a thread is created, and announced, before its first message).
+    threads: dashmap::DashMap<ChannelId, ChannelId>,
     channels: Mutex<Channels>,
     changed: Notify,
     /// The collector in force per shard; an older one stops at the next event.
@@ -86,7 +89,7 @@ impl Arrivals {
     pub fn collector(
         self: &std::sync::Arc<Self>,
         shard: u32,
-        wanted: impl Fn(&serenity::all::Message) -> bool + Send + Sync + 'static,
+        wanted: impl Fn(&serenity::all::Message, ChannelId) -> bool + Send + Sync + 'static,
     ) -> serenity::all::CollectorCallback {
         let generation = {
             let mut g = self.generations.lock().unwrap_or_else(|e| e.into_inner());
@@ -105,13 +108,40 @@ impl Arrivals {
             if current != Some(generation) {
                 return false;
             }
-            if let Event::MessageCreate(e) = event
-                && wanted(&e.message)
-            {
-                arrivals.arrive(e.message.channel_id, e.message.id, Instant::now());
+            match event {
+                Event::MessageCreate(e) => {
+                    let channel = e.message.channel_id;
+                    if wanted(&e.message, arrivals.parent_of(channel).unwrap_or(channel)) {
+                        arrivals.arrive(channel, e.message.id, Instant::now());
+                    }
+                }
+                Event::ThreadCreate(e) => arrivals.note_thread(&e.thread),
+                Event::ThreadUpdate(e) => arrivals.note_thread(&e.thread),
+                Event::ThreadListSync(e) => e.threads.iter().for_each(|t| arrivals.note_thread(t)),
+                Event::GuildCreate(e) => {
+                    e.guild.threads.iter().for_each(|t| arrivals.note_thread(t))
+                }
+                Event::ThreadDelete(e) => {
+                    arrivals.threads.remove(&e.thread.id);
+                }
+                _ => {}
             }
             true
         }))
+    }
+
+    /// The channel a thread belongs to; `None` for a channel not known as a thread.
+    pub fn parent_of(&self, channel: ChannelId) -> Option<ChannelId> {
+        self.threads.get(&channel).map(|p| *p)
+    }
+
+    fn note_thread(&self, thread: &serenity::all::GuildChannel) {
+        use serenity::all::ChannelType::{NewsThread, PrivateThread, PublicThread};
+        if matches!(thread.kind, PublicThread | PrivateThread | NewsThread)
+            && let Some(parent) = thread.parent_id
+        {
+            self.threads.insert(thread.id, parent);
+        }
     }
 
     /// Note a message of `channel`, in arrival order.

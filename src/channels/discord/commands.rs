@@ -97,7 +97,7 @@ async fn admitted(h: &Handler, cmd: &CommandInteraction) -> bool {
             &cfg,
             GuildEvent {
                 guild: &g.to_string(),
-                channel: &cmd.channel_id.to_string(),
+                channel: &h.place(cmd.channel_id).0,
                 user: &user,
             },
         ),
@@ -160,9 +160,10 @@ pub async fn run(h: &Handler, ctx: &Context, cmd: CommandInteraction) {
             "could not record a Discord interaction in the inbox ({e}); answering it anyway"
         ),
     }
+    let (channel, thread) = h.place(cmd.channel_id);
     let session = match cmd.guild_id {
         None => key::discord_dm(&user),
-        Some(_) => key::discord_channel(&cmd.channel_id.to_string(), None),
+        Some(_) => key::discord_channel(&channel, thread.as_deref()),
     };
     let inbound = Inbound {
         session: &session,
@@ -170,7 +171,7 @@ pub async fn run(h: &Handler, ctx: &Context, cmd: CommandInteraction) {
         owner: access::is_owner(&cfg, &user),
         bot_username: None,
         agent: cfg.agent.as_deref(),
-        system_prompt: cfg.prompt_for(&cmd.channel_id.to_string()),
+        system_prompt: cfg.prompt_for(&channel),
         attachments: &[],
         quoted: None,
     };

@@ -30,15 +30,12 @@ const KEEP_ANSWERED_MS: i64 = 7 * 24 * 60 * 60 * 1000;
 /// or files, in a DM, a listed channel, or speaking to the bot ([`addresses`]). Who may talk is decided
 /// later (`access`); this only keeps other traffic out of a channel's order
 /// (`arrivals`).
-pub(super) fn wanted(cfg: &DiscordConfig, me: UserId, msg: &Message) -> bool {
+pub(super) fn wanted(cfg: &DiscordConfig, me: UserId, msg: &Message, parent: ChannelId) -> bool {
     if msg.author.bot || (msg.content.trim().is_empty() && msg.attachments.is_empty()) {
         return false;
     }
     msg.guild_id.is_none()
-        || cfg
-            .channels
-            .iter()
-            .any(|c| *c == msg.channel_id.to_string())
+        || cfg.channels.iter().any(|c| *c == parent.to_string())
         || addresses(msg, me)
 }
 
@@ -124,7 +121,7 @@ impl Handler {
                 None
             }
             Some(guild) => {
-                let channel = msg.channel_id.to_string();
+                let (channel, thread) = self.place(msg.channel_id);
                 let event = GuildEvent {
                     guild: &guild.to_string(),
                     channel: &channel,
@@ -132,7 +129,7 @@ impl Handler {
                 };
                 let mentioned = self.me.get().is_some_and(|me| addresses(msg, *me));
                 access::guild_message_admitted(&cfg, event, mentioned)
-                    .then(|| key::discord_channel(&channel, None))
+                    .then(|| key::discord_channel(&channel, thread.as_deref()))
             }
         }
     }
@@ -168,7 +165,7 @@ impl Handler {
             owner: access::is_owner(&cfg, &user),
             bot_username: None,
             agent: cfg.agent.as_deref(),
-            system_prompt: cfg.prompt_for(&msg.channel_id.to_string()),
+            system_prompt: cfg.prompt_for(&self.place(msg.channel_id).0),
             attachments: &gathered.attachments,
             quoted: msg
                 .referenced_message

@@ -95,6 +95,16 @@ impl Handler {
     fn cfg(&self) -> Arc<DiscordConfig> {
         self.cfg.load_full()
     }
+
+    /// Where a guild channel's messages belong: `(channel, thread)` — a thread's
+    /// parent channel decides who may talk and which prompt applies, and the thread
+    /// has a session of its own (`discord:channel:<channel>:thread:<thread>`).
+    fn place(&self, channel: serenity::all::ChannelId) -> (String, Option<String>) {
+        match self.arrivals.parent_of(channel) {
+            Some(parent) => (parent.to_string(), Some(channel.to_string())),
+            None => (channel.to_string(), None),
+        }
+    }
 }
 
 #[serenity::async_trait]
@@ -105,8 +115,8 @@ impl EventHandler for Handler {
         let _ = self.me.set(ready.user.id);
         // Messages are noted in the order this connection receives them.
         let (cfg, me) = (self.cfg.clone(), ready.user.id);
-        let collector = self.arrivals.collector(ctx.shard_id.0, move |m| {
-            messages::wanted(&cfg.load_full(), me, m)
+        let collector = self.arrivals.collector(ctx.shard_id.0, move |m, parent| {
+            messages::wanted(&cfg.load_full(), me, m, parent)
         });
         ctx.shard.add_collector(collector);
         // Once per connection of the process's first shard, not once per shard.

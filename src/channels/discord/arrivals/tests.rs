@@ -95,9 +95,9 @@ async fn a_long_turn_is_waited_for() {
 #[test]
 fn a_newer_collector_retires_the_older_one() {
     let a = Arc::new(Arrivals::default());
-    let old = a.collector(0, |_| true);
-    let new = a.collector(0, |_| true);
-    let other_shard = a.collector(1, |_| true);
+    let old = a.collector(0, |_, _| true);
+    let new = a.collector(0, |_, _| true);
+    let other_shard = a.collector(1, |_, _| true);
     let event = serenity::all::Event::Unknown(
         serde_json::from_value(serde_json::json!({"t": "X", "d": {}})).unwrap(),
     );
