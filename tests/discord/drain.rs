@@ -123,6 +123,69 @@ async fn a_message_cut_off_by_a_crash_is_answered_at_the_next_start() {
     assert_eq!(llm.request_count(), 2, "the cut-off turn, then the answer");
 }
 
+/// A message waiting for its turn behind one in flight is recorded before it waits:
+/// cut off by a crash, both are answered at the next start, in order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_waiting_its_turn_at_a_crash_is_answered_at_the_next_start() {
+    let dc = FakeDiscord::start(TOKEN).await;
+    let llm = FakeProvider::start().await;
+    let mut home = TestHome::new(&config(
+        &llm,
+        "openai/gpt-4o-mini",
+        "",
+        &dc.api_base(),
+        &default_body(),
+    ));
+    home.set("OPENAI_API_KEY", "sk-oa");
+    dc.register_channel(DM_CHANNEL, None, OWNER);
+    let crashed = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let app = Arc::new(home.app().await);
+    let cfg = app.config().channels.discord.clone().unwrap();
+    let (_stop, rx) = watch::channel(false);
+    crashed.spawn(discord::run(
+        app.clone(),
+        remoteclaw::config::live::section(cfg),
+        Secret::new(TOKEN),
+        rx,
+    ));
+    assert!(dc.wait_ready(WAIT).await);
+    llm.set_latency(Duration::from_secs(600));
+    dc.send_message(DM_CHANNEL, None, OWNER, "alice", "first", false);
+    while llm.request_count() == 0 {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let second = dc.send_message(DM_CHANNEL, None, OWNER, "alice", "second", false);
+    let inbox = app.inbox();
+    let deadline = std::time::Instant::now() + WAIT;
+    while !inbox
+        .pending("discord")
+        .await
+        .unwrap()
+        .iter()
+        .any(|p| p.id == second.to_string())
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the waiting message was recorded"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    crashed.shutdown_background();
+
+    llm.set_latency(Duration::ZERO);
+    let channel = run_channel(Arc::new(home.app().await), &dc).await;
+    dc.wait_for_channel_messages(DM_CHANNEL, 2, WAIT).await;
+    channel.stop_and_wait().await;
+    assert_eq!(
+        contents(&dc, DM_CHANNEL),
+        ["fake reply to: first", "fake reply to: second"]
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_session_queue_gets_the_busy_reply_at_once() {
     let s = setup().await;

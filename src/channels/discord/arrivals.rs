@@ -81,6 +81,34 @@ impl Drop for Place<'_> {
     }
 }
 
+/// A handler's hold on its message's place from the moment it starts: the message is
+/// not passed over while the handler takes it in (the inbox, who may talk), and a
+/// handler that ends without taking its [`turn`](Claim::turn) — not for the bot, a
+/// message seen before, shutting down — frees the place at once.
+#[derive(Debug)]
+pub struct Claim<'a> {
+    arrivals: &'a Arrivals,
+    channel: ChannelId,
+    msg: MessageId,
+}
+
+impl<'a> Claim<'a> {
+    /// Wait for the message's turn (see [`Arrivals::turn`]).
+    pub async fn turn(self) -> Turn<'a> {
+        // Dropped while waiting (the task cancelled), the claim frees the place.
+        let turn = self.arrivals.turn(self.channel, self.msg).await;
+        // From here the place (if any) is the `Place`'s to free.
+        std::mem::forget(self);
+        turn
+    }
+}
+
+impl Drop for Claim<'_> {
+    fn drop(&mut self) {
+        self.arrivals.leave(self.channel, self.msg);
+    }
+}
+
 impl Arrivals {
     /// The collector for one shard's connection: notes each message in the order the
     /// shard received it. A later call for the same shard retires the earlier one.
@@ -163,6 +191,23 @@ impl Arrivals {
             at: now,
             claimed: false,
         });
+    }
+
+    /// Claim the place of `msg` (if it was noted) as its handler starts.
+    pub fn claim(&self, channel: ChannelId, msg: MessageId) -> Claim<'_> {
+        let mut c = self.channels.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(e) = c
+            .queues
+            .get_mut(&channel)
+            .and_then(|q| q.iter_mut().find(|e| e.msg == msg))
+        {
+            e.claimed = true;
+        }
+        Claim {
+            arrivals: self,
+            channel,
+            msg,
+        }
     }
 
     /// Wait until every message of `channel` that arrived before `msg` is answered.

@@ -68,13 +68,8 @@ impl Handler {
             return;
         }
         let pass = self.gate.enter();
-        // Its turn in the channel: the messages that came before it are answered first.
-        // Held until the reply is sent (dropped on every way out).
-        let (_place, busy) = match self.arrivals.turn(msg.channel_id, msg.id).await {
-            Turn::Go(place) => (Some(place), false),
-            Turn::Unordered => (None, false),
-            Turn::Busy => (None, true),
-        };
+        // Its place in the channel's order, held from here (freed on every way out).
+        let claim = self.arrivals.claim(msg.channel_id, msg.id);
         let Some(session) = self.admit(ctx, &msg, !pass.late()).await else {
             return;
         };
@@ -95,6 +90,14 @@ impl Handler {
             tracing::info!(message = %id, "shutting down: the message is answered at the next start");
             return;
         }
+        // Recorded first, so a message still waiting when the gateway stops is answered
+        // at the next start. Then its turn: the messages that came before it are answered
+        // first; the place is held until the reply is sent.
+        let (_place, busy) = match claim.turn().await {
+            Turn::Go(place) => (Some(place), false),
+            Turn::Unordered => (None, false),
+            Turn::Busy => (None, true),
+        };
         if busy {
             tracing::debug!(message = %id, "channel queue full: answering busy");
             self.reply(ctx, msg.channel_id, BUSY_REPLY).await;

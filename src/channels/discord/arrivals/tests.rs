@@ -105,3 +105,28 @@ fn a_newer_collector_retires_the_older_one() {
     assert!((new.0)(&event));
     assert!((other_shard.0)(&event));
 }
+
+/// A handler that ends without taking its turn (not for the bot, seen before) frees
+/// its place at once; one that claimed is not passed over while it takes its message in.
+#[tokio::test(start_paused = true)]
+async fn a_claim_dropped_frees_the_place_and_a_held_one_is_not_passed_over() {
+    let a = Arrivals::default();
+    a.arrive(CH, id(1), Instant::now());
+    a.arrive(CH, id(2), Instant::now());
+    let started = Instant::now();
+    drop(a.claim(CH, id(1)));
+    assert!(matches!(a.claim(CH, id(2)).turn().await, Turn::Go(_)));
+    assert_eq!(
+        started.elapsed(),
+        Duration::ZERO,
+        "no wait for the dropped one"
+    );
+
+    a.arrive(CH, id(3), Instant::now());
+    a.arrive(CH, id(4), Instant::now());
+    let slow = a.claim(CH, id(3));
+    let fourth = a.claim(CH, id(4));
+    let waiting = tokio::time::timeout(CLAIM_WAIT * 3, fourth.turn()).await;
+    assert!(waiting.is_err(), "went before the claimed third");
+    assert!(matches!(slow.turn().await, Turn::Go(_)));
+}
