@@ -31,7 +31,7 @@ impl<'de> Deserialize<'de> for Polled {
 }
 
 /// An update's top-level fields in the order they came: teloxide takes the update's
-/// kind from the first field after `update_id`, so the order is kept (a
+/// kind from the first field other than `update_id`, so the order is kept (a
 /// `serde_json::Value` object would sort it), duplicates too.
 struct Fields;
 
@@ -53,11 +53,7 @@ impl<'de> Visitor<'de> for Fields {
 
 /// The update made of `fields` (in their order), as teloxide reads it.
 pub fn read(fields: &[(String, Value)]) -> Result<Update, serde_json::Error> {
-    if let [(first, id), (second, message)] = fields
-        && first == "update_id"
-        && second == "message"
-        && let Some(update) = plain(id, message)
-    {
+    if let Some(update) = short(fields) {
         return Ok(update);
     }
     // Anything else as teloxide reads it, from the fields as they came.
@@ -72,6 +68,17 @@ pub fn read(fields: &[(String, Value)]) -> Result<Update, serde_json::Error> {
     }
     text.push('}');
     serde_json::from_str(&text)
+}
+
+/// `update_id` and a plain text `message`, in either order (teloxide takes `update_id`
+/// by name wherever it stands), read the short way; `None` for anything else.
+fn short(fields: &[(String, Value)]) -> Option<Update> {
+    let (id, message) = match fields {
+        [(a, x), (b, y)] if a == "update_id" && b == "message" => (x, y),
+        [(a, x), (b, y)] if a == "message" && b == "update_id" => (y, x),
+        _ => return None,
+    };
+    plain(id, message)
 }
 
 /// A plain text message update read the short way; `None` for any other shape.

@@ -227,6 +227,15 @@ fn other_updates_and_shapes_go_to_teloxide_as_they_came() {
     let escaped = format!(r#"{{"update_id":12,"mess\u0061ge":{message}}}"#);
     let plain_text = format!(r#"{{"update_id":12,"message":{message}}}"#);
     assert_eq!(ours(&escaped), teloxide_reads(&plain_text));
+    // `update_id` after the message is the same update, and still plain.
+    let text = format!(r#"{{"message":{message},"update_id":15}}"#);
+    let v: Value = serde_json::from_str(&text).unwrap();
+    let fields = vec![
+        ("message".to_string(), v["message"].clone()),
+        ("update_id".to_string(), v["update_id"].clone()),
+    ];
+    assert!(short(&fields).is_some(), "read the short way");
+    assert_eq!(ours(&text), teloxide_reads(&text));
     // The same plain message, in Telegram's order, goes the short way.
     let text = format!(r#"{{"update_id":14,"message":{message}}}"#);
     let v: Value = serde_json::from_str(&text).unwrap();
