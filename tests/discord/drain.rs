@@ -77,34 +77,8 @@ async fn a_message_arriving_while_draining_is_answered_at_the_next_start() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_message_cut_off_by_a_crash_is_answered_at_the_next_start() {
-    let dc = FakeDiscord::start(TOKEN).await;
-    let llm = FakeProvider::start().await;
-    let mut home = TestHome::new(&config(
-        &llm,
-        "openai/gpt-4o-mini",
-        "",
-        &dc.api_base(),
-        &default_body(),
-    ));
-    home.set("OPENAI_API_KEY", "sk-oa");
-    dc.register_channel(DM_CHANNEL, None, OWNER);
-
     // The first "process": its own runtime, dropped mid-turn like a SIGKILL.
-    let crashed = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .unwrap();
-    let app = Arc::new(home.app().await);
-    let cfg = app.config().channels.discord.clone().unwrap();
-    let (_stop, rx) = watch::channel(false);
-    crashed.spawn(discord::run(
-        app,
-        remoteclaw::config::live::section(cfg),
-        Secret::new(TOKEN),
-        rx,
-    ));
-    assert!(dc.wait_ready(WAIT).await);
+    let (dc, llm, home, crashed, _app) = crashable().await;
     llm.set_latency(Duration::from_secs(600));
     dc.send_message(DM_CHANNEL, None, OWNER, "alice", "are you there?", false);
     while llm.request_count() == 0 {
@@ -127,32 +101,7 @@ async fn a_message_cut_off_by_a_crash_is_answered_at_the_next_start() {
 /// cut off by a crash, both are answered at the next start, in order.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_message_waiting_its_turn_at_a_crash_is_answered_at_the_next_start() {
-    let dc = FakeDiscord::start(TOKEN).await;
-    let llm = FakeProvider::start().await;
-    let mut home = TestHome::new(&config(
-        &llm,
-        "openai/gpt-4o-mini",
-        "",
-        &dc.api_base(),
-        &default_body(),
-    ));
-    home.set("OPENAI_API_KEY", "sk-oa");
-    dc.register_channel(DM_CHANNEL, None, OWNER);
-    let crashed = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .unwrap();
-    let app = Arc::new(home.app().await);
-    let cfg = app.config().channels.discord.clone().unwrap();
-    let (_stop, rx) = watch::channel(false);
-    crashed.spawn(discord::run(
-        app.clone(),
-        remoteclaw::config::live::section(cfg),
-        Secret::new(TOKEN),
-        rx,
-    ));
-    assert!(dc.wait_ready(WAIT).await);
+    let (dc, llm, home, crashed, app) = crashable().await;
     llm.set_latency(Duration::from_secs(600));
     dc.send_message(DM_CHANNEL, None, OWNER, "alice", "first", false);
     while llm.request_count() == 0 {
@@ -298,4 +247,47 @@ async fn a_refused_token_at_start_stops_the_channel_with_the_reason() {
     let text = err.to_string();
     assert!(text.contains("refused the bot token (401)"), "{text}");
     assert!(!text.contains(TOKEN), "{text}");
+}
+
+/// A DM set-up whose channel runs on a runtime of its own (its "process"), to be dropped
+/// mid-turn like a SIGKILL (`shutdown_background`); returned once the client is READY.
+async fn crashable() -> (
+    FakeDiscord,
+    FakeProvider,
+    TestHome,
+    tokio::runtime::Runtime,
+    Arc<remoteclaw::app::App>,
+) {
+    let dc = FakeDiscord::start(TOKEN).await;
+    let llm = FakeProvider::start().await;
+    let mut home = TestHome::new(&config(
+        &llm,
+        "openai/gpt-4o-mini",
+        "",
+        &dc.api_base(),
+        &default_body(),
+    ));
+    home.set("OPENAI_API_KEY", "sk-oa");
+    dc.register_channel(DM_CHANNEL, None, OWNER);
+    let crashed = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let app = Arc::new(home.app().await);
+    let cfg = app.config().channels.discord.clone().unwrap();
+    let (stop, rx) = watch::channel(false);
+    let run = discord::run(
+        app.clone(),
+        remoteclaw::config::live::section(cfg),
+        Secret::new(TOKEN),
+        rx,
+    );
+    crashed.spawn(async move {
+        // Never signalled: the "process" ends by being dropped.
+        let _stop = stop;
+        let _ = run.await;
+    });
+    assert!(dc.wait_ready(WAIT).await);
+    (dc, llm, home, crashed, app)
 }
