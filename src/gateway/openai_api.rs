@@ -324,31 +324,34 @@ async fn completions(state: GatewayState, headers: HeaderMap, body: Body) -> Res
     }
     let (model, pin) = match explicit {
         Some((m, Some(p))) => (Some(m), Some(p)),
-        // A model named without a profile keeps the session's pin when the pin is for
-        // that model's provider: OpenAI clients always send a model, and a pinned
-        // credential is never silently replaced (DESIGN §3 `pinPolicy`, §7).
-        Some((m, None)) => match app.sessions.choice(&session).await {
-            Ok(state) => {
-                let pin = match state.pin {
-                    Some(pin)
-                        if pin_provider(app, &pin.profile).await.as_deref()
-                            == Some(m.provider.as_str()) =>
-                    {
-                        Some(pin.profile)
-                    }
-                    _ => None,
-                };
-                (Some(m), pin)
+        explicit => {
+            let state = match app.sessions.choice(&session).await {
+                Ok(state) => state,
+                Err(e) => return store_error(&e),
+            };
+            match explicit {
+                // A model named without a profile keeps the session's pin when the pin
+                // is for that model's provider: OpenAI clients always send a model, and
+                // a pinned credential is never silently replaced (DESIGN §3
+                // `pinPolicy`, §7).
+                Some((m, _)) => {
+                    let pin = match state.pin {
+                        Some(pin)
+                            if pin_provider(app, &pin.profile).await.as_deref()
+                                == Some(m.provider.as_str()) =>
+                        {
+                            Some(pin.profile)
+                        }
+                        _ => None,
+                    };
+                    (Some(m), pin)
+                }
+                None => {
+                    let (m, chosen) = effective_model(app, &state);
+                    (chosen.then_some(m), state.pin.map(|p| p.profile))
+                }
             }
-            Err(e) => return store_error(&e),
-        },
-        None => match app.sessions.choice(&session).await {
-            Ok(state) => {
-                let (m, chosen) = effective_model(app, &state);
-                (chosen.then_some(m), state.pin.map(|p| p.profile))
-            }
-            Err(e) => return store_error(&e),
-        },
+        }
     };
     let shown_model = model
         .clone()

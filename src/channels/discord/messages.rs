@@ -31,12 +31,17 @@ const KEEP_ANSWERED_MS: i64 = 7 * 24 * 60 * 60 * 1000;
 /// later (`access`); this only keeps other traffic out of a channel's order
 /// (`arrivals`).
 pub(super) fn wanted(cfg: &DiscordConfig, me: UserId, msg: &Message, parent: ChannelId) -> bool {
-    if msg.author.bot || (msg.content.trim().is_empty() && msg.attachments.is_empty()) {
+    if !carries_input(msg) {
         return false;
     }
     msg.guild_id.is_none()
         || cfg.channels.iter().any(|c| *c == parent.to_string())
         || addresses(msg, me)
+}
+
+/// A person's message (not a bot's or a webhook's) with text or files.
+fn carries_input(msg: &Message) -> bool {
+    !msg.author.bot && (!msg.content.trim().is_empty() || !msg.attachments.is_empty())
 }
 
 /// A guild message speaks to the bot: it mentions the bot, or replies to one of its
@@ -64,7 +69,7 @@ fn without_me(text: &str, me: UserId) -> String {
 impl Handler {
     /// A MESSAGE_CREATE.
     pub(super) async fn on_message(&self, ctx: &Context, msg: Message) {
-        if msg.author.bot || (msg.content.trim().is_empty() && msg.attachments.is_empty()) {
+        if !carries_input(&msg) {
             return;
         }
         let pass = self.gate.enter();

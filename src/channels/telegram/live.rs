@@ -71,6 +71,13 @@ fn cannot_parse(e: &RequestError) -> bool {
 }
 
 impl Chat<'_> {
+    /// Telegram answered 429: this chat's limiter pauses, and the presenter hears how
+    /// long (both clamp the hint to 24 h).
+    fn limited(&self, retry_after: std::time::Duration) -> Failure {
+        self.ctx.limiter.back_off(self.chat.0, retry_after);
+        Failure::RetryAfter(retry_after)
+    }
+
     /// Run `write` with HTML, then once more as plain text if Telegram cannot parse it.
     async fn write<T, F, Fut>(&self, part: &str, what: &str, write: F) -> Result<T, Failure>
     where
@@ -93,11 +100,7 @@ impl Chat<'_> {
                     );
                     markup = Markup::Plain;
                 }
-                Err(RequestError::RetryAfter(s)) => {
-                    let wait = s.duration().min(super::limiter::MAX_RETRY_AFTER);
-                    self.ctx.limiter.back_off(self.chat.0, wait);
-                    return Err(Failure::RetryAfter(wait));
-                }
+                Err(RequestError::RetryAfter(s)) => return Err(self.limited(s.duration())),
                 Err(e) => {
                     return Err(Failure::Refused(format!(
                         "could not {what} on Telegram: {}",
@@ -166,11 +169,7 @@ impl Surface for Chat<'_> {
             .map_err(super::lenient::readable)
         {
             Ok(_) => Ok(()),
-            Err(RequestError::RetryAfter(s)) => {
-                let wait = s.duration().min(super::limiter::MAX_RETRY_AFTER);
-                self.ctx.limiter.back_off(self.chat.0, wait);
-                Err(Failure::RetryAfter(wait))
-            }
+            Err(RequestError::RetryAfter(s)) => Err(self.limited(s.duration())),
             Err(e) => Err(Failure::Refused(format!(
                 "could not delete a streamed part on Telegram: {}",
                 describe(&e, &self.ctx.token)
