@@ -94,8 +94,7 @@ pub fn load(path: &Path, required: bool) -> Result<LoadedConfig, ConfigError> {
 /// The line (1-based) and value of the first byte of `bytes` that is not UTF-8.
 pub fn first_bad_utf8(bytes: &[u8]) -> Option<(usize, u8)> {
     let at = std::str::from_utf8(bytes).err()?.valid_up_to();
-    let line = 1 + bytes[..at].iter().filter(|b| **b == b'\n').count();
-    Some((line, bytes.get(at).copied().unwrap_or(0)))
+    Some((line_at(bytes, at), bytes.get(at).copied().unwrap_or(0)))
 }
 
 /// Parse and validate config text. `path` is used only in messages.
@@ -242,12 +241,13 @@ pub fn redact_values(msg: &str) -> String {
 
 /// 1-based line number of a byte offset.
 pub fn line_of_offset(text: &str, offset: usize) -> usize {
-    let offset = offset.min(text.len());
-    text.as_bytes()[..offset]
-        .iter()
-        .filter(|&&b| b == b'\n')
-        .count()
-        + 1
+    line_at(text.as_bytes(), offset)
+}
+
+/// 1-based line number of a byte offset in bytes that need not be UTF-8.
+fn line_at(bytes: &[u8], offset: usize) -> usize {
+    let offset = offset.min(bytes.len());
+    bytes[..offset].iter().filter(|&&b| b == b'\n').count() + 1
 }
 
 #[cfg(test)]
