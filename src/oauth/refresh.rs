@@ -48,6 +48,11 @@ pub struct Refresher {
     inflight: DashMap<Arc<str>, Arc<tokio::sync::Mutex<()>>>,
     /// With a Redis store: one refresh at a time per profile id across replicas.
     coordinator: Option<Coordinator>,
+    /// The access token this process last obtained or took over per profile id, and
+    /// when: a token with less than [`REFRESH_AHEAD_MS`] of life from the start (a
+    /// provider issuing 5-minute tokens) is refreshed again only past half its life,
+    /// not before every turn.
+    issued: DashMap<Arc<str>, (Secret, i64)>,
 }
 
 /// How long a refresh waits for another replica's refresh of the same profile before it
@@ -74,6 +79,7 @@ impl Refresher {
             http,
             inflight: DashMap::new(),
             coordinator: None,
+            issued: DashMap::new(),
         }
     }
 
@@ -108,10 +114,22 @@ impl Refresher {
 
     /// Whether `cred` is an OAuth profile credential that must be refreshed before use.
     pub fn due(&self, cred: &Credential) -> bool {
-        refreshable(cred)
-            && cred
-                .expires_ms
-                .is_some_and(|e| e.saturating_sub(self.clock.now_ms()) <= REFRESH_AHEAD_MS)
+        let Some(expires) = cred.expires_ms.filter(|_| refreshable(cred)) else {
+            return false;
+        };
+        let now = self.clock.now_ms();
+        let mut ahead = REFRESH_AHEAD_MS;
+        if let Some(got) = self.issued.get(&cred.id)
+            && got.0 == cred.secret
+        {
+            ahead = ahead.min(expires.saturating_sub(got.1) / 2);
+        }
+        expires.saturating_sub(now) <= ahead
+    }
+
+    fn note_issued(&self, cred: &Credential, at_ms: i64) {
+        self.issued
+            .insert(cred.id.clone(), (cred.secret.clone(), at_ms));
     }
 
     /// `cred` ready to use: `None` when it is fine as it is, else its refreshed
@@ -164,6 +182,7 @@ impl Refresher {
         let (held, refresh_token) = match step {
             Step::Use(c) => {
                 tracing::debug!(credential = %cred.id, "using the tokens another process refreshed");
+                self.note_issued(&c, self.clock.now_ms());
                 return Ok(c);
             }
             Step::Refresh(held, token) => (held, token),
@@ -216,8 +235,11 @@ impl Refresher {
                 Err(e) => Err(unavailable(&had, format!("the save task failed: {e}"))),
             }
         });
-        task.await
-            .map_err(|e| unavailable(cred, format!("the refresh task failed: {e}")))?
+        let fresh = task
+            .await
+            .map_err(|e| unavailable(cred, format!("the refresh task failed: {e}")))??;
+        self.note_issued(&fresh, asked);
+        Ok(fresh)
     }
 }
 
@@ -248,10 +270,19 @@ fn locked_read(
             "its profile is no longer an OAuth sign-in in auth-profiles.json",
         ));
     };
+    // Another process refreshed when the file holds a different access token that has
+    // not expired and expires later than the one in hand (after a 401: any different
+    // one that has not expired).
     let now = clock.now_ms();
+    let unexpired = expires_ms.is_none_or(|e| e > now);
+    let later = match (expires_ms, had.expires_ms) {
+        (Some(e), Some(h)) => *e > h,
+        _ => true,
+    };
     if let Some(a) = access.as_ref().filter(|a| !a.is_blank())
         && a != &had.secret
-        && (forced || expires_ms.is_none_or(|e| e.saturating_sub(now) > REFRESH_AHEAD_MS))
+        && unexpired
+        && (forced || later)
     {
         let mut c = had.clone();
         c.secret = a.clone();
@@ -362,5 +393,48 @@ mod tests {
         fn is_send<T: Send>(_: T) {}
         is_send(r.before_use(c));
         is_send(r.after_unauthorized(c));
+    }
+
+    fn oauth(access: &str, expires_ms: i64) -> Credential {
+        Credential {
+            id: Arc::from("corp:a"),
+            provider: Arc::from("corp"),
+            kind: CredentialKind::Oauth,
+            source: CredentialSource::Profile,
+            secret: Secret::new(access),
+            expires_ms: Some(expires_ms),
+            account_id: None,
+            refresh_fp: None,
+        }
+    }
+
+    #[test]
+    fn a_short_lived_token_this_process_obtained_is_due_past_half_its_life() {
+        let clock = crate::clock::ManualClock::new(1_000_000);
+        let r = Refresher::new(
+            LiveConfig::default(),
+            PathBuf::from("/nonexistent"),
+            clock.clone(),
+        );
+        // A 5-minute token (4.5 min after the margin) never seen being issued: due, as
+        // it expires within REFRESH_AHEAD_MS.
+        let fresh = oauth("new", 1_000_000 + 270_000);
+        assert!(r.due(&fresh));
+        // Obtained now: not due until half its life has passed.
+        r.note_issued(&fresh, 1_000_000);
+        assert!(!r.due(&fresh));
+        clock.advance_ms(134_000);
+        assert!(!r.due(&fresh));
+        clock.advance_ms(2_000);
+        assert!(r.due(&fresh));
+        // Another token under the same id is judged on its own.
+        assert!(r.due(&oauth("other", 1_000_000 + 270_000)));
+        // A long-lived token is still refreshed 5 minutes ahead.
+        let long = oauth("long", 1_136_000 + 3_600_000);
+        r.note_issued(&long, 1_136_000);
+        clock.advance_ms(3_600_000 - REFRESH_AHEAD_MS - 1);
+        assert!(!r.due(&long));
+        clock.advance_ms(2);
+        assert!(r.due(&long));
     }
 }
