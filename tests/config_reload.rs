@@ -8,7 +8,11 @@
 use crate::support;
 use crate::telegram_support;
 
+use remoteclaw::app::App;
+use remoteclaw::gateway::channels::Channels;
+use remoteclaw::gateway::reload::Reloader;
 use serde_json::Value;
+use std::sync::Arc;
 use support::fake_discord::FakeDiscord;
 use support::fake_telegram::FakeTelegram;
 use support::home::TestHome;
@@ -221,4 +225,127 @@ async fn a_changed_token_restarts_only_that_channel() {
     assert_eq!(dc.identifies(), identifies);
     assert_eq!(gw.log().matches("Discord channel connected").count(), 1);
     assert!(!gw.log().contains("restarting the Discord channel"));
+}
+
+/// A reloader on `home`, driven poll by poll (no clock): what it puts in force.
+async fn reloader(home: &TestHome) -> (Arc<App>, Reloader) {
+    let app = Arc::new(home.app().await);
+    let channels = Arc::new(tokio::sync::Mutex::new(Channels::default()));
+    let r = Reloader::new(app.clone(), channels).await;
+    (app, r)
+}
+
+fn primary(app: &App) -> String {
+    app.config().agents.defaults.model.primary.clone()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_file_read_between_truncating_and_writing_it_is_not_put_in_force() {
+    let text = "[agents.defaults.model]\nprimary = \"openai/gpt-4o-mini\"\n";
+    let home = TestHome::new(text);
+    let (app, mut r) = reloader(&home).await;
+    let path = home.config_path();
+
+    // An editor that saves in place truncates first: three polls (1.5 s) see the file
+    // empty, then it is written with an edit.
+    std::fs::write(&path, "").unwrap();
+    for _ in 0..3 {
+        r.poll().await;
+        assert_eq!(
+            primary(&app),
+            "openai/gpt-4o-mini",
+            "an empty file mid-save"
+        );
+    }
+    std::fs::write(&path, text.replace("gpt-4o-mini", "gpt-4o")).unwrap();
+    r.poll().await;
+    assert_eq!(primary(&app), "openai/gpt-4o-mini", "not settled yet");
+    r.poll().await;
+    assert_eq!(primary(&app), "openai/gpt-4o", "settled: in force");
+    assert!(app.config_error().is_none());
+
+    // Emptied for good: the defaults, once it stayed empty for four polls.
+    std::fs::write(&path, "").unwrap();
+    for _ in 0..3 {
+        r.poll().await;
+    }
+    assert_eq!(primary(&app), "openai/gpt-4o");
+    r.poll().await;
+    assert_ne!(
+        primary(&app),
+        "openai/gpt-4o",
+        "an empty file means the defaults"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreadable_config_restored_as_it_was_clears_the_error() {
+    let text = "[agents.defaults.model]\nprimary = \"openai/gpt-4o-mini\"\n";
+    let home = TestHome::new(text);
+    let (app, mut r) = reloader(&home).await;
+    let path = home.config_path();
+
+    let mut latin1 = b"# caf\xe9\n".to_vec();
+    latin1.extend_from_slice(text.as_bytes());
+    std::fs::write(&path, &latin1).unwrap();
+    r.poll().await;
+    r.poll().await;
+    let error = app.config_error().expect("configError").to_string();
+    assert!(error.contains(&format!("{}:1", path.display())), "{error}");
+    assert!(error.contains("UTF-8"), "{error}");
+    assert_eq!(primary(&app), "openai/gpt-4o-mini");
+
+    // The exact text from before the bad save: valid again.
+    std::fs::write(&path, text).unwrap();
+    r.poll().await;
+    r.poll().await;
+    assert!(app.config_error().is_none(), "{:?}", app.config_error());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_channel_restarted_during_a_long_turn_answers_its_message_once() {
+    let tg = FakeTelegram::start(TOKEN).await;
+    let (home, llm) = prepare(&tg, "").await;
+    // The turn outlasts the channel's grace: the restart cuts it off, and the
+    // restarted channel answers the message from its journal — once.
+    let mut text = std::fs::read_to_string(home.config_path()).unwrap();
+    text.push_str("\n[gateway]\nshutdownGraceSecs = 5\n");
+    std::fs::write(home.config_path(), text).unwrap();
+    let gw = Binary::spawn(&home).await;
+    llm.hold();
+    tg.send_dm(42, "alice", "a long question");
+    telegram_support::eventually("the turn reached the model", WAIT, || {
+        let n = llm.requests().len();
+        async move { n == 1 }
+    })
+    .await;
+    // The Bot API root moves (same server, another name): the channel restarts.
+    let root = tg.api_url();
+    edit(&home, &root, &root.replace("127.0.0.1", "localhost"));
+    gw.wait_for_line("restarting the Telegram channel").await;
+    // A live edit during the drain applies at once, not after it.
+    edit(&home, "allowFrom = [42, 43]", "allowFrom = [42, 43, 44]");
+    gw.wait_for_line("did not finish its turns within 5 s")
+        .await;
+    let log = gw.log();
+    let reloaded = log.find("config reloaded").expect("the live edit applied");
+    let cut = log.find("did not finish its turns").unwrap();
+    assert!(reloaded < cut, "the live edit waited for the drain:\n{log}");
+
+    // The cut-off turn's model call answers now: nobody is left to reply with it.
+    llm.release();
+    telegram_support::eventually("the restarted channel asked the model again", WAIT, || {
+        let n = llm.requests().len();
+        async move { n == 2 }
+    })
+    .await;
+    let reply = ask(&tg, 44, "ping").await;
+    assert!(reply.contains("ping"), "{reply}");
+    let to_42: Vec<_> = tg
+        .sent_messages()
+        .into_iter()
+        .filter(|m| m.chat_id == 42)
+        .collect();
+    assert_eq!(to_42.len(), 1, "answered twice: {to_42:?}");
+    assert!(to_42[0].text.contains("a long question"), "{to_42:?}");
 }

@@ -8,6 +8,28 @@
 /// sooner (a command, a fast model) costs no extra platform call.
 pub const TYPING_AFTER: std::time::Duration = std::time::Duration::from_millis(300);
 
+/// A task that runs beside a turn (the typing indicator) and ends with it: when aborted,
+/// and when dropped, so a turn cut off (a channel stopped past its grace) leaves no
+/// indicator running behind it.
+#[derive(Debug)]
+pub struct Beside(tokio::task::JoinHandle<()>);
+
+impl Beside {
+    pub fn spawn(task: impl std::future::Future<Output = ()> + Send + 'static) -> Beside {
+        Beside(tokio::spawn(task))
+    }
+
+    pub fn abort(&self) {
+        self.0.abort();
+    }
+}
+
+impl Drop for Beside {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
 /// The pause before asking a platform again after a failure that may pass (the network,
 /// a 5xx, an answer that cannot be read): 1 s, doubling to 60 s; back to 1 s after a
 /// success.

@@ -61,24 +61,11 @@ pub struct LoadedConfig {
 /// false (the default location), and an error when the operator named the file.
 pub fn load(path: &Path, required: bool) -> Result<LoadedConfig, ConfigError> {
     match std::fs::read(path) {
-        Ok(bytes) => match String::from_utf8(bytes) {
-            Ok(text) => Ok(LoadedConfig {
-                config: parse(path, &text)?,
-                path: path.to_path_buf(),
-                exists: true,
-            }),
-            // Not UTF-8: say where, not "check its permissions".
-            Err(e) => {
-                let (line, byte) = first_bad_utf8(e.as_bytes()).unwrap_or((1, 0));
-                Err(ConfigError::Invalid {
-                    path: path.to_path_buf(),
-                    line: Some(line),
-                    key: String::new(),
-                    message: format!("not valid UTF-8 (byte 0x{byte:02x})"),
-                    hint: "save the file as UTF-8 (TOML files are UTF-8 text)".into(),
-                })
-            }
-        },
+        Ok(bytes) => Ok(LoadedConfig {
+            config: parse(path, &text_of(path, bytes)?)?,
+            path: path.to_path_buf(),
+            exists: true,
+        }),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound && !required => Ok(LoadedConfig {
             config: Config::default(),
             path: path.to_path_buf(),
@@ -89,6 +76,21 @@ pub fn load(path: &Path, required: bool) -> Result<LoadedConfig, ConfigError> {
             source,
         }),
     }
+}
+
+/// The config file's bytes as text. Not UTF-8: an error that says where (line and
+/// byte), not "check its permissions".
+pub fn text_of(path: &Path, bytes: Vec<u8>) -> Result<String, ConfigError> {
+    String::from_utf8(bytes).map_err(|e| {
+        let (line, byte) = first_bad_utf8(e.as_bytes()).unwrap_or((1, 0));
+        ConfigError::Invalid {
+            path: path.to_path_buf(),
+            line: Some(line),
+            key: String::new(),
+            message: format!("not valid UTF-8 (byte 0x{byte:02x})"),
+            hint: "save the file as UTF-8 (TOML files are UTF-8 text)".into(),
+        }
+    })
 }
 
 /// The line (1-based) and value of the first byte of `bytes` that is not UTF-8.

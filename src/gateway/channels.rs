@@ -52,6 +52,9 @@ impl<T: Send + Sync + 'static> Running<T> {
                 grace.as_secs()
             );
             task.abort();
+            // Wait until it is gone: its turns end with it (they must not reply after
+            // the restarted channel answers their messages from the journal/inbox).
+            let _ = task.await;
         }
     }
 }
@@ -116,25 +119,34 @@ impl Channels {
         }
     }
 
-    /// Stop `name` (`telegram` or `discord`) if it runs, and start it again from
-    /// `config` if it is enabled there. The other channel is not touched.
-    pub async fn restart(&mut self, name: &str, app: &Arc<App>, config: &Config) {
-        let grace = std::time::Duration::from_secs(config.gateway.shutdown_grace_secs);
+    /// Take `name` (`telegram` or `discord`) out of the running set, if it runs: the
+    /// returned future stops it (its turns in flight finish within `grace`). The caller
+    /// runs it without holding the channels' lock, so live edits go on meanwhile.
+    pub fn take(
+        &mut self,
+        name: &str,
+        grace: std::time::Duration,
+    ) -> Option<std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>> {
         match name {
             "telegram" => {
-                if let Some(r) = self.telegram.take() {
-                    tracing::info!("config changed: restarting the Telegram channel");
-                    r.stop("Telegram", grace).await;
-                }
-                self.start_telegram(app, config).await;
+                let r = self.telegram.take()?;
+                tracing::info!("config changed: restarting the Telegram channel");
+                Some(Box::pin(r.stop("Telegram", grace)))
             }
             "discord" => {
-                if let Some(r) = self.discord.take() {
-                    tracing::info!("config changed: restarting the Discord channel");
-                    r.stop("Discord", grace).await;
-                }
-                self.start_discord(app, config).await;
+                let r = self.discord.take()?;
+                tracing::info!("config changed: restarting the Discord channel");
+                Some(Box::pin(r.stop("Discord", grace)))
             }
+            _ => None,
+        }
+    }
+
+    /// Start `name` from `config` if it is enabled there and not running.
+    pub async fn start_one(&mut self, name: &str, app: &Arc<App>, config: &Config) {
+        match name {
+            "telegram" if self.telegram.is_none() => self.start_telegram(app, config).await,
+            "discord" if self.discord.is_none() => self.start_discord(app, config).await,
             _ => {}
         }
     }

@@ -17,6 +17,11 @@ use std::time::{Duration, SystemTime};
 
 /// How often the config file is looked at (a change is noticed within 2 s).
 pub const POLL_EVERY: Duration = Duration::from_millis(500);
+/// Polls in a row that must see the same `stat` before a changed file is read.
+const SETTLE: u32 = 2;
+/// The same for a file that became empty (most likely an editor between truncating
+/// and writing it): read after about 2 s.
+const SETTLE_EMPTY: u32 = 4;
 
 /// What `stat` says about the file; `None` when it does not exist.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -37,13 +42,6 @@ fn stamp(path: &std::path::Path) -> Option<Stamp> {
     })
 }
 
-/// What a poll found.
-enum Read {
-    Same,
-    /// The file's text now (`None`: the file is gone).
-    Changed(Option<Stamp>, Result<Option<String>, String>),
-}
-
 /// Watches the config file of a running gateway.
 pub struct Reloader {
     app: Arc<App>,
@@ -56,6 +54,16 @@ pub struct Reloader {
     text: Option<String>,
     /// The TOML of the config in force, to tell what an edit changed.
     good: toml::Table,
+    /// Channel restarts under way: each stops its channel (letting its turns finish,
+    /// up to the grace) and starts it again from the config in force by then, while
+    /// the reloader keeps applying edits. One at a time per channel.
+    restarts: tokio::task::JoinSet<()>,
+    restarting: Arc<[(&'static str, tokio::sync::Mutex<()>); 2]>,
+    stopping: tokio::sync::watch::Receiver<bool>,
+    /// A `stat` not yet acted on, and on how many polls in a row it was seen.
+    pending: Option<(Option<Stamp>, u32)>,
+    /// The last read failed (not UTF-8, a directory, no permission).
+    unreadable: bool,
 }
 
 impl Reloader {
@@ -79,54 +87,113 @@ impl Reloader {
             stamp,
             text,
             good,
+            restarts: tokio::task::JoinSet::new(),
+            restarting: Arc::new([
+                ("telegram", tokio::sync::Mutex::new(())),
+                ("discord", tokio::sync::Mutex::new(())),
+            ]),
+            stopping: tokio::sync::watch::channel(false).1,
+            pending: None,
+            unreadable: false,
         }
     }
 
     /// Poll until `stop` turns true (the gateway stops); a reload under way (a channel
     /// restart) finishes first.
     pub async fn run(mut self, mut stop: tokio::sync::watch::Receiver<bool>) {
+        self.stopping = stop.clone();
         let mut tick = tokio::time::interval(POLL_EVERY);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
                 _ = tick.tick() => self.poll().await,
-                () = stopped(&mut stop) => return,
+                () = stopped(&mut stop) => break,
+                Some(_) = self.restarts.join_next(), if !self.restarts.is_empty() => {}
             }
         }
+        // A restart under way finishes (it starts nothing once the gateway stops).
+        while self.restarts.join_next().await.is_some() {}
     }
 
-    /// Look at the file once; apply a changed text.
-    pub async fn poll(&mut self) {
-        let path = self.path.clone();
-        let known = self.stamp.clone();
-        let read = tokio::task::spawn_blocking(move || {
-            let now = stamp(&path);
-            if now == known {
-                return Read::Same;
-            }
-            let text = match std::fs::read_to_string(&path) {
-                Ok(t) => Ok(Some(t)),
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-                Err(e) => Err(format!(
-                    "cannot read config file {}: {e}; the running config stays in force",
-                    path.display()
-                )),
-            };
-            Read::Changed(now, text)
-        })
-        .await;
-        let Ok(Read::Changed(stamp, text)) = read else {
+    /// Restart channel `name` in the background: stop it (outside the channels' lock),
+    /// then start it from the config in force at that point, unless the gateway stops.
+    fn restart(&mut self, name: &str) {
+        let Some(index) = self.restarting.iter().position(|(n, _)| *n == name) else {
             return;
         };
-        self.stamp = stamp;
+        let (restarting, channels, app) = (
+            self.restarting.clone(),
+            self.channels.clone(),
+            self.app.clone(),
+        );
+        let stopping = self.stopping.clone();
+        self.restarts.spawn(async move {
+            let (name, one_at_a_time) = &restarting[index];
+            let _one = one_at_a_time.lock().await;
+            let grace = Duration::from_secs(app.config().gateway.shutdown_grace_secs);
+            let old = channels.lock().await.take(name, grace);
+            if let Some(stop) = old {
+                stop.await;
+            }
+            if *stopping.borrow() {
+                return;
+            }
+            let config = app.config();
+            channels.lock().await.start_one(name, &app, &config).await;
+        });
+    }
+
+    /// Look at the file once; apply a changed text once it has settled: the same
+    /// `stat` on [`SETTLE`] polls in a row (an editor that truncates the file and then
+    /// writes it is not read halfway), [`SETTLE_EMPTY`] for a file that became empty.
+    pub async fn poll(&mut self) {
+        let path = self.path.clone();
+        let Ok(now) = tokio::task::spawn_blocking(move || stamp(&path)).await else {
+            return;
+        };
+        if now == self.stamp {
+            self.pending = None;
+            return;
+        }
+        let seen = match &self.pending {
+            Some((s, n)) if *s == now => n.saturating_add(1),
+            _ => 1,
+        };
+        self.pending = Some((now.clone(), seen));
+        let emptied = now.as_ref().is_some_and(|s| s.len == 0)
+            && self.text.as_deref().is_some_and(|t| !t.trim().is_empty());
+        if seen < if emptied { SETTLE_EMPTY } else { SETTLE } {
+            return;
+        }
+        self.pending = None;
+        let path = self.path.clone();
+        let read = tokio::task::spawn_blocking(move || match std::fs::read(&path) {
+            Ok(bytes) => crate::config::text_of(&path, bytes)
+                .map(Some)
+                .map_err(|e| format!("{e}; the running config stays in force")),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(format!(
+                "cannot read config file {}: {e}; the running config stays in force",
+                path.display()
+            )),
+        })
+        .await;
+        let Ok(text) = read else {
+            return;
+        };
+        self.stamp = now;
         match text {
             Ok(text) => self.changed(text).await,
-            Err(e) => self.invalid(e),
+            Err(e) => {
+                // Whatever comes next (the same text as before included) is looked at.
+                self.unreadable = true;
+                self.invalid(one_line(&crate::config::redact_values(&e)));
+            }
         }
     }
 
     async fn changed(&mut self, text: Option<String>) {
-        if text == self.text {
+        if text == self.text && !std::mem::take(&mut self.unreadable) {
             return;
         }
         let had_file = self.text.is_some();
@@ -169,12 +236,10 @@ impl Reloader {
         if changes.is_empty() {
             return;
         }
-        let mut channels = self.channels.lock().await;
-        channels.update(&config);
+        self.channels.lock().await.update(&config);
         for name in &changes.restart_channels {
-            channels.restart(name, &self.app, &config).await;
+            self.restart(name);
         }
-        drop(channels);
         if !changes.live.is_empty() {
             tracing::info!(
                 config = %self.path.display(),

@@ -9,11 +9,35 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use tokio::sync::Notify;
 
 /// Handlers in flight, and whether new ones may start.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(super) struct Gate {
     closed: AtomicBool,
     active: AtomicUsize,
     idle: Notify,
+    /// Set when the channel is stopped past its grace: handlers end where they wait.
+    ended: tokio::sync::watch::Sender<bool>,
+}
+
+impl Default for Gate {
+    fn default() -> Gate {
+        Gate {
+            closed: AtomicBool::new(false),
+            active: AtomicUsize::new(0),
+            idle: Notify::new(),
+            ended: tokio::sync::watch::channel(false).0,
+        }
+    }
+}
+
+/// Ends the channel's handlers when the channel's future is dropped (`Running::stop`
+/// aborts it past the grace): a reply they sent later would answer again what the
+/// restarted channel answers from the inbox.
+pub(super) struct EndOnDrop(pub(super) Arc<Gate>);
+
+impl Drop for EndOnDrop {
+    fn drop(&mut self) {
+        self.0.ended.send_replace(true);
+    }
 }
 
 /// Held by a handler while it works; dropping it lets a waiting drain finish.
@@ -47,6 +71,17 @@ impl Gate {
         Pass {
             gate: self.clone(),
             late: self.closed.load(Ordering::SeqCst),
+        }
+    }
+
+    /// Run a handler's work unless the channel ends first (then `None`, the work dropped
+    /// where it waits: no reply, the message stays open in the inbox).
+    pub(super) async fn unless_ended<F: std::future::Future>(&self, work: F) -> Option<F::Output> {
+        let mut ended = self.ended.subscribe();
+        tokio::select! {
+            biased;
+            _ = ended.wait_for(|e| *e) => None,
+            out = work => Some(out),
         }
     }
 
@@ -90,6 +125,31 @@ mod tests {
             .await
             .unwrap()
             .unwrap();
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn handlers_end_where_they_wait_once_the_channel_is_dropped() {
+        let gate = Arc::new(Gate::default());
+        let guard = EndOnDrop(gate.clone());
+        let g = gate.clone();
+        let handler = tokio::spawn(async move {
+            g.unless_ended(async {
+                let _pass = g.enter();
+                tokio::time::sleep(Duration::from_secs(3600)).await;
+                "replied"
+            })
+            .await
+        });
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        drop(guard);
+        let out = tokio::time::timeout(Duration::from_secs(1), handler)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(out, None, "the handler was cut off, not left to reply");
+        gate.close_and_wait().await;
+        // A handler that starts after the end does nothing either.
+        assert_eq!(gate.unless_ended(async { 1 }).await, None);
     }
 
     #[tokio::test]

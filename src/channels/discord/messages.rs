@@ -281,9 +281,9 @@ const TYPING_EVERY: std::time::Duration = std::time::Duration::from_secs(7);
 
 /// The typing indicator, from [`crate::channels::TYPING_AFTER`] on until aborted: a reply
 /// that is there sooner costs no extra REST call.
-fn typing_after_grace(ctx: &Context, channel: ChannelId) -> tokio::task::JoinHandle<()> {
+fn typing_after_grace(ctx: &Context, channel: ChannelId) -> crate::channels::Beside {
     let http = ctx.http.clone();
-    tokio::spawn(async move {
+    crate::channels::Beside::spawn(async move {
         tokio::time::sleep(crate::channels::TYPING_AFTER).await;
         loop {
             if let Err(e) = channel.broadcast_typing(&http).await {

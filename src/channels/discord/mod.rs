@@ -127,20 +127,23 @@ impl EventHandler for Handler {
             tokio::spawn(async move { commands::register(&http, &guilds).await });
         }
         if !self.started.swap(true, Ordering::SeqCst) {
-            self.replay_pending(&ctx).await;
+            self.gate.unless_ended(self.replay_pending(&ctx)).await;
         }
     }
 
     async fn message(&self, ctx: Context, msg: Message) {
-        self.on_message(&ctx, msg).await;
+        self.gate.unless_ended(self.on_message(&ctx, msg)).await;
     }
 
     async fn interaction_create(&self, ctx: Context, interaction: Interaction) {
-        match interaction {
-            Interaction::Command(cmd) => commands::run(self, &ctx, cmd).await,
-            Interaction::Autocomplete(ac) => commands::autocomplete(self, &ctx, ac).await,
-            _ => {}
-        }
+        let work = async {
+            match interaction {
+                Interaction::Command(cmd) => commands::run(self, &ctx, cmd).await,
+                Interaction::Autocomplete(ac) => commands::autocomplete(self, &ctx, ac).await,
+                _ => {}
+            }
+        };
+        self.gate.unless_ended(work).await;
     }
 }
 
@@ -173,6 +176,7 @@ pub async fn run(
         | GatewayIntents::DIRECT_MESSAGES
         | GatewayIntents::MESSAGE_CONTENT;
     let gate = Arc::new(Gate::default());
+    let _end_handlers = drain::EndOnDrop(gate.clone());
     let media =
         media::Downloader::new(&cfg.api_base).map_err(|e| DiscordError::Client(e.to_string()))?;
     let handler = Handler {

@@ -104,6 +104,15 @@ fn describe(e: &RequestError, token: &Secret) -> String {
     token.redact_in(&e.to_string())
 }
 
+/// Ends the channel's tasks when the channel's future ends or is dropped.
+struct EndTasksOnDrop(Arc<Ctx>);
+
+impl Drop for EndTasksOnDrop {
+    fn drop(&mut self) {
+        self.0.queues.tasks.abort_all();
+    }
+}
+
 struct Ctx {
     app: Arc<App>,
     token: Secret,
@@ -169,6 +178,10 @@ pub async fn run(
         picker: picker::Picker::default(),
         limiter: limiter::Limiter::default(),
     });
+    // Stopped past its grace (`Running::stop` aborts this future), the channel's turns
+    // end with it: a reply they sent later would answer again what the restarted
+    // channel answers from the journal.
+    let _end_tasks = EndTasksOnDrop(ctx.clone());
     register_commands(&ctx).await;
     // With replicas polling one token, only the lease holder may poll, and it answers
     // what a dead poller left unanswered when it takes over (`poll_with_lease`).

@@ -31,9 +31,12 @@ pub struct Job {
 /// The channel's running tasks: each holds a receiver, so `idle` resolves once all
 /// of them have finished. They run on the gateway's runtime (the one the channel was
 /// started on), wherever they are spawned from: the poller has a thread of its own.
+/// [`Tasks::abort_all`] ends them where they wait (a channel stopped past its grace):
+/// a turn cut off sends no reply, and its message stays open for the next start.
 #[derive(Debug)]
 pub struct Tasks {
     running: watch::Sender<()>,
+    aborted: watch::Sender<bool>,
     runtime: tokio::runtime::Handle,
 }
 
@@ -42,16 +45,27 @@ impl Tasks {
     pub fn here() -> Tasks {
         Tasks {
             running: watch::channel(()).0,
+            aborted: watch::channel(false).0,
             runtime: tokio::runtime::Handle::current(),
         }
     }
 
     pub fn spawn(&self, task: impl Future<Output = ()> + Send + 'static) {
         let running = self.running.subscribe();
+        let mut aborted = self.aborted.subscribe();
         self.runtime.spawn(async move {
-            task.await;
+            tokio::select! {
+                biased;
+                _ = aborted.wait_for(|a| *a) => {}
+                () = task => {}
+            }
             drop(running);
         });
+    }
+
+    /// End every task at its next wait, and any spawned later at once.
+    pub fn abort_all(&self) {
+        self.aborted.send_replace(true);
     }
 
     /// Resolves when no task is running.

@@ -42,7 +42,7 @@ pub async fn answer(ctx: &Ctx, session: &str, owner: bool, msg: &Message, album:
     let chat = msg.chat.id;
     let thread = thread_of(msg);
     let bot = ctx.bot.clone();
-    let typing = tokio::spawn(async move {
+    let typing = crate::channels::Beside::spawn(async move {
         tokio::time::sleep(TYPING_AFTER).await;
         loop {
             let mut action = bot.send_chat_action(chat, ChatAction::Typing);
