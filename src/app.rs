@@ -297,6 +297,7 @@ impl App {
     /// The channels' inbox, in this app's store.
     pub fn inbox(&self) -> crate::inbox::Inbox {
         crate::inbox::Inbox::with_store(self.stores.inbox.clone(), self.clock.clone())
+            .with_claims(self.stores.coordinator.clone())
     }
 
     /// Usage totals, in this app's store.

@@ -70,6 +70,24 @@ impl SqliteInbox {
 pub struct Inbox {
     store: Arc<dyn InboxStore>,
     clock: Arc<dyn Clock>,
+    claims: Option<Claims>,
+}
+
+/// With replicas (a Redis store, DESIGN §9): which replica is answering a message. A
+/// replica claims each message it records or replays — a lease with a TTL, renewed
+/// while it works — and gives the claim back once the message is answered. Replaying
+/// pending messages (at start, or on taking over the Telegram poller) leaves those
+/// claimed by a live replica alone; they are answered here only if their claim runs
+/// out (the replica died) while they are still pending.
+#[derive(Clone, Debug)]
+struct Claims {
+    coordinator: crate::state::lease::Coordinator,
+    held: Arc<dashmap::DashMap<String, crate::state::lease::Claim>>,
+}
+
+/// The claim name of a message: its channel and platform id (no secret in it).
+fn claim_name(channel: &str, id: &str) -> String {
+    format!("inbox:{channel}:{id}")
 }
 
 impl std::fmt::Debug for Inbox {
@@ -87,7 +105,43 @@ impl Inbox {
     }
 
     pub fn with_store(store: Arc<dyn InboxStore>, clock: Arc<dyn Clock>) -> Inbox {
-        Inbox { store, clock }
+        Inbox {
+            store,
+            clock,
+            claims: None,
+        }
+    }
+
+    /// Claim the messages this replica answers (replicas sharing a Redis store).
+    pub fn with_claims(mut self, coordinator: Option<crate::state::lease::Coordinator>) -> Inbox {
+        self.claims = coordinator.map(|coordinator| Claims {
+            coordinator,
+            held: Arc::default(),
+        });
+        self
+    }
+
+    /// Claim a message for this replica: `true` when it is ours now (or there are no
+    /// replicas, or the store cannot say: answering beats losing it).
+    pub async fn claim(&self, channel: &str, id: &str) -> bool {
+        let Some(c) = &self.claims else {
+            return true;
+        };
+        let name = claim_name(channel, id);
+        if c.held.contains_key(&name) {
+            return true;
+        }
+        match c.coordinator.claim(&name).await {
+            Ok(Some(claim)) => {
+                c.held.insert(name, claim);
+                true
+            }
+            Ok(None) => false,
+            Err(e) => {
+                tracing::warn!(channel, id, "could not claim a message: {e}");
+                true
+            }
+        }
     }
 
     /// Record an inbound message (`channel` e.g. `telegram:<botId>`, `id` its platform
@@ -98,20 +152,81 @@ impl Inbox {
         id: &str,
         payload: &str,
     ) -> Result<Receipt, StoreError> {
-        self.store
+        let receipt = self
+            .store
             .receive(channel, id, payload, self.clock.now_ms())
-            .await
+            .await?;
+        // New, but claimed by another replica already (a sweep there found it pending
+        // between our record and our claim): that replica answers it.
+        if receipt == Receipt::New && !self.claim(channel, id).await {
+            return Ok(Receipt::Pending);
+        }
+        Ok(receipt)
     }
 
     /// The reply to this message was sent (or it needs none): never answer it again.
     /// The payload is dropped; only the mark stays.
     pub async fn answered(&self, channel: &str, id: &str) -> Result<(), StoreError> {
-        self.store.answered(channel, id, self.clock.now_ms()).await
+        let done = self.store.answered(channel, id, self.clock.now_ms()).await;
+        if let Some(c) = &self.claims {
+            c.held.remove(&claim_name(channel, id));
+        }
+        done
     }
 
     /// Messages of `channel` received but not answered, oldest first.
     pub async fn pending(&self, channel: &str) -> Result<Vec<PendingMessage>, StoreError> {
         self.store.pending(channel).await
+    }
+
+    /// The pending messages of `channel` to answer here, oldest first: those this
+    /// replica claimed now (or held already), and apart those another live replica is
+    /// answering (see [`Inbox::wait_for_claim`]). Without replicas, all of them.
+    pub async fn pending_to_answer(
+        &self,
+        channel: &str,
+    ) -> Result<(Vec<PendingMessage>, Vec<PendingMessage>), StoreError> {
+        let pending = self.store.pending(channel).await?;
+        if self.claims.is_none() {
+            return Ok((pending, Vec::new()));
+        }
+        let (mut mine, mut elsewhere) = (Vec::new(), Vec::new());
+        for p in pending {
+            if self.claim(channel, &p.id).await {
+                mine.push(p);
+            } else {
+                elsewhere.push(p);
+            }
+        }
+        Ok((mine, elsewhere))
+    }
+
+    /// Wait while another replica answers message `id`: `true` once it is this
+    /// replica's to answer (the other's claim ran out and the message is still
+    /// pending), `false` once it was answered.
+    pub async fn wait_for_claim(&self, channel: &str, id: &str) -> bool {
+        let Some(c) = &self.claims else {
+            return true;
+        };
+        let every = c.coordinator.ttl() / 3;
+        loop {
+            tokio::time::sleep(every).await;
+            match self.store.pending(channel).await {
+                Ok(p) if !p.iter().any(|m| m.id == id) => return false,
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::debug!(
+                        channel,
+                        id,
+                        "could not look at a message another replica answers: {e}"
+                    );
+                    continue;
+                }
+            }
+            if self.claim(channel, id).await {
+                return true;
+            }
+        }
     }
 
     /// Forget answered marks older than `keep_ms` (platforms do not redeliver after a

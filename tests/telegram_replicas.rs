@@ -196,3 +196,132 @@ async fn webhook_deliveries_to_either_replica_are_answered_once() {
         .unwrap();
     assert_eq!(post(b.addr(), update, "wrong").await, 403);
 }
+
+/// With the Redis store, a message in a turn when its gateway is killed is answered
+/// at the next start — once (DESIGN §8), as with the SQLite store.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_in_a_turn_at_a_crash_is_answered_at_the_next_start() {
+    let tg = FakeTelegram::start(TOKEN).await;
+    let redis = RedisServer::start();
+    let (home, llm) = replica(&tg, &redis).await;
+    let mut gw = Binary::spawn(&home).await;
+    llm.hold();
+    tg.send_dm(42, "alice", "in flight");
+    telegram_support::eventually(
+        "the turn reached the model",
+        Duration::from_secs(20),
+        || {
+            let n = llm.request_count();
+            async move { n == 1 }
+        },
+    )
+    .await;
+    gw.child.start_kill().unwrap();
+    gw.child.wait().await.unwrap();
+    llm.release();
+    let again = Binary::spawn(&home).await;
+    tg.wait_for_messages(1, Duration::from_secs(40)).await;
+    all_marked_answered(&redis, "rc-tg:").await;
+    assert_eq!(
+        replies(&tg).get("fake reply to: in flight"),
+        Some(&1),
+        "{}",
+        again.log()
+    );
+    assert_eq!(llm.request_count(), 2, "asked again after the restart");
+}
+
+/// Webhook mode: a replica that starts while another is answering a delivery leaves
+/// it to that replica (no second answer); when a replica dies in a turn, another
+/// answers that message once the dead one's claim runs out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_leaves_a_message_to_the_replica_answering_it_until_that_dies() {
+    let tg = FakeTelegram::start(TOKEN).await;
+    let redis = RedisServer::start();
+    let hook = "\n[channels.telegram.webhook]\nurl = \"https://bot.example.com/tg\"\nsecretToken = \"s3cret_hook\"\n";
+    let mut homes = Vec::new();
+    for _ in 0..2 {
+        let (home, llm) = prepare(&tg, hook).await;
+        let mut config = std::fs::read_to_string(home.config_path()).unwrap();
+        config.push_str(&format!(
+            "\n[session]\nstore = \"redis\"\nredisUrl = \"{}\"\nredisPrefix = \"rc-hook2:\"\n",
+            redis.url()
+        ));
+        std::fs::write(home.config_path(), config).unwrap();
+        homes.push((home, llm));
+    }
+    // Two chats: a chat's turns wait for each other across replicas.
+    let deliver = |addr: String, user: i64, text: &str| {
+        let id = tg.send_dm(user, "someone", text);
+        let update = tg
+            .updates()
+            .into_iter()
+            .find(|u| u["update_id"] == serde_json::json!(id))
+            .unwrap();
+        async move {
+            reqwest::Client::new()
+                .post(format!("http://{addr}/tg"))
+                .header("X-Telegram-Bot-Api-Secret-Token", "s3cret_hook")
+                .json(&update)
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        }
+    };
+    let mut a = Binary::spawn(&homes[0].0).await;
+    a.wait_for_line("Telegram webhook set").await;
+    homes[0].1.hold();
+    assert_eq!(deliver(a.addr(), 42, "first").await, 200);
+    telegram_support::eventually(
+        "A's turn reached its model",
+        Duration::from_secs(20),
+        || {
+            let n = homes[0].1.request_count();
+            async move { n == 1 }
+        },
+    )
+    .await;
+
+    // B starts while A answers "first": B leaves it alone.
+    let b = Binary::spawn(&homes[1].0).await;
+    b.wait_for_line("Telegram webhook set").await;
+    assert_eq!(deliver(b.addr(), 43, "second").await, 200);
+    let sent = tg.wait_for_messages(1, Duration::from_secs(20)).await;
+    assert_eq!(
+        homes[1].1.request_count(),
+        1,
+        "B answered only its own delivery: {sent:?}"
+    );
+    assert_eq!(replies(&tg).get("fake reply to: second"), Some(&1));
+
+    // A answers "first" when its model does: once, B never took it.
+    homes[0].1.release();
+    tg.wait_for_messages(2, Duration::from_secs(20)).await;
+    all_marked_answered(&redis, "rc-hook2:").await;
+    assert_eq!(replies(&tg).get("fake reply to: first"), Some(&1));
+
+    // A dies in a turn: B, already running, answers that message once A's claim runs
+    // out (B sweeps for such messages).
+    homes[0].1.hold();
+    assert_eq!(deliver(a.addr(), 42, "third").await, 200);
+    telegram_support::eventually(
+        "A's turn reached its model",
+        Duration::from_secs(20),
+        || {
+            let n = homes[0].1.request_count();
+            async move { n == 2 }
+        },
+    )
+    .await;
+    a.child.start_kill().unwrap();
+    a.child.wait().await.unwrap();
+    homes[0].1.release();
+    tg.wait_for_messages(3, Duration::from_secs(60)).await;
+    all_marked_answered(&redis, "rc-hook2:").await;
+    let sent = replies(&tg);
+    assert_eq!(sent.get("fake reply to: third"), Some(&1), "{sent:?}");
+    assert_eq!(sent.values().sum::<usize>(), 3, "{sent:?}");
+    assert_eq!(homes[1].1.request_count(), 2, "B answered second and third");
+}

@@ -262,6 +262,58 @@ impl Coordinator {
     }
 }
 
+impl Coordinator {
+    /// Claim `name` for this replica (a lease renewed every third of the TTL until the
+    /// [`Claim`] is dropped). `None` when another replica holds it.
+    pub async fn claim(&self, name: &str) -> Result<Option<Claim>, StoreError> {
+        if !self.take_lease(name).await? {
+            return Ok(None);
+        }
+        let (c, n) = (self.clone(), name.to_string());
+        let renewer = tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(c.ttl / 3).await;
+                match c.take_lease(&n).await {
+                    Ok(true) => {}
+                    Ok(false) => {
+                        tracing::warn!(claim = %n, "a claim went to another replica while held");
+                        return;
+                    }
+                    Err(e) => tracing::debug!(claim = %n, "could not renew a claim: {e}"),
+                }
+            }
+        });
+        Ok(Some(Claim {
+            coordinator: self.clone(),
+            name: name.to_string(),
+            renewer,
+        }))
+    }
+}
+
+/// A lease this replica holds while it works on something (a message it answers);
+/// renewed until dropped, then given back.
+#[derive(Debug)]
+pub struct Claim {
+    coordinator: Coordinator,
+    name: String,
+    renewer: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Claim {
+    fn drop(&mut self) {
+        self.renewer.abort();
+        let (c, name) = (self.coordinator.clone(), std::mem::take(&mut self.name));
+        if let Ok(rt) = tokio::runtime::Handle::try_current() {
+            rt.spawn(async move {
+                if let Err(e) = c.free_lease(&name).await {
+                    tracing::debug!(claim = %name, "could not give a claim back: {e}");
+                }
+            });
+        }
+    }
+}
+
 /// A session's turn across replicas: held until dropped (then the next ticket runs).
 #[derive(Debug)]
 pub struct TurnTicket {

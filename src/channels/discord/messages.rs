@@ -10,7 +10,7 @@ use super::{Handler, live};
 use crate::channels::{chunk, stream};
 use crate::chat::Inbound;
 use crate::config::{DiscordConfig, DmPolicy};
-use crate::inbox::Receipt;
+use crate::inbox::{PendingMessage, Receipt};
 use crate::session::BUSY_REPLY;
 use crate::session::key;
 use serenity::all::{ChannelId, Context, Message, UserId};
@@ -235,12 +235,10 @@ impl Handler {
                 return;
             }
         };
-        let now = self.app.clock.now_ms();
+        // With replicas, a message another live replica is answering is left to it,
+        // and answered here only if that replica stops with it still pending.
+        let mut elsewhere = Vec::new();
         for p in pending {
-            let pass = self.gate.enter();
-            if pass.late() {
-                return;
-            }
             let msg = serde_json::from_str::<Message>(&p.payload).ok();
             // With processes running shard ranges over one store, another process's
             // messages are its own to answer.
@@ -249,24 +247,47 @@ impl Handler {
             {
                 continue;
             }
-            match msg {
-                Some(msg) if now.saturating_sub(p.received_at) <= REPLAY_MAX_AGE_MS => {
-                    tracing::info!(message = %p.id, "answering a Discord message received before the restart");
-                    match self.admit(ctx, &msg, false).await {
-                        Some(session) => self.answer(ctx, &msg, &session).await,
-                        None => self.mark_answered(&p.id).await,
-                    }
-                }
-                // Interactions (their tokens expire) and messages too old to answer.
-                _ => {
-                    tracing::info!(id = %p.id, "a Discord message or command from before the restart cannot be answered now");
-                    self.mark_answered(&p.id).await;
-                }
+            if !self.inbox.claim(INBOX, &p.id).await {
+                elsewhere.push((p, msg));
+                continue;
+            }
+            if !self.replay_one(ctx, &p, msg).await {
+                return;
+            }
+        }
+        for (p, msg) in elsewhere {
+            if self.inbox.wait_for_claim(INBOX, &p.id).await && !self.replay_one(ctx, &p, msg).await
+            {
+                return;
             }
         }
         if let Err(e) = self.inbox.prune(INBOX, KEEP_ANSWERED_MS).await {
             tracing::warn!("could not prune old Discord inbox marks: {e}");
         }
+    }
+
+    /// Answer one message left pending; `false` when the channel is stopping.
+    async fn replay_one(&self, ctx: &Context, p: &PendingMessage, msg: Option<Message>) -> bool {
+        let pass = self.gate.enter();
+        if pass.late() {
+            return false;
+        }
+        let now = self.app.clock.now_ms();
+        match msg {
+            Some(msg) if now.saturating_sub(p.received_at) <= REPLAY_MAX_AGE_MS => {
+                tracing::info!(message = %p.id, "answering a Discord message received before the restart");
+                match self.admit(ctx, &msg, false).await {
+                    Some(session) => self.answer(ctx, &msg, &session).await,
+                    None => self.mark_answered(&p.id).await,
+                }
+            }
+            // Interactions (their tokens expire) and messages too old to answer.
+            _ => {
+                tracing::info!(id = %p.id, "a Discord message or command from before the restart cannot be answered now");
+                self.mark_answered(&p.id).await;
+            }
+        }
+        true
     }
 
     pub(super) async fn mark_answered(&self, id: &str) {

@@ -69,6 +69,10 @@ impl Ledger {
         self.open.len()
     }
 
+    pub fn is_open(&self, id: i64) -> bool {
+        self.open.contains(&id)
+    }
+
     /// Their ids.
     pub fn open_ids(&self) -> Vec<i64> {
         self.open.iter().copied().collect()
@@ -107,24 +111,24 @@ pub struct Journal {
 }
 
 impl Journal {
-    /// Open the journal of bot `bot_id`: the stored offset, and the updates received
-    /// but never answered, oldest first (undecodable ones are logged and dropped).
-    pub async fn open(inbox: Inbox, bot_id: u64) -> (Journal, Vec<(i64, Stored)>) {
-        let journal = Journal {
+    /// The journal of bot `bot_id`. Nothing is read yet: [`Journal::resync`] reads the
+    /// stored offset and the updates to answer again, when this process is the one to
+    /// answer them (at start, or on taking over polling from another replica).
+    pub fn open(inbox: Inbox, bot_id: u64) -> Journal {
+        Journal {
             inbox,
             channel: format!("telegram:{bot_id}"),
             offset_key: format!("telegram:offset:{bot_id}"),
             ledger: Mutex::new(Ledger::new(None, [])),
             stored: Mutex::new(None),
             pruned: Mutex::new(None),
-        };
-        let replay = journal.resync().await;
-        (journal, replay)
+        }
     }
 
-    /// Read the stored offset and the unanswered updates again (a replica that takes
-    /// over polling from another): returns those to answer, oldest first — not the ones
-    /// this process is answering already.
+    /// Read the stored offset and the unanswered updates again: returns those to answer,
+    /// oldest first — not the ones this process is answering already, nor (with
+    /// replicas) those another live replica is answering ([`Journal::sweep`] finds
+    /// those if that replica dies).
     pub async fn resync(&self) -> Vec<(i64, Stored)> {
         let (inbox, channel, offset_key) = (&self.inbox, &self.channel, &self.offset_key);
         let stored = match inbox.offset(offset_key).await {
@@ -134,37 +138,14 @@ impl Journal {
                 None
             }
         };
-        let pending = match inbox.pending(channel).await {
-            Ok(p) => p,
+        let pending = match inbox.pending_to_answer(channel).await {
+            Ok((mine, _elsewhere)) => mine,
             Err(e) => {
                 tracing::warn!("could not read the Telegram messages left unanswered: {e}");
                 Vec::new()
             }
         };
-        let mut replay = Vec::new();
-        for p in pending {
-            match (
-                p.id.parse::<i64>(),
-                serde_json::from_str::<Stored>(&p.payload),
-            ) {
-                (Ok(id), Ok(update)) => replay.push((id, update)),
-                (_, Err(e)) => {
-                    tracing::warn!(
-                        update = %p.id,
-                        "dropping an unanswered Telegram update that cannot be read back ({e})"
-                    );
-                    if let Err(e) = inbox.answered(channel, &p.id).await {
-                        tracing::warn!("could not mark Telegram update {} answered: {e}", p.id);
-                    }
-                }
-                (Err(_), Ok(_)) => {
-                    tracing::warn!(update = %p.id, "dropping an inbox entry with a malformed update id");
-                }
-            }
-        }
-        // In arrival order (a poll's updates are recorded concurrently, so the inbox's
-        // own order may differ): Telegram's update ids increase.
-        replay.sort_by_key(|(id, _)| *id);
+        let mut replay = self.decode(pending).await;
         if !replay.is_empty() {
             tracing::info!(
                 count = replay.len(),
@@ -186,6 +167,56 @@ impl Journal {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner) = stored;
         replay
+    }
+
+    /// With replicas: the pending updates no live replica is answering (one died with
+    /// them) and this process is not answering either, now claimed here; opened in
+    /// the ledger, oldest first.
+    pub async fn sweep(&self) -> Vec<(i64, Stored)> {
+        let pending = match self.inbox.pending_to_answer(&self.channel).await {
+            Ok((mine, _elsewhere)) => mine,
+            Err(e) => {
+                tracing::debug!("could not look for Telegram messages left unanswered: {e}");
+                return Vec::new();
+            }
+        };
+        let mut found = self.decode(pending).await;
+        self.ledger(|l| {
+            found.retain(|(id, _)| !l.is_open(*id));
+            for (id, _) in &found {
+                l.open(*id);
+            }
+        });
+        found
+    }
+
+    /// Pending inbox entries as updates, in arrival order (a poll's updates are
+    /// recorded concurrently, so the inbox's own order may differ: Telegram's update
+    /// ids increase). One that cannot be read back is logged and marked answered.
+    async fn decode(&self, pending: Vec<crate::inbox::PendingMessage>) -> Vec<(i64, Stored)> {
+        let mut out = Vec::new();
+        for p in pending {
+            match (
+                p.id.parse::<i64>(),
+                serde_json::from_str::<Stored>(&p.payload),
+            ) {
+                (Ok(id), Ok(update)) => out.push((id, update)),
+                (_, Err(e)) => {
+                    tracing::warn!(
+                        update = %p.id,
+                        "dropping an unanswered Telegram update that cannot be read back ({e})"
+                    );
+                    if let Err(e) = self.inbox.answered(&self.channel, &p.id).await {
+                        tracing::warn!("could not mark Telegram update {} answered: {e}", p.id);
+                    }
+                }
+                (Err(_), Ok(_)) => {
+                    tracing::warn!(update = %p.id, "dropping an inbox entry with a malformed update id");
+                }
+            }
+        }
+        out.sort_by_key(|(id, _)| *id);
+        out
     }
 
     fn ledger<T>(&self, f: impl FnOnce(&mut Ledger) -> T) -> T {
@@ -214,17 +245,17 @@ impl Journal {
                 String::new()
             }
         };
+        // Open before it is recorded: a sweep (replicas) that finds it pending then
+        // knows this process answers it.
+        self.ledger(|l| l.open(id));
         match self
             .inbox
             .receive(&self.channel, &id.to_string(), &payload)
             .await
         {
-            Ok(Receipt::New) => {
-                self.ledger(|l| l.open(id));
-                true
-            }
+            Ok(Receipt::New) => true,
             Ok(Receipt::Pending | Receipt::Answered) => {
-                self.ledger(|l| l.seen(id));
+                self.ledger(|l| l.close(id));
                 false
             }
             Err(e) => {
@@ -344,8 +375,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let db = crate::state::StateDb::open(&dir.path().join("state.db")).unwrap();
         let inbox = Inbox::new(db, crate::clock::ManualClock::new(1_000));
-        let (journal, replay) = Journal::open(inbox.clone(), 7).await;
-        assert!(replay.is_empty());
+        let journal = Journal::open(inbox.clone(), 7);
+        assert!(journal.resync().await.is_empty());
         // Recorded concurrently: the later update first.
         for (id, text) in [(12, "second"), (11, "first"), (13, "answered")] {
             let msg = text_message(text);
@@ -361,7 +392,8 @@ mod tests {
         journal.record_offset().await;
         assert_eq!(inbox.offset("telegram:offset:7").await.unwrap(), Some(11));
 
-        let (again, replay) = Journal::open(inbox.clone(), 7).await;
+        let again = Journal::open(inbox.clone(), 7);
+        let replay = again.resync().await;
         let texts: Vec<(i64, String)> = replay
             .into_iter()
             .map(|(id, u)| match u {

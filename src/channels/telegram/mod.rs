@@ -164,7 +164,7 @@ pub async fn run(
     tracing::info!(bot = %username, "Telegram channel connected");
     let pairing = app.pairing();
     let inbox = app.inbox();
-    let (journal, replay) = Journal::open(inbox, me.id.0).await;
+    let journal = Journal::open(inbox, me.id.0);
     let ctx = Arc::new(Ctx {
         app,
         token,
@@ -190,13 +190,26 @@ pub async fn run(
         Some(_) => None,
     };
     if coordinator.is_none() {
-        // Received before the last stop but never answered (a crash): answer them first.
-        replay_updates(&ctx, replay).await;
+        // Received before the last stop but never answered (a crash): answer them
+        // first (with webhooks and replicas: those no live replica is answering).
+        replay_updates(&ctx, ctx.journal.resync().await).await;
     }
     let polled = match (hook, &coordinator) {
         (None, None) => poll_on_own_thread(&ctx, &shutdown).await,
         (None, Some(c)) => poll_with_lease(&ctx, c, &shutdown).await,
-        (Some(hook), _) => webhook::serve(&ctx, hook, &mut shutdown.clone()).await,
+        (Some(hook), _) => {
+            let sweeper = ctx
+                .app
+                .stores
+                .coordinator
+                .is_some()
+                .then(|| sweep_orphans(&ctx, shutdown.clone()));
+            let served = webhook::serve(&ctx, hook, &mut shutdown.clone()).await;
+            if let Some(s) = sweeper {
+                s.abort();
+            }
+            served
+        }
     };
     tracing::info!(
         unanswered = ctx.journal.open_count(),
@@ -227,6 +240,40 @@ async fn replay_updates(ctx: &Arc<Ctx>, replay: Vec<(i64, Stored)>) {
             None => ctx.journal.answered(id).await,
         }
     }
+}
+
+/// With replicas (a Redis store): every [`Coordinator::ttl`], answer the messages a
+/// replica that died left pending (their claims ran out), while `running` holds. In
+/// webhook mode every replica sweeps; when polling, the poller does.
+///
+/// [`Coordinator::ttl`]: crate::state::lease::Coordinator::ttl
+fn sweep_orphans(
+    ctx: &Arc<Ctx>,
+    mut running: watch::Receiver<bool>,
+) -> tokio::task::JoinHandle<()> {
+    let ctx = ctx.clone();
+    let every = ctx
+        .app
+        .stores
+        .coordinator
+        .as_ref()
+        .map_or(Duration::from_secs(15), |c| c.ttl());
+    tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                _ = running.wait_for(|stop| *stop) => return,
+                () = tokio::time::sleep(every) => {}
+            }
+            let found = ctx.journal.sweep().await;
+            if !found.is_empty() {
+                tracing::info!(
+                    count = found.len(),
+                    "answering Telegram messages a replica that stopped left unanswered"
+                );
+                replay_updates(&ctx, found).await;
+            }
+        }
+    })
 }
 
 /// The lease name of the poller of bot `bot_id` (its numeric id, never the token).
@@ -269,8 +316,7 @@ async fn poll_with_lease(
             }
         }
         tracing::info!("this replica polls Telegram now");
-        let replay = ctx.journal.resync().await;
-        replay_updates(ctx, replay).await;
+        replay_updates(ctx, ctx.journal.resync().await).await;
         // Poll until shutdown or until the lease is lost.
         let (stop_tx, stop_rx) = watch::channel(false);
         let keeper = {
@@ -311,8 +357,10 @@ async fn poll_with_lease(
                 }
             })
         };
+        let sweeper = sweep_orphans(ctx, stop_rx.clone());
         let polled = poll_on_own_thread(ctx, &stop_rx).await;
         keeper.abort();
+        sweeper.abort();
         if polled.is_err() || *shutdown.borrow() {
             return polled;
         }
