@@ -247,7 +247,11 @@ impl Journal {
         };
         // Open before it is recorded: a sweep (replicas) that finds it pending then
         // knows this process answers it.
-        self.ledger(|l| l.open(id));
+        let was_open = self.ledger(|l| {
+            let was = l.is_open(id);
+            l.open(id);
+            was
+        });
         match self
             .inbox
             .receive(&self.channel, &id.to_string(), &payload)
@@ -255,7 +259,10 @@ impl Journal {
         {
             Ok(Receipt::New) => true,
             Ok(Receipt::Pending | Receipt::Answered) => {
-                self.ledger(|l| l.close(id));
+                // A second delivery: the first one, if open here, stays open.
+                if !was_open {
+                    self.ledger(|l| l.close(id));
+                }
                 false
             }
             Err(e) => {
