@@ -211,3 +211,37 @@ async fn a_commands_messages_are_json_lines_in_json_mode() {
         );
     }
 }
+
+/// What a command tells the person running it is not a log `RUST_LOG` filters away (a
+/// service with JSON logs and a scoped filter still shows why it stopped), and a usage
+/// error is one JSON line as well.
+#[tokio::test]
+async fn a_commands_error_shows_whatever_rust_log_says_and_usage_errors_are_json() {
+    let mut home = support::home::TestHome::new("[gateway]\nprot = 1\n");
+    home.set("REMOTECLAW_LOG_FORMAT", "json")
+        .set("RUST_LOG", "remoteclaw::gateway=debug");
+    let one_line = |out: &std::process::Output| -> Value {
+        let err = support::home::stderr(out);
+        let lines: Vec<&str> = err.lines().collect();
+        assert_eq!(lines.len(), 1, "{err}");
+        serde_json::from_str(lines[0]).unwrap_or_else(|e| panic!("not JSON ({e}): {err}"))
+    };
+    let out = home.run(&["models", "list"]).await;
+    assert_eq!(out.status.code(), Some(1));
+    let v = one_line(&out);
+    assert_eq!(v["level"], "ERROR");
+    assert!(
+        v["fields"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("gateway.prot"),
+        "{v}"
+    );
+
+    let out = home.run(&["gateway", "--port", "notanumber"]).await;
+    assert_eq!(out.status.code(), Some(2), "clap's usage exit code");
+    let v = one_line(&out);
+    let message = v["fields"]["message"].as_str().unwrap();
+    assert!(message.contains("'notanumber'"), "{message}");
+    assert!(message.contains("--port"), "{message}");
+}

@@ -103,7 +103,17 @@ fn quiet_on_broken_pipe() {
 
 pub fn main() -> ExitCode {
     quiet_on_broken_pipe();
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        // A usage error in JSON log mode is one JSON line too; help and version print
+        // as usual (on stdout).
+        Err(e) if json_logs() && e.use_stderr() => {
+            init_logging("warn");
+            say(Say::Bare, e.render().to_string().trim_end());
+            return ExitCode::from(u8::try_from(e.exit_code()).unwrap_or(2));
+        }
+        Err(e) => e.exit(),
+    };
     let default_level = match cli.command {
         Command::Gateway(ref g) if g.command.is_none() => "info",
         _ => "warn",
@@ -145,9 +155,9 @@ pub fn main() -> ExitCode {
             // Every stderr line is one JSON object in this mode, the last one too.
             let causes: Vec<String> = e.chain().skip(1).map(ToString::to_string).collect();
             if causes.is_empty() {
-                tracing::error!("{e}");
+                tracing::error!(target: SAY, "{e}");
             } else {
-                tracing::error!(caused_by = %causes.join("; "), "{e}");
+                tracing::error!(target: SAY, caused_by = %causes.join("; "), "{e}");
             }
             ExitCode::FAILURE
         }
@@ -189,8 +199,8 @@ pub enum Say {
 pub fn say(kind: Say, msg: impl std::fmt::Display) {
     if json_logs() {
         match kind {
-            Say::Error | Say::Bare => tracing::error!("{msg}"),
-            Say::Warning | Say::Note => tracing::warn!("{msg}"),
+            Say::Error | Say::Bare => tracing::error!(target: SAY, "{msg}"),
+            Say::Warning | Say::Note => tracing::warn!(target: SAY, "{msg}"),
         }
         return;
     }
@@ -202,6 +212,10 @@ pub fn say(kind: Say, msg: impl std::fmt::Display) {
     }
 }
 
+/// The log target of messages for the person running a command (and the final
+/// error): always shown, whatever `RUST_LOG` filters out.
+const SAY: &str = "remoteclaw::cli::say";
+
 /// `REMOTECLAW_LOG_FORMAT=json`: logs (and the final error) as JSON lines on stderr.
 fn json_logs() -> bool {
     std::env::var("REMOTECLAW_LOG_FORMAT").is_ok_and(|f| f.eq_ignore_ascii_case("json"))
@@ -212,6 +226,11 @@ fn json_logs() -> bool {
 fn init_logging(default_level: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level));
+    // What `say` tells the person running the command is not a log to filter.
+    let filter = match format!("{SAY}=trace").parse() {
+        Ok(d) => filter.add_directive(d),
+        Err(_) => filter,
+    };
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);

@@ -27,8 +27,88 @@ pub struct SourceAgent {
     pub doc: Value,
 }
 
+/// How deep arrays and objects may nest (the JSON5 reader recurses per level, and a
+/// config never comes near this; serde_json stops at 128 too).
+const MAX_DEPTH: usize = 128;
+
+/// Where `text` first nests arrays/objects deeper than `limit` (1-based line and
+/// column), looking past strings and comments as JSON5 writes them.
+fn too_deep(text: &str, limit: usize) -> Option<(usize, usize)> {
+    let (mut depth, mut line, mut col) = (0usize, 1usize, 0usize);
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        col += 1;
+        match c {
+            '\n' => {
+                line += 1;
+                col = 0;
+            }
+            '"' | '\'' => {
+                while let Some(d) = chars.next() {
+                    col += 1;
+                    match d {
+                        '\\' => {
+                            if chars.next() == Some('\n') {
+                                line += 1;
+                                col = 0;
+                            } else {
+                                col += 1;
+                            }
+                        }
+                        '\n' => {
+                            line += 1;
+                            col = 0;
+                        }
+                        d if d == c => break,
+                        _ => {}
+                    }
+                }
+            }
+            '/' if chars.peek() == Some(&'/') => {
+                for d in chars.by_ref() {
+                    if d == '\n' {
+                        line += 1;
+                        col = 0;
+                        break;
+                    }
+                }
+            }
+            '/' if chars.peek() == Some(&'*') => {
+                chars.next();
+                let mut star = false;
+                for d in chars.by_ref() {
+                    col += 1;
+                    if d == '\n' {
+                        line += 1;
+                        col = 0;
+                    }
+                    if star && d == '/' {
+                        break;
+                    }
+                    star = d == '*';
+                }
+            }
+            '[' | '{' => {
+                depth += 1;
+                if depth > limit {
+                    return Some((line, col));
+                }
+            }
+            ']' | '}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    None
+}
+
 /// Parse JSON5 text; an error names `path`, the line and the column.
 pub fn parse_json5(path: &Path, text: &str) -> anyhow::Result<Value> {
+    if let Some((line, column)) = too_deep(text, MAX_DEPTH) {
+        bail!(
+            "{}:{line}:{column}: not valid here: arrays and objects nest more than {MAX_DEPTH} levels deep at line {line}, column {column}. Nothing was imported.",
+            path.display()
+        );
+    }
     json5::from_str::<Value>(text).map_err(|e| {
         // Only the crate's fixed error texts are shown: a custom message could quote input.
         let what = e
@@ -132,6 +212,25 @@ pub fn read(dir: &Path) -> anyhow::Result<Source> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn deep_nesting_is_an_error_not_a_stack_overflow() {
+        let deep = format!("{{a: {}{}}}", "[".repeat(5000), "]".repeat(5000));
+        let e = super::parse_json5(std::path::Path::new("/x/openclaw.json"), &deep)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("/x/openclaw.json:1:"), "{e}");
+        assert!(e.contains("128 levels"), "{e}");
+        // Brackets inside strings and comments do not count; real nesting up to the
+        // limit parses.
+        let fine = format!(
+            "// [[[[ {{{{\n{{s: '[[[\\'[[', t: \"{{{{\", /* [[[ */ n: {}1{}}}",
+            "[".repeat(100),
+            "]".repeat(100)
+        );
+        let v = super::parse_json5(std::path::Path::new("/x/openclaw.json"), &fine).unwrap();
+        assert_eq!(v["s"], "[[['[[");
+    }
+
     use super::*;
 
     #[test]
