@@ -513,6 +513,100 @@ async fn a_second_copy_keeps_what_redis_moved_on_and_updates_the_rest() {
     );
 }
 
+/// Regression (audit s9, repro 5): a copy run again after the switch brought back a
+/// pairing revoked in Redis, reset an approval made there to pending, restored a
+/// cooldown cleared there, and re-created a session deleted there. A record a copy wrote
+/// and Redis changed or removed since stays as Redis has it, and the run says so.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_copy_run_again_never_brings_back_what_redis_revoked_cleared_or_deleted() {
+    let server = RedisServer::start();
+    let home = TestHome::new(&config(Some(&server.url()), false));
+    let filled = fill(&home).await;
+    let first = home.run(&["state", "migrate", "--to", "redis"]).await;
+    assert!(first.status.success(), "stderr: {}", stderr(&first));
+    assert!(!stdout(&first).contains("kept"), "{}", stdout(&first));
+
+    // On Redis now: alice revoked, bob approved, the cooldown cleared, web:b deleted, the
+    // pending message answered and its mark pruned, the alert resolved.
+    let stores = Stores::redis(redis(&server).await);
+    let clock = ManualClock::new(filled.now);
+    let pairing = PairingStore::with_backend(stores.pairing.clone(), clock.clone());
+    assert!(pairing.revoke("telegram", "111").await.unwrap());
+    let bob = filled
+        .pairing
+        .iter()
+        .find(|e| e.sender == "222")
+        .and_then(|e| e.code.clone())
+        .unwrap();
+    pairing.approve("discord", &bob).await.unwrap();
+    assert_eq!(stores.cooldowns.clear(None).await.unwrap(), 1);
+    assert!(stores.sessions.delete("web:b").await.unwrap());
+    let inbox = Inbox::with_store(stores.inbox.clone(), clock.clone());
+    inbox.answered("telegram:42", "501").await.unwrap();
+    inbox.prune("telegram:42", -1).await.unwrap();
+    assert!(
+        stores
+            .alerts
+            .set("telegram:7|cred:main:anthropic:work", None, filled.now)
+            .await
+            .unwrap()
+    );
+
+    let again = home.run(&["state", "migrate", "--to", "redis"]).await;
+    assert!(again.status.success(), "stderr: {}", stderr(&again));
+    let out = stdout(&again);
+    assert_counts(&out);
+    assert!(
+        !pairing.is_approved("telegram", "111").await.unwrap(),
+        "a revoked pairing stays revoked"
+    );
+    assert!(
+        pairing.is_approved("discord", "222").await.unwrap(),
+        "an approval made in Redis is not reset to pending"
+    );
+    let book = CooldownBook::with_store(stores.cooldowns.clone(), CooldownConfig::default())
+        .with_recheck(Duration::ZERO);
+    assert_eq!(
+        book.view()
+            .await
+            .standing("anthropic:work", "fp1", MODEL, filled.now + 1),
+        None,
+        "a cleared cooldown stays cleared"
+    );
+    assert_eq!(
+        stores.sessions.load("web:b", 100).await.unwrap(),
+        None,
+        "a deleted session stays deleted"
+    );
+    assert_eq!(
+        inbox.pending("telegram:42").await.unwrap(),
+        vec![],
+        "an answered message does not come back as pending"
+    );
+    assert_eq!(stores.alerts.load().await.unwrap(), vec![]);
+    assert!(
+        out.contains("0 sessions written, 1 already up to date, 1 kept as Redis has them"),
+        "{out}"
+    );
+    assert!(
+        out.lines().any(|l| l
+            == "kept as Redis has them (changed or removed there since they were copied, or made there): \
+                cooldowns 1, pairing 2, inbox pending 1, alerts sent 1"),
+        "{out}"
+    );
+
+    // And so on every later run.
+    let third = home.run(&["state", "migrate", "--to", "redis"]).await;
+    assert!(third.status.success(), "stderr: {}", stderr(&third));
+    assert!(!pairing.is_approved("telegram", "111").await.unwrap());
+    assert_eq!(
+        book.view()
+            .await
+            .standing("anthropic:work", "fp1", MODEL, filled.now + 1),
+        None
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_redis_url_is_an_error_naming_the_key() {
     let home = TestHome::new("");

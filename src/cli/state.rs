@@ -130,6 +130,13 @@ async fn migrate(args: MigrateArgs) -> anyhow::Result<ExitCode> {
             "counts": counts_json,
             "sessionsWritten": written.as_ref().map(|w| w.sessions_changed),
             "sessionsKept": written.as_ref().map(|w| w.sessions_kept),
+            "kept": written.as_ref().map(|w| {
+                w.kept
+                    .lines()
+                    .iter()
+                    .map(|(label, n)| (camel(label), serde_json::json!(n)))
+                    .collect::<serde_json::Map<String, serde_json::Value>>()
+            }),
         });
         println!("{v}");
         return Ok(ExitCode::SUCCESS);
@@ -150,6 +157,17 @@ async fn migrate(args: MigrateArgs) -> anyhow::Result<ExitCode> {
                     w.sessions_kept
                 )
             };
+            let others = w.kept.lines();
+            if !others.is_empty() {
+                let list: Vec<String> = others
+                    .iter()
+                    .map(|(label, n)| format!("{label} {n}"))
+                    .collect();
+                println!(
+                    "kept as Redis has them (changed or removed there since they were copied, or made there): {}",
+                    list.join(", ")
+                );
+            }
             println!(
                 "copied: {} sessions written, {} already up to date{kept}. Set [session] store = \"redis\" to use it.",
                 w.sessions_changed,

@@ -5,8 +5,9 @@
 //! layout stays with the Redis backends (`session::redis`, `state::redis_stores`).
 
 mod import;
+mod scripts;
 
-pub use import::{RedisImport, Written};
+pub use import::{Kept, RedisImport, Written, ledger_key};
 
 use super::{StateDb, StoreError};
 use crate::session::Pin;

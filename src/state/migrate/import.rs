@@ -7,7 +7,16 @@
 //! made) keeps Redis's version and its usage, a Telegram offset never goes back, and a
 //! cooldown row is replaced only by one that lasts longer. A run after the switch cannot
 //! undo an acknowledged `/model` change or lose a conversation.
+//!
+//! What a copy wrote is remembered in Redis, in the hash `<prefix>migrate:copied` (the
+//! ledger: one field per record — session, cooldown row, pairing record, pending
+//! message, alert state — holding a digest of the value written). A record the ledger
+//! names is written again only while Redis still holds exactly what the copy left: one
+//! Redis changed (a revoked or approved pairing, a cooldown a replica set) or removed (a
+//! revoked pairing, a cleared cooldown, a deleted session, a pending message answered
+//! and pruned) since is kept as Redis has it, and never re-created.
 
+use super::scripts::{ALERT, AT_LEAST, COOLDOWN_ROW, PAIRING, PENDING, SESSION, USAGE};
 use super::{InboxRow, Snapshot, UsageRow};
 use crate::session::redis::{history_entry, history_key, listing_key, session_key};
 use crate::state::StoreError;
@@ -17,166 +26,63 @@ use crate::state::redis_stores::{
     inbox_key, offsets_key, pairing_channels_key, pairing_keys, usage_credentials_key,
     usage_session_key,
 };
-use redis::Script;
-use std::sync::LazyLock;
 
 /// Most commands one transaction carries (each call is bounded by `CALL_TIMEOUT`).
 const BATCH: usize = 256;
-
-/// One session: KEYS session hash, listing, history list. ARGV[1] key, [2] source rev,
-/// [3] created_at, [4] updated_at, [5] "1" when a model is chosen, [6] model, [7] "1"
-/// when pinned, [8..10] pin profile, source, since; [11..] history entries (JSON).
-/// Answers 0 when Redis already holds exactly this session (nothing written), 2 when
-/// Redis has moved on from what a copy wrote (its `rev` is not the `imported_rev` the
-/// copy left, or no copy made it): kept as it is; else 1, written, with a `rev` above any
-/// the replicas saw (max(source, existing + 1)) and `imported_rev` set to it.
-static SESSION: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(
-        r#"
-local cur = redis.call('HGETALL', KEYS[1])
-local f = {}
-for i = 1, #cur, 2 do f[cur[i]] = cur[i + 1] end
-if f.rev ~= nil and f.imported_rev ~= f.rev then return 2 end
-local want = {created_at = ARGV[3], updated_at = ARGV[4]}
-if ARGV[5] == '1' then want.model = ARGV[6] end
-if ARGV[7] == '1' then
-  want.pin_profile = ARGV[8]; want.pin_source = ARGV[9]; want.pin_since = ARGV[10]
-end
-local same = f.rev ~= nil
-if same then
-  for k, _ in pairs(f) do
-    if k ~= 'rev' and k ~= 'imported_rev' and f[k] ~= want[k] then same = false end
-  end
-  for k, _ in pairs(want) do
-    if f[k] ~= want[k] then same = false end
-  end
-end
-if same then
-  local h = redis.call('LRANGE', KEYS[3], 0, -1)
-  if #h ~= #ARGV - 10 then same = false
-  else
-    for i = 1, #h do
-      if h[i] ~= ARGV[i + 10] then same = false; break end
-    end
-  end
-end
-redis.call('ZADD', KEYS[2], ARGV[4], ARGV[1])
-if same then return 0 end
-local rev = tonumber(ARGV[2])
-if f.rev then rev = math.max(rev, (tonumber(f.rev) or 0) + 1) end
-redis.call('DEL', KEYS[1], KEYS[3])
-redis.call('HSET', KEYS[1], 'rev', string.format('%.0f', rev))
-redis.call('HSET', KEYS[1], 'imported_rev', string.format('%.0f', rev))
-for k, v in pairs(want) do redis.call('HSET', KEYS[1], k, v) end
-for i = 11, #ARGV do redis.call('RPUSH', KEYS[3], ARGV[i]) end
-return 1
-"#,
-    )
-});
-
-/// A number field that only grows: KEYS hash, ARGV field, value. Sets it when absent or
-/// smaller (a Telegram offset, a last-used time).
-static AT_LEAST: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(
-        r#"
-local cur = tonumber(redis.call('HGET', KEYS[1], ARGV[1]) or '')
-if cur ~= nil and cur >= tonumber(ARGV[2]) then return 0 end
-redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
-return 1
-"#,
-    )
-});
-
-/// One cooldown row: KEYS rows hash, ARGV field, row JSON, its `until`. Replaces a row
-/// only by one that lasts longer (Redis's may hold a later failure than `state.db`).
-static COOLDOWN_ROW: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(
-        r#"
-local raw = redis.call('HGET', KEYS[1], ARGV[1])
-if raw then
-  local ok, cur = pcall(cjson.decode, raw)
-  if ok and type(cur) == 'table' and tonumber(cur['until']) ~= nil
-     and tonumber(cur['until']) >= tonumber(ARGV[3]) then
-    return 0
-  end
-end
-redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
-return 1
-"#,
-    )
-});
-
-/// One pairing record: KEYS records, codes, channels. ARGV channel, sender, code,
-/// record JSON. Drops the code index entry of the sender's previous code.
-static PAIRING: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(
-        r#"
-local raw = redis.call('HGET', KEYS[1], ARGV[2])
-if raw then
-  local ok, cur = pcall(cjson.decode, raw)
-  if ok and type(cur) == 'table' and type(cur.code) == 'string' and cur.code ~= ARGV[3]
-     and redis.call('HGET', KEYS[2], cur.code) == ARGV[2] then
-    redis.call('HDEL', KEYS[2], cur.code)
-  end
-end
-redis.call('HSET', KEYS[1], ARGV[2], ARGV[4])
-redis.call('HSET', KEYS[2], ARGV[3], ARGV[2])
-redis.call('SADD', KEYS[3], ARGV[1])
-return 1
-"#,
-    )
-});
-
-/// One pending message: KEYS status, pending, payload, seq. ARGV id, seq, record.
-/// A message Redis already marks answered stays answered (never answered twice); one
-/// already pending keeps its place.
-static PENDING: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(
-        r#"
-if redis.call('HGET', KEYS[1], ARGV[1]) == 'answered' then return 0 end
-redis.call('HSET', KEYS[1], ARGV[1], 'pending')
-if not redis.call('ZSCORE', KEYS[2], ARGV[1]) then redis.call('ZADD', KEYS[2], ARGV[2], ARGV[1]) end
-redis.call('HSET', KEYS[3], ARGV[1], ARGV[3])
-if tonumber(ARGV[2]) > tonumber(redis.call('GET', KEYS[4]) or '0') then
-  redis.call('SET', KEYS[4], ARGV[2])
-end
-return 1
-"#,
-    )
-});
-
-/// One (session, credential) usage row: KEYS session hash, credentials hash. ARGV
-/// credential, input, output, turns. Sets the session's fields to these totals and
-/// moves the credential's totals by the difference, so they stay the sum over the
-/// sessions (exact below 2^53 tokens; saturates like `ADD_USAGE`).
-static USAGE: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(
-        r#"
-local c = ARGV[1]
-local function num(v) return tonumber(v or '0') or 0 end
-local old_in = num(redis.call('HGET', KEYS[1], 'in:' .. c))
-local old_out = num(redis.call('HGET', KEYS[1], 'out:' .. c))
-redis.call('HSET', KEYS[1], 'in:' .. c, ARGV[2], 'out:' .. c, ARGV[3], 'turns:' .. c, ARGV[4])
-local function add(f, d)
-  if d == 0 then return end
-  local ok = redis.pcall('HINCRBY', KEYS[2], f, string.format('%.0f', d))
-  if type(ok) == 'table' and ok.err then redis.call('HSET', KEYS[2], f, '9223372036854775807') end
-end
-add('in:' .. c, tonumber(ARGV[2]) - old_in)
-add('out:' .. c, tonumber(ARGV[3]) - old_out)
-return 1
-"#,
-    )
-});
 
 /// What a copy changed.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Written {
     /// Sessions written (the others were already equal in Redis, or kept).
     pub sessions_changed: usize,
-    /// Sessions Redis has moved on from since they were copied (or that replicas made):
-    /// kept as Redis has them, with their usage.
+    /// Sessions Redis has moved on from since they were copied (or that replicas made,
+    /// or that were deleted there since a copy): kept as Redis has them, with their usage.
     pub sessions_kept: usize,
+    /// Other records kept as Redis has them (changed or removed there since a copy, or
+    /// made there), per kind.
+    pub kept: Kept,
+}
+
+/// Records other than sessions a copy left as Redis has them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Kept {
+    pub cooldowns: usize,
+    pub pairing: usize,
+    pub inbox_pending: usize,
+    pub alerts: usize,
+}
+
+impl Kept {
+    /// `(label, count)` in the order of [`super::Counts::lines`], zeros left out.
+    pub fn lines(&self) -> Vec<(&'static str, usize)> {
+        [
+            ("cooldowns", self.cooldowns),
+            ("pairing", self.pairing),
+            ("inbox pending", self.inbox_pending),
+            ("alerts sent", self.alerts),
+        ]
+        .into_iter()
+        .filter(|(_, n)| *n > 0)
+        .collect()
+    }
+}
+
+/// `<prefix>migrate:copied`: the ledger of what copies wrote (see the module doc).
+pub fn ledger_key(redis: &Redis) -> String {
+    redis.key("migrate:copied")
+}
+
+/// The ledger field of one record: its kind and its id parts (as a JSON array, so no
+/// two ids share a field whatever characters they hold).
+fn ledger_field(kind: &str, parts: &[&str]) -> String {
+    format!("{kind}:{}", serde_json::json!(parts))
+}
+
+/// Adds 1 to `n` when a record script answered 2 (kept).
+fn count_kept(n: &mut usize, answer: i64) {
+    if answer == 2 {
+        *n += 1;
+    }
 }
 
 /// Writes a snapshot of `state.db` into the Redis store.
@@ -205,12 +111,12 @@ impl RedisImport {
                 _ => {}
             }
         }
-        self.cooldowns(snap).await?;
+        written.kept.cooldowns = self.cooldowns(snap).await?;
         for p in &snap.pairing {
-            self.pairing(p).await?;
+            count_kept(&mut written.kept.pairing, self.pairing(p).await?);
         }
         for row in &snap.inbox {
-            self.inbox(row).await?;
+            count_kept(&mut written.kept.inbox_pending, self.inbox(row).await?);
         }
         self.offsets(snap).await?;
         for u in snap
@@ -222,12 +128,12 @@ impl RedisImport {
         }
         // What the alerts task reported, so the switch does not repeat an alert.
         let hash = crate::alerts::redis::RedisAlerts::key(&self.redis);
-        let commands = snap
-            .alerts
-            .iter()
-            .map(|(k, v)| redis::cmd("HSET").arg(&hash).arg(k).arg(v).clone())
-            .collect();
-        self.run(commands).await?;
+        for (k, v) in &snap.alerts {
+            let keys = vec![hash.clone(), ledger_key(&self.redis)];
+            let args = vec![k.clone(), v.clone(), ledger_field("alert", &[k])];
+            let answer = self.redis.script::<i64>(&ALERT, keys, args).await?;
+            count_kept(&mut written.kept.alerts, answer);
+        }
         let [.., rev] = cooldown_keys(&self.redis);
         self.redis
             .cmd::<i64>(redis::cmd("INCR").arg(rev).clone())
@@ -255,6 +161,7 @@ impl RedisImport {
             ]),
             None => args.extend([String::new(), String::new(), String::new()]),
         }
+        args.push(ledger_field("session", &[&s.key]));
         for (role, content) in &s.history {
             let json = history_entry(role, content).map_err(|e| {
                 self.redis
@@ -266,12 +173,15 @@ impl RedisImport {
             session_key(&self.redis, &s.key),
             listing_key(&self.redis),
             history_key(&self.redis, &s.key),
+            ledger_key(&self.redis),
         ];
         self.redis.script::<i64>(&SESSION, keys, args).await
     }
 
-    async fn cooldowns(&self, snap: &Snapshot) -> Result<(), StoreError> {
+    /// Resolves to how many rows were kept as Redis has them.
+    async fn cooldowns(&self, snap: &Snapshot) -> Result<usize, StoreError> {
         let [rows, used, good, _] = cooldown_keys(&self.redis);
+        let mut kept = 0;
         for c in &snap.cooldowns {
             let json = self.encode(&StoredRow {
                 fingerprint: c.fingerprint.clone(),
@@ -279,14 +189,16 @@ impl RedisImport {
                 until: c.until,
                 count: c.count,
             })?;
+            let row = field(&c.credential, &c.model, &c.fingerprint);
             let args = vec![
-                field(&c.credential, &c.model, &c.fingerprint),
+                row.clone(),
                 json,
                 c.until.to_string(),
+                ledger_field("cooldown", &[&row]),
             ];
-            self.redis
-                .script::<i64>(&COOLDOWN_ROW, vec![rows.clone()], args)
-                .await?;
+            let keys = vec![rows.clone(), ledger_key(&self.redis)];
+            let answer = self.redis.script::<i64>(&COOLDOWN_ROW, keys, args).await?;
+            count_kept(&mut kept, answer);
         }
         for u in &snap.last_use {
             for (hash, at) in [(&used, u.last_used), (&good, u.last_good)] {
@@ -300,10 +212,12 @@ impl RedisImport {
         for m in &snap.import_markers {
             commands.push(redis::cmd("SADD").arg(&imports).arg(m).clone());
         }
-        self.run(commands).await
+        self.run(commands).await?;
+        Ok(kept)
     }
 
-    async fn pairing(&self, p: &super::PairingRow) -> Result<(), StoreError> {
+    /// 0 already there, 1 written, 2 kept (see [`PAIRING`]).
+    async fn pairing(&self, p: &super::PairingRow) -> Result<i64, StoreError> {
         let json = self.encode(&StoredPairing {
             code: p.code.clone(),
             label: p.label.clone(),
@@ -314,29 +228,46 @@ impl RedisImport {
         })?;
         let mut keys = pairing_keys(&self.redis, &p.channel).to_vec();
         keys.push(pairing_channels_key(&self.redis));
-        let args = vec![p.channel.clone(), p.sender.clone(), p.code.clone(), json];
-        self.redis.script::<i64>(&PAIRING, keys, args).await?;
-        Ok(())
+        keys.push(ledger_key(&self.redis));
+        let args = vec![
+            p.channel.clone(),
+            p.sender.clone(),
+            p.code.clone(),
+            json,
+            ledger_field("pairing", &[&p.channel, &p.sender]),
+        ];
+        self.redis.script::<i64>(&PAIRING, keys, args).await
     }
 
-    async fn inbox(&self, row: &InboxRow) -> Result<(), StoreError> {
+    /// 2 when a pending message is kept out (see [`PENDING`]), else 0 or 1.
+    async fn inbox(&self, row: &InboxRow) -> Result<i64, StoreError> {
         let key = |part: &str| inbox_key(&self.redis, &row.channel, part);
         if row.answered {
             let at = row.answered_at.unwrap_or(row.received_at);
             let keys = vec![key(""), key("pending"), key("payload"), key("answered")];
             self.redis
                 .script::<i64>(&ANSWERED, keys, vec![row.id.clone(), at.to_string()])
-                .await?;
+                .await
         } else {
             let record = self.encode(&StoredPending {
                 payload: row.payload.clone(),
                 received_at: row.received_at,
             })?;
-            let keys = vec![key(""), key("pending"), key("payload"), key("seq")];
-            let args = vec![row.id.clone(), row.seq.to_string(), record];
-            self.redis.script::<i64>(&PENDING, keys, args).await?;
+            let keys = vec![
+                key(""),
+                key("pending"),
+                key("payload"),
+                key("seq"),
+                ledger_key(&self.redis),
+            ];
+            let args = vec![
+                row.id.clone(),
+                row.seq.to_string(),
+                record,
+                ledger_field("pending", &[&row.channel, &row.id]),
+            ];
+            self.redis.script::<i64>(&PENDING, keys, args).await
         }
-        Ok(())
     }
 
     async fn offsets(&self, snap: &Snapshot) -> Result<(), StoreError> {
