@@ -8,10 +8,12 @@
 
 use crate::support;
 
+use remoteclaw::clock::ManualClock;
 use remoteclaw::providers::ChatMessage;
 use remoteclaw::session::redis::RedisStore;
 use remoteclaw::session::sqlite::SqliteStore;
-use remoteclaw::session::{Pin, PinSource, SessionStore};
+use remoteclaw::session::{Pin, PinSource, SessionManager, SessionStore};
+use remoteclaw::state::redis::Redis;
 use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -363,18 +365,81 @@ async fn concurrent_appends_all_land(s: Arc<dyn SessionStore>) {
 
 async fn load_if_changed_skips_an_unchanged_session(s: Arc<dyn SessionStore>) {
     // Not stored yet: rev 0. Known as absent, nothing to load; unknown (-1), absent.
-    assert_eq!(s.load_if_changed("k", 10, 0).await.unwrap(), None);
-    assert_eq!(s.load_if_changed("k", 10, -1).await.unwrap(), Some(None));
+    assert_eq!(s.load_if_changed("k", 10, "", 0).await.unwrap(), None);
+    assert_eq!(
+        s.load_if_changed("k", 10, "", -1).await.unwrap(),
+        Some(None)
+    );
     let rev = s.append_history("k", &exchange(0), 10, 1).await.unwrap();
-    assert_eq!(s.load_if_changed("k", 10, rev).await.unwrap(), None);
+    let generation = s.load("k", 0).await.unwrap().unwrap().generation;
+    assert_eq!(
+        s.load_if_changed("k", 10, &generation, rev).await.unwrap(),
+        None
+    );
+    assert!(
+        s.load_if_changed("k", 10, "another", rev)
+            .await
+            .unwrap()
+            .is_some(),
+        "the same rev of another generation is another session"
+    );
     let rec = s
-        .load_if_changed("k", 1, rev - 1)
+        .load_if_changed("k", 1, &generation, rev - 1)
         .await
         .unwrap()
         .unwrap()
         .unwrap();
     assert_eq!(rec.rev, rev);
     assert_eq!(texts(&rec.history), ["a0"]);
+}
+
+/// Regression (audit s9, repro 4): Redis restarted empty, and a replica kept serving its
+/// cached session (old pin, old history) because the session, written anew by another
+/// replica, had reached the same revision again. The cache compares the generation too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_cached_before_redis_lost_its_data_is_reloaded_at_the_same_rev() {
+    let server = RedisServer::start();
+    let one = Arc::new(
+        RedisStore::connect(&server.url(), "rc-test:")
+            .await
+            .unwrap(),
+    );
+    let other = RedisStore::connect(&server.url(), "rc-test:")
+        .await
+        .unwrap();
+    let clock = ManualClock::new(1_000);
+    let manager = SessionManager::new(one.clone(), 10, clock);
+    let old_pin = pin("openai:a", PinSource::User, 1);
+    one.set_choice("web:x", Some("openai/gpt-4o"), Some(&old_pin), 1)
+        .await
+        .unwrap();
+    let rev = one
+        .append_history("web:x", &exchange(0), 10, 2)
+        .await
+        .unwrap();
+    {
+        let turn = manager.begin("web:x").await.unwrap();
+        assert_eq!(turn.state().pin.as_ref(), Some(&old_pin));
+        assert_eq!(texts(&turn.state().history), ["u0", "a0"]);
+    }
+
+    // Redis loses everything; another replica makes the session again, up to the same rev.
+    let admin = Redis::connect(&server.url(), "rc-test:").await.unwrap();
+    admin.cmd::<String>(::redis::cmd("FLUSHALL")).await.unwrap();
+    let new_pin = pin("openai:b", PinSource::User, 3);
+    other
+        .set_choice("web:x", Some("openai/gpt-4o"), Some(&new_pin), 3)
+        .await
+        .unwrap();
+    let again = other
+        .append_history("web:x", &exchange(9), 10, 4)
+        .await
+        .unwrap();
+    assert_eq!(again, rev, "the new session reached the cached rev");
+
+    let turn = manager.begin("web:x").await.unwrap();
+    assert_eq!(turn.state().pin.as_ref(), Some(&new_pin));
+    assert_eq!(texts(&turn.state().history), ["u9", "a9"]);
 }
 
 /// The Redis store with its server gone answers with a clear error within the call

@@ -45,6 +45,9 @@ pub struct SessionState {
     pub history: Vec<ChatMessage>,
     /// Store revision this state reflects; `NOT_LOADED` before the first load.
     rev: i64,
+    /// The generation of the stored session that `rev` counts in
+    /// ([`SessionRecord::generation`]).
+    generation: String,
 }
 
 const NOT_LOADED: i64 = -1;
@@ -56,6 +59,7 @@ impl Default for SessionState {
             pin: None,
             history: Vec::new(),
             rev: NOT_LOADED,
+            generation: String::new(),
         }
     }
 }
@@ -77,6 +81,7 @@ impl SessionState {
                 pin: r.pin,
                 history: r.history,
                 rev: r.rev,
+                generation: r.generation,
             },
             None => SessionState {
                 rev: 0,
@@ -172,7 +177,12 @@ impl SessionManager {
         };
         let fresh = self
             .store
-            .load_if_changed(key, self.history_limit(), turn.guard.rev)
+            .load_if_changed(
+                key,
+                self.history_limit(),
+                &turn.guard.generation,
+                turn.guard.rev,
+            )
             .await?;
         if let Some(rec) = fresh {
             *turn.guard = SessionState::from_record(rec);
@@ -242,7 +252,9 @@ impl SessionTurn {
     /// began with: nobody else wrote in between, and the cached state (updated by the
     /// caller) is what the store holds. Anything else: another process (a CLI `sessions
     /// reset`, a replica) wrote meanwhile, so the next turn reads the session again
-    /// instead of keeping a history the store no longer has.
+    /// instead of keeping a history the store no longer has. The cached generation stays
+    /// as the turn began: when this write made the session anew (Redis had lost it) the
+    /// store's generation differs, and the next turn reads the session again.
     fn wrote(&mut self, rev: i64) {
         let s = self.state_mut();
         s.rev = if rev == s.rev.saturating_add(1) {

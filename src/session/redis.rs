@@ -3,7 +3,8 @@
 //!
 //! Layout, under the configured prefix (`session.redisPrefix`, default `remoteclaw:`):
 //! - `<prefix>session:<key>` — a hash: `model`, `pin_profile`, `pin_source`, `pin_since`,
-//!   `rev`, `created_at`, `updated_at` (a field that is `None` is absent);
+//!   `rev`, `generation`, `created_at`, `updated_at` (a field that is `None` is absent;
+//!   `generation` is set when the hash is created, see [`Generations`]);
 //! - `<prefix>history:<key>` — a list of JSON `{"role", "content"}` entries, oldest first;
 //! - `<prefix>sessions` — a sorted set of session keys scored by `updated_at`, for listings.
 //!
@@ -23,41 +24,43 @@ use crate::state::redis::{Redis, as_i64};
 use redis::{Script, Value};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
-use std::sync::LazyLock;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, LazyLock};
 
 pub use crate::state::redis::{CALL_TIMEOUT, DEFAULT_PREFIX};
 
-/// Bumps `rev` (creating the session at 1), sets `updated_at` (and `created_at` when new)
-/// and the session's score in the listing. Shared head of the write scripts; expects
-/// `KEYS[1]` = session hash, `KEYS[2]` = listing, `ARGV[1]` = session key, `ARGV[2]` = now.
+/// Bumps `rev` (creating the session at 1, with generation `ARGV[2]`), sets `updated_at`
+/// (and `created_at` when new) and the session's score in the listing. Shared head of
+/// the write scripts; expects `KEYS[1]` = session hash, `KEYS[2]` = listing, `ARGV[1]` =
+/// session key, `ARGV[2]` = a fresh generation, `ARGV[3]` = now.
 const BUMP_LUA: &str = r#"
 local rev = redis.call('HINCRBY', KEYS[1], 'rev', 1)
-if rev == 1 then redis.call('HSET', KEYS[1], 'created_at', ARGV[2]) end
-redis.call('HSET', KEYS[1], 'updated_at', ARGV[2])
-redis.call('ZADD', KEYS[2], ARGV[2], ARGV[1])
+if rev == 1 then redis.call('HSET', KEYS[1], 'created_at', ARGV[3], 'generation', ARGV[2]) end
+redis.call('HSET', KEYS[1], 'updated_at', ARGV[3])
+redis.call('ZADD', KEYS[2], ARGV[3], ARGV[1])
 "#;
 
-/// `set_choice`: ARGV[3] model or "" with ARGV[4] = "1" when present; ARGV[5] = "1" when
-/// pinned, with profile, source and since in ARGV[6..8].
+/// `set_choice`: ARGV[4] model or "" with ARGV[5] = "1" when present; ARGV[6] = "1" when
+/// pinned, with profile, source and since in ARGV[7..9].
 static SET_CHOICE: LazyLock<Script> = LazyLock::new(|| {
     Script::new(&format!(
         r#"{BUMP_LUA}
-if ARGV[4] == '1' then redis.call('HSET', KEYS[1], 'model', ARGV[3])
+if ARGV[5] == '1' then redis.call('HSET', KEYS[1], 'model', ARGV[4])
 else redis.call('HDEL', KEYS[1], 'model') end
-if ARGV[5] == '1' then
-  redis.call('HSET', KEYS[1], 'pin_profile', ARGV[6], 'pin_source', ARGV[7], 'pin_since', ARGV[8])
+if ARGV[6] == '1' then
+  redis.call('HSET', KEYS[1], 'pin_profile', ARGV[7], 'pin_source', ARGV[8], 'pin_since', ARGV[9])
 else redis.call('HDEL', KEYS[1], 'pin_profile', 'pin_source', 'pin_since') end
 return rev
 "#
     ))
 });
 
-/// `append_history`: KEYS[3] = history list, ARGV[3] = keep, ARGV[4..] = JSON entries.
+/// `append_history`: KEYS[3] = history list, ARGV[4] = keep, ARGV[5..] = JSON entries.
 static APPEND: LazyLock<Script> = LazyLock::new(|| {
     Script::new(&format!(
         r#"{BUMP_LUA}
-for i = 4, #ARGV do redis.call('RPUSH', KEYS[3], ARGV[i]) end
-local keep = tonumber(ARGV[3])
+for i = 5, #ARGV do redis.call('RPUSH', KEYS[3], ARGV[i]) end
+local keep = tonumber(ARGV[4])
 local len = redis.call('LLEN', KEYS[3])
 if keep == 0 then redis.call('DEL', KEYS[3])
 elseif len > keep then redis.call('LTRIM', KEYS[3], len - keep, -1) end
@@ -118,10 +121,35 @@ pub(crate) fn history_entry(role: &str, content: &str) -> Result<String, serde_j
     })
 }
 
+/// Fresh generations ([`SessionRecord::generation`]): a random part drawn once per
+/// instance and a counter, so no two writes that create a session — in this process or
+/// another, before or after Redis lost its data — hand out the same one.
+#[derive(Debug)]
+pub(crate) struct Generations {
+    random: String,
+    next: AtomicU64,
+}
+
+impl Generations {
+    pub(crate) fn new() -> Generations {
+        Generations {
+            random: crate::pairing::random_code(),
+            next: AtomicU64::new(0),
+        }
+    }
+
+    /// One not handed out before.
+    pub(crate) fn fresh(&self) -> String {
+        let n = self.next.fetch_add(1, Ordering::Relaxed);
+        format!("{}-{n}", self.random)
+    }
+}
+
 /// Sessions in Redis.
 #[derive(Debug, Clone)]
 pub struct RedisStore {
     redis: Redis,
+    generations: Arc<Generations>,
 }
 
 impl RedisStore {
@@ -133,7 +161,10 @@ impl RedisStore {
 
     /// Sessions over an open connection.
     pub fn new(redis: Redis) -> RedisStore {
-        RedisStore { redis }
+        RedisStore {
+            redis,
+            generations: Arc::new(Generations::new()),
+        }
     }
 
     fn session_key(&self, key: &str) -> String {
@@ -156,6 +187,7 @@ impl RedisStore {
             self.history_key(key),
         ];
         args.insert(0, key.to_string());
+        args.insert(1, self.generations.fresh());
         self.redis.script(script, keys, args)
     }
 }
@@ -247,6 +279,7 @@ impl SessionStore for RedisStore {
                     pin: pin_of(&f)?,
                     history: entries(raw_history)?,
                     rev: int_field(&f, "rev")?,
+                    generation: f.get("generation").cloned().unwrap_or_default(),
                     updated_at: int_field(&f, "updated_at")?,
                 }))
             },
@@ -271,11 +304,28 @@ impl SessionStore for RedisStore {
         &self,
         key: &str,
         history_limit: usize,
+        known_generation: &str,
         known_rev: i64,
     ) -> StoreFuture<Option<Option<SessionRecord>>> {
         let (this, key) = (self.clone(), key.to_string());
+        let known = (known_generation.to_string(), known_rev);
+        let skey = self.session_key(&key);
         Box::pin(async move {
-            if this.rev(&key).await? == known_rev {
+            let now = this
+                .redis
+                .call(
+                    move |mut conn| async move {
+                        redis::cmd("HMGET")
+                            .arg(&skey)
+                            .arg("generation")
+                            .arg("rev")
+                            .query_async::<(Option<String>, Option<i64>)>(&mut conn)
+                            .await
+                    },
+                    |(generation, rev)| Ok((generation.unwrap_or_default(), rev.unwrap_or(0))),
+                )
+                .await?;
+            if now == known {
                 return Ok(None);
             }
             Ok(Some(this.load(&key, history_limit).await?))

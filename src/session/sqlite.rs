@@ -112,7 +112,7 @@ fn load_tx(
         .prepare_cached("SELECT model, pin_profile, pin_source, pin_since, rev, updated_at FROM sessions WHERE key = ?1")?.query_row([key],
             |r| {
                 let pin = read_pin(r, 1)?;
-                Ok(SessionRecord { key: key.to_string(), model: r.get(0)?, pin, history: Vec::new(), rev: r.get(4)?, updated_at: r.get(5)? })
+                Ok(SessionRecord { key: key.to_string(), model: r.get(0)?, pin, history: Vec::new(), rev: r.get(4)?, generation: String::new(), updated_at: r.get(5)? })
             })
         .optional()?;
     let Some(mut rec) = row else { return Ok(None) };
@@ -209,8 +209,12 @@ impl SessionStore for SqliteStore {
         &self,
         key: &str,
         history_limit: usize,
+        known_generation: &str,
         known_rev: i64,
     ) -> StoreFuture<Option<Option<SessionRecord>>> {
+        // SQLite sessions have no generation: state.db does not lose a session under a
+        // running process.
+        let known_generation = known_generation.to_string();
         let key = key.to_string();
         self.read_async(move |c| {
             let rev: i64 = c
@@ -218,7 +222,7 @@ impl SessionStore for SqliteStore {
                 .query_row([&key], |r| r.get(0))
                 .optional()?
                 .unwrap_or(0);
-            if rev == known_rev {
+            if rev == known_rev && known_generation.is_empty() {
                 return Ok(None);
             }
             Ok(Some(load_tx(c, &key, history_limit)?))

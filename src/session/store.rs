@@ -50,6 +50,12 @@ pub struct SessionRecord {
     pub history: Vec<ChatMessage>,
     /// Bumped on every write; lets a process notice another one changed the session.
     pub rev: i64,
+    /// Which incarnation of the session this is: an id the Redis backend gives a session
+    /// when it creates (or `state migrate` rewrites) it; empty for SQLite and for sessions
+    /// written before generations existed. A session removed and made again — as after
+    /// Redis restarted empty — counts its `rev` from 1 again under a new generation, so
+    /// (`generation`, `rev`) tells a cached copy from the stored one where `rev` cannot.
+    pub generation: String,
     pub updated_at: i64,
 }
 
@@ -76,13 +82,16 @@ pub trait SessionStore: Send + Sync + std::fmt::Debug + 'static {
     fn load(&self, key: &str, history_limit: usize) -> StoreFuture<Option<SessionRecord>>;
     /// The session's revision (0 when it does not exist): cheap staleness check.
     fn rev(&self, key: &str) -> StoreFuture<i64>;
-    /// [`load`](Self::load) unless the session's revision is still `known_rev`: `None`
-    /// when unchanged, `Some(None)` when it does not exist. What a turn does first, so a
-    /// backend answers it in one trip where it can.
+    /// [`load`](Self::load) unless the session is still at `known_rev` of
+    /// `known_generation` (see [`SessionRecord::generation`]; a session that does not
+    /// exist is rev 0 of generation `""`): `None` when unchanged, `Some(None)` when it
+    /// does not exist. What a turn does first, so a backend answers it in one trip where
+    /// it can.
     fn load_if_changed(
         &self,
         key: &str,
         history_limit: usize,
+        known_generation: &str,
         known_rev: i64,
     ) -> StoreFuture<Option<Option<SessionRecord>>>;
     /// Set model choice and pin (both, as given), committed before the future resolves.

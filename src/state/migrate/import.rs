@@ -18,7 +18,7 @@
 
 use super::scripts::{ALERT, AT_LEAST, COOLDOWN_ROW, PAIRING, PENDING, SESSION, USAGE};
 use super::{InboxRow, Snapshot, UsageRow};
-use crate::session::redis::{history_entry, history_key, listing_key, session_key};
+use crate::session::redis::{Generations, history_entry, history_key, listing_key, session_key};
 use crate::state::StoreError;
 use crate::state::redis::Redis;
 use crate::state::redis_stores::{
@@ -26,6 +26,7 @@ use crate::state::redis_stores::{
     inbox_key, offsets_key, pairing_channels_key, pairing_keys, usage_credentials_key,
     usage_session_key,
 };
+use std::sync::Arc;
 
 /// Most commands one transaction carries (each call is bounded by `CALL_TIMEOUT`).
 const BATCH: usize = 256;
@@ -89,11 +90,15 @@ fn count_kept(n: &mut usize, answer: i64) {
 #[derive(Debug, Clone)]
 pub struct RedisImport {
     redis: Redis,
+    generations: Arc<Generations>,
 }
 
 impl RedisImport {
     pub fn new(redis: Redis) -> RedisImport {
-        RedisImport { redis }
+        RedisImport {
+            redis,
+            generations: Arc::new(Generations::new()),
+        }
     }
 
     /// Copy everything; `cooldowns:rev` is bumped once at the end, so running gateways
@@ -162,6 +167,7 @@ impl RedisImport {
             None => args.extend([String::new(), String::new(), String::new()]),
         }
         args.push(ledger_field("session", &[&s.key]));
+        args.push(self.generations.fresh());
         for (role, content) in &s.history {
             let json = history_entry(role, content).map_err(|e| {
                 self.redis

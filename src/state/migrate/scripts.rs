@@ -7,12 +7,13 @@ use std::sync::LazyLock;
 
 /// One session: KEYS session hash, listing, history list, ledger. ARGV[1] key, [2]
 /// source rev, [3] created_at, [4] updated_at, [5] "1" when a model is chosen, [6] model,
-/// [7] "1" when pinned, [8..10] pin profile, source, since; [11] ledger field; [12..]
-/// history entries (JSON). Answers 0 when Redis already holds exactly this session
+/// [7] "1" when pinned, [8..10] pin profile, source, since; [11] ledger field; [12] a
+/// fresh generation; [13..] history entries (JSON). Answers 0 when Redis already holds exactly this session
 /// (nothing written), 2 when Redis has moved on from what a copy wrote (its `rev` is not
 /// the `imported_rev` the copy left, or no copy made it, or it was deleted since a copy):
 /// kept as it is; else 1, written, with a `rev` above any the replicas saw (max(source,
-/// existing + 1)) and `imported_rev` set to it.
+/// existing + 1)), `imported_rev` set to it and a new generation (a replica that cached
+/// this session at the same `rev` before Redis lost it reloads it).
 pub(super) static SESSION: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r#"
@@ -29,7 +30,9 @@ end
 local same = f.rev ~= nil
 if same then
   for k, _ in pairs(f) do
-    if k ~= 'rev' and k ~= 'imported_rev' and f[k] ~= want[k] then same = false end
+    if k ~= 'rev' and k ~= 'imported_rev' and k ~= 'generation' and f[k] ~= want[k] then
+      same = false
+    end
   end
   for k, _ in pairs(want) do
     if f[k] ~= want[k] then same = false end
@@ -37,10 +40,10 @@ if same then
 end
 if same then
   local h = redis.call('LRANGE', KEYS[3], 0, -1)
-  if #h ~= #ARGV - 11 then same = false
+  if #h ~= #ARGV - 12 then same = false
   else
     for i = 1, #h do
-      if h[i] ~= ARGV[i + 11] then same = false; break end
+      if h[i] ~= ARGV[i + 12] then same = false; break end
     end
   end
 end
@@ -54,8 +57,9 @@ if f.rev then rev = math.max(rev, (tonumber(f.rev) or 0) + 1) end
 redis.call('DEL', KEYS[1], KEYS[3])
 redis.call('HSET', KEYS[1], 'rev', string.format('%.0f', rev))
 redis.call('HSET', KEYS[1], 'imported_rev', string.format('%.0f', rev))
+redis.call('HSET', KEYS[1], 'generation', ARGV[12])
 for k, v in pairs(want) do redis.call('HSET', KEYS[1], k, v) end
-for i = 12, #ARGV do redis.call('RPUSH', KEYS[3], ARGV[i]) end
+for i = 13, #ARGV do redis.call('RPUSH', KEYS[3], ARGV[i]) end
 redis.call('HSET', KEYS[4], ARGV[11], string.format('%.0f', rev))
 return 1
 "#,
