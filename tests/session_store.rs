@@ -13,7 +13,7 @@ use remoteclaw::providers::ChatMessage;
 use remoteclaw::session::redis::RedisStore;
 use remoteclaw::session::sqlite::SqliteStore;
 use remoteclaw::session::{Pin, PinSource, SessionManager, SessionStore};
-use remoteclaw::state::redis::Redis;
+use remoteclaw::state::redis::{IDLE_PROBE_MS, Redis};
 use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -488,6 +488,34 @@ async fn redis_outage_is_reported_and_recovered_from() {
     assert_eq!(rev, 1, "a fresh server holds nothing");
     let rec = s.load("k", 10).await.unwrap().unwrap();
     assert_eq!(rec.model.as_deref(), Some("m/y"));
+}
+
+/// Regression (audit s9, repro 10): after Redis restarted, an idle replica's first call
+/// failed with "state store unavailable: broken pipe" however long Redis had been back
+/// (the connection manager notices a dead connection only when a command fails on it).
+/// A call after a second without one first checks the connection with a PING.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_first_call_after_redis_restarted_succeeds() {
+    let mut server = RedisServer::start();
+    let clock = ManualClock::new(1_000_000);
+    let redis = Redis::connect(&server.url(), "rc-test:")
+        .await
+        .unwrap()
+        .with_clock(clock.clone());
+    let s = RedisStore::new(redis);
+    s.set_choice("k", Some("m/x"), None, 1).await.unwrap();
+    for round in 0..3 {
+        // `restart` returns once the new server answers PING.
+        server.restart();
+        clock.advance_ms(IDLE_PROBE_MS);
+        let rev = s
+            .set_choice("k", Some("m/y"), None, 2)
+            .await
+            .unwrap_or_else(|e| panic!("round {round}: {e}"));
+        assert_eq!(rev, 1, "a restarted server is empty");
+        let rec = s.load("k", 10).await.unwrap().unwrap();
+        assert_eq!(rec.model.as_deref(), Some("m/y"));
+    }
 }
 
 /// Connecting to a server that is not there fails fast, and the URL's password appears

@@ -4,16 +4,29 @@
 //! [`CALL_TIMEOUT`]. A timeout or connection error becomes a [`StoreError::Backend`]
 //! whose message starts with `state store unavailable: ` and never holds the URL's
 //! password; nothing secret goes into a key name.
+//!
+//! The manager notices a dead connection (Redis restarted, a proxy dropped it) only when
+//! a command fails on it. So a call made after [`IDLE_PROBE_MS`] without one succeeding
+//! first sends a PING: on a dead connection the PING fails, the manager reconnects, and
+//! the call itself goes out on the new connection. A PING may always be repeated; the
+//! call may not (a write failing with "broken pipe" may or may not have reached Redis),
+//! so the call is never retried.
 
 use super::{StoreError, StoreFuture};
+use crate::clock::{Clock, SystemClock};
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{RedisError, Script};
 use std::future::Future;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
 
 /// The longest one store call may take before it is reported as unavailable.
 pub const CALL_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// How long a connection may go without a successful call before the next call checks it
+/// with a PING first (see the module doc).
+pub const IDLE_PROBE_MS: i64 = 1_000;
 
 /// The default key prefix (`session.redisPrefix`).
 pub const DEFAULT_PREFIX: &str = "remoteclaw:";
@@ -30,6 +43,10 @@ pub struct Redis {
     location: Arc<str>,
     /// The URL's password, scrubbed from every error message.
     password: Option<Arc<str>>,
+    /// Measures idleness (`IDLE_PROBE_MS`).
+    clock: Arc<dyn Clock>,
+    /// When a call last succeeded (`clock` ms; 0 before the first).
+    last_ok: Arc<AtomicI64>,
 }
 
 impl std::fmt::Debug for Redis {
@@ -143,7 +160,15 @@ impl Redis {
             prefix: prefix.into(),
             location,
             password,
+            clock: Arc::new(SystemClock),
+            last_ok: Arc::new(AtomicI64::new(0)),
         })
+    }
+
+    /// The same connection, measuring idleness on `clock` (tests pass a manual one).
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Redis {
+        self.clock = clock;
+        self
     }
 
     /// `<prefix><rest>`.
@@ -182,9 +207,26 @@ impl Redis {
     {
         let fut = call(self.conn.clone());
         let (location, password) = (self.location.clone(), self.password.clone());
+        let idle = self
+            .clock
+            .now_ms()
+            .saturating_sub(self.last_ok.load(Ordering::Relaxed));
+        let probe = (idle >= IDLE_PROBE_MS).then(|| self.conn.clone());
+        let (clock, last_ok) = (self.clock.clone(), self.last_ok.clone());
+        let checked = async move {
+            if let Some(mut conn) = probe {
+                // Its answer does not matter: failing on a dead connection is what makes
+                // the manager reconnect before `fut` sends anything.
+                let _ = redis::cmd("PING").query_async::<()>(&mut conn).await;
+            }
+            fut.await
+        };
         Box::pin(async move {
-            let answer = match tokio::time::timeout(CALL_TIMEOUT, fut).await {
-                Ok(Ok(answer)) => answer,
+            let answer = match tokio::time::timeout(CALL_TIMEOUT, checked).await {
+                Ok(Ok(answer)) => {
+                    last_ok.store(clock.now_ms(), Ordering::Relaxed);
+                    answer
+                }
                 Ok(Err(e)) => return Err(redis_error(&location, password.as_deref(), &e)),
                 Err(_) => {
                     return Err(unavailable(
