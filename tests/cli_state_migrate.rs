@@ -717,6 +717,17 @@ async fn a_dry_run_leaves_the_state_database_untouched() {
 
     std::fs::remove_file(&db).unwrap();
     fill(&home).await;
+    // The app that filled it closes its connections on threads of its own; the last
+    // one to close folds the WAL into state.db and removes it. Compare from then on.
+    let wal = home.state_dir().join("state.db-wal");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while wal.exists() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "state.db never closed"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
     let before = std::fs::read(&db).unwrap();
     let out = home
         .run(&["state", "migrate", "--to", "redis", "--dry-run"])
