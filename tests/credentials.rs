@@ -543,3 +543,51 @@ async fn clearing_cooldowns_also_forgets_the_failures_of_expired_ones() {
         "the first step (60 s), not the second (300 s): {wait} ms"
     );
 }
+
+/// A profile outside its provider's auth order is used when a session pins it; a
+/// cooldown it gets then is listed and cleared like any other (the pinned session's
+/// refusal sends the operator there).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pinned_profile_outside_the_order_has_its_cooldown_listed_and_cleared() {
+    let fake = FakeProvider::start().await;
+    let h = home(&fake, "[auth.order]\nanthropic = [\"anthropic:work\"]\n");
+    h.write(
+        "agents/main/agent/auth-profiles.json",
+        r#"{"profiles":{"anthropic:work":{"type":"api_key","provider":"anthropic","key":"work-key"},"anthropic:side":{"type":"api_key","provider":"anthropic","key":"side-key"}}}"#,
+    );
+    fake.script(
+        "side-key",
+        [Behavior::RateLimit {
+            retry_after_secs: Some(600),
+        }],
+    );
+    let (code, v, _) = agent_json(
+        &h,
+        &[
+            "--message",
+            "/model anthropic/claude-sonnet-4-5@anthropic:side hi",
+        ],
+    )
+    .await;
+    assert_eq!(code, Some(1), "{v}");
+    assert_eq!(outcomes(&v), [pair("anthropic:side", "rate_limit")]);
+
+    let out = h
+        .run(&["models", "auth", "cooldown", "list", "--json"])
+        .await;
+    let list: Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(list[0]["id"], "anthropic:side", "{list}");
+    assert_eq!(list[0]["reason"], "rate_limit");
+
+    let out = h
+        .run(&["models", "auth", "cooldown", "clear", "anthropic:side"])
+        .await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    let (code, v, _) = agent_json(&h, &["--message", "again"]).await;
+    assert_eq!(
+        code,
+        Some(0),
+        "the pin holds and the profile answers again: {v}"
+    );
+    assert_eq!(outcomes(&v), [pair("anthropic:side", "ok")]);
+}

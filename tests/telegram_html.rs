@@ -6,7 +6,7 @@ use crate::support::fake_telegram::markup;
 use proptest::prelude::*;
 use remoteclaw::channels::chunk::{Limit, Measure, TELEGRAM};
 use remoteclaw::format::html_chunk::split;
-use remoteclaw::format::telegram_html::{plain, render};
+use remoteclaw::format::telegram_html::{markdown_literal, plain, render};
 
 /// The visible text Telegram would show for `html`, or why it refuses it.
 fn telegram_accepts(html: &str) -> Result<String, String> {
@@ -288,6 +288,31 @@ fn no_space(s: &str) -> String {
 
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(500))]
+
+    /// RemoteClaw's own words put before a model reply show exactly as written: no
+    /// Markdown in them takes effect (leading spaces show as no-break spaces; a line's
+    /// trailing spaces and a run of blank lines fold, as Markdown folds them).
+    #[test]
+    fn markdown_literal_shows_as_written(text in prop_oneof![markdownish(), "[ -~\n]{0,80}", any::<String>()]) {
+        let text: String = text.chars().filter(|c| *c != '\r' && !c.is_control() || *c == '\n').collect();
+        let html = render(&markdown_literal(&text));
+        let visible = telegram_accepts(&html);
+        prop_assert!(visible.is_ok(), "{text:?} → {html:?}: {visible:?}");
+        let shown: Vec<String> = visible.unwrap().replace('\u{a0}', " ").lines().map(|l| l.trim_end().to_string()).collect();
+        let want: Vec<String> = text.replace('\u{a0}', " ").lines().map(|l| l.trim_end().to_string()).collect();
+        // Markdown folds a run of blank lines into one paragraph break.
+        let fold = |lines: Vec<String>| {
+            let mut out: Vec<String> = Vec::new();
+            for l in lines {
+                if !(l.is_empty() && out.last().is_some_and(String::is_empty)) {
+                    out.push(l);
+                }
+            }
+            out.join("\n")
+        };
+        let (shown, want) = (fold(shown), fold(want));
+        prop_assert_eq!(shown.trim(), want.trim(), "{:?} → {:?}", text, html);
+    }
 
     #[test]
     fn render_output_passes_telegram_rules(md in prop_oneof![markdownish(), any::<String>()]) {

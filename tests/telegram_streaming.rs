@@ -351,3 +351,24 @@ async fn an_empty_model_reply_is_said_not_swallowed() {
         );
     }
 }
+
+/// `/model opus tell me a joke`: the final message holds the command's answer (as
+/// written) and then the model's reply (formatted), as the streamed text did — the
+/// last edit does not drop the acknowledgement.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_command_with_a_message_shows_its_answer_before_the_reply() {
+    for mode in ["edit", "off"] {
+        let s = setup(&streaming(mode)).await;
+        s.llm.set_default(Behavior::Reply("A **joke**.".into()));
+        let id = s.tg.send_dm(42, "alice", "/model opus tell me a joke");
+        wait_answered(&s.tg, &inbox(&s.home), &[id]).await;
+        let sent = s.tg.sent_messages();
+        let last = sent.last().unwrap();
+        assert_eq!(
+            last.plain_text, "Model set to anthropic/claude-opus-4-5 (opus).\n\nA joke.",
+            "{mode}: {sent:#?}"
+        );
+        assert!(last.text.contains("<b>joke</b>"), "{mode}: {}", last.text);
+        assert_eq!(s.llm.request_count(), 1);
+    }
+}

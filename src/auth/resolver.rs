@@ -713,10 +713,31 @@ impl CredentialResolver {
         providers.sort_unstable();
         providers.dedup();
         let mut mine: std::collections::HashSet<(String, String)> = Default::default();
+        let mut resolutions = Vec::new();
         for provider in providers {
-            let res = self
-                .resolve(provider, crate::auth::cooldown::ANY_MODEL, None)
-                .await?;
+            resolutions.push(
+                self.resolve(provider, crate::auth::cooldown::ANY_MODEL, None)
+                    .await?,
+            );
+        }
+        // A stored profile outside its provider's auth order is still used when a
+        // session pins it, and its cooldown must show (and clear) like the others'.
+        let ordered: std::collections::HashSet<String> = resolutions
+            .iter()
+            .flat_map(|r| r.candidates.iter().map(|c| c.id.to_string()))
+            .collect();
+        for (id, p) in &store.profiles {
+            if !ordered.contains(id.as_str()) {
+                match self
+                    .resolve(&p.provider, crate::auth::cooldown::ANY_MODEL, Some(id))
+                    .await
+                {
+                    Ok(r) => resolutions.push(r),
+                    Err(e) => tracing::debug!(profile = %id, "not listed for cooldowns: {e}"),
+                }
+            }
+        }
+        for res in resolutions {
             for c in res.candidates {
                 let fps = match &c.credential {
                     Some(cred) => cred.state_fingerprints(),

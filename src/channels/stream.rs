@@ -42,15 +42,23 @@ pub enum Final {
     /// RemoteClaw's own text (a command's answer, which may echo what the user typed:
     /// `/model __x__` must not come back as a bold "x"), shown exactly as written.
     Literal(String),
+    /// A command's answer shown as written, then the model's reply formatted, in one
+    /// message (`/model opus tell me a joke`: what was streamed shows both, and so
+    /// does the final text).
+    Answer { notice: String, reply: String },
 }
 
 impl Final {
     /// What a chat shows for `result`: a command's answer as written, a turn's reply
     /// (or its error) formatted.
     pub fn of(result: &ChatResult) -> Final {
-        match result.turn {
-            None => Final::Literal(result.reply_text()),
-            Some(_) => Final::Markdown(result.reply_text()),
+        match (&result.turn, &result.notice) {
+            (None, _) => Final::Literal(result.reply_text()),
+            (Some(_), Some(notice)) if !notice.is_empty() => Final::Answer {
+                notice: notice.clone(),
+                reply: result.reply_text(),
+            },
+            (Some(_), _) => Final::Markdown(result.reply_text()),
         }
     }
 }
@@ -81,6 +89,10 @@ pub trait Surface: Sync {
 
     /// The messages `text` makes shown exactly as written (no Markdown), cut to fit.
     fn literal_parts(&self, text: &str) -> Vec<String>;
+
+    /// `text` as the platform's Markdown input that shows it exactly as written (to put
+    /// RemoteClaw's own words before a model reply in one message).
+    fn literal_markdown(&self, text: &str) -> String;
 
     /// Send part `index` of the reply as a new message.
     fn send(
@@ -335,6 +347,16 @@ impl<S: Surface> Presenter<'_, S> {
         let mut parts = match reply {
             Final::Markdown(text) => self.surface.parts(text),
             Final::Literal(text) => self.surface.literal_parts(text),
+            Final::Answer { notice, reply } => {
+                let reply = match reply.trim() {
+                    "" => EMPTY_REPLY,
+                    _ => reply.as_str(),
+                };
+                self.surface.parts(&format!(
+                    "{}\n\n{reply}",
+                    self.surface.literal_markdown(notice)
+                ))
+            }
         };
         if parts.iter().all(|p| p.trim().is_empty()) {
             parts = self.surface.literal_parts(EMPTY_REPLY);

@@ -27,6 +27,30 @@ pub fn literal(text: &str) -> String {
     super::tags::escape(text)
 }
 
+/// `text` as CommonMark that [`render`] shows exactly as written: every ASCII
+/// punctuation character backslash-escaped (CommonMark allows that for all of them),
+/// and leading spaces kept as non-breaking ones, so nothing starts a code block.
+pub fn markdown_literal(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() + 8);
+    for (n, line) in text.split('\n').enumerate() {
+        if n > 0 {
+            // A line break shows as one (the renderer keeps soft breaks).
+            out.push('\n');
+        }
+        let body = line.trim_start_matches(' ');
+        for _ in 0..line.len() - body.len() {
+            out.push('\u{a0}');
+        }
+        for c in body.chars() {
+            if c.is_ascii_punctuation() {
+                out.push('\\');
+            }
+            out.push(c);
+        }
+    }
+    out
+}
+
 /// Render the model's Markdown as Telegram HTML (see the module docs).
 pub fn render(markdown: &str) -> String {
     let options = Options::ENABLE_STRIKETHROUGH | Options::ENABLE_TABLES;

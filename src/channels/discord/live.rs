@@ -88,6 +88,10 @@ impl Surface for ChannelReply<'_> {
         chunk::split(&literal(text), chunk::DISCORD)
     }
 
+    fn literal_markdown(&self, text: &str) -> String {
+        literal(text)
+    }
+
     async fn send(&self, _index: usize, part: &str) -> Result<MessageId, Failure> {
         self.rest
             .post_message(self.http, self.channel, part)
@@ -136,6 +140,10 @@ impl Surface for InteractionReply<'_> {
 
     fn literal_parts(&self, text: &str) -> Vec<String> {
         chunk::split(&literal(text), chunk::DISCORD)
+    }
+
+    fn literal_markdown(&self, text: &str) -> String {
+        literal(text)
     }
 
     async fn send(&self, index: usize, part: &str) -> Result<Target, Failure> {

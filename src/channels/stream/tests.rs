@@ -106,6 +106,10 @@ impl Surface for Fake {
 
     /// Like a link's Markdown, `(…)` shows as nothing once it is closed: a final
     /// text can make fewer parts than the text streamed before it.
+    fn literal_markdown(&self, text: &str) -> String {
+        format!("[{text}]")
+    }
+
     fn literal_parts(&self, text: &str) -> Vec<String> {
         let chars: Vec<char> = text.chars().collect();
         chars.chunks(LIMIT).map(|c| c.iter().collect()).collect()

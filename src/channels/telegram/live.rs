@@ -127,6 +127,10 @@ impl Surface for Chat<'_> {
         html_chunk::split(&telegram_html::literal(text), chunk::TELEGRAM)
     }
 
+    fn literal_markdown(&self, text: &str) -> String {
+        telegram_html::markdown_literal(text)
+    }
+
     async fn send(&self, index: usize, part: &str) -> Result<MessageId, Failure> {
         let reply_to = if index == 0 { self.reply_to } else { None };
         let sent = self
