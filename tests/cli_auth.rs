@@ -398,3 +398,82 @@ async fn order_set_get_clear() {
     assert_eq!(doc["order"], json!({}));
     assert_eq!(doc["profiles"].as_object().unwrap().len(), 3);
 }
+
+/// Regression (audit s9 F2, config): a remoteclaw.toml that is a symbolic link (a shared,
+/// deployed config) was replaced by a regular file by paste-token. The edit now lands in
+/// the file the link points to, with its lock and backup beside it, and the link stays.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn paste_token_through_a_symlinked_config_keeps_the_link() {
+    let home = TestHome::new("");
+    let shared_dir = tempfile::tempdir().unwrap();
+    let shared = shared_dir.path().join("shared.toml");
+    std::fs::write(&shared, CONFIG).unwrap();
+    std::os::unix::fs::symlink(&shared, home.config_path()).unwrap();
+    // auth-profiles.json is a link too, relative this time.
+    let profiles = profiles_path(&home);
+    std::fs::create_dir_all(profiles.parent().unwrap()).unwrap();
+    let shared_profiles = shared_dir.path().join("auth-profiles.json");
+    std::fs::write(&shared_profiles, r#"{"version":1,"profiles":{}}"#).unwrap();
+    std::fs::set_permissions(&shared_profiles, std::fs::Permissions::from_mode(0o600)).unwrap();
+    std::os::unix::fs::symlink(&shared_profiles, &profiles).unwrap();
+
+    let out = run_stdin(
+        &home,
+        &["models", "auth", "paste-token", "--provider", "anthropic"],
+        CANARY,
+    )
+    .await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    no_canary(&out);
+    for link in [home.config_path(), profiles.clone()] {
+        assert!(
+            std::fs::symlink_metadata(&link)
+                .unwrap()
+                .file_type()
+                .is_symlink(),
+            "{} was replaced by a regular file",
+            link.display()
+        );
+    }
+    let config = std::fs::read_to_string(&shared).unwrap();
+    assert!(config.starts_with(CONFIG), "{config}");
+    assert!(
+        config.contains("[auth.profiles.\"anthropic:manual\"]"),
+        "{config}"
+    );
+    assert!(shared_dir.path().join("shared.toml.bak").is_file());
+    assert!(!home.state_dir().join("remoteclaw.toml.lock").exists());
+    assert_eq!(
+        read_json(&shared_profiles)["profiles"]["anthropic:manual"]["token"],
+        CANARY
+    );
+
+    // A dangling config link is refused with a message naming it; nothing is created.
+    std::fs::remove_file(&shared).unwrap();
+    let out = run_stdin(
+        &home,
+        &[
+            "models",
+            "auth",
+            "paste-token",
+            "--provider",
+            "anthropic",
+            "--profile-id",
+            "anthropic:two",
+        ],
+        CANARY,
+    )
+    .await;
+    assert!(!out.status.success());
+    no_canary(&out);
+    let err = stderr(&out);
+    assert!(err.contains("is a symbolic link to"), "{err}");
+    assert!(err.contains("shared.toml"), "{err}");
+    assert!(!shared.exists());
+    assert!(
+        std::fs::symlink_metadata(home.config_path())
+            .unwrap()
+            .file_type()
+            .is_symlink()
+    );
+}

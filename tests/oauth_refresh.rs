@@ -477,3 +477,67 @@ async fn a_turn_deadline_during_a_refresh_does_not_lose_the_rotated_tokens() {
     }
     assert_eq!(oauth.refresh_requests(), 1);
 }
+
+/// Regression (audit s9 F2): two state dirs whose auth-profiles.json are symbolic links to
+/// one shared file. The lock sat beside each link and the write replaced the link with a
+/// regular file, so both homes refreshed with the same refresh token and the shared file
+/// never got the new tokens. Now the lock and the write are at the target: one refresh
+/// for all processes of both homes, both links stay links, the shared file holds the
+/// rotated tokens.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_homes_linking_one_shared_file_make_one_refresh_and_keep_the_links() {
+    let oauth = FakeOAuth::start().await;
+    let provider = FakeProvider::start().await;
+    let (home_a, _) = home(&oauth, &provider, now_ms() - 1);
+    let (home_b, _) = home(&oauth, &provider, now_ms() - 1);
+    // The shared file is home A's own; both homes reach it through a link.
+    let shared_dir = tempfile::tempdir().unwrap();
+    let shared = shared_dir.path().join("auth-profiles.json");
+    std::fs::rename(profiles_path(&home_a), &shared).unwrap();
+    let links = [profiles_path(&home_a), profiles_path(&home_b)];
+    std::fs::remove_file(&links[1]).unwrap();
+    for link in &links {
+        std::os::unix::fs::symlink(&shared, link).unwrap();
+    }
+
+    let runs: Vec<_> = (0..6)
+        .map(|i| {
+            let home = if i % 2 == 0 { &home_a } else { &home_b };
+            home.command(&["agent", "--message", &format!("m{i}"), "--json"])
+                .output()
+        })
+        .collect();
+    for out in futures_util::future::join_all(runs).await {
+        let out = out.unwrap();
+        let all = format!("{}{}", stdout(&out), stderr(&out));
+        assert_no_canary(&all);
+        assert!(out.status.success(), "{all}");
+    }
+    assert_eq!(
+        oauth.refresh_requests(),
+        1,
+        "one refresh across both homes (a second would present a rotated token)"
+    );
+    for link in &links {
+        let meta = std::fs::symlink_metadata(link).unwrap();
+        assert!(
+            meta.file_type().is_symlink(),
+            "{} was replaced by a regular file",
+            link.display()
+        );
+    }
+    let doc: Value = serde_json::from_str(&std::fs::read_to_string(&shared).unwrap()).unwrap();
+    let access = doc["profiles"][PROFILE]["access"].as_str().unwrap();
+    assert!(
+        oauth.is_current_access(access),
+        "the shared file got the new tokens"
+    );
+    assert!(oauth.is_current_refresh(doc["profiles"][PROFILE]["refresh"].as_str().unwrap()));
+    assert!(
+        provider
+            .requests()
+            .iter()
+            .all(|r| r.key.as_deref() == Some(access)),
+        "every process of both homes used the one refreshed token"
+    );
+}

@@ -3,6 +3,9 @@
 //! backup, never over a corrupt file.
 //!
 //! One write, in order (DESIGN §2, §8):
+//! 0. a path that is a symbolic link stands for the file it finally points to: steps 1–7
+//!    happen there, so the link survives and all links to one file share its lock;
+//!    a dangling link is refused;
 //! 1. create the parent directory (0700) if it is missing;
 //! 2. open `<path>.lock` (created 0600, never deleted) and take an exclusive `flock` on it,
 //!    held until the write is durable — writers in other processes (and other threads) queue;
@@ -81,6 +84,10 @@ pub enum WriteError {
     /// The edit function refused (its message is shown as is).
     #[error("{0}")]
     Rejected(String),
+    /// The path is a symbolic link that cannot be followed (dangling): nothing is written,
+    /// the link is never replaced by a regular file.
+    #[error(transparent)]
+    Link(#[from] crate::config::paths::LinkError),
 }
 
 fn io_err(path: &Path, action: &'static str) -> impl FnOnce(std::io::Error) -> WriteError {
@@ -115,6 +122,11 @@ pub struct Held {
 }
 
 /// Take the lock on `path` (creating its directory, 0700, and `<path>.lock`, 0600).
+///
+/// When `path` is a symbolic link, everything happens at the file it finally points to
+/// ([`crate::config::paths::write_target`]): the lock is `<target>.lock`, the temp file,
+/// rename and backup sit next to the target, and the link stays a link. A dangling link
+/// is [`WriteError::Link`].
 pub fn hold(path: &Path) -> Result<Held, WriteError> {
     if path.file_name().is_none() {
         return Err(WriteError::Io {
@@ -123,6 +135,8 @@ pub fn hold(path: &Path) -> Result<Held, WriteError> {
             source: std::io::Error::new(ErrorKind::InvalidInput, "not a file path"),
         });
     }
+    let target = crate::config::paths::write_target(path)?;
+    let path = target.as_path();
     let dir = parent_dir(path);
     crate::config::paths::ensure_private_dir(dir).map_err(io_err(dir, "create directory"))?;
     let lock_path = crate::config::paths::lock_path(path);
@@ -912,6 +926,77 @@ mod tests {
                 .flatten()
                 .all(|e| !e.file_name().to_string_lossy().starts_with(".d.json.tmp."))
         );
+    }
+
+    #[test]
+    fn a_symlinked_file_is_written_where_it_points_and_stays_a_link() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let shared_dir = tmp.path().join("shared");
+        std::fs::create_dir(&shared_dir).expect("mkdir");
+        let shared = shared_dir.join("auth-profiles.json");
+        put_profile(&shared, "a:1", key("sk-1")).expect("put");
+        let shared = std::fs::canonicalize(&shared).expect("canonicalize");
+        // Two agents' files link to it: one absolute, one relative link.
+        let link_a = tmp.path().join("a/agents/main/agent/auth-profiles.json");
+        let link_b = tmp.path().join("b/agents/main/agent/auth-profiles.json");
+        for link in [&link_a, &link_b] {
+            std::fs::create_dir_all(link.parent().expect("dir")).expect("mkdir");
+        }
+        std::os::unix::fs::symlink(&shared, &link_a).expect("symlink");
+        std::os::unix::fs::symlink("../../../../shared/auth-profiles.json", &link_b)
+            .expect("symlink");
+
+        put_profile(&link_a, "a:2", key("sk-2")).expect("put through a");
+        remove_profile(&link_b, "a:1").expect("remove through b");
+        for link in [&link_a, &link_b] {
+            let meta = std::fs::symlink_metadata(link).expect("lstat");
+            assert!(
+                meta.file_type().is_symlink(),
+                "{} is still a link",
+                link.display()
+            );
+            assert!(
+                !with_suffix(link, ".lock").exists(),
+                "no lock beside the link"
+            );
+            assert!(
+                !with_suffix(link, ".bak").exists(),
+                "no backup beside the link"
+            );
+        }
+        let doc = read_json(&shared);
+        assert_eq!(doc["profiles"], json!({ "a:2": key("sk-2") }));
+        assert_eq!(read_json(&link_a), doc);
+        assert_eq!(mode(&shared), 0o600);
+        assert!(with_suffix(&shared, ".bak").is_file());
+
+        // Both links take the one lock, the target's: held through one, it is taken.
+        let held = hold(&link_b).expect("hold through b");
+        let lock = File::open(with_suffix(&shared, ".lock")).expect("open lock");
+        assert!(
+            matches!(lock.try_lock(), Err(std::fs::TryLockError::WouldBlock)),
+            "the lock taken through one link is the target's lock"
+        );
+        drop(held);
+        lock.try_lock().expect("free once released");
+        drop(lock);
+
+        // A dangling link is refused, named, and left a link.
+        let dangling = tmp.path().join("c/auth-profiles.json");
+        std::fs::create_dir_all(dangling.parent().expect("dir")).expect("mkdir");
+        std::os::unix::fs::symlink(tmp.path().join("nowhere/x.json"), &dangling).expect("symlink");
+        let err = put_profile(&dangling, "a:3", key("sk-3")).unwrap_err();
+        let msg = err.to_string();
+        assert!(matches!(err, WriteError::Link(_)), "{msg}");
+        assert!(msg.contains("is a symbolic link to"), "{msg}");
+        assert!(msg.contains("nowhere/x.json"), "{msg}");
+        assert!(
+            std::fs::symlink_metadata(&dangling)
+                .expect("lstat")
+                .file_type()
+                .is_symlink()
+        );
+        assert!(!tmp.path().join("nowhere").exists());
     }
 
     #[test]

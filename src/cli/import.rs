@@ -207,14 +207,17 @@ fn write(paths: &Paths, plan: Plan) -> anyhow::Result<Vec<String>> {
         )
     })?;
     for file in plan.files {
+        // A file that is a symbolic link is backed up and replaced where it points, so
+        // the link (and every other link to that file) stays.
+        let target = crate::config::paths::write_target(&file.path)?;
         let backup = match &file.profiles {
             None => {
-                if let Some(dir) = file.path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                if let Some(dir) = target.parent().filter(|d| !d.as_os_str().is_empty()) {
                     ensure_private_dir(dir)
                         .with_context(|| format!("cannot create {}", dir.display()))?;
                 }
-                let backup = back_up(&file.path)?;
-                crate::config::edit::write_atomic(&file.path, file.text.as_bytes())
+                let backup = back_up(&target)?;
+                crate::config::edit::write_atomic(&target, file.text.as_bytes())
                     .with_context(|| format!("cannot write {}", file.path.display()))?;
                 out.push(format!("Wrote {}.", file.path.display()));
                 backup
@@ -222,8 +225,8 @@ fn write(paths: &Paths, plan: Plan) -> anyhow::Result<Vec<String>> {
             Some((doc, count)) => {
                 // Under the credentials lock: no other writer slips in between the
                 // rename and the new file.
-                let held = profile_writer::hold(&file.path)?;
-                let backup = back_up(&file.path)?;
+                let held = profile_writer::hold(&target)?;
+                let backup = back_up(&target)?;
                 let doc = doc.clone();
                 held.update(move |d| {
                     *d = doc;
@@ -275,10 +278,12 @@ fn dry_run_report(plan: &Plan) -> Vec<String> {
     for file in &plan.files {
         out.push(String::new());
         if std::fs::symlink_metadata(&file.path).is_ok() {
+            let target = crate::config::paths::write_target(&file.path)
+                .unwrap_or_else(|_| file.path.clone());
             out.push(format!(
                 "Would back up {} to {}.",
                 file.path.display(),
-                backup_path(&file.path).display()
+                backup_path(&target).display()
             ));
         }
         out.push(format!("--- would write {} ---", file.path.display()));

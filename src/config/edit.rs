@@ -25,15 +25,22 @@ pub enum EditError {
     },
     #[error("{0}")]
     Rejected(String),
+    /// The config path is a dangling symbolic link: nothing is written.
+    #[error(transparent)]
+    Link(#[from] super::paths::LinkError),
 }
 
 /// Apply `edit` to the config document (an empty one when the file does not exist),
 /// check the result loads, back up the old file to `<path>.bak`, and write atomically;
 /// all of it under the config's lock, so a concurrent edit is read, not overwritten.
+/// A config that is a symbolic link is edited at the file it points to (lock, backup and
+/// temp file next to it), so the link stays a link.
 pub fn update_config(
     path: &Path,
     edit: impl FnOnce(&mut DocumentMut) -> Result<(), String>,
 ) -> Result<(), EditError> {
+    let target = super::paths::write_target(path)?;
+    let path = target.as_path();
     let dir = path
         .parent()
         .filter(|d| !d.as_os_str().is_empty())
@@ -92,8 +99,12 @@ fn update_locked(
     write_atomic(path, text.as_bytes()).map_err(io("write"))
 }
 
-/// Write `bytes` to a 0600 temp file next to `path`, fsync, rename over `path`.
+/// Write `bytes` to a 0600 temp file next to `path`, fsync, rename over `path`. When
+/// `path` is a symbolic link, the file it points to is replaced and the link kept; a
+/// dangling link is an error (nothing written).
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let target = super::paths::write_target(path)?;
+    let path = target.as_path();
     let dir = path
         .parent()
         .filter(|d| !d.as_os_str().is_empty())

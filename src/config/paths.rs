@@ -88,6 +88,67 @@ pub fn ensure_private_dir(dir: &Path) -> std::io::Result<()> {
     builder.create(dir)
 }
 
+/// Why a write through a symbolic link cannot go ahead.
+#[derive(Debug, thiserror::Error)]
+pub enum LinkError {
+    /// The link points at nothing: writing would replace the link with a regular file
+    /// (and every other link to the intended file would miss the change).
+    #[error(
+        "{} is a symbolic link to {}, which does not exist. Create that file (or point the link at the real file, or replace the link with a regular file) and run the command again; nothing was written.",
+        link.display(),
+        target.display()
+    )]
+    Dangling { link: PathBuf, target: PathBuf },
+    #[error("cannot resolve the symbolic link {}: {source}; nothing was written", link.display())]
+    Io {
+        link: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+impl From<LinkError> for std::io::Error {
+    fn from(e: LinkError) -> std::io::Error {
+        let kind = match &e {
+            LinkError::Dangling { .. } => std::io::ErrorKind::NotFound,
+            LinkError::Io { source, .. } => source.kind(),
+        };
+        std::io::Error::new(kind, e)
+    }
+}
+
+/// The file a write to `path` must replace: `path` itself, or — when `path` is a symbolic
+/// link — the file it finally points to (`canonicalize`). Writers take their lock
+/// (`<target>.lock`) and do the temp + fsync + rename next to the target, so the link
+/// survives the write and every link to one file shares one lock (two state dirs whose
+/// auth-profiles.json point at one shared file serialize their OAuth refreshes).
+pub fn write_target(path: &Path) -> Result<PathBuf, LinkError> {
+    match std::fs::symlink_metadata(path) {
+        Ok(meta) if meta.file_type().is_symlink() => match std::fs::canonicalize(path) {
+            Ok(target) => Ok(target),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                let first = std::fs::read_link(path).map_err(|source| LinkError::Io {
+                    link: path.to_path_buf(),
+                    source,
+                })?;
+                let target = match path.parent() {
+                    Some(dir) if first.is_relative() => dir.join(first),
+                    _ => first,
+                };
+                Err(LinkError::Dangling {
+                    link: path.to_path_buf(),
+                    target,
+                })
+            }
+            Err(source) => Err(LinkError::Io {
+                link: path.to_path_buf(),
+                source,
+            }),
+        },
+        // Not a link, missing, or not inspectable: the write itself reports the latter.
+        _ => Ok(path.to_path_buf()),
+    }
+}
+
 /// `<path>.lock`: the file whose `flock` guards `path` across processes.
 pub fn lock_path(path: &Path) -> PathBuf {
     let mut s = path.as_os_str().to_owned();
@@ -147,6 +208,36 @@ mod tests {
         assert_eq!(p.config_path, PathBuf::from("/home/u/rc.toml"));
         assert!(p.config_explicit);
         assert_eq!(p.state_db(), PathBuf::from("/srv/rc/state.db"));
+    }
+
+    #[test]
+    fn write_target_follows_links_to_the_final_file() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let real = tmp.path().join("real.json");
+        std::fs::write(&real, "{}").expect("write");
+        let hop = tmp.path().join("hop.json");
+        std::os::unix::fs::symlink("real.json", &hop).expect("symlink");
+        let link = tmp.path().join("link.json");
+        std::os::unix::fs::symlink(&hop, &link).expect("symlink");
+        let canonical = std::fs::canonicalize(&real).expect("canonicalize");
+        assert_eq!(write_target(&link).expect("target"), canonical);
+        assert_eq!(write_target(&hop).expect("target"), canonical);
+        // A regular file and a missing one are their own target.
+        assert_eq!(write_target(&real).expect("target"), real);
+        let missing = tmp.path().join("missing.json");
+        assert_eq!(write_target(&missing).expect("target"), missing);
+
+        let dangling = tmp.path().join("dangling.json");
+        std::os::unix::fs::symlink("gone/x.json", &dangling).expect("symlink");
+        let err = write_target(&dangling).unwrap_err();
+        let msg = err.to_string();
+        assert!(matches!(err, LinkError::Dangling { .. }), "{msg}");
+        assert!(msg.contains(&dangling.display().to_string()), "{msg}");
+        assert!(
+            msg.contains(&tmp.path().join("gone/x.json").display().to_string()),
+            "{msg}"
+        );
+        assert!(msg.contains("nothing was written"), "{msg}");
     }
 
     #[test]
