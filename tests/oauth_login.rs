@@ -367,3 +367,79 @@ async fn device_polling_gives_up_when_the_code_expires() {
         oauth.device_poll_count()
     );
 }
+
+/// Regression (audit s9 F3): `logout --provider corp --profile-id anthropic:work` deleted
+/// an API key of another provider. Logout signs out of an OAuth sign-in of the provider
+/// named; anything else is refused with the profile's provider and type and what to do,
+/// and nothing is removed or revoked.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn logout_refuses_a_profile_of_another_provider_or_not_an_oauth_sign_in() {
+    let oauth = FakeOAuth::start().await;
+    let home = home(&oauth);
+    let tokens = oauth.mint_tokens();
+    let doc = serde_json::json!({"version": 1, "profiles": {
+        "anthropic:work": {"type": "api_key", "provider": "anthropic", "key": "sk-ant-x"},
+        "corp:manual": {"type": "token", "provider": "corp", "token": "tok-corp"},
+        "other:me": {"type": "oauth", "provider": "other",
+                     "access": tokens.access_token, "refresh": tokens.refresh_token},
+    }});
+    let path = home.write(
+        "agents/main/agent/auth-profiles.json",
+        &serde_json::to_string_pretty(&doc).unwrap(),
+    );
+    let before = std::fs::read(&path).unwrap();
+    let config_before = std::fs::read(home.config_path()).unwrap();
+    for (id, expect) in [
+        (
+            "anthropic:work",
+            &[
+                "anthropic:work",
+                "API key",
+                "anthropic",
+                "not corp",
+                "not an OAuth sign-in",
+            ][..],
+        ),
+        (
+            "corp:manual",
+            &["corp:manual", "pasted token", "not an OAuth sign-in"][..],
+        ),
+        (
+            "other:me",
+            &[
+                "OAuth sign-in for other, not corp",
+                "remoteclaw models auth logout --provider other --profile-id other:me",
+            ][..],
+        ),
+    ] {
+        let out = home
+            .run(&[
+                "models",
+                "auth",
+                "logout",
+                "--provider",
+                "corp",
+                "--profile-id",
+                id,
+            ])
+            .await;
+        let all = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(!out.status.success(), "{id}: {all}");
+        for e in expect {
+            assert!(all.contains(e), "{id}: expected {e:?} in:\n{all}");
+        }
+        assert!(all.contains("nothing was changed"), "{all}");
+        assert!(!all.contains(CANARY) && !all.contains("sk-ant-x"), "{all}");
+        assert_eq!(
+            std::fs::read(&path).unwrap(),
+            before,
+            "{id}: file untouched"
+        );
+        assert_eq!(std::fs::read(home.config_path()).unwrap(), config_before);
+    }
+    assert!(oauth.revocations().is_empty(), "nothing was revoked");
+}

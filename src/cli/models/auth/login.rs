@@ -8,7 +8,7 @@
 //! fingerprint.
 
 use crate::auth::profile_writer;
-use crate::auth::profiles::ProfileCredential;
+use crate::auth::profiles::{Profile, ProfileCredential};
 use crate::cli::onboard::credentials::{
     Target, expiry_text, now_ms, prompt_line, read_stdin, stdin_is_tty,
 };
@@ -20,6 +20,7 @@ use crate::secret::Secret;
 use anyhow::{Context, bail};
 use clap::Args;
 use serde_json::json;
+use std::path::Path;
 use std::process::ExitCode;
 
 #[derive(Debug, Args)]
@@ -265,6 +266,9 @@ pub async fn logout(args: LogoutArgs) -> anyhow::Result<ExitCode> {
             target.profiles_path().display()
         );
     };
+    if let Some(refusal) = logout_refusal(profile, &provider, &target.profiles_path()) {
+        bail!(refusal);
+    }
     // Revoke first (RFC 7009): a failure is reported, and the profile is removed anyway.
     if let (
         ProfileCredential::Oauth {
@@ -317,6 +321,35 @@ pub async fn logout(args: LogoutArgs) -> anyhow::Result<ExitCode> {
         target.config_path.display()
     );
     Ok(ExitCode::SUCCESS)
+}
+
+/// Why `logout --provider <provider> --profile-id <id>` must not touch `profile`, if it
+/// must not: logout signs out of an OAuth sign-in (DESIGN §5a) of the provider named, so
+/// a profile of another provider, or an API key or pasted token, is refused (nothing
+/// removed, nothing revoked) with what to do instead.
+fn logout_refusal(profile: &Profile, provider: &str, path: &Path) -> Option<String> {
+    let id = &profile.id;
+    let of = &profile.provider;
+    let kind = match &profile.credential {
+        ProfileCredential::Oauth { .. } => None,
+        ProfileCredential::ApiKey { .. } => Some("an API key (type api_key)"),
+        ProfileCredential::Token { .. } => Some("a pasted token (type token)"),
+    };
+    match (kind, of == provider) {
+        (None, true) => None,
+        (None, false) => Some(format!(
+            "profile {id} is an OAuth sign-in for {of}, not {provider}; nothing was changed. To sign out of it: remoteclaw models auth logout --provider {of} --profile-id {id}"
+        )),
+        (Some(kind), same) => Some(format!(
+            "profile {id} is {kind} for {of}{}, not an OAuth sign-in: logout only signs out of OAuth sign-ins, so nothing was changed. To remove it, delete \"{id}\" from {} (and its [auth.profiles] declaration from the config), or replace it with remoteclaw models auth paste-token --provider {of} --profile-id {id}",
+            if same {
+                String::new()
+            } else {
+                format!(" (not {provider})")
+            },
+            path.display()
+        )),
+    }
 }
 
 /// RFC 7009 revocation: a form post of the token, its type hint and `client_id`. By
