@@ -541,3 +541,56 @@ async fn two_homes_linking_one_shared_file_make_one_refresh_and_keep_the_links()
         "every process of both homes used the one refreshed token"
     );
 }
+
+/// Regression (audit s9 F4): after a refused refresh the later replies and `/model status`
+/// said "until cleared (`remoteclaw models auth cooldown clear`)" — clearing brings back
+/// a sign-in the provider refuses. Every line about a `refresh_failed` disable says
+/// DESIGN §5a's "sign in again" with the command.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_a_refused_refresh_every_reply_says_sign_in_again_with_the_command() {
+    let oauth = FakeOAuth::start().await;
+    let provider = FakeProvider::start().await;
+    let (home, _) = home(&oauth, &provider, now_ms() - 1);
+    oauth.script_refresh([RefreshBehavior::InvalidGrant]);
+    let login = "sign in again: `remoteclaw models auth login --provider corp`";
+
+    let (v, all) = agent(&home, "one").await;
+    assert!(v["error"].as_str().unwrap().contains(login), "{all}");
+
+    // The next turn: nothing usable is left.
+    let (v, all) = agent(&home, "two").await;
+    let error = v["error"].as_str().unwrap();
+    assert!(error.contains(login), "{error}\n{all}");
+    assert!(!error.contains("cooldown clear"), "{error}");
+
+    // /model status.
+    let (v, all) = agent(&home, "/model status").await;
+    let reply = v["reply"].as_str().unwrap();
+    let line = reply
+        .lines()
+        .find(|l| l.contains(PROFILE))
+        .unwrap_or_else(|| panic!("{PROFILE} not in /model status:\n{reply}\n{all}"));
+    assert!(line.contains("refresh_failed"), "{line}");
+    assert!(line.contains(login), "{line}");
+    assert!(!reply.contains("cooldown clear"), "{reply}");
+
+    // Pinned (strict): the refusal names the sign-in, not a wait.
+    let (v, all) = agent(&home, &format!("/model corp/m1@{PROFILE}")).await;
+    assert!(v["error"].is_null(), "{all}");
+    let (v, all) = agent(&home, "three").await;
+    let error = v["error"].as_str().unwrap();
+    assert!(error.contains(login), "{error}\n{all}");
+    assert!(!error.contains("cooldown clear"), "{error}");
+    assert!(!error.contains("Wait"), "{error}");
+
+    // The CLI says the same, in its candidate line and the cooldown list.
+    let out = home.run(&["models", "status"]).await;
+    let text = stdout(&out);
+    assert_no_canary(&format!("{text}{}", stderr(&out)));
+    assert!(!text.contains("cooldown clear"), "{text}");
+    assert!(text.contains(login), "{text}");
+    let out = home.run(&["models", "auth", "cooldown", "list"]).await;
+    let text = stdout(&out);
+    assert!(text.contains(login), "{text}{}", stderr(&out));
+    assert_eq!(oauth.refresh_requests(), 1);
+}

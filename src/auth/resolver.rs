@@ -152,7 +152,7 @@ impl Resolution {
             .map(|c| {
                 let until = c
                     .until
-                    .map(|u| format!(" {}", until_text(u, now_ms)))
+                    .map(|u| format!(" {}", lasts_text(c.reason, u, &self.provider, now_ms)))
                     .unwrap_or_default();
                 // A failed SecretRef carries its reason: say it, not just the code.
                 let reason = match (c.reason, &c.detail) {
@@ -177,6 +177,22 @@ pub fn health_str(h: Health) -> &'static str {
         Health::Cooldown => "cooldown",
         Health::Disabled => "disabled",
     }
+}
+
+/// DESIGN §5a: what every reply and status line says about a refused refresh
+/// (`refresh_failed`): "sign in again: `remoteclaw models auth login --provider P`".
+pub fn sign_in_again(provider: &str) -> String {
+    format!("sign in again: `remoteclaw models auth login --provider {provider}`")
+}
+
+/// How long a cooldown or disable with `reason` lasts, as a status line says it: a
+/// refused refresh lasts until the next sign-in (`— sign in again: …`), everything else
+/// [`until_text`].
+pub fn lasts_text(reason: Option<&str>, until: i64, provider: &str, now_ms: i64) -> String {
+    if reason == Some("refresh_failed") {
+        return format!("— {}", sign_in_again(provider));
+    }
+    until_text(until, now_ms)
 }
 
 /// "until 14:05 UTC (in 12m)" / "until cleared".
@@ -921,7 +937,7 @@ impl CredentialResolver {
                         "disabled"
                     },
                     c.reason.map(reason_words).unwrap_or("an error"),
-                    until_text(u, now)
+                    lasts_text(c.reason, u, &res.provider, now)
                 )),
                 _ => None,
             };
@@ -931,8 +947,9 @@ impl CredentialResolver {
                     .as_ref()
                     .map(|d| format!(" [{d}]"))
                     .unwrap_or_default();
-                // A cooldown ends on its own; an expired or broken profile does not.
-                let wait = if c.until.is_some() {
+                // A cooldown ends on its own; an expired or broken profile, or a
+                // refused sign-in, does not.
+                let wait = if c.until.is_some() && c.reason != Some("refresh_failed") {
                     "Wait, fix it"
                 } else {
                     "Fix it"
@@ -983,7 +1000,7 @@ fn reason_words(r: &str) -> &'static str {
         "quota" => "running out of quota",
         "billing" => "a billing error",
         "auth" => "an authentication error",
-        "refresh_failed" => "a refused token refresh (sign in again)",
+        "refresh_failed" => "a refused token refresh",
         _ => "an error",
     }
 }
@@ -1303,6 +1320,15 @@ mod tests {
         assert_eq!(
             until_text(3_600_000 + 90_000, 3_600_000),
             "until 01:01 UTC (in 2m)"
+        );
+        // A refused refresh is not cleared away: it takes a new sign-in (DESIGN §5a).
+        assert_eq!(
+            lasts_text(Some("refresh_failed"), FOREVER, "corp", 0),
+            "— sign in again: `remoteclaw models auth login --provider corp`"
+        );
+        assert_eq!(
+            lasts_text(Some("auth"), FOREVER, "corp", 0),
+            until_text(FOREVER, 0)
         );
     }
 }

@@ -2,7 +2,7 @@
 //! credentials by id and fingerprint, never by value.
 
 use crate::app::App;
-use crate::auth::resolver::{health_str, until_text};
+use crate::auth::resolver::{health_str, lasts_text};
 use crate::auth::{CredentialKind, CredentialSource, Resolution};
 use crate::catalog::ModelRef;
 use crate::providers::ProviderSettings;
@@ -144,7 +144,7 @@ pub fn candidate_lines(res: &Resolution, now: i64) -> Vec<String> {
                 let _ = write!(line, " ({r})");
             }
             if let Some(u) = c.until {
-                let _ = write!(line, " {}", until_text(u, now));
+                let _ = write!(line, " {}", lasts_text(c.reason, u, &res.provider, now));
             }
             if let Some(fp) = c.fingerprint() {
                 let _ = write!(line, "  fp {fp}");

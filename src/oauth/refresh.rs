@@ -366,8 +366,9 @@ fn refused(cred: &Credential, status: Option<u16>, why: &str) -> ProviderError {
         status,
         code: Some(REFRESH_FAILED.into()),
         message: format!(
-            "{}: {why} — sign in again: `remoteclaw models auth login --provider {}`",
-            cred.id, cred.provider
+            "{}: {why} — {}",
+            cred.id,
+            crate::auth::resolver::sign_in_again(&cred.provider)
         ),
         retry_after: None,
     }

@@ -90,8 +90,9 @@ pub async fn run_probes(app: &App, opts: &ProbeOptions<'_>) -> anyhow::Result<Ve
                     outcome: REFRESH_FAILED.into(),
                     latency_ms: None,
                     error: Some(format!(
-                        "{}: the provider refused to refresh this sign-in; sign in again: `remoteclaw models auth login --provider {provider}`",
-                        c.id
+                        "{}: the provider refused to refresh this sign-in; {}",
+                        c.id,
+                        crate::auth::resolver::sign_in_again(provider)
                     )),
                 }),
                 Some(cred) => jobs.push((cred.clone(), model.clone(), client.clone())),

@@ -1,7 +1,7 @@
 //! `remoteclaw models auth cooldown list [--json] | clear [PROFILE_ID] [--agent ID]`.
 
 use crate::app::App;
-use crate::auth::resolver::until_text;
+use crate::auth::resolver::{lasts_text, until_text};
 use crate::config::env::EnvMap;
 use clap::{Args, Subcommand};
 use serde_json::json;
@@ -56,7 +56,20 @@ pub async fn run(args: CooldownArgs) -> anyhow::Result<ExitCode> {
             } else if list.is_empty() {
                 println!("No credential is cooling down or disabled.");
             } else {
+                // A refused refresh lasts until the next sign-in: say how (its provider
+                // comes from the stored profile).
+                let store = app.engine.resolver.store_async().await.ok();
                 for e in &list {
+                    let provider = store
+                        .as_ref()
+                        .and_then(|s| s.profiles.get(&e.credential))
+                        .map(|p| p.provider.as_str());
+                    let lasts = match (e.reason, provider) {
+                        (crate::auth::cooldown::Reason::RefreshFailed, Some(p)) => {
+                            lasts_text(Some("refresh_failed"), e.until, p, now)
+                        }
+                        _ => until_text(e.until, now),
+                    };
                     let scope = if e.model.is_empty() {
                         "all models".to_string()
                     } else {
@@ -67,7 +80,7 @@ pub async fn run(args: CooldownArgs) -> anyhow::Result<ExitCode> {
                         e.credential,
                         e.reason.as_str(),
                         scope,
-                        until_text(e.until, now),
+                        lasts,
                         e.error_count,
                         if e.error_count == 1 { "" } else { "s" }
                     );

@@ -54,8 +54,8 @@ pub(super) fn note(f: &OauthFacts<'_>, now: i64) -> String {
     let p = f.provider;
     if f.reason == Some("refresh_failed") {
         return format!(
-            "the provider refused to refresh this sign-in: sign in again: {}",
-            login(p)
+            "the provider refused to refresh this sign-in: {}",
+            crate::auth::resolver::sign_in_again(p)
         );
     }
     let when = match f.expires_ms {
