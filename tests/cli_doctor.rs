@@ -592,3 +592,56 @@ async fn alerts_targets_need_a_bot_token() {
         "credential alerts go to Telegram chat 123456789 and Discord channel 333"
     );
 }
+
+/// Regression (audit s9): `"order": {"anthropic": "anthropic:work"}` (a string, not a
+/// list) silently became an empty explicit order and hid every stored profile. It is
+/// ignored (the order falls through to the stored profiles), and `models status` and
+/// `doctor` name the file, the key and the fix.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_malformed_order_entry_is_ignored_and_reported() {
+    let h = TestHome::new("[agents.defaults.model]\nprimary = \"anthropic/claude-sonnet-4-5\"\n");
+    let path = profiles(
+        &h,
+        &json!({"version": 1,
+                "profiles": {"anthropic:work": api_key("sk-ant-1"), "anthropic:home": api_key("sk-ant-2")},
+                "order": {"anthropic": "anthropic:work"}}),
+        0o600,
+    );
+    let key = "\"order.anthropic\" is a string, not a list of profile ids";
+    let fix = "remoteclaw models auth order clear --provider anthropic";
+
+    let out = h.run(&["models", "status", "--json"]).await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    let status: Value = serde_json::from_str(&stdout(&out)).unwrap();
+    let ids: Vec<&str> = status["providers"][0]["candidates"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(status["providers"][0]["provider"], "anthropic");
+    assert!(
+        ids.contains(&"anthropic:work") && ids.contains(&"anthropic:home"),
+        "stored profiles are candidates again: {status:#}"
+    );
+    let err = stderr(&out);
+    assert!(err.contains(key) && err.contains(fix), "{err}");
+
+    let out = h.run(&["models", "status"]).await;
+    let text = stdout(&out);
+    assert!(
+        text.contains(&format!("{}: {key}", path.display())),
+        "{text}"
+    );
+    assert!(text.contains(fix), "{text}");
+    assert!(!text.contains("sk-ant-"), "{text}");
+
+    let (code, v, printed) = doctor(&h, &[]).await;
+    assert_eq!(code, 0, "a warning: {printed}");
+    let f = one(&v, "auth_profiles_order_malformed");
+    assert_eq!(f["severity"], "warning");
+    let message = f["message"].as_str().unwrap();
+    assert!(message.contains(&path.display().to_string()), "{message}");
+    assert!(message.contains(key), "{message}");
+    assert!(f["fix"].as_str().unwrap().contains(fix), "{f}");
+}

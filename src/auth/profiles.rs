@@ -55,6 +55,53 @@ pub struct ProfileStore {
     pub usage_stats: BTreeMap<String, UsageStats>,
     /// Human-readable notes about dropped or repaired entries (no secret values).
     pub warnings: Vec<String>,
+    /// `order` entries that are not a list of ids (a string, null, a number, …): ignored,
+    /// so the provider's order comes from the next source (DESIGN §5), and reported by
+    /// `models status` and `doctor`.
+    pub malformed_order: Vec<MalformedOrder>,
+}
+
+/// An `order.<provider>` entry that is not a JSON array.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MalformedOrder {
+    /// The key as written in the file (`order.<key>`).
+    pub key: String,
+    /// The provider it stands for (normalized).
+    pub provider: String,
+    /// What it is instead: "a string", "null", "a number", "a boolean", "an object".
+    pub found: &'static str,
+}
+
+impl MalformedOrder {
+    /// What is wrong, naming the file and the key; never the value.
+    pub fn problem(&self, path: &Path) -> String {
+        format!(
+            "{}: \"order.{}\" is {}, not a list of profile ids; it is ignored, so {} takes its auth order from auth.order in the config, else its declared or stored profiles",
+            path.display(),
+            self.key,
+            self.found,
+            self.provider
+        )
+    }
+
+    /// How to repair it.
+    pub fn fix(&self) -> String {
+        format!(
+            "make it a list of profile ids: `remoteclaw models auth order set --provider {p} <PROFILE_ID>...`, or remove it: `remoteclaw models auth order clear --provider {p}`",
+            p = self.provider
+        )
+    }
+}
+
+fn json_type(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "a list",
+        Value::Object(_) => "an object",
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -211,20 +258,25 @@ impl ProfileStore {
                 )),
             }
         }
-        for (provider, v) in raw.order {
-            let ids: Vec<String> = v
-                .as_array()
-                .map(|a| {
-                    a.iter()
-                        .filter_map(Value::as_str)
-                        .map(|s| s.trim().to_string())
-                        .filter(|s| !s.is_empty())
-                        .collect()
-                })
-                .unwrap_or_default();
-            store
-                .order
-                .insert(crate::catalog::normalize_provider(&provider), ids);
+        for (key, v) in raw.order {
+            let provider = crate::catalog::normalize_provider(&key);
+            // Not a list: as if absent (an empty explicit order would hide every stored
+            // profile of the provider), and reported.
+            let Some(list) = v.as_array() else {
+                store.malformed_order.push(MalformedOrder {
+                    key,
+                    provider,
+                    found: json_type(&v),
+                });
+                continue;
+            };
+            let ids: Vec<String> = list
+                .iter()
+                .filter_map(Value::as_str)
+                .map(|s| s.trim().to_string())
+                .filter(|s| !s.is_empty())
+                .collect();
+            store.order.insert(provider, ids);
         }
         Ok(store)
     }
@@ -303,6 +355,9 @@ impl ProfileFile {
         for w in &store.warnings {
             tracing::warn!(file = %self.path.display(), "{w}");
         }
+        for m in &store.malformed_order {
+            tracing::warn!("{}", m.problem(&self.path));
+        }
         if let Ok(mut cache) = self.cache.lock() {
             *cache = Some((stamp, store.clone()));
         }
@@ -365,6 +420,56 @@ mod tests {
         assert!(
             matches!(&s.profiles["openrouter:team"].credential, ProfileCredential::ApiKey { key: None, key_ref: Some(r) } if r.id == "TEAM_OR_KEY")
         );
+    }
+
+    /// Regression (audit s9): a non-list `order` entry became an empty explicit order,
+    /// hiding every stored profile of the provider. It is now as if absent, and reported.
+    #[test]
+    fn an_order_entry_that_is_not_a_list_is_ignored_and_reported() {
+        for (value, found) in [
+            ("\"corp:a\"", "a string"),
+            ("null", "null"),
+            ("3", "a number"),
+            ("{}", "an object"),
+        ] {
+            let text = format!(
+                r#"{{"profiles": {{"corp:a": {{"type": "api_key", "provider": "corp", "key": "k"}}}},
+                   "order": {{"Corp": {value}, "other": ["o:1"]}}}}"#
+            );
+            let s = ProfileStore::parse(Path::new("/x/auth-profiles.json"), &text).expect("parse");
+            assert!(!s.order.contains_key("corp"), "{value}: treated as absent");
+            assert_eq!(s.order["other"], ["o:1"]);
+            assert_eq!(
+                s.malformed_order,
+                [MalformedOrder {
+                    key: "Corp".into(),
+                    provider: "corp".into(),
+                    found,
+                }]
+            );
+            let problem = s.malformed_order[0].problem(Path::new("/x/auth-profiles.json"));
+            assert!(
+                problem.starts_with("/x/auth-profiles.json: \"order.Corp\" is "),
+                "{problem}"
+            );
+            assert!(
+                !problem.contains("corp:a\""),
+                "never quotes the value: {problem}"
+            );
+            assert!(
+                s.malformed_order[0]
+                    .fix()
+                    .contains("remoteclaw models auth order clear --provider corp"),
+            );
+        }
+        // An explicit empty list stays an explicit empty order.
+        let s = ProfileStore::parse(
+            Path::new("a.json"),
+            r#"{"profiles": {}, "order": {"corp": []}}"#,
+        )
+        .expect("parse");
+        assert_eq!(s.order["corp"], Vec::<String>::new());
+        assert!(s.malformed_order.is_empty());
     }
 
     #[test]

@@ -329,6 +329,12 @@ pub(super) fn auth_files(paths: &Paths, agent: &str, r: &mut Vec<Finding>) -> Op
                         .fix("fix the entry (type api_key | token | oauth, and a provider) or remove it; it is not used"),
                 );
             }
+            for m in &store.malformed_order {
+                r.push(
+                    Finding::warning("auth_profiles_order_malformed", m.problem(&path))
+                        .fix(m.fix()),
+                );
+            }
             if fine {
                 r.push(Finding::ok(
                     "auth_profiles_ok",

@@ -198,6 +198,31 @@ pub async fn run(args: StatusArgs) -> anyhow::Result<ExitCode> {
         providers.push((provider, in_use, settings, res));
     }
 
+    // `order` entries of auth-profiles.json that are not lists are ignored: say so (the
+    // JSON schema has no place for it, so --json and --plain say it on stderr).
+    let order_warnings: Vec<String> = app
+        .engine
+        .resolver
+        .store()
+        .map(|s| {
+            s.malformed_order
+                .iter()
+                .map(|m| {
+                    format!(
+                        "{}. Fix: {}",
+                        m.problem(&app.engine.resolver.profiles_path),
+                        m.fix()
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    if args.json || args.plain {
+        for w in &order_warnings {
+            eprintln!("warning: {w}");
+        }
+    }
+
     if args.json {
         let out = StatusJson {
             config_path: app.config_path.display().to_string(),
@@ -298,6 +323,9 @@ pub async fn run(args: StatusArgs) -> anyhow::Result<ExitCode> {
                 "off"
             }
         );
+        for w in &order_warnings {
+            println!("Warning:       {w}");
+        }
         // Tokens used per credential, over every session (DESIGN §10 "Usage").
         let usage = app.usage().by_credential().await.unwrap_or_default();
         for (p, in_use, s, res) in &providers {
