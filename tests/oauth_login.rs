@@ -443,3 +443,30 @@ async fn logout_refuses_a_profile_of_another_provider_or_not_an_oauth_sign_in() 
     }
     assert!(oauth.revocations().is_empty(), "nothing was revoked");
 }
+
+/// Regression (audit s9 F5): `--no-browser` with piped stdin read to the end of input, so
+/// a script that pastes the address and keeps stdin open hung. One line is enough.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_browser_reads_one_line_without_waiting_for_the_end_of_stdin() {
+    let oauth = FakeOAuth::start().await;
+    let home = home(&oauth);
+    let mut login = Login::start(&home, &["--no-browser"]);
+    let callback = authorize(&login.url().await).await;
+    let mut stdin = login.child.stdin.take().unwrap();
+    stdin
+        .write_all(format!("{callback}\n").as_bytes())
+        .await
+        .unwrap();
+    stdin.flush().await.unwrap();
+    // stdin stays open while the login finishes.
+    let (success, all) = tokio::time::timeout(Duration::from_secs(30), login.finish())
+        .await
+        .expect("the login finishes after one line, with stdin still open");
+    assert!(success, "{all}");
+    assert!(
+        profiles(&home)["profiles"]
+            .get("corp:alice@example.com")
+            .is_some()
+    );
+    drop(stdin);
+}

@@ -9,9 +9,7 @@
 
 use crate::auth::profile_writer;
 use crate::auth::profiles::{Profile, ProfileCredential};
-use crate::cli::onboard::credentials::{
-    Target, expiry_text, now_ms, prompt_line, read_stdin, stdin_is_tty,
-};
+use crate::cli::onboard::credentials::{Target, expiry_text, now_ms, prompt_line, stdin_is_tty};
 use crate::config::edit;
 use crate::oauth::login::{self, CALLBACK_WAIT, LoginError};
 use crate::oauth::preset::Endpoints;
@@ -20,6 +18,7 @@ use crate::secret::Secret;
 use anyhow::{Context, bail};
 use clap::Args;
 use serde_json::json;
+use std::io::BufRead;
 use std::path::Path;
 use std::process::ExitCode;
 
@@ -78,6 +77,24 @@ fn login_error(e: LoginError, provider: &str) -> anyhow::Error {
     }
 }
 
+/// The pasted address or code: one line, trimmed — from the terminal (with a prompt)
+/// when stdin is one, else the first line of stdin. Never waits for the end of input
+/// (a script that keeps stdin open after the line must not hang the login).
+fn read_pasted_line() -> anyhow::Result<String> {
+    if stdin_is_tty() {
+        return prompt_line("Address or code: ");
+    }
+    let mut line = String::new();
+    let n = std::io::stdin()
+        .lock()
+        .read_line(&mut line)
+        .context("cannot read stdin (is it UTF-8 text?)")?;
+    if n == 0 {
+        bail!("stdin ended before an address or code was pasted; nothing was changed");
+    }
+    Ok(line.trim().to_string())
+}
+
 /// `<provider>:<email or account id or "default">`, with characters a profile id cannot
 /// hold replaced by `-`.
 pub(crate) fn profile_id_for(provider: &str, g: &Granted) -> String {
@@ -121,11 +138,7 @@ pub async fn login(args: LoginArgs) -> anyhow::Result<ExitCode> {
             "After signing in, the browser goes to an address starting with {} (it may show an error page there). Copy that whole address (or just its code) and paste it here.",
             ep.redirect_uri_for(ep.listen_port())
         );
-        let line = if stdin_is_tty() {
-            prompt_line("Address or code: ")?
-        } else {
-            read_stdin()?
-        };
+        let line = read_pasted_line()?;
         let code = code_login
             .code_from_paste(&line)
             .map_err(|e| login_error(e, &provider))?;
