@@ -594,3 +594,31 @@ async fn after_a_refused_refresh_every_reply_says_sign_in_again_with_the_command
     assert!(text.contains(login), "{text}{}", stderr(&out));
     assert_eq!(oauth.refresh_requests(), 1);
 }
+
+/// Regression (audit s9 F6): a 200 token answer with `"expires_in": "3600"` (a string)
+/// was taken for a transient failure and its tokens thrown away, although the server had
+/// already rotated the refresh token: the next refresh was then refused. The string is
+/// read as seconds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_answer_with_expires_in_as_a_string_is_kept() {
+    let oauth = FakeOAuth::start().await;
+    oauth.set_expires_in_as_string(true);
+    let provider = FakeProvider::start().await;
+    let (home, _) = home(&oauth, &provider, now_ms() - 1);
+
+    let (v, all) = agent(&home, "hi").await;
+    assert_eq!(v["reply"], "fake reply to: hi", "{all}");
+    assert_eq!(oauth.refresh_requests(), 1);
+    let after = stored(&home);
+    assert!(oauth.is_current_access(after["access"].as_str().unwrap()));
+    assert!(oauth.is_current_refresh(after["refresh"].as_str().unwrap()));
+    let expires = after["expires"].as_i64().unwrap();
+    assert!(
+        expires > now_ms() + 30 * 60_000 && expires <= now_ms() + 3_600_000,
+        "expires in about an hour: {expires}"
+    );
+    // Fresh now: no second request.
+    let (v, _) = agent(&home, "again").await;
+    assert_eq!(v["reply"], "fake reply to: again");
+    assert_eq!(oauth.refresh_requests(), 1);
+}

@@ -356,6 +356,16 @@ fn refresh_error(cred: &Credential, e: TokenError) -> ProviderError {
             ),
             retry_after: None,
         },
+        TokenError::InvalidAnswer { status, .. } => ProviderError {
+            kind: ErrorKind::Unknown,
+            status,
+            code: Some(REFRESH_UNAVAILABLE.into()),
+            message: format!(
+                "{}: could not refresh its access token: {e}; the next turn tries again",
+                cred.id
+            ),
+            retry_after: None,
+        },
         TokenError::Config(m) => unavailable(cred, m),
     }
 }

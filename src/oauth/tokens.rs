@@ -61,6 +61,14 @@ pub enum TokenError {
     /// Network trouble, a timeout or a 5xx: worth trying again later.
     #[error("the token endpoint could not be reached or failed ({detail})")]
     Unavailable { status: Option<u16>, detail: String },
+    /// A success status whose body is not a token response this client can read (not
+    /// JSON, or a field of the wrong type): worth trying again later. `detail` names
+    /// the field, never its value.
+    #[error(
+        "the token endpoint answered HTTP {} but its body was not a valid token response ({detail})",
+        status.map_or_else(|| "2xx".to_string(), |s| s.to_string())
+    )]
+    InvalidAnswer { status: Option<u16>, detail: String },
     /// The endpoints are not usable (a URL that does not parse).
     #[error("{0}")]
     Config(String),
@@ -69,7 +77,9 @@ pub enum TokenError {
 impl TokenError {
     pub fn status(&self) -> Option<u16> {
         match self {
-            TokenError::Refused { status, .. } | TokenError::Unavailable { status, .. } => *status,
+            TokenError::Refused { status, .. }
+            | TokenError::Unavailable { status, .. }
+            | TokenError::InvalidAnswer { status, .. } => *status,
             TokenError::Config(_) => None,
         }
     }
@@ -181,6 +191,18 @@ impl<'a> Recorder<'a> {
                 status,
                 detail: request_failure(&e),
             },
+            // serde's message can quote the value (a token): name only where it failed.
+            RequestTokenError::Parse(e, _) if status.is_some_and(|s| (200..300).contains(&s)) => {
+                let at = e.path().to_string();
+                TokenError::InvalidAnswer {
+                    status,
+                    detail: if at.is_empty() || at == "." {
+                        "not a JSON object with access_token and token_type".into()
+                    } else {
+                        format!("unexpected value of `{at}`")
+                    },
+                }
+            }
             _ => TokenError::Unavailable {
                 status,
                 detail: match status {
@@ -202,27 +224,65 @@ impl<'c> AsyncHttpClient<'c> for Recorder<'_> {
             let mut resp = self.http.call(request).await?;
             self.status.store(resp.status().as_u16(), Ordering::Relaxed);
             if resp.status().is_success() {
-                with_token_type(resp.body_mut());
+                lenient_token_answer(resp.body_mut());
             }
             Ok(resp)
         })
     }
 }
 
-/// A token response without `token_type` (RFC 6749 requires it, but some servers leave
-/// it out) gets `"Bearer"`, the only type there is in practice; `oauth2` would otherwise
-/// refuse the whole answer, tokens and all. Anything else is left as it came.
-fn with_token_type(body: &mut Vec<u8>) {
+/// A token response is read as leniently as servers write them, because `oauth2` would
+/// otherwise refuse the whole answer — tokens and all, after the server may already have
+/// rotated the refresh token:
+/// - no `token_type` (RFC 6749 requires it, but some servers leave it out) → `"Bearer"`,
+///   the only type there is in practice;
+/// - `expires_in` as a numeric string (`"3600"`) or a float (`3600.0`) → the integer;
+///   one that is no number of seconds at all (`"soon"`, `-5`, `true`) is dropped (the
+///   expiry is then unknown, as when it is absent) rather than losing the tokens.
+///
+/// Anything else is left as it came; a body without `access_token` is not touched.
+fn lenient_token_answer(body: &mut Vec<u8>) {
     let Ok(Value::Object(mut obj)) = serde_json::from_slice::<Value>(body) else {
         return;
     };
-    if !obj.contains_key("access_token") || obj.contains_key("token_type") {
+    if !obj.contains_key("access_token") {
         return;
     }
-    obj.insert("token_type".into(), Value::from("Bearer"));
-    if let Ok(patched) = serde_json::to_vec(&obj) {
+    let mut changed = false;
+    if !obj.contains_key("token_type") {
+        obj.insert("token_type".into(), Value::from("Bearer"));
+        changed = true;
+    }
+    if let Some(v) = obj.get("expires_in")
+        && !v.is_u64()
+        && !v.is_null()
+    {
+        match expires_in_secs(v) {
+            Some(secs) => obj.insert("expires_in".into(), Value::from(secs)),
+            None => obj.remove("expires_in"),
+        };
+        changed = true;
+    }
+    if changed && let Ok(patched) = serde_json::to_vec(&obj) {
         *body = patched;
     }
+}
+
+/// Whole seconds from an `expires_in` that is not a JSON integer: a numeric string or a
+/// non-negative finite number (fractions dropped).
+fn expires_in_secs(v: &Value) -> Option<u64> {
+    let f = match v {
+        Value::String(s) => {
+            let t = s.trim();
+            if let Ok(n) = t.parse::<u64>() {
+                return Some(n);
+            }
+            t.parse::<f64>().ok()?
+        }
+        Value::Number(n) => n.as_f64()?,
+        _ => return None,
+    };
+    (f.is_finite() && f >= 0.0 && f < u64::MAX as f64).then_some(f as u64)
 }
 
 /// A transport failure in words, without the URL's query or any body.
@@ -362,7 +422,7 @@ mod tests {
     #[test]
     fn a_token_answer_without_token_type_gets_bearer() {
         let mut body = br#"{"access_token":"a","expires_in":60}"#.to_vec();
-        with_token_type(&mut body);
+        lenient_token_answer(&mut body);
         let v: Value = serde_json::from_slice(&body).unwrap();
         assert_eq!(v["token_type"], "Bearer");
         assert_eq!(v["access_token"], "a");
@@ -372,9 +432,55 @@ mod tests {
             b"not json",
         ] {
             let mut body = untouched.to_vec();
-            with_token_type(&mut body);
+            lenient_token_answer(&mut body);
             assert_eq!(body, untouched);
         }
+    }
+
+    /// Regression (audit s9): `"expires_in": "3600"` made `oauth2` refuse a 200 answer
+    /// whose refresh token the server had already rotated.
+    #[test]
+    fn expires_in_as_a_string_or_float_is_read_and_nonsense_is_dropped() {
+        for (given, want) in [
+            (json!("3600"), Some(json!(3600))),
+            (json!(" 60 "), Some(json!(60))),
+            (json!("90.5"), Some(json!(90))),
+            (json!(3600.0), Some(json!(3600))),
+            (json!("soon"), None),
+            (json!(-5), None),
+            (json!(true), None),
+            (json!("-1"), None),
+        ] {
+            let mut body = serde_json::to_vec(
+                &json!({"access_token": "a", "token_type": "Bearer", "expires_in": given}),
+            )
+            .unwrap();
+            lenient_token_answer(&mut body);
+            let v: Value = serde_json::from_slice(&body).unwrap();
+            assert_eq!(v.get("expires_in").cloned(), want, "{given}");
+            assert_eq!(v["access_token"], "a");
+        }
+        for untouched in [
+            &br#"{"access_token":"a","token_type":"Bearer","expires_in":60}"#[..],
+            br#"{"access_token":"a","token_type":"Bearer","expires_in":null}"#,
+            br#"{"device_code":"d","expires_in":"600"}"#,
+        ] {
+            let mut body = untouched.to_vec();
+            lenient_token_answer(&mut body);
+            assert_eq!(body, untouched);
+        }
+    }
+
+    #[test]
+    fn a_200_that_is_no_token_answer_says_so_without_quoting_it() {
+        let e = TokenError::InvalidAnswer {
+            status: Some(200),
+            detail: "unexpected value of `refresh_token`".into(),
+        };
+        assert_eq!(
+            e.to_string(),
+            "the token endpoint answered HTTP 200 but its body was not a valid token response (unexpected value of `refresh_token`)"
+        );
     }
 
     #[test]

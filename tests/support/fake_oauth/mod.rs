@@ -87,6 +87,7 @@ impl FakeOAuth {
             issuer: format!("http://{addr}"),
             client_id: DEFAULT_CLIENT_ID.to_string(),
             expires_in: 3600,
+            expires_in_as_string: false,
             device_interval: 5,
             device_expires_in: 900,
             redirect_uri: None,
@@ -173,6 +174,10 @@ impl FakeOAuth {
     /// `expires_in` (seconds) of access tokens minted from now on (default 3600).
     pub fn set_expires_in(&self, secs: u64) {
         self.inner.state().cfg.expires_in = secs;
+    }
+    /// Send `expires_in` of token answers as a JSON string (`"3600"`) from now on.
+    pub fn set_expires_in_as_string(&self, as_string: bool) {
+        self.inner.state().cfg.expires_in_as_string = as_string;
     }
     /// `interval` (seconds) of device authorizations (default 5).
     pub fn set_device_interval(&self, secs: u64) {

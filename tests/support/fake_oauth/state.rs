@@ -22,6 +22,8 @@ pub(super) struct Config {
     pub client_id: String,
     /// Access-token lifetime in seconds (`expires_in`).
     pub expires_in: u64,
+    /// Send `expires_in` as a JSON string (`"3600"`), as some servers do.
+    pub expires_in_as_string: bool,
     /// Device grant: seconds between polls the server asks for.
     pub device_interval: u64,
     /// Device grant: lifetime of a device code in seconds.
@@ -261,11 +263,15 @@ impl State {
 }
 
 /// The RFC 6749 §5.1 success body for `tokens`.
-pub(super) fn token_body(tokens: &TokenSet) -> Value {
+pub(super) fn token_body(tokens: &TokenSet, expires_in_as_string: bool) -> Value {
     json!({
         "access_token": tokens.access_token,
         "token_type": "Bearer",
-        "expires_in": tokens.expires_in,
+        "expires_in": if expires_in_as_string {
+            json!(tokens.expires_in.to_string())
+        } else {
+            json!(tokens.expires_in)
+        },
         "refresh_token": tokens.refresh_token,
         "scope": tokens.scope,
         "id_token": tokens.id_token,

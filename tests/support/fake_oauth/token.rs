@@ -91,8 +91,11 @@ fn invalid_grant(description: &str) -> Response {
     oauth_error(StatusCode::BAD_REQUEST, "invalid_grant", description)
 }
 
-fn ok(tokens: &super::TokenSet) -> Response {
-    json_response(StatusCode::OK, &token_body(tokens))
+fn ok(s: &OAuthState, tokens: &super::TokenSet) -> Response {
+    json_response(
+        StatusCode::OK,
+        &token_body(tokens, s.cfg.expires_in_as_string),
+    )
 }
 
 /// RFC 7636 §4.6: the verifier is well formed and its S256 is the challenge;
@@ -142,7 +145,10 @@ fn authorization_code(s: &mut OAuthState, form: &Form) -> Response {
         grant.scope.clone(),
         grant.client_id.clone(),
     );
-    ok(&s.new_grant(account, &scope, &client_id))
+    {
+        let tokens = s.new_grant(account, &scope, &client_id);
+        ok(s, &tokens)
+    }
 }
 
 /// `grant_type=refresh_token`: rotates; a replaced, unknown or revoked refresh
@@ -168,7 +174,7 @@ fn refresh(s: &mut OAuthState, form: &Form) -> Response {
         return invalid_grant("refresh token was issued to another client");
     }
     match s.rotate(idx) {
-        Some(tokens) => ok(&tokens),
+        Some(tokens) => ok(s, &tokens),
         None => invalid_grant("refresh token reused"),
     }
 }
@@ -240,7 +246,10 @@ fn device(s: &mut OAuthState, form: &Form) -> Response {
             }
             let (scope, client_id) = (grant.scope.clone(), grant.client_id.clone());
             let account = s.account.clone();
-            ok(&s.new_grant(account, &scope, &client_id))
+            {
+                let tokens = s.new_grant(account, &scope, &client_id);
+                ok(s, &tokens)
+            }
         }
     }
 }
