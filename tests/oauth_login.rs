@@ -470,3 +470,62 @@ async fn no_browser_reads_one_line_without_waiting_for_the_end_of_stdin() {
     );
     drop(stdin);
 }
+
+/// Regression (audit s9 F7): `--no-browser` for a provider without `redirectPort` printed
+/// the redirect URI `http://127.0.0.1:0/auth/callback`. A real loopback port is chosen
+/// and listened on, so a browser on this machine completes the sign-in by itself (state
+/// checked) while the command also waits for a paste.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_browser_without_a_redirect_port_listens_on_a_real_port() {
+    let oauth = FakeOAuth::start().await;
+    let home = home(&oauth);
+    let config = std::fs::read_to_string(home.config_path()).unwrap();
+    std::fs::write(home.config_path(), config.replace("redirectPort = 0\n", "")).unwrap();
+    let mut login = Login::start(&home, &["--no-browser"]);
+    // Kept open (and unused) until the login has finished.
+    let stdin = login.child.stdin.take().unwrap();
+    let url = login.url().await;
+    let redirect = reqwest::Url::parse(&url)
+        .unwrap()
+        .query_pairs()
+        .find(|(k, _)| k == "redirect_uri")
+        .unwrap()
+        .1
+        .to_string();
+    let port = reqwest::Url::parse(&redirect).unwrap().port().unwrap();
+    assert_ne!(port, 0, "{redirect}");
+    assert_eq!(redirect, format!("http://127.0.0.1:{port}/auth/callback"));
+
+    let callback = authorize(&url).await;
+    assert!(callback.starts_with(&redirect), "{callback}");
+    // A callback of another sign-in is refused; the real one signs in. Nothing is pasted
+    // and stdin stays open.
+    let forged = no_redirects()
+        .get(format!("{redirect}?code=stolen&state=forged"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(forged.status(), 400);
+    let ok = no_redirects().get(&callback).send().await.unwrap();
+    assert_eq!(ok.status(), 200);
+    let (success, all) = tokio::time::timeout(Duration::from_secs(30), login.finish())
+        .await
+        .expect("the callback completes the login");
+    assert!(success, "{all}");
+    assert!(
+        all.contains(&redirect),
+        "the printed address has the real port: {all}"
+    );
+    assert!(!all.contains("127.0.0.1:0/"), "{all}");
+    drop(stdin);
+    assert_eq!(
+        oauth.grant_count("authorization_code"),
+        1,
+        "only the real code"
+    );
+    assert!(
+        profiles(&home)["profiles"]
+            .get("corp:alice@example.com")
+            .is_some()
+    );
+}

@@ -95,6 +95,19 @@ fn read_pasted_line() -> anyhow::Result<String> {
     Ok(line.trim().to_string())
 }
 
+/// [`read_pasted_line`] on a thread of its own, so the login can stop waiting for it
+/// (the callback came first) without the process waiting for stdin at exit.
+fn pasted_line() -> anyhow::Result<tokio::sync::oneshot::Receiver<anyhow::Result<String>>> {
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    std::thread::Builder::new()
+        .name("paste".into())
+        .spawn(move || {
+            let _ = tx.send(read_pasted_line());
+        })
+        .context("cannot start reading the pasted address")?;
+    Ok(rx)
+}
+
 /// `<provider>:<email or account id or "default">`, with characters a profile id cannot
 /// hold replaced by `-`.
 pub(crate) fn profile_id_for(provider: &str, g: &Granted) -> String {
@@ -128,20 +141,43 @@ pub async fn login(args: LoginArgs) -> anyhow::Result<ExitCode> {
             .await
             .map_err(|e| login_error(e, &provider))?
     } else if args.no_browser {
-        let code_login = login::start_code_login(&ep, &ep.redirect_uri_for(ep.listen_port()))
-            .map_err(|e| login_error(e, &provider))?;
+        // Listen on loopback as well: a browser on this machine comes back by itself,
+        // and whichever comes first — that callback or a pasted line — signs in. With
+        // no port configured an ephemeral one is chosen (never `:0` in the redirect
+        // URI); a configured port that is taken leaves pasting alone.
+        let port = ep.listen_port();
+        let (listener, bound) = match tokio::net::TcpListener::bind(("127.0.0.1", port)).await {
+            Ok(l) => {
+                let bound = l.local_addr().map(|a| a.port()).unwrap_or(port);
+                (Some(l), bound)
+            }
+            Err(e) if port != 0 => {
+                tracing::debug!(port, error = %e, "no callback listener; waiting for a paste only");
+                (None, port)
+            }
+            Err(e) => bail!(
+                "cannot listen on a loopback port for the sign-in callback: {e}; nothing was changed"
+            ),
+        };
+        let redirect = ep.redirect_uri_for(bound);
+        let code_login =
+            login::start_code_login(&ep, &redirect).map_err(|e| login_error(e, &provider))?;
         println!(
             "Open this address in a browser to sign in to {provider}:\n\n  {}\n",
             code_login.url
         );
         println!(
-            "After signing in, the browser goes to an address starting with {} (it may show an error page there). Copy that whole address (or just its code) and paste it here.",
-            ep.redirect_uri_for(ep.listen_port())
+            "After signing in, the browser goes to an address starting with {redirect} (it may show an error page there). Unless the sign-in finishes here by itself, copy that whole address (or just its code) and paste it here."
         );
-        let line = read_pasted_line()?;
-        let code = code_login
-            .code_from_paste(&line)
-            .map_err(|e| login_error(e, &provider))?;
+        let pasted = pasted_line()?;
+        let code = match listener {
+            Some(listener) => tokio::select! {
+                r = code_login.wait_for_callback(listener, CALLBACK_WAIT) => r,
+                line = pasted => code_login.code_from_paste(&line??),
+            },
+            None => code_login.code_from_paste(&pasted.await??),
+        }
+        .map_err(|e| login_error(e, &provider))?;
         code_login
             .exchange(&http, &ep, code, now_ms)
             .await
