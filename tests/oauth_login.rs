@@ -529,3 +529,59 @@ async fn no_browser_without_a_redirect_port_listens_on_a_real_port() {
             .is_some()
     );
 }
+
+/// Regression (audit s9 F8): a device authorization with `interval: 0` made the CLI poll
+/// in a tight loop. Polls are at least MIN_DEVICE_POLL (1 s) apart, `slow_down` still
+/// adds 5 s, and an absent interval means RFC 8628's 5 s. Paused time: the fake's poll
+/// timestamps are tokio instants.
+#[tokio::test(start_paused = true)]
+async fn device_polling_with_interval_zero_or_absent_is_not_a_tight_loop() {
+    for absent in [false, true] {
+        let oauth = FakeOAuth::start().await;
+        if absent {
+            oauth.omit_device_interval();
+        } else {
+            oauth.set_device_interval(0);
+        }
+        oauth.script_device([
+            DeviceStep::Pending,
+            DeviceStep::Pending,
+            DeviceStep::SlowDown,
+            DeviceStep::Approve,
+        ]);
+        let config = remoteclaw::config::parse(
+            std::path::Path::new("t.toml"),
+            &format!(
+                "[models.providers.corp]\nbaseUrl = \"http://127.0.0.1:9/v1\"\napi = \"openai-completions\"\n[models.providers.corp.oauth]\ntokenUrl = \"{}\"\ndeviceAuthorizationUrl = \"{}\"\nclientId = \"{}\"\n",
+                oauth.token_url(),
+                oauth.device_authorization_url(),
+                oauth.client_id()
+            ),
+        )
+        .unwrap();
+        let ep = remoteclaw::oauth::preset::Endpoints::of(&config, "corp").unwrap();
+        let mut out = Vec::new();
+        let started = tokio::time::Instant::now();
+        let granted =
+            remoteclaw::oauth::login::device_login(&reqwest::Client::new(), &ep, &mut out, || 0)
+                .await
+                .unwrap();
+        assert!(oauth.is_current_access(granted.access.expose()));
+        let polls = oauth.device_polls();
+        assert_eq!(polls.len(), 4, "absent={absent}");
+        let (base, after_slow_down) = if absent {
+            (Duration::from_secs(5), Duration::from_secs(10))
+        } else {
+            // slow_down adds 5 s to the server's 0.
+            (Duration::from_secs(1), Duration::from_secs(5))
+        };
+        assert!(
+            polls[0] - started >= base,
+            "absent={absent}: {:?}",
+            polls[0] - started
+        );
+        assert_eq!(polls[1] - polls[0], base, "absent={absent}");
+        assert_eq!(polls[2] - polls[1], base, "absent={absent}");
+        assert_eq!(polls[3] - polls[2], after_slow_down, "absent={absent}");
+    }
+}

@@ -24,6 +24,10 @@ use tokio::sync::mpsc;
 /// How long the loopback callback waits for the browser.
 pub const CALLBACK_WAIT: Duration = Duration::from_secs(300);
 
+/// The shortest wait between two device-grant polls, whatever interval the server
+/// gives (an `interval` of 0 would otherwise poll in a tight loop).
+pub const MIN_DEVICE_POLL: Duration = Duration::from_secs(1);
+
 #[derive(Debug, thiserror::Error)]
 pub enum LoginError {
     #[error("{0}")]
@@ -345,9 +349,12 @@ pub async fn device_login(
     }
     // The first poll waits the interval too (RFC 8628 §3.5: the interval is the time
     // between requests, the code's own request included); `oauth2` polls at once.
-    tokio::time::sleep(details.interval()).await;
+    // `oauth2` reads an absent interval as RFC 8628's 5 s; an `interval: 0` is raised
+    // to MIN_DEVICE_POLL so a server's zero never makes a tight polling loop.
+    let poll_sleep = |d: Duration| tokio::time::sleep(d.max(MIN_DEVICE_POLL));
+    poll_sleep(details.interval()).await;
     let tokens = token_req
-        .request_async(&rec, tokio::time::sleep, None)
+        .request_async(&rec, poll_sleep, None)
         .await
         .map_err(|e| device_error(&rec, e))?;
     Ok(tokens::granted(&tokens, ep, now_ms()))

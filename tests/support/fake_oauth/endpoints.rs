@@ -131,17 +131,20 @@ pub(super) async fn device_code(
     let (device_code, user_code) = s.issue_device_code(challenge, &client_id, &scope);
     let verification_uri = format!("{}/device", s.cfg.issuer);
     let complete = format!("{verification_uri}?user_code={user_code}");
-    json_response(
-        StatusCode::OK,
-        &json!({
-            "device_code": device_code,
-            "user_code": user_code,
-            "verification_uri": verification_uri,
-            "verification_uri_complete": complete,
-            "expires_in": s.cfg.device_expires_in,
-            "interval": s.cfg.device_interval,
-        }),
-    )
+    let mut body = json!({
+        "device_code": device_code,
+        "user_code": user_code,
+        "verification_uri": verification_uri,
+        "verification_uri_complete": complete,
+        "expires_in": s.cfg.device_expires_in,
+        "interval": s.cfg.device_interval,
+    });
+    if s.cfg.device_interval_absent
+        && let Some(obj) = body.as_object_mut()
+    {
+        obj.remove("interval");
+    }
+    json_response(StatusCode::OK, &body)
 }
 
 /// `GET /device`: where a user would type the code.

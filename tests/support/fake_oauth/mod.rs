@@ -89,6 +89,7 @@ impl FakeOAuth {
             expires_in: 3600,
             expires_in_as_string: false,
             device_interval: 5,
+            device_interval_absent: false,
             device_expires_in: 900,
             redirect_uri: None,
         };
@@ -182,6 +183,11 @@ impl FakeOAuth {
     /// `interval` (seconds) of device authorizations (default 5).
     pub fn set_device_interval(&self, secs: u64) {
         self.inner.state().cfg.device_interval = secs;
+    }
+    /// Leave `interval` out of device authorization answers from now on (RFC 8628: the
+    /// client then waits 5 s).
+    pub fn omit_device_interval(&self) {
+        self.inner.state().cfg.device_interval_absent = true;
     }
     /// `expires_in` (seconds) of device codes issued from now on (default 900).
     pub fn set_device_expires_in(&self, secs: u64) {

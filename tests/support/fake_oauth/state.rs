@@ -26,6 +26,8 @@ pub(super) struct Config {
     pub expires_in_as_string: bool,
     /// Device grant: seconds between polls the server asks for.
     pub device_interval: u64,
+    /// Device grant: leave `interval` out of the authorization answer.
+    pub device_interval_absent: bool,
     /// Device grant: lifetime of a device code in seconds.
     pub device_expires_in: u64,
     /// `Some`: `/authorize` accepts only this exact redirect URI; `None`: any
