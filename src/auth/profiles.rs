@@ -171,14 +171,29 @@ fn opt_ref(v: &Value, k: &str) -> Option<SecretRef> {
 impl ProfileStore {
     /// Load the store; a missing file is an empty store.
     pub fn load(path: &Path) -> Result<ProfileStore, ProfileStoreError> {
-        match std::fs::read_to_string(path) {
-            Ok(text) => Self::parse(path, &text),
+        match std::fs::read(path) {
+            Ok(bytes) => Self::parse(path, Self::utf8(path, &bytes)?),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(ProfileStore::default()),
             Err(source) => Err(ProfileStoreError::Read {
                 path: path.to_path_buf(),
                 source,
             }),
         }
+    }
+
+    /// The file's text, or — for bytes that are not UTF-8 (JSON is UTF-8 text) — a
+    /// [`ProfileStoreError::Corrupt`] naming the file and the line of the first bad
+    /// byte, never quoting the content.
+    fn utf8<'b>(path: &Path, bytes: &'b [u8]) -> Result<&'b str, ProfileStoreError> {
+        std::str::from_utf8(bytes).map_err(|e| ProfileStoreError::Corrupt {
+            path: path.to_path_buf(),
+            line: 1 + bytes[..e.valid_up_to()]
+                .iter()
+                .filter(|&&b| b == b'\n')
+                .count(),
+            message: "the file is not valid UTF-8 text, which JSON must be; save it as UTF-8"
+                .into(),
+        })
     }
 
     pub fn parse(path: &Path, text: &str) -> Result<ProfileStore, ProfileStoreError> {
@@ -470,6 +485,26 @@ mod tests {
         .expect("parse");
         assert_eq!(s.order["corp"], Vec::<String>::new());
         assert!(s.malformed_order.is_empty());
+    }
+
+    /// Regression (audit s9): a non-UTF-8 file was reported as "cannot read …: stream
+    /// did not contain valid UTF-8. Check its permissions."
+    #[test]
+    fn a_file_that_is_not_utf8_is_named_as_such_with_its_line() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let path = tmp.path().join("auth-profiles.json");
+        std::fs::write(&path, b"{\"profiles\": {\n\"a\": \"sk-canary-\xff\"}}").expect("write");
+        let err = ProfileStore::load(&path).unwrap_err();
+        let msg = err.to_string();
+        assert!(
+            matches!(err, ProfileStoreError::Corrupt { line: 2, .. }),
+            "{msg}"
+        );
+        assert!(msg.starts_with(&format!("{}:2: ", path.display())), "{msg}");
+        assert!(msg.contains("not valid UTF-8"), "{msg}");
+        assert!(msg.contains("save it as UTF-8"), "{msg}");
+        assert!(!msg.contains("permissions"), "{msg}");
+        assert!(!msg.contains("canary"), "{msg}");
     }
 
     #[test]
