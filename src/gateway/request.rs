@@ -66,7 +66,8 @@ fn req_str<'a>(obj: &'a Map<String, Value>, key: &str, path: &str) -> Result<&'a
 }
 
 /// `content`: a string, an array of parts, or `null` (an assistant message that only
-/// called tools). `text` and `image_url` parts are kept.
+/// called tools). `text` and `image_url` parts are kept, `refusal` parts skipped; a part
+/// of any other type is refused (its content would otherwise be lost without a word).
 fn content_parts(v: Option<&Value>, path: &str) -> Result<(String, Vec<ImageUrl>), Refusal> {
     let parts = match v {
         None | Some(Value::Null) => return Ok((String::new(), Vec::new())),
@@ -102,7 +103,17 @@ fn content_parts(v: Option<&Value>, path: &str) -> Result<(String, Vec<ImageUrl>
                 let url = req_str(image, "url", &format!("{what}.url"))?.to_string();
                 images.push(ImageUrl { param: here, url });
             }
-            Some(_) => {}
+            // An assistant's refusal in the history: nothing for the model to read.
+            Some("refusal") => {}
+            Some(other) => {
+                return Err(Refusal::field(
+                    &format!("{here}.type"),
+                    format!(
+                        "{here}.type \"{}\" is not a content part this gateway reads: use \"text\" or \"image_url\"",
+                        other.chars().take(40).collect::<String>()
+                    ),
+                ));
+            }
         }
     }
     Ok((texts.join("\n"), images))
@@ -237,7 +248,8 @@ mod tests {
     fn accepted_shapes() {
         let r = completion_request(&json!({"model": null, "stream": true, "temperature": 1, "messages": [
             {"role": "assistant", "content": null, "tool_calls": []},
-            {"role": "user", "content": [{"type": "text", "text": "a"}, {"type": "image_url", "image_url": {"url": "data:x", "detail": "high"}}, {"type": "input_audio"}, {"text": "b"}]},
+            {"role": "user", "content": [{"type": "text", "text": "a"}, {"type": "image_url", "image_url": {"url": "data:x", "detail": "high"}}, {"text": "b"}]},
+            {"role": "assistant", "content": [{"type": "refusal", "refusal": "no"}]},
         ]}))
         .unwrap();
         assert_eq!(r.model, "");
@@ -251,6 +263,20 @@ mod tests {
                 url: "data:x".into()
             }]
         );
+    }
+
+    #[test]
+    fn a_part_of_a_type_not_read_is_refused_not_dropped() {
+        for kind in ["input_audio", "file", "bogus"] {
+            assert_eq!(
+                err(
+                    json!({"messages": [{"role": "user", "content": [{"type": "text", "text": "hear this"}, {"type": kind}]}]})
+                ),
+                format!(
+                    "messages[0].content[1].type \"{kind}\" is not a content part this gateway reads: use \"text\" or \"image_url\""
+                )
+            );
+        }
     }
 
     #[test]
