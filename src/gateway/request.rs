@@ -107,7 +107,7 @@ fn content_parts(v: Option<&Value>, path: &str) -> Result<(String, Vec<ImageUrl>
             Some("refusal") => {}
             Some(other) => {
                 return Err(Refusal::field(
-                    &format!("{here}.type"),
+                    format!("{here}.type"),
                     format!(
                         "{here}.type \"{}\" is not a content part this gateway reads: use \"text\" or \"image_url\"",
                         other.chars().take(40).collect::<String>()
