@@ -70,21 +70,15 @@ impl SqliteInbox {
 pub struct Inbox {
     store: Arc<dyn InboxStore>,
     clock: Arc<dyn Clock>,
-    claims: Option<Claims>,
+    claims: Option<crate::state::lease::Coordinator>,
 }
 
-/// With replicas (a Redis store, DESIGN §9): which replica is answering a message. A
-/// replica claims each message it records or replays — a lease with a TTL, renewed
-/// while it works — and gives the claim back once the message is answered. Replaying
-/// pending messages (at start, or on taking over the Telegram poller) leaves those
-/// claimed by a live replica alone; they are answered here only if their claim runs
-/// out (the replica died) while they are still pending.
-#[derive(Clone, Debug)]
-struct Claims {
-    coordinator: crate::state::lease::Coordinator,
-    held: Arc<dashmap::DashMap<String, crate::state::lease::Claim>>,
-}
-
+/// With replicas (a Redis store, DESIGN §9) the inbox claims the messages this replica
+/// answers: a lease with a TTL, renewed while it works, given back once the message is
+/// answered (held in the [`Coordinator`](crate::state::lease::Coordinator), one set per
+/// process). Replaying pending messages (at start, or on taking over the Telegram
+/// poller) leaves those claimed by a live replica alone; they are answered here only if
+/// their claim runs out (the replica died) while they are still pending.
 /// The claim name of a message: its channel and platform id (no secret in it).
 fn claim_name(channel: &str, id: &str) -> String {
     format!("inbox:{channel}:{id}")
@@ -114,10 +108,7 @@ impl Inbox {
 
     /// Claim the messages this replica answers (replicas sharing a Redis store).
     pub fn with_claims(mut self, coordinator: Option<crate::state::lease::Coordinator>) -> Inbox {
-        self.claims = coordinator.map(|coordinator| Claims {
-            coordinator,
-            held: Arc::default(),
-        });
+        self.claims = coordinator;
         self
     }
 
@@ -127,16 +118,8 @@ impl Inbox {
         let Some(c) = &self.claims else {
             return true;
         };
-        let name = claim_name(channel, id);
-        if c.held.contains_key(&name) {
-            return true;
-        }
-        match c.coordinator.claim(&name).await {
-            Ok(Some(claim)) => {
-                c.held.insert(name, claim);
-                true
-            }
-            Ok(None) => false,
+        match c.hold_claim(&claim_name(channel, id)).await {
+            Ok(held) => held,
             Err(e) => {
                 tracing::warn!(channel, id, "could not claim a message: {e}");
                 true
@@ -169,7 +152,7 @@ impl Inbox {
     pub async fn answered(&self, channel: &str, id: &str) -> Result<(), StoreError> {
         let done = self.store.answered(channel, id, self.clock.now_ms()).await;
         if let Some(c) = &self.claims {
-            c.held.remove(&claim_name(channel, id));
+            c.release(&claim_name(channel, id));
         }
         done
     }
@@ -208,7 +191,7 @@ impl Inbox {
         let Some(c) = &self.claims else {
             return true;
         };
-        let every = c.coordinator.ttl() / 3;
+        let every = c.ttl() / 3;
         loop {
             tokio::time::sleep(every).await;
             match self.store.pending(channel).await {

@@ -794,6 +794,47 @@ mod coordination {
         )
     }
 
+    /// The Telegram poller records updates (and claims them) on a runtime of its own,
+    /// which ends when polling stops while their turns still run: a claim stays renewed
+    /// (on the coordinator's runtime) until it is given back, and once given back, it is
+    /// free at once.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_claim_taken_on_a_runtime_that_ended_stays_held_until_released() {
+        let server = RedisServer::start();
+        let (a, b) = pair(&server, Duration::from_millis(600)).await;
+        let on_thread = a.clone();
+        let held = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async { on_thread.hold_claim("inbox:telegram:7:1").await.unwrap() })
+        })
+        .join()
+        .unwrap();
+        assert!(held);
+        assert!(!b.hold_claim("inbox:telegram:7:1").await.unwrap());
+        // Three TTLs later the claim is still this replica's.
+        tokio::time::sleep(Duration::from_millis(1800)).await;
+        assert!(
+            !b.take_lease("inbox:telegram:7:1").await.unwrap(),
+            "the claim lapsed with the runtime it was taken on"
+        );
+        assert!(
+            a.hold_claim("inbox:telegram:7:1").await.unwrap(),
+            "still ours"
+        );
+        a.release("inbox:telegram:7:1");
+        let started = Instant::now();
+        while !b.hold_claim("inbox:telegram:7:1").await.unwrap() {
+            assert!(
+                started.elapsed() < Duration::from_millis(500),
+                "never given back"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_lease_has_one_holder_and_is_free_after_release_or_expiry() {
         let server = RedisServer::start();

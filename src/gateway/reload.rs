@@ -135,11 +135,14 @@ impl Reloader {
             if let Some(stop) = old {
                 stop.await;
             }
+            // Under the lock: a live edit applied meanwhile is in the config read here,
+            // and a gateway that began stopping starts nothing.
+            let mut held = channels.lock().await;
             if *stopping.borrow() {
                 return;
             }
             let config = app.config();
-            channels.lock().await.start_one(name, &app, &config).await;
+            held.start_one(name, &app, &config).await;
         });
     }
 

@@ -115,6 +115,13 @@ pub struct Coordinator {
     /// This replica's id (process id and a random part): names it as a holder.
     holder: Arc<str>,
     ttl: Duration,
+    /// The runtime the coordinator was made on (the gateway's): claims are renewed
+    /// there, wherever they were taken (the Telegram poller has a runtime of its own,
+    /// which ends when polling stops).
+    runtime: Option<tokio::runtime::Handle>,
+    /// The claims this process holds, by name: one set per process, whichever
+    /// `Inbox` took them, so a claim is given back once and never twice.
+    held: Arc<dashmap::DashMap<String, Claim>>,
 }
 
 impl Coordinator {
@@ -124,6 +131,18 @@ impl Coordinator {
             redis,
             holder: holder.into(),
             ttl: LEASE_TTL,
+            runtime: tokio::runtime::Handle::try_current().ok(),
+            held: Arc::default(),
+        }
+    }
+
+    fn spawn(
+        &self,
+        task: impl std::future::Future<Output = ()> + Send + 'static,
+    ) -> tokio::task::JoinHandle<()> {
+        match &self.runtime {
+            Some(rt) => rt.spawn(task),
+            None => tokio::spawn(task),
         }
     }
 
@@ -263,6 +282,26 @@ impl Coordinator {
 }
 
 impl Coordinator {
+    /// Hold the claim `name` for this process (see [`Coordinator::claim`]) until
+    /// [`Coordinator::release`]: `true` when it is held here (already, or now).
+    pub async fn hold_claim(&self, name: &str) -> Result<bool, StoreError> {
+        if self.held.contains_key(name) {
+            return Ok(true);
+        }
+        match self.claim(name).await? {
+            Some(claim) => {
+                self.held.insert(name.to_string(), claim);
+                Ok(true)
+            }
+            None => Ok(false),
+        }
+    }
+
+    /// Give back the claim `name` if this process holds it.
+    pub fn release(&self, name: &str) {
+        self.held.remove(name);
+    }
+
     /// Claim `name` for this replica (a lease renewed every third of the TTL until the
     /// [`Claim`] is dropped). `None` when another replica holds it.
     pub async fn claim(&self, name: &str) -> Result<Option<Claim>, StoreError> {
@@ -270,7 +309,7 @@ impl Coordinator {
             return Ok(None);
         }
         let (c, n) = (self.clone(), name.to_string());
-        let renewer = tokio::spawn(async move {
+        let renewer = self.spawn(async move {
             loop {
                 tokio::time::sleep(c.ttl / 3).await;
                 match c.take_lease(&n).await {
@@ -304,8 +343,8 @@ impl Drop for Claim {
     fn drop(&mut self) {
         self.renewer.abort();
         let (c, name) = (self.coordinator.clone(), std::mem::take(&mut self.name));
-        if let Ok(rt) = tokio::runtime::Handle::try_current() {
-            rt.spawn(async move {
+        if c.runtime.is_some() || tokio::runtime::Handle::try_current().is_ok() {
+            c.clone().spawn(async move {
                 if let Err(e) = c.free_lease(&name).await {
                     tracing::debug!(claim = %name, "could not give a claim back: {e}");
                 }

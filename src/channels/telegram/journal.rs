@@ -49,6 +49,11 @@ impl Ledger {
         self.open.insert(id);
     }
 
+    /// An update found pending again (a sweep): open, the poll offset left as it is.
+    pub fn reopen(&mut self, id: i64) {
+        self.open.insert(id);
+    }
+
     /// The update was answered.
     pub fn close(&mut self, id: i64) {
         self.open.remove(&id);
@@ -181,10 +186,12 @@ impl Journal {
             }
         };
         let mut found = self.decode(pending).await;
+        // Opened without moving the poll offset: an update below the offset that was
+        // never recorded (another poller's last batch) must still be fetched.
         self.ledger(|l| {
             found.retain(|(id, _)| !l.is_open(*id));
             for (id, _) in &found {
-                l.open(*id);
+                l.reopen(*id);
             }
         });
         found
@@ -414,6 +421,19 @@ mod tests {
             11,
             "polling resumes at the stored offset"
         );
+    }
+
+    #[test]
+    fn an_update_found_pending_again_leaves_the_poll_offset_alone() {
+        // A new poller at offset 10 sweeps update 15 (left by a dead replica): updates
+        // 10..15 may never have been recorded, so polling still starts at 10.
+        let mut l = Ledger::new(Some(10), []);
+        l.reopen(15);
+        assert_eq!(l.next(), 10);
+        assert_eq!(l.safe(), 10);
+        assert!(l.is_open(15));
+        l.close(15);
+        assert_eq!(l.open_count(), 0);
     }
 
     #[test]

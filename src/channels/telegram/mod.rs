@@ -198,16 +198,15 @@ pub async fn run(
         (None, None) => poll_on_own_thread(&ctx, &shutdown).await,
         (None, Some(c)) => poll_with_lease(&ctx, c, &shutdown).await,
         (Some(hook), _) => {
+            let (sweep_stop, sweep_rx) = watch::channel(false);
             let sweeper = ctx
                 .app
                 .stores
                 .coordinator
                 .is_some()
-                .then(|| sweep_orphans(&ctx, shutdown.clone()));
+                .then(|| sweep_orphans(&ctx, sweep_rx));
             let served = webhook::serve(&ctx, hook, &mut shutdown.clone()).await;
-            if let Some(s) = sweeper {
-                s.abort();
-            }
+            stop_sweeping(sweep_stop, sweeper).await;
             served
         }
     };
@@ -274,6 +273,16 @@ fn sweep_orphans(
             }
         }
     })
+}
+
+/// Stop the sweeper at its next pause: a batch it claimed is handed to the session
+/// queues first (cut off in between, its messages would stay claimed and open here,
+/// answered by nobody).
+async fn stop_sweeping(stop: watch::Sender<bool>, sweeper: Option<tokio::task::JoinHandle<()>>) {
+    stop.send_replace(true);
+    if let Some(s) = sweeper {
+        let _ = s.await;
+    }
 }
 
 /// The lease name of the poller of bot `bot_id` (its numeric id, never the token).
@@ -357,10 +366,11 @@ async fn poll_with_lease(
                 }
             })
         };
-        let sweeper = sweep_orphans(ctx, stop_rx.clone());
+        let (sweep_stop, sweep_rx) = watch::channel(false);
+        let sweeper = sweep_orphans(ctx, sweep_rx);
         let polled = poll_on_own_thread(ctx, &stop_rx).await;
         keeper.abort();
-        sweeper.abort();
+        stop_sweeping(sweep_stop, Some(sweeper)).await;
         if polled.is_err() || *shutdown.borrow() {
             return polled;
         }

@@ -34,39 +34,43 @@ const MAX_DEPTH: usize = 128;
 /// Where `text` first nests arrays/objects deeper than `limit` (1-based line and
 /// column), looking past strings and comments as JSON5 writes them.
 fn too_deep(text: &str, limit: usize) -> Option<(usize, usize)> {
+    // JSON5 line terminators: LF, CR (CR LF counts once), U+2028, U+2029.
+    let ends_line = |c: char, next: Option<&char>| {
+        matches!(c, '\n' | '\u{2028}' | '\u{2029}') || (c == '\r' && next != Some(&'\n'))
+    };
     let (mut depth, mut line, mut col) = (0usize, 1usize, 0usize);
     let mut chars = text.chars().peekable();
     while let Some(c) = chars.next() {
         col += 1;
+        if ends_line(c, chars.peek()) {
+            line += 1;
+            col = 0;
+            continue;
+        }
         match c {
-            '\n' => {
-                line += 1;
-                col = 0;
-            }
             '"' | '\'' => {
                 while let Some(d) = chars.next() {
                     col += 1;
-                    match d {
-                        '\\' => {
-                            if chars.next() == Some('\n') {
+                    if d == '\\' {
+                        // An escaped character, a line continuation included.
+                        if let Some(e) = chars.next() {
+                            col += 1;
+                            if ends_line(e, chars.peek()) {
                                 line += 1;
                                 col = 0;
-                            } else {
-                                col += 1;
                             }
                         }
-                        '\n' => {
-                            line += 1;
-                            col = 0;
-                        }
-                        d if d == c => break,
-                        _ => {}
+                    } else if ends_line(d, chars.peek()) {
+                        line += 1;
+                        col = 0;
+                    } else if d == c {
+                        break;
                     }
                 }
             }
             '/' if chars.peek() == Some(&'/') => {
-                for d in chars.by_ref() {
-                    if d == '\n' {
+                while let Some(d) = chars.next() {
+                    if ends_line(d, chars.peek()) {
                         line += 1;
                         col = 0;
                         break;
@@ -76,9 +80,9 @@ fn too_deep(text: &str, limit: usize) -> Option<(usize, usize)> {
             '/' if chars.peek() == Some(&'*') => {
                 chars.next();
                 let mut star = false;
-                for d in chars.by_ref() {
+                while let Some(d) = chars.next() {
                     col += 1;
-                    if d == '\n' {
+                    if ends_line(d, chars.peek()) {
                         line += 1;
                         col = 0;
                     }
@@ -229,6 +233,14 @@ mod tests {
         );
         let v = super::parse_json5(std::path::Path::new("/x/openclaw.json"), &fine).unwrap();
         assert_eq!(v["s"], "[[['[[");
+        // A line comment ends at any JSON5 line terminator, not only LF.
+        for end in ["\r", "\u{2028}", "\u{2029}", "\r\n"] {
+            let sneaky = format!("// c{end}{{a: {}{}}}", "[".repeat(300), "]".repeat(300));
+            let e = super::parse_json5(std::path::Path::new("/x/o.json"), &sneaky)
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains("/x/o.json:2:"), "{end:?}: {e}");
+        }
     }
 
     use super::*;

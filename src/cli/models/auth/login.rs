@@ -169,11 +169,20 @@ pub async fn login(args: LoginArgs) -> anyhow::Result<ExitCode> {
         println!(
             "After signing in, the browser goes to an address starting with {redirect} (it may show an error page there). Unless the sign-in finishes here by itself, copy that whole address (or just its code) and paste it here."
         );
-        let pasted = pasted_line()?;
+        let mut pasted = pasted_line()?;
         let code = match listener {
+            // The callback waits CALLBACK_WAIT; a paste has no time limit (someone may be
+            // copying the address from another machine): once the callback gave up, the
+            // paste alone is waited for. Stdin at its end fails at once, as before.
             Some(listener) => tokio::select! {
-                r = code_login.wait_for_callback(listener, CALLBACK_WAIT) => r,
-                line = pasted => code_login.code_from_paste(&line??),
+                r = code_login.wait_for_callback(listener, CALLBACK_WAIT) => match r {
+                    Ok(code) => Ok(code),
+                    Err(e) => {
+                        tracing::debug!("no sign-in callback: {e}; waiting for a paste");
+                        code_login.code_from_paste(&(&mut pasted).await??)
+                    }
+                },
+                line = &mut pasted => code_login.code_from_paste(&line??),
             },
             None => code_login.code_from_paste(&pasted.await??),
         }
