@@ -66,7 +66,8 @@ impl Ledger {
 
     /// The offset safe to store: every update below it was answered.
     pub fn safe(&self) -> i64 {
-        self.open.first().copied().unwrap_or(self.next)
+        // An update reopened by a sweep may lie above what this poller has read.
+        self.open.first().map_or(self.next, |&o| o.min(self.next))
     }
 
     /// Updates still waiting for their answer.
