@@ -136,46 +136,10 @@ impl Refresher {
     /// replacement. Errors carry code [`REFRESH_FAILED`] (refused: sign in again) or
     /// [`REFRESH_UNAVAILABLE`] (try again later).
     pub async fn before_use(&self, cred: &Credential) -> Result<Option<Credential>, ProviderError> {
-        if !self.due(cred) || self.fresh_in_file(cred).await {
+        if !self.due(cred) {
             return Ok(None);
         }
         self.refresh(cred, false).await.map(Some)
-    }
-
-    /// A token this process did not obtain, due by [`REFRESH_AHEAD_MS`] alone because
-    /// its whole life is shorter (a provider issuing 5-minute tokens): it was in the
-    /// file by the file's last write at the latest, so its life is at least from then
-    /// to its expiry; it is refreshed only past half of that. Without this, processes
-    /// sharing the file would refresh each other's new tokens at every turn.
-    async fn fresh_in_file(&self, cred: &Credential) -> bool {
-        let Some(expires) = cred.expires_ms else {
-            return false;
-        };
-        let now = self.clock.now_ms();
-        if expires <= now
-            || self
-                .issued
-                .get(&cred.id)
-                .is_some_and(|g| g.0 == cred.secret)
-        {
-            return false;
-        }
-        let path = self.path.clone();
-        let written = tokio::task::spawn_blocking(move || {
-            std::fs::metadata(&path)
-                .and_then(|m| m.modified())
-                .ok()
-                .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-                .and_then(|d| i64::try_from(d.as_millis()).ok())
-        })
-        .await
-        .ok()
-        .flatten();
-        let Some(written) = written else {
-            return false;
-        };
-        let life = expires.saturating_sub(written);
-        life > 0 && expires.saturating_sub(now) > life / 2
     }
 
     /// The provider answered 401 for `cred`: a refreshed replacement (maybe one another
@@ -453,25 +417,6 @@ mod tests {
             account_id: None,
             refresh_fp: None,
         }
-    }
-
-    #[tokio::test]
-    async fn a_short_lived_token_just_written_to_the_file_is_not_refreshed_again() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("auth-profiles.json");
-        std::fs::write(&path, "{}").unwrap();
-        let clock: Arc<dyn Clock> = Arc::new(crate::clock::SystemClock);
-        let now = clock.now_ms();
-        let r = Refresher::new(LiveConfig::default(), path, clock);
-        // Another process wrote a 5-minute token (4.5 min after the margin) just now.
-        let theirs = oauth("theirs", now + 270_000);
-        assert!(r.due(&theirs), "within REFRESH_AHEAD_MS");
-        assert!(
-            matches!(r.before_use(&theirs).await, Ok(None)),
-            "used as it is"
-        );
-        // An expired one is refreshed (here: no endpoints, so an error says why).
-        assert!(r.before_use(&oauth("old", now - 1)).await.is_err());
     }
 
     #[test]
