@@ -49,6 +49,7 @@ fn cred_for(key: &str) -> Credential {
         expires_ms: None,
         account_id: None,
         refresh_fp: None,
+        obtained_ms: None,
     }
 }
 
