@@ -217,28 +217,6 @@ async fn with_five_minute_tokens_processes_at_once_still_make_one_refresh_reques
     );
 }
 
-/// With 5-minute tokens, the next process (a CLI run, another replica on the file)
-/// uses the token the last one obtained (`obtainedAt` in the file) instead of refreshing
-/// it again at once.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_five_minute_token_another_process_just_obtained_is_used_not_refreshed() {
-    let oauth = FakeOAuth::start().await;
-    oauth.set_expires_in(300);
-    let provider = FakeProvider::start().await;
-    let (home, _) = home(&oauth, &provider, now_ms() - 1);
-    for message in ["one", "two", "three"] {
-        let (v, _) = agent(&home, message).await;
-        assert_eq!(v["reply"], format!("fake reply to: {message}"), "{v}");
-    }
-    assert_eq!(
-        oauth.refresh_requests(),
-        1,
-        "one refresh for three processes"
-    );
-    let obtained = stored(&home)["obtainedAt"].as_i64().expect("obtainedAt");
-    assert!((now_ms() - obtained).abs() < 60_000, "{obtained}");
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_401_forces_one_refresh_and_one_retry() {
     let oauth = FakeOAuth::start().await;

@@ -74,7 +74,6 @@ fn cred() -> Credential {
         expires_ms: None,
         account_id: None,
         refresh_fp: None,
-        obtained_ms: None,
     }
 }
 

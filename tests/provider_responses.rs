@@ -49,7 +49,6 @@ fn cred_for(key: &str) -> Credential {
         expires_ms: None,
         account_id: None,
         refresh_fp: None,
-        obtained_ms: None,
     }
 }
 

@@ -59,7 +59,6 @@ fn cred(key: &str) -> Credential {
         expires_ms: None,
         account_id: None,
         refresh_fp: None,
-        obtained_ms: None,
     }
 }
 

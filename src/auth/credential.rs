@@ -39,8 +39,6 @@ pub struct Credential {
     /// An OAuth profile's refresh token, as its fingerprint (never the token): part of
     /// the identity a refused refresh is remembered under ([`Credential::sign_in_fingerprint`]).
     pub refresh_fp: Option<Arc<str>>,
-    /// An OAuth profile's `obtainedAt` (ms): when RemoteClaw obtained the access token.
-    pub obtained_ms: Option<i64>,
 }
 
 /// [`Credential::sign_in_fingerprint`] from its parts: the access token's and the refresh

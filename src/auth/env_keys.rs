@@ -29,7 +29,6 @@ fn cred(provider: &str, id: String, value: &str) -> Credential {
         expires_ms: None,
         account_id: None,
         refresh_fp: None,
-        obtained_ms: None,
     }
 }
 

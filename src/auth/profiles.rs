@@ -34,10 +34,6 @@ pub enum ProfileCredential {
         account_id: Option<String>,
         /// The signed-in account's email (`email`), when the sign-in said.
         email: Option<String>,
-        /// When RemoteClaw last obtained this access token (`obtainedAt`, ms): a token
-        /// whose whole life is shorter than the refresh-ahead window is refreshed past
-        /// half its life, by any process reading the file, not before every use.
-        obtained_ms: Option<i64>,
     },
 }
 
@@ -248,10 +244,6 @@ impl ProfileStore {
                     expires_ms: expires(&v),
                     account_id: opt_str(&v, "accountId"),
                     email: opt_str(&v, "email"),
-                    obtained_ms: v
-                        .get("obtainedAt")
-                        .and_then(Value::as_i64)
-                        .filter(|t| *t > 0),
                 },
                 other => {
                     store.warnings.push(format!(

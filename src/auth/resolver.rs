@@ -446,10 +446,6 @@ fn evaluate(
             } => Some(Arc::from(r.fingerprint())),
             _ => None,
         },
-        obtained_ms: match &p.credential {
-            ProfileCredential::Oauth { obtained_ms, .. } => *obtained_ms,
-            _ => None,
-        },
     };
     eligible(credential, health, detail, inp)
 }
@@ -549,7 +545,6 @@ pub fn order(inp: &OrderInputs<'_>) -> Vec<Candidate> {
             expires_ms: None,
             account_id: None,
             refresh_fp: None,
-            obtained_ms: None,
         };
         list.push(eligible(c, Health::Static, detail.clone(), inp));
     }
@@ -1290,7 +1285,6 @@ mod tests {
                     expires_ms: None,
                     account_id: None,
                     refresh_fp: None,
-                    obtained_ms: None,
                 }),
                 health,
                 reason,

@@ -119,15 +119,10 @@ impl Refresher {
         };
         let now = self.clock.now_ms();
         let mut ahead = REFRESH_AHEAD_MS;
-        // When the token was obtained: by this process (it remembers), or by any process
-        // that refreshed it (`obtainedAt` in the file). A token written by hand has
-        // neither and is refreshed 5 minutes ahead (DESIGN §5a).
-        let obtained = match self.issued.get(&cred.id) {
-            Some(got) if got.0 == cred.secret => Some(got.1),
-            _ => cred.obtained_ms,
-        };
-        if let Some(at) = obtained {
-            ahead = ahead.min(expires.saturating_sub(at) / 2);
+        if let Some(got) = self.issued.get(&cred.id)
+            && got.0 == cred.secret
+        {
+            ahead = ahead.min(expires.saturating_sub(got.1) / 2);
         }
         expires.saturating_sub(now) <= ahead
     }
@@ -221,10 +216,10 @@ impl Refresher {
                     return Err(refresh_error(&had, e));
                 }
             };
-            let fresh = credential_from(&had, &granted, asked);
+            let fresh = credential_from(&had, &granted);
             let id = had.id.clone();
             let write = tokio::task::spawn_blocking(move || {
-                let r = held.update(|doc| write_tokens(doc, &id, &granted, asked));
+                let r = held.update(|doc| write_tokens(doc, &id, &granted));
                 drop(held);
                 r
             });
@@ -266,7 +261,6 @@ fn locked_read(
         refresh,
         expires_ms,
         account_id,
-        obtained_ms,
         ..
     }) = store.profiles.get(&*had.id).map(|p| &p.credential)
     else {
@@ -293,7 +287,6 @@ fn locked_read(
         let mut c = had.clone();
         c.secret = a.clone();
         c.expires_ms = *expires_ms;
-        c.obtained_ms = *obtained_ms;
         c.account_id = account_id.as_deref().map(Arc::from).or(c.account_id);
         return Ok(Step::Use(c));
     }
@@ -305,7 +298,7 @@ fn locked_read(
 
 /// The profile's new fields, written in the same locked step. A token response without
 /// a new refresh token keeps the one we have; other fields of the profile stay as they are.
-fn write_tokens(doc: &mut Value, id: &str, g: &Granted, obtained_ms: i64) -> Result<(), String> {
+fn write_tokens(doc: &mut Value, id: &str, g: &Granted) -> Result<(), String> {
     let p = doc
         .get_mut("profiles")
         .and_then(Value::as_object_mut)
@@ -320,7 +313,6 @@ fn write_tokens(doc: &mut Value, id: &str, g: &Granted, obtained_ms: i64) -> Res
         Some(e) => p.insert("expires".into(), json!(e)),
         None => p.remove("expires"),
     };
-    p.insert("obtainedAt".into(), json!(obtained_ms));
     if let Some(a) = &g.account_id {
         p.insert("accountId".into(), json!(a));
     }
@@ -330,11 +322,10 @@ fn write_tokens(doc: &mut Value, id: &str, g: &Granted, obtained_ms: i64) -> Res
     Ok(())
 }
 
-fn credential_from(had: &Credential, g: &Granted, obtained_ms: i64) -> Credential {
+fn credential_from(had: &Credential, g: &Granted) -> Credential {
     let mut c = had.clone();
     c.secret = g.access.clone();
     c.expires_ms = g.expires_ms;
-    c.obtained_ms = Some(obtained_ms);
     if let Some(r) = &g.refresh {
         c.refresh_fp = Some(Arc::from(r.fingerprint()));
     }
@@ -425,26 +416,7 @@ mod tests {
             expires_ms: Some(expires_ms),
             account_id: None,
             refresh_fp: None,
-            obtained_ms: None,
         }
-    }
-
-    #[test]
-    fn a_short_lived_token_another_process_obtained_is_due_past_half_its_life() {
-        let clock = crate::clock::ManualClock::new(1_000_000);
-        let r = Refresher::new(
-            LiveConfig::default(),
-            PathBuf::from("/nonexistent"),
-            clock.clone(),
-        );
-        // Written by another process's refresh (`obtainedAt`): half its life.
-        let mut theirs = oauth("theirs", 1_000_000 + 270_000);
-        theirs.obtained_ms = Some(1_000_000);
-        assert!(!r.due(&theirs));
-        clock.advance_ms(136_000);
-        assert!(r.due(&theirs));
-        // Written by hand (no `obtainedAt`): 5 minutes ahead, as DESIGN §5a says.
-        assert!(r.due(&oauth("by-hand", 1_136_000 + 270_000)));
     }
 
     #[test]

@@ -233,8 +233,6 @@ pub async fn login(args: LoginArgs) -> anyhow::Result<ExitCode> {
     }
     if let Some(e) = granted.expires_ms {
         profile["expires"] = json!(e);
-        // When the token was obtained: a short-lived one is refreshed past half its life.
-        profile["obtainedAt"] = json!(now_ms());
     }
     if let Some(a) = &granted.account_id {
         profile["accountId"] = json!(a);
