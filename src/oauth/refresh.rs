@@ -48,11 +48,6 @@ pub struct Refresher {
     inflight: DashMap<Arc<str>, Arc<tokio::sync::Mutex<()>>>,
     /// With a Redis store: one refresh at a time per profile id across replicas.
     coordinator: Option<Coordinator>,
-    /// The access token this process last obtained or took over per profile id, and
-    /// when: a token with less than [`REFRESH_AHEAD_MS`] of life from the start (a
-    /// provider issuing 5-minute tokens) is refreshed again only past half its life,
-    /// not before every turn.
-    issued: DashMap<Arc<str>, (Secret, i64)>,
 }
 
 /// How long a refresh waits for another replica's refresh of the same profile before it
@@ -79,7 +74,6 @@ impl Refresher {
             http,
             inflight: DashMap::new(),
             coordinator: None,
-            issued: DashMap::new(),
         }
     }
 
@@ -114,22 +108,10 @@ impl Refresher {
 
     /// Whether `cred` is an OAuth profile credential that must be refreshed before use.
     pub fn due(&self, cred: &Credential) -> bool {
-        let Some(expires) = cred.expires_ms.filter(|_| refreshable(cred)) else {
-            return false;
-        };
-        let now = self.clock.now_ms();
-        let mut ahead = REFRESH_AHEAD_MS;
-        if let Some(got) = self.issued.get(&cred.id)
-            && got.0 == cred.secret
-        {
-            ahead = ahead.min(expires.saturating_sub(got.1) / 2);
-        }
-        expires.saturating_sub(now) <= ahead
-    }
-
-    fn note_issued(&self, cred: &Credential, at_ms: i64) {
-        self.issued
-            .insert(cred.id.clone(), (cred.secret.clone(), at_ms));
+        refreshable(cred)
+            && cred
+                .expires_ms
+                .is_some_and(|e| e.saturating_sub(self.clock.now_ms()) <= REFRESH_AHEAD_MS)
     }
 
     /// `cred` ready to use: `None` when it is fine as it is, else its refreshed
@@ -182,7 +164,6 @@ impl Refresher {
         let (held, refresh_token) = match step {
             Step::Use(c) => {
                 tracing::debug!(credential = %cred.id, "using the tokens another process refreshed");
-                self.note_issued(&c, self.clock.now_ms());
                 return Ok(c);
             }
             Step::Refresh(held, token) => (held, token),
@@ -235,11 +216,8 @@ impl Refresher {
                 Err(e) => Err(unavailable(&had, format!("the save task failed: {e}"))),
             }
         });
-        let fresh = task
-            .await
-            .map_err(|e| unavailable(cred, format!("the refresh task failed: {e}")))??;
-        self.note_issued(&fresh, asked);
-        Ok(fresh)
+        task.await
+            .map_err(|e| unavailable(cred, format!("the refresh task failed: {e}")))?
     }
 }
 
@@ -419,33 +397,58 @@ mod tests {
         }
     }
 
+    /// A process that waited for the lock while another refreshed finds a different
+    /// token in the file that expires later than its own: it uses that one, however
+    /// soon it expires (a provider issuing 5-minute tokens), and makes no request.
     #[test]
-    fn a_short_lived_token_this_process_obtained_is_due_past_half_its_life() {
+    fn the_locked_read_takes_over_a_later_token_however_short_lived() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("auth-profiles.json");
+        let now = 1_000_000_000;
+        let clock = crate::clock::ManualClock::new(now);
+        let file = |access: &str, expires: i64| {
+            std::fs::write(
+                &path,
+                serde_json::json!({"version": 1, "profiles": {"corp:a": {
+                    "type": "oauth", "provider": "corp", "access": access,
+                    "refresh": "r2", "expires": expires}}})
+                .to_string(),
+            )
+            .unwrap();
+        };
+        let had = oauth("t1", now - 1);
+        file("t2", now + 270_000);
+        match locked_read(&path, &had, false, &*clock) {
+            Ok(Step::Use(c)) => {
+                assert_eq!(c.secret, Secret::new("t2"));
+                assert_eq!(c.expires_ms, Some(now + 270_000));
+            }
+            _ => panic!("refreshed again instead of using the newer token"),
+        }
+        // The same token as in hand: refresh (with the file's refresh token).
+        file("t1", now - 1);
+        assert!(matches!(
+            locked_read(&path, &had, false, &*clock),
+            Ok(Step::Refresh(..))
+        ));
+        // A different token that expired too: refresh.
+        file("t0", now - 5);
+        assert!(matches!(
+            locked_read(&path, &had, false, &*clock),
+            Ok(Step::Refresh(..))
+        ));
+    }
+
+    #[test]
+    fn a_token_is_due_within_five_minutes_of_its_expiry_whoever_obtained_it() {
         let clock = crate::clock::ManualClock::new(1_000_000);
         let r = Refresher::new(
             LiveConfig::default(),
             PathBuf::from("/nonexistent"),
             clock.clone(),
         );
-        // A 5-minute token (4.5 min after the margin) never seen being issued: due, as
-        // it expires within REFRESH_AHEAD_MS.
-        let fresh = oauth("new", 1_000_000 + 270_000);
-        assert!(r.due(&fresh));
-        // Obtained now: not due until half its life has passed.
-        r.note_issued(&fresh, 1_000_000);
-        assert!(!r.due(&fresh));
-        clock.advance_ms(134_000);
-        assert!(!r.due(&fresh));
-        clock.advance_ms(2_000);
-        assert!(r.due(&fresh));
-        // Another token under the same id is judged on its own.
-        assert!(r.due(&oauth("other", 1_000_000 + 270_000)));
-        // A long-lived token is still refreshed 5 minutes ahead.
-        let long = oauth("long", 1_136_000 + 3_600_000);
-        r.note_issued(&long, 1_136_000);
-        clock.advance_ms(3_600_000 - REFRESH_AHEAD_MS - 1);
-        assert!(!r.due(&long));
-        clock.advance_ms(2);
-        assert!(r.due(&long));
+        assert!(!r.due(&oauth("t", 1_000_000 + REFRESH_AHEAD_MS + 1)));
+        assert!(r.due(&oauth("t", 1_000_000 + REFRESH_AHEAD_MS)));
+        assert!(r.due(&oauth("t", 1_000_000 - 1)), "expired");
     }
 }
