@@ -27,6 +27,28 @@ async fn replica(tg: &FakeTelegram, redis: &RedisServer) -> (TestHome, FakeProvi
     (home, llm)
 }
 
+/// Two replicas' homes in webhook mode (secret `s3cret_hook`, path `/tg`) over the
+/// shared Redis under `prefix`, each with its own fake provider.
+async fn webhook_replicas(
+    tg: &FakeTelegram,
+    redis: &RedisServer,
+    prefix: &str,
+) -> Vec<(TestHome, FakeProvider)> {
+    let hook = "\n[channels.telegram.webhook]\nurl = \"https://bot.example.com/tg\"\nsecretToken = \"s3cret_hook\"\n";
+    let mut homes = Vec::new();
+    for _ in 0..2 {
+        let (home, llm) = prepare(tg, hook).await;
+        let mut config = std::fs::read_to_string(home.config_path()).unwrap();
+        config.push_str(&format!(
+            "\n[session]\nstore = \"redis\"\nredisUrl = \"{}\"\nredisPrefix = \"{prefix}\"\n",
+            redis.url()
+        ));
+        std::fs::write(home.config_path(), config).unwrap();
+        homes.push((home, llm));
+    }
+    homes
+}
+
 /// Wait until the shared inbox (under `prefix`) has no update left unanswered.
 async fn all_marked_answered(redis: &RedisServer, prefix: &str) {
     let conn = remoteclaw::state::redis::Redis::connect(&redis.url(), prefix)
@@ -126,18 +148,7 @@ async fn two_replicas_answer_each_message_once_and_hand_polling_over_when_one_di
 async fn webhook_deliveries_to_either_replica_are_answered_once() {
     let tg = FakeTelegram::start(TOKEN).await;
     let redis = RedisServer::start();
-    let hook = "\n[channels.telegram.webhook]\nurl = \"https://bot.example.com/tg\"\nsecretToken = \"s3cret_hook\"\n";
-    let mut homes = Vec::new();
-    for _ in 0..2 {
-        let (home, llm) = prepare(&tg, hook).await;
-        let mut config = std::fs::read_to_string(home.config_path()).unwrap();
-        config.push_str(&format!(
-            "\n[session]\nstore = \"redis\"\nredisUrl = \"{}\"\nredisPrefix = \"rc-hook:\"\n",
-            redis.url()
-        ));
-        std::fs::write(home.config_path(), config).unwrap();
-        homes.push((home, llm));
-    }
+    let homes = webhook_replicas(&tg, &redis, "rc-hook:").await;
     let a = Binary::spawn(&homes[0].0).await;
     let b = Binary::spawn(&homes[1].0).await;
     for r in [&a, &b] {
@@ -238,18 +249,7 @@ async fn a_message_in_a_turn_at_a_crash_is_answered_at_the_next_start() {
 async fn a_replica_leaves_a_message_to_the_replica_answering_it_until_that_dies() {
     let tg = FakeTelegram::start(TOKEN).await;
     let redis = RedisServer::start();
-    let hook = "\n[channels.telegram.webhook]\nurl = \"https://bot.example.com/tg\"\nsecretToken = \"s3cret_hook\"\n";
-    let mut homes = Vec::new();
-    for _ in 0..2 {
-        let (home, llm) = prepare(&tg, hook).await;
-        let mut config = std::fs::read_to_string(home.config_path()).unwrap();
-        config.push_str(&format!(
-            "\n[session]\nstore = \"redis\"\nredisUrl = \"{}\"\nredisPrefix = \"rc-hook2:\"\n",
-            redis.url()
-        ));
-        std::fs::write(home.config_path(), config).unwrap();
-        homes.push((home, llm));
-    }
+    let homes = webhook_replicas(&tg, &redis, "rc-hook2:").await;
     // Two chats: a chat's turns wait for each other across replicas.
     let deliver = |addr: String, user: i64, text: &str| {
         let id = tg.send_dm(user, "someone", text);
