@@ -8,6 +8,41 @@
 /// sooner (a command, a fast model) costs no extra platform call.
 pub const TYPING_AFTER: std::time::Duration = std::time::Duration::from_millis(300);
 
+/// The end of a channel's work where it waits, for a channel stopped past its grace
+/// (`Running::stop` aborts it): a turn cut off sends no reply, and its message stays
+/// open for the restarted channel — which would otherwise answer it a second time.
+#[derive(Debug)]
+pub(crate) struct Ending(tokio::sync::watch::Sender<bool>);
+
+impl Default for Ending {
+    fn default() -> Ending {
+        Ending(tokio::sync::watch::channel(false).0)
+    }
+}
+
+impl Ending {
+    /// End the work running under [`Ending::unless_ended`], and any started later at once.
+    pub(crate) fn end(&self) {
+        self.0.send_replace(true);
+    }
+
+    /// `work`, unless the end comes first (then `None`, `work` dropped where it waits).
+    /// The future does not borrow `self`, so it can be spawned.
+    pub(crate) fn unless_ended<F: std::future::Future>(
+        &self,
+        work: F,
+    ) -> impl std::future::Future<Output = Option<F::Output>> + use<F> {
+        let mut ended = self.0.subscribe();
+        async move {
+            tokio::select! {
+                biased;
+                _ = ended.wait_for(|e| *e) => None,
+                out = work => Some(out),
+            }
+        }
+    }
+}
+
 /// A task that runs beside a turn (the typing indicator) and ends with it: when aborted,
 /// and when dropped, so a turn cut off (a channel stopped past its grace) leaves no
 /// indicator running behind it.

@@ -9,24 +9,13 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use tokio::sync::Notify;
 
 /// Handlers in flight, and whether new ones may start.
-#[derive(Debug)]
+#[derive(Debug, Default)]
 pub(super) struct Gate {
     closed: AtomicBool,
     active: AtomicUsize,
     idle: Notify,
-    /// Set when the channel is stopped past its grace: handlers end where they wait.
-    ended: tokio::sync::watch::Sender<bool>,
-}
-
-impl Default for Gate {
-    fn default() -> Gate {
-        Gate {
-            closed: AtomicBool::new(false),
-            active: AtomicUsize::new(0),
-            idle: Notify::new(),
-            ended: tokio::sync::watch::channel(false).0,
-        }
-    }
+    /// Ended when the channel is stopped past its grace: handlers end where they wait.
+    ended: crate::channels::Ending,
 }
 
 /// Ends the channel's handlers when the channel's future is dropped (`Running::stop`
@@ -36,7 +25,7 @@ pub(super) struct EndOnDrop(pub(super) Arc<Gate>);
 
 impl Drop for EndOnDrop {
     fn drop(&mut self) {
-        self.0.ended.send_replace(true);
+        self.0.ended.end();
     }
 }
 
@@ -77,12 +66,7 @@ impl Gate {
     /// Run a handler's work unless the channel ends first (then `None`, the work dropped
     /// where it waits: no reply, the message stays open in the inbox).
     pub(super) async fn unless_ended<F: std::future::Future>(&self, work: F) -> Option<F::Output> {
-        let mut ended = self.ended.subscribe();
-        tokio::select! {
-            biased;
-            _ = ended.wait_for(|e| *e) => None,
-            out = work => Some(out),
-        }
+        self.ended.unless_ended(work).await
     }
 
     /// Close the gate, then wait until no handler holds a pass.

@@ -36,7 +36,7 @@ pub struct Job {
 #[derive(Debug)]
 pub struct Tasks {
     running: watch::Sender<()>,
-    aborted: watch::Sender<bool>,
+    aborted: crate::channels::Ending,
     runtime: tokio::runtime::Handle,
 }
 
@@ -45,27 +45,23 @@ impl Tasks {
     pub fn here() -> Tasks {
         Tasks {
             running: watch::channel(()).0,
-            aborted: watch::channel(false).0,
+            aborted: crate::channels::Ending::default(),
             runtime: tokio::runtime::Handle::current(),
         }
     }
 
     pub fn spawn(&self, task: impl Future<Output = ()> + Send + 'static) {
         let running = self.running.subscribe();
-        let mut aborted = self.aborted.subscribe();
+        let task = self.aborted.unless_ended(task);
         self.runtime.spawn(async move {
-            tokio::select! {
-                biased;
-                _ = aborted.wait_for(|a| *a) => {}
-                () = task => {}
-            }
+            task.await;
             drop(running);
         });
     }
 
     /// End every task at its next wait, and any spawned later at once.
     pub fn abort_all(&self) {
-        self.aborted.send_replace(true);
+        self.aborted.end();
     }
 
     /// Resolves when no task is running.
