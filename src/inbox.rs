@@ -70,15 +70,15 @@ impl SqliteInbox {
 pub struct Inbox {
     store: Arc<dyn InboxStore>,
     clock: Arc<dyn Clock>,
+    /// With replicas (a Redis store, DESIGN §9) the inbox claims the messages this
+    /// replica answers: a lease with a TTL, renewed while it works, given back once the
+    /// message is answered (held in the coordinator, one set per process). Replaying
+    /// pending messages (at start, or on taking over the Telegram poller) leaves those
+    /// claimed by a live replica alone; they are answered here only if their claim runs
+    /// out (the replica died) while they are still pending.
     claims: Option<crate::state::lease::Coordinator>,
 }
 
-/// With replicas (a Redis store, DESIGN §9) the inbox claims the messages this replica
-/// answers: a lease with a TTL, renewed while it works, given back once the message is
-/// answered (held in the [`Coordinator`](crate::state::lease::Coordinator), one set per
-/// process). Replaying pending messages (at start, or on taking over the Telegram
-/// poller) leaves those claimed by a live replica alone; they are answered here only if
-/// their claim runs out (the replica died) while they are still pending.
 /// The claim name of a message: its channel and platform id (no secret in it).
 fn claim_name(channel: &str, id: &str) -> String {
     format!("inbox:{channel}:{id}")
@@ -163,25 +163,23 @@ impl Inbox {
     }
 
     /// The pending messages of `channel` to answer here, oldest first: those this
-    /// replica claimed now (or held already), and apart those another live replica is
-    /// answering (see [`Inbox::wait_for_claim`]). Without replicas, all of them.
+    /// replica claimed now (or held already), not those another live replica is
+    /// answering. Without replicas, all of them.
     pub async fn pending_to_answer(
         &self,
         channel: &str,
-    ) -> Result<(Vec<PendingMessage>, Vec<PendingMessage>), StoreError> {
+    ) -> Result<Vec<PendingMessage>, StoreError> {
         let pending = self.store.pending(channel).await?;
         if self.claims.is_none() {
-            return Ok((pending, Vec::new()));
+            return Ok(pending);
         }
-        let (mut mine, mut elsewhere) = (Vec::new(), Vec::new());
+        let mut mine = Vec::new();
         for p in pending {
             if self.claim(channel, &p.id).await {
                 mine.push(p);
-            } else {
-                elsewhere.push(p);
             }
         }
-        Ok((mine, elsewhere))
+        Ok(mine)
     }
 
     /// Wait while another replica answers message `id`: `true` once it is this

@@ -145,7 +145,7 @@ impl Journal {
             }
         };
         let pending = match inbox.pending_to_answer(channel).await {
-            Ok((mine, _elsewhere)) => mine,
+            Ok(mine) => mine,
             Err(e) => {
                 tracing::warn!("could not read the Telegram messages left unanswered: {e}");
                 Vec::new()
@@ -180,7 +180,7 @@ impl Journal {
     /// the ledger, oldest first.
     pub async fn sweep(&self) -> Vec<(i64, Stored)> {
         let pending = match self.inbox.pending_to_answer(&self.channel).await {
-            Ok((mine, _elsewhere)) => mine,
+            Ok(mine) => mine,
             Err(e) => {
                 tracing::debug!("could not look for Telegram messages left unanswered: {e}");
                 return Vec::new();

@@ -203,8 +203,8 @@ pub async fn run(
                 .app
                 .stores
                 .coordinator
-                .is_some()
-                .then(|| sweep_orphans(&ctx, sweep_rx));
+                .as_ref()
+                .map(|c| sweep_orphans(&ctx, c, sweep_rx));
             let served = webhook::serve(&ctx, hook, &mut shutdown.clone()).await;
             stop_sweeping(sweep_stop, sweeper).await;
             served
@@ -241,26 +241,19 @@ async fn replay_updates(ctx: &Arc<Ctx>, replay: Vec<(i64, Stored)>) {
     }
 }
 
-/// With replicas (a Redis store): every [`Coordinator::ttl`], answer the messages a
-/// replica that died left pending (their claims ran out), while `running` holds. In
+/// With replicas (a Redis store): every lease TTL, answer the messages a replica that
+/// died left pending (their claims ran out), until `stop` turns true. In
 /// webhook mode every replica sweeps; when polling, the poller does.
-///
-/// [`Coordinator::ttl`]: crate::state::lease::Coordinator::ttl
 fn sweep_orphans(
     ctx: &Arc<Ctx>,
-    mut running: watch::Receiver<bool>,
+    coordinator: &crate::state::lease::Coordinator,
+    mut stop: watch::Receiver<bool>,
 ) -> tokio::task::JoinHandle<()> {
-    let ctx = ctx.clone();
-    let every = ctx
-        .app
-        .stores
-        .coordinator
-        .as_ref()
-        .map_or(Duration::from_secs(15), |c| c.ttl());
+    let (ctx, every) = (ctx.clone(), coordinator.ttl());
     tokio::spawn(async move {
         loop {
             tokio::select! {
-                _ = running.wait_for(|stop| *stop) => return,
+                _ = stop.wait_for(|stop| *stop) => return,
                 () = tokio::time::sleep(every) => {}
             }
             let found = ctx.journal.sweep().await;
@@ -367,7 +360,7 @@ async fn poll_with_lease(
             })
         };
         let (sweep_stop, sweep_rx) = watch::channel(false);
-        let sweeper = sweep_orphans(ctx, sweep_rx);
+        let sweeper = sweep_orphans(ctx, coordinator, sweep_rx);
         let polled = poll_on_own_thread(ctx, &stop_rx).await;
         keeper.abort();
         stop_sweeping(sweep_stop, Some(sweeper)).await;
