@@ -15,6 +15,28 @@ use support::fake_oauth::{CANARY, DEVICE_GRANT, DeviceStep, FakeOAuth};
 use support::home::TestHome;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 
+/// The OAuth endpoints of a provider `corp` whose device sign-in goes to `oauth`.
+fn device_endpoints(oauth: &FakeOAuth) -> remoteclaw::oauth::preset::Endpoints {
+    let config = remoteclaw::config::parse(
+        std::path::Path::new("t.toml"),
+        &format!(
+            r#"[models.providers.corp]
+baseUrl = "http://127.0.0.1:9/v1"
+api = "openai-completions"
+[models.providers.corp.oauth]
+tokenUrl = "{}"
+deviceAuthorizationUrl = "{}"
+clientId = "{}"
+"#,
+            oauth.token_url(),
+            oauth.device_authorization_url(),
+            oauth.client_id()
+        ),
+    )
+    .unwrap();
+    remoteclaw::oauth::preset::Endpoints::of(&config, "corp").unwrap()
+}
+
 fn home(oauth: &FakeOAuth) -> TestHome {
     let config = format!(
         r#"[models.providers.corp]
@@ -293,24 +315,7 @@ async fn device_polling_honours_the_interval_and_slow_down() {
         DeviceStep::SlowDown,
         DeviceStep::Approve,
     ]);
-    let config = remoteclaw::config::parse(
-        std::path::Path::new("t.toml"),
-        &format!(
-            r#"[models.providers.corp]
-baseUrl = "http://127.0.0.1:9/v1"
-api = "openai-completions"
-[models.providers.corp.oauth]
-tokenUrl = "{}"
-deviceAuthorizationUrl = "{}"
-clientId = "{}"
-"#,
-            oauth.token_url(),
-            oauth.device_authorization_url(),
-            oauth.client_id()
-        ),
-    )
-    .unwrap();
-    let ep = remoteclaw::oauth::preset::Endpoints::of(&config, "corp").unwrap();
+    let ep = device_endpoints(&oauth);
     let mut out = Vec::new();
     let started = tokio::time::Instant::now();
     let granted =
@@ -344,17 +349,7 @@ async fn device_polling_gives_up_when_the_code_expires() {
     oauth.set_device_interval(5);
     oauth.set_device_expires_in(30);
     oauth.script_device(std::iter::repeat_n(DeviceStep::Pending, 100));
-    let config = remoteclaw::config::parse(
-        std::path::Path::new("t.toml"),
-        &format!(
-            "[models.providers.corp]\nbaseUrl = \"http://127.0.0.1:9/v1\"\napi = \"openai-completions\"\n[models.providers.corp.oauth]\ntokenUrl = \"{}\"\ndeviceAuthorizationUrl = \"{}\"\nclientId = \"{}\"\n",
-            oauth.token_url(),
-            oauth.device_authorization_url(),
-            oauth.client_id()
-        ),
-    )
-    .unwrap();
-    let ep = remoteclaw::oauth::preset::Endpoints::of(&config, "corp").unwrap();
+    let ep = device_endpoints(&oauth);
     let mut out = Vec::new();
     let err = remoteclaw::oauth::login::device_login(&reqwest::Client::new(), &ep, &mut out, || 0)
         .await
@@ -549,17 +544,7 @@ async fn device_polling_with_interval_zero_or_absent_is_not_a_tight_loop() {
             DeviceStep::SlowDown,
             DeviceStep::Approve,
         ]);
-        let config = remoteclaw::config::parse(
-            std::path::Path::new("t.toml"),
-            &format!(
-                "[models.providers.corp]\nbaseUrl = \"http://127.0.0.1:9/v1\"\napi = \"openai-completions\"\n[models.providers.corp.oauth]\ntokenUrl = \"{}\"\ndeviceAuthorizationUrl = \"{}\"\nclientId = \"{}\"\n",
-                oauth.token_url(),
-                oauth.device_authorization_url(),
-                oauth.client_id()
-            ),
-        )
-        .unwrap();
-        let ep = remoteclaw::oauth::preset::Endpoints::of(&config, "corp").unwrap();
+        let ep = device_endpoints(&oauth);
         let mut out = Vec::new();
         let started = tokio::time::Instant::now();
         let granted =
