@@ -16,6 +16,11 @@ use std::sync::Arc;
 const PENDING: &str = "pending";
 const ANSWERED: &str = "answered";
 
+/// An answered mark that could not be written is tried again after this, doubling
+/// up to [`MARK_RETRY_MAX`].
+const MARK_RETRY_FIRST: std::time::Duration = std::time::Duration::from_secs(1);
+const MARK_RETRY_MAX: std::time::Duration = std::time::Duration::from_secs(60);
+
 /// What [`Inbox::receive`] found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Receipt {
@@ -149,12 +154,55 @@ impl Inbox {
 
     /// The reply to this message was sent (or it needs none): never answer it again.
     /// The payload is dropped; only the mark stays.
+    ///
+    /// When the mark cannot be written (a store blip), it is tried again in the
+    /// background, 1 s after and then doubling up to a minute, for as long as this
+    /// process runs; with replicas, the message's claim stays held until the mark is
+    /// written, so no other replica answers it a second time meanwhile. The first
+    /// error is returned for the caller to log.
     pub async fn answered(&self, channel: &str, id: &str) -> Result<(), StoreError> {
         let done = self.store.answered(channel, id, self.clock.now_ms()).await;
-        if let Some(c) = &self.claims {
-            c.release(&claim_name(channel, id));
+        match &done {
+            Ok(()) => {
+                if let Some(c) = &self.claims {
+                    c.release(&claim_name(channel, id));
+                }
+            }
+            Err(_) => self.mark_later(channel, id),
         }
         done
+    }
+
+    /// Write the answered mark of `id` until it is written, then give its claim back.
+    fn mark_later(&self, channel: &str, id: &str) {
+        let (store, clock) = (self.store.clone(), self.clock.clone());
+        let claims = self.claims.clone();
+        let (channel, id) = (channel.to_string(), id.to_string());
+        let retry = async move {
+            let mut wait = MARK_RETRY_FIRST;
+            loop {
+                tokio::time::sleep(wait).await;
+                match store.answered(&channel, &id, clock.now_ms()).await {
+                    Ok(()) => break,
+                    Err(e) => {
+                        tracing::debug!(channel, id, "still cannot mark a message answered: {e}");
+                        wait = (wait * 2).min(MARK_RETRY_MAX);
+                    }
+                }
+            }
+            tracing::info!(channel, id, "marked a message answered on a later try");
+            if let Some(c) = &claims {
+                c.release(&claim_name(&channel, &id));
+            }
+        };
+        match &self.claims {
+            Some(c) => {
+                c.spawn_detached(retry);
+            }
+            None => {
+                tokio::spawn(retry);
+            }
+        }
     }
 
     /// Messages of `channel` received but not answered, oldest first.

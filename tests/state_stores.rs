@@ -10,14 +10,15 @@ use crate::support;
 use remoteclaw::auth::cooldown::{CooldownBook, FOREVER, ImportEntry, Reason, Standing};
 use remoteclaw::clock::ManualClock;
 use remoteclaw::config::CooldownConfig;
-use remoteclaw::inbox::{Inbox, Receipt};
+use remoteclaw::inbox::{Inbox, InboxStore, PendingMessage, Receipt};
 use remoteclaw::pairing::{PairingError, PairingStatus, PairingStore};
 use remoteclaw::providers::error::classify;
 use remoteclaw::providers::{ProviderError, Usage};
-use remoteclaw::state::StateDb;
 use remoteclaw::state::redis::Redis;
 use remoteclaw::state::stores::Stores;
+use remoteclaw::state::{StateDb, StoreError, StoreFuture};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 use support::redis::RedisServer;
 
@@ -777,12 +778,87 @@ async fn alert_states_are_set_once_across_handles(be: Backend) {
 // (Redis only: one process needs no lease.) TTL expiry is Redis's own clock, so the
 // tests that wait for it use a short TTL and real time.
 
+/// An inbox store whose answered marks fail while `down` is set (a blip of the
+/// store that the claims, renewed separately, happen to ride out).
+#[derive(Debug)]
+struct MarksDown {
+    inner: Arc<dyn InboxStore>,
+    down: AtomicBool,
+}
+
+impl InboxStore for MarksDown {
+    fn receive(&self, c: &str, id: &str, payload: &str, now: i64) -> StoreFuture<Receipt> {
+        self.inner.receive(c, id, payload, now)
+    }
+    fn answered(&self, c: &str, id: &str, now: i64) -> StoreFuture<()> {
+        if self.down.load(Ordering::SeqCst) {
+            return Box::pin(async {
+                Err(StoreError::Backend {
+                    path: "redis".into(),
+                    message: "state store unavailable: a blip".into(),
+                })
+            });
+        }
+        self.inner.answered(c, id, now)
+    }
+    fn pending(&self, c: &str) -> StoreFuture<Vec<PendingMessage>> {
+        self.inner.pending(c)
+    }
+    fn prune(&self, c: &str, cutoff: i64) -> StoreFuture<usize> {
+        self.inner.prune(c, cutoff)
+    }
+    fn offset(&self, key: &str) -> StoreFuture<Option<i64>> {
+        self.inner.offset(key)
+    }
+    fn set_offset(&self, key: &str, value: i64) -> StoreFuture<()> {
+        self.inner.set_offset(key, value)
+    }
+}
+
+/// A reply went out but its answered mark could not be written (a store blip): the
+/// mark is tried again (after 1 s, then doubling) until it is written, so the message is
+/// not answered a second time after a restart.
+#[tokio::test(start_paused = true)]
+async fn an_answered_mark_that_failed_is_written_on_a_later_try() {
+    let be = Backend::sqlite().await;
+    let marks = Arc::new(MarksDown {
+        inner: be.stores.inbox.clone(),
+        down: AtomicBool::new(true),
+    });
+    let inbox = Inbox::with_store(marks.clone(), ManualClock::new(T0));
+    assert_eq!(inbox.receive("tg", "1", "a").await.unwrap(), Receipt::New);
+    assert!(
+        inbox.answered("tg", "1").await.is_err(),
+        "the first try fails"
+    );
+    // The tries at 1 s and 3 s fail too.
+    tokio::time::sleep(Duration::from_millis(3_500)).await;
+    assert_eq!(inbox.pending("tg").await.unwrap().len(), 1, "still failing");
+    // The store is back: the try at 7 s writes the mark. (Paused time runs on while
+    // the write is on the store's thread, so this waits for it rather than timing it.)
+    marks.down.store(false, Ordering::SeqCst);
+    let back = tokio::time::Instant::now();
+    while !inbox.pending("tg").await.unwrap().is_empty() {
+        assert!(back.elapsed() < Duration::from_secs(30), "never marked");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        inbox.receive("tg", "1", "a").await.unwrap(),
+        Receipt::Answered,
+        "never answered again"
+    );
+}
+
 mod coordination {
     use super::support::redis::RedisServer;
+    use super::{MarksDown, T0};
+    use remoteclaw::clock::ManualClock;
+    use remoteclaw::inbox::{Inbox, Receipt};
     use remoteclaw::state::lease::Coordinator;
     use remoteclaw::state::redis::Redis;
+    use remoteclaw::state::stores::Stores;
     use std::sync::Arc;
-    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
     use std::time::{Duration, Instant};
 
     async fn pair(server: &RedisServer, ttl: Duration) -> (Coordinator, Coordinator) {
@@ -833,6 +909,57 @@ mod coordination {
             );
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
+    }
+
+    /// A reply went out but its answered mark could not be written: the message stays
+    /// claimed (no other replica answers it again) until a later try writes the mark.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_message_whose_mark_failed_stays_claimed_until_the_mark_is_written() {
+        let server = RedisServer::start();
+        let (a, b) = pair(&server, Duration::from_millis(600)).await;
+        let stores = Stores::redis(Redis::connect(&server.url(), "rc-test:").await.unwrap());
+        let marks = Arc::new(MarksDown {
+            inner: stores.inbox.clone(),
+            down: AtomicBool::new(false),
+        });
+        let here = Inbox::with_store(marks.clone(), ManualClock::new(T0)).with_claims(Some(a));
+        let there = Inbox::with_store(stores.inbox.clone(), ManualClock::new(T0))
+            .with_claims(Some(b.clone()));
+        assert_eq!(
+            here.receive("telegram:1", "5", "p").await.unwrap(),
+            Receipt::New
+        );
+        marks.down.store(true, Ordering::SeqCst);
+        assert!(here.answered("telegram:1", "5").await.is_err());
+        // Past the first retry (1 s, still failing) and three TTLs: still claimed here.
+        tokio::time::sleep(Duration::from_millis(1_800)).await;
+        assert!(
+            !b.hold_claim("inbox:telegram:1:5").await.unwrap(),
+            "the claim was given back with the mark unwritten"
+        );
+        assert!(
+            there
+                .pending_to_answer("telegram:1")
+                .await
+                .unwrap()
+                .is_empty(),
+            "another replica would answer it again"
+        );
+        // The store is back: the next try (at 3 s) writes the mark and gives the claim back.
+        marks.down.store(false, Ordering::SeqCst);
+        let started = Instant::now();
+        while !b.hold_claim("inbox:telegram:1:5").await.unwrap() {
+            assert!(
+                started.elapsed() < Duration::from_secs(5),
+                "never given back"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        b.release("inbox:telegram:1:5");
+        assert_eq!(
+            there.receive("telegram:1", "5", "p").await.unwrap(),
+            Receipt::Answered
+        );
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

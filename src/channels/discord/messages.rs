@@ -188,7 +188,7 @@ impl Handler {
             .await;
         tracing::debug!(channel = %msg.channel_id, ?stats, "reply delivered");
         if let Err(e) = self.inbox.answered(INBOX, &msg.id.to_string()).await {
-            tracing::warn!(message = %msg.id, "could not mark a Discord message answered: {e}");
+            tracing::warn!(message = %msg.id, "could not mark a Discord message answered (trying again in the background): {e}");
         }
     }
 
@@ -292,7 +292,10 @@ impl Handler {
 
     pub(super) async fn mark_answered(&self, id: &str) {
         if let Err(e) = self.inbox.answered(INBOX, id).await {
-            tracing::warn!(id, "could not mark a Discord message answered: {e}");
+            tracing::warn!(
+                id,
+                "could not mark a Discord message answered (trying again in the background): {e}"
+            );
         }
     }
 }

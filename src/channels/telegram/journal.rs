@@ -287,7 +287,7 @@ impl Journal {
         if let Err(e) = self.inbox.answered(&self.channel, &id.to_string()).await {
             tracing::warn!(
                 update = id,
-                "could not mark a Telegram update answered: {e}"
+                "could not mark a Telegram update answered (trying again in the background): {e}"
             );
         }
         self.ledger(|l| l.close(id));
