@@ -28,6 +28,8 @@ pub struct App {
     /// Why the config file on disk is not in force (invalid since the last reload).
     config_error: ArcSwapOption<String>,
     pub env: Arc<EnvMap>,
+    /// What `[env.shellEnv]` did at start.
+    pub shell_env: ShellEnvImport,
     pub agent_id: String,
     pub engine: Engine,
     pub sessions: SessionManager,
@@ -42,6 +44,17 @@ pub struct App {
     pub background: Arc<std::sync::Mutex<tokio::task::JoinSet<()>>>,
     /// Telegram webhook mode: where the gateway's listener finds the running channel.
     pub telegram_webhook: Arc<crate::channels::telegram::WebhookIntake>,
+}
+
+/// The outcome of `[env.shellEnv]` at start (shown by `models status`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ShellEnvImport {
+    /// `enabled = false`.
+    Off,
+    /// Variables the login shell had and the process did not.
+    Imported(usize),
+    /// The import failed or timed out (the reason, no variable values).
+    Skipped(String),
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -214,17 +227,25 @@ impl App {
         if added > 0 {
             tracing::debug!(count = added, file = %paths.env_file().display(), "loaded variables from .env");
         }
-        if config.env.shell_env.enabled {
+        let shell_env = if config.env.shell_env.enabled {
             match import_shell_env(
                 &mut env,
                 Duration::from_millis(config.env.shell_env.timeout_ms),
             )
             .await
             {
-                Ok(n) => tracing::info!(count = n, "imported variables from the login shell"),
-                Err(e) => tracing::warn!("shell environment import skipped: {e}"),
+                Ok(n) => {
+                    tracing::info!(count = n, "imported variables from the login shell");
+                    ShellEnvImport::Imported(n)
+                }
+                Err(e) => {
+                    tracing::warn!("shell environment import skipped: {e}");
+                    ShellEnvImport::Skipped(e)
+                }
             }
-        }
+        } else {
+            ShellEnvImport::Off
+        };
         let agent_id = agent.unwrap_or(&config.agents.default_id).to_string();
         check_agent_id(&agent_id)?;
         // Agents that channels name (`channels.<c>.agent`) get their own resolver.
@@ -277,6 +298,7 @@ impl App {
             live,
             config_error: ArcSwapOption::empty(),
             env,
+            shell_env,
             agent_id,
             engine,
             sessions,

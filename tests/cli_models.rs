@@ -54,6 +54,29 @@ async fn models_status_text() {
     insta::assert_snapshot!("models_status_plain", stdout(&out));
 }
 
+/// Regression (audit s10): with `[env.shellEnv]` on and a login shell that cannot run,
+/// `models status` said "imported from the login shell".
+#[tokio::test]
+async fn the_shell_env_line_says_whether_the_import_happened() {
+    let config = "[env.shellEnv]\nenabled = true\n";
+    let mut h = TestHome::new(config);
+    h.set("SHELL", "/nonexistent/sh");
+    let out = h.run(&["models", "status"]).await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(
+        text.contains("Shell env:     not imported: cannot run login shell /nonexistent/sh"),
+        "{text}"
+    );
+    h.set("SHELL", "/bin/sh");
+    let out = h.run(&["models", "status"]).await;
+    let text = stdout(&out);
+    assert!(
+        text.contains("Shell env:     imported from the login shell ("),
+        "{text}"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn probe_checks_each_credential_and_updates_cooldowns() {
     let fake = FakeProvider::start().await;

@@ -623,8 +623,9 @@ pub fn telegram_chat(s: &str) -> Option<i64> {
 }
 
 impl Config {
-    /// Ids written as map keys in their one canonical form, so a lookup by the id a
-    /// message carries finds them: `" -100123"` → `"-100123"`, `"0333"` → `"333"`.
+    /// Ids written as map keys, and Discord's id lists, in their one canonical form, so a
+    /// lookup by the id a message carries finds them: `" -100123"` → `"-100123"`,
+    /// `"0333"` → `"333"`.
     /// Runs after [`validate`](super::validate::validate), which refused keys that are no
     /// id and two keys naming one id.
     pub fn normalize(&mut self) {
@@ -635,10 +636,21 @@ impl Config {
                 .collect();
         }
         if let Some(d) = self.channels.discord.as_mut() {
+            let canonical = |k: String| snowflake(&k).map_or(k, |id| id.to_string());
             d.channel_prompts = std::mem::take(&mut d.channel_prompts)
                 .into_iter()
-                .map(|(k, v)| (snowflake(&k).map_or(k, |id| id.to_string()), v))
+                .map(|(k, v)| (canonical(k), v))
                 .collect();
+            let lists = [
+                Some(&mut d.guilds),
+                Some(&mut d.channels),
+                Some(&mut d.allow_from),
+                d.owners.as_mut(),
+                d.group_allow_from.as_mut(),
+            ];
+            for list in lists.into_iter().flatten() {
+                *list = std::mem::take(list).into_iter().map(canonical).collect();
+            }
         }
     }
 }

@@ -27,8 +27,9 @@ fn violation(
     }
 }
 
-/// Words that are chat commands or `/model` keywords and so cannot be aliases.
-const RESERVED_ALIASES: [&str; 7] = ["list", "status", "default", "new", "reset", "model", "help"];
+/// `/model` keywords, which cannot be aliases (nor can the chat command words,
+/// [`crate::directive::is_command_word`]).
+const MODEL_KEYWORDS: [&str; 3] = ["list", "status", "default"];
 
 /// `[models.providers.<id>.oauth]`: URLs are http(s), and a provider without a preset
 /// names at least where to refresh (`tokenUrl`) and as whom (`clientId`).
@@ -50,6 +51,25 @@ fn oauth_table(key: &str, id: &str, o: &crate::config::OauthConfig) -> Result<()
                 "write the full URL, e.g. https://auth.example.com/oauth/token",
             ));
         }
+    }
+    if let Some(uri) = &o.redirect_uri
+        && !reqwest::Url::parse(uri).is_ok_and(|u| {
+            let host = u.host_str().unwrap_or("");
+            let ip = host.trim_start_matches('[').trim_end_matches(']');
+            u.scheme() == "http"
+                && (host.eq_ignore_ascii_case("localhost")
+                    || ip
+                        .parse::<std::net::IpAddr>()
+                        .is_ok_and(|ip| ip.is_loopback()))
+        })
+    {
+        return Err(violation(
+            format!("{key}.redirectUri"),
+            format!(
+                "\"{uri}\" is not a loopback address: the sign-in's code must come back to this machine"
+            ),
+            "use http://localhost:<port>/… or http://127.0.0.1:<port>/… (the callback RemoteClaw listens on), or remove it to use the provider's preset",
+        ));
     }
     if crate::oauth::preset::preset(id).is_none()
         && (o.token_url.is_none() || o.client_id.is_none())
@@ -269,11 +289,21 @@ pub fn validate(config: &Config) -> Result<(), Violation> {
                     "pick a short word like \"opus\"",
                 ));
             }
-            if RESERVED_ALIASES.contains(&lower.as_str()) {
+            if MODEL_KEYWORDS.contains(&lower.as_str()) || crate::directive::is_command_word(&lower)
+            {
                 return Err(violation(
                     format!("{key}.alias"),
                     format!("alias \"{alias}\" is a chat command word"),
                     "pick another alias",
+                ));
+            }
+            if lower.bytes().all(|b| b.is_ascii_digit()) {
+                return Err(violation(
+                    format!("{key}.alias"),
+                    format!(
+                        "alias \"{alias}\" is a number: `/model {alias}` reads as a pick from a numbered list, which chat does not have"
+                    ),
+                    "pick an alias with a letter in it, e.g. \"opus\"",
                 ));
             }
             if let Some(prev) = aliases.insert(lower, model_key.clone()) {
@@ -325,6 +355,31 @@ pub fn validate(config: &Config) -> Result<(), Violation> {
     }
     if let Some(d) = discord {
         discord_shards(d.shard_count, d.shards.as_deref())?;
+        http_url(
+            "channels.discord.apiBase",
+            &d.api_base,
+            "https://discord.com",
+        )?;
+        let lists: [(&str, &str, Option<&Vec<String>>); 5] = [
+            ("guilds", "server (guild)", Some(&d.guilds)),
+            ("channels", "channel", Some(&d.channels)),
+            ("allowFrom", "user", Some(&d.allow_from)),
+            ("owners", "user", d.owners.as_ref()),
+            ("groupAllowFrom", "user", d.group_allow_from.as_ref()),
+        ];
+        for (field, what, list) in lists {
+            for (i, id) in list.into_iter().flatten().enumerate() {
+                if snowflake(id).is_none() {
+                    return Err(violation(
+                        format!("channels.discord.{field}[{i}]"),
+                        format!("\"{}\" is not a Discord {what} id", shown(id)),
+                        format!(
+                            "write the {what}'s id, a snowflake of digits as a string, e.g. \"222222222222222222\" (Discord: Developer Mode on, then right-click → Copy ID); names and tags do not work"
+                        ),
+                    ));
+                }
+            }
+        }
         id_keys(
             d.channel_prompts.keys(),
             "channels.discord.channelPrompts",
@@ -334,6 +389,11 @@ pub fn validate(config: &Config) -> Result<(), Violation> {
         )?;
     }
     if let Some(t) = &config.channels.telegram {
+        http_url(
+            "channels.telegram.apiRoot",
+            &t.api_root,
+            "https://api.telegram.org",
+        )?;
         id_keys(
             t.group_prompts.keys(),
             "channels.telegram.groupPrompts",
@@ -422,6 +482,23 @@ pub fn validate(config: &Config) -> Result<(), Violation> {
                     "write the full path, e.g. /etc/remoteclaw/secrets.json",
                 ));
             }
+            SecretProviderConfig::File(f) if f.max_bytes == Some(0) => {
+                return Err(zero(&key, "maxBytes", "every read of the file would fail"));
+            }
+            SecretProviderConfig::Exec(e) if e.timeout_ms == Some(0) => {
+                return Err(zero(
+                    &key,
+                    "timeoutMs",
+                    "every run of the command would time out",
+                ));
+            }
+            SecretProviderConfig::Exec(e) if e.max_output_bytes == Some(0) => {
+                return Err(zero(
+                    &key,
+                    "maxOutputBytes",
+                    "every answer of the command would be too long",
+                ));
+            }
             SecretProviderConfig::Exec(e) if !std::path::Path::new(&e.command).is_absolute() => {
                 return Err(violation(
                     format!("{key}.command"),
@@ -434,6 +511,14 @@ pub fn validate(config: &Config) -> Result<(), Violation> {
             }
             _ => {}
         }
+    }
+
+    if config.env.shell_env.timeout_ms == 0 {
+        return Err(zero(
+            "env.shellEnv",
+            "timeoutMs",
+            "the login shell would be stopped before it printed anything",
+        ));
     }
 
     if config.gateway.bind.parse::<std::net::IpAddr>().is_err()
@@ -490,6 +575,32 @@ pub fn validate(config: &Config) -> Result<(), Violation> {
         ));
     }
     Ok(())
+}
+
+/// `key` holds the base URL of a service: an http(s) URL with a host.
+fn http_url(key: &str, url: &str, example: &str) -> Result<(), Violation> {
+    let ok = reqwest::Url::parse(url.trim())
+        .is_ok_and(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some());
+    if ok {
+        return Ok(());
+    }
+    Err(violation(
+        key,
+        format!(
+            "\"{}\" is not an http(s) URL",
+            url.chars().take(200).collect::<String>()
+        ),
+        format!("write the full URL, e.g. {example} (the default)"),
+    ))
+}
+
+/// A limit of 0 in `table.field` that would make every use fail.
+fn zero(table: &str, field: &str, why: &str) -> Violation {
+    violation(
+        format!("{table}.{field}"),
+        format!("{field} = 0: {why}"),
+        format!("use a positive number, or remove {field} for the default"),
+    )
 }
 
 /// Map keys that must each name an id (`parse`), no two the same one (`"42"` and
@@ -772,6 +883,136 @@ mod tests {
                 "{body}: {err}"
             );
         }
+    }
+
+    /// Regression (audit s10): values that load but could never work — every use would
+    /// fail, or the entry never matches anything — are load errors at their line.
+    #[test]
+    fn values_that_could_never_work_are_load_errors() {
+        let model = "[agents.defaults.models.\"anthropic/claude-opus-4-5\"]\n";
+        let exec = "[secrets.providers.vault]\nsource = \"exec\"\ncommand = \"/bin/true\"\n";
+        let file = "[secrets.providers.f]\nsource = \"file\"\npath = \"/etc/s.json\"\n";
+        let oauth = "[models.providers.openai-codex.oauth]\n";
+        let bad: Vec<(String, &str, &str)> = vec![
+            (
+                format!("{model}alias = \"usage\""),
+                "alias",
+                "chat command word",
+            ),
+            (
+                format!("{model}alias = \"New\""),
+                "alias",
+                "chat command word",
+            ),
+            (format!("{model}alias = \"12\""), "alias", "is a number"),
+            (
+                format!("{exec}timeoutMs = 0"),
+                "secrets.providers.vault.timeoutMs",
+                "= 0",
+            ),
+            (
+                format!("{exec}maxOutputBytes = 0"),
+                "secrets.providers.vault.maxOutputBytes",
+                "= 0",
+            ),
+            (
+                format!("{file}maxBytes = 0"),
+                "secrets.providers.f.maxBytes",
+                "= 0",
+            ),
+            (
+                "[env.shellEnv]\nenabled = true\ntimeoutMs = 0".into(),
+                "env.shellEnv.timeoutMs",
+                "= 0",
+            ),
+            (
+                "[channels.telegram]\napiRoot = \"nope\"".into(),
+                "channels.telegram.apiRoot",
+                "not an http(s) URL",
+            ),
+            (
+                "[channels.discord]\napiBase = \"ftp://x\"".into(),
+                "channels.discord.apiBase",
+                "not an http(s) URL",
+            ),
+            (
+                "[channels.discord]\nallowFrom = [\"alice#1234\"]".into(),
+                "channels.discord.allowFrom[0]",
+                "not a Discord user id",
+            ),
+            (
+                "[channels.discord]\nallowFrom = [\"222\"]\nowners = [\"222\", \"@bob\"]".into(),
+                "channels.discord.owners[1]",
+                "not a Discord user id",
+            ),
+            (
+                "[channels.discord]\nguilds = [\"my-guild\"]".into(),
+                "channels.discord.guilds[0]",
+                "not a Discord server (guild) id",
+            ),
+            (
+                "[channels.discord]\nchannels = [\"#general\"]".into(),
+                "channels.discord.channels[0]",
+                "not a Discord channel id",
+            ),
+            (
+                "[channels.discord]\ngroupAllowFrom = [\"0\"]".into(),
+                "channels.discord.groupAllowFrom[0]",
+                "not a Discord user id",
+            ),
+            (
+                format!("{oauth}redirectUri = \"http://evil.example.com/cb\""),
+                "redirectUri",
+                "not a loopback address",
+            ),
+            (
+                format!("{oauth}redirectUri = \"https://localhost:1455/cb\""),
+                "redirectUri",
+                "not a loopback address",
+            ),
+        ];
+        for (body, key, message) in bad {
+            let err = crate::config::parse(std::path::Path::new("rc.toml"), &body).unwrap_err();
+            let crate::config::ConfigError::Invalid {
+                key: k,
+                message: m,
+                line,
+                ..
+            } = &err
+            else {
+                panic!("{body}: {err}");
+            };
+            assert!(k.ends_with(key), "{body}: {err}");
+            assert!(m.contains(message), "{body}: {m}");
+            assert!(line.is_some(), "{body}: the error points at a line");
+        }
+        for good in [
+            format!("{model}alias = \"o1\""),
+            format!("{oauth}redirectUri = \"http://localhost:1455/auth/callback\""),
+            format!("{oauth}redirectUri = \"http://127.0.0.1:1455/cb\""),
+            format!("{oauth}redirectUri = \"http://[::1]:1455/cb\""),
+            "[channels.telegram]\napiRoot = \"http://127.0.0.1:8081\"".into(),
+        ] {
+            crate::config::parse(std::path::Path::new("rc.toml"), &good)
+                .unwrap_or_else(|e| panic!("{good}: {e}"));
+        }
+    }
+
+    /// Discord id lists are compared with the ids messages carry: written with spaces, a
+    /// `+` or leading zeros, they are kept in canonical form.
+    #[test]
+    fn discord_id_lists_are_kept_in_canonical_form() {
+        let cfg = crate::config::parse(
+            std::path::Path::new("rc.toml"),
+            "[channels.discord]\nallowFrom = [\" 222\", \"0333\"]\nowners = [\"+444\"]\nguilds = [\"0111\"]\nchannels = [\"555 \"]\ngroupAllowFrom = [\"0666\"]",
+        )
+        .unwrap();
+        let d = cfg.channels.discord.unwrap();
+        assert_eq!(d.allow_from, ["222", "333"]);
+        assert_eq!(d.owners.unwrap(), ["444"]);
+        assert_eq!(d.guilds, ["111"]);
+        assert_eq!(d.channels, ["555"]);
+        assert_eq!(d.group_allow_from.unwrap(), ["666"]);
     }
 
     #[test]

@@ -22,6 +22,12 @@ use std::fmt;
 use grammar::{Candidate, Word};
 pub use split::split_model_profile;
 
+/// Whether `word` (lower case) is a built-in chat command (`/model`, `/new`, `/usage`, …):
+/// such a word can never be an alias.
+pub fn is_command_word(word: &str) -> bool {
+    grammar::COMMAND_WORDS.iter().any(|(w, _)| *w == word)
+}
+
 /// A parsed chat command.
 ///
 /// `Display` gives the canonical text (`/model`, `/model list`, `/model <model>@<profile>`,

@@ -8,7 +8,7 @@
 
 mod oauth;
 
-use crate::app::App;
+use crate::app::{App, ShellEnvImport};
 use crate::auth::cooldown::ANY_MODEL;
 use crate::auth::env_keys::env_candidates;
 use crate::auth::resolver::health_str;
@@ -317,10 +317,11 @@ pub async fn run(args: StatusArgs) -> anyhow::Result<ExitCode> {
         }
         println!(
             "Shell env:     {}",
-            if app.config().env.shell_env.enabled {
-                "imported from the login shell"
-            } else {
-                "off"
+            match &app.shell_env {
+                ShellEnvImport::Off => "off".to_string(),
+                ShellEnvImport::Imported(n) =>
+                    format!("imported from the login shell ({n} variables)"),
+                ShellEnvImport::Skipped(why) => format!("not imported: {why}"),
             }
         );
         for w in &order_warnings {
