@@ -75,12 +75,13 @@ pub(super) fn discord_id(s: &str) -> Option<String> {
         .and_then(|r| r.strip_suffix('>'))
         .map(|r| r.trim_start_matches('!'))
         .unwrap_or(s);
-    (!s.is_empty() && s.len() <= 20 && s.bytes().all(|b| b.is_ascii_digit())).then(|| s.to_string())
+    // The config's own test, so an imported id always loads (no 0, nothing past u64).
+    crate::config::types::snowflake(s).map(|n| n.to_string())
 }
 
 pub(super) fn discord_id_value(v: &Value) -> Option<String> {
     match v {
-        Value::Number(n) => n.as_u64().map(|n| n.to_string()),
+        Value::Number(n) => n.as_u64().filter(|n| *n != 0).map(|n| n.to_string()),
         Value::String(s) => discord_id(s),
         _ => None,
     }
@@ -321,6 +322,11 @@ mod tests {
         assert_eq!(discord_id("<@!333>").as_deref(), Some("333"));
         assert_eq!(discord_id("user:44").as_deref(), Some("44"));
         assert_eq!(discord_id("somebody#1234"), None);
+        // What the config would refuse is reported, not written (it would not load).
+        assert_eq!(discord_id("discord:0"), None);
+        assert_eq!(discord_id("99999999999999999999"), None);
+        assert_eq!(discord_id_value(&json!(0)), None);
+        assert_eq!(discord_id("<@0333>").as_deref(), Some("333"));
         let mut skipped = Skipped::default();
         let o = Owners::parse(
             &json!(["telegram:1", "discord:2", "tg:3", "4", 5]),
