@@ -280,7 +280,15 @@ impl App {
             config.session.history_turns,
             clock.clone(),
         )
-        .with_coordinator(stores.coordinator.clone());
+        .with_coordinator(stores.coordinator.clone())
+        // `state.db` may be shared with other processes (the gateway and a CLI `agent`):
+        // their turns of one session wait for each other through lock files beside it.
+        .with_turn_locks(
+            stores
+                .db
+                .is_some()
+                .then(|| crate::session::turn_lock::TurnLocks::in_state_dir(&paths.state_dir)),
+        );
         let metrics = Arc::new(Metrics::new());
         let engine = Engine::new(live.clone(), resolver, metrics.clone());
         for a in &channel_agents {

@@ -1,6 +1,8 @@
 //! Sessions: keys (`key`), durable state behind the async `SessionStore` trait (`store`,
 //! with the embedded `sqlite` backend and the shared `redis` one), and the `SessionManager` that runs turns of one session
-//! one at a time, in arrival order, while sessions run concurrently.
+//! one at a time, in arrival order, while sessions run concurrently — within this process
+//! (a queue per session), across the processes sharing a `state.db` (a lock file per
+//! session, `turn_lock`) and across the replicas sharing a Redis store (`state::lease`).
 //!
 //! The store is the source of truth: a turn starts by checking the session's revision
 //! there, so changes made by another process (the CLI, another gateway) are seen.
@@ -10,6 +12,7 @@ pub mod key;
 pub mod redis;
 pub mod sqlite;
 pub mod store;
+pub mod turn_lock;
 
 pub use store::{Pin, PinSource, SessionRecord, SessionStore, SessionSummary, StoreError};
 
@@ -20,6 +23,7 @@ use dashmap::DashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
 use tokio::sync::{Mutex, OwnedMutexGuard};
+use turn_lock::{HeldLock, OpenLock, TurnLocks};
 
 /// Messages that may wait per session besides the one being answered (DESIGN §8); one
 /// more is refused with a busy reply.
@@ -93,9 +97,17 @@ impl SessionState {
 
 #[derive(Debug, Default)]
 struct Slot {
-    state: Arc<Mutex<SessionState>>,
+    head: Arc<Mutex<Head>>,
     pending: AtomicUsize,
     last_used: AtomicI64,
+}
+
+/// What the turn at the head of a session's queue has: the session's cached state, and
+/// its lock file's handle kept between turns (`turn_lock`).
+#[derive(Debug, Default)]
+struct Head {
+    state: SessionState,
+    lock_file: Option<OpenLock>,
 }
 
 #[derive(Debug)]
@@ -105,9 +117,11 @@ pub struct SessionManager {
     history_turns: usize,
     max_pending: usize,
     clock: Arc<dyn Clock>,
-    /// Orders turns of a session across replicas (a Redis store); `None`: this process
-    /// is the only one, and the in-memory queue suffices.
+    /// Orders turns of a session across replicas (a Redis store).
     coordinator: Option<Coordinator>,
+    /// Orders turns of a session across the processes sharing a `state.db` (when there
+    /// is no coordinator). `None` with neither: the in-memory queue alone.
+    locks: Option<TurnLocks>,
 }
 
 impl SessionManager {
@@ -123,12 +137,21 @@ impl SessionManager {
             max_pending: DEFAULT_MAX_PENDING,
             clock,
             coordinator: None,
+            locks: None,
         }
     }
 
     /// Turns of a session also wait for the other replicas' (DESIGN §9).
     pub fn with_coordinator(mut self, coordinator: Option<Coordinator>) -> Self {
         self.coordinator = coordinator;
+        self
+    }
+
+    /// Turns of a session also wait for the other processes' on the same state dir
+    /// (DESIGN §4), through the lock files in `locks`; unused with a coordinator, which
+    /// orders turns across every replica already.
+    pub fn with_turn_locks(mut self, locks: Option<TurnLocks>) -> Self {
+        self.locks = locks;
         self
     }
 
@@ -161,13 +184,17 @@ impl SessionManager {
             slot: slot.clone(),
             clock: self.clock.clone(),
         };
-        let guard = slot.state.clone().lock_owned().await;
-        let ticket = match &self.coordinator {
-            Some(c) => Some(c.turn(key).await?),
-            None => None,
+        let mut guard = slot.head.clone().lock_owned().await;
+        // Only the head of this process's queue gets here: at most one waiter per
+        // process for the replicas' ticket or the other processes' lock.
+        let (ticket, file_lock) = match (&self.coordinator, &self.locks) {
+            (Some(c), _) => (Some(c.turn(key).await?), None),
+            (None, Some(locks)) => (None, locks.acquire(key, &mut guard.lock_file).await),
+            (None, None) => (None, None),
         };
         let mut turn = SessionTurn {
             _ticket: ticket,
+            _file_lock: file_lock,
             guard,
             _pending: pending,
             key: key.to_string(),
@@ -180,12 +207,12 @@ impl SessionManager {
             .load_if_changed(
                 key,
                 self.history_limit(),
-                &turn.guard.generation,
-                turn.guard.rev,
+                &turn.guard.state.generation,
+                turn.guard.state.rev,
             )
             .await?;
         if let Some(rec) = fresh {
-            *turn.guard = SessionState::from_record(rec);
+            turn.guard.state = SessionState::from_record(rec);
         }
         Ok(turn)
     }
@@ -219,7 +246,10 @@ impl SessionManager {
 pub struct SessionTurn {
     /// The session's turn across replicas; dropped (ended) before the local guard.
     _ticket: Option<TurnTicket>,
-    guard: OwnedMutexGuard<SessionState>,
+    /// The session's turn across the processes on this state dir; released before the
+    /// local guard, so the next turn here finds it free (or another process's).
+    _file_lock: Option<HeldLock>,
+    guard: OwnedMutexGuard<Head>,
     _pending: Pending,
     key: String,
     store: Arc<dyn SessionStore>,
@@ -265,11 +295,11 @@ impl SessionTurn {
     }
 
     fn state_mut(&mut self) -> &mut SessionState {
-        &mut self.guard
+        &mut self.guard.state
     }
 
     pub fn state(&self) -> &SessionState {
-        &self.guard
+        &self.guard.state
     }
 
     /// Set model and pin; committed to the store before this returns.
@@ -386,6 +416,45 @@ mod tests {
         let t = m.begin("web:a").await.unwrap();
         assert_eq!(t.state().model, None);
         assert_eq!(t.state().history.len(), 2);
+    }
+
+    /// Two managers on one state dir stand for two processes (the gateway and a CLI
+    /// `agent`): a turn of a session waits for the other's turn of it to end, and then
+    /// sees what that turn wrote.
+    #[tokio::test(start_paused = true)]
+    async fn a_turn_waits_for_another_process_turn_of_the_same_session() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let process = || {
+            let store =
+                Arc::new(sqlite::SqliteStore::open(&dir.path().join("state.db")).expect("open"));
+            Arc::new(
+                SessionManager::new(store, 2, ManualClock::new(0))
+                    .with_turn_locks(Some(TurnLocks::in_state_dir(dir.path()))),
+            )
+        };
+        let (a, b) = (process(), process());
+        let mut first = a.begin("web:x").await.unwrap();
+        let b2 = b.clone();
+        let second = tokio::spawn(async move {
+            let t = b2.begin("web:x").await.unwrap();
+            t.state().history.len()
+        });
+        for _ in 0..600 {
+            tokio::time::advance(std::time::Duration::from_secs(1)).await;
+            assert!(!second.is_finished(), "two turns of web:x ran at once");
+        }
+        // Other sessions of the other process go on.
+        drop(b.begin("web:y").await.unwrap());
+        first
+            .append_exchange(ChatMessage::user("q"), ChatMessage::assistant("a"))
+            .await
+            .unwrap();
+        drop(first);
+        assert_eq!(
+            second.await.unwrap(),
+            2,
+            "the second turn sees the first's exchange"
+        );
     }
 
     #[tokio::test]
