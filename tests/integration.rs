@@ -45,6 +45,7 @@ mod redaction;
 mod replicas;
 mod secret_refs;
 mod session_store;
+mod session_turn_lock;
 mod sessions_http;
 mod state_stores;
 mod store_stall;

@@ -219,6 +219,8 @@ impl FakeProvider {
             requests: Mutex::new(Vec::new()),
             keep_requests: std::sync::atomic::AtomicBool::new(true),
             counter: AtomicU64::new(0),
+            in_flight: AtomicU64::new(0),
+            peak_in_flight: AtomicU64::new(0),
             shutdown: shutdown_rx.clone(),
         });
         let app = Router::new()
@@ -336,6 +338,12 @@ impl FakeProvider {
             .collect()
     }
 
+    /// The most requests that were in the fake at once (from arrival to the response
+    /// head; a held request counts while it is held).
+    pub fn peak_in_flight(&self) -> u64 {
+        self.inner.peak_in_flight.load(Ordering::SeqCst)
+    }
+
     pub fn request_count(&self) -> usize {
         lock(&self.inner.requests).len()
     }
@@ -368,7 +376,27 @@ struct Inner {
     /// Requests are kept for `requests()` (default) or only counted (load benches).
     keep_requests: std::sync::atomic::AtomicBool,
     counter: AtomicU64,
+    /// Requests between arrival and response head now, and the most there ever were.
+    in_flight: AtomicU64,
+    peak_in_flight: AtomicU64,
     shutdown: watch::Receiver<bool>,
+}
+
+/// One request counted in [`Inner::in_flight`] until dropped.
+struct InFlight<'a>(&'a Inner);
+
+impl<'a> InFlight<'a> {
+    fn enter(inner: &'a Inner) -> InFlight<'a> {
+        let now = inner.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+        inner.peak_in_flight.fetch_max(now, Ordering::SeqCst);
+        InFlight(inner)
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.in_flight.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 impl Inner {
@@ -496,6 +524,7 @@ async fn handle(
     headers: HeaderMap,
     raw_body: Bytes,
 ) -> Response {
+    let _in_flight = InFlight::enter(&inner);
     let body: Value = serde_json::from_slice(&raw_body).unwrap_or(Value::Null);
     let path = uri.path().to_string();
     let query = uri.query().map(String::from);
