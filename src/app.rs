@@ -193,6 +193,20 @@ impl App {
         self.config_error.swap(None).is_some()
     }
 
+    /// Why an agent's auth-profiles.json, as last looked at, is not in force (it is
+    /// unreadable or corrupt; the last valid version, or none, is used meanwhile):
+    /// `/health`'s `credentialsError`. Each problem names its file and line.
+    pub fn credentials_error(&self) -> Option<String> {
+        let mut agents = self.engine.agents();
+        agents.sort_by(|a, b| a.0.cmp(&b.0));
+        let problems: Vec<String> = std::iter::once(self.engine.resolver.clone())
+            .chain(agents.into_iter().map(|(_, r)| r))
+            .filter_map(|r| r.profiles_problem())
+            .map(|p| p.to_string())
+            .collect();
+        (!problems.is_empty()).then(|| problems.join("; "))
+    }
+
     /// Build from a process environment. `agent` overrides `agents.defaultId`.
     pub async fn load(env: EnvMap, agent: Option<&str>) -> Result<App, StartupError> {
         Self::load_with(env, agent, false).await

@@ -21,6 +21,7 @@ mod cli_pairing;
 mod cli_state_migrate;
 mod config_reload;
 mod credentials;
+mod credentials_file;
 mod discord;
 mod discord_media;
 mod fake_discord_selftest;

@@ -265,14 +265,12 @@ pub async fn observe(app: &App, current: &Derived, now: i64) -> (Vec<Observation
         let cli_agent = (agent != config.agents.default_id).then_some(agent);
         // The providers in use first, then any other with credentials (as status lists them).
         let mut providers: Vec<String> = in_use.iter().map(|(p, _)| p.clone()).collect();
-        match resolver.store_async().await {
-            Ok(store) => {
-                providers.extend(store.profiles.values().map(|p| p.provider.clone()));
-            }
-            Err(e) => {
-                tracing::debug!(agent, "credential alerts: {e}");
-                complete = false;
-            }
+        let store = resolver.store_async().await;
+        providers.extend(store.profiles.values().map(|p| p.provider.clone()));
+        // An unreadable or corrupt file may hide profiles: none is forgotten meanwhile.
+        if let Some(e) = resolver.profiles_problem() {
+            tracing::debug!(agent, "credential alerts: {e}");
+            complete = false;
         }
         for p in &catalog.providers {
             if !env_candidates(p, &app.env).is_empty()

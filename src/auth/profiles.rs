@@ -322,11 +322,32 @@ impl ProfileStore {
 /// `None` when the file does not exist.
 type Stamp = Option<(SystemTime, u64)>;
 
-/// One auth-profiles.json, cached: read again only when its stamp changes.
+/// What a [`ProfileFile`] holds between reads.
+#[derive(Debug, Clone, Default)]
+struct Cached {
+    /// The stamp the file had when last read; `None`: read it at the next check
+    /// (nothing read yet, or a read error a `stat` does not show being undone, such as
+    /// a permission change).
+    read_at: Option<Stamp>,
+    /// The profiles in force: the file's last valid version, or none when it has not
+    /// been valid since this process started.
+    in_force: Arc<ProfileStore>,
+    /// `in_force` came from the file (it was valid once).
+    has_good: bool,
+    /// Why the file on disk is not what is in force (unreadable or corrupt).
+    problem: Option<Arc<str>>,
+}
+
+/// One auth-profiles.json, cached: read again only when its stamp changes. A file that
+/// turns unreadable or corrupt does not take its last valid version away (README, "auth-
+/// profiles.json is re-read on change the same way"): that stays in force, the problem is
+/// logged once per change and kept for `/health` ([`problem`](Self::problem)), and it
+/// is logged again when the file is valid. A file never valid since the start gives no
+/// profiles (environment and config keys still work) until it is fixed.
 #[derive(Debug)]
 pub struct ProfileFile {
     path: PathBuf,
-    cache: Mutex<Option<(Stamp, Arc<ProfileStore>)>>,
+    cache: Mutex<Cached>,
     recheck: Recheck,
 }
 
@@ -334,7 +355,7 @@ impl ProfileFile {
     pub fn new(path: PathBuf) -> ProfileFile {
         ProfileFile {
             path,
-            cache: Mutex::new(None),
+            cache: Mutex::new(Cached::default()),
             recheck: Recheck::new(RECHECK_EVERY),
         }
     }
@@ -350,59 +371,107 @@ impl ProfileFile {
         &self.path
     }
 
-    fn cached(&self) -> Option<(Stamp, Arc<ProfileStore>)> {
-        self.cache.lock().ok()?.clone()
+    fn cached(&self) -> Cached {
+        self.cache.lock().map(|c| c.clone()).unwrap_or_default()
     }
 
-    /// The store as on disk now: a `stat`, and a read when the file changed. Blocking.
-    pub fn load(&self) -> Result<Arc<ProfileStore>, ProfileStoreError> {
+    /// Why the file, as last looked at, is not in force (it is unreadable or not valid):
+    /// the file, the line and what is used meanwhile; never a value from the file.
+    pub fn problem(&self) -> Option<Arc<str>> {
+        self.cached().problem
+    }
+
+    /// The profiles in force, after a `stat` (and a read when the file changed).
+    /// Blocking.
+    pub fn load(&self) -> Arc<ProfileStore> {
         let started = Instant::now();
         let stamp: Stamp = std::fs::metadata(&self.path)
             .ok()
             .and_then(|m| Some((m.modified().ok()?, m.len())));
-        if let Some((s, store)) = self.cached()
-            && s == stamp
-        {
+        let before = self.cached();
+        if before.read_at == Some(stamp) {
             self.recheck.done(started);
-            return Ok(store);
+            return before.in_force;
         }
-        let store = Arc::new(ProfileStore::load(&self.path)?);
-        for w in &store.warnings {
-            tracing::warn!(file = %self.path.display(), "{w}");
+        let read = ProfileStore::load(&self.path);
+        let Ok(mut cache) = self.cache.lock() else {
+            self.recheck.done(started);
+            return read.map(Arc::new).unwrap_or_default();
+        };
+        let had_problem = cache.problem.is_some();
+        let mut newly_invalid = None;
+        match read {
+            Ok(store) => {
+                for w in &store.warnings {
+                    tracing::warn!(file = %self.path.display(), "{w}");
+                }
+                for m in &store.malformed_order {
+                    tracing::warn!("{}", m.problem(&self.path));
+                }
+                *cache = Cached {
+                    read_at: Some(stamp),
+                    in_force: Arc::new(store),
+                    has_good: true,
+                    problem: None,
+                };
+            }
+            Err(e) => {
+                let problem: Arc<str> = format!(
+                    "{e} {}",
+                    if cache.has_good {
+                        "Until then the last valid version of its profiles stays in force."
+                    } else {
+                        "Its profiles are not used until it is fixed; environment and config keys still are."
+                    }
+                )
+                .into();
+                if cache.problem.as_deref() != Some(&*problem) {
+                    newly_invalid = Some(problem.clone());
+                }
+                cache.read_at = match e {
+                    ProfileStoreError::Corrupt { .. } => Some(stamp),
+                    ProfileStoreError::Read { .. } => None,
+                };
+                cache.problem = Some(problem);
+            }
         }
-        for m in &store.malformed_order {
-            tracing::warn!("{}", m.problem(&self.path));
-        }
-        if let Ok(mut cache) = self.cache.lock() {
-            *cache = Some((stamp, store.clone()));
-        }
+        let in_force = cache.in_force.clone();
+        let valid_again = had_problem && cache.problem.is_none();
+        drop(cache);
         self.recheck.done(started);
-        Ok(store)
+        if let Some(problem) = newly_invalid {
+            tracing::warn!(file = %self.path.display(), "credentials file is not valid: {problem}");
+        }
+        if valid_again {
+            tracing::info!(file = %self.path.display(), "credentials file is valid again; its profiles are in force");
+        }
+        in_force
     }
 
-    /// The store for a turn: from memory when the file was checked less than
+    /// The profiles for a turn: from memory when the file was checked less than
     /// [`RECHECK_EVERY`] ago, else checked (and read if changed) on the blocking pool.
-    pub async fn load_async(self: &Arc<Self>) -> Result<Arc<ProfileStore>, ProfileStoreError> {
-        if !self.recheck.due()
-            && let Some((_, store)) = self.cached()
-        {
-            return Ok(store);
+    pub async fn load_async(self: &Arc<Self>) -> Arc<ProfileStore> {
+        if !self.recheck.due() {
+            let cached = self.cached();
+            // Read once already (a read error included): served until the next check.
+            if cached.read_at.is_some() || cached.problem.is_some() {
+                return cached.in_force;
+            }
         }
         self.check_async().await
     }
 
-    /// The store as on disk now, checked on the blocking pool (e.g. when a profile a
+    /// The profiles as on disk now, checked on the blocking pool (e.g. when a profile a
     /// request names is not in the copy in memory: it may have been added a moment ago).
-    pub async fn check_async(self: &Arc<Self>) -> Result<Arc<ProfileStore>, ProfileStoreError> {
+    pub async fn check_async(self: &Arc<Self>) -> Arc<ProfileStore> {
         let me = self.clone();
-        tokio::task::spawn_blocking(move || me.load())
-            .await
-            .unwrap_or_else(|e| {
-                Err(ProfileStoreError::Read {
-                    path: self.path.clone(),
-                    source: std::io::Error::other(format!("the read task failed: {e}")),
-                })
-            })
+        match tokio::task::spawn_blocking(move || me.load()).await {
+            Ok(store) => store,
+            Err(e) => {
+                tracing::warn!(file = %self.path.display(), "the credentials file read task failed: {e}");
+                self.cached().in_force
+            }
+        }
     }
 }
 
@@ -550,28 +619,78 @@ mod tests {
         let ids = |s: &ProfileStore| s.profiles.keys().cloned().collect::<Vec<_>>();
         let file = Arc::new(ProfileFile::new(path.clone()).with_recheck(std::time::Duration::ZERO));
         assert!(
-            file.load_async().await.unwrap().profiles.is_empty(),
+            file.load_async().await.profiles.is_empty(),
             "missing = empty"
         );
         std::fs::write(&path, one).unwrap();
-        assert_eq!(ids(&file.load_async().await.unwrap()), ["a:one"]);
+        assert_eq!(ids(&*file.load_async().await), ["a:one"]);
         std::fs::write(&path, two).unwrap();
-        assert_eq!(ids(&file.load_async().await.unwrap()), ["a:three", "a:two"]);
+        assert_eq!(ids(&*file.load_async().await), ["a:three", "a:two"]);
 
         let lazy = Arc::new(
             ProfileFile::new(path.clone()).with_recheck(std::time::Duration::from_secs(3600)),
         );
-        assert_eq!(lazy.load_async().await.unwrap().profiles.len(), 2);
+        assert_eq!(lazy.load_async().await.profiles.len(), 2);
         std::fs::write(&path, one).unwrap();
         assert_eq!(
-            lazy.load_async().await.unwrap().profiles.len(),
+            lazy.load_async().await.profiles.len(),
             2,
             "served from memory until the next check is due"
         );
         assert_eq!(
-            ids(&lazy.load().unwrap()),
+            ids(&lazy.load()),
             ["a:one"],
             "the blocking load always checks"
+        );
+    }
+
+    /// Regression (audit): a file that turned corrupt took its profiles away from a
+    /// running process. The last valid version stays in force, with the problem kept;
+    /// a file never valid gives no profiles and says they are not used.
+    #[test]
+    fn a_corrupt_file_keeps_the_last_valid_profiles_and_says_why() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("auth-profiles.json");
+        let good = r#"{"profiles":{"a:one":{"type":"api_key","provider":"a","key":"sk-CANARY"}}}"#;
+        let file = ProfileFile::new(path.clone());
+
+        std::fs::write(&path, "{\"profiles\": {\n,").unwrap();
+        assert!(file.load().profiles.is_empty());
+        let problem = file.problem().expect("a problem");
+        assert!(
+            problem.starts_with(&format!("{}:2: not valid JSON", path.display())),
+            "{problem}"
+        );
+        assert!(
+            problem.contains("Its profiles are not used until it is fixed"),
+            "{problem}"
+        );
+
+        std::fs::write(&path, good).unwrap();
+        assert_eq!(file.load().profiles.len(), 1);
+        assert!(file.problem().is_none(), "valid again");
+
+        std::fs::write(&path, "{\"version\":1,\"profiles\":{").unwrap();
+        assert_eq!(
+            file.load().profiles.len(),
+            1,
+            "the last valid version stays"
+        );
+        let problem = file.problem().expect("a problem");
+        assert!(
+            problem.starts_with(&format!("{}:1: not valid JSON", path.display())),
+            "{problem}"
+        );
+        assert!(
+            problem.contains("the last valid version of its profiles stays in force"),
+            "{problem}"
+        );
+        assert!(!problem.contains("CANARY"), "{problem}");
+        assert!(!path.with_extension("json.bak").exists());
+        assert_eq!(
+            std::fs::read_to_string(&path).unwrap(),
+            "{\"version\":1,\"profiles\":{",
+            "never touched"
         );
     }
 }

@@ -12,7 +12,7 @@
 use super::cooldown::{CooldownBook, FOREVER, ImportEntry, Reason, Standing};
 use super::credential::{Credential, CredentialKind, CredentialSource};
 use super::env_keys::{env_candidates, primary_env_var};
-use super::profiles::{Profile, ProfileCredential, ProfileFile, ProfileStore, ProfileStoreError};
+use super::profiles::{Profile, ProfileCredential, ProfileFile, ProfileStore};
 use super::secrets::{SecretResolver, ref_label};
 use crate::clock::Clock;
 use crate::config::env::EnvMap;
@@ -29,15 +29,26 @@ pub const EXPIRING_WINDOW_MS: i64 = 24 * 3600 * 1000;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ResolveError {
-    #[error("no credentials for {provider} — set {env_var} or run `remoteclaw onboard`")]
-    NoCredentials { provider: String, env_var: String },
+    /// `profiles_problem`: why auth-profiles.json gave no profiles (it is unreadable or
+    /// corrupt), when that is so.
     #[error(
-        "no usable credentials for {provider}: {summary}. See `remoteclaw models status`, or set {env_var}."
+        "no credentials for {provider} — set {env_var} or run `remoteclaw onboard`{}",
+        note(". ", profiles_problem)
+    )]
+    NoCredentials {
+        provider: String,
+        env_var: String,
+        profiles_problem: Option<Arc<str>>,
+    },
+    #[error(
+        "no usable credentials for {provider}: {summary}. See `remoteclaw models status`, or set {env_var}.{}",
+        note(" ", profiles_problem)
     )]
     NothingUsable {
         provider: String,
         env_var: String,
         summary: String,
+        profiles_problem: Option<Arc<str>>,
     },
     #[error("Auth profile \"{id}\" not found. Profiles for {provider}: {}.", if known.is_empty() { "none".to_string() } else { known.join(", ") })]
     ProfileNotFound {
@@ -47,11 +58,17 @@ pub enum ResolveError {
     },
     #[error("{0}")]
     PinUnusable(String),
-    #[error(transparent)]
-    Store(#[from] ProfileStoreError),
     /// The shared state store (Redis) could not be read (DESIGN §9).
     #[error(transparent)]
     StateStore(crate::state::StoreError),
+}
+
+/// `lead` and the problem, or nothing.
+fn note(lead: &str, problem: &Option<Arc<str>>) -> String {
+    problem
+        .as_deref()
+        .map(|p| format!("{lead}{p}"))
+        .unwrap_or_default()
 }
 
 /// Health of a credential (DESIGN §6).
@@ -586,6 +603,8 @@ pub struct CredentialResolver {
     pub cooldowns: Arc<CooldownBook>,
     /// auth-profiles.json as last read (`profiles_path`).
     profile_file: Arc<ProfileFile>,
+    /// The version of the file whose `usageStats` were last looked at for import.
+    usage_imported: tokio::sync::Mutex<Option<Arc<ProfileStore>>>,
     /// Environment keys per provider: the environment does not change while we run.
     env_keys: Mutex<HashMap<String, Arc<Vec<Credential>>>>,
     /// Refreshes this file's OAuth profiles (DESIGN §5a).
@@ -624,6 +643,7 @@ impl CredentialResolver {
             secrets,
             cooldowns,
             env_keys: Mutex::new(HashMap::new()),
+            usage_imported: tokio::sync::Mutex::new(None),
         }
     }
 
@@ -646,28 +666,42 @@ impl CredentialResolver {
             .clone()
     }
 
-    /// The profile store, re-read only when the file changed (size or mtime). Blocking:
-    /// a `stat` each call (the CLI's path).
-    pub fn store(&self) -> Result<Arc<ProfileStore>, ResolveError> {
-        Ok(self.profile_file.load()?)
+    /// The profiles in force, re-read only when the file changed (size or mtime). Blocking:
+    /// a `stat` each call (the CLI's path). A file that is unreadable or corrupt gives its
+    /// last valid version, or no profiles; [`profiles_problem`](Self::profiles_problem)
+    /// says why.
+    pub fn store(&self) -> Arc<ProfileStore> {
+        self.profile_file.load()
     }
 
-    /// The profile store for a turn: no file I/O on the async workers (the file is
-    /// checked at most every `state::RECHECK_EVERY`, on the blocking pool).
-    pub async fn store_async(&self) -> Result<Arc<ProfileStore>, ResolveError> {
-        Ok(self.profile_file.load_async().await?)
+    /// Why auth-profiles.json, as last looked at, is not in force (unreadable or
+    /// corrupt): file, line and what is used meanwhile. Never a value from the file.
+    pub fn profiles_problem(&self) -> Option<Arc<str>> {
+        self.profile_file.problem()
+    }
+
+    /// The profiles for a turn: no file I/O on the async workers (the file is checked at
+    /// most every `state::RECHECK_EVERY`, on the blocking pool).
+    pub async fn store_async(&self) -> Arc<ProfileStore> {
+        self.profile_file.load_async().await
     }
 
     /// Move `usageStats` of an imported auth-profiles.json into the state store, once.
     pub async fn import_usage_stats(&self) {
-        let store = match self.store_async().await {
-            Ok(s) => s,
-            Err(e) => {
-                tracing::warn!("{e}");
-                return;
-            }
-        };
+        let store = self.store_async().await;
+        self.import_usage_stats_of(&store).await;
+    }
+
+    /// Import `store`'s `usageStats` unless this version of the file was looked at
+    /// already. The state store keeps a marker per file, so a file's stats are imported
+    /// once whether it was there at start-up or written while the gateway ran.
+    async fn import_usage_stats_of(&self, store: &Arc<ProfileStore>) {
         if store.usage_stats.is_empty() {
+            return;
+        }
+        // Held while importing: a turn that starts meanwhile waits, so it sees the result.
+        let mut seen = self.usage_imported.lock().await;
+        if seen.as_ref().is_some_and(|s| Arc::ptr_eq(s, store)) {
             return;
         }
         let entries: Vec<ImportEntry> = store
@@ -702,10 +736,13 @@ impl CredentialResolver {
             )
             .await
         {
-            Ok(true) => {
-                tracing::info!(file = %self.profiles_path.display(), profiles = entries.len(), "imported usageStats into the state store")
+            Ok(imported) => {
+                if imported {
+                    tracing::info!(file = %self.profiles_path.display(), profiles = entries.len(), "imported usageStats into the state store");
+                }
+                *seen = Some(store.clone());
             }
-            Ok(false) => {}
+            // Not marked as seen: the next look tries again.
             Err(e) => tracing::warn!("could not import usageStats: {e}"),
         }
     }
@@ -718,7 +755,7 @@ impl CredentialResolver {
         &self,
         entries: &[crate::auth::cooldown::CooldownEntry],
     ) -> Result<Vec<crate::auth::cooldown::CooldownEntry>, ResolveError> {
-        let store = self.store_async().await?;
+        let store = self.store_async().await;
         let config = self.config.get();
         let mut providers: Vec<&str> = store
             .profiles
@@ -772,32 +809,24 @@ impl CredentialResolver {
             .collect())
     }
 
-    pub fn profiles(&self) -> Result<Vec<ProfileInfo>, ResolveError> {
-        Ok(profile_infos(&*self.store()?))
+    pub fn profiles(&self) -> Vec<ProfileInfo> {
+        profile_infos(&self.store())
     }
 
     /// [`profiles`](Self::profiles) for async callers (chat commands), off the runtime
     /// threads. `wanted` (a profile about to be pinned) that the copy in memory lacks makes
     /// it look at the file again: the CLI may have added it a moment ago.
-    pub async fn profiles_async(
-        &self,
-        wanted: Option<&str>,
-    ) -> Result<Vec<ProfileInfo>, ResolveError> {
-        Ok(profile_infos(&*self.store_holding(wanted).await?))
+    pub async fn profiles_async(&self, wanted: Option<&str>) -> Vec<ProfileInfo> {
+        profile_infos(&*self.store_holding(wanted).await)
     }
 
     /// The profiles, read from the file again when `wanted` is not among those in memory
     /// (the CLI may have added it a moment ago).
-    pub async fn store_holding(
-        &self,
-        wanted: Option<&str>,
-    ) -> Result<Arc<ProfileStore>, ResolveError> {
-        let store = self.store_async().await?;
+    pub async fn store_holding(&self, wanted: Option<&str>) -> Arc<ProfileStore> {
+        let store = self.store_async().await;
         match wanted {
-            Some(id) if !store.profiles.contains_key(id) => {
-                Ok(self.profile_file.check_async().await?)
-            }
-            _ => Ok(store),
+            Some(id) if !store.profiles.contains_key(id) => self.profile_file.check_async().await,
+            _ => store,
         }
     }
 
@@ -816,7 +845,7 @@ impl CredentialResolver {
         pinned: Option<&str>,
     ) -> Result<Resolution, ResolveError> {
         // The copy in memory may predate a profile the CLI just added.
-        let store = self.store_holding(pinned).await?;
+        let store = self.store_holding(pinned).await;
         if let Some(pin) = pinned
             && !store.profiles.contains_key(pin)
         {
@@ -965,12 +994,14 @@ impl CredentialResolver {
                 return Err(ResolveError::NoCredentials {
                     provider: provider.to_string(),
                     env_var,
+                    profiles_problem: self.profiles_problem(),
                 });
             }
             return Err(ResolveError::NothingUsable {
                 provider: provider.to_string(),
                 env_var,
                 summary: res.summary(now),
+                profiles_problem: self.profiles_problem(),
             });
         }
         Ok(res)

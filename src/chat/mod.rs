@@ -390,10 +390,7 @@ pub async fn select(
         ));
     }
     let resolver = app.engine.resolver_for(agent);
-    let store = resolver
-        .store_holding(Some(profile))
-        .await
-        .map_err(|e| e.to_string())?;
+    let store = resolver.store_holding(Some(profile)).await;
     let of_provider = resolver.listed_ids(&store, &model_ref.provider);
     let listing = if of_provider.is_empty() {
         "none".to_string()

@@ -159,7 +159,9 @@ pub async fn serve(
 /// the store's call timeout, 2 s), 503 `{"ok":false,"store":"unavailable"}`.
 /// `{"ok": true}`; 503 `{"ok": false, "store": "unavailable"}` without the store; with
 /// `"configError"` while the config file on disk is invalid (the gateway keeps serving
-/// its last valid config, DESIGN §11).
+/// its last valid config, DESIGN §11), and `"credentialsError"` while an agent's
+/// auth-profiles.json is unreadable or corrupt (its last valid profiles, or none, stay in
+/// force).
 async fn health(State(state): State<GatewayState>) -> Response {
     let (status, mut body) = match state.app.stores.check().await {
         Ok(()) => (StatusCode::OK, serde_json::json!({"ok": true})),
@@ -173,6 +175,9 @@ async fn health(State(state): State<GatewayState>) -> Response {
     };
     if let Some(error) = state.app.config_error() {
         body["configError"] = serde_json::Value::String(error.to_string());
+    }
+    if let Some(error) = state.app.credentials_error() {
+        body["credentialsError"] = serde_json::Value::String(error);
     }
     (status, axum::Json(body)).into_response()
 }

@@ -506,11 +506,6 @@ pub async fn list_models(State(state): State<GatewayState>) -> impl IntoResponse
 
 /// The provider of auth profile `id` (of the default agent), if the profile is known.
 async fn pin_provider(app: &crate::app::App, id: &str) -> Option<String> {
-    let store = app
-        .engine
-        .resolver_for(None)
-        .store_holding(Some(id))
-        .await
-        .ok()?;
+    let store = app.engine.resolver_for(None).store_holding(Some(id)).await;
     store.profiles.get(id).map(|p| p.provider.clone())
 }

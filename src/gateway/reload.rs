@@ -7,6 +7,11 @@
 //! - invalid: the running config stays in force, the error (file, line, key) is logged
 //!   once and shown on `/health` as `configError` until the file is valid again;
 //! - gone (it was there): the same, until the file is back.
+//!
+//! On the same tick it looks at each agent's auth-profiles.json (the resolver's
+//! cached copy, checked at most every `state::RECHECK_EVERY`), so a changed file is
+//! taken up — a corrupt version logged and shown on `/health` as `credentialsError` —
+//! without waiting for a turn.
 
 use super::channels::Channels;
 use crate::app::App;
@@ -106,7 +111,10 @@ impl Reloader {
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
-                _ = tick.tick() => self.poll().await,
+                _ = tick.tick() => {
+                    self.poll().await;
+                    self.poll_credentials().await;
+                }
                 () = stopped(&mut stop) => break,
                 Some(_) = self.restarts.join_next(), if !self.restarts.is_empty() => {}
             }
@@ -192,6 +200,14 @@ impl Reloader {
                 self.unreadable = true;
                 self.invalid(one_line(&crate::config::redact_values(&e)));
             }
+        }
+    }
+
+    /// Look at every agent's auth-profiles.json (a `stat`; a read when it changed).
+    async fn poll_credentials(&self) {
+        self.app.engine.resolver.store_async().await;
+        for (_, resolver) in self.app.engine.agents() {
+            resolver.store_async().await;
         }
     }
 

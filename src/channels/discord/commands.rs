@@ -248,13 +248,7 @@ async fn suggestions(h: &Handler, user: &str) -> Vec<String> {
         return choices;
     }
     let resolver = h.app.engine.resolver_for(cfg.agent.as_deref());
-    let profiles = match resolver.profiles_async(None).await {
-        Ok(p) => p,
-        Err(e) => {
-            tracing::debug!("no profile suggestions: {e}");
-            return choices;
-        }
-    };
+    let profiles = resolver.profiles_async(None).await;
     for (alias, model) in &catalog.aliases {
         choices.extend(
             profiles

@@ -71,7 +71,7 @@ pub(super) async fn cooldown_list(resolver: &CredentialResolver, now: i64, r: &m
             return;
         }
     };
-    let store = resolver.store().ok();
+    let store = Some(resolver.store());
     for e in list {
         let scope = if e.model.is_empty() || e.model == ANY_MODEL {
             "all models".to_string()

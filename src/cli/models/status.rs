@@ -96,9 +96,13 @@ fn providers_to_show(app: &App) -> Vec<(String, bool)> {
         add(&p, true);
     }
     let mut others: Vec<String> = Vec::new();
-    if let Ok(profiles) = app.engine.resolver.profiles() {
-        others.extend(profiles.into_iter().map(|p| p.provider));
-    }
+    others.extend(
+        app.engine
+            .resolver
+            .profiles()
+            .into_iter()
+            .map(|p| p.provider),
+    );
     for p in &catalog.providers {
         if !env_candidates(p, &app.env).is_empty()
             || app
@@ -198,25 +202,22 @@ pub async fn run(args: StatusArgs) -> anyhow::Result<ExitCode> {
         providers.push((provider, in_use, settings, res));
     }
 
-    // `order` entries of auth-profiles.json that are not lists are ignored: say so (the
-    // JSON schema has no place for it, so --json and --plain say it on stderr).
-    let order_warnings: Vec<String> = app
-        .engine
-        .resolver
-        .store()
-        .map(|s| {
-            s.malformed_order
-                .iter()
-                .map(|m| {
-                    format!(
-                        "{}. Fix: {}",
-                        m.problem(&app.engine.resolver.profiles_path),
-                        m.fix()
-                    )
-                })
-                .collect()
-        })
-        .unwrap_or_default();
+    // An auth-profiles.json that cannot be read or is not valid JSON gives no profiles
+    // (what a turn of this command would use is listed above), and `order` entries that
+    // are not lists are ignored: say so (the JSON schema has no place for it, so --json
+    // and --plain say it on stderr). The first also makes the exit code 1.
+    let profiles_problem = app.engine.resolver.profiles_problem();
+    let order_warnings: Vec<String> = profiles_problem
+        .iter()
+        .map(|p| p.to_string())
+        .chain(app.engine.resolver.store().malformed_order.iter().map(|m| {
+            format!(
+                "{}. Fix: {}",
+                m.problem(&app.engine.resolver.profiles_path),
+                m.fix()
+            )
+        }))
+        .collect();
     if args.json || args.plain {
         for w in &order_warnings {
             eprintln!("warning: {w}");
@@ -286,7 +287,7 @@ pub async fn run(args: StatusArgs) -> anyhow::Result<ExitCode> {
             }
         }
     } else {
-        let store = app.engine.resolver.store().ok();
+        let store = Some(app.engine.resolver.store());
         println!(
             "Config:        {} ({})",
             app.config_path.display(),
@@ -384,7 +385,9 @@ pub async fn run(args: StatusArgs) -> anyhow::Result<ExitCode> {
             }
         }
     }
-    Ok(if args.check {
+    Ok(if profiles_problem.is_some() {
+        ExitCode::FAILURE
+    } else if args.check {
         ExitCode::from(level)
     } else {
         ExitCode::SUCCESS

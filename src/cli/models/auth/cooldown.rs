@@ -58,7 +58,7 @@ pub async fn run(args: CooldownArgs) -> anyhow::Result<ExitCode> {
             } else {
                 // A refused refresh lasts until the next sign-in: say how (its provider
                 // comes from the stored profile).
-                let store = app.engine.resolver.store_async().await.ok();
+                let store = Some(app.engine.resolver.store_async().await);
                 for e in &list {
                     let provider = store
                         .as_ref()
