@@ -1,7 +1,8 @@
 //! auth-profiles.json changing under a running gateway (README "auth-profiles.json is
 //! re-read on change the same way", DESIGN §2, §8), with the real binary: a corrupt
 //! version keeps the last valid profiles in force and shows on `/health` as
-//! `credentialsError`; a file corrupt from the start gives way to environment keys.
+//! `credentialsError`; a file corrupt from the start gives way to environment keys; the
+//! `usageStats` of a file written while the gateway runs are imported, once.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use crate::support;
@@ -126,6 +127,13 @@ where
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
 }
 
 /// Regression (audit): a running gateway whose auth-profiles.json turned corrupt
@@ -261,4 +269,63 @@ async fn a_credentials_file_corrupt_from_the_start_gives_way_to_environment_keys
     );
     assert!(!gw.log().contains("CANARY"), "{}", gw.log());
     assert!(!health.to_string().contains("CANARY"));
+}
+
+/// Regression (audit): a running gateway took up a new file's profiles and order but
+/// not its `usageStats` until a restart (DESIGN §2: read once into the state store).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn usage_stats_of_a_file_written_while_the_gateway_runs_are_imported_once() {
+    let fake = FakeProvider::start().await;
+    let h = home(&fake);
+    let gw = Gw::start(&h).await;
+    assert!(gw.chat("no credentials yet").await.is_err());
+
+    let file = |extra: Value| {
+        let mut doc = json!({"version": 1,
+            "profiles": {"anthropic:a": api_key("ka"), "anthropic:b": api_key("kb")},
+            "order": {"anthropic": ["anthropic:a", "anthropic:b"]},
+            "usageStats": {"anthropic:a": {"cooldownUntil": now_ms() + 3_600_000, "errorCount": 1}}});
+        if let (Some(d), Some(e)) = (doc.as_object_mut(), extra.as_object()) {
+            d.get_mut("profiles")
+                .unwrap()
+                .as_object_mut()
+                .unwrap()
+                .extend(e.clone());
+        }
+        doc.to_string()
+    };
+    let path = h.state_dir().join(AP);
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    replace(&path, &file(json!({})));
+    poll(|| async { gw.chat("first").await.ok() }).await;
+    gw.chat("second").await.unwrap();
+    gw.chat("third").await.unwrap();
+    assert!(
+        fake.requests_for_key("ka").is_empty(),
+        "a cools down as the file says"
+    );
+    assert_eq!(fake.requests_for_key("kb").len(), 3);
+
+    // Once: cleared by the operator, the cooldown does not come back when the gateway
+    // reads the file again (it logs the ignored entry, so it did read it).
+    let out = h
+        .run(&["models", "auth", "cooldown", "clear", "anthropic:a"])
+        .await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    replace(
+        &path,
+        &file(json!({"x:bad": {"type": "password", "provider": "x"}})),
+    );
+    poll(|| async {
+        gw.log()
+            .contains("\"x:bad\" has unknown type")
+            .then_some(())
+    })
+    .await;
+    poll(|| async {
+        gw.chat("again").await.unwrap();
+        (!fake.requests_for_key("ka").is_empty()).then_some(())
+    })
+    .await;
+    assert!(gw.log().contains("imported usageStats"), "{}", gw.log());
 }

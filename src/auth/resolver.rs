@@ -681,15 +681,17 @@ impl CredentialResolver {
     }
 
     /// The profiles for a turn: no file I/O on the async workers (the file is checked at
-    /// most every `state::RECHECK_EVERY`, on the blocking pool).
+    /// most every `state::RECHECK_EVERY`, on the blocking pool). A newly read file's
+    /// `usageStats` go into the state store first (once per file, as at start-up).
     pub async fn store_async(&self) -> Arc<ProfileStore> {
-        self.profile_file.load_async().await
+        let store = self.profile_file.load_async().await;
+        self.import_usage_stats_of(&store).await;
+        store
     }
 
     /// Move `usageStats` of an imported auth-profiles.json into the state store, once.
     pub async fn import_usage_stats(&self) {
-        let store = self.store_async().await;
-        self.import_usage_stats_of(&store).await;
+        self.store_async().await;
     }
 
     /// Import `store`'s `usageStats` unless this version of the file was looked at
@@ -825,7 +827,11 @@ impl CredentialResolver {
     pub async fn store_holding(&self, wanted: Option<&str>) -> Arc<ProfileStore> {
         let store = self.store_async().await;
         match wanted {
-            Some(id) if !store.profiles.contains_key(id) => self.profile_file.check_async().await,
+            Some(id) if !store.profiles.contains_key(id) => {
+                let store = self.profile_file.check_async().await;
+                self.import_usage_stats_of(&store).await;
+                store
+            }
             _ => store,
         }
     }

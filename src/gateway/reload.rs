@@ -10,8 +10,8 @@
 //!
 //! On the same tick it looks at each agent's auth-profiles.json (the resolver's
 //! cached copy, checked at most every `state::RECHECK_EVERY`), so a changed file is
-//! taken up — a corrupt version logged and shown on `/health` as `credentialsError` —
-//! without waiting for a turn.
+//! taken up — its `usageStats` imported, a corrupt version logged and shown on
+//! `/health` as `credentialsError` — without waiting for a turn.
 
 use super::channels::Channels;
 use crate::app::App;
