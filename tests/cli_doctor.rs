@@ -645,3 +645,41 @@ async fn a_malformed_order_entry_is_ignored_and_reported() {
     assert!(message.contains(key), "{message}");
     assert!(f["fix"].as_str().unwrap().contains(fix), "{f}");
 }
+
+/// Regression (audit): a credentials file whose top level is a list was read as an
+/// empty store ("0 profiles"; `[{"old":"data"}]` as schema version `{"old":"data"}`).
+#[tokio::test]
+async fn a_credentials_file_that_is_a_list_is_reported_as_corrupt() {
+    for content in ["[]", "[{\"old\":\"data\"}]"] {
+        let mut h = TestHome::new("");
+        h.set("ANTHROPIC_API_KEY", "sk-ant-api03-test");
+        tidy(&h);
+        let path = h.write(PROFILES, content);
+        chmod(&path, 0o600);
+        let (code, v, printed) = doctor(&h, &["--fix"]).await;
+        assert_eq!(code, 1, "{printed}");
+        assert!(find(&v, "auth_profiles_ok").is_empty(), "{content}: {v:#}");
+        let msg = one(&v, "auth_profiles_corrupt")["message"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        assert!(
+            msg.starts_with(&format!(
+                "{}:1: not valid JSON (the top level is not a JSON object",
+                path.display()
+            )),
+            "{msg}"
+        );
+        assert!(!printed.contains("schema version"), "{printed}");
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), content);
+
+        let out = h.run(&["models", "status", "--json"]).await;
+        assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+        assert!(
+            stderr(&out).contains("the top level is not a JSON object"),
+            "{}",
+            stderr(&out)
+        );
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), content);
+    }
+}

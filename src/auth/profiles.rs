@@ -197,6 +197,16 @@ impl ProfileStore {
     }
 
     pub fn parse(path: &Path, text: &str) -> Result<ProfileStore, ProfileStoreError> {
+        // serde reads a struct from a list too (`[]` as an empty store, `[x]` with x as
+        // the version): a list at the top level is as corrupt as `"x"` or `null` are.
+        let body = text.trim_start_matches([' ', '\t', '\n', '\r']);
+        if body.starts_with('[') {
+            return Err(ProfileStoreError::Corrupt {
+                path: path.to_path_buf(),
+                line: 1 + text[..text.len() - body.len()].matches('\n').count(),
+                message: "the top level is not a JSON object but a list; expected an object with a \"profiles\" object".into(),
+            });
+        }
         let raw: RawFile = serde_json::from_str(text).map_err(|e| ProfileStoreError::Corrupt {
             path: path.to_path_buf(),
             line: e.line(),
@@ -586,6 +596,30 @@ mod tests {
         .to_string();
         assert!(err.contains("/x/auth-profiles.json:2"), "{err}");
         assert!(err.contains("left untouched"), "{err}");
+    }
+
+    /// Regression (audit): a file whose top level is a list was read as an empty store
+    /// (`[{"old":"data"}]` even as schema version `{"old":"data"}`); writers already
+    /// refused it. Readers now report it as corrupt, with its line.
+    #[test]
+    fn a_list_at_the_top_level_is_corrupt() {
+        for (text, line) in [
+            ("[]", 1),
+            ("[{\"old\":\"data\"}]", 1),
+            ("\n  [\n{\"profiles\": {}}]", 2),
+        ] {
+            let err = ProfileStore::parse(Path::new("/x/auth-profiles.json"), text).unwrap_err();
+            let msg = err.to_string();
+            assert!(
+                matches!(err, ProfileStoreError::Corrupt { line: l, .. } if l == line),
+                "{text}: {msg}"
+            );
+            assert!(
+                msg.starts_with(&format!("/x/auth-profiles.json:{line}: not valid JSON (the top level is not a JSON object")),
+                "{msg}"
+            );
+            assert!(!msg.contains("old"), "never quotes the content: {msg}");
+        }
     }
 
     #[test]
