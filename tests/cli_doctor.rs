@@ -646,6 +646,60 @@ async fn a_malformed_order_entry_is_ignored_and_reported() {
     assert!(f["fix"].as_str().unwrap().contains(fix), "{f}");
 }
 
+/// Regression (audit): two api_key profiles with the same secret and no auth order were
+/// reported as "not in the auth order … never tried" with an `order set` fix; the second
+/// is in fact dropped as a duplicate of the first (DESIGN §5).
+#[tokio::test]
+async fn a_profile_with_the_same_secret_as_another_is_named_as_its_duplicate() {
+    let mut h = TestHome::new("");
+    h.set("ANTHROPIC_API_KEY", "sk-ant-api03-env");
+    tidy(&h);
+    let secret = "sk-ant-api03-DUPCANARY";
+    profiles(
+        &h,
+        &json!({"version": 1, "profiles": {"anthropic:a": api_key(secret), "anthropic:b": api_key(secret)}}),
+        0o600,
+    );
+    let (_, v, printed) = doctor(&h, &[]).await;
+    assert!(find(&v, "profile_unused").is_empty(), "{v:#}");
+    let f = one(&v, "profile_duplicate");
+    let msg = f["message"].as_str().unwrap();
+    assert!(
+        msg.starts_with(
+            "auth profile \"anthropic:b\" (anthropic) holds the same secret as \"anthropic:a\" (fingerprint "
+        ),
+        "{msg}"
+    );
+    assert!(
+        msg.contains("dropped as a duplicate and never tried"),
+        "{msg}"
+    );
+    let fix = f["fix"].as_str().unwrap();
+    assert!(fix.starts_with("remove one of the two from "), "{fix}");
+    assert!(
+        fix.contains("--profile-id anthropic:b"),
+        "or its own key: {fix}"
+    );
+    assert!(!fix.contains("order set"), "{fix}");
+    assert!(!printed.contains("DUPCANARY"), "{printed}");
+
+    // With an order that leaves it out, that is the reason given.
+    profiles(
+        &h,
+        &json!({"version": 1, "profiles": {"anthropic:a": api_key(secret), "anthropic:b": api_key(secret)},
+                "order": {"anthropic": ["anthropic:a"]}}),
+        0o600,
+    );
+    let (_, v, _) = doctor(&h, &[]).await;
+    assert!(find(&v, "profile_duplicate").is_empty(), "{v:#}");
+    assert!(
+        one(&v, "profile_unused")["message"]
+            .as_str()
+            .unwrap()
+            .contains("\"anthropic:b\" (anthropic) is not in the auth order")
+    );
+}
+
 /// Regression (audit): a credentials file whose top level is a list was read as an
 /// empty store ("0 profiles"; `[{"old":"data"}]` as schema version `{"old":"data"}`).
 #[tokio::test]

@@ -233,6 +233,9 @@ pub(super) async fn credentials(ctx: &Ctx<'_>, r: &mut Vec<Finding>) {
         .map(|(p, why)| (p.clone(), Some(why.as_str())))
         .chain(others.into_iter().map(|p| (p, None)));
     let mut covered: HashSet<String> = HashSet::new();
+    // The usable credentials each provider's list kept: a stored profile with the same
+    // secret as one of them was dropped from the list as its duplicate (DESIGN §5).
+    let mut kept: BTreeMap<String, Vec<Candidate>> = BTreeMap::new();
     for (provider, why) in providers {
         let res = match ctx.resolver.resolve(&provider, ANY_MODEL, None).await {
             Ok(res) => res,
@@ -253,6 +256,14 @@ pub(super) async fn credentials(ctx: &Ctx<'_>, r: &mut Vec<Finding>) {
                 profile_finding(ctx, c, &provider, false, r);
             }
         }
+        kept.insert(
+            provider.clone(),
+            res.candidates
+                .iter()
+                .filter(|c| c.credential.is_some())
+                .cloned()
+                .collect(),
+        );
         if let Some(SecretInput::Ref(rf)) = ctx
             .config
             .models
@@ -310,6 +321,7 @@ pub(super) async fn credentials(ctx: &Ctx<'_>, r: &mut Vec<Finding>) {
         if covered.contains(&p.id) {
             continue;
         }
+        let mut duplicate_of = None;
         if let Ok(res) = ctx
             .resolver
             .resolve(&p.provider, ANY_MODEL, Some(&p.id))
@@ -317,6 +329,40 @@ pub(super) async fn credentials(ctx: &Ctx<'_>, r: &mut Vec<Finding>) {
             && let Some(c) = res.candidates.first()
         {
             profile_finding(ctx, c, &p.provider, true, r);
+            duplicate_of = c.credential.as_ref().and_then(|mine| {
+                kept.get(&p.provider)?
+                    .iter()
+                    .filter(|k| *k.id != p.id)
+                    .find(|k| {
+                        k.credential
+                            .as_ref()
+                            .is_some_and(|o| o.secret == mine.secret)
+                    })
+            });
+        }
+        if let Some(first) = duplicate_of.filter(|_| in_auth_order(ctx, &p.id, &p.provider)) {
+            r.push(
+                Finding::info(
+                    "profile_duplicate",
+                    format!(
+                        "auth profile \"{}\" ({}) holds the same secret as \"{}\"{}, which comes first, so it is dropped as a duplicate and never tried",
+                        p.id,
+                        p.provider,
+                        first.id,
+                        first
+                            .fingerprint()
+                            .map(|f| format!(" (fingerprint {f})"))
+                            .unwrap_or_default()
+                    ),
+                )
+                .fix(format!(
+                    "remove one of the two from {}, or give \"{}\" its own key: `{}`",
+                    ctx.auth_path,
+                    p.id,
+                    paste_token(&p.provider, &p.id)
+                )),
+            );
+            continue;
         }
         r.push(
             Finding::info(
@@ -333,6 +379,28 @@ pub(super) async fn credentials(ctx: &Ctx<'_>, r: &mut Vec<Finding>) {
         );
     }
     missing_profiles(ctx, r);
+}
+
+/// Whether stored profile `id` of `provider` is in the provider's auth order: this
+/// file's `order`, else `auth.order` in the config, else the declared profiles, else
+/// (none of those) every stored profile is (DESIGN §5).
+fn in_auth_order(ctx: &Ctx<'_>, id: &str, provider: &str) -> bool {
+    if let Some(order) = ctx
+        .store
+        .order
+        .get(provider)
+        .or_else(|| ctx.config.auth.order.get(provider))
+    {
+        return order.iter().any(|o| o == id);
+    }
+    let mut declared = ctx
+        .config
+        .auth
+        .profiles
+        .iter()
+        .filter(|(_, d)| d.provider == provider)
+        .peekable();
+    declared.peek().is_none() || declared.any(|(d, _)| d == id)
 }
 
 /// Profile ids that the config or the file's order names but the file does not hold.
