@@ -44,6 +44,8 @@ pub struct App {
     pub background: Arc<std::sync::Mutex<tokio::task::JoinSet<()>>>,
     /// Telegram webhook mode: where the gateway's listener finds the running channel.
     pub telegram_webhook: Arc<crate::channels::telegram::WebhookIntake>,
+    /// Answered marks the channels' inboxes are trying again (one registry per process).
+    mark_retries: Arc<crate::inbox::MarkRetries>,
 }
 
 /// The outcome of `[env.shellEnv]` at start (shown by `models status`).
@@ -330,6 +332,7 @@ impl App {
             turns,
             background: Arc::default(),
             telegram_webhook: Arc::default(),
+            mark_retries: Arc::default(),
         })
     }
 
@@ -342,6 +345,7 @@ impl App {
     pub fn inbox(&self) -> crate::inbox::Inbox {
         crate::inbox::Inbox::with_store(self.stores.inbox.clone(), self.clock.clone())
             .with_claims(self.stores.coordinator.clone())
+            .with_retries(self.mark_retries.clone())
     }
 
     /// Usage totals, in this app's store.
@@ -364,10 +368,15 @@ impl App {
             Ok(mut s) => std::mem::take(&mut *s),
             Err(_) => return,
         };
+        let started = tokio::time::Instant::now();
         let all = async { while set.join_next().await.is_some() {} };
         if tokio::time::timeout(limit, all).await.is_err() {
             tracing::warn!("some bookkeeping writes (usage totals) did not finish before exit");
         }
+        let left = limit.saturating_sub(started.elapsed());
+        self.mark_retries
+            .finish(left.max(std::time::Duration::from_secs(1)))
+            .await;
     }
 }
 

@@ -82,6 +82,75 @@ pub struct Inbox {
     /// claimed by a live replica alone; they are answered here only if their claim runs
     /// out (the replica died) while they are still pending.
     claims: Option<crate::state::lease::Coordinator>,
+    /// Answered marks being tried again (one registry per process, see [`MarkRetries`]).
+    retries: Arc<MarkRetries>,
+}
+
+/// Answered marks that could not be written and are being tried again: one registry per
+/// process (the app's), whichever `Inbox` the failure happened in. A message whose mark
+/// is being retried was answered: it is not pending for this process (no replay or
+/// sweep here answers it again). At exit ([`MarkRetries::finish`]) each retry makes one
+/// last try at once.
+#[derive(Debug)]
+pub struct MarkRetries {
+    /// The claim names (`inbox:<channel>:<id>`) of the marks being retried.
+    marking: std::sync::Mutex<std::collections::HashSet<String>>,
+    tasks: std::sync::Mutex<tokio::task::JoinSet<()>>,
+    /// Set at exit: every retry tries once more now, then stops.
+    last_call: tokio::sync::watch::Sender<bool>,
+    /// The runtime the registry was made on (the gateway's): a retry outlives the
+    /// runtime of the channel that failed to mark (the Telegram poller has its own).
+    runtime: Option<tokio::runtime::Handle>,
+}
+
+impl Default for MarkRetries {
+    fn default() -> Self {
+        MarkRetries {
+            marking: Default::default(),
+            tasks: Default::default(),
+            last_call: tokio::sync::watch::channel(false).0,
+            runtime: tokio::runtime::Handle::try_current().ok(),
+        }
+    }
+}
+
+impl MarkRetries {
+    fn is_marking(&self, name: &str) -> bool {
+        self.marking.lock().is_ok_and(|m| m.contains(name))
+    }
+
+    fn set_marking(&self, name: &str, on: bool) {
+        if let Ok(mut m) = self.marking.lock() {
+            if on {
+                m.insert(name.to_string());
+            } else {
+                m.remove(name);
+            }
+        }
+    }
+
+    fn spawn(&self, task: impl std::future::Future<Output = ()> + Send + 'static) {
+        if let Ok(mut set) = self.tasks.lock() {
+            while set.try_join_next().is_some() {}
+            match &self.runtime {
+                Some(rt) => drop(set.spawn_on(task, rt)),
+                None => drop(set.spawn(task)),
+            }
+        }
+    }
+
+    /// Before exit: every retry tries once more at once; wait up to `limit` for them.
+    pub async fn finish(&self, limit: std::time::Duration) {
+        self.last_call.send_replace(true);
+        let mut set = match self.tasks.lock() {
+            Ok(mut s) => std::mem::take(&mut *s),
+            Err(_) => return,
+        };
+        let all = async { while set.join_next().await.is_some() {} };
+        if tokio::time::timeout(limit, all).await.is_err() {
+            tracing::warn!("some answered marks were not written before exit");
+        }
+    }
 }
 
 /// The claim name of a message: its channel and platform id (no secret in it).
@@ -108,7 +177,14 @@ impl Inbox {
             store,
             clock,
             claims: None,
+            retries: Arc::default(),
         }
+    }
+
+    /// Use the process's registry of answered marks being retried (the app's).
+    pub fn with_retries(mut self, retries: Arc<MarkRetries>) -> Inbox {
+        self.retries = retries;
+        self
     }
 
     /// Claim the messages this replica answers (replicas sharing a Redis store).
@@ -156,10 +232,11 @@ impl Inbox {
     /// The payload is dropped; only the mark stays.
     ///
     /// When the mark cannot be written (a store blip), it is tried again in the
-    /// background, 1 s after and then doubling up to a minute, for as long as this
-    /// process runs; with replicas, the message's claim stays held until the mark is
-    /// written, so no other replica answers it a second time meanwhile. The first
-    /// error is returned for the caller to log.
+    /// background, 1 s after and then doubling up to a minute, until it is written or
+    /// the process exits (one last try then, [`MarkRetries::finish`]). Meanwhile the
+    /// message is not pending for this process, and with replicas its claim stays held,
+    /// so no replica answers it a second time. The first error is returned for the
+    /// caller to log.
     pub async fn answered(&self, channel: &str, id: &str) -> Result<(), StoreError> {
         let done = self.store.answered(channel, id, self.clock.now_ms()).await;
         match &done {
@@ -173,41 +250,56 @@ impl Inbox {
         done
     }
 
-    /// Write the answered mark of `id` until it is written, then give its claim back.
+    /// Write the answered mark of `id` until it is written (or the last try at exit),
+    /// then give its claim back.
     fn mark_later(&self, channel: &str, id: &str) {
         let (store, clock) = (self.store.clone(), self.clock.clone());
-        let claims = self.claims.clone();
+        let (claims, retries) = (self.claims.clone(), self.retries.clone());
+        let name = claim_name(channel, id);
         let (channel, id) = (channel.to_string(), id.to_string());
+        retries.set_marking(&name, true);
+        let mut last_call = retries.last_call.subscribe();
+        let registry = retries.clone();
         let retry = async move {
             let mut wait = MARK_RETRY_FIRST;
             loop {
-                tokio::time::sleep(wait).await;
+                let last = tokio::select! {
+                    _ = tokio::time::sleep(wait) => false,
+                    _ = last_call.wait_for(|last| *last) => true,
+                };
                 match store.answered(&channel, &id, clock.now_ms()).await {
-                    Ok(()) => break,
+                    Ok(()) => {
+                        tracing::info!(channel, id, "marked a message answered on a later try");
+                        break;
+                    }
+                    Err(e) if last => {
+                        tracing::warn!(
+                            channel,
+                            id,
+                            "could not mark a message answered before exit; it may be answered again at the next start: {e}"
+                        );
+                        break;
+                    }
                     Err(e) => {
                         tracing::debug!(channel, id, "still cannot mark a message answered: {e}");
                         wait = (wait * 2).min(MARK_RETRY_MAX);
                     }
                 }
             }
-            tracing::info!(channel, id, "marked a message answered on a later try");
+            registry.set_marking(&name, false);
             if let Some(c) = &claims {
-                c.release(&claim_name(&channel, &id));
+                c.release(&name);
             }
         };
-        match &self.claims {
-            Some(c) => {
-                c.spawn_detached(retry);
-            }
-            None => {
-                tokio::spawn(retry);
-            }
-        }
+        retries.spawn(retry);
     }
 
-    /// Messages of `channel` received but not answered, oldest first.
+    /// Messages of `channel` received but not answered, oldest first (those whose
+    /// answered mark this process is still trying to write are answered: left out).
     pub async fn pending(&self, channel: &str) -> Result<Vec<PendingMessage>, StoreError> {
-        self.store.pending(channel).await
+        let mut pending = self.store.pending(channel).await?;
+        pending.retain(|p| !self.retries.is_marking(&claim_name(channel, &p.id)));
+        Ok(pending)
     }
 
     /// The pending messages of `channel` to answer here, oldest first: those this
@@ -217,7 +309,7 @@ impl Inbox {
         &self,
         channel: &str,
     ) -> Result<Vec<PendingMessage>, StoreError> {
-        let pending = self.store.pending(channel).await?;
+        let pending = self.pending(channel).await?;
         if self.claims.is_none() {
             return Ok(pending);
         }
@@ -240,7 +332,7 @@ impl Inbox {
         let every = c.ttl() / 3;
         loop {
             tokio::time::sleep(every).await;
-            match self.store.pending(channel).await {
+            match self.pending(channel).await {
                 Ok(p) if !p.iter().any(|m| m.id == id) => return false,
                 Ok(_) => {}
                 Err(e) => {

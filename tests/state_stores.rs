@@ -10,7 +10,7 @@ use crate::support;
 use remoteclaw::auth::cooldown::{CooldownBook, FOREVER, ImportEntry, Reason, Standing};
 use remoteclaw::clock::ManualClock;
 use remoteclaw::config::CooldownConfig;
-use remoteclaw::inbox::{Inbox, InboxStore, PendingMessage, Receipt};
+use remoteclaw::inbox::{Inbox, InboxStore, MarkRetries, PendingMessage, Receipt};
 use remoteclaw::pairing::{PairingError, PairingStatus, PairingStore};
 use remoteclaw::providers::error::classify;
 use remoteclaw::providers::{ProviderError, Usage};
@@ -816,8 +816,8 @@ impl InboxStore for MarksDown {
 }
 
 /// A reply went out but its answered mark could not be written (a store blip): the
-/// mark is tried again (after 1 s, then doubling) until it is written, so the message is
-/// not answered a second time after a restart.
+/// mark is tried again (after 1 s, then doubling) until it is written, and meanwhile the
+/// message is not pending for this process (no replay here answers it again).
 #[tokio::test(start_paused = true)]
 async fn an_answered_mark_that_failed_is_written_on_a_later_try() {
     let be = Backend::sqlite().await;
@@ -833,12 +833,17 @@ async fn an_answered_mark_that_failed_is_written_on_a_later_try() {
     );
     // The tries at 1 s and 3 s fail too.
     tokio::time::sleep(Duration::from_millis(3_500)).await;
-    assert_eq!(inbox.pending("tg").await.unwrap().len(), 1, "still failing");
+    let stored = || async { be.stores.inbox.pending("tg").await.unwrap().len() };
+    assert_eq!(stored().await, 1, "still failing");
+    assert!(
+        inbox.pending("tg").await.unwrap().is_empty(),
+        "answered, as far as this process goes"
+    );
     // The store is back: the try at 7 s writes the mark. (Paused time runs on while
     // the write is on the store's thread, so this waits for it rather than timing it.)
     marks.down.store(false, Ordering::SeqCst);
     let back = tokio::time::Instant::now();
-    while !inbox.pending("tg").await.unwrap().is_empty() {
+    while stored().await > 0 {
         assert!(back.elapsed() < Duration::from_secs(30), "never marked");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
@@ -846,6 +851,36 @@ async fn an_answered_mark_that_failed_is_written_on_a_later_try() {
         inbox.receive("tg", "1", "a").await.unwrap(),
         Receipt::Answered,
         "never answered again"
+    );
+}
+
+/// At exit (`App::settle`), a mark being retried gets one last try at once rather than
+/// being dropped with the process (the message would be answered again at the next
+/// start).
+#[tokio::test]
+async fn a_mark_being_retried_gets_a_last_try_at_exit() {
+    let be = Backend::sqlite().await;
+    let marks = Arc::new(MarksDown {
+        inner: be.stores.inbox.clone(),
+        down: AtomicBool::new(true),
+    });
+    let retries = Arc::new(MarkRetries::default());
+    let inbox =
+        Inbox::with_store(marks.clone(), ManualClock::new(T0)).with_retries(retries.clone());
+    inbox.receive("tg", "1", "a").await.unwrap();
+    assert!(inbox.answered("tg", "1").await.is_err());
+    marks.down.store(false, Ordering::SeqCst);
+    // Exit comes before the first retry (1 s) is due; the last try does not wait for it.
+    let asked = std::time::Instant::now();
+    retries.finish(Duration::from_secs(10)).await;
+    assert!(
+        asked.elapsed() < Duration::from_millis(900),
+        "waited for the retry's pause: {:?}",
+        asked.elapsed()
+    );
+    assert!(
+        be.stores.inbox.pending("tg").await.unwrap().is_empty(),
+        "written by the last try"
     );
 }
 
@@ -931,6 +966,13 @@ mod coordination {
         );
         marks.down.store(true, Ordering::SeqCst);
         assert!(here.answered("telegram:1", "5").await.is_err());
+        assert!(
+            here.pending_to_answer("telegram:1")
+                .await
+                .unwrap()
+                .is_empty(),
+            "this replica's own sweep would answer it again"
+        );
         // Past the first retry (1 s, still failing) and three TTLs: still claimed here.
         tokio::time::sleep(Duration::from_millis(1_800)).await;
         assert!(

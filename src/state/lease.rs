@@ -146,12 +146,6 @@ impl Coordinator {
         }
     }
 
-    /// Run `task` on the coordinator's runtime (the gateway's), wherever it is called
-    /// from: it outlives a channel's own runtime.
-    pub fn spawn_detached(&self, task: impl std::future::Future<Output = ()> + Send + 'static) {
-        drop(self.spawn(task));
-    }
-
     /// Use another TTL (tests: a quick takeover).
     pub fn with_ttl(mut self, ttl: Duration) -> Coordinator {
         self.ttl = ttl;
