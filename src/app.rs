@@ -299,12 +299,16 @@ impl App {
         .with_coordinator(stores.coordinator.clone())
         // `state.db` may be shared with other processes (the gateway and a CLI `agent`):
         // their turns of one session wait for each other through lock files beside it.
-        .with_turn_locks(
-            stores
-                .db
-                .is_some()
-                .then(|| crate::session::turn_lock::TurnLocks::in_state_dir(&paths.state_dir)),
-        );
+        .with_turn_locks(stores.db.is_some().then(|| {
+            // Past a turn's longest life (and a margin) the holder is stuck.
+            let turn = config
+                .agents
+                .defaults
+                .turn_timeout_secs
+                .map_or(crate::engine::DEFAULT_TURN_TIMEOUT, Duration::from_secs);
+            crate::session::turn_lock::TurnLocks::in_state_dir(&paths.state_dir)
+                .with_max_wait(turn + Duration::from_secs(30))
+        }));
         let metrics = Arc::new(Metrics::new());
         let engine = Engine::new(live.clone(), resolver, metrics.clone());
         for a in &channel_agents {

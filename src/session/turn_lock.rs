@@ -71,6 +71,12 @@ pub enum TurnLockError {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error(
+        "another RemoteClaw process has held the session lock {} for over {} s, longer than a turn may last (stopped or suspended?)",
+        path.display(),
+        waited.as_secs()
+    )]
+    Stuck { path: PathBuf, waited: Duration },
 }
 
 /// The session lock files of one state dir, as one process uses them.
@@ -83,7 +89,14 @@ pub struct TurnLocks {
     open: Arc<AtomicUsize>,
     /// Whether the lock-less fallback was reported (once per process).
     warned: AtomicBool,
+    /// The longest wait for another process's turn: past it, the holder is taken to be
+    /// stuck (a `chat` suspended with Ctrl-Z keeps its lock) and the turn goes on
+    /// without the lock, so a session is never left busy (DESIGN §8).
+    max_wait: Duration,
 }
+
+/// [`TurnLocks::max_wait`] unless set: the default turn timeout (600 s) and a margin.
+const DEFAULT_MAX_WAIT: Duration = Duration::from_secs(630);
 
 impl TurnLocks {
     /// Lock files in `dir` (created 0700 on first use).
@@ -93,7 +106,14 @@ impl TurnLocks {
             keep_open: default_keep_open(),
             open: Arc::default(),
             warned: AtomicBool::new(false),
+            max_wait: DEFAULT_MAX_WAIT,
         }
+    }
+
+    /// Wait at most `wait` for another process's turn (the turn timeout and a margin).
+    pub fn with_max_wait(mut self, wait: Duration) -> TurnLocks {
+        self.max_wait = wait;
+        self
     }
 
     /// The lock files of the state dir `state_dir`: `<state>/locks/sessions`.
@@ -130,6 +150,13 @@ impl TurnLocks {
     pub async fn acquire(&self, session: &str, cache: &mut Option<OpenLock>) -> Option<HeldLock> {
         match self.try_acquire(session, cache).await {
             Ok(held) => Some(held),
+            Err(e @ TurnLockError::Stuck { .. }) => {
+                tracing::warn!(
+                    session,
+                    "{e}: this turn goes on without waiting for it. Look for a stopped `remoteclaw chat` or `agent` (`fg` it, or end it)."
+                );
+                None
+            }
             Err(e) => {
                 if !self.warned.swap(true, Ordering::Relaxed) {
                     tracing::warn!(
@@ -158,6 +185,7 @@ impl TurnLocks {
         };
         let mut pause = FIRST_POLL;
         let mut told = false;
+        let started = tokio::time::Instant::now();
         loop {
             match file.try_lock() {
                 Ok(()) => return Ok(HeldLock { file }),
@@ -175,6 +203,12 @@ impl TurnLocks {
                     session,
                     "another RemoteClaw process on this state dir is running a turn of this session: waiting for it to end"
                 );
+            }
+            if started.elapsed() >= self.max_wait {
+                return Err(TurnLockError::Stuck {
+                    path: self.path_of(session),
+                    waited: started.elapsed(),
+                });
             }
             tokio::time::sleep(pause).await;
             pause = (pause * 2).min(MAX_POLL);
@@ -288,7 +322,9 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn a_second_handle_waits_until_the_first_releases_the_lock() {
         let dir = tempfile::tempdir().unwrap();
-        let locks = locks(&dir);
+        // (Longer than the hour below: a holder is not taken to be stuck here.)
+        let locks =
+            Arc::new(TurnLocks::in_state_dir(dir.path()).with_max_wait(Duration::from_secs(7200)));
         let mut first_handle = None;
         let first = locks.acquire("web:x", &mut first_handle).await.unwrap();
         assert!(first_handle.is_some(), "the handle is kept between turns");
@@ -321,6 +357,40 @@ mod tests {
         ));
         drop(held);
         kept.file.try_lock().unwrap();
+    }
+
+    /// A holder that never lets go (a `chat` suspended with Ctrl-Z): past the longest
+    /// wait, the turn goes on without the lock rather than leaving the session busy.
+    #[tokio::test(start_paused = true)]
+    async fn a_holder_stuck_past_a_turns_life_is_waited_for_no_longer() {
+        let dir = tempfile::tempdir().unwrap();
+        let locks =
+            Arc::new(TurnLocks::in_state_dir(dir.path()).with_max_wait(Duration::from_secs(60)));
+        let mut first_handle = None;
+        let _stuck = locks.acquire("web:x", &mut first_handle).await.unwrap();
+        let (locks2, done) = (locks.clone(), Arc::new(AtomicBool::new(false)));
+        let done2 = done.clone();
+        let mut handle = opened(&locks, "web:x");
+        let second = tokio::spawn(async move {
+            let r = locks2.try_acquire("web:x", &mut handle).await;
+            done2.store(true, Ordering::SeqCst);
+            r
+        });
+        for _ in 0..59 {
+            tokio::time::advance(Duration::from_secs(1)).await;
+            assert!(
+                !done.load(Ordering::SeqCst),
+                "gave up before the longest wait"
+            );
+        }
+        tokio::time::advance(Duration::from_secs(2)).await;
+        let err = tokio::time::timeout(Duration::from_secs(3600), second)
+            .await
+            .expect("gave up waiting at last")
+            .unwrap()
+            .unwrap_err();
+        assert!(matches!(err, TurnLockError::Stuck { .. }), "{err}");
+        assert!(err.to_string().contains("for over 60 s"), "{err}");
     }
 
     #[tokio::test]
