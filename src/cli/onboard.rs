@@ -134,8 +134,9 @@ fn check_env_name(name: &str) -> Result<(), String> {
 
 fn check_discord_id(id: &str) -> Result<String, String> {
     let id = id.trim();
-    if !id.is_empty() && id.len() <= 20 && id.bytes().all(|b| b.is_ascii_digit()) {
-        Ok(id.to_string())
+    // The config's own test, so what onboard writes always loads.
+    if let Some(n) = crate::config::types::snowflake(id) {
+        Ok(n.to_string())
     } else {
         Err(format!(
             "\"{id}\" is not a Discord user id: use the digits of the id (Developer Mode → Copy User ID)"
@@ -366,6 +367,9 @@ mod tests {
         assert!(check_env_name("A-B").is_err());
         assert_eq!(check_discord_id(" 123 ").unwrap(), "123");
         assert!(check_discord_id("@me").is_err());
+        // What the config refuses is refused here, with this flag's own message.
+        assert!(check_discord_id("0").is_err());
+        assert!(check_discord_id("99999999999999999999").is_err());
     }
 
     #[test]
