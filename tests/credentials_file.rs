@@ -329,3 +329,57 @@ async fn usage_stats_of_a_file_written_while_the_gateway_runs_are_imported_once(
     .await;
     assert!(gw.log().contains("imported usageStats"), "{}", gw.log());
 }
+
+/// Regression (review): with a corrupt file, `cooldown list` printed `[]` and `cooldown
+/// clear ID` said "had no cooldown": the agent's own entries were picked out against no
+/// profiles, which dropped every profile's entry. Now every entry is listed (and
+/// cleared), with a warning that names the file's problem.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cooldowns_stay_listed_and_clearable_while_the_credentials_file_is_corrupt() {
+    let fake = FakeProvider::start().await;
+    let h = home(&fake);
+    let until = now_ms() + 5 * 3_600_000;
+    let path = h.write(
+        AP,
+        &json!({"version": 1, "profiles": {"anthropic:x": api_key("sk-x-CANARY")},
+            "usageStats": {"anthropic:x": {"disabledUntil": until, "disabledReason": "billing", "errorCount": 1}}})
+        .to_string(),
+    );
+    let out = h
+        .run(&["models", "auth", "cooldown", "list", "--json"])
+        .await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).contains("anthropic:x"), "{}", stdout(&out));
+
+    replace(
+        &path,
+        "{\"version\":1,\n\"profiles\":{\"anthropic:x\":{\"key\":\"sk-x-CANARY\"",
+    );
+    let where_ = format!("{}:2: not valid JSON", path.display());
+    let out = h
+        .run(&["models", "auth", "cooldown", "list", "--json"])
+        .await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    let rows: Value = serde_json::from_str(stdout(&out).trim()).unwrap();
+    assert_eq!(rows[0]["id"], "anthropic:x", "{rows}");
+    assert_eq!(rows[0]["reason"], "billing", "{rows}");
+    assert!(stderr(&out).contains("every agent"), "{}", stderr(&out));
+    assert!(stderr(&out).contains(&where_), "{}", stderr(&out));
+
+    let out = h
+        .run(&["models", "auth", "cooldown", "clear", "anthropic:x"])
+        .await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains("Cleared 1 cooldown entry of anthropic:x"),
+        "{}",
+        stdout(&out)
+    );
+    assert!(stderr(&out).contains(&where_), "{}", stderr(&out));
+    let out = h
+        .run(&["models", "auth", "cooldown", "list", "--json"])
+        .await;
+    assert_eq!(stdout(&out).trim(), "[]");
+    let printed = format!("{}{}", stdout(&out), stderr(&out));
+    assert!(!printed.contains("CANARY"), "{printed}");
+}

@@ -58,6 +58,10 @@ pub enum ResolveError {
     },
     #[error("{0}")]
     PinUnusable(String),
+    /// auth-profiles.json cannot be read (unreadable or corrupt), so which stored
+    /// entries are this agent's profiles' is not known: the file's problem.
+    #[error("{0}")]
+    ProfilesUnreadable(Arc<str>),
     /// The shared state store (Redis) could not be read (DESIGN §9).
     #[error(transparent)]
     StateStore(crate::state::StoreError),
@@ -758,6 +762,11 @@ impl CredentialResolver {
         entries: &[crate::auth::cooldown::CooldownEntry],
     ) -> Result<Vec<crate::auth::cooldown::CooldownEntry>, ResolveError> {
         let store = self.store_async().await;
+        // Matching against no profiles (or a version the file no longer has) would drop
+        // every profile's entry: callers fall back to every entry instead.
+        if let Some(problem) = self.profiles_problem() {
+            return Err(ResolveError::ProfilesUnreadable(problem));
+        }
         let config = self.config.get();
         let mut providers: Vec<&str> = store
             .profiles

@@ -43,7 +43,7 @@ pub async fn run(args: CooldownArgs) -> anyhow::Result<ExitCode> {
             let list = match app.engine.resolver.own_entries(&all).await {
                 Ok(mine) => mine,
                 Err(e) => {
-                    tracing::warn!("listing every agent's entries: {e}");
+                    tracing::warn!("listing the entries of every agent, not only this one's: {e}");
                     all
                 }
             };
@@ -110,7 +110,7 @@ pub async fn run(args: CooldownArgs) -> anyhow::Result<ExitCode> {
                     mine.iter().filter(|e| e.until > now).count()
                 }
                 Err(e) => {
-                    tracing::warn!("clearing every agent's entries: {e}");
+                    tracing::warn!("clearing the entries of every agent, not only this one's: {e}");
                     book.clear(id.as_deref()).await?
                 }
             };
