@@ -737,3 +737,50 @@ async fn a_credentials_file_that_is_a_list_is_reported_as_corrupt() {
         assert_eq!(std::fs::read_to_string(&path).unwrap(), content);
     }
 }
+
+/// Regression (review): the doctor, documented read-only, wrote the credentials file's
+/// `usageStats` into state.db (an import marker in `meta`, rows in `credential_state`)
+/// when its credential checks read the file.
+#[tokio::test]
+async fn doctor_leaves_the_usage_stats_of_the_credentials_file_out_of_state_db() {
+    let mut h = TestHome::new("");
+    h.set("ANTHROPIC_API_KEY", "sk-ant-api03-test");
+    // state.db as a command leaves it before the file exists (nothing imported).
+    let out = h.run(&["sessions", "list"]).await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    let db = h.state_dir().join("state.db");
+    assert!(db.exists());
+    let until = now_ms() + 3_600_000;
+    profiles(
+        &h,
+        &json!({"version": 1, "profiles": {"anthropic:a": api_key("sk-ant-api03-a")},
+            "usageStats": {"anthropic:a": {"cooldownUntil": until, "errorCount": 1}}}),
+        0o600,
+    );
+    tidy(&h);
+    let (_, v, printed) = doctor(&h, &[]).await;
+    assert!(!v["findings"].as_array().unwrap().is_empty(), "{printed}");
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    let markers: i64 = conn
+        .query_row(
+            "SELECT COUNT(*) FROM meta WHERE key LIKE 'usage_import:%'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    let rows: i64 = conn
+        .query_row("SELECT COUNT(*) FROM credential_state", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(
+        (markers, rows),
+        (0, 0),
+        "the report is read-only: {printed}"
+    );
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
+}

@@ -609,6 +609,9 @@ pub struct CredentialResolver {
     profile_file: Arc<ProfileFile>,
     /// The version of the file whose `usageStats` were last looked at for import.
     usage_imported: tokio::sync::Mutex<Option<Arc<ProfileStore>>>,
+    /// `usageStats` of the file go into the state store (off for read-only commands:
+    /// `doctor`).
+    import_usage: bool,
     /// Environment keys per provider: the environment does not change while we run.
     env_keys: Mutex<HashMap<String, Arc<Vec<Credential>>>>,
     /// Refreshes this file's OAuth profiles (DESIGN §5a).
@@ -648,7 +651,15 @@ impl CredentialResolver {
             cooldowns,
             env_keys: Mutex::new(HashMap::new()),
             usage_imported: tokio::sync::Mutex::new(None),
+            import_usage: true,
         }
+    }
+
+    /// Never write the file's `usageStats` into the state store: for commands that
+    /// only look (`doctor`, documented read-only).
+    pub fn without_usage_import(mut self) -> CredentialResolver {
+        self.import_usage = false;
+        self
     }
 
     /// OAuth refreshes also take a lock in the shared store (replicas, DESIGN §9).
@@ -702,7 +713,7 @@ impl CredentialResolver {
     /// already. The state store keeps a marker per file, so a file's stats are imported
     /// once whether it was there at start-up or written while the gateway ran.
     async fn import_usage_stats_of(&self, store: &Arc<ProfileStore>) {
-        if store.usage_stats.is_empty() {
+        if !self.import_usage || store.usage_stats.is_empty() {
             return;
         }
         // Held while importing: a turn that starts meanwhile waits, so it sees the result.

@@ -220,7 +220,9 @@ pub async fn run_all(
             paths.auth_profiles(&agent_id),
             clock.clone(),
             cooldowns,
-        );
+        )
+        // The report is read-only: the file's usageStats stay out of the state store.
+        .without_usage_import();
         match &store {
             Some(store) => {
                 let ctx = Ctx {
