@@ -597,6 +597,31 @@ pub fn order(inp: &OrderInputs<'_>) -> Vec<Candidate> {
     list
 }
 
+/// A failed `usageStats` import is tried again after this long, doubling each time...
+pub const IMPORT_RETRY_FIRST_MS: i64 = 30_000;
+/// ...up to this.
+pub const IMPORT_RETRY_MAX_MS: i64 = 300_000;
+
+/// What became of the `usageStats` import of the file's versions.
+#[derive(Debug, Default)]
+struct UsageImport {
+    /// The version whose `usageStats` are in the state store (or were there already).
+    done: Option<Arc<ProfileStore>>,
+    /// The last failed import.
+    failed: Option<ImportFailure>,
+}
+
+#[derive(Debug)]
+struct ImportFailure {
+    /// The version it was for.
+    store: Arc<ProfileStore>,
+    /// When to try again (`Clock` ms).
+    retry_at_ms: i64,
+    delay_ms: i64,
+    /// The error, to log each distinct one once.
+    error: String,
+}
+
 #[derive(Debug)]
 pub struct CredentialResolver {
     pub config: LiveConfig,
@@ -607,8 +632,10 @@ pub struct CredentialResolver {
     pub cooldowns: Arc<CooldownBook>,
     /// auth-profiles.json as last read (`profiles_path`).
     profile_file: Arc<ProfileFile>,
-    /// The version of the file whose `usageStats` were last looked at for import.
-    usage_imported: tokio::sync::Mutex<Option<Arc<ProfileStore>>>,
+    /// Which version of the file had its `usageStats` imported, or failed to.
+    usage_import: Mutex<UsageImport>,
+    /// Held by the import in progress.
+    usage_importing: tokio::sync::Mutex<()>,
     /// `usageStats` of the file go into the state store (off for read-only commands:
     /// `doctor`).
     import_usage: bool,
@@ -650,7 +677,8 @@ impl CredentialResolver {
             secrets,
             cooldowns,
             env_keys: Mutex::new(HashMap::new()),
-            usage_imported: tokio::sync::Mutex::new(None),
+            usage_import: Mutex::new(UsageImport::default()),
+            usage_importing: tokio::sync::Mutex::new(()),
             import_usage: true,
         }
     }
@@ -700,25 +728,44 @@ impl CredentialResolver {
     /// `usageStats` go into the state store first (once per file, as at start-up).
     pub async fn store_async(&self) -> Arc<ProfileStore> {
         let store = self.profile_file.load_async().await;
-        self.import_usage_stats_of(&store).await;
+        self.import_usage_stats_of(&store, false).await;
         store
     }
 
-    /// Move `usageStats` of an imported auth-profiles.json into the state store, once.
+    /// Move `usageStats` of an imported auth-profiles.json into the state store, once:
+    /// at start and at each of the reloader's looks. A failed import is tried again here
+    /// (not by turns) once its retry time has come.
     pub async fn import_usage_stats(&self) {
-        self.store_async().await;
+        let store = self.profile_file.load_async().await;
+        self.import_usage_stats_of(&store, true).await;
     }
 
     /// Import `store`'s `usageStats` unless this version of the file was looked at
     /// already. The state store keeps a marker per file, so a file's stats are imported
     /// once whether it was there at start-up or written while the gateway ran.
-    async fn import_usage_stats_of(&self, store: &Arc<ProfileStore>) {
+    ///
+    /// A failed import is tried again after [`IMPORT_RETRY_FIRST_MS`], doubling up to
+    /// [`IMPORT_RETRY_MAX_MS`], and only when `retry` (the reloader's tick, start-up):
+    /// a turn never waits for a retry, it goes on with the profiles at once. Each
+    /// distinct error is logged once.
+    async fn import_usage_stats_of(&self, store: &Arc<ProfileStore>, retry: bool) {
         if !self.import_usage || store.usage_stats.is_empty() {
             return;
         }
-        // Held while importing: a turn that starts meanwhile waits, so it sees the result.
-        let mut seen = self.usage_imported.lock().await;
-        if seen.as_ref().is_some_and(|s| Arc::ptr_eq(s, store)) {
+        let Some(wait) = self.import_wanted(store, retry) else {
+            return;
+        };
+        // Held while importing: a turn that starts meanwhile waits for a first attempt,
+        // so it sees the result; while the store is failing nobody waits.
+        let _held = if wait {
+            self.usage_importing.lock().await
+        } else {
+            match self.usage_importing.try_lock() {
+                Ok(held) => held,
+                Err(_) => return,
+            }
+        };
+        if self.import_wanted(store, retry).is_none() {
             return;
         }
         let entries: Vec<ImportEntry> = store
@@ -744,23 +791,65 @@ impl CredentialResolver {
                 disabled_reason: u.disabled_reason.clone(),
             })
             .collect();
-        match self
+        let result = self
             .cooldowns
             .import_once(
                 &self.profiles_path.display().to_string(),
                 &entries,
                 self.clock.now_ms(),
             )
-            .await
-        {
+            .await;
+        let Ok(mut state) = self.usage_import.lock() else {
+            return;
+        };
+        match result {
             Ok(imported) => {
                 if imported {
                     tracing::info!(file = %self.profiles_path.display(), profiles = entries.len(), "imported usageStats into the state store");
                 }
-                *seen = Some(store.clone());
+                state.done = Some(store.clone());
+                state.failed = None;
             }
-            // Not marked as seen: the next look tries again.
-            Err(e) => tracing::warn!("could not import usageStats: {e}"),
+            Err(e) => {
+                let error = e.to_string();
+                let previous = state.failed.take();
+                let delay_ms = previous.as_ref().map_or(IMPORT_RETRY_FIRST_MS, |f| {
+                    f.delay_ms.saturating_mul(2).min(IMPORT_RETRY_MAX_MS)
+                });
+                if previous.as_ref().is_none_or(|f| f.error != error) {
+                    tracing::warn!(
+                        file = %self.profiles_path.display(),
+                        "could not import usageStats: {error}; trying again in {} s (turns go on meanwhile)",
+                        delay_ms / 1000
+                    );
+                } else {
+                    tracing::debug!(file = %self.profiles_path.display(), "could not import usageStats again: {error}");
+                }
+                state.failed = Some(ImportFailure {
+                    store: store.clone(),
+                    retry_at_ms: self.clock.now_ms().saturating_add(delay_ms),
+                    delay_ms,
+                    error,
+                });
+            }
+        }
+    }
+
+    /// Whether `store`'s usageStats are to be imported now: `None` when not (done, or
+    /// failed and not to be retried yet or by this caller), else whether the caller
+    /// may wait for another import in progress (nothing failed so far).
+    fn import_wanted(&self, store: &Arc<ProfileStore>, retry: bool) -> Option<bool> {
+        let state = self.usage_import.lock().ok()?;
+        if state.done.as_ref().is_some_and(|s| Arc::ptr_eq(s, store)) {
+            return None;
+        }
+        match &state.failed {
+            None => Some(true),
+            Some(f) if Arc::ptr_eq(&f.store, store) => {
+                (retry && self.clock.now_ms() >= f.retry_at_ms).then_some(false)
+            }
+            // Another version, while the store is failing: tried, but nobody waits.
+            Some(_) => Some(false),
         }
     }
 
@@ -849,7 +938,7 @@ impl CredentialResolver {
         match wanted {
             Some(id) if !store.profiles.contains_key(id) => {
                 let store = self.profile_file.check_async().await;
-                self.import_usage_stats_of(&store).await;
+                self.import_usage_stats_of(&store, false).await;
                 store
             }
             _ => store,
@@ -1387,5 +1476,137 @@ mod tests {
             lasts_text(Some("auth"), FOREVER, "corp", 0),
             until_text(FOREVER, 0)
         );
+    }
+}
+
+#[cfg(test)]
+mod usage_import_tests {
+    use super::*;
+    use crate::auth::cooldown::SqliteCooldowns;
+    use crate::auth::cooldown::{CooldownRow, CooldownState, CooldownStore};
+    use crate::clock::ManualClock;
+    use crate::state::{StateDb, StoreError, StoreFuture};
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+    /// A state store whose imports fail while `fail` is set, counting the tries.
+    #[derive(Debug)]
+    struct FlakyImports {
+        inner: SqliteCooldowns,
+        fail: AtomicBool,
+        tries: AtomicUsize,
+    }
+
+    impl CooldownStore for FlakyImports {
+        fn version(&self) -> StoreFuture<i64> {
+            self.inner.version()
+        }
+        fn load(&self) -> StoreFuture<CooldownState> {
+            self.inner.load()
+        }
+        fn set(&self, c: &str, s: &str, row: CooldownRow, now: i64) -> StoreFuture<()> {
+            self.inner.set(c, s, row, now)
+        }
+        fn touch(&self, c: &str, now: i64, good: bool) -> StoreFuture<()> {
+            self.inner.touch(c, now, good)
+        }
+        fn clear_standing(&self, c: &str, m: &str, fps: &[String]) -> StoreFuture<()> {
+            self.inner.clear_standing(c, m, fps)
+        }
+        fn import_once(&self, marker: &str, e: Vec<ImportEntry>, now: i64) -> StoreFuture<bool> {
+            self.tries.fetch_add(1, Ordering::SeqCst);
+            if self.fail.load(Ordering::SeqCst) {
+                return Box::pin(async {
+                    Err(StoreError::Backend {
+                        path: "redis at 127.0.0.1:1".into(),
+                        message: "state store unavailable: timed out".into(),
+                    })
+                });
+            }
+            self.inner.import_once(marker, e, now)
+        }
+        fn clear(&self, c: Option<&str>) -> StoreFuture<usize> {
+            self.inner.clear(c)
+        }
+        fn clear_rows(&self, rows: Vec<(String, String, String)>) -> StoreFuture<usize> {
+            self.inner.clear_rows(rows)
+        }
+    }
+
+    /// Regression (review): a failed import was tried again at every look (each turn,
+    /// the reloader's 500 ms poll), a warning each time, with turns waiting behind each
+    /// try. Now turns never try again; the reloader's look does, 30 s after the failure,
+    /// then 60 s, ... up to 5 min.
+    #[tokio::test]
+    async fn a_failed_usage_import_is_retried_with_backoff_and_never_by_turns() {
+        let dir = tempfile::tempdir().expect("dir");
+        let path = dir.path().join("auth-profiles.json");
+        std::fs::write(
+            &path,
+            r#"{"profiles": {"anthropic:a": {"type": "api_key", "provider": "anthropic", "key": "ka"}},
+                "usageStats": {"anthropic:a": {"cooldownUntil": 99000000000, "errorCount": 1}}}"#,
+        )
+        .expect("write");
+        let store = Arc::new(FlakyImports {
+            inner: SqliteCooldowns::new(StateDb::open(&dir.path().join("state.db")).expect("db")),
+            fail: AtomicBool::new(true),
+            tries: AtomicUsize::new(0),
+        });
+        let book = Arc::new(CooldownBook::with_store(store.clone(), Default::default()));
+        let clock = ManualClock::new(1_000_000);
+        let config =
+            Arc::new(crate::config::parse(std::path::Path::new("t.toml"), "").expect("config"));
+        let resolver = CredentialResolver::new(
+            config,
+            Arc::new(EnvMap::from_pairs(std::iter::empty::<(&str, &str)>())),
+            path,
+            clock.clone(),
+            book.clone(),
+        );
+        let tries = || store.tries.load(Ordering::SeqCst);
+
+        resolver.import_usage_stats().await;
+        assert_eq!(tries(), 1, "the first look imports");
+        for _ in 0..3 {
+            assert!(
+                resolver
+                    .store_async()
+                    .await
+                    .profiles
+                    .contains_key("anthropic:a")
+            );
+        }
+        resolver.import_usage_stats().await;
+        assert_eq!(
+            tries(),
+            1,
+            "turns never retry, the reloader not before 30 s"
+        );
+
+        let mut expected = 1;
+        for step in [30_000, 60_000, 120_000, 240_000, 300_000, 300_000] {
+            clock.advance_ms(step - 1);
+            resolver.import_usage_stats().await;
+            assert_eq!(tries(), expected, "not before {step} ms");
+            clock.advance_ms(1);
+            resolver.import_usage_stats().await;
+            expected += 1;
+            assert_eq!(tries(), expected, "again after {step} ms");
+            resolver.store_async().await;
+            assert_eq!(tries(), expected, "not by a turn");
+        }
+
+        store.fail.store(false, Ordering::SeqCst);
+        clock.advance_ms(300_000);
+        resolver.import_usage_stats().await;
+        assert_eq!(tries(), expected + 1);
+        let listed = book.list(clock.now_ms()).await.expect("list");
+        assert!(
+            listed.iter().any(|e| e.credential == "anthropic:a"),
+            "{listed:?}"
+        );
+        clock.advance_ms(600_000);
+        resolver.import_usage_stats().await;
+        resolver.store_async().await;
+        assert_eq!(tries(), expected + 1, "once done, never again");
     }
 }
