@@ -336,8 +336,8 @@ type Stamp = Option<(SystemTime, u64)>;
 #[derive(Debug, Clone, Default)]
 struct Cached {
     /// The stamp the file had when last read; `None`: read it at the next check
-    /// (nothing read yet, or a read error a `stat` does not show being undone, such as
-    /// a permission change).
+    /// (nothing read yet, or the read failed: a corrupt file may be fixed at the same
+    /// size within one mtime tick, and a permission change does not show in the stamp).
     read_at: Option<Stamp>,
     /// The profiles in force: the file's last valid version, or none when it has not
     /// been valid since this process started.
@@ -358,6 +358,9 @@ struct Cached {
 pub struct ProfileFile {
     path: PathBuf,
     cache: Mutex<Cached>,
+    /// Held from the `stat` to the cache update: reads overlap no more, so an older
+    /// read never replaces a newer one.
+    loading: Mutex<()>,
     recheck: Recheck,
 }
 
@@ -366,6 +369,7 @@ impl ProfileFile {
         ProfileFile {
             path,
             cache: Mutex::new(Cached::default()),
+            loading: Mutex::new(()),
             recheck: Recheck::new(RECHECK_EVERY),
         }
     }
@@ -395,6 +399,7 @@ impl ProfileFile {
     /// Blocking.
     pub fn load(&self) -> Arc<ProfileStore> {
         let started = Instant::now();
+        let _loading = self.loading.lock();
         let stamp: Stamp = std::fs::metadata(&self.path)
             .ok()
             .and_then(|m| Some((m.modified().ok()?, m.len())));
@@ -438,10 +443,10 @@ impl ProfileFile {
                 if cache.problem.as_deref() != Some(&*problem) {
                     newly_invalid = Some(problem.clone());
                 }
-                cache.read_at = match e {
-                    ProfileStoreError::Corrupt { .. } => Some(stamp),
-                    ProfileStoreError::Read { .. } => None,
-                };
+                // Read again at the next check, whatever the stamp: a fix of the same
+                // size within the same mtime tick must be seen (the message is only
+                // logged when it changes).
+                cache.read_at = None;
                 cache.problem = Some(problem);
             }
         }
@@ -726,5 +731,33 @@ mod tests {
             "{\"version\":1,\"profiles\":{",
             "never touched"
         );
+    }
+
+    /// Regression (review): a corrupt read was cached by its stamp (mtime, size), so a
+    /// fix of the same size within the same mtime tick was never seen.
+    #[test]
+    fn a_fix_of_a_corrupt_file_with_the_same_size_and_mtime_is_seen() {
+        let dir = tempfile::tempdir().expect("dir");
+        let path = dir.path().join("auth-profiles.json");
+        let valid =
+            r#"{"profiles":{"anthropic:a":{"type":"api_key","provider":"anthropic","key":"k"}}}"#;
+        let corrupt = valid.replace("}}}", "}} ");
+        assert_eq!(valid.len(), corrupt.len());
+        let mtime = SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_700_000_000);
+        let put = |text: &str| {
+            std::fs::write(&path, text).expect("write");
+            std::fs::File::options()
+                .write(true)
+                .open(&path)
+                .and_then(|f| f.set_modified(mtime))
+                .expect("mtime");
+        };
+        let file = ProfileFile::new(path.clone());
+        put(&corrupt);
+        assert!(file.load().profiles.is_empty());
+        assert!(file.problem().is_some());
+        put(valid);
+        assert!(file.load().profiles.contains_key("anthropic:a"));
+        assert_eq!(file.problem(), None);
     }
 }
