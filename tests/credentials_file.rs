@@ -383,3 +383,46 @@ async fn cooldowns_stay_listed_and_clearable_while_the_credentials_file_is_corru
     let printed = format!("{}{}", stdout(&out), stderr(&out));
     assert!(!printed.contains("CANARY"), "{printed}");
 }
+
+/// Regression (review): a session pinned to a profile of a file corrupt at the start got
+/// only `Auth profile "anthropic:x" not found. Profiles for anthropic: none.`, with no
+/// word of the file. The error now names the file, its line, and that it must be fixed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pinned_profile_of_a_corrupt_credentials_file_says_the_file_must_be_fixed() {
+    let fake = FakeProvider::start().await;
+    let h = home(&fake);
+    let path = h.write(
+        AP,
+        &json!({"version": 1, "profiles": {"anthropic:x": api_key("sk-x-CANARY")}}).to_string(),
+    );
+    let out = h
+        .run(&[
+            "agent",
+            "--json",
+            "--message",
+            "/model anthropic/claude-sonnet-4-5@anthropic:x",
+        ])
+        .await;
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+
+    replace(
+        &path,
+        "{\"version\":1,\n\"profiles\":{\"anthropic:x\":{\"key\":\"sk-x-CANARY\"",
+    );
+    let out = h.run(&["agent", "--json", "--message", "hi"]).await;
+    let printed = format!("{}{}", stdout(&out), stderr(&out));
+    assert_eq!(out.status.code(), Some(1), "{printed}");
+    let v: Value = serde_json::from_str(stdout(&out).trim()).unwrap();
+    let error = v["error"].as_str().unwrap_or_default();
+    assert!(
+        error.contains("Auth profile \"anthropic:x\" not found"),
+        "{v}"
+    );
+    assert!(
+        error.contains(&format!("{}:2: not valid JSON", path.display())),
+        "{v}"
+    );
+    assert!(error.contains("until it is fixed"), "{v}");
+    assert!(!printed.contains("CANARY"), "{printed}");
+    assert!(fake.requests_for_key("sk-x-CANARY").is_empty());
+}

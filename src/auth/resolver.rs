@@ -50,11 +50,14 @@ pub enum ResolveError {
         summary: String,
         profiles_problem: Option<Arc<str>>,
     },
-    #[error("Auth profile \"{id}\" not found. Profiles for {provider}: {}.", if known.is_empty() { "none".to_string() } else { known.join(", ") })]
+    /// `profiles_problem`: why auth-profiles.json gave no profiles, or only its last
+    /// valid version (it is unreadable or corrupt), when that is so.
+    #[error("Auth profile \"{id}\" not found. Profiles for {provider}: {}.{}", if known.is_empty() { "none".to_string() } else { known.join(", ") }, note(" ", profiles_problem))]
     ProfileNotFound {
         id: String,
         provider: String,
         known: Vec<String>,
+        profiles_problem: Option<Arc<str>>,
     },
     #[error("{0}")]
     PinUnusable(String),
@@ -968,6 +971,7 @@ impl CredentialResolver {
                 id: pin.to_string(),
                 provider: provider.to_string(),
                 known: self.listed_ids(&store, provider),
+                profiles_problem: self.profiles_problem(),
             });
         }
         // Profiles whose secret is a SecretRef: resolved in one batch (cached for a while).
