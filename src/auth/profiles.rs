@@ -342,7 +342,7 @@ struct Cached {
     /// The profiles in force: the file's last valid version, or none when it has not
     /// been valid since this process started.
     in_force: Arc<ProfileStore>,
-    /// `in_force` came from the file (it was valid once).
+    /// `in_force` came from the file as last valid (not from its absence).
     has_good: bool,
     /// Why the file on disk is not what is in force (unreadable or corrupt).
     problem: Option<Arc<str>>,
@@ -426,7 +426,9 @@ impl ProfileFile {
                 *cache = Cached {
                     read_at: Some(stamp),
                     in_force: Arc::new(store),
-                    has_good: true,
+                    // No file (no stamp) puts no profiles in force: a corrupt file
+                    // written next has no last valid version to fall back on.
+                    has_good: stamp.is_some(),
                     problem: None,
                 };
             }
@@ -759,5 +761,34 @@ mod tests {
         put(valid);
         assert!(file.load().profiles.contains_key("anthropic:a"));
         assert_eq!(file.problem(), None);
+    }
+
+    /// Regression (review): a process started with no file, then given a corrupt one,
+    /// said "the last valid version of its profiles stays in force" (none was).
+    #[test]
+    fn a_corrupt_file_after_no_file_says_its_profiles_are_not_used() {
+        let dir = tempfile::tempdir().expect("dir");
+        let path = dir.path().join("auth-profiles.json");
+        let file = ProfileFile::new(path.clone());
+        assert!(file.load().profiles.is_empty());
+        std::fs::write(&path, "{\"profiles\": [").expect("write");
+        file.load();
+        let problem = file.problem().expect("a problem");
+        assert!(
+            problem.contains("are not used until it is fixed"),
+            "{problem}"
+        );
+        assert!(!problem.contains("stays in force"), "{problem}");
+        // Valid once, then corrupt: the last valid version stays in force.
+        std::fs::write(
+            &path,
+            r#"{"profiles":{"anthropic:a":{"type":"api_key","provider":"anthropic","key":"k"}}}"#,
+        )
+        .expect("write");
+        assert!(file.load().profiles.contains_key("anthropic:a"));
+        std::fs::write(&path, "{").expect("write");
+        assert!(file.load().profiles.contains_key("anthropic:a"));
+        let problem = file.problem().expect("a problem");
+        assert!(problem.contains("stays in force"), "{problem}");
     }
 }
