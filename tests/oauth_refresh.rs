@@ -590,3 +590,59 @@ async fn a_token_answer_with_expires_in_as_a_string_is_kept() {
     assert_eq!(v["reply"], "fake reply to: again");
     assert_eq!(oauth.refresh_requests(), 1);
 }
+
+/// Regression (review, DESIGN §5a): the file turned corrupt during the token request,
+/// so the write of the rotated tokens was refused and they were lost: not even this
+/// turn used them. Now this turn and the next use them from memory (no second token
+/// request), the corrupt file is left as it is, and a warning says a sign-in may be
+/// needed, with no secret in it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tokens_refreshed_while_the_file_turns_corrupt_are_used_from_memory() {
+    use remoteclaw::engine::TurnInput;
+    use remoteclaw::providers::ChatMessage;
+    let oauth = FakeOAuth::start().await;
+    let provider = FakeProvider::start().await;
+    let (home, _) = home(&oauth, &provider, now_ms() - 1);
+    oauth.script_refresh([RefreshBehavior::Delay(std::time::Duration::from_millis(
+        800,
+    ))]);
+    let app = home.app().await;
+    let input = || TurnInput {
+        model: None,
+        pin: None,
+        messages: vec![ChatMessage::user("hi")],
+        agent: None,
+        system: None,
+    };
+    let corrupt = "{\"version\":1,\n\"profiles\":{";
+    let (first, ()) = tokio::join!(app.engine.run_turn(input(), None), async {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        while oauth.refresh_requests() == 0 {
+            assert!(std::time::Instant::now() < deadline, "no token request");
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        std::fs::write(profiles_path(&home), corrupt).unwrap();
+    });
+    assert!(first.error.is_none(), "{:?}", first.error);
+    assert_eq!(first.reply, "fake reply to: hi");
+    let keys = || -> Vec<String> {
+        provider
+            .requests()
+            .iter()
+            .filter_map(|r| r.key.clone())
+            .collect()
+    };
+    assert_eq!(keys().len(), 1);
+    assert!(oauth.is_current_access(&keys()[0]), "the new token is used");
+
+    let second = app.engine.run_turn(input(), None).await;
+    assert!(second.error.is_none(), "{:?}", second.error);
+    assert_eq!(oauth.refresh_requests(), 1, "no second token request");
+    assert_eq!(keys().len(), 2);
+    assert!(oauth.is_current_access(&keys()[1]));
+    assert_eq!(
+        std::fs::read_to_string(profiles_path(&home)).unwrap(),
+        corrupt,
+        "the corrupt file is never written over"
+    );
+}

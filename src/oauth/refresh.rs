@@ -48,6 +48,20 @@ pub struct Refresher {
     inflight: DashMap<Arc<str>, Arc<tokio::sync::Mutex<()>>>,
     /// With a Redis store: one refresh at a time per profile id across replicas.
     coordinator: Option<Coordinator>,
+    /// Tokens a refresh got but could not write (the file turned corrupt or unwritable
+    /// meanwhile), per profile id: used from memory until a refresh can save them.
+    unsaved: Arc<std::sync::Mutex<std::collections::HashMap<Arc<str>, Unsaved>>>,
+}
+
+/// Refreshed tokens not in the file yet.
+#[derive(Debug, Clone)]
+struct Unsaved {
+    granted: Granted,
+    /// The refresh token to present next (the rotated one, or the one presented).
+    refresh: Secret,
+    /// Fingerprint of the refresh token the file still holds: while it does, the file
+    /// is older than these tokens.
+    file_refresh_fp: String,
 }
 
 /// How long a refresh waits for another replica's refresh of the same profile before it
@@ -58,8 +72,9 @@ const REPLICA_WAIT: std::time::Duration = std::time::Duration::from_secs(20);
 enum Step {
     /// Someone else refreshed: use this.
     Use(Credential),
-    /// Refresh with this token, holding this lock.
-    Refresh(profile_writer::Held, Secret),
+    /// Refresh with this token, holding this lock; the fingerprint of the refresh token
+    /// the file holds.
+    Refresh(profile_writer::Held, Secret, String),
 }
 
 impl Refresher {
@@ -74,6 +89,7 @@ impl Refresher {
             http,
             inflight: DashMap::new(),
             coordinator: None,
+            unsaved: Default::default(),
         }
     }
 
@@ -118,16 +134,39 @@ impl Refresher {
     /// replacement. Errors carry code [`REFRESH_FAILED`] (refused: sign in again) or
     /// [`REFRESH_UNAVAILABLE`] (try again later).
     pub async fn before_use(&self, cred: &Credential) -> Result<Option<Credential>, ProviderError> {
+        let newer = self.with_unsaved(cred);
+        let cred = newer.as_ref().unwrap_or(cred);
         if !self.due(cred) {
-            return Ok(None);
+            return Ok(newer);
         }
         self.refresh(cred, false).await.map(Some)
+    }
+
+    /// `cred` with the tokens a refresh got but could not save, when there are such
+    /// (the file, and so `cred`, still has the older ones).
+    fn with_unsaved(&self, cred: &Credential) -> Option<Credential> {
+        let u = self.unsaved_of(&cred.id)?;
+        // Only over the version of the file they replaced: a sign-in since is its own.
+        (u.granted.access != cred.secret
+            && cred.refresh_fp.as_deref() == Some(u.file_refresh_fp.as_str()))
+        .then(|| credential_from(cred, &u.granted))
+    }
+
+    fn unsaved_of(&self, id: &str) -> Option<Unsaved> {
+        self.unsaved.lock().ok()?.get(id).cloned()
+    }
+
+    fn forget_unsaved(&self, id: &str) {
+        if let Ok(mut u) = self.unsaved.lock() {
+            u.remove(id);
+        }
     }
 
     /// The provider answered 401 for `cred`: a refreshed replacement (maybe one another
     /// process just wrote), whatever its recorded expiry says.
     pub async fn after_unauthorized(&self, cred: &Credential) -> Result<Credential, ProviderError> {
-        self.refresh(cred, true).await
+        let newer = self.with_unsaved(cred);
+        self.refresh(newer.as_ref().unwrap_or(cred), true).await
     }
 
     async fn refresh(&self, cred: &Credential, forced: bool) -> Result<Credential, ProviderError> {
@@ -158,15 +197,19 @@ impl Refresher {
         let path = self.path.clone();
         let clock = self.clock.clone();
         let had = cred.clone();
-        let step = tokio::task::spawn_blocking(move || locked_read(&path, &had, forced, &*clock))
-            .await
-            .map_err(|e| unavailable(cred, format!("the refresh task failed: {e}")))??;
-        let (held, refresh_token) = match step {
+        let unsaved = self.unsaved_of(&cred.id);
+        let step = tokio::task::spawn_blocking(move || {
+            locked_read(&path, &had, forced, &*clock, unsaved.as_ref())
+        })
+        .await
+        .map_err(|e| unavailable(cred, format!("the refresh task failed: {e}")))??;
+        let (held, refresh_token, file_refresh_fp) = match step {
             Step::Use(c) => {
                 tracing::debug!(credential = %cred.id, "using the tokens another process refreshed");
+                self.forget_unsaved(&cred.id);
                 return Ok(c);
             }
-            Step::Refresh(held, token) => (held, token),
+            Step::Refresh(held, token, file_fp) => (held, token, file_fp),
         };
         let Some(ep) = Endpoints::of(&self.config.get(), &cred.provider) else {
             return Err(ProviderError {
@@ -188,6 +231,8 @@ impl Refresher {
         // turn that asked is cut off (its deadline, a dropped connection).
         let asked = self.clock.now_ms();
         let had = cred.clone();
+        let unsaved = self.unsaved.clone();
+        let path = self.path.clone();
         let task = tokio::spawn(async move {
             let granted = match tokens::refresh(&http, &ep, &refresh_token, asked).await {
                 Ok(g) => g,
@@ -199,22 +244,43 @@ impl Refresher {
             };
             let fresh = credential_from(&had, &granted);
             let id = had.id.clone();
+            let to_write = granted.clone();
             let write = tokio::task::spawn_blocking(move || {
-                let r = held.update(|doc| write_tokens(doc, &id, &granted));
+                let r = held.update(|doc| write_tokens(doc, &id, &to_write));
                 drop(held);
                 r
             });
-            match write.await {
+            let failed = match write.await {
                 Ok(Ok(())) => {
+                    if let Ok(mut u) = unsaved.lock() {
+                        u.remove(&had.id);
+                    }
                     tracing::info!(credential = %had.id, "OAuth tokens refreshed");
-                    Ok(fresh)
+                    return Ok(fresh);
                 }
-                Ok(Err(e)) => Err(unavailable(
-                    &had,
-                    format!("the new tokens could not be saved: {e}"),
-                )),
-                Err(e) => Err(unavailable(&had, format!("the save task failed: {e}"))),
+                Ok(Err(e)) => e.to_string(),
+                Err(e) => format!("the save task failed: {e}"),
+            };
+            // The provider may have rotated the refresh token: the new tokens are all
+            // there is. Never written over the file (it may be corrupt): kept here, used
+            // by this turn and the next ones, and saved by the next refresh that can.
+            tracing::warn!(
+                credential = %had.id,
+                file = %path.display(),
+                "OAuth tokens refreshed, but the credentials file could not be updated ({failed}). They are used from memory until a later refresh can save them; if this process stops first, sign in again: `remoteclaw models auth login --provider {}`",
+                had.provider
+            );
+            if let Ok(mut u) = unsaved.lock() {
+                u.insert(
+                    had.id.clone(),
+                    Unsaved {
+                        refresh: granted.refresh.clone().unwrap_or(refresh_token),
+                        granted,
+                        file_refresh_fp,
+                    },
+                );
             }
+            Ok(fresh)
         });
         task.await
             .map_err(|e| unavailable(cred, format!("the refresh task failed: {e}")))?
@@ -231,9 +297,23 @@ fn locked_read(
     had: &Credential,
     forced: bool,
     clock: &dyn Clock,
+    unsaved: Option<&Unsaved>,
 ) -> Result<Step, ProviderError> {
     let held = profile_writer::hold(path).map_err(|e| unavailable(had, e.to_string()))?;
-    let store = ProfileStore::load(path).map_err(|e| unavailable(had, e.to_string()))?;
+    let store = match ProfileStore::load(path) {
+        Ok(store) => store,
+        // Still unreadable: refresh with the tokens kept in memory, if any.
+        Err(e) => {
+            return match unsaved {
+                Some(u) => Ok(Step::Refresh(
+                    held,
+                    u.refresh.clone(),
+                    u.file_refresh_fp.clone(),
+                )),
+                None => Err(unavailable(had, e.to_string())),
+            };
+        }
+    };
     let Some(ProfileCredential::Oauth {
         access,
         refresh,
@@ -248,6 +328,17 @@ fn locked_read(
             "its profile is no longer an OAuth sign-in in auth-profiles.json",
         ));
     };
+    // The file holds the refresh token our unsaved tokens replaced (restored as it was,
+    // say): it is older than them, so theirs is the one to present; the write saves them.
+    if let (Some(u), Some(r)) = (unsaved, refresh.as_ref())
+        && r.fingerprint() == u.file_refresh_fp
+    {
+        return Ok(Step::Refresh(
+            held,
+            u.refresh.clone(),
+            u.file_refresh_fp.clone(),
+        ));
+    }
     // Another process refreshed when the file holds a different access token that has
     // not expired and expires later than the one in hand (after a 401: any different
     // one that has not expired).
@@ -269,7 +360,7 @@ fn locked_read(
         return Ok(Step::Use(c));
     }
     match refresh.as_ref().filter(|r| !r.is_blank()) {
-        Some(r) => Ok(Step::Refresh(held, r.clone())),
+        Some(r) => Ok(Step::Refresh(held, r.clone(), r.fingerprint().to_string())),
         None => Err(refused(had, None, "it has no refresh token")),
     }
 }
@@ -418,7 +509,7 @@ mod tests {
         };
         let had = oauth("t1", now - 1);
         file("t2", now + 270_000);
-        match locked_read(&path, &had, false, &*clock) {
+        match locked_read(&path, &had, false, &*clock, None) {
             Ok(Step::Use(c)) => {
                 assert_eq!(c.secret, Secret::new("t2"));
                 assert_eq!(c.expires_ms, Some(now + 270_000));
@@ -428,13 +519,13 @@ mod tests {
         // The same token as in hand: refresh (with the file's refresh token).
         file("t1", now - 1);
         assert!(matches!(
-            locked_read(&path, &had, false, &*clock),
+            locked_read(&path, &had, false, &*clock, None),
             Ok(Step::Refresh(..))
         ));
         // A different token that expired too: refresh.
         file("t0", now - 5);
         assert!(matches!(
-            locked_read(&path, &had, false, &*clock),
+            locked_read(&path, &had, false, &*clock, None),
             Ok(Step::Refresh(..))
         ));
     }
