@@ -295,6 +295,12 @@ impl ProfileStore {
                 });
                 continue;
             };
+            for (i, entry) in list.iter().enumerate().filter(|(_, e)| !e.is_string()) {
+                store.warnings.push(format!(
+                    "order.{key}[{i}] is {} where a profile id (a string) belongs, and was ignored",
+                    json_type(entry)
+                ));
+            }
             let ids: Vec<String> = list
                 .iter()
                 .filter_map(Value::as_str)
@@ -563,6 +569,20 @@ mod tests {
                     .contains("remoteclaw models auth order clear --provider corp"),
             );
         }
+        // Entries that are no profile id are ignored, each one reported (never quoted).
+        let s = ProfileStore::parse(
+            Path::new("a.json"),
+            r#"{"profiles": {}, "order": {"corp": ["corp:a", 3, {"k": "secret"}, "corp:b"]}}"#,
+        )
+        .expect("parse");
+        assert_eq!(s.order["corp"], ["corp:a", "corp:b"]);
+        assert_eq!(
+            s.warnings,
+            [
+                "order.corp[1] is a number where a profile id (a string) belongs, and was ignored",
+                "order.corp[2] is an object where a profile id (a string) belongs, and was ignored",
+            ]
+        );
         // An explicit empty list stays an explicit empty order.
         let s = ProfileStore::parse(
             Path::new("a.json"),

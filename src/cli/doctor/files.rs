@@ -324,9 +324,17 @@ pub(super) fn auth_files(paths: &Paths, agent: &str, r: &mut Vec<Finding>) -> Op
     match loaded {
         Ok(store) => {
             for w in &store.warnings {
+                let fix = if w.starts_with("order.") {
+                    "write each entry of the order as a profile id, or set it again: remoteclaw models auth order set --provider <provider> <profile-id>…"
+                } else {
+                    "fix the entry (type api_key | token | oauth, and a provider) or remove it; it is not used"
+                };
                 r.push(
-                    Finding::warning("auth_profiles_dropped", format!("{shown}: {}", redact_values(w)))
-                        .fix("fix the entry (type api_key | token | oauth, and a provider) or remove it; it is not used"),
+                    Finding::warning(
+                        "auth_profiles_dropped",
+                        format!("{shown}: {}", redact_values(w)),
+                    )
+                    .fix(fix),
                 );
             }
             for m in &store.malformed_order {
