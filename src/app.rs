@@ -41,7 +41,7 @@ pub struct App {
     pub turns: Arc<crate::limit::TurnLimiter>,
     /// Bookkeeping writes made after a reply (usage totals): a reply never waits for
     /// `state.db`; a process that is about to exit waits for them (`settle`).
-    pub background: Arc<std::sync::Mutex<tokio::task::JoinSet<()>>>,
+    pub background: crate::tasks::Tasks,
     /// Telegram webhook mode: where the gateway's listener finds the running channel.
     pub telegram_webhook: Arc<crate::channels::telegram::WebhookIntake>,
     /// Answered marks the channels' inboxes are trying again (one registry per process).
@@ -334,7 +334,7 @@ impl App {
             stores,
             metrics,
             turns,
-            background: Arc::default(),
+            background: Default::default(),
             telegram_webhook: Arc::default(),
             mark_retries: Arc::default(),
         })
@@ -359,22 +359,14 @@ impl App {
 
     /// Run `work` after the reply, off the turn's path (finished ones are reaped here).
     pub fn in_background(&self, work: impl std::future::Future<Output = ()> + Send + 'static) {
-        if let Ok(mut set) = self.background.lock() {
-            while set.try_join_next().is_some() {}
-            set.spawn(work);
-        }
+        self.background.spawn(work);
     }
 
     /// Wait up to `limit` for the background writes (a CLI before it exits, the gateway
     /// after its drain).
     pub async fn settle(&self, limit: std::time::Duration) {
-        let mut set = match self.background.lock() {
-            Ok(mut s) => std::mem::take(&mut *s),
-            Err(_) => return,
-        };
         let started = tokio::time::Instant::now();
-        let all = async { while set.join_next().await.is_some() {} };
-        if tokio::time::timeout(limit, all).await.is_err() {
+        if !self.background.wait(limit).await {
             tracing::warn!("some bookkeeping writes (usage totals) did not finish before exit");
         }
         let left = limit.saturating_sub(started.elapsed());

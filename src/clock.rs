@@ -39,3 +39,29 @@ impl Clock for ManualClock {
         self.0.load(Ordering::SeqCst)
     }
 }
+
+/// The pause before trying again after a failure that may pass (a platform's network or
+/// 5xx, a store blip): 1 s, doubling to 60 s; back to 1 s after a success.
+#[derive(Debug)]
+pub(crate) struct Backoff(std::time::Duration);
+
+impl Backoff {
+    const FIRST: std::time::Duration = std::time::Duration::from_secs(1);
+    const MOST: std::time::Duration = std::time::Duration::from_secs(60);
+
+    pub(crate) fn new() -> Backoff {
+        Backoff(Self::FIRST)
+    }
+
+    /// The pause to take now; the next one is twice as long (at most a minute).
+    pub(crate) fn next(&mut self) -> std::time::Duration {
+        let now = self.0;
+        self.0 = (now * 2).min(Self::MOST);
+        now
+    }
+
+    /// It worked: the next failure starts from 1 s again.
+    pub(crate) fn reset(&mut self) {
+        self.0 = Self::FIRST;
+    }
+}

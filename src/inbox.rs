@@ -16,11 +16,6 @@ use std::sync::Arc;
 const PENDING: &str = "pending";
 const ANSWERED: &str = "answered";
 
-/// An answered mark that could not be written is tried again after this, doubling
-/// up to [`MARK_RETRY_MAX`].
-const MARK_RETRY_FIRST: std::time::Duration = std::time::Duration::from_secs(1);
-const MARK_RETRY_MAX: std::time::Duration = std::time::Duration::from_secs(60);
-
 /// What [`Inbox::receive`] found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Receipt {
@@ -95,21 +90,19 @@ pub struct Inbox {
 pub struct MarkRetries {
     /// The claim names (`inbox:<channel>:<id>`) of the marks being retried.
     marking: std::sync::Mutex<std::collections::HashSet<String>>,
-    tasks: std::sync::Mutex<tokio::task::JoinSet<()>>,
+    /// The retries, on the runtime the registry was made on (the gateway's): a retry
+    /// outlives the runtime of the channel that failed to mark (the Telegram poller's).
+    tasks: crate::tasks::Tasks,
     /// Set at exit: every retry tries once more now, then stops.
     last_call: tokio::sync::watch::Sender<bool>,
-    /// The runtime the registry was made on (the gateway's): a retry outlives the
-    /// runtime of the channel that failed to mark (the Telegram poller has its own).
-    runtime: Option<tokio::runtime::Handle>,
 }
 
 impl Default for MarkRetries {
     fn default() -> Self {
         MarkRetries {
             marking: Default::default(),
-            tasks: Default::default(),
+            tasks: crate::tasks::Tasks::on_current_runtime(),
             last_call: tokio::sync::watch::channel(false).0,
-            runtime: tokio::runtime::Handle::try_current().ok(),
         }
     }
 }
@@ -129,25 +122,10 @@ impl MarkRetries {
         }
     }
 
-    fn spawn(&self, task: impl std::future::Future<Output = ()> + Send + 'static) {
-        if let Ok(mut set) = self.tasks.lock() {
-            while set.try_join_next().is_some() {}
-            match &self.runtime {
-                Some(rt) => drop(set.spawn_on(task, rt)),
-                None => drop(set.spawn(task)),
-            }
-        }
-    }
-
     /// Before exit: every retry tries once more at once; wait up to `limit` for them.
     pub async fn finish(&self, limit: std::time::Duration) {
         self.last_call.send_replace(true);
-        let mut set = match self.tasks.lock() {
-            Ok(mut s) => std::mem::take(&mut *s),
-            Err(_) => return,
-        };
-        let all = async { while set.join_next().await.is_some() {} };
-        if tokio::time::timeout(limit, all).await.is_err() {
+        if !self.tasks.wait(limit).await {
             tracing::warn!("some answered marks were not written before exit");
         }
     }
@@ -261,10 +239,10 @@ impl Inbox {
         let mut last_call = retries.last_call.subscribe();
         let registry = retries.clone();
         let retry = async move {
-            let mut wait = MARK_RETRY_FIRST;
+            let mut backoff = crate::clock::Backoff::new();
             loop {
                 let last = tokio::select! {
-                    _ = tokio::time::sleep(wait) => false,
+                    _ = tokio::time::sleep(backoff.next()) => false,
                     _ = last_call.wait_for(|last| *last) => true,
                 };
                 match store.answered(&channel, &id, clock.now_ms()).await {
@@ -282,7 +260,6 @@ impl Inbox {
                     }
                     Err(e) => {
                         tracing::debug!(channel, id, "still cannot mark a message answered: {e}");
-                        wait = (wait * 2).min(MARK_RETRY_MAX);
                     }
                 }
             }
@@ -291,7 +268,7 @@ impl Inbox {
                 c.release(&name);
             }
         };
-        retries.spawn(retry);
+        retries.tasks.spawn(retry);
     }
 
     /// Messages of `channel` received but not answered, oldest first (those whose

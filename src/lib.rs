@@ -29,6 +29,7 @@ pub mod providers;
 pub mod secret;
 pub mod session;
 pub mod state;
+pub mod tasks;
 pub mod usage;
 
 /// Process set-up before any work: no transparent huge pages. mimalloc asks the kernel

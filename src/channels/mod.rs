@@ -66,31 +66,8 @@ impl Drop for Beside {
 }
 
 /// The pause before asking a platform again after a failure that may pass (the network,
-/// a 5xx, an answer that cannot be read): 1 s, doubling to 60 s; back to 1 s after a
-/// success.
-#[derive(Debug)]
-pub(crate) struct Backoff(std::time::Duration);
-
-impl Backoff {
-    const FIRST: std::time::Duration = std::time::Duration::from_secs(1);
-    const MOST: std::time::Duration = std::time::Duration::from_secs(60);
-
-    pub(crate) fn new() -> Backoff {
-        Backoff(Self::FIRST)
-    }
-
-    /// The pause to take now; the next one is twice as long (at most a minute).
-    pub(crate) fn next(&mut self) -> std::time::Duration {
-        let now = self.0;
-        self.0 = (now * 2).min(Self::MOST);
-        now
-    }
-
-    /// It worked: the next failure starts from 1 s again.
-    pub(crate) fn reset(&mut self) {
-        self.0 = Self::FIRST;
-    }
-}
+/// a 5xx, an answer that cannot be read).
+pub(crate) use crate::clock::Backoff;
 
 fn is_blank(c: char) -> bool {
     c == ' ' || c == '\t'
