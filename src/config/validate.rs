@@ -98,19 +98,11 @@ fn gateway_route(path: &str) -> bool {
 fn telegram_webhook(w: &crate::config::TelegramWebhookConfig) -> Result<(), Violation> {
     const KEY: &str = "channels.telegram.webhook";
     let url = w.url.trim();
-    let parsed = reqwest::Url::parse(url)
-        .ok()
-        .filter(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some());
-    if parsed.is_none() {
-        return Err(violation(
-            format!("{KEY}.url"),
-            format!(
-                "\"{}\" is not an http(s) URL",
-                url.chars().take(200).collect::<String>()
-            ),
-            "write the public URL Telegram posts to, e.g. https://bot.example.com/telegram/webhook",
-        ));
-    }
+    http_url(
+        &format!("{KEY}.url"),
+        url,
+        "write the public URL Telegram posts to, e.g. https://bot.example.com/telegram/webhook",
+    )?;
     let Some(path) = w.path() else {
         return Err(violation(
             format!("{KEY}.url"),
@@ -357,8 +349,8 @@ pub fn validate(config: &Config) -> Result<(), Violation> {
         discord_shards(d.shard_count, d.shards.as_deref())?;
         http_url(
             "channels.discord.apiBase",
-            &d.api_base,
-            "https://discord.com",
+            d.api_base.trim(),
+            "write the full URL, e.g. https://discord.com (the default)",
         )?;
         let lists: [(&str, &str, Option<&Vec<String>>); 5] = [
             ("guilds", "server (guild)", Some(&d.guilds)),
@@ -391,8 +383,8 @@ pub fn validate(config: &Config) -> Result<(), Violation> {
     if let Some(t) = &config.channels.telegram {
         http_url(
             "channels.telegram.apiRoot",
-            &t.api_root,
-            "https://api.telegram.org",
+            t.api_root.trim(),
+            "write the full URL, e.g. https://api.telegram.org (the default)",
         )?;
         id_keys(
             t.group_prompts.keys(),
@@ -577,9 +569,10 @@ pub fn validate(config: &Config) -> Result<(), Violation> {
     Ok(())
 }
 
-/// `key` holds the base URL of a service: an http(s) URL with a host.
-fn http_url(key: &str, url: &str, example: &str) -> Result<(), Violation> {
-    let ok = reqwest::Url::parse(url.trim())
+/// `key` holds the URL of a service: an http(s) URL with a host (shown cut to 200
+/// characters when it is not).
+fn http_url(key: &str, url: &str, hint: &str) -> Result<(), Violation> {
+    let ok = reqwest::Url::parse(url)
         .is_ok_and(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some());
     if ok {
         return Ok(());
@@ -590,7 +583,7 @@ fn http_url(key: &str, url: &str, example: &str) -> Result<(), Violation> {
             "\"{}\" is not an http(s) URL",
             url.chars().take(200).collect::<String>()
         ),
-        format!("write the full URL, e.g. {example} (the default)"),
+        hint,
     ))
 }
 
