@@ -199,14 +199,23 @@ impl App {
     /// unreadable or corrupt; the last valid version, or none, is used meanwhile):
     /// `/health`'s `credentialsError`. Each problem names its file and line.
     pub fn credentials_error(&self) -> Option<String> {
-        let mut agents = self.engine.agents();
-        agents.sort_by(|a, b| a.0.cmp(&b.0));
-        let problems: Vec<String> = std::iter::once(self.engine.resolver.clone())
-            .chain(agents.into_iter().map(|(_, r)| r))
-            .filter_map(|r| r.profiles_problem())
+        let problems: Vec<String> = self
+            .resolvers()
+            .into_iter()
+            .filter_map(|(_, r)| r.profiles_problem())
             .map(|p| p.to_string())
             .collect();
         (!problems.is_empty()).then(|| problems.join("; "))
+    }
+
+    /// Every agent's credential resolver, by agent id: this app's agent first, then the
+    /// others that channels name, in id order.
+    pub fn resolvers(&self) -> Vec<(String, Arc<crate::auth::resolver::CredentialResolver>)> {
+        let mut others = self.engine.agents();
+        others.sort_by(|a, b| a.0.cmp(&b.0));
+        std::iter::once((self.agent_id.clone(), self.engine.resolver.clone()))
+            .chain(others)
+            .collect()
     }
 
     /// Build from a process environment. `agent` overrides `agents.defaultId`.
@@ -291,6 +300,8 @@ impl App {
         };
         let resolver = resolver_of(&agent_id);
         resolver.import_usage_stats().await;
+        let metrics = Arc::new(Metrics::new());
+        let engine = Engine::new(live.clone(), resolver, metrics.clone());
         let sessions = SessionManager::new(
             stores.sessions.clone(),
             config.session.history_turns,
@@ -298,19 +309,12 @@ impl App {
         )
         .with_coordinator(stores.coordinator.clone())
         // `state.db` may be shared with other processes (the gateway and a CLI `agent`):
-        // their turns of one session wait for each other through lock files beside it.
+        // their turns of one session wait for each other through lock files beside it;
+        // past a turn's longest life (and a margin) the holder is taken to be stuck.
         .with_turn_locks(stores.db.is_some().then(|| {
-            // Past a turn's longest life (and a margin) the holder is stuck.
-            let turn = config
-                .agents
-                .defaults
-                .turn_timeout_secs
-                .map_or(crate::engine::DEFAULT_TURN_TIMEOUT, Duration::from_secs);
             crate::session::turn_lock::TurnLocks::in_state_dir(&paths.state_dir)
-                .with_max_wait(turn + Duration::from_secs(30))
+                .with_max_wait(engine.turn_timeout() + Duration::from_secs(30))
         }));
-        let metrics = Arc::new(Metrics::new());
-        let engine = Engine::new(live.clone(), resolver, metrics.clone());
         for a in &channel_agents {
             let r = resolver_of(a);
             r.import_usage_stats().await;

@@ -28,7 +28,7 @@ use crate::app::App;
 use crate::auth::cooldown::{ANY_MODEL, Reason};
 use crate::auth::env_keys::{env_candidates, primary_env_var};
 use crate::auth::resolver::health_str;
-use crate::auth::{Candidate, CredentialResolver, CredentialSource, Health, Resolution};
+use crate::auth::{Candidate, CredentialSource, Health, Resolution};
 use crate::engine::Derived;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
@@ -252,11 +252,7 @@ fn problem_of(c: &Candidate) -> Option<Problem> {
 pub async fn observe(app: &App, current: &Derived, now: i64) -> (Vec<Observation>, bool) {
     let (config, catalog) = (&current.config, &current.catalog);
     let in_use = catalog.providers_in_use();
-    let mut agents: Vec<(String, Arc<CredentialResolver>)> =
-        vec![(app.agent_id.clone(), app.engine.resolver.clone())];
-    let mut others = app.engine.agents();
-    others.sort_by(|a, b| a.0.cmp(&b.0));
-    agents.extend(others);
+    let agents = app.resolvers();
     let several = agents.len() > 1;
     let mut out: BTreeMap<String, Observation> = BTreeMap::new();
     let mut complete = true;

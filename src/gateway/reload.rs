@@ -206,8 +206,7 @@ impl Reloader {
     /// Look at every agent's auth-profiles.json (a `stat`; a read when it changed), and
     /// import its `usageStats` if that is still to do (or to try again).
     async fn poll_credentials(&self) {
-        self.app.engine.resolver.import_usage_stats().await;
-        for (_, resolver) in self.app.engine.agents() {
+        for (_, resolver) in self.app.resolvers() {
             resolver.import_usage_stats().await;
         }
     }
