@@ -508,25 +508,36 @@ fn eligible(
     }
 }
 
-/// The profile ids to consider, in auth order (without a pin).
-/// With the profile itself when it is already at hand.
-pub fn profile_order<'a>(inp: &OrderInputs<'a>) -> Vec<(&'a str, Option<&'a Profile>)> {
-    if let Some(order) = inp.store.order.get(inp.provider) {
-        return order.iter().map(|id| (id.as_str(), None)).collect();
+/// The profile ids an auth order names for `provider` (DESIGN §5): the file's `order`,
+/// else `auth.order` in the config, else the profiles the config declares. `None` when
+/// none of those says: every stored profile of the provider is in the order.
+pub fn named_order<'a>(
+    store: &'a ProfileStore,
+    config: &'a Config,
+    provider: &str,
+) -> Option<Vec<&'a str>> {
+    if let Some(order) = store
+        .order
+        .get(provider)
+        .or_else(|| config.auth.order.get(provider))
+    {
+        return Some(order.iter().map(String::as_str).collect());
     }
-    if let Some(order) = inp.config.auth.order.get(inp.provider) {
-        return order.iter().map(|id| (id.as_str(), None)).collect();
-    }
-    let declared: Vec<(&str, Option<&Profile>)> = inp
-        .config
+    let declared: Vec<&str> = config
         .auth
         .profiles
         .iter()
-        .filter(|(_, d)| d.provider == inp.provider)
-        .map(|(id, _)| (id.as_str(), None))
+        .filter(|(_, d)| d.provider == provider)
+        .map(|(id, _)| id.as_str())
         .collect();
-    if !declared.is_empty() {
-        return declared;
+    (!declared.is_empty()).then_some(declared)
+}
+
+/// The profile ids to consider, in auth order (without a pin).
+/// With the profile itself when it is already at hand.
+pub fn profile_order<'a>(inp: &OrderInputs<'a>) -> Vec<(&'a str, Option<&'a Profile>)> {
+    if let Some(named) = named_order(inp.store, inp.config, inp.provider) {
+        return named.into_iter().map(|id| (id, None)).collect();
     }
     let mut stored: Vec<&Profile> = inp.store.for_provider(inp.provider).collect();
     // oauth > token > api_key, then least recently used (never used first), then id

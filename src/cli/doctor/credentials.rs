@@ -381,26 +381,11 @@ pub(super) async fn credentials(ctx: &Ctx<'_>, r: &mut Vec<Finding>) {
     missing_profiles(ctx, r);
 }
 
-/// Whether stored profile `id` of `provider` is in the provider's auth order: this
-/// file's `order`, else `auth.order` in the config, else the declared profiles, else
-/// (none of those) every stored profile is (DESIGN §5).
+/// Whether stored profile `id` of `provider` is in the provider's auth order (every
+/// stored profile is when no order names ids, DESIGN §5).
 fn in_auth_order(ctx: &Ctx<'_>, id: &str, provider: &str) -> bool {
-    if let Some(order) = ctx
-        .store
-        .order
-        .get(provider)
-        .or_else(|| ctx.config.auth.order.get(provider))
-    {
-        return order.iter().any(|o| o == id);
-    }
-    let mut declared = ctx
-        .config
-        .auth
-        .profiles
-        .iter()
-        .filter(|(_, d)| d.provider == provider)
-        .peekable();
-    declared.peek().is_none() || declared.any(|(d, _)| d == id)
+    crate::auth::resolver::named_order(ctx.store, ctx.config, provider)
+        .is_none_or(|named| named.contains(&id))
 }
 
 /// Profile ids that the config or the file's order names but the file does not hold.
